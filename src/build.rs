@@ -1,0 +1,428 @@
+//! Building graphs: from a corpus (kNN or bipartite) or from a weighted edge list.
+//!
+//! `build_from_corpus` runs the first stage of the pipeline end to end: read the corpus
+//! ([`crate::corpus`]), fold it into distinct text nodes with TF-IDF rows
+//! ([`crate::features`]), connect them ([`crate::knn`] or text–feature edges), and attach the
+//! corpus labels as seeds. `read_edges` imports a Junto-style edge list so that propagation
+//! serves any graph, not only text.
+
+use std::io::Write;
+use std::path::Path;
+
+use hashbrown::HashMap;
+use serde::{Deserialize, Serialize};
+
+use crate::corpus::{next_line, open_input, skip_bom, utf8_line, CorpusOptions, RecordId};
+use crate::error::{Error, Result};
+use crate::features::{ingest, tfidf, DfFilter, Skipped};
+use crate::graph::{symmetric_csr, Graph, GraphKind, GraphParts, RecordRef};
+use crate::knn::knn;
+use crate::seeds::collect_seeds;
+use crate::text::{FeatureConfig, TextConfig, TextPipeline};
+
+/// Progress callbacks for long stages; `()` ignores them.
+pub trait Progress: Sync {
+    /// A stage starts; `total` is its length in `unit`s when known.
+    fn stage(&self, _name: &str, _total: Option<u64>, _unit: &str) {}
+    /// `n` more units of the current stage are done.
+    fn advance(&self, _n: u64) {}
+    /// Sets the absolute position of the current stage.
+    fn set_position(&self, _n: u64) {}
+    /// The current stage is done.
+    fn finish_stage(&self) {}
+}
+
+impl Progress for () {}
+
+/// How texts are connected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GraphConfig {
+    /// `knn` (default) or `bipartite`.
+    pub kind: GraphKind,
+    /// Neighbours per text for `knn` (default 10, as in the peers' benchmarks; the union of
+    /// both directions means degrees are at least this).
+    pub k: usize,
+    /// Smallest cosine kept as a kNN edge (default 0: any shared feature).
+    pub min_sim: f32,
+    /// Features seen in fewer distinct texts are dropped (default: 1 for knn, 2 for
+    /// bipartite, where a feature of one text links nothing).
+    pub min_df: Option<u32>,
+    /// Features seen in more than this fraction of distinct texts are dropped (default: 1 for
+    /// knn, which is exact over all features; 0.3 for bipartite, whose feature nodes would
+    /// otherwise be hubs joining unrelated texts).
+    pub max_df: Option<f64>,
+}
+
+impl Default for GraphConfig {
+    fn default() -> Self {
+        Self {
+            kind: GraphKind::Knn,
+            k: 10,
+            min_sim: 0.0,
+            min_df: None,
+            max_df: None,
+        }
+    }
+}
+
+impl GraphConfig {
+    /// The document-frequency filter in force for this kind.
+    pub fn df_filter(&self) -> DfFilter {
+        let bipartite = self.kind == GraphKind::Bipartite;
+        DfFilter {
+            min_df: self.min_df.unwrap_or(if bipartite { 2 } else { 1 }),
+            max_df: self.max_df.unwrap_or(if bipartite { 0.3 } else { 1.0 }),
+        }
+    }
+
+    /// Checks the ranges.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`].
+    pub fn validate(&self) -> Result<()> {
+        if self.kind == GraphKind::Edges {
+            return Err(Error::config(
+                "kind",
+                "edges graphs are imported with --edges",
+            ));
+        }
+        if self.kind == GraphKind::Knn && self.k == 0 {
+            return Err(Error::config("k", "must be at least 1"));
+        }
+        if !(0.0..=1.0).contains(&self.min_sim) {
+            return Err(Error::config(
+                "min_sim",
+                format!("{} is not in [0, 1]", self.min_sim),
+            ));
+        }
+        self.df_filter().validate()
+    }
+}
+
+/// Everything `build_from_corpus` needs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BuildConfig {
+    /// How to read the corpus.
+    pub corpus: CorpusOptions,
+    /// Normalization.
+    pub text: TextConfig,
+    /// Feature families and weighting.
+    pub features: FeatureConfig,
+    /// Graph kind and its parameters.
+    pub graph: GraphConfig,
+    /// Skip bad records instead of stopping at the first.
+    pub skip_invalid: bool,
+}
+
+/// A built graph and what was skipped on the way.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// The graph, with the corpus labels as seeds.
+    pub graph: Graph,
+    /// Records skipped under `skip_invalid`.
+    pub skipped: Skipped,
+}
+
+/// Builds a graph from the corpus at `path` (see the module docs).
+///
+/// # Errors
+/// Config errors first, then corpus errors ([`Error::Parse`] naming `file:line`),
+/// [`Error::EmptyCorpus`].
+pub fn build_from_corpus(
+    path: &Path,
+    config: &BuildConfig,
+    progress: &dyn Progress,
+) -> Result<Built> {
+    config.graph.validate()?;
+    let pipeline = TextPipeline::new(&config.text, &config.features)?;
+    let bipartite = config.graph.kind == GraphKind::Bipartite;
+    progress.stage("reading", None, "records");
+    let ing = ingest(
+        path,
+        &config.corpus,
+        &pipeline,
+        config.skip_invalid,
+        bipartite,
+        |n| progress.set_position(n),
+    )?;
+    progress.finish_stage();
+    let filter = config.graph.df_filter();
+    let rows = tfidf(
+        &ing.counts,
+        &ing.df,
+        &ing.blocks,
+        filter,
+        config.features.sublinear_tf,
+        config.features.char_weight,
+    );
+    let n_text = rows.n_rows();
+    let mut keys = ing.node_texts;
+    let (offsets, neighbors, weights) = match config.graph.kind {
+        GraphKind::Bipartite => {
+            // Feature nodes follow the text nodes, in feature-id order, kept features only.
+            let mut node_of_feature = vec![u32::MAX; rows.n_features];
+            let names = ing.names.unwrap_or_default();
+            for (f, &df) in ing.df.iter().enumerate() {
+                if filter.keeps(df, n_text) {
+                    node_of_feature[f] = keys.len() as u32;
+                    keys.push(names.get(f).cloned().unwrap_or_default());
+                }
+            }
+            let mut triplets = Vec::with_capacity(rows.features.len());
+            for r in 0..n_text {
+                let (fs, vs) = rows.row(r);
+                for (&f, &v) in fs.iter().zip(vs) {
+                    triplets.push((r as u32, node_of_feature[f as usize], v.min(1.0)));
+                }
+            }
+            symmetric_csr(keys.len(), triplets)
+        }
+        _ => {
+            progress.stage("kNN", Some(n_text as u64), "texts");
+            let triplets = knn(&rows, config.graph.k, config.graph.min_sim, |n| {
+                progress.advance(n)
+            });
+            progress.finish_stage();
+            symmetric_csr(n_text, triplets)
+        }
+    };
+    let (labels, seeds) = collect_seeds(
+        ing.records
+            .iter()
+            .zip(&ing.record_labels)
+            .filter_map(|(r, l)| l.as_ref().map(|l| (r.node, l.clone(), 1.0f32)))
+            .collect::<Vec<_>>(),
+    );
+    let provenance = serde_json::json!({
+        "source": path.display().to_string(),
+        "corpus": config.corpus,
+        "text": config.text,
+        "features": config.features,
+        "graph": config.graph,
+        "df_filter": filter,
+        "skipped_records": ing.skipped.count,
+    });
+    let graph = Graph::from_parts(
+        config.graph.kind,
+        GraphParts {
+            offsets,
+            neighbors,
+            weights,
+            keys,
+            text_nodes: n_text,
+            records: ing.records,
+            labels,
+            seeds,
+            provenance,
+        },
+    )?;
+    Ok(Built {
+        graph,
+        skipped: ing.skipped,
+    })
+}
+
+/// What `read_edges` dropped, for the user to see.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EdgeReport {
+    /// Lines of the form `a<TAB>a<TAB>w` (self-loops carry no information for propagation).
+    pub self_loops: u64,
+    /// Edges of weight 0 (no edge).
+    pub zero_weight: u64,
+    /// Edges given more than once (in either direction); the largest weight is kept.
+    pub duplicates: u64,
+}
+
+/// Imports an undirected weighted edge list: `source<TAB>target[<TAB>weight]` per line
+/// (weight default 1; blank lines and `#` comments skipped). Nodes are numbered in order of
+/// first appearance and keep their names (as record ids and node keys). Weights must be
+/// finite and `>= 0`; zero-weight edges and self-loops are dropped and counted, a repeated
+/// edge keeps its largest weight.
+///
+/// # Errors
+/// [`Error::Parse`] naming the line and field; [`Error::EmptyCorpus`] if no node is named.
+pub fn read_edges(path: &Path) -> Result<(Graph, EdgeReport)> {
+    let mut reader = std::io::BufReader::new(open_input(path)?);
+    skip_bom(&mut reader, path)?;
+    let mut ids: HashMap<String, u32> = HashMap::new();
+    let mut names: Vec<String> = Vec::new();
+    let mut first_line: Vec<u64> = Vec::new();
+    let mut triplets = Vec::new();
+    let mut report = EdgeReport::default();
+    let mut buf = Vec::new();
+    let mut line = 0u64;
+    while next_line(&mut reader, &mut buf, path)? {
+        line += 1;
+        let text = utf8_line(&buf, path, line)?;
+        if text.trim().is_empty() || text.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = text.split('\t').collect();
+        if !(2..=3).contains(&fields.len()) {
+            return Err(Error::parse(
+                path,
+                line,
+                format!(
+                    "expected source<TAB>target[<TAB>weight], found {} fields",
+                    fields.len()
+                ),
+            ));
+        }
+        for (i, name) in fields[..2].iter().enumerate() {
+            if name.is_empty() {
+                let field = if i == 0 { "source" } else { "target" };
+                return Err(Error::parse(
+                    path,
+                    line,
+                    format!("field {field:?} is empty"),
+                ));
+            }
+            if name.contains('\0') {
+                return Err(Error::parse(
+                    path,
+                    line,
+                    "node names cannot hold NUL characters",
+                ));
+            }
+        }
+        let weight: f64 = match fields.get(2) {
+            None => 1.0,
+            Some(w) => w.trim().parse().map_err(|_| {
+                Error::parse(path, line, format!("field \"weight\": not a number: {w:?}"))
+            })?,
+        };
+        if !(weight.is_finite() && weight >= 0.0 && weight <= f64::from(f32::MAX)) {
+            return Err(Error::parse(
+                path,
+                line,
+                format!("field \"weight\": expected a finite number >= 0, found {weight}"),
+            ));
+        }
+        let mut node = |name: &str| -> u32 {
+            *ids.entry(name.to_owned()).or_insert_with(|| {
+                names.push(name.to_owned());
+                first_line.push(line);
+                (names.len() - 1) as u32
+            })
+        };
+        let (u, v) = (node(fields[0]), node(fields[1]));
+        if u == v {
+            report.self_loops += 1;
+        } else if weight == 0.0 || weight as f32 == 0.0 {
+            report.zero_weight += 1;
+        } else {
+            triplets.push((u.min(v), u.max(v), weight as f32));
+        }
+    }
+    if names.is_empty() {
+        return Err(Error::EmptyCorpus {
+            path: path.to_owned(),
+        });
+    }
+    let before = triplets.len();
+    let mut dedup = triplets.clone();
+    dedup.sort_by_key(|a| (a.0, a.1));
+    dedup.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+    report.duplicates = (before - dedup.len()) as u64;
+    let n = names.len();
+    let (offsets, neighbors, weights) = symmetric_csr(n, triplets);
+    let records = (0..n)
+        .map(|i| RecordRef {
+            line: first_line[i],
+            id: Some(RecordId(
+                serde_json::Value::from(names[i].as_str()).to_string(),
+            )),
+            node: i as u32,
+        })
+        .collect();
+    let graph = Graph::from_parts(
+        GraphKind::Edges,
+        GraphParts {
+            offsets,
+            neighbors,
+            weights,
+            keys: names,
+            text_nodes: n,
+            records,
+            labels: Vec::new(),
+            seeds: Vec::new(),
+            provenance: serde_json::json!({ "source": path.display().to_string() }),
+        },
+    )?;
+    Ok((graph, report))
+}
+
+/// Writes the graph's undirected edges as `source<TAB>target<TAB>weight`, each edge once
+/// (smaller node first), with node keys as names. Tabs and newlines inside keys are replaced
+/// by spaces so the file stays well-formed.
+///
+/// # Errors
+/// I/O errors from `out`.
+pub fn write_edges(graph: &Graph, out: &mut dyn Write) -> std::io::Result<()> {
+    let clean = |s: &str| s.replace(['\t', '\n', '\r'], " ");
+    for v in 0..graph.n_nodes() {
+        let (row, ws) = graph.row(v);
+        for (&u, &w) in row.iter().zip(ws) {
+            if (u as usize) > v {
+                writeln!(
+                    out,
+                    "{}\t{}\t{}",
+                    clean(&graph.keys()[v]),
+                    clean(&graph.keys()[u as usize]),
+                    w
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edge_list_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("e.tsv");
+        std::fs::write(&p, "a\tb\t0.5\nb\tc\n# note\nc\tc\t1\nb\ta\t0.7\nd\ta\t0\n").unwrap();
+        let (g, report) = read_edges(&p).unwrap();
+        assert_eq!(g.keys(), &["a", "b", "c", "d"]);
+        assert_eq!(g.n_edges(), 2);
+        assert_eq!(g.row(0), (&[1u32][..], &[0.7f32][..]));
+        assert_eq!(
+            report,
+            EdgeReport {
+                self_loops: 1,
+                zero_weight: 1,
+                duplicates: 1
+            }
+        );
+        assert_eq!(g.row(3).0.len(), 0, "d keeps its node with no edge");
+        let mut out = Vec::new();
+        write_edges(&g, &mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "a\tb\t0.7\nb\tc\t1\n");
+    }
+
+    #[test]
+    fn bad_edges_name_line_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        for (contents, needle) in [
+            ("a\tb\tNaN\n", ":1: field \"weight\""),
+            ("a\tb\tinf\n", ":1: field \"weight\""),
+            ("a\tb\t-2\n", ":1: field \"weight\""),
+            ("a\tb\tx\n", ":1: field \"weight\": not a number"),
+            ("\na b 1\n", ":2: expected source<TAB>target"),
+            ("\ta\t1\n", ":1: field \"source\" is empty"),
+        ] {
+            let p = dir.path().join("e.tsv");
+            std::fs::write(&p, contents).unwrap();
+            let e = read_edges(&p).unwrap_err().to_string();
+            assert!(e.contains(needle), "{contents:?}: {e}");
+        }
+        let p = dir.path().join("empty.tsv");
+        std::fs::write(&p, "").unwrap();
+        assert!(matches!(read_edges(&p), Err(Error::EmptyCorpus { .. })));
+    }
+}

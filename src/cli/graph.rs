@@ -1,0 +1,149 @@
+//! `sprig graph`: corpus (or edge list) → `.graph`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use sprig::build::{build_from_corpus, read_edges, BuildConfig, GraphConfig};
+use sprig::corpus::{CorpusFormat, CorpusOptions};
+use sprig::graph::GraphKind;
+use sprig::seeds::{apply_seed_file, read_seed_file};
+
+use super::progress::Bars;
+use super::TextArgs;
+
+/// Build a similarity graph from a corpus, or import a weighted edge list.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Corpus file (`-` reads standard input).
+    #[arg(long, required_unless_present = "edges", conflicts_with = "edges")]
+    corpus: Option<PathBuf>,
+    /// Import a Junto-style edge list instead: `source<TAB>target[<TAB>weight]`, undirected.
+    #[arg(long)]
+    edges: Option<PathBuf>,
+    /// Seeds to add or override: JSONL `{"line"|"id", "label", "weight"?}` or TSV
+    /// `node<TAB>label[<TAB>weight]`.
+    #[arg(long)]
+    seeds: Option<PathBuf>,
+    /// Corpus format (default: from the extension; `-` is jsonl).
+    #[arg(long, value_enum)]
+    format: Option<CorpusFormat>,
+    /// Field or column holding the text.
+    #[arg(long, default_value = "text")]
+    text_field: String,
+    /// Field or column holding the label (a labelled record is a seed).
+    #[arg(long, default_value = "label")]
+    label_field: String,
+    /// Field or column holding the record id.
+    #[arg(long, default_value = "id")]
+    id_field: String,
+    /// Skip bad records (reported on stderr) instead of stopping at the first.
+    #[arg(long)]
+    skip_invalid: bool,
+    /// Graph kind: text–text kNN edges, or text–feature edges (Smart Reply).
+    #[arg(long, value_enum, default_value_t = Kind::Knn)]
+    kind: Kind,
+    /// Neighbours per text (knn).
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// Smallest cosine kept as an edge (knn).
+    #[arg(long, default_value_t = 0.0)]
+    min_sim: f32,
+    /// Drop features seen in fewer texts [default: 1 for knn, 2 for bipartite].
+    #[arg(long)]
+    min_df: Option<u32>,
+    /// Drop features seen in more than this fraction of texts [default: 1 for knn, 0.3 for bipartite].
+    #[arg(long)]
+    max_df: Option<f64>,
+    #[command(flatten)]
+    text: TextArgs,
+    /// Worker threads (0: one per core). The output is identical for any count.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// No progress or summary on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Output `.graph` file (written atomically).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Kind {
+    Knn,
+    Bipartite,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    super::set_threads(args.threads)?;
+    let bars = Bars::new(args.quiet);
+    let started = std::time::Instant::now();
+    let mut graph = if let Some(edges) = &args.edges {
+        let (graph, report) = read_edges(edges)?;
+        if report.self_loops + report.zero_weight + report.duplicates > 0 {
+            bars.note(&format!(
+                "{}: dropped {} self-loops and {} zero-weight edges; merged {} repeated edges (max weight)",
+                edges.display(),
+                report.self_loops,
+                report.zero_weight,
+                report.duplicates
+            ));
+        }
+        graph
+    } else {
+        let corpus = args
+            .corpus
+            .as_ref()
+            .expect("clap requires --corpus or --edges");
+        let (text, features) = args.text.configs();
+        let config = BuildConfig {
+            corpus: CorpusOptions {
+                format: args.format,
+                text_field: args.text_field.clone(),
+                label_field: args.label_field.clone(),
+                id_field: args.id_field.clone(),
+            },
+            text,
+            features,
+            graph: GraphConfig {
+                kind: match args.kind {
+                    Kind::Knn => GraphKind::Knn,
+                    Kind::Bipartite => GraphKind::Bipartite,
+                },
+                k: args.k,
+                min_sim: args.min_sim,
+                min_df: args.min_df,
+                max_df: args.max_df,
+            },
+            skip_invalid: args.skip_invalid,
+        };
+        let built = build_from_corpus(corpus, &config, &bars)?;
+        if built.skipped.count > 0 {
+            bars.note(&format!(
+                "skipped {} invalid records; the first: {}",
+                built.skipped.count,
+                built.skipped.first.join("; ")
+            ));
+        }
+        built.graph
+    };
+    if let Some(seeds) = &args.seeds {
+        let entries = read_seed_file(seeds)?;
+        apply_seed_file(&mut graph, seeds, &entries)?;
+    }
+    graph
+        .save(&args.out)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    println!(
+        "{}: {} graph, {} records, {} nodes ({} texts), {} edges, {} seeds over {} labels ({:.2}s)",
+        args.out.display(),
+        graph.kind(),
+        graph.records().len(),
+        graph.n_nodes(),
+        graph.n_text_nodes(),
+        graph.n_edges(),
+        graph.seeds().len(),
+        graph.labels().len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

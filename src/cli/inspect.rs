@@ -1,0 +1,172 @@
+//! `sprig inspect`: what a `.graph` file holds, its structure, and whether seeds reach it all.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use petgraph::unionfind::UnionFind;
+use serde_json::json;
+use sprig::build::write_edges;
+use sprig::graph::Graph;
+
+/// Describe a .graph file: versions, configs, counts, degrees, components, reachability.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The file to inspect.
+    file: PathBuf,
+    /// Also check that every edge has its reverse with the same weight (the loader already
+    /// checks magic, version, header, bounds, CRC and every per-row invariant).
+    #[arg(long)]
+    verify: bool,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Print the edges as `source<TAB>target<TAB>weight` (each once) instead of a summary.
+    #[arg(long)]
+    edges: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let graph = Graph::load(&args.file)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if args.edges {
+        write_edges(&graph, &mut out)?;
+        out.flush()?;
+        return Ok(());
+    }
+    if args.verify {
+        graph
+            .check_symmetric(&args.file)
+            .with_context(|| format!("verifying {}", args.file.display()))?;
+    }
+    let report = summarize(&graph);
+    let header = graph.header();
+    if args.json {
+        let mut obj = json!({
+            "file": args.file.display().to_string(),
+            "format_version": header.format_version,
+            "crate_version": header.crate_version,
+            "graph_kind": header.graph_kind,
+            "hash": header.hash,
+            "counts": header.counts,
+            "labels": header.labels,
+            "provenance": header.provenance,
+        });
+        obj.as_object_mut()
+            .expect("object")
+            .extend(report.as_object().expect("object").clone());
+        if args.verify {
+            obj["verified"] = json!(true);
+        }
+        writeln!(out, "{obj}")?;
+    } else {
+        let c = header.counts;
+        writeln!(out, "file:        {}", args.file.display())?;
+        writeln!(
+            out,
+            "format:      SPRIGGRF v{} (sprig {}), {} graph, hash {}",
+            header.format_version, header.crate_version, header.graph_kind, header.hash
+        )?;
+        writeln!(
+            out,
+            "counts:      {} records, {} nodes ({} texts), {} edges, {} seeds, {} labels",
+            c.records,
+            c.nodes,
+            c.text_nodes,
+            c.edges,
+            c.seeds,
+            header.labels.len()
+        )?;
+        let d = &report["degree"];
+        writeln!(
+            out,
+            "degree:      min {} median {} mean {:.2} max {}; {} isolated nodes",
+            d["min"],
+            d["median"],
+            d["mean"].as_f64().unwrap_or(0.0),
+            d["max"],
+            d["isolated"]
+        )?;
+        writeln!(
+            out,
+            "components:  {} (largest {} nodes); {} with a seed",
+            report["components"], report["largest_component"], report["seeded_components"]
+        )?;
+        writeln!(
+            out,
+            "unreachable: {} nodes ({} texts) share no component with a seed",
+            report["unreachable_nodes"], report["unreachable_texts"]
+        )?;
+        let per_label: Vec<String> = report["seeds_per_label"]
+            .as_object()
+            .map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect())
+            .unwrap_or_default();
+        writeln!(out, "seeds:       {}", per_label.join(" "))?;
+        writeln!(out, "provenance:  {}", header.provenance)?;
+        if args.verify {
+            writeln!(out, "verified:    checksum, bounds, rows and symmetry ok")?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Degree statistics, connected components and seed reachability.
+fn summarize(graph: &Graph) -> serde_json::Value {
+    let n = graph.n_nodes();
+    let mut degrees: Vec<usize> = (0..n).map(|v| graph.row(v).0.len()).collect();
+    let mut uf = UnionFind::<u32>::new(n);
+    for v in 0..n {
+        for &u in graph.row(v).0 {
+            uf.union(v as u32, u);
+        }
+    }
+    let labels = uf.into_labeling();
+    let mut size = vec![0u64; n];
+    let mut seeded = vec![false; n];
+    for &root in &labels {
+        size[root as usize] += 1;
+    }
+    for s in graph.seeds() {
+        seeded[labels[s.node as usize] as usize] = true;
+    }
+    let components = size.iter().filter(|&&s| s > 0).count();
+    let seeded_components = (0..n).filter(|&r| size[r] > 0 && seeded[r]).count();
+    let unreachable: Vec<usize> = (0..n).filter(|&v| !seeded[labels[v] as usize]).collect();
+    let unreachable_texts = unreachable
+        .iter()
+        .filter(|&&v| v < graph.n_text_nodes())
+        .count();
+    let isolated = degrees.iter().filter(|&&d| d == 0).count();
+    let mean = if n > 0 {
+        degrees.iter().sum::<usize>() as f64 / n as f64
+    } else {
+        0.0
+    };
+    degrees.sort_unstable();
+    let mut per_label = serde_json::Map::new();
+    for (i, name) in graph.labels().iter().enumerate() {
+        let count = graph
+            .seeds()
+            .iter()
+            .filter(|s| s.label as usize == i)
+            .count();
+        per_label.insert(name.clone(), json!(count));
+    }
+    json!({
+        "degree": {
+            "min": degrees.first().copied().unwrap_or(0),
+            "median": degrees.get(n / 2).copied().unwrap_or(0),
+            "mean": mean,
+            "max": degrees.last().copied().unwrap_or(0),
+            "isolated": isolated,
+        },
+        "components": components,
+        "largest_component": size.iter().max().copied().unwrap_or(0),
+        "seeded_components": seeded_components,
+        "unreachable_nodes": unreachable.len(),
+        "unreachable_texts": unreachable_texts,
+        "seeds_per_label": per_label,
+    })
+}

@@ -1,0 +1,101 @@
+//! Command-line interface: one file per subcommand, each with an `Args` struct (clap derive)
+//! and a `run(Args) -> anyhow::Result<()>`. No algorithm lives here: flags become library
+//! configs, and the library does the work. Results go to stdout, progress to stderr.
+
+mod graph;
+mod inspect;
+mod progress;
+
+use clap::{Parser, Subcommand};
+
+/// Graph-based semi-supervised learning on short text.
+#[derive(Debug, Parser)]
+#[command(name = "sprig", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build a similarity graph from a corpus (or import an edge list).
+    Graph(Box<graph::Args>),
+    /// Describe a .graph file: configs, counts, degrees, components, reachability.
+    Inspect(inspect::Args),
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Graph(args) => graph::run(*args),
+        Command::Inspect(args) => inspect::run(args),
+    }
+}
+
+/// Text normalization and feature flags, shared by every command that reads text.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct TextArgs {
+    /// Feature families: u (word unigrams), b (word bigrams), s (skip-bigrams), c (char n-grams).
+    #[arg(long, value_delimiter = ',', default_value = "u,b,c")]
+    features: Vec<Family>,
+    /// Smallest char n-gram of `<word>`.
+    #[arg(long, default_value_t = 3)]
+    char_min: u32,
+    /// Largest char n-gram of `<word>`.
+    #[arg(long, default_value_t = 5)]
+    char_max: u32,
+    /// Weight of the char block against the word block (each L2-normalized first).
+    #[arg(long, default_value_t = 1.0)]
+    char_weight: f32,
+    /// Raw term counts instead of 1 + ln(count).
+    #[arg(long)]
+    no_sublinear_tf: bool,
+    /// Keep case.
+    #[arg(long)]
+    no_lowercase: bool,
+    /// Strip accents (café → cafe).
+    #[arg(long)]
+    strip_accents: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Family {
+    U,
+    B,
+    S,
+    C,
+}
+
+impl TextArgs {
+    /// The library configs these flags stand for.
+    pub(crate) fn configs(&self) -> (sprig::text::TextConfig, sprig::text::FeatureConfig) {
+        let has = |f: Family| self.features.contains(&f);
+        let chars = has(Family::C);
+        (
+            sprig::text::TextConfig {
+                lowercase: !self.no_lowercase,
+                strip_accents: self.strip_accents,
+            },
+            sprig::text::FeatureConfig {
+                unigrams: has(Family::U),
+                bigrams: has(Family::B),
+                skip_bigrams: has(Family::S),
+                char_min: if chars { self.char_min } else { 0 },
+                char_max: if chars { self.char_max } else { 0 },
+                char_weight: self.char_weight,
+                sublinear_tf: !self.no_sublinear_tf,
+            },
+        )
+    }
+}
+
+/// Configures rayon's global pool: `0` means one thread per core.
+pub(crate) fn set_threads(threads: usize) -> anyhow::Result<()> {
+    if threads > 0 {
+        // Ignore "already initialized": only the first call in a process counts.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global();
+    }
+    Ok(())
+}

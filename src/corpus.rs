@@ -1,0 +1,676 @@
+//! Corpus readers: JSON Lines, CSV, TSV and plain text, streamed one record at a time.
+//!
+//! [`CorpusReader`] is an iterator of `Result<Record>`: a bad record is an error naming
+//! `file:line` and the field, and the caller decides whether to stop or skip it (the CLI's
+//! `--skip-invalid`). Nothing is buffered beyond the current record, so memory does not grow
+//! with the file.
+//!
+//! | format | a record | label | id |
+//! |---|---|---|---|
+//! | `jsonl` | one JSON object per line; blank lines are skipped | `label` field (string or integer; `null` = none) | `id` field (string or number) |
+//! | `csv`, `tsv` | one row after the header row (RFC 4180 quoting) | `label` column (empty = none) | `id` column |
+//! | `text` | one line; blank lines are skipped | a leading fastText `__label__NAME ` | none |
+//!
+//! Field names are configurable ([`CorpusOptions`]). Line numbers are 1-based physical lines
+//! of the file (the header row of a CSV is line 1), so they match what an editor shows. A
+//! UTF-8 byte-order mark at the start is ignored, and CRLF line ends are accepted.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The input formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum CorpusFormat {
+    /// JSON Lines.
+    Jsonl,
+    /// Comma-separated values with a header row.
+    Csv,
+    /// Tab-separated values with a header row.
+    Tsv,
+    /// Plain text, one record per line, optional `__label__NAME ` prefix.
+    Text,
+}
+
+impl CorpusFormat {
+    /// Guesses the format from the file extension: `.jsonl`/`.ndjson`/`.json` → jsonl,
+    /// `.csv`, `.tsv`, anything else → text. Standard input (`-`) defaults to jsonl.
+    pub fn from_path(path: &Path) -> Self {
+        if path.as_os_str() == "-" {
+            return CorpusFormat::Jsonl;
+        }
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("jsonl" | "ndjson" | "json") => CorpusFormat::Jsonl,
+            Some("csv") => CorpusFormat::Csv,
+            Some("tsv" | "tab") => CorpusFormat::Tsv,
+            _ => CorpusFormat::Text,
+        }
+    }
+}
+
+/// How to read a corpus.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CorpusOptions {
+    /// The format; `None` guesses from the extension.
+    pub format: Option<CorpusFormat>,
+    /// Name of the text field or column (default `text`).
+    pub text_field: String,
+    /// Name of the label field or column (default `label`).
+    pub label_field: String,
+    /// Name of the id field or column (default `id`).
+    pub id_field: String,
+}
+
+impl Default for CorpusOptions {
+    fn default() -> Self {
+        Self {
+            format: None,
+            text_field: "text".into(),
+            label_field: "label".into(),
+            id_field: "id".into(),
+        }
+    }
+}
+
+/// A record's identity as given in the input: a string or a number, kept as its JSON text
+/// (`"a7"` or `17`) so that it is written back exactly as it came.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecordId(pub String);
+
+impl RecordId {
+    /// The id as a JSON value.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.0).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The id as plain text (a string id without its quotes), used to match seed files.
+    pub fn as_plain(&self) -> String {
+        match self.to_json() {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        }
+    }
+}
+
+/// One input record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// 1-based physical line where the record starts.
+    pub line: u64,
+    /// The id, if the input has one.
+    pub id: Option<RecordId>,
+    /// The raw text.
+    pub text: String,
+    /// The label, if labelled.
+    pub label: Option<String>,
+}
+
+/// Streams the records of one corpus file (or standard input).
+pub struct CorpusReader {
+    path: PathBuf,
+    options: CorpusOptions,
+    inner: Inner,
+}
+
+enum Inner {
+    Lines {
+        reader: Box<dyn BufRead>,
+        line: u64,
+        buf: Vec<u8>,
+        format: CorpusFormat,
+    },
+    Delimited {
+        reader: Box<csv::Reader<Box<dyn Read>>>,
+        text_col: usize,
+        label_col: Option<usize>,
+        id_col: Option<usize>,
+        record: csv::ByteRecord,
+    },
+    Done,
+}
+
+impl std::fmt::Debug for CorpusReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CorpusReader")
+            .field("path", &self.path)
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+/// Opens a file, or standard input for `-`.
+pub(crate) fn open_input(path: &Path) -> Result<Box<dyn Read>> {
+    if path.as_os_str() == "-" {
+        Ok(Box::new(std::io::stdin()))
+    } else {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        Ok(Box::new(file))
+    }
+}
+
+/// Skips a UTF-8 byte-order mark at the start of `reader`.
+pub(crate) fn skip_bom(reader: &mut dyn BufRead, path: &Path) -> Result<()> {
+    let head = reader.fill_buf().map_err(|e| Error::io(path, e))?;
+    if head.starts_with(b"\xEF\xBB\xBF") {
+        reader.consume(3);
+    }
+    Ok(())
+}
+
+/// Reads the next physical line into `buf` without its line end. Returns false at the end.
+pub(crate) fn next_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>, path: &Path) -> Result<bool> {
+    buf.clear();
+    let n = reader
+        .read_until(b'\n', buf)
+        .map_err(|e| Error::io(path, e))?;
+    if n == 0 {
+        return Ok(false);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+        if buf.last() == Some(&b'\r') {
+            buf.pop();
+        }
+    }
+    Ok(true)
+}
+
+/// Decodes a line as UTF-8, or an error naming the byte offset.
+pub(crate) fn utf8_line<'a>(buf: &'a [u8], path: &Path, line: u64) -> Result<&'a str> {
+    std::str::from_utf8(buf).map_err(|e| {
+        Error::parse(
+            path,
+            line,
+            format!("invalid UTF-8 at byte {} of the line", e.valid_up_to()),
+        )
+    })
+}
+
+impl CorpusReader {
+    /// Opens `path` (`-` for standard input).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if it cannot be opened; for CSV/TSV, [`Error::Parse`] if the header row
+    /// lacks the text column.
+    pub fn open(path: &Path, options: &CorpusOptions) -> Result<Self> {
+        let format = options
+            .format
+            .unwrap_or_else(|| CorpusFormat::from_path(path));
+        let raw = open_input(path)?;
+        let inner = match format {
+            CorpusFormat::Jsonl | CorpusFormat::Text => {
+                let mut reader: Box<dyn BufRead> = Box::new(BufReader::with_capacity(1 << 16, raw));
+                skip_bom(reader.as_mut(), path)?;
+                Inner::Lines {
+                    reader,
+                    line: 0,
+                    buf: Vec::new(),
+                    format,
+                }
+            }
+            CorpusFormat::Csv | CorpusFormat::Tsv => {
+                let mut buffered = BufReader::with_capacity(1 << 16, raw);
+                skip_bom(&mut buffered, path)?;
+                let delimiter = if format == CorpusFormat::Csv {
+                    b','
+                } else {
+                    b'\t'
+                };
+                let mut reader = csv::ReaderBuilder::new()
+                    .delimiter(delimiter)
+                    .has_headers(true)
+                    .flexible(false)
+                    .from_reader(Box::new(buffered) as Box<dyn Read>);
+                let headers = reader
+                    .byte_headers()
+                    .map_err(|e| csv_error(path, e))?
+                    .clone();
+                let find = |name: &str| headers.iter().position(|h| h == name.as_bytes());
+                let Some(text_col) = find(&options.text_field) else {
+                    let found: Vec<String> = headers
+                        .iter()
+                        .map(|h| String::from_utf8_lossy(h).into_owned())
+                        .collect();
+                    return Err(Error::parse(
+                        path,
+                        1,
+                        format!(
+                            "header row has no {:?} column (found {:?}); see --text-field",
+                            options.text_field, found
+                        ),
+                    ));
+                };
+                Inner::Delimited {
+                    reader: Box::new(reader),
+                    text_col,
+                    label_col: find(&options.label_field),
+                    id_col: find(&options.id_field),
+                    record: csv::ByteRecord::new(),
+                }
+            }
+        };
+        Ok(Self {
+            path: path.to_owned(),
+            options: options.clone(),
+            inner,
+        })
+    }
+
+    /// The path being read.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn next_record(&mut self) -> Option<Result<Record>> {
+        let path = &self.path;
+        let options = &self.options;
+        match &mut self.inner {
+            Inner::Done => None,
+            Inner::Lines {
+                reader,
+                line,
+                buf,
+                format,
+            } => loop {
+                match next_line(reader.as_mut(), buf, path) {
+                    Err(e) => return Some(Err(e)),
+                    Ok(false) => return None,
+                    Ok(true) => {}
+                }
+                *line += 1;
+                let text = match utf8_line(buf, path, *line) {
+                    Ok(t) => t,
+                    Err(e) => return Some(Err(e)),
+                };
+                if text.trim().is_empty() {
+                    continue;
+                }
+                return Some(match format {
+                    CorpusFormat::Jsonl => parse_json_record(text, path, *line, options),
+                    _ => parse_text_record(text, path, *line),
+                });
+            },
+            Inner::Delimited {
+                reader,
+                text_col,
+                label_col,
+                id_col,
+                record,
+            } => match reader.read_byte_record(record) {
+                Err(e) => Some(Err(csv_error(path, e))),
+                Ok(false) => None,
+                Ok(true) => {
+                    let line = record.position().map_or(0, |p| p.line());
+                    Some(delimited_record(
+                        record, line, *text_col, *label_col, *id_col, path, options,
+                    ))
+                }
+            },
+        }
+    }
+}
+
+impl Iterator for CorpusReader {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let item = self.next_record();
+        // An I/O error ends the stream: retrying would loop forever on a broken reader.
+        if let Some(Err(Error::Io { .. })) = &item {
+            self.inner = Inner::Done;
+        }
+        item
+    }
+}
+
+fn csv_error(path: &Path, e: csv::Error) -> Error {
+    let line = e.position().map_or(0, |p| p.line());
+    match e.kind() {
+        csv::ErrorKind::Io(_) => match e.into_kind() {
+            csv::ErrorKind::Io(io) => Error::io(path, io),
+            _ => unreachable!("matched Io above"),
+        },
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => Error::parse(
+            path,
+            line,
+            format!("row has {len} fields, the header row has {expected_len}"),
+        ),
+        _ => Error::parse(path, line, e.to_string()),
+    }
+}
+
+fn delimited_record(
+    record: &csv::ByteRecord,
+    line: u64,
+    text_col: usize,
+    label_col: Option<usize>,
+    id_col: Option<usize>,
+    path: &Path,
+    options: &CorpusOptions,
+) -> Result<Record> {
+    let field = |col: usize, name: &str| -> Result<&str> {
+        std::str::from_utf8(record.get(col).unwrap_or_default())
+            .map_err(|_| Error::parse(path, line, format!("field {name:?}: invalid UTF-8")))
+    };
+    let text = field(text_col, &options.text_field)?;
+    check_text(text, &options.text_field, path, line)?;
+    let label = match label_col {
+        Some(c) => {
+            let l = field(c, &options.label_field)?.trim();
+            (!l.is_empty()).then(|| l.to_owned())
+        }
+        None => None,
+    };
+    let id = match id_col {
+        Some(c) => {
+            let raw = field(c, &options.id_field)?.trim();
+            (!raw.is_empty()).then(|| RecordId(serde_json::Value::from(raw).to_string()))
+        }
+        None => None,
+    };
+    Ok(Record {
+        line,
+        id,
+        text: text.to_owned(),
+        label,
+    })
+}
+
+fn check_text(text: &str, field: &str, path: &Path, line: u64) -> Result<()> {
+    if text.contains('\0') {
+        return Err(Error::parse(
+            path,
+            line,
+            format!("field {field:?}: contains a NUL character"),
+        ));
+    }
+    Ok(())
+}
+
+fn json_type(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// Reads a label value: a string, or an integer written as a number; `null` means none.
+pub(crate) fn label_value(
+    v: Option<&serde_json::Value>,
+    field: &str,
+    path: &Path,
+    line: u64,
+) -> Result<Option<String>> {
+    match v {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) if s.trim().is_empty() => Err(Error::parse(
+            path,
+            line,
+            format!("field {field:?}: empty label (omit the field or use null for none)"),
+        )),
+        Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+        Some(serde_json::Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Some(n.to_string())),
+        Some(other) => Err(Error::parse(
+            path,
+            line,
+            format!(
+                "field {field:?}: expected a string or an integer, found {}",
+                json_type(other)
+            ),
+        )),
+    }
+}
+
+/// Reads an id value: a string or a number; `null` means none.
+pub(crate) fn id_value(
+    v: Option<&serde_json::Value>,
+    field: &str,
+    path: &Path,
+    line: u64,
+) -> Result<Option<RecordId>> {
+    match v {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v @ (serde_json::Value::String(_) | serde_json::Value::Number(_))) => {
+            Ok(Some(RecordId(v.to_string())))
+        }
+        Some(other) => Err(Error::parse(
+            path,
+            line,
+            format!(
+                "field {field:?}: expected a string or a number, found {}",
+                json_type(other)
+            ),
+        )),
+    }
+}
+
+fn parse_json_record(
+    text: &str,
+    path: &Path,
+    line: u64,
+    options: &CorpusOptions,
+) -> Result<Record> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| Error::parse(path, line, format!("malformed JSON: {e}")))?;
+    let serde_json::Value::Object(obj) = value else {
+        return Err(Error::parse(
+            path,
+            line,
+            format!("expected a JSON object, found {}", json_type(&value)),
+        ));
+    };
+    let text = match obj.get(&options.text_field) {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(other) => {
+            return Err(Error::parse(
+                path,
+                line,
+                format!(
+                    "field {:?}: expected a string, found {}",
+                    options.text_field,
+                    json_type(other)
+                ),
+            ))
+        }
+        None => {
+            return Err(Error::parse(
+                path,
+                line,
+                format!("missing field {:?}", options.text_field),
+            ))
+        }
+    };
+    check_text(&text, &options.text_field, path, line)?;
+    Ok(Record {
+        line,
+        id: id_value(obj.get(&options.id_field), &options.id_field, path, line)?,
+        label: label_value(
+            obj.get(&options.label_field),
+            &options.label_field,
+            path,
+            line,
+        )?,
+        text,
+    })
+}
+
+const LABEL_PREFIX: &str = "__label__";
+
+fn parse_text_record(text: &str, path: &Path, line: u64) -> Result<Record> {
+    check_text(text, "text", path, line)?;
+    let trimmed = text.trim_start();
+    let (label, rest) = match trimmed.strip_prefix(LABEL_PREFIX) {
+        Some(after) => {
+            let end = after.find(char::is_whitespace).unwrap_or(after.len());
+            let name = &after[..end];
+            if name.is_empty() {
+                return Err(Error::parse(path, line, "empty __label__ prefix"));
+            }
+            let rest = after[end..].trim_start();
+            if rest.starts_with(LABEL_PREFIX) {
+                return Err(Error::parse(
+                    path,
+                    line,
+                    "more than one __label__ prefix: sprig reads one label per record",
+                ));
+            }
+            (Some(name.to_owned()), rest)
+        }
+        None => (None, text),
+    };
+    Ok(Record {
+        line,
+        id: None,
+        text: rest.to_owned(),
+        label,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn read(contents: &[u8], name: &str, options: &CorpusOptions) -> Vec<Result<Record>> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        File::create(&path).unwrap().write_all(contents).unwrap();
+        CorpusReader::open(&path, options).unwrap().collect()
+    }
+
+    fn ok(contents: &[u8], name: &str) -> Vec<Record> {
+        read(contents, name, &CorpusOptions::default())
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn reads_jsonl_with_ids_labels_bom_and_crlf() {
+        let recs = ok(
+            b"\xEF\xBB\xBF{\"id\": 7, \"text\": \"hi\", \"label\": \"greet\"}\r\n\r\n{\"text\": \"yo\", \"id\": \"a\"}\n",
+            "c.jsonl",
+        );
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[0].line, 1);
+        assert_eq!(recs[0].id, Some(RecordId("7".into())));
+        assert_eq!(recs[0].label.as_deref(), Some("greet"));
+        assert_eq!(recs[1].line, 3);
+        assert_eq!(recs[1].id.as_ref().unwrap().as_plain(), "a");
+        assert_eq!(recs[1].label, None);
+    }
+
+    #[test]
+    fn jsonl_errors_name_line_and_field() {
+        let out = read(
+            b"{\"text\": 3}\n{\"txt\": \"a\"}\nnot json\n[1]\n{\"text\": \"a\", \"label\": [1]}\n",
+            "c.jsonl",
+            &CorpusOptions::default(),
+        );
+        let msgs: Vec<String> = out
+            .into_iter()
+            .map(|r| r.unwrap_err().to_string())
+            .collect();
+        assert!(msgs[0].ends_with("c.jsonl:1: field \"text\": expected a string, found a number"));
+        assert!(msgs[1].ends_with(":2: missing field \"text\""));
+        assert!(msgs[2].contains(":3: malformed JSON"));
+        assert!(msgs[3].contains(":4: expected a JSON object, found an array"));
+        assert!(msgs[4].contains(":5: field \"label\": expected a string or an integer"));
+    }
+
+    #[test]
+    fn invalid_utf8_names_the_line() {
+        let out = read(
+            b"{\"text\": \"a\"}\n\xff\xfe\n",
+            "c.jsonl",
+            &CorpusOptions::default(),
+        );
+        assert!(out[0].is_ok());
+        let e = out[1].as_ref().unwrap_err().to_string();
+        assert!(e.contains(":2: invalid UTF-8"), "{e}");
+    }
+
+    #[test]
+    fn reads_csv_with_quotes_and_custom_fields() {
+        let options = CorpusOptions {
+            text_field: "msg".into(),
+            label_field: "intent".into(),
+            ..CorpusOptions::default()
+        };
+        let out: Vec<Record> = read(
+            b"intent,msg\nthanks,\"thanks, really\"\n,\"say \"\"hi\"\"\nplease\"\n,ok\n",
+            "c.csv",
+            &options,
+        )
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[0].text, "thanks, really");
+        assert_eq!(out[0].label.as_deref(), Some("thanks"));
+        assert_eq!(out[1].text, "say \"hi\"\nplease");
+        assert_eq!(out[1].line, 3);
+        assert_eq!(
+            out[2].line, 5,
+            "a quoted newline moves the next record's line"
+        );
+    }
+
+    #[test]
+    fn csv_without_text_column_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.tsv");
+        std::fs::write(&path, "a\tb\n1\t2\n").unwrap();
+        let e = CorpusReader::open(&path, &CorpusOptions::default()).unwrap_err();
+        assert!(e
+            .to_string()
+            .contains(":1: header row has no \"text\" column"));
+    }
+
+    #[test]
+    fn csv_ragged_row_is_an_error() {
+        let out = read(b"text,label\na,b\nc\n", "c.csv", &CorpusOptions::default());
+        let e = out[1].as_ref().unwrap_err().to_string();
+        assert!(
+            e.contains(":3: row has 1 fields, the header row has 2"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn reads_plain_text_with_fasttext_labels() {
+        let recs = ok(b"__label__thanks thank you\n\nhello there\n", "c.txt");
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[0].label.as_deref(), Some("thanks"));
+        assert_eq!(recs[0].text, "thank you");
+        assert_eq!(recs[1].line, 3);
+        let out = read(
+            b"__label__a __label__b x\n",
+            "c.txt",
+            &CorpusOptions::default(),
+        );
+        assert!(out[0].is_err());
+    }
+
+    #[test]
+    fn nul_bytes_are_refused() {
+        let out = read(b"a\0b\n", "c.txt", &CorpusOptions::default());
+        assert!(out[0].as_ref().unwrap_err().to_string().contains("NUL"));
+    }
+}

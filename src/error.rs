@@ -1,0 +1,158 @@
+//! The library's one error type.
+//!
+//! Every variant carries what a user needs to act: the file, the line, the field, or the
+//! expected and found values. Messages are lowercase and end without a period, so the binary
+//! can prefix them with context and print one line.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in sprig's library.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The operating system refused a read or a write.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A record of a text input (corpus, seeds, edges, labels) could not be used.
+    ///
+    /// Fix the line, or pass `--skip-invalid` where the command offers it.
+    #[error("{}:{line}: {message}", path.display())]
+    Parse {
+        /// The file (`-` for standard input).
+        path: PathBuf,
+        /// 1-based line number where the record starts.
+        line: u64,
+        /// What was wrong, naming the field.
+        message: String,
+    },
+    /// A configuration value is out of its valid range.
+    #[error("invalid {field}: {reason}")]
+    InvalidConfig {
+        /// The config field (the CLI flag has the same name with dashes).
+        field: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The corpus holds no usable record.
+    #[error("{}: the corpus holds no record with a usable text", path.display())]
+    EmptyCorpus {
+        /// The corpus file.
+        path: PathBuf,
+    },
+    /// A seed names a record or node that does not exist.
+    #[error("{}:{line}: seed names unknown {what} {name}", path.display())]
+    UnknownSeedTarget {
+        /// The seeds file.
+        path: PathBuf,
+        /// 1-based line in the seeds file.
+        line: u64,
+        /// `record line`, `record id` or `node`.
+        what: &'static str,
+        /// The name or number given.
+        name: String,
+    },
+    /// The file does not start with the expected magic bytes: it is not this kind of artifact.
+    #[error("{}: not a sprig {kind} file (magic: expected {expected:?}, found {found:?})", path.display())]
+    BadMagic {
+        /// The file.
+        path: PathBuf,
+        /// The artifact kind expected (`graph`, `model`).
+        kind: &'static str,
+        /// The magic expected.
+        expected: String,
+        /// The first bytes found, lossily decoded.
+        found: String,
+    },
+    /// The file's format version is outside what this build reads.
+    ///
+    /// A newer file needs a newer sprig; an older one may need an older sprig to convert it.
+    #[error("{}: format version {found} is not supported (this build reads {oldest}..={newest})", path.display())]
+    UnsupportedVersion {
+        /// The file.
+        path: PathBuf,
+        /// The version found in the file.
+        found: u32,
+        /// Oldest readable version.
+        oldest: u32,
+        /// Newest readable version.
+        newest: u32,
+    },
+    /// The file ends before a structure it declares.
+    #[error("{}: truncated: {what} needs {needed} bytes, the file has {len}", path.display())]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// What was being read.
+        what: String,
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes present.
+        len: u64,
+    },
+    /// The stored checksum does not match the bytes: the file is damaged.
+    #[error("{}: checksum mismatch (stored {expected:#010x}, computed {computed:#010x}): the file is damaged", path.display())]
+    ChecksumMismatch {
+        /// The file.
+        path: PathBuf,
+        /// CRC32 stored in the file.
+        expected: u32,
+        /// CRC32 of the bytes read.
+        computed: u32,
+    },
+    /// The JSON header or a section table entry is malformed or inconsistent.
+    #[error("{}: bad header: {message}", path.display())]
+    BadHeader {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The artifact's contents break an invariant (index out of range, non-finite weight…).
+    #[error("{}: corrupt {what}: {message}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The section or structure.
+        what: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An operation needs seeds and the input has none.
+    #[error("no seeds: label some records (a `label` field, `__label__` prefix, or --seeds FILE)")]
+    NoSeeds,
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// A parse error at `path:line`.
+    pub fn parse(path: impl Into<PathBuf>, line: u64, message: impl Into<String>) -> Self {
+        Error::Parse {
+            path: path.into(),
+            line,
+            message: message.into(),
+        }
+    }
+
+    /// A config error.
+    pub fn config(field: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidConfig {
+            field,
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,494 @@
+//! Ingest a corpus into distinct text nodes and their TF-IDF feature rows.
+//!
+//! One streaming pass over the corpus: records are read in batches, tokenized and hashed in
+//! parallel, then folded in input order (so the result does not depend on the thread count).
+//! Records whose normalized token sequence is identical share one node: chat corpora repeat
+//! "ok" and "thanks!" thousands of times, and separate nodes for them would form cliques that
+//! point only at each other (the SwDA lesson in `../shared/peers/RESULTS.md`). Every record
+//! keeps its line, id and label, and maps to its node.
+//!
+//! Weights are TF-IDF: `tf` is the count (or `1 + ln(count)` with sublinear tf), and
+//! `idf = ln((1 + n) / (1 + df)) + 1` over the `n` distinct texts (scikit-learn's smoothed
+//! idf). Each row is L2-normalized per block (words, chars), the char block is scaled by
+//! `char_weight`, and the row is L2-normalized again, so every non-empty row has norm 1 and a
+//! dot product is a cosine.
+//!
+//! Memory: the records' lines and ids, one copy of each distinct text, and one sparse row per
+//! distinct text; the file itself is never held.
+
+use std::path::Path;
+
+use hashbrown::HashMap;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::corpus::{CorpusOptions, CorpusReader, Record, RecordId};
+use crate::error::{Error, Result};
+use crate::graph::RecordRef;
+use crate::text::{Block, TextPipeline};
+
+/// A sparse row-major matrix: one row per node, columns are feature ids sorted ascending.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FeatureMatrix {
+    /// Row offsets (`rows + 1`).
+    pub offsets: Vec<u64>,
+    /// Feature ids, sorted within each row.
+    pub features: Vec<u32>,
+    /// Weights, in lock step with `features`.
+    pub values: Vec<f32>,
+    /// Number of feature ids (columns).
+    pub n_features: usize,
+}
+
+impl FeatureMatrix {
+    /// Number of rows.
+    pub fn n_rows(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+
+    /// Feature ids and weights of row `r`.
+    #[inline]
+    pub fn row(&self, r: usize) -> (&[u32], &[f32]) {
+        let (a, b) = (self.offsets[r] as usize, self.offsets[r + 1] as usize);
+        (&self.features[a..b], &self.values[a..b])
+    }
+}
+
+/// Dot product of two rows with sorted feature ids (a merge). The summation order is fixed
+/// (ascending feature id), so the same pair always gives the same bits.
+#[inline]
+pub fn sparse_dot(a: (&[u32], &[f32]), b: (&[u32], &[f32])) -> f32 {
+    let (af, av) = a;
+    let (bf, bv) = b;
+    let (mut i, mut j) = (0, 0);
+    let mut sum = 0.0f32;
+    while i < af.len() && j < bf.len() {
+        match af[i].cmp(&bf[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                sum += av[i] * bv[j];
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    sum
+}
+
+/// Which features keep their place in the rows, by document frequency.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DfFilter {
+    /// Drop features seen in fewer distinct texts than this (default 1: keep all).
+    pub min_df: u32,
+    /// Drop features seen in more than this fraction of distinct texts (default 1: keep all).
+    pub max_df: f64,
+}
+
+impl Default for DfFilter {
+    fn default() -> Self {
+        Self {
+            min_df: 1,
+            max_df: 1.0,
+        }
+    }
+}
+
+impl DfFilter {
+    /// Checks the ranges.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`].
+    pub fn validate(&self) -> Result<()> {
+        if !(self.max_df > 0.0 && self.max_df <= 1.0) {
+            return Err(Error::config(
+                "max_df",
+                format!("{} is not in (0, 1]", self.max_df),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether a feature of document frequency `df` among `n` texts is kept.
+    pub(crate) fn keeps(&self, df: u32, n: usize) -> bool {
+        df >= self.min_df && (df as f64) <= self.max_df * n as f64
+    }
+}
+
+/// Records skipped under `--skip-invalid`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Skipped {
+    /// How many.
+    pub count: u64,
+    /// The first few errors, as messages naming `file:line`.
+    pub first: Vec<String>,
+}
+
+/// A corpus read into nodes, before weighting.
+#[derive(Debug, Clone)]
+pub struct Ingested {
+    /// Every kept record, in input order, with its node.
+    pub records: Vec<RecordRef>,
+    /// The label of each record (same order), if labelled.
+    pub record_labels: Vec<Option<String>>,
+    /// The first raw text of each node.
+    pub node_texts: Vec<String>,
+    /// Raw counts: one row per node, feature ids sorted.
+    pub counts: FeatureMatrix,
+    /// Block of each feature id.
+    pub blocks: Vec<Block>,
+    /// Document frequency (distinct texts) of each feature id.
+    pub df: Vec<u32>,
+    /// Display string of each feature id, when asked for (bipartite graphs).
+    pub names: Option<Vec<String>>,
+    /// What `--skip-invalid` skipped.
+    pub skipped: Skipped,
+}
+
+const BATCH: usize = 4096;
+const SHOW_SKIPPED: usize = 5;
+
+struct Prepared {
+    record: Record,
+    /// Hash of the normalized token sequence, the identity of a node.
+    key: u128,
+    /// Feature hashes and blocks of the text, with display strings when asked for.
+    features: Vec<(u64, Block)>,
+    names: Vec<String>,
+    empty: bool,
+}
+
+/// Reads `path` and folds it into distinct text nodes with raw feature counts.
+///
+/// `on_progress(records_read)` is called after each batch.
+///
+/// # Errors
+/// The first bad record ([`Error::Parse`], naming `file:line` and the field) unless
+/// `skip_invalid`; [`Error::Parse`] for a duplicate id; [`Error::EmptyCorpus`] if nothing
+/// usable remains; I/O errors always.
+pub fn ingest(
+    path: &Path,
+    options: &CorpusOptions,
+    pipeline: &TextPipeline,
+    skip_invalid: bool,
+    keep_names: bool,
+    mut on_progress: impl FnMut(u64),
+) -> Result<Ingested> {
+    let mut reader = CorpusReader::open(path, options)?;
+    let mut out = Ingested {
+        records: Vec::new(),
+        record_labels: Vec::new(),
+        node_texts: Vec::new(),
+        counts: FeatureMatrix {
+            offsets: vec![0],
+            ..FeatureMatrix::default()
+        },
+        blocks: Vec::new(),
+        df: Vec::new(),
+        names: keep_names.then(Vec::new),
+        skipped: Skipped::default(),
+    };
+    let mut node_of_key: HashMap<u128, u32> = HashMap::new();
+    let mut feature_of_hash: HashMap<u64, u32> = HashMap::new();
+    let mut line_of_id: HashMap<RecordId, u64> = HashMap::new();
+    let mut row: Vec<(u32, u32)> = Vec::new();
+    let mut read = 0u64;
+    let skip = |skipped: &mut Skipped, e: Error| -> Result<()> {
+        if !skip_invalid || matches!(e, Error::Io { .. }) {
+            return Err(e);
+        }
+        skipped.count += 1;
+        if skipped.first.len() < SHOW_SKIPPED {
+            skipped.first.push(e.to_string());
+        }
+        Ok(())
+    };
+    let mut done = false;
+    while !done {
+        let mut batch = Vec::with_capacity(BATCH);
+        while batch.len() < BATCH {
+            match reader.next() {
+                None => {
+                    done = true;
+                    break;
+                }
+                Some(Ok(r)) => batch.push(r),
+                Some(Err(e)) => skip(&mut out.skipped, e)?,
+            }
+        }
+        read += batch.len() as u64;
+        let prepared: Vec<Prepared> = batch
+            .into_par_iter()
+            .map(|record| prepare(record, pipeline, keep_names))
+            .collect();
+        for p in prepared {
+            if p.empty {
+                skip(
+                    &mut out.skipped,
+                    Error::parse(
+                        reader.path(),
+                        p.record.line,
+                        format!(
+                            "field {:?}: text is empty after normalization",
+                            options.text_field
+                        ),
+                    ),
+                )?;
+                continue;
+            }
+            if let Some(id) = &p.record.id {
+                if let Some(first) = line_of_id.insert(id.clone(), p.record.line) {
+                    skip(
+                        &mut out.skipped,
+                        Error::parse(
+                            reader.path(),
+                            p.record.line,
+                            format!(
+                                "field {:?}: duplicate id {} (first at line {first})",
+                                options.id_field, id.0
+                            ),
+                        ),
+                    )?;
+                    continue;
+                }
+            }
+            let next = out.node_texts.len() as u32;
+            let node = *node_of_key.entry(p.key).or_insert(next);
+            if node == next {
+                out.node_texts.push(p.record.text.clone());
+                row.clear();
+                for (i, &(hash, block)) in p.features.iter().enumerate() {
+                    let fresh = out.blocks.len() as u32;
+                    let fid = *feature_of_hash.entry(hash).or_insert(fresh);
+                    if fid == fresh {
+                        out.blocks.push(block);
+                        out.df.push(0);
+                        if let Some(names) = &mut out.names {
+                            names.push(p.names.get(i).cloned().unwrap_or_default());
+                        }
+                    }
+                    row.push((fid, 1));
+                }
+                row.sort_unstable();
+                row.dedup_by(|later, first| {
+                    if later.0 == first.0 {
+                        first.1 += later.1;
+                        true
+                    } else {
+                        false
+                    }
+                });
+                for &(fid, count) in &row {
+                    out.df[fid as usize] += 1;
+                    out.counts.features.push(fid);
+                    out.counts.values.push(count as f32);
+                }
+                out.counts.offsets.push(out.counts.features.len() as u64);
+            }
+            out.records.push(RecordRef {
+                line: p.record.line,
+                id: p.record.id,
+                node,
+            });
+            out.record_labels.push(p.record.label);
+        }
+        on_progress(read);
+    }
+    out.counts.n_features = out.blocks.len();
+    if out.records.is_empty() {
+        return Err(Error::EmptyCorpus {
+            path: path.to_owned(),
+        });
+    }
+    Ok(out)
+}
+
+fn prepare(record: Record, pipeline: &TextPipeline, keep_names: bool) -> Prepared {
+    let tokens = pipeline.tokenize(&record.text);
+    let mut key_bytes = Vec::with_capacity(record.text.len() + tokens.len());
+    for t in &tokens {
+        key_bytes.extend_from_slice(t.as_bytes());
+        key_bytes.push(0x1f);
+    }
+    let key = xxhash_rust::xxh3::xxh3_128_with_seed(&key_bytes, crate::hash::FEATURE_SEED);
+    let mut features = Vec::new();
+    let mut names = Vec::new();
+    pipeline.for_each_feature(&tokens, |f, show| {
+        features.push((f.hash, f.block));
+        if keep_names {
+            names.push(show());
+        }
+    });
+    Prepared {
+        empty: tokens.is_empty(),
+        record,
+        key,
+        features,
+        names,
+    }
+}
+
+/// TF-IDF weighting of raw counts (see the module docs), keeping only the features `filter`
+/// keeps. Rows stay sorted by feature id; a row whose features were all dropped is empty.
+pub fn tfidf(
+    counts: &FeatureMatrix,
+    df: &[u32],
+    blocks: &[Block],
+    filter: DfFilter,
+    sublinear_tf: bool,
+    char_weight: f32,
+) -> FeatureMatrix {
+    let n = counts.n_rows();
+    let idf: Vec<f32> = df
+        .iter()
+        .map(|&d| (((1 + n) as f64 / (1 + d as usize) as f64).ln() + 1.0) as f32)
+        .collect();
+    let keep: Vec<bool> = df.iter().map(|&d| filter.keeps(d, n)).collect();
+    let rows: Vec<(Vec<u32>, Vec<f32>)> = (0..n)
+        .into_par_iter()
+        .map(|r| {
+            let (fs, cs) = counts.row(r);
+            let mut f_out = Vec::with_capacity(fs.len());
+            let mut v_out = Vec::with_capacity(fs.len());
+            let mut norms = [0.0f64; 2];
+            for (&f, &c) in fs.iter().zip(cs) {
+                if !keep[f as usize] {
+                    continue;
+                }
+                let tf = if sublinear_tf { 1.0 + c.ln() } else { c };
+                let w = tf * idf[f as usize];
+                norms[blocks[f as usize] as usize] += f64::from(w) * f64::from(w);
+                f_out.push(f);
+                v_out.push(w);
+            }
+            let scale = [
+                if norms[0] > 0.0 {
+                    1.0 / norms[0].sqrt()
+                } else {
+                    0.0
+                },
+                if norms[1] > 0.0 {
+                    f64::from(char_weight) / norms[1].sqrt()
+                } else {
+                    0.0
+                },
+            ];
+            let mut total = 0.0f64;
+            for (f, v) in f_out.iter().zip(v_out.iter_mut()) {
+                let s = (f64::from(*v) * scale[blocks[*f as usize] as usize]) as f32;
+                *v = s;
+                total += f64::from(s) * f64::from(s);
+            }
+            if total > 0.0 {
+                let inv = 1.0 / total.sqrt();
+                for v in &mut v_out {
+                    *v = (f64::from(*v) * inv) as f32;
+                }
+            }
+            // A zero weight (char_weight = 0) is no edge: drop it.
+            let mut i = 0;
+            while i < v_out.len() {
+                if v_out[i] > 0.0 {
+                    i += 1;
+                } else {
+                    v_out.remove(i);
+                    f_out.remove(i);
+                }
+            }
+            (f_out, v_out)
+        })
+        .collect();
+    let mut out = FeatureMatrix {
+        offsets: Vec::with_capacity(n + 1),
+        n_features: counts.n_features,
+        ..FeatureMatrix::default()
+    };
+    out.offsets.push(0);
+    for (f, v) in rows {
+        out.features.extend_from_slice(&f);
+        out.values.extend_from_slice(&v);
+        out.offsets.push(out.features.len() as u64);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::text::{FeatureConfig, TextConfig};
+
+    fn ingest_str(contents: &str, skip: bool) -> Result<Ingested> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.jsonl");
+        std::fs::write(&path, contents).unwrap();
+        let p = TextPipeline::new(&TextConfig::default(), &FeatureConfig::word12()).unwrap();
+        ingest(&path, &CorpusOptions::default(), &p, skip, true, |_| {})
+    }
+
+    #[test]
+    fn identical_texts_share_a_node_and_keep_their_records() {
+        let c = "{\"text\":\"Thanks!\",\"label\":\"t\"}\n{\"text\":\"thanks !\"}\n{\"text\":\"hello\"}\n";
+        let ing = ingest_str(c, false).unwrap();
+        assert_eq!(ing.node_texts, vec!["Thanks!", "hello"]);
+        let nodes: Vec<u32> = ing.records.iter().map(|r| r.node).collect();
+        assert_eq!(nodes, vec![0, 0, 1]);
+        assert_eq!(ing.record_labels[0].as_deref(), Some("t"));
+        assert_eq!(ing.counts.n_rows(), 2);
+        let names = ing.names.unwrap();
+        assert_eq!(names[..3], ["u:thanks", "b:thanks !", "u:!"]);
+    }
+
+    #[test]
+    fn empty_texts_and_duplicate_ids_are_errors_or_skipped() {
+        let c = "{\"text\":\"  \"}\n{\"id\":1,\"text\":\"a\"}\n{\"id\":1,\"text\":\"b\"}\n";
+        let e = ingest_str(c, false).unwrap_err().to_string();
+        assert!(
+            e.contains(":1: field \"text\": text is empty after normalization"),
+            "{e}"
+        );
+        let ing = ingest_str(c, true).unwrap();
+        assert_eq!(ing.records.len(), 1);
+        assert_eq!(ing.skipped.count, 2);
+        assert!(ing.skipped.first[1].contains(":3: field \"id\": duplicate id 1 (first at line 2)"));
+    }
+
+    #[test]
+    fn a_corpus_with_nothing_usable_is_refused() {
+        assert!(matches!(
+            ingest_str("\n\n", false),
+            Err(Error::EmptyCorpus { .. })
+        ));
+    }
+
+    #[test]
+    fn tfidf_rows_have_unit_norm_and_rare_features_weigh_more() {
+        let c = "{\"text\":\"a b\"}\n{\"text\":\"a c\"}\n{\"text\":\"a d\"}\n";
+        let ing = ingest_str(c, false).unwrap();
+        let m = tfidf(
+            &ing.counts,
+            &ing.df,
+            &ing.blocks,
+            DfFilter::default(),
+            true,
+            1.0,
+        );
+        for r in 0..m.n_rows() {
+            let norm: f32 = m.row(r).1.iter().map(|v| v * v).sum();
+            assert!((norm - 1.0).abs() < 1e-5);
+        }
+        let (_, v) = m.row(0); // u:a, b:a b, u:b
+        assert!(v[0] < v[2], "the shared 'a' weighs less than the rare 'b'");
+        let cut = tfidf(
+            &ing.counts,
+            &ing.df,
+            &ing.blocks,
+            DfFilter {
+                min_df: 1,
+                max_df: 0.5,
+            },
+            true,
+            1.0,
+        );
+        assert_eq!(cut.row(0).0.len(), 2, "'a' is in every text and is cut");
+    }
+}

@@ -1,0 +1,606 @@
+//! The artifact container shared by `.graph` and `.sprig` (model) files, and atomic writes.
+//!
+//! Every binary file sprig writes has this layout (all integers little-endian):
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 8 | magic: `SPRIGGRF` (graph) or `SPRIGMDL` (model) |
+//! | 8 | 4 | `format_version`, u32 (one counter per artifact kind, starting at 1) |
+//! | 12 | 4 | `header_len`, u32 |
+//! | 16 | header_len | header: UTF-8 JSON object |
+//! | … | 0–7 | zero padding to an 8-byte boundary: the *data area* starts there |
+//! | … | … | sections: raw little-endian arrays, each starting 8-byte aligned |
+//! | end − 4 | 4 | CRC32 (IEEE) of every preceding byte |
+//!
+//! The header always holds a `sections` array of `{name, dtype, shape, offset, len}` where
+//! `offset` counts from the start of the data area and `len` is in bytes; `dtype` is one of
+//! `u8`, `i8`, `u32`, `u64`, `f32`. Everything else in the header belongs to the artifact kind
+//! (configs, label names, counts, crate version, hash name).
+//!
+//! **Reading** checks, in this order, and stops at the first failure with its own error:
+//! magic ([`Error::BadMagic`]), version range ([`Error::UnsupportedVersion`]), header JSON and
+//! section table ([`Error::BadHeader`]), that every section lies inside the file
+//! ([`Error::Truncated`]), and the CRC ([`Error::ChecksumMismatch`]). Sizes are checked against
+//! the file length before anything is allocated, so a header claiming 10¹² nodes costs nothing.
+//!
+//! No serde binary codec is involved: bincode is unmaintained (RUSTSEC-2025-0141), and raw
+//! aligned sections can later be memory-mapped as they are.
+//!
+//! **Writing** goes through [`write_atomic`]: a temporary file in the target folder, fsync,
+//! rename. A reader never sees a half-written file under the final name.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Element type of a section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dtype {
+    /// Bytes (UTF-8 blobs).
+    U8,
+    /// Signed bytes (quantized weights).
+    I8,
+    /// 32-bit unsigned integers (ids).
+    U32,
+    /// 64-bit unsigned integers (offsets).
+    U64,
+    /// 32-bit floats.
+    F32,
+}
+
+impl Dtype {
+    fn size(self) -> u64 {
+        match self {
+            Dtype::U8 | Dtype::I8 => 1,
+            Dtype::U32 | Dtype::F32 => 4,
+            Dtype::U64 => 8,
+        }
+    }
+}
+
+/// One entry of the header's section table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SectionEntry {
+    /// Section name, unique within the file.
+    pub name: String,
+    /// Element type.
+    pub dtype: Dtype,
+    /// Shape; the product is the element count.
+    pub shape: Vec<u64>,
+    /// Byte offset from the start of the data area (a multiple of 8).
+    pub offset: u64,
+    /// Length in bytes.
+    pub len: u64,
+}
+
+/// Builds an artifact in memory: sections first, then [`ArtifactWriter::finish`].
+#[derive(Debug, Default)]
+pub struct ArtifactWriter {
+    entries: Vec<SectionEntry>,
+    data: Vec<u8>,
+}
+
+macro_rules! add_section {
+    ($fn:ident, $t:ty, $dtype:expr) => {
+        /// Appends a section of this element type with the given shape.
+        pub fn $fn(&mut self, name: &str, shape: &[u64], values: &[$t]) {
+            debug_assert_eq!(shape.iter().product::<u64>(), values.len() as u64);
+            let mut bytes = Vec::with_capacity(std::mem::size_of_val(values));
+            for v in values {
+                bytes.extend_from_slice(&v.to_le_bytes());
+            }
+            self.push(name, $dtype, shape, &bytes);
+        }
+    };
+}
+
+impl ArtifactWriter {
+    /// An empty writer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn push(&mut self, name: &str, dtype: Dtype, shape: &[u64], bytes: &[u8]) {
+        debug_assert!(self.entries.iter().all(|e| e.name != name));
+        let offset = self.data.len() as u64;
+        self.data.extend_from_slice(bytes);
+        while !self.data.len().is_multiple_of(8) {
+            self.data.push(0);
+        }
+        self.entries.push(SectionEntry {
+            name: name.to_owned(),
+            dtype,
+            shape: shape.to_vec(),
+            offset,
+            len: bytes.len() as u64,
+        });
+    }
+
+    /// Appends a byte section.
+    pub fn add_u8(&mut self, name: &str, values: &[u8]) {
+        self.push(name, Dtype::U8, &[values.len() as u64], values);
+    }
+
+    /// Appends a signed-byte section with the given shape.
+    pub fn add_i8(&mut self, name: &str, shape: &[u64], values: &[i8]) {
+        let bytes: Vec<u8> = values.iter().map(|&v| v as u8).collect();
+        self.push(name, Dtype::I8, shape, &bytes);
+    }
+
+    add_section!(add_u32, u32, Dtype::U32);
+    add_section!(add_u64, u64, Dtype::U64);
+    add_section!(add_f32, f32, Dtype::F32);
+
+    /// Appends a list of strings as two sections: `{name}.offsets` (u64, n + 1) and
+    /// `{name}.bytes` (the UTF-8 blob).
+    pub fn add_strings<S: AsRef<str>>(&mut self, name: &str, strings: &[S]) {
+        let mut offsets = Vec::with_capacity(strings.len() + 1);
+        let mut blob = Vec::new();
+        offsets.push(0u64);
+        for s in strings {
+            blob.extend_from_slice(s.as_ref().as_bytes());
+            offsets.push(blob.len() as u64);
+        }
+        self.add_u64(
+            &format!("{name}.offsets"),
+            &[offsets.len() as u64],
+            &offsets,
+        );
+        self.add_u8(&format!("{name}.bytes"), &blob);
+    }
+
+    /// Serializes the file: `header` must be a JSON object; its `sections` key is set here.
+    pub fn finish(self, magic: &[u8; 8], version: u32, mut header: serde_json::Value) -> Vec<u8> {
+        let obj = header
+            .as_object_mut()
+            .expect("artifact header must be a JSON object");
+        obj.insert(
+            "sections".to_owned(),
+            serde_json::to_value(&self.entries).expect("section table serializes"),
+        );
+        let header_bytes = serde_json::to_vec(&header).expect("header serializes");
+        let mut out = Vec::with_capacity(24 + header_bytes.len() + self.data.len());
+        out.extend_from_slice(magic);
+        out.extend_from_slice(&version.to_le_bytes());
+        out.extend_from_slice(&(header_bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(&header_bytes);
+        while !out.len().is_multiple_of(8) {
+            out.push(0);
+        }
+        out.extend_from_slice(&self.data);
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+}
+
+/// What a reader expects of a file: its kind, magic and readable version range.
+#[derive(Debug, Clone, Copy)]
+pub struct Expect {
+    /// Human name of the kind (`graph`, `model`).
+    pub kind: &'static str,
+    /// The magic bytes.
+    pub magic: &'static [u8; 8],
+    /// Oldest readable format version.
+    pub oldest: u32,
+    /// Newest readable format version (the one this build writes).
+    pub newest: u32,
+}
+
+/// A parsed, verified artifact: its version, JSON header and raw data area.
+#[derive(Debug)]
+pub struct Artifact {
+    path: std::path::PathBuf,
+    /// The format version read from the file.
+    pub version: u32,
+    /// The JSON header (including `sections`).
+    pub header: serde_json::Value,
+    sections: Vec<SectionEntry>,
+    bytes: Vec<u8>,
+    data_start: usize,
+}
+
+impl Artifact {
+    /// Reads and verifies the file at `path`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if it cannot be read, then the checks listed in the module docs.
+    pub fn read(path: &Path, expect: Expect) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::parse(path, bytes, expect)
+    }
+
+    /// Verifies `bytes` as the contents of `path` (used for messages only).
+    ///
+    /// # Errors
+    /// The checks listed in the module docs, in that order.
+    pub fn parse(path: &Path, bytes: Vec<u8>, expect: Expect) -> Result<Self> {
+        let len = bytes.len() as u64;
+        let truncated = |what: &str, needed: u64| Error::Truncated {
+            path: path.to_owned(),
+            what: what.to_owned(),
+            needed,
+            len,
+        };
+        let bad_header = |message: String| Error::BadHeader {
+            path: path.to_owned(),
+            message,
+        };
+        // 1. Magic.
+        if bytes.len() < 8 || &bytes[..8] != expect.magic {
+            let found = &bytes[..bytes.len().min(8)];
+            return Err(Error::BadMagic {
+                path: path.to_owned(),
+                kind: expect.kind,
+                expected: String::from_utf8_lossy(expect.magic).into_owned(),
+                found: String::from_utf8_lossy(found).into_owned(),
+            });
+        }
+        // 2. Version.
+        if bytes.len() < 16 {
+            return Err(truncated("the fixed preamble", 16));
+        }
+        let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
+        if version < expect.oldest || version > expect.newest {
+            return Err(Error::UnsupportedVersion {
+                path: path.to_owned(),
+                found: version,
+                oldest: expect.oldest,
+                newest: expect.newest,
+            });
+        }
+        // 3. Header.
+        let header_len = u64::from(u32::from_le_bytes(bytes[12..16].try_into().unwrap()));
+        let header_end = 16 + header_len;
+        if header_end + 4 > len {
+            return Err(truncated("the header", header_end + 4));
+        }
+        let header_end = header_end as usize;
+        let header: serde_json::Value = serde_json::from_slice(&bytes[16..header_end])
+            .map_err(|e| bad_header(format!("invalid JSON: {e}")))?;
+        if !header.is_object() {
+            return Err(bad_header("not a JSON object".into()));
+        }
+        let sections: Vec<SectionEntry> = match header.get("sections") {
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|e| bad_header(format!("section table: {e}")))?,
+            None => return Err(bad_header("missing the section table".into())),
+        };
+        let data_start = header_end.div_ceil(8) * 8;
+        // 4. Section bounds, before anything is allocated from them.
+        let data_end = len - 4;
+        for (i, s) in sections.iter().enumerate() {
+            if sections[..i].iter().any(|o| o.name == s.name) {
+                return Err(bad_header(format!("section {:?} appears twice", s.name)));
+            }
+            let count = s
+                .shape
+                .iter()
+                .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+                .and_then(|c| c.checked_mul(s.dtype.size()));
+            if count != Some(s.len) {
+                return Err(bad_header(format!(
+                    "section {:?}: shape {:?} of {:?} does not match its length {}",
+                    s.name, s.shape, s.dtype, s.len
+                )));
+            }
+            if s.offset % 8 != 0 {
+                return Err(bad_header(format!(
+                    "section {:?}: offset {} is not 8-byte aligned",
+                    s.name, s.offset
+                )));
+            }
+            let end = (data_start as u64)
+                .checked_add(s.offset)
+                .and_then(|x| x.checked_add(s.len));
+            match end {
+                Some(end) if end <= data_end => {}
+                _ => {
+                    let needed = end.map_or(u64::MAX, |e| e.saturating_add(4));
+                    return Err(truncated(&format!("section {:?}", s.name), needed));
+                }
+            }
+        }
+        // 5. Checksum.
+        let stored = u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().unwrap());
+        let computed = crc32fast::hash(&bytes[..bytes.len() - 4]);
+        if stored != computed {
+            return Err(Error::ChecksumMismatch {
+                path: path.to_owned(),
+                expected: stored,
+                computed,
+            });
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            version,
+            header,
+            sections,
+            bytes,
+            data_start,
+        })
+    }
+
+    /// The file this artifact came from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The section table.
+    pub fn sections(&self) -> &[SectionEntry] {
+        &self.sections
+    }
+
+    /// Deserializes the header into `T`.
+    ///
+    /// # Errors
+    /// [`Error::BadHeader`] naming the field that failed.
+    pub fn header_as<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_value(self.header.clone()).map_err(|e| Error::BadHeader {
+            path: self.path.clone(),
+            message: e.to_string(),
+        })
+    }
+
+    fn section(&self, name: &str, dtype: Dtype) -> Result<(&SectionEntry, &[u8])> {
+        let entry = self
+            .sections
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| Error::BadHeader {
+                path: self.path.clone(),
+                message: format!("missing section {name:?}"),
+            })?;
+        if entry.dtype != dtype {
+            return Err(Error::BadHeader {
+                path: self.path.clone(),
+                message: format!(
+                    "section {name:?} has dtype {:?}, expected {dtype:?}",
+                    entry.dtype
+                ),
+            });
+        }
+        let start = self.data_start + entry.offset as usize;
+        Ok((entry, &self.bytes[start..start + entry.len as usize]))
+    }
+
+    /// The bytes of a `u8` section.
+    ///
+    /// # Errors
+    /// [`Error::BadHeader`] if the section is missing or of another type.
+    pub fn u8s(&self, name: &str) -> Result<&[u8]> {
+        Ok(self.section(name, Dtype::U8)?.1)
+    }
+
+    /// The values of an `i8` section.
+    ///
+    /// # Errors
+    /// As [`Artifact::u8s`].
+    pub fn i8s(&self, name: &str) -> Result<Vec<i8>> {
+        Ok(self
+            .section(name, Dtype::I8)?
+            .1
+            .iter()
+            .map(|&b| b as i8)
+            .collect())
+    }
+
+    /// The values of a `u32` section.
+    ///
+    /// # Errors
+    /// As [`Artifact::u8s`].
+    pub fn u32s(&self, name: &str) -> Result<Vec<u32>> {
+        let (_, b) = self.section(name, Dtype::U32)?;
+        Ok(b.chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+            .collect())
+    }
+
+    /// The values of a `u64` section.
+    ///
+    /// # Errors
+    /// As [`Artifact::u8s`].
+    pub fn u64s(&self, name: &str) -> Result<Vec<u64>> {
+        let (_, b) = self.section(name, Dtype::U64)?;
+        Ok(b.chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .collect())
+    }
+
+    /// The values of an `f32` section.
+    ///
+    /// # Errors
+    /// As [`Artifact::u8s`].
+    pub fn f32s(&self, name: &str) -> Result<Vec<f32>> {
+        let (_, b) = self.section(name, Dtype::F32)?;
+        Ok(b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect())
+    }
+
+    /// The strings written by [`ArtifactWriter::add_strings`], checked for monotone offsets
+    /// inside the blob and valid UTF-8.
+    ///
+    /// # Errors
+    /// [`Error::BadHeader`] for a missing section, [`Error::Corrupt`] for bad offsets or UTF-8.
+    pub fn strings(&self, name: &str) -> Result<Vec<String>> {
+        let offsets = self.u64s(&format!("{name}.offsets"))?;
+        let blob = self.u8s(&format!("{name}.bytes"))?;
+        let corrupt = |message: String| Error::Corrupt {
+            path: self.path.clone(),
+            what: name.to_owned(),
+            message,
+        };
+        if offsets.first() != Some(&0) {
+            return Err(corrupt("offsets must start at 0".into()));
+        }
+        let mut out = Vec::with_capacity(offsets.len().saturating_sub(1));
+        for w in offsets.windows(2) {
+            if w[1] < w[0] || w[1] > blob.len() as u64 {
+                return Err(corrupt(format!(
+                    "offset {} out of order or past the blob",
+                    w[1]
+                )));
+            }
+            let s = std::str::from_utf8(&blob[w[0] as usize..w[1] as usize])
+                .map_err(|e| corrupt(format!("invalid UTF-8: {e}")))?;
+            out.push(s.to_owned());
+        }
+        Ok(out)
+    }
+}
+
+/// Writes `path` atomically: `fill` writes into a temporary file in the same folder, which is
+/// flushed, fsynced and renamed over `path` only if `fill` succeeds. On any error the
+/// temporary file is removed and `path` is untouched.
+///
+/// # Errors
+/// [`Error::Io`] naming `path`, or whatever `fill` returns.
+pub fn write_atomic<F>(path: &Path, fill: F) -> Result<()>
+where
+    F: FnOnce(&mut dyn Write) -> Result<()>,
+{
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{file_name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(path, e))?;
+    let mut writer = std::io::BufWriter::new(tmp);
+    fill(&mut writer)?;
+    let tmp = writer
+        .into_inner()
+        .map_err(|e| Error::io(path, e.into_error()))?;
+    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
+/// Writes a whole byte buffer atomically (see [`write_atomic`]).
+///
+/// # Errors
+/// [`Error::Io`] naming `path`.
+pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic(path, |w| w.write_all(bytes).map_err(|e| Error::io(path, e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXPECT: Expect = Expect {
+        kind: "test",
+        magic: b"SPRIGTST",
+        oldest: 1,
+        newest: 2,
+    };
+
+    fn sample() -> Vec<u8> {
+        let mut w = ArtifactWriter::new();
+        w.add_u32("ids", &[3], &[1, 2, 3]);
+        w.add_f32("weights", &[2], &[0.5, 1.0]);
+        w.add_strings("keys", &["a", "ßb", ""]);
+        w.finish(b"SPRIGTST", 2, serde_json::json!({"kind": "test"}))
+    }
+
+    fn parse(bytes: Vec<u8>) -> Result<Artifact> {
+        Artifact::parse(Path::new("x.bin"), bytes, EXPECT)
+    }
+
+    #[test]
+    fn round_trips_sections() {
+        let a = parse(sample()).unwrap();
+        assert_eq!(a.version, 2);
+        assert_eq!(a.u32s("ids").unwrap(), vec![1, 2, 3]);
+        assert_eq!(a.f32s("weights").unwrap(), vec![0.5, 1.0]);
+        assert_eq!(a.strings("keys").unwrap(), vec!["a", "ßb", ""]);
+        assert!(matches!(a.f32s("ids"), Err(Error::BadHeader { .. })));
+    }
+
+    #[test]
+    fn sections_are_aligned() {
+        let a = parse(sample()).unwrap();
+        assert!(a.data_start.is_multiple_of(8));
+        assert!(a.sections().iter().all(|s| s.offset % 8 == 0));
+    }
+
+    #[test]
+    fn each_damage_has_its_own_error() {
+        let good = sample();
+        let mut magic = good.clone();
+        magic[0] = b'X';
+        assert!(matches!(parse(magic), Err(Error::BadMagic { .. })));
+
+        let mut future = good.clone();
+        future[8..12].copy_from_slice(&3u32.to_le_bytes());
+        assert!(matches!(
+            parse(future),
+            Err(Error::UnsupportedVersion { found: 3, .. })
+        ));
+
+        let truncated = good[..good.len() - 9].to_vec();
+        assert!(matches!(parse(truncated), Err(Error::Truncated { .. })));
+
+        let mut flipped = good.clone();
+        let n = flipped.len();
+        flipped[n - 6] ^= 0x40;
+        assert!(matches!(
+            parse(flipped),
+            Err(Error::ChecksumMismatch { .. })
+        ));
+
+        let mut header = good.clone();
+        header[16] = b'[';
+        assert!(matches!(parse(header), Err(Error::BadHeader { .. })));
+
+        assert!(matches!(parse(Vec::new()), Err(Error::BadMagic { .. })));
+    }
+
+    #[test]
+    fn absurd_sizes_are_refused_before_allocation() {
+        let mut w = ArtifactWriter::new();
+        w.add_u32("ids", &[1], &[7]);
+        let header = serde_json::json!({"kind": "test"});
+        let bytes = w.finish(b"SPRIGTST", 1, header);
+        // Rewrite the section table to claim 10^12 elements.
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let patched = text.replace("\"shape\":[1]", "\"shape\":[1000000000000]");
+        let patched = patched.replace("\"len\":4", "\"len\":4000000000000");
+        let patched = patched.into_bytes();
+        assert!(patched.len() > bytes.len());
+        let hl = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+        let grow = patched.len() - bytes.len();
+        let mut fixed = patched;
+        fixed[12..16].copy_from_slice(&((hl + grow) as u32).to_le_bytes());
+        assert!(matches!(
+            parse(fixed),
+            Err(Error::Truncated { .. }) | Err(Error::BadHeader { .. })
+        ));
+    }
+
+    #[test]
+    fn atomic_write_leaves_nothing_on_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.bin");
+        let err = write_atomic(&path, |w| {
+            w.write_all(b"partial").unwrap();
+            Err(Error::NoSeeds)
+        });
+        assert!(err.is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        write_bytes_atomic(&path, b"whole").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"whole");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

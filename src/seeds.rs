@@ -1,0 +1,340 @@
+//! Seed files: who is labelled, with what, and how strongly.
+//!
+//! Two formats, chosen by extension (`.jsonl`/`.json` → JSON Lines, anything else → TSV):
+//!
+//! - JSON Lines: `{"line": 12, "label": "thanks"}`, `{"id": "r0042", "label": "thanks",
+//!   "weight": 0.5}`. `line` is the 1-based line of a corpus record (as in error messages
+//!   and the propagation output); `id` is a record id, or a node name for edge-list graphs.
+//! - TSV (Junto's seed format): `node<TAB>label[<TAB>weight]`. `node` is a record id or node
+//!   name; for a corpus without ids it is the 1-based record line.
+//!
+//! Weight defaults to 1 and must be finite and `> 0`. A seed file **overrides** the seeds of
+//! every node it names (all of that node's earlier seed labels are replaced by the file's)
+//! and adds seeds to nodes that had none. A name that matches no record is an error naming
+//! the seed file's line.
+
+use std::io::BufRead;
+use std::path::Path;
+
+use hashbrown::HashMap;
+
+use crate::corpus::{id_value, label_value, next_line, open_input, skip_bom, utf8_line};
+use crate::error::{Error, Result};
+use crate::graph::{Graph, Seed};
+
+/// What a seed line names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeedTarget {
+    /// A 1-based corpus record line.
+    Line(u64),
+    /// A record id or node name (plain text: a string id without quotes).
+    Name(String),
+}
+
+/// One line of a seed file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeedEntry {
+    /// The record or node.
+    pub target: SeedTarget,
+    /// The label name.
+    pub label: String,
+    /// The weight (> 0).
+    pub weight: f32,
+    /// 1-based line in the seed file.
+    pub source_line: u64,
+}
+
+/// Reads a seed file (see the module docs for the formats).
+///
+/// # Errors
+/// [`Error::Parse`] naming the line and field; [`Error::Io`].
+pub fn read_seed_file(path: &Path) -> Result<Vec<SeedEntry>> {
+    let jsonl = matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("jsonl" | "json" | "ndjson")
+    );
+    let mut reader = std::io::BufReader::new(open_input(path)?);
+    skip_bom(&mut reader, path)?;
+    let mut buf = Vec::new();
+    let mut line = 0u64;
+    let mut out = Vec::new();
+    while next_line(&mut reader as &mut dyn BufRead, &mut buf, path)? {
+        line += 1;
+        let text = utf8_line(&buf, path, line)?;
+        if text.trim().is_empty() || (!jsonl && text.starts_with('#')) {
+            continue;
+        }
+        out.push(if jsonl {
+            json_seed(text, path, line)?
+        } else {
+            tsv_seed(text, path, line)?
+        });
+    }
+    Ok(out)
+}
+
+fn weight_value(raw: Option<f64>, path: &Path, line: u64) -> Result<f32> {
+    let w = raw.unwrap_or(1.0);
+    if !(w.is_finite() && w > 0.0 && w <= f64::from(f32::MAX)) {
+        return Err(Error::parse(
+            path,
+            line,
+            format!("field \"weight\": expected a finite number > 0, found {w}"),
+        ));
+    }
+    Ok(w as f32)
+}
+
+fn json_seed(text: &str, path: &Path, line: u64) -> Result<SeedEntry> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| Error::parse(path, line, format!("malformed JSON: {e}")))?;
+    let Some(obj) = value.as_object() else {
+        return Err(Error::parse(path, line, "expected a JSON object"));
+    };
+    let target = match (obj.get("line"), obj.get("id").or_else(|| obj.get("node"))) {
+        (Some(l), None) => match l.as_u64() {
+            Some(n) if n >= 1 => SeedTarget::Line(n),
+            _ => {
+                return Err(Error::parse(
+                    path,
+                    line,
+                    format!("field \"line\": expected a line number >= 1, found {l}"),
+                ))
+            }
+        },
+        (None, Some(_)) => {
+            let field = if obj.contains_key("id") { "id" } else { "node" };
+            match id_value(obj.get(field), field, path, line)? {
+                Some(id) => SeedTarget::Name(id.as_plain()),
+                None => return Err(Error::parse(path, line, format!("field {field:?} is null"))),
+            }
+        }
+        (Some(_), Some(_)) => {
+            return Err(Error::parse(
+                path,
+                line,
+                "give either \"line\" or \"id\", not both",
+            ))
+        }
+        (None, None) => return Err(Error::parse(path, line, "missing field \"line\" or \"id\"")),
+    };
+    let label = label_value(obj.get("label"), "label", path, line)?
+        .ok_or_else(|| Error::parse(path, line, "missing field \"label\""))?;
+    let weight = match obj.get("weight") {
+        None => 1.0,
+        Some(w) => weight_value(
+            Some(w.as_f64().ok_or_else(|| {
+                Error::parse(
+                    path,
+                    line,
+                    format!("field \"weight\": expected a number, found {w}"),
+                )
+            })?),
+            path,
+            line,
+        )?,
+    };
+    Ok(SeedEntry {
+        target,
+        label,
+        weight,
+        source_line: line,
+    })
+}
+
+fn tsv_seed(text: &str, path: &Path, line: u64) -> Result<SeedEntry> {
+    let fields: Vec<&str> = text.split('\t').collect();
+    if !(2..=3).contains(&fields.len()) {
+        return Err(Error::parse(
+            path,
+            line,
+            format!(
+                "expected node<TAB>label[<TAB>weight], found {} fields",
+                fields.len()
+            ),
+        ));
+    }
+    if fields[0].is_empty() {
+        return Err(Error::parse(path, line, "field \"node\" is empty"));
+    }
+    if fields[1].trim().is_empty() {
+        return Err(Error::parse(path, line, "field \"label\" is empty"));
+    }
+    let weight = match fields.get(2) {
+        None => 1.0,
+        Some(w) => {
+            let parsed: f64 = w.trim().parse().map_err(|_| {
+                Error::parse(path, line, format!("field \"weight\": not a number: {w:?}"))
+            })?;
+            weight_value(Some(parsed), path, line)?
+        }
+    };
+    Ok(SeedEntry {
+        target: SeedTarget::Name(fields[0].to_owned()),
+        label: fields[1].to_owned(),
+        weight,
+        source_line: line,
+    })
+}
+
+/// Builds sorted label names and seeds from `(node, label, weight)` triples: label ids follow
+/// sorted label names; a repeated (node, label) keeps its largest weight.
+pub fn collect_seeds(
+    triples: impl IntoIterator<Item = (u32, String, f32)>,
+) -> (Vec<String>, Vec<Seed>) {
+    let triples: Vec<(u32, String, f32)> = triples.into_iter().collect();
+    let mut labels: Vec<String> = triples.iter().map(|t| t.1.clone()).collect();
+    labels.sort();
+    labels.dedup();
+    let id: HashMap<&str, u32> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.as_str(), i as u32))
+        .collect();
+    let mut seeds: Vec<Seed> = triples
+        .iter()
+        .map(|(node, label, weight)| Seed {
+            node: *node,
+            label: id[label.as_str()],
+            weight: *weight,
+        })
+        .collect();
+    seeds.sort_by(|a, b| {
+        (a.node, a.label)
+            .cmp(&(b.node, b.label))
+            .then(b.weight.total_cmp(&a.weight))
+    });
+    seeds.dedup_by(|later, first| later.node == first.node && later.label == first.label);
+    drop(id);
+    (labels, seeds)
+}
+
+/// Applies a seed file to `graph`: nodes it names get exactly the file's labels.
+///
+/// # Errors
+/// [`Error::UnknownSeedTarget`] for a name or line that matches no record.
+pub fn apply_seed_file(graph: &mut Graph, path: &Path, entries: &[SeedEntry]) -> Result<()> {
+    let has_ids = graph.records().iter().any(|r| r.id.is_some());
+    let by_line: HashMap<u64, u32> = graph.records().iter().map(|r| (r.line, r.node)).collect();
+    let by_name: HashMap<String, u32> = graph
+        .records()
+        .iter()
+        .filter_map(|r| r.id.as_ref().map(|id| (id.as_plain(), r.node)))
+        .collect();
+    let mut named: Vec<(u32, String, f32)> = Vec::with_capacity(entries.len());
+    for e in entries {
+        let node = match &e.target {
+            SeedTarget::Line(l) => {
+                by_line
+                    .get(l)
+                    .copied()
+                    .ok_or_else(|| Error::UnknownSeedTarget {
+                        path: path.to_owned(),
+                        line: e.source_line,
+                        what: "record line",
+                        name: l.to_string(),
+                    })?
+            }
+            SeedTarget::Name(name) => match by_name.get(name) {
+                Some(&n) => n,
+                None if !has_ids => {
+                    let l: u64 = name.parse().map_err(|_| Error::UnknownSeedTarget {
+                        path: path.to_owned(),
+                        line: e.source_line,
+                        what: "record (the corpus has no ids, so give a line number)",
+                        name: name.clone(),
+                    })?;
+                    by_line
+                        .get(&l)
+                        .copied()
+                        .ok_or_else(|| Error::UnknownSeedTarget {
+                            path: path.to_owned(),
+                            line: e.source_line,
+                            what: "record line",
+                            name: name.clone(),
+                        })?
+                }
+                None => {
+                    return Err(Error::UnknownSeedTarget {
+                        path: path.to_owned(),
+                        line: e.source_line,
+                        what: "record id",
+                        name: name.clone(),
+                    })
+                }
+            },
+        };
+        named.push((node, e.label.clone(), e.weight));
+    }
+    let overridden: hashbrown::HashSet<u32> = named.iter().map(|t| t.0).collect();
+    let kept = graph
+        .seeds()
+        .iter()
+        .filter(|s| !overridden.contains(&s.node))
+        .map(|s| (s.node, graph.labels()[s.label as usize].clone(), s.weight));
+    let (labels, seeds) = collect_seeds(kept.chain(named).collect::<Vec<_>>());
+    graph.set_seeds(labels, seeds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(name: &str, contents: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, contents).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn reads_both_formats() {
+        let (_d, p) = write("s.tsv", "# comment\na\tsports\nb\tpolitics\t0.5\n");
+        let e = read_seed_file(&p).unwrap();
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[1].weight, 0.5);
+        assert_eq!(e[1].source_line, 3);
+        let (_d, p) = write(
+            "s.jsonl",
+            "{\"line\": 3, \"label\": \"x\"}\n{\"id\": 7, \"label\": \"y\", \"weight\": 2}\n",
+        );
+        let e = read_seed_file(&p).unwrap();
+        assert_eq!(e[0].target, SeedTarget::Line(3));
+        assert_eq!(e[1].target, SeedTarget::Name("7".into()));
+    }
+
+    #[test]
+    fn bad_weights_and_shapes_name_the_line() {
+        for (contents, needle) in [
+            ("a\tx\tnan\n", ":1: field \"weight\""),
+            ("a\tx\t-1\n", ":1: field \"weight\""),
+            ("a\tx\t0\n", ":1: field \"weight\""),
+            ("a\n", ":1: expected node<TAB>label"),
+            ("a\t\n", ":1: field \"label\" is empty"),
+        ] {
+            let (_d, p) = write("s.tsv", contents);
+            let e = read_seed_file(&p).unwrap_err().to_string();
+            assert!(e.contains(needle), "{contents:?}: {e}");
+        }
+        let (_d, p) = write("s.jsonl", "{\"line\": 0, \"label\": \"x\"}\n");
+        assert!(read_seed_file(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("field \"line\""));
+    }
+
+    #[test]
+    fn collect_sorts_labels_and_keeps_max_weight() {
+        let (labels, seeds) = collect_seeds(vec![
+            (2, "b".to_string(), 1.0),
+            (1, "a".to_string(), 0.5),
+            (2, "b".to_string(), 3.0),
+        ]);
+        assert_eq!(labels, vec!["a", "b"]);
+        assert_eq!(seeds.len(), 2);
+        assert_eq!(
+            (seeds[1].node, seeds[1].label, seeds[1].weight),
+            (2, 1, 3.0)
+        );
+    }
+}

@@ -1,0 +1,147 @@
+//! The `sprig` binary, run as a user would.
+
+use crate::util::{fails, ok, repo};
+
+#[test]
+fn the_three_tiny_formats_give_the_same_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut edges = Vec::new();
+    for name in ["intents.jsonl", "intents.csv", "intents.txt"] {
+        let corpus = repo("corpora/tiny").join(name);
+        let out = dir.path().join(format!("{name}.graph"));
+        let summary = ok(
+            dir.path(),
+            &[
+                "graph",
+                "--corpus",
+                corpus.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "-q",
+            ],
+        );
+        assert!(summary.contains("40 records"), "{summary}");
+        assert!(summary.contains("8 seeds over 4 labels"), "{summary}");
+        edges.push(ok(
+            dir.path(),
+            &["inspect", out.to_str().unwrap(), "--edges"],
+        ));
+    }
+    assert!(!edges[0].is_empty());
+    assert_eq!(edges[0], edges[1]);
+    assert_eq!(edges[0], edges[2]);
+}
+
+#[test]
+fn inspect_reports_unreachable_nodes_of_the_toy_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    let toy = repo("graphs/toy");
+    ok(
+        dir.path(),
+        &[
+            "graph",
+            "--edges",
+            toy.join("edges.tsv").to_str().unwrap(),
+            "--seeds",
+            toy.join("seeds.tsv").to_str().unwrap(),
+            "--out",
+            "toy.graph",
+        ],
+    );
+    let json: serde_json::Value = serde_json::from_str(&ok(
+        dir.path(),
+        &["inspect", "toy.graph", "--json", "--verify"],
+    ))
+    .unwrap();
+    assert_eq!(json["counts"]["nodes"], 13);
+    assert_eq!(json["components"], 2);
+    assert_eq!(json["unreachable_nodes"], 3);
+    assert_eq!(json["labels"], serde_json::json!(["politics", "sports"]));
+    assert_eq!(json["verified"], true);
+    let text = ok(dir.path(), &["inspect", "toy.graph"]);
+    assert!(text.contains("unreachable: 3 nodes"), "{text}");
+}
+
+#[test]
+fn bad_input_fails_with_file_line_and_field_and_leaves_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.jsonl"),
+        "{\"text\": \"hello\"}\n{\"text\": 42}\n{\"text\": \"bye\"}\n",
+    )
+    .unwrap();
+    let err = fails(
+        dir.path(),
+        &["graph", "--corpus", "bad.jsonl", "--out", "bad.graph"],
+    );
+    assert!(
+        err.contains("bad.jsonl:2: field \"text\": expected a string, found a number"),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(left.len(), 1, "only the input remains: {left:?}");
+
+    let out = crate::util::sprig(
+        dir.path(),
+        &[
+            "graph",
+            "--corpus",
+            "bad.jsonl",
+            "--out",
+            "ok.graph",
+            "--skip-invalid",
+        ],
+    );
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("skipped 1 invalid records"), "{stderr}");
+    assert!(stderr.contains("bad.jsonl:2:"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 records"));
+}
+
+#[test]
+fn seeds_naming_unknown_records_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.tsv"), "t01\tthanks\nnope\tthanks\n").unwrap();
+    let corpus = repo("corpora/tiny/intents.jsonl");
+    let err = fails(
+        dir.path(),
+        &[
+            "graph",
+            "--corpus",
+            corpus.to_str().unwrap(),
+            "--seeds",
+            "s.tsv",
+            "--out",
+            "g.graph",
+        ],
+    );
+    assert!(
+        err.contains("s.tsv:2: seed names unknown record id nope"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_damaged_graph_is_refused_by_inspect() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = repo("corpora/tiny/intents.jsonl");
+    ok(
+        dir.path(),
+        &[
+            "graph",
+            "--corpus",
+            corpus.to_str().unwrap(),
+            "--out",
+            "g.graph",
+            "-q",
+        ],
+    );
+    let path = dir.path().join("g.graph");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let n = bytes.len();
+    bytes[n - 10] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    let err = fails(dir.path(), &["inspect", "g.graph"]);
+    assert!(err.contains("checksum mismatch"), "{err}");
+}

@@ -1,0 +1,49 @@
+//! Helpers shared by the integration tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root (where `corpora/` and `graphs/` live).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A file of the repository.
+pub fn repo(rel: &str) -> PathBuf {
+    root().join(rel)
+}
+
+/// Runs the built `sprig` binary with `args` in `dir`.
+pub fn sprig(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sprig"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the sprig binary runs")
+}
+
+/// stdout of a run that must succeed.
+pub fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = sprig(dir, args);
+    assert!(
+        out.status.success(),
+        "sprig {args:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 stdout")
+}
+
+/// stderr of a run that must fail with exit code 2 and one line.
+pub fn fails(dir: &Path, args: &[&str]) -> String {
+    let out = sprig(dir, args);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "sprig {args:?} should fail with 2; stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8(out.stderr).expect("UTF-8 stderr");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    err
+}
