@@ -25,6 +25,9 @@ use rayon::prelude::*;
 
 use crate::features::{sparse_dot, FeatureMatrix};
 
+/// A binary search in a candidate's row costs about this many sequential postings.
+const LOOKUP_COST: u64 = 8;
+
 /// Slack for the bounds, which are sums in another order than the exact scores.
 const EPS: f32 = 1e-5;
 
@@ -89,6 +92,8 @@ struct Scratch {
     order: Vec<(u64, u32, f32)>,
     ub: Vec<f32>,
     partial: Vec<f32>,
+    best: Vec<u32>,
+    exact: Vec<f32>,
     candidates: Vec<(f32, u32)>,
 }
 
@@ -116,6 +121,8 @@ pub fn knn(
                 order: Vec::new(),
                 ub: Vec::new(),
                 partial: Vec::new(),
+                best: Vec::new(),
+                exact: vec![-1.0; n],
                 candidates: Vec::new(),
             },
             |s, c| {
@@ -149,21 +156,47 @@ fn query(
     s.order
         .extend(qf.iter().zip(qv).map(|(&f, &v)| (index.df(f), f, v)));
     s.order.sort_unstable_by_key(|a| (a.0, a.1));
-    // ub[i] = the most that features i.. can add to any row's score.
+    // ub[i] = the most that features i.. can add to any row's score: the smaller of
+    // Σ q_f · max_d d_f and, by Cauchy–Schwarz with rows of norm ≤ 1, ‖q_{i..}‖₂ (L2AP's
+    // bound; it is the tighter one for common features, whose max weight comes from texts
+    // of one or two tokens).
     s.ub.clear();
     s.ub.resize(s.order.len() + 1, 0.0);
+    let (mut by_max, mut sq) = (0.0f32, 0.0f32);
     for i in (0..s.order.len()).rev() {
         let (_, f, v) = s.order[i];
-        s.ub[i] = s.ub[i + 1] + v * index.max_value[f as usize];
+        by_max += v * index.max_value[f as usize];
+        sq += v * v;
+        s.ub[i] = by_max.min(sq.sqrt());
     }
     let floor = min_sim.max(f32::MIN_POSITIVE);
-    let mut theta = 0.0f32; // k-th best partial score once k rows are touched
-    let mut max_partial = 0.0f32;
+    // `best` holds k touched rows; θ = the smallest partial score among them is a lower bound
+    // on the k-th best partial score (partial scores only grow), kept up to date in O(k) only
+    // when a row overtakes it, instead of a selection over every touched row.
+    //
+    // `bound` is the best lower bound on the k-th best *exact* score known so far: the members
+    // of `best` are scored exactly (one merge each, cached), and k rows scoring at least
+    // `bound` exist. Exact scores of the front runners are far above their partial scores,
+    // which is what lets the common features go unscanned.
+    s.best.clear();
+    let mut theta = 0.0f32;
+    let mut bound = 0.0f32;
     let mut visited = s.order.len();
     for i in 0..s.order.len() {
         let rest = s.ub[i];
-        // Nothing untouched can still reach the floor or the current k-th score.
-        if rest + EPS < floor || (s.touched.len() >= k && rest + EPS < theta) {
+        if s.best.len() == k && rest + EPS >= bound.max(floor) {
+            let mut least = f32::INFINITY;
+            for &r in &s.best {
+                let e = &mut s.exact[r as usize];
+                if *e < 0.0 {
+                    *e = sparse_dot((qf, qv), m.row(r as usize));
+                }
+                least = least.min(*e);
+            }
+            bound = bound.max(least);
+        }
+        // Nothing untouched can still reach the floor or the k-th best score.
+        if rest + EPS < floor || (s.best.len() == k && rest + EPS < theta.max(bound)) {
             visited = i;
             break;
         }
@@ -173,38 +206,81 @@ fn query(
             if r as usize == q {
                 continue;
             }
-            let a = &mut s.acc[r as usize];
-            if *a == 0.0 {
+            let slot = &mut s.acc[r as usize];
+            if *slot == 0.0 {
                 s.touched.push(r);
             }
             // Keep a touched row non-zero even if the product underflows.
-            *a = (*a + v * w).max(f32::MIN_POSITIVE);
-            max_partial = max_partial.max(*a);
-        }
-        // θ only matters once the remaining bound drops below the best partial score.
-        if s.touched.len() >= k && s.ub[i + 1] + EPS < max_partial {
-            theta = kth_largest(&s.acc, &s.touched, k, &mut s.partial);
+            *slot = (*slot + v * w).max(f32::MIN_POSITIVE);
+            let a = *slot;
+            if s.best.len() < k {
+                if !s.best.contains(&r) {
+                    s.best.push(r);
+                    if s.best.len() == k {
+                        theta = min_of(&s.acc, &s.best).1;
+                    }
+                }
+            } else if a > theta {
+                let (at, min) = min_of(&s.acc, &s.best);
+                theta = min;
+                if a > min && !s.best.contains(&r) {
+                    s.best[at] = r;
+                    theta = min_of(&s.acc, &s.best).1;
+                }
+            }
         }
     }
-    let rest = s.ub[visited];
-    let theta = if s.touched.len() >= k {
-        kth_largest(&s.acc, &s.touched, k, &mut s.partial)
-    } else {
-        0.0
-    };
+    // Candidates: touched rows that could still reach the k-th best score.
     s.candidates.clear();
+    s.candidates
+        .extend(s.touched.iter().map(|&r| (s.acc[r as usize], r)));
+    let mut theta = kth(&s.candidates, k, &mut s.partial).max(bound);
+    let rest = s.ub[visited];
+    s.candidates
+        .retain(|c| c.0 + rest + EPS >= theta.max(floor));
+    // MaxScore over the features left unvisited: each is added to the candidates only, either
+    // by scanning its postings (sequential, and only touched rows are updated) or, when the
+    // candidates are few against its document frequency, by looking it up in their rows.
+    // Candidates that can no longer reach θ drop out after every feature.
+    for j in visited..s.order.len() {
+        if s.candidates.is_empty() {
+            break;
+        }
+        let (df, f, v) = s.order[j];
+        if df <= LOOKUP_COST * s.candidates.len() as u64 {
+            let (rows, vals) = index.postings(f);
+            for (&r, &w) in rows.iter().zip(vals) {
+                let slot = &mut s.acc[r as usize];
+                if *slot != 0.0 {
+                    *slot += v * w;
+                }
+            }
+        } else {
+            for c in &s.candidates {
+                let (fs, vs) = m.row(c.1 as usize);
+                if let Ok(at) = fs.binary_search(&f) {
+                    s.acc[c.1 as usize] += v * vs[at];
+                }
+            }
+        }
+        for c in s.candidates.iter_mut() {
+            c.0 = s.acc[c.1 as usize];
+        }
+        theta = theta.max(kth(&s.candidates, k, &mut s.partial));
+        let rest = s.ub[j + 1];
+        s.candidates
+            .retain(|c| c.0 + rest + EPS >= theta.max(floor));
+    }
     for &r in &s.touched {
-        let partial = s.acc[r as usize];
         s.acc[r as usize] = 0.0;
-        if partial + rest + EPS < theta.max(floor) {
-            continue;
-        }
-        let sim = sparse_dot((qf, qv), m.row(r as usize)).min(1.0);
-        if sim >= floor {
-            s.candidates.push((sim, r));
-        }
+        s.exact[r as usize] = -1.0;
     }
     s.touched.clear();
+    // The survivors are scored exactly, in the order a brute-force scan would use.
+    for c in s.candidates.iter_mut() {
+        c.0 = sparse_dot((qf, qv), m.row(c.1 as usize)).min(1.0);
+    }
+    s.candidates.retain(|c| c.0 >= floor);
     let take = k.min(s.candidates.len());
     if take == 0 {
         return;
@@ -218,11 +294,28 @@ fn query(
     out.extend(s.candidates.iter().map(|&(sim, r)| (q as u32, r, sim)));
 }
 
-fn kth_largest(acc: &[f32], touched: &[u32], k: usize, buf: &mut Vec<f32>) -> f32 {
+/// Position and value of the smallest accumulator among `rows` (non-empty).
+#[inline]
+fn min_of(acc: &[f32], rows: &[u32]) -> (usize, f32) {
+    let mut at = 0;
+    let mut min = f32::INFINITY;
+    for (i, &r) in rows.iter().enumerate() {
+        if acc[r as usize] < min {
+            min = acc[r as usize];
+            at = i;
+        }
+    }
+    (at, min)
+}
+
+/// The k-th largest score among `candidates` (0 when there are fewer than k).
+fn kth(candidates: &[(f32, u32)], k: usize, buf: &mut Vec<f32>) -> f32 {
+    if candidates.len() < k {
+        return 0.0;
+    }
     buf.clear();
-    buf.extend(touched.iter().map(|&r| acc[r as usize]));
-    let (_, kth, _) = buf.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
-    *kth
+    buf.extend(candidates.iter().map(|c| c.0));
+    *buf.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a)).1
 }
 
 /// The same result by scanning every pair: the reference the index is tested against.

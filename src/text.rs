@@ -42,6 +42,10 @@ pub struct TextConfig {
     /// Remove combining accents (`café` → `cafe`). Default false: accents can carry meaning,
     /// and character n-grams already make `café` and `cafe` similar.
     pub strip_accents: bool,
+    /// Keep tokens with no letter or digit (punctuation, emoji). Default true: they carry
+    /// signal. False matches scikit-learn's default token pattern `\b\w+\b`, which the
+    /// peers' benchmarks use.
+    pub keep_punctuation: bool,
 }
 
 impl Default for TextConfig {
@@ -49,6 +53,7 @@ impl Default for TextConfig {
         Self {
             lowercase: true,
             strip_accents: false,
+            keep_punctuation: true,
         }
     }
 }
@@ -220,6 +225,7 @@ impl TextPipeline {
             .into_iter()
             .map(|(s, _, _)| s)
             .filter(|s| !s.trim().is_empty())
+            .filter(|s| self.config.keep_punctuation || s.chars().any(char::is_alphanumeric))
             .map(str::to_owned)
             .collect()
     }
@@ -327,6 +333,15 @@ mod tests {
         };
         let p = TextPipeline::new(&config, &FeatureConfig::default()).unwrap();
         assert_eq!(p.tokenize("Ça va, café"), vec!["ca", "va", ",", "cafe"]);
+        let words_only = TextConfig {
+            keep_punctuation: false,
+            ..TextConfig::default()
+        };
+        let p = TextPipeline::new(&words_only, &FeatureConfig::default()).unwrap();
+        assert_eq!(
+            p.tokenize("uh-huh. ok 👍 r2d2!"),
+            vec!["uh", "huh", "ok", "r2d2"]
+        );
     }
 
     #[test]

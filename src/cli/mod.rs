@@ -5,6 +5,7 @@
 mod graph;
 mod inspect;
 mod progress;
+mod propagate;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +23,8 @@ enum Command {
     Graph(Box<graph::Args>),
     /// Describe a .graph file: configs, counts, degrees, components, reachability.
     Inspect(inspect::Args),
+    /// Spread seed labels over a .graph (Expander, MAD, LP, spreading) and write them per record.
+    Propagate(propagate::Args),
 }
 
 /// Runs the parsed command.
@@ -29,6 +32,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Graph(args) => graph::run(*args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Propagate(args) => propagate::run(args),
     }
 }
 
@@ -56,6 +60,9 @@ pub(crate) struct TextArgs {
     /// Strip accents (café → cafe).
     #[arg(long)]
     strip_accents: bool,
+    /// Drop tokens with no letter or digit (punctuation, emoji), like scikit-learn's `\b\w+\b`.
+    #[arg(long)]
+    drop_punctuation: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -75,6 +82,7 @@ impl TextArgs {
             sprig::text::TextConfig {
                 lowercase: !self.no_lowercase,
                 strip_accents: self.strip_accents,
+                keep_punctuation: !self.drop_punctuation,
             },
             sprig::text::FeatureConfig {
                 unigrams: has(Family::U),

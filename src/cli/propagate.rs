@@ -1,0 +1,210 @@
+//! `sprig propagate`: `.graph` → per-record label distributions (JSONL) or Junto-style TSV.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use sprig::error::Error;
+use sprig::graph::Graph;
+use sprig::propagate::{
+    propagate_with, write_jsonl, write_tsv, Algorithm, ChangeNorm, ClassPrior, OutputFormat,
+    PropagationConfig,
+};
+use sprig::seeds::{apply_seed_file, read_seed_file};
+
+fn defaults() -> PropagationConfig {
+    PropagationConfig::default()
+}
+
+/// Spread the graph's seed labels to every node and write one label distribution per record.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The `.graph` file (from `sprig graph`).
+    #[arg(long)]
+    graph: PathBuf,
+    /// Seeds to add or override: JSONL `{"line"|"id", "label", "weight"?}` or TSV
+    /// `node<TAB>label[<TAB>weight]`; a node it names gets exactly the file's labels.
+    #[arg(long)]
+    seeds: Option<PathBuf>,
+    /// Algorithm: expander (Ravi & Diao 2016), mad (Talukdar & Crammer 2009), lp
+    /// (Zhu & Ghahramani 2002, as sklearn's LabelPropagation), spreading (Zhou et al. 2004,
+    /// as sklearn's LabelSpreading).
+    #[arg(long, value_enum, default_value_t = defaults().algorithm)]
+    algorithm: Algorithm,
+    /// Iteration cap.
+    #[arg(long, default_value_t = defaults().iterations)]
+    iterations: usize,
+    /// Stop once an iteration changes the distributions by less than this (L1, see
+    /// --change-norm); 0 always runs --iterations.
+    #[arg(long, default_value_t = defaults().tolerance)]
+    tolerance: f64,
+    /// How the change is measured: max-node (largest per-node L1) or sum (over all nodes, as
+    /// sklearn's `tol`).
+    #[arg(long, value_enum, default_value_t = defaults().change_norm)]
+    change_norm: ChangeNorm,
+    /// K: labels kept per node; the rest of the mass moves to `unknown`.
+    #[arg(long, default_value_t = defaults().top_k)]
+    top_k: usize,
+    /// μ1, weight of the seed fit (expander, mad).
+    #[arg(long, visible_alias = "seed-weight", default_value_t = defaults().seed_weight)]
+    mu1: f64,
+    /// μ2, weight of neighbour smoothness (expander, mad; Junto's MAD example uses 0.01).
+    #[arg(long, visible_alias = "smoothness-weight", default_value_t = defaults().smoothness_weight)]
+    mu2: f64,
+    /// μ3, weight of the pull towards `unknown` (expander, mad).
+    #[arg(long, visible_alias = "prior-weight", default_value_t = defaults().prior_weight)]
+    mu3: f64,
+    /// α of label spreading, in (0, 1).
+    #[arg(long, default_value_t = defaults().alpha)]
+    alpha: f64,
+    /// β of MAD's random-walk probabilities, > 1.
+    #[arg(long, default_value_t = defaults().beta)]
+    beta: f64,
+    /// Class-balance correction after propagation: none, or cmn (class mass normalization,
+    /// Zhu et al. 2003) with priors from the seeds or from --prior.
+    #[arg(long, value_enum, default_value_t = PriorMode::None)]
+    class_prior: PriorMode,
+    /// A class prior for cmn, as LABEL=WEIGHT (repeatable; implies --class-prior cmn;
+    /// unnamed labels get 0).
+    #[arg(long = "prior", value_name = "LABEL=WEIGHT")]
+    priors: Vec<String>,
+    /// Worker threads (0: one per core). The output is identical for any count.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// No progress on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Also write feature (non-text) nodes: JSONL objects with "feature" instead of
+    /// "line"/"id", or TSV rows after the text nodes.
+    #[arg(long)]
+    all_nodes: bool,
+    /// Output file (written atomically).
+    #[arg(long)]
+    out: PathBuf,
+    /// Output format: jsonl (one object per record) or tsv (Junto-style
+    /// `key<TAB>label score … __DUMMY__ unknown`, one row per node).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Jsonl)]
+    format: OutputFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PriorMode {
+    None,
+    Cmn,
+}
+
+impl Args {
+    /// The library config these flags stand for.
+    fn config(&self) -> anyhow::Result<PropagationConfig> {
+        let class_prior = if !self.priors.is_empty() {
+            let mut map = std::collections::BTreeMap::new();
+            for p in &self.priors {
+                let Some((label, weight)) = p.rsplit_once('=') else {
+                    bail!("--prior {p:?}: expected LABEL=WEIGHT");
+                };
+                let w: f64 = weight
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("--prior {p:?}: bad weight"))?;
+                map.insert(label.to_owned(), w);
+            }
+            ClassPrior::Cmn { priors: Some(map) }
+        } else if self.class_prior == PriorMode::Cmn {
+            ClassPrior::Cmn { priors: None }
+        } else {
+            ClassPrior::None
+        };
+        let config = PropagationConfig {
+            algorithm: self.algorithm,
+            iterations: self.iterations,
+            tolerance: self.tolerance,
+            change_norm: self.change_norm,
+            top_k: self.top_k,
+            seed_weight: self.mu1,
+            smoothness_weight: self.mu2,
+            prior_weight: self.mu3,
+            beta: self.beta,
+            alpha: self.alpha,
+            class_prior,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    super::set_threads(args.threads)?;
+    let config = args.config()?;
+    let mut graph =
+        Graph::load(&args.graph).with_context(|| format!("reading {}", args.graph.display()))?;
+    if let Some(seeds) = &args.seeds {
+        let entries = read_seed_file(seeds)?;
+        apply_seed_file(&mut graph, seeds, &entries)?;
+    }
+
+    let target = if args.quiet {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    };
+    let bar = ProgressBar::with_draw_target(Some(config.iterations as u64), target).with_style(
+        ProgressStyle::with_template("propagate [{bar:30}] {pos}/{len} iterations {elapsed}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    // Iteration lines go through the bar on a terminal, straight to stderr otherwise (a hidden
+    // bar swallows its println), and nowhere with --quiet.
+    let line = |s: String| {
+        if args.quiet {
+        } else if bar.is_hidden() {
+            eprintln!("{s}");
+        } else {
+            bar.println(s);
+        }
+    };
+    line(format!(
+        "{}: {} nodes ({} texts), {} edges, {} seeds over {} labels; {} for at most {} iterations",
+        args.graph.display(),
+        graph.n_nodes(),
+        graph.n_text_nodes(),
+        graph.n_edges(),
+        graph.seeds().len(),
+        graph.labels().len(),
+        config.algorithm,
+        config.iterations
+    ));
+    let result = propagate_with(&graph, graph.seeds(), &config, |s| {
+        line(format!(
+            "iteration {:>4}: max change {:.3e}, total change {:.3e}, objective {:.6e}",
+            s.iteration, s.max_change, s.sum_change, s.objective
+        ));
+        bar.inc(1);
+    })
+    .with_context(|| format!("propagating over {}", args.graph.display()))?;
+    bar.finish_and_clear();
+
+    let out = &args.out;
+    sprig::format::write_atomic(out, |w| {
+        match args.format {
+            OutputFormat::Jsonl => write_jsonl(w, &graph, &result, args.all_nodes),
+            OutputFormat::Tsv => write_tsv(w, &graph, &result, args.all_nodes),
+        }
+        .map_err(|e| Error::io(out, e))
+    })
+    .with_context(|| format!("writing {}", out.display()))?;
+
+    let r = result.report();
+    println!(
+        "{}: {}, {} iterations, converged: {}, {} of {} texts abstain ({} of {} nodes), {:.2}s",
+        out.display(),
+        r.algorithm,
+        r.iterations,
+        if r.converged { "yes" } else { "no" },
+        r.abstaining_texts,
+        graph.n_text_nodes(),
+        r.abstaining_nodes,
+        graph.n_nodes(),
+        r.seconds
+    );
+    Ok(())
+}

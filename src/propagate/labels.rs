@@ -1,0 +1,185 @@
+//! [`LabelDistribution`]: the sparse per-node label store of Expander — at most K
+//! `(label, score)` pairs per node plus one explicit `unknown` mass (MAD's dummy label ⊥).
+//!
+//! Memory is `n · (8K + 4)` bytes whatever the number of labels: the pairs live in one flat
+//! array with a fixed stride of K slots per node, so a node's slots are contiguous (one cache
+//! line for K = 8) and nodes can be written in parallel without offsets.
+//!
+//! **Invariants**
+//! - a node's used slots come first, sorted by score descending, then label id ascending;
+//!   unused slots hold [`EMPTY`];
+//! - every stored score is finite and `> 0`, every `unknown` finite and `>= 0`;
+//! - label ids index the graph's sorted label names, so "by label id" is "by name".
+
+use std::cmp::Ordering;
+
+use serde::{Deserialize, Serialize};
+
+/// One `(label, score)` pair.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[repr(C)]
+pub struct LabelScore {
+    /// Index into the graph's label names.
+    pub label: u32,
+    /// The label's mass at the node.
+    pub score: f32,
+}
+
+/// The marker of an unused slot.
+pub const EMPTY: LabelScore = LabelScore {
+    label: u32::MAX,
+    score: 0.0,
+};
+
+/// Per-node sparse label distributions: at most K labels and an `unknown` mass per node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelDistribution {
+    k: usize,
+    slots: Vec<LabelScore>,
+    unknown: Vec<f32>,
+}
+
+impl LabelDistribution {
+    /// `n` nodes with no label and `unknown` mass `unknown` each.
+    pub(crate) fn new(n: usize, k: usize, unknown: f32) -> Self {
+        LabelDistribution {
+            k,
+            slots: vec![EMPTY; n * k],
+            unknown: vec![unknown; n],
+        }
+    }
+
+    /// Number of nodes.
+    pub fn n_nodes(&self) -> usize {
+        self.unknown.len()
+    }
+
+    /// K, the most labels a node holds.
+    pub fn top_k(&self) -> usize {
+        self.k
+    }
+
+    /// The labels of `node`, sorted by score descending then label id ascending.
+    ///
+    /// # Panics
+    /// If `node >= n_nodes()`.
+    pub fn get(&self, node: usize) -> &[LabelScore] {
+        let all = &self.slots[node * self.k..(node + 1) * self.k];
+        let used = all
+            .iter()
+            .position(|e| e.label == EMPTY.label)
+            .unwrap_or(self.k);
+        &all[..used]
+    }
+
+    /// The `unknown` (⊥) mass of `node`.
+    ///
+    /// # Panics
+    /// If `node >= n_nodes()`.
+    pub fn unknown(&self, node: usize) -> f32 {
+        self.unknown[node]
+    }
+
+    /// The best label of `node` and its score, or `None` when the node abstains (holds no
+    /// label at all).
+    pub fn top(&self, node: usize) -> Option<LabelScore> {
+        self.get(node).first().copied()
+    }
+
+    /// Number of nodes that abstain among `nodes`.
+    pub fn count_abstaining(&self, nodes: std::ops::Range<usize>) -> usize {
+        nodes.filter(|&v| self.top(v).is_none()).count()
+    }
+
+    /// The raw slots (stride K) and unknown masses, for the engine.
+    pub(crate) fn raw(&self) -> (&[LabelScore], &[f32]) {
+        (&self.slots, &self.unknown)
+    }
+
+    /// Mutable raw slots (stride K) and unknown masses, for the engine.
+    pub(crate) fn raw_mut(&mut self) -> (&mut [LabelScore], &mut [f32]) {
+        (&mut self.slots, &mut self.unknown)
+    }
+
+    /// Replaces `node`'s labels with `entries` (already sorted by [`by_score`], at most K)
+    /// and its unknown mass.
+    pub(crate) fn set(&mut self, node: usize, entries: &[(u32, f64)], unknown: f64) {
+        let k = self.k;
+        write_slots(&mut self.slots[node * k..(node + 1) * k], entries);
+        self.unknown[node] = unknown as f32;
+    }
+}
+
+/// Writes sorted `entries` (at most `slots.len()`) into `slots`, padding with [`EMPTY`].
+pub(crate) fn write_slots(slots: &mut [LabelScore], entries: &[(u32, f64)]) {
+    debug_assert!(entries.len() <= slots.len());
+    for (i, slot) in slots.iter_mut().enumerate() {
+        *slot = match entries.get(i) {
+            Some(&(label, score)) => LabelScore {
+                label,
+                score: score as f32,
+            },
+            None => EMPTY,
+        };
+    }
+}
+
+/// The output order: score descending, then label id ascending (a total order on distinct
+/// labels, so ties never depend on input order or thread count).
+#[inline]
+pub(crate) fn by_score(a: &(u32, f64), b: &(u32, f64)) -> Ordering {
+    b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
+}
+
+/// Keeps the best `k` of `cand` (any order, distinct labels, positive scores), sorted by
+/// [`by_score`], and returns the mass of the dropped ones.
+///
+/// # Complexity
+/// O(c + k log k) for `c` candidates (selection, then a sort of the kept ones).
+pub(crate) fn keep_top_k(cand: &mut Vec<(u32, f64)>, k: usize) -> f64 {
+    let mut dropped = 0.0;
+    if cand.len() > k {
+        cand.select_nth_unstable_by(k, by_score);
+        // Sum the dropped mass in label order so the result does not depend on how the
+        // selection permuted them.
+        cand[k..].sort_unstable_by_key(|e| e.0);
+        dropped = cand[k..].iter().map(|e| e.1).sum();
+        cand.truncate(k);
+    }
+    cand.sort_unstable_by(by_score);
+    dropped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_top_k_breaks_ties_by_label_and_returns_dropped_mass() {
+        let mut c = vec![(5, 0.2), (1, 0.2), (3, 0.5), (0, 0.05), (2, 0.05)];
+        let dropped = keep_top_k(&mut c, 3);
+        assert_eq!(c, vec![(3, 0.5), (1, 0.2), (5, 0.2)]);
+        assert!((dropped - 0.1).abs() < 1e-12);
+        let mut short = vec![(2, 0.1), (1, 0.3)];
+        assert_eq!(keep_top_k(&mut short, 3), 0.0);
+        assert_eq!(short, vec![(1, 0.3), (2, 0.1)]);
+    }
+
+    #[test]
+    fn get_returns_only_used_slots() {
+        let mut d = LabelDistribution::new(3, 2, 1.0);
+        d.set(1, &[(4, 0.75), (0, 0.25)], 0.0);
+        d.set(2, &[(7, 0.5)], 0.5);
+        assert!(d.get(0).is_empty() && d.top(0).is_none());
+        assert_eq!(d.get(1).len(), 2);
+        assert_eq!(
+            d.top(2),
+            Some(LabelScore {
+                label: 7,
+                score: 0.5
+            })
+        );
+        assert_eq!(d.unknown(0), 1.0);
+        assert_eq!(d.count_abstaining(0..3), 1);
+    }
+}

@@ -1,0 +1,332 @@
+//! Label propagation: spreads the seed labels of a [`Graph`] to every node, Expander-style.
+//!
+//! This is stage 4 of the pipeline: `Graph` (with its seeds) → [`Propagation`] (a sparse
+//! [`LabelDistribution`] per node and a [`PropagationReport`]), configured by
+//! [`PropagationConfig`]. It touches no file; [`write_jsonl`] and [`write_tsv`] format the
+//! result for the CLI.
+//!
+//! **Contract.**
+//! - *Input:* a symmetric graph (no self-loops, positive finite weights; text nodes first,
+//!   then feature nodes of a bipartite graph, which propagate like any node), seeds
+//!   `(node, label, weight > 0)`, a validated config.
+//! - *Parameters:* see [`PropagationConfig`] (μ1, μ2, μ3, β, α, K, iterations, tolerance).
+//! - *Output:* per node at most K `(label, score)` pairs sorted by score descending then
+//!   label id, and an `unknown` mass (the dummy label ⊥).
+//!
+//! **Invariants of the output** (tested as properties):
+//! - every score and `unknown` is finite and `>= 0`; never NaN or infinity;
+//! - per node, `Σ scores ≤ 1` and `Σ scores + unknown = 1` (within 1e-5);
+//! - a node no seed can reach (including a zero-degree node) holds no label and
+//!   `unknown = 1`: it abstains;
+//! - the result is bit-identical for any number of threads;
+//! - for `expander`, `mad` and `spreading` with K ≥ the number of labels, the objective never
+//!   rises between iterations ([`PropagationReport::history`]).
+//!
+//! **Algorithms** ([`Algorithm`]; the math is in each module's docs):
+//! - `expander` (default) — Ravi & Diao, "Large Scale Distributed Semi-Supervised Learning
+//!   Using Streaming Approximation", AISTATS 2016: seed fit + smoothness + pull to ⊥, top-K.
+//! - `mad` — Talukdar & Crammer, "New Regularized Algorithms for Transductive Learning",
+//!   ECML-PKDD 2009: Modified Adsorption with entropy-based walk probabilities.
+//! - `lp` — Zhu & Ghahramani, CMU-CALD-02-107, 2002 (scikit-learn `LabelPropagation`).
+//! - `spreading` — Zhou et al., "Learning with Local and Global Consistency", NIPS 2004
+//!   (scikit-learn `LabelSpreading`).
+//!
+//! All four share one engine: synchronous Jacobi sweeps (each node's new distribution computed
+//! from the previous iterate, then the buffers swap), parallel over fixed blocks of nodes,
+//! with per-node sums in neighbour order and top-K ties broken by label id. An optional
+//! class-mass normalization ([`ClassPrior::Cmn`]) follows the last iteration.
+//!
+//! **Adding a variant:** write a `Rule` (per-node and per-edge coefficients of the generic
+//! update and objective in `engine.rs`), add an [`Algorithm`] arm, and extend the tests'
+//! algorithm lists.
+//!
+//! # Example
+//! ```
+//! use sprig::graph::{Graph, GraphKind, GraphParts, RecordRef, Seed};
+//! use sprig::propagate::{propagate, PropagationConfig};
+//!
+//! // A path a — b — c with `a` seeded "x", and an isolated node d.
+//! let parts = GraphParts {
+//!     offsets: vec![0, 1, 3, 4, 4],
+//!     neighbors: vec![1, 0, 2, 1],
+//!     weights: vec![1.0; 4],
+//!     keys: ["a", "b", "c", "d"].map(String::from).to_vec(),
+//!     text_nodes: 4,
+//!     records: (0..4).map(|i| RecordRef { line: i + 1, id: None, node: i as u32 }).collect(),
+//!     labels: vec!["x".into()],
+//!     seeds: vec![Seed { node: 0, label: 0, weight: 1.0 }],
+//!     provenance: serde_json::Value::Null,
+//! };
+//! let graph = Graph::from_parts(GraphKind::Edges, parts)?;
+//! let result = propagate(&graph, &PropagationConfig::default())?;
+//! let d = result.distribution();
+//! assert_eq!(d.top(2).map(|t| t.label), Some(0)); // c is labelled x
+//! assert!(d.top(3).is_none() && d.unknown(3) == 1.0); // d abstains
+//! # Ok::<(), sprig::Error>(())
+//! ```
+
+mod classic;
+mod config;
+mod engine;
+mod expander;
+mod labels;
+mod mad;
+mod output;
+mod prior;
+#[cfg(test)]
+mod properties;
+#[cfg(test)]
+mod testgraphs;
+#[cfg(test)]
+mod tests;
+
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+pub use config::{Algorithm, ChangeNorm, ClassPrior, PropagationConfig, MAX_TOP_K};
+pub use labels::{LabelDistribution, LabelScore};
+pub use output::{write_jsonl, write_tsv, OutputFormat, UNKNOWN_LABEL};
+
+use crate::error::{Error, Result};
+use crate::graph::{Graph, Seed};
+use engine::{Rule, SeedRows};
+
+/// One iteration's measurements.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct IterationStats {
+    /// 1-based iteration number.
+    pub iteration: usize,
+    /// Largest L1 change of one node's distribution (labels and unknown) in this iteration.
+    pub max_change: f64,
+    /// Sum over nodes of the L1 changes (scikit-learn's convergence measure).
+    pub sum_change: f64,
+    /// The algorithm's objective after this iteration (see each algorithm's docs).
+    pub objective: f64,
+}
+
+/// How a propagation run went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PropagationReport {
+    /// The algorithm that ran.
+    pub algorithm: Algorithm,
+    /// Iterations run.
+    pub iterations: usize,
+    /// Whether the change fell below the tolerance before the iteration cap.
+    pub converged: bool,
+    /// Objective of the initial iterate.
+    pub initial_objective: f64,
+    /// Per-iteration change and objective, in order.
+    pub history: Vec<IterationStats>,
+    /// Nodes (texts and features) that hold no label.
+    pub abstaining_nodes: usize,
+    /// Text nodes that hold no label.
+    pub abstaining_texts: usize,
+    /// Wall time of the propagation, in seconds.
+    pub seconds: f64,
+}
+
+/// The result of [`propagate`]: a label distribution per node, and the run's report.
+#[derive(Debug, Clone)]
+pub struct Propagation {
+    distribution: LabelDistribution,
+    labels: Vec<String>,
+    seed: Vec<bool>,
+    report: PropagationReport,
+}
+
+impl Propagation {
+    /// Per-node distributions (node ids as in the graph).
+    pub fn distribution(&self) -> &LabelDistribution {
+        &self.distribution
+    }
+
+    /// Label names; a [`LabelScore::label`] indexes this.
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// Whether `node` carried a seed in this run.
+    ///
+    /// # Panics
+    /// If `node` is out of range.
+    pub fn is_seed(&self, node: usize) -> bool {
+        self.seed[node]
+    }
+
+    /// The run's report.
+    pub fn report(&self) -> &PropagationReport {
+        &self.report
+    }
+}
+
+/// Propagates the graph's own seeds. See [`propagate_with`].
+///
+/// # Errors
+/// As [`propagate_with`].
+pub fn propagate(graph: &Graph, config: &PropagationConfig) -> Result<Propagation> {
+    propagate_with(graph, graph.seeds(), config, |_| {})
+}
+
+/// Propagates `seeds` (which replace the graph's own; pass `graph.seeds()` plus extra ones to
+/// add seeds) over `graph`, calling `on_iteration` once per iteration, in order, as soon as
+/// that iteration's objective is known (one sweep later, since the objective of an iterate is
+/// accumulated during the next sweep).
+///
+/// # Errors
+/// - [`Error::InvalidConfig`] if `config` is invalid, a seed names a node or label outside
+///   the graph or has a weight that is not finite and positive, or a class prior names an
+///   unknown label;
+/// - [`Error::NoSeeds`] if `seeds` is empty.
+///
+/// # Complexity
+/// O(iterations · (E · K + n · c log K)) time for E stored edges and `c` candidate labels per
+/// node; O(n · K) memory for the two iterates plus O(labels) per thread.
+pub fn propagate_with(
+    graph: &Graph,
+    seeds: &[Seed],
+    config: &PropagationConfig,
+    mut on_iteration: impl FnMut(&IterationStats),
+) -> Result<Propagation> {
+    let start = Instant::now();
+    config.validate()?;
+    let n = graph.n_nodes();
+    let n_labels = graph.labels().len();
+    if seeds.is_empty() {
+        return Err(Error::NoSeeds);
+    }
+    for s in seeds {
+        if s.node as usize >= n || s.label as usize >= n_labels {
+            return Err(Error::config(
+                "seeds",
+                format!(
+                    "seed (node {}, label {}) is outside the graph ({n} nodes, {n_labels} labels)",
+                    s.node, s.label
+                ),
+            ));
+        }
+        if !(s.weight.is_finite() && s.weight > 0.0) {
+            return Err(Error::config(
+                "seeds",
+                format!("seed of node {} has weight {}", s.node, s.weight),
+            ));
+        }
+    }
+    let mut sorted = seeds.to_vec();
+    sorted.sort_by_key(|s| (s.node, s.label));
+    let seed_rows = SeedRows::new(n, &sorted);
+    let priors = prior::resolve(config, graph.labels(), &sorted)?;
+
+    let k = config.top_k;
+    let (mut dist, initial_objective, history, converged) = match config.algorithm {
+        Algorithm::Expander => {
+            let rule = expander::Expander::new(graph, &seed_rows, config);
+            let sweep = sweeper(graph, &seed_rows, &rule, n_labels);
+            iterate(&sweep, seed_rows.initial(k, 1.0), config, &mut on_iteration)
+        }
+        Algorithm::Mad => {
+            let rule = mad::Mad::new(graph, &seed_rows, config);
+            let sweep = sweeper(graph, &seed_rows, &rule, n_labels);
+            iterate(&sweep, seed_rows.initial(k, 0.0), config, &mut on_iteration)
+        }
+        Algorithm::Lp => {
+            let rule = classic::Lp::new(graph, &seed_rows);
+            let sweep = sweeper(graph, &seed_rows, &rule, n_labels);
+            iterate(&sweep, seed_rows.initial(k, 0.0), config, &mut on_iteration)
+        }
+        Algorithm::Spreading => {
+            let rule = classic::Spreading::new(graph, config.alpha);
+            let sweep = sweeper(graph, &seed_rows, &rule, n_labels);
+            iterate(&sweep, seed_rows.initial(k, 0.0), config, &mut on_iteration)
+        }
+    };
+    prior::normalize(&mut dist);
+    if let Some(q) = priors {
+        prior::class_mass_normalize(&mut dist, &seed_rows, &q, graph.n_text_nodes());
+    }
+    let report = PropagationReport {
+        algorithm: config.algorithm,
+        iterations: history.len(),
+        converged,
+        initial_objective,
+        history,
+        abstaining_nodes: dist.count_abstaining(0..n),
+        abstaining_texts: dist.count_abstaining(0..graph.n_text_nodes()),
+        seconds: start.elapsed().as_secs_f64(),
+    };
+    Ok(Propagation {
+        distribution: dist,
+        labels: graph.labels().to_vec(),
+        seed: (0..n).map(|v| seed_rows.is_seed(v)).collect(),
+        report,
+    })
+}
+
+/// Weighted degrees `d_v = Σ_u w_vu`, summed in neighbour order.
+pub(crate) fn degrees(graph: &Graph) -> Vec<f64> {
+    (0..graph.n_nodes())
+        .into_par_iter()
+        .map(|v| graph.row(v).1.iter().map(|&w| f64::from(w)).sum())
+        .collect()
+}
+
+/// Binds a rule to the graph and seeds: `prev → next` sweeps.
+fn sweeper<'a, R: Rule>(
+    graph: &'a Graph,
+    seeds: &'a SeedRows,
+    rule: &'a R,
+    n_labels: usize,
+) -> impl Fn(&LabelDistribution, &mut LabelDistribution) -> engine::SweepStats + 'a {
+    move |prev, next| engine::sweep(graph, seeds, rule, n_labels, prev, next)
+}
+
+/// Runs sweeps until the change falls below the tolerance or the cap, then one more sweep to
+/// measure the last iterate's objective. Returns the last iterate, the initial objective, the
+/// history and whether it converged.
+fn iterate(
+    sweep: &dyn Fn(&LabelDistribution, &mut LabelDistribution) -> engine::SweepStats,
+    init: LabelDistribution,
+    config: &PropagationConfig,
+    on_iteration: &mut dyn FnMut(&IterationStats),
+) -> (LabelDistribution, f64, Vec<IterationStats>, bool) {
+    let mut prev = init;
+    let mut next = prev.clone();
+    let mut history: Vec<IterationStats> = Vec::with_capacity(config.iterations);
+    let mut initial = 0.0;
+    let mut pending: Option<IterationStats> = None;
+    let mut converged = false;
+    let mut finish =
+        |pending: &mut Option<IterationStats>, objective: f64, history: &mut Vec<_>| {
+            if let Some(mut p) = pending.take() {
+                p.objective = objective;
+                on_iteration(&p);
+                history.push(p);
+            }
+        };
+    for t in 1..=config.iterations {
+        let s = sweep(&prev, &mut next);
+        if t == 1 {
+            initial = s.objective;
+        }
+        finish(&mut pending, s.objective, &mut history);
+        std::mem::swap(&mut prev, &mut next);
+        pending = Some(IterationStats {
+            iteration: t,
+            max_change: s.max_change,
+            sum_change: s.sum_change,
+            objective: f64::NAN,
+        });
+        let change = match config.change_norm {
+            ChangeNorm::MaxNode => s.max_change,
+            ChangeNorm::Sum => s.sum_change,
+        };
+        if change < config.tolerance {
+            converged = true;
+            break;
+        }
+    }
+    let last = sweep(&prev, &mut next);
+    finish(&mut pending, last.objective, &mut history);
+    (prev, initial, history, converged)
+}

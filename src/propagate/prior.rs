@@ -1,0 +1,141 @@
+//! What happens after the last iteration: every node's distribution is renormalized to sum 1
+//! (scikit-learn's final normalization; MAD's renormalization with ⊥), and optionally the
+//! class masses are corrected (class mass normalization, Zhu, Ghahramani & Lafferty, ICML
+//! 2003).
+
+use rayon::prelude::*;
+
+use super::engine::{SeedRows, BLOCK};
+use super::labels::{by_score, write_slots, LabelDistribution, EMPTY};
+use super::{ClassPrior, PropagationConfig};
+use crate::error::{Error, Result};
+use crate::graph::Seed;
+
+/// The priors `q_l` (summing to 1) if class mass normalization is configured.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] (`class_prior`) if a given prior names a label the graph lacks.
+pub(crate) fn resolve(
+    config: &PropagationConfig,
+    labels: &[String],
+    seeds: &[Seed],
+) -> Result<Option<Vec<f64>>> {
+    let ClassPrior::Cmn { priors } = &config.class_prior else {
+        return Ok(None);
+    };
+    let mut q = vec![0.0f64; labels.len()];
+    match priors {
+        Some(given) => {
+            for (name, &p) in given {
+                let l = labels
+                    .binary_search(name)
+                    .map_err(|_| Error::config("class_prior", format!("unknown label {name:?}")))?;
+                q[l] = p;
+            }
+        }
+        None => {
+            for s in seeds {
+                q[s.label as usize] += f64::from(s.weight);
+            }
+        }
+    }
+    let total: f64 = q.iter().sum();
+    if total <= 0.0 {
+        return Err(Error::config(
+            "class_prior",
+            "priors of the graph's labels are all 0",
+        ));
+    }
+    q.iter_mut().for_each(|x| *x /= total);
+    Ok(Some(q))
+}
+
+/// Divides every node's labels and unknown by their total; an empty node gets `unknown = 1`.
+pub(crate) fn normalize(dist: &mut LabelDistribution) {
+    rescale(dist, |_, _| false);
+}
+
+/// Lets `f(node, pairs)` rescale each node's `(label, score)` pairs (returning `true` if it
+/// did: the label total is then restored), then
+/// renormalizes labels + unknown to 1, drops scores that round to 0 in f32, and re-sorts.
+fn rescale(dist: &mut LabelDistribution, f: impl Fn(usize, &mut Vec<(u32, f64)>) -> bool + Sync) {
+    let k = dist.top_k();
+    let (slots, unknown) = dist.raw_mut();
+    slots
+        .par_chunks_mut(BLOCK * k)
+        .zip(unknown.par_chunks_mut(BLOCK))
+        .enumerate()
+        .for_each_init(Vec::new, |cand, (b, (slots, unknown))| {
+            for (i, unk) in unknown.iter_mut().enumerate() {
+                let node = &mut slots[i * k..(i + 1) * k];
+                cand.clear();
+                cand.extend(
+                    node.iter()
+                        .take_while(|e| e.label != EMPTY.label)
+                        .map(|e| (e.label, f64::from(e.score))),
+                );
+                let mut u = f64::from(*unk);
+                let before: f64 = cand.iter().map(|e| e.1).sum();
+                if f(b * BLOCK + i, cand) {
+                    let after: f64 = cand.iter().map(|e| e.1).sum();
+                    if after > 0.0 {
+                        cand.iter_mut().for_each(|e| e.1 *= before / after);
+                    } else {
+                        u += before;
+                        cand.clear();
+                    }
+                }
+                let total = u + cand.iter().map(|e| e.1).sum::<f64>();
+                if total > 0.0 {
+                    u /= total;
+                    for e in cand.iter_mut() {
+                        e.1 /= total;
+                    }
+                } else {
+                    u = 1.0;
+                    cand.clear();
+                }
+                // Round to f32 first so the order (and its ties) is that of the stored values;
+                // a score below f32's range (< 1e-45) is dropped.
+                for e in cand.iter_mut() {
+                    e.1 = f64::from(e.1 as f32);
+                }
+                cand.retain(|e| e.1 > 0.0);
+                cand.sort_unstable_by(by_score);
+                write_slots(node, cand);
+                *unk = u as f32;
+            }
+        });
+}
+
+/// Class mass normalization on non-seed nodes: label `l`'s scores are multiplied by
+/// `q_l / m_l` (`m_l` = total score of `l` over non-seed text nodes, summed in node order),
+/// then each node's label scores are rescaled to their previous total so `unknown` is
+/// unchanged. A label with `m_l = 0` keeps factor 1 (no node holds it).
+pub(crate) fn class_mass_normalize(
+    dist: &mut LabelDistribution,
+    seeds: &SeedRows,
+    q: &[f64],
+    text_nodes: usize,
+) {
+    let mut mass = vec![0.0f64; q.len()];
+    for v in (0..text_nodes).filter(|&v| !seeds.is_seed(v)) {
+        for e in dist.get(v) {
+            mass[e.label as usize] += f64::from(e.score);
+        }
+    }
+    let factor: Vec<f64> = q
+        .iter()
+        .zip(&mass)
+        .map(|(&q, &m)| if m > 0.0 { q / m } else { 1.0 })
+        .collect();
+    rescale(dist, |v, cand| {
+        if seeds.is_seed(v) {
+            return false;
+        }
+        for e in cand.iter_mut() {
+            e.1 *= factor[e.0 as usize];
+        }
+        true
+    });
+}
