@@ -235,6 +235,11 @@ impl CorpusReader {
                     .byte_headers()
                     .map_err(|e| csv_error(path, e))?
                     .clone();
+                if headers.is_empty() {
+                    return Err(Error::EmptyCorpus {
+                        path: path.to_owned(),
+                    });
+                }
                 let find = |name: &str| headers.iter().position(|h| h == name.as_bytes());
                 let Some(text_col) = find(&options.text_field) else {
                     let found: Vec<String> = headers

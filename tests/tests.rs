@@ -2,7 +2,10 @@
 
 mod util;
 
+mod bad_input;
 mod cli;
+mod compat;
 mod formats;
+mod kill;
 mod knn_exact;
 mod properties;

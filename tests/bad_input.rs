@@ -1,0 +1,529 @@
+//! The adversarial input matrix: every reader meets empty, blank, broken, odd and extreme
+//! files, and answers with a precise error (exit 2, one line naming file, line and field) or a
+//! documented behaviour. Never a panic (exit 101), never NaN in an output, and a failed command
+//! leaves no output file behind.
+
+use std::path::Path;
+use std::process::Output;
+
+use crate::util::sprig;
+
+/// Runs `args` in a fresh folder holding `files`; returns the folder and the output.
+fn run(files: &[(&str, Vec<u8>)], args: &[&str]) -> (tempfile::TempDir, Output) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes) in files {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+    }
+    let out = sprig(dir.path(), args);
+    assert_ne!(
+        out.status.code(),
+        Some(101),
+        "panic on {args:?}: {}",
+        stderr(&out)
+    );
+    (dir, out)
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asserts a failure with `needle` in its one-line message and no output file left.
+fn refused(files: &[(&str, Vec<u8>)], args: &[&str], needle: &str) {
+    let (dir, out) = run(files, args);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{args:?} should fail: {err}");
+    assert!(
+        err.contains(needle),
+        "{args:?}: expected {needle:?} in {err:?}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for n in &names {
+        assert!(
+            files.iter().any(|(f, _)| f == n),
+            "{args:?} left {n} behind (files: {names:?})"
+        );
+    }
+}
+
+/// Asserts success and returns the folder (for reading outputs).
+fn accepted(files: &[(&str, Vec<u8>)], args: &[&str]) -> (tempfile::TempDir, String) {
+    let (dir, out) = run(files, args);
+    assert!(out.status.success(), "{args:?} failed: {}", stderr(&out));
+    (dir, stdout(&out) + &stderr(&out))
+}
+
+fn file(name: &str, contents: &str) -> (&'static str, Vec<u8>) {
+    (
+        Box::leak(name.to_owned().into_boxed_str()),
+        contents.as_bytes().to_vec(),
+    )
+}
+
+fn bytes(name: &str, contents: &[u8]) -> (&'static str, Vec<u8>) {
+    (
+        Box::leak(name.to_owned().into_boxed_str()),
+        contents.to_vec(),
+    )
+}
+
+const GRAPH: [&str; 4] = ["graph", "--corpus", "c", "--out"];
+
+fn graph_args(corpus: &str) -> Vec<&str> {
+    let mut a = GRAPH.to_vec();
+    a[2] = corpus;
+    a.push("out.graph");
+    a
+}
+
+fn no_nan(dir: &Path, name: &str) {
+    let text = std::fs::read_to_string(dir.join(name)).unwrap();
+    for bad in ["NaN", "nan", "inf"] {
+        assert!(!text.contains(bad), "{name} holds {bad}: {text}");
+    }
+}
+
+#[test]
+fn empty_and_blank_corpora_are_refused_in_every_format() {
+    for name in ["c.jsonl", "c.txt", "c.csv", "c.tsv"] {
+        refused(&[file(name, "")], &graph_args(name), "holds no record");
+    }
+    refused(
+        &[file("c.jsonl", "\n \n\t\n")],
+        &graph_args("c.jsonl"),
+        "holds no record",
+    );
+    refused(
+        &[file("c.txt", "\r\n\r\n")],
+        &graph_args("c.txt"),
+        "holds no record",
+    );
+    refused(
+        &[file("c.csv", "text,label\n")],
+        &graph_args("c.csv"),
+        "holds no record",
+    );
+    // Texts that normalize to nothing are errors naming the line.
+    refused(
+        &[file(
+            "c.jsonl",
+            "{\"text\":\"ok\"}\n{\"text\":\"\\u0007 \"}\n",
+        )],
+        &graph_args("c.jsonl"),
+        "c.jsonl:2: field \"text\": text is empty after normalization",
+    );
+}
+
+#[test]
+fn broken_bytes_are_refused_with_their_line() {
+    refused(
+        &[bytes(
+            "c.jsonl",
+            b"{\"text\":\"ok\"}\n{\"text\":\"\xff\xfe\"}\n",
+        )],
+        &graph_args("c.jsonl"),
+        "c.jsonl:2: invalid UTF-8",
+    );
+    refused(
+        &[bytes("c.txt", b"ok\nbad \xc3\x28 byte\n")],
+        &graph_args("c.txt"),
+        "c.txt:2: invalid UTF-8",
+    );
+    refused(
+        &[bytes("c.csv", b"text\nok\n\xff\n")],
+        &graph_args("c.csv"),
+        "c.csv:3: field \"text\": invalid UTF-8",
+    );
+    refused(
+        &[bytes("c.jsonl", b"{\"text\":\"a\\u0000b\"}\n")],
+        &graph_args("c.jsonl"),
+        "c.jsonl:1: field \"text\": contains a NUL character",
+    );
+    refused(
+        &[bytes("c.txt", b"a\0b\n")],
+        &graph_args("c.txt"),
+        "c.txt:1: field \"text\": contains a NUL",
+    );
+}
+
+#[test]
+fn bom_and_crlf_are_read_as_plain_text() {
+    let lf = "{\"text\":\"hello there\",\"label\":\"hi\"}\n{\"text\":\"hello you\"}\n";
+    let crlf_bom = format!("\u{feff}{}", lf.replace('\n', "\r\n"));
+    let (dir, _) = accepted(
+        &[file("lf.jsonl", lf), file("crlf.jsonl", &crlf_bom)],
+        &["graph", "--corpus", "lf.jsonl", "--out", "lf.graph", "-q"],
+    );
+    let out = sprig(
+        dir.path(),
+        &[
+            "graph",
+            "--corpus",
+            "crlf.jsonl",
+            "--out",
+            "crlf.graph",
+            "-q",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let a = sprig(dir.path(), &["inspect", "lf.graph", "--edges"]).stdout;
+    let b = sprig(dir.path(), &["inspect", "crlf.graph", "--edges"]).stdout;
+    assert!(!a.is_empty());
+    assert_eq!(a, b, "a BOM and CRLF change nothing");
+    let csv = "\u{feff}text,label\r\n\"hello, there\",hi\r\nhello you,\r\n";
+    let (_, summary) = accepted(
+        &[file("c.csv", csv)],
+        &["graph", "--corpus", "c.csv", "--out", "g.graph"],
+    );
+    assert!(
+        summary.contains("2 records") && summary.contains("1 seeds"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn malformed_and_mistyped_json_names_line_and_field() {
+    let cases = [
+        ("{\"text\": \"a\"\n", "c.jsonl:1: malformed JSON"),
+        (
+            "[\"a\"]\n",
+            "c.jsonl:1: expected a JSON object, found an array",
+        ),
+        (
+            "{\"text\": 7}\n",
+            "c.jsonl:1: field \"text\": expected a string, found a number",
+        ),
+        (
+            "{\"text\": null}\n",
+            "c.jsonl:1: field \"text\": expected a string, found null",
+        ),
+        ("{\"txt\": \"a\"}\n", "c.jsonl:1: missing field \"text\""),
+        (
+            "{\"text\": \"a\", \"label\": [\"x\"]}\n",
+            "c.jsonl:1: field \"label\": expected a string or an integer",
+        ),
+        (
+            "{\"text\": \"a\", \"label\": \"\"}\n",
+            "c.jsonl:1: field \"label\": empty label",
+        ),
+        (
+            "{\"text\": \"a\", \"id\": true}\n",
+            "c.jsonl:1: field \"id\": expected a string or a number",
+        ),
+        (
+            "{\"id\": 1, \"text\": \"a\"}\n{\"id\": 1, \"text\": \"b\"}\n",
+            "c.jsonl:2: field \"id\": duplicate id 1 (first at line 1)",
+        ),
+    ];
+    for (contents, needle) in cases {
+        refused(&[file("c.jsonl", contents)], &graph_args("c.jsonl"), needle);
+    }
+    refused(
+        &[file("c.csv", "text,label\na,b,c\n")],
+        &graph_args("c.csv"),
+        "c.csv:2: row has 3 fields",
+    );
+    refused(
+        &[file("c.csv", "body\nhello\n")],
+        &graph_args("c.csv"),
+        "c.csv:1: header row has no \"text\" column",
+    );
+    refused(
+        &[file("c.txt", "__label__ hi\n")],
+        &graph_args("c.txt"),
+        "c.txt:1: empty __label__ prefix",
+    );
+}
+
+#[test]
+fn a_ten_megabyte_line_is_one_record() {
+    let words = ["alpha", "beta", "gamma", "delta", "omega"];
+    let mut long = String::with_capacity(10 << 20);
+    let mut i = 0usize;
+    while long.len() < 10 << 20 {
+        long.push_str(words[i % words.len()]);
+        long.push(' ');
+        i = i.wrapping_mul(31).wrapping_add(7);
+    }
+    let corpus = format!("{{\"text\":\"{long}\"}}\n{{\"text\":\"alpha beta\",\"label\":\"x\"}}\n");
+    let (_, summary) = accepted(
+        &[file("c.jsonl", &corpus)],
+        &[
+            "graph",
+            "--corpus",
+            "c.jsonl",
+            "--features",
+            "u,b",
+            "--out",
+            "g.graph",
+        ],
+    );
+    assert!(summary.contains("2 records, 2 nodes"), "{summary}");
+}
+
+#[test]
+fn seeds_files_are_checked_line_by_line() {
+    let corpus = file(
+        "c.jsonl",
+        "{\"id\":\"a\",\"text\":\"hi there\"}\n{\"id\":\"b\",\"text\":\"hi you\"}\n",
+    );
+    let cases = [
+        (
+            "s.tsv",
+            "zz\tx\n",
+            "s.tsv:1: seed names unknown record id zz",
+        ),
+        ("s.tsv", "a\tx\tNaN\n", "s.tsv:1: field \"weight\""),
+        ("s.tsv", "a\tx\tinf\n", "s.tsv:1: field \"weight\""),
+        ("s.tsv", "a\tx\t-1\n", "s.tsv:1: field \"weight\""),
+        ("s.tsv", "a\tx\t0\n", "s.tsv:1: field \"weight\""),
+        ("s.tsv", "a\n", "s.tsv:1: expected node<TAB>label"),
+        (
+            "s.jsonl",
+            "{\"line\": 9, \"label\": \"x\"}\n",
+            "s.jsonl:1: seed names unknown record line 9",
+        ),
+        (
+            "s.jsonl",
+            "{\"id\": \"a\"}\n",
+            "s.jsonl:1: missing field \"label\"",
+        ),
+        (
+            "s.jsonl",
+            "{\"id\": \"a\", \"label\": 1.5}\n",
+            "s.jsonl:1: field \"label\"",
+        ),
+        ("s.jsonl", "nope\n", "s.jsonl:1: malformed JSON"),
+    ];
+    for (name, contents, needle) in cases {
+        refused(
+            &[corpus.clone(), file(name, contents)],
+            &[
+                "graph", "--corpus", "c.jsonl", "--seeds", name, "--out", "g.graph",
+            ],
+            needle,
+        );
+    }
+}
+
+#[test]
+fn edge_lists_reject_bad_weights_and_drop_loops_and_zeros() {
+    for (w, needle) in [
+        ("NaN", "field \"weight\""),
+        ("inf", "field \"weight\""),
+        ("-0.5", "field \"weight\""),
+        ("abc", "field \"weight\": not a number"),
+    ] {
+        refused(
+            &[file("e.tsv", &format!("a\tb\t1\nb\tc\t{w}\n"))],
+            &["graph", "--edges", "e.tsv", "--out", "g.graph"],
+            &format!("e.tsv:2: {needle}"),
+        );
+    }
+    refused(
+        &[file("e.tsv", "")],
+        &["graph", "--edges", "e.tsv", "--out", "g.graph"],
+        "holds no record",
+    );
+    let (dir, log) = accepted(
+        &[
+            file("e.tsv", "a\tb\t1\nb\tb\t1\nb\tc\t0\nd\te\t0.5\n"),
+            file("s.tsv", "a\tx\n"),
+        ],
+        &[
+            "graph", "--edges", "e.tsv", "--seeds", "s.tsv", "--out", "g.graph",
+        ],
+    );
+    assert!(
+        log.contains("dropped 1 self-loops and 1 zero-weight edges"),
+        "{log}"
+    );
+    // c has no edge left and d-e form a component without seeds: all three abstain.
+    let out = sprig(
+        dir.path(),
+        &["propagate", "--graph", "g.graph", "--out", "l.jsonl", "-q"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    no_nan(dir.path(), "l.jsonl");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(dir.path().join("l.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let label = |id: &str| lines.iter().find(|l| l["id"] == id).unwrap()["label"].clone();
+    assert_eq!(label("b"), "x");
+    for id in ["c", "d", "e"] {
+        assert!(label(id).is_null(), "{id} abstains");
+    }
+}
+
+#[test]
+fn a_graph_without_seeds_cannot_be_propagated() {
+    let (dir, _) = accepted(
+        &[file("e.tsv", "a\tb\n")],
+        &["graph", "--edges", "e.tsv", "--out", "g.graph"],
+    );
+    let out = sprig(
+        dir.path(),
+        &["propagate", "--graph", "g.graph", "--out", "l.jsonl"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no seeds"), "{}", stderr(&out));
+    assert!(!dir.path().join("l.jsonl").exists());
+}
+
+#[test]
+fn odd_labels_round_trip_through_the_outputs() {
+    let labels = ["tab\there", "new\nline", "ünïcødé 😀", "quote\"back\\slash"];
+    let mut corpus = String::new();
+    for (i, l) in labels.iter().enumerate() {
+        corpus.push_str(
+            &serde_json::json!({"text": format!("text number {i} shared"), "label": l}).to_string(),
+        );
+        corpus.push('\n');
+    }
+    corpus.push_str("{\"text\": \"text number shared\"}\n");
+    let (dir, _) = accepted(
+        &[file("c.jsonl", &corpus)],
+        &["graph", "--corpus", "c.jsonl", "--out", "g.graph", "-q"],
+    );
+    for format in ["jsonl", "tsv"] {
+        let out = sprig(
+            dir.path(),
+            &[
+                "propagate",
+                "--graph",
+                "g.graph",
+                "--format",
+                format,
+                "--out",
+                "l.out",
+                "-q",
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        no_nan(dir.path(), "l.out");
+        let text = std::fs::read_to_string(dir.path().join("l.out")).unwrap();
+        assert_eq!(
+            text.lines().count(),
+            5,
+            "one line per record, even with newlines in labels: {text}"
+        );
+        if format == "jsonl" {
+            for (i, line) in text.lines().take(4).enumerate() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                assert_eq!(v["label"], labels[i], "seed {i} keeps its exact label");
+            }
+        }
+    }
+}
+
+#[test]
+fn one_label_and_ten_thousand_labels_both_work() {
+    let (dir, _) = accepted(
+        &[file("e.tsv", "a\tb\nb\tc\n"), file("s.tsv", "a\tonly\n")],
+        &[
+            "graph", "--edges", "e.tsv", "--seeds", "s.tsv", "--out", "g.graph", "-q",
+        ],
+    );
+    let out = sprig(
+        dir.path(),
+        &["propagate", "--graph", "g.graph", "--out", "l.jsonl", "-q"],
+    );
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(dir.path().join("l.jsonl")).unwrap();
+    assert!(
+        text.lines().all(|l| l.contains("\"label\":\"only\"")),
+        "{text}"
+    );
+
+    // A ring of 20,000 nodes, every other one seeded with a label of its own.
+    let n = 20_000;
+    let mut edges = String::new();
+    let mut seeds = String::new();
+    for i in 0..n {
+        edges.push_str(&format!("n{i}\tn{}\t1\n", (i + 1) % n));
+        if i % 2 == 0 {
+            seeds.push_str(&format!("n{i}\tlabel{i}\n"));
+        }
+    }
+    let (dir, _) = accepted(
+        &[file("e.tsv", &edges), file("s.tsv", &seeds)],
+        &[
+            "graph", "--edges", "e.tsv", "--seeds", "s.tsv", "--out", "g.graph", "-q",
+        ],
+    );
+    let info: serde_json::Value =
+        serde_json::from_slice(&sprig(dir.path(), &["inspect", "g.graph", "--json"]).stdout)
+            .unwrap();
+    assert_eq!(info["labels"].as_array().unwrap().len(), 10_000);
+    let out = sprig(
+        dir.path(),
+        &[
+            "propagate",
+            "--graph",
+            "g.graph",
+            "--top-k",
+            "4",
+            "--out",
+            "l.jsonl",
+            "-q",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    no_nan(dir.path(), "l.jsonl");
+    let text = std::fs::read_to_string(dir.path().join("l.jsonl")).unwrap();
+    assert_eq!(text.lines().count(), n);
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(
+            v["scores"].as_array().unwrap().len() <= 4,
+            "top-k bounds every node: {line}"
+        );
+    }
+}
+
+#[test]
+fn damaged_graphs_are_refused_by_every_reader() {
+    let (dir, _) = accepted(
+        &[file("e.tsv", "a\tb\n"), file("s.tsv", "a\tx\n")],
+        &[
+            "graph", "--edges", "e.tsv", "--seeds", "s.tsv", "--out", "g.graph", "-q",
+        ],
+    );
+    let good = std::fs::read(dir.path().join("g.graph")).unwrap();
+    let damaged: Vec<(&str, Vec<u8>)> = vec![
+        ("truncated", good[..good.len() - 7].to_vec()),
+        ("empty", Vec::new()),
+        ("corpus", b"{\"text\": \"not a graph\"}\n".to_vec()),
+    ];
+    for (what, bytes) in damaged {
+        std::fs::write(dir.path().join("bad.graph"), &bytes).unwrap();
+        for args in [
+            vec!["inspect", "bad.graph"],
+            vec!["propagate", "--graph", "bad.graph", "--out", "l.jsonl"],
+        ] {
+            let out = sprig(dir.path(), &args);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{what} {args:?}: {}",
+                stderr(&out)
+            );
+            assert!(
+                stderr(&out).contains("bad.graph"),
+                "{what}: {}",
+                stderr(&out)
+            );
+            assert!(!dir.path().join("l.jsonl").exists());
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Killed runs never leave a truncated artifact under a final name, and a rerun completes.
+//!
+//! Real `sprig graph` and `sprig propagate` processes are stopped with SIGKILL or SIGINT at
+//! pseudo-random moments (a fixed-seed generator, so a failure reproduces). After each kill
+//! the output path either does not exist or holds a complete artifact identical to an
+//! uninterrupted run's. Leftover hidden temporary files (`.NAME.*.tmp`) are allowed: a killed
+//! process cannot remove them, and they never carry a final name.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::ok;
+
+/// A synthetic corpus of short texts big enough that building its graph takes a while.
+fn write_corpus(path: &Path, n: usize) {
+    let words = [
+        "ok", "sure", "thanks", "sorry", "late", "call", "me", "when", "where", "are", "you",
+        "see", "soon", "lol", "love", "great", "news", "on", "my", "way", "home", "now", "?", "!",
+    ];
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut out = String::new();
+    for i in 0..n {
+        let len = 2 + (next() % 7) as usize;
+        let text: Vec<&str> = (0..len)
+            .map(|_| words[(next() % words.len() as u64) as usize])
+            .collect();
+        let label = if i % 500 == 0 {
+            format!(",\"label\":\"l{}\"", (i / 500) % 5)
+        } else {
+            String::new()
+        };
+        out.push_str(&format!("{{\"text\":\"{} {i}\"{label}}}\n", text.join(" ")));
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+/// Returns true if the process was stopped before it finished.
+fn run_and_kill(dir: &Path, args: &[&str], after: Duration, interrupt: bool) -> bool {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sprig"))
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while start.elapsed() < after {
+        if child.try_wait().unwrap().is_some() {
+            return false; // finished before the kill
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    if interrupt {
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+    } else {
+        let _ = child.kill();
+    }
+    let status = child.wait().unwrap();
+    assert_ne!(status.code(), Some(101), "{args:?} panicked");
+    // A process that finished between the last poll and the signal counts as finished.
+    !status.success()
+}
+
+#[test]
+fn killed_runs_leave_no_truncated_artifacts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_corpus(&d.join("c.jsonl"), 6_000);
+    // Reference outputs from uninterrupted runs, and how long they take.
+    let t = Instant::now();
+    ok(
+        d,
+        &["graph", "--corpus", "c.jsonl", "--out", "ref.graph", "-q"],
+    );
+    let graph_time = t.elapsed();
+    let t = Instant::now();
+    ok(
+        d,
+        &[
+            "propagate",
+            "--graph",
+            "ref.graph",
+            "--iterations",
+            "60",
+            "--tolerance",
+            "0",
+            "--out",
+            "ref.jsonl",
+            "-q",
+        ],
+    );
+    let propagate_time = t.elapsed();
+    let ref_graph = std::fs::read(d.join("ref.graph")).unwrap();
+    let ref_labels = std::fs::read(d.join("ref.jsonl")).unwrap();
+
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut kills = 0;
+    for round in 0..24 {
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let fraction = (rng >> 33) as f64 / (1u64 << 31) as f64; // in [0, 1)
+        let interrupt = round % 3 == 2;
+        let (args, total, out, reference): (Vec<&str>, Duration, &str, &[u8]) = if round % 2 == 0 {
+            (
+                vec!["graph", "--corpus", "c.jsonl", "--out", "g.graph", "-q"],
+                graph_time,
+                "g.graph",
+                &ref_graph,
+            )
+        } else {
+            (
+                vec![
+                    "propagate",
+                    "--graph",
+                    "ref.graph",
+                    "--iterations",
+                    "60",
+                    "--tolerance",
+                    "0",
+                    "--out",
+                    "l.jsonl",
+                    "-q",
+                ],
+                propagate_time,
+                "l.jsonl",
+                &ref_labels,
+            )
+        };
+        let _ = std::fs::remove_file(d.join(out));
+        if run_and_kill(d, &args, total.mul_f64(1.1 * fraction), interrupt) {
+            kills += 1;
+        }
+        if let Ok(bytes) = std::fs::read(d.join(out)) {
+            assert!(
+                bytes == reference,
+                "round {round}: {out} exists but differs from a full run"
+            );
+        }
+    }
+    assert!(
+        kills >= 12,
+        "only {kills} of 24 runs were stopped mid-way: the test lost its teeth"
+    );
+    // Reruns complete and give the reference bytes.
+    ok(
+        d,
+        &["graph", "--corpus", "c.jsonl", "--out", "g.graph", "-q"],
+    );
+    assert!(std::fs::read(d.join("g.graph")).unwrap() == ref_graph);
+    ok(
+        d,
+        &[
+            "propagate",
+            "--graph",
+            "g.graph",
+            "--iterations",
+            "60",
+            "--tolerance",
+            "0",
+            "--out",
+            "l.jsonl",
+            "-q",
+        ],
+    );
+    assert!(std::fs::read(d.join("l.jsonl")).unwrap() == ref_labels);
+}
