@@ -191,7 +191,7 @@ pub fn build_from_corpus(
         ing.records
             .iter()
             .zip(&ing.record_labels)
-            .filter_map(|(r, l)| l.as_ref().map(|l| (r.node, l.clone(), 1.0f32)))
+            .filter_map(|(r, l)| l.map(|l| (r.node, ing.label_names[l as usize].clone(), 1.0f32)))
             .collect::<Vec<_>>(),
     );
     let provenance = serde_json::json!({
@@ -243,7 +243,15 @@ pub struct EdgeReport {
 /// # Errors
 /// [`Error::Parse`] naming the line and field; [`Error::EmptyCorpus`] if no node is named.
 pub fn read_edges(path: &Path) -> Result<(Graph, EdgeReport)> {
-    let mut reader = std::io::BufReader::new(open_input(path)?);
+    read_edges_from(path, open_input(path)?)
+}
+
+/// [`read_edges`] from any reader; `path` names the input in errors.
+///
+/// # Errors
+/// As [`read_edges`].
+pub fn read_edges_from(path: &Path, raw: Box<dyn std::io::Read>) -> Result<(Graph, EdgeReport)> {
+    let mut reader = std::io::BufReader::new(raw);
     skip_bom(&mut reader, path)?;
     let mut ids: HashMap<String, u32> = HashMap::new();
     let mut names: Vec<String> = Vec::new();

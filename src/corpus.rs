@@ -203,10 +203,18 @@ impl CorpusReader {
     /// [`Error::Io`] if it cannot be opened; for CSV/TSV, [`Error::Parse`] if the header row
     /// lacks the text column.
     pub fn open(path: &Path, options: &CorpusOptions) -> Result<Self> {
+        Self::from_reader(path, open_input(path)?, options)
+    }
+
+    /// Reads records from `raw`; `path` names the input in errors and picks the format when
+    /// `options.format` is `None`.
+    ///
+    /// # Errors
+    /// As [`CorpusReader::open`].
+    pub fn from_reader(path: &Path, raw: Box<dyn Read>, options: &CorpusOptions) -> Result<Self> {
         let format = options
             .format
             .unwrap_or_else(|| CorpusFormat::from_path(path));
-        let raw = open_input(path)?;
         let inner = match format {
             CorpusFormat::Jsonl | CorpusFormat::Text => {
                 let mut reader: Box<dyn BufRead> = Box::new(BufReader::with_capacity(1 << 16, raw));

@@ -129,8 +129,11 @@ pub struct Skipped {
 pub struct Ingested {
     /// Every kept record, in input order, with its node.
     pub records: Vec<RecordRef>,
-    /// The label of each record (same order), if labelled.
-    pub record_labels: Vec<Option<String>>,
+    /// The label of each record (same order), if labelled, as an index into `label_names`
+    /// (labels are interned: a corpus repeats a few names millions of times).
+    pub record_labels: Vec<Option<u32>>,
+    /// Label names in order of first appearance.
+    pub label_names: Vec<String>,
     /// The first raw text of each node.
     pub node_texts: Vec<String>,
     /// Raw counts: one row per node, feature ids sorted.
@@ -178,6 +181,7 @@ pub fn ingest(
     let mut out = Ingested {
         records: Vec::new(),
         record_labels: Vec::new(),
+        label_names: Vec::new(),
         node_texts: Vec::new(),
         counts: FeatureMatrix {
             offsets: vec![0],
@@ -190,7 +194,12 @@ pub fn ingest(
     };
     let mut node_of_key: HashMap<u128, u32> = HashMap::new();
     let mut feature_of_hash: HashMap<u64, u32> = HashMap::new();
-    let mut line_of_id: HashMap<RecordId, u64> = HashMap::new();
+    // Duplicate ids are found through a 64-bit hash of the id pointing at the first record
+    // that had it (the id itself is compared on a hit), so the check costs 16 bytes a record
+    // instead of a second copy of every id.
+    let mut record_of_id: HashMap<u64, usize> = HashMap::new();
+    let mut colliding: HashMap<RecordId, u64> = HashMap::new();
+    let mut label_ids: HashMap<String, u32> = HashMap::new();
     let mut row: Vec<(u32, u32)> = Vec::new();
     let mut read = 0u64;
     let skip = |skipped: &mut Skipped, e: Error| -> Result<()> {
@@ -237,7 +246,17 @@ pub fn ingest(
                 continue;
             }
             if let Some(id) = &p.record.id {
-                if let Some(first) = line_of_id.insert(id.clone(), p.record.line) {
+                let h = crate::hash::feature_hash(id.0.as_bytes());
+                let first = match record_of_id.get(&h) {
+                    None => {
+                        record_of_id.insert(h, out.records.len());
+                        None
+                    }
+                    Some(&r) if out.records[r].id.as_ref() == Some(id) => Some(out.records[r].line),
+                    // A hash collision between different ids: fall back to the exact map.
+                    Some(_) => colliding.insert(id.clone(), p.record.line),
+                };
+                if let Some(first) = first {
                     skip(
                         &mut out.skipped,
                         Error::parse(
@@ -290,7 +309,13 @@ pub fn ingest(
                 id: p.record.id,
                 node,
             });
-            out.record_labels.push(p.record.label);
+            out.record_labels.push(p.record.label.map(|l| {
+                let next = label_ids.len() as u32;
+                *label_ids.entry(l).or_insert_with_key(|name| {
+                    out.label_names.push(name.clone());
+                    next
+                })
+            }));
         }
         on_progress(read);
     }
@@ -432,7 +457,8 @@ mod tests {
         assert_eq!(ing.node_texts, vec!["Thanks!", "hello"]);
         let nodes: Vec<u32> = ing.records.iter().map(|r| r.node).collect();
         assert_eq!(nodes, vec![0, 0, 1]);
-        assert_eq!(ing.record_labels[0].as_deref(), Some("t"));
+        assert_eq!(ing.record_labels[0], Some(0));
+        assert_eq!(ing.label_names, vec!["t"]);
         assert_eq!(ing.counts.n_rows(), 2);
         let names = ing.names.unwrap();
         assert_eq!(names[..3], ["u:thanks", "b:thanks !", "u:!"]);

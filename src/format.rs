@@ -481,9 +481,7 @@ where
         use std::os::unix::fs::PermissionsExt;
         builder.permissions(std::fs::Permissions::from_mode(0o644));
     }
-    let tmp = builder
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(path, e))?;
+    let tmp = builder.tempfile_in(dir).map_err(|e| Error::io(path, e))?;
     let mut writer = std::io::BufWriter::new(tmp);
     fill(&mut writer)?;
     let tmp = writer

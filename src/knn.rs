@@ -5,21 +5,34 @@
 //! (the smaller id wins), because every score that decides the result is recomputed with
 //! [`crate::features::sparse_dot`], the function a brute-force scan would use.
 //!
-//! For each query row the features are visited rarest first (document frequency, then id),
-//! adding `q_f · d_f` into a dense accumulator. After each feature, what the *unvisited*
-//! features could still add to any row is bounded by `ub = Σ q_f · max_d d_f` over them.
-//! Once `ub` falls below the k-th best partial score `θ`, no row that has not been touched can
-//! enter the top k, so the common features (the stop-features: `.`, `i`, `the`) are never
-//! scanned at all — their long posting lists are the cost of a naive inverted index. The
-//! touched rows whose partial score plus `ub` can still reach `θ` are then scored exactly.
-//! Nothing is approximated: the document-frequency order is only a cost order.
+//! For each query row `q` the features are visited rarest first (document frequency, then
+//! id), in two phases:
+//!
+//! 1. **Admission.** Each feature's postings add `q_f · d_f` into a dense accumulator. What
+//!    the *unvisited* features could still add to any row is bounded by
+//!    `ub = min(Σ q_f · max_d d_f, ‖q_rest‖₂)` (the second term is Cauchy–Schwarz with rows of
+//!    norm ≤ 1, L2AP's bound, and is the tight one for common features). The k front-runners
+//!    by partial score are scored exactly, so `θ`, the k-th best exact score among them, is a
+//!    lower bound on the final k-th score. Once `ub < θ`, no untouched row can enter the top
+//!    k and admission stops: the common features (`.`, `i`, `the`), whose long posting lists
+//!    are the cost of a naive inverted index, are usually never scanned in this phase.
+//! 2. **Finishing** (MaxScore). Touched rows whose partial score plus `ub` can still reach
+//!    `θ` are candidates. Each remaining feature is added to them only, by scanning its
+//!    postings or, when the candidates are few, by binary search in their rows; after every
+//!    feature, candidates that can no longer reach `θ` drop out. The survivors are scored with
+//!    [`crate::features::sparse_dot`] and the best k kept.
+//!
+//! Nothing is approximated: the bounds carry a small slack (1e-5) for the rounding of
+//! sums taken in another order, and the document-frequency order is only a cost order.
 //!
 //! Each query is independent and uses per-thread scratch space, so rayon parallelism over
 //! query rows gives identical output for any thread count.
 //!
 //! # Complexity
-//! Building the index is `O(nnz)`. A query costs the postings of its rare features plus one
-//! merge per surviving candidate; a brute-force scan would cost `O(n · row length)`.
+//! Building the index is `O(nnz)`. A query costs the postings scanned before `ub < θ`, the
+//! finishing work over the candidates, and about k merges; a brute-force scan costs
+//! `O(n · row length)` per query. On SwDA's 192k utterances (word 1–2-grams) the exact graph
+//! takes about 35 s on 2 cores; see `benches/README.md`.
 
 use rayon::prelude::*;
 

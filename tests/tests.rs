@@ -6,6 +6,8 @@ mod bad_input;
 mod cli;
 mod compat;
 mod formats;
+mod fuzz_regressions;
 mod kill;
 mod knn_exact;
+mod model;
 mod properties;

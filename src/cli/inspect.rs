@@ -27,6 +27,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if super::inspect_model::is_model(&args.file) {
+        return super::inspect_model::run(&args.file, args.json);
+    }
     let graph = Graph::load(&args.file)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

@@ -2,10 +2,14 @@
 //! and a `run(Args) -> anyhow::Result<()>`. No algorithm lives here: flags become library
 //! configs, and the library does the work. Results go to stdout, progress to stderr.
 
+mod eval;
 mod graph;
 mod inspect;
+mod inspect_model;
+mod predict;
 mod progress;
 mod propagate;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -21,10 +25,16 @@ pub struct Cli {
 enum Command {
     /// Build a similarity graph from a corpus (or import an edge list).
     Graph(Box<graph::Args>),
-    /// Describe a .graph file: configs, counts, degrees, components, reachability.
+    /// Describe a .graph or .sprig file: configs, counts, degrees, components, reachability.
     Inspect(inspect::Args),
     /// Spread seed labels over a .graph (Expander, MAD, LP, spreading) and write them per record.
     Propagate(propagate::Args),
+    /// Train a projection model (.sprig) on seeds and propagated labels.
+    Train(Box<train::Args>),
+    /// Label texts with a .sprig model (arguments or stdin lines).
+    Predict(predict::Args),
+    /// Score a .sprig model on a labelled file.
+    Eval(eval::Args),
 }
 
 /// Runs the parsed command.
@@ -33,6 +43,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Graph(args) => graph::run(*args),
         Command::Inspect(args) => inspect::run(args),
         Command::Propagate(args) => propagate::run(args),
+        Command::Train(args) => train::run(*args),
+        Command::Predict(args) => predict::run(args),
+        Command::Eval(args) => eval::run(args),
     }
 }
 

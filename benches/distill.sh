@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Few-label and fully supervised runs of `sprig train` on a shared dataset (see README.md).
+#
+#   benches/distill.sh DATASET_DIR WORK_DIR [extra `sprig train` flags...]
+#
+# Few-label protocol (the peers' seeds-k10): the train lines listed in seeds-k10.txt keep
+# their label, every other train line and every test line is unlabelled; `sprig graph` and
+# `sprig propagate` run over train+test, `sprig train --labels` distils, `sprig eval` scores
+# the test lines. Fully supervised: `sprig train` on all train labels, `sprig eval` on test.
+set -euo pipefail
+data=$1; work=$2; shift 2
+sprig=${SPRIG:-target/release/sprig}
+mkdir -p "$work"
+python3 - "$data" "$work" <<'PY'
+import json, sys
+data, work = sys.argv[1], sys.argv[2]
+seeds = {int(l) for l in open(f"{data}/seeds-k10.txt") if l.strip()}
+with open(f"{work}/fewlabel.jsonl", "w") as out:
+    for i, line in enumerate(open(f"{data}/train.jsonl")):
+        r = json.loads(line)
+        o = {"text": r["text"]}
+        if i in seeds:
+            o["label"] = r["label"]
+        out.write(json.dumps(o, ensure_ascii=False) + "\n")
+    for line in open(f"{data}/test.jsonl"):
+        out.write(json.dumps({"text": json.loads(line)["text"]}, ensure_ascii=False) + "\n")
+PY
+t0=$(date +%s.%N)
+$sprig graph --corpus "$work/fewlabel.jsonl" --out "$work/fewlabel.graph" -q
+$sprig propagate --graph "$work/fewlabel.graph" --out "$work/labels.jsonl" -q
+t1=$(date +%s.%N)
+$sprig train --corpus "$work/fewlabel.jsonl" --labels "$work/labels.jsonl" --out "$work/few.sprig" -q "$@"
+t2=$(date +%s.%N)
+$sprig train --corpus "$data/train.jsonl" --out "$work/full.sprig" -q "$@"
+t3=$(date +%s.%N)
+for m in few full; do
+  printf '%s %s: ' "$(basename "$data")" "$m"
+  $sprig eval --model "$work/$m.sprig" --data "$data/test.jsonl" --json |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); print("accuracy %.4f macro-F1 %.4f" % (d["accuracy"], d["macro_f1"]), end=" ")'
+  echo "size $(stat -c %s "$work/$m.sprig") bytes"
+done
+echo "graph+propagate $(echo "$t1 - $t0" | bc) s, train few $(echo "$t2 - $t1" | bc) s, train full $(echo "$t3 - $t2" | bc) s"

@@ -1,0 +1,127 @@
+//! Single-text latency and batch throughput of `ProjectionModel::predict_with`.
+//!
+//! ```sh
+//! cargo bench --bench predict                                   # trains on corpora/replies
+//! cargo bench --bench predict -- --model M.sprig --data test.jsonl [--rounds 5]
+//! ```
+//!
+//! Latency: every text of the data file is predicted alone, timed one call at a time, over
+//! `--rounds` passes (the first pass is a warm-up and is not counted); the median and p90
+//! are printed. Throughput: the whole file predicted in a loop, texts per second. One thread.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use sprig::corpus::{CorpusOptions, CorpusReader};
+use sprig::model::{ProjectionModel, Scratch};
+use sprig::projection::ProjectionConfig;
+use sprig::text::{FeatureConfig, TextConfig};
+use sprig::train::{train, TrainConfig, TrainSet};
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn texts(path: &Path) -> Vec<(String, Option<String>)> {
+    CorpusReader::open(path, &CorpusOptions::default())
+        .expect("data opens")
+        .map(|r| r.expect("valid record"))
+        .map(|r| (r.text, r.label))
+        .collect()
+}
+
+fn main() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let rounds: usize = arg("--rounds")
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5)
+        .max(2);
+    let data = arg("--data")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("corpora/replies/test.jsonl"));
+    let model = match arg("--model") {
+        Some(m) => ProjectionModel::load(&PathBuf::from(m)).expect("model loads"),
+        None => {
+            let train_path = root.join("corpora/replies/corpus.gold.jsonl");
+            let records: Vec<_> = CorpusReader::open(&train_path, &CorpusOptions::default())
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            let set = TrainSet::supervised(&records).unwrap();
+            train(
+                &set,
+                &TextConfig::default(),
+                &FeatureConfig::default(),
+                &ProjectionConfig::default(),
+                &TrainConfig::default(),
+                &(),
+                &mut |_| {},
+            )
+            .unwrap()
+        }
+    };
+    let items = texts(&data);
+    assert!(!items.is_empty());
+    let mut scratch = Scratch::default();
+    let mut times = Vec::with_capacity(items.len() * rounds);
+    let mut correct = 0usize;
+    for round in 0..rounds {
+        for (text, gold) in &items {
+            let start = Instant::now();
+            let top = model.predict_with(&mut scratch, text)[0];
+            let ns = start.elapsed().as_nanos() as u64;
+            if round > 0 {
+                times.push(ns);
+            }
+            if round == 0 && gold.as_deref() == Some(model.label_name(top.label)) {
+                correct += 1;
+            }
+        }
+    }
+    times.sort_unstable();
+    let median = times[times.len() / 2];
+    let p90 = times[times.len() * 9 / 10];
+    let start = Instant::now();
+    let mut checksum = 0u64;
+    for _ in 0..rounds {
+        for (text, _) in &items {
+            checksum += u64::from(model.predict_with(&mut scratch, text)[0].label);
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    // Where the time goes: tokenizing alone, and tokenizing + features + projection.
+    let stage = |f: &mut dyn FnMut(&str)| {
+        let start = Instant::now();
+        for (text, _) in &items {
+            f(text);
+        }
+        start.elapsed().as_nanos() as f64 / items.len() as f64 / 1e3
+    };
+    let projector = model.projector();
+    let tokenize = stage(&mut |t| {
+        std::hint::black_box(projector.pipeline().tokenize(t));
+    });
+    let mut ps = sprig::projection::ProjectScratch::default();
+    let mut out = vec![0i8; projector.dim()];
+    let project = stage(&mut |t| projector.project_with(&mut ps, t, &mut out));
+    let per_sec = (items.len() * rounds) as f64 / secs;
+    println!(
+        "model: {} {:?}, {} parameter bytes; data: {} ({} texts, accuracy {:.4})",
+        model.kind(),
+        model.header().layers,
+        model.parameter_bytes(),
+        data.display(),
+        items.len(),
+        correct as f64 / items.len() as f64
+    );
+    println!(
+        "single-text latency: median {:.1} µs, p90 {:.1} µs; batch throughput {:.0} texts/s (checksum {checksum})",
+        median as f64 / 1e3,
+        p90 as f64 / 1e3,
+        per_sec
+    );
+    println!("mean per text: tokenize {tokenize:.1} µs, tokenize + features + projection {project:.1} µs");
+}

@@ -1,0 +1,121 @@
+//! `sprig eval`: model + labelled file → accuracy, macro-F1, per-label scores, confusion.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde_json::json;
+use sprig::corpus::{CorpusFormat, CorpusOptions, CorpusReader};
+use sprig::metrics::Confusion;
+use sprig::model::{ProjectionModel, Scratch};
+
+/// The predicted "label" of an answer that abstains (table models only).
+const NONE: &str = "(none)";
+
+/// Score a model on a labelled file: accuracy, macro-F1, per-label precision / recall / F1
+/// and the confusion matrix (rows: gold, columns: predicted).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The `.sprig` model file.
+    #[arg(long)]
+    model: PathBuf,
+    /// Labelled records (unlabelled ones are skipped and counted).
+    #[arg(long)]
+    data: PathBuf,
+    /// Data format (default: from the extension).
+    #[arg(long, value_enum)]
+    format: Option<CorpusFormat>,
+    /// Field or column holding the text.
+    #[arg(long, default_value = "text")]
+    text_field: String,
+    /// Field or column holding the label.
+    #[arg(long, default_value = "label")]
+    label_field: String,
+    /// One JSON object with `accuracy` and `macro_f1` at the top level.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let model = ProjectionModel::load(&args.model)
+        .with_context(|| format!("loading {}", args.model.display()))?;
+    let options = CorpusOptions {
+        format: args.format,
+        text_field: args.text_field.clone(),
+        label_field: args.label_field.clone(),
+        ..CorpusOptions::default()
+    };
+    let mut confusion = Confusion::new();
+    let mut scratch = Scratch::default();
+    let mut unlabelled = 0u64;
+    for record in CorpusReader::open(&args.data, &options)? {
+        let record = record?;
+        let Some(gold) = &record.label else {
+            unlabelled += 1;
+            continue;
+        };
+        let preds = model.predict_with(&mut scratch, &record.text);
+        let predicted = preds.first().map_or(NONE, |p| model.label_name(p.label));
+        confusion.add(gold, predicted);
+    }
+    if confusion.total() == 0 {
+        anyhow::bail!("{}: no labelled record to evaluate", args.data.display());
+    }
+    let per = confusion.per_label();
+    if args.json {
+        let obj = json!({
+            "accuracy": confusion.accuracy(),
+            "macro_f1": confusion.macro_f1(),
+            "examples": confusion.total(),
+            "unlabelled_skipped": unlabelled,
+            "model": args.model.display().to_string(),
+            "data": args.data.display().to_string(),
+            "per_label": per,
+            "labels": confusion.labels(),
+            "confusion": confusion.counts(),
+        });
+        println!("{obj}");
+        return Ok(());
+    }
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "examples {}  accuracy {:.4}  macro-F1 {:.4}{}",
+        confusion.total(),
+        confusion.accuracy(),
+        confusion.macro_f1(),
+        if unlabelled > 0 {
+            format!("  ({unlabelled} unlabelled skipped)")
+        } else {
+            String::new()
+        }
+    );
+    let width = per
+        .iter()
+        .map(|p| p.label.chars().count())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    let _ = writeln!(
+        s,
+        "\n{:width$}  precision  recall      f1  support",
+        "label"
+    );
+    for p in &per {
+        let _ = writeln!(
+            s,
+            "{:width$}  {:>9.4}  {:>6.4}  {:>6.4}  {:>7}",
+            p.label, p.precision, p.recall, p.f1, p.support
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nconfusion (rows: gold, columns: predicted, in the order above)"
+    );
+    for (label, row) in confusion.labels().iter().zip(confusion.counts()) {
+        let cells: Vec<String> = row.iter().map(|c| format!("{c:>5}")).collect();
+        let _ = writeln!(s, "{label:width$} {}", cells.join(""));
+    }
+    print!("{s}");
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! `sprig inspect` on a `.sprig` model file: its header (configs, labels, layers, training
+//! report) and sizes.
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde_json::json;
+use sprig::model::ProjectionModel;
+
+/// Whether `path` starts with the model magic (an unreadable file is left to the graph path,
+/// which reports the error).
+pub(crate) fn is_model(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 8];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok_and(|()| ProjectionModel::is_model_file(&magic))
+}
+
+pub(crate) fn run(path: &Path, json_out: bool) -> anyhow::Result<()> {
+    let model =
+        ProjectionModel::load(path).with_context(|| format!("loading {}", path.display()))?;
+    let header = model.header();
+    let file_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if json_out {
+        let mut obj = serde_json::to_value(&header)?;
+        obj["file"] = json!(path.display().to_string());
+        obj["file_bytes"] = json!(file_bytes);
+        obj["parameter_bytes"] = json!(model.parameter_bytes());
+        println!("{obj}");
+        return Ok(());
+    }
+    println!("file            {} ({file_bytes} bytes)", path.display());
+    println!(
+        "format          model v{} (written by sprig {})",
+        header.format_version, header.crate_version
+    );
+    println!("kind            {}", header.model_kind);
+    println!("hash            {}", header.hash);
+    let p = &header.projection;
+    println!(
+        "projection      {} functions x {} bits = {} ({:?}, structured {}, seed {:#x})",
+        p.functions,
+        p.bits,
+        p.dim(),
+        p.coefficients,
+        p.structured,
+        p.seed
+    );
+    if !header.layers.is_empty() {
+        println!(
+            "layers          {:?} ({:?} weights)",
+            header.layers,
+            header.weights.unwrap_or(sprig::format::Dtype::F32)
+        );
+    } else {
+        println!("table           k = {}", header.table_k);
+    }
+    println!("parameters      {} bytes", model.parameter_bytes());
+    println!(
+        "labels ({})     {}",
+        header.labels.len(),
+        header.labels.join(", ")
+    );
+    println!("text            {}", serde_json::to_string(&header.text)?);
+    println!(
+        "features        {}",
+        serde_json::to_string(&header.features)?
+    );
+    let t = &header.train;
+    if let Some(c) = t.get("counts") {
+        println!("train set       {c}");
+    }
+    if let (Some(best), Some(run)) = (t.get("best_epoch"), t.get("epochs_run")) {
+        println!("epochs          best {best} of {run}");
+    }
+    if let Some(c) = t.get("config") {
+        println!("train config    {c}");
+    }
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! `sprig predict`: model + texts → labels, one answer per input line.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use sprig::model::{Prediction, ProjectionModel, Scratch};
+
+/// Label texts with a trained model. Texts come from the arguments, or from standard input
+/// (one per line) when there is none or the only one is `-`; each answer is flushed as soon
+/// as it is known.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The `.sprig` model file.
+    #[arg(long)]
+    model: PathBuf,
+    /// Texts to label (none, or `-`: read standard input line by line).
+    texts: Vec<String>,
+    /// Labels per answer.
+    #[arg(long, default_value_t = 1)]
+    top: usize,
+    /// Drop labels scoring below this; an answer left empty abstains (an empty line, or
+    /// `"labels":[]` with --json).
+    #[arg(long, default_value_t = 0.0)]
+    threshold: f32,
+    /// One JSON object per input: {"text", "labels": [{"label", "score"}]}.
+    #[arg(long)]
+    json: bool,
+}
+
+fn answer(
+    model: &ProjectionModel,
+    preds: &[Prediction],
+    args: &Args,
+    text: &str,
+    buf: &mut String,
+) {
+    use std::fmt::Write as _;
+    buf.clear();
+    let kept = preds
+        .iter()
+        .filter(|p| p.score >= args.threshold)
+        .take(args.top);
+    if args.json {
+        let _ = write!(
+            buf,
+            "{{\"text\":{},\"labels\":[",
+            serde_json::to_string(text).expect("a string serializes")
+        );
+        for (i, p) in kept.enumerate() {
+            if i > 0 {
+                buf.push(',');
+            }
+            let _ = write!(
+                buf,
+                "{{\"label\":{},\"score\":{:.6}}}",
+                serde_json::to_string(model.label_name(p.label)).expect("a string serializes"),
+                p.score
+            );
+        }
+        buf.push_str("]}");
+    } else {
+        for (i, p) in kept.enumerate() {
+            if i > 0 {
+                buf.push('\t');
+            }
+            let _ = write!(buf, "{}\t{:.6}", model.label_name(p.label), p.score);
+        }
+    }
+    buf.push('\n');
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let model = ProjectionModel::load(&args.model)
+        .with_context(|| format!("loading {}", args.model.display()))?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut scratch = Scratch::default();
+    let mut buf = String::new();
+    let from_stdin = args.texts.is_empty() || (args.texts.len() == 1 && args.texts[0] == "-");
+    if !from_stdin {
+        for text in &args.texts {
+            let preds = model.predict_with(&mut scratch, text);
+            answer(&model, preds, &args, text, &mut buf);
+            out.write_all(buf.as_bytes())?;
+        }
+        out.flush()?;
+        return Ok(());
+    }
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let mut line = String::new();
+    let mut n = 0u64;
+    loop {
+        line.clear();
+        match input.read_line(&mut line) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                anyhow::bail!("standard input line {}: not UTF-8", n + 1)
+            }
+            Err(e) => return Err(e).context("reading standard input"),
+        }
+        n += 1;
+        let text = line.trim_end_matches(['\n', '\r']);
+        let preds = model.predict_with(&mut scratch, text);
+        answer(&model, preds, &args, text, &mut buf);
+        out.write_all(buf.as_bytes())?;
+        out.flush()?;
+    }
+    Ok(())
+}

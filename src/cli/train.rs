@@ -1,0 +1,289 @@
+//! `sprig train`: corpus (+ propagated labels) → `.sprig` projection model.
+
+use std::io::BufReader;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use sprig::corpus::{CorpusFormat, CorpusOptions, CorpusReader, Record};
+use sprig::model::ModelKind;
+use sprig::projection::{Coefficients, ProjectionConfig};
+use sprig::train::{train, Confidence, JointConfig, TrainConfig, TrainSet};
+
+use super::progress::Bars;
+use super::TextArgs;
+
+fn defaults() -> TrainConfig {
+    TrainConfig::default()
+}
+
+fn projection() -> ProjectionConfig {
+    ProjectionConfig::default()
+}
+
+/// Train a projection model on a corpus's seed labels and, with --labels, the labels
+/// `sprig propagate` spread over it.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Corpus file (the one the graph was built from, when --labels is given).
+    #[arg(long)]
+    corpus: PathBuf,
+    /// Propagated labels (JSONL from `sprig propagate`), joined on the record line. Without
+    /// it, the model is trained on the corpus's own labels only.
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// Output `.sprig` model file (written atomically).
+    #[arg(long)]
+    out: PathBuf,
+    /// Corpus format (default: from the extension; `-` is jsonl).
+    #[arg(long, value_enum)]
+    format: Option<CorpusFormat>,
+    /// Field or column holding the text.
+    #[arg(long, default_value = "text")]
+    text_field: String,
+    /// Field or column holding the label (a labelled record is a seed).
+    #[arg(long, default_value = "label")]
+    label_field: String,
+    /// Field or column holding the record id.
+    #[arg(long, default_value = "id")]
+    id_field: String,
+    /// Skip bad records (reported on stderr) instead of stopping at the first.
+    #[arg(long)]
+    skip_invalid: bool,
+    /// Model kind: a dense network, or a bucket → labels table (no multiply at all).
+    #[arg(long, value_enum, default_value_t = defaults().kind)]
+    kind: ModelKind,
+    /// T: projection hash functions.
+    #[arg(long, default_value_t = projection().functions)]
+    functions: u32,
+    /// d: bits per function.
+    #[arg(long, default_value_t = projection().bits)]
+    bits: u32,
+    /// Hyperplane coefficients: ternary {-1,0,1} or binary ±1.
+    #[arg(long, value_enum, default_value_t = projection().coefficients)]
+    coefficients: Coefficients,
+    /// Let every function see all features (default: half word, half char features).
+    #[arg(long)]
+    unstructured: bool,
+    /// Seed of the projection's hash functions.
+    #[arg(long, default_value_t = projection().seed)]
+    projection_seed: u64,
+    /// Hidden layer widths, comma-separated (e.g. 256,256).
+    #[arg(long, value_delimiter = ',', default_value = "128")]
+    hidden: Vec<usize>,
+    /// Epoch cap.
+    #[arg(long, default_value_t = defaults().epochs)]
+    epochs: usize,
+    /// Stop after this many epochs without a better held-out score.
+    #[arg(long, default_value_t = defaults().patience)]
+    patience: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = defaults().learning_rate)]
+    lr: f32,
+    /// Examples per mini-batch.
+    #[arg(long, default_value_t = defaults().batch_size)]
+    batch: usize,
+    /// λ: weight of propagated (soft) labels against seeds.
+    #[arg(long, default_value_t = defaults().soft_weight)]
+    lambda: f32,
+    /// Skip propagated labels whose confidence is below this.
+    #[arg(long, default_value_t = defaults().min_confidence)]
+    min_confidence: f32,
+    /// Confidence of a propagated label: 1 − unknown mass, or the top score.
+    #[arg(long, value_enum, default_value_t = defaults().confidence)]
+    confidence: Confidence,
+    /// Share of the labelled records held out for early stopping (0: none).
+    #[arg(long, default_value_t = defaults().validation)]
+    validation: f32,
+    /// Seed of initialization, shuffling and the held-out split.
+    #[arg(long, default_value_t = defaults().seed)]
+    seed: u64,
+    /// Keep f32 weights (default: int8 with per-row scales).
+    #[arg(long)]
+    float: bool,
+    /// Labels kept per bucket (--kind table).
+    #[arg(long, default_value_t = defaults().table_k)]
+    table_k: usize,
+    /// Leave out buckets holding fewer texts (--kind table).
+    #[arg(long, default_value_t = defaults().table_min_texts)]
+    table_min_texts: usize,
+    /// Train ProjectionNet's joint "trainer" network (hashed n-gram embeddings) alongside
+    /// and distil it into the projection network; only the latter is saved.
+    #[arg(long)]
+    joint: bool,
+    /// λ1,λ2,λ3 of the joint loss: trainer, simulation (trainer → projection), ground truth.
+    #[arg(long, value_delimiter = ',', num_args = 3, default_value = "1,1,1")]
+    joint_lambdas: Vec<f32>,
+    /// Embedding width of the joint trainer.
+    #[arg(long, default_value_t = JointConfig::default().dim)]
+    joint_dim: usize,
+    /// log2 of the joint trainer's embedding rows.
+    #[arg(long, default_value_t = JointConfig::default().buckets_log2)]
+    joint_buckets: u32,
+    /// SGD step of the joint trainer's embedding rows.
+    #[arg(long, default_value_t = JointConfig::default().embedding_lr)]
+    joint_lr: f32,
+    #[command(flatten)]
+    text: TextArgs,
+    /// Worker threads (0: one per core). The model is identical for any count.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// No progress or summary on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn read_records(args: &Args, bars: &Bars) -> anyhow::Result<Vec<Record>> {
+    let options = CorpusOptions {
+        format: args.format,
+        text_field: args.text_field.clone(),
+        label_field: args.label_field.clone(),
+        id_field: args.id_field.clone(),
+    };
+    let reader = CorpusReader::open(&args.corpus, &options)?;
+    let mut records = Vec::new();
+    let (mut skipped, mut first) = (0u64, None);
+    for r in reader {
+        match r {
+            Ok(r) => records.push(r),
+            Err(e @ sprig::Error::Parse { .. }) if args.skip_invalid => {
+                skipped += 1;
+                first.get_or_insert(e.to_string());
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if skipped > 0 {
+        bars.note(&format!(
+            "skipped {skipped} invalid records; the first: {}",
+            first.unwrap_or_default()
+        ));
+    }
+    if records.is_empty() {
+        return Err(sprig::Error::EmptyCorpus {
+            path: args.corpus.clone(),
+        }
+        .into());
+    }
+    Ok(records)
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    super::set_threads(args.threads)?;
+    let bars = Bars::new(args.quiet);
+    let started = std::time::Instant::now();
+    let (text, features) = args.text.configs();
+    let projection = ProjectionConfig {
+        functions: args.functions,
+        bits: args.bits,
+        seed: args.projection_seed,
+        coefficients: args.coefficients,
+        structured: !args.unstructured,
+    };
+    let config = TrainConfig {
+        kind: args.kind,
+        hidden: args.hidden.clone(),
+        epochs: args.epochs,
+        patience: args.patience,
+        learning_rate: args.lr,
+        batch_size: args.batch,
+        soft_weight: args.lambda,
+        min_confidence: args.min_confidence,
+        confidence: args.confidence,
+        validation: args.validation,
+        seed: args.seed,
+        quantize: !args.float,
+        table_k: args.table_k,
+        table_min_texts: args.table_min_texts,
+        joint: args.joint.then(|| JointConfig {
+            buckets_log2: args.joint_buckets,
+            dim: args.joint_dim,
+            embedding_lr: args.joint_lr,
+            trainer_weight: args.joint_lambdas[0],
+            simulation_weight: args.joint_lambdas[1],
+            ground_truth_weight: args.joint_lambdas[2],
+        }),
+    };
+    config.validate()?;
+    projection.validate()?;
+    let records = read_records(&args, &bars)?;
+    let set = match &args.labels {
+        None => TrainSet::supervised(&records)
+            .with_context(|| format!("{}: no labelled record", args.corpus.display()))?,
+        Some(path) => {
+            let file =
+                std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+            TrainSet::distilled(&records, &mut BufReader::new(file), path, &config)?
+        }
+    };
+    let c = set.counts;
+    bars.note(&format!(
+        "{} records: {} seeds, {} propagated, {} abstaining and {} low-confidence skipped; {} labels",
+        c.records,
+        c.seeds,
+        c.propagated,
+        c.abstained,
+        c.low_confidence,
+        set.labels.len()
+    ));
+    let mut on_epoch = |s: &sprig::train::EpochStats| {
+        let trainer = s
+            .trainer_val_accuracy
+            .map(|a| format!(", trainer {a:.4}"))
+            .unwrap_or_default();
+        bars.note(&format!(
+            "epoch {:>3}: train loss {:.4}, held-out accuracy {:.4}, loss {:.4}{trainer}",
+            s.epoch, s.train_loss, s.val_accuracy, s.val_loss
+        ))
+    };
+    let model = train(
+        &set,
+        &text,
+        &features,
+        &projection,
+        &config,
+        &bars,
+        &mut on_epoch,
+    )?;
+    model
+        .save(&args.out)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    let file_bytes = std::fs::metadata(&args.out).map(|m| m.len()).unwrap_or(0);
+    let report = model.train_report();
+    let detail = match model.kind() {
+        ModelKind::Network => format!(
+            "layers {:?} {}, best epoch {} of {}, held-out accuracy {:.4} on {} {}",
+            model.header().layers,
+            if config.quantize { "int8" } else { "f32" },
+            report["best_epoch"],
+            report["epochs_run"],
+            report["history"]
+                .as_array()
+                .and_then(|h| {
+                    let best = report["best_epoch"].as_u64()? as usize;
+                    h.get(best.checked_sub(1)?)?["val_accuracy"].as_f64()
+                })
+                .unwrap_or(0.0),
+            report["val_examples"],
+            if report["val_from_seeds"].as_bool() == Some(true) {
+                "seeds"
+            } else {
+                "propagated labels"
+            }
+        ),
+        ModelKind::Table => format!(
+            "{} buckets",
+            model.parameter_bytes() / (8 + 8 * config.table_k)
+        ),
+    };
+    println!(
+        "{}: {} model, {} labels, {} examples, {}; {} bytes ({:.2}s)",
+        args.out.display(),
+        model.kind(),
+        set.labels.len(),
+        set.examples.len(),
+        detail,
+        file_bytes,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

@@ -1,0 +1,75 @@
+//! Entry points shared by the cargo-fuzz targets (`fuzz/`) and the regression tests that
+//! replay their interesting inputs (`tests/fuzz_regressions.rs`), so both exercise exactly
+//! the same code. Each function must return normally for any input: an `Err` is fine, a
+//! panic is a bug.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use crate::build::read_edges_from;
+use crate::corpus::{CorpusFormat, CorpusOptions, CorpusReader};
+use crate::graph::Graph;
+use crate::text::{FeatureConfig, TextConfig, TextPipeline};
+
+/// Loads `data` as a graph file, once as it is and once with its trailing CRC32 recomputed,
+/// so that mutations reach the section decoding and invariant checks behind the checksum.
+/// A graph that loads must pass or fail the symmetry check, and must serialize again.
+pub fn graph_file(data: &[u8]) {
+    graph_bytes(data.to_vec());
+    if data.len() >= 4 {
+        let mut fixed = data.to_vec();
+        let n = fixed.len();
+        let crc = crc32fast::hash(&fixed[..n - 4]);
+        fixed[n - 4..].copy_from_slice(&crc.to_le_bytes());
+        graph_bytes(fixed);
+    }
+}
+
+fn graph_bytes(data: Vec<u8>) {
+    if let Ok(graph) = Graph::from_bytes(Path::new("fuzz.graph"), data) {
+        let _ = graph.check_symmetric(Path::new("fuzz.graph"));
+        let again = Graph::from_bytes(Path::new("again.graph"), graph.to_bytes())
+            .expect("a loaded graph saves and loads again");
+        assert_eq!(again.n_nodes(), graph.n_nodes());
+    }
+}
+
+/// Reads `data` as a corpus in every format and runs each record's text through the text
+/// path (normalization, tokenization, every feature family).
+pub fn corpus(data: &[u8]) {
+    let features = FeatureConfig {
+        skip_bigrams: true,
+        ..FeatureConfig::default()
+    };
+    let pipeline = TextPipeline::new(&TextConfig::default(), &features).expect("valid config");
+    for format in [
+        CorpusFormat::Jsonl,
+        CorpusFormat::Csv,
+        CorpusFormat::Tsv,
+        CorpusFormat::Text,
+    ] {
+        let options = CorpusOptions {
+            format: Some(format),
+            ..CorpusOptions::default()
+        };
+        let raw = Box::new(Cursor::new(data.to_vec()));
+        let Ok(reader) = CorpusReader::from_reader(Path::new("fuzz"), raw, &options) else {
+            continue;
+        };
+        for record in reader.flatten() {
+            let tokens = pipeline.tokenize(&record.text);
+            let mut n = 0usize;
+            pipeline.for_each_feature(&tokens, |_, _| n += 1);
+        }
+    }
+}
+
+/// Reads `data` as a weighted edge list; a graph that loads is checked for symmetry.
+pub fn edges(data: &[u8]) {
+    let raw = Box::new(Cursor::new(data.to_vec()));
+    if let Ok((graph, _)) = read_edges_from(Path::new("fuzz.tsv"), raw) {
+        graph
+            .check_symmetric(Path::new("fuzz.tsv"))
+            .expect("an imported graph is symmetric");
+    }
+}

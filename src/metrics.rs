@@ -1,0 +1,153 @@
+//! Classification metrics for `sprig eval`: accuracy, per-label precision / recall / F1,
+//! macro-F1 and the confusion matrix.
+//!
+//! Conventions follow scikit-learn's defaults: macro-F1 averages over every label that occurs
+//! among the gold or predicted labels, and a ratio with a zero denominator counts as 0.
+
+use serde::Serialize;
+
+/// Counts of (gold, predicted) label pairs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Confusion {
+    labels: Vec<String>,
+    /// `counts[gold][pred]`.
+    counts: Vec<Vec<u64>>,
+}
+
+/// Precision, recall and F1 of one label.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LabelScores {
+    /// The label.
+    pub label: String,
+    /// Gold occurrences.
+    pub support: u64,
+    /// Correct / predicted.
+    pub precision: f64,
+    /// Correct / gold.
+    pub recall: f64,
+    /// Harmonic mean of precision and recall.
+    pub f1: f64,
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+impl Confusion {
+    /// An empty matrix.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn index(&mut self, label: &str) -> usize {
+        match self.labels.binary_search_by(|l| l.as_str().cmp(label)) {
+            Ok(i) => i,
+            Err(i) => {
+                self.labels.insert(i, label.to_owned());
+                for row in &mut self.counts {
+                    row.insert(i, 0);
+                }
+                let n = self.labels.len();
+                self.counts.insert(i, vec![0; n]);
+                i
+            }
+        }
+    }
+
+    /// Records one prediction.
+    pub fn add(&mut self, gold: &str, predicted: &str) {
+        let g = self.index(gold);
+        let p = self.index(predicted);
+        self.counts[g][p] += 1;
+    }
+
+    /// Labels (sorted).
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// `counts()[gold][pred]`, in [`Confusion::labels`] order.
+    pub fn counts(&self) -> &[Vec<u64>] {
+        &self.counts
+    }
+
+    /// Predictions recorded.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().flatten().sum()
+    }
+
+    /// Correct / total (0 when empty).
+    pub fn accuracy(&self) -> f64 {
+        let correct: u64 = (0..self.labels.len()).map(|i| self.counts[i][i]).sum();
+        ratio(correct, self.total())
+    }
+
+    /// Per-label scores, in label order.
+    pub fn per_label(&self) -> Vec<LabelScores> {
+        (0..self.labels.len())
+            .map(|i| {
+                let tp = self.counts[i][i];
+                let gold: u64 = self.counts[i].iter().sum();
+                let pred: u64 = self.counts.iter().map(|r| r[i]).sum();
+                let precision = ratio(tp, pred);
+                let recall = ratio(tp, gold);
+                let f1 = if precision + recall > 0.0 {
+                    2.0 * precision * recall / (precision + recall)
+                } else {
+                    0.0
+                };
+                LabelScores {
+                    label: self.labels[i].clone(),
+                    support: gold,
+                    precision,
+                    recall,
+                    f1,
+                }
+            })
+            .collect()
+    }
+
+    /// Mean F1 over the labels seen (gold or predicted).
+    pub fn macro_f1(&self) -> f64 {
+        let per = self.per_label();
+        if per.is_empty() {
+            0.0
+        } else {
+            per.iter().map(|s| s.f1).sum::<f64>() / per.len() as f64
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_hand_counts() {
+        let mut c = Confusion::new();
+        for (g, p) in [("a", "a"), ("a", "b"), ("b", "b"), ("c", "b")] {
+            c.add(g, p);
+        }
+        assert_eq!(c.labels(), ["a", "b", "c"]);
+        assert_eq!(c.accuracy(), 0.5);
+        let per = c.per_label();
+        assert_eq!((per[0].precision, per[0].recall), (1.0, 0.5));
+        assert!((per[1].precision - 1.0 / 3.0).abs() < 1e-12);
+        assert_eq!(per[2].f1, 0.0);
+        let f1_a = 2.0 / 3.0;
+        let f1_b = 0.5;
+        assert!((c.macro_f1() - (f1_a + f1_b) / 3.0).abs() < 1e-12);
+        assert_eq!(c.counts()[2][1], 1);
+    }
+
+    #[test]
+    fn empty_is_zero_not_nan() {
+        let c = Confusion::new();
+        assert_eq!(c.accuracy(), 0.0);
+        assert_eq!(c.macro_f1(), 0.0);
+    }
+}

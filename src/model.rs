@@ -1,0 +1,532 @@
+//! The on-device model: text path + projection + a small network (or a bucket table), saved
+//! as a `.sprig` file, and its prediction API.
+//!
+//! This is the inference half of the pipeline. It depends only on `text`, `hash`,
+//! `projection`, `network`, `table` and `format`, never on training code, so it can be lifted
+//! into its own small crate.
+//!
+//! **File** (the container of [`crate::format`], magic [`MODEL_MAGIC`], its own version
+//! counter starting at 1). The JSON header ([`ModelHeader`]) records everything needed to
+//! turn a text into the same numbers as at training time: the text, feature and projection
+//! configs, the hash name, the label names (in id order), the layer shapes, plus the crate
+//! version and the training report. Sections:
+//! - network models: `layer{l}.weight` (`i8` or `f32`, shape `[out, in]`, row-major),
+//!   `layer{l}.scale` (`f32`, `[out]`, only for `i8`), `layer{l}.bias` (`f32`, `[out]`);
+//! - table models: `table.keys` (`u64`, sorted, `t·2^d + code`), `table.labels`
+//!   (`u32`, `[keys, k]`), `table.weights` (`f32`, `[keys, k]`).
+//!
+//! No projection matrix is stored: it is regenerated from the seed and sizes.
+//!
+//! **Loading** runs the container checks (magic, version, header, bounds, CRC), then checks
+//! every shape against the header and every value for finiteness; a damaged file is refused.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::format::{write_bytes_atomic, Artifact, ArtifactWriter, Dtype, Expect};
+use crate::network::{Layer, NetScratch, Network, Weights};
+use crate::projection::{ProjectScratch, ProjectionConfig, Projector};
+use crate::table::{Table, TableScratch};
+use crate::text::{FeatureConfig, TextConfig};
+
+/// Magic bytes of model files.
+pub const MODEL_MAGIC: &[u8; 8] = b"SPRIGMDL";
+/// The model format version this build writes.
+pub const MODEL_FORMAT_VERSION: u32 = 1;
+/// The oldest model format version this build reads.
+pub const MODEL_OLDEST_VERSION: u32 = 1;
+
+const EXPECT: Expect = Expect {
+    kind: "model",
+    magic: MODEL_MAGIC,
+    oldest: MODEL_OLDEST_VERSION,
+    newest: MODEL_FORMAT_VERSION,
+};
+
+/// Which predictor sits on top of the projection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// A dense ReLU network and a softmax (ProjectionNet / SGNN).
+    #[default]
+    Network,
+    /// A bucket → top-k labels table (the on-device Smart Reply design).
+    Table,
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ModelKind::Network => "network",
+            ModelKind::Table => "table",
+        })
+    }
+}
+
+/// The JSON header of a model file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelHeader {
+    /// Always `model`.
+    pub kind: String,
+    /// The format version.
+    pub format_version: u32,
+    /// The sprig version that wrote it.
+    pub crate_version: String,
+    /// Network or table.
+    pub model_kind: ModelKind,
+    /// Feature hash name and seed.
+    pub hash: String,
+    /// Text normalization.
+    pub text: TextConfig,
+    /// Feature families.
+    pub features: FeatureConfig,
+    /// Projection sizes and seed.
+    pub projection: ProjectionConfig,
+    /// Label names in id order.
+    pub labels: Vec<String>,
+    /// Layer sizes (input, hidden…, output), network models only.
+    #[serde(default)]
+    pub layers: Vec<usize>,
+    /// `i8` or `f32`, network models only.
+    #[serde(default)]
+    pub weights: Option<Dtype>,
+    /// Labels kept per bucket, table models only.
+    #[serde(default)]
+    pub table_k: usize,
+    /// Training configuration and report (free-form, for `inspect`).
+    #[serde(default)]
+    pub train: serde_json::Value,
+}
+
+/// The predictor on top of the projection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Predictor {
+    /// Dense network.
+    Network(Network),
+    /// Bucket table.
+    Table(Table),
+}
+
+/// One scored label.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prediction {
+    /// Label id: an index into [`ProjectionModel::labels`].
+    pub label: u32,
+    /// Probability (network) or averaged bucket weight (table), in `[0, 1]`.
+    pub score: f32,
+}
+
+/// Reusable buffers for [`ProjectionModel::predict_with`].
+#[derive(Debug, Clone, Default)]
+pub struct Scratch {
+    project: ProjectScratch,
+    input: Vec<i8>,
+    net: NetScratch,
+    table: TableScratch,
+    out: Vec<Prediction>,
+}
+
+/// A trained projection model.
+#[derive(Debug)]
+pub struct ProjectionModel {
+    projector: Projector,
+    labels: Vec<String>,
+    predictor: Predictor,
+    train: serde_json::Value,
+}
+
+impl ProjectionModel {
+    /// Assembles a model and checks that its parts agree.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a bad config; [`Error::Corrupt`] (path `<memory>`) if the
+    /// predictor's shapes do not match the projection or the labels.
+    pub fn new(
+        text: &TextConfig,
+        features: &FeatureConfig,
+        projection: &ProjectionConfig,
+        labels: Vec<String>,
+        predictor: Predictor,
+        train: serde_json::Value,
+    ) -> Result<Self> {
+        let projector = Projector::new(text, features, projection)?;
+        let model = Self {
+            projector,
+            labels,
+            predictor,
+            train,
+        };
+        model.check(Path::new("<memory>"))?;
+        Ok(model)
+    }
+
+    fn check(&self, path: &Path) -> Result<()> {
+        let corrupt = |message: String| Error::Corrupt {
+            path: path.to_owned(),
+            what: "model".into(),
+            message,
+        };
+        if self.labels.is_empty() {
+            return Err(corrupt("no label".into()));
+        }
+        match &self.predictor {
+            Predictor::Network(net) => {
+                if net.n_in() != self.projector.dim() {
+                    return Err(corrupt(format!(
+                        "the network takes {} inputs but the projection gives {}",
+                        net.n_in(),
+                        self.projector.dim()
+                    )));
+                }
+                if net.n_out() != self.labels.len() {
+                    return Err(corrupt(format!(
+                        "the network has {} outputs for {} labels",
+                        net.n_out(),
+                        self.labels.len()
+                    )));
+                }
+            }
+            Predictor::Table(table) => table
+                .validate(self.labels.len(), self.projector.config())
+                .map_err(corrupt)?,
+        }
+        Ok(())
+    }
+
+    /// Label names in id order.
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// The name of label `id`.
+    ///
+    /// # Panics
+    /// If `id` is not a label id of this model.
+    pub fn label_name(&self, id: u32) -> &str {
+        &self.labels[id as usize]
+    }
+
+    /// The projector (text path + projection).
+    pub fn projector(&self) -> &Projector {
+        &self.projector
+    }
+
+    /// The predictor.
+    pub fn predictor(&self) -> &Predictor {
+        &self.predictor
+    }
+
+    /// The training configuration and report stored with the model.
+    pub fn train_report(&self) -> &serde_json::Value {
+        &self.train
+    }
+
+    /// Network or table.
+    pub fn kind(&self) -> ModelKind {
+        match self.predictor {
+            Predictor::Network(_) => ModelKind::Network,
+            Predictor::Table(_) => ModelKind::Table,
+        }
+    }
+
+    /// Bytes of the learned parameters (weights, scales, biases, or table entries).
+    pub fn parameter_bytes(&self) -> usize {
+        match &self.predictor {
+            Predictor::Network(n) => n.size_bytes(),
+            Predictor::Table(t) => t.size_bytes(),
+        }
+    }
+
+    /// Every label with its score, best first (ties by label id). Allocation-free once
+    /// `scratch` has grown, except inside the tokenizer, which allocates its tokens.
+    ///
+    /// A table model returns only the labels its buckets hold; an empty slice means it
+    /// abstains.
+    pub fn predict_with<'s>(&self, scratch: &'s mut Scratch, text: &str) -> &'s [Prediction] {
+        let dim = self.projector.dim();
+        scratch.input.resize(dim, 0);
+        self.projector
+            .project_with(&mut scratch.project, text, &mut scratch.input);
+        scratch.out.clear();
+        match &self.predictor {
+            Predictor::Network(net) => {
+                net.forward(&scratch.input, &mut scratch.net);
+                scratch
+                    .out
+                    .extend(
+                        scratch
+                            .net
+                            .probs
+                            .iter()
+                            .enumerate()
+                            .map(|(i, &p)| Prediction {
+                                label: i as u32,
+                                score: if p.is_finite() { p } else { 0.0 },
+                            }),
+                    );
+            }
+            Predictor::Table(table) => {
+                table.lookup(
+                    &self.projector,
+                    &scratch.input,
+                    &mut scratch.table,
+                    &mut scratch.out,
+                );
+            }
+        }
+        scratch
+            .out
+            .sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(a.label.cmp(&b.label)));
+        &scratch.out
+    }
+
+    /// Every label with its score, best first.
+    pub fn predict(&self, text: &str) -> Vec<Prediction> {
+        self.predict_with(&mut Scratch::default(), text).to_vec()
+    }
+
+    /// The header this model is saved with.
+    pub fn header(&self) -> ModelHeader {
+        let (layers, weights, table_k) = match &self.predictor {
+            Predictor::Network(net) => {
+                let mut sizes = vec![net.n_in()];
+                sizes.extend(net.layers().iter().map(|l| l.n_out));
+                let dtype = match net.layers()[0].weights {
+                    Weights::F32(_) => Dtype::F32,
+                    Weights::I8 { .. } => Dtype::I8,
+                };
+                (sizes, Some(dtype), 0)
+            }
+            Predictor::Table(t) => (Vec::new(), None, t.k()),
+        };
+        let p = self.projector.pipeline();
+        ModelHeader {
+            kind: "model".into(),
+            format_version: MODEL_FORMAT_VERSION,
+            crate_version: env!("CARGO_PKG_VERSION").into(),
+            model_kind: self.kind(),
+            hash: format!(
+                "{} seed {:#x}",
+                crate::hash::HASH_NAME,
+                crate::hash::FEATURE_SEED
+            ),
+            text: p.text_config().clone(),
+            features: p.feature_config().clone(),
+            projection: self.projector.config().clone(),
+            labels: self.labels.clone(),
+            layers,
+            weights,
+            table_k,
+            train: self.train.clone(),
+        }
+    }
+
+    /// The file's bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = ArtifactWriter::new();
+        match &self.predictor {
+            Predictor::Network(net) => {
+                for (l, layer) in net.layers().iter().enumerate() {
+                    let shape = [layer.n_out as u64, layer.n_in as u64];
+                    match &layer.weights {
+                        Weights::F32(v) => w.add_f32(&format!("layer{l}.weight"), &shape, v),
+                        Weights::I8 { q, scale } => {
+                            w.add_i8(&format!("layer{l}.weight"), &shape, q);
+                            w.add_f32(&format!("layer{l}.scale"), &shape[..1], scale);
+                        }
+                    }
+                    w.add_f32(&format!("layer{l}.bias"), &shape[..1], &layer.bias);
+                }
+            }
+            Predictor::Table(t) => t.write_sections(&mut w),
+        }
+        let header = serde_json::to_value(self.header()).expect("the header serializes");
+        w.finish(MODEL_MAGIC, MODEL_FORMAT_VERSION, header)
+    }
+
+    /// Writes the model atomically.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming `path`.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        write_bytes_atomic(path, &self.to_bytes())
+    }
+
+    /// Reads and verifies a model file.
+    ///
+    /// # Errors
+    /// [`Error::Io`], the container errors of [`crate::format`], [`Error::BadHeader`] for a
+    /// header that does not describe a model, [`Error::Corrupt`] for inconsistent contents.
+    pub fn load(path: &Path) -> Result<Self> {
+        Self::from_artifact(&Artifact::read(path, EXPECT)?)
+    }
+
+    /// Parses a model from bytes (`path` is used in messages only).
+    ///
+    /// # Errors
+    /// As [`ProjectionModel::load`].
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self> {
+        Self::from_artifact(&Artifact::parse(path, bytes, EXPECT)?)
+    }
+
+    /// Whether `bytes` start with the model magic (for `inspect`).
+    pub fn is_model_file(bytes: &[u8]) -> bool {
+        bytes.len() >= 8 && &bytes[..8] == MODEL_MAGIC
+    }
+
+    fn from_artifact(a: &Artifact) -> Result<Self> {
+        let path = a.path();
+        let h: ModelHeader = a.header_as()?;
+        let corrupt = |message: String| Error::Corrupt {
+            path: path.to_owned(),
+            what: "model".into(),
+            message,
+        };
+        if h.kind != "model" {
+            return Err(Error::BadHeader {
+                path: path.to_owned(),
+                message: format!("kind is {:?}, expected \"model\"", h.kind),
+            });
+        }
+        let predictor = match h.model_kind {
+            ModelKind::Network => {
+                if h.layers.len() < 2 {
+                    return Err(corrupt(format!("layer sizes {:?}", h.layers)));
+                }
+                let mut layers = Vec::with_capacity(h.layers.len() - 1);
+                for l in 0..h.layers.len() - 1 {
+                    let (n_in, n_out) = (h.layers[l], h.layers[l + 1]);
+                    let weights = match h.weights {
+                        Some(Dtype::I8) => Weights::I8 {
+                            q: a.i8s(&format!("layer{l}.weight"))?,
+                            scale: a.f32s(&format!("layer{l}.scale"))?,
+                        },
+                        Some(Dtype::F32) => Weights::F32(a.f32s(&format!("layer{l}.weight"))?),
+                        other => return Err(corrupt(format!("weights dtype {other:?}"))),
+                    };
+                    layers.push(Layer {
+                        n_in,
+                        n_out,
+                        weights,
+                        bias: a.f32s(&format!("layer{l}.bias"))?,
+                    });
+                }
+                Predictor::Network(Network::from_layers(layers).map_err(corrupt)?)
+            }
+            ModelKind::Table => Predictor::Table(Table::read_sections(a, h.table_k)?),
+        };
+        let projector =
+            Projector::new(&h.text, &h.features, &h.projection).map_err(|e| Error::BadHeader {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?;
+        let model = Self {
+            projector,
+            labels: h.labels,
+            predictor,
+            train: h.train,
+        };
+        model.check(path)?;
+        Ok(model)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::Mlp;
+    use rand::rngs::Xoshiro256PlusPlus;
+    use rand::{Rng, SeedableRng};
+
+    fn model(quantize: bool) -> ProjectionModel {
+        let projection = ProjectionConfig {
+            functions: 8,
+            bits: 4,
+            ..ProjectionConfig::default()
+        };
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
+        let mlp = Mlp::new(&[32, 6, 3], || rng.next_u64()).unwrap();
+        ProjectionModel::new(
+            &TextConfig::default(),
+            &FeatureConfig::default(),
+            &projection,
+            vec!["a".into(), "b".into(), "c".into()],
+            Predictor::Network(Network::from_mlp(&mlp, quantize)),
+            serde_json::json!({"note": "test"}),
+        )
+        .unwrap()
+    }
+
+    fn parse(bytes: Vec<u8>) -> Result<ProjectionModel> {
+        ProjectionModel::from_bytes(Path::new("m.sprig"), bytes)
+    }
+
+    #[test]
+    fn round_trips_with_identical_predictions() {
+        for quantize in [true, false] {
+            let m = model(quantize);
+            let back = parse(m.to_bytes()).unwrap();
+            assert_eq!(back.predictor(), m.predictor());
+            assert_eq!(back.labels(), m.labels());
+            assert_eq!(back.train_report(), m.train_report());
+            for text in ["hello there", "", "🎉 congrats!!"] {
+                assert_eq!(back.predict(text), m.predict(text));
+            }
+            assert_eq!(back.to_bytes(), m.to_bytes());
+        }
+    }
+
+    #[test]
+    fn predictions_are_sorted_probabilities() {
+        let m = model(true);
+        let p = m.predict("where are you");
+        assert_eq!(p.len(), 3);
+        assert!(p.windows(2).all(|w| w[0].score >= w[1].score));
+        let sum: f32 = p.iter().map(|x| x.score).sum();
+        assert!((sum - 1.0).abs() < 1e-5);
+        let mut s = Scratch::default();
+        assert_eq!(m.predict_with(&mut s, "where are you"), &p[..]);
+    }
+
+    #[test]
+    fn damaged_files_are_refused() {
+        let good = model(true).to_bytes();
+        let mut flipped = good.clone();
+        let n = flipped.len();
+        flipped[n - 20] ^= 1;
+        assert!(matches!(
+            parse(flipped),
+            Err(Error::ChecksumMismatch { .. })
+        ));
+        assert!(matches!(
+            parse(good[..good.len() - 30].to_vec()),
+            Err(Error::Truncated { .. })
+        ));
+        let mut magic = good.clone();
+        magic[..8].copy_from_slice(b"SPRIGGRF");
+        assert!(matches!(parse(magic), Err(Error::BadMagic { .. })));
+        let mut future = good.clone();
+        future[8..12].copy_from_slice(&2u32.to_le_bytes());
+        assert!(matches!(
+            parse(future),
+            Err(Error::UnsupportedVersion { found: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn inconsistent_shapes_are_refused() {
+        let m = model(false);
+        // A header whose projection no longer matches the network's input size.
+        let text = String::from_utf8_lossy(&m.to_bytes()).into_owned();
+        let patched = text
+            .replacen("\"functions\":8", "\"functions\":9", 1)
+            .into_bytes();
+        // Re-seal the CRC so that the shape check, not the checksum, must catch it.
+        let mut bytes = patched[..patched.len() - 4].to_vec();
+        let crc = crc32fast::hash(&bytes);
+        bytes.extend_from_slice(&crc.to_le_bytes());
+        assert!(matches!(parse(bytes), Err(Error::Corrupt { .. })));
+    }
+}

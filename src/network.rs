@@ -1,0 +1,598 @@
+//! A small dense network on plain `f32` slices: ReLU hidden layers and a softmax output.
+//!
+//! Two types with one layout:
+//! - [`Mlp`] is the training form: every weight and bias in one flat `f32` vector (so the
+//!   optimizer, the gradient sums and the best-epoch snapshot are plain slice loops), with
+//!   forward, backward and [`Adam`].
+//! - [`Network`] is the inference form stored in a model file: per layer, weights either
+//!   `f32` or `i8` with one scale per output row ([`Weights`]), and `f32` biases.
+//!
+//! Layer `l` maps `sizes[l]` inputs to `sizes[l + 1]` outputs; its weight matrix is
+//! row-major `out × in`, so an output is one contiguous dot product (the layout the file
+//! sections use). Hidden layers apply ReLU; the last layer's outputs are logits.
+//!
+//! No tensor crate: at these sizes (≈1,120 × 128) plain loops that the compiler vectorizes are
+//! enough, and the slices map one to one onto file sections.
+
+use crate::error::{Error, Result};
+
+/// Offsets of layer `l`'s weights and biases in a flat parameter vector.
+fn layout(sizes: &[usize]) -> Vec<(usize, usize)> {
+    let mut out = Vec::with_capacity(sizes.len().saturating_sub(1));
+    let mut off = 0;
+    for w in sizes.windows(2) {
+        let (n_in, n_out) = (w[0], w[1]);
+        out.push((off, off + n_in * n_out));
+        off += n_in * n_out + n_out;
+    }
+    out
+}
+
+/// Writes `softmax(logits)` into `out` (max-shifted, so it never overflows).
+pub fn softmax(logits: &[f32], out: &mut [f32]) {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0f32;
+    for (o, &z) in out.iter_mut().zip(logits) {
+        *o = (z - max).exp();
+        sum += *o;
+    }
+    let inv = 1.0 / sum;
+    for o in out.iter_mut() {
+        *o *= inv;
+    }
+}
+
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Eight partial sums let the compiler keep several vector lanes busy.
+    let mut acc = [0.0f32; 8];
+    let chunks = a.len() / 8;
+    for c in 0..chunks {
+        let (x, y) = (&a[c * 8..c * 8 + 8], &b[c * 8..c * 8 + 8]);
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for k in chunks * 8..a.len() {
+        s += a[k] * b[k];
+    }
+    s
+}
+
+/// The training form: sizes and one flat parameter vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mlp {
+    sizes: Vec<usize>,
+    params: Vec<f32>,
+}
+
+/// Per-example buffers of [`Mlp::forward`] and [`Mlp::backward`].
+#[derive(Debug, Clone, Default)]
+pub struct MlpScratch {
+    /// Outputs of every layer (post-ReLU for hidden layers, logits for the last).
+    acts: Vec<Vec<f32>>,
+    /// Softmax of the logits.
+    pub probs: Vec<f32>,
+    delta: Vec<f32>,
+    delta_prev: Vec<f32>,
+}
+
+impl Mlp {
+    /// A network with the given layer sizes (input, hidden…, output), initialized from
+    /// `next_u64` (a seeded generator): He-uniform weights `U(±√(6/in))` for ReLU layers,
+    /// Glorot-uniform `U(±√(6/(in+out)))` for the output layer, zero biases.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] if there are fewer than two sizes or a size is 0.
+    pub fn new(sizes: &[usize], mut next_u64: impl FnMut() -> u64) -> Result<Self> {
+        if sizes.len() < 2 || sizes.contains(&0) {
+            return Err(Error::config(
+                "hidden",
+                format!("layer sizes must be >= 1, got {sizes:?}"),
+            ));
+        }
+        let lay = layout(sizes);
+        let total = lay.last().map_or(0, |&(_, b)| b + sizes[sizes.len() - 1]);
+        let mut params = vec![0.0f32; total];
+        for (l, &(w_off, b_off)) in lay.iter().enumerate() {
+            let (n_in, n_out) = (sizes[l], sizes[l + 1]);
+            let last = l + 2 == sizes.len();
+            let bound = if last {
+                (6.0 / (n_in + n_out) as f32).sqrt()
+            } else {
+                (6.0 / n_in as f32).sqrt()
+            };
+            for p in &mut params[w_off..b_off] {
+                // 24 high bits → a uniform in [0, 1).
+                let u = (next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+                *p = (2.0 * u - 1.0) * bound;
+            }
+        }
+        Ok(Self {
+            sizes: sizes.to_vec(),
+            params,
+        })
+    }
+
+    /// Layer sizes (input, hidden…, output).
+    pub fn sizes(&self) -> &[usize] {
+        &self.sizes
+    }
+
+    /// All parameters, layer by layer (weights row-major, then biases).
+    pub fn params(&self) -> &[f32] {
+        &self.params
+    }
+
+    /// Mutable parameters (for the optimizer).
+    pub fn params_mut(&mut self) -> &mut [f32] {
+        &mut self.params
+    }
+
+    /// Weights (`out × in`) and biases of layer `l`.
+    pub fn layer(&self, l: usize) -> (&[f32], &[f32]) {
+        let (w, b) = layout(&self.sizes)[l];
+        let n_out = self.sizes[l + 1];
+        (&self.params[w..b], &self.params[b..b + n_out])
+    }
+
+    /// Forward pass; leaves every layer's output and the softmax in `s`.
+    ///
+    /// # Panics
+    /// If `x.len()` is not the input size (a bug in the caller).
+    pub fn forward(&self, x: &[f32], s: &mut MlpScratch) {
+        assert_eq!(x.len(), self.sizes[0], "input length");
+        let n_layers = self.sizes.len() - 1;
+        s.acts.resize_with(n_layers, Vec::new);
+        for (l, &(w_off, b_off)) in layout(&self.sizes).iter().enumerate() {
+            let (n_in, n_out) = (self.sizes[l], self.sizes[l + 1]);
+            let (before, rest) = s.acts.split_at_mut(l);
+            let input: &[f32] = if l == 0 { x } else { &before[l - 1] };
+            let out = &mut rest[0];
+            out.clear();
+            let w = &self.params[w_off..b_off];
+            let b = &self.params[b_off..b_off + n_out];
+            let relu = l + 1 < n_layers;
+            for i in 0..n_out {
+                let z = dot(&w[i * n_in..(i + 1) * n_in], input) + b[i];
+                out.push(if relu { z.max(0.0) } else { z });
+            }
+        }
+        let logits = &s.acts[n_layers - 1];
+        s.probs.resize(logits.len(), 0.0);
+        softmax(logits, &mut s.probs);
+    }
+
+    /// Adds to `grad` the gradient of the loss whose derivative with respect to the logits is
+    /// `dlogits`, given the activations of the last [`Mlp::forward`] on `x`.
+    pub fn backward(&self, x: &[f32], dlogits: &[f32], s: &mut MlpScratch, grad: &mut [f32]) {
+        let lay = layout(&self.sizes);
+        let n_layers = lay.len();
+        s.delta.clear();
+        s.delta.extend_from_slice(dlogits);
+        for l in (0..n_layers).rev() {
+            let (w_off, b_off) = lay[l];
+            let (n_in, n_out) = (self.sizes[l], self.sizes[l + 1]);
+            let input: &[f32] = if l == 0 { x } else { &s.acts[l - 1] };
+            for i in 0..n_out {
+                let d = s.delta[i];
+                if d == 0.0 {
+                    continue;
+                }
+                grad[b_off + i] += d;
+                let row = &mut grad[w_off + i * n_in..w_off + (i + 1) * n_in];
+                for (g, &a) in row.iter_mut().zip(input) {
+                    *g += d * a;
+                }
+            }
+            if l > 0 {
+                let w = &self.params[w_off..b_off];
+                s.delta_prev.clear();
+                s.delta_prev.resize(n_in, 0.0);
+                for i in 0..n_out {
+                    let d = s.delta[i];
+                    if d == 0.0 {
+                        continue;
+                    }
+                    for (p, &wij) in s.delta_prev.iter_mut().zip(&w[i * n_in..(i + 1) * n_in]) {
+                        *p += d * wij;
+                    }
+                }
+                // ReLU: no gradient where the unit was off.
+                for (p, &a) in s.delta_prev.iter_mut().zip(&s.acts[l - 1]) {
+                    if a <= 0.0 {
+                        *p = 0.0;
+                    }
+                }
+                std::mem::swap(&mut s.delta, &mut s.delta_prev);
+            }
+        }
+    }
+}
+
+/// Adam (Kingma & Ba 2015) over a flat parameter vector.
+#[derive(Debug, Clone)]
+pub struct Adam {
+    /// Step size. Callers may change it between steps (schedules).
+    pub lr: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    m: Vec<f32>,
+    v: Vec<f32>,
+    t: i32,
+}
+
+impl Adam {
+    /// Adam with β1 = 0.9, β2 = 0.999, ε = 1e-8 (the paper's defaults).
+    pub fn new(n_params: usize, lr: f32) -> Self {
+        Self {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            m: vec![0.0; n_params],
+            v: vec![0.0; n_params],
+            t: 0,
+        }
+    }
+
+    /// One update of `params` with gradient `grad` (already averaged over the batch).
+    pub fn step(&mut self, params: &mut [f32], grad: &[f32]) {
+        self.t += 1;
+        let c1 = 1.0 - self.beta1.powi(self.t);
+        let c2 = 1.0 - self.beta2.powi(self.t);
+        let step = self.lr * c2.sqrt() / c1;
+        for i in 0..params.len() {
+            let g = grad[i];
+            self.m[i] = self.beta1 * self.m[i] + (1.0 - self.beta1) * g;
+            self.v[i] = self.beta2 * self.v[i] + (1.0 - self.beta2) * g * g;
+            params[i] -= step * self.m[i] / (self.v[i].sqrt() + self.eps);
+        }
+    }
+}
+
+/// Stored weights of one layer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Weights {
+    /// Full precision, row-major `out × in`.
+    F32(Vec<f32>),
+    /// `w[i][j] ≈ scale[i] · q[i][j]`: one scale per output row, `scale = max|w_row| / 127`.
+    I8 {
+        /// Quantized weights, row-major `out × in`.
+        q: Vec<i8>,
+        /// One scale per output row.
+        scale: Vec<f32>,
+    },
+}
+
+/// One layer of the inference network.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layer {
+    /// Inputs.
+    pub n_in: usize,
+    /// Outputs.
+    pub n_out: usize,
+    /// Weights.
+    pub weights: Weights,
+    /// Biases (`n_out`).
+    pub bias: Vec<f32>,
+}
+
+impl Layer {
+    /// Checks that the arrays have the declared shapes and hold finite values.
+    fn validate(&self) -> std::result::Result<(), String> {
+        let n = self.n_in * self.n_out;
+        let ok = match &self.weights {
+            Weights::F32(w) => w.len() == n && w.iter().all(|x| x.is_finite()),
+            Weights::I8 { q, scale } => {
+                q.len() == n
+                    && scale.len() == self.n_out
+                    && scale.iter().all(|s| s.is_finite() && *s >= 0.0)
+            }
+        };
+        if !ok {
+            return Err(format!(
+                "weights do not match {} × {} or are not finite",
+                self.n_out, self.n_in
+            ));
+        }
+        if self.bias.len() != self.n_out || !self.bias.iter().all(|b| b.is_finite()) {
+            return Err(format!("bias must hold {} finite values", self.n_out));
+        }
+        Ok(())
+    }
+
+    /// Bytes of weights, scales and biases.
+    pub fn size_bytes(&self) -> usize {
+        let w = match &self.weights {
+            Weights::F32(w) => w.len() * 4,
+            Weights::I8 { q, scale } => q.len() + scale.len() * 4,
+        };
+        w + self.bias.len() * 4
+    }
+}
+
+/// The inference network: layers of [`Layer`], input in {−1, 0, +1}.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Network {
+    layers: Vec<Layer>,
+}
+
+/// Buffers of [`Network::forward`].
+#[derive(Debug, Clone, Default)]
+pub struct NetScratch {
+    a: Vec<f32>,
+    b: Vec<f32>,
+    /// The softmax of the last forward pass.
+    pub probs: Vec<f32>,
+}
+
+/// Quantizes a row-major `rows × cols` matrix to `i8` with one scale per row.
+pub fn quantize_rows(w: &[f32], rows: usize, cols: usize) -> (Vec<i8>, Vec<f32>) {
+    let mut q = Vec::with_capacity(w.len());
+    let mut scale = Vec::with_capacity(rows);
+    for r in 0..rows {
+        let row = &w[r * cols..(r + 1) * cols];
+        let max = row.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        let s = if max > 0.0 { max / 127.0 } else { 0.0 };
+        let inv = if s > 0.0 { 1.0 / s } else { 0.0 };
+        q.extend(
+            row.iter()
+                .map(|&x| (x * inv).round().clamp(-127.0, 127.0) as i8),
+        );
+        scale.push(s);
+    }
+    (q, scale)
+}
+
+impl Network {
+    /// Builds a network from its layers, checking shapes and values.
+    ///
+    /// # Errors
+    /// A message naming the first bad layer.
+    pub fn from_layers(layers: Vec<Layer>) -> std::result::Result<Self, String> {
+        if layers.is_empty() {
+            return Err("no layer".into());
+        }
+        for (l, layer) in layers.iter().enumerate() {
+            layer.validate().map_err(|m| format!("layer {l}: {m}"))?;
+            if l > 0 && layers[l - 1].n_out != layer.n_in {
+                return Err(format!(
+                    "layer {l} takes {} inputs but layer {} gives {}",
+                    layer.n_in,
+                    l - 1,
+                    layers[l - 1].n_out
+                ));
+            }
+        }
+        Ok(Self { layers })
+    }
+
+    /// The inference form of a trained [`Mlp`], quantized to `i8` rows if `quantize`.
+    pub fn from_mlp(mlp: &Mlp, quantize: bool) -> Self {
+        let sizes = mlp.sizes();
+        let layers = (0..sizes.len() - 1)
+            .map(|l| {
+                let (w, b) = mlp.layer(l);
+                let (n_in, n_out) = (sizes[l], sizes[l + 1]);
+                let weights = if quantize {
+                    let (q, scale) = quantize_rows(w, n_out, n_in);
+                    Weights::I8 { q, scale }
+                } else {
+                    Weights::F32(w.to_vec())
+                };
+                Layer {
+                    n_in,
+                    n_out,
+                    weights,
+                    bias: b.to_vec(),
+                }
+            })
+            .collect();
+        Self { layers }
+    }
+
+    /// The layers.
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
+    /// Input length.
+    pub fn n_in(&self) -> usize {
+        self.layers[0].n_in
+    }
+
+    /// Output length (labels).
+    pub fn n_out(&self) -> usize {
+        self.layers[self.layers.len() - 1].n_out
+    }
+
+    /// Bytes of all weights, scales and biases.
+    pub fn size_bytes(&self) -> usize {
+        self.layers.iter().map(Layer::size_bytes).sum()
+    }
+
+    /// Forward pass on a projected input (values in {−1, 0, +1}); the softmax is left in
+    /// `s.probs`. Allocation-free once `s` has grown to the layer sizes.
+    ///
+    /// # Panics
+    /// If `x.len() != self.n_in()` (a bug in the caller).
+    pub fn forward(&self, x: &[i8], s: &mut NetScratch) {
+        assert_eq!(x.len(), self.n_in(), "input length");
+        let n_layers = self.layers.len();
+        for (l, layer) in self.layers.iter().enumerate() {
+            let relu = l + 1 < n_layers;
+            let (n_in, n_out) = (layer.n_in, layer.n_out);
+            s.b.clear();
+            for i in 0..n_out {
+                let z = match (&layer.weights, l) {
+                    (Weights::I8 { q, scale }, 0) => {
+                        // i8 × i8 → i32 is exact, and vectorizes well.
+                        let row = &q[i * n_in..(i + 1) * n_in];
+                        let acc: i32 = row
+                            .iter()
+                            .zip(x)
+                            .map(|(&w, &v)| i32::from(w) * i32::from(v))
+                            .sum();
+                        acc as f32 * scale[i]
+                    }
+                    (Weights::I8 { q, scale }, _) => {
+                        let row = &q[i * n_in..(i + 1) * n_in];
+                        let acc: f32 = row.iter().zip(&s.a).map(|(&w, &v)| f32::from(w) * v).sum();
+                        acc * scale[i]
+                    }
+                    (Weights::F32(w), 0) => {
+                        let row = &w[i * n_in..(i + 1) * n_in];
+                        row.iter().zip(x).map(|(&w, &v)| w * f32::from(v)).sum()
+                    }
+                    (Weights::F32(w), _) => dot(&w[i * n_in..(i + 1) * n_in], &s.a),
+                } + layer.bias[i];
+                s.b.push(if relu { z.max(0.0) } else { z });
+            }
+            std::mem::swap(&mut s.a, &mut s.b);
+        }
+        s.probs.resize(s.a.len(), 0.0);
+        softmax(&s.a, &mut s.probs);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::Xoshiro256PlusPlus;
+    use rand::{Rng, SeedableRng};
+
+    fn mlp(sizes: &[usize], seed: u64) -> Mlp {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        Mlp::new(sizes, || rng.next_u64()).unwrap()
+    }
+
+    /// Soft cross-entropy of the softmax against `target`.
+    fn loss(m: &Mlp, x: &[f32], target: &[f32]) -> f64 {
+        let mut s = MlpScratch::default();
+        m.forward(x, &mut s);
+        -target
+            .iter()
+            .zip(&s.probs)
+            .map(|(&t, &p)| f64::from(t) * f64::from(p).ln())
+            .sum::<f64>()
+    }
+
+    #[test]
+    fn gradient_matches_finite_differences() {
+        let mut m = mlp(&[5, 4, 3, 3], 7);
+        // Biases away from 0 so that no ReLU sits on its kink at the test point.
+        for p in m.params_mut().iter_mut() {
+            *p += 0.05;
+        }
+        let x = [0.5, -1.0, 1.0, 0.0, 0.25];
+        let target = [0.2, 0.7, 0.1];
+        let mut s = MlpScratch::default();
+        m.forward(&x, &mut s);
+        let dlogits: Vec<f32> = s.probs.iter().zip(&target).map(|(p, t)| p - t).collect();
+        let mut grad = vec![0.0; m.params().len()];
+        m.backward(&x, &dlogits, &mut s, &mut grad);
+        let h = 1e-3f32;
+        let mut worst = 0.0f64;
+        for (i, &g) in grad.iter().enumerate() {
+            let orig = m.params()[i];
+            m.params_mut()[i] = orig + h;
+            let up = loss(&m, &x, &target);
+            m.params_mut()[i] = orig - h;
+            let down = loss(&m, &x, &target);
+            m.params_mut()[i] = orig;
+            let numeric = (up - down) / (2.0 * f64::from(h));
+            worst = worst.max((numeric - f64::from(g)).abs());
+        }
+        assert!(worst < 2e-3, "largest gradient error {worst}");
+    }
+
+    #[test]
+    fn adam_fits_a_separable_toy_problem() {
+        let mut m = mlp(&[2, 8, 2], 1);
+        let data = [
+            ([1.0, 0.0], 0usize),
+            ([0.0, 1.0], 1),
+            ([1.0, 0.2], 0),
+            ([0.1, 1.0], 1),
+        ];
+        let mut adam = Adam::new(m.params().len(), 0.05);
+        let mut s = MlpScratch::default();
+        for _ in 0..200 {
+            let mut grad = vec![0.0; m.params().len()];
+            for (x, y) in &data {
+                m.forward(x, &mut s);
+                let mut d = s.probs.clone();
+                d[*y] -= 1.0;
+                m.backward(x, &d, &mut s, &mut grad);
+            }
+            let params = m.params_mut();
+            adam.step(params, &grad);
+        }
+        for (x, y) in &data {
+            m.forward(x, &mut s);
+            assert!(s.probs[*y] > 0.9);
+        }
+    }
+
+    #[test]
+    fn quantized_network_stays_close_to_float() {
+        let m = mlp(&[64, 32, 5], 3);
+        let f = Network::from_mlp(&m, false);
+        let q = Network::from_mlp(&m, true);
+        assert!(q.size_bytes() * 3 < f.size_bytes());
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
+        let (mut sf, mut sq, mut st) = (
+            NetScratch::default(),
+            NetScratch::default(),
+            MlpScratch::default(),
+        );
+        for _ in 0..50 {
+            let x: Vec<i8> = (0..64).map(|_| (rng.next_u64() % 3) as i8 - 1).collect();
+            let xf: Vec<f32> = x.iter().map(|&v| f32::from(v)).collect();
+            f.forward(&x, &mut sf);
+            q.forward(&x, &mut sq);
+            m.forward(&xf, &mut st);
+            for k in 0..5 {
+                assert!((sf.probs[k] - st.probs[k]).abs() < 1e-5);
+                // Per-row int8 error is at most scale/2 per weight; on these sizes the
+                // probabilities move by well under 0.02.
+                assert!((sf.probs[k] - sq.probs[k]).abs() < 0.02, "{k}");
+            }
+        }
+    }
+
+    #[test]
+    fn quantize_rows_bounds_the_error() {
+        let w = [0.5, -1.0, 0.25, 0.1, 0.0, 0.0, 0.0, 0.0];
+        let (q, scale) = quantize_rows(&w, 2, 4);
+        assert_eq!(scale[1], 0.0, "an all-zero row");
+        assert_eq!(q[1], -127);
+        for r in 0..2 {
+            for c in 0..4 {
+                let back = f32::from(q[r * 4 + c]) * scale[r];
+                assert!((back - w[r * 4 + c]).abs() <= scale[r] / 2.0 + 1e-7);
+            }
+        }
+    }
+
+    #[test]
+    fn rejects_bad_shapes() {
+        let bad = Layer {
+            n_in: 2,
+            n_out: 2,
+            weights: Weights::F32(vec![0.0; 3]),
+            bias: vec![0.0; 2],
+        };
+        assert!(Network::from_layers(vec![bad]).is_err());
+        let nan = Layer {
+            n_in: 1,
+            n_out: 1,
+            weights: Weights::F32(vec![f32::NAN]),
+            bias: vec![0.0],
+        };
+        assert!(Network::from_layers(vec![nan]).is_err());
+    }
+}

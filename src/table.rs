@@ -1,0 +1,196 @@
+//! The bucket table: the predictor of the on-device Smart Reply design (ALGORITHMS.md §4,
+//! design 1; TFLite's `LSH_PROJECTION` in sparse mode followed by `PREDICT`).
+//!
+//! A text's projection gives one bucket per function `t`: its d signs packed into a code,
+//! keyed `t·2^d + code` so buckets of different functions never collide. The table maps each
+//! populated bucket to at most k `(label, weight)` pairs (found by label propagation over a
+//! text–bucket graph at training time). Inference looks up the T buckets (binary search over
+//! sorted keys), adds their label weights divided by T, and returns the labels with a
+//! positive score. There is no matrix multiply at all.
+//!
+//! Building the table is training code (`crate::train`); this module only stores and reads it.
+
+use crate::error::{Error, Result};
+use crate::format::{Artifact, ArtifactWriter};
+use crate::model::Prediction;
+use crate::projection::{ProjectionConfig, Projector};
+
+/// Marks an unused slot of a bucket's k entries.
+pub const EMPTY: u32 = u32::MAX;
+
+/// Sorted bucket keys, each with k label slots.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    k: usize,
+    keys: Vec<u64>,
+    labels: Vec<u32>,
+    weights: Vec<f32>,
+}
+
+/// Buffers of [`Table::lookup`].
+#[derive(Debug, Clone, Default)]
+pub struct TableScratch {
+    codes: Vec<u64>,
+    sums: Vec<f32>,
+}
+
+/// The key of function `t`'s bucket `code` with `bits` bits per function.
+pub fn bucket_key(t: usize, code: u64, bits: u32) -> u64 {
+    ((t as u64) << bits) | code
+}
+
+impl Table {
+    /// Builds a table from `(key, entries)` pairs; entries beyond k are dropped, missing ones
+    /// are padded with [`EMPTY`].
+    pub fn new(k: usize, mut buckets: Vec<(u64, Vec<(u32, f32)>)>) -> Self {
+        buckets.sort_by_key(|b| b.0);
+        let mut keys = Vec::with_capacity(buckets.len());
+        let mut labels = Vec::with_capacity(buckets.len() * k);
+        let mut weights = Vec::with_capacity(buckets.len() * k);
+        for (key, entries) in buckets {
+            keys.push(key);
+            for i in 0..k {
+                let (l, w) = entries.get(i).copied().unwrap_or((EMPTY, 0.0));
+                labels.push(l);
+                weights.push(w);
+            }
+        }
+        Self {
+            k,
+            keys,
+            labels,
+            weights,
+        }
+    }
+
+    /// Labels kept per bucket.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Populated buckets.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether no bucket is populated.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Bytes of keys, labels and weights.
+    pub fn size_bytes(&self) -> usize {
+        self.keys.len() * 8 + self.labels.len() * 4 + self.weights.len() * 4
+    }
+
+    /// Checks shapes, order, label ids and weights.
+    ///
+    /// # Errors
+    /// A message naming what is wrong.
+    pub fn validate(
+        &self,
+        n_labels: usize,
+        projection: &ProjectionConfig,
+    ) -> std::result::Result<(), String> {
+        let t_bits = 64 - u64::from(projection.functions).leading_zeros();
+        if projection.bits + t_bits > 64 {
+            return Err(format!(
+                "{} bits per function and {} functions do not fit a 64-bit key",
+                projection.bits, projection.functions
+            ));
+        }
+        if self.k == 0
+            || self.labels.len() != self.keys.len() * self.k
+            || self.weights.len() != self.labels.len()
+        {
+            return Err(format!(
+                "table of {} keys does not hold k = {} entries each",
+                self.keys.len(),
+                self.k
+            ));
+        }
+        if self.keys.windows(2).any(|w| w[0] >= w[1]) {
+            return Err("table keys are not strictly increasing".into());
+        }
+        let max_key = bucket_key(projection.functions as usize, 0, projection.bits);
+        if self.keys.last().is_some_and(|&k| k >= max_key) {
+            return Err("a table key is past the last function".into());
+        }
+        for (&l, &w) in self.labels.iter().zip(&self.weights) {
+            if l != EMPTY && l as usize >= n_labels {
+                return Err(format!("label id {l} of {n_labels} labels"));
+            }
+            if !(w.is_finite() && (0.0..=1.0).contains(&w)) {
+                return Err(format!("table weight {w} outside [0, 1]"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends the `table.*` sections.
+    pub fn write_sections(&self, w: &mut ArtifactWriter) {
+        let n = self.keys.len() as u64;
+        w.add_u64("table.keys", &[n], &self.keys);
+        w.add_u32("table.labels", &[n, self.k as u64], &self.labels);
+        w.add_f32("table.weights", &[n, self.k as u64], &self.weights);
+    }
+
+    /// Reads the `table.*` sections (checked later by [`Table::validate`]).
+    ///
+    /// # Errors
+    /// [`Error::BadHeader`] for a missing section or a bad k.
+    pub fn read_sections(a: &Artifact, k: usize) -> Result<Self> {
+        if k == 0 {
+            return Err(Error::BadHeader {
+                path: a.path().to_owned(),
+                message: "table_k must be >= 1".into(),
+            });
+        }
+        Ok(Self {
+            k,
+            keys: a.u64s("table.keys")?,
+            labels: a.u32s("table.labels")?,
+            weights: a.f32s("table.weights")?,
+        })
+    }
+
+    /// Looks up the buckets of `projected` and pushes every label with a positive averaged
+    /// weight into `out` (unsorted).
+    pub fn lookup(
+        &self,
+        projector: &Projector,
+        projected: &[i8],
+        s: &mut TableScratch,
+        out: &mut Vec<Prediction>,
+    ) {
+        projector.codes(projected, &mut s.codes);
+        let bits = projector.config().bits;
+        let t_total = s.codes.len().max(1) as f32;
+        s.sums.clear();
+        for (t, &code) in s.codes.iter().enumerate() {
+            if let Ok(i) = self.keys.binary_search(&bucket_key(t, code, bits)) {
+                for j in i * self.k..(i + 1) * self.k {
+                    let l = self.labels[j];
+                    if l == EMPTY {
+                        break;
+                    }
+                    let l = l as usize;
+                    if s.sums.len() <= l {
+                        s.sums.resize(l + 1, 0.0);
+                    }
+                    s.sums[l] += self.weights[j] / t_total;
+                }
+            }
+        }
+        out.extend(
+            s.sums
+                .iter()
+                .enumerate()
+                .filter(|(_, &w)| w > 0.0)
+                .map(|(l, &w)| Prediction {
+                    label: l as u32,
+                    score: w.min(1.0),
+                }),
+        );
+    }
+}

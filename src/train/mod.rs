@@ -1,0 +1,1100 @@
+//! Distillation: texts with hard seed labels and propagated soft labels → [`ProjectionModel`].
+//!
+//! Stage 5 of the pipeline. [`TrainSet`] joins the corpus records with the labels JSONL of
+//! `sprig propagate` (or takes the corpus's own labels only), and [`train`] fits the network
+//! on the projected texts, or builds the bucket table ([`ModelKind::Table`]).
+//!
+//! **Loss** (ALGORITHMS.md §4, design 2: ProjectionNet with the graph as teacher):
+//! `L = Σ_seeds CE(y_v, p_v) + λ Σ_propagated c_v · CE(Ĉ_v, p_v)`, averaged over the batch,
+//! where `Ĉ_v` is the propagated distribution renormalized after dropping the `unknown` mass,
+//! and `c_v` its confidence ([`Confidence`]). Abstaining records and records below
+//! [`TrainConfig::min_confidence`] are left out.
+//!
+//! **Optimization:** mini-batch Adam over seeded shuffles; early stopping on a held-out slice
+//! of the labelled records (seeds when there are at least [`SEEDS_FOR_VALIDATION`] per label,
+//! else propagated ones, whose "label" is the teacher's top label); the best epoch's weights
+//! are kept.
+//!
+//! **Determinism:** each batch is cut into fixed chunks of [`CHUNK`] examples; rayon runs
+//! the chunks in parallel, each into its own gradient buffer, and the buffers are summed in
+//! chunk order. The model bytes are therefore identical for any thread count.
+
+use std::io::BufRead;
+use std::path::Path;
+
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::build::Progress;
+use crate::corpus::Record;
+use crate::error::{Error, Result};
+use crate::graph::{symmetric_csr, Graph, GraphKind, GraphParts, RecordRef, Seed};
+use crate::model::{ModelKind, Predictor, ProjectionModel};
+use crate::network::{Adam, Mlp, MlpScratch, Network};
+use crate::projection::{ProjectScratch, ProjectionConfig, Projector};
+use crate::propagate::{propagate, PropagationConfig};
+use crate::table::{bucket_key, Table};
+use crate::text::{FeatureConfig, TextConfig};
+
+mod joint;
+
+pub use joint::JointConfig;
+use joint::{SparseInputs, Trainer, TrainerWorker};
+
+/// Examples per gradient chunk: the unit of parallel work and of the fixed-order reduction.
+pub const CHUNK: usize = 16;
+
+/// Seeds per label (on average) from which the held-out slice is taken from the seeds.
+pub const SEEDS_FOR_VALIDATION: usize = 20;
+
+/// How sure a propagated label is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Confidence {
+    /// `1 − unknown`: the mass that reached the node from some seed (Expander's ⊥).
+    #[default]
+    OneMinusUnknown,
+    /// The top label's score.
+    Top,
+}
+
+/// The training stage's configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Network or table. Default network (it measured better; see benches/README.md).
+    pub kind: ModelKind,
+    /// Hidden layer widths. Default `[128]`: one layer keeps the int8 model under 200 KB at
+    /// T·d = 1,120 inputs (SGNN used two layers of 256, which is 320 KB in int8).
+    pub hidden: Vec<usize>,
+    /// Epoch cap, `>= 1`. Default 30.
+    pub epochs: usize,
+    /// Stop after this many epochs without a better held-out score, `>= 1`. Default 4.
+    pub patience: usize,
+    /// Adam step size, `> 0`. Default 1e-3 (Kingma & Ba).
+    pub learning_rate: f32,
+    /// Examples per batch, `>= 1`. Default 64.
+    pub batch_size: usize,
+    /// λ: weight of the propagated (soft) examples against the seeds, `>= 0`. Default 1.
+    pub soft_weight: f32,
+    /// Propagated records whose confidence is below this are skipped, in `[0, 1]`.
+    /// Default 0 (keep every record that does not abstain).
+    pub min_confidence: f32,
+    /// How confidence is measured. Default `1 − unknown`.
+    pub confidence: Confidence,
+    /// Share of the labelled pool held out for early stopping, in `[0, 0.5]`; 0 turns
+    /// early stopping off. Default 0.1.
+    pub validation: f32,
+    /// Seed of initialization, shuffling and the held-out split. Default 1.
+    pub seed: u64,
+    /// Store `i8` weights with per-row scales. Default true (`--float` turns it off).
+    pub quantize: bool,
+    /// Labels kept per bucket of a table model, `>= 1`. Default 3.
+    pub table_k: usize,
+    /// Buckets holding fewer texts are left out of a table model, `>= 1`. Default 1 (keep
+    /// all): on SNIPS at d = 14, dropping one-text buckets shrank the table from 18 to 8 MB
+    /// but cost 20 points of few-label accuracy, since they act as nearest-neighbour hits.
+    pub table_min_texts: usize,
+    /// ProjectionNet's joint trainer ([`JointConfig`]); `None` (default) trains the
+    /// projection network alone.
+    pub joint: Option<JointConfig>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            kind: ModelKind::Network,
+            hidden: vec![128],
+            epochs: 30,
+            patience: 4,
+            learning_rate: 1e-3,
+            batch_size: 64,
+            soft_weight: 1.0,
+            min_confidence: 0.0,
+            confidence: Confidence::OneMinusUnknown,
+            validation: 0.1,
+            seed: 1,
+            quantize: true,
+            table_k: 3,
+            table_min_texts: 1,
+            joint: None,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks the ranges.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the field.
+    pub fn validate(&self) -> Result<()> {
+        if self.hidden.contains(&0) || self.hidden.len() > 4 {
+            return Err(Error::config(
+                "hidden",
+                "at most 4 layers, each of width >= 1",
+            ));
+        }
+        if self.epochs == 0 {
+            return Err(Error::config("epochs", "must be at least 1"));
+        }
+        if self.patience == 0 {
+            return Err(Error::config("patience", "must be at least 1"));
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return Err(Error::config("lr", "must be finite and > 0"));
+        }
+        if self.batch_size == 0 {
+            return Err(Error::config("batch", "must be at least 1"));
+        }
+        if !(self.soft_weight.is_finite() && self.soft_weight >= 0.0) {
+            return Err(Error::config("lambda", "must be finite and >= 0"));
+        }
+        if !(0.0..=1.0).contains(&self.min_confidence) {
+            return Err(Error::config("min_confidence", "must be in [0, 1]"));
+        }
+        if !(0.0..=0.5).contains(&self.validation) {
+            return Err(Error::config("validation", "must be in [0, 0.5]"));
+        }
+        if self.table_k == 0 {
+            return Err(Error::config("table_k", "must be at least 1"));
+        }
+        if self.table_min_texts == 0 {
+            return Err(Error::config("table_min_texts", "must be at least 1"));
+        }
+        if let Some(j) = &self.joint {
+            j.validate()?;
+        }
+        Ok(())
+    }
+}
+
+/// One training text with its target distribution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    /// The raw text.
+    pub text: String,
+    /// `(label id, probability)` pairs summing to 1.
+    pub target: Vec<(u32, f32)>,
+    /// Loss weight: 1 for seeds, λ · confidence / mean confidence for propagated labels.
+    pub weight: f32,
+    /// Whether the label came from the corpus (a seed).
+    pub seed: bool,
+}
+
+/// Counts of how a train set was assembled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrainSetCounts {
+    /// Records read.
+    pub records: usize,
+    /// Examples with a corpus label.
+    pub seeds: usize,
+    /// Examples with a propagated label.
+    pub propagated: usize,
+    /// Records skipped because propagation abstained on them.
+    pub abstained: usize,
+    /// Records skipped for low confidence.
+    pub low_confidence: usize,
+}
+
+/// Labelled examples and the label names they refer to (sorted).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainSet {
+    /// Label names; a target's label id indexes this.
+    pub labels: Vec<String>,
+    /// The examples, in record order.
+    pub examples: Vec<Example>,
+    /// How they were assembled.
+    pub counts: TrainSetCounts,
+}
+
+#[derive(Debug, Deserialize)]
+struct LabelsLine {
+    line: Option<u64>,
+    #[serde(default)]
+    unknown: f32,
+    #[serde(default)]
+    scores: Vec<(String, f32)>,
+}
+
+fn label_ids(names: impl Iterator<Item = String>) -> Vec<String> {
+    let mut labels: Vec<String> = names.collect();
+    labels.sort();
+    labels.dedup();
+    labels
+}
+
+fn id_of(labels: &[String], name: &str) -> u32 {
+    labels
+        .binary_search_by(|l| l.as_str().cmp(name))
+        .expect("labels hold every name") as u32
+}
+
+impl TrainSet {
+    /// Fully supervised: every labelled record is a hard example; unlabelled ones are ignored.
+    ///
+    /// # Errors
+    /// [`Error::NoSeeds`] if no record is labelled.
+    pub fn supervised(records: &[Record]) -> Result<Self> {
+        let labels = label_ids(records.iter().filter_map(|r| r.label.clone()));
+        if labels.is_empty() {
+            return Err(Error::NoSeeds);
+        }
+        let examples: Vec<Example> = records
+            .iter()
+            .filter_map(|r| {
+                r.label.as_ref().map(|l| Example {
+                    text: r.text.clone(),
+                    target: vec![(id_of(&labels, l), 1.0)],
+                    weight: 1.0,
+                    seed: true,
+                })
+            })
+            .collect();
+        let counts = TrainSetCounts {
+            records: records.len(),
+            seeds: examples.len(),
+            ..TrainSetCounts::default()
+        };
+        Ok(Self {
+            labels,
+            examples,
+            counts,
+        })
+    }
+
+    /// Seeds from the corpus labels plus soft targets from a `sprig propagate` labels JSONL,
+    /// joined on the record's `line`. Feature rows (no `line`) are ignored.
+    ///
+    /// # Errors
+    /// [`Error::Parse`] naming `path:line` for a bad labels line or one naming a corpus line
+    /// that does not exist; [`Error::NoSeeds`] if nothing is left to train on.
+    pub fn distilled(
+        records: &[Record],
+        labels_file: &mut dyn BufRead,
+        path: &Path,
+        config: &TrainConfig,
+    ) -> Result<Self> {
+        config.validate()?;
+        let mut parsed: Vec<(usize, LabelsLine)> = Vec::new();
+        let mut buf = String::new();
+        let mut line_no = 0u64;
+        loop {
+            buf.clear();
+            let n = labels_file
+                .read_line(&mut buf)
+                .map_err(|e| Error::io(path, e))?;
+            if n == 0 {
+                break;
+            }
+            line_no += 1;
+            if buf.trim().is_empty() {
+                continue;
+            }
+            let row: LabelsLine = serde_json::from_str(buf.trim_end())
+                .map_err(|e| Error::parse(path, line_no, e.to_string()))?;
+            let Some(line) = row.line else { continue };
+            let idx = records
+                .binary_search_by_key(&line, |r| r.line)
+                .map_err(|_| {
+                    Error::parse(
+                        path,
+                        line_no,
+                        format!("names corpus line {line}, which holds no record"),
+                    )
+                })?;
+            let bad = |what: &str| Error::parse(path, line_no, what.to_owned());
+            if !(row.unknown.is_finite() && (0.0..=1.0 + 1e-4).contains(&row.unknown)) {
+                return Err(bad("unknown must be in [0, 1]"));
+            }
+            if row
+                .scores
+                .iter()
+                .any(|(_, s)| !(s.is_finite() && *s >= 0.0))
+            {
+                return Err(bad("scores must be finite and >= 0"));
+            }
+            parsed.push((idx, row));
+        }
+        let labels = label_ids(
+            records.iter().filter_map(|r| r.label.clone()).chain(
+                parsed
+                    .iter()
+                    .flat_map(|(_, r)| r.scores.iter().map(|s| s.0.clone())),
+            ),
+        );
+        let mut soft: Vec<Option<&LabelsLine>> = vec![None; records.len()];
+        for (idx, row) in &parsed {
+            soft[*idx] = Some(row);
+        }
+        let mut counts = TrainSetCounts {
+            records: records.len(),
+            ..TrainSetCounts::default()
+        };
+        let mut examples = Vec::new();
+        for (r, row) in records.iter().zip(&soft) {
+            if let Some(l) = &r.label {
+                examples.push(Example {
+                    text: r.text.clone(),
+                    target: vec![(id_of(&labels, l), 1.0)],
+                    weight: 1.0,
+                    seed: true,
+                });
+                counts.seeds += 1;
+                continue;
+            }
+            let Some(row) = row else { continue };
+            let total: f32 = row.scores.iter().map(|s| s.1).sum();
+            if row.scores.is_empty() || total <= 0.0 {
+                counts.abstained += 1;
+                continue;
+            }
+            let confidence = match config.confidence {
+                Confidence::OneMinusUnknown => (1.0 - row.unknown).clamp(0.0, 1.0),
+                Confidence::Top => row.scores.iter().map(|s| s.1).fold(0.0, f32::max),
+            };
+            if confidence < config.min_confidence || confidence <= 0.0 {
+                counts.low_confidence += 1;
+                continue;
+            }
+            let mut target: Vec<(u32, f32)> = row
+                .scores
+                .iter()
+                .filter(|s| s.1 > 0.0)
+                .map(|(name, s)| (id_of(&labels, name), s / total))
+                .collect();
+            target.sort_by_key(|t| t.0);
+            examples.push(Example {
+                text: r.text.clone(),
+                target,
+                weight: config.soft_weight * confidence, // rescaled below
+                seed: false,
+            });
+            counts.propagated += 1;
+        }
+        // Confidence is relative: scaled by its mean over the propagated examples, so that
+        // λ = 1 gives an average propagated example the weight of a seed. Expander's
+        // `1 − unknown` is small everywhere on large graphs (≈ 0.03 on SNIPS), and absolute
+        // weights would let 70 seeds outweigh 13,000 propagated labels.
+        let soft: Vec<&mut Example> = examples.iter_mut().filter(|e| !e.seed).collect();
+        let mean = soft.iter().map(|e| f64::from(e.weight)).sum::<f64>() / soft.len().max(1) as f64;
+        if mean > 0.0 {
+            for e in soft {
+                e.weight = (f64::from(e.weight) / mean) as f32;
+            }
+        }
+        if examples.is_empty() || labels.is_empty() {
+            return Err(Error::NoSeeds);
+        }
+        Ok(Self {
+            labels,
+            examples,
+            counts,
+        })
+    }
+}
+
+/// What one epoch did.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EpochStats {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean weighted training loss.
+    pub train_loss: f64,
+    /// Held-out accuracy against the target's top label (NaN-free: 0 without a held-out slice).
+    pub val_accuracy: f64,
+    /// Held-out mean loss.
+    pub val_loss: f64,
+    /// Held-out accuracy of the joint trainer network, when there is one.
+    #[serde(default)]
+    pub trainer_val_accuracy: Option<f64>,
+}
+
+/// The training report stored in the model header.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainReport {
+    /// The configuration.
+    pub config: TrainConfig,
+    /// How the examples were assembled.
+    pub counts: TrainSetCounts,
+    /// Examples trained on.
+    pub train_examples: usize,
+    /// Examples held out.
+    pub val_examples: usize,
+    /// Whether the held-out slice came from the seeds (else from propagated labels).
+    pub val_from_seeds: bool,
+    /// Epochs run.
+    pub epochs_run: usize,
+    /// The epoch whose weights were kept.
+    pub best_epoch: usize,
+    /// Per-epoch statistics.
+    pub history: Vec<EpochStats>,
+}
+
+/// Projects every example's text (in parallel, deterministic).
+fn project_all(projector: &Projector, examples: &[Example]) -> Vec<i8> {
+    let dim = projector.dim();
+    let mut out = vec![0i8; examples.len() * dim];
+    out.par_chunks_mut(dim)
+        .zip(examples.par_iter())
+        .for_each_init(ProjectScratch::default, |s, (row, ex)| {
+            projector.project_with(s, &ex.text, row)
+        });
+    out
+}
+
+fn argmax(p: &[f32]) -> u32 {
+    p.iter()
+        .enumerate()
+        .fold((0usize, f32::NEG_INFINITY), |b, (l, &v)| {
+            if v > b.1 {
+                (l, v)
+            } else {
+                b
+            }
+        })
+        .0 as u32
+}
+
+fn argmax_target(t: &[(u32, f32)]) -> u32 {
+    t.iter()
+        .fold((u32::MAX, f32::NEG_INFINITY), |best, &(l, p)| {
+            if p > best.1 {
+                (l, p)
+            } else {
+                best
+            }
+        })
+        .0
+}
+
+/// Per-chunk work buffers.
+#[derive(Default)]
+struct Worker {
+    grad: Vec<f32>,
+    scratch: MlpScratch,
+    x: Vec<f32>,
+    dlogits: Vec<f32>,
+    loss: f64,
+    trainer: TrainerWorker,
+}
+
+/// What a chunk reads: the student, its inputs, and the joint trainer if any.
+struct Shared<'a> {
+    mlp: &'a Mlp,
+    inputs: &'a [i8],
+    dim: usize,
+    examples: &'a [Example],
+    joint: Option<(&'a Trainer, &'a SparseInputs)>,
+}
+
+impl Worker {
+    /// Forward and backward over `items`, accumulating into `self.grad` (and the trainer's
+    /// buffers).
+    fn run(&mut self, c: &Shared<'_>, items: &[usize]) {
+        self.grad.clear();
+        self.grad.resize(c.mlp.params().len(), 0.0);
+        self.loss = 0.0;
+        Trainer::reset(&mut self.trainer);
+        for &i in items {
+            let ex = &c.examples[i];
+            self.x.clear();
+            self.x.extend(
+                c.inputs[i * c.dim..(i + 1) * c.dim]
+                    .iter()
+                    .map(|&v| f32::from(v)),
+            );
+            c.mlp.forward(&self.x, &mut self.scratch);
+            let probs = &self.scratch.probs;
+            // d/dz of w · CE(q, softmax(z)) is w · (p − q).
+            let truth = match c.joint {
+                Some((t, _)) => ex.weight * t.config.ground_truth_weight,
+                None => ex.weight,
+            };
+            self.dlogits.clear();
+            self.dlogits.extend(probs.iter().map(|&p| truth * p));
+            for &(l, q) in &ex.target {
+                self.dlogits[l as usize] -= truth * q;
+                self.loss -= f64::from(truth * q) * f64::from(probs[l as usize].max(1e-12)).ln();
+            }
+            if let Some((trainer, sparse)) = c.joint {
+                // λ2: the trainer's distribution is the target of the projection network.
+                let teacher = trainer.example(&mut self.trainer, sparse, i, ex);
+                let sim = ex.weight * trainer.config.simulation_weight;
+                for ((d, &p), &t) in self.dlogits.iter_mut().zip(probs).zip(teacher) {
+                    *d += sim * (p - t);
+                }
+            }
+            c.mlp
+                .backward(&self.x, &self.dlogits, &mut self.scratch, &mut self.grad);
+        }
+    }
+}
+
+/// Held-out accuracy and mean loss (in example order, so the sums are reproducible).
+fn evaluate(
+    mlp: &Mlp,
+    val: &[usize],
+    inputs: &[i8],
+    dim: usize,
+    examples: &[Example],
+) -> (f64, f64) {
+    if val.is_empty() {
+        return (0.0, 0.0);
+    }
+    let per: Vec<(bool, f64)> = val
+        .par_iter()
+        .map_init(
+            || (MlpScratch::default(), Vec::<f32>::new()),
+            |(s, x), &i| {
+                let ex = &examples[i];
+                x.clear();
+                x.extend(inputs[i * dim..(i + 1) * dim].iter().map(|&v| f32::from(v)));
+                mlp.forward(x, s);
+                let best = argmax(&s.probs);
+                let loss: f64 = ex
+                    .target
+                    .iter()
+                    .map(|&(l, q)| -f64::from(q) * f64::from(s.probs[l as usize].max(1e-12)).ln())
+                    .sum();
+                (best == argmax_target(&ex.target), loss)
+            },
+        )
+        .collect();
+    let correct = per.iter().filter(|p| p.0).count();
+    let loss: f64 = per.iter().map(|p| p.1).sum();
+    (correct as f64 / val.len() as f64, loss / val.len() as f64)
+}
+
+fn shuffle(v: &mut [usize], rng: &mut Xoshiro256PlusPlus) {
+    for i in (1..v.len()).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        v.swap(i, j);
+    }
+}
+
+/// Trains a model on `set`.
+///
+/// `progress` sees one stage per epoch (counted in batches); `on_epoch` is called after each
+/// epoch of a network model.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] for a bad config; [`Error::NoSeeds`] for an empty train set.
+pub fn train(
+    set: &TrainSet,
+    text: &TextConfig,
+    features: &FeatureConfig,
+    projection: &ProjectionConfig,
+    config: &TrainConfig,
+    progress: &dyn Progress,
+    on_epoch: &mut dyn FnMut(&EpochStats),
+) -> Result<ProjectionModel> {
+    config.validate()?;
+    let projector = Projector::new(text, features, projection)?;
+    if set.examples.is_empty() || set.labels.is_empty() {
+        return Err(Error::NoSeeds);
+    }
+    progress.stage("projecting", None, "texts");
+    let inputs = project_all(&projector, &set.examples);
+    progress.finish_stage();
+    if config.kind == ModelKind::Table {
+        let table = build_table(&projector, &inputs, set, config)?;
+        let report = serde_json::json!({ "config": config, "counts": set.counts });
+        return ProjectionModel::new(
+            text,
+            features,
+            projection,
+            set.labels.clone(),
+            Predictor::Table(table),
+            report,
+        );
+    }
+    let dim = projector.dim();
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(config.seed);
+    let mut sizes = vec![dim];
+    sizes.extend(&config.hidden);
+    sizes.push(set.labels.len());
+    let mut mlp = Mlp::new(&sizes, || rng.next_u64())?;
+
+    // The held-out slice: seeds if there are enough of them, else propagated examples.
+    let n_seeds = set.examples.iter().filter(|e| e.seed).count();
+    let val_from_seeds =
+        n_seeds >= SEEDS_FOR_VALIDATION * set.labels.len() || n_seeds == set.examples.len();
+    let mut pool: Vec<usize> = (0..set.examples.len())
+        .filter(|&i| set.examples[i].seed == val_from_seeds)
+        .collect();
+    shuffle(&mut pool, &mut rng);
+    let n_val = if pool.len() >= 2 {
+        ((pool.len() as f64 * f64::from(config.validation)).round() as usize).min(pool.len() / 2)
+    } else {
+        0
+    };
+    let mut val: Vec<usize> = pool[..n_val].to_vec();
+    val.sort_unstable();
+    let mut train_idx: Vec<usize> = (0..set.examples.len())
+        .filter(|i| val.binary_search(i).is_err())
+        .collect();
+
+    let mut adam = Adam::new(mlp.params().len(), config.learning_rate);
+    let mut joint = match &config.joint {
+        Some(j) => {
+            progress.stage("hashing", None, "texts");
+            let sparse = SparseInputs::new(projector.pipeline(), &set.examples, j);
+            progress.finish_stage();
+            let mut trainer = Trainer::new(j, set.labels.len(), || rng.next_u64())?;
+            trainer.set_lr(config.learning_rate);
+            Some((trainer, sparse))
+        }
+        None => None,
+    };
+    let mut head_total = Vec::new();
+    let mut workers: Vec<Worker> = Vec::new();
+    let mut total = vec![0.0f32; mlp.params().len()];
+    let mut best = (f64::NEG_INFINITY, f64::INFINITY, 0usize);
+    let mut best_params = mlp.params().to_vec();
+    let mut history = Vec::new();
+    for epoch in 1..=config.epochs {
+        shuffle(&mut train_idx, &mut rng);
+        let n_batches = train_idx.len().div_ceil(config.batch_size);
+        progress.stage(&format!("epoch {epoch}"), Some(n_batches as u64), "batches");
+        let mut epoch_loss = 0.0f64;
+        for batch in train_idx.chunks(config.batch_size) {
+            let chunks: Vec<&[usize]> = batch.chunks(CHUNK).collect();
+            if workers.len() < chunks.len() {
+                workers.resize_with(chunks.len(), Worker::default);
+            }
+            let shared = Shared {
+                mlp: &mlp,
+                inputs: &inputs,
+                dim,
+                examples: &set.examples,
+                joint: joint.as_ref().map(|(t, s)| (t, s)),
+            };
+            workers[..chunks.len()]
+                .par_iter_mut()
+                .zip(chunks.par_iter())
+                .for_each(|(w, items)| w.run(&shared, items));
+            total.fill(0.0);
+            for w in &workers[..chunks.len()] {
+                for (t, g) in total.iter_mut().zip(&w.grad) {
+                    *t += g;
+                }
+                epoch_loss += w.loss + w.trainer.loss;
+            }
+            if let Some((trainer, _)) = &mut joint {
+                trainer.step(
+                    workers[..chunks.len()].iter().map(|w| &w.trainer),
+                    batch.len(),
+                    &mut head_total,
+                );
+            }
+            let inv = 1.0 / batch.len() as f32;
+            for t in total.iter_mut() {
+                *t *= inv;
+            }
+            adam.step(mlp.params_mut(), &total);
+            progress.advance(1);
+        }
+        progress.finish_stage();
+        let (val_accuracy, val_loss) = evaluate(&mlp, &val, &inputs, dim, &set.examples);
+        let stats = EpochStats {
+            epoch,
+            train_loss: epoch_loss / train_idx.len().max(1) as f64,
+            val_accuracy,
+            val_loss,
+            trainer_val_accuracy: joint
+                .as_ref()
+                .map(|(t, s)| t.accuracy(s, &val, &set.examples)),
+        };
+        on_epoch(&stats);
+        history.push(stats);
+        if val.is_empty() {
+            best = (0.0, 0.0, epoch);
+            best_params.copy_from_slice(mlp.params());
+            continue;
+        }
+        // Higher accuracy wins; equal accuracy, lower loss.
+        if val_accuracy > best.0 || (val_accuracy == best.0 && val_loss < best.1) {
+            best = (val_accuracy, val_loss, epoch);
+            best_params.copy_from_slice(mlp.params());
+        } else if epoch - best.2 >= config.patience {
+            break;
+        }
+    }
+    mlp.params_mut().copy_from_slice(&best_params);
+    let report = TrainReport {
+        config: config.clone(),
+        counts: set.counts,
+        train_examples: train_idx.len(),
+        val_examples: val.len(),
+        val_from_seeds,
+        epochs_run: history.len(),
+        best_epoch: best.2,
+        history,
+    };
+    ProjectionModel::new(
+        text,
+        features,
+        projection,
+        set.labels.clone(),
+        Predictor::Network(Network::from_mlp(&mlp, config.quantize)),
+        serde_json::to_value(&report).expect("the report serializes"),
+    )
+}
+
+/// The graph-based projection model (ALGORITHMS.md §4, design 1): a bipartite graph between
+/// the texts and their T buckets, seeded with the examples' targets, propagated with the
+/// default [`PropagationConfig`]; each bucket keeps its top-k labels.
+fn build_table(
+    projector: &Projector,
+    inputs: &[i8],
+    set: &TrainSet,
+    config: &TrainConfig,
+) -> Result<Table> {
+    let p = projector.config();
+    if p.bits + (64 - u64::from(p.functions).leading_zeros()) > 64 {
+        return Err(Error::config(
+            "bits",
+            "too many bits per function for a table key",
+        ));
+    }
+    let dim = projector.dim();
+    let n = set.examples.len();
+    let mut codes = Vec::new();
+    let mut text_keys: Vec<u64> = Vec::with_capacity(n * p.functions as usize);
+    for row in inputs.chunks_exact(dim) {
+        projector.codes(row, &mut codes);
+        text_keys.extend(
+            codes
+                .iter()
+                .enumerate()
+                .map(|(t, &c)| bucket_key(t, c, p.bits)),
+        );
+    }
+    let mut sorted = text_keys.clone();
+    sorted.sort_unstable();
+    let mut keys = Vec::new();
+    for run in sorted.chunk_by(|a, b| a == b) {
+        if run.len() >= config.table_min_texts {
+            keys.push(run[0]);
+        }
+    }
+    let t_total = p.functions as usize;
+    let triplets: Vec<(u32, u32, f32)> = text_keys
+        .iter()
+        .enumerate()
+        .filter_map(|(i, k)| {
+            let bucket = keys.binary_search(k).ok()?;
+            Some(((i / t_total) as u32, (n + bucket) as u32, 1.0))
+        })
+        .collect();
+    let n_nodes = n + keys.len();
+    let (offsets, neighbors, weights) = symmetric_csr(n_nodes, triplets);
+    let mut seeds = Vec::new();
+    for (i, ex) in set.examples.iter().enumerate() {
+        for &(l, q) in &ex.target {
+            let w = ex.weight * q;
+            if w > 0.0 {
+                seeds.push(Seed {
+                    node: i as u32,
+                    label: l,
+                    weight: w,
+                });
+            }
+        }
+    }
+    let graph = Graph::from_parts(
+        GraphKind::Bipartite,
+        GraphParts {
+            offsets,
+            neighbors,
+            weights,
+            keys: (0..n_nodes).map(|_| String::new()).collect(),
+            text_nodes: n,
+            records: (0..n)
+                .map(|i| RecordRef {
+                    line: i as u64 + 1,
+                    id: None,
+                    node: i as u32,
+                })
+                .collect(),
+            labels: set.labels.clone(),
+            seeds,
+            provenance: serde_json::Value::Null,
+        },
+    )?;
+    let prop = propagate(&graph, &PropagationConfig::default())?;
+    let d = prop.distribution();
+    let buckets = keys
+        .iter()
+        .enumerate()
+        .filter_map(|(b, &key)| {
+            let entries: Vec<(u32, f32)> = d
+                .get(n + b)
+                .iter()
+                .take(config.table_k)
+                .filter(|e| e.score > 0.0)
+                .map(|e| (e.label, e.score.min(1.0)))
+                .collect();
+            (!entries.is_empty()).then_some((key, entries))
+        })
+        .collect();
+    Ok(Table::new(config.table_k, buckets))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(line: u64, text: &str, label: Option<&str>) -> Record {
+        Record {
+            line,
+            id: None,
+            text: text.into(),
+            label: label.map(Into::into),
+        }
+    }
+
+    /// Four intents, a few phrasings each, repeated with small variations.
+    fn toy_records() -> Vec<Record> {
+        let base = [
+            ("hello there", "greeting"),
+            ("hi how are you", "greeting"),
+            ("hey friend", "greeting"),
+            ("thanks a lot", "thanks"),
+            ("thank you so much", "thanks"),
+            ("many thanks", "thanks"),
+            ("see you later", "goodbye"),
+            ("bye for now", "goodbye"),
+            ("goodbye friend", "goodbye"),
+            ("where are you", "where"),
+            ("where should we meet", "where"),
+            ("what is your location", "where"),
+        ];
+        let suffixes = ["", "!", " :)", " ok", " pls"];
+        let mut out = Vec::new();
+        for s in suffixes {
+            for (t, l) in base {
+                out.push(rec(out.len() as u64 + 1, &format!("{t}{s}"), Some(l)));
+            }
+        }
+        out
+    }
+
+    fn small() -> TrainConfig {
+        TrainConfig {
+            hidden: vec![16],
+            epochs: 8,
+            batch_size: 8,
+            learning_rate: 0.01,
+            validation: 0.0,
+            ..TrainConfig::default()
+        }
+    }
+
+    fn fit(set: &TrainSet, config: &TrainConfig) -> ProjectionModel {
+        train(
+            set,
+            &TextConfig::default(),
+            &FeatureConfig::default(),
+            &ProjectionConfig::default(),
+            config,
+            &(),
+            &mut |_| {},
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn learns_the_toy_intents() {
+        let set = TrainSet::supervised(&toy_records()).unwrap();
+        assert_eq!(set.labels, ["goodbye", "greeting", "thanks", "where"]);
+        let model = fit(&set, &small());
+        for (text, want) in [("hello there!!", "greeting"), ("thanks so much", "thanks")] {
+            let top = model.predict(text)[0];
+            assert_eq!(model.label_name(top.label), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn same_bytes_for_one_and_two_threads() {
+        let set = TrainSet::supervised(&toy_records()).unwrap();
+        let config = TrainConfig {
+            validation: 0.2,
+            ..small()
+        };
+        let run = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| fit(&set, &config).to_bytes())
+        };
+        let one = run(1);
+        assert_eq!(one, run(2));
+        let other_seed = TrainConfig {
+            seed: 2,
+            ..config.clone()
+        };
+        assert_ne!(one, fit(&set, &other_seed).to_bytes());
+    }
+
+    #[test]
+    fn distilled_joins_renormalizes_and_skips() {
+        let records = vec![
+            rec(1, "hello", Some("greeting")),
+            rec(2, "hi there", None),
+            rec(4, "thanks", None),
+            rec(5, "bye", None),
+            rec(6, "what", None),
+        ];
+        let labels = concat!(
+            r#"{"line":1,"label":"greeting","score":1,"unknown":0,"scores":[["greeting",1.0]],"seed":true}"#,
+            "\n",
+            r#"{"line":2,"label":"greeting","score":0.3,"unknown":0.6,"scores":[["greeting",0.3],["thanks",0.1]],"seed":false}"#,
+            "\n",
+            "\n",
+            r#"{"line":4,"label":"thanks","score":0.05,"unknown":0.9,"scores":[["thanks",0.05],["greeting",0.05]],"seed":false}"#,
+            "\n",
+            r#"{"line":5,"label":null,"score":0,"unknown":1,"scores":[],"seed":false}"#,
+            "\n",
+            r#"{"feature":"u:hi","label":"greeting","score":1,"unknown":0,"scores":[["greeting",1.0]],"seed":false}"#,
+            "\n",
+        );
+        let config = TrainConfig {
+            min_confidence: 0.2,
+            ..TrainConfig::default()
+        };
+        let set = TrainSet::distilled(
+            &records,
+            &mut labels.as_bytes(),
+            Path::new("l.jsonl"),
+            &config,
+        )
+        .unwrap();
+        assert_eq!(set.labels, ["greeting", "thanks"]);
+        assert_eq!(set.examples.len(), 2);
+        assert!(set.examples[0].seed);
+        let soft = &set.examples[1];
+        assert_eq!(soft.text, "hi there");
+        assert_eq!(soft.target, vec![(0, 0.75), (1, 0.25)]);
+        // The only propagated example has the mean confidence: weight λ.
+        assert!((soft.weight - 1.0).abs() < 1e-6);
+        let c = set.counts;
+        assert_eq!(
+            (c.seeds, c.propagated, c.abstained, c.low_confidence),
+            (1, 1, 1, 1)
+        );
+    }
+
+    #[test]
+    fn distilled_names_the_bad_line() {
+        let records = vec![rec(1, "hello", Some("greeting"))];
+        let config = TrainConfig::default();
+        for (bad, line) in [
+            ("{\"line\":1,\"scores\":[[\"a\",-1]]}\n", 1),
+            ("\n{\"line\":7,\"scores\":[]}\n", 2),
+            ("{\"line\":1,\n", 1),
+        ] {
+            let err = TrainSet::distilled(&records, &mut bad.as_bytes(), Path::new("l"), &config)
+                .unwrap_err();
+            assert!(
+                matches!(err, Error::Parse { line: l, .. } if l == line),
+                "{bad:?}: {err}"
+            );
+        }
+        assert!(matches!(
+            TrainSet::supervised(&[rec(1, "x", None)]),
+            Err(Error::NoSeeds)
+        ));
+    }
+
+    #[test]
+    fn joint_training_learns_and_is_deterministic() {
+        let set = TrainSet::supervised(&toy_records()).unwrap();
+        let config = TrainConfig {
+            joint: Some(JointConfig {
+                buckets_log2: 12,
+                dim: 8,
+                ..JointConfig::default()
+            }),
+            validation: 0.2,
+            ..small()
+        };
+        let run = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| {
+                    let mut trainer_acc = Vec::new();
+                    let m = train(
+                        &set,
+                        &TextConfig::default(),
+                        &FeatureConfig::default(),
+                        &ProjectionConfig::default(),
+                        &config,
+                        &(),
+                        &mut |s| trainer_acc.push(s.trainer_val_accuracy),
+                    )
+                    .unwrap();
+                    assert!(trainer_acc.iter().all(Option::is_some));
+                    m
+                })
+        };
+        let one = run(1);
+        assert_eq!(one.to_bytes(), run(2).to_bytes());
+        let top = one.predict("thank you so much")[0];
+        assert_eq!(one.label_name(top.label), "thanks");
+        assert_ne!(
+            one.to_bytes(),
+            fit(
+                &set,
+                &TrainConfig {
+                    joint: None,
+                    ..config.clone()
+                }
+            )
+            .to_bytes()
+        );
+    }
+
+    #[test]
+    fn table_model_predicts_its_seeds() {
+        let set = TrainSet::supervised(&toy_records()).unwrap();
+        let config = TrainConfig {
+            kind: ModelKind::Table,
+            ..small()
+        };
+        let model = fit(&set, &config);
+        assert_eq!(model.kind(), ModelKind::Table);
+        let preds = model.predict("thank you so much");
+        assert_eq!(model.label_name(preds[0].label), "thanks");
+        assert!(preds.iter().all(|p| p.score > 0.0 && p.score <= 1.0));
+    }
+
+    #[test]
+    fn rejects_bad_configs() {
+        for bad in [
+            TrainConfig {
+                epochs: 0,
+                ..TrainConfig::default()
+            },
+            TrainConfig {
+                hidden: vec![0],
+                ..TrainConfig::default()
+            },
+            TrainConfig {
+                learning_rate: f32::NAN,
+                ..TrainConfig::default()
+            },
+            TrainConfig {
+                min_confidence: 2.0,
+                ..TrainConfig::default()
+            },
+        ] {
+            assert!(matches!(bad.validate(), Err(Error::InvalidConfig { .. })));
+        }
+    }
+}
