@@ -100,4 +100,4 @@ pub use propagate::{
     propagate, propagate_with, Algorithm, LabelDistribution, Propagation, PropagationConfig,
     PropagationReport,
 };
-pub use train::{train, TrainConfig, TrainSet};
+pub use train::{TrainConfig, TrainSet};

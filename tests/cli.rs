@@ -145,3 +145,45 @@ fn a_damaged_graph_is_refused_by_inspect() {
     let err = fails(dir.path(), &["inspect", "g.graph"]);
     assert!(err.contains("checksum mismatch"), "{err}");
 }
+
+#[test]
+fn run_chains_the_four_stages_like_the_readme_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = repo("corpora/tiny/intents.jsonl");
+    let test = repo("corpora/tiny/test.jsonl");
+    let out = ok(
+        dir.path(),
+        &[
+            "run",
+            "--corpus",
+            corpus.to_str().unwrap(),
+            "--test",
+            test.to_str().unwrap(),
+            "--workdir",
+            "work",
+            "-q",
+        ],
+    );
+    for step in [
+        "1/4 graph",
+        "2/4 propagate",
+        "3/4 train",
+        "4/4 eval",
+        "accuracy",
+    ] {
+        assert!(out.contains(step), "{step} missing from:\n{out}");
+    }
+    for file in ["corpus.graph", "labels.jsonl", "model.sprig"] {
+        assert!(dir.path().join("work").join(file).exists(), "{file}");
+    }
+    let predicted = ok(
+        dir.path(),
+        &[
+            "predict",
+            "--model",
+            "work/model.sprig",
+            "thank you so much",
+        ],
+    );
+    assert!(!predicted.trim().is_empty());
+}

@@ -27,13 +27,20 @@ fn v1_toy_graph_opens_and_matches_its_source() {
 #[test]
 fn v1_tiny_corpus_graph_opens_and_matches_a_rebuild() {
     let frozen = Graph::load(&repo("tests/fixtures/v1/tiny.graph")).unwrap();
-    let rebuilt = build_from_corpus(
-        Path::new("corpora/tiny/intents.jsonl"),
-        &BuildConfig::default(),
-        &(),
-    )
-    .unwrap()
-    .graph;
+    // Rebuild with the configs the file records (it was built with the defaults of its day;
+    // defaults may change, the text path for a given config may not).
+    let recorded = |key: &str| frozen.provenance()[key].clone();
+    let config = BuildConfig {
+        corpus: serde_json::from_value(recorded("corpus")).unwrap(),
+        text: serde_json::from_value(recorded("text")).unwrap(),
+        features: serde_json::from_value(recorded("features")).unwrap(),
+        graph: serde_json::from_value(recorded("graph")).unwrap(),
+        ..BuildConfig::default()
+    };
+    assert_eq!(config.features.char_max, 5, "the defaults of the day");
+    let rebuilt = build_from_corpus(Path::new("corpora/tiny/intents.jsonl"), &config, &())
+        .unwrap()
+        .graph;
     assert_eq!(frozen.records().len(), 40);
     // While v1 is the current version, the text path must also give the same edges: a change
     // to tokenization or hashing shows up here (and then needs a format version bump).

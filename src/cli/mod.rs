@@ -9,6 +9,7 @@ mod inspect_model;
 mod predict;
 mod progress;
 mod propagate;
+mod run;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -35,6 +36,8 @@ enum Command {
     Predict(predict::Args),
     /// Score a .sprig model on a labelled file.
     Eval(eval::Args),
+    /// The whole few-label pipeline: graph, propagate, train, eval (the README's first command).
+    Run(run::Args),
 }
 
 /// Runs the parsed command.
@@ -46,6 +49,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => train::run(*args),
         Command::Predict(args) => predict::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Run(args) => run::run(args),
     }
 }
 
@@ -56,13 +60,13 @@ pub(crate) struct TextArgs {
     #[arg(long, value_delimiter = ',', default_value = "u,b,c")]
     features: Vec<Family>,
     /// Smallest char n-gram of `<word>`.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = sprig::text::FeatureConfig::default().char_min)]
     char_min: u32,
     /// Largest char n-gram of `<word>`.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = sprig::text::FeatureConfig::default().char_max)]
     char_max: u32,
     /// Weight of the char block against the word block (each L2-normalized first).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = sprig::text::FeatureConfig::default().char_weight)]
     char_weight: f32,
     /// Raw term counts instead of 1 + ln(count).
     #[arg(long)]

@@ -60,9 +60,9 @@ pub struct Args {
     /// β of MAD's random-walk probabilities, > 1.
     #[arg(long, default_value_t = defaults().beta)]
     beta: f64,
-    /// Class-balance correction after propagation: none, or cmn (class mass normalization,
-    /// Zhu et al. 2003) with priors from the seeds or from --prior.
-    #[arg(long, value_enum, default_value_t = PriorMode::None)]
+    /// Class-balance correction after propagation: cmn (class mass normalization, Zhu et al.
+    /// 2003) with priors from the seeds or from --prior, or none.
+    #[arg(long, value_enum, default_value_t = PriorMode::of(&defaults().class_prior))]
     class_prior: PriorMode,
     /// A class prior for cmn, as LABEL=WEIGHT (repeatable; implies --class-prior cmn;
     /// unnamed labels get 0).
@@ -91,6 +91,16 @@ pub struct Args {
 enum PriorMode {
     None,
     Cmn,
+}
+
+impl PriorMode {
+    /// The flag value that stands for `prior` (the library default's, for `--help`).
+    fn of(prior: &ClassPrior) -> Self {
+        match prior {
+            ClassPrior::None => PriorMode::None,
+            ClassPrior::Cmn { .. } => PriorMode::Cmn,
+        }
+    }
 }
 
 impl Args {
@@ -173,6 +183,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         config.algorithm,
         config.iterations
     ));
+    if matches!(config.class_prior, ClassPrior::Cmn { priors: Some(_) })
+        && config.top_k < graph.labels().len()
+    {
+        // Measured on SwDA (41 labels, dev split, priors = train label shares): dev accuracy
+        // 23.8% with K = 8 against 47.9% with K = 64. A label truncated away during the
+        // iterations cannot be raised by its prior afterwards.
+        line(format!(
+            "note: --prior with --top-k {} < {} labels: a label dropped by the top-K truncation \
+             cannot be restored by its prior; --top-k {} keeps them all",
+            config.top_k,
+            graph.labels().len(),
+            graph.labels().len().min(sprig::propagate::MAX_TOP_K)
+        ));
+    }
     let result = propagate_with(&graph, graph.seeds(), &config, |s| {
         line(format!(
             "iteration {:>4}: max change {:.3e}, total change {:.3e}, objective {:.6e}",

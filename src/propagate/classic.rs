@@ -24,7 +24,9 @@
 //! `LabelPropagation`). Stopping: sklearn stops when `Σ |F_t − F_{t−1}| < tol` over the whole
 //! matrix; use [`super::ChangeNorm::Sum`] with `tolerance = 1e-3` and `iterations = max_iter`
 //! for identical iteration counts. Labels beyond K are truncated into `unknown` as for the
-//! other algorithms, so results are exact only with `top_k` ≥ the number of labels.
+//! other algorithms, so results are exact only with `top_k` ≥ the number of labels; and
+//! scikit-learn has no class mass normalization, so turn off the default one
+//! ([`super::ClassPrior::None`], `--class-prior none`).
 
 use super::engine::{Finish, NodeCoef, Rule, SeedRows};
 use crate::graph::Graph;
@@ -114,7 +116,9 @@ impl Rule for Spreading {
 #[cfg(test)]
 mod tests {
     use crate::graph::{GraphKind, Seed};
-    use crate::propagate::{propagate, testgraphs, Algorithm, ChangeNorm, PropagationConfig};
+    use crate::propagate::{
+        propagate, testgraphs, Algorithm, ChangeNorm, ClassPrior, PropagationConfig,
+    };
 
     /// A graph from the golden folder's `<name>.edges.tsv` / `<name>.seeds.tsv` (integer ids).
     fn golden_graph(edges: &str, seeds: &str, n: usize, classes: &[String]) -> crate::graph::Graph {
@@ -178,6 +182,7 @@ mod tests {
                 iterations: case["max_iter"].as_u64().unwrap() as usize,
                 tolerance: case["tol"].as_f64().unwrap(),
                 change_norm: ChangeNorm::Sum,
+                class_prior: ClassPrior::None,
                 ..PropagationConfig::default()
             };
             assert!(matches!(

@@ -265,7 +265,14 @@ fn class_mass_normalization_follows_the_priors() {
             .filter(|&v| p.distribution().top(v).map(|t| t.label) == Some(l))
             .count()
     };
-    let plain = propagate(&g, &PropagationConfig::default()).unwrap();
+    let plain = propagate(
+        &g,
+        &PropagationConfig {
+            class_prior: ClassPrior::None,
+            ..PropagationConfig::default()
+        },
+    )
+    .unwrap();
     let skew = |q: f64| PropagationConfig {
         class_prior: ClassPrior::Cmn {
             priors: Some([("Mr. Hi".to_string(), q), ("Officer".to_string(), 1.0 - q)].into()),

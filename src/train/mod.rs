@@ -15,6 +15,10 @@
 //! else propagated ones, whose "label" is the teacher's top label); the best epoch's weights
 //! are kept.
 //!
+//! **Joint training** ([`JointConfig`], `--joint`): ProjectionNet's larger trainer network
+//! over the raw hashed n-grams learns alongside and teaches the projection network (see
+//! `joint.rs`); only the projection network is saved.
+//!
 //! **Determinism:** each batch is cut into fixed chunks of [`CHUNK`] examples; rayon runs
 //! the chunks in parallel, each into its own gradient buffer, and the buffers are summed in
 //! chunk order. The model bytes are therefore identical for any thread count.
@@ -723,6 +727,16 @@ pub fn train(
         }
     }
     mlp.params_mut().copy_from_slice(&best_params);
+    if !mlp.params().iter().all(|p| p.is_finite()) {
+        // Only a far too large step gets here; never write a model that predicts NaN.
+        return Err(Error::config(
+            "lr",
+            format!(
+                "training diverged (non-finite weights) at learning rate {}",
+                config.learning_rate
+            ),
+        ));
+    }
     let report = TrainReport {
         config: config.clone(),
         counts: set.counts,

@@ -1,0 +1,70 @@
+//! `sprig run`: the whole few-label pipeline in one command — graph, propagate, train, eval —
+//! through exactly the code paths of the four subcommands, so it shows a new user what each
+//! step does and what it gets.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+
+use super::Cli;
+
+/// Run graph → propagate → train → eval on a corpus with a few labelled records.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Corpus: every record, with `label` on the few seeds.
+    #[arg(long, default_value = "corpora/replies/corpus.jsonl")]
+    corpus: PathBuf,
+    /// Labelled held-out file to evaluate the model on.
+    #[arg(long, default_value = "corpora/replies/test.jsonl")]
+    test: PathBuf,
+    /// Folder for the graph, the propagated labels and the model (created if missing).
+    #[arg(long, default_value = "sprig-run")]
+    workdir: PathBuf,
+    /// No progress on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.workdir)
+        .with_context(|| format!("creating {}", args.workdir.display()))?;
+    let path = |name: &str| args.workdir.join(name).display().to_string();
+    let corpus = args.corpus.display().to_string();
+    let test = args.test.display().to_string();
+    let (graph, labels, model) = (
+        path("corpus.graph"),
+        path("labels.jsonl"),
+        path("model.sprig"),
+    );
+    let steps: [(&str, Vec<&str>); 4] = [
+        (
+            "1/4 graph",
+            vec!["graph", "--corpus", &corpus, "--out", &graph],
+        ),
+        (
+            "2/4 propagate",
+            vec!["propagate", "--graph", &graph, "--out", &labels],
+        ),
+        (
+            "3/4 train",
+            vec![
+                "train", "--corpus", &corpus, "--labels", &labels, "--out", &model,
+            ],
+        ),
+        ("4/4 eval", vec!["eval", "--model", &model, "--data", &test]),
+    ];
+    for (name, mut argv) in steps {
+        if args.quiet && argv[0] != "eval" {
+            argv.push("--quiet");
+        }
+        println!("== {name}: sprig {}", argv.join(" "));
+        let cli = Cli::try_parse_from(std::iter::once("sprig").chain(argv.iter().copied()))
+            .with_context(|| format!("step {name}"))?;
+        super::run(cli).with_context(|| format!("step {name}"))?;
+    }
+    println!(
+        "== done: try `sprig predict --model {model} \"on my way, 5 min\"` or pipe lines into it"
+    );
+    Ok(())
+}
