@@ -123,5 +123,23 @@ fn main() {
         p90 as f64 / 1e3,
         per_sec
     );
-    println!("mean per text: tokenize {tokenize:.1} µs, tokenize + features + projection {project:.1} µs");
+    // The predictor alone, on inputs projected beforehand.
+    let projected: Vec<Vec<i8>> = items.iter().map(|(t, _)| projector.project(t)).collect();
+    let predictor = match model.predictor() {
+        sprig::model::Predictor::Network(net) => {
+            let mut ns = sprig::network::NetScratch::default();
+            let start = Instant::now();
+            for _ in 0..rounds {
+                for x in &projected {
+                    net.forward(x, &mut ns);
+                    std::hint::black_box(&ns.probs);
+                }
+            }
+            start.elapsed().as_nanos() as f64 / (projected.len() * rounds) as f64 / 1e3
+        }
+        sprig::model::Predictor::Table(_) => 0.0,
+    };
+    println!(
+        "mean per text: tokenize {tokenize:.1} µs, tokenize + features + projection {project:.1} µs, network {predictor:.1} µs"
+    );
 }

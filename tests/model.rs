@@ -233,8 +233,9 @@ fn bad_inputs_fail_with_one_line() {
 }
 
 /// Quality floor on the bundled reply-intent corpus, fully supervised. Measured with these
-/// settings (int8, seed 1, 8 epochs): 0.6485 test accuracy; the floor leaves a margin for float
-/// differences, and catches a broken text path or trainer (chance is 1/14).
+/// settings (int8, seed 1, 8 epochs, char 3–4-grams): 0.6634 test accuracy (0.6485 with
+/// 3–5-grams); the floor leaves a margin for float differences, and catches a broken text
+/// path or trainer (chance is 1/14).
 #[test]
 fn replies_quality_floor() {
     let read = |name: &str| -> Vec<sprig::corpus::Record> {
@@ -276,7 +277,7 @@ fn replies_quality_floor() {
     );
 }
 
-const QUALITY_FLOOR: f64 = 0.60;
+const QUALITY_FLOOR: f64 = 0.62;
 
 #[test]
 fn inspect_describes_a_model_file() {

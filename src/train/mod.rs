@@ -844,12 +844,16 @@ fn build_table(
         .iter()
         .enumerate()
         .filter_map(|(b, &key)| {
-            let entries: Vec<(u32, f32)> = d
-                .get(n + b)
+            // Renormalized after dropping `unknown`, as for distillation: a bucket's entries
+            // are its label distribution, so a prediction's score is the share of the T
+            // buckets' votes, and `--threshold` reads the same for any graph size.
+            let all = d.get(n + b);
+            let total: f32 = all.iter().map(|e| e.score).sum();
+            let entries: Vec<(u32, f32)> = all
                 .iter()
                 .take(config.table_k)
-                .filter(|e| e.score > 0.0)
-                .map(|e| (e.label, e.score.min(1.0)))
+                .filter(|e| e.score > 0.0 && total > 0.0)
+                .map(|e| (e.label, (e.score / total).min(1.0)))
                 .collect();
             (!entries.is_empty()).then_some((key, entries))
         })
