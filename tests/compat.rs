@@ -48,3 +48,25 @@ fn v1_tiny_corpus_graph_opens_and_matches_a_rebuild() {
     assert_eq!(frozen.weights(), rebuilt.weights());
     assert_eq!(frozen.seeds(), rebuilt.seeds());
 }
+
+#[test]
+fn v1_tiny_model_opens_and_predicts_as_it_did() {
+    let model = sprig::model::ProjectionModel::load(&repo("tests/fixtures/v1/tiny.sprig")).unwrap();
+    let golden =
+        std::fs::read_to_string(repo("tests/fixtures/v1/tiny.sprig.predictions.jsonl")).unwrap();
+    for line in golden.lines() {
+        let want: serde_json::Value = serde_json::from_str(line).unwrap();
+        let text = want["text"].as_str().unwrap();
+        let got = model.predict(text);
+        let want_labels = want["labels"].as_array().unwrap();
+        for (w, g) in want_labels.iter().zip(&got) {
+            assert_eq!(w["label"], model.labels()[g.label as usize], "{text}");
+            let score = w["score"].as_f64().unwrap();
+            assert!(
+                (score - f64::from(g.score)).abs() < 2e-6,
+                "{text}: {score} vs {}",
+                g.score
+            );
+        }
+    }
+}

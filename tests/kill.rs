@@ -1,6 +1,6 @@
 //! Killed runs never leave a truncated artifact under a final name, and a rerun completes.
 //!
-//! Real `sprig graph` and `sprig propagate` processes are stopped with SIGKILL or SIGINT at
+//! Real `sprig graph`, `sprig propagate` and `sprig train` processes are stopped with SIGKILL or SIGINT at
 //! pseudo-random moments (a fixed-seed generator, so a failure reproduces). After each kill
 //! the output path either does not exist or holds a complete artifact identical to an
 //! uninterrupted run's. Leftover hidden temporary files (`.NAME.*.tmp`) are allowed: a killed
@@ -99,18 +99,54 @@ fn killed_runs_leave_no_truncated_artifacts() {
         ],
     );
     let propagate_time = t.elapsed();
+    let t = Instant::now();
+    ok(
+        d,
+        &[
+            "train",
+            "--corpus",
+            "c.jsonl",
+            "--labels",
+            "ref.jsonl",
+            "--epochs",
+            "3",
+            "--out",
+            "ref.sprig",
+            "-q",
+        ],
+    );
+    let train_time = t.elapsed();
+    let ref_model = std::fs::read(d.join("ref.sprig")).unwrap();
     let ref_graph = std::fs::read(d.join("ref.graph")).unwrap();
     let ref_labels = std::fs::read(d.join("ref.jsonl")).unwrap();
 
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     let mut kills = 0;
-    for round in 0..24 {
+    for round in 0..30 {
         rng = rng
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let fraction = (rng >> 33) as f64 / (1u64 << 31) as f64; // in [0, 1)
-        let interrupt = round % 3 == 2;
-        let (args, total, out, reference): (Vec<&str>, Duration, &str, &[u8]) = if round % 2 == 0 {
+        let interrupt = round % 4 == 3;
+        let (args, total, out, reference): (Vec<&str>, Duration, &str, &[u8]) = if round % 3 == 2 {
+            (
+                vec![
+                    "train",
+                    "--corpus",
+                    "c.jsonl",
+                    "--labels",
+                    "ref.jsonl",
+                    "--epochs",
+                    "3",
+                    "--out",
+                    "m.sprig",
+                    "-q",
+                ],
+                train_time,
+                "m.sprig",
+                &ref_model,
+            )
+        } else if round % 3 == 0 {
             (
                 vec!["graph", "--corpus", "c.jsonl", "--out", "g.graph", "-q"],
                 graph_time,
@@ -173,4 +209,12 @@ fn killed_runs_leave_no_truncated_artifacts() {
         ],
     );
     assert!(std::fs::read(d.join("l.jsonl")).unwrap() == ref_labels);
+    ok(
+        d,
+        &[
+            "train", "--corpus", "c.jsonl", "--labels", "l.jsonl", "--epochs", "3", "--out",
+            "m.sprig", "-q",
+        ],
+    );
+    assert!(std::fs::read(d.join("m.sprig")).unwrap() == ref_model);
 }
