@@ -23,6 +23,10 @@ Metrics: accuracy and macro-F1 (scikit-learn) on the unlabelled train lines and 
 evaluation lines. Macro-F1 is over the labels present in the truth or in the predictions,
 an abstention being no label (the peers' convention, which has no abstentions).
 
+In a variant's propagate flags, `@train-priors` stands for `--prior LABEL=SHARE` for every
+label, SHARE being its share of ALL train lines: the class frequencies the majority-label
+baseline knows and the seeds-only protocol does not (for the "known class priors" rows).
+
 `--peers` also runs ../shared/peers/lp_peers.py on the same data in a subprocess
 (LabelSpreading first, so its peak RSS is its own end to end; methods from
 `--peer-methods`) and adds the majority-label baseline (most frequent train label,
@@ -182,7 +186,7 @@ def run_sprig(sprig, prep, work, variants, keep_files):
 def run_peers(python, data, split, k, max_train, methods):
     if split != "test":
         raise SystemExit("--peers needs --split test (lp_peers.py scores test)")
-    cmd = [python, os.path.join(PEERS, "lp_peers.py"), "--data", data, "--k", str(k),
+    cmd = [python, os.path.join(PEERS, "lp_peers.py"), "--data", os.path.abspath(data), "--k", str(k),
            "--methods", methods]
     if max_train:
         cmd += ["--max-train", str(max_train)]

@@ -73,12 +73,12 @@ pub struct FeatureConfig {
     /// Default 3, as in fastText's subwords.
     pub char_min: u32,
     /// Largest character n-gram. Default 4: against 5, 3–4-grams gave higher propagation
-    /// accuracy on both intent sets and no loss on SwDA, with fewer features (measured
+    /// accuracy on both intent sets, no consistent change on SwDA, fewer features (measured
     /// 2026-11-28 with `benches/quality.py`, 10 seeds per label, default kNN graph and
-    /// propagation; accuracy char_max 5 → 4: SNIPS dev 93.4 → 93.9, test 91.3 → 91.6,
-    /// unlabelled train 91.9 → 92.6; HWU64 dev 70.0 → 71.0, test 69.1 → 70.1, unlabelled
-    /// train 69.1 → 69.8; SwDA (75k train lines) dev 9.8 → 9.2, test 9.1 → 9.6; see
-    /// benches/README.md).
+    /// propagation; accuracy char_max 5 → 4 on the dev texts, the unlabelled train texts
+    /// of the same runs, and test: SNIPS 93.4 → 93.9, 91.9 → 92.6, 91.3 → 91.6; HWU64
+    /// 70.0 → 71.0, 69.1 → 69.8, 69.0 → 70.1; SwDA (75k train lines) 9.8 → 9.2,
+    /// 7.3 → 7.4, 9.0 → 9.6; see benches/README.md).
     pub char_max: u32,
     /// Weight of the char block relative to the word block after each is L2-normalized
     /// (default 1: equal say). Only used by TF-IDF weighting.
