@@ -15,7 +15,7 @@
 //! | 5. distill | [`train`] | texts + propagated labels → projection model | `train` |
 //! | 6. query | [`model`] | model + text → labels | `predict`, `eval` |
 //!
-//! Every stage is a function from plain values to a new value; only [`corpus`], [`format`]
+//! Every stage is a function from plain values to a new value; only [`corpus`], [`format`](mod@format)
 //! (artifact files) and the CLI touch the filesystem.
 //!
 //! ## Invariants
@@ -30,7 +30,7 @@
 //!    ties are broken by id, label ids follow sorted label names.
 //! 4. **Nothing half-written, nothing half-read.** Files are written to a temporary file and
 //!    renamed into place; artifacts carry a magic, a format version and a CRC32, and a
-//!    damaged one is refused ([`format`]).
+//!    damaged one is refused ([`format`](mod@format)).
 //! 5. **Abstain, never guess.** A node no seed can reach keeps all its mass on `unknown` and
 //!    gets no label; no output ever holds NaN or infinity.
 //!
