@@ -73,3 +73,24 @@ pub fn edges(data: &[u8]) {
             .expect("an imported graph is symmetric");
     }
 }
+
+/// Loads `data` as a model file, as it is and with its CRC32 recomputed; a model that loads
+/// must predict finite scores.
+pub fn model_file(data: &[u8]) {
+    let mut inputs = vec![data.to_vec()];
+    if data.len() >= 4 {
+        let mut fixed = data.to_vec();
+        let n = fixed.len();
+        let crc = crc32fast::hash(&fixed[..n - 4]);
+        fixed[n - 4..].copy_from_slice(&crc.to_le_bytes());
+        inputs.push(fixed);
+    }
+    for bytes in inputs {
+        if let Ok(model) = crate::model::ProjectionModel::from_bytes(Path::new("fuzz.sprig"), bytes)
+        {
+            for p in model.predict("thanks, see you soon!") {
+                assert!(p.score.is_finite(), "a loaded model predicts finite scores");
+            }
+        }
+    }
+}

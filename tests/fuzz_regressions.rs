@@ -35,3 +35,8 @@ fn corpus_inputs_are_read_or_refused_cleanly() {
 fn edge_list_inputs_are_read_or_refused_cleanly() {
     assert!(replay("edges", fuzzing::edges) > 0);
 }
+
+#[test]
+fn model_file_inputs_are_refused_or_loaded_cleanly() {
+    assert!(replay("model_file", fuzzing::model_file) > 0);
+}
