@@ -4,7 +4,7 @@
 //! parallel, then folded in input order (so the result does not depend on the thread count).
 //! Records whose normalized token sequence is identical share one node: chat corpora repeat
 //! "ok" and "thanks!" thousands of times, and separate nodes for them would form cliques that
-//! point only at each other (the SwDA lesson in `../shared/peers/RESULTS.md`). Every record
+//! point only at each other (the SwDA lesson of the peer baselines). Every record
 //! keeps its line, id and label, and maps to its node.
 //!
 //! Weights are TF-IDF: `tf` is the count (or `1 + ln(count)` with sublinear tf), and

@@ -7,7 +7,7 @@
 //! * [`feature_hash`] is **XXH3-64** (the xxHash 0.8 specification, stable since 2020) with the
 //!   seed [`FEATURE_SEED`]. The artifact headers name it as [`HASH_NAME`] with that seed.
 //! * [`fnv1a64`] is 64-bit FNV-1a; it orders lines for the shared seed-selection protocol of
-//!   the benchmarks (`../shared/peers/seeds.py`), so that sprig picks the same seeds.
+//!   the benchmarks (the peers' `seeds.py`), so that sprig picks the same seeds.
 //!
 //! Both are pinned by golden tests below: a change to either is a format change.
 
@@ -45,7 +45,7 @@ mod tests {
 
     #[test]
     fn fnv1a64_matches_the_reference_values() {
-        // The check values of ../shared/peers/RESULTS.md.
+        // The check values published with the peer baselines.
         assert_eq!(fnv1a64(b""), 0xcbf29ce484222325);
         assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c);
         assert_eq!(fnv1a64(b"foobar"), 0x85944171f73967e8);

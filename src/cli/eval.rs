@@ -5,9 +5,11 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use serde_json::json;
-use sprig::corpus::{CorpusFormat, CorpusOptions, CorpusReader};
+use sprig::corpus::CorpusReader;
 use sprig::metrics::Confusion;
 use sprig::model::{ProjectionModel, Scratch};
+
+use super::CorpusArgs;
 
 /// The predicted "label" of an answer that abstains (table models only).
 const NONE: &str = "(none)";
@@ -22,15 +24,8 @@ pub struct Args {
     /// Labelled records (unlabelled ones are skipped and counted).
     #[arg(long)]
     data: PathBuf,
-    /// Data format (default: from the extension).
-    #[arg(long, value_enum)]
-    format: Option<CorpusFormat>,
-    /// Field or column holding the text.
-    #[arg(long, default_value = "text")]
-    text_field: String,
-    /// Field or column holding the label.
-    #[arg(long, default_value = "label")]
-    label_field: String,
+    #[command(flatten)]
+    corpus_fields: CorpusArgs,
     /// One JSON object with `accuracy` and `macro_f1` at the top level.
     #[arg(long)]
     json: bool,
@@ -39,12 +34,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let model = ProjectionModel::load(&args.model)
         .with_context(|| format!("loading {}", args.model.display()))?;
-    let options = CorpusOptions {
-        format: args.format,
-        text_field: args.text_field.clone(),
-        label_field: args.label_field.clone(),
-        ..CorpusOptions::default()
-    };
+    let options = args.corpus_fields.options();
     let mut confusion = Confusion::new();
     let mut scratch = Scratch::default();
     let mut unlabelled = 0u64;

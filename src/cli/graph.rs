@@ -4,12 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use sprig::build::{build_from_corpus, read_edges, BuildConfig, GraphConfig};
-use sprig::corpus::{CorpusFormat, CorpusOptions};
 use sprig::graph::GraphKind;
 use sprig::seeds::{apply_seed_file, read_seed_file};
 
 use super::progress::Bars;
-use super::TextArgs;
+use super::{CorpusArgs, TextArgs};
 
 /// Build a similarity graph from a corpus, or import a weighted edge list.
 #[derive(Debug, clap::Args)]
@@ -24,18 +23,8 @@ pub struct Args {
     /// `node<TAB>label[<TAB>weight]`.
     #[arg(long)]
     seeds: Option<PathBuf>,
-    /// Corpus format (default: from the extension; `-` is jsonl).
-    #[arg(long, value_enum)]
-    format: Option<CorpusFormat>,
-    /// Field or column holding the text.
-    #[arg(long, default_value = "text")]
-    text_field: String,
-    /// Field or column holding the label (a labelled record is a seed).
-    #[arg(long, default_value = "label")]
-    label_field: String,
-    /// Field or column holding the record id.
-    #[arg(long, default_value = "id")]
-    id_field: String,
+    #[command(flatten)]
+    corpus_fields: CorpusArgs,
     /// Skip bad records (reported on stderr) instead of stopping at the first.
     #[arg(long)]
     skip_invalid: bool,
@@ -96,12 +85,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .expect("clap requires --corpus or --edges");
         let (text, features) = args.text.configs();
         let config = BuildConfig {
-            corpus: CorpusOptions {
-                format: args.format,
-                text_field: args.text_field.clone(),
-                label_field: args.label_field.clone(),
-                id_field: args.id_field.clone(),
-            },
+            corpus: args.corpus_fields.options(),
             text,
             features,
             graph: GraphConfig {

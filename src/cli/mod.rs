@@ -53,6 +53,36 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// How to read a corpus or labelled file: format and field names, shared by every command
+/// that reads records.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct CorpusArgs {
+    /// Input format (default: from the extension; `-` is jsonl).
+    #[arg(long, value_enum)]
+    format: Option<sprig::corpus::CorpusFormat>,
+    /// Field or column holding the text.
+    #[arg(long, default_value = "text")]
+    text_field: String,
+    /// Field or column holding the label (a labelled corpus record is a seed).
+    #[arg(long, default_value = "label")]
+    label_field: String,
+    /// Field or column holding the record id.
+    #[arg(long, default_value = "id")]
+    id_field: String,
+}
+
+impl CorpusArgs {
+    /// The library's reading options.
+    pub(crate) fn options(&self) -> sprig::corpus::CorpusOptions {
+        sprig::corpus::CorpusOptions {
+            format: self.format,
+            text_field: self.text_field.clone(),
+            label_field: self.label_field.clone(),
+            id_field: self.id_field.clone(),
+        }
+    }
+}
+
 /// Text normalization and feature flags, shared by every command that reads text.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct TextArgs {

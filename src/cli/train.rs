@@ -4,13 +4,13 @@ use std::io::BufReader;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use sprig::corpus::{CorpusFormat, CorpusOptions, CorpusReader, Record};
+use sprig::corpus::{CorpusReader, Record};
 use sprig::model::ModelKind;
 use sprig::projection::{Coefficients, ProjectionConfig};
 use sprig::train::{train, Confidence, JointConfig, TrainConfig, TrainSet};
 
 use super::progress::Bars;
-use super::TextArgs;
+use super::{CorpusArgs, TextArgs};
 
 fn defaults() -> TrainConfig {
     TrainConfig::default()
@@ -34,18 +34,8 @@ pub struct Args {
     /// Output `.sprig` model file (written atomically).
     #[arg(long)]
     out: PathBuf,
-    /// Corpus format (default: from the extension; `-` is jsonl).
-    #[arg(long, value_enum)]
-    format: Option<CorpusFormat>,
-    /// Field or column holding the text.
-    #[arg(long, default_value = "text")]
-    text_field: String,
-    /// Field or column holding the label (a labelled record is a seed).
-    #[arg(long, default_value = "label")]
-    label_field: String,
-    /// Field or column holding the record id.
-    #[arg(long, default_value = "id")]
-    id_field: String,
+    #[command(flatten)]
+    corpus_fields: CorpusArgs,
     /// Skip bad records (reported on stderr) instead of stopping at the first.
     #[arg(long)]
     skip_invalid: bool,
@@ -133,12 +123,7 @@ pub struct Args {
 }
 
 fn read_records(args: &Args, bars: &Bars) -> anyhow::Result<Vec<Record>> {
-    let options = CorpusOptions {
-        format: args.format,
-        text_field: args.text_field.clone(),
-        label_field: args.label_field.clone(),
-        id_field: args.id_field.clone(),
-    };
+    let options = args.corpus_fields.options();
     let reader = CorpusReader::open(&args.corpus, &options)?;
     let mut records = Vec::new();
     let (mut skipped, mut first) = (0u64, None);
