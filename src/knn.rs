@@ -34,6 +34,9 @@
 //! `O(n · row length)` per query. On SwDA's 192k utterances (word 1–2-grams) the exact graph
 //! takes about 35 s on 2 cores; see `benches/README.md`.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
 use rayon::prelude::*;
 
 use crate::features::{sparse_dot, FeatureMatrix};
@@ -104,7 +107,8 @@ struct Scratch {
     touched: Vec<u32>,
     order: Vec<(u64, u32, f32)>,
     ub: Vec<f32>,
-    partial: Vec<f32>,
+    /// The k largest partial scores (as bits, min at the top) while θ is computed.
+    partial: BinaryHeap<Reverse<u32>>,
     best: Vec<u32>,
     exact: Vec<f32>,
     candidates: Vec<(f32, u32)>,
@@ -133,7 +137,7 @@ pub fn knn(
                 touched: Vec::new(),
                 order: Vec::new(),
                 ub: Vec::new(),
-                partial: Vec::new(),
+                partial: BinaryHeap::new(),
                 best: Vec::new(),
                 exact: vec![-1.0; n],
                 candidates: Vec::new(),
@@ -322,13 +326,28 @@ fn min_of(acc: &[f32], rows: &[u32]) -> (usize, f32) {
 }
 
 /// The k-th largest score among `candidates` (0 when there are fewer than k).
-fn kth(candidates: &[(f32, u32)], k: usize, buf: &mut Vec<f32>) -> f32 {
+///
+/// One pass with a k-element min-heap: after the first few, most candidates are below the
+/// heap's minimum and cost one comparison (a selection over a copy cost 8% of a SwDA build).
+/// Scores are positive (accumulators are kept ≥ `f32::MIN_POSITIVE`), and the bits of
+/// positive floats order like the floats.
+fn kth(candidates: &[(f32, u32)], k: usize, heap: &mut BinaryHeap<Reverse<u32>>) -> f32 {
     if candidates.len() < k {
         return 0.0;
     }
-    buf.clear();
-    buf.extend(candidates.iter().map(|c| c.0));
-    *buf.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a)).1
+    heap.clear();
+    for c in candidates {
+        debug_assert!(c.0 > 0.0);
+        let bits = c.0.to_bits();
+        if heap.len() < k {
+            heap.push(Reverse(bits));
+        } else if let Some(mut least) = heap.peek_mut() {
+            if bits > least.0 {
+                *least = Reverse(bits);
+            }
+        }
+    }
+    heap.peek().map_or(0.0, |least| f32::from_bits(least.0))
 }
 
 /// The same result by scanning every pair: the reference the index is tested against.

@@ -313,3 +313,82 @@ fn class_mass_normalization_follows_the_priors() {
         })
     ));
 }
+
+#[test]
+fn class_mass_counts_each_record_of_a_shared_node() {
+    use crate::graph::{symmetric_csr, GraphKind, GraphParts, RecordRef, Seed};
+    // A path a — 1 — 2 — 3 — b: node 2 is equidistant from both seeds. When node 1 (which
+    // leans to `a`) stands for 20 identical records, label `a` holds more of the class mass
+    // and CMN with equal priors must shrink it: node 2 then leans to `b`.
+    let path = |copies_of_1: usize| {
+        let edges = (0..4u32).map(|i| (i, i + 1, 1.0)).collect();
+        let (offsets, neighbors, weights) = symmetric_csr(5, edges);
+        let mut nodes: Vec<u32> = (0..5).collect();
+        nodes.extend(std::iter::repeat_n(1, copies_of_1 - 1));
+        let records = nodes
+            .iter()
+            .enumerate()
+            .map(|(line, &node)| RecordRef {
+                line: line as u64 + 1,
+                id: None,
+                node,
+            })
+            .collect();
+        Graph::from_parts(
+            GraphKind::Knn,
+            GraphParts {
+                offsets,
+                neighbors,
+                weights,
+                keys: (0..5).map(|i| i.to_string()).collect(),
+                text_nodes: 5,
+                records,
+                labels: vec!["a".into(), "b".into()],
+                seeds: vec![
+                    Seed {
+                        node: 0,
+                        label: 0,
+                        weight: 1.0,
+                    },
+                    Seed {
+                        node: 4,
+                        label: 1,
+                        weight: 1.0,
+                    },
+                ],
+                provenance: serde_json::Value::Null,
+            },
+        )
+        .unwrap()
+    };
+    let score = |p: &Propagation, v: usize, l: u32| {
+        p.distribution()
+            .get(v)
+            .iter()
+            .find(|e| e.label == l)
+            .map_or(0.0, |e| e.score)
+    };
+    let once = propagate(&path(1), &PropagationConfig::default()).unwrap();
+    assert!(
+        (score(&once, 2, 0) - score(&once, 2, 1)).abs() < 1e-6,
+        "symmetric"
+    );
+    let heavy = propagate(&path(20), &PropagationConfig::default()).unwrap();
+    assert_bounded(&heavy);
+    assert!(
+        score(&heavy, 2, 1) > score(&heavy, 2, 0) + 1e-3,
+        "b {} vs a {}",
+        score(&heavy, 2, 1),
+        score(&heavy, 2, 0)
+    );
+    // Without CMN the records do not matter.
+    let none = PropagationConfig {
+        class_prior: ClassPrior::None,
+        ..PropagationConfig::default()
+    };
+    let (p1, p20) = (
+        propagate(&path(1), &none).unwrap(),
+        propagate(&path(20), &none).unwrap(),
+    );
+    assert_eq!(p1.distribution().get(2), p20.distribution().get(2));
+}
