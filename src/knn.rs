@@ -22,6 +22,13 @@
 //!    feature, candidates that can no longer reach `θ` drop out. The survivors are scored with
 //!    [`crate::features::sparse_dot`] and the best k kept.
 //!
+//! A candidate's own bound is tighter than `ub`: the unvisited features are the query's most
+//! common ones, so they can add at most `‖q_rest‖₂ · ‖r_common‖₂`, where `r_common` is the
+//! candidate's weights on features at least that common. Each row keeps that norm for 16
+//! document-frequency levels (`df ≥ 2^j`), computed with the index. On SwDA (49.5k texts,
+//! word + char n-grams) this cut the CPU time of the graph by 39% with identical output:
+//! char n-gram rows have many rare features and a small common tail.
+//!
 //! Nothing is approximated: the bounds carry a small slack (1e-5) for the rounding of
 //! sums taken in another order, and the document-frequency order is only a cost order.
 //!
@@ -53,6 +60,18 @@ struct Inverted {
     rows: Vec<u32>,
     values: Vec<f32>,
     max_value: Vec<f32>,
+    /// Per row, `tails[r][j]` = the L2 norm of row `r`'s weights on features whose document
+    /// frequency is at least `2^j` (see [`Inverted::tail`]).
+    tails: Vec<[f32; LEVELS]>,
+}
+
+/// Document-frequency levels of [`Inverted::tails`]: `df ≥ 1, 2, 4, …, 2^15`.
+const LEVELS: usize = 16;
+
+/// The level of a document frequency (`df ≥ 1`): the largest `j < LEVELS` with `2^j ≤ df`.
+#[inline]
+fn level(df: u64) -> usize {
+    (63 - df.max(1).leading_zeros() as usize).min(LEVELS - 1)
 }
 
 impl Inverted {
@@ -81,12 +100,34 @@ impl Inverted {
                 }
             }
         }
+        let mut tails = vec![[0f32; LEVELS]; m.n_rows()];
+        for (r, tail) in tails.iter_mut().enumerate() {
+            let (fs, vs) = m.row(r);
+            let mut sq = [0f64; LEVELS];
+            for (&f, &v) in fs.iter().zip(vs) {
+                let df = offsets[f as usize + 1] - offsets[f as usize];
+                sq[level(df)] += f64::from(v) * f64::from(v);
+            }
+            let mut acc = 0f64;
+            for j in (0..LEVELS).rev() {
+                acc += sq[j];
+                tail[j] = acc.sqrt() as f32;
+            }
+        }
         Self {
             offsets,
             rows,
             values,
             max_value,
+            tails,
         }
+    }
+
+    /// An upper bound on the norm of row `r`'s weights on features of document frequency
+    /// `>= df`: the next lower power of two's tail.
+    #[inline]
+    fn tail(&self, r: u32, df: u64) -> f32 {
+        self.tails[r as usize][level(df)]
     }
 
     fn df(&self, f: u32) -> u64 {
@@ -107,6 +148,8 @@ struct Scratch {
     touched: Vec<u32>,
     order: Vec<(u64, u32, f32)>,
     ub: Vec<f32>,
+    /// `qnorm[i]` = ‖q_{i..}‖₂, the norm of the query's features from position `i` on.
+    qnorm: Vec<f32>,
     /// The k largest partial scores (as bits, min at the top) while θ is computed.
     partial: BinaryHeap<Reverse<u32>>,
     best: Vec<u32>,
@@ -137,6 +180,7 @@ pub fn knn(
                 touched: Vec::new(),
                 order: Vec::new(),
                 ub: Vec::new(),
+                qnorm: Vec::new(),
                 partial: BinaryHeap::new(),
                 best: Vec::new(),
                 exact: vec![-1.0; n],
@@ -179,13 +223,27 @@ fn query(
     // of one or two tokens).
     s.ub.clear();
     s.ub.resize(s.order.len() + 1, 0.0);
+    s.qnorm.clear();
+    s.qnorm.resize(s.order.len() + 1, 0.0);
     let (mut by_max, mut sq) = (0.0f32, 0.0f32);
     for i in (0..s.order.len()).rev() {
         let (_, f, v) = s.order[i];
         by_max += v * index.max_value[f as usize];
         sq += v * v;
-        s.ub[i] = by_max.min(sq.sqrt());
+        s.qnorm[i] = sq.sqrt();
+        s.ub[i] = by_max.min(s.qnorm[i]);
     }
+    // What features i.. can still add to row r's score: the bound above, or Cauchy–Schwarz
+    // with r's own weights on those features, which all have document frequency >= df_i
+    // (features come in ascending df). Rows of a few common features stay loose; rows of
+    // many rare ones (char n-grams of long texts) are cut down to their small common tail.
+    let cap = |order: &[(u64, u32, f32)], ub: &[f32], qnorm: &[f32], i: usize, r: u32| {
+        if i == order.len() {
+            0.0
+        } else {
+            ub[i].min(qnorm[i] * index.tail(r, order[i].0))
+        }
+    };
     let floor = min_sim.max(f32::MIN_POSITIVE);
     // `best` holds k touched rows; θ = the smallest partial score among them is a lower bound
     // on the k-th best partial score (partial scores only grow), kept up to date in O(k) only
@@ -252,9 +310,9 @@ fn query(
     s.candidates
         .extend(s.touched.iter().map(|&r| (s.acc[r as usize], r)));
     let mut theta = kth(&s.candidates, k, &mut s.partial).max(bound);
-    let rest = s.ub[visited];
+    let (order, ub, qnorm) = (&s.order, &s.ub, &s.qnorm);
     s.candidates
-        .retain(|c| c.0 + rest + EPS >= theta.max(floor));
+        .retain(|c| c.0 + cap(order, ub, qnorm, visited, c.1) + EPS >= theta.max(floor));
     // MaxScore over the features left unvisited: each is added to the candidates only, either
     // by scanning its postings (sequential, and only touched rows are updated) or, when the
     // candidates are few against its document frequency, by looking it up in their rows.
@@ -284,9 +342,9 @@ fn query(
             c.0 = s.acc[c.1 as usize];
         }
         theta = theta.max(kth(&s.candidates, k, &mut s.partial));
-        let rest = s.ub[j + 1];
+        let (order, ub, qnorm) = (&s.order, &s.ub, &s.qnorm);
         s.candidates
-            .retain(|c| c.0 + rest + EPS >= theta.max(floor));
+            .retain(|c| c.0 + cap(order, ub, qnorm, j + 1, c.1) + EPS >= theta.max(floor));
     }
     for &r in &s.touched {
         s.acc[r as usize] = 0.0;
@@ -419,5 +477,34 @@ mod tests {
         let edges = knn(&m, 5, 0.5, |_| {});
         assert!(edges.iter().all(|e| e.2 >= 0.5));
         assert_eq!(edges, brute_force(&m, 5, 0.5));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Random rows over a skewed vocabulary (a few features in most rows, many rare ones),
+        /// so the document-frequency levels of the tail bound all occur: the index must equal
+        /// the brute-force scan, bit for bit.
+        #[test]
+        fn equals_brute_force_on_random_rows(
+            rows in proptest::collection::vec(
+                proptest::collection::vec((0.0f64..1.0, 0.05f32..2.0), 1..14), 2..70),
+            k in 1usize..9,
+            min_sim in proptest::sample::select(vec![0.0f32, 0.05, 0.3]),
+        ) {
+            let rows: Vec<Vec<(u32, f32)>> = rows
+                .into_iter()
+                .map(|row| {
+                    // u³ · 60: feature 0 is in about a third of the rows, most ids are rare.
+                    let mut row: Vec<(u32, f32)> =
+                        row.into_iter().map(|(u, v)| ((u * u * u * 60.0) as u32, v)).collect();
+                    row.sort_by_key(|e| e.0);
+                    row.dedup_by_key(|e| e.0);
+                    row
+                })
+                .collect();
+            let refs: Vec<&[(u32, f32)]> = rows.iter().map(Vec::as_slice).collect();
+            let m = matrix(&refs);
+            proptest::prop_assert_eq!(knn(&m, k, min_sim, |_| {}), brute_force(&m, k, min_sim));
+        }
     }
 }
