@@ -65,7 +65,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// Sixteen `i16` lanes (two SSE2 registers) accumulate the products; each lane gains at most
 /// 127 per step, so lanes are flushed into an `i32` every 256 steps, before they could
 /// overflow. This runs several times faster than widening every product to `i32`.
-#[inline]
+#[cfg(test)]
 fn ternary_dot(w: &[i8], x: &[i8]) -> i32 {
     const LANES: usize = 16;
     const FLUSH: usize = 256;
@@ -346,18 +346,159 @@ impl Layer {
 }
 
 /// The inference network: layers of [`Layer`], input in {−1, 0, +1}.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Network {
     layers: Vec<Layer>,
+    /// Per layer, the weights in the layout the forward pass reads (derived from `layers`).
+    plans: Vec<Plan>,
 }
+
+impl PartialEq for Network {
+    fn eq(&self, other: &Self) -> bool {
+        // The plans are a function of the layers.
+        self.layers == other.layers
+    }
+}
+
+/// How the forward pass computes one layer.
+#[derive(Debug, Clone)]
+enum Plan {
+    /// The `i8` first layer, whose inputs are ternary: `qt` is the weight matrix transposed
+    /// (column `j` of `W` is `qt[j·stride..][..n_out]`), each column padded with zeros to
+    /// `stride`, a multiple of [`COLUMN_LANES`]. An input of +1 adds its column, −1
+    /// subtracts it, 0 skips it.
+    TernaryColumns { qt: Vec<i8>, stride: usize },
+    /// A later `i8` layer: the quantized weights as `f32`, transposed (`wt[k·n_out + i]` is
+    /// `q[i][k]`), so that all outputs advance together, input by input.
+    Columns { wt: Vec<f32> },
+    /// Row-by-row dot products (`f32` layers).
+    Rows,
+}
+
+/// Outputs the first-layer kernel computes at once: 64 `i16` lanes are four AVX2 registers,
+/// so the accumulators stay in registers over the whole column loop.
+const COLUMN_LANES: usize = 64;
+
+/// Columns summed in `i16` lanes before the lanes are flushed into `i32`.
+///
+/// Bound: a quantized weight is an `i8`, so a column adds at most 128 in magnitude to a lane
+/// (−128 is possible in a file even though [`quantize_rows`] writes only ±127), and
+/// 255 · 128 = 32,640 ≤ `i16::MAX` = 32,767: a lane cannot overflow between flushes. The
+/// `i32` totals hold at most 128 · n_in ≤ 128 · 4096 · 64 (the largest projection) = 2^25.
+const FLUSH_COLUMNS: usize = 255;
 
 /// Buffers of [`Network::forward`].
 #[derive(Debug, Clone, Default)]
 pub struct NetScratch {
     a: Vec<f32>,
     b: Vec<f32>,
+    /// Indices of the +1 and −1 inputs of the first layer.
+    plus: Vec<u32>,
+    minus: Vec<u32>,
+    /// Exact integer sums of the first layer (padded to its stride).
+    totals: Vec<i32>,
     /// The softmax of the last forward pass.
     pub probs: Vec<f32>,
+}
+
+/// Which implementation of the first-layer kernel runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kernel {
+    /// AVX2, when the CPU has it.
+    Avx2,
+    /// The portable build (SSE2 on x86-64).
+    Portable,
+}
+
+impl Kernel {
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return Kernel::Avx2;
+        }
+        Kernel::Portable
+    }
+}
+
+/// `totals[i] = Σ_{j ∈ plus} qt[j][i] − Σ_{j ∈ minus} qt[j][i]`, exactly, for `i < stride`.
+fn ternary_columns(
+    kernel: Kernel,
+    qt: &[i8],
+    stride: usize,
+    plus: &[u32],
+    minus: &[u32],
+    totals: &mut [i32],
+) {
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => {
+            // SAFETY: `Kernel::Avx2` is only chosen after `is_x86_feature_detected!("avx2")`
+            // (`Kernel::detect`, or a test that checks it first).
+            unsafe { ternary_columns_avx2(qt, stride, plus, minus, totals) }
+        }
+        _ => ternary_columns_body(qt, stride, plus, minus, totals),
+    }
+}
+
+/// [`ternary_columns_body`] compiled for AVX2: the same code, whose fixed-width lane loops
+/// the compiler vectorizes 16 `i16` lanes at a time instead of 8.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn ternary_columns_avx2(qt: &[i8], stride: usize, plus: &[u32], minus: &[u32], totals: &mut [i32]) {
+    ternary_columns_body(qt, stride, plus, minus, totals);
+}
+
+#[inline(always)]
+fn ternary_columns_body(qt: &[i8], stride: usize, plus: &[u32], minus: &[u32], totals: &mut [i32]) {
+    debug_assert_eq!(stride % COLUMN_LANES, 0);
+    for c0 in (0..stride).step_by(COLUMN_LANES) {
+        let mut total = [0i32; COLUMN_LANES];
+        for (list, sign) in [(plus, 1i32), (minus, -1i32)] {
+            for block in list.chunks(FLUSH_COLUMNS) {
+                let mut acc = [0i16; COLUMN_LANES];
+                for &j in block {
+                    let start = j as usize * stride + c0;
+                    let col: &[i8; COLUMN_LANES] = qt[start..start + COLUMN_LANES]
+                        .try_into()
+                        .expect("a column chunk");
+                    for k in 0..COLUMN_LANES {
+                        acc[k] += i16::from(col[k]);
+                    }
+                }
+                for k in 0..COLUMN_LANES {
+                    total[k] += sign * i32::from(acc[k]);
+                }
+            }
+        }
+        totals[c0..c0 + COLUMN_LANES].copy_from_slice(&total);
+    }
+}
+
+impl Plan {
+    fn of(l: usize, layer: &Layer) -> Self {
+        match (&layer.weights, l) {
+            (Weights::I8 { q, .. }, 0) => {
+                let stride = layer.n_out.div_ceil(COLUMN_LANES) * COLUMN_LANES;
+                let mut qt = vec![0i8; layer.n_in * stride];
+                for i in 0..layer.n_out {
+                    for j in 0..layer.n_in {
+                        qt[j * stride + i] = q[i * layer.n_in + j];
+                    }
+                }
+                Plan::TernaryColumns { qt, stride }
+            }
+            (Weights::I8 { q, .. }, _) => {
+                let mut wt = vec![0.0f32; q.len()];
+                for i in 0..layer.n_out {
+                    for k in 0..layer.n_in {
+                        wt[k * layer.n_out + i] = f32::from(q[i * layer.n_in + k]);
+                    }
+                }
+                Plan::Columns { wt }
+            }
+            (Weights::F32(_), _) => Plan::Rows,
+        }
+    }
 }
 
 /// Quantizes a row-major `rows × cols` matrix to `i8` with one scale per row.
@@ -398,7 +539,16 @@ impl Network {
                 ));
             }
         }
-        Ok(Self { layers })
+        Ok(Self::with_plans(layers))
+    }
+
+    fn with_plans(layers: Vec<Layer>) -> Self {
+        let plans = layers
+            .iter()
+            .enumerate()
+            .map(|(l, x)| Plan::of(l, x))
+            .collect();
+        Self { layers, plans }
     }
 
     /// The inference form of a trained [`Mlp`], quantized to `i8` rows if `quantize`.
@@ -422,7 +572,7 @@ impl Network {
                 }
             })
             .collect();
-        Self { layers }
+        Self::with_plans(layers)
     }
 
     /// The layers.
@@ -453,11 +603,101 @@ impl Network {
     /// {−1, 0, +1}: both are bugs in the caller, since [`crate::projection::Projector`] is the
     /// only producer of inputs.
     pub fn forward(&self, x: &[i8], s: &mut NetScratch) {
+        self.forward_with(Kernel::detect(), x, s);
+    }
+
+    fn forward_with(&self, kernel: Kernel, x: &[i8], s: &mut NetScratch) {
         assert_eq!(x.len(), self.n_in(), "input length");
         debug_assert!(
             x.iter().all(|v| (-1..=1).contains(v)),
             "input outside {{-1, 0, 1}}"
         );
+        let n_layers = self.layers.len();
+        for (l, (layer, plan)) in self.layers.iter().zip(&self.plans).enumerate() {
+            let relu = l + 1 < n_layers;
+            let (n_in, n_out) = (layer.n_in, layer.n_out);
+            let finish = |i: usize, z: f32| {
+                let z = z + layer.bias[i];
+                if relu {
+                    z.max(0.0)
+                } else {
+                    z
+                }
+            };
+            s.b.clear();
+            match (&layer.weights, plan) {
+                (Weights::I8 { scale, .. }, Plan::TernaryColumns { qt, stride }) => {
+                    // Branch-free split of the inputs into +1 and −1 index lists: the signs
+                    // of a projection are unpredictable.
+                    s.plus.resize(n_in, 0);
+                    s.minus.resize(n_in, 0);
+                    let (mut np, mut nm) = (0, 0);
+                    for (j, &v) in x.iter().enumerate() {
+                        s.plus[np] = j as u32;
+                        s.minus[nm] = j as u32;
+                        np += usize::from(v > 0);
+                        nm += usize::from(v < 0);
+                    }
+                    s.totals.resize(*stride, 0);
+                    ternary_columns(
+                        kernel,
+                        qt,
+                        *stride,
+                        &s.plus[..np],
+                        &s.minus[..nm],
+                        &mut s.totals,
+                    );
+                    // The exact integer dot product, scaled as in the row form.
+                    s.b.extend((0..n_out).map(|i| finish(i, s.totals[i] as f32 * scale[i])));
+                }
+                (Weights::I8 { scale, .. }, Plan::Columns { wt }) => {
+                    // Each output is the sum over k = 0, 1, … of `q[i][k] · a[k]` in `f32`,
+                    // in the same order as the row form's `sum()` (which starts at −0.0), so
+                    // the outputs are the same floats. Inputs that ReLU zeroed are skipped:
+                    // adding `±0` leaves a sum unchanged up to the sign of a zero sum.
+                    s.b.resize(n_out, -0.0);
+                    for (k, &a) in s.a.iter().enumerate() {
+                        if a == 0.0 {
+                            continue;
+                        }
+                        let col = &wt[k * n_out..(k + 1) * n_out];
+                        for (acc, &w) in s.b.iter_mut().zip(col) {
+                            *acc += w * a;
+                        }
+                    }
+                    for (i, z) in s.b.iter_mut().enumerate() {
+                        *z = finish(i, *z * scale[i]);
+                    }
+                }
+                (Weights::I8 { q, scale }, _) => {
+                    for i in 0..n_out {
+                        let row = &q[i * n_in..(i + 1) * n_in];
+                        let acc: f32 = row.iter().zip(&s.a).map(|(&w, &v)| f32::from(w) * v).sum();
+                        s.b.push(finish(i, acc * scale[i]));
+                    }
+                }
+                (Weights::F32(w), _) => {
+                    for i in 0..n_out {
+                        let row = &w[i * n_in..(i + 1) * n_in];
+                        let z = if l == 0 {
+                            row.iter().zip(x).map(|(&w, &v)| w * f32::from(v)).sum()
+                        } else {
+                            dot(row, &s.a)
+                        };
+                        s.b.push(finish(i, z));
+                    }
+                }
+            }
+            std::mem::swap(&mut s.a, &mut s.b);
+        }
+        s.probs.resize(s.a.len(), 0.0);
+        softmax(&s.a, &mut s.probs);
+    }
+
+    /// The forward pass as it was before the column kernels: one exact `i16`-lane dot
+    /// product per output row. The reference the fast path must match.
+    #[cfg(test)]
+    fn forward_rows(&self, x: &[i8], s: &mut NetScratch) {
         let n_layers = self.layers.len();
         for (l, layer) in self.layers.iter().enumerate() {
             let relu = l + 1 < n_layers;
@@ -628,6 +868,95 @@ mod tests {
                 .map(|(&a, &b)| i32::from(a) * i32::from(b))
                 .sum();
             assert_eq!(ternary_dot(&w, &x), want);
+        }
+    }
+
+    /// The kernels this CPU can run.
+    fn kernels() -> Vec<Kernel> {
+        let mut out = vec![Kernel::Portable];
+        if Kernel::detect() == Kernel::Avx2 {
+            out.push(Kernel::Avx2);
+        }
+        out
+    }
+
+    #[test]
+    fn ternary_columns_are_exact_even_past_the_flush() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
+        for (n_in, n_out) in [(1usize, 1usize), (300, 64), (1120, 128), (2000, 70)] {
+            let stride = n_out.div_ceil(COLUMN_LANES) * COLUMN_LANES;
+            // Extreme weights, −128 included (a file may hold it), in every lane.
+            for fill in [Some(127i8), Some(-128), None] {
+                let mut qt = vec![0i8; n_in * stride];
+                for j in 0..n_in {
+                    for i in 0..n_out {
+                        qt[j * stride + i] = fill.unwrap_or_else(|| rng.next_u64() as i8);
+                    }
+                }
+                for density in [0u64, 1, 2, 3] {
+                    // Input j is +1, −1 or 0; `density` 3 makes every input +1.
+                    let x: Vec<i8> = (0..n_in)
+                        .map(|_| match density {
+                            3 => 1,
+                            _ => ((rng.next_u64() % 3) as i8 - 1) * i8::from(density > 0),
+                        })
+                        .collect();
+                    let plus: Vec<u32> = (0..n_in as u32).filter(|&j| x[j as usize] > 0).collect();
+                    let minus: Vec<u32> = (0..n_in as u32).filter(|&j| x[j as usize] < 0).collect();
+                    let want: Vec<i32> = (0..stride)
+                        .map(|i| {
+                            (0..n_in)
+                                .map(|j| i32::from(qt[j * stride + i]) * i32::from(x[j]))
+                                .sum()
+                        })
+                        .collect();
+                    for kernel in kernels() {
+                        let mut got = vec![7i32; stride];
+                        ternary_columns(kernel, &qt, stride, &plus, &minus, &mut got);
+                        assert_eq!(got, want, "{kernel:?} {n_in}×{n_out} {fill:?} {density}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fast_forward_matches_the_row_form_exactly() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(12);
+        for sizes in [
+            &[1120, 128, 64][..],
+            &[1120, 128, 7],
+            &[37, 19, 5],
+            &[100, 70, 30, 3],
+            &[40, 3],
+        ] {
+            let m = mlp(sizes, 21);
+            for quantize in [true, false] {
+                let net = Network::from_mlp(&m, quantize);
+                for density in 0..4u64 {
+                    let x: Vec<i8> = (0..sizes[0])
+                        .map(|_| match density {
+                            0 => 0,
+                            3 => 1,
+                            _ => (rng.next_u64() % 3) as i8 - 1,
+                        })
+                        .collect();
+                    let mut want = NetScratch::default();
+                    net.forward_rows(&x, &mut want);
+                    for kernel in kernels() {
+                        let mut got = NetScratch::default();
+                        // Twice: the second pass reuses grown buffers.
+                        net.forward_with(kernel, &x, &mut got);
+                        net.forward_with(kernel, &x, &mut got);
+                        assert_eq!(got.a, want.a, "logits, {kernel:?} {sizes:?} {quantize}");
+                        let bits = |p: &[f32]| p.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(&got.probs), bits(&want.probs));
+                    }
+                    let mut public = NetScratch::default();
+                    net.forward(&x, &mut public);
+                    assert_eq!(public.a, want.a);
+                }
+            }
         }
     }
 

@@ -41,7 +41,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::text::{Block, FeatureConfig, TextConfig, TextPipeline};
+use crate::text::{Block, FeatureConfig, FeatureScratch, TextConfig, TextPipeline, Tokens};
 
 /// How the hyperplane coefficients are drawn from the hash bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -120,6 +120,8 @@ impl ProjectionConfig {
 /// Reusable buffers of [`Projector::project_with`].
 #[derive(Debug, Default, Clone)]
 pub struct ProjectScratch {
+    tokens: Tokens,
+    features: FeatureScratch,
     feats: Vec<(u64, Block)>,
     weighted: Vec<(u64, Block, f32)>,
     acc: Vec<f32>,
@@ -254,10 +256,13 @@ impl Projector {
     /// If `out.len() != self.dim()` (a bug in the caller).
     pub fn project_with(&self, scratch: &mut ProjectScratch, text: &str, out: &mut [i8]) {
         assert_eq!(out.len(), self.dim(), "projection output length");
-        let tokens = self.pipeline.tokenize(text);
-        scratch.feats.clear();
+        self.pipeline.tokenize_into(text, &mut scratch.tokens);
+        let feats = &mut scratch.feats;
+        feats.clear();
         self.pipeline
-            .for_each_feature(&tokens, |f, _| scratch.feats.push((f.hash, f.block)));
+            .for_each_feature_of(&scratch.tokens, &mut scratch.features, |f, _| {
+                feats.push((f.hash, f.block))
+            });
         self.project_features(scratch, out);
     }
 
@@ -274,6 +279,7 @@ impl Projector {
             feats,
             weighted,
             acc,
+            ..
         } = scratch;
         feats.sort_unstable();
         weighted.clear();
