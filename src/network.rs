@@ -401,9 +401,9 @@ pub struct NetScratch {
     pub probs: Vec<f32>,
 }
 
-/// Which implementation of the first-layer kernel runs.
+/// Which implementation of a vector kernel runs (here and in the projection).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kernel {
+pub(crate) enum Kernel {
     /// AVX2, when the CPU has it.
     Avx2,
     /// The portable build (SSE2 on x86-64).
@@ -411,7 +411,8 @@ enum Kernel {
 }
 
 impl Kernel {
-    fn detect() -> Self {
+    /// The best kernel this CPU runs.
+    pub(crate) fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             return Kernel::Avx2;

@@ -41,6 +41,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::network::Kernel;
 use crate::text::{Block, FeatureConfig, FeatureScratch, TextConfig, TextPipeline, Tokens};
 
 /// How the hyperplane coefficients are drawn from the hash bits.
@@ -124,6 +125,9 @@ pub struct ProjectScratch {
     features: FeatureScratch,
     feats: Vec<(u64, Block)>,
     weighted: Vec<(u64, Block, f32)>,
+    /// The weighted features read by the word functions (or by all), and by the char ones.
+    word: Vec<(u64, f32)>,
+    char: Vec<(u64, f32)>,
     acc: Vec<f32>,
 }
 
@@ -191,6 +195,241 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Signs of the ternary projections of `list` (weighted features, ascending by hash) for the
+/// functions `keys`, into `out` (`keys.len() · d` values, d ≤ 32).
+fn ternary_functions(
+    kernel: Kernel,
+    keys: &[(u64, Option<Block>)],
+    list: &[(u64, f32)],
+    d: usize,
+    out: &mut [i8],
+) {
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => {
+            // Integer weights up to 255 (every weight of raw counts, and the weight 1 of a
+            // feature seen once under sublinear TF) are counted exactly in bytes.
+            let integral = list
+                .iter()
+                .all(|&(_, w)| w.fract() == 0.0 && (1.0..=255.0).contains(&w))
+                && list.len() < 1 << 16;
+            // SAFETY: `Kernel::Avx2` is only chosen after `is_x86_feature_detected!("avx2")`.
+            unsafe { avx2::functions(keys, list, d, integral, out) }
+        }
+        _ => ternary_functions_body(keys, list, d, out),
+    }
+}
+
+/// The AVX2 kernels of the ternary projection: the same sums as [`ternary_sums`], 8 lanes per
+/// register, decoded with masks and compares.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{xxh3_u64, Block};
+    use std::arch::x86_64::*;
+
+    /// Signs of `keys.len()` functions of `d ≤ 32` bits over `list`, into `out`.
+    ///
+    /// `integral`: every weight is an integer in `1..=255` (checked by the caller); the
+    /// sums are then counted exactly in bytes (see [`counts`]), otherwise summed in `f32`
+    /// exactly as [`super::ternary_sums`] does.
+    #[target_feature(enable = "avx2")]
+    pub(super) fn functions(
+        keys: &[(u64, Option<Block>)],
+        list: &[(u64, f32)],
+        d: usize,
+        integral: bool,
+        out: &mut [i8],
+    ) {
+        let mut signs = [0i8; 32];
+        for (&(flip, _), out) in keys.iter().zip(out.chunks_exact_mut(d)) {
+            match (integral, d <= 16) {
+                (true, true) => counts::<1>(list, flip, &mut signs),
+                (true, false) => counts::<2>(list, flip, &mut signs),
+                (false, true) => sums::<1>(list, flip, &mut signs),
+                (false, false) => sums::<2>(list, flip, &mut signs),
+            }
+            out.copy_from_slice(&signs[..d]);
+        }
+    }
+
+    /// Lane `k` of the low (high) register of a group tests bit `2k` (`2k + 1`), k < 8, of
+    /// the group's 32 hash bits; the second pair of registers covers `k + 8`.
+    #[target_feature(enable = "avx2")]
+    fn masks() -> [__m256i; 4] {
+        let plus = _mm256_setr_epi32(1, 1 << 2, 1 << 4, 1 << 6, 1 << 8, 1 << 10, 1 << 12, 1 << 14);
+        let plus_hi = _mm256_slli_epi32::<16>(plus);
+        [
+            plus,
+            _mm256_slli_epi32::<1>(plus),
+            plus_hi,
+            _mm256_slli_epi32::<1>(plus_hi),
+        ]
+    }
+
+    /// `f32` sums, in list order: lane `j` adds `(w if +1 bit) − (w if −1 bit)`, which is
+    /// exactly `w · c` for `c` ∈ {0, +1, −1} (and `w − w = 0` for the code 11).
+    #[target_feature(enable = "avx2")]
+    fn sums<const G: usize>(list: &[(u64, f32)], flip: u64, signs: &mut [i8; 32]) {
+        let [p0, m0, p1, m1] = masks();
+        let mut acc = [[_mm256_setzero_ps(); 2]; G];
+        for &(h, w) in list {
+            let bits = xxh3_u64(h, flip);
+            let w = _mm256_set1_ps(w);
+            for (g, acc) in acc.iter_mut().enumerate() {
+                let v = _mm256_set1_epi32((bits >> (32 * g)) as u32 as i32);
+                for (a, (p, m)) in acc.iter_mut().zip([(p0, m0), (p1, m1)]) {
+                    let p = _mm256_cmpeq_epi32(_mm256_and_si256(v, p), p);
+                    let m = _mm256_cmpeq_epi32(_mm256_and_si256(v, m), m);
+                    let term = _mm256_sub_ps(
+                        _mm256_and_ps(_mm256_castsi256_ps(p), w),
+                        _mm256_and_ps(_mm256_castsi256_ps(m), w),
+                    );
+                    *a = _mm256_add_ps(*a, term);
+                }
+            }
+        }
+        let zero = _mm256_setzero_ps();
+        for (g, acc) in acc.iter().enumerate() {
+            for (half, &a) in acc.iter().enumerate() {
+                // −1 where a > 0, minus −1 where a < 0: the sign as an `i32` per lane.
+                let pos = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GT_OQ>(a, zero));
+                let neg = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_LT_OQ>(a, zero));
+                let s = _mm256_sub_epi32(neg, pos);
+                let mut lanes = [0i32; 8];
+                // SAFETY: `lanes` is 32 writable bytes; the store is unaligned.
+                unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), s) };
+                for (k, &x) in lanes.iter().enumerate() {
+                    signs[16 * g + 8 * half + k] = x as i8;
+                }
+            }
+        }
+    }
+
+    /// Exact integer sums for integer weights `1..=255`: for each of the 32 bits of a group,
+    /// a byte lane counts the weight of the features whose hash has it set (lanes 0–15 the
+    /// +1 bits `2j`, lanes 16–31 the −1 bits `2j + 1`), and sum `j` is the difference of two
+    /// lanes. Byte lanes are flushed into `i32` totals before the weight they have gathered
+    /// could pass 255. Integer sums below 2^24 are also what the `f32` path computes (every
+    /// partial sum is exact), so the signs agree.
+    #[target_feature(enable = "avx2")]
+    fn counts<const G: usize>(list: &[(u64, f32)], flip: u64, signs: &mut [i8; 32]) {
+        // Byte `b` of the low (high) 128-bit half reads hash byte `b / 4` and bit
+        // `2 (b % 4)` (`2 (b % 4) + 1`) of it.
+        let select = _mm256_setr_epi8(
+            0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, //
+            0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3,
+        );
+        let bit = _mm256_setr_epi8(
+            1, 4, 16, 64, 1, 4, 16, 64, 1, 4, 16, 64, 1, 4, 16, 64, //
+            2, 8, 32, -128, 2, 8, 32, -128, 2, 8, 32, -128, 2, 8, 32, -128,
+        );
+        let mut acc = [_mm256_setzero_si256(); G];
+        let mut totals = [[0i32; 16]; G];
+        let mut flushed = false;
+        let mut pending = 0u32;
+        for &(h, w) in list {
+            let w8 = w as u32;
+            if pending + w8 > 255 {
+                flush(&mut acc, &mut totals);
+                flushed = true;
+                pending = 0;
+            }
+            pending += w8;
+            let bits = xxh3_u64(h, flip);
+            let wv = _mm256_set1_epi8(w8 as u8 as i8);
+            for (g, acc) in acc.iter_mut().enumerate() {
+                let v = _mm256_set1_epi32((bits >> (32 * g)) as u32 as i32);
+                let v = _mm256_and_si256(_mm256_shuffle_epi8(v, select), bit);
+                let set = _mm256_cmpeq_epi8(v, bit);
+                *acc = _mm256_add_epi8(*acc, _mm256_and_si256(set, wv));
+            }
+        }
+        if flushed {
+            flush(&mut acc, &mut totals);
+            for (g, t) in totals.iter().enumerate() {
+                for (j, &x) in t.iter().enumerate() {
+                    signs[16 * g + j] = x.signum() as i8;
+                }
+            }
+            return;
+        }
+        let ones = _mm_set1_epi8(1);
+        for (g, &a) in acc.iter().enumerate() {
+            let plus = _mm256_cvtepu8_epi16(_mm256_castsi256_si128(a));
+            let minus = _mm256_cvtepu8_epi16(_mm256_extracti128_si256::<1>(a));
+            let diff = _mm256_sub_epi16(plus, minus);
+            // |diff| ≤ 255, so the saturating pack keeps every sign; `sign(1, x)` is the sign.
+            let packed = _mm_packs_epi16(
+                _mm256_castsi256_si128(diff),
+                _mm256_extracti128_si256::<1>(diff),
+            );
+            let s = _mm_sign_epi8(ones, packed);
+            // SAFETY: `signs[16g..16g + 16]` is 16 writable bytes (g < G ≤ 2); unaligned store.
+            unsafe { _mm_storeu_si128(signs[16 * g..].as_mut_ptr().cast(), s) };
+        }
+    }
+
+    /// Adds the byte lanes (+1 minus −1 counts) into `totals` and zeroes them.
+    #[target_feature(enable = "avx2")]
+    fn flush<const G: usize>(acc: &mut [__m256i; G], totals: &mut [[i32; 16]; G]) {
+        for (a, t) in acc.iter_mut().zip(totals.iter_mut()) {
+            let mut bytes = [0u8; 32];
+            // SAFETY: `bytes` is 32 writable bytes; the store is unaligned.
+            unsafe { _mm256_storeu_si256(bytes.as_mut_ptr().cast(), *a) };
+            for j in 0..16 {
+                t[j] += i32::from(bytes[j]) - i32::from(bytes[16 + j]);
+            }
+            *a = _mm256_setzero_si256();
+        }
+    }
+}
+
+#[inline(always)]
+fn ternary_functions_body(
+    keys: &[(u64, Option<Block>)],
+    list: &[(u64, f32)],
+    d: usize,
+    out: &mut [i8],
+) {
+    for (&(flip, _), out) in keys.iter().zip(out.chunks_exact_mut(d)) {
+        if d <= 16 {
+            signs(&ternary_sums::<1>(list, flip), out);
+        } else {
+            signs(&ternary_sums::<2>(list, flip), out);
+        }
+    }
+}
+
+/// The first `out.len()` sums' signs.
+#[inline(always)]
+fn signs<const G: usize>(acc: &[[f32; 16]; G], out: &mut [i8]) {
+    for (j, o) in out.iter_mut().enumerate() {
+        let a = acc[j / 16][j % 16];
+        *o = i8::from(a > 0.0) - i8::from(a < 0.0);
+    }
+}
+
+/// One function's sums of `w · c(f, j)` over `list`, 16 coefficients per group: coefficient
+/// `j` of group `g` is read from bits `32g + 2j` (+1) and `32g + 2j + 1` (−1) of the hash.
+/// `w − w`, `w − 0` and `0 − w` are exactly `w · c` for the table's `c` ∈ {0, +1, −1}, and the
+/// additions run in list order, as in [`Projector::project_reference`].
+#[inline(always)]
+fn ternary_sums<const G: usize>(list: &[(u64, f32)], flip: u64) -> [[f32; 16]; G] {
+    let mut acc = [[0.0f32; 16]; G];
+    for &(h, w) in list {
+        let bits = xxh3_u64(h, flip);
+        for (g, acc) in acc.iter_mut().enumerate() {
+            let v = (bits >> (32 * g)) as u32;
+            for (j, a) in acc.iter_mut().enumerate() {
+                let plus = if v & (1 << (2 * j)) != 0 { w } else { 0.0 };
+                let minus = if v & (2 << (2 * j)) != 0 { w } else { 0.0 };
+                *a += plus - minus;
+            }
+        }
+    }
+    acc
+}
+
 impl Projector {
     /// Builds the projector.
     ///
@@ -256,6 +495,12 @@ impl Projector {
     /// If `out.len() != self.dim()` (a bug in the caller).
     pub fn project_with(&self, scratch: &mut ProjectScratch, text: &str, out: &mut [i8]) {
         assert_eq!(out.len(), self.dim(), "projection output length");
+        self.collect_features(scratch, text);
+        self.project_features(scratch, out);
+    }
+
+    /// Tokenizes `text` and leaves its features in `scratch.feats`.
+    fn collect_features(&self, scratch: &mut ProjectScratch, text: &str) {
         self.pipeline.tokenize_into(text, &mut scratch.tokens);
         let feats = &mut scratch.feats;
         feats.clear();
@@ -263,7 +508,6 @@ impl Projector {
             .for_each_feature_of(&scratch.tokens, &mut scratch.features, |f, _| {
                 feats.push((f.hash, f.block))
             });
-        self.project_features(scratch, out);
     }
 
     /// Projects `text` into a new vector.
@@ -275,11 +519,18 @@ impl Projector {
 
     /// Counts `scratch.feats` and applies the hyperplanes.
     fn project_features(&self, scratch: &mut ProjectScratch, out: &mut [i8]) {
+        self.count_features(scratch);
+        match self.config.coefficients {
+            Coefficients::Ternary => self.project_ternary(Kernel::detect(), scratch, out),
+            Coefficients::Binary => self.project_reference(scratch, out),
+        }
+    }
+
+    /// Sorts `scratch.feats` and counts them into `scratch.weighted`, ascending by
+    /// (hash, block), with their weights.
+    fn count_features(&self, scratch: &mut ProjectScratch) {
         let ProjectScratch {
-            feats,
-            weighted,
-            acc,
-            ..
+            feats, weighted, ..
         } = scratch;
         feats.sort_unstable();
         weighted.clear();
@@ -294,6 +545,47 @@ impl Projector {
                 w.2 = 1.0 + w.2.ln();
             }
         }
+    }
+
+    /// Ternary coefficients, function by function: every function's d sums are the same
+    /// `f32` additions in the same order (ascending feature hash) as in
+    /// [`Projector::project_reference`], so the signs are identical; only the layout differs
+    /// (16 coefficients side by side in vector lanes, decoded with masks, not a table).
+    fn project_ternary(&self, kernel: Kernel, scratch: &mut ProjectScratch, out: &mut [i8]) {
+        let ProjectScratch {
+            weighted,
+            word,
+            char,
+            ..
+        } = scratch;
+        let split = self.word_range != self.char_range;
+        word.clear();
+        char.clear();
+        for &(h, b, w) in weighted.iter() {
+            if split && b == Block::Char {
+                char.push((h, w));
+            } else {
+                word.push((h, w));
+            }
+        }
+        let d = self.config.bits as usize;
+        let mut run = |range: std::ops::Range<usize>, list: &[(u64, f32)]| {
+            let keys = &self.functions[range.clone()];
+            let out = &mut out[range.start * d..range.end * d];
+            ternary_functions(kernel, keys, list, d, out);
+        };
+        if split {
+            run(self.word_range.clone(), word);
+            run(self.char_range.clone(), char);
+        } else {
+            run(0..self.functions.len(), word);
+        }
+    }
+
+    /// The table-driven projection: feature by feature, function by function. The
+    /// definition the vector kernels must match, and the path of binary coefficients.
+    fn project_reference(&self, scratch: &mut ProjectScratch, out: &mut [i8]) {
+        let ProjectScratch { weighted, acc, .. } = scratch;
         let d = self.config.bits as usize;
         // Each function's d sums sit in a lane of `padded` floats, a multiple of 4, so that
         // every group of 4 coefficients is one table row added with one vector operation.
@@ -444,6 +736,104 @@ mod tests {
                 xxh3_u64(h, xxh3_flip(seed)),
                 crate::hash::hash_with_seed(&h.to_le_bytes(), seed)
             );
+        }
+    }
+
+    /// The reference projection and that of every kernel this CPU runs.
+    fn all_paths(p: &Projector, text: &str) -> (Vec<i8>, Vec<(Kernel, Vec<i8>)>) {
+        let mut s = ProjectScratch::default();
+        p.collect_features(&mut s, text);
+        p.count_features(&mut s);
+        let mut want = vec![0i8; p.dim()];
+        p.project_reference(&mut s, &mut want);
+        let mut kernels = vec![Kernel::Portable];
+        if Kernel::detect() == Kernel::Avx2 {
+            kernels.push(Kernel::Avx2);
+        }
+        let got = kernels
+            .into_iter()
+            .map(|k| {
+                let mut out = vec![7i8; p.dim()];
+                p.project_ternary(k, &mut s, &mut out);
+                (k, out)
+            })
+            .collect();
+        (want, got)
+    }
+
+    fn check_paths(p: &Projector, text: &str) {
+        let (want, got) = all_paths(p, text);
+        for (kernel, got) in got {
+            assert_eq!(got, want, "{kernel:?} {:?} {text:?}", p.config());
+        }
+        assert_eq!(p.project(text), want);
+    }
+
+    /// Projectors over the shapes the kernels distinguish: d up to 16 or up to 32, split or
+    /// not, sublinear weights or raw counts.
+    fn kernel_projectors() -> Vec<Projector> {
+        let mut out = Vec::new();
+        for (functions, bits) in [(80, 14), (3, 1), (5, 16), (4, 17), (7, 32), (1, 9)] {
+            for structured in [true, false] {
+                for sublinear_tf in [true, false] {
+                    let features = FeatureConfig {
+                        sublinear_tf,
+                        skip_bigrams: !structured,
+                        ..FeatureConfig::default()
+                    };
+                    let config = ProjectionConfig {
+                        functions,
+                        bits,
+                        structured,
+                        ..ProjectionConfig::default()
+                    };
+                    out.push(Projector::new(&TextConfig::default(), &features, &config).unwrap());
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn kernels_match_the_reference_projection() {
+        let long: String = (0..400).map(|i| format!("w{} ", i % 150)).collect();
+        let repeated = "ok ".repeat(300);
+        let mut texts = vec![
+            "".to_owned(),
+            "Thank you so much!".to_owned(),
+            "the the the theme there".to_owned(),
+            "ok ok".to_owned(),
+            "🎉 café ﬁne 野口".to_owned(),
+            long,
+            repeated,
+        ];
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let corpus = std::fs::read_to_string(root.join("corpora/replies/test.jsonl")).unwrap();
+        texts.extend(corpus.lines().take(300).map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["text"].as_str().unwrap().to_owned()
+        }));
+        let projectors = kernel_projectors();
+        for p in &projectors {
+            for text in &texts {
+                check_paths(p, text);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 300, ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        #[test]
+        fn kernels_match_the_reference_on_random_texts(
+            text in "([a-e]{1,4}|[!?.]| ){0,60}",
+            which in 0usize..24,
+        ) {
+            // A small alphabet, so that features repeat and weights are fractional.
+            let projectors = kernel_projectors();
+            check_paths(&projectors[which], &text);
         }
     }
 
