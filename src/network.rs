@@ -632,10 +632,12 @@ impl Network {
                     // of a projection are unpredictable.
                     s.plus.resize(n_in, 0);
                     s.minus.resize(n_in, 0);
+                    let (plus, minus) = (&mut s.plus[..n_in], &mut s.minus[..n_in]);
                     let (mut np, mut nm) = (0, 0);
                     for (j, &v) in x.iter().enumerate() {
-                        s.plus[np] = j as u32;
-                        s.minus[nm] = j as u32;
+                        // np, nm ≤ j < n_in.
+                        plus[np] = j as u32;
+                        minus[nm] = j as u32;
                         np += usize::from(v > 0);
                         nm += usize::from(v < 0);
                     }

@@ -21,14 +21,25 @@
 //!   00 → 0, 01 → +1, 10 → −1, 11 → 0, so d ≤ 32;
 //! - `binary` (SimHash): bit `j` of `h` gives +1 if set, else −1, so d ≤ 64.
 //!
-//! One hash per (feature, function) rather than one per bit, and coefficients read four at a
-//! time from a small table, keep the cost at O(features · T) hashes plus
-//! O(features · T · d / 4) 4-wide additions. (A cheaper `splitmix64(feature ⊕ s_t)` was tried
-//! and cost 1.5–2 points of HWU64 accuracy: a fixed input difference across functions leaves
-//! their bits correlated.)
+//! That is the [`Scheme::PerFunction`] layout, the only one before [`Scheme`] existed. The
+//! [`Scheme::Paired`] layout (the default for new models) reads two functions from one hash:
+//! functions `t` and `t + 1` of the same block share `s_t`'s hash, `t` reading its low 32
+//! bits and `t + 1` its high 32 bits (when both fit: d ≤ 16 ternary, d ≤ 32 binary). Every
+//! coefficient is still an XXH3 output bit, so functions stay as independent as before, for
+//! half the hashing. (A cheaper `splitmix64(feature ⊕ s_t)` was tried and cost 1.5–2 points
+//! of HWU64 accuracy: a fixed input difference across functions leaves their bits
+//! correlated. The paired layout measured 80.0 ± 1.0 vs 79.9 ± 1.1 on HWU64 over 15
+//! projection seeds, 95.9 vs 95.8 on SNIPS over 5; see benches/README.md.)
 //!
 //! **Weights** `w_f` are the feature's count in the text, or `1 + ln(count)` when the feature
-//! config asks for sublinear TF. No IDF: that would need a stored vocabulary.
+//! config asks for sublinear TF. No IDF: that would need a stored vocabulary. The paired
+//! scheme uses integers: the count, or `round(8 · (1 + ln(count)))`, so its sums are exact.
+//!
+//! **Speed.** Both schemes run function by function with the coefficients of a hash decoded
+//! into vector lanes (AVX2 when the CPU has it, chosen at run time). Integer weights up to
+//! 255 are counted exactly in byte lanes; other weights are summed in `f32` lanes in the
+//! reference order, so `per-function` models project bit for bit as they always did (tested
+//! against the table-driven reference implementation).
 //!
 //! **Structured projections** (SGNN++, Ravi & Kozareva 2019): with `structured` on and both
 //! feature blocks present, the first `⌈T/2⌉` functions see only word features and the rest
@@ -36,7 +47,8 @@
 //! (A reference prototype measured 0.949 vs 0.927 on SNIPS for this split.)
 //!
 //! Features are summed in ascending hash order, so the output never depends on the order in
-//! which the pipeline emits them, and the float sums are reproducible.
+//! which the pipeline emits them, and the float sums are reproducible (the paired scheme's
+//! integer sums do not depend on any order).
 
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +67,33 @@ pub enum Coefficients {
     Binary,
 }
 
+/// How the coefficient bits are drawn from hashes, and how feature weights are summed (see
+/// the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scheme {
+    /// One XXH3-64 per (feature, function), `f32` weights.
+    ///
+    /// The weights (counts, or `1 + ln(count)`) are summed in ascending feature-hash order.
+    /// The scheme of every model written before the field existed.
+    PerFunction,
+    /// One XXH3-64 per (feature, pair of functions), integer weights.
+    ///
+    /// The low 32 bits give the first function's coefficients, the high 32 bits the
+    /// second's (when `d ≤ 16` ternary or `d ≤ 32` binary; otherwise every function has its
+    /// own hash, as in `per-function`). Pairs never mix word and char functions. Weights are
+    /// integers (counts, or `round(8 · (1 + ln(count)))` for sublinear TF) and the sums are
+    /// exact. Half the hashing of `per-function`.
+    Paired,
+}
+
+impl Scheme {
+    /// The scheme of a header that does not name one: the only scheme that existed then.
+    fn unnamed() -> Self {
+        Scheme::PerFunction
+    }
+}
+
 /// Sizes and seed of the projection. Stored in the model header: nothing else is needed to
 /// regenerate every coefficient.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +109,11 @@ pub struct ProjectionConfig {
     pub coefficients: Coefficients,
     /// Split the functions between word and char features (SGNN++). Default true.
     pub structured: bool,
+    /// How hashes give coefficients ([`Scheme`]). Default [`Scheme::Paired`]; a header without
+    /// the field (written before it existed) reads as [`Scheme::PerFunction`], so old models
+    /// predict as they did.
+    #[serde(default = "Scheme::unnamed")]
+    pub scheme: Scheme,
 }
 
 impl Default for ProjectionConfig {
@@ -80,6 +124,7 @@ impl Default for ProjectionConfig {
             seed: 0x5EED,
             coefficients: Coefficients::Ternary,
             structured: true,
+            scheme: Scheme::Paired,
         }
     }
 }
@@ -116,6 +161,15 @@ impl ProjectionConfig {
         }
         Ok(())
     }
+
+    /// Whether the paired scheme puts two functions on one hash (both fit in 32 bits).
+    fn pairs(&self) -> bool {
+        self.scheme == Scheme::Paired
+            && match self.coefficients {
+                Coefficients::Ternary => self.bits <= 16,
+                Coefficients::Binary => self.bits <= 32,
+            }
+    }
 }
 
 /// Reusable buffers of [`Projector::project_with`].
@@ -142,7 +196,45 @@ pub struct Projector {
     /// The functions that read word features, and those that read char features.
     word_range: std::ops::Range<usize>,
     char_range: std::ops::Range<usize>,
+    /// The hashes a feature needs: one per function, or per pair of functions
+    /// ([`Scheme::Paired`]); `word_groups` and `char_groups` index this for each block.
+    groups: Vec<Group>,
+    word_groups: std::ops::Range<usize>,
+    char_groups: std::ops::Range<usize>,
     sublinear: bool,
+}
+
+/// One hash of a feature, and the functions it gives coefficients to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Group {
+    /// XXH3 key of the hash: that of function `first`.
+    flip: u64,
+    /// The first function.
+    first: usize,
+    /// Whether function `first + 1` reads the high 32 bits.
+    paired: bool,
+}
+
+/// The groups of the functions `range`: pairs `(t, t + 1)` from its start if `pair`,
+/// otherwise (and for an odd last function) single functions.
+fn groups_of(
+    functions: &[(u64, Option<Block>)],
+    range: std::ops::Range<usize>,
+    pair: bool,
+    out: &mut Vec<Group>,
+) -> std::ops::Range<usize> {
+    let start = out.len();
+    let mut t = range.start;
+    while t < range.end {
+        let paired = pair && t + 1 < range.end;
+        out.push(Group {
+            flip: functions[t].0,
+            first: t,
+            paired,
+        });
+        t += 1 + usize::from(paired);
+    }
+    start..out.len()
 }
 
 /// Ternary coefficients of a byte: 4 two-bit codes, low bits first; 01 → +1, 10 → −1,
@@ -196,10 +288,11 @@ fn mix(mut z: u64) -> u64 {
 }
 
 /// Signs of the ternary projections of `list` (weighted features, ascending by hash) for the
-/// functions `keys`, into `out` (`keys.len() · d` values, d ≤ 32).
+/// functions of `groups`, into their places in `out` (all T·d values; d ≤ 32, and d ≤ 16
+/// for a paired group).
 fn ternary_functions(
     kernel: Kernel,
-    keys: &[(u64, Option<Block>)],
+    groups: &[Group],
     list: &[(u64, f32)],
     d: usize,
     out: &mut [i8],
@@ -214,9 +307,9 @@ fn ternary_functions(
                 .all(|&(_, w)| w.fract() == 0.0 && (1.0..=255.0).contains(&w))
                 && list.len() < 1 << 16;
             // SAFETY: `Kernel::Avx2` is only chosen after `is_x86_feature_detected!("avx2")`.
-            unsafe { avx2::functions(keys, list, d, integral, out) }
+            unsafe { avx2::functions(groups, list, d, integral, out) }
         }
-        _ => ternary_functions_body(keys, list, d, out),
+        _ => ternary_functions_body(groups, list, d, out),
     }
 }
 
@@ -224,31 +317,33 @@ fn ternary_functions(
 /// register, decoded with masks and compares.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{xxh3_u64, Block};
+    use super::{place, xxh3_u64, Group};
     use std::arch::x86_64::*;
 
-    /// Signs of `keys.len()` functions of `d ≤ 32` bits over `list`, into `out`.
+    /// Signs of the functions of `groups` over `list`, into `out` (see
+    /// [`super::ternary_functions`]).
     ///
     /// `integral`: every weight is an integer in `1..=255` (checked by the caller); the
     /// sums are then counted exactly in bytes (see [`counts`]), otherwise summed in `f32`
     /// exactly as [`super::ternary_sums`] does.
     #[target_feature(enable = "avx2")]
     pub(super) fn functions(
-        keys: &[(u64, Option<Block>)],
+        groups: &[Group],
         list: &[(u64, f32)],
         d: usize,
         integral: bool,
         out: &mut [i8],
     ) {
         let mut signs = [0i8; 32];
-        for (&(flip, _), out) in keys.iter().zip(out.chunks_exact_mut(d)) {
-            match (integral, d <= 16) {
-                (true, true) => counts::<1>(list, flip, &mut signs),
-                (true, false) => counts::<2>(list, flip, &mut signs),
-                (false, true) => sums::<1>(list, flip, &mut signs),
-                (false, false) => sums::<2>(list, flip, &mut signs),
+        for g in groups {
+            let wide = g.paired || d > 16;
+            match (integral, wide) {
+                (true, false) => counts::<1>(list, g.flip, &mut signs),
+                (true, true) => counts::<2>(list, g.flip, &mut signs),
+                (false, false) => sums::<1>(list, g.flip, &mut signs),
+                (false, true) => sums::<2>(list, g.flip, &mut signs),
             }
-            out.copy_from_slice(&signs[..d]);
+            place(g, &signs, d, out);
         }
     }
 
@@ -384,28 +479,34 @@ mod avx2 {
     }
 }
 
-#[inline(always)]
-fn ternary_functions_body(
-    keys: &[(u64, Option<Block>)],
-    list: &[(u64, f32)],
-    d: usize,
-    out: &mut [i8],
-) {
-    for (&(flip, _), out) in keys.iter().zip(out.chunks_exact_mut(d)) {
-        if d <= 16 {
-            signs(&ternary_sums::<1>(list, flip), out);
+/// The portable kernel (the compiler vectorizes the 16-lane loops of [`ternary_sums`]).
+fn ternary_functions_body(groups: &[Group], list: &[(u64, f32)], d: usize, out: &mut [i8]) {
+    let mut s = [0i8; 32];
+    for g in groups {
+        if g.paired || d > 16 {
+            signs(&ternary_sums::<2>(list, g.flip), &mut s);
         } else {
-            signs(&ternary_sums::<2>(list, flip), out);
+            signs(&ternary_sums::<1>(list, g.flip), &mut s);
         }
+        place(g, &s, d, out);
     }
 }
 
-/// The first `out.len()` sums' signs.
-#[inline(always)]
-fn signs<const G: usize>(acc: &[[f32; 16]; G], out: &mut [i8]) {
-    for (j, o) in out.iter_mut().enumerate() {
-        let a = acc[j / 16][j % 16];
+/// The signs of the sums `acc`, into the first `16 · G` of `out`.
+fn signs<const G: usize>(acc: &[[f32; 16]; G], out: &mut [i8; 32]) {
+    for (o, &a) in out.iter_mut().zip(acc.iter().flatten()) {
         *o = i8::from(a > 0.0) - i8::from(a < 0.0);
+    }
+}
+
+/// Copies the signs of a group's hash (coefficients 0–15 from its low 32 bits, 16–31 from
+/// the high) to its functions: an unpaired function takes the first d, a pair takes
+/// 0..d and 16..16 + d.
+fn place(g: &Group, signs: &[i8; 32], d: usize, out: &mut [i8]) {
+    let t = g.first;
+    out[t * d..(t + 1) * d].copy_from_slice(&signs[..d]);
+    if g.paired {
+        out[(t + 1) * d..(t + 2) * d].copy_from_slice(&signs[16..16 + d]);
     }
 }
 
@@ -446,7 +547,7 @@ impl Projector {
         let split = config.structured && word_on && features.chars_on();
         let t_total = config.functions as usize;
         let word_functions = t_total.div_ceil(2);
-        let functions = (0..t_total)
+        let functions: Vec<(u64, Option<Block>)> = (0..t_total)
             .map(|t| {
                 let seed = xxh3_flip(mix(config.seed ^ mix(t as u64 + 1)));
                 let block = if !split {
@@ -464,12 +565,22 @@ impl Projector {
         } else {
             (0..t_total, 0..t_total)
         };
+        let mut groups = Vec::new();
+        let word_groups = groups_of(&functions, word_range.clone(), config.pairs(), &mut groups);
+        let char_groups = if split {
+            groups_of(&functions, char_range.clone(), config.pairs(), &mut groups)
+        } else {
+            word_groups.clone()
+        };
         Ok(Self {
             pipeline,
             config: config.clone(),
             functions,
             word_range,
             char_range,
+            groups,
+            word_groups,
+            char_groups,
             sublinear: features.sublinear_tf,
         })
     }
@@ -520,9 +631,19 @@ impl Projector {
     /// Counts `scratch.feats` and applies the hyperplanes.
     fn project_features(&self, scratch: &mut ProjectScratch, out: &mut [i8]) {
         self.count_features(scratch);
-        match self.config.coefficients {
-            Coefficients::Ternary => self.project_ternary(Kernel::detect(), scratch, out),
-            Coefficients::Binary => self.project_reference(scratch, out),
+        match (self.config.scheme, self.config.coefficients) {
+            (Scheme::PerFunction, Coefficients::Ternary) => {
+                self.project_ternary(Kernel::detect(), scratch, out)
+            }
+            (Scheme::PerFunction, Coefficients::Binary) => self.project_reference(scratch, out),
+            // The kernels' `f32` sums of integer weights are exact while every partial sum
+            // is below 2^24, so they give the paired scheme's exact sums too.
+            (Scheme::Paired, Coefficients::Ternary)
+                if scratch.weighted.iter().map(|w| f64::from(w.2)).sum::<f64>() < 16_777_216.0 =>
+            {
+                self.project_ternary(Kernel::detect(), scratch, out)
+            }
+            (Scheme::Paired, _) => self.project_paired_reference(scratch, out),
         }
     }
 
@@ -540,9 +661,17 @@ impl Projector {
                 _ => weighted.push((h, b, 1.0)),
             }
         }
-        if self.sublinear {
-            for w in weighted.iter_mut() {
-                w.2 = 1.0 + w.2.ln();
+        match (self.sublinear, self.config.scheme) {
+            (false, _) => {}
+            (true, Scheme::PerFunction) => {
+                for w in weighted.iter_mut() {
+                    w.2 = 1.0 + w.2.ln();
+                }
+            }
+            (true, Scheme::Paired) => {
+                for w in weighted.iter_mut() {
+                    w.2 = (8.0 * (1.0 + f64::from(w.2).ln())).round() as f32;
+                }
             }
         }
     }
@@ -569,16 +698,41 @@ impl Projector {
             }
         }
         let d = self.config.bits as usize;
-        let mut run = |range: std::ops::Range<usize>, list: &[(u64, f32)]| {
-            let keys = &self.functions[range.clone()];
-            let out = &mut out[range.start * d..range.end * d];
-            ternary_functions(kernel, keys, list, d, out);
-        };
+        ternary_functions(kernel, &self.groups[self.word_groups.clone()], word, d, out);
         if split {
-            run(self.word_range.clone(), word);
-            run(self.char_range.clone(), char);
-        } else {
-            run(0..self.functions.len(), word);
+            ternary_functions(kernel, &self.groups[self.char_groups.clone()], char, d, out);
+        }
+    }
+
+    /// The paired scheme by its definition: exact `i64` sums, feature by feature.
+    fn project_paired_reference(&self, scratch: &mut ProjectScratch, out: &mut [i8]) {
+        let d = self.config.bits as usize;
+        let mut acc = vec![0i64; self.dim()];
+        for &(h, b, w) in scratch.weighted.iter() {
+            let w = w as i64;
+            let groups = match b {
+                Block::Word => self.word_groups.clone(),
+                Block::Char => self.char_groups.clone(),
+            };
+            for g in &self.groups[groups] {
+                let bits = xxh3_u64(h, g.flip);
+                for o in 0..1 + usize::from(g.paired) {
+                    let v = bits >> (32 * o);
+                    let t = g.first + o;
+                    for (j, a) in acc[t * d..(t + 1) * d].iter_mut().enumerate() {
+                        let c = match self.config.coefficients {
+                            Coefficients::Ternary => {
+                                ((v >> (2 * j)) & 1) as i64 - ((v >> (2 * j + 1)) & 1) as i64
+                            }
+                            Coefficients::Binary => 2 * ((v >> j) & 1) as i64 - 1,
+                        };
+                        *a += w * c;
+                    }
+                }
+            }
+        }
+        for (o, a) in out.iter_mut().zip(&acc) {
+            *o = a.signum() as i8;
         }
     }
 
@@ -649,9 +803,16 @@ mod tests {
         Projector::new(&TextConfig::default(), &FeatureConfig::default(), config).unwrap()
     }
 
+    fn per_function() -> ProjectionConfig {
+        ProjectionConfig {
+            scheme: Scheme::PerFunction,
+            ..ProjectionConfig::default()
+        }
+    }
+
     #[test]
     fn projection_is_pinned() {
-        let p = projector(&ProjectionConfig::default());
+        let p = projector(&per_function());
         let v = p.project("Thank you so much!");
         assert_eq!(v.len(), 1120);
         // Golden values: a change to the text path, the hash or the coefficients shows here.
@@ -668,6 +829,83 @@ mod tests {
     ];
     // (Σ values, number of zeros) over all 1,120.
     const GOLDEN_STATS: (i64, usize) = (41, 163);
+
+    #[test]
+    fn paired_projection_is_pinned() {
+        let p = projector(&ProjectionConfig::default());
+        assert_eq!(
+            p.config().scheme,
+            Scheme::Paired,
+            "the default for new models"
+        );
+        let v = p.project("Thank you so much!");
+        let head: Vec<i8> = v[..28].to_vec();
+        let sum: i64 = v.iter().map(|&x| i64::from(x)).sum();
+        let zeros = v.iter().filter(|&&x| x == 0).count();
+        assert_eq!(head, GOLDEN_PAIRED_HEAD, "first two functions: one hash");
+        assert_eq!((sum, zeros), GOLDEN_PAIRED_STATS);
+        // Function 0 reads the low bits of the hash that function 0 of `per-function` reads
+        // in full, so with weights in proportion the two agree on it.
+        let per = projector(&per_function()).project("Thank you so much!");
+        assert_eq!(v[..14], per[..14]);
+    }
+
+    // Cross-checked with an independent Python implementation of the scheme (the `xxhash`
+    // package's `xxh3_64_intdigest` for the feature and projection hashes).
+    const GOLDEN_PAIRED_HEAD: [i8; 28] = [
+        1, -1, -1, -1, 0, -1, -1, 1, 1, 1, 1, 0, 1, 1, -1, 1, 1, 1, -1, -1, -1, -1, -1, 1, 0, 1, 1,
+        -1,
+    ];
+    // (Σ values, number of zeros) over all 1,120.
+    const GOLDEN_PAIRED_STATS: (i64, usize) = (10, 160);
+
+    #[test]
+    fn headers_without_a_scheme_read_as_per_function() {
+        let mut old = serde_json::to_value(ProjectionConfig::default()).unwrap();
+        old.as_object_mut().unwrap().remove("scheme");
+        // As written before the field existed: all other fields, or none.
+        let back: ProjectionConfig = serde_json::from_value(old.clone()).unwrap();
+        assert_eq!(back.scheme, Scheme::PerFunction);
+        let empty: ProjectionConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(empty.scheme, Scheme::PerFunction);
+        let back: ProjectionConfig = serde_json::from_value(old).unwrap();
+        assert_eq!(back.scheme, Scheme::PerFunction);
+        let paired = ProjectionConfig {
+            scheme: Scheme::Paired,
+            ..ProjectionConfig::default()
+        };
+        let json = serde_json::to_value(&paired).unwrap();
+        assert_eq!(json["scheme"], "paired");
+        assert_eq!(
+            serde_json::from_value::<ProjectionConfig>(json).unwrap(),
+            paired
+        );
+    }
+
+    #[test]
+    fn paired_groups_stay_within_a_block() {
+        let p = projector(&ProjectionConfig {
+            functions: 9,
+            scheme: Scheme::Paired,
+            ..ProjectionConfig::default()
+        });
+        // Word functions 0..5: (0, 1), (2, 3), 4; char functions 5..9: (5, 6), (7, 8).
+        let shape: Vec<(usize, bool)> = p.groups.iter().map(|g| (g.first, g.paired)).collect();
+        assert_eq!(
+            shape,
+            [(0, true), (2, true), (4, false), (5, true), (7, true)]
+        );
+        assert_eq!((p.word_groups.clone(), p.char_groups.clone()), (0..3, 3..5));
+        let wide = projector(&ProjectionConfig {
+            bits: 17,
+            scheme: Scheme::Paired,
+            ..ProjectionConfig::default()
+        });
+        assert!(
+            wide.groups.iter().all(|g| !g.paired),
+            "34 bits do not fit a half"
+        );
+    }
 
     #[test]
     fn empty_text_projects_to_zeros_and_order_does_not_matter() {
@@ -745,7 +983,10 @@ mod tests {
         p.collect_features(&mut s, text);
         p.count_features(&mut s);
         let mut want = vec![0i8; p.dim()];
-        p.project_reference(&mut s, &mut want);
+        match p.config().scheme {
+            Scheme::PerFunction => p.project_reference(&mut s, &mut want),
+            Scheme::Paired => p.project_paired_reference(&mut s, &mut want),
+        }
         let mut kernels = vec![Kernel::Portable];
         if Kernel::detect() == Kernel::Avx2 {
             kernels.push(Kernel::Avx2);
@@ -770,10 +1011,21 @@ mod tests {
     }
 
     /// Projectors over the shapes the kernels distinguish: d up to 16 or up to 32, split or
-    /// not, sublinear weights or raw counts.
+    /// not, sublinear weights or raw counts, both schemes, odd numbers of functions per block.
     fn kernel_projectors() -> Vec<Projector> {
         let mut out = Vec::new();
-        for (functions, bits) in [(80, 14), (3, 1), (5, 16), (4, 17), (7, 32), (1, 9)] {
+        for (functions, bits, scheme) in [
+            (80, 14, Scheme::PerFunction),
+            (3, 1, Scheme::PerFunction),
+            (5, 16, Scheme::PerFunction),
+            (4, 17, Scheme::PerFunction),
+            (7, 32, Scheme::PerFunction),
+            (1, 9, Scheme::PerFunction),
+            (80, 14, Scheme::Paired),
+            (7, 16, Scheme::Paired),
+            (3, 17, Scheme::Paired),
+            (1, 5, Scheme::Paired),
+        ] {
             for structured in [true, false] {
                 for sublinear_tf in [true, false] {
                     let features = FeatureConfig {
@@ -785,6 +1037,7 @@ mod tests {
                         functions,
                         bits,
                         structured,
+                        scheme,
                         ..ProjectionConfig::default()
                     };
                     out.push(Projector::new(&TextConfig::default(), &features, &config).unwrap());
@@ -829,7 +1082,7 @@ mod tests {
         #[test]
         fn kernels_match_the_reference_on_random_texts(
             text in "([a-e]{1,4}|[!?.]| ){0,60}",
-            which in 0usize..24,
+            which in 0usize..40,
         ) {
             // A small alphabet, so that features repeat and weights are fractional.
             let projectors = kernel_projectors();

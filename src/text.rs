@@ -432,8 +432,10 @@ impl TextPipeline {
                 block,
             };
             // Built from whole `str`s and an ASCII separator, so always UTF-8.
-            let shown = std::str::from_utf8(buf).unwrap_or_default();
-            emit(feature, &|| display(shown));
+            let buf = &*buf;
+            emit(feature, &|| {
+                display(std::str::from_utf8(buf).unwrap_or_default())
+            });
         };
         let n = tokens.count();
         for i in 0..n {
