@@ -363,11 +363,13 @@ impl PartialEq for Network {
 /// How the forward pass computes one layer.
 #[derive(Debug, Clone)]
 enum Plan {
-    /// The `i8` first layer, whose inputs are ternary: `qt` is the weight matrix transposed
-    /// (column `j` of `W` is `qt[j·stride..][..n_out]`), each column padded with zeros to
-    /// `stride`, a multiple of [`COLUMN_LANES`]. An input of +1 adds its column, −1
-    /// subtracts it, 0 skips it.
-    TernaryColumns { qt: Vec<i8>, stride: usize },
+    /// The `i8` first layer, whose inputs are ternary, by pairs of inputs: for inputs
+    /// `2p, 2p + 1` with weight columns `A`, `B` of `W`, `cols` holds the four `i16` columns
+    /// `A`, `B`, `A + B`, `A − B` (column `4p + k` at `cols[(4p + k)·stride..][..n_out]`,
+    /// padded with zeros to `stride`, a multiple of [`COLUMN_LANES`]). Whatever the two
+    /// ternary inputs are, their contribution `a·A + b·B` is ± one of these columns, or
+    /// nothing: one column operation per pair instead of up to two.
+    TernaryPairs { cols: Vec<i16>, stride: usize },
     /// A later `i8` layer: the quantized weights as `f32`, transposed (`wt[k·n_out + i]` is
     /// `q[i][k]`), so that all outputs advance together, input by input.
     Columns { wt: Vec<f32> },
@@ -375,24 +377,40 @@ enum Plan {
     Rows,
 }
 
-/// Outputs the first-layer kernel computes at once: 64 `i16` lanes are four AVX2 registers,
-/// so the accumulators stay in registers over the whole column loop.
-const COLUMN_LANES: usize = 64;
+/// Outputs the first-layer kernel computes at once: 128 `i16` lanes are eight AVX2 registers,
+/// so the accumulators stay in registers over the whole column loop, and each column is read
+/// in one piece (256 contiguous bytes for a hidden layer of 128).
+const COLUMN_LANES: usize = 128;
 
 /// Columns summed in `i16` lanes before the lanes are flushed into `i32`.
 ///
-/// Bound: a quantized weight is an `i8`, so a column adds at most 128 in magnitude to a lane
-/// (−128 is possible in a file even though [`quantize_rows`] writes only ±127), and
-/// 255 · 128 = 32,640 ≤ `i16::MAX` = 32,767: a lane cannot overflow between flushes. The
-/// `i32` totals hold at most 128 · n_in ≤ 128 · 4096 · 64 (the largest projection) = 2^25.
-const FLUSH_COLUMNS: usize = 255;
+/// Bound: a quantized weight is an `i8` (−128 is possible in a file even though
+/// [`quantize_rows`] writes only ±127), so a pair column `A ± B` is at most 256 in magnitude
+/// in a lane, and 127 · 256 = 32,512 ≤ `i16::MAX` = 32,767: a lane cannot overflow between
+/// flushes. The `i32` totals hold at most 128 · n_in ≤ 128 · 4096 · 64 (the largest
+/// projection) = 2^25.
+const FLUSH_COLUMNS: usize = 127;
+
+/// Which pair column (`A`, `B`, `A + B`, `A − B`) and sign give `a·A + b·B`, indexed by
+/// `3 (a + 1) + (b + 1)`; sign 0 for `a = b = 0`.
+const PAIR_CASES: [(u8, i8); 9] = [
+    (2, -1), // −1, −1: −(A + B)
+    (0, -1), // −1,  0: −A
+    (3, -1), // −1, +1: −(A − B)
+    (1, -1), //  0, −1: −B
+    (0, 0),  //  0,  0: nothing
+    (1, 1),  //  0, +1: +B
+    (3, 1),  // +1, −1: +(A − B)
+    (0, 1),  // +1,  0: +A
+    (2, 1),  // +1, +1: +(A + B)
+];
 
 /// Buffers of [`Network::forward`].
 #[derive(Debug, Clone, Default)]
 pub struct NetScratch {
     a: Vec<f32>,
     b: Vec<f32>,
-    /// Indices of the +1 and −1 inputs of the first layer.
+    /// The pair columns the first layer adds, and those it subtracts.
     plus: Vec<u32>,
     minus: Vec<u32>,
     /// Exact integer sums of the first layer (padded to its stride).
@@ -421,10 +439,11 @@ impl Kernel {
     }
 }
 
-/// `totals[i] = Σ_{j ∈ plus} qt[j][i] − Σ_{j ∈ minus} qt[j][i]`, exactly, for `i < stride`.
+/// `totals[i] = Σ_{c ∈ plus} cols[c][i] − Σ_{c ∈ minus} cols[c][i]`, exactly, for
+/// `i < stride`.
 fn ternary_columns(
     kernel: Kernel,
-    qt: &[i8],
+    cols: &[i16],
     stride: usize,
     plus: &[u32],
     minus: &[u32],
@@ -435,9 +454,9 @@ fn ternary_columns(
         Kernel::Avx2 => {
             // SAFETY: `Kernel::Avx2` is only chosen after `is_x86_feature_detected!("avx2")`
             // (`Kernel::detect`, or a test that checks it first).
-            unsafe { ternary_columns_avx2(qt, stride, plus, minus, totals) }
+            unsafe { ternary_columns_avx2(cols, stride, plus, minus, totals) }
         }
-        _ => ternary_columns_body(qt, stride, plus, minus, totals),
+        _ => ternary_columns_body(cols, stride, plus, minus, totals),
     }
 }
 
@@ -445,25 +464,37 @@ fn ternary_columns(
 /// the compiler vectorizes 16 `i16` lanes at a time instead of 8.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn ternary_columns_avx2(qt: &[i8], stride: usize, plus: &[u32], minus: &[u32], totals: &mut [i32]) {
-    ternary_columns_body(qt, stride, plus, minus, totals);
+fn ternary_columns_avx2(
+    cols: &[i16],
+    stride: usize,
+    plus: &[u32],
+    minus: &[u32],
+    totals: &mut [i32],
+) {
+    ternary_columns_body(cols, stride, plus, minus, totals);
 }
 
 #[inline(always)]
-fn ternary_columns_body(qt: &[i8], stride: usize, plus: &[u32], minus: &[u32], totals: &mut [i32]) {
+fn ternary_columns_body(
+    cols: &[i16],
+    stride: usize,
+    plus: &[u32],
+    minus: &[u32],
+    totals: &mut [i32],
+) {
     debug_assert_eq!(stride % COLUMN_LANES, 0);
     for c0 in (0..stride).step_by(COLUMN_LANES) {
         let mut total = [0i32; COLUMN_LANES];
         for (list, sign) in [(plus, 1i32), (minus, -1i32)] {
             for block in list.chunks(FLUSH_COLUMNS) {
                 let mut acc = [0i16; COLUMN_LANES];
-                for &j in block {
-                    let start = j as usize * stride + c0;
-                    let col: &[i8; COLUMN_LANES] = qt[start..start + COLUMN_LANES]
+                for &c in block {
+                    let start = c as usize * stride + c0;
+                    let col: &[i16; COLUMN_LANES] = cols[start..start + COLUMN_LANES]
                         .try_into()
                         .expect("a column chunk");
                     for k in 0..COLUMN_LANES {
-                        acc[k] += i16::from(col[k]);
+                        acc[k] += col[k];
                     }
                 }
                 for k in 0..COLUMN_LANES {
@@ -475,18 +506,66 @@ fn ternary_columns_body(qt: &[i8], stride: usize, plus: &[u32], minus: &[u32], t
     }
 }
 
+/// `out[i] += Σ_k wt[k][i] · a[k]` over the inputs `a[k] ≠ 0`, input by input: each lane's
+/// additions are the row form's, in its order (`w · a`, then `+`; never fused).
+fn float_columns(kernel: Kernel, wt: &[f32], a: &[f32], out: &mut [f32]) {
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => {
+            // SAFETY: `Kernel::Avx2` is only chosen after `is_x86_feature_detected!("avx2")`.
+            unsafe { float_columns_avx2(wt, a, out) }
+        }
+        _ => float_columns_body(wt, a, out),
+    }
+}
+
+/// [`float_columns_body`] compiled for AVX2 (8 lanes instead of 4; AVX2 does not enable FMA,
+/// so the multiply and the add stay two roundings, as in the row form).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn float_columns_avx2(wt: &[f32], a: &[f32], out: &mut [f32]) {
+    float_columns_body(wt, a, out);
+}
+
+#[inline(always)]
+fn float_columns_body(wt: &[f32], a: &[f32], out: &mut [f32]) {
+    let n_out = out.len();
+    for (k, &a) in a.iter().enumerate() {
+        if a == 0.0 {
+            continue;
+        }
+        let col = &wt[k * n_out..(k + 1) * n_out];
+        for (acc, &w) in out.iter_mut().zip(col) {
+            *acc += w * a;
+        }
+    }
+}
+
 impl Plan {
     fn of(l: usize, layer: &Layer) -> Self {
         match (&layer.weights, l) {
             (Weights::I8 { q, .. }, 0) => {
-                let stride = layer.n_out.div_ceil(COLUMN_LANES) * COLUMN_LANES;
-                let mut qt = vec![0i8; layer.n_in * stride];
-                for i in 0..layer.n_out {
-                    for j in 0..layer.n_in {
-                        qt[j * stride + i] = q[i * layer.n_in + j];
+                let (n_in, n_out) = (layer.n_in, layer.n_out);
+                let stride = n_out.div_ceil(COLUMN_LANES) * COLUMN_LANES;
+                let pairs = n_in.div_ceil(2);
+                let mut cols = vec![0i16; 4 * pairs * stride];
+                // An odd last input pairs with a column of zeros.
+                let w = |i: usize, j: usize| {
+                    if j < n_in {
+                        i16::from(q[i * n_in + j])
+                    } else {
+                        0
+                    }
+                };
+                for p in 0..pairs {
+                    for i in 0..n_out {
+                        let (a, b) = (w(i, 2 * p), w(i, 2 * p + 1));
+                        for (k, v) in [a, b, a + b, a - b].into_iter().enumerate() {
+                            cols[(4 * p + k) * stride + i] = v;
+                        }
                     }
                 }
-                Plan::TernaryColumns { qt, stride }
+                Plan::TernaryPairs { cols, stride }
             }
             (Weights::I8 { q, .. }, _) => {
                 let mut wt = vec![0.0f32; q.len()];
@@ -627,24 +706,29 @@ impl Network {
             };
             s.b.clear();
             match (&layer.weights, plan) {
-                (Weights::I8 { scale, .. }, Plan::TernaryColumns { qt, stride }) => {
-                    // Branch-free split of the inputs into +1 and −1 index lists: the signs
-                    // of a projection are unpredictable.
-                    s.plus.resize(n_in, 0);
-                    s.minus.resize(n_in, 0);
-                    let (plus, minus) = (&mut s.plus[..n_in], &mut s.minus[..n_in]);
+                (Weights::I8 { scale, .. }, Plan::TernaryPairs { cols, stride }) => {
+                    // Branch-free split of the input pairs into the columns to add and to
+                    // subtract: the signs of a projection are unpredictable.
+                    let pairs = n_in.div_ceil(2);
+                    s.plus.resize(pairs, 0);
+                    s.minus.resize(pairs, 0);
+                    let (plus, minus) = (&mut s.plus[..pairs], &mut s.minus[..pairs]);
                     let (mut np, mut nm) = (0, 0);
-                    for (j, &v) in x.iter().enumerate() {
-                        // np, nm ≤ j < n_in.
-                        plus[np] = j as u32;
-                        minus[nm] = j as u32;
-                        np += usize::from(v > 0);
-                        nm += usize::from(v < 0);
+                    for p in 0..pairs {
+                        let a = x[2 * p];
+                        let b = x.get(2 * p + 1).copied().unwrap_or(0);
+                        let (k, sign) = PAIR_CASES[(3 * (a + 1) + (b + 1)) as usize];
+                        let c = (4 * p + usize::from(k)) as u32;
+                        // np, nm ≤ p < pairs.
+                        plus[np] = c;
+                        minus[nm] = c;
+                        np += usize::from(sign > 0);
+                        nm += usize::from(sign < 0);
                     }
                     s.totals.resize(*stride, 0);
                     ternary_columns(
                         kernel,
-                        qt,
+                        cols,
                         *stride,
                         &s.plus[..np],
                         &s.minus[..nm],
@@ -659,15 +743,7 @@ impl Network {
                     // the outputs are the same floats. Inputs that ReLU zeroed are skipped:
                     // adding `±0` leaves a sum unchanged up to the sign of a zero sum.
                     s.b.resize(n_out, -0.0);
-                    for (k, &a) in s.a.iter().enumerate() {
-                        if a == 0.0 {
-                            continue;
-                        }
-                        let col = &wt[k * n_out..(k + 1) * n_out];
-                        for (acc, &w) in s.b.iter_mut().zip(col) {
-                            *acc += w * a;
-                        }
-                    }
+                    float_columns(kernel, wt, &s.a, &mut s.b);
                     for (i, z) in s.b.iter_mut().enumerate() {
                         *z = finish(i, *z * scale[i]);
                     }
@@ -886,39 +962,68 @@ mod tests {
     #[test]
     fn ternary_columns_are_exact_even_past_the_flush() {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
-        for (n_in, n_out) in [(1usize, 1usize), (300, 64), (1120, 128), (2000, 70)] {
+        for (n_cols, n_out) in [(1usize, 1usize), (300, 64), (2240, 128), (2000, 70)] {
             let stride = n_out.div_ceil(COLUMN_LANES) * COLUMN_LANES;
-            // Extreme weights, −128 included (a file may hold it), in every lane.
-            for fill in [Some(127i8), Some(-128), None] {
-                let mut qt = vec![0i8; n_in * stride];
-                for j in 0..n_in {
+            // Extreme pair columns (|A ± B| ≤ 256 for i8 weights) in every lane, and random.
+            for fill in [Some(256i16), Some(-256), None] {
+                let mut cols = vec![0i16; n_cols * stride];
+                for c in 0..n_cols {
                     for i in 0..n_out {
-                        qt[j * stride + i] = fill.unwrap_or_else(|| rng.next_u64() as i8);
+                        cols[c * stride + i] =
+                            fill.unwrap_or_else(|| (rng.next_u64() % 513) as i16 - 256);
                     }
                 }
                 for density in [0u64, 1, 2, 3] {
-                    // Input j is +1, −1 or 0; `density` 3 makes every input +1.
-                    let x: Vec<i8> = (0..n_in)
+                    // Column c is added, subtracted or skipped; `density` 3 adds every one.
+                    let x: Vec<i32> = (0..n_cols)
                         .map(|_| match density {
                             3 => 1,
-                            _ => ((rng.next_u64() % 3) as i8 - 1) * i8::from(density > 0),
+                            _ => ((rng.next_u64() % 3) as i32 - 1) * i32::from(density > 0),
                         })
                         .collect();
-                    let plus: Vec<u32> = (0..n_in as u32).filter(|&j| x[j as usize] > 0).collect();
-                    let minus: Vec<u32> = (0..n_in as u32).filter(|&j| x[j as usize] < 0).collect();
+                    let plus: Vec<u32> =
+                        (0..n_cols as u32).filter(|&c| x[c as usize] > 0).collect();
+                    let minus: Vec<u32> =
+                        (0..n_cols as u32).filter(|&c| x[c as usize] < 0).collect();
                     let want: Vec<i32> = (0..stride)
                         .map(|i| {
-                            (0..n_in)
-                                .map(|j| i32::from(qt[j * stride + i]) * i32::from(x[j]))
+                            (0..n_cols)
+                                .map(|c| i32::from(cols[c * stride + i]) * x[c])
                                 .sum()
                         })
                         .collect();
                     for kernel in kernels() {
                         let mut got = vec![7i32; stride];
-                        ternary_columns(kernel, &qt, stride, &plus, &minus, &mut got);
-                        assert_eq!(got, want, "{kernel:?} {n_in}×{n_out} {fill:?} {density}");
+                        ternary_columns(kernel, &cols, stride, &plus, &minus, &mut got);
+                        assert_eq!(got, want, "{kernel:?} {n_cols}×{n_out} {fill:?} {density}");
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn extreme_weights_stay_exact() {
+        // −128 and 127 weights (a file may hold −128), all inputs ±1: the largest sums.
+        for (w, x) in [(-128i8, 1i8), (-128, -1), (127, 1), (127, -1)] {
+            let n_in = 1121;
+            let layer = Layer {
+                n_in,
+                n_out: 3,
+                weights: Weights::I8 {
+                    q: vec![w; n_in * 3],
+                    scale: vec![1.0; 3],
+                },
+                bias: vec![0.0; 3],
+            };
+            let net = Network::from_layers(vec![layer]).unwrap();
+            let x = vec![x; n_in];
+            let mut want = NetScratch::default();
+            net.forward_rows(&x, &mut want);
+            for kernel in kernels() {
+                let mut got = NetScratch::default();
+                net.forward_with(kernel, &x, &mut got);
+                assert_eq!(got.a, want.a, "{kernel:?}");
             }
         }
     }
@@ -930,6 +1035,7 @@ mod tests {
             &[1120, 128, 64][..],
             &[1120, 128, 7],
             &[37, 19, 5],
+            &[1, 2],
             &[100, 70, 30, 3],
             &[40, 3],
         ] {
