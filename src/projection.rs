@@ -300,14 +300,26 @@ fn ternary_functions(
     match kernel {
         #[cfg(target_arch = "x86_64")]
         Kernel::Avx2 => {
-            // Integer weights up to 255 (every weight of raw counts, and the weight 1 of a
-            // feature seen once under sublinear TF) are counted exactly in bytes.
+            // Integer weights up to 255 (raw counts, the paired scheme's weights, and the
+            // weight 1 of a feature seen once under sublinear TF) are counted exactly in
+            // bytes, and in units of the weight when all weights are equal.
+            let first = list.first().map_or(1.0, |f| f.1);
+            let equal = list.iter().all(|&(_, w)| w == first);
             let integral = list
                 .iter()
-                .all(|&(_, w)| w.fract() == 0.0 && (1.0..=255.0).contains(&w))
-                && list.len() < 1 << 16;
+                .all(|&(_, w)| w.fract() == 0.0 && (1.0..=255.0).contains(&w));
+            let units: f64 = if equal {
+                list.len() as f64
+            } else {
+                list.iter().map(|&(_, w)| f64::from(w)).sum()
+            };
+            let counting = match (integral && units <= f64::from(i16::MAX), equal) {
+                (false, _) => avx2::Counting::No,
+                (true, false) => avx2::Counting::Weighted,
+                (true, true) => avx2::Counting::Equal,
+            };
             // SAFETY: `Kernel::Avx2` is only chosen after `is_x86_feature_detected!("avx2")`.
-            unsafe { avx2::functions(groups, list, d, integral, out) }
+            unsafe { avx2::functions(groups, list, d, counting, out) }
         }
         _ => ternary_functions_body(groups, list, d, out),
     }
@@ -323,25 +335,26 @@ mod avx2 {
     /// Signs of the functions of `groups` over `list`, into `out` (see
     /// [`super::ternary_functions`]).
     ///
-    /// `integral`: every weight is an integer in `1..=255` (checked by the caller); the
-    /// sums are then counted exactly in bytes (see [`counts`]), otherwise summed in `f32`
-    /// exactly as [`super::ternary_sums`] does.
+    /// `counting` (checked by the caller) selects exact byte counts (see [`counts`]) or `f32`
+    /// sums computed exactly as [`super::ternary_sums`] does.
     #[target_feature(enable = "avx2")]
     pub(super) fn functions(
         groups: &[Group],
         list: &[(u64, f32)],
         d: usize,
-        integral: bool,
+        counting: Counting,
         out: &mut [i8],
     ) {
         let mut signs = [0i8; 32];
         for g in groups {
             let wide = g.paired || d > 16;
-            match (integral, wide) {
-                (true, false) => counts::<1>(list, g.flip, &mut signs),
-                (true, true) => counts::<2>(list, g.flip, &mut signs),
-                (false, false) => sums::<1>(list, g.flip, &mut signs),
-                (false, true) => sums::<2>(list, g.flip, &mut signs),
+            match (counting, wide) {
+                (Counting::Equal, false) => counts::<1, true>(list, g.flip, &mut signs),
+                (Counting::Equal, true) => counts::<2, true>(list, g.flip, &mut signs),
+                (Counting::Weighted, false) => counts::<1, false>(list, g.flip, &mut signs),
+                (Counting::Weighted, true) => counts::<2, false>(list, g.flip, &mut signs),
+                (Counting::No, false) => sums::<1>(list, g.flip, &mut signs),
+                (Counting::No, true) => sums::<2>(list, g.flip, &mut signs),
             }
             place(g, &signs, d, out);
         }
@@ -400,80 +413,97 @@ mod avx2 {
         }
     }
 
-    /// Exact integer sums for integer weights `1..=255`: for each of the 32 bits of a group,
-    /// a byte lane counts the weight of the features whose hash has it set (lanes 0–15 the
-    /// +1 bits `2j`, lanes 16–31 the −1 bits `2j + 1`), and sum `j` is the difference of two
-    /// lanes. Byte lanes are flushed into `i32` totals before the weight they have gathered
-    /// could pass 255. Integer sums below 2^24 are also what the `f32` path computes (every
-    /// partial sum is exact), so the signs agree.
+    /// How [`functions`] sums.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(super) enum Counting {
+        /// Every weight is the same integer in `1..=255`, and the list is at most
+        /// `i16::MAX` long: count features (the common weight scales no sign).
+        Equal,
+        /// Every weight is an integer in `1..=255`, summing to at most `i16::MAX`.
+        Weighted,
+        /// `f32` sums in the reference order.
+        No,
+    }
+
+    /// Exact integer sums: for each of the 32 bits of a 32-bit half of the hash, a byte lane
+    /// counts the weight of the features whose hash has it set (lanes 0–15 the +1 bits `2j`,
+    /// lanes 16–31 the −1 bits `2j + 1`), and sum `j` is the difference of two lanes. The
+    /// byte lanes are flushed into `i16` differences before the weight they have gathered
+    /// could pass 255; the caller keeps the total weight within `i16::MAX`. With `EQUAL`,
+    /// every feature counts 1 (all weights are the same positive number, which no sign
+    /// depends on). Integer sums below 2^24 are also what the `f32` path computes (every
+    /// partial sum is exact), so the signs agree with it.
     #[target_feature(enable = "avx2")]
-    fn counts<const G: usize>(list: &[(u64, f32)], flip: u64, signs: &mut [i8; 32]) {
-        // Byte `b` of the low (high) 128-bit half reads hash byte `b / 4` and bit
-        // `2 (b % 4)` (`2 (b % 4) + 1`) of it.
-        let select = _mm256_setr_epi8(
-            0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, //
-            0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3,
-        );
+    fn counts<const G: usize, const EQUAL: bool>(
+        list: &[(u64, f32)],
+        flip: u64,
+        signs: &mut [i8; 32],
+    ) {
+        // Byte `b` of the low (high) 128-bit half of register `g` reads hash byte
+        // `4g + b / 4` and its bit `2 (b % 4)` (`2 (b % 4) + 1`).
+        let select = [
+            _mm256_setr_epi8(
+                0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, //
+                0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3,
+            ),
+            _mm256_setr_epi8(
+                4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7, //
+                4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7,
+            ),
+        ];
         let bit = _mm256_setr_epi8(
             1, 4, 16, 64, 1, 4, 16, 64, 1, 4, 16, 64, 1, 4, 16, 64, //
             2, 8, 32, -128, 2, 8, 32, -128, 2, 8, 32, -128, 2, 8, 32, -128,
         );
         let mut acc = [_mm256_setzero_si256(); G];
-        let mut totals = [[0i32; 16]; G];
-        let mut flushed = false;
+        let mut diff = [_mm256_setzero_si256(); G];
         let mut pending = 0u32;
         for &(h, w) in list {
-            let w8 = w as u32;
+            let w8 = if EQUAL { 1 } else { w as u32 };
             if pending + w8 > 255 {
-                flush(&mut acc, &mut totals);
-                flushed = true;
+                flush(&mut acc, &mut diff);
                 pending = 0;
             }
             pending += w8;
             let bits = xxh3_u64(h, flip);
-            let wv = _mm256_set1_epi8(w8 as u8 as i8);
+            // All 8 hash bytes in both 128-bit halves, for the in-half byte shuffle.
+            let v = _mm256_set1_epi64x(bits as i64);
             for (g, acc) in acc.iter_mut().enumerate() {
-                let v = _mm256_set1_epi32((bits >> (32 * g)) as u32 as i32);
-                let v = _mm256_and_si256(_mm256_shuffle_epi8(v, select), bit);
-                let set = _mm256_cmpeq_epi8(v, bit);
-                *acc = _mm256_add_epi8(*acc, _mm256_and_si256(set, wv));
+                let set = _mm256_cmpeq_epi8(
+                    _mm256_and_si256(_mm256_shuffle_epi8(v, select[g]), bit),
+                    bit,
+                );
+                *acc = if EQUAL {
+                    // `set` is −1 where the bit is set.
+                    _mm256_sub_epi8(*acc, set)
+                } else {
+                    _mm256_add_epi8(
+                        *acc,
+                        _mm256_and_si256(set, _mm256_set1_epi8(w8 as u8 as i8)),
+                    )
+                };
             }
         }
-        if flushed {
-            flush(&mut acc, &mut totals);
-            for (g, t) in totals.iter().enumerate() {
-                for (j, &x) in t.iter().enumerate() {
-                    signs[16 * g + j] = x.signum() as i8;
-                }
-            }
-            return;
-        }
+        flush(&mut acc, &mut diff);
         let ones = _mm_set1_epi8(1);
-        for (g, &a) in acc.iter().enumerate() {
-            let plus = _mm256_cvtepu8_epi16(_mm256_castsi256_si128(a));
-            let minus = _mm256_cvtepu8_epi16(_mm256_extracti128_si256::<1>(a));
-            let diff = _mm256_sub_epi16(plus, minus);
-            // |diff| ≤ 255, so the saturating pack keeps every sign; `sign(1, x)` is the sign.
-            let packed = _mm_packs_epi16(
-                _mm256_castsi256_si128(diff),
-                _mm256_extracti128_si256::<1>(diff),
-            );
+        for (g, &d) in diff.iter().enumerate() {
+            // The saturating pack keeps every sign; `sign(1, x)` is the sign.
+            let packed =
+                _mm_packs_epi16(_mm256_castsi256_si128(d), _mm256_extracti128_si256::<1>(d));
             let s = _mm_sign_epi8(ones, packed);
             // SAFETY: `signs[16g..16g + 16]` is 16 writable bytes (g < G ≤ 2); unaligned store.
             unsafe { _mm_storeu_si128(signs[16 * g..].as_mut_ptr().cast(), s) };
         }
     }
 
-    /// Adds the byte lanes (+1 minus −1 counts) into `totals` and zeroes them.
+    /// Adds the byte lanes (+1 counts minus −1 counts) into the `i16` differences and zeroes
+    /// them.
     #[target_feature(enable = "avx2")]
-    fn flush<const G: usize>(acc: &mut [__m256i; G], totals: &mut [[i32; 16]; G]) {
-        for (a, t) in acc.iter_mut().zip(totals.iter_mut()) {
-            let mut bytes = [0u8; 32];
-            // SAFETY: `bytes` is 32 writable bytes; the store is unaligned.
-            unsafe { _mm256_storeu_si256(bytes.as_mut_ptr().cast(), *a) };
-            for j in 0..16 {
-                t[j] += i32::from(bytes[j]) - i32::from(bytes[16 + j]);
-            }
+    fn flush<const G: usize>(acc: &mut [__m256i; G], diff: &mut [__m256i; G]) {
+        for (a, d) in acc.iter_mut().zip(diff.iter_mut()) {
+            let plus = _mm256_cvtepu8_epi16(_mm256_castsi256_si128(*a));
+            let minus = _mm256_cvtepu8_epi16(_mm256_extracti128_si256::<1>(*a));
+            *d = _mm256_add_epi16(*d, _mm256_sub_epi16(plus, minus));
             *a = _mm256_setzero_si256();
         }
     }
@@ -1066,11 +1096,18 @@ mod tests {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
             v["text"].as_str().unwrap().to_owned()
         }));
+        // More than 255 features of weight 1 (byte lanes flushed), and more than `i16::MAX`
+        // (the `f32` path even for integer weights).
+        texts.push((0..300).map(|i| format!("v{i} ")).collect());
+        let huge: String = (0..17_000).map(|i| format!("x{i} ")).collect();
         let projectors = kernel_projectors();
         for p in &projectors {
             for text in &texts {
                 check_paths(p, text);
             }
+        }
+        for p in projectors.iter().filter(|p| p.config().functions == 80) {
+            check_paths(p, &huge);
         }
     }
 
