@@ -370,9 +370,10 @@ enum Plan {
     /// ternary inputs are, their contribution `a·A + b·B` is ± one of these columns, or
     /// nothing: one column operation per pair instead of up to two.
     TernaryPairs { cols: Vec<i16>, stride: usize },
-    /// A later `i8` layer: the quantized weights as `f32`, transposed (`wt[k·n_out + i]` is
-    /// `q[i][k]`), so that all outputs advance together, input by input.
-    Columns { wt: Vec<f32> },
+    /// A later `i8` layer: the quantized weights as `f32`, transposed (`wt[k·stride + i]` is
+    /// `q[i][k]`) and padded with zeros to `stride`, a multiple of [`FLOAT_LANES`], so that
+    /// all outputs advance together, input by input, in whole vectors.
+    Columns { wt: Vec<f32>, stride: usize },
     /// Row-by-row dot products (`f32` layers).
     Rows,
 }
@@ -381,6 +382,9 @@ enum Plan {
 /// so the accumulators stay in registers over the whole column loop, and each column is read
 /// in one piece (256 contiguous bytes for a hidden layer of 128).
 const COLUMN_LANES: usize = 128;
+
+/// `f32` lanes of an AVX2 register: the padding of later layers' columns.
+const FLOAT_LANES: usize = 8;
 
 /// Columns summed in `i16` lanes before the lanes are flushed into `i32`.
 ///
@@ -568,13 +572,14 @@ impl Plan {
                 Plan::TernaryPairs { cols, stride }
             }
             (Weights::I8 { q, .. }, _) => {
-                let mut wt = vec![0.0f32; q.len()];
+                let stride = layer.n_out.div_ceil(FLOAT_LANES) * FLOAT_LANES;
+                let mut wt = vec![0.0f32; layer.n_in * stride];
                 for i in 0..layer.n_out {
                     for k in 0..layer.n_in {
-                        wt[k * layer.n_out + i] = f32::from(q[i * layer.n_in + k]);
+                        wt[k * stride + i] = f32::from(q[i * layer.n_in + k]);
                     }
                 }
-                Plan::Columns { wt }
+                Plan::Columns { wt, stride }
             }
             (Weights::F32(_), _) => Plan::Rows,
         }
@@ -737,13 +742,14 @@ impl Network {
                     // The exact integer dot product, scaled as in the row form.
                     s.b.extend((0..n_out).map(|i| finish(i, s.totals[i] as f32 * scale[i])));
                 }
-                (Weights::I8 { scale, .. }, Plan::Columns { wt }) => {
+                (Weights::I8 { scale, .. }, Plan::Columns { wt, stride }) => {
                     // Each output is the sum over k = 0, 1, … of `q[i][k] · a[k]` in `f32`,
                     // in the same order as the row form's `sum()` (which starts at −0.0), so
                     // the outputs are the same floats. Inputs that ReLU zeroed are skipped:
                     // adding `±0` leaves a sum unchanged up to the sign of a zero sum.
-                    s.b.resize(n_out, -0.0);
+                    s.b.resize(*stride, -0.0);
                     float_columns(kernel, wt, &s.a, &mut s.b);
+                    s.b.truncate(n_out);
                     for (i, z) in s.b.iter_mut().enumerate() {
                         *z = finish(i, *z * scale[i]);
                     }

@@ -693,14 +693,20 @@ impl Projector {
         }
         match (self.sublinear, self.config.scheme) {
             (false, _) => {}
+            // A count of 1, the common case, keeps its weight without a logarithm: exactly
+            // `1 + ln 1 = 1`, and `round(8 · (1 + ln 1)) = 8`.
             (true, Scheme::PerFunction) => {
-                for w in weighted.iter_mut() {
+                for w in weighted.iter_mut().filter(|w| w.2 != 1.0) {
                     w.2 = 1.0 + w.2.ln();
                 }
             }
             (true, Scheme::Paired) => {
                 for w in weighted.iter_mut() {
-                    w.2 = (8.0 * (1.0 + f64::from(w.2).ln())).round() as f32;
+                    w.2 = if w.2 == 1.0 {
+                        8.0
+                    } else {
+                        (8.0 * (1.0 + f64::from(w.2).ln())).round() as f32
+                    };
                 }
             }
         }
