@@ -92,6 +92,10 @@ impl Scheme {
     fn unnamed() -> Self {
         Scheme::PerFunction
     }
+
+    fn is_unnamed(&self) -> bool {
+        *self == Self::unnamed()
+    }
 }
 
 /// Sizes and seed of the projection. Stored in the model header: nothing else is needed to
@@ -111,8 +115,13 @@ pub struct ProjectionConfig {
     pub structured: bool,
     /// How hashes give coefficients ([`Scheme`]). Default [`Scheme::Paired`]; a header without
     /// the field (written before it existed) reads as [`Scheme::PerFunction`], so old models
-    /// predict as they did.
-    #[serde(default = "Scheme::unnamed")]
+    /// predict as they did. [`Scheme::PerFunction`] is not written either, so that a
+    /// per-function model stays readable by builds that predate the field; they refuse a
+    /// paired model (an unknown field) rather than misread it.
+    #[serde(
+        default = "Scheme::unnamed",
+        skip_serializing_if = "Scheme::is_unnamed"
+    )]
     pub scheme: Scheme,
 }
 
@@ -912,6 +921,9 @@ mod tests {
         };
         let json = serde_json::to_value(&paired).unwrap();
         assert_eq!(json["scheme"], "paired");
+        // Per-function configs are written without the field, as before it existed.
+        let per = serde_json::to_value(per_function()).unwrap();
+        assert!(per.get("scheme").is_none(), "{per}");
         assert_eq!(
             serde_json::from_value::<ProjectionConfig>(json).unwrap(),
             paired
