@@ -688,7 +688,8 @@ impl Network {
     /// # Panics
     /// If `x.len() != self.n_in()`, or (debug builds) if a value of `x` is outside
     /// {−1, 0, +1}: both are bugs in the caller, since [`crate::projection::Projector`] is the
-    /// only producer of inputs.
+    /// only producer of inputs. (Release builds read such a value as its sign in an `i8`
+    /// first layer.)
     pub fn forward(&self, x: &[i8], s: &mut NetScratch) {
         self.forward_with(Kernel::detect(), x, s);
     }
@@ -722,8 +723,10 @@ impl Network {
                     let (plus, minus) = (&mut s.plus[..pairs], &mut s.minus[..pairs]);
                     let (mut np, mut nm) = (0, 0);
                     for p in 0..pairs {
-                        let a = x[2 * p];
-                        let b = x.get(2 * p + 1).copied().unwrap_or(0);
+                        // `signum` keeps the index in range even for a caller's invalid
+                        // input (release builds do not check it), at no cost for valid ones.
+                        let a = x[2 * p].signum();
+                        let b = x.get(2 * p + 1).copied().unwrap_or(0).signum();
                         let (k, sign) = PAIR_CASES[(3 * (a + 1) + (b + 1)) as usize];
                         let c = (4 * p + usize::from(k)) as u32;
                         // np, nm ≤ p < pairs.
