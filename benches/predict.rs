@@ -108,10 +108,19 @@ fn main() {
     let mut out = vec![0i8; projector.dim()];
     let project = stage(&mut |t| projector.project_with(&mut ps, t, &mut out));
     let per_sec = (items.len() * rounds) as f64 / secs;
+    #[cfg(target_arch = "x86_64")]
+    let simd = if std::arch::is_x86_feature_detected!("avx2") {
+        "avx2"
+    } else {
+        "portable"
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let simd = "portable";
     println!(
-        "model: {} {:?}, {} parameter bytes; data: {} ({} texts, accuracy {:.4})",
+        "model: {} {:?}, projection scheme {:?}, {simd} kernels, {} parameter bytes; data: {} ({} texts, accuracy {:.4})",
         model.kind(),
         model.header().layers,
+        model.projector().config().scheme,
         model.parameter_bytes(),
         data.display(),
         items.len(),

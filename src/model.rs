@@ -240,7 +240,8 @@ impl ProjectionModel {
     }
 
     /// Every label with its score, best first (ties by label id). Allocation-free once
-    /// `scratch` has grown, except inside the tokenizer, which allocates its tokens.
+    /// `scratch` has grown, for ASCII text; other text goes through the `tokenizers` crate,
+    /// which allocates.
     ///
     /// A table model returns only the labels its buckets hold; an empty slice means it
     /// abstains.
@@ -476,6 +477,24 @@ mod tests {
             }
             assert_eq!(back.to_bytes(), m.to_bytes());
         }
+    }
+
+    #[test]
+    fn a_frozen_model_saves_the_same_projection_header() {
+        // Written before the projection scheme existed: saved again, its header must not
+        // gain the field, so that the builds of its day can still read what this one writes.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1/tiny.sprig");
+        let bytes = std::fs::read(&path).unwrap();
+        let model = ProjectionModel::from_bytes(&path, bytes.clone()).unwrap();
+        assert_eq!(
+            model.projector().config().scheme,
+            crate::projection::Scheme::PerFunction
+        );
+        let projection = |bytes: Vec<u8>| {
+            let a = Artifact::parse(&path, bytes, EXPECT).unwrap();
+            a.header_as::<serde_json::Value>().unwrap()["projection"].clone()
+        };
+        assert_eq!(projection(model.to_bytes()), projection(bytes));
     }
 
     #[test]

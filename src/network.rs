@@ -65,7 +65,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// Sixteen `i16` lanes (two SSE2 registers) accumulate the products; each lane gains at most
 /// 127 per step, so lanes are flushed into an `i32` every 256 steps, before they could
 /// overflow. This runs several times faster than widening every product to `i32`.
-#[inline]
+#[cfg(test)]
 fn ternary_dot(w: &[i8], x: &[i8]) -> i32 {
     const LANES: usize = 16;
     const FLUSH: usize = 256;
@@ -346,18 +346,246 @@ impl Layer {
 }
 
 /// The inference network: layers of [`Layer`], input in {−1, 0, +1}.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Network {
     layers: Vec<Layer>,
+    /// Per layer, the weights in the layout the forward pass reads (derived from `layers`).
+    plans: Vec<Plan>,
 }
+
+impl PartialEq for Network {
+    fn eq(&self, other: &Self) -> bool {
+        // The plans are a function of the layers.
+        self.layers == other.layers
+    }
+}
+
+/// How the forward pass computes one layer.
+#[derive(Debug, Clone)]
+enum Plan {
+    /// The `i8` first layer, whose inputs are ternary, by pairs of inputs: for inputs
+    /// `2p, 2p + 1` with weight columns `A`, `B` of `W`, `cols` holds the four `i16` columns
+    /// `A`, `B`, `A + B`, `A − B` (column `4p + k` at `cols[(4p + k)·stride..][..n_out]`,
+    /// padded with zeros to `stride`, a multiple of [`COLUMN_LANES`]). Whatever the two
+    /// ternary inputs are, their contribution `a·A + b·B` is ± one of these columns, or
+    /// nothing: one column operation per pair instead of up to two. The price is memory:
+    /// 4 · 2 bytes per pair of inputs and output, 573 KB for a 1,120 × 128 layer (whose
+    /// file section is 143 KB).
+    TernaryPairs { cols: Vec<i16>, stride: usize },
+    /// A later `i8` layer: the quantized weights as `f32`, transposed (`wt[k·stride + i]` is
+    /// `q[i][k]`) and padded with zeros to `stride`, a multiple of [`FLOAT_LANES`], so that
+    /// all outputs advance together, input by input, in whole vectors.
+    Columns { wt: Vec<f32>, stride: usize },
+    /// Row-by-row dot products (`f32` layers).
+    Rows,
+}
+
+/// Outputs the first-layer kernel computes at once: 128 `i16` lanes are eight AVX2 registers,
+/// so the accumulators stay in registers over the whole column loop, and each column is read
+/// in one piece (256 contiguous bytes for a hidden layer of 128).
+const COLUMN_LANES: usize = 128;
+
+/// `f32` lanes of an AVX2 register: the padding of later layers' columns.
+const FLOAT_LANES: usize = 8;
+
+/// Columns summed in `i16` lanes before the lanes are flushed into `i32`.
+///
+/// Bound: a quantized weight is an `i8` (−128 is possible in a file even though
+/// [`quantize_rows`] writes only ±127), so a pair column `A ± B` is at most 256 in magnitude
+/// in a lane, and 127 · 256 = 32,512 ≤ `i16::MAX` = 32,767: a lane cannot overflow between
+/// flushes. The `i32` totals hold at most 128 · n_in ≤ 128 · 4096 · 64 (the largest
+/// projection) = 2^25.
+const FLUSH_COLUMNS: usize = 127;
+
+/// Which pair column (`A`, `B`, `A + B`, `A − B`) and sign give `a·A + b·B`, indexed by
+/// `3 (a + 1) + (b + 1)`; sign 0 for `a = b = 0`.
+const PAIR_CASES: [(u8, i8); 9] = [
+    (2, -1), // −1, −1: −(A + B)
+    (0, -1), // −1,  0: −A
+    (3, -1), // −1, +1: −(A − B)
+    (1, -1), //  0, −1: −B
+    (0, 0),  //  0,  0: nothing
+    (1, 1),  //  0, +1: +B
+    (3, 1),  // +1, −1: +(A − B)
+    (0, 1),  // +1,  0: +A
+    (2, 1),  // +1, +1: +(A + B)
+];
 
 /// Buffers of [`Network::forward`].
 #[derive(Debug, Clone, Default)]
 pub struct NetScratch {
     a: Vec<f32>,
     b: Vec<f32>,
+    /// The pair columns the first layer adds, and those it subtracts.
+    plus: Vec<u32>,
+    minus: Vec<u32>,
+    /// Exact integer sums of the first layer (padded to its stride).
+    totals: Vec<i32>,
     /// The softmax of the last forward pass.
     pub probs: Vec<f32>,
+}
+
+/// Which implementation of a vector kernel runs (here and in the projection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kernel {
+    /// AVX2, when the CPU has it.
+    Avx2,
+    /// The portable build (SSE2 on x86-64).
+    Portable,
+}
+
+impl Kernel {
+    /// The best kernel this CPU runs.
+    pub(crate) fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return Kernel::Avx2;
+        }
+        Kernel::Portable
+    }
+}
+
+/// `totals[i] = Σ_{c ∈ plus} cols[c][i] − Σ_{c ∈ minus} cols[c][i]`, exactly, for
+/// `i < stride`.
+fn ternary_columns(
+    kernel: Kernel,
+    cols: &[i16],
+    stride: usize,
+    plus: &[u32],
+    minus: &[u32],
+    totals: &mut [i32],
+) {
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => {
+            // SAFETY: `Kernel::Avx2` is only chosen after `is_x86_feature_detected!("avx2")`
+            // (`Kernel::detect`, or a test that checks it first).
+            unsafe { ternary_columns_avx2(cols, stride, plus, minus, totals) }
+        }
+        _ => ternary_columns_body(cols, stride, plus, minus, totals),
+    }
+}
+
+/// [`ternary_columns_body`] compiled for AVX2: the same code, whose fixed-width lane loops
+/// the compiler vectorizes 16 `i16` lanes at a time instead of 8.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn ternary_columns_avx2(
+    cols: &[i16],
+    stride: usize,
+    plus: &[u32],
+    minus: &[u32],
+    totals: &mut [i32],
+) {
+    ternary_columns_body(cols, stride, plus, minus, totals);
+}
+
+#[inline(always)]
+fn ternary_columns_body(
+    cols: &[i16],
+    stride: usize,
+    plus: &[u32],
+    minus: &[u32],
+    totals: &mut [i32],
+) {
+    debug_assert_eq!(stride % COLUMN_LANES, 0);
+    for c0 in (0..stride).step_by(COLUMN_LANES) {
+        let mut total = [0i32; COLUMN_LANES];
+        for (list, sign) in [(plus, 1i32), (minus, -1i32)] {
+            for block in list.chunks(FLUSH_COLUMNS) {
+                let mut acc = [0i16; COLUMN_LANES];
+                for &c in block {
+                    let start = c as usize * stride + c0;
+                    let col: &[i16; COLUMN_LANES] = cols[start..start + COLUMN_LANES]
+                        .try_into()
+                        .expect("a column chunk");
+                    for k in 0..COLUMN_LANES {
+                        acc[k] += col[k];
+                    }
+                }
+                for k in 0..COLUMN_LANES {
+                    total[k] += sign * i32::from(acc[k]);
+                }
+            }
+        }
+        totals[c0..c0 + COLUMN_LANES].copy_from_slice(&total);
+    }
+}
+
+/// `out[i] += Σ_k wt[k][i] · a[k]` over the inputs `a[k] ≠ 0`, input by input: each lane's
+/// additions are the row form's, in its order (`w · a`, then `+`; never fused).
+fn float_columns(kernel: Kernel, wt: &[f32], a: &[f32], out: &mut [f32]) {
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => {
+            // SAFETY: `Kernel::Avx2` is only chosen after `is_x86_feature_detected!("avx2")`.
+            unsafe { float_columns_avx2(wt, a, out) }
+        }
+        _ => float_columns_body(wt, a, out),
+    }
+}
+
+/// [`float_columns_body`] compiled for AVX2 (8 lanes instead of 4; AVX2 does not enable FMA,
+/// so the multiply and the add stay two roundings, as in the row form).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn float_columns_avx2(wt: &[f32], a: &[f32], out: &mut [f32]) {
+    float_columns_body(wt, a, out);
+}
+
+#[inline(always)]
+fn float_columns_body(wt: &[f32], a: &[f32], out: &mut [f32]) {
+    let n_out = out.len();
+    for (k, &a) in a.iter().enumerate() {
+        if a == 0.0 {
+            continue;
+        }
+        let col = &wt[k * n_out..(k + 1) * n_out];
+        for (acc, &w) in out.iter_mut().zip(col) {
+            *acc += w * a;
+        }
+    }
+}
+
+impl Plan {
+    fn of(l: usize, layer: &Layer) -> Self {
+        match (&layer.weights, l) {
+            (Weights::I8 { q, .. }, 0) => {
+                let (n_in, n_out) = (layer.n_in, layer.n_out);
+                let stride = n_out.div_ceil(COLUMN_LANES) * COLUMN_LANES;
+                let pairs = n_in.div_ceil(2);
+                let mut cols = vec![0i16; 4 * pairs * stride];
+                // An odd last input pairs with a column of zeros.
+                let w = |i: usize, j: usize| {
+                    if j < n_in {
+                        i16::from(q[i * n_in + j])
+                    } else {
+                        0
+                    }
+                };
+                for p in 0..pairs {
+                    for i in 0..n_out {
+                        let (a, b) = (w(i, 2 * p), w(i, 2 * p + 1));
+                        for (k, v) in [a, b, a + b, a - b].into_iter().enumerate() {
+                            cols[(4 * p + k) * stride + i] = v;
+                        }
+                    }
+                }
+                Plan::TernaryPairs { cols, stride }
+            }
+            (Weights::I8 { q, .. }, _) => {
+                let stride = layer.n_out.div_ceil(FLOAT_LANES) * FLOAT_LANES;
+                let mut wt = vec![0.0f32; layer.n_in * stride];
+                for i in 0..layer.n_out {
+                    for k in 0..layer.n_in {
+                        wt[k * stride + i] = f32::from(q[i * layer.n_in + k]);
+                    }
+                }
+                Plan::Columns { wt, stride }
+            }
+            (Weights::F32(_), _) => Plan::Rows,
+        }
+    }
 }
 
 /// Quantizes a row-major `rows × cols` matrix to `i8` with one scale per row.
@@ -398,7 +626,16 @@ impl Network {
                 ));
             }
         }
-        Ok(Self { layers })
+        Ok(Self::with_plans(layers))
+    }
+
+    fn with_plans(layers: Vec<Layer>) -> Self {
+        let plans = layers
+            .iter()
+            .enumerate()
+            .map(|(l, x)| Plan::of(l, x))
+            .collect();
+        Self { layers, plans }
     }
 
     /// The inference form of a trained [`Mlp`], quantized to `i8` rows if `quantize`.
@@ -422,7 +659,7 @@ impl Network {
                 }
             })
             .collect();
-        Self { layers }
+        Self::with_plans(layers)
     }
 
     /// The layers.
@@ -451,13 +688,106 @@ impl Network {
     /// # Panics
     /// If `x.len() != self.n_in()`, or (debug builds) if a value of `x` is outside
     /// {−1, 0, +1}: both are bugs in the caller, since [`crate::projection::Projector`] is the
-    /// only producer of inputs.
+    /// only producer of inputs. (Release builds read such a value as its sign in an `i8`
+    /// first layer.)
     pub fn forward(&self, x: &[i8], s: &mut NetScratch) {
+        self.forward_with(Kernel::detect(), x, s);
+    }
+
+    fn forward_with(&self, kernel: Kernel, x: &[i8], s: &mut NetScratch) {
         assert_eq!(x.len(), self.n_in(), "input length");
         debug_assert!(
             x.iter().all(|v| (-1..=1).contains(v)),
             "input outside {{-1, 0, 1}}"
         );
+        let n_layers = self.layers.len();
+        for (l, (layer, plan)) in self.layers.iter().zip(&self.plans).enumerate() {
+            let relu = l + 1 < n_layers;
+            let (n_in, n_out) = (layer.n_in, layer.n_out);
+            let finish = |i: usize, z: f32| {
+                let z = z + layer.bias[i];
+                if relu {
+                    z.max(0.0)
+                } else {
+                    z
+                }
+            };
+            s.b.clear();
+            match (&layer.weights, plan) {
+                (Weights::I8 { scale, .. }, Plan::TernaryPairs { cols, stride }) => {
+                    // Branch-free split of the input pairs into the columns to add and to
+                    // subtract: the signs of a projection are unpredictable.
+                    let pairs = n_in.div_ceil(2);
+                    s.plus.resize(pairs, 0);
+                    s.minus.resize(pairs, 0);
+                    let (plus, minus) = (&mut s.plus[..pairs], &mut s.minus[..pairs]);
+                    let (mut np, mut nm) = (0, 0);
+                    for p in 0..pairs {
+                        // `signum` keeps the index in range even for a caller's invalid
+                        // input (release builds do not check it), at no cost for valid ones.
+                        let a = x[2 * p].signum();
+                        let b = x.get(2 * p + 1).copied().unwrap_or(0).signum();
+                        let (k, sign) = PAIR_CASES[(3 * (a + 1) + (b + 1)) as usize];
+                        let c = (4 * p + usize::from(k)) as u32;
+                        // np, nm ≤ p < pairs.
+                        plus[np] = c;
+                        minus[nm] = c;
+                        np += usize::from(sign > 0);
+                        nm += usize::from(sign < 0);
+                    }
+                    s.totals.resize(*stride, 0);
+                    ternary_columns(
+                        kernel,
+                        cols,
+                        *stride,
+                        &s.plus[..np],
+                        &s.minus[..nm],
+                        &mut s.totals,
+                    );
+                    // The exact integer dot product, scaled as in the row form.
+                    s.b.extend((0..n_out).map(|i| finish(i, s.totals[i] as f32 * scale[i])));
+                }
+                (Weights::I8 { scale, .. }, Plan::Columns { wt, stride }) => {
+                    // Each output is the sum over k = 0, 1, … of `q[i][k] · a[k]` in `f32`,
+                    // in the same order as the row form's `sum()` (which starts at −0.0), so
+                    // the outputs are the same floats. Inputs that ReLU zeroed are skipped:
+                    // adding `±0` leaves a sum unchanged up to the sign of a zero sum.
+                    s.b.resize(*stride, -0.0);
+                    float_columns(kernel, wt, &s.a, &mut s.b);
+                    s.b.truncate(n_out);
+                    for (i, z) in s.b.iter_mut().enumerate() {
+                        *z = finish(i, *z * scale[i]);
+                    }
+                }
+                (Weights::I8 { q, scale }, _) => {
+                    for i in 0..n_out {
+                        let row = &q[i * n_in..(i + 1) * n_in];
+                        let acc: f32 = row.iter().zip(&s.a).map(|(&w, &v)| f32::from(w) * v).sum();
+                        s.b.push(finish(i, acc * scale[i]));
+                    }
+                }
+                (Weights::F32(w), _) => {
+                    for i in 0..n_out {
+                        let row = &w[i * n_in..(i + 1) * n_in];
+                        let z = if l == 0 {
+                            row.iter().zip(x).map(|(&w, &v)| w * f32::from(v)).sum()
+                        } else {
+                            dot(row, &s.a)
+                        };
+                        s.b.push(finish(i, z));
+                    }
+                }
+            }
+            std::mem::swap(&mut s.a, &mut s.b);
+        }
+        s.probs.resize(s.a.len(), 0.0);
+        softmax(&s.a, &mut s.probs);
+    }
+
+    /// The forward pass as it was before the column kernels: one exact `i16`-lane dot
+    /// product per output row. The reference the fast path must match.
+    #[cfg(test)]
+    fn forward_rows(&self, x: &[i8], s: &mut NetScratch) {
         let n_layers = self.layers.len();
         for (l, layer) in self.layers.iter().enumerate() {
             let relu = l + 1 < n_layers;
@@ -628,6 +958,125 @@ mod tests {
                 .map(|(&a, &b)| i32::from(a) * i32::from(b))
                 .sum();
             assert_eq!(ternary_dot(&w, &x), want);
+        }
+    }
+
+    /// The kernels this CPU can run.
+    fn kernels() -> Vec<Kernel> {
+        let mut out = vec![Kernel::Portable];
+        if Kernel::detect() == Kernel::Avx2 {
+            out.push(Kernel::Avx2);
+        }
+        out
+    }
+
+    #[test]
+    fn ternary_columns_are_exact_even_past_the_flush() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
+        for (n_cols, n_out) in [(1usize, 1usize), (300, 64), (2240, 128), (2000, 70)] {
+            let stride = n_out.div_ceil(COLUMN_LANES) * COLUMN_LANES;
+            // Extreme pair columns (|A ± B| ≤ 256 for i8 weights) in every lane, and random.
+            for fill in [Some(256i16), Some(-256), None] {
+                let mut cols = vec![0i16; n_cols * stride];
+                for c in 0..n_cols {
+                    for i in 0..n_out {
+                        cols[c * stride + i] =
+                            fill.unwrap_or_else(|| (rng.next_u64() % 513) as i16 - 256);
+                    }
+                }
+                for density in [0u64, 1, 2, 3] {
+                    // Column c is added, subtracted or skipped; `density` 3 adds every one.
+                    let x: Vec<i32> = (0..n_cols)
+                        .map(|_| match density {
+                            3 => 1,
+                            _ => ((rng.next_u64() % 3) as i32 - 1) * i32::from(density > 0),
+                        })
+                        .collect();
+                    let plus: Vec<u32> =
+                        (0..n_cols as u32).filter(|&c| x[c as usize] > 0).collect();
+                    let minus: Vec<u32> =
+                        (0..n_cols as u32).filter(|&c| x[c as usize] < 0).collect();
+                    let want: Vec<i32> = (0..stride)
+                        .map(|i| {
+                            (0..n_cols)
+                                .map(|c| i32::from(cols[c * stride + i]) * x[c])
+                                .sum()
+                        })
+                        .collect();
+                    for kernel in kernels() {
+                        let mut got = vec![7i32; stride];
+                        ternary_columns(kernel, &cols, stride, &plus, &minus, &mut got);
+                        assert_eq!(got, want, "{kernel:?} {n_cols}×{n_out} {fill:?} {density}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn extreme_weights_stay_exact() {
+        // −128 and 127 weights (a file may hold −128), all inputs ±1: the largest sums.
+        for (w, x) in [(-128i8, 1i8), (-128, -1), (127, 1), (127, -1)] {
+            let n_in = 1121;
+            let layer = Layer {
+                n_in,
+                n_out: 3,
+                weights: Weights::I8 {
+                    q: vec![w; n_in * 3],
+                    scale: vec![1.0; 3],
+                },
+                bias: vec![0.0; 3],
+            };
+            let net = Network::from_layers(vec![layer]).unwrap();
+            let x = vec![x; n_in];
+            let mut want = NetScratch::default();
+            net.forward_rows(&x, &mut want);
+            for kernel in kernels() {
+                let mut got = NetScratch::default();
+                net.forward_with(kernel, &x, &mut got);
+                assert_eq!(got.a, want.a, "{kernel:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn fast_forward_matches_the_row_form_exactly() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(12);
+        for sizes in [
+            &[1120, 128, 64][..],
+            &[1120, 128, 7],
+            &[37, 19, 5],
+            &[1, 2],
+            &[100, 70, 30, 3],
+            &[40, 3],
+        ] {
+            let m = mlp(sizes, 21);
+            for quantize in [true, false] {
+                let net = Network::from_mlp(&m, quantize);
+                for density in 0..4u64 {
+                    let x: Vec<i8> = (0..sizes[0])
+                        .map(|_| match density {
+                            0 => 0,
+                            3 => 1,
+                            _ => (rng.next_u64() % 3) as i8 - 1,
+                        })
+                        .collect();
+                    let mut want = NetScratch::default();
+                    net.forward_rows(&x, &mut want);
+                    for kernel in kernels() {
+                        let mut got = NetScratch::default();
+                        // Twice: the second pass reuses grown buffers.
+                        net.forward_with(kernel, &x, &mut got);
+                        net.forward_with(kernel, &x, &mut got);
+                        assert_eq!(got.a, want.a, "logits, {kernel:?} {sizes:?} {quantize}");
+                        let bits = |p: &[f32]| p.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(&got.probs), bits(&want.probs));
+                    }
+                    let mut public = NetScratch::default();
+                    net.forward(&x, &mut public);
+                    assert_eq!(public.a, want.a);
+                }
+            }
         }
     }
 

@@ -160,6 +160,85 @@ pub struct Feature {
 
 const SEP: char = '\u{1f}';
 
+/// The tokens of one text, stored in one reusable buffer (no `String` per token).
+///
+/// Filled by [`TextPipeline::tokenize_into`]; read by [`TextPipeline::for_each_feature_of`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tokens {
+    /// The tokens, concatenated.
+    text: String,
+    /// The end offset in `text` of each token (its start is the previous end).
+    ends: Vec<usize>,
+}
+
+impl Tokens {
+    /// Removes every token, keeping the buffers.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+    }
+
+    /// Number of tokens.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there is no token.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Token `i`.
+    ///
+    /// # Panics
+    /// If `i >= self.len()`.
+    pub fn get(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
+    }
+
+    /// The tokens in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    /// Appends a token.
+    pub fn push(&mut self, token: &str) {
+        self.text.push_str(token);
+        self.ends.push(self.text.len());
+    }
+
+    /// The tokens as owned strings (the form [`TextPipeline::tokenize`] returns).
+    pub fn to_vec(&self) -> Vec<String> {
+        self.iter().map(str::to_owned).collect()
+    }
+}
+
+/// Read access to a token sequence, so that one feature extractor serves both `[String]`
+/// and [`Tokens`].
+trait TokenSeq {
+    fn count(&self) -> usize;
+    fn token(&self, i: usize) -> &str;
+}
+
+impl TokenSeq for [String] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn token(&self, i: usize) -> &str {
+        &self[i]
+    }
+}
+
+impl TokenSeq for Tokens {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn token(&self, i: usize) -> &str {
+        self.get(i)
+    }
+}
+
 /// The normalizer, pre-tokenizer and feature extractor for one configuration.
 pub struct TextPipeline {
     config: TextConfig,
@@ -212,87 +291,198 @@ impl TextPipeline {
 
     /// Normalizes and splits `text` into tokens. An empty result means the text has nothing
     /// usable (only white space or control characters).
+    ///
+    /// Same tokens as [`TextPipeline::tokenize_reference`]; see [`TextPipeline::tokenize_into`].
     pub fn tokenize(&self, text: &str) -> Vec<String> {
+        let mut tokens = Tokens::default();
+        self.tokenize_into(text, &mut tokens);
+        tokens.to_vec()
+    }
+
+    /// Normalizes and splits `text` into `out` (cleared first), reusing its buffers.
+    ///
+    /// ASCII text, the common case, takes an allocation-free path that applies the same rules
+    /// as the `tokenizers` normalizer and pre-tokenizer restricted to ASCII (property-tested
+    /// against [`TextPipeline::tokenize_reference`]); any other text goes through `tokenizers`.
+    pub fn tokenize_into(&self, text: &str, out: &mut Tokens) {
+        out.clear();
+        if text.is_ascii() {
+            self.tokenize_ascii(text.as_bytes(), out);
+        } else {
+            self.tokenize_general(text, out);
+        }
+    }
+
+    /// The `tokenizers` path for every text: the reference the ASCII fast path must match.
+    pub fn tokenize_reference(&self, text: &str) -> Vec<String> {
+        let mut tokens = Tokens::default();
+        self.tokenize_general(text, &mut tokens);
+        tokens.to_vec()
+    }
+
+    /// The ASCII fast path. On ASCII input the `tokenizers` steps reduce to:
+    /// - NFKC, accent stripping and CJK spacing change nothing;
+    /// - BERT's cleaning removes the control characters (0x00–0x1F and 0x7F) other than tab,
+    ///   line feed and carriage return, so the characters around them join (`a\x01b` is
+    ///   `ab`; vertical tab and form feed are control characters, removed, not spaces), and
+    ///   makes tab, line feed and carriage return spaces;
+    /// - lowercasing is ASCII lowercasing;
+    /// - the pre-tokenizer splits on spaces and isolates every ASCII punctuation character
+    ///   (which covers every ASCII `\p{S}` symbol, so the symbol splitter adds nothing);
+    /// - what remains between splits is letters and digits, so a word token always has an
+    ///   alphanumeric character and only punctuation tokens can be dropped by
+    ///   `keep_punctuation = false`.
+    fn tokenize_ascii(&self, text: &[u8], out: &mut Tokens) {
+        let lower = self.config.lowercase;
+        let keep_punctuation = self.config.keep_punctuation;
+        let mut open = false;
+        for &b in text {
+            match b {
+                b'\t' | b'\n' | b'\r' | b' ' => {
+                    if open {
+                        out.ends.push(out.text.len());
+                        open = false;
+                    }
+                }
+                0..=0x1f | 0x7f => {}
+                _ if b.is_ascii_punctuation() => {
+                    if open {
+                        out.ends.push(out.text.len());
+                        open = false;
+                    }
+                    if keep_punctuation {
+                        out.text.push(char::from(b));
+                        out.ends.push(out.text.len());
+                    }
+                }
+                _ => {
+                    out.text
+                        .push(char::from(if lower { b.to_ascii_lowercase() } else { b }));
+                    open = true;
+                }
+            }
+        }
+        if open {
+            out.ends.push(out.text.len());
+        }
+    }
+
+    /// The `tokenizers` path.
+    fn tokenize_general(&self, text: &str, out: &mut Tokens) {
         let mut normalized = NormalizedString::from(text);
         // These normalizers and splitters only fail on regex errors, which the fixed patterns
         // above cannot produce; fall back to plain white-space splitting to stay total.
         if self.normalizer.0.normalize(&mut normalized).is_err()
             || self.normalizer.1.normalize(&mut normalized).is_err()
         {
-            return text.split_whitespace().map(str::to_owned).collect();
+            text.split_whitespace().for_each(|t| out.push(t));
+            return;
         }
         let mut pre = PreTokenizedString::from(normalized);
         if self.splitter.0.pre_tokenize(&mut pre).is_err()
             || self.splitter.1.pre_tokenize(&mut pre).is_err()
         {
-            return text.split_whitespace().map(str::to_owned).collect();
+            text.split_whitespace().for_each(|t| out.push(t));
+            return;
         }
         pre.get_splits(OffsetReferential::Original, OffsetType::None)
             .into_iter()
             .map(|(s, _, _)| s)
             .filter(|s| !s.trim().is_empty())
             .filter(|s| self.config.keep_punctuation || s.chars().any(char::is_alphanumeric))
-            .map(str::to_owned)
-            .collect()
+            .for_each(|t| out.push(t));
     }
 
     /// Calls `emit(feature, display)` for every feature occurrence of `tokens`, in a fixed
     /// order. `display` builds the human-readable feature string (`u:hello`, `c:<he`) only when
     /// asked, since most callers never need it.
-    pub fn for_each_feature<F>(&self, tokens: &[String], mut emit: F)
+    pub fn for_each_feature<F>(&self, tokens: &[String], emit: F)
     where
         F: FnMut(Feature, &dyn Fn() -> String),
     {
+        self.features_of(tokens, &mut FeatureScratch::default(), emit);
+    }
+
+    /// [`TextPipeline::for_each_feature`] over [`Tokens`], reusing `scratch`'s buffers: the
+    /// same features in the same order.
+    pub fn for_each_feature_of<F>(&self, tokens: &Tokens, scratch: &mut FeatureScratch, emit: F)
+    where
+        F: FnMut(Feature, &dyn Fn() -> String),
+    {
+        self.features_of(tokens, scratch, emit);
+    }
+
+    fn features_of<T, F>(&self, tokens: &T, scratch: &mut FeatureScratch, mut emit: F)
+    where
+        T: TokenSeq + ?Sized,
+        F: FnMut(Feature, &dyn Fn() -> String),
+    {
         let f = &self.features;
-        let mut buf = String::new();
-        let mut one = |tag: char, parts: &[&str], block: Block, buf: &mut String| {
+        let FeatureScratch { buf, word, bounds } = scratch;
+        // A feature's bytes: its tag, then each part after a separator.
+        let mut one = |tag: u8, parts: &[&str], block: Block, buf: &mut Vec<u8>| {
             buf.clear();
             buf.push(tag);
             for p in parts {
-                buf.push(SEP);
-                buf.push_str(p);
+                buf.push(SEP as u8);
+                buf.extend_from_slice(p.as_bytes());
             }
             let feature = Feature {
-                hash: feature_hash(buf.as_bytes()),
+                hash: feature_hash(buf),
                 block,
             };
-            let shown = &*buf;
-            emit(feature, &|| display(shown));
+            // Built from whole `str`s and an ASCII separator, so always UTF-8.
+            let buf = &*buf;
+            emit(feature, &|| {
+                display(std::str::from_utf8(buf).unwrap_or_default())
+            });
         };
-        for (i, tok) in tokens.iter().enumerate() {
+        let n = tokens.count();
+        for i in 0..n {
+            let tok = tokens.token(i);
             if f.unigrams {
-                one('u', &[tok], Block::Word, &mut buf);
+                one(b'u', &[tok], Block::Word, buf);
             }
-            if f.bigrams && i + 1 < tokens.len() {
-                one('b', &[tok, &tokens[i + 1]], Block::Word, &mut buf);
+            if f.bigrams && i + 1 < n {
+                one(b'b', &[tok, tokens.token(i + 1)], Block::Word, buf);
             }
-            if f.skip_bigrams && i + 2 < tokens.len() {
-                one('s', &[tok, &tokens[i + 2]], Block::Word, &mut buf);
+            if f.skip_bigrams && i + 2 < n {
+                one(b's', &[tok, tokens.token(i + 2)], Block::Word, buf);
             }
         }
         if f.chars_on() {
-            let mut chars: Vec<char> = Vec::new();
-            let mut gram = String::new();
-            for tok in tokens {
-                chars.clear();
-                chars.push('<');
-                chars.extend(tok.chars());
-                chars.push('>');
-                let lo = f.char_min as usize;
-                let hi = f.char_max as usize;
-                for n in lo..=hi {
-                    if n > chars.len() {
+            let (lo, hi) = (f.char_min as usize, f.char_max as usize);
+            for i in 0..n {
+                // `<token>` and the byte offset of each of its characters, plus its end, so
+                // that an n-gram of characters is one slice.
+                word.clear();
+                word.push('<');
+                word.push_str(tokens.token(i));
+                word.push('>');
+                bounds.clear();
+                bounds.extend(word.char_indices().map(|(o, _)| o));
+                let chars = bounds.len();
+                bounds.push(word.len());
+                for len in lo..=hi {
+                    if len > chars {
                         break;
                     }
-                    for w in chars.windows(n) {
-                        gram.clear();
-                        gram.extend(w.iter());
-                        one('c', &[&gram], Block::Char, &mut buf);
+                    for start in 0..=chars - len {
+                        let gram = &word[bounds[start]..bounds[start + len]];
+                        one(b'c', &[gram], Block::Char, buf);
                     }
                 }
             }
         }
     }
+}
+
+/// Reusable buffers of [`TextPipeline::for_each_feature_of`].
+#[derive(Debug, Clone, Default)]
+pub struct FeatureScratch {
+    buf: Vec<u8>,
+    word: String,
+    bounds: Vec<usize>,
 }
 
 /// `u\x1fthank` → `u:thank`; `b\x1fthank\x1fyou` → `b:thank you`; skip-bigrams show `_`.
@@ -405,6 +595,106 @@ mod tests {
         12705729501201718612,
         11533325229803606817,
     ];
+
+    /// Every config the fast path reads.
+    fn configs() -> Vec<TextConfig> {
+        let mut out = Vec::new();
+        for lowercase in [true, false] {
+            for strip_accents in [false, true] {
+                for keep_punctuation in [true, false] {
+                    out.push(TextConfig {
+                        lowercase,
+                        strip_accents,
+                        keep_punctuation,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Tokens and features of the fast path equal those of the `tokenizers` path.
+    fn check_fast_path(p: &TextPipeline, text: &str, tokens: &mut Tokens) {
+        let want = p.tokenize_reference(text);
+        p.tokenize_into(text, tokens);
+        assert_eq!(tokens.to_vec(), want, "{text:?}");
+        assert_eq!(p.tokenize(text), want, "{text:?}");
+        let mut a = Vec::new();
+        p.for_each_feature(&want, |f, d| a.push((f, d())));
+        let mut b = Vec::new();
+        p.for_each_feature_of(tokens, &mut FeatureScratch::default(), |f, d| {
+            b.push((f, d()))
+        });
+        assert_eq!(a, b, "{text:?}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 2000, ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        #[test]
+        fn ascii_fast_path_matches_tokenizers(
+            // Any ASCII: letters of both cases, digits, punctuation, symbols, white space of
+            // every kind and every control character, weighted towards the rare classes.
+            text in "([a-zA-Z]{1,6}|[0-9]{1,3}|[[:punct:]]|[ \t\n\r\x0b\x0c]{1,2}|[\x00-\x1f\x7f]|[\x00-\x7f]){0,24}",
+            config in 0usize..8,
+        ) {
+            let p = TextPipeline::new(&configs()[config], &FeatureConfig {
+                skip_bigrams: true,
+                ..FeatureConfig::default()
+            }).unwrap();
+            check_fast_path(&p, &text, &mut Tokens::default());
+        }
+    }
+
+    #[test]
+    fn fast_path_matches_tokenizers_on_the_bundled_corpora() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpora");
+        let mut lines = Vec::new();
+        for dir in std::fs::read_dir(&root).unwrap() {
+            let dir = dir.unwrap().path();
+            if !dir.is_dir() {
+                continue;
+            }
+            for file in std::fs::read_dir(&dir).unwrap() {
+                let file = file.unwrap().path();
+                if let Ok(text) = std::fs::read_to_string(&file) {
+                    lines.extend(text.lines().map(str::to_owned));
+                }
+            }
+        }
+        assert!(lines.len() > 1000, "{} lines", lines.len());
+        let mut tokens = Tokens::default();
+        for config in configs() {
+            let p = TextPipeline::new(&config, &FeatureConfig::default()).unwrap();
+            for line in &lines {
+                // Whole lines (JSON, CSV) and, for JSONL, the text field itself.
+                check_fast_path(&p, line, &mut tokens);
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+                    if let Some(t) = v["text"].as_str() {
+                        check_fast_path(&p, t, &mut tokens);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tokens_reuse_their_buffers() {
+        let p = pipeline();
+        let mut tokens = Tokens::default();
+        p.tokenize_into("Hello, WORLD!", &mut tokens);
+        assert_eq!(
+            tokens.iter().collect::<Vec<_>>(),
+            ["hello", ",", "world", "!"]
+        );
+        p.tokenize_into("café ok", &mut tokens);
+        assert_eq!(tokens.to_vec(), ["café", "ok"]);
+        p.tokenize_into(" \x0b ", &mut tokens);
+        assert!(tokens.is_empty());
+        assert_eq!(p.tokenize("a\x01b\x0bc\td"), ["abc", "d"]);
+    }
 
     #[test]
     fn rejects_bad_ranges() {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use sprig::corpus::{CorpusReader, Record};
 use sprig::model::ModelKind;
-use sprig::projection::{Coefficients, ProjectionConfig};
+use sprig::projection::{Coefficients, ProjectionConfig, Scheme};
 use sprig::train::{train, Confidence, JointConfig, TrainConfig, TrainSet};
 
 use super::progress::Bars;
@@ -54,6 +54,10 @@ pub struct Args {
     /// Let every function see all features (default: half word, half char features).
     #[arg(long)]
     unstructured: bool,
+    /// How hashes give the projection's coefficients: one hash per function, or one per
+    /// pair of functions (half the hashing, integer weights).
+    #[arg(long, value_enum, default_value_t = projection().scheme)]
+    scheme: Scheme,
     /// Seed of the projection's hash functions.
     #[arg(long, default_value_t = projection().seed)]
     projection_seed: u64,
@@ -163,6 +167,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         seed: args.projection_seed,
         coefficients: args.coefficients,
         structured: !args.unstructured,
+        scheme: args.scheme,
     };
     let config = TrainConfig {
         kind: args.kind,
