@@ -39,12 +39,16 @@ pub(crate) fn run(path: &Path, json_out: bool) -> anyhow::Result<()> {
     println!("hash            {}", header.hash);
     let p = &header.projection;
     println!(
-        "projection      {} functions x {} bits = {} ({:?}, structured {}, seed {:#x})",
+        "projection      {} functions x {} bits = {} ({:?}, structured {}, scheme {}, seed {:#x})",
         p.functions,
         p.bits,
         p.dim(),
         p.coefficients,
         p.structured,
+        serde_json::to_value(p.scheme)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| format!("{:?}", p.scheme)),
         p.seed
     );
     if !header.layers.is_empty() {
