@@ -45,12 +45,8 @@ pub struct Args {
     max_df: Option<f64>,
     #[command(flatten)]
     text: TextArgs,
-    /// Worker threads (0: one per core). The output is identical for any count.
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
-    /// No progress or summary on stderr.
-    #[arg(long, short)]
-    quiet: bool,
+    #[command(flatten)]
+    job: super::JobArgs,
     /// Output `.graph` file (written atomically).
     #[arg(long)]
     out: PathBuf,
@@ -63,8 +59,8 @@ enum Kind {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    super::set_threads(args.threads)?;
-    let bars = Bars::new(args.quiet);
+    super::set_threads(args.job.threads)?;
+    let bars = Bars::new(args.job.quiet);
     let started = std::time::Instant::now();
     let mut graph = if let Some(edges) = &args.edges {
         let (graph, report) = read_edges(edges)?;

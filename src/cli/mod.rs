@@ -144,6 +144,17 @@ impl TextArgs {
     }
 }
 
+/// Flags shared by the subcommands that do long work.
+#[derive(clap::Args, Debug)]
+pub(crate) struct JobArgs {
+    /// Worker threads (0: one per core). The output is identical for any count.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) threads: usize,
+    /// No progress or summary on stderr.
+    #[arg(long, short)]
+    pub(crate) quiet: bool,
+}
+
 /// Configures rayon's global pool: `0` means one thread per core.
 pub(crate) fn set_threads(threads: usize) -> anyhow::Result<()> {
     if threads > 0 {

@@ -68,12 +68,8 @@ pub struct Args {
     /// unnamed labels get 0).
     #[arg(long = "prior", value_name = "LABEL=WEIGHT")]
     priors: Vec<String>,
-    /// Worker threads (0: one per core). The output is identical for any count.
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
-    /// No progress on stderr.
-    #[arg(long, short)]
-    quiet: bool,
+    #[command(flatten)]
+    job: super::JobArgs,
     /// Also write feature (non-text) nodes: JSONL objects with "feature" instead of
     /// "line"/"id", or TSV rows after the text nodes.
     #[arg(long)]
@@ -143,7 +139,7 @@ impl Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    super::set_threads(args.threads)?;
+    super::set_threads(args.job.threads)?;
     let config = args.config()?;
     let mut graph =
         Graph::load(&args.graph).with_context(|| format!("reading {}", args.graph.display()))?;
@@ -152,7 +148,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         apply_seed_file(&mut graph, seeds, &entries)?;
     }
 
-    let target = if args.quiet {
+    let target = if args.job.quiet {
         ProgressDrawTarget::hidden()
     } else {
         ProgressDrawTarget::stderr()
@@ -165,7 +161,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // Iteration lines go through the bar on a terminal, straight to stderr otherwise (a hidden
     // bar swallows its println), and nowhere with --quiet.
     let line = |s: String| {
-        if args.quiet {
+        if args.job.quiet {
         } else if bar.is_hidden() {
             eprintln!("{s}");
         } else {

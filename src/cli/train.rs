@@ -118,12 +118,8 @@ pub struct Args {
     joint_lr: f32,
     #[command(flatten)]
     text: TextArgs,
-    /// Worker threads (0: one per core). The model is identical for any count.
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
-    /// No progress or summary on stderr.
-    #[arg(long, short)]
-    quiet: bool,
+    #[command(flatten)]
+    job: super::JobArgs,
 }
 
 fn read_records(args: &Args, bars: &Bars) -> anyhow::Result<Vec<Record>> {
@@ -157,8 +153,8 @@ fn read_records(args: &Args, bars: &Bars) -> anyhow::Result<Vec<Record>> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    super::set_threads(args.threads)?;
-    let bars = Bars::new(args.quiet);
+    super::set_threads(args.job.threads)?;
+    let bars = Bars::new(args.job.quiet);
     let started = std::time::Instant::now();
     let (text, features) = args.text.configs();
     let projection = ProjectionConfig {
