@@ -70,52 +70,48 @@ fn run_and_kill(dir: &Path, args: &[&str], after: Duration, interrupt: bool) -> 
     !status.success()
 }
 
+/// The three stages' command lines, with their inputs and output named.
+fn graph_args(out: &str) -> Vec<&str> {
+    vec!["graph", "--corpus", "c.jsonl", "--out", out, "-q"]
+}
+
+fn propagate_args<'a>(graph: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
+        "propagate",
+        "--graph",
+        graph,
+        "--iterations",
+        "60",
+        "--tolerance",
+        "0",
+        "--out",
+        out,
+        "-q",
+    ]
+}
+
+fn train_args<'a>(labels: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
+        "train", "--corpus", "c.jsonl", "--labels", labels, "--epochs", "3", "--out", out, "-q",
+    ]
+}
+
+/// Runs `args` to completion in `dir` and returns how long it took.
+fn timed(dir: &Path, args: &[&str]) -> Duration {
+    let t = Instant::now();
+    ok(dir, args);
+    t.elapsed()
+}
+
 #[test]
 fn killed_runs_leave_no_truncated_artifacts() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     write_corpus(&d.join("c.jsonl"), 6_000);
     // Reference outputs from uninterrupted runs, and how long they take.
-    let t = Instant::now();
-    ok(
-        d,
-        &["graph", "--corpus", "c.jsonl", "--out", "ref.graph", "-q"],
-    );
-    let graph_time = t.elapsed();
-    let t = Instant::now();
-    ok(
-        d,
-        &[
-            "propagate",
-            "--graph",
-            "ref.graph",
-            "--iterations",
-            "60",
-            "--tolerance",
-            "0",
-            "--out",
-            "ref.jsonl",
-            "-q",
-        ],
-    );
-    let propagate_time = t.elapsed();
-    let t = Instant::now();
-    ok(
-        d,
-        &[
-            "train",
-            "--corpus",
-            "c.jsonl",
-            "--labels",
-            "ref.jsonl",
-            "--epochs",
-            "3",
-            "--out",
-            "ref.sprig",
-            "-q",
-        ],
-    );
-    let train_time = t.elapsed();
+    let graph_time = timed(d, &graph_args("ref.graph"));
+    let propagate_time = timed(d, &propagate_args("ref.graph", "ref.jsonl"));
+    let train_time = timed(d, &train_args("ref.jsonl", "ref.sprig"));
     let ref_model = std::fs::read(d.join("ref.sprig")).unwrap();
     let ref_graph = std::fs::read(d.join("ref.graph")).unwrap();
     let ref_labels = std::fs::read(d.join("ref.jsonl")).unwrap();
@@ -128,49 +124,20 @@ fn killed_runs_leave_no_truncated_artifacts() {
             .wrapping_add(1442695040888963407);
         let fraction = (rng >> 33) as f64 / (1u64 << 31) as f64; // in [0, 1)
         let interrupt = round % 4 == 3;
-        let (args, total, out, reference): (Vec<&str>, Duration, &str, &[u8]) = if round % 3 == 2 {
-            (
-                vec![
-                    "train",
-                    "--corpus",
-                    "c.jsonl",
-                    "--labels",
-                    "ref.jsonl",
-                    "--epochs",
-                    "3",
-                    "--out",
-                    "m.sprig",
-                    "-q",
-                ],
+        let (args, total, out, reference): (Vec<&str>, Duration, &str, &[u8]) = match round % 3 {
+            2 => (
+                train_args("ref.jsonl", "m.sprig"),
                 train_time,
                 "m.sprig",
                 &ref_model,
-            )
-        } else if round % 3 == 0 {
-            (
-                vec!["graph", "--corpus", "c.jsonl", "--out", "g.graph", "-q"],
-                graph_time,
-                "g.graph",
-                &ref_graph,
-            )
-        } else {
-            (
-                vec![
-                    "propagate",
-                    "--graph",
-                    "ref.graph",
-                    "--iterations",
-                    "60",
-                    "--tolerance",
-                    "0",
-                    "--out",
-                    "l.jsonl",
-                    "-q",
-                ],
+            ),
+            0 => (graph_args("g.graph"), graph_time, "g.graph", &ref_graph),
+            _ => (
+                propagate_args("ref.graph", "l.jsonl"),
                 propagate_time,
                 "l.jsonl",
                 &ref_labels,
-            )
+            ),
         };
         let _ = std::fs::remove_file(d.join(out));
         if run_and_kill(d, &args, total.mul_f64(1.1 * fraction), interrupt) {
@@ -185,36 +152,13 @@ fn killed_runs_leave_no_truncated_artifacts() {
     }
     assert!(
         kills >= 12,
-        "only {kills} of 24 runs were stopped mid-way: the test lost its teeth"
+        "only {kills} of 30 runs were stopped mid-way: the test lost its teeth"
     );
     // Reruns complete and give the reference bytes.
-    ok(
-        d,
-        &["graph", "--corpus", "c.jsonl", "--out", "g.graph", "-q"],
-    );
+    ok(d, &graph_args("g.graph"));
     assert!(std::fs::read(d.join("g.graph")).unwrap() == ref_graph);
-    ok(
-        d,
-        &[
-            "propagate",
-            "--graph",
-            "g.graph",
-            "--iterations",
-            "60",
-            "--tolerance",
-            "0",
-            "--out",
-            "l.jsonl",
-            "-q",
-        ],
-    );
+    ok(d, &propagate_args("g.graph", "l.jsonl"));
     assert!(std::fs::read(d.join("l.jsonl")).unwrap() == ref_labels);
-    ok(
-        d,
-        &[
-            "train", "--corpus", "c.jsonl", "--labels", "l.jsonl", "--epochs", "3", "--out",
-            "m.sprig", "-q",
-        ],
-    );
+    ok(d, &train_args("l.jsonl", "m.sprig"));
     assert!(std::fs::read(d.join("m.sprig")).unwrap() == ref_model);
 }
