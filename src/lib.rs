@@ -93,6 +93,19 @@ pub mod table;
 pub mod text;
 pub mod train;
 
+#[cfg(test)]
+pub(crate) mod test_util {
+    /// Runs `f` in a fresh rayon pool of `threads` threads: the determinism tests compare
+    /// results across thread counts.
+    pub(crate) fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a rayon pool")
+            .install(f)
+    }
+}
+
 pub use error::{Error, Result};
 pub use model::{ModelKind, Prediction, ProjectionModel, Scratch};
 pub use projection::{ProjectionConfig, Projector};

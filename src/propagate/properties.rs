@@ -10,11 +10,7 @@ use super::*;
 fn identical_output_for_any_thread_count() {
     let g = testgraphs::random(3000, 12000, 12, 200, 11);
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        crate::test_util::in_pool(threads, || {
             let p = propagate(
                 &g,
                 &PropagationConfig {
@@ -49,7 +45,7 @@ proptest! {
         let g = testgraphs::random(n, n * density, labels, n_seeds, rng);
         let c = PropagationConfig { algorithm: ALL[algo], top_k: k, iterations: 40, tolerance: 0.0, ..PropagationConfig::default() };
         let in_pool = |threads: usize| {
-            rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| propagate(&g, &c).unwrap())
+            crate::test_util::in_pool(threads, || propagate(&g, &c).unwrap())
         };
         let p1 = in_pool(1);
         let p2 = in_pool(2);

@@ -942,13 +942,8 @@ mod tests {
             validation: 0.2,
             ..small()
         };
-        let run = |threads: usize| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
-                .install(|| fit(&set, &config).to_bytes())
-        };
+        let run =
+            |threads: usize| crate::test_util::in_pool(threads, || fit(&set, &config).to_bytes());
         let one = run(1);
         assert_eq!(one, run(2));
         let other_seed = TrainConfig {
@@ -1041,25 +1036,21 @@ mod tests {
             ..small()
         };
         let run = |threads: usize| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
-                .install(|| {
-                    let mut trainer_acc = Vec::new();
-                    let m = train(
-                        &set,
-                        &TextConfig::default(),
-                        &FeatureConfig::default(),
-                        &ProjectionConfig::default(),
-                        &config,
-                        &(),
-                        &mut |s| trainer_acc.push(s.trainer_val_accuracy),
-                    )
-                    .unwrap();
-                    assert!(trainer_acc.iter().all(Option::is_some));
-                    m
-                })
+            crate::test_util::in_pool(threads, || {
+                let mut trainer_acc = Vec::new();
+                let m = train(
+                    &set,
+                    &TextConfig::default(),
+                    &FeatureConfig::default(),
+                    &ProjectionConfig::default(),
+                    &config,
+                    &(),
+                    &mut |s| trainer_acc.push(s.trainer_val_accuracy),
+                )
+                .unwrap();
+                assert!(trainer_acc.iter().all(Option::is_some));
+                m
+            })
         };
         let one = run(1);
         assert_eq!(one.to_bytes(), run(2).to_bytes());
