@@ -93,6 +93,15 @@ pub mod table;
 pub mod text;
 pub mod train;
 
+pub use error::{Error, Result};
+pub use model::{ModelKind, Prediction, ProjectionModel, Scratch};
+pub use projection::{ProjectionConfig, Projector};
+pub use propagate::{
+    propagate, propagate_with, Algorithm, LabelDistribution, Propagation, PropagationConfig,
+    PropagationReport,
+};
+pub use train::{TrainConfig, TrainSet};
+
 #[cfg(test)]
 pub(crate) mod test_util {
     /// Runs `f` in a fresh rayon pool of `threads` threads: the determinism tests compare
@@ -105,12 +114,3 @@ pub(crate) mod test_util {
             .install(f)
     }
 }
-
-pub use error::{Error, Result};
-pub use model::{ModelKind, Prediction, ProjectionModel, Scratch};
-pub use projection::{ProjectionConfig, Projector};
-pub use propagate::{
-    propagate, propagate_with, Algorithm, LabelDistribution, Propagation, PropagationConfig,
-    PropagationReport,
-};
-pub use train::{TrainConfig, TrainSet};
