@@ -342,6 +342,17 @@ fn query(
         theta = theta.max(kth(&s.candidates, k, &mut s.partial));
         prune(s, index, j + 1, theta.max(floor), &mut level_of_tails);
     }
+    // The survivors are scored exactly, in the order a brute-force scan would use (the
+    // front-runners' scores are cached from admission).
+    for c in s.candidates.iter_mut() {
+        let cached = s.exact[c.1 as usize];
+        let exact = if cached >= 0.0 {
+            cached
+        } else {
+            sparse_dot((qf, qv), m.row(c.1 as usize))
+        };
+        c.0 = exact.min(1.0);
+    }
     for &r in &s.touched {
         s.acc[r as usize] = 0.0;
     }
@@ -350,10 +361,6 @@ fn query(
     }
     s.scored.clear();
     s.touched.clear();
-    // The survivors are scored exactly, in the order a brute-force scan would use.
-    for c in s.candidates.iter_mut() {
-        c.0 = sparse_dot((qf, qv), m.row(c.1 as usize)).min(1.0);
-    }
     s.candidates.retain(|c| c.0 >= floor);
     let take = k.min(s.candidates.len());
     if take == 0 {
