@@ -238,6 +238,22 @@ impl Graph {
         &self.records
     }
 
+    /// How many input records each text node stands for (identical texts share a node). A
+    /// graph without a record map counts every text node once.
+    pub fn records_per_text_node(&self) -> Vec<u32> {
+        let n = self.n_text_nodes();
+        if self.records.is_empty() {
+            return vec![1; n];
+        }
+        let mut times = vec![0u32; n];
+        for r in &self.records {
+            if let Some(t) = times.get_mut(r.node as usize) {
+                *t = t.saturating_add(1);
+            }
+        }
+        times
+    }
+
     /// Label names (sorted; a [`Seed::label`] indexes this).
     pub fn labels(&self) -> &[String] {
         &self.labels

@@ -243,7 +243,7 @@ pub fn propagate_with(
     };
     prior::normalize(&mut dist);
     if let Some(q) = priors {
-        prior::class_mass_normalize(&mut dist, &seed_rows, &q, &record_multiplicity(graph));
+        prior::class_mass_normalize(&mut dist, &seed_rows, &q, &graph.records_per_text_node());
     }
     let report = PropagationReport {
         algorithm: config.algorithm,
@@ -264,22 +264,6 @@ pub fn propagate_with(
 }
 
 /// Weighted degrees `d_v = Σ_u w_vu`, summed in neighbour order.
-/// How many input records each text node stands for (identical texts share a node). A graph
-/// without a record map counts every text node once.
-fn record_multiplicity(graph: &Graph) -> Vec<u32> {
-    let n = graph.n_text_nodes();
-    if graph.records().is_empty() {
-        return vec![1; n];
-    }
-    let mut times = vec![0u32; n];
-    for r in graph.records() {
-        if let Some(t) = times.get_mut(r.node as usize) {
-            *t = t.saturating_add(1);
-        }
-    }
-    times
-}
-
 pub(crate) fn degrees(graph: &Graph) -> Vec<f64> {
     (0..graph.n_nodes())
         .into_par_iter()
