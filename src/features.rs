@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::corpus::{CorpusOptions, CorpusReader, Record, RecordId};
 use crate::error::{Error, Result};
 use crate::graph::RecordRef;
-use crate::text::{Block, TextPipeline};
+use crate::text::{Block, FeatureScratch, TextPipeline, Tokens};
 
 /// A sparse row-major matrix: one row per node, columns are feature ids sorted ascending.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -228,7 +228,9 @@ pub fn ingest(
         read += batch.len() as u64;
         let prepared: Vec<Prepared> = batch
             .into_par_iter()
-            .map(|record| prepare(record, pipeline, keep_names))
+            .map_init(Buffers::default, |buffers, record| {
+                prepare(record, pipeline, keep_names, buffers)
+            })
             .collect();
         for p in prepared {
             if p.empty {
@@ -328,17 +330,35 @@ pub fn ingest(
     Ok(out)
 }
 
-fn prepare(record: Record, pipeline: &TextPipeline, keep_names: bool) -> Prepared {
-    let tokens = pipeline.tokenize(&record.text);
-    let mut key_bytes = Vec::with_capacity(record.text.len() + tokens.len());
-    for t in &tokens {
+/// Per-thread buffers of [`prepare`]: the tokens and the feature extractor's scratch.
+#[derive(Default)]
+struct Buffers {
+    tokens: Tokens,
+    scratch: FeatureScratch,
+    key: Vec<u8>,
+}
+
+fn prepare(
+    record: Record,
+    pipeline: &TextPipeline,
+    keep_names: bool,
+    buffers: &mut Buffers,
+) -> Prepared {
+    let Buffers {
+        tokens,
+        scratch,
+        key: key_bytes,
+    } = buffers;
+    pipeline.tokenize_into(&record.text, tokens);
+    key_bytes.clear();
+    for t in tokens.iter() {
         key_bytes.extend_from_slice(t.as_bytes());
         key_bytes.push(0x1f);
     }
-    let key = xxhash_rust::xxh3::xxh3_128_with_seed(&key_bytes, crate::hash::FEATURE_SEED);
+    let key = xxhash_rust::xxh3::xxh3_128_with_seed(key_bytes, crate::hash::FEATURE_SEED);
     let mut features = Vec::new();
     let mut names = Vec::new();
-    pipeline.for_each_feature(&tokens, |f, show| {
+    pipeline.for_each_feature_of(tokens, scratch, |f, show| {
         features.push((f.hash, f.block));
         if keep_names {
             names.push(show());
