@@ -132,16 +132,18 @@ pub struct PropagationConfig {
     pub alpha: f64,
     /// Class-balance correction applied after propagation. Default: class mass normalization
     /// with priors estimated from the seeds (`ClassPrior::Cmn { priors: None }`; with the
-    /// usual balanced seeds, equal class masses). Measured 2026-11-28 with
-    /// `benches/quality.py` (10 seeds per label, dev split, default kNN graph; accuracy on the
-    /// dev texts / on the unlabelled train texts, without → with): SNIPS 92.7 → 93.4 /
-    /// 91.1 → 91.9, HWU64 69.5 → 70.0 / 68.4 → 69.1, SwDA 7.3 → 9.8 / 6.3 → 7.3; it also
-    /// never lowered unlabelled-train accuracy on the 8 other graphs tried for SNIPS and
-    /// HWU64 (dev accuracy: 14 of 16 up, one tie, one −0.1) and raised dev accuracy on all 9
-    /// other graphs tried for SwDA (benches/README.md). Without it, labels whose seeds sit next to hub texts take most of
-    /// the mass. Counting class mass per input record rather than per distinct text then
-    /// moved test accuracy from 9.6 to 13.3 on SwDA, 91.6 to 91.9 on SNIPS and 70.1 to 70.0 on
-    /// HWU64 (same protocol, test split). [`ClassPrior::None`] turns it off.
+    /// usual balanced seeds, equal class masses). Without it, labels whose seeds sit next to
+    /// hub texts take most of the mass. [`ClassPrior::None`] turns it off.
+    ///
+    /// Measured 2026-11-28 with `benches/quality.py` (10 seeds per label, default kNN graph;
+    /// details in benches/README.md):
+    /// - without → with, dev split (accuracy on the dev texts / on the unlabelled train
+    ///   texts): SNIPS 92.7 → 93.4 / 91.1 → 91.9, HWU64 69.5 → 70.0 / 68.4 → 69.1, SwDA
+    ///   7.3 → 9.8 / 6.3 → 7.3. It never lowered unlabelled-train accuracy on the 8 other
+    ///   graphs tried for SNIPS and HWU64 (dev accuracy: 14 of 16 up, one tie, one −0.1) and
+    ///   raised dev accuracy on all 9 other graphs tried for SwDA;
+    /// - class mass counted per input record instead of per distinct text, test split:
+    ///   SwDA 9.6 → 13.3, SNIPS 91.6 → 91.9, HWU64 70.1 → 70.0.
     pub class_prior: ClassPrior,
 }
 
