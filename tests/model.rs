@@ -307,7 +307,7 @@ fn inspect_describes_a_model_file() {
     assert_eq!(v["projection"]["functions"], 80);
     let text = ok(d, &["inspect", "m.sprig"]);
     assert!(text.contains("80 functions x 14 bits = 1120"), "{text}");
-    assert!(text.contains("scheme paired"), "{text}");
+    assert!(text.contains("scheme sketch"), "{text}");
     // A model from before the scheme field existed reads as per-function.
     let old = ok(d, &["inspect", p(&repo("tests/fixtures/v1/tiny.sprig"))]);
     assert!(old.contains("scheme per-function"), "{old}");
