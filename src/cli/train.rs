@@ -91,6 +91,9 @@ pub struct Args {
     /// Seed of initialization, shuffling and the held-out split.
     #[arg(long, default_value_t = defaults().seed)]
     seed: u64,
+    /// Input dropout: share of the projection bits zeroed per training example and epoch.
+    #[arg(long, default_value_t = defaults().input_dropout)]
+    input_dropout: f32,
     /// Keep f32 weights (default: int8 with per-row scales).
     #[arg(long)]
     float: bool,
@@ -176,6 +179,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         min_confidence: args.min_confidence,
         confidence: args.confidence,
         validation: args.validation,
+        input_dropout: args.input_dropout,
         seed: args.seed,
         quantize: !args.float,
         table_k: args.table_k,
