@@ -366,7 +366,7 @@ enum Plan {
     /// The `i8` first layer, whose inputs are ternary, by pairs of inputs: for inputs
     /// `2p, 2p + 1` with weight columns `A`, `B` of `W`, `cols` holds the four `i16` columns
     /// `A`, `B`, `A + B`, `A − B` (column `4p + k` at `cols[(4p + k)·stride..][..n_out]`,
-    /// padded with zeros to `stride`, a multiple of [`COLUMN_LANES`]). Whatever the two
+    /// padded with zeros to `stride`, a multiple of [`COLUMN_UNIT`]). Whatever the two
     /// ternary inputs are, their contribution `a·A + b·B` is ± one of these columns, or
     /// nothing: one column operation per pair instead of up to two. The price is memory:
     /// 4 · 2 bytes per pair of inputs and output, 573 KB for a 1,120 × 128 layer (whose
@@ -382,8 +382,14 @@ enum Plan {
 
 /// Outputs the first-layer kernel computes at once: 128 `i16` lanes are eight AVX2 registers,
 /// so the accumulators stay in registers over the whole column loop, and each column is read
-/// in one piece (256 contiguous bytes for a hidden layer of 128).
+/// in one piece (256 contiguous bytes for a hidden layer of 128). Strides that are not a
+/// multiple of it run in [`COLUMN_UNIT`]s.
 const COLUMN_LANES: usize = 128;
+
+/// The first layer's stride is a multiple of this many outputs (four AVX2 registers), so
+/// that a hidden layer of 64 is not padded to 128: that would double the columns' memory and
+/// the kernel's work.
+const COLUMN_UNIT: usize = 64;
 
 /// `f32` lanes of an AVX2 register: the padding of later layers' columns.
 const FLOAT_LANES: usize = 8;
@@ -488,27 +494,41 @@ fn ternary_columns_body(
     minus: &[u32],
     totals: &mut [i32],
 ) {
-    debug_assert_eq!(stride % COLUMN_LANES, 0);
-    for c0 in (0..stride).step_by(COLUMN_LANES) {
-        let mut total = [0i32; COLUMN_LANES];
+    if stride % COLUMN_LANES == 0 {
+        ternary_columns_lanes::<COLUMN_LANES>(cols, stride, plus, minus, totals);
+    } else {
+        ternary_columns_lanes::<COLUMN_UNIT>(cols, stride, plus, minus, totals);
+    }
+}
+
+/// [`ternary_columns_body`] in chunks of `L` outputs (`stride` a multiple of `L`).
+#[inline(always)]
+fn ternary_columns_lanes<const L: usize>(
+    cols: &[i16],
+    stride: usize,
+    plus: &[u32],
+    minus: &[u32],
+    totals: &mut [i32],
+) {
+    debug_assert_eq!(stride % L, 0);
+    for c0 in (0..stride).step_by(L) {
+        let mut total = [0i32; L];
         for (list, sign) in [(plus, 1i32), (minus, -1i32)] {
             for block in list.chunks(FLUSH_COLUMNS) {
-                let mut acc = [0i16; COLUMN_LANES];
+                let mut acc = [0i16; L];
                 for &c in block {
                     let start = c as usize * stride + c0;
-                    let col: &[i16; COLUMN_LANES] = cols[start..start + COLUMN_LANES]
-                        .try_into()
-                        .expect("a column chunk");
-                    for k in 0..COLUMN_LANES {
+                    let col: &[i16; L] = cols[start..start + L].try_into().expect("a column chunk");
+                    for k in 0..L {
                         acc[k] += col[k];
                     }
                 }
-                for k in 0..COLUMN_LANES {
+                for k in 0..L {
                     total[k] += sign * i32::from(acc[k]);
                 }
             }
         }
-        totals[c0..c0 + COLUMN_LANES].copy_from_slice(&total);
+        totals[c0..c0 + L].copy_from_slice(&total);
     }
 }
 
@@ -552,7 +572,7 @@ impl Plan {
         match (&layer.weights, l) {
             (Weights::I8 { q, .. }, 0) => {
                 let (n_in, n_out) = (layer.n_in, layer.n_out);
-                let stride = n_out.div_ceil(COLUMN_LANES) * COLUMN_LANES;
+                let stride = n_out.div_ceil(COLUMN_UNIT) * COLUMN_UNIT;
                 let pairs = n_in.div_ceil(2);
                 let mut cols = vec![0i16; 4 * pairs * stride];
                 // An odd last input pairs with a column of zeros.
@@ -973,8 +993,15 @@ mod tests {
     #[test]
     fn ternary_columns_are_exact_even_past_the_flush() {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
-        for (n_cols, n_out) in [(1usize, 1usize), (300, 64), (2240, 128), (2000, 70)] {
-            let stride = n_out.div_ceil(COLUMN_LANES) * COLUMN_LANES;
+        // Strides of 64 (chunks of 64), 128 (one chunk of 128) and 192 (three chunks of 64).
+        for (n_cols, n_out) in [
+            (1usize, 1usize),
+            (300, 64),
+            (2240, 128),
+            (2000, 70),
+            (400, 150),
+        ] {
+            let stride = n_out.div_ceil(COLUMN_UNIT) * COLUMN_UNIT;
             // Extreme pair columns (|A ± B| ≤ 256 for i8 weights) in every lane, and random.
             for fill in [Some(256i16), Some(-256), None] {
                 let mut cols = vec![0i16; n_cols * stride];
@@ -1045,6 +1072,8 @@ mod tests {
         for sizes in [
             &[1120, 128, 64][..],
             &[1120, 128, 7],
+            &[2240, 64, 41],
+            &[300, 150, 4],
             &[37, 19, 5],
             &[1, 2],
             &[100, 70, 30, 3],

@@ -848,13 +848,13 @@ impl Projector {
     /// block, the function's 16 bits `c` of the group's hash add `±w` to bit
     /// `((c & 0x7fff) · d) >> 15` of that function, `−` when `c`'s top bit is set. Exact
     /// integer sums, so no order matters: `i32` when the weights cannot overflow it (any text
-    /// under tens of millions of features) and d ≤ 16, else
+    /// under tens of millions of features), else
     /// [`Projector::project_sketch_reference`]. The last group of a block may have fewer
     /// than four functions; it computes four and keeps its own.
     fn project_sketch(&self, scratch: &mut ProjectScratch, out: &mut [i8]) {
         let total: f64 = scratch.weighted.iter().map(|w| f64::from(w.2)).sum();
         let d = self.config.bits as usize;
-        if total > f64::from(i32::MAX) || d > 16 {
+        if total > f64::from(i32::MAX) || d > 32 {
             return self.project_sketch_reference(scratch, out);
         }
         let split = self.split_blocks(scratch);
@@ -865,9 +865,9 @@ impl Projector {
         ];
         for (groups, list) in &blocks[..1 + usize::from(split)] {
             for g in &self.groups[groups.clone()] {
-                // Group by group, so the sums stay in a small local array (d ≤ 16: the bit
+                // Group by group, so the sums stay in a small local array (d ≤ 32: the bit
                 // index is masked, which costs nothing and proves it in bounds).
-                let mut acc = [[0i32; 16]; SKETCH_FUNCTIONS_PER_HASH];
+                let mut acc = [[0i32; 32]; SKETCH_FUNCTIONS_PER_HASH];
                 for &(h, w) in list.iter() {
                     let bits = xxh3_u64(h, g.flip);
                     let w = w as i32;
@@ -875,7 +875,7 @@ impl Projector {
                         let (j, negative) = sketch_bit(bits, i, d);
                         // `w` or `−w` without a branch: the mask is 0 or −1.
                         let m = -i32::from(negative);
-                        acc[j & 15] += (w ^ m) - m;
+                        acc[j & 31] += (w ^ m) - m;
                     }
                 }
                 for (i, acc) in acc.iter().enumerate().take(g.len) {
