@@ -494,7 +494,7 @@ fn ternary_columns_body(
     minus: &[u32],
     totals: &mut [i32],
 ) {
-    if stride % COLUMN_LANES == 0 {
+    if stride.is_multiple_of(COLUMN_LANES) {
         ternary_columns_lanes::<COLUMN_LANES>(cols, stride, plus, minus, totals);
     } else {
         ternary_columns_lanes::<COLUMN_UNIT>(cols, stride, plus, minus, totals);
