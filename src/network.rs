@@ -404,18 +404,35 @@ const FLOAT_LANES: usize = 8;
 const FLUSH_COLUMNS: usize = 127;
 
 /// Which pair column (`A`, `B`, `A + B`, `A − B`) and sign give `a·A + b·B`, indexed by
-/// `3 (a + 1) + (b + 1)`; sign 0 for `a = b = 0`.
-const PAIR_CASES: [(u8, i8); 9] = [
-    (2, -1), // −1, −1: −(A + B)
-    (0, -1), // −1,  0: −A
-    (3, -1), // −1, +1: −(A − B)
-    (1, -1), //  0, −1: −B
-    (0, 0),  //  0,  0: nothing
-    (1, 1),  //  0, +1: +B
-    (3, 1),  // +1, −1: +(A − B)
-    (0, 1),  // +1,  0: +A
-    (2, 1),  // +1, +1: +(A + B)
-];
+/// [`pair_code`]; sign 0 for `a = b = 0`.
+const PAIR_CASES: [(u8, i8); 16] = {
+    let mut cases = [(0u8, 0i8); 16];
+    let values = [-1i8, 0, 1];
+    let mut i = 0;
+    while i < 9 {
+        let (a, b) = (values[i / 3], values[i % 3]);
+        // A sign and a column: the column is A when only a is set, B when only b is, A + B
+        // when both agree and A − B when they differ, its sign a's (or b's alone).
+        let case = match (a, b) {
+            (0, 0) => (0, 0),
+            (_, 0) => (0, a),
+            (0, _) => (1, b),
+            _ if a == b => (2, a),
+            _ => (3, a),
+        };
+        cases[pair_code(a, b)] = case;
+        i += 1;
+    }
+    cases
+};
+
+/// The index of a pair of ternary inputs in [`PAIR_CASES`]: their two low bits each (−1 → 3,
+/// 0 → 0, +1 → 1), which is in range for any `i8`. Values outside {−1, 0, +1}, a caller's
+/// bug, land on unused entries that add nothing.
+#[inline(always)]
+const fn pair_code(a: i8, b: i8) -> usize {
+    ((a as u8 & 3) | ((b as u8 & 3) << 2)) as usize
+}
 
 /// Buffers of [`Network::forward`].
 #[derive(Debug, Clone, Default)]
@@ -742,18 +759,22 @@ impl Network {
                     s.minus.resize(pairs, 0);
                     let (plus, minus) = (&mut s.plus[..pairs], &mut s.minus[..pairs]);
                     let (mut np, mut nm) = (0, 0);
-                    for p in 0..pairs {
-                        // `signum` keeps the index in range even for a caller's invalid
-                        // input (release builds do not check it), at no cost for valid ones.
-                        let a = x[2 * p].signum();
-                        let b = x.get(2 * p + 1).copied().unwrap_or(0).signum();
-                        let (k, sign) = PAIR_CASES[(3 * (a + 1) + (b + 1)) as usize];
+                    let mut split = |p: usize, a: i8, b: i8| {
+                        let (k, sign) = PAIR_CASES[pair_code(a, b)];
                         let c = (4 * p + usize::from(k)) as u32;
                         // np, nm ≤ p < pairs.
                         plus[np] = c;
                         minus[nm] = c;
                         np += usize::from(sign > 0);
                         nm += usize::from(sign < 0);
+                    };
+                    let whole = x.chunks_exact(2);
+                    let odd = whole.remainder().first().copied();
+                    for (p, ab) in whole.enumerate() {
+                        split(p, ab[0], ab[1]);
+                    }
+                    if let Some(a) = odd {
+                        split(pairs - 1, a, 0);
                     }
                     s.totals.resize(*stride, 0);
                     ternary_columns(
