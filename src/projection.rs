@@ -31,20 +31,22 @@
 //! correlated. The paired layout measured 80.0 ± 1.0 vs 79.9 ± 1.1 on HWU64 over 15
 //! projection seeds, 95.9 vs 95.8 on SNIPS over 5; see benches/README.md.)
 //!
-//! The [`Scheme::Sketch`] layout (the default for new models) uses sparse hyperplanes instead (Li, Hastie & Church's very
-//! sparse random projections at their sparsest: a count sketch): for each function, a
-//! feature's coefficient is ±1 on one of the d bits and 0 on the others. Four functions of
-//! the same block read one hash, 16 bits each: bit `((c & 0x7fff) · d) >> 15`, sign from the
-//! top bit. A bit then sums the few features hashed to it rather than every feature of the
-//! text, so the network sees single n-grams more directly (measured: see [`Scheme::Sketch`]).
+//! The [`Scheme::Sketch`] layout (the default for new models) uses sparse hyperplanes
+//! instead (Li, Hastie & Church's very sparse random projections at their sparsest: a count
+//! sketch): for each function, a feature's coefficient is ±1 on one of the d bits and 0 on
+//! the others. Four functions of the same block read one hash, 16 bits each: bit
+//! `((c & 0x7fff) · d) >> 15`, sign from the top bit. A bit then sums the few features hashed
+//! to it rather than every feature of the text, so the network sees single n-grams more
+//! directly (measured: see [`Scheme::Sketch`]).
 //!
 //! **Weights** `w_f` are the feature's count in the text, or `1 + ln(count)` when the feature
 //! config asks for sublinear TF. No IDF: that would need a stored vocabulary. The paired and
 //! sketch schemes use integers: the count, or `round(8 · (1 + ln(count)))`, so their sums are
 //! exact.
 //!
-//! **Speed.** Both schemes run function by function with the coefficients of a hash decoded
-//! into vector lanes (AVX2 when the CPU has it, chosen at run time). Integer weights up to
+//! **Speed.** The dense schemes run function by function with the coefficients of a hash
+//! decoded into vector lanes (AVX2 when the CPU has it, chosen at run time); the sketch, which
+//! touches one bit per function, is scalar, group by group. Integer weights up to
 //! 255 are counted exactly in byte lanes; other weights are summed in `f32` lanes in the
 //! reference order, so `per-function` models project bit for bit as they always did (tested
 //! against the table-driven reference implementation).
@@ -854,6 +856,7 @@ impl Projector {
     fn project_sketch(&self, scratch: &mut ProjectScratch, out: &mut [i8]) {
         let total: f64 = scratch.weighted.iter().map(|w| f64::from(w.2)).sum();
         let d = self.config.bits as usize;
+        // `validate` keeps a ternary d ≤ 32; the check keeps the mask below honest anyway.
         if total > f64::from(i32::MAX) || d > 32 {
             return self.project_sketch_reference(scratch, out);
         }
