@@ -45,17 +45,18 @@ pub struct Args {
     /// T: projection hash functions.
     #[arg(long, default_value_t = projection().functions)]
     functions: u32,
-    /// d: bits per function.
+    /// d: bits per function (SGNN's 14 by default; 28 with `--hidden 64`, the same size,
+    /// measured 1–2 points more accurate: see benches/README.md).
     #[arg(long, default_value_t = projection().bits)]
     bits: u32,
-    /// Hyperplane coefficients: ternary {-1,0,1} or binary ±1.
+    /// Hyperplane coefficients of the dense schemes: ternary {-1,0,1} or binary ±1.
     #[arg(long, value_enum, default_value_t = projection().coefficients)]
     coefficients: Coefficients,
     /// Let every function see all features (default: half word, half char features).
     #[arg(long)]
     unstructured: bool,
-    /// How hashes give the projection's coefficients: one hash per function, or one per
-    /// pair of functions (half the hashing, integer weights).
+    /// How hashes give the projection's coefficients: sparse ±1 on one bit per function
+    /// (sketch), or dense hyperplanes from one hash per function or per pair of functions.
     #[arg(long, value_enum, default_value_t = projection().scheme)]
     scheme: Scheme,
     /// Seed of the projection's hash functions.
