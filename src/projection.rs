@@ -259,7 +259,8 @@ struct Group {
 }
 
 impl Group {
-    /// Whether function `first + 1` reads the high 32 bits (the paired scheme).
+    /// Whether function `first + 1` reads the high 32 bits (the paired scheme). Only the
+    /// dense kernels ask; a sketch group's length means four 16-bit chunks, never halves.
     fn paired(&self) -> bool {
         self.len == 2
     }
