@@ -815,12 +815,18 @@ impl Projector {
         }
     }
 
-    /// The paired scheme by its definition: exact `i64` sums, feature by feature.
-    fn project_paired_reference(&self, scratch: &mut ProjectScratch, out: &mut [i8]) {
+    /// The integer-weight schemes by their definitions: exact `i64` sums, feature by feature
+    /// and hash by hash. `add(bits, o, w, sums)` adds a feature of weight `w` to the d sums
+    /// of function `o` of a group whose hash is `bits`.
+    fn project_exact_reference(
+        &self,
+        scratch: &ProjectScratch,
+        out: &mut [i8],
+        add: impl Fn(u64, usize, i64, &mut [i64]),
+    ) {
         let d = self.config.bits as usize;
         let mut acc = vec![0i64; self.dim()];
         for &(h, b, w) in scratch.weighted.iter() {
-            let w = w as i64;
             let groups = match b {
                 Block::Word => self.word_groups.clone(),
                 Block::Char => self.char_groups.clone(),
@@ -828,23 +834,31 @@ impl Projector {
             for g in &self.groups[groups] {
                 let bits = xxh3_u64(h, g.flip);
                 for o in 0..g.len {
-                    let v = bits >> (32 * o);
                     let t = g.first + o;
-                    for (j, a) in acc[t * d..(t + 1) * d].iter_mut().enumerate() {
-                        let c = match self.config.coefficients {
-                            Coefficients::Ternary => {
-                                ((v >> (2 * j)) & 1) as i64 - ((v >> (2 * j + 1)) & 1) as i64
-                            }
-                            Coefficients::Binary => 2 * ((v >> j) & 1) as i64 - 1,
-                        };
-                        *a += w * c;
-                    }
+                    add(bits, o, w as i64, &mut acc[t * d..(t + 1) * d]);
                 }
             }
         }
         for (o, a) in out.iter_mut().zip(&acc) {
             *o = a.signum() as i8;
         }
+    }
+
+    /// The paired scheme by its definition: function `o` of a pair reads 32 bits of the hash.
+    fn project_paired_reference(&self, scratch: &mut ProjectScratch, out: &mut [i8]) {
+        let coefficients = self.config.coefficients;
+        self.project_exact_reference(scratch, out, |bits, o, w, sums| {
+            let v = bits >> (32 * o);
+            for (j, a) in sums.iter_mut().enumerate() {
+                let c = match coefficients {
+                    Coefficients::Ternary => {
+                        ((v >> (2 * j)) & 1) as i64 - ((v >> (2 * j + 1)) & 1) as i64
+                    }
+                    Coefficients::Binary => 2 * ((v >> j) & 1) as i64 - 1,
+                };
+                *a += w * c;
+            }
+        });
     }
 
     /// The sketch scheme ([`Scheme::Sketch`]): for each feature and each function of its
@@ -892,27 +906,13 @@ impl Projector {
         }
     }
 
-    /// The sketch scheme by its definition, with `i64` sums.
+    /// The sketch scheme by its definition: one `±w` per function.
     fn project_sketch_reference(&self, scratch: &mut ProjectScratch, out: &mut [i8]) {
         let d = self.config.bits as usize;
-        let mut acc = vec![0i64; self.dim()];
-        for &(h, b, w) in scratch.weighted.iter() {
-            let groups = match b {
-                Block::Word => self.word_groups.clone(),
-                Block::Char => self.char_groups.clone(),
-            };
-            for g in &self.groups[groups] {
-                let bits = xxh3_u64(h, g.flip);
-                for i in 0..g.len {
-                    let (j, negative) = sketch_bit(bits, i, d);
-                    let w = w as i64;
-                    acc[(g.first + i) * d + j] += if negative { -w } else { w };
-                }
-            }
-        }
-        for (o, a) in out.iter_mut().zip(&acc) {
-            *o = a.signum() as i8;
-        }
+        self.project_exact_reference(scratch, out, |bits, i, w, sums| {
+            let (j, negative) = sketch_bit(bits, i, d);
+            sums[j] += if negative { -w } else { w };
+        });
     }
 
     /// The table-driven projection: feature by feature, function by function. The
