@@ -989,17 +989,23 @@ mod tests {
         }
     }
 
+    /// What the golden tests pin: the first two functions' 28 values, and (Σ values, number
+    /// of zeros) over all of them.
+    fn fingerprint(v: &[i8]) -> (&[i8], (i64, usize)) {
+        let sum = v.iter().map(|&x| i64::from(x)).sum();
+        let zeros = v.iter().filter(|&&x| x == 0).count();
+        (&v[..28], (sum, zeros))
+    }
+
     #[test]
     fn projection_is_pinned() {
         let p = projector(&per_function());
         let v = p.project("Thank you so much!");
         assert_eq!(v.len(), 1120);
         // Golden values: a change to the text path, the hash or the coefficients shows here.
-        let head: Vec<i8> = v[..28].to_vec();
-        let sum: i64 = v.iter().map(|&x| i64::from(x)).sum();
-        let zeros = v.iter().filter(|&&x| x == 0).count();
+        let (head, stats) = fingerprint(&v);
         assert_eq!(head, GOLDEN_HEAD, "first two functions");
-        assert_eq!((sum, zeros), GOLDEN_STATS);
+        assert_eq!(stats, GOLDEN_STATS);
     }
 
     const GOLDEN_HEAD: [i8; 28] = [
@@ -1016,11 +1022,9 @@ mod tests {
             ..ProjectionConfig::default()
         });
         let v = p.project("Thank you so much!");
-        let head: Vec<i8> = v[..28].to_vec();
-        let sum: i64 = v.iter().map(|&x| i64::from(x)).sum();
-        let zeros = v.iter().filter(|&&x| x == 0).count();
+        let (head, stats) = fingerprint(&v);
         assert_eq!(head, GOLDEN_PAIRED_HEAD, "first two functions: one hash");
-        assert_eq!((sum, zeros), GOLDEN_PAIRED_STATS);
+        assert_eq!(stats, GOLDEN_PAIRED_STATS);
         // Function 0 reads the low bits of the hash that function 0 of `per-function` reads
         // in full, so with weights in proportion the two agree on it.
         let per = projector(&per_function()).project("Thank you so much!");
@@ -1048,11 +1052,9 @@ mod tests {
             "the default for new models"
         );
         let v = projector(&sketch).project("Thank you so much!");
-        let head: Vec<i8> = v[..28].to_vec();
-        let sum: i64 = v.iter().map(|&x| i64::from(x)).sum();
-        let zeros = v.iter().filter(|&&x| x == 0).count();
+        let (head, stats) = fingerprint(&v);
         assert_eq!(head, GOLDEN_SKETCH_HEAD, "first two functions");
-        assert_eq!((sum, zeros), GOLDEN_SKETCH_STATS);
+        assert_eq!(stats, GOLDEN_SKETCH_STATS);
     }
 
     // Cross-checked with tests/golden/projection/sketch.py, an independent implementation of
