@@ -95,6 +95,9 @@ pub struct Args {
     /// Input dropout: share of the projection bits zeroed per training example and epoch.
     #[arg(long, default_value_t = defaults().input_dropout)]
     input_dropout: f32,
+    /// Decay per step of the moving average of the weights that is kept and exported (0: off).
+    #[arg(long, default_value_t = defaults().ema_decay)]
+    ema: f32,
     /// Keep f32 weights (default: int8 with per-row scales).
     #[arg(long)]
     float: bool,
@@ -181,6 +184,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         confidence: args.confidence,
         validation: args.validation,
         input_dropout: args.input_dropout,
+        ema_decay: args.ema,
         seed: args.seed,
         quantize: !args.float,
         table_k: args.table_k,

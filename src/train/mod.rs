@@ -12,8 +12,9 @@
 //!
 //! **Optimization:** mini-batch Adam over seeded shuffles; early stopping on a held-out slice
 //! of the labelled records (seeds when there are at least [`SEEDS_FOR_VALIDATION`] per label,
-//! else propagated ones, whose "label" is the teacher's top label); the best epoch's weights
-//! are kept.
+//! else propagated ones, whose "label" is the teacher's top label). What is held out, and
+//! kept from the best epoch, is an exponential moving average of the weights
+//! ([`TrainConfig::ema_decay`]), not the last step's weights.
 //!
 //! **Joint training** ([`JointConfig`], `--joint`): ProjectionNet's larger trainer network
 //! over the raw hashed n-grams learns alongside and teaches the projection network (see
@@ -102,6 +103,13 @@ pub struct TrainConfig {
     /// projections within a few epochs; see benches/README.md for test and few-label
     /// figures.
     pub input_dropout: f32,
+    /// Decay per step of an exponential moving average of the network's weights (Polyak
+    /// averaging), in `[0, 1)`; 0 turns it off. The averaged weights are the ones held out,
+    /// kept and exported; training itself steps the live weights. Default 0.998, a horizon of
+    /// about 500 steps (2–4 epochs on the shared intent sets): averaging smooths the noisy
+    /// steps that input dropout causes. Over projection seeds 1–5, HWU64 test 82.3 → 83.6
+    /// and SNIPS 96.4 → 96.6 (dev 85.4 → 85.6 and 97.9 → 98.1); see benches/README.md.
+    pub ema_decay: f32,
     /// Store `i8` weights with per-row scales. Default true (`--float` turns it off).
     pub quantize: bool,
     /// Labels kept per bucket of a table model, `>= 1`. Default 3.
@@ -130,6 +138,7 @@ impl Default for TrainConfig {
             validation: 0.1,
             seed: 1,
             input_dropout: 0.5,
+            ema_decay: 0.998,
             quantize: true,
             table_k: 3,
             table_min_texts: 1,
@@ -173,6 +182,9 @@ impl TrainConfig {
         }
         if !(0.0..=0.9).contains(&self.input_dropout) {
             return Err(Error::config("input_dropout", "must be in [0, 0.9]"));
+        }
+        if !(0.0..1.0).contains(&self.ema_decay) {
+            return Err(Error::config("ema", "must be in [0, 1)"));
         }
         if self.table_k == 0 {
             return Err(Error::config("table_k", "must be at least 1"));
@@ -449,6 +461,50 @@ pub struct TrainReport {
     pub history: Vec<EpochStats>,
 }
 
+/// An exponential moving average of the weights, started at zero and bias-corrected as
+/// Adam corrects its moments, so that early epochs are not pulled towards the random
+/// initialization whatever the decay.
+struct WeightAverage {
+    sum: Vec<f32>,
+    /// The live weights while the average is swapped in.
+    live: Vec<f32>,
+    steps: i32,
+}
+
+impl WeightAverage {
+    fn new(n: usize) -> Self {
+        Self {
+            sum: vec![0.0; n],
+            live: vec![0.0; n],
+            steps: 0,
+        }
+    }
+
+    fn update(&mut self, params: &[f32], decay: f32) {
+        for (s, p) in self.sum.iter_mut().zip(params) {
+            *s = decay * *s + (1.0 - decay) * p;
+        }
+        self.steps = self.steps.saturating_add(1);
+    }
+
+    /// Saves the live weights and writes the corrected average over them.
+    fn swap_in(&mut self, params: &mut [f32], decay: f32) {
+        self.live.copy_from_slice(params);
+        if self.steps == 0 {
+            return;
+        }
+        let correction = 1.0 / (1.0 - decay.powi(self.steps));
+        for (p, s) in params.iter_mut().zip(&self.sum) {
+            *p = s * correction;
+        }
+    }
+
+    /// Puts the live weights back.
+    fn swap_out(&self, params: &mut [f32]) {
+        params.copy_from_slice(&self.live);
+    }
+}
+
 /// Projects every example's text (in parallel, deterministic).
 fn project_all(projector: &Projector, examples: &[Example]) -> Vec<i8> {
     let dim = projector.dim();
@@ -701,6 +757,7 @@ pub fn train(
     let keep = (256.0 * (1.0 - config.input_dropout))
         .round()
         .clamp(1.0, 256.0) as u32;
+    let mut average = (config.ema_decay > 0.0).then(|| WeightAverage::new(mlp.params().len()));
     for epoch in 1..=config.epochs {
         shuffle(&mut train_idx, &mut rng);
         // From the seed and the epoch, not from `rng`, so that training without dropout
@@ -746,9 +803,16 @@ pub fn train(
                 *t *= inv;
             }
             adam.step(mlp.params_mut(), &total);
+            if let Some(a) = &mut average {
+                a.update(mlp.params(), config.ema_decay);
+            }
             progress.advance(1);
         }
         progress.finish_stage();
+        // Held out, and kept, are the averaged weights; the live ones come back below.
+        if let Some(a) = &mut average {
+            a.swap_in(mlp.params_mut(), config.ema_decay);
+        }
         let (val_accuracy, val_loss) = evaluate(&mlp, &val, &inputs, dim, &set.examples);
         let stats = EpochStats {
             epoch,
@@ -761,17 +825,17 @@ pub fn train(
         };
         on_epoch(&stats);
         history.push(stats);
-        if val.is_empty() {
-            best = (0.0, 0.0, epoch);
-            best_params.copy_from_slice(mlp.params());
-            continue;
-        }
-        // Higher accuracy wins; equal accuracy, lower loss.
-        if val_accuracy > best.0 || (val_accuracy == best.0 && val_loss < best.1) {
+        // Higher accuracy wins; equal accuracy, lower loss. Without a held-out slice the
+        // last epoch wins.
+        let better = val_accuracy > best.0 || (val_accuracy == best.0 && val_loss < best.1);
+        if val.is_empty() || better {
             best = (val_accuracy, val_loss, epoch);
             best_params.copy_from_slice(mlp.params());
         } else if epoch - best.2 >= config.patience {
             break;
+        }
+        if let Some(a) = &average {
+            a.swap_out(mlp.params_mut());
         }
     }
     mlp.params_mut().copy_from_slice(&best_params);
@@ -1014,6 +1078,49 @@ mod tests {
     }
 
     #[test]
+    fn weight_average_is_bias_corrected_and_restores_the_live_weights() {
+        let decay = 0.9f32;
+        let mut a = WeightAverage::new(2);
+        let mut params = [1.0f32, -2.0];
+        // Before any step there is nothing to average: the weights stay.
+        a.swap_in(&mut params, decay);
+        assert_eq!(params, [1.0, -2.0]);
+        // One step: the corrected average is that step's weights, not a tenth of them.
+        a.update(&params, decay);
+        a.swap_in(&mut params, decay);
+        assert!((params[0] - 1.0).abs() < 1e-6 && (params[1] + 2.0).abs() < 1e-6);
+        a.swap_out(&mut params);
+        // A second step at 3.0 and 0.0: weights 0.1·0.9 and 0.1, over 1 − 0.81.
+        params = [3.0, 0.0];
+        a.update(&params, decay);
+        a.swap_in(&mut params, decay);
+        let w_old = 0.09 / 0.19;
+        let w_new = 0.1 / 0.19;
+        assert!(
+            (params[0] - (w_old * 1.0 + w_new * 3.0)).abs() < 1e-5,
+            "{params:?}"
+        );
+        assert!((params[1] - (w_old * -2.0)).abs() < 1e-5, "{params:?}");
+        a.swap_out(&mut params);
+        assert_eq!(params, [3.0, 0.0], "the live weights come back");
+    }
+
+    #[test]
+    fn exports_the_averaged_weights() {
+        let set = TrainSet::supervised(&toy_records()).unwrap();
+        let config = small();
+        assert!(config.ema_decay > 0.0, "on by default");
+        let plain = TrainConfig {
+            ema_decay: 0.0,
+            ..config.clone()
+        };
+        let averaged = fit(&set, &config);
+        assert_ne!(averaged.to_bytes(), fit(&set, &plain).to_bytes());
+        let top = averaged.predict("thanks so much")[0];
+        assert_eq!(averaged.label_name(top.label), "thanks");
+    }
+
+    #[test]
     fn input_dropout_masks_per_example_and_rescales() {
         let inputs: Vec<i8> = (0..1120).map(|j| [1, -1, 0, 1][j % 4]).collect();
         let mut x = Vec::new();
@@ -1205,6 +1312,14 @@ mod tests {
             },
             TrainConfig {
                 input_dropout: 0.95,
+                ..TrainConfig::default()
+            },
+            TrainConfig {
+                ema_decay: 1.0,
+                ..TrainConfig::default()
+            },
+            TrainConfig {
+                ema_decay: -0.1,
                 ..TrainConfig::default()
             },
         ] {
