@@ -98,6 +98,10 @@ pub struct Args {
     /// Decay per step of the moving average of the weights that is kept and exported (0: off).
     #[arg(long, default_value_t = defaults().ema_decay)]
     ema: f32,
+    /// Distil a linear teacher through N perturbed copies of each training text (0: off);
+    /// training takes about 1 + N times as long.
+    #[arg(long, default_value_t = defaults().augment)]
+    augment: usize,
     /// Keep f32 weights (default: int8 with per-row scales).
     #[arg(long)]
     float: bool,
@@ -185,6 +189,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         validation: args.validation,
         input_dropout: args.input_dropout,
         ema_decay: args.ema,
+        augment: args.augment,
         seed: args.seed,
         quantize: !args.float,
         table_k: args.table_k,
@@ -245,26 +250,37 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let file_bytes = std::fs::metadata(&args.out).map(|m| m.len()).unwrap_or(0);
     let report = model.train_report();
     let detail = match model.kind() {
-        ModelKind::Network => format!(
-            "layers {:?} {}, best epoch {} of {}, held-out accuracy {:.4} on {} {}",
-            model.header().layers,
-            if config.quantize { "int8" } else { "f32" },
-            report["best_epoch"],
-            report["epochs_run"],
-            report["history"]
-                .as_array()
-                .and_then(|h| {
-                    let best = report["best_epoch"].as_u64()? as usize;
-                    h.get(best.checked_sub(1)?)?["val_accuracy"].as_f64()
-                })
-                .unwrap_or(0.0),
-            report["val_examples"],
-            if report["val_from_seeds"].as_bool() == Some(true) {
-                "seeds"
-            } else {
-                "propagated labels"
+        ModelKind::Network => {
+            format!(
+                "layers {:?} {}, best epoch {} of {}, held-out accuracy {:.4} on {} {}",
+                model.header().layers,
+                if config.quantize { "int8" } else { "f32" },
+                report["best_epoch"],
+                report["epochs_run"],
+                report["history"]
+                    .as_array()
+                    .and_then(|h| {
+                        let best = report["best_epoch"].as_u64()? as usize;
+                        h.get(best.checked_sub(1)?)?["val_accuracy"].as_f64()
+                    })
+                    .unwrap_or(0.0),
+                report["val_examples"],
+                if report["val_from_seeds"].as_bool() == Some(true) {
+                    "seeds"
+                } else {
+                    "propagated labels"
+                }
+            ) + &match report["teacher_val_accuracy"].as_f64() {
+                Some(teacher) => format!(
+                    " (linear teacher {teacher:.4}); {} augmented copies",
+                    report["augmented_examples"]
+                ),
+                None if config.augment > 0 => {
+                    format!("; {} augmented copies", report["augmented_examples"])
+                }
+                None => String::new(),
             }
-        ),
+        }
         ModelKind::Table => format!(
             "{} buckets",
             model.parameter_bytes() / (8 + 8 * config.table_k)

@@ -16,6 +16,10 @@
 //! kept from the best epoch, is an exponential moving average of the weights
 //! ([`TrainConfig::ema_decay`]), not the last step's weights.
 //!
+//! **Distillation through augmented copies** ([`TrainConfig::augment`], `--augment N`): a
+//! linear teacher over the raw n-grams labels perturbed copies of the training texts, which
+//! join the training side as soft examples (see `augment.rs`).
+//!
 //! **Joint training** ([`JointConfig`], `--joint`): ProjectionNet's larger trainer network
 //! over the raw hashed n-grams learns alongside and teaches the projection network (see
 //! `joint.rs`); only the projection network is saved.
@@ -24,6 +28,7 @@
 //! the chunks in parallel, each into its own gradient buffer, and the buffers are summed in
 //! chunk order. The model bytes are therefore identical for any thread count.
 
+use std::borrow::Cow;
 use std::io::BufRead;
 use std::path::Path;
 
@@ -42,7 +47,9 @@ use crate::projection::{ProjectScratch, ProjectionConfig, Projector};
 use crate::propagate::{propagate, PropagationConfig};
 use crate::table::{bucket_key, Table};
 use crate::text::{FeatureConfig, TextConfig};
+use augment::Teacher;
 
+mod augment;
 mod joint;
 
 pub use joint::JointConfig;
@@ -110,6 +117,13 @@ pub struct TrainConfig {
     /// steps that input dropout causes. Over projection seeds 1–5, HWU64 test 82.3 → 83.6
     /// and SNIPS 96.4 → 96.6 (dev 85.4 → 85.6 and 97.9 → 98.1); see benches/README.md.
     pub ema_decay: f32,
+    /// Augmented copies per training example, labelled by a linear teacher (see
+    /// `augment.rs`), at most 64; 0 turns distillation through copies off. Default 4:
+    /// test accuracy rose on every set measured (projection seeds 1–5; benches/README.md):
+    /// HWU64 83.6 → 84.0, SNIPS 96.6 → 97.1, few-label HWU64 71.3 → 72.7, the bundled
+    /// replies 56.1 → 59.4. Training takes about 2.5 times as long, and the projected
+    /// inputs of the copies are held in memory (T·d bytes each).
+    pub augment: usize,
     /// Store `i8` weights with per-row scales. Default true (`--float` turns it off).
     pub quantize: bool,
     /// Labels kept per bucket of a table model, `>= 1`. Default 3.
@@ -139,6 +153,7 @@ impl Default for TrainConfig {
             seed: 1,
             input_dropout: 0.5,
             ema_decay: 0.998,
+            augment: 4,
             quantize: true,
             table_k: 3,
             table_min_texts: 1,
@@ -185,6 +200,9 @@ impl TrainConfig {
         }
         if !(0.0..1.0).contains(&self.ema_decay) {
             return Err(Error::config("ema", "must be in [0, 1)"));
+        }
+        if self.augment > 64 {
+            return Err(Error::config("augment", "at most 64 copies per example"));
         }
         if self.table_k == 0 {
             return Err(Error::config("table_k", "must be at least 1"));
@@ -453,6 +471,12 @@ pub struct TrainReport {
     pub val_examples: usize,
     /// Whether the held-out slice came from the seeds (else from propagated labels).
     pub val_from_seeds: bool,
+    /// Augmented copies trained on (counted in `train_examples`).
+    #[serde(default)]
+    pub augmented_examples: usize,
+    /// Held-out accuracy of the linear teacher that labelled them.
+    #[serde(default)]
+    pub teacher_val_accuracy: Option<f64>,
     /// Epochs run.
     pub epochs_run: usize,
     /// The epoch whose weights were kept.
@@ -695,7 +719,7 @@ pub fn train(
         return Err(Error::NoSeeds);
     }
     progress.stage("projecting", None, "texts");
-    let inputs = project_all(&projector, &set.examples);
+    let mut inputs = project_all(&projector, &set.examples);
     progress.finish_stage();
     if config.kind == ModelKind::Table {
         let table = build_table(&projector, &inputs, set, config)?;
@@ -735,11 +759,47 @@ pub fn train(
         .filter(|i| val.binary_search(i).is_err())
         .collect();
 
+    // Distillation through augmented copies: they join the training side only.
+    let mut teacher_val_accuracy = None;
+    let examples: Cow<'_, [Example]> = if config.augment > 0 {
+        progress.stage("teacher", None, "texts");
+        let pipeline = projector.pipeline();
+        let teacher = Teacher::fit(
+            pipeline,
+            &set.examples,
+            &train_idx,
+            set.labels.len(),
+            config.seed,
+        )?;
+        if !val.is_empty() {
+            teacher_val_accuracy = Some(teacher.accuracy(pipeline, &set.examples, &val));
+        }
+        let copies: Vec<Example> = train_idx
+            .par_iter()
+            .flat_map_iter(|&i| {
+                (0..config.augment)
+                    .filter_map(move |c| augment::perturb(&set.examples[i].text, config.seed, i, c))
+            })
+            .map(|text| Example {
+                target: teacher.target(pipeline, &text),
+                text,
+                weight: config.soft_weight,
+                seed: false,
+            })
+            .collect();
+        progress.finish_stage();
+        inputs.extend(project_all(&projector, &copies));
+        train_idx.extend(set.examples.len()..set.examples.len() + copies.len());
+        Cow::Owned(set.examples.iter().cloned().chain(copies).collect())
+    } else {
+        Cow::Borrowed(&set.examples)
+    };
+
     let mut adam = Adam::new(mlp.params().len(), config.learning_rate);
     let mut joint = match &config.joint {
         Some(j) => {
             progress.stage("hashing", None, "texts");
-            let sparse = SparseInputs::new(projector.pipeline(), &set.examples, j);
+            let sparse = SparseInputs::new(projector.pipeline(), &examples, j);
             progress.finish_stage();
             let mut trainer = Trainer::new(j, set.labels.len(), || rng.next_u64())?;
             trainer.set_lr(config.learning_rate);
@@ -775,7 +835,7 @@ pub fn train(
                 mlp: &mlp,
                 inputs: &inputs,
                 dim,
-                examples: &set.examples,
+                examples: &examples,
                 joint: joint.as_ref().map(|(t, s)| (t, s)),
                 keep,
                 epoch_key,
@@ -813,15 +873,13 @@ pub fn train(
         if let Some(a) = &mut average {
             a.swap_in(mlp.params_mut(), config.ema_decay);
         }
-        let (val_accuracy, val_loss) = evaluate(&mlp, &val, &inputs, dim, &set.examples);
+        let (val_accuracy, val_loss) = evaluate(&mlp, &val, &inputs, dim, &examples);
         let stats = EpochStats {
             epoch,
             train_loss: epoch_loss / train_idx.len().max(1) as f64,
             val_accuracy,
             val_loss,
-            trainer_val_accuracy: joint
-                .as_ref()
-                .map(|(t, s)| t.accuracy(s, &val, &set.examples)),
+            trainer_val_accuracy: joint.as_ref().map(|(t, s)| t.accuracy(s, &val, &examples)),
         };
         on_epoch(&stats);
         history.push(stats);
@@ -855,6 +913,8 @@ pub fn train(
         train_examples: train_idx.len(),
         val_examples: val.len(),
         val_from_seeds,
+        augmented_examples: examples.len() - set.examples.len(),
+        teacher_val_accuracy,
         epochs_run: history.len(),
         best_epoch: best.2,
         history,
@@ -987,7 +1047,7 @@ mod tests {
     }
 
     /// Four intents, a few phrasings each, repeated with small variations.
-    fn toy_records() -> Vec<Record> {
+    pub(super) fn toy_records() -> Vec<Record> {
         let base = [
             ("hello there", "greeting"),
             ("hi how are you", "greeting"),
@@ -1103,6 +1163,40 @@ mod tests {
         assert!((params[1] - (w_old * -2.0)).abs() < 1e-5, "{params:?}");
         a.swap_out(&mut params);
         assert_eq!(params, [3.0, 0.0], "the live weights come back");
+    }
+
+    #[test]
+    fn augmented_copies_train_on_the_teacher_and_keep_determinism() {
+        let set = TrainSet::supervised(&toy_records()).unwrap();
+        let config = TrainConfig {
+            augment: 2,
+            validation: 0.2,
+            ..small()
+        };
+        let run = |threads: usize| crate::test_util::in_pool(threads, || fit(&set, &config));
+        let model = run(1);
+        assert_eq!(model.to_bytes(), run(2).to_bytes());
+        let report: TrainReport = serde_json::from_value(model.train_report().clone()).unwrap();
+        // Every toy text has at least two words, and no copy comes from the held-out slice.
+        assert!(report.augmented_examples > 0);
+        assert!(report.augmented_examples <= 2 * (set.examples.len() - report.val_examples));
+        assert_eq!(
+            report.train_examples,
+            set.examples.len() - report.val_examples + report.augmented_examples
+        );
+        let teacher = report.teacher_val_accuracy.expect("a held-out slice");
+        assert!((0.0..=1.0).contains(&teacher));
+        let plain = TrainConfig {
+            augment: 0,
+            ..config.clone()
+        };
+        let without = fit(&set, &plain);
+        assert_ne!(model.to_bytes(), without.to_bytes());
+        let report: TrainReport = serde_json::from_value(without.train_report().clone()).unwrap();
+        assert_eq!(
+            (report.augmented_examples, report.teacher_val_accuracy),
+            (0, None)
+        );
     }
 
     #[test]
@@ -1312,6 +1406,10 @@ mod tests {
             },
             TrainConfig {
                 input_dropout: 0.95,
+                ..TrainConfig::default()
+            },
+            TrainConfig {
+                augment: 65,
                 ..TrainConfig::default()
             },
             TrainConfig {

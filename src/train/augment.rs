@@ -1,0 +1,373 @@
+//! Distillation through augmented copies (`--augment N`): a linear *teacher* labels
+//! perturbed copies of the training texts, and the projection network learns from them too.
+//!
+//! The projection network sees a text only through fixed random bits; on a few thousand
+//! texts it fits them long before it has learned which n-grams matter. A linear model over
+//! the raw TF-IDF n-grams has no such bottleneck (on HWU64 it reaches 87% where the
+//! projection network reaches 83%), and distilling it over *more inputs than the training
+//! texts* passes on what it knows about n-grams the training texts only hint at (Tang et al.
+//! 2019 distil BERT into small networks the same way; here the teacher is linear, so it
+//! costs seconds).
+//!
+//! - **Teacher:** multinomial logistic regression over the pipeline's features, weighted as
+//!   the graph weights them (sublinear TF × IDF, each block L2-normalized, the char block
+//!   scaled by `char_weight`), over a vocabulary of the features seen in the training
+//!   examples. Trained on the training examples' targets (seeds and propagated
+//!   distributions alike; never on the held-out slice) by per-example SGD in a seeded order,
+//!   with a step decaying linearly to zero over [`TEACHER_EPOCHS`] epochs, as fastText does.
+//!   One thread, so the result does not depend on the thread count.
+//! - **Copies:** for each training example, `N` copies with words (whitespace-separated)
+//!   perturbed by a generator seeded from (seed, example, copy): drop each word with
+//!   probability 0.15 (half the copies), keep a contiguous span of at least half the words
+//!   (three in ten), or swap two neighbouring words (two in ten). Texts of one word have no
+//!   copies.
+//! - **Targets:** each copy's target is the teacher's distribution (labels below 0.001 are
+//!   dropped and the rest renormalized), weighted like a propagated example (λ).
+
+use hashbrown::HashMap;
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{Rng, SeedableRng};
+
+use super::shuffle;
+
+use super::Example;
+use crate::error::{Error, Result};
+use crate::text::{Block, TextPipeline};
+
+/// Epochs of the teacher's SGD.
+pub const TEACHER_EPOCHS: usize = 10;
+/// The teacher's initial step (per example), decaying linearly to zero.
+const TEACHER_LR: f32 = 0.5;
+/// Labels below this teacher probability are left out of a copy's target.
+const MIN_TARGET: f32 = 1e-3;
+/// The teacher's weight matrix may hold at most this many floats (1 GiB).
+const MAX_TEACHER_WEIGHTS: usize = 1 << 28;
+
+/// One text as the teacher sees it: `(vocabulary row, weight)`, sorted by row.
+type Row = Vec<(u32, f32)>;
+/// A feature occurrence count: `(hash, block, count)`.
+type Count = (u64, Block, f32);
+
+/// The linear teacher: weights `vocab × labels`, biases per label.
+pub(super) struct Teacher {
+    vocab: HashMap<u64, u32>,
+    /// IDF per vocabulary row.
+    idf: Vec<f32>,
+    /// Block per vocabulary row.
+    blocks: Vec<Block>,
+    weights: Vec<f32>,
+    bias: Vec<f32>,
+    n_labels: usize,
+    char_weight: f32,
+    sublinear: bool,
+}
+
+impl Teacher {
+    /// Builds the vocabulary and IDF from `train` (indices into `examples`) and fits the
+    /// teacher on their targets.
+    pub(super) fn fit(
+        pipeline: &TextPipeline,
+        examples: &[Example],
+        train: &[usize],
+        n_labels: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        let features = pipeline.feature_config();
+        let mut vocab: HashMap<u64, u32> = HashMap::new();
+        let mut blocks = Vec::new();
+        let mut df: Vec<u32> = Vec::new();
+        let mut counts: Vec<Vec<Count>> = Vec::with_capacity(train.len());
+        for &i in train {
+            let row = raw_counts(pipeline, &examples[i].text);
+            for &(h, block, _) in &row {
+                let next = vocab.len() as u32;
+                let id = *vocab.entry(h).or_insert(next);
+                if id == next {
+                    df.push(0);
+                    blocks.push(block);
+                }
+                df[id as usize] += 1;
+            }
+            counts.push(row);
+        }
+        if vocab.len().saturating_mul(n_labels) > MAX_TEACHER_WEIGHTS {
+            return Err(Error::config(
+                "augment",
+                format!(
+                    "the teacher would need {} features × {n_labels} labels weights; \
+                     more than {MAX_TEACHER_WEIGHTS}",
+                    vocab.len()
+                ),
+            ));
+        }
+        let n = train.len();
+        let idf = df
+            .iter()
+            .map(|&d| (((1 + n) as f64 / f64::from(1 + d)).ln() + 1.0) as f32)
+            .collect();
+        let mut teacher = Self {
+            vocab,
+            idf,
+            blocks,
+            weights: vec![0.0; 0],
+            bias: vec![0.0; n_labels],
+            n_labels,
+            char_weight: features.char_weight,
+            sublinear: features.sublinear_tf,
+        };
+        teacher.weights = vec![0.0; teacher.idf.len() * n_labels];
+        let rows: Vec<Row> = counts.iter().map(|c| teacher.weigh(c)).collect();
+        teacher.sgd(&rows, examples, train, seed);
+        Ok(teacher)
+    }
+
+    /// Per-example SGD on the cross-entropy against each example's target, weighted by the
+    /// example's weight.
+    fn sgd(&mut self, rows: &[Row], examples: &[Example], train: &[usize], seed: u64) {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x7EAC_4E85_0000_0001);
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        let total = (TEACHER_EPOCHS * rows.len()).max(1) as f32;
+        let mut step = 0usize;
+        let mut p = vec![0.0f32; self.n_labels];
+        for _ in 0..TEACHER_EPOCHS {
+            shuffle(&mut order, &mut rng);
+            for &r in &order {
+                let lr = TEACHER_LR * (1.0 - step as f32 / total);
+                step += 1;
+                let ex = &examples[train[r]];
+                self.probabilities(&rows[r], &mut p);
+                for &(label, t) in &ex.target {
+                    p[label as usize] -= t;
+                }
+                // p now holds the gradient of the loss with respect to the logits.
+                let scale = lr * ex.weight;
+                for (b, g) in self.bias.iter_mut().zip(&p) {
+                    *b -= scale * g;
+                }
+                for &(f, x) in &rows[r] {
+                    let w = &mut self.weights[f as usize * self.n_labels..][..self.n_labels];
+                    for (w, g) in w.iter_mut().zip(&p) {
+                        *w -= scale * x * g;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The teacher's distribution over labels for a weighted row.
+    fn probabilities(&self, row: &[(u32, f32)], p: &mut [f32]) {
+        p.copy_from_slice(&self.bias);
+        for &(f, x) in row {
+            let w = &self.weights[f as usize * self.n_labels..][..self.n_labels];
+            for (p, w) in p.iter_mut().zip(w) {
+                *p += x * w;
+            }
+        }
+        let max = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0;
+        for v in p.iter_mut() {
+            *v = (*v - max).exp();
+            sum += *v;
+        }
+        for v in p.iter_mut() {
+            *v /= sum;
+        }
+    }
+
+    /// The teacher's target for a new text: labels at or above [`MIN_TARGET`], renormalized.
+    pub(super) fn target(&self, pipeline: &TextPipeline, text: &str) -> Vec<(u32, f32)> {
+        let mut p = vec![0.0f32; self.n_labels];
+        let row = self.weigh(&raw_counts(pipeline, text));
+        self.probabilities(&row, &mut p);
+        // With more than a thousand labels the top one may itself be below the floor.
+        let floor = p.iter().copied().fold(0.0f32, f32::max).min(MIN_TARGET);
+        let mut target: Vec<(u32, f32)> = p
+            .iter()
+            .enumerate()
+            .filter(|(_, &v)| v >= floor)
+            .map(|(l, &v)| (l as u32, v))
+            .collect();
+        let sum: f32 = target.iter().map(|t| t.1).sum();
+        for t in &mut target {
+            t.1 /= sum;
+        }
+        target
+    }
+
+    /// The teacher's accuracy against the top label of `examples[idx]`' targets.
+    pub(super) fn accuracy(
+        &self,
+        pipeline: &TextPipeline,
+        examples: &[Example],
+        idx: &[usize],
+    ) -> f64 {
+        if idx.is_empty() {
+            return 0.0;
+        }
+        let hits = idx
+            .iter()
+            .filter(|&&i| {
+                let t = self.target(pipeline, &examples[i].text);
+                super::argmax_target(&t) == super::argmax_target(&examples[i].target)
+            })
+            .count();
+        hits as f64 / idx.len() as f64
+    }
+
+    /// TF-IDF weights of known features, each block L2-normalized, sorted by row.
+    fn weigh(&self, counts: &[Count]) -> Row {
+        let mut row: Row = Vec::with_capacity(counts.len());
+        let mut norms = [0.0f64; 2];
+        for &(h, _, c) in counts {
+            let Some(&id) = self.vocab.get(&h) else {
+                continue;
+            };
+            let tf = if self.sublinear { 1.0 + c.ln() } else { c };
+            let w = tf * self.idf[id as usize];
+            norms[self.blocks[id as usize] as usize] += f64::from(w) * f64::from(w);
+            row.push((id, w));
+        }
+        let scale = [
+            if norms[0] > 0.0 {
+                (1.0 / norms[0].sqrt()) as f32
+            } else {
+                0.0
+            },
+            if norms[1] > 0.0 {
+                (f64::from(self.char_weight) / norms[1].sqrt()) as f32
+            } else {
+                0.0
+            },
+        ];
+        for (id, w) in &mut row {
+            *w *= scale[self.blocks[*id as usize] as usize];
+        }
+        row.sort_unstable_by_key(|r| r.0);
+        row
+    }
+}
+
+/// Feature hashes of a text with their blocks and counts, sorted by hash.
+fn raw_counts(pipeline: &TextPipeline, text: &str) -> Vec<Count> {
+    let mut hashes: Vec<(u64, Block)> = Vec::new();
+    pipeline.for_each_feature(&pipeline.tokenize(text), |f, _| {
+        hashes.push((f.hash, f.block))
+    });
+    hashes.sort_unstable_by_key(|h| h.0);
+    let mut row: Vec<Count> = Vec::new();
+    for (h, block) in hashes {
+        match row.last_mut() {
+            Some(last) if last.0 == h => last.2 += 1.0,
+            _ => row.push((h, block, 1.0)),
+        }
+    }
+    row
+}
+
+/// The `copy`-th perturbed copy of `text`, or `None` when the text has fewer than two
+/// words or the perturbation left it unchanged.
+pub(super) fn perturb(text: &str, seed: u64, example: usize, copy: usize) -> Option<String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if words.len() < 2 {
+        return None;
+    }
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&(example as u64).to_le_bytes());
+    key[8..].copy_from_slice(&(copy as u64).to_le_bytes());
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(crate::hash::hash_with_seed(&key, seed));
+    let n = words.len();
+    // Uniform in [0, 1) and in 0..n, spelled out so that the copies do not depend on how
+    // a `rand` release maps bits to ranges.
+    let mut unit = || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    let kind = unit();
+    let out: Vec<&str> = if kind < 0.5 {
+        let kept: Vec<&str> = words.iter().copied().filter(|_| unit() >= 0.15).collect();
+        if kept.is_empty() {
+            vec![words[(unit() * n as f64) as usize]]
+        } else {
+            kept
+        }
+    } else if kind < 0.8 {
+        let shortest = n.div_ceil(2);
+        let len = shortest + (unit() * (n - shortest + 1) as f64) as usize;
+        let start = (unit() * (n - len + 1) as f64) as usize;
+        words[start..start + len].to_vec()
+    } else {
+        let mut w = words.clone();
+        let i = (unit() * (n - 1) as f64) as usize;
+        w.swap(i, i + 1);
+        w
+    };
+    (out != words).then(|| out.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::text::{FeatureConfig, TextConfig};
+    use crate::train::{argmax_target, TrainSet};
+
+    fn pipeline() -> TextPipeline {
+        TextPipeline::new(&TextConfig::default(), &FeatureConfig::default()).unwrap()
+    }
+
+    #[test]
+    fn copies_are_seeded_perturbations_of_the_words() {
+        let text = "could you please tell me where the station is";
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let copies: Vec<String> = (0..40).filter_map(|c| perturb(text, 7, 3, c)).collect();
+        assert!(copies.len() >= 30, "most copies change something");
+        for (c, copy) in copies.iter().enumerate() {
+            assert_ne!(copy, text);
+            let mut got: Vec<&str> = copy.split_whitespace().collect();
+            assert!(!got.is_empty());
+            // Every copy uses the text's own words, each at most as often.
+            got.sort_unstable();
+            let mut pool = words.clone();
+            pool.sort_unstable();
+            for w in got {
+                let at = pool.iter().position(|p| *p == w);
+                assert!(at.is_some(), "copy {c}: {copy:?}");
+                pool.remove(at.unwrap());
+            }
+        }
+        let distinct: std::collections::BTreeSet<&String> = copies.iter().collect();
+        assert!(distinct.len() > copies.len() / 2, "copies differ");
+        // Same (seed, example, copy), same copy; another seed or example, another set.
+        let again: Vec<String> = (0..40).filter_map(|c| perturb(text, 7, 3, c)).collect();
+        assert_eq!(copies, again);
+        let other: Vec<String> = (0..40).filter_map(|c| perturb(text, 8, 3, c)).collect();
+        assert_ne!(copies, other);
+        assert_ne!(
+            copies,
+            (0..40)
+                .filter_map(|c| perturb(text, 7, 4, c))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(perturb("hello", 7, 3, 0), None, "one word: no copy");
+        assert_eq!(perturb("  ", 7, 3, 0), None);
+    }
+
+    #[test]
+    fn teacher_fits_its_examples_and_gives_distributions() {
+        let set = TrainSet::supervised(&crate::train::tests::toy_records()).unwrap();
+        let p = pipeline();
+        let all: Vec<usize> = (0..set.examples.len()).collect();
+        let teacher = Teacher::fit(&p, &set.examples, &all, set.labels.len(), 1).unwrap();
+        assert_eq!(teacher.accuracy(&p, &set.examples, &all), 1.0);
+        for text in ["thanks so much", "where do we meet", "zzz qqq", ""] {
+            let t = teacher.target(&p, text);
+            assert!(!t.is_empty(), "{text:?}");
+            let sum: f32 = t.iter().map(|x| x.1).sum();
+            assert!((sum - 1.0).abs() < 1e-5, "{text:?}: {sum}");
+            assert!(t.iter().all(|x| x.1 >= 0.0 && x.1.is_finite()));
+        }
+        let thanks = set.labels.iter().position(|l| l == "thanks").unwrap() as u32;
+        assert_eq!(argmax_target(&teacher.target(&p, "thanks so much")), thanks);
+        // Trained on three suffixes of each phrase, it knows the phrases with the other two.
+        let (seen, unseen) = all.split_at(36);
+        let part = Teacher::fit(&p, &set.examples, seen, set.labels.len(), 1).unwrap();
+        let acc = part.accuracy(&p, &set.examples, unseen);
+        assert!(acc >= 0.9, "{acc}");
+    }
+}
