@@ -16,7 +16,8 @@
 //!   distributions alike; never on the held-out slice) by per-example SGD in a seeded order,
 //!   with a step decaying linearly to zero over [`TEACHER_EPOCHS`] epochs, as fastText does.
 //!   One thread, so the result does not depend on the thread count.
-//! - **Copies:** for each training example, `N` copies with words (whitespace-separated)
+//! - **Copies:** for each training example, `N` copies (fewer when `N` times the training
+//!   examples would pass [`MAX_COPIES`]) with words (whitespace-separated)
 //!   perturbed by a generator seeded from (seed, example, copy): drop each word with
 //!   probability 0.15 (half the copies), keep a contiguous span of at least half the words
 //!   (three in ten), or swap two neighbouring words (two in ten). Texts of one word have no
@@ -38,6 +39,10 @@ use crate::text::{Block, TextPipeline};
 pub const TEACHER_EPOCHS: usize = 10;
 /// The teacher's initial step (per example), decaying linearly to zero.
 const TEACHER_LR: f32 = 0.5;
+/// Copies made in all, about: a larger corpus gets fewer per text (at least one), since
+/// each copy's projected inputs stay in memory (1.1 GB at T·d = 1,120) and the gain is
+/// largest where training texts are few.
+pub(super) const MAX_COPIES: usize = 1 << 20;
 /// Labels below this teacher probability are left out of a copy's target.
 const MIN_TARGET: f32 = 1e-3;
 /// The teacher's weight matrix may hold at most this many floats (1 GiB).

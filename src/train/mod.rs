@@ -122,7 +122,8 @@ pub struct TrainConfig {
     /// test accuracy rose on every set measured (projection seeds 1–5; benches/README.md):
     /// HWU64 83.6 → 84.0, SNIPS 96.6 → 97.1, few-label HWU64 71.3 → 72.7, the bundled
     /// replies 56.1 → 59.4. Training takes about 2.5 times as long, and the projected
-    /// inputs of the copies are held in memory (T·d bytes each).
+    /// inputs of the copies are held in memory (T·d bytes each), so a corpus of more than
+    /// a quarter million training texts gets fewer copies per text (about a million in all).
     pub augment: usize,
     /// Store `i8` weights with per-row scales. Default true (`--float` turns it off).
     pub quantize: bool,
@@ -774,10 +775,13 @@ pub fn train(
         if !val.is_empty() {
             teacher_val_accuracy = Some(teacher.accuracy(pipeline, &set.examples, &val));
         }
+        let per_example = config
+            .augment
+            .min((augment::MAX_COPIES / train_idx.len()).max(1));
         let copies: Vec<Example> = train_idx
             .par_iter()
             .flat_map_iter(|&i| {
-                (0..config.augment)
+                (0..per_example)
                     .filter_map(move |c| augment::perturb(&set.examples[i].text, config.seed, i, c))
             })
             .map(|text| Example {
