@@ -118,7 +118,8 @@ pub struct TrainConfig {
     /// and SNIPS 96.4 → 96.6 (dev 85.4 → 85.6 and 97.9 → 98.1); see benches/README.md.
     pub ema_decay: f32,
     /// Augmented copies per training example, labelled by a linear teacher (see
-    /// `augment.rs`), at most 64; 0 turns distillation through copies off. Default 4:
+    /// `augment.rs`), at most 64; 0 turns distillation through copies off. Network models
+    /// only (a table model is built from the texts themselves). Default 4:
     /// test accuracy rose on every set measured (projection seeds 1–5; benches/README.md):
     /// HWU64 83.6 → 84.0, SNIPS 96.6 → 97.1, few-label HWU64 71.3 → 72.7, the bundled
     /// replies 56.1 → 59.4. Training takes about 2.5 times as long, and the projected
@@ -777,7 +778,7 @@ pub fn train(
         }
         let per_example = config
             .augment
-            .min((augment::MAX_COPIES / train_idx.len()).max(1));
+            .min((augment::MAX_COPIES / train_idx.len().max(1)).max(1));
         let copies: Vec<Example> = train_idx
             .par_iter()
             .flat_map_iter(|&i| {
