@@ -28,15 +28,14 @@
 use hashbrown::HashMap;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
 
-use super::shuffle;
-
-use super::Example;
+use super::{shuffle, Example};
 use crate::error::{Error, Result};
 use crate::text::{Block, TextPipeline};
 
 /// Epochs of the teacher's SGD.
-pub const TEACHER_EPOCHS: usize = 10;
+const TEACHER_EPOCHS: usize = 10;
 /// The teacher's initial step (per example), decaying linearly to zero.
 const TEACHER_LR: f32 = 0.5;
 /// Copies made in all, about: a larger corpus gets fewer per text (at least one), since
@@ -81,10 +80,14 @@ impl Teacher {
         let mut vocab: HashMap<u64, u32> = HashMap::new();
         let mut blocks = Vec::new();
         let mut df: Vec<u32> = Vec::new();
-        let mut counts: Vec<Vec<Count>> = Vec::with_capacity(train.len());
-        for &i in train {
-            let row = raw_counts(pipeline, &examples[i].text);
-            for &(h, block, _) in &row {
+        let counts: Vec<Vec<Count>> = train
+            .par_iter()
+            .map(|&i| raw_counts(pipeline, &examples[i].text))
+            .collect();
+        // Rows are numbered in first-appearance order, so the vocabulary is the same for
+        // any thread count.
+        for row in &counts {
+            for &(h, block, _) in row {
                 let next = vocab.len() as u32;
                 let id = *vocab.entry(h).or_insert(next);
                 if id == next {
@@ -93,14 +96,13 @@ impl Teacher {
                 }
                 df[id as usize] += 1;
             }
-            counts.push(row);
         }
         if vocab.len().saturating_mul(n_labels) > MAX_TEACHER_WEIGHTS {
             return Err(Error::config(
                 "augment",
                 format!(
-                    "the teacher would need {} features × {n_labels} labels weights; \
-                     more than {MAX_TEACHER_WEIGHTS}",
+                    "the linear teacher would need {} features × {n_labels} labels weights, \
+                     more than {MAX_TEACHER_WEIGHTS}; train with --augment 0",
                     vocab.len()
                 ),
             ));
@@ -111,16 +113,15 @@ impl Teacher {
             .map(|&d| (((1 + n) as f64 / f64::from(1 + d)).ln() + 1.0) as f32)
             .collect();
         let mut teacher = Self {
+            weights: vec![0.0; vocab.len() * n_labels],
             vocab,
             idf,
             blocks,
-            weights: vec![0.0; 0],
             bias: vec![0.0; n_labels],
             n_labels,
             char_weight: features.char_weight,
             sublinear: features.sublinear_tf,
         };
-        teacher.weights = vec![0.0; teacher.idf.len() * n_labels];
         let rows: Vec<Row> = counts.iter().map(|c| teacher.weigh(c)).collect();
         teacher.sgd(&rows, examples, train, seed);
         Ok(teacher)
