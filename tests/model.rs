@@ -58,6 +58,8 @@ fn tiny_pipeline_graph_propagate_train_predict_eval() {
         ],
     );
     assert!(summary.contains("network model, 4 labels"), "{summary}");
+    // Distillation through augmented copies is on by default, and the summary says so.
+    assert!(summary.contains("augmented copies"), "{summary}");
     let model = ProjectionModel::load(&d.join("tiny.sprig")).unwrap();
     assert!(std::fs::metadata(d.join("tiny.sprig")).unwrap().len() < 30_000);
 
@@ -211,6 +213,10 @@ fn bad_inputs_fail_with_one_line() {
     assert!(err.contains("epochs"), "{err}");
     let err = train_with(&["--input-dropout", "0.95"]);
     assert!(err.contains("input_dropout"), "{err}");
+    let err = train_with(&["--ema", "1"]);
+    assert!(err.contains("ema"), "{err}");
+    let err = train_with(&["--augment", "65"]);
+    assert!(err.contains("augment"), "{err}");
     // The default sketch scheme draws its own coefficients; binary ones need another scheme.
     let err = train_with(&["--coefficients", "binary"]);
     assert!(
