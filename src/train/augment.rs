@@ -39,8 +39,8 @@ const TEACHER_EPOCHS: usize = 10;
 /// The teacher's initial step (per example), decaying linearly to zero.
 const TEACHER_LR: f32 = 0.5;
 /// Copies made in all, about: a larger corpus gets fewer per text (at least one), since
-/// each copy's projected inputs stay in memory (1.1 GB at T·d = 1,120) and the gain is
-/// largest where training texts are few.
+/// each copy's projected inputs stay in memory (packed four to a byte: 280 MB in all at
+/// T·d = 1,120) and the gain is largest where training texts are few.
 pub(super) const MAX_COPIES: usize = 1 << 20;
 /// Labels below this teacher probability are left out of a copy's target.
 const MIN_TARGET: f32 = 1e-3;

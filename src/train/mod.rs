@@ -123,7 +123,7 @@ pub struct TrainConfig {
     /// test accuracy rose on every set measured (projection seeds 1–5; benches/README.md):
     /// HWU64 83.6 → 84.0, SNIPS 96.6 → 97.1, few-label HWU64 71.3 → 72.7, the bundled
     /// replies 56.1 → 59.4. Training takes about 2.5 times as long, and the projected
-    /// inputs of the copies are held in memory (T·d bytes each), so a corpus of more than
+    /// inputs of the copies are held in memory (T·d / 4 bytes each), so a corpus of more than
     /// a quarter million training texts gets fewer copies per text (about a million in all).
     pub augment: usize,
     /// Store `i8` weights with per-row scales. Default true (`--float` turns it off).
@@ -531,16 +531,71 @@ impl WeightAverage {
     }
 }
 
-/// Projects every example's text (in parallel, deterministic).
-fn project_all(projector: &Projector, examples: &[Example]) -> Vec<i8> {
-    let dim = projector.dim();
-    let mut out = vec![0i8; examples.len() * dim];
-    out.par_chunks_mut(dim)
-        .zip(examples.par_iter())
-        .for_each_init(ProjectScratch::default, |s, (row, ex)| {
-            projector.project_with(s, &ex.text, row)
-        });
-    out
+/// The projected inputs of every example, ternary (−1, 0, +1), packed four to a byte:
+/// training holds one row per example and per augmented copy (with a byte per value,
+/// training on SwDA's 192k texts and their copies peaked at 1.58 GB; packed, at 0.72 GB).
+struct Inputs {
+    dim: usize,
+    /// Bytes per row: `dim / 4`, rounded up.
+    stride: usize,
+    /// Two bits per value, low bits first: 0 → 0, 1 → +1, 2 → −1.
+    packed: Vec<u8>,
+}
+
+impl Inputs {
+    /// Projects every example's text (in parallel, deterministic).
+    fn project(projector: &Projector, examples: &[Example]) -> Self {
+        let dim = projector.dim();
+        let stride = dim.div_ceil(4);
+        let mut packed = vec![0u8; examples.len() * stride];
+        packed
+            .par_chunks_mut(stride.max(1))
+            .zip(examples.par_iter())
+            .for_each_init(
+                || (ProjectScratch::default(), vec![0i8; dim]),
+                |(s, row), (out, ex)| {
+                    projector.project_with(s, &ex.text, row);
+                    for (byte, four) in out.iter_mut().zip(row.chunks(4)) {
+                        *byte = four.iter().enumerate().fold(0u8, |b, (k, &v)| {
+                            b | (match v.signum() {
+                                1 => 1u8,
+                                -1 => 2,
+                                _ => 0,
+                            } << (2 * k))
+                        });
+                    }
+                },
+            );
+        Self {
+            dim,
+            stride,
+            packed,
+        }
+    }
+
+    /// Number of rows.
+    fn len(&self) -> usize {
+        self.packed.len().checked_div(self.stride).unwrap_or(0)
+    }
+
+    /// Row `i`, unpacked into `row`.
+    fn row(&self, i: usize, row: &mut Vec<i8>) {
+        const VALUE: [i8; 4] = [0, 1, -1, 0];
+        row.clear();
+        let bytes = &self.packed[i * self.stride..(i + 1) * self.stride];
+        row.extend(
+            bytes
+                .iter()
+                .flat_map(|&b| (0..4).map(move |k| VALUE[usize::from((b >> (2 * k)) & 3)]))
+                .take(self.dim),
+        );
+    }
+
+    /// Appends `other`'s rows.
+    fn append(&mut self, other: Self) {
+        debug_assert_eq!(self.dim, other.dim);
+        self.packed.extend(other.packed);
+    }
 }
 
 fn argmax(p: &[f32]) -> u32 {
@@ -575,6 +630,8 @@ struct Worker {
     scratch: MlpScratch,
     x: Vec<f32>,
     dlogits: Vec<f32>,
+    /// The example's unpacked inputs.
+    row: Vec<i8>,
     loss: f64,
     trainer: TrainerWorker,
 }
@@ -582,8 +639,7 @@ struct Worker {
 /// What a chunk reads: the student, its inputs, and the joint trainer if any.
 struct Shared<'a> {
     mlp: &'a Mlp,
-    inputs: &'a [i8],
-    dim: usize,
+    inputs: &'a Inputs,
     examples: &'a [Example],
     joint: Option<(&'a Trainer, &'a SparseInputs)>,
     /// Input dropout: the probability in 256ths that a bit is kept (256: no dropout), and
@@ -628,8 +684,8 @@ impl Worker {
         Trainer::reset(&mut self.trainer);
         for &i in items {
             let ex = &c.examples[i];
-            let inputs = &c.inputs[i * c.dim..(i + 1) * c.dim];
-            dropped_inputs(&mut self.x, inputs, i, c.keep, c.epoch_key);
+            c.inputs.row(i, &mut self.row);
+            dropped_inputs(&mut self.x, &self.row, i, c.keep, c.epoch_key);
             c.mlp.forward(&self.x, &mut self.scratch);
             let probs = &self.scratch.probs;
             // d/dz of w · CE(q, softmax(z)) is w · (p − q).
@@ -658,24 +714,19 @@ impl Worker {
 }
 
 /// Held-out accuracy and mean loss (in example order, so the sums are reproducible).
-fn evaluate(
-    mlp: &Mlp,
-    val: &[usize],
-    inputs: &[i8],
-    dim: usize,
-    examples: &[Example],
-) -> (f64, f64) {
+fn evaluate(mlp: &Mlp, val: &[usize], inputs: &Inputs, examples: &[Example]) -> (f64, f64) {
     if val.is_empty() {
         return (0.0, 0.0);
     }
     let per: Vec<(bool, f64)> = val
         .par_iter()
         .map_init(
-            || (MlpScratch::default(), Vec::<f32>::new()),
-            |(s, x), &i| {
+            || (MlpScratch::default(), Vec::<f32>::new(), Vec::new()),
+            |(s, x, row), &i| {
                 let ex = &examples[i];
+                inputs.row(i, row);
                 x.clear();
-                x.extend(inputs[i * dim..(i + 1) * dim].iter().map(|&v| f32::from(v)));
+                x.extend(row.iter().map(|&v| f32::from(v)));
                 mlp.forward(x, s);
                 let best = argmax(&s.probs);
                 let loss: f64 = ex
@@ -721,7 +772,7 @@ pub fn train(
         return Err(Error::NoSeeds);
     }
     progress.stage("projecting", None, "texts");
-    let mut inputs = project_all(&projector, &set.examples);
+    let mut inputs = Inputs::project(&projector, &set.examples);
     progress.finish_stage();
     if config.kind == ModelKind::Table {
         let table = build_table(&projector, &inputs, set, config)?;
@@ -793,7 +844,7 @@ pub fn train(
             })
             .collect();
         progress.finish_stage();
-        inputs.extend(project_all(&projector, &copies));
+        inputs.append(Inputs::project(&projector, &copies));
         train_idx.extend(set.examples.len()..set.examples.len() + copies.len());
         Cow::Owned(set.examples.iter().cloned().chain(copies).collect())
     } else {
@@ -839,7 +890,6 @@ pub fn train(
             let shared = Shared {
                 mlp: &mlp,
                 inputs: &inputs,
-                dim,
                 examples: &examples,
                 joint: joint.as_ref().map(|(t, s)| (t, s)),
                 keep,
@@ -878,7 +928,7 @@ pub fn train(
         if let Some(a) = &mut average {
             a.swap_in(mlp.params_mut(), config.ema_decay);
         }
-        let (val_accuracy, val_loss) = evaluate(&mlp, &val, &inputs, dim, &examples);
+        let (val_accuracy, val_loss) = evaluate(&mlp, &val, &inputs, &examples);
         let stats = EpochStats {
             epoch,
             train_loss: epoch_loss / train_idx.len().max(1) as f64,
@@ -939,7 +989,7 @@ pub fn train(
 /// default [`PropagationConfig`]; each bucket keeps its top-k labels.
 fn build_table(
     projector: &Projector,
-    inputs: &[i8],
+    inputs: &Inputs,
     set: &TrainSet,
     config: &TrainConfig,
 ) -> Result<Table> {
@@ -950,12 +1000,13 @@ fn build_table(
             "too many bits per function for a table key",
         ));
     }
-    let dim = projector.dim();
     let n = set.examples.len();
     let mut codes = Vec::new();
     let mut text_keys: Vec<u64> = Vec::with_capacity(n * p.functions as usize);
-    for row in inputs.chunks_exact(dim) {
-        projector.codes(row, &mut codes);
+    let mut row = Vec::new();
+    for i in 0..inputs.len() {
+        inputs.row(i, &mut row);
+        projector.codes(&row, &mut codes);
         text_keys.extend(
             codes
                 .iter()
@@ -1139,6 +1190,35 @@ mod tests {
         assert_eq!(
             none,
             crate::test_util::in_pool(2, || fit(&set, &no_dropout).to_bytes())
+        );
+    }
+
+    #[test]
+    fn packed_inputs_unpack_to_the_projection() {
+        let set = TrainSet::supervised(&toy_records()).unwrap();
+        // 3 × 5 = 15 values a row: the last byte of each row is part-filled.
+        let config = ProjectionConfig {
+            functions: 3,
+            bits: 5,
+            ..ProjectionConfig::default()
+        };
+        let projector =
+            Projector::new(&TextConfig::default(), &FeatureConfig::default(), &config).unwrap();
+        let mut inputs = Inputs::project(&projector, &set.examples[..7]);
+        inputs.append(Inputs::project(&projector, &set.examples[7..]));
+        assert_eq!(inputs.len(), set.examples.len());
+        let (mut row, mut want) = (Vec::new(), vec![0i8; 15]);
+        let mut values = std::collections::BTreeSet::new();
+        for (i, ex) in set.examples.iter().enumerate() {
+            projector.project_with(&mut ProjectScratch::default(), &ex.text, &mut want);
+            inputs.row(i, &mut row);
+            assert_eq!(row, want, "{}", ex.text);
+            values.extend(row.iter().copied());
+        }
+        assert_eq!(
+            values.len(),
+            3,
+            "all of −1, 0 and +1 round-trip: {values:?}"
         );
     }
 
