@@ -31,7 +31,6 @@ use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
 use super::{shuffle, Example};
-use crate::error::{Error, Result};
 use crate::text::{Block, TextPipeline};
 
 /// Epochs of the teacher's SGD.
@@ -44,17 +43,22 @@ const TEACHER_LR: f32 = 0.5;
 pub(super) const MAX_COPIES: usize = 1 << 20;
 /// Labels below this teacher probability are left out of a copy's target.
 const MIN_TARGET: f32 = 1e-3;
-/// The teacher's weight matrix may hold at most this many floats (1 GiB).
-const MAX_TEACHER_WEIGHTS: usize = 1 << 28;
+/// The teacher's weight matrix holds at most this many floats (256 MiB): past it, features
+/// share weight rows by hash (see [`Teacher::fit`]).
+const MAX_TEACHER_WEIGHTS: usize = 1 << 26;
 
-/// One text as the teacher sees it: `(vocabulary row, weight)`, sorted by row.
+/// One text as the teacher sees it: `(weight row, weight)`, sorted by row (a row may
+/// repeat when features share rows).
 type Row = Vec<(u32, f32)>;
 /// A feature occurrence count: `(hash, block, count)`.
 type Count = (u64, Block, f32);
 
-/// The linear teacher: weights `vocab × labels`, biases per label.
+/// The linear teacher: weights `rows × labels`, biases per label.
 pub(super) struct Teacher {
+    /// Feature hash → vocabulary id.
     vocab: HashMap<u64, u32>,
+    /// Weight row per vocabulary id: the id itself, unless the vocabulary is too large.
+    row_of: Vec<u32>,
     /// IDF per vocabulary row.
     idf: Vec<f32>,
     /// Block per vocabulary row.
@@ -68,14 +72,34 @@ pub(super) struct Teacher {
 
 impl Teacher {
     /// Builds the vocabulary and IDF from `train` (indices into `examples`) and fits the
-    /// teacher on their targets.
+    /// teacher on their targets. When vocabulary × labels would pass
+    /// [`MAX_TEACHER_WEIGHTS`] (many labels and a large corpus), features share weight rows
+    /// by feature hash, as fastText's buckets do: a weaker teacher rather than a refusal.
     pub(super) fn fit(
         pipeline: &TextPipeline,
         examples: &[Example],
         train: &[usize],
         n_labels: usize,
         seed: u64,
-    ) -> Result<Self> {
+    ) -> Self {
+        Self::fit_within(
+            pipeline,
+            examples,
+            train,
+            n_labels,
+            seed,
+            MAX_TEACHER_WEIGHTS,
+        )
+    }
+
+    fn fit_within(
+        pipeline: &TextPipeline,
+        examples: &[Example],
+        train: &[usize],
+        n_labels: usize,
+        seed: u64,
+        max_weights: usize,
+    ) -> Self {
         let features = pipeline.feature_config();
         let mut vocab: HashMap<u64, u32> = HashMap::new();
         let mut blocks = Vec::new();
@@ -97,15 +121,12 @@ impl Teacher {
                 df[id as usize] += 1;
             }
         }
-        if vocab.len().saturating_mul(n_labels) > MAX_TEACHER_WEIGHTS {
-            return Err(Error::config(
-                "augment",
-                format!(
-                    "the linear teacher would need {} features × {n_labels} labels weights, \
-                     more than {MAX_TEACHER_WEIGHTS}; train with --augment 0",
-                    vocab.len()
-                ),
-            ));
+        let n_rows = vocab.len().min((max_weights / n_labels.max(1)).max(1));
+        let mut row_of: Vec<u32> = (0..vocab.len() as u32).collect();
+        if n_rows < vocab.len() {
+            for (&h, &id) in &vocab {
+                row_of[id as usize] = (h % n_rows as u64) as u32;
+            }
         }
         let n = train.len();
         let idf = df
@@ -113,8 +134,9 @@ impl Teacher {
             .map(|&d| (((1 + n) as f64 / f64::from(1 + d)).ln() + 1.0) as f32)
             .collect();
         let mut teacher = Self {
-            weights: vec![0.0; vocab.len() * n_labels],
+            weights: vec![0.0; n_rows * n_labels],
             vocab,
+            row_of,
             idf,
             blocks,
             bias: vec![0.0; n_labels],
@@ -124,7 +146,7 @@ impl Teacher {
         };
         let rows: Vec<Row> = counts.iter().map(|c| teacher.weigh(c)).collect();
         teacher.sgd(&rows, examples, train, seed);
-        Ok(teacher)
+        teacher
     }
 
     /// Per-example SGD on the cross-entropy against each example's target, weighted by the
@@ -247,6 +269,7 @@ impl Teacher {
         ];
         for (id, w) in &mut row {
             *w *= scale[self.blocks[*id as usize] as usize];
+            *id = self.row_of[*id as usize];
         }
         row.sort_unstable_by_key(|r| r.0);
         row
@@ -359,7 +382,7 @@ mod tests {
         let set = TrainSet::supervised(&crate::train::tests::toy_records()).unwrap();
         let p = pipeline();
         let all: Vec<usize> = (0..set.examples.len()).collect();
-        let teacher = Teacher::fit(&p, &set.examples, &all, set.labels.len(), 1).unwrap();
+        let teacher = Teacher::fit(&p, &set.examples, &all, set.labels.len(), 1);
         assert_eq!(teacher.accuracy(&p, &set.examples, &all), 1.0);
         for text in ["thanks so much", "where do we meet", "zzz qqq", ""] {
             let t = teacher.target(&p, text);
@@ -372,8 +395,17 @@ mod tests {
         assert_eq!(argmax_target(&teacher.target(&p, "thanks so much")), thanks);
         // Trained on three suffixes of each phrase, it knows the phrases with the other two.
         let (seen, unseen) = all.split_at(36);
-        let part = Teacher::fit(&p, &set.examples, seen, set.labels.len(), 1).unwrap();
+        let part = Teacher::fit(&p, &set.examples, seen, set.labels.len(), 1);
         let acc = part.accuracy(&p, &set.examples, unseen);
         assert!(acc >= 0.9, "{acc}");
+        // Room for 64 weight rows only: features share rows by hash, and it still learns.
+        let vocab = teacher.vocab.len();
+        let small = Teacher::fit_within(&p, &set.examples, &all, set.labels.len(), 1, 64 * 4);
+        assert!(vocab > 64, "{vocab}");
+        assert_eq!(small.weights.len(), 64 * 4);
+        assert!(small.row_of.iter().all(|&r| r < 64));
+        assert!(small.accuracy(&p, &set.examples, &all) >= 0.9);
+        let t = small.target(&p, "thanks so much");
+        assert!((t.iter().map(|x| x.1).sum::<f32>() - 1.0).abs() < 1e-5);
     }
 }

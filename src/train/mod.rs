@@ -823,7 +823,7 @@ pub fn train(
             &train_idx,
             set.labels.len(),
             config.seed,
-        )?;
+        );
         if !val.is_empty() {
             teacher_val_accuracy = Some(teacher.accuracy(pipeline, &set.examples, &val));
         }
