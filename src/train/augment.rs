@@ -31,10 +31,11 @@ use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
 use super::{shuffle, Example};
+use crate::build::Progress;
 use crate::text::{Block, TextPipeline};
 
 /// Epochs of the teacher's SGD.
-const TEACHER_EPOCHS: usize = 10;
+pub(super) const TEACHER_EPOCHS: usize = 10;
 /// The teacher's initial step (per example), decaying linearly to zero.
 const TEACHER_LR: f32 = 0.5;
 /// Copies made in all, about: a larger corpus gets fewer per text (at least one), since
@@ -81,6 +82,7 @@ impl Teacher {
         train: &[usize],
         n_labels: usize,
         seed: u64,
+        progress: &dyn Progress,
     ) -> Self {
         Self::fit_within(
             pipeline,
@@ -89,6 +91,7 @@ impl Teacher {
             n_labels,
             seed,
             MAX_TEACHER_WEIGHTS,
+            progress,
         )
     }
 
@@ -99,6 +102,7 @@ impl Teacher {
         n_labels: usize,
         seed: u64,
         max_weights: usize,
+        progress: &dyn Progress,
     ) -> Self {
         let features = pipeline.feature_config();
         let mut vocab: HashMap<u64, u32> = HashMap::new();
@@ -145,13 +149,20 @@ impl Teacher {
             sublinear: features.sublinear_tf,
         };
         let rows: Vec<Row> = counts.iter().map(|c| teacher.weigh(c)).collect();
-        teacher.sgd(&rows, examples, train, seed);
+        teacher.sgd(&rows, examples, train, seed, progress);
         teacher
     }
 
     /// Per-example SGD on the cross-entropy against each example's target, weighted by the
-    /// example's weight.
-    fn sgd(&mut self, rows: &[Row], examples: &[Example], train: &[usize], seed: u64) {
+    /// example's weight; `progress` advances once per epoch.
+    fn sgd(
+        &mut self,
+        rows: &[Row],
+        examples: &[Example],
+        train: &[usize],
+        seed: u64,
+        progress: &dyn Progress,
+    ) {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x7EAC_4E85_0000_0001);
         let mut order: Vec<usize> = (0..rows.len()).collect();
         let total = (TEACHER_EPOCHS * rows.len()).max(1) as f32;
@@ -179,6 +190,7 @@ impl Teacher {
                     }
                 }
             }
+            progress.advance(1);
         }
     }
 
@@ -382,7 +394,7 @@ mod tests {
         let set = TrainSet::supervised(&crate::train::tests::toy_records()).unwrap();
         let p = pipeline();
         let all: Vec<usize> = (0..set.examples.len()).collect();
-        let teacher = Teacher::fit(&p, &set.examples, &all, set.labels.len(), 1);
+        let teacher = Teacher::fit(&p, &set.examples, &all, set.labels.len(), 1, &());
         assert_eq!(teacher.accuracy(&p, &set.examples, &all), 1.0);
         for text in ["thanks so much", "where do we meet", "zzz qqq", ""] {
             let t = teacher.target(&p, text);
@@ -395,12 +407,12 @@ mod tests {
         assert_eq!(argmax_target(&teacher.target(&p, "thanks so much")), thanks);
         // Trained on three suffixes of each phrase, it knows the phrases with the other two.
         let (seen, unseen) = all.split_at(36);
-        let part = Teacher::fit(&p, &set.examples, seen, set.labels.len(), 1);
+        let part = Teacher::fit(&p, &set.examples, seen, set.labels.len(), 1, &());
         let acc = part.accuracy(&p, &set.examples, unseen);
         assert!(acc >= 0.9, "{acc}");
         // Room for 64 weight rows only: features share rows by hash, and it still learns.
         let vocab = teacher.vocab.len();
-        let small = Teacher::fit_within(&p, &set.examples, &all, set.labels.len(), 1, 64 * 4);
+        let small = Teacher::fit_within(&p, &set.examples, &all, set.labels.len(), 1, 64 * 4, &());
         assert!(vocab > 64, "{vocab}");
         assert_eq!(small.weights.len(), 64 * 4);
         assert!(small.row_of.iter().all(|&r| r < 64));

@@ -815,7 +815,11 @@ pub fn train(
     // Distillation through augmented copies: they join the training side only.
     let mut teacher_val_accuracy = None;
     let examples: Cow<'_, [Example]> = if config.augment > 0 {
-        progress.stage("teacher", None, "texts");
+        progress.stage(
+            "linear teacher",
+            Some(augment::TEACHER_EPOCHS as u64),
+            "epochs",
+        );
         let pipeline = projector.pipeline();
         let teacher = Teacher::fit(
             pipeline,
@@ -823,16 +827,20 @@ pub fn train(
             &train_idx,
             set.labels.len(),
             config.seed,
+            progress,
         );
+        progress.finish_stage();
         if !val.is_empty() {
             teacher_val_accuracy = Some(teacher.accuracy(pipeline, &set.examples, &val));
         }
         let per_example = config
             .augment
             .min((augment::MAX_COPIES / train_idx.len().max(1)).max(1));
+        progress.stage("augmented copies", Some(train_idx.len() as u64), "texts");
         let copies: Vec<Example> = train_idx
             .par_iter()
             .flat_map_iter(|&i| {
+                progress.advance(1);
                 (0..per_example)
                     .filter_map(move |c| augment::perturb(&set.examples[i].text, config.seed, i, c))
             })
@@ -844,7 +852,9 @@ pub fn train(
             })
             .collect();
         progress.finish_stage();
+        progress.stage("projecting copies", None, "texts");
         inputs.append(Inputs::project(&projector, &copies));
+        progress.finish_stage();
         train_idx.extend(set.examples.len()..set.examples.len() + copies.len());
         Cow::Owned(set.examples.iter().cloned().chain(copies).collect())
     } else {
