@@ -373,6 +373,77 @@ fn prepare(
     }
 }
 
+/// Smoothed IDF per feature, `ln((1 + n) / (1 + df)) + 1` over `n` documents (scikit-learn's
+/// `smooth_idf`).
+pub fn idf(df: &[u32], n: usize) -> Vec<f32> {
+    df.iter()
+        .map(|&d| (((1 + n) as f64 / (1 + d as usize) as f64).ln() + 1.0) as f32)
+        .collect()
+}
+
+/// One row's TF-IDF weights (see the module docs): `features` (ids indexing `idf` and
+/// `blocks`) with their raw `counts`, skipping those `keep` rejects; each block
+/// L2-normalized, the char block scaled by `char_weight`, then the row L2-normalized.
+/// Zero weights are dropped; the order of `features` is kept.
+pub fn tfidf_row(
+    features: &[u32],
+    counts: &[f32],
+    idf: &[f32],
+    blocks: &[Block],
+    keep: impl Fn(u32) -> bool,
+    sublinear_tf: bool,
+    char_weight: f32,
+) -> (Vec<u32>, Vec<f32>) {
+    let mut f_out = Vec::with_capacity(features.len());
+    let mut v_out = Vec::with_capacity(features.len());
+    let mut norms = [0.0f64; 2];
+    for (&f, &c) in features.iter().zip(counts) {
+        if !keep(f) {
+            continue;
+        }
+        let tf = if sublinear_tf { 1.0 + c.ln() } else { c };
+        let w = tf * idf[f as usize];
+        norms[blocks[f as usize] as usize] += f64::from(w) * f64::from(w);
+        f_out.push(f);
+        v_out.push(w);
+    }
+    let scale = [
+        if norms[0] > 0.0 {
+            1.0 / norms[0].sqrt()
+        } else {
+            0.0
+        },
+        if norms[1] > 0.0 {
+            f64::from(char_weight) / norms[1].sqrt()
+        } else {
+            0.0
+        },
+    ];
+    let mut total = 0.0f64;
+    for (f, v) in f_out.iter().zip(v_out.iter_mut()) {
+        let s = (f64::from(*v) * scale[blocks[*f as usize] as usize]) as f32;
+        *v = s;
+        total += f64::from(s) * f64::from(s);
+    }
+    if total > 0.0 {
+        let inv = 1.0 / total.sqrt();
+        for v in &mut v_out {
+            *v = (f64::from(*v) * inv) as f32;
+        }
+    }
+    // A zero weight (char_weight = 0) is no edge: drop it.
+    let mut i = 0;
+    while i < v_out.len() {
+        if v_out[i] > 0.0 {
+            i += 1;
+        } else {
+            v_out.remove(i);
+            f_out.remove(i);
+        }
+    }
+    (f_out, v_out)
+}
+
 /// TF-IDF weighting of raw counts (see the module docs), keeping only the features `filter`
 /// keeps. Rows stay sorted by feature id; a row whose features were all dropped is empty.
 pub fn tfidf(
@@ -384,63 +455,21 @@ pub fn tfidf(
     char_weight: f32,
 ) -> FeatureMatrix {
     let n = counts.n_rows();
-    let idf: Vec<f32> = df
-        .iter()
-        .map(|&d| (((1 + n) as f64 / (1 + d as usize) as f64).ln() + 1.0) as f32)
-        .collect();
+    let idf = idf(df, n);
     let keep: Vec<bool> = df.iter().map(|&d| filter.keeps(d, n)).collect();
     let rows: Vec<(Vec<u32>, Vec<f32>)> = (0..n)
         .into_par_iter()
         .map(|r| {
             let (fs, cs) = counts.row(r);
-            let mut f_out = Vec::with_capacity(fs.len());
-            let mut v_out = Vec::with_capacity(fs.len());
-            let mut norms = [0.0f64; 2];
-            for (&f, &c) in fs.iter().zip(cs) {
-                if !keep[f as usize] {
-                    continue;
-                }
-                let tf = if sublinear_tf { 1.0 + c.ln() } else { c };
-                let w = tf * idf[f as usize];
-                norms[blocks[f as usize] as usize] += f64::from(w) * f64::from(w);
-                f_out.push(f);
-                v_out.push(w);
-            }
-            let scale = [
-                if norms[0] > 0.0 {
-                    1.0 / norms[0].sqrt()
-                } else {
-                    0.0
-                },
-                if norms[1] > 0.0 {
-                    f64::from(char_weight) / norms[1].sqrt()
-                } else {
-                    0.0
-                },
-            ];
-            let mut total = 0.0f64;
-            for (f, v) in f_out.iter().zip(v_out.iter_mut()) {
-                let s = (f64::from(*v) * scale[blocks[*f as usize] as usize]) as f32;
-                *v = s;
-                total += f64::from(s) * f64::from(s);
-            }
-            if total > 0.0 {
-                let inv = 1.0 / total.sqrt();
-                for v in &mut v_out {
-                    *v = (f64::from(*v) * inv) as f32;
-                }
-            }
-            // A zero weight (char_weight = 0) is no edge: drop it.
-            let mut i = 0;
-            while i < v_out.len() {
-                if v_out[i] > 0.0 {
-                    i += 1;
-                } else {
-                    v_out.remove(i);
-                    f_out.remove(i);
-                }
-            }
-            (f_out, v_out)
+            tfidf_row(
+                fs,
+                cs,
+                &idf,
+                blocks,
+                |f| keep[f as usize],
+                sublinear_tf,
+                char_weight,
+            )
         })
         .collect();
     let mut out = FeatureMatrix {

@@ -10,8 +10,7 @@
 //! costs seconds).
 //!
 //! - **Teacher:** multinomial logistic regression over the pipeline's features, weighted as
-//!   the graph weights them (sublinear TF × IDF, each block L2-normalized, the char block
-//!   scaled by `char_weight`), over a vocabulary of the features seen in the training
+//!   the graph weights them ([`crate::features::tfidf_row`]), over a vocabulary of the features seen in the training
 //!   examples. Trained on the training examples' targets (seeds and propagated
 //!   distributions alike; never on the held-out slice) by per-example SGD in a seeded order,
 //!   with a step decaying linearly to zero over [`TEACHER_EPOCHS`] epochs, as fastText does.
@@ -32,12 +31,14 @@ use rayon::prelude::*;
 
 use super::{shuffle, Example};
 use crate::build::Progress;
+use crate::features;
 use crate::text::{Block, TextPipeline};
 
 /// Epochs of the teacher's SGD.
 pub(super) const TEACHER_EPOCHS: usize = 10;
-/// The teacher's initial step (per example), decaying linearly to zero.
-const TEACHER_LR: f32 = 0.5;
+/// The teacher's initial step (per example), decaying linearly to zero. Rows have unit
+/// L2 norm, so one step moves a text's own logits by at most this times its error.
+const TEACHER_LR: f32 = 1.0;
 /// Copies made in all, about: a larger corpus gets fewer per text (at least one), since
 /// each copy's projected inputs stay in memory (packed four to a byte: 280 MB in all at
 /// T·d = 1,120) and the gain is largest where training texts are few.
@@ -48,7 +49,7 @@ const MIN_TARGET: f32 = 1e-3;
 /// share weight rows by hash (see [`Teacher::fit`]).
 const MAX_TEACHER_WEIGHTS: usize = 1 << 26;
 
-/// One text as the teacher sees it: `(weight row, weight)`, sorted by row (a row may
+/// One text as the teacher sees it: `(weight row, weight)`, in vocabulary order (a row may
 /// repeat when features share rows).
 type Row = Vec<(u32, f32)>;
 /// A feature occurrence count: `(hash, block, count)`.
@@ -104,7 +105,7 @@ impl Teacher {
         max_weights: usize,
         progress: &dyn Progress,
     ) -> Self {
-        let features = pipeline.feature_config();
+        let config = pipeline.feature_config();
         let mut vocab: HashMap<u64, u32> = HashMap::new();
         let mut blocks = Vec::new();
         let mut df: Vec<u32> = Vec::new();
@@ -132,11 +133,7 @@ impl Teacher {
                 row_of[id as usize] = (h % n_rows as u64) as u32;
             }
         }
-        let n = train.len();
-        let idf = df
-            .iter()
-            .map(|&d| (((1 + n) as f64 / f64::from(1 + d)).ln() + 1.0) as f32)
-            .collect();
+        let idf = features::idf(&df, train.len());
         let mut teacher = Self {
             weights: vec![0.0; n_rows * n_labels],
             vocab,
@@ -145,8 +142,8 @@ impl Teacher {
             blocks,
             bias: vec![0.0; n_labels],
             n_labels,
-            char_weight: features.char_weight,
-            sublinear: features.sublinear_tf,
+            char_weight: config.char_weight,
+            sublinear: config.sublinear_tf,
         };
         let rows: Vec<Row> = counts.iter().map(|c| teacher.weigh(c)).collect();
         teacher.sgd(&rows, examples, train, seed, progress);
@@ -254,37 +251,28 @@ impl Teacher {
         hits as f64 / idx.len() as f64
     }
 
-    /// TF-IDF weights of known features, each block L2-normalized, sorted by row.
+    /// The graph's TF-IDF weights ([`features::tfidf_row`]) of the text's known features,
+    /// on their weight rows.
     fn weigh(&self, counts: &[Count]) -> Row {
-        let mut row: Row = Vec::with_capacity(counts.len());
-        let mut norms = [0.0f64; 2];
-        for &(h, _, c) in counts {
-            let Some(&id) = self.vocab.get(&h) else {
-                continue;
-            };
-            let tf = if self.sublinear { 1.0 + c.ln() } else { c };
-            let w = tf * self.idf[id as usize];
-            norms[self.blocks[id as usize] as usize] += f64::from(w) * f64::from(w);
-            row.push((id, w));
-        }
-        let scale = [
-            if norms[0] > 0.0 {
-                (1.0 / norms[0].sqrt()) as f32
-            } else {
-                0.0
-            },
-            if norms[1] > 0.0 {
-                (f64::from(self.char_weight) / norms[1].sqrt()) as f32
-            } else {
-                0.0
-            },
-        ];
-        for (id, w) in &mut row {
-            *w *= scale[self.blocks[*id as usize] as usize];
-            *id = self.row_of[*id as usize];
-        }
-        row.sort_unstable_by_key(|r| r.0);
-        row
+        let mut known: Vec<(u32, f32)> = counts
+            .iter()
+            .filter_map(|&(h, _, c)| self.vocab.get(&h).map(|&id| (id, c)))
+            .collect();
+        known.sort_unstable_by_key(|k| k.0);
+        let (ids, raw): (Vec<u32>, Vec<f32>) = known.into_iter().unzip();
+        let (ids, weights) = features::tfidf_row(
+            &ids,
+            &raw,
+            &self.idf,
+            &self.blocks,
+            |_| true,
+            self.sublinear,
+            self.char_weight,
+        );
+        ids.into_iter()
+            .map(|id| self.row_of[id as usize])
+            .zip(weights)
+            .collect()
     }
 }
 
