@@ -20,7 +20,7 @@
 //!   perturbed by a generator seeded from (seed, example, copy): drop each word with
 //!   probability 0.15 (half the copies), keep a contiguous span of at least half the words
 //!   (three in ten), or swap two neighbouring words (two in ten). Texts of one word have no
-//!   copies.
+//!   copies (nor, for now, do texts written without spaces, such as Chinese).
 //! - **Targets:** each copy's target is the teacher's distribution (labels below 0.001 are
 //!   dropped and the rest renormalized), weighted like a propagated example (λ).
 
