@@ -26,6 +26,9 @@ an abstention being no label (the peers' convention, which has no abstentions).
 In a variant's propagate flags, `@train-priors` stands for `--prior LABEL=SHARE` for every
 label, SHARE being its share of ALL train lines: the class frequencies the majority-label
 baseline knows and the seeds-only protocol does not (for the "known class priors" rows).
+`@sample-priors:N` stands for `--prior-from` a file of the labels of N train lines drawn at
+random (seeded): what a user gets by labelling N random lines to estimate the class shares
+(also outside the seeds-only protocol).
 
 `--peers` also runs ../shared/peers/lp_peers.py on the same data in a subprocess
 (LabelSpreading first, so its peak RSS is its own end to end; methods from
@@ -36,6 +39,7 @@ import argparse
 import collections
 import json
 import os
+import random
 import re
 import shlex
 import subprocess
@@ -54,6 +58,7 @@ ABSTAIN = None
 # share of ALL train lines: the class frequencies the majority-label baseline uses, i.e. more
 # than the seeds-only protocol gives. For the "known class priors" rows only.
 TRAIN_PRIORS = "@train-priors"
+SAMPLE_PRIORS = "@sample-priors:"
 DEFAULT_MAX_TRAIN = {"swda": 75000}
 
 
@@ -159,6 +164,13 @@ def run_sprig(sprig, prep, work, variants, keep_files):
         for f in pflags:
             if f == TRAIN_PRIORS:
                 flags += [f"--prior={l}={w:.6f}" for l, w in sorted(prep["train_priors"].items())]
+            elif f.startswith(SAMPLE_PRIORS):
+                n = int(f[len(SAMPLE_PRIORS):])
+                sample = os.path.join(work, f"prior-sample-{n}.jsonl")
+                with open(sample, "w", encoding="utf-8") as out:
+                    for label in random.Random(0).sample(prep["try"], n):
+                        out.write(json.dumps({"text": "-", "label": label}) + "\n")
+                flags += ["--prior-from", sample]
             else:
                 flags.append(f)
         cmd = [sprig, "propagate", "--graph", g["path"], "--out", opath, "--quiet"] + flags

@@ -63,6 +63,74 @@ fn inspect_reports_unreachable_nodes_of_the_toy_graph() {
 }
 
 #[test]
+fn prior_from_a_labelled_sample_is_its_add_one_shares() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let toy = repo("graphs/toy");
+    let edges = toy.join("edges.tsv");
+    let seeds = toy.join("seeds.tsv");
+    let (edges, seeds) = (edges.to_str().unwrap(), seeds.to_str().unwrap());
+    let graph_args = [
+        "graph", "--edges", edges, "--seeds", seeds, "--out", "t.graph",
+    ];
+    ok(d, &graph_args);
+    // Nine politics lines, one sports, one of a label the graph does not have (ignored):
+    // shares (9 + 1) / 12 and (1 + 1) / 12.
+    let mut sample = String::new();
+    for i in 0..9 {
+        sample += &format!("{{\"text\": \"p{i}\", \"label\": \"politics\"}}\n");
+    }
+    sample += "{\"text\": \"s\", \"label\": \"sports\"}\n";
+    sample += "{\"text\": \"w\", \"label\": \"weather\"}\n";
+    sample += "{\"text\": \"unlabelled\"}\n";
+    std::fs::write(d.join("sample.jsonl"), sample).unwrap();
+    let propagate = |out: &str, extra: &[&str]| {
+        let mut a = vec!["propagate", "--graph", "t.graph", "--out", out, "-q"];
+        a.extend(extra);
+        ok(d, &a);
+        std::fs::read(d.join(out)).unwrap()
+    };
+    let from = propagate("from.jsonl", &["--prior-from", "sample.jsonl"]);
+    let given = propagate(
+        "given.jsonl",
+        &[
+            "--prior",
+            "politics=0.8333333333333334",
+            "--prior",
+            "sports=0.16666666666666666",
+        ],
+    );
+    assert_eq!(from, given);
+    assert_ne!(
+        from,
+        propagate("plain.jsonl", &[]),
+        "the priors change the output"
+    );
+    std::fs::write(
+        d.join("none.jsonl"),
+        "{\"text\": \"w\", \"label\": \"weather\"}\n",
+    )
+    .unwrap();
+    let err = fails(
+        d,
+        &[
+            "propagate",
+            "--graph",
+            "t.graph",
+            "--out",
+            "x.jsonl",
+            "--prior-from",
+            "none.jsonl",
+        ],
+    );
+    assert!(
+        err.contains("none.jsonl") && err.contains("--prior-from"),
+        "{err}"
+    );
+    assert!(!d.join("x.jsonl").exists());
+}
+
+#[test]
 fn bad_input_fails_with_file_line_and_field_and_leaves_no_output() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use sprig::corpus::{CorpusOptions, CorpusReader};
 use sprig::error::Error;
 use sprig::graph::Graph;
 use sprig::propagate::{
@@ -68,6 +69,13 @@ pub struct Args {
     /// unnamed labels get 0).
     #[arg(long = "prior", value_name = "LABEL=WEIGHT")]
     priors: Vec<String>,
+    /// Class priors for cmn from a labelled sample (JSONL, CSV/TSV or text with labels):
+    /// each graph label's share among its labelled lines, with one added to every count.
+    /// For skewed classes: label a hundred or more randomly drawn lines, not balanced ones
+    /// (on SwDA's dialog acts 100 such lines did as well as the true shares). On near-balanced
+    /// classes the default (seed-estimated) priors are better (benches/README.md).
+    #[arg(long, value_name = "FILE", conflicts_with = "priors")]
+    prior_from: Option<PathBuf>,
     #[command(flatten)]
     job: super::JobArgs,
     /// Also write feature (non-text) nodes: JSONL objects with "feature" instead of
@@ -97,6 +105,38 @@ impl PriorMode {
             ClassPrior::Cmn { .. } => PriorMode::Cmn,
         }
     }
+}
+
+/// Each of `labels`' share among the labelled records of `path`, add-one smoothed so that
+/// a label the sample missed keeps a small prior instead of being zeroed by CMN.
+fn sample_priors(
+    path: &std::path::Path,
+    labels: &[String],
+) -> anyhow::Result<std::collections::BTreeMap<String, f64>> {
+    let reader = CorpusReader::open(path, &CorpusOptions::default())
+        .with_context(|| format!("reading {}", path.display()))?;
+    let mut counts: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    for record in reader {
+        if let Some(label) = record?.label {
+            *counts.entry(label).or_default() += 1;
+        }
+    }
+    // Shares among the graph's labels: a label no seed carries cannot be predicted anyway.
+    let n: u64 = labels.iter().filter_map(|l| counts.get(l)).sum();
+    if n == 0 {
+        bail!(
+            "{}: --prior-from needs lines labelled with the graph's labels; none is",
+            path.display()
+        );
+    }
+    let total = (n + labels.len() as u64) as f64;
+    Ok(labels
+        .iter()
+        .map(|l| {
+            let c = counts.get(l).copied().unwrap_or(0);
+            (l.clone(), (c + 1) as f64 / total)
+        })
+        .collect())
 }
 
 impl Args {
@@ -146,6 +186,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(seeds) = &args.seeds {
         let entries = read_seed_file(seeds)?;
         apply_seed_file(&mut graph, seeds, &entries)?;
+    }
+    let mut config = config;
+    if let Some(path) = &args.prior_from {
+        config.class_prior = ClassPrior::Cmn {
+            priors: Some(sample_priors(path, graph.labels())?),
+        };
     }
 
     let target = if args.job.quiet {
