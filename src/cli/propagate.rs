@@ -180,14 +180,13 @@ impl Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     super::set_threads(args.job.threads)?;
-    let config = args.config()?;
+    let mut config = args.config()?;
     let mut graph =
         Graph::load(&args.graph).with_context(|| format!("reading {}", args.graph.display()))?;
     if let Some(seeds) = &args.seeds {
         let entries = read_seed_file(seeds)?;
         apply_seed_file(&mut graph, seeds, &entries)?;
     }
-    let mut config = config;
     if let Some(path) = &args.prior_from {
         config.class_prior = ClassPrior::Cmn {
             priors: Some(sample_priors(path, graph.labels())?),

@@ -32,6 +32,7 @@ use rayon::prelude::*;
 use super::{shuffle, Example};
 use crate::build::Progress;
 use crate::features;
+use crate::network::softmax;
 use crate::text::{Block, TextPipeline};
 
 /// Epochs of the teacher's SGD.
@@ -164,14 +165,14 @@ impl Teacher {
         let mut order: Vec<usize> = (0..rows.len()).collect();
         let total = (TEACHER_EPOCHS * rows.len()).max(1) as f32;
         let mut step = 0usize;
-        let mut p = vec![0.0f32; self.n_labels];
+        let (mut z, mut p) = (vec![0.0f32; self.n_labels], vec![0.0f32; self.n_labels]);
         for _ in 0..TEACHER_EPOCHS {
             shuffle(&mut order, &mut rng);
             for &r in &order {
                 let lr = TEACHER_LR * (1.0 - step as f32 / total);
                 step += 1;
                 let ex = &examples[train[r]];
-                self.probabilities(&rows[r], &mut p);
+                self.probabilities(&rows[r], &mut z, &mut p);
                 for &(label, t) in &ex.target {
                     p[label as usize] -= t;
                 }
@@ -191,31 +192,23 @@ impl Teacher {
         }
     }
 
-    /// The teacher's distribution over labels for a weighted row.
-    fn probabilities(&self, row: &[(u32, f32)], p: &mut [f32]) {
-        p.copy_from_slice(&self.bias);
+    /// The teacher's distribution over labels for a weighted row, via its logits `z`.
+    fn probabilities(&self, row: &[(u32, f32)], z: &mut [f32], p: &mut [f32]) {
+        z.copy_from_slice(&self.bias);
         for &(f, x) in row {
             let w = &self.weights[f as usize * self.n_labels..][..self.n_labels];
-            for (p, w) in p.iter_mut().zip(w) {
-                *p += x * w;
+            for (z, w) in z.iter_mut().zip(w) {
+                *z += x * w;
             }
         }
-        let max = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0.0;
-        for v in p.iter_mut() {
-            *v = (*v - max).exp();
-            sum += *v;
-        }
-        for v in p.iter_mut() {
-            *v /= sum;
-        }
+        softmax(z, p);
     }
 
     /// The teacher's target for a new text: labels at or above [`MIN_TARGET`], renormalized.
     pub(super) fn target(&self, pipeline: &TextPipeline, text: &str) -> Vec<(u32, f32)> {
-        let mut p = vec![0.0f32; self.n_labels];
+        let (mut z, mut p) = (vec![0.0f32; self.n_labels], vec![0.0f32; self.n_labels]);
         let row = self.weigh(&raw_counts(pipeline, text));
-        self.probabilities(&row, &mut p);
+        self.probabilities(&row, &mut z, &mut p);
         // With more than a thousand labels the top one may itself be below the floor.
         let floor = p.iter().copied().fold(0.0f32, f32::max).min(MIN_TARGET);
         let mut target: Vec<(u32, f32)> = p
