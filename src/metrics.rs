@@ -43,25 +43,31 @@ impl Confusion {
         Self::default()
     }
 
-    fn index(&mut self, label: &str) -> usize {
-        match self.labels.binary_search_by(|l| l.as_str().cmp(label)) {
-            Ok(i) => i,
-            Err(i) => {
-                self.labels.insert(i, label.to_owned());
-                for row in &mut self.counts {
-                    row.insert(i, 0);
-                }
-                let n = self.labels.len();
-                self.counts.insert(i, vec![0; n]);
-                i
+    /// Adds `label` (with an empty row and column) unless it is known.
+    fn insert(&mut self, label: &str) {
+        if let Err(i) = self.labels.binary_search_by(|l| l.as_str().cmp(label)) {
+            self.labels.insert(i, label.to_owned());
+            for row in &mut self.counts {
+                row.insert(i, 0);
             }
+            let n = self.labels.len();
+            self.counts.insert(i, vec![0; n]);
         }
+    }
+
+    fn position(&self, label: &str) -> usize {
+        self.labels
+            .binary_search_by(|l| l.as_str().cmp(label))
+            .expect("label inserted before it is looked up")
     }
 
     /// Records one prediction.
     pub fn add(&mut self, gold: &str, predicted: &str) {
-        let g = self.index(gold);
-        let p = self.index(predicted);
+        // Both labels go in before either is looked up: inserting the second shifts every
+        // index at or after its place, the first's included.
+        self.insert(gold);
+        self.insert(predicted);
+        let (g, p) = (self.position(gold), self.position(predicted));
         self.counts[g][p] += 1;
     }
 
@@ -142,6 +148,44 @@ mod tests {
         let f1_b = 0.5;
         assert!((c.macro_f1() - (f1_a + f1_b) / 3.0).abs() < 1e-12);
         assert_eq!(c.counts()[2][1], 1);
+    }
+
+    #[test]
+    fn a_new_predicted_label_sorting_first_does_not_shift_the_gold_row() {
+        // Gold "b" goes in first; the predicted "a" then takes index 0 and moves "b" to 1.
+        let mut c = Confusion::new();
+        c.add("b", "a");
+        assert_eq!(c.labels(), ["a", "b"]);
+        assert_eq!(c.accuracy(), 0.0);
+        assert_eq!(c.counts(), [vec![0, 0], vec![1, 0]]);
+    }
+
+    proptest::proptest! {
+        /// The matrix equals a plain count of (gold, predicted) pairs, whatever order the
+        /// labels first appear in.
+        #[test]
+        fn counts_equal_a_plain_tally(
+            pairs in proptest::collection::vec((0u8..6, 0u8..6), 0..60)
+        ) {
+            let name = |i: u8| ((b'a' + i) as char).to_string();
+            let mut c = Confusion::new();
+            let mut tally = std::collections::BTreeMap::new();
+            for &(g, p) in &pairs {
+                c.add(&name(g), &name(p));
+                *tally.entry((name(g), name(p))).or_insert(0u64) += 1;
+            }
+            for (gi, g) in c.labels().iter().enumerate() {
+                for (pi, p) in c.labels().iter().enumerate() {
+                    let want = tally.get(&(g.clone(), p.clone())).copied().unwrap_or(0);
+                    proptest::prop_assert_eq!(c.counts()[gi][pi], want);
+                }
+            }
+            let correct = pairs.iter().filter(|(g, p)| g == p).count() as u64;
+            proptest::prop_assert_eq!(c.total(), pairs.len() as u64);
+            if !pairs.is_empty() {
+                proptest::prop_assert_eq!(c.accuracy(), correct as f64 / pairs.len() as f64);
+            }
+        }
     }
 
     #[test]
