@@ -167,6 +167,79 @@ pub(crate) fn skip_bom(reader: &mut dyn BufRead, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Turns every CRLF into LF. The `csv` crate counts a record's line before it reads the LF
+/// of the previous record's CRLF, so every CRLF row's line would be one too low (rust-csv
+/// issue #395); with LF only, its lines are the file's physical lines. A CR not followed by
+/// LF is kept. Quoted fields' CRLFs become LFs, which tokenizing treats alike.
+struct CrlfToLf<R> {
+    inner: R,
+    /// A CR read at the end of the last chunk, not yet known to precede an LF.
+    pending_cr: bool,
+}
+
+impl<R: BufRead> CrlfToLf<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            pending_cr: false,
+        }
+    }
+
+    /// One step of [`Read::read`]: 0 at the end, or when the chunk held only a CR.
+    fn read_some(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let mut n = 0;
+        let chunk = self.inner.fill_buf()?;
+        if chunk.is_empty() {
+            // The end: a CR held back at the end of the input is a lone CR.
+            if std::mem::take(&mut self.pending_cr) {
+                out[0] = b'\r';
+                return Ok(1);
+            }
+            return Ok(0);
+        }
+        if self.pending_cr && chunk[0] != b'\n' {
+            out[n] = b'\r';
+            n += 1;
+        }
+        self.pending_cr = false;
+        let mut used = 0;
+        while used < chunk.len() && n < out.len() {
+            let b = chunk[used];
+            used += 1;
+            if b == b'\r' {
+                match chunk.get(used) {
+                    Some(b'\n') => continue,
+                    Some(_) => {}
+                    // The chunk ends on a CR: decide when the next chunk shows its follower.
+                    None => {
+                        self.pending_cr = true;
+                        break;
+                    }
+                }
+            }
+            out[n] = b;
+            n += 1;
+        }
+        self.inner.consume(used);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> Read for CrlfToLf<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        // Zero bytes would mean the end, so a chunk that was all held-back CR reads on.
+        loop {
+            let n = self.read_some(out)?;
+            if n > 0 || !self.pending_cr {
+                return Ok(n);
+            }
+        }
+    }
+}
+
 /// Reads the next physical line into `buf` without its line end. Returns false at the end.
 pub(crate) fn next_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>, path: &Path) -> Result<bool> {
     buf.clear();
@@ -238,7 +311,7 @@ impl CorpusReader {
                     .delimiter(delimiter)
                     .has_headers(true)
                     .flexible(false)
-                    .from_reader(Box::new(buffered) as Box<dyn Read>);
+                    .from_reader(Box::new(CrlfToLf::new(buffered)) as Box<dyn Read>);
                 let headers = reader
                     .byte_headers()
                     .map_err(|e| csv_error(path, e))?
@@ -643,6 +716,45 @@ mod tests {
             out[2].line, 5,
             "a quoted newline moves the next record's line"
         );
+    }
+
+    #[test]
+    fn crlf_csv_rows_keep_their_physical_lines() {
+        let out = read(
+            b"text,label\r\na,x\r\n\"b\r\nc\",\r\nd,y\r\ne\r\n",
+            "c.csv",
+            &CorpusOptions::default(),
+        );
+        let lines: Vec<u64> = out
+            .iter()
+            .map(|r| r.as_ref().map_or(0, |r| r.line))
+            .collect();
+        assert_eq!(lines[..3], [2, 3, 5]);
+        assert_eq!(out[1].as_ref().unwrap().text, "b\nc");
+        let e = out[3].as_ref().unwrap_err().to_string();
+        assert!(e.contains("c.csv:6: row has 1 fields"), "{e}");
+    }
+
+    proptest::proptest! {
+        /// Whatever the chunk boundaries, the adapter drops exactly the CRs that precede an
+        /// LF and keeps every other byte.
+        #[test]
+        fn crlf_adapter_matches_a_plain_replace(
+            bytes in proptest::collection::vec(
+                proptest::sample::select(vec![b'\r', b'\n', b'a']), 0..64),
+            capacity in 1usize..8,
+        ) {
+            let reader = std::io::BufReader::with_capacity(capacity, &bytes[..]);
+            let mut got = Vec::new();
+            CrlfToLf::new(reader).read_to_end(&mut got).unwrap();
+            let mut want = Vec::new();
+            for (i, &b) in bytes.iter().enumerate() {
+                if !(b == b'\r' && bytes.get(i + 1) == Some(&b'\n')) {
+                    want.push(b);
+                }
+            }
+            proptest::prop_assert_eq!(got, want);
+        }
     }
 
     #[test]
