@@ -527,3 +527,101 @@ fn damaged_graphs_are_refused_by_every_reader() {
         }
     }
 }
+
+#[test]
+fn an_output_over_an_input_is_refused_and_the_input_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let corpus = b"{\"text\": \"thanks a lot\", \"label\": \"thanks\"}\n{\"text\": \"see you soon\", \"label\": \"bye\"}\n{\"text\": \"thank you\"}\n";
+    std::fs::write(d.join("c.jsonl"), corpus).unwrap();
+    // The same file by another name: a symbolic link where the platform has them.
+    #[cfg(unix)]
+    std::os::unix::fs::symlink("c.jsonl", d.join("link.jsonl")).unwrap();
+    #[cfg(not(unix))]
+    std::fs::copy(d.join("c.jsonl"), d.join("link.jsonl")).unwrap();
+    crate::util::ok(
+        d,
+        &["graph", "-q", "--corpus", "c.jsonl", "--out", "g.graph"],
+    );
+    let graph = std::fs::read(d.join("g.graph")).unwrap();
+    for args in [
+        &["graph", "--corpus", "c.jsonl", "--out", "./c.jsonl"][..],
+        &["propagate", "--graph", "g.graph", "--out", "g.graph"],
+        &[
+            "train",
+            "--corpus",
+            "c.jsonl",
+            "--augment",
+            "0",
+            "--out",
+            "c.jsonl",
+        ],
+    ] {
+        let err = crate::util::fails(d, args);
+        assert!(
+            err.contains("refusing to write") && err.contains("the same file"),
+            "{err}"
+        );
+    }
+    #[cfg(unix)]
+    {
+        let err = crate::util::fails(d, &["graph", "--corpus", "link.jsonl", "--out", "c.jsonl"]);
+        assert!(err.contains("over the input --corpus link.jsonl"), "{err}");
+    }
+    std::fs::create_dir(d.join("wd")).unwrap();
+    std::fs::write(d.join("wd/labels.jsonl"), corpus).unwrap();
+    let err = crate::util::fails(
+        d,
+        &[
+            "run",
+            "--corpus",
+            "wd/labels.jsonl",
+            "--test",
+            "c.jsonl",
+            "--workdir",
+            "wd",
+        ],
+    );
+    assert!(err.contains("refusing to write"), "{err}");
+    assert_eq!(std::fs::read(d.join("c.jsonl")).unwrap(), corpus);
+    assert_eq!(std::fs::read(d.join("wd/labels.jsonl")).unwrap(), corpus);
+    assert_eq!(std::fs::read(d.join("g.graph")).unwrap(), graph);
+}
+
+#[test]
+fn a_closed_stdout_ends_a_command_without_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let edges = crate::util::repo("graphs/toy/edges.tsv")
+        .display()
+        .to_string();
+    let seeds = crate::util::repo("graphs/toy/seeds.tsv")
+        .display()
+        .to_string();
+    crate::util::ok(
+        d,
+        &[
+            "graph", "-q", "--edges", &edges, "--seeds", &seeds, "--out", "g.graph",
+        ],
+    );
+    let graph = [
+        "graph", "--edges", &edges, "--seeds", &seeds, "--out", "g2.graph",
+    ];
+    let propagate = ["propagate", "-q", "--graph", "g.graph", "--out", "l.jsonl"];
+    // Both print a summary line on stdout once their file is written.
+    for args in [&graph[..], &propagate[..]] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sprig"))
+            .args(args)
+            .current_dir(d)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the reading end before the command writes its first line.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+    }
+}

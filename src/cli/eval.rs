@@ -64,7 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "labels": confusion.labels(),
             "confusion": confusion.counts(),
         });
-        println!("{obj}");
+        outln!("{obj}")?;
         return Ok(());
     }
     let mut s = String::new();
@@ -106,6 +106,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let cells: Vec<String> = row.iter().map(|c| format!("{c:>5}")).collect();
         let _ = writeln!(s, "{label:width$} {}", cells.join(""));
     }
-    print!("{s}");
+    out!("{s}")?;
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! `sprig graph`: corpus (or edge list) → `.graph`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use sprig::build::{build_from_corpus, read_edges, BuildConfig, GraphConfig};
@@ -60,6 +60,16 @@ enum Kind {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     super::set_threads(args.job.threads)?;
+    let inputs = [
+        ("--corpus", args.corpus.as_deref()),
+        ("--edges", args.edges.as_deref()),
+        ("--seeds", args.seeds.as_deref()),
+    ];
+    let inputs: Vec<(&str, &Path)> = inputs
+        .into_iter()
+        .filter_map(|(flag, p)| p.map(|p| (flag, p)))
+        .collect();
+    super::check_not_an_input(&args.out, &inputs)?;
     let bars = Bars::new(args.job.quiet);
     let started = std::time::Instant::now();
     let mut graph = if let Some(edges) = &args.edges {
@@ -113,7 +123,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     graph
         .save(&args.out)
         .with_context(|| format!("writing {}", args.out.display()))?;
-    println!(
+    outln!(
         "{}: {} graph, {} records, {} nodes ({} texts), {} edges, {} seeds over {} labels ({:.2}s)",
         args.out.display(),
         graph.kind(),
@@ -124,6 +134,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         graph.seeds().len(),
         graph.labels().len(),
         started.elapsed().as_secs_f64()
-    );
+    )?;
     Ok(())
 }

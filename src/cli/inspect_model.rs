@@ -27,18 +27,19 @@ pub(crate) fn run(path: &Path, json_out: bool) -> anyhow::Result<()> {
         obj["file"] = json!(path.display().to_string());
         obj["file_bytes"] = json!(file_bytes);
         obj["parameter_bytes"] = json!(model.parameter_bytes());
-        println!("{obj}");
+        outln!("{obj}")?;
         return Ok(());
     }
-    println!("file            {} ({file_bytes} bytes)", path.display());
-    println!(
+    outln!("file            {} ({file_bytes} bytes)", path.display())?;
+    outln!(
         "format          model v{} (written by sprig {})",
-        header.format_version, header.crate_version
-    );
-    println!("kind            {}", header.model_kind);
-    println!("hash            {}", header.hash);
+        header.format_version,
+        header.crate_version
+    )?;
+    outln!("kind            {}", header.model_kind)?;
+    outln!("hash            {}", header.hash)?;
     let p = &header.projection;
-    println!(
+    outln!(
         "projection      {} functions x {} bits = {} ({:?}, structured {}, scheme {}, seed {:#x})",
         p.functions,
         p.bits,
@@ -50,36 +51,36 @@ pub(crate) fn run(path: &Path, json_out: bool) -> anyhow::Result<()> {
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_else(|| format!("{:?}", p.scheme)),
         p.seed
-    );
+    )?;
     if !header.layers.is_empty() {
-        println!(
+        outln!(
             "layers          {:?} ({:?} weights)",
             header.layers,
             header.weights.unwrap_or(sprig::format::Dtype::F32)
-        );
+        )?;
     } else {
-        println!("table           k = {}", header.table_k);
+        outln!("table           k = {}", header.table_k)?;
     }
-    println!("parameters      {} bytes", model.parameter_bytes());
-    println!(
+    outln!("parameters      {} bytes", model.parameter_bytes())?;
+    outln!(
         "labels ({})     {}",
         header.labels.len(),
         header.labels.join(", ")
-    );
-    println!("text            {}", serde_json::to_string(&header.text)?);
-    println!(
+    )?;
+    outln!("text            {}", serde_json::to_string(&header.text)?)?;
+    outln!(
         "features        {}",
         serde_json::to_string(&header.features)?
-    );
+    )?;
     let t = &header.train;
     if let Some(c) = t.get("counts") {
-        println!("train set       {c}");
+        outln!("train set       {c}")?;
     }
     if let (Some(best), Some(run)) = (t.get("best_epoch"), t.get("epochs_run")) {
-        println!("epochs          best {best} of {run}");
+        outln!("epochs          best {best} of {run}")?;
     }
     if let Some(c) = t.get("config") {
-        println!("train config    {c}");
+        outln!("train config    {c}")?;
     }
     Ok(())
 }

@@ -2,6 +2,29 @@
 //! and a `run(Args) -> anyhow::Result<()>`. No algorithm lives here: flags become library
 //! configs, and the library does the work. Results go to stdout, progress to stderr.
 
+/// `print!` to standard output that returns the write's error instead of panicking: a closed
+/// pipe then ends the command quietly (see `main`) and a full disk is an error on stderr.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        anyhow::Context::context(
+            write!(std::io::stdout().lock(), $($arg)*),
+            "writing to standard output",
+        )
+    }};
+}
+
+/// `println!` that returns the write's error; see `out!`.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        anyhow::Context::context(
+            writeln!(std::io::stdout().lock(), $($arg)*),
+            "writing to standard output",
+        )
+    }};
+}
+
 mod eval;
 mod graph;
 mod inspect;
@@ -11,6 +34,8 @@ mod progress;
 mod propagate;
 mod run;
 mod train;
+
+use std::path::Path;
 
 use clap::{Parser, Subcommand};
 
@@ -50,6 +75,41 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Predict(args) => predict::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Run(args) => run::run(args),
+    }
+}
+
+/// Refuses to write `out` over one of the command's inputs (`(flag, path)` pairs): the output
+/// is renamed into place only at the end, so the input would be read whole and then lost.
+pub(crate) fn check_not_an_input(out: &Path, inputs: &[(&str, &Path)]) -> anyhow::Result<()> {
+    for (flag, input) in inputs {
+        if input.as_os_str() != "-" && same_file(out, input) {
+            anyhow::bail!(
+                "refusing to write {} over the input {flag} {} (the same file)",
+                out.display(),
+                input.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Whether both paths name one existing file (through links, relative paths or hard links).
+fn same_file(a: &Path, b: &Path) -> bool {
+    let (Ok(ma), Ok(mb)) = (std::fs::metadata(a), std::fs::metadata(b)) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        ma.dev() == mb.dev() && ma.ino() == mb.ino()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (ma, mb);
+        matches!(
+            (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+            (Ok(x), Ok(y)) if x == y
+        )
     }
 }
 

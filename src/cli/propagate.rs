@@ -180,6 +180,10 @@ impl Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     super::set_threads(args.job.threads)?;
+    let mut inputs = vec![("--graph", args.graph.as_path())];
+    inputs.extend(args.seeds.as_deref().map(|p| ("--seeds", p)));
+    inputs.extend(args.prior_from.as_deref().map(|p| ("--prior-from", p)));
+    super::check_not_an_input(&args.out, &inputs)?;
     let mut config = args.config()?;
     let mut graph =
         Graph::load(&args.graph).with_context(|| format!("reading {}", args.graph.display()))?;
@@ -259,7 +263,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     .with_context(|| format!("writing {}", out.display()))?;
 
     let r = result.report();
-    println!(
+    outln!(
         "{}: {}, {} iterations, converged: {}, {} of {} texts abstain ({} of {} nodes), {:.2}s",
         out.display(),
         r.algorithm,
@@ -270,6 +274,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         r.abstaining_nodes,
         graph.n_nodes(),
         r.seconds
-    );
+    )?;
     Ok(())
 }

@@ -26,17 +26,26 @@ pub struct Args {
     quiet: bool,
 }
 
+/// The files `run` writes into the workdir: the graph, the propagated labels, the model.
+const OUTPUTS: [&str; 3] = ["corpus.graph", "labels.jsonl", "model.sprig"];
+
 pub fn run(args: Args) -> anyhow::Result<()> {
+    // Both inputs are checked before any work: a missing test file would otherwise surface
+    // only after training, and a workdir holding the corpus would have it overwritten.
+    for (flag, input) in [("--corpus", &args.corpus), ("--test", &args.test)] {
+        std::fs::File::open(input).with_context(|| format!("{flag} {}", input.display()))?;
+        for name in OUTPUTS {
+            let out = args.workdir.join(name);
+            super::check_not_an_input(&out, &[(flag, input)])
+                .with_context(|| format!("--workdir {}", args.workdir.display()))?;
+        }
+    }
     std::fs::create_dir_all(&args.workdir)
         .with_context(|| format!("creating {}", args.workdir.display()))?;
     let path = |name: &str| args.workdir.join(name).display().to_string();
     let corpus = args.corpus.display().to_string();
     let test = args.test.display().to_string();
-    let (graph, labels, model) = (
-        path("corpus.graph"),
-        path("labels.jsonl"),
-        path("model.sprig"),
-    );
+    let [graph, labels, model] = OUTPUTS.map(path);
     let steps: [(&str, Vec<&str>); 4] = [
         (
             "1/4 graph",
@@ -58,13 +67,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if args.quiet && argv[0] != "eval" {
             argv.push("--quiet");
         }
-        println!("== {name}: sprig {}", argv.join(" "));
+        outln!("== {name}: sprig {}", argv.join(" "))?;
         let cli = Cli::try_parse_from(std::iter::once("sprig").chain(argv.iter().copied()))
             .with_context(|| format!("step {name}"))?;
         super::run(cli).with_context(|| format!("step {name}"))?;
     }
-    println!(
+    outln!(
         "== done: try `sprig predict --model {model} \"on my way, 5 min\"` or pipe lines into it"
-    );
+    )?;
     Ok(())
 }

@@ -165,6 +165,9 @@ fn read_records(args: &Args, bars: &Bars) -> anyhow::Result<Vec<Record>> {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     super::set_threads(args.job.threads)?;
+    let mut inputs = vec![("--corpus", args.corpus.as_path())];
+    inputs.extend(args.labels.as_deref().map(|p| ("--labels", p)));
+    super::check_not_an_input(&args.out, &inputs)?;
     let bars = Bars::new(args.job.quiet);
     let started = std::time::Instant::now();
     let (text, features) = args.text.configs();
@@ -286,7 +289,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             model.parameter_bytes() / (8 + 8 * config.table_k)
         ),
     };
-    println!(
+    outln!(
         "{}: {} model, {} labels, {} examples, {}; {} bytes ({:.2}s)",
         args.out.display(),
         model.kind(),
@@ -295,6 +298,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         detail,
         file_bytes,
         started.elapsed().as_secs_f64()
-    );
+    )?;
     Ok(())
 }
