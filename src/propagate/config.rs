@@ -168,6 +168,9 @@ impl Default for PropagationConfig {
 /// The largest accepted [`PropagationConfig::top_k`].
 pub const MAX_TOP_K: usize = 1024;
 
+/// The largest accepted [`PropagationConfig::iterations`]: the defaults converge in tens.
+pub const MAX_ITERATIONS: usize = 1_000_000;
+
 impl PropagationConfig {
     /// Checks every field's range (graph-dependent checks, such as prior label names, happen
     /// in [`crate::propagate::propagate`]).
@@ -175,8 +178,11 @@ impl PropagationConfig {
     /// # Errors
     /// [`Error::InvalidConfig`] naming the first bad field.
     pub fn validate(&self) -> Result<()> {
-        if self.iterations == 0 {
-            return Err(Error::config("iterations", "must be at least 1"));
+        if self.iterations == 0 || self.iterations > MAX_ITERATIONS {
+            return Err(Error::config(
+                "iterations",
+                format!("must be in 1..={MAX_ITERATIONS}"),
+            ));
         }
         if !(self.tolerance.is_finite() && self.tolerance >= 0.0) {
             return Err(Error::config(
@@ -260,6 +266,7 @@ mod tests {
             }
         };
         assert_eq!(bad(|c| c.iterations = 0), "iterations");
+        assert_eq!(bad(|c| c.iterations = MAX_ITERATIONS + 1), "iterations");
         assert_eq!(bad(|c| c.tolerance = f64::NAN), "tolerance");
         assert_eq!(bad(|c| c.top_k = 0), "top_k");
         assert_eq!(bad(|c| c.seed_weight = 0.0), "seed_weight");

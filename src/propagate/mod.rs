@@ -85,7 +85,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-pub use config::{Algorithm, ChangeNorm, ClassPrior, PropagationConfig, MAX_TOP_K};
+pub use config::{Algorithm, ChangeNorm, ClassPrior, PropagationConfig, MAX_ITERATIONS, MAX_TOP_K};
 pub use labels::{LabelDistribution, LabelScore};
 pub use output::{write_jsonl, write_tsv, OutputFormat, UNKNOWN_LABEL};
 
@@ -292,7 +292,7 @@ fn iterate(
 ) -> (LabelDistribution, f64, Vec<IterationStats>, bool) {
     let mut prev = init;
     let mut next = prev.clone();
-    let mut history: Vec<IterationStats> = Vec::with_capacity(config.iterations);
+    let mut history: Vec<IterationStats> = Vec::with_capacity(config.iterations.min(1024));
     let mut initial = 0.0;
     let mut pending: Option<IterationStats> = None;
     let mut converged = false;

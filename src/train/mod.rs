@@ -61,6 +61,13 @@ pub const CHUNK: usize = 16;
 /// Seeds per label (on average) from which the held-out slice is taken from the seeds.
 pub const SEEDS_FOR_VALIDATION: usize = 20;
 
+/// The widest hidden layer [`TrainConfig::validate`] accepts: far past any on-device model,
+/// low enough that a typo cannot ask for hundreds of gigabytes.
+pub const MAX_HIDDEN: usize = 4096;
+
+/// The most epochs [`TrainConfig::validate`] accepts.
+pub const MAX_EPOCHS: usize = 100_000;
+
 /// How sure a propagated label is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -170,14 +177,17 @@ impl TrainConfig {
     /// # Errors
     /// [`Error::InvalidConfig`] naming the field.
     pub fn validate(&self) -> Result<()> {
-        if self.hidden.contains(&0) || self.hidden.len() > 4 {
+        if self.hidden.iter().any(|&w| w == 0 || w > MAX_HIDDEN) || self.hidden.len() > 4 {
             return Err(Error::config(
                 "hidden",
-                "at most 4 layers, each of width >= 1",
+                format!("at most 4 layers, each of width 1..={MAX_HIDDEN}"),
             ));
         }
-        if self.epochs == 0 {
-            return Err(Error::config("epochs", "must be at least 1"));
+        if self.epochs == 0 || self.epochs > MAX_EPOCHS {
+            return Err(Error::config(
+                "epochs",
+                format!("must be in 1..={MAX_EPOCHS}"),
+            ));
         }
         if self.patience == 0 {
             return Err(Error::config("patience", "must be at least 1"));
@@ -743,6 +753,21 @@ fn evaluate(mlp: &Mlp, val: &[usize], inputs: &Inputs, examples: &[Example]) -> 
     (correct as f64 / val.len() as f64, loss / val.len() as f64)
 }
 
+/// Examples run through the trained network to check that its outputs are finite.
+const DIVERGENCE_SAMPLE: usize = 256;
+
+/// Whether the network's probabilities are finite on the examples `idx`.
+fn outputs_are_finite(mlp: &Mlp, idx: &[usize], inputs: &Inputs) -> bool {
+    let (mut s, mut x, mut row) = (MlpScratch::default(), Vec::<f32>::new(), Vec::new());
+    idx.iter().all(|&i| {
+        inputs.row(i, &mut row);
+        x.clear();
+        x.extend(row.iter().map(|&v| f32::from(v)));
+        mlp.forward(&x, &mut s);
+        s.probs.iter().all(|p| p.is_finite())
+    })
+}
+
 fn shuffle(v: &mut [usize], rng: &mut Xoshiro256PlusPlus) {
     for i in (1..v.len()).rev() {
         let j = (rng.next_u64() % (i as u64 + 1)) as usize;
@@ -962,12 +987,19 @@ pub fn train(
         }
     }
     mlp.params_mut().copy_from_slice(&best_params);
-    if !mlp.params().iter().all(|p| p.is_finite()) {
-        // Only a far too large step gets here; never write a model that predicts NaN.
+    // Only a far too large step gets here; never write a model that predicts NaN. Finite
+    // weights can still overflow the logits, so a sample of examples is run through too.
+    let sample: Vec<usize> = train_idx
+        .iter()
+        .chain(&val)
+        .copied()
+        .step_by(((train_idx.len() + val.len()) / DIVERGENCE_SAMPLE).max(1))
+        .collect();
+    if !mlp.params().iter().all(|p| p.is_finite()) || !outputs_are_finite(&mlp, &sample, &inputs) {
         return Err(Error::config(
             "lr",
             format!(
-                "training diverged (non-finite weights) at learning rate {}",
+                "training diverged (non-finite weights or outputs) at learning rate {}",
                 config.learning_rate
             ),
         ));
@@ -1096,7 +1128,11 @@ fn build_table(
             (!entries.is_empty()).then_some((key, entries))
         })
         .collect();
-    Ok(Table::new(config.table_k, buckets))
+    // A bucket never holds more labels than exist, whatever `table_k` asks for.
+    Ok(Table::new(
+        config.table_k.min(set.labels.len().max(1)),
+        buckets,
+    ))
 }
 
 #[cfg(test)]
@@ -1467,6 +1503,51 @@ mod tests {
     }
 
     #[test]
+    fn a_step_that_overflows_the_outputs_is_refused() {
+        // A huge step leaves finite weights whose logits overflow: the model would answer
+        // NaN (shown as 0 for every label), so training must fail instead.
+        let set = TrainSet::supervised(&toy_records()).unwrap();
+        let config = TrainConfig {
+            learning_rate: 1e30,
+            augment: 0,
+            ..small()
+        };
+        let err = train(
+            &set,
+            &TextConfig::default(),
+            &FeatureConfig::default(),
+            &ProjectionConfig::default(),
+            &config,
+            &(),
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("training diverged"), "{err}");
+    }
+
+    #[test]
+    fn a_table_keeps_at_most_every_label_per_bucket() {
+        let set = TrainSet::supervised(&toy_records()).unwrap();
+        let huge = fit(
+            &set,
+            &TrainConfig {
+                kind: ModelKind::Table,
+                table_k: 100_000,
+                ..small()
+            },
+        );
+        let all = fit(
+            &set,
+            &TrainConfig {
+                kind: ModelKind::Table,
+                table_k: set.labels.len(),
+                ..small()
+            },
+        );
+        assert_eq!(huge.to_bytes().len(), all.to_bytes().len());
+    }
+
+    #[test]
     fn table_model_predicts_its_seeds() {
         let set = TrainSet::supervised(&toy_records()).unwrap();
         let config = TrainConfig {
@@ -1513,6 +1594,14 @@ mod tests {
             },
             TrainConfig {
                 ema_decay: -0.1,
+                ..TrainConfig::default()
+            },
+            TrainConfig {
+                hidden: vec![MAX_HIDDEN + 1],
+                ..TrainConfig::default()
+            },
+            TrainConfig {
+                epochs: MAX_EPOCHS + 1,
                 ..TrainConfig::default()
             },
         ] {
