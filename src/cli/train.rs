@@ -219,6 +219,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let c = set.counts;
+    let joined = c.seeds + c.propagated + c.abstained + c.low_confidence;
+    if let (Some(path), true) = (&args.labels, joined < c.records) {
+        bars.note(&format!(
+            "note: {} of {} records have neither a label nor a line in {} (labels propagated \
+             over another corpus, or cut short?)",
+            c.records - joined,
+            c.records,
+            path.display()
+        ));
+    }
     bars.note(&format!(
         "{} records: {} seeds, {} propagated, {} abstaining and {} low-confidence skipped; {} labels",
         c.records,

@@ -271,6 +271,9 @@ pub struct TrainSet {
 #[derive(Debug, Deserialize)]
 struct LabelsLine {
     line: Option<u64>,
+    /// The record's id as `sprig propagate` wrote it (`None` when absent or null).
+    #[serde(default)]
+    id: Option<serde_json::Value>,
     #[serde(default)]
     unknown: f32,
     #[serde(default)]
@@ -337,6 +340,8 @@ impl TrainSet {
     ) -> Result<Self> {
         config.validate()?;
         let mut parsed: Vec<(usize, LabelsLine)> = Vec::new();
+        // Per record, the labels line that labelled it (0: none yet).
+        let mut labelled_at = vec![0u64; records.len()];
         let mut buf = String::new();
         let mut line_no = 0u64;
         loop {
@@ -364,6 +369,17 @@ impl TrainSet {
                     )
                 })?;
             let bad = |what: &str| Error::parse(path, line_no, what.to_owned());
+            // The join is on the line; the id, when both sides have one, proves it is the
+            // same corpus (a labels file of another corpus would join silently otherwise).
+            if let (Some(want), Some(got)) = (&row.id, &records[idx].id) {
+                if *want != got.to_json() {
+                    return Err(bad(&format!(
+                        "field \"id\": {want} but corpus line {line} has id {}: were these \
+                         labels propagated over another corpus?",
+                        got.to_json()
+                    )));
+                }
+            }
             if !(row.unknown.is_finite() && (0.0..=1.0 + 1e-4).contains(&row.unknown)) {
                 return Err(bad("unknown must be in [0, 1]"));
             }
@@ -374,6 +390,12 @@ impl TrainSet {
             {
                 return Err(bad("scores must be finite and >= 0"));
             }
+            let first = std::mem::replace(&mut labelled_at[idx], line_no);
+            if first != 0 {
+                return Err(bad(&format!(
+                    "corpus line {line} is labelled twice (first on line {first})"
+                )));
+            }
             parsed.push((idx, row));
         }
         let labels = label_ids(
@@ -383,6 +405,13 @@ impl TrainSet {
                     .flat_map(|(_, r)| r.scores.iter().map(|s| s.0.clone())),
             ),
         );
+        if parsed.is_empty() {
+            return Err(Error::parse(
+                path,
+                line_no.max(1),
+                "holds no labels line (expected the JSONL of `sprig propagate`)",
+            ));
+        }
         let mut soft: Vec<Option<&LabelsLine>> = vec![None; records.len()];
         for (idx, row) in &parsed {
             soft[*idx] = Some(row);
@@ -1138,6 +1167,7 @@ fn build_table(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::corpus::RecordId;
 
     fn rec(line: u64, text: &str, label: Option<&str>) -> Record {
         Record {
@@ -1436,12 +1466,20 @@ mod tests {
 
     #[test]
     fn distilled_names_the_bad_line() {
-        let records = vec![rec(1, "hello", Some("greeting"))];
+        let mut records = vec![rec(1, "hello", Some("greeting"))];
+        records[0].id = Some(RecordId("\"r1\"".into()));
         let config = TrainConfig::default();
         for (bad, line) in [
             ("{\"line\":1,\"scores\":[[\"a\",-1]]}\n", 1),
             ("\n{\"line\":7,\"scores\":[]}\n", 2),
             ("{\"line\":1,\n", 1),
+            // Another corpus's labels: the ids disagree.
+            ("{\"line\":1,\"id\":\"r9\",\"scores\":[]}\n", 1),
+            (
+                "{\"line\":1,\"scores\":[]}\n\n{\"line\":1,\"scores\":[]}\n",
+                3,
+            ),
+            ("\n\n", 2),
         ] {
             let err = TrainSet::distilled(&records, &mut bad.as_bytes(), Path::new("l"), &config)
                 .unwrap_err();
