@@ -38,11 +38,13 @@ pub enum CorpusFormat {
 }
 
 impl CorpusFormat {
-    /// Guesses the format from the file extension: `.jsonl`/`.ndjson`/`.json` → jsonl,
-    /// `.csv`, `.tsv`, anything else → text. Standard input (`-`) defaults to jsonl.
-    pub fn from_path(path: &Path) -> Self {
+    /// The format a file's extension names: `.jsonl`/`.ndjson`/`.json` → jsonl, `.csv`,
+    /// `.tsv`/`.tab`, `.txt`/`.text` → text; standard input (`-`) is jsonl. `None` for any
+    /// other name: [`CorpusReader`] then looks at the first non-blank byte (see
+    /// [`CorpusFormat::sniff`]).
+    pub fn from_path(path: &Path) -> Option<Self> {
         if path.as_os_str() == "-" {
-            return CorpusFormat::Jsonl;
+            return Some(CorpusFormat::Jsonl);
         }
         match path
             .extension()
@@ -50,9 +52,20 @@ impl CorpusFormat {
             .map(str::to_ascii_lowercase)
             .as_deref()
         {
-            Some("jsonl" | "ndjson" | "json") => CorpusFormat::Jsonl,
-            Some("csv") => CorpusFormat::Csv,
-            Some("tsv" | "tab") => CorpusFormat::Tsv,
+            Some("jsonl" | "ndjson" | "json") => Some(CorpusFormat::Jsonl),
+            Some("csv") => Some(CorpusFormat::Csv),
+            Some("tsv" | "tab") => Some(CorpusFormat::Tsv),
+            Some("txt" | "text") => Some(CorpusFormat::Text),
+            _ => None,
+        }
+    }
+
+    /// The format of a file whose name does not tell (no extension, `/dev/stdin`, `.dat`):
+    /// jsonl when its first non-blank byte opens a JSON object, text otherwise. A plain-text
+    /// corpus whose first line starts with `{` needs `--format text`.
+    pub fn sniff(head: &[u8]) -> Self {
+        match head.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => CorpusFormat::Jsonl,
             _ => CorpusFormat::Text,
         }
     }
@@ -61,7 +74,8 @@ impl CorpusFormat {
 /// How to read a corpus.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CorpusOptions {
-    /// The format; `None` guesses from the extension.
+    /// The format; `None` guesses from the extension, or from the content when the
+    /// extension does not tell ([`CorpusFormat::from_path`]).
     pub format: Option<CorpusFormat>,
     /// Name of the text field or column (default `text`).
     pub text_field: String,
@@ -285,23 +299,20 @@ impl CorpusReader {
     /// # Errors
     /// As [`CorpusReader::open`].
     pub fn from_reader(path: &Path, raw: Box<dyn Read>, options: &CorpusOptions) -> Result<Self> {
-        let format = options
-            .format
-            .unwrap_or_else(|| CorpusFormat::from_path(path));
+        let mut buffered = BufReader::with_capacity(1 << 16, raw);
+        skip_bom(&mut buffered, path)?;
+        let format = match options.format.or_else(|| CorpusFormat::from_path(path)) {
+            Some(format) => format,
+            None => CorpusFormat::sniff(buffered.fill_buf().map_err(|e| Error::io(path, e))?),
+        };
         let inner = match format {
-            CorpusFormat::Jsonl | CorpusFormat::Text => {
-                let mut reader: Box<dyn BufRead> = Box::new(BufReader::with_capacity(1 << 16, raw));
-                skip_bom(reader.as_mut(), path)?;
-                Inner::Lines {
-                    reader,
-                    line: 0,
-                    buf: Vec::new(),
-                    format,
-                }
-            }
+            CorpusFormat::Jsonl | CorpusFormat::Text => Inner::Lines {
+                reader: Box::new(buffered),
+                line: 0,
+                buf: Vec::new(),
+                format,
+            },
             CorpusFormat::Csv | CorpusFormat::Tsv => {
-                let mut buffered = BufReader::with_capacity(1 << 16, raw);
-                skip_bom(&mut buffered, path)?;
                 let delimiter = if format == CorpusFormat::Csv {
                     b','
                 } else {
@@ -755,6 +766,21 @@ mod tests {
             }
             proptest::prop_assert_eq!(got, want);
         }
+    }
+
+    #[test]
+    fn a_name_without_a_known_extension_is_sniffed() {
+        let json = b"\xEF\xBB\xBF\n  {\"text\": \"hi\", \"label\": \"greeting\"}\n";
+        for name in ["data", "corpus.dat", "x.jsonl.bak"] {
+            let recs = ok(json, name);
+            assert_eq!(recs[0].label.as_deref(), Some("greeting"), "{name}");
+        }
+        let recs = ok(b"__label__greeting hi\n", "data");
+        assert_eq!(recs[0].label.as_deref(), Some("greeting"));
+        // A known extension wins over the content.
+        let recs = ok(b"{\"text\": \"hi\"}\n", "notes.txt");
+        assert_eq!(recs[0].text, "{\"text\": \"hi\"}");
+        assert_eq!(CorpusFormat::sniff(b""), CorpusFormat::Text);
     }
 
     #[test]

@@ -117,7 +117,8 @@ fn same_file(a: &Path, b: &Path) -> bool {
 /// that reads records.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct CorpusArgs {
-    /// Input format (default: from the extension; `-` is jsonl).
+    /// Input format (default: from the extension, `-` is jsonl; a name without a known
+    /// extension is jsonl when its first non-blank character is `{`, else text).
     #[arg(long, value_enum)]
     format: Option<sprig::corpus::CorpusFormat>,
     /// Field or column holding the text.
