@@ -243,14 +243,18 @@ impl ProjectionModel {
     /// `scratch` has grown, for ASCII text; other text goes through the `tokenizers` crate,
     /// which allocates.
     ///
-    /// A table model returns only the labels its buckets hold; an empty slice means it
-    /// abstains.
+    /// An empty slice means the model abstains: always for a text without a single feature
+    /// (empty, or blank after normalization), whose all-zero projection is no evidence at
+    /// all; and for a table model, when none of its buckets holds a label.
     pub fn predict_with<'s>(&self, scratch: &'s mut Scratch, text: &str) -> &'s [Prediction] {
         let dim = self.projector.dim();
         scratch.input.resize(dim, 0);
         self.projector
             .project_with(&mut scratch.project, text, &mut scratch.input);
         scratch.out.clear();
+        if scratch.input.iter().all(|&v| v == 0) {
+            return &scratch.out;
+        }
         match &self.predictor {
             Predictor::Network(net) => {
                 net.forward(&scratch.input, &mut scratch.net);

@@ -10,7 +10,7 @@ use sprig::projection::ProjectionConfig;
 use sprig::text::{FeatureConfig, TextConfig};
 use sprig::train::{train, TrainConfig, TrainSet};
 
-use crate::util::{fails, ok, repo};
+use crate::util::{fails, ok, repo, sprig};
 
 fn p(path: &std::path::Path) -> &str {
     path.to_str().unwrap()
@@ -103,7 +103,7 @@ fn tiny_pipeline_graph_propagate_train_predict_eval() {
             "--model",
             "tiny.sprig",
             "--threshold",
-            "1.01",
+            "1",
             "--json",
             "hi",
         ],
@@ -192,6 +192,33 @@ fn train_without_labels_is_supervised_and_deterministic() {
         std::fs::metadata(d.join("float.sprig")).unwrap().len()
     };
     assert!(float > std::fs::metadata(d.join("one.sprig")).unwrap().len());
+
+    // A text without a feature abstains instead of answering with the biases' favourite.
+    let answers = ok(
+        d,
+        &[
+            "predict",
+            "--model",
+            "one.sprig",
+            "--json",
+            "",
+            " \t ",
+            "thanks a lot",
+        ],
+    );
+    let lines: Vec<&str> = answers.lines().collect();
+    assert_eq!(lines[0], r#"{"text":"","labels":[]}"#);
+    assert_eq!(lines[1], r#"{"text":" \t ","labels":[]}"#);
+    assert!(lines[2].contains(r#""labels":[{"label":"#), "{}", lines[2]);
+    for (flag, value) in [
+        ("--threshold", "NaN"),
+        ("--threshold", "1.5"),
+        ("--top", "0"),
+    ] {
+        let out = sprig(d, &["predict", "--model", "one.sprig", flag, value, "hi"]);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(flag));
+    }
 }
 
 #[test]

@@ -51,7 +51,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if confusion.total() == 0 {
         anyhow::bail!("{}: no labelled record to evaluate", args.data.display());
     }
+    // Gold labels the model never learned cannot be predicted: worth a word on stderr, since
+    // a renamed label or the wrong model shows up here first.
     let per = confusion.per_label();
+    let unknown: Vec<&str> = per
+        .iter()
+        .filter(|p| p.support > 0 && !model.labels().contains(&p.label))
+        .map(|p| p.label.as_str())
+        .collect();
+    if !unknown.is_empty() {
+        eprintln!(
+            "note: {} gold label(s) of {} are not among the model's labels: {}",
+            unknown.len(),
+            args.data.display(),
+            unknown.join(", ")
+        );
+    }
     if args.json {
         let obj = json!({
             "accuracy": confusion.accuracy(),

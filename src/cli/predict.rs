@@ -16,16 +16,26 @@ pub struct Args {
     model: PathBuf,
     /// Texts to label (none, or `-`: read standard input line by line).
     texts: Vec<String>,
-    /// Labels per answer.
-    #[arg(long, default_value_t = 1)]
+    /// Labels per answer (at least 1).
+    #[arg(long, default_value_t = 1,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     top: usize,
-    /// Drop labels scoring below this; an answer left empty abstains (an empty line, or
-    /// `"labels":[]` with --json).
-    #[arg(long, default_value_t = 0.0)]
+    /// Drop labels scoring below this, in [0, 1]; an answer left empty abstains (an empty
+    /// line, or `"labels":[]` with --json). A text with no feature always abstains.
+    #[arg(long, default_value_t = 0.0, value_parser = unit_interval)]
     threshold: f32,
     /// One JSON object per input: {"text", "labels": [{"label", "score"}]}.
     #[arg(long)]
     json: bool,
+}
+
+/// A score threshold: a number in [0, 1] (NaN would silently drop every label).
+fn unit_interval(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        Ok(_) => Err("must be a number in [0, 1]".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn answer(
