@@ -151,7 +151,8 @@ pub(crate) struct TextArgs {
     #[arg(long, value_delimiter = ',', default_value = "u,b,c")]
     features: Vec<Family>,
     /// Smallest char n-gram of `<word>`.
-    #[arg(long, default_value_t = sprig::text::FeatureConfig::default().char_min)]
+    #[arg(long, default_value_t = sprig::text::FeatureConfig::default().char_min,
+          value_parser = clap::value_parser!(u32).range(1..=16))]
     char_min: u32,
     /// Largest char n-gram of `<word>`.
     #[arg(long, default_value_t = sprig::text::FeatureConfig::default().char_max)]
@@ -208,10 +209,11 @@ impl TextArgs {
 /// Flags shared by the subcommands that do long work.
 #[derive(clap::Args, Debug)]
 pub(crate) struct JobArgs {
-    /// Worker threads (0: one per core). The output is identical for any count.
-    #[arg(long, default_value_t = 0)]
+    /// Worker threads (0: one per core; at most 1024). The output is identical for any count.
+    #[arg(long, default_value_t = 0,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=1024))]
     pub(crate) threads: usize,
-    /// No progress or summary on stderr.
+    /// No progress bars or notes on stderr (the one-line summary still goes to stdout).
     #[arg(long, short)]
     pub(crate) quiet: bool,
 }

@@ -142,6 +142,13 @@ fn sample_priors(
 impl Args {
     /// The library config these flags stand for.
     fn config(&self) -> anyhow::Result<PropagationConfig> {
+        // While cmn is the default, `none` here was asked for, and priors would be dropped.
+        if self.class_prior == PriorMode::None
+            && PriorMode::of(&defaults().class_prior) != PriorMode::None
+            && (!self.priors.is_empty() || self.prior_from.is_some())
+        {
+            bail!("--prior and --prior-from give priors to cmn: they cannot go with --class-prior none");
+        }
         let class_prior = if !self.priors.is_empty() {
             let mut map = std::collections::BTreeMap::new();
             for p in &self.priors {
@@ -152,7 +159,9 @@ impl Args {
                     .trim()
                     .parse()
                     .with_context(|| format!("--prior {p:?}: bad weight"))?;
-                map.insert(label.to_owned(), w);
+                if map.insert(label.to_owned(), w).is_some() {
+                    bail!("--prior {label:?} is given twice");
+                }
             }
             ClassPrior::Cmn { priors: Some(map) }
         } else if self.class_prior == PriorMode::Cmn {

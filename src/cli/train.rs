@@ -115,8 +115,9 @@ pub struct Args {
     /// and distil it into the projection network; only the latter is saved.
     #[arg(long)]
     joint: bool,
-    /// λ1,λ2,λ3 of the joint loss: trainer, simulation (trainer → projection), ground truth.
-    #[arg(long, value_delimiter = ',', num_args = 3, default_value = "1,1,1")]
+    /// λ1,λ2,λ3 of the joint loss: trainer, simulation (trainer → projection), ground truth
+    /// (`1,1,1` or `1 1 1`).
+    #[arg(long, value_delimiter = ',', num_args = 1..=3, default_value = "1,1,1")]
     joint_lambdas: Vec<f32>,
     /// Embedding width of the joint trainer.
     #[arg(long, default_value_t = JointConfig::default().dim)]
@@ -168,6 +169,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut inputs = vec![("--corpus", args.corpus.as_path())];
     inputs.extend(args.labels.as_deref().map(|p| ("--labels", p)));
     super::check_not_an_input(&args.out, &inputs)?;
+    if args.joint_lambdas.len() != 3 {
+        anyhow::bail!(
+            "--joint-lambdas takes three values (λ1,λ2,λ3), got {}",
+            args.joint_lambdas.len()
+        );
+    }
     let bars = Bars::new(args.job.quiet);
     let started = std::time::Instant::now();
     let (text, features) = args.text.configs();
