@@ -215,7 +215,31 @@ pub fn collect_seeds(
 /// [`Error::UnknownSeedTarget`] for a name or line that matches no record.
 pub fn apply_seed_file(graph: &mut Graph, path: &Path, entries: &[SeedEntry]) -> Result<()> {
     let has_ids = graph.records().iter().any(|r| r.id.is_some());
-    let by_line: HashMap<u64, u32> = graph.records().iter().map(|r| (r.line, r.node)).collect();
+    // Per line, its node and whether another node shares the line: an edge list names two
+    // nodes on each line, and a line number cannot say which of them is meant.
+    let mut by_line: HashMap<u64, (u32, bool)> = HashMap::new();
+    for r in graph.records() {
+        by_line
+            .entry(r.line)
+            .and_modify(|e| e.1 |= e.0 != r.node)
+            .or_insert((r.node, false));
+    }
+    let line_node = |l: u64, e: &SeedEntry| -> Result<u32> {
+        match by_line.get(&l) {
+            Some(&(node, false)) => Ok(node),
+            Some(&(_, true)) => Err(Error::parse(
+                path,
+                e.source_line,
+                format!("line {l} holds more than one node of the graph: name the node by its id"),
+            )),
+            None => Err(Error::UnknownSeedTarget {
+                path: path.to_owned(),
+                line: e.source_line,
+                what: "record line",
+                name: l.to_string(),
+            }),
+        }
+    };
     let by_name: HashMap<String, u32> = graph
         .records()
         .iter()
@@ -224,17 +248,7 @@ pub fn apply_seed_file(graph: &mut Graph, path: &Path, entries: &[SeedEntry]) ->
     let mut named: Vec<(u32, String, f32)> = Vec::with_capacity(entries.len());
     for e in entries {
         let node = match &e.target {
-            SeedTarget::Line(l) => {
-                by_line
-                    .get(l)
-                    .copied()
-                    .ok_or_else(|| Error::UnknownSeedTarget {
-                        path: path.to_owned(),
-                        line: e.source_line,
-                        what: "record line",
-                        name: l.to_string(),
-                    })?
-            }
+            SeedTarget::Line(l) => line_node(*l, e)?,
             SeedTarget::Name(name) => match by_name.get(name) {
                 Some(&n) => n,
                 None if !has_ids => {
@@ -244,15 +258,7 @@ pub fn apply_seed_file(graph: &mut Graph, path: &Path, entries: &[SeedEntry]) ->
                         what: "record (the corpus has no ids, so give a line number)",
                         name: name.clone(),
                     })?;
-                    by_line
-                        .get(&l)
-                        .copied()
-                        .ok_or_else(|| Error::UnknownSeedTarget {
-                            path: path.to_owned(),
-                            line: e.source_line,
-                            what: "record line",
-                            name: name.clone(),
-                        })?
+                    line_node(l, e)?
                 }
                 None => {
                     return Err(Error::UnknownSeedTarget {

@@ -255,3 +255,54 @@ fn run_chains_the_four_stages_like_the_readme_says() {
     );
     assert!(!predicted.trim().is_empty());
 }
+
+#[test]
+fn a_line_holding_two_edge_list_nodes_cannot_name_a_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let edges = repo("graphs/toy/edges.tsv").display().to_string();
+    ok(d, &["graph", "-q", "--edges", &edges, "--out", "toy.graph"]);
+    // Line 1 of the edge list is `a1<TAB>a2<TAB>0.9`: two nodes.
+    std::fs::write(
+        d.join("by_line.jsonl"),
+        "{\"line\":1,\"label\":\"sports\"}\n",
+    )
+    .unwrap();
+    let err = fails(
+        d,
+        &[
+            "propagate",
+            "--graph",
+            "toy.graph",
+            "--seeds",
+            "by_line.jsonl",
+            "--out",
+            "l.jsonl",
+        ],
+    );
+    assert!(
+        err.contains("by_line.jsonl:1") && err.contains("more than one node"),
+        "{err}"
+    );
+    std::fs::write(
+        d.join("by_id.jsonl"),
+        "{\"id\":\"a2\",\"label\":\"sports\"}\n",
+    )
+    .unwrap();
+    ok(
+        d,
+        &[
+            "propagate",
+            "-q",
+            "--graph",
+            "toy.graph",
+            "--seeds",
+            "by_id.jsonl",
+            "--out",
+            "l.jsonl",
+        ],
+    );
+    let first = std::fs::read_to_string(d.join("l.jsonl")).unwrap();
+    let a2 = first.lines().find(|l| l.contains("\"id\":\"a2\"")).unwrap();
+    assert!(a2.contains("\"seed\":true"), "{a2}");
+}
