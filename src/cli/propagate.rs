@@ -9,7 +9,7 @@ use sprig::error::Error;
 use sprig::graph::Graph;
 use sprig::propagate::{
     propagate_with, write_jsonl, write_tsv, Algorithm, ChangeNorm, ClassPrior, OutputFormat,
-    PropagationConfig,
+    PropagationConfig, UNKNOWN_LABEL,
 };
 use sprig::seeds::{apply_seed_file, read_seed_file};
 
@@ -199,6 +199,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(seeds) = &args.seeds {
         let entries = read_seed_file(seeds)?;
         apply_seed_file(&mut graph, seeds, &entries)?;
+    }
+    if args.format == OutputFormat::Tsv && graph.labels().iter().any(|l| l == UNKNOWN_LABEL) {
+        // Checked before the work: the TSV writer refuses such a label too, but only at the end.
+        bail!("a label is named {UNKNOWN_LABEL}, the TSV name of the unknown mass: rename it, or use --format jsonl");
     }
     if let Some(path) = &args.prior_from {
         config.class_prior = ClassPrior::Cmn {

@@ -144,7 +144,8 @@ fn escape(s: &str, space: bool, buf: &mut String) {
 /// Writes the Junto-style TSV output (see the module docs).
 ///
 /// # Errors
-/// As [`write_jsonl`].
+/// As [`write_jsonl`]; [`io::ErrorKind::InvalidData`] when a label is named
+/// [`UNKNOWN_LABEL`].
 pub fn write_tsv(
     out: &mut dyn Write,
     graph: &Graph,
@@ -152,6 +153,16 @@ pub fn write_tsv(
     all_nodes: bool,
 ) -> io::Result<()> {
     check(graph, result)?;
+    if result.labels().iter().any(|l| l == UNKNOWN_LABEL) {
+        // It would read as the unknown mass, which every row ends with.
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "a label is named {UNKNOWN_LABEL}, the TSV name of the unknown mass: \
+                 rename it, or write JSONL"
+            ),
+        ));
+    }
     let names: Vec<String> = result
         .labels()
         .iter()
@@ -233,5 +244,15 @@ mod tests {
         let row0 = tsv.lines().next().unwrap();
         assert!(row0.starts_with("0\tMr.\\sHi "), "{row0}");
         assert!(row0.contains(" __DUMMY__ "), "{row0}");
+    }
+
+    #[test]
+    fn tsv_refuses_a_label_named_like_the_unknown_mass() {
+        let g = testgraphs::from_tsv("a\tb\t1\nb\tc\t1\n", "a\t__DUMMY__\nc\tx\n");
+        let p = propagate(&g, &PropagationConfig::default()).unwrap();
+        let err = write_tsv(&mut Vec::new(), &g, &p, false).unwrap_err();
+        assert!(err.to_string().contains("__DUMMY__"), "{err}");
+        // JSONL names the unknown mass by its own field, so the label is harmless there.
+        write_jsonl(&mut Vec::new(), &g, &p, false).unwrap();
     }
 }
