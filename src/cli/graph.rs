@@ -37,7 +37,7 @@ pub struct Args {
     /// Smallest cosine kept as an edge (knn).
     #[arg(long, default_value_t = 0.0)]
     min_sim: f32,
-    /// Drop features seen in fewer texts [default: 1 for knn, 2 for bipartite].
+    /// Drop features seen in fewer than this many texts [default: 1 for knn, 2 for bipartite].
     #[arg(long)]
     min_df: Option<u32>,
     /// Drop features seen in more than this fraction of texts [default: 1 for knn, 0.3 for bipartite].

@@ -9,25 +9,33 @@ use serde_json::json;
 use sprig::build::write_edges;
 use sprig::graph::Graph;
 
-/// Describe a .graph file: versions, configs, counts, degrees, components, reachability.
+/// Describe a .graph or .sprig file: versions, configs, counts, degrees, components,
+/// reachability (graphs); sizes, labels and the training report (models).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The file to inspect.
     file: PathBuf,
     /// Also check that every edge has its reverse with the same weight (the loader already
-    /// checks magic, version, header, bounds, CRC and every per-row invariant).
+    /// checks magic, version, header, bounds, CRC and every per-row invariant). Graphs only.
     #[arg(long)]
     verify: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
     /// Print the edges as `source<TAB>target<TAB>weight` (each once) instead of a summary.
+    /// Graphs only.
     #[arg(long)]
     edges: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     if super::inspect_model::is_model(&args.file) {
+        if args.edges || args.verify {
+            anyhow::bail!(
+                "{}: --edges and --verify read graphs; this is a model file",
+                args.file.display()
+            );
+        }
         return super::inspect_model::run(&args.file, args.json);
     }
     let graph = Graph::load(&args.file)?;

@@ -124,7 +124,7 @@ pub(crate) struct CorpusArgs {
     /// Field or column holding the text.
     #[arg(long, default_value = "text")]
     text_field: String,
-    /// Field or column holding the label (a labelled corpus record is a seed).
+    /// Field or column holding the label (a seed for graph and train, the gold label for eval).
     #[arg(long, default_value = "label")]
     label_field: String,
     /// Field or column holding the record id.

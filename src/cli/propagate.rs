@@ -86,7 +86,8 @@ pub struct Args {
     #[arg(long)]
     out: PathBuf,
     /// Output format: jsonl (one object per record) or tsv (Junto-style
-    /// `key<TAB>label score … __DUMMY__ unknown`, one row per node).
+    /// `key<TAB>label score … __DUMMY__ unknown`, one row per node; in labels a space is
+    /// written `\s`, and in keys and labels `\`, TAB, LF and CR as `\\`, `\t`, `\n`, `\r`).
     #[arg(long, value_enum, default_value_t = OutputFormat::Jsonl)]
     format: OutputFormat,
 }

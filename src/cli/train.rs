@@ -108,7 +108,7 @@ pub struct Args {
     /// Labels kept per bucket (--kind table).
     #[arg(long, default_value_t = defaults().table_k)]
     table_k: usize,
-    /// Leave out buckets holding fewer texts (--kind table).
+    /// Leave out buckets holding fewer than this many texts (--kind table).
     #[arg(long, default_value_t = defaults().table_min_texts)]
     table_min_texts: usize,
     /// Train ProjectionNet's joint "trainer" network (hashed n-gram embeddings) alongside
