@@ -112,7 +112,7 @@ fn tiny_pipeline_graph_propagate_train_predict_eval() {
 
     // Standard input, streamed line by line.
     let mut child = Command::new(env!("CARGO_BIN_EXE_sprig"))
-        .args(["predict", "--model", "tiny.sprig"])
+        .args(["predict", "--model", "tiny.sprig", "--json"])
         .current_dir(d)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -122,7 +122,7 @@ fn tiny_pipeline_graph_propagate_train_predict_eval() {
         .stdin
         .take()
         .unwrap()
-        .write_all("see you later\n\nthanks a lot\n".as_bytes())
+        .write_all("\u{feff}see you later\n\nthanks a lot\n".as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
@@ -131,6 +131,16 @@ fn tiny_pipeline_graph_propagate_train_predict_eval() {
         text.lines().count(),
         3,
         "one answer per line, blank included"
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with(r#"{"text":"see you later","#),
+        "BOM dropped: {}",
+        lines[0]
+    );
+    assert_eq!(
+        lines[1], r#"{"text":"","labels":[]}"#,
+        "a blank line abstains"
     );
 
     // eval: text and JSON agree.

@@ -112,7 +112,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Err(e) => return Err(e).context("reading standard input"),
         }
         n += 1;
-        let text = line.trim_end_matches(['\n', '\r']);
+        let mut text = line.trim_end_matches(['\n', '\r']);
+        if n == 1 {
+            // A byte-order mark (a file saved by some Windows editors) is not part of the text.
+            text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        }
         let preds = model.predict_with(&mut scratch, text);
         answer(&model, preds, &args, text, &mut buf);
         out.write_all(buf.as_bytes())?;
