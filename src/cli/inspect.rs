@@ -38,6 +38,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         return super::inspect_model::run(&args.file, args.json);
     }
+    // Neither magic: say what was expected of this command, not only of a graph. (An
+    // unreadable file falls through to the loader, whose error names the I/O problem.)
+    if let Some(m) = super::inspect_model::magic(&args.file) {
+        if &m != sprig::graph::GRAPH_MAGIC {
+            anyhow::bail!(
+                "{}: neither a sprig graph (magic SPRIGGRF) nor a sprig model (SPRIGMDL)",
+                args.file.display()
+            );
+        }
+    }
     let graph = Graph::load(&args.file)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

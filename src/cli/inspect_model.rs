@@ -10,11 +10,17 @@ use sprig::model::ProjectionModel;
 /// Whether `path` starts with the model magic (an unreadable file is left to the graph path,
 /// which reports the error).
 pub(crate) fn is_model(path: &Path) -> bool {
+    magic(path).is_some_and(|m| ProjectionModel::is_model_file(&m))
+}
+
+/// The first 8 bytes of the file, if it has that many.
+pub(crate) fn magic(path: &Path) -> Option<[u8; 8]> {
     use std::io::Read;
     let mut magic = [0u8; 8];
     std::fs::File::open(path)
         .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok_and(|()| ProjectionModel::is_model_file(&magic))
+        .ok()
+        .map(|()| magic)
 }
 
 pub(crate) fn run(path: &Path, json_out: bool) -> anyhow::Result<()> {
