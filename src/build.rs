@@ -241,7 +241,7 @@ pub struct EdgeReport {
 /// edge keeps its largest weight.
 ///
 /// # Errors
-/// [`Error::Parse`] naming the line and field; [`Error::EmptyCorpus`] if no node is named.
+/// [`Error::Parse`] naming the line and field; [`Error::EmptyEdges`] if no node is named.
 pub fn read_edges(path: &Path) -> Result<(Graph, EdgeReport)> {
     read_edges_from(path, open_input(path)?)
 }
@@ -324,7 +324,7 @@ pub fn read_edges_from(path: &Path, raw: Box<dyn std::io::Read>) -> Result<(Grap
         }
     }
     if names.is_empty() {
-        return Err(Error::EmptyCorpus {
+        return Err(Error::EmptyEdges {
             path: path.to_owned(),
         });
     }
@@ -431,6 +431,6 @@ mod tests {
         }
         let p = dir.path().join("empty.tsv");
         std::fs::write(&p, "").unwrap();
-        assert!(matches!(read_edges(&p), Err(Error::EmptyCorpus { .. })));
+        assert!(matches!(read_edges(&p), Err(Error::EmptyEdges { .. })));
     }
 }

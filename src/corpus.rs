@@ -254,6 +254,20 @@ impl<R: BufRead> Read for CrlfToLf<R> {
     }
 }
 
+/// A JSON error of one line of a file: serde's message with the column, without serde's
+/// "line 1" (the caller names the file's line; within one line serde always says 1).
+pub(crate) fn json_error(e: &serde_json::Error) -> String {
+    let full = e.to_string();
+    let message = full
+        .rfind(" at line ")
+        .map_or(full.as_str(), |at| &full[..at]);
+    let kind = match e.classify() {
+        serde_json::error::Category::Data => "unexpected JSON",
+        _ => "malformed JSON",
+    };
+    format!("{kind} at column {}: {message}", e.column())
+}
+
 /// Reads the next physical line into `buf` without its line end. Returns false at the end.
 pub(crate) fn next_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>, path: &Path) -> Result<bool> {
     buf.clear();
@@ -563,8 +577,8 @@ fn parse_json_record(
     line: u64,
     options: &CorpusOptions,
 ) -> Result<Record> {
-    let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| Error::parse(path, line, format!("malformed JSON: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| Error::parse(path, line, json_error(&e)))?;
     let serde_json::Value::Object(obj) = value else {
         return Err(Error::parse(
             path,

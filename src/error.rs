@@ -47,6 +47,12 @@ pub enum Error {
         /// The corpus file.
         path: PathBuf,
     },
+    /// An edge list names no node (empty, or only blank lines).
+    #[error("{}: the edge list holds no edge", path.display())]
+    EmptyEdges {
+        /// The edge-list file.
+        path: PathBuf,
+    },
     /// A seed names a record or node that does not exist.
     #[error("{}:{line}: seed names unknown {what} {name}", path.display())]
     UnknownSeedTarget {

@@ -18,7 +18,9 @@ use std::path::Path;
 
 use hashbrown::HashMap;
 
-use crate::corpus::{id_value, label_value, next_line, open_input, skip_bom, utf8_line};
+use crate::corpus::{
+    id_value, json_error, label_value, next_line, open_input, skip_bom, utf8_line,
+};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Seed};
 
@@ -86,8 +88,8 @@ fn weight_value(raw: Option<f64>, path: &Path, line: u64) -> Result<f32> {
 }
 
 fn json_seed(text: &str, path: &Path, line: u64) -> Result<SeedEntry> {
-    let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| Error::parse(path, line, format!("malformed JSON: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| Error::parse(path, line, json_error(&e)))?;
     let Some(obj) = value.as_object() else {
         return Err(Error::parse(path, line, "expected a JSON object"));
     };

@@ -331,7 +331,7 @@ fn edge_lists_reject_bad_weights_and_drop_loops_and_zeros() {
     refused(
         &[file("e.tsv", "")],
         &["graph", "--edges", "e.tsv", "--out", "g.graph"],
-        "holds no record",
+        "e.tsv: the edge list holds no edge",
     );
     let (dir, log) = accepted(
         &[

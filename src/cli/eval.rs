@@ -3,7 +3,6 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use serde_json::json;
 use sprig::corpus::CorpusReader;
 use sprig::metrics::Confusion;
@@ -32,8 +31,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let model = ProjectionModel::load(&args.model)
-        .with_context(|| format!("loading {}", args.model.display()))?;
+    let model = ProjectionModel::load(&args.model)?;
     let options = args.corpus_fields.options();
     let mut confusion = Confusion::new();
     let mut scratch = Scratch::default();

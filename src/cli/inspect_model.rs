@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 use serde_json::json;
 use sprig::model::ProjectionModel;
 
@@ -24,8 +23,7 @@ pub(crate) fn magic(path: &Path) -> Option<[u8; 8]> {
 }
 
 pub(crate) fn run(path: &Path, json_out: bool) -> anyhow::Result<()> {
-    let model =
-        ProjectionModel::load(path).with_context(|| format!("loading {}", path.display()))?;
+    let model = ProjectionModel::load(path)?;
     let header = model.header();
     let file_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     if json_out {

@@ -81,8 +81,7 @@ fn answer(
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let model = ProjectionModel::load(&args.model)
-        .with_context(|| format!("loading {}", args.model.display()))?;
+    let model = ProjectionModel::load(&args.model)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut scratch = Scratch::default();

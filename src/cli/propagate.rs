@@ -114,8 +114,7 @@ fn sample_priors(
     path: &std::path::Path,
     labels: &[String],
 ) -> anyhow::Result<std::collections::BTreeMap<String, f64>> {
-    let reader = CorpusReader::open(path, &CorpusOptions::default())
-        .with_context(|| format!("reading {}", path.display()))?;
+    let reader = CorpusReader::open(path, &CorpusOptions::default())?;
     let mut counts: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
     for record in reader {
         if let Some(label) = record?.label {
@@ -195,8 +194,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     inputs.extend(args.prior_from.as_deref().map(|p| ("--prior-from", p)));
     super::check_not_an_input(&args.out, &inputs)?;
     let mut config = args.config()?;
-    let mut graph =
-        Graph::load(&args.graph).with_context(|| format!("reading {}", args.graph.display()))?;
+    let mut graph = Graph::load(&args.graph)?;
     if let Some(seeds) = &args.seeds {
         let entries = read_seed_file(seeds)?;
         apply_seed_file(&mut graph, seeds, &entries)?;

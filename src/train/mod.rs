@@ -346,9 +346,18 @@ impl TrainSet {
         let mut line_no = 0u64;
         loop {
             buf.clear();
-            let n = labels_file
-                .read_line(&mut buf)
-                .map_err(|e| Error::io(path, e))?;
+            let n = labels_file.read_line(&mut buf).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::InvalidData {
+                    // Not text at all (a .graph passed as --labels, say): name the line.
+                    Error::parse(
+                        path,
+                        line_no + 1,
+                        "invalid UTF-8 (expected the JSONL of `sprig propagate`)",
+                    )
+                } else {
+                    Error::io(path, e)
+                }
+            })?;
             if n == 0 {
                 break;
             }
@@ -356,8 +365,23 @@ impl TrainSet {
             if buf.trim().is_empty() {
                 continue;
             }
-            let row: LabelsLine = serde_json::from_str(buf.trim_end())
-                .map_err(|e| Error::parse(path, line_no, e.to_string()))?;
+            // Through serde_path_to_error, so that a mistyped value names its field.
+            let row: LabelsLine = serde_path_to_error::deserialize(
+                &mut serde_json::Deserializer::from_str(buf.trim_end()),
+            )
+            .map_err(|e| {
+                let at = e.path().to_string();
+                let message = crate::corpus::json_error(e.inner());
+                Error::parse(
+                    path,
+                    line_no,
+                    if e.inner().classify() != serde_json::error::Category::Data || at == "." {
+                        message
+                    } else {
+                        format!("field \"{at}\": {message}")
+                    },
+                )
+            })?;
             let Some(line) = row.line else { continue };
             let idx = records
                 .binary_search_by_key(&line, |r| r.line)
