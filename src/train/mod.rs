@@ -1512,6 +1512,22 @@ mod tests {
                 "{bad:?}: {err}"
             );
         }
+        let err = TrainSet::distilled(
+            &records,
+            &mut "{\"line\":1,\"scores\":[[\"a\",\"x\"]]}\n".as_bytes(),
+            Path::new("l"),
+            &config,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("l:1: field \"scores[0][1]\": unexpected JSON at column"),
+            "{err}"
+        );
+        let err = TrainSet::distilled(&records, &mut &b"\xff\xfe\n"[..], Path::new("l"), &config)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("l:1: invalid UTF-8"), "{err}");
         assert!(matches!(
             TrainSet::supervised(&[rec(1, "x", None)]),
             Err(Error::NoSeeds)
