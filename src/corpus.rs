@@ -347,6 +347,16 @@ impl CorpusReader {
                     });
                 }
                 let find = |name: &str| headers.iter().position(|h| h == name.as_bytes());
+                // A column read twice would silently use its first copy.
+                for name in [&options.text_field, &options.label_field, &options.id_field] {
+                    if headers.iter().filter(|h| *h == name.as_bytes()).count() > 1 {
+                        return Err(Error::parse(
+                            path,
+                            1,
+                            format!("header row has the {name:?} column twice"),
+                        ));
+                    }
+                }
                 let Some(text_col) = find(&options.text_field) else {
                     let found: Vec<String> = headers
                         .iter()
@@ -806,6 +816,20 @@ mod tests {
         assert!(e
             .to_string()
             .contains(":1: header row has no \"text\" column"));
+    }
+
+    #[test]
+    fn a_column_named_twice_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.csv");
+        std::fs::write(&path, "text,label,text\na,b,c\n").unwrap();
+        let e = CorpusReader::open(&path, &CorpusOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("c.csv:1: header row has the \"text\" column twice"),
+            "{e}"
+        );
     }
 
     #[test]
