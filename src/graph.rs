@@ -363,7 +363,16 @@ impl Graph {
                 }
             }
         }
+        let mut names: Vec<&String> = self.labels.iter().collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            // Two ids for one name: seeds and outputs could not tell them apart.
+            return Err(corrupt("labels", format!("{:?} is listed twice", w[0])));
+        }
         for r in &self.records {
+            if r.line == 0 {
+                return Err(corrupt("records", "line 0 (lines are 1-based)".into()));
+            }
             if r.node as usize >= self.text_nodes {
                 return Err(corrupt(
                     "records",
@@ -658,6 +667,16 @@ mod tests {
         assert!(g.validate(Path::new("x")).is_err());
         let mut g = triangle_plus_isolated();
         g.weights[0] = f32::NAN;
+        assert!(g.validate(Path::new("x")).is_err());
+        let mut g = triangle_plus_isolated();
+        g.labels = vec!["x".into(), "x".into()];
+        assert!(g
+            .validate(Path::new("x"))
+            .unwrap_err()
+            .to_string()
+            .contains("listed twice"));
+        let mut g = triangle_plus_isolated();
+        g.records[2].line = 0;
         assert!(g.validate(Path::new("x")).is_err());
         let mut g = triangle_plus_isolated();
         g.neighbors[0] = 0;

@@ -171,6 +171,11 @@ impl ProjectionModel {
         if self.labels.is_empty() {
             return Err(corrupt("no label".into()));
         }
+        let mut names: Vec<&String> = self.labels.iter().collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(corrupt(format!("label {:?} is listed twice", w[0])));
+        }
         match &self.predictor {
             Predictor::Network(net) => {
                 if net.n_in() != self.projector.dim() {
@@ -551,5 +556,19 @@ mod tests {
         let crc = crc32fast::hash(&bytes);
         bytes.extend_from_slice(&crc.to_le_bytes());
         assert!(matches!(parse(bytes), Err(Error::Corrupt { .. })));
+
+        // A label listed twice: patched in place (same length), the CRC re-sealed.
+        let mut bytes = m.to_bytes();
+        let from: &[u8] = b"[\"a\",\"b\",\"c\"]";
+        let at = bytes
+            .windows(from.len())
+            .position(|w| w == from)
+            .expect("the header lists the labels");
+        bytes[at + from.len() - 3] = b'a';
+        bytes.truncate(bytes.len() - 4);
+        let crc = crc32fast::hash(&bytes);
+        bytes.extend_from_slice(&crc.to_le_bytes());
+        let err = parse(bytes).unwrap_err().to_string();
+        assert!(err.contains("listed twice"), "{err}");
     }
 }
