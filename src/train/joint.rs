@@ -82,6 +82,13 @@ impl JointConfig {
                 return Err(Error::config(field, "must be finite and >= 0"));
             }
         }
+        if self.simulation_weight + self.ground_truth_weight <= 0.0 {
+            // The projection network (the exported model) learns only through λ2 and λ3.
+            return Err(Error::config(
+                "joint.simulation_weight",
+                "λ2 (simulation) or λ3 (ground truth) must be > 0, or the exported network never learns",
+            ));
+        }
         Ok(())
     }
 }

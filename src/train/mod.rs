@@ -223,6 +223,12 @@ impl TrainConfig {
             return Err(Error::config("table_min_texts", "must be at least 1"));
         }
         if let Some(j) = &self.joint {
+            if self.kind == ModelKind::Table {
+                return Err(Error::config(
+                    "joint",
+                    "joint training trains a network; a table model has none",
+                ));
+            }
             j.validate()?;
         }
         Ok(())
@@ -1680,6 +1686,19 @@ mod tests {
             },
             TrainConfig {
                 epochs: MAX_EPOCHS + 1,
+                ..TrainConfig::default()
+            },
+            TrainConfig {
+                joint: Some(JointConfig {
+                    simulation_weight: 0.0,
+                    ground_truth_weight: 0.0,
+                    ..JointConfig::default()
+                }),
+                ..TrainConfig::default()
+            },
+            TrainConfig {
+                kind: ModelKind::Table,
+                joint: Some(JointConfig::default()),
                 ..TrainConfig::default()
             },
         ] {
