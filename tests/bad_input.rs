@@ -583,6 +583,36 @@ fn an_output_over_an_input_is_refused_and_the_input_kept() {
         ],
     );
     assert!(err.contains("refusing to write"), "{err}");
+    // A missing test file is found before any work; a first step that fails leaves no folder.
+    let err = crate::util::fails(
+        d,
+        &[
+            "run",
+            "--corpus",
+            "c.jsonl",
+            "--test",
+            "none.jsonl",
+            "--workdir",
+            "wd2",
+        ],
+    );
+    assert!(err.contains("--test none.jsonl"), "{err}");
+    std::fs::write(d.join("blank.jsonl"), "{\"text\": \"  \"}\n").unwrap();
+    let err = crate::util::fails(
+        d,
+        &[
+            "run",
+            "-q",
+            "--corpus",
+            "blank.jsonl",
+            "--test",
+            "c.jsonl",
+            "--workdir",
+            "wd3",
+        ],
+    );
+    assert!(err.contains("step 1/4 graph"), "{err}");
+    assert!(!d.join("wd2").exists() && !d.join("wd3").exists());
     assert_eq!(std::fs::read(d.join("c.jsonl")).unwrap(), corpus);
     assert_eq!(std::fs::read(d.join("wd/labels.jsonl")).unwrap(), corpus);
     assert_eq!(std::fs::read(d.join("g.graph")).unwrap(), graph);

@@ -40,8 +40,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .with_context(|| format!("--workdir {}", args.workdir.display()))?;
         }
     }
+    let created = !args.workdir.exists();
     std::fs::create_dir_all(&args.workdir)
         .with_context(|| format!("creating {}", args.workdir.display()))?;
+    let result = steps(&args);
+    if result.is_err() && created {
+        // A step that fails leaves no file (outputs are renamed into place only when whole),
+        // so a folder this run created is empty after the first step's failure; remove_dir
+        // keeps it if a step got further and wrote something worth looking at.
+        let _ = std::fs::remove_dir(&args.workdir);
+    }
+    result
+}
+
+/// The four steps, each printed as the command it stands for.
+fn steps(args: &Args) -> anyhow::Result<()> {
     let path = |name: &str| args.workdir.join(name).display().to_string();
     let corpus = args.corpus.display().to_string();
     let test = args.test.display().to_string();
