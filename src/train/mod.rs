@@ -1245,7 +1245,13 @@ mod tests {
         }
     }
 
-    fn fit(set: &TrainSet, config: &TrainConfig) -> ProjectionModel {
+    /// `train` with the default text, feature and projection configs, no progress, and
+    /// `on_epoch` for each epoch's stats.
+    fn try_fit(
+        set: &TrainSet,
+        config: &TrainConfig,
+        on_epoch: &mut dyn FnMut(&EpochStats),
+    ) -> Result<ProjectionModel> {
         train(
             set,
             &TextConfig::default(),
@@ -1253,9 +1259,12 @@ mod tests {
             &ProjectionConfig::default(),
             config,
             &(),
-            &mut |_| {},
+            on_epoch,
         )
-        .unwrap()
+    }
+
+    fn fit(set: &TrainSet, config: &TrainConfig) -> ProjectionModel {
+        try_fit(set, config, &mut |_| {}).unwrap()
     }
 
     #[test]
@@ -1555,15 +1564,9 @@ mod tests {
         let run = |threads: usize| {
             crate::test_util::in_pool(threads, || {
                 let mut trainer_acc = Vec::new();
-                let m = train(
-                    &set,
-                    &TextConfig::default(),
-                    &FeatureConfig::default(),
-                    &ProjectionConfig::default(),
-                    &config,
-                    &(),
-                    &mut |s| trainer_acc.push(s.trainer_val_accuracy),
-                )
+                let m = try_fit(&set, &config, &mut |s| {
+                    trainer_acc.push(s.trainer_val_accuracy)
+                })
                 .unwrap();
                 assert!(trainer_acc.iter().all(Option::is_some));
                 m
@@ -1596,16 +1599,7 @@ mod tests {
             augment: 0,
             ..small()
         };
-        let err = train(
-            &set,
-            &TextConfig::default(),
-            &FeatureConfig::default(),
-            &ProjectionConfig::default(),
-            &config,
-            &(),
-            &mut |_| {},
-        )
-        .unwrap_err();
+        let err = try_fit(&set, &config, &mut |_| {}).unwrap_err();
         assert!(err.to_string().contains("training diverged"), "{err}");
     }
 
