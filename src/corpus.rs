@@ -344,6 +344,8 @@ impl CorpusReader {
                 if headers.is_empty() {
                     return Err(Error::EmptyCorpus {
                         path: path.to_owned(),
+                        skipped: 0,
+                        first_skipped: None,
                     });
                 }
                 let find = |name: &str| headers.iter().position(|h| h == name.as_bytes());

@@ -42,10 +42,21 @@ pub enum Error {
         reason: String,
     },
     /// The corpus holds no usable record.
-    #[error("{}: the corpus holds no record with a usable text", path.display())]
+    #[error(
+        "{}: the corpus holds no record with a usable text{}",
+        path.display(),
+        match first_skipped {
+            Some(first) => format!(" ({skipped} invalid records skipped; the first: {first})"),
+            None => String::new(),
+        }
+    )]
     EmptyCorpus {
         /// The corpus file.
         path: PathBuf,
+        /// Invalid records skipped (`--skip-invalid`) before the corpus turned out empty.
+        skipped: u64,
+        /// The first skipped record's error, naming `file:line`.
+        first_skipped: Option<String>,
     },
     /// An edge list names no node (empty, or only blank lines).
     #[error("{}: the edge list holds no edge", path.display())]

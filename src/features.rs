@@ -325,6 +325,8 @@ pub fn ingest(
     if out.records.is_empty() {
         return Err(Error::EmptyCorpus {
             path: path.to_owned(),
+            skipped: out.skipped.count,
+            first_skipped: out.skipped.first.first().cloned(),
         });
     }
     Ok(out)
@@ -531,8 +533,17 @@ mod tests {
     fn a_corpus_with_nothing_usable_is_refused() {
         assert!(matches!(
             ingest_str("\n\n", false),
-            Err(Error::EmptyCorpus { .. })
+            Err(Error::EmptyCorpus { skipped: 0, .. })
         ));
+        // Every record skipped: the error keeps what was skipped, or it would be lost.
+        let err = ingest_str("{\"text\": 5}\n{\"x\": 1}\n", true).unwrap_err();
+        assert!(matches!(err, Error::EmptyCorpus { skipped: 2, .. }));
+        assert!(
+            err.to_string()
+                .contains("2 invalid records skipped; the first: "),
+            "{err}"
+        );
+        assert!(err.to_string().contains(":1: field \"text\""), "{err}");
     }
 
     #[test]

@@ -109,8 +109,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let built = build_from_corpus(corpus, &config, &bars)?;
         if built.skipped.count > 0 {
             bars.note(&format!(
-                "skipped {} invalid records; the first: {}",
+                "skipped {} invalid records; the first {}: {}",
                 built.skipped.count,
+                built.skipped.first.len(),
                 built.skipped.first.join("; ")
             ));
         }

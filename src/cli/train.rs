@@ -149,17 +149,19 @@ fn read_records(args: &Args, bars: &Bars) -> anyhow::Result<Vec<Record>> {
             Err(e) => return Err(e.into()),
         }
     }
+    if records.is_empty() {
+        return Err(sprig::Error::EmptyCorpus {
+            path: args.corpus.clone(),
+            skipped,
+            first_skipped: first,
+        }
+        .into());
+    }
     if skipped > 0 {
         bars.note(&format!(
             "skipped {skipped} invalid records; the first: {}",
             first.unwrap_or_default()
         ));
-    }
-    if records.is_empty() {
-        return Err(sprig::Error::EmptyCorpus {
-            path: args.corpus.clone(),
-        }
-        .into());
     }
     Ok(records)
 }
