@@ -55,6 +55,11 @@ pub struct Args {
     /// μ3, weight of the pull towards `unknown` (expander, mad).
     #[arg(long, visible_alias = "prior-weight", default_value_t = defaults().prior_weight)]
     mu3: f64,
+    /// Share of its previous distribution an Expander node keeps each step, in [0, 1):
+    /// removes the step-to-step alternation of plain Jacobi on bipartite graphs and on very
+    /// heavy edges [default: 0.5 on a bipartite graph, else 0].
+    #[arg(long)]
+    damping: Option<f64>,
     /// α of label spreading, in (0, 1).
     #[arg(long, default_value_t = defaults().alpha)]
     alpha: f64,
@@ -178,6 +183,7 @@ impl Args {
             seed_weight: self.mu1,
             smoothness_weight: self.mu2,
             prior_weight: self.mu3,
+            damping: self.damping,
             beta: self.beta,
             alpha: self.alpha,
             class_prior,

@@ -63,6 +63,7 @@ impl Rule for Lp<'_> {
             rho: 0.0,
             obj_self: d,
             qscale: d,
+            lazy: 0.0,
         }
     }
 
@@ -104,6 +105,7 @@ impl Rule for Spreading {
             rho: 0.0,
             obj_self: 1.0,
             qscale: 1.0 / self.alpha,
+            lazy: 0.0,
         }
     }
 

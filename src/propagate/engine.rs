@@ -61,6 +61,9 @@ pub(crate) struct NodeCoef {
     pub obj_self: f64,
     /// `q_v`.
     pub qscale: f64,
+    /// Weight of the node's own previous distribution in the update (damping; the `Divide`
+    /// divisor includes it). 0 for plain Jacobi.
+    pub lazy: f64,
 }
 
 /// An algorithm, as the sweep sees it.
@@ -314,11 +317,17 @@ fn update_node<R: Rule>(
     }
     obj -= nc.qscale * nb_dot;
 
-    // Injection and prior, then finish.
+    // Injection, prior and the node's own previous value (damping), then finish.
     for &(l, yl) in y {
         s.add(l, nc.inj * yl);
     }
     unk += nc.prior;
+    if nc.lazy > 0.0 {
+        for e in old {
+            s.add(e.label, nc.lazy * f64::from(e.score));
+        }
+        unk += nc.lazy * old_unk;
+    }
     s.cand.clear();
     match nc.finish {
         Finish::Clamp => s.cand.extend_from_slice(y),

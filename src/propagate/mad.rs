@@ -120,6 +120,7 @@ impl Rule for Mad {
             rho: abnd,
             obj_self: smooth,
             qscale: 1.0,
+            lazy: 0.0,
         }
     }
 

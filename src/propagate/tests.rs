@@ -30,18 +30,25 @@ fn objective_never_rises_on_the_reference_graphs() {
         ("star", testgraphs::star(7)),
     ];
     for (name, g) in &graphs {
-        // Plain Jacobi, no damping, run long past convergence. LP is left out: its row
-        // renormalization is not a descent step, and its energy does rise (on the bipartite
-        // graph at iteration 1, when unlabeled rows jump from 0 to mass 1; see `classic`).
-        for algorithm in [Algorithm::Expander, Algorithm::Mad, Algorithm::Spreading] {
+        // Run long past convergence: plain Jacobi, and damped (a proximal step). LP is left
+        // out: its row renormalization is not a descent step, and its energy does rise (on
+        // the bipartite graph at iteration 1, when unlabeled rows jump from 0 to mass 1).
+        let runs = [
+            (Algorithm::Expander, Some(0.0)),
+            (Algorithm::Expander, Some(0.5)),
+            (Algorithm::Mad, None),
+            (Algorithm::Spreading, None),
+        ];
+        for (algorithm, damping) in runs {
             let c = PropagationConfig {
                 iterations: 100,
                 tolerance: 0.0,
+                damping,
                 ..config(algorithm)
             };
             let p = propagate(g, &c).unwrap();
             assert_eq!(p.report().history.len(), 100);
-            assert_monotone(&p, &format!("{name}/{algorithm}"));
+            assert_monotone(&p, &format!("{name}/{algorithm}/{damping:?}"));
             let r = p.report();
             assert!(
                 r.history.last().unwrap().objective < r.initial_objective,
@@ -49,6 +56,47 @@ fn objective_never_rises_on_the_reference_graphs() {
             );
         }
     }
+}
+
+#[test]
+fn damping_stops_the_alternation_of_a_heavy_edge() {
+    // a (seed L1) —100— f —1— g —1— h —1— d (seed L2). Plain Jacobi swaps a's and f's values
+    // every step (an eigenvalue near −1), so f's answer depends on the iteration count's
+    // parity; kept at half its previous value, f moves smoothly.
+    let g = testgraphs::from_tsv("a\tf\t100\nf\tg\t1\ng\th\t1\nh\td\t1\n", "a\tL1\nd\tL2\n");
+    let f = node(&g, "f");
+    let score = |iterations: usize, damping: f64| {
+        let c = PropagationConfig {
+            iterations,
+            tolerance: 0.0,
+            damping: Some(damping),
+            ..PropagationConfig::default()
+        };
+        let p = propagate(&g, &c).unwrap();
+        p.distribution().top(f).map_or(0.0, |t| t.score)
+    };
+    assert!(
+        (score(29, 0.0) - score(30, 0.0)).abs() > 0.5,
+        "plain Jacobi alternates"
+    );
+    assert!(
+        (score(29, 0.5) - score(30, 0.5)).abs() < 0.01,
+        "damped iterates do not"
+    );
+}
+
+#[test]
+fn a_bipartite_graph_is_damped_unless_told_otherwise() {
+    let g = testgraphs::bipartite();
+    let run = |damping: Option<f64>| {
+        let c = PropagationConfig {
+            damping,
+            ..PropagationConfig::default()
+        };
+        propagate(&g, &c).unwrap().report().history.clone()
+    };
+    assert_eq!(run(None), run(Some(0.5)));
+    assert_ne!(run(None), run(Some(0.0)));
 }
 
 #[test]

@@ -67,6 +67,16 @@ impl JointConfig {
         if self.dim == 0 || self.dim > 1024 {
             return Err(Error::config("joint.dim", "must be in 1..=1024"));
         }
+        // Each flag alone is fine; the table is their product (plus Adam's moments).
+        if (self.dim << self.buckets_log2) > MAX_TABLE_FLOATS {
+            return Err(Error::config(
+                "joint.dim",
+                format!(
+                    "2^{} buckets × {} dims is past the limit of {MAX_TABLE_FLOATS} floats",
+                    self.buckets_log2, self.dim
+                ),
+            ));
+        }
         if !(self.embedding_lr.is_finite() && self.embedding_lr > 0.0) {
             return Err(Error::config(
                 "joint.embedding_lr",
@@ -92,6 +102,9 @@ impl JointConfig {
         Ok(())
     }
 }
+
+/// The most floats the trainer's embedding table may hold (2^26: 256 MiB).
+pub const MAX_TABLE_FLOATS: usize = 1 << 26;
 
 /// Each example's hashed features: `(row, weight / Σ weights)`, CSR-style.
 pub(super) struct SparseInputs {
