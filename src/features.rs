@@ -198,7 +198,7 @@ pub fn ingest(
     // that had it (the id itself is compared on a hit), so the check costs 16 bytes a record
     // instead of a second copy of every id.
     let mut record_of_id: HashMap<u64, usize> = HashMap::new();
-    let mut colliding: HashMap<RecordId, u64> = HashMap::new();
+    let mut colliding: HashMap<String, u64> = HashMap::new();
     let mut label_ids: HashMap<String, u32> = HashMap::new();
     let mut row: Vec<(u32, u32)> = Vec::new();
     let mut read = 0u64;
@@ -248,15 +248,23 @@ pub fn ingest(
                 continue;
             }
             if let Some(id) = &p.record.id {
-                let h = crate::hash::feature_hash(id.0.as_bytes());
+                // Ids are compared as seed files name them (`as_plain`): `"1"` and `1` are
+                // one id, or a seed `1` could not tell which record it means.
+                let plain = id.as_plain();
+                let h = crate::hash::feature_hash(plain.as_bytes());
                 let first = match record_of_id.get(&h) {
                     None => {
                         record_of_id.insert(h, out.records.len());
                         None
                     }
-                    Some(&r) if out.records[r].id.as_ref() == Some(id) => Some(out.records[r].line),
+                    Some(&r)
+                        if out.records[r].id.as_ref().map(RecordId::as_plain).as_ref()
+                            == Some(&plain) =>
+                    {
+                        Some(out.records[r].line)
+                    }
                     // A hash collision between different ids: fall back to the exact map.
-                    Some(_) => colliding.insert(id.clone(), p.record.line),
+                    Some(_) => colliding.insert(plain, p.record.line),
                 };
                 if let Some(first) = first {
                     skip(
@@ -527,6 +535,13 @@ mod tests {
         assert_eq!(ing.records.len(), 1);
         assert_eq!(ing.skipped.count, 2);
         assert!(ing.skipped.first[1].contains(":3: field \"id\": duplicate id 1 (first at line 2)"));
+        // A string id and a number id that a seed file would both name `7` are one id.
+        let c = "{\"id\":\"7\",\"text\":\"a\"}\n{\"id\":7,\"text\":\"b\"}\n";
+        let e = ingest_str(c, false).unwrap_err().to_string();
+        assert!(
+            e.contains(":2: field \"id\": duplicate id 7 (first at line 1)"),
+            "{e}"
+        );
     }
 
     #[test]
