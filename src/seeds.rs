@@ -77,11 +77,17 @@ pub fn read_seed_file(path: &Path) -> Result<Vec<SeedEntry>> {
 
 fn weight_value(raw: Option<f64>, path: &Path, line: u64) -> Result<f32> {
     let w = raw.unwrap_or(1.0);
-    if !(w.is_finite() && w > 0.0 && w <= f64::from(f32::MAX)) {
+    // Weights are stored as f32: the range is f32's normal numbers (a subnormal or smaller
+    // weight would round to 0 or lose its precision).
+    if !(w.is_finite() && w >= f64::from(f32::MIN_POSITIVE) && w <= f64::from(f32::MAX)) {
         return Err(Error::parse(
             path,
             line,
-            format!("field \"weight\": expected a finite number > 0, found {w}"),
+            format!(
+                "field \"weight\": expected a number in [{:e}, {:e}], found {w}",
+                f32::MIN_POSITIVE,
+                f32::MAX
+            ),
         ));
     }
     Ok(w as f32)
