@@ -287,7 +287,11 @@ fn seeds_files_are_checked_line_by_line() {
         ("s.tsv", "a\tx\t0\n", "s.tsv:1: field \"weight\""),
         // Finite, but 0 or infinite once stored as a 32-bit float.
         ("s.tsv", "a\tx\t1e-50\n", "s.tsv:1: field \"weight\""),
-        ("s.jsonl", "{\"id\":\"a\",\"label\":\"x\",\"weight\":1e39}\n", "s.jsonl:1: field \"weight\""),
+        (
+            "s.jsonl",
+            "{\"id\":\"a\",\"label\":\"x\",\"weight\":1e39}\n",
+            "s.jsonl:1: field \"weight\"",
+        ),
         ("s.tsv", "a\n", "s.tsv:1: expected node<TAB>label"),
         (
             "s.jsonl",

@@ -1,7 +1,7 @@
 //! `sprig train`: corpus (+ propagated labels) → `.sprig` projection model.
 
 use std::io::BufReader;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use sprig::corpus::{CorpusReader, Record};
@@ -236,6 +236,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             c.records - joined,
             c.records,
             path.display()
+        ));
+    }
+    if c.seed_disagreements > 0 {
+        bars.note(&format!(
+            "note: {} lines of {} say \"seed\": false for a record the corpus labels; training \
+             uses the corpus's labels. Were the labels propagated over another corpus, or \
+             another order of it?",
+            c.seed_disagreements,
+            args.labels.as_deref().unwrap_or(Path::new("")).display()
         ));
     }
     bars.note(&format!(

@@ -265,6 +265,16 @@ pub struct TrainSetCounts {
     pub abstained: usize,
     /// Records skipped for low confidence.
     pub low_confidence: usize,
+    /// Labels lines with `"seed": false` on a record that has a corpus label: propagation
+    /// did not have it as a seed, so the labels were propagated over another corpus or
+    /// another order of it. (The converse is no sign: identical texts share a node, so an
+    /// unlabelled copy of a seed's text is a seed too, and a seed's top label can move.)
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub seed_disagreements: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Labelled examples and the label names they refer to (sorted).
@@ -284,6 +294,9 @@ struct LabelsLine {
     /// The record's id as `sprig propagate` wrote it (`None` when absent or null).
     #[serde(default)]
     id: Option<serde_json::Value>,
+    /// Whether propagation had the record as a seed (`None` when absent).
+    #[serde(default)]
+    seed: Option<bool>,
     #[serde(default)]
     unknown: f32,
     #[serde(default)]
@@ -456,6 +469,10 @@ impl TrainSet {
         };
         let mut examples = Vec::new();
         for (r, row) in records.iter().zip(&soft) {
+            if let Some(row) = row {
+                let disagrees = row.seed == Some(false) && r.label.is_some();
+                counts.seed_disagreements += usize::from(disagrees);
+            }
             if let Some(l) = &r.label {
                 examples.push(Example {
                     text: r.text.clone(),
@@ -1524,6 +1541,27 @@ mod tests {
         assert_eq!(
             (c.seeds, c.propagated, c.abstained, c.low_confidence),
             (1, 1, 1, 1)
+        );
+        assert_eq!(c.seed_disagreements, 0);
+        // The same file joined to a reordered corpus: line 2's record is labelled there, but
+        // the file says it was no seed.
+        let shuffled = vec![
+            rec(1, "hello", None),
+            rec(2, "hi there", Some("greeting")),
+            rec(4, "thanks", None),
+            rec(5, "bye", None),
+            rec(6, "what", None),
+        ];
+        let set = TrainSet::distilled(
+            &shuffled,
+            &mut labels.as_bytes(),
+            Path::new("l.jsonl"),
+            &config,
+        )
+        .unwrap();
+        assert_eq!(
+            set.counts.seed_disagreements, 1,
+            "line 2: seed false, corpus label"
         );
     }
 
