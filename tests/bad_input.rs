@@ -590,6 +590,11 @@ fn an_output_over_an_input_is_refused_and_the_input_kept() {
         ],
     );
     assert!(err.contains("refusing to write"), "{err}");
+    let err = crate::util::fails(
+        d,
+        &["graph", "--corpus", "-", "--seeds", "-", "--out", "x.graph"],
+    );
+    assert!(err.contains("given to --corpus and --seeds"), "{err}");
     // A missing test file is found before any work; a first step that fails leaves no folder.
     let err = crate::util::fails(
         d,

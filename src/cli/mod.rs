@@ -80,7 +80,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Refuses to write `out` over one of the command's inputs (`(flag, path)` pairs): the output
 /// is renamed into place only at the end, so the input would be read whole and then lost.
+/// Also refuses standard input (`-`) for two inputs: the second would find it drained.
 pub(crate) fn check_not_an_input(out: &Path, inputs: &[(&str, &Path)]) -> anyhow::Result<()> {
+    let stdin: Vec<&str> = inputs
+        .iter()
+        .filter(|(_, p)| p.as_os_str() == "-")
+        .map(|(flag, _)| *flag)
+        .collect();
+    if stdin.len() > 1 {
+        anyhow::bail!(
+            "standard input (`-`) is given to {}: it can be read only once",
+            stdin.join(" and ")
+        );
+    }
     for (flag, input) in inputs {
         if input.as_os_str() != "-" && same_file(out, input) {
             anyhow::bail!(

@@ -33,6 +33,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // Both inputs are checked before any work: a missing test file would otherwise surface
     // only after training, and a workdir holding the corpus would have it overwritten.
     for (flag, input) in [("--corpus", &args.corpus), ("--test", &args.test)] {
+        if input.as_os_str() == "-" {
+            // The corpus is read by two steps, and a pipe only once.
+            anyhow::bail!("{flag}: run needs a file, not standard input");
+        }
         std::fs::File::open(input).with_context(|| format!("{flag} {}", input.display()))?;
         for name in OUTPUTS {
             let out = args.workdir.join(name);

@@ -222,8 +222,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => TrainSet::supervised(&records)
             .with_context(|| format!("{}: no labelled record", args.corpus.display()))?,
         Some(path) => {
-            let file =
-                std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+            let file: Box<dyn std::io::Read> = if path.as_os_str() == "-" {
+                Box::new(std::io::stdin())
+            } else {
+                Box::new(
+                    std::fs::File::open(path)
+                        .with_context(|| format!("opening {}", path.display()))?,
+                )
+            };
             TrainSet::distilled(&records, &mut BufReader::new(file), path, &config)?
         }
     };
