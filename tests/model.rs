@@ -190,6 +190,13 @@ fn train_without_labels_is_supervised_and_deterministic() {
     let run = |a: Vec<String>| ok(d, &a.iter().map(String::as_str).collect::<Vec<_>>());
     let summary = run(args("one.sprig", "1"));
     assert!(summary.contains("4 labels, 8 examples"), "{summary}");
+    let mut table = args("table.sprig", "1");
+    table.extend(["--kind", "table", "--table-k", "1000"].map(String::from));
+    let summary = run(table);
+    assert!(
+        summary.contains(" buckets of 4 labels;"),
+        "k capped at the labels: {summary}"
+    );
     run(args("two.sprig", "2"));
     assert_eq!(
         std::fs::read(d.join("one.sprig")).unwrap(),

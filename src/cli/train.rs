@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use sprig::corpus::{CorpusReader, Record};
-use sprig::model::ModelKind;
+use sprig::model::{ModelKind, Predictor};
 use sprig::projection::{Coefficients, ProjectionConfig, Scheme};
 use sprig::train::{train, Confidence, JointConfig, TrainConfig, TrainSet};
 
@@ -289,23 +289,31 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let detail = match model.kind() {
         ModelKind::Network => {
             format!(
-                "layers {:?} {}, best epoch {} of {}, held-out accuracy {:.4} on {} {}",
+                "layers {:?} {}, best epoch {} of {}, {}",
                 model.header().layers,
                 if config.quantize { "int8" } else { "f32" },
                 report["best_epoch"],
                 report["epochs_run"],
-                report["history"]
-                    .as_array()
-                    .and_then(|h| {
-                        let best = report["best_epoch"].as_u64()? as usize;
-                        h.get(best.checked_sub(1)?)?["val_accuracy"].as_f64()
-                    })
-                    .unwrap_or(0.0),
-                report["val_examples"],
-                if report["val_from_seeds"].as_bool() == Some(true) {
-                    "seeds"
+                if report["val_examples"].as_u64() == Some(0) {
+                    // Nothing held out: there is no accuracy to report, only the last epoch.
+                    "no held-out slice".to_owned()
                 } else {
-                    "propagated labels"
+                    format!(
+                        "held-out accuracy {:.4} on {} {}",
+                        report["history"]
+                            .as_array()
+                            .and_then(|h| {
+                                let best = report["best_epoch"].as_u64()? as usize;
+                                h.get(best.checked_sub(1)?)?["val_accuracy"].as_f64()
+                            })
+                            .unwrap_or(0.0),
+                        report["val_examples"],
+                        if report["val_from_seeds"].as_bool() == Some(true) {
+                            "seeds"
+                        } else {
+                            "propagated labels"
+                        }
+                    )
                 }
             ) + &match report["teacher_val_accuracy"].as_f64() {
                 Some(teacher) => format!(
@@ -318,10 +326,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 None => String::new(),
             }
         }
-        ModelKind::Table => format!(
-            "{} buckets",
-            model.parameter_bytes() / (8 + 8 * config.table_k)
-        ),
+        ModelKind::Table => match model.predictor() {
+            Predictor::Table(t) => format!("{} buckets of {} labels", t.len(), t.k()),
+            Predictor::Network(_) => unreachable!("a table model holds a table"),
+        },
     };
     outln!(
         "{}: {} model, {} labels, {} examples, {}; {} bytes ({:.2}s)",
