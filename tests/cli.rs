@@ -306,3 +306,21 @@ fn a_line_holding_two_edge_list_nodes_cannot_name_a_seed() {
     let a2 = first.lines().find(|l| l.contains("\"id\":\"a2\"")).unwrap();
     assert!(a2.contains("\"seed\":true"), "{a2}");
 }
+
+#[test]
+fn a_graph_without_edges_is_written_with_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let corpus = repo("corpora/tiny/intents.jsonl").display().to_string();
+    let out = crate::util::sprig(
+        d,
+        &[
+            "graph", "--corpus", &corpus, "--min-df", "100000", "--out", "g.graph",
+        ],
+    );
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("g.graph has no edge"), "{err}");
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(out.contains(" 0 edges"), "{out}");
+}

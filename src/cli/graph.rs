@@ -124,6 +124,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     graph
         .save(&args.out)
         .with_context(|| format!("writing {}", args.out.display()))?;
+    if graph.n_edges() == 0 && graph.n_nodes() > 1 {
+        // Written all the same (it is a valid graph), but propagation over it can only keep
+        // the seeds: say why before the user finds every other text abstaining.
+        bars.note(&format!(
+            "note: {} has no edge, so only seeds will get a label: no two texts share a \
+             feature that passed --min-df/--max-df (or --min-sim)",
+            args.out.display()
+        ));
+    }
     outln!(
         "{}: {} graph, {} records, {} nodes ({} texts), {} edges, {} seeds over {} labels ({:.2}s)",
         args.out.display(),

@@ -52,6 +52,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if args.edges {
+        if args.json {
+            anyhow::bail!("--edges prints TSV; drop --json");
+        }
         write_edges(&graph, &mut out)?;
         out.flush()?;
         return Ok(());

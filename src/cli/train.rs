@@ -244,6 +244,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             path.display()
         ));
     }
+    if set.labels.len() == 1 {
+        bars.note(&format!(
+            "note: one label only ({:?}): the model will give it to every text",
+            set.labels[0]
+        ));
+    }
     if c.seed_disagreements > 0 {
         bars.note(&format!(
             "note: {} lines of {} say \"seed\": false for a record the corpus labels; training \

@@ -1210,7 +1210,7 @@ fn build_table(
     };
     let prop = propagate(&graph, &plain)?;
     let d = prop.distribution();
-    let buckets = keys
+    let buckets: Vec<(u64, Vec<(u32, f32)>)> = keys
         .iter()
         .enumerate()
         .filter_map(|(b, &key)| {
@@ -1228,6 +1228,16 @@ fn build_table(
             (!entries.is_empty()).then_some((key, entries))
         })
         .collect();
+    if buckets.is_empty() {
+        // Such a model would abstain on every text.
+        return Err(Error::config(
+            "table_min_texts",
+            format!(
+                "no bucket holds {} or more training texts: lower --table-min-texts",
+                config.table_min_texts
+            ),
+        ));
+    }
     // A bucket never holds more labels than exist, whatever `table_k` asks for.
     Ok(Table::new(
         config.table_k.min(set.labels.len().max(1)),
@@ -1711,6 +1721,18 @@ mod tests {
             },
         );
         assert_eq!(huge.to_bytes().len(), all.to_bytes().len());
+        // No bucket left: a model that always abstains is refused.
+        let err = try_fit(
+            &set,
+            &TrainConfig {
+                kind: ModelKind::Table,
+                table_min_texts: 1_000_000,
+                ..small()
+            },
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("table_min_texts"), "{err}");
     }
 
     #[test]
