@@ -169,7 +169,8 @@ pub(crate) struct TextArgs {
     /// Largest char n-gram of `<word>`.
     #[arg(long, default_value_t = sprig::text::FeatureConfig::default().char_max)]
     char_max: u32,
-    /// Weight of the char block against the word block (each L2-normalized first).
+    /// Weight of the char block against the word block (each L2-normalized first) in the
+    /// TF-IDF rows of the graph and of the linear teacher; the projection does not use it.
     #[arg(long, default_value_t = sprig::text::FeatureConfig::default().char_weight)]
     char_weight: f32,
     /// Raw term counts instead of 1 + ln(count).
