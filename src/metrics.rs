@@ -3,6 +3,8 @@
 //!
 //! Conventions follow scikit-learn's defaults: macro-F1 averages over every label that occurs
 //! among the gold or predicted labels, and a ratio with a zero denominator counts as 0.
+//! An abstention (no answer) is not a label: it counts against accuracy and against its gold
+//! label's recall, and in no label's precision.
 
 use serde::Serialize;
 
@@ -12,6 +14,8 @@ pub struct Confusion {
     labels: Vec<String>,
     /// `counts[gold][pred]`.
     counts: Vec<Vec<u64>>,
+    /// `abstained[gold]`: records of that gold label that got no answer.
+    abstained: Vec<u64>,
 }
 
 /// Precision, recall and F1 of one label.
@@ -52,6 +56,7 @@ impl Confusion {
             }
             let n = self.labels.len();
             self.counts.insert(i, vec![0; n]);
+            self.abstained.insert(i, 0);
         }
     }
 
@@ -71,6 +76,18 @@ impl Confusion {
         self.counts[g][p] += 1;
     }
 
+    /// Records one abstention: the model gave `gold`'s record no answer.
+    pub fn add_abstention(&mut self, gold: &str) {
+        self.insert(gold);
+        let g = self.position(gold);
+        self.abstained[g] += 1;
+    }
+
+    /// Abstentions per gold label, in [`Confusion::labels`] order.
+    pub fn abstained(&self) -> &[u64] {
+        &self.abstained
+    }
+
     /// Labels (sorted).
     pub fn labels(&self) -> &[String] {
         &self.labels
@@ -81,9 +98,9 @@ impl Confusion {
         &self.counts
     }
 
-    /// Predictions recorded.
+    /// Records scored: predictions and abstentions.
     pub fn total(&self) -> u64 {
-        self.counts.iter().flatten().sum()
+        self.counts.iter().flatten().sum::<u64>() + self.abstained.iter().sum::<u64>()
     }
 
     /// Correct / total (0 when empty).
@@ -97,7 +114,7 @@ impl Confusion {
         (0..self.labels.len())
             .map(|i| {
                 let tp = self.counts[i][i];
-                let gold: u64 = self.counts[i].iter().sum();
+                let gold: u64 = self.counts[i].iter().sum::<u64>() + self.abstained[i];
                 let pred: u64 = self.counts.iter().map(|r| r[i]).sum();
                 let precision = ratio(tp, pred);
                 let recall = ratio(tp, gold);
@@ -186,6 +203,27 @@ mod tests {
                 proptest::prop_assert_eq!(c.accuracy(), correct as f64 / pairs.len() as f64);
             }
         }
+    }
+
+    #[test]
+    fn abstentions_cost_accuracy_and_recall_but_are_no_label() {
+        let mut c = Confusion::new();
+        c.add("a", "a");
+        c.add_abstention("a");
+        c.add("b", "b");
+        // A real label named like eval's old placeholder stays a label of its own.
+        c.add("(none)", "(none)");
+        assert_eq!(c.labels(), ["(none)", "a", "b"]);
+        assert_eq!(c.total(), 4);
+        assert_eq!(c.accuracy(), 0.75);
+        let per = c.per_label();
+        assert_eq!(
+            (per[1].precision, per[1].recall, per[1].support),
+            (1.0, 0.5, 2)
+        );
+        assert_eq!(per[0].f1, 1.0);
+        assert_eq!(c.abstained(), [0, 1, 0]);
+        assert!((c.macro_f1() - (1.0 + 2.0 / 3.0 + 1.0) / 3.0).abs() < 1e-12);
     }
 
     #[test]

@@ -227,6 +227,39 @@ fn train_without_labels_is_supervised_and_deterministic() {
     assert_eq!(lines[0], r#"{"text":"","labels":[]}"#);
     assert_eq!(lines[1], r#"{"text":" \t ","labels":[]}"#);
     assert!(lines[2].contains(r#""labels":[{"label":"#), "{}", lines[2]);
+    // eval: the featureless text abstains, which is a wrong answer but no label.
+    let first_label = ProjectionModel::load(&d.join("one.sprig"))
+        .unwrap()
+        .labels()[0]
+        .clone();
+    std::fs::write(
+        d.join("gold.jsonl"),
+        format!(
+            "{{\"text\": \"\", \"label\": \"{first_label}\"}}\n\
+             {{\"text\": \"thanks a lot\", \"label\": \"{first_label}\"}}\n"
+        ),
+    )
+    .unwrap();
+    let eval = ok(
+        d,
+        &[
+            "eval",
+            "--model",
+            "one.sprig",
+            "--data",
+            "gold.jsonl",
+            "--json",
+        ],
+    );
+    let json: serde_json::Value = serde_json::from_str(&eval).unwrap();
+    assert_eq!(json["examples"], 2, "{json}");
+    assert_eq!(json["abstained"][0], 1, "{json}");
+    assert_eq!(
+        json["labels"].as_array().unwrap().len(),
+        1,
+        "no pseudo-label: {json}"
+    );
+    assert!(json["accuracy"].as_f64().unwrap() <= 0.5, "{json}");
     for (flag, value) in [
         ("--threshold", "NaN"),
         ("--threshold", "1.5"),

@@ -10,11 +10,9 @@ use sprig::model::{ProjectionModel, Scratch};
 
 use super::CorpusArgs;
 
-/// The predicted "label" of an answer that abstains (table models only).
-const NONE: &str = "(none)";
-
 /// Score a model on a labelled file: accuracy, macro-F1, per-label precision / recall / F1
-/// and the confusion matrix (rows: gold, columns: predicted).
+/// and the confusion matrix (rows: gold, columns: predicted, then abstentions if any). An
+/// abstention counts as a wrong answer and against its gold label's recall; it is no label.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The `.sprig` model file.
@@ -42,9 +40,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             unlabelled += 1;
             continue;
         };
-        let preds = model.predict_with(&mut scratch, &record.text);
-        let predicted = preds.first().map_or(NONE, |p| model.label_name(p.label));
-        confusion.add(gold, predicted);
+        match model.predict_with(&mut scratch, &record.text).first() {
+            Some(p) => confusion.add(gold, model.label_name(p.label)),
+            None => confusion.add_abstention(gold),
+        }
     }
     if confusion.total() == 0 {
         anyhow::bail!("{}: no labelled record to evaluate", args.data.display());
@@ -76,6 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "per_label": per,
             "labels": confusion.labels(),
             "confusion": confusion.counts(),
+            "abstained": confusion.abstained(),
         });
         outln!("{obj}")?;
         return Ok(());
@@ -111,12 +111,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             p.label, p.precision, p.recall, p.f1, p.support
         );
     }
+    let abstained: u64 = confusion.abstained().iter().sum();
     let _ = writeln!(
         s,
-        "\nconfusion (rows: gold, columns: predicted, in the order above)"
+        "\nconfusion (rows: gold, columns: predicted, in the order above{})",
+        if abstained > 0 {
+            ", then the abstentions"
+        } else {
+            ""
+        }
     );
-    for (label, row) in confusion.labels().iter().zip(confusion.counts()) {
-        let cells: Vec<String> = row.iter().map(|c| format!("{c:>5}")).collect();
+    let rows = confusion.counts().iter().zip(confusion.abstained());
+    for (label, (row, &none)) in confusion.labels().iter().zip(rows) {
+        let mut cells: Vec<String> = row.iter().map(|c| format!("{c:>5}")).collect();
+        if abstained > 0 {
+            cells.push(format!("{none:>5}"));
+        }
         let _ = writeln!(s, "{label:width$} {}", cells.join(""));
     }
     out!("{s}")?;
