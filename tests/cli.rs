@@ -324,3 +324,62 @@ fn a_graph_without_edges_is_written_with_a_note() {
     let out = String::from_utf8_lossy(&out.stdout);
     assert!(out.contains(" 0 edges"), "{out}");
 }
+
+#[test]
+fn a_parameter_of_another_algorithm_is_refused_and_help_defaults_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let edges = repo("graphs/toy/edges.tsv").display().to_string();
+    let seeds = repo("graphs/toy/seeds.tsv").display().to_string();
+    ok(
+        d,
+        &[
+            "graph", "-q", "--edges", &edges, "--seeds", &seeds, "--out", "g.graph",
+        ],
+    );
+    let run = |extra: &[&str]| {
+        let mut args = vec!["propagate", "-q", "--graph", "g.graph", "--out", "l.jsonl"];
+        args.extend(extra);
+        args.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let as_str = |v: &[String]| v.iter().map(String::as_str).collect::<Vec<_>>().join(" ");
+    for (extra, flag) in [
+        (&["--alpha", "0.5"][..], "--alpha"),
+        (&["--algorithm", "lp", "--mu2", "0.1"], "--mu2"),
+        (&["--algorithm", "mad", "--damping", "0.5"], "--damping"),
+        (&["--algorithm", "spreading", "--beta", "3"], "--beta"),
+    ] {
+        let args = run(extra);
+        let err = fails(d, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(
+            err.contains(&format!("{flag} is a parameter of")),
+            "{}: {err}",
+            as_str(&args)
+        );
+    }
+    let args = run(&["--algorithm", "spreading", "--alpha", "0.5"]);
+    ok(d, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    // The defaults the help states are the library's.
+    let help = ok(d, &["propagate", "--help"]);
+    let c = sprig::propagate::PropagationConfig::default();
+    for (flag, value) in [
+        ("--mu1", c.seed_weight),
+        ("--mu2", c.smoothness_weight),
+        ("--mu3", c.prior_weight),
+        ("--alpha", c.alpha),
+        ("--beta", c.beta),
+    ] {
+        let at = help.find(&format!("      {flag}")).expect(flag);
+        let text = &help[at..];
+        let end = text[flag.len() + 6..]
+            .find("\n      --")
+            .map_or(text.len(), |e| e + flag.len() + 6);
+        assert!(
+            text[..end]
+                .replace('\n', " ")
+                .contains(&format!("[default: {value}]")),
+            "{flag}: {}",
+            &text[..end]
+        );
+    }
+}

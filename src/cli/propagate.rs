@@ -46,26 +46,27 @@ pub struct Args {
     /// K: labels kept per node; the rest of the mass moves to `unknown`.
     #[arg(long, default_value_t = defaults().top_k)]
     top_k: usize,
-    /// μ1, weight of the seed fit (expander, mad).
-    #[arg(long, visible_alias = "seed-weight", default_value_t = defaults().seed_weight)]
-    mu1: f64,
-    /// μ2, weight of neighbour smoothness (expander, mad; Junto's MAD example uses 0.01).
-    #[arg(long, visible_alias = "smoothness-weight", default_value_t = defaults().smoothness_weight)]
-    mu2: f64,
-    /// μ3, weight of the pull towards `unknown` (expander, mad).
-    #[arg(long, visible_alias = "prior-weight", default_value_t = defaults().prior_weight)]
-    mu3: f64,
+    /// μ1, weight of the seed fit (expander, mad) [default: 1].
+    #[arg(long, visible_alias = "seed-weight")]
+    mu1: Option<f64>,
+    /// μ2, weight of neighbour smoothness (expander, mad; Junto's MAD example uses 0.01)
+    /// [default: 1].
+    #[arg(long, visible_alias = "smoothness-weight")]
+    mu2: Option<f64>,
+    /// μ3, weight of the pull towards `unknown` (expander, mad) [default: 0.01].
+    #[arg(long, visible_alias = "prior-weight")]
+    mu3: Option<f64>,
     /// Share of its previous distribution an Expander node keeps each step, in [0, 1):
     /// removes the step-to-step alternation of plain Jacobi on bipartite graphs and on very
-    /// heavy edges [default: 0.5 on a bipartite graph, else 0].
+    /// heavy edges (expander) [default: 0.5 on a bipartite graph, else 0].
     #[arg(long)]
     damping: Option<f64>,
-    /// α of label spreading, in (0, 1).
-    #[arg(long, default_value_t = defaults().alpha)]
-    alpha: f64,
-    /// β of MAD's random-walk probabilities, > 1.
-    #[arg(long, default_value_t = defaults().beta)]
-    beta: f64,
+    /// α of label spreading, in (0, 1) (spreading) [default: 0.2].
+    #[arg(long)]
+    alpha: Option<f64>,
+    /// β of MAD's random-walk probabilities, > 1 (mad) [default: 2].
+    #[arg(long)]
+    beta: Option<f64>,
     /// Class-balance correction after propagation: cmn (class mass normalization, Zhu et al.
     /// 2003) with priors from the seeds or from --prior, or none.
     #[arg(long, value_enum, default_value_t = PriorMode::of(&defaults().class_prior))]
@@ -174,18 +175,50 @@ impl Args {
         } else {
             ClassPrior::None
         };
+        // A parameter of another algorithm would be ignored: say so instead.
+        let given = [
+            (
+                "--mu1",
+                self.mu1.is_some(),
+                &[Algorithm::Expander, Algorithm::Mad][..],
+            ),
+            (
+                "--mu2",
+                self.mu2.is_some(),
+                &[Algorithm::Expander, Algorithm::Mad],
+            ),
+            (
+                "--mu3",
+                self.mu3.is_some(),
+                &[Algorithm::Expander, Algorithm::Mad],
+            ),
+            ("--damping", self.damping.is_some(), &[Algorithm::Expander]),
+            ("--beta", self.beta.is_some(), &[Algorithm::Mad]),
+            ("--alpha", self.alpha.is_some(), &[Algorithm::Spreading]),
+        ];
+        for (flag, set, used_by) in given {
+            if set && !used_by.contains(&self.algorithm) {
+                let names: Vec<String> = used_by.iter().map(ToString::to_string).collect();
+                bail!(
+                    "{flag} is a parameter of --algorithm {}, not of {}",
+                    names.join(" or "),
+                    self.algorithm
+                );
+            }
+        }
+        let d = defaults();
         let config = PropagationConfig {
             algorithm: self.algorithm,
             iterations: self.iterations,
             tolerance: self.tolerance,
             change_norm: self.change_norm,
             top_k: self.top_k,
-            seed_weight: self.mu1,
-            smoothness_weight: self.mu2,
-            prior_weight: self.mu3,
+            seed_weight: self.mu1.unwrap_or(d.seed_weight),
+            smoothness_weight: self.mu2.unwrap_or(d.smoothness_weight),
+            prior_weight: self.mu3.unwrap_or(d.prior_weight),
             damping: self.damping,
-            beta: self.beta,
-            alpha: self.alpha,
+            beta: self.beta.unwrap_or(d.beta),
+            alpha: self.alpha.unwrap_or(d.alpha),
             class_prior,
         };
         config.validate()?;
