@@ -360,26 +360,61 @@ fn a_parameter_of_another_algorithm_is_refused_and_help_defaults_hold() {
     let args = run(&["--algorithm", "spreading", "--alpha", "0.5"]);
     ok(d, &args.iter().map(String::as_str).collect::<Vec<_>>());
     // The defaults the help states are the library's.
-    let help = ok(d, &["propagate", "--help"]);
     let c = sprig::propagate::PropagationConfig::default();
-    for (flag, value) in [
-        ("--mu1", c.seed_weight),
-        ("--mu2", c.smoothness_weight),
-        ("--mu3", c.prior_weight),
-        ("--alpha", c.alpha),
-        ("--beta", c.beta),
-    ] {
-        let at = help.find(&format!("      {flag}")).expect(flag);
-        let text = &help[at..];
-        let end = text[flag.len() + 6..]
+    help_states_defaults(
+        d,
+        "propagate",
+        &[
+            ("--mu1", c.seed_weight.to_string()),
+            ("--mu2", c.smoothness_weight.to_string()),
+            ("--mu3", c.prior_weight.to_string()),
+            ("--alpha", c.alpha.to_string()),
+            ("--beta", c.beta.to_string()),
+        ],
+    );
+}
+
+/// Checks that `sprig <command> --help` gives each flag's `[default: VALUE]`.
+fn help_states_defaults(d: &std::path::Path, command: &str, flags: &[(&str, String)]) {
+    let help = ok(d, &[command, "--help"]);
+    for (flag, value) in flags {
+        let at = help.find(&format!("      {flag} ")).expect(flag);
+        let text = &help[at + 6..];
+        let end = text[flag.len()..]
             .find("\n      --")
-            .map_or(text.len(), |e| e + flag.len() + 6);
+            .map_or(text.len(), |e| e + flag.len());
+        let entry = text[..end].replace('\n', " ");
         assert!(
-            text[..end]
-                .replace('\n', " ")
-                .contains(&format!("[default: {value}]")),
-            "{flag}: {}",
-            &text[..end]
+            entry.contains(&format!("[default: {value}]")),
+            "{command} {flag}: {entry}"
         );
     }
+}
+
+#[test]
+fn flags_of_the_other_model_kind_are_refused_and_help_defaults_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let corpus = repo("corpora/tiny/intents.jsonl").display().to_string();
+    for (extra, flag) in [
+        (&["--kind", "table", "--hidden", "64"][..], "--hidden"),
+        (&["--kind", "table", "--float"], "--float"),
+        (&["--table-k", "2"], "--table-k"),
+    ] {
+        let mut args = vec!["train", "--corpus", &corpus, "--out", "m.sprig"];
+        args.extend(extra);
+        let err = fails(d, &args);
+        assert!(err.contains(&format!("{flag} applies to --kind")), "{err}");
+    }
+    let c = sprig::train::TrainConfig::default();
+    help_states_defaults(
+        d,
+        "train",
+        &[
+            ("--hidden", c.hidden[0].to_string()),
+            ("--augment", c.augment.to_string()),
+            ("--table-k", c.table_k.to_string()),
+            ("--table-min-texts", c.table_min_texts.to_string()),
+        ],
+    );
 }

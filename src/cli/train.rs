@@ -62,9 +62,9 @@ pub struct Args {
     /// Seed of the projection's hash functions.
     #[arg(long, default_value_t = projection().seed)]
     projection_seed: u64,
-    /// Hidden layer widths, comma-separated (e.g. 256,256).
-    #[arg(long, value_delimiter = ',', default_value = "128")]
-    hidden: Vec<usize>,
+    /// Hidden layer widths, comma-separated (e.g. 256,256); networks only [default: 128].
+    #[arg(long, value_delimiter = ',')]
+    hidden: Option<Vec<usize>>,
     /// Epoch cap.
     #[arg(long, default_value_t = defaults().epochs)]
     epochs: usize,
@@ -99,18 +99,18 @@ pub struct Args {
     #[arg(long, default_value_t = defaults().ema_decay)]
     ema: f32,
     /// Distil a linear teacher through N perturbed copies of each training text (0: off);
-    /// at 4, training takes 2–3 times as long as without copies.
-    #[arg(long, default_value_t = defaults().augment)]
-    augment: usize,
-    /// Keep f32 weights (default: int8 with per-row scales).
+    /// at 4, training takes 2–3 times as long as without copies. Networks only [default: 4].
+    #[arg(long)]
+    augment: Option<usize>,
+    /// Keep f32 weights (default: int8 with per-row scales). Networks only.
     #[arg(long)]
     float: bool,
-    /// Labels kept per bucket (--kind table).
-    #[arg(long, default_value_t = defaults().table_k)]
-    table_k: usize,
-    /// Leave out buckets holding fewer than this many texts (--kind table).
-    #[arg(long, default_value_t = defaults().table_min_texts)]
-    table_min_texts: usize,
+    /// Labels kept per bucket (--kind table) [default: 3].
+    #[arg(long)]
+    table_k: Option<usize>,
+    /// Leave out buckets holding fewer than this many texts (--kind table) [default: 1].
+    #[arg(long)]
+    table_min_texts: Option<usize>,
     /// Train ProjectionNet's joint "trainer" network (hashed n-gram embeddings) alongside
     /// and distil it into the projection network; only the latter is saved.
     #[arg(long)]
@@ -171,6 +171,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut inputs = vec![("--corpus", args.corpus.as_path())];
     inputs.extend(args.labels.as_deref().map(|p| ("--labels", p)));
     super::check_not_an_input(&args.out, &inputs)?;
+    // Flags of the other model kind would be ignored: say so instead.
+    let table = args.kind == ModelKind::Table;
+    for (flag, given, for_table) in [
+        ("--hidden", args.hidden.is_some(), false),
+        ("--augment", args.augment.is_some(), false),
+        ("--float", args.float, false),
+        ("--table-k", args.table_k.is_some(), true),
+        ("--table-min-texts", args.table_min_texts.is_some(), true),
+    ] {
+        if given && for_table != table {
+            anyhow::bail!(
+                "{flag} applies to --kind {}, not to --kind {}",
+                if for_table { "table" } else { "network" },
+                args.kind
+            );
+        }
+    }
     if args.joint_lambdas.len() != 3 {
         anyhow::bail!(
             "--joint-lambdas takes three values (λ1,λ2,λ3), got {}",
@@ -190,7 +207,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let config = TrainConfig {
         kind: args.kind,
-        hidden: args.hidden.clone(),
+        hidden: args.hidden.clone().unwrap_or(defaults().hidden),
         epochs: args.epochs,
         patience: args.patience,
         learning_rate: args.lr,
@@ -201,11 +218,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         validation: args.validation,
         input_dropout: args.input_dropout,
         ema_decay: args.ema,
-        augment: args.augment,
+        augment: args.augment.unwrap_or(defaults().augment),
         seed: args.seed,
         quantize: !args.float,
-        table_k: args.table_k,
-        table_min_texts: args.table_min_texts,
+        table_k: args.table_k.unwrap_or(defaults().table_k),
+        table_min_texts: args.table_min_texts.unwrap_or(defaults().table_min_texts),
         joint: args.joint.then(|| JointConfig {
             buckets_log2: args.joint_buckets,
             dim: args.joint_dim,
