@@ -13,7 +13,7 @@
 //!
 //! Field names are configurable ([`CorpusOptions`]). Line numbers are 1-based physical lines
 //! of the file (the header row of a CSV is line 1), so they match what an editor shows. A
-//! UTF-8 byte-order mark at the start is ignored, and CRLF line ends are accepted.
+//! UTF-8 byte-order mark at the start is ignored; CRLF and lone CR line ends count as line ends.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -181,73 +181,50 @@ pub(crate) fn skip_bom(reader: &mut dyn BufRead, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Turns every CRLF into LF. The `csv` crate counts a record's line before it reads the LF
-/// of the previous record's CRLF, so every CRLF row's line would be one too low (rust-csv
-/// issue #395); with LF only, its lines are the file's physical lines. A CR not followed by
-/// LF is kept. Quoted fields' CRLFs become LFs, which tokenizing treats alike.
-struct CrlfToLf<R> {
+/// Turns every line end into LF: CRLF (Windows) and a lone CR (classic Mac OS) alike, so that
+/// every reader counts the lines an editor shows. The `csv` crate needs it for CRLF too: it
+/// counts a record's line before it reads the LF of the previous record's CRLF, so every CRLF
+/// row's line would be one too low (rust-csv issue #395). Line ends inside quoted CSV fields
+/// become LFs, which tokenizing treats alike.
+struct LineEnds<R> {
     inner: R,
-    /// A CR read at the end of the last chunk, not yet known to precede an LF.
-    pending_cr: bool,
+    /// The last byte was a CR: an LF right after it belongs to the same line end.
+    after_cr: bool,
 }
 
-impl<R: BufRead> CrlfToLf<R> {
+impl<R: BufRead> LineEnds<R> {
     fn new(inner: R) -> Self {
         Self {
             inner,
-            pending_cr: false,
+            after_cr: false,
         }
-    }
-
-    /// One step of [`Read::read`]: 0 at the end, or when the chunk held only a CR.
-    fn read_some(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        let mut n = 0;
-        let chunk = self.inner.fill_buf()?;
-        if chunk.is_empty() {
-            // The end: a CR held back at the end of the input is a lone CR.
-            if std::mem::take(&mut self.pending_cr) {
-                out[0] = b'\r';
-                return Ok(1);
-            }
-            return Ok(0);
-        }
-        if self.pending_cr && chunk[0] != b'\n' {
-            out[n] = b'\r';
-            n += 1;
-        }
-        self.pending_cr = false;
-        let mut used = 0;
-        while used < chunk.len() && n < out.len() {
-            let b = chunk[used];
-            used += 1;
-            if b == b'\r' {
-                match chunk.get(used) {
-                    Some(b'\n') => continue,
-                    Some(_) => {}
-                    // The chunk ends on a CR: decide when the next chunk shows its follower.
-                    None => {
-                        self.pending_cr = true;
-                        break;
-                    }
-                }
-            }
-            out[n] = b;
-            n += 1;
-        }
-        self.inner.consume(used);
-        Ok(n)
     }
 }
 
-impl<R: BufRead> Read for CrlfToLf<R> {
+impl<R: BufRead> Read for LineEnds<R> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         if out.is_empty() {
             return Ok(0);
         }
-        // Zero bytes would mean the end, so a chunk that was all held-back CR reads on.
+        // Zero bytes would mean the end, so a chunk that was only a CRLF's LF reads on.
         loop {
-            let n = self.read_some(out)?;
-            if n > 0 || !self.pending_cr {
+            let chunk = self.inner.fill_buf()?;
+            if chunk.is_empty() {
+                return Ok(0);
+            }
+            let (mut n, mut used) = (0, 0);
+            while used < chunk.len() && n < out.len() {
+                let b = chunk[used];
+                used += 1;
+                if std::mem::take(&mut self.after_cr) && b == b'\n' {
+                    continue;
+                }
+                self.after_cr = b == b'\r';
+                out[n] = if self.after_cr { b'\n' } else { b };
+                n += 1;
+            }
+            self.inner.consume(used);
+            if n > 0 {
                 return Ok(n);
             }
         }
@@ -321,7 +298,7 @@ impl CorpusReader {
         };
         let inner = match format {
             CorpusFormat::Jsonl | CorpusFormat::Text => Inner::Lines {
-                reader: Box::new(buffered),
+                reader: Box::new(BufReader::with_capacity(1 << 16, LineEnds::new(buffered))),
                 line: 0,
                 buf: Vec::new(),
                 format,
@@ -336,7 +313,7 @@ impl CorpusReader {
                     .delimiter(delimiter)
                     .has_headers(true)
                     .flexible(false)
-                    .from_reader(Box::new(CrlfToLf::new(buffered)) as Box<dyn Read>);
+                    .from_reader(Box::new(LineEnds::new(buffered)) as Box<dyn Read>);
                 let headers = reader
                     .byte_headers()
                     .map_err(|e| csv_error(path, e))?
@@ -773,23 +750,22 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// Whatever the chunk boundaries, the adapter drops exactly the CRs that precede an
-        /// LF and keeps every other byte.
+        /// Whatever the chunk boundaries, the adapter turns CRLF and a lone CR into one LF
+        /// and keeps every other byte.
         #[test]
-        fn crlf_adapter_matches_a_plain_replace(
+        fn line_end_adapter_matches_a_plain_replace(
             bytes in proptest::collection::vec(
                 proptest::sample::select(vec![b'\r', b'\n', b'a']), 0..64),
             capacity in 1usize..8,
         ) {
             let reader = std::io::BufReader::with_capacity(capacity, &bytes[..]);
             let mut got = Vec::new();
-            CrlfToLf::new(reader).read_to_end(&mut got).unwrap();
-            let mut want = Vec::new();
-            for (i, &b) in bytes.iter().enumerate() {
-                if !(b == b'\r' && bytes.get(i + 1) == Some(&b'\n')) {
-                    want.push(b);
-                }
-            }
+            LineEnds::new(reader).read_to_end(&mut got).unwrap();
+            let want: Vec<u8> = String::from_utf8(bytes.clone())
+                .unwrap()
+                .replace("\r\n", "\n")
+                .replace('\r', "\n")
+                .into_bytes();
             proptest::prop_assert_eq!(got, want);
         }
     }
@@ -807,6 +783,21 @@ mod tests {
         let recs = ok(b"{\"text\": \"hi\"}\n", "notes.txt");
         assert_eq!(recs[0].text, "{\"text\": \"hi\"}");
         assert_eq!(CorpusFormat::sniff(b""), CorpusFormat::Text);
+    }
+
+    #[test]
+    fn lone_cr_line_ends_are_lines() {
+        let recs = ok(
+            b"__label__a hello there\r__label__b bye now\rhello friend\r",
+            "c.txt",
+        );
+        let lines: Vec<(u64, &str)> = recs.iter().map(|r| (r.line, r.text.as_str())).collect();
+        assert_eq!(
+            lines,
+            [(1, "hello there"), (2, "bye now"), (3, "hello friend")]
+        );
+        let recs = ok(b"{\"text\": \"a\"}\r\r{\"text\": \"b\"}\r\n", "c.jsonl");
+        assert_eq!((recs[1].line, recs[1].text.as_str()), (3, "b"));
     }
 
     #[test]
