@@ -63,8 +63,8 @@ pub enum ChangeNorm {
     #[default]
     MaxNode,
     /// The sum of L1 changes over all nodes: scikit-learn's rule (`np.abs(Y - Y_prev).sum() <
-    /// tol`). Use it with `tolerance = 1e-3` and no class prior (`--class-prior none`) to reproduce
-    /// `LabelPropagation` / `LabelSpreading` exactly.
+    /// tol`). Use it with `tolerance = 1e-3` and no class prior (`--class-prior none`) to
+    /// reproduce `LabelPropagation` / `LabelSpreading` exactly.
     Sum,
 }
 
