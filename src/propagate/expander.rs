@@ -48,8 +48,8 @@
 //! keeps the step a descent step and moves that eigenvalue to about 0.) The tests check
 //! this on the reference graphs, including a bipartite one. The top-K truncation (K < m)
 //! is not a descent step and can raise J: measured on 300 random 30-node graphs with 6
-//! labels and K = 2, 81 runs had at least one rise (largest +2.9% relative); on the 1M-node benchmark (1,000 labels,
-//! K = 8) J falls for 5 iterations, then creeps up by 0.1%.
+//! labels and K = 2, 81 runs had at least one rise (largest +2.9% relative); on the 1M-node
+//! benchmark (1,000 labels, K = 8) J falls for 5 iterations, then creeps up by 0.1%.
 
 use super::engine::{Finish, NodeCoef, Rule, SeedRows};
 use super::PropagationConfig;
