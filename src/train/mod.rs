@@ -803,6 +803,25 @@ impl Worker {
     }
 }
 
+/// Reusable buffers of [`ForwardScratch::forward`].
+#[derive(Default)]
+struct ForwardScratch {
+    mlp: MlpScratch,
+    x: Vec<f32>,
+    row: Vec<i8>,
+}
+
+impl ForwardScratch {
+    /// The network's probabilities for example `i`'s projected inputs, without dropout.
+    fn forward(&mut self, mlp: &Mlp, inputs: &Inputs, i: usize) -> &[f32] {
+        inputs.row(i, &mut self.row);
+        self.x.clear();
+        self.x.extend(self.row.iter().map(|&v| f32::from(v)));
+        mlp.forward(&self.x, &mut self.mlp);
+        &self.mlp.probs
+    }
+}
+
 /// Held-out accuracy and mean loss (in example order, so the sums are reproducible).
 fn evaluate(mlp: &Mlp, val: &[usize], inputs: &Inputs, examples: &[Example]) -> (f64, f64) {
     if val.is_empty() {
@@ -810,23 +829,16 @@ fn evaluate(mlp: &Mlp, val: &[usize], inputs: &Inputs, examples: &[Example]) -> 
     }
     let per: Vec<(bool, f64)> = val
         .par_iter()
-        .map_init(
-            || (MlpScratch::default(), Vec::<f32>::new(), Vec::new()),
-            |(s, x, row), &i| {
-                let ex = &examples[i];
-                inputs.row(i, row);
-                x.clear();
-                x.extend(row.iter().map(|&v| f32::from(v)));
-                mlp.forward(x, s);
-                let best = argmax(&s.probs);
-                let loss: f64 = ex
-                    .target
-                    .iter()
-                    .map(|&(l, q)| -f64::from(q) * f64::from(s.probs[l as usize].max(1e-12)).ln())
-                    .sum();
-                (best == argmax_target(&ex.target), loss)
-            },
-        )
+        .map_init(ForwardScratch::default, |s, &i| {
+            let ex = &examples[i];
+            let probs = s.forward(mlp, inputs, i);
+            let loss: f64 = ex
+                .target
+                .iter()
+                .map(|&(l, q)| -f64::from(q) * f64::from(probs[l as usize].max(1e-12)).ln())
+                .sum();
+            (argmax(probs) == argmax_target(&ex.target), loss)
+        })
         .collect();
     let correct = per.iter().filter(|p| p.0).count();
     let loss: f64 = per.iter().map(|p| p.1).sum();
@@ -838,14 +850,9 @@ const DIVERGENCE_SAMPLE: usize = 256;
 
 /// Whether the network's probabilities are finite on the examples `idx`.
 fn outputs_are_finite(mlp: &Mlp, idx: &[usize], inputs: &Inputs) -> bool {
-    let (mut s, mut x, mut row) = (MlpScratch::default(), Vec::<f32>::new(), Vec::new());
-    idx.iter().all(|&i| {
-        inputs.row(i, &mut row);
-        x.clear();
-        x.extend(row.iter().map(|&v| f32::from(v)));
-        mlp.forward(&x, &mut s);
-        s.probs.iter().all(|p| p.is_finite())
-    })
+    let mut s = ForwardScratch::default();
+    idx.iter()
+        .all(|&i| s.forward(mlp, inputs, i).iter().all(|p| p.is_finite()))
 }
 
 fn shuffle(v: &mut [usize], rng: &mut Xoshiro256PlusPlus) {
