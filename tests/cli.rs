@@ -418,3 +418,23 @@ fn flags_of_the_other_model_kind_are_refused_and_help_defaults_hold() {
         ],
     );
 }
+
+#[test]
+fn identical_texts_with_different_labels_get_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("c.jsonl"),
+        "{\"text\":\"ok\",\"label\":\"a\"}\n{\"text\":\"ok\",\"label\":\"b\"}\n\
+         {\"text\":\"hello there\",\"label\":\"a\"}\n{\"text\":\"ok then\"}\n",
+    )
+    .unwrap();
+    let out = crate::util::sprig(d, &["graph", "--corpus", "c.jsonl", "--out", "g.graph"]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("1 nodes carry seeds of more than one label"),
+        "{err}"
+    );
+    assert!(err.contains("e.g. \"ok\""), "{err}");
+}

@@ -124,6 +124,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     graph
         .save(&args.out)
         .with_context(|| format!("writing {}", args.out.display()))?;
+    // Identical texts share a node, so differently labelled copies make one node with two
+    // seed labels: legal (its distribution splits), but usually a labelling slip.
+    let mut torn: Vec<u32> = graph
+        .seeds()
+        .windows(2)
+        .filter(|w| w[0].node == w[1].node && w[0].label != w[1].label)
+        .map(|w| w[0].node)
+        .collect();
+    torn.dedup();
+    if let Some(&first) = torn.first() {
+        bars.note(&format!(
+            "note: {} nodes carry seeds of more than one label (identical texts labelled \
+             differently), e.g. {:?}",
+            torn.len(),
+            graph.keys()[first as usize]
+        ));
+    }
     if graph.n_edges() == 0 && graph.n_nodes() > 1 {
         // Written all the same (it is a valid graph), but propagation over it can only keep
         // the seeds: say why before the user finds every other text abstaining.
