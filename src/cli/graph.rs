@@ -29,19 +29,19 @@ pub struct Args {
     #[arg(long)]
     skip_invalid: bool,
     /// Graph kind: text–text kNN edges, or text–feature edges (Smart Reply).
-    #[arg(long, value_enum, default_value_t = Kind::Knn)]
+    #[arg(long, value_enum, default_value_t = Kind::Knn, conflicts_with = "edges")]
     kind: Kind,
     /// Neighbours per text (knn).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, conflicts_with = "edges")]
     k: usize,
     /// Smallest cosine kept as an edge (knn).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, conflicts_with = "edges")]
     min_sim: f32,
     /// Drop features seen in fewer than this many texts [default: 1 for knn, 2 for bipartite].
-    #[arg(long)]
+    #[arg(long, conflicts_with = "edges")]
     min_df: Option<u32>,
     /// Drop features seen in more than this fraction of texts [default: 1 for knn, 0.3 for bipartite].
-    #[arg(long)]
+    #[arg(long, conflicts_with = "edges")]
     max_df: Option<f64>,
     #[command(flatten)]
     text: TextArgs,
