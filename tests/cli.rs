@@ -262,6 +262,13 @@ fn a_line_holding_two_edge_list_nodes_cannot_name_a_seed() {
     let d = dir.path();
     let edges = repo("graphs/toy/edges.tsv").display().to_string();
     ok(d, &["graph", "-q", "--edges", &edges, "--out", "toy.graph"]);
+    // kNN flags mean nothing for an edge list.
+    let out = crate::util::sprig(
+        d,
+        &["graph", "--edges", &edges, "--k", "5", "--out", "x.graph"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
     // Line 1 of the edge list is `a1<TAB>a2<TAB>0.9`: two nodes.
     std::fs::write(
         d.join("by_line.jsonl"),
