@@ -185,15 +185,17 @@ pub(crate) fn skip_bom(reader: &mut dyn BufRead, path: &Path) -> Result<()> {
 /// every reader counts the lines an editor shows. The `csv` crate needs it for CRLF too: it
 /// counts a record's line before it reads the LF of the previous record's CRLF, so every CRLF
 /// row's line would be one too low (rust-csv issue #395). Line ends inside quoted CSV fields
-/// become LFs, which tokenizing treats alike.
-struct LineEnds<R> {
+/// become LFs, which tokenizing treats alike. `sprig predict` reads standard input through it
+/// too. It passes on what its reader has as soon as it has it, so a stream is not held up.
+pub struct LineEnds<R> {
     inner: R,
     /// The last byte was a CR: an LF right after it belongs to the same line end.
     after_cr: bool,
 }
 
 impl<R: BufRead> LineEnds<R> {
-    fn new(inner: R) -> Self {
+    /// Wraps `inner`.
+    pub fn new(inner: R) -> Self {
         Self {
             inner,
             after_cr: false,

@@ -122,15 +122,15 @@ fn tiny_pipeline_graph_propagate_train_predict_eval() {
         .stdin
         .take()
         .unwrap()
-        .write_all("\u{feff}see you later\n\nthanks a lot\n".as_bytes())
+        .write_all("\u{feff}see you later\n\nthanks a lot\rbye now\r\n".as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(
         text.lines().count(),
-        3,
-        "one answer per line, blank included"
+        4,
+        "one answer per line (LF, CR or CRLF), blank included"
     );
     let lines: Vec<&str> = text.lines().collect();
     assert!(

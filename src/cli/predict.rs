@@ -97,7 +97,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let stdin = std::io::stdin();
-    let mut input = stdin.lock();
+    // Lines end at LF, CRLF or a lone CR, as in corpus files.
+    let mut input = std::io::BufReader::new(sprig::corpus::LineEnds::new(stdin.lock()));
     let mut line = String::new();
     let mut n = 0u64;
     loop {
