@@ -142,6 +142,11 @@ fn tiny_pipeline_graph_propagate_train_predict_eval() {
         lines[1], r#"{"text":"","labels":[]}"#,
         "a blank line abstains"
     );
+    assert!(
+        lines[3].starts_with(r#"{"text":"bye now","#),
+        "{}",
+        lines[3]
+    );
 
     // eval: text and JSON agree.
     let test = repo("corpora/tiny/test.jsonl");
