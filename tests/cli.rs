@@ -445,3 +445,23 @@ fn identical_texts_with_different_labels_get_a_note() {
     );
     assert!(err.contains("e.g. \"ok\""), "{err}");
 }
+
+#[test]
+fn a_corpus_without_seeds_gets_a_note_naming_the_label_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("c.csv"),
+        "text,intent\nhello there,greet\nbye now,leave\n",
+    )
+    .unwrap();
+    let note = |extra: &[&str]| {
+        let mut args = vec!["graph", "--corpus", "c.csv", "--out", "g.graph"];
+        args.extend(extra);
+        let out = crate::util::sprig(d, &args);
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr).contains("--label-field")
+    };
+    assert!(note(&[]), "a misnamed label column is pointed out");
+    assert!(!note(&["--label-field", "intent"]));
+}

@@ -141,6 +141,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             graph.keys()[first as usize]
         ));
     }
+    if graph.seeds().is_empty() && args.corpus.is_some() {
+        // Often a label column under another name (`--label-field`); propagate would stop.
+        bars.note(&format!(
+            "note: no record has a {:?} field or column, so the graph has no seed: name the \
+             label column with --label-field, or give seeds with --seeds (here or to propagate)",
+            args.corpus_fields.label_field()
+        ));
+    }
     if graph.n_edges() == 0 && graph.n_nodes() > 1 {
         // Written all the same (it is a valid graph), but propagation over it can only keep
         // the seeds: say why before the user finds every other text abstaining.
