@@ -29,7 +29,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    if super::inspect_model::is_model(&args.file) {
+    // An unreadable or short file has no magic and falls through to the graph loader, whose
+    // error names the I/O problem.
+    let magic = super::inspect_model::magic(&args.file);
+    if magic.is_some_and(|m| sprig::model::ProjectionModel::is_model_file(&m)) {
         if args.edges || args.verify {
             anyhow::bail!(
                 "{}: --edges and --verify read graphs; this is a model file",
@@ -38,15 +41,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         return super::inspect_model::run(&args.file, args.json);
     }
-    // Neither magic: say what was expected of this command, not only of a graph. (An
-    // unreadable file falls through to the loader, whose error names the I/O problem.)
-    if let Some(m) = super::inspect_model::magic(&args.file) {
-        if &m != sprig::graph::GRAPH_MAGIC {
-            anyhow::bail!(
-                "{}: neither a sprig graph (magic SPRIGGRF) nor a sprig model (SPRIGMDL)",
-                args.file.display()
-            );
-        }
+    // Neither magic: say what was expected of this command, not only of a graph.
+    if magic.is_some_and(|m| &m != sprig::graph::GRAPH_MAGIC) {
+        anyhow::bail!(
+            "{}: neither a sprig graph (magic SPRIGGRF) nor a sprig model (SPRIGMDL)",
+            args.file.display()
+        );
     }
     let graph = Graph::load(&args.file)?;
     let stdout = std::io::stdout();

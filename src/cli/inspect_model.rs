@@ -6,13 +6,7 @@ use std::path::Path;
 use serde_json::json;
 use sprig::model::ProjectionModel;
 
-/// Whether `path` starts with the model magic (an unreadable file is left to the graph path,
-/// which reports the error).
-pub(crate) fn is_model(path: &Path) -> bool {
-    magic(path).is_some_and(|m| ProjectionModel::is_model_file(&m))
-}
-
-/// The first 8 bytes of the file, if it has that many.
+/// The first 8 bytes of the file (its magic), if it can be read and has that many.
 pub(crate) fn magic(path: &Path) -> Option<[u8; 8]> {
     use std::io::Read;
     let mut magic = [0u8; 8];
