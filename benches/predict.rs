@@ -106,7 +106,9 @@ fn main() {
     });
     let mut ps = sprig::projection::ProjectScratch::default();
     let mut out = vec![0i8; projector.dim()];
-    let project = stage(&mut |t| projector.project_with(&mut ps, t, &mut out));
+    let project = stage(&mut |t| {
+        projector.project_with(&mut ps, t, &mut out);
+    });
     let per_sec = (items.len() * rounds) as f64 / secs;
     #[cfg(target_arch = "x86_64")]
     let simd = if std::arch::is_x86_feature_detected!("avx2") {

@@ -254,10 +254,11 @@ impl ProjectionModel {
     pub fn predict_with<'s>(&self, scratch: &'s mut Scratch, text: &str) -> &'s [Prediction] {
         let dim = self.projector.dim();
         scratch.input.resize(dim, 0);
-        self.projector
+        let features = self
+            .projector
             .project_with(&mut scratch.project, text, &mut scratch.input);
         scratch.out.clear();
-        if scratch.input.iter().all(|&v| v == 0) {
+        if features == 0 {
             return &scratch.out;
         }
         match &self.predictor {

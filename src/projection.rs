@@ -695,14 +695,17 @@ impl Projector {
         self.config.dim()
     }
 
-    /// Projects `text` into `out` (length [`Projector::dim`]), reusing `scratch`.
+    /// Projects `text` into `out` (length [`Projector::dim`]), reusing `scratch`. Returns
+    /// the text's feature count (with repeats): 0 means the projection is all zeros and says
+    /// nothing about the text.
     ///
     /// # Panics
     /// If `out.len() != self.dim()` (a bug in the caller).
-    pub fn project_with(&self, scratch: &mut ProjectScratch, text: &str, out: &mut [i8]) {
+    pub fn project_with(&self, scratch: &mut ProjectScratch, text: &str, out: &mut [i8]) -> usize {
         assert_eq!(out.len(), self.dim(), "projection output length");
         self.collect_features(scratch, text);
         self.project_features(scratch, out);
+        scratch.feats.len()
     }
 
     /// Tokenizes `text` and leaves its features in `scratch.feats`.
