@@ -163,7 +163,10 @@ impl std::fmt::Debug for CorpusReader {
 }
 
 /// Opens a file, or standard input for `-`.
-pub(crate) fn open_input(path: &Path) -> Result<Box<dyn Read>> {
+///
+/// # Errors
+/// [`Error::Io`] naming the path.
+pub fn open_input(path: &Path) -> Result<Box<dyn Read>> {
     if path.as_os_str() == "-" {
         Ok(Box::new(std::io::stdin()))
     } else {

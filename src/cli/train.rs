@@ -239,14 +239,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => TrainSet::supervised(&records)
             .with_context(|| format!("{}: no labelled record", args.corpus.display()))?,
         Some(path) => {
-            let file: Box<dyn std::io::Read> = if path.as_os_str() == "-" {
-                Box::new(std::io::stdin())
-            } else {
-                Box::new(
-                    std::fs::File::open(path)
-                        .with_context(|| format!("opening {}", path.display()))?,
-                )
-            };
+            let file = sprig::corpus::open_input(path)?;
             TrainSet::distilled(&records, &mut BufReader::new(file), path, &config)?
         }
     };
