@@ -634,18 +634,7 @@ fn an_output_over_an_input_is_refused_and_the_input_kept() {
 fn a_closed_stdout_ends_a_command_without_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let edges = crate::util::repo("graphs/toy/edges.tsv")
-        .display()
-        .to_string();
-    let seeds = crate::util::repo("graphs/toy/seeds.tsv")
-        .display()
-        .to_string();
-    crate::util::ok(
-        d,
-        &[
-            "graph", "-q", "--edges", &edges, "--seeds", &seeds, "--out", "g.graph",
-        ],
-    );
+    let (edges, seeds) = crate::util::toy_graph(d, "g.graph");
     let graph = [
         "graph", "--edges", &edges, "--seeds", &seeds, "--out", "g2.graph",
     ];

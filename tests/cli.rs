@@ -336,14 +336,7 @@ fn a_graph_without_edges_is_written_with_a_note() {
 fn a_parameter_of_another_algorithm_is_refused_and_help_defaults_hold() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let edges = repo("graphs/toy/edges.tsv").display().to_string();
-    let seeds = repo("graphs/toy/seeds.tsv").display().to_string();
-    ok(
-        d,
-        &[
-            "graph", "-q", "--edges", &edges, "--seeds", &seeds, "--out", "g.graph",
-        ],
-    );
+    crate::util::toy_graph(d, "g.graph");
     let run = |extra: &[&str]| {
         let mut args = vec!["propagate", "-q", "--graph", "g.graph", "--out", "l.jsonl"];
         args.extend(extra);

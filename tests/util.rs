@@ -47,3 +47,17 @@ pub fn fails(dir: &Path, args: &[&str]) -> String {
     assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
     err
 }
+
+/// Builds `graphs/toy` (edges and seeds) into `dir/out` with `sprig graph`; returns the
+/// edge-list and seed-file paths for commands that rebuild it.
+pub fn toy_graph(dir: &Path, out: &str) -> (String, String) {
+    let edges = repo("graphs/toy/edges.tsv").display().to_string();
+    let seeds = repo("graphs/toy/seeds.tsv").display().to_string();
+    ok(
+        dir,
+        &[
+            "graph", "-q", "--edges", &edges, "--seeds", &seeds, "--out", out,
+        ],
+    );
+    (edges, seeds)
+}
