@@ -146,7 +146,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bars.note(&format!(
             "note: no record has a {:?} field or column, so the graph has no seed: name the \
              label column with --label-field, or give seeds with --seeds (here or to propagate)",
-            args.corpus_fields.label_field()
+            args.corpus_fields.options().label_field
         ));
     }
     if graph.n_edges() == 0 && graph.n_nodes() > 1 {

@@ -145,11 +145,6 @@ pub(crate) struct CorpusArgs {
 }
 
 impl CorpusArgs {
-    /// The label field or column's name.
-    pub(crate) fn label_field(&self) -> &str {
-        &self.label_field
-    }
-
     /// The library's reading options.
     pub(crate) fn options(&self) -> sprig::corpus::CorpusOptions {
         sprig::corpus::CorpusOptions {
