@@ -83,6 +83,14 @@ pub struct CorpusOptions {
     pub label_field: String,
     /// Name of the id field or column (default `id`).
     pub id_field: String,
+    /// Whether a CSV/TSV header must have the label column: set when its name was given
+    /// explicitly, so that a misspelt name is an error rather than a corpus without seeds.
+    /// A reading choice, not part of what was read: never serialized.
+    #[serde(skip)]
+    pub require_label: bool,
+    /// Whether a CSV/TSV header must have the id column (as `require_label`).
+    #[serde(skip)]
+    pub require_id: bool,
 }
 
 impl Default for CorpusOptions {
@@ -92,6 +100,8 @@ impl Default for CorpusOptions {
             text_field: "text".into(),
             label_field: "label".into(),
             id_field: "id".into(),
+            require_label: false,
+            require_id: false,
         }
     }
 }
@@ -341,20 +351,28 @@ impl CorpusReader {
                         ));
                     }
                 }
-                let Some(text_col) = find(&options.text_field) else {
+                let missing = |name: &str, flag: &str| {
                     let found: Vec<String> = headers
                         .iter()
                         .map(|h| String::from_utf8_lossy(h).into_owned())
                         .collect();
-                    return Err(Error::parse(
+                    Error::parse(
                         path,
                         1,
-                        format!(
-                            "header row has no {:?} column (found {:?}); see --text-field",
-                            options.text_field, found
-                        ),
-                    ));
+                        format!("header row has no {name:?} column (found {found:?}); see {flag}"),
+                    )
                 };
+                let Some(text_col) = find(&options.text_field) else {
+                    return Err(missing(&options.text_field, "--text-field"));
+                };
+                for (name, required, flag) in [
+                    (&options.label_field, options.require_label, "--label-field"),
+                    (&options.id_field, options.require_id, "--id-field"),
+                ] {
+                    if required && find(name).is_none() {
+                        return Err(missing(name, flag));
+                    }
+                }
                 Inner::Delimited {
                     reader: Box::new(reader),
                     text_col,

@@ -19,7 +19,7 @@ use std::path::Path;
 use hashbrown::HashMap;
 
 use crate::corpus::{
-    id_value, json_error, label_value, next_line, open_input, skip_bom, utf8_line,
+    id_value, json_error, label_value, next_line, open_input, skip_bom, utf8_line, Record, RecordId,
 };
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Seed};
@@ -217,24 +217,35 @@ pub fn collect_seeds(
     (labels, seeds)
 }
 
-/// Applies a seed file to `graph`: nodes it names get exactly the file's labels.
+/// Resolves each entry of a seed file to the key of the item it names: `items` gives every
+/// item's 1-based line, id and key (a graph node, a record index). Lines are matched to lines;
+/// names to ids, or, when no item has an id, to line numbers.
 ///
 /// # Errors
-/// [`Error::UnknownSeedTarget`] for a name or line that matches no record.
-pub fn apply_seed_file(graph: &mut Graph, path: &Path, entries: &[SeedEntry]) -> Result<()> {
-    let has_ids = graph.records().iter().any(|r| r.id.is_some());
-    // Per line, its node and whether another node shares the line: an edge list names two
+/// [`Error::UnknownSeedTarget`] for a name or line that matches no item; [`Error::Parse`] for
+/// a line that holds two items (an edge list).
+fn resolve<'a>(
+    path: &Path,
+    entries: &[SeedEntry],
+    items: impl Iterator<Item = (u64, Option<&'a RecordId>, u32)>,
+) -> Result<Vec<(u32, String, f32)>> {
+    // Per line, its key and whether another key shares the line: an edge list names two
     // nodes on each line, and a line number cannot say which of them is meant.
     let mut by_line: HashMap<u64, (u32, bool)> = HashMap::new();
-    for r in graph.records() {
+    let mut by_name: HashMap<String, u32> = HashMap::new();
+    for (line, id, key) in items {
         by_line
-            .entry(r.line)
-            .and_modify(|e| e.1 |= e.0 != r.node)
-            .or_insert((r.node, false));
+            .entry(line)
+            .and_modify(|e| e.1 |= e.0 != key)
+            .or_insert((key, false));
+        if let Some(id) = id {
+            by_name.insert(id.as_plain(), key);
+        }
     }
-    let line_node = |l: u64, e: &SeedEntry| -> Result<u32> {
+    let has_ids = !by_name.is_empty();
+    let line_key = |l: u64, e: &SeedEntry| -> Result<u32> {
         match by_line.get(&l) {
-            Some(&(node, false)) => Ok(node),
+            Some(&(key, false)) => Ok(key),
             Some(&(_, true)) => Err(Error::parse(
                 path,
                 e.source_line,
@@ -248,15 +259,10 @@ pub fn apply_seed_file(graph: &mut Graph, path: &Path, entries: &[SeedEntry]) ->
             }),
         }
     };
-    let by_name: HashMap<String, u32> = graph
-        .records()
-        .iter()
-        .filter_map(|r| r.id.as_ref().map(|id| (id.as_plain(), r.node)))
-        .collect();
     let mut named: Vec<(u32, String, f32)> = Vec::with_capacity(entries.len());
     for e in entries {
-        let node = match &e.target {
-            SeedTarget::Line(l) => line_node(*l, e)?,
+        let key = match &e.target {
+            SeedTarget::Line(l) => line_key(*l, e)?,
             SeedTarget::Name(name) => match by_name.get(name) {
                 Some(&n) => n,
                 None if !has_ids => {
@@ -266,7 +272,7 @@ pub fn apply_seed_file(graph: &mut Graph, path: &Path, entries: &[SeedEntry]) ->
                         what: "record (the corpus has no ids, so give a line number)",
                         name: name.clone(),
                     })?;
-                    line_node(l, e)?
+                    line_key(l, e)?
                 }
                 None => {
                     return Err(Error::UnknownSeedTarget {
@@ -278,8 +284,21 @@ pub fn apply_seed_file(graph: &mut Graph, path: &Path, entries: &[SeedEntry]) ->
                 }
             },
         };
-        named.push((node, e.label.clone(), e.weight));
+        named.push((key, e.label.clone(), e.weight));
     }
+    Ok(named)
+}
+
+/// Applies a seed file to `graph`: nodes it names get exactly the file's labels.
+///
+/// # Errors
+/// [`Error::UnknownSeedTarget`] for a name or line that matches no record.
+pub fn apply_seed_file(graph: &mut Graph, path: &Path, entries: &[SeedEntry]) -> Result<()> {
+    let items = graph
+        .records()
+        .iter()
+        .map(|r| (r.line, r.id.as_ref(), r.node));
+    let named = resolve(path, entries, items)?;
     let overridden: hashbrown::HashSet<u32> = named.iter().map(|t| t.0).collect();
     let kept = graph
         .seeds()
@@ -288,6 +307,36 @@ pub fn apply_seed_file(graph: &mut Graph, path: &Path, entries: &[SeedEntry]) ->
         .map(|s| (s.node, graph.labels()[s.label as usize].clone(), s.weight));
     let (labels, seeds) = collect_seeds(kept.chain(named).collect::<Vec<_>>());
     graph.set_seeds(labels, seeds)
+}
+
+/// A seed file's labels per corpus record, for training (`sprig train --seeds`): the same
+/// file that `sprig graph --seeds` or `sprig propagate --seeds` took, matched the same way.
+/// `labels[i]` holds record `i`'s `(label, weight)` pairs, sorted by label (a label named
+/// twice keeps its largest weight), or is empty when the file does not name the record.
+///
+/// # Errors
+/// [`Error::UnknownSeedTarget`] for a name or line that matches no record.
+pub fn record_seeds(
+    records: &[Record],
+    path: &Path,
+    entries: &[SeedEntry],
+) -> Result<Vec<Vec<(String, f32)>>> {
+    let items = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.line, r.id.as_ref(), i as u32));
+    let mut labels: Vec<Vec<(String, f32)>> = vec![Vec::new(); records.len()];
+    for (i, label, weight) in resolve(path, entries, items)? {
+        let of = &mut labels[i as usize];
+        match of.iter_mut().find(|l| l.0 == label) {
+            Some(l) => l.1 = l.1.max(weight),
+            None => of.push((label, weight)),
+        }
+    }
+    for of in &mut labels {
+        of.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    Ok(labels)
 }
 
 #[cfg(test)]
@@ -350,5 +399,34 @@ mod tests {
             (seeds[1].node, seeds[1].label, seeds[1].weight),
             (2, 1, 3.0)
         );
+    }
+
+    #[test]
+    fn record_seeds_match_lines_ids_and_keep_max_weights() {
+        let record = |line: u64, id: Option<&str>| Record {
+            line,
+            id: id.map(|i| RecordId(i.to_owned())),
+            text: format!("text {line}"),
+            label: None,
+        };
+        let with_ids = [record(2, Some("\"a\"")), record(3, Some("7"))];
+        let (_d, p) = write(
+            "s.jsonl",
+            "{\"line\": 3, \"label\": \"y\"}\n{\"id\": \"a\", \"label\": \"x\"}\n\
+             {\"id\": 7, \"label\": \"b\", \"weight\": 2}\n{\"id\": \"7\", \"label\": \"b\"}\n",
+        );
+        let got = record_seeds(&with_ids, &p, &read_seed_file(&p).unwrap()).unwrap();
+        assert_eq!(got[0], vec![("x".to_owned(), 1.0)]);
+        // Line 3 and id 7 are one record; its labels sorted, `b` at its larger weight.
+        assert_eq!(got[1], vec![("b".to_owned(), 2.0), ("y".to_owned(), 1.0)]);
+
+        // Without ids a TSV name is a line number; one that is no record's line is refused.
+        let no_ids = [record(1, None), record(4, None)];
+        let (_d, p) = write("s.tsv", "4\tx\n");
+        let got = record_seeds(&no_ids, &p, &read_seed_file(&p).unwrap()).unwrap();
+        assert_eq!(got, vec![vec![], vec![("x".to_owned(), 1.0)]]);
+        let (_d, p) = write("s.tsv", "4\tx\n2\ty\n");
+        let err = record_seeds(&no_ids, &p, &read_seed_file(&p).unwrap()).unwrap_err();
+        assert!(err.to_string().contains(":2:"), "{err}");
     }
 }

@@ -457,4 +457,92 @@ fn a_corpus_without_seeds_gets_a_note_naming_the_label_field() {
     };
     assert!(note(&[]), "a misnamed label column is pointed out");
     assert!(!note(&["--label-field", "intent"]));
+    // A column named explicitly must exist: a typo is an error, not a corpus without seeds.
+    for (flag, name) in [("--label-field", "intnet"), ("--id-field", "key")] {
+        let err = crate::util::fails(
+            d,
+            &["graph", "--corpus", "c.csv", "--out", "g.graph", flag, name],
+        );
+        assert!(
+            err.contains(&format!("c.csv:1: header row has no \"{name}\" column"))
+                && err.contains("[\"text\", \"intent\"]")
+                && err.contains(flag),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_seed_file_trains_as_seeds_like_the_corpus_labels_it_replaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The tiny corpus twice: as shipped (8 labelled records), and with its labels moved out
+    // into a seed file that names their lines.
+    let shipped = repo("corpora/tiny/intents.jsonl");
+    let (mut bare, mut seeds) = (String::new(), String::new());
+    for (i, line) in std::fs::read_to_string(&shipped)
+        .unwrap()
+        .lines()
+        .enumerate()
+    {
+        let mut record: serde_json::Value = serde_json::from_str(line).unwrap();
+        if let Some(label) = record.as_object_mut().unwrap().remove("label") {
+            let seed = serde_json::json!({"line": i + 1, "label": label});
+            seeds.push_str(&format!("{seed}\n"));
+        }
+        bare.push_str(&format!("{record}\n"));
+    }
+    assert_eq!(seeds.lines().count(), 8);
+    std::fs::write(d.join("bare.jsonl"), bare).unwrap();
+    std::fs::write(d.join("seeds.jsonl"), seeds).unwrap();
+    let shipped = shipped.to_str().unwrap();
+    let train = |corpus: &str, labels: &str, out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "train", "--corpus", corpus, "--labels", labels, "--out", out,
+        ];
+        args.extend(["--epochs", "5", "--augment", "0"]);
+        args.extend(extra);
+        let run = crate::util::sprig(d, &args);
+        assert!(run.status.success(), "{run:?}");
+        (
+            String::from_utf8_lossy(&run.stderr).into_owned(),
+            std::fs::read(d.join(out)).unwrap(),
+        )
+    };
+    ok(d, &["graph", "--corpus", shipped, "--out", "a.graph", "-q"]);
+    ok(
+        d,
+        &["propagate", "--graph", "a.graph", "--out", "a.jsonl", "-q"],
+    );
+    let (_, from_corpus) = train(shipped, "a.jsonl", "a.sprig", &[]);
+
+    ok(
+        d,
+        &["graph", "--corpus", "bare.jsonl", "--out", "b.graph", "-q"],
+    );
+    let propagate = ["propagate", "--graph", "b.graph", "--seeds", "seeds.jsonl"];
+    ok(d, &[&propagate[..], &["--out", "b.jsonl", "-q"]].concat());
+    assert_eq!(
+        std::fs::read(d.join("a.jsonl")).unwrap(),
+        std::fs::read(d.join("b.jsonl")).unwrap(),
+        "the seed file propagates as the corpus labels do"
+    );
+    let (note, without) = train("bare.jsonl", "b.jsonl", "b.sprig", &[]);
+    assert!(
+        note.contains("say \"seed\": true for a record with no label here"),
+        "{note}"
+    );
+    assert!(note.contains("--seeds"), "{note}");
+    assert_ne!(without, from_corpus);
+    let (quiet, with) = train(
+        "bare.jsonl",
+        "b.jsonl",
+        "c.sprig",
+        &["--seeds", "seeds.jsonl"],
+    );
+    assert!(!quiet.contains("note:"), "{quiet}");
+    assert_eq!(
+        with, from_corpus,
+        "the seed file's model is the corpus labels' model"
+    );
 }

@@ -136,12 +136,14 @@ pub(crate) struct CorpusArgs {
     /// Field or column holding the text.
     #[arg(long, default_value = "text")]
     text_field: String,
-    /// Field or column holding the label (a seed for graph and train, the gold label for eval).
-    #[arg(long, default_value = "label")]
-    label_field: String,
-    /// Field or column holding the record id.
-    #[arg(long, default_value = "id")]
-    id_field: String,
+    /// Field or column holding the label (a seed for graph and train, the gold label for eval)
+    /// [default: label]. A CSV/TSV column named here must exist.
+    #[arg(long, value_name = "LABEL_FIELD")]
+    label_field: Option<String>,
+    /// Field or column holding the record id [default: id]. A CSV/TSV column named here must
+    /// exist.
+    #[arg(long, value_name = "ID_FIELD")]
+    id_field: Option<String>,
 }
 
 impl CorpusArgs {
@@ -150,8 +152,10 @@ impl CorpusArgs {
         sprig::corpus::CorpusOptions {
             format: self.format,
             text_field: self.text_field.clone(),
-            label_field: self.label_field.clone(),
-            id_field: self.id_field.clone(),
+            label_field: self.label_field.clone().unwrap_or_else(|| "label".into()),
+            id_field: self.id_field.clone().unwrap_or_else(|| "id".into()),
+            require_label: self.label_field.is_some(),
+            require_id: self.id_field.is_some(),
         }
     }
 }

@@ -7,6 +7,7 @@ use anyhow::Context;
 use sprig::corpus::{CorpusReader, Record};
 use sprig::model::{ModelKind, Predictor};
 use sprig::projection::{Coefficients, ProjectionConfig, Scheme};
+use sprig::seeds::{read_seed_file, record_seeds};
 use sprig::train::{train, Confidence, JointConfig, TrainConfig, TrainSet};
 
 use super::progress::Bars;
@@ -31,6 +32,10 @@ pub struct Args {
     /// it, the model is trained on the corpus's own labels only.
     #[arg(long)]
     labels: Option<PathBuf>,
+    /// Seed file (as `sprig graph --seeds` / `sprig propagate --seeds` take it): its labels
+    /// train as seeds, in place of the corpus labels of the records it names.
+    #[arg(long)]
+    seeds: Option<PathBuf>,
     /// Output `.sprig` model file (written atomically).
     #[arg(long)]
     out: PathBuf,
@@ -170,6 +175,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     super::set_threads(args.job.threads)?;
     let mut inputs = vec![("--corpus", args.corpus.as_path())];
     inputs.extend(args.labels.as_deref().map(|p| ("--labels", p)));
+    inputs.extend(args.seeds.as_deref().map(|p| ("--seeds", p)));
     super::check_not_an_input(&args.out, &inputs)?;
     // Flags of the other model kind would be ignored: say so instead.
     let table = args.kind == ModelKind::Table;
@@ -235,12 +241,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     config.validate()?;
     projection.validate()?;
     let records = read_records(&args, &bars)?;
+    let seeds = match &args.seeds {
+        Some(path) => record_seeds(&records, path, &read_seed_file(path)?)?,
+        None => Vec::new(),
+    };
     let set = match &args.labels {
-        None => TrainSet::supervised(&records)
+        None => TrainSet::supervised_with(&records, &seeds)
             .with_context(|| format!("{}: no labelled record", args.corpus.display()))?,
         Some(path) => {
             let file = sprig::corpus::open_input(path)?;
-            TrainSet::distilled(&records, &mut BufReader::new(file), path, &config)?
+            TrainSet::distilled_with(&records, &seeds, &mut BufReader::new(file), path, &config)?
         }
     };
     let c = set.counts;
@@ -262,10 +272,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if c.seed_disagreements > 0 {
         bars.note(&format!(
-            "note: {} lines of {} say \"seed\": false for a record the corpus labels; training \
-             uses the corpus's labels. Were the labels propagated over another corpus, or \
-             another order of it?",
+            "note: {} lines of {} say \"seed\": false for a record labelled here (by the \
+             corpus or --seeds); training uses those labels. Were the labels propagated over \
+             another corpus, or another order of it, or with other seeds?",
             c.seed_disagreements,
+            args.labels.as_deref().unwrap_or(Path::new("")).display()
+        ));
+    }
+    if c.seeds_not_given > 0 {
+        bars.note(&format!(
+            "note: {} lines of {} say \"seed\": true for a record with no label here; they train \
+             on their propagated labels. If propagation took a seed file, give it to --seeds \
+             too, so that its seeds train as seeds",
+            c.seeds_not_given,
             args.labels.as_deref().unwrap_or(Path::new("")).display()
         ));
     }

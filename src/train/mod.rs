@@ -246,9 +246,10 @@ pub struct Example {
     pub text: String,
     /// `(label id, probability)` pairs summing to 1.
     pub target: Vec<(u32, f32)>,
-    /// Loss weight: 1 for seeds, λ · confidence / mean confidence for propagated labels.
+    /// Loss weight: 1 for seeds (their weights' sum for a seed file's), λ · confidence /
+    /// mean confidence for propagated labels.
     pub weight: f32,
-    /// Whether the label came from the corpus (a seed).
+    /// Whether the label is a seed's (the corpus's label, or a seed file's).
     pub seed: bool,
 }
 
@@ -271,6 +272,11 @@ pub struct TrainSetCounts {
     /// unlabelled copy of a seed's text is a seed too, and a seed's top label can move.)
     #[serde(default, skip_serializing_if = "is_zero")]
     pub seed_disagreements: usize,
+    /// Labels lines with `"seed": true` on a record that has no label here and shares no
+    /// node with a labelled record: propagation had seeds (from a seed file) that training
+    /// was not given, so they train on their propagated labels instead.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub seeds_not_given: usize,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -310,6 +316,40 @@ fn label_ids(names: impl Iterator<Item = String>) -> Vec<String> {
     labels
 }
 
+/// Each record's hard labels: the seed file's when it names the record (`seeds[i]` not
+/// empty), else the corpus label, else none.
+fn hard_labels<'a>(
+    records: &'a [Record],
+    seeds: &'a [Vec<(String, f32)>],
+) -> Vec<Option<Vec<(&'a str, f32)>>> {
+    records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| match seeds.get(i) {
+            Some(s) if !s.is_empty() => Some(s.iter().map(|(l, w)| (l.as_str(), *w)).collect()),
+            _ => r.label.as_deref().map(|l| vec![(l, 1.0)]),
+        })
+        .collect()
+}
+
+/// A seed's example: its labels' weights, normalized, as the target (one label: 1), and
+/// their sum as the loss weight (1 for a corpus label), as a seed's pull in propagation's
+/// seed fit grows with its weights.
+fn seed_example(r: &Record, hard: &[(&str, f32)], labels: &[String]) -> Example {
+    let total: f64 = hard.iter().map(|l| f64::from(l.1)).sum();
+    let mut target: Vec<(u32, f32)> = hard
+        .iter()
+        .map(|(l, w)| (id_of(labels, l), (f64::from(*w) / total) as f32))
+        .collect();
+    target.sort_by_key(|t| t.0);
+    Example {
+        text: r.text.clone(),
+        target,
+        weight: total as f32,
+        seed: true,
+    }
+}
+
 fn id_of(labels: &[String], name: &str) -> u32 {
     labels
         .binary_search_by(|l| l.as_str().cmp(name))
@@ -322,20 +362,25 @@ impl TrainSet {
     /// # Errors
     /// [`Error::NoSeeds`] if no record is labelled.
     pub fn supervised(records: &[Record]) -> Result<Self> {
-        let labels = label_ids(records.iter().filter_map(|r| r.label.clone()));
+        Self::supervised_with(records, &[])
+    }
+
+    /// [`TrainSet::supervised`], with the seed labels of a seed file
+    /// ([`crate::seeds::record_seeds`]) in place of the corpus labels of the records it
+    /// names, and on records the corpus leaves unlabelled. `seeds` may be empty (no file).
+    ///
+    /// # Errors
+    /// [`Error::NoSeeds`] if no record is labelled.
+    pub fn supervised_with(records: &[Record], seeds: &[Vec<(String, f32)>]) -> Result<Self> {
+        let hard: Vec<Option<Vec<(&str, f32)>>> = hard_labels(records, seeds);
+        let labels = label_ids(hard.iter().flatten().flatten().map(|l| l.0.to_owned()));
         if labels.is_empty() {
             return Err(Error::NoSeeds);
         }
         let examples: Vec<Example> = records
             .iter()
-            .filter_map(|r| {
-                r.label.as_ref().map(|l| Example {
-                    text: r.text.clone(),
-                    target: vec![(id_of(&labels, l), 1.0)],
-                    weight: 1.0,
-                    seed: true,
-                })
-            })
+            .zip(&hard)
+            .filter_map(|(r, hard)| hard.as_ref().map(|h| seed_example(r, h, &labels)))
             .collect();
         let counts = TrainSetCounts {
             records: records.len(),
@@ -361,7 +406,26 @@ impl TrainSet {
         path: &Path,
         config: &TrainConfig,
     ) -> Result<Self> {
+        Self::distilled_with(records, &[], labels_file, path, config)
+    }
+
+    /// [`TrainSet::distilled`], with the seed labels of a seed file
+    /// ([`crate::seeds::record_seeds`]) in place of the corpus labels of the records it
+    /// names, and on records the corpus leaves unlabelled: give the file that `sprig graph
+    /// --seeds` or `sprig propagate --seeds` took, so its seeds train as seeds. `seeds` may be
+    /// empty (no file).
+    ///
+    /// # Errors
+    /// As [`TrainSet::distilled`].
+    pub fn distilled_with(
+        records: &[Record],
+        seeds: &[Vec<(String, f32)>],
+        labels_file: &mut dyn BufRead,
+        path: &Path,
+        config: &TrainConfig,
+    ) -> Result<Self> {
         config.validate()?;
+        let hard = hard_labels(records, seeds);
         let mut parsed: Vec<(usize, LabelsLine)> = Vec::new();
         // Per record, the labels line that labelled it (0: none yet).
         let mut labelled_at = vec![0u64; records.len()];
@@ -446,11 +510,15 @@ impl TrainSet {
             parsed.push((idx, row));
         }
         let labels = label_ids(
-            records.iter().filter_map(|r| r.label.clone()).chain(
-                parsed
-                    .iter()
-                    .flat_map(|(_, r)| r.scores.iter().map(|s| s.0.clone())),
-            ),
+            hard.iter()
+                .flatten()
+                .flatten()
+                .map(|l| l.0.to_owned())
+                .chain(
+                    parsed
+                        .iter()
+                        .flat_map(|(_, r)| r.scores.iter().map(|s| s.0.clone())),
+                ),
         );
         if parsed.is_empty() {
             return Err(Error::parse(
@@ -468,18 +536,30 @@ impl TrainSet {
             ..TrainSetCounts::default()
         };
         let mut examples = Vec::new();
-        for (r, row) in records.iter().zip(&soft) {
+        // The rows of records with a hard label. A `"seed": true` row on a record without
+        // one is a seed of a seed file that this set was not given, unless the record shares
+        // its node with a labelled record (identical texts share a node, and so a row: its
+        // scores and unknown mass, which tell nodes apart as well as a hash would).
+        fn row_key(row: &LabelsLine) -> (u32, Vec<(&str, u32)>) {
+            let scores = row.scores.iter().map(|(l, s)| (l.as_str(), s.to_bits()));
+            (row.unknown.to_bits(), scores.collect())
+        }
+        let seeded_rows: hashbrown::HashSet<_> = soft
+            .iter()
+            .zip(&hard)
+            .filter_map(|(row, h)| row.filter(|_| h.is_some()).map(|r| row_key(r)))
+            .collect();
+        for ((r, row), hard) in records.iter().zip(&soft).zip(&hard) {
             if let Some(row) = row {
-                let disagrees = row.seed == Some(false) && r.label.is_some();
+                let disagrees = row.seed == Some(false) && hard.is_some();
                 counts.seed_disagreements += usize::from(disagrees);
+                let unseen = row.seed == Some(true)
+                    && hard.is_none()
+                    && !seeded_rows.contains(&row_key(row));
+                counts.seeds_not_given += usize::from(unseen);
             }
-            if let Some(l) = &r.label {
-                examples.push(Example {
-                    text: r.text.clone(),
-                    target: vec![(id_of(&labels, l), 1.0)],
-                    weight: 1.0,
-                    seed: true,
-                });
+            if let Some(h) = hard {
+                examples.push(seed_example(r, h, &labels));
                 counts.seeds += 1;
                 continue;
             }
@@ -1580,6 +1660,62 @@ mod tests {
             set.counts.seed_disagreements, 1,
             "line 2: seed false, corpus label"
         );
+        assert_eq!(set.counts.seeds_not_given, 1, "line 1: seed true, no label");
+    }
+
+    #[test]
+    fn a_seed_file_overrides_and_adds_seeds() {
+        let records = vec![
+            rec(1, "hello", Some("greeting")),
+            rec(2, "hi there", None),
+            rec(3, "hello", None),
+            rec(4, "thanks", None),
+        ];
+        // Line 3 shares line 1's node (same row, seed: true): no sign of a missing seed file.
+        // Line 4 was a seed of a file; given the file, it trains as one.
+        let labels = concat!(
+            r#"{"line":1,"label":"greeting","score":1,"unknown":0,"scores":[["greeting",1.0]],"seed":true}"#,
+            "\n",
+            r#"{"line":2,"label":"greeting","score":0.3,"unknown":0.6,"scores":[["greeting",0.3],["thanks",0.1]],"seed":false}"#,
+            "\n",
+            r#"{"line":3,"label":"greeting","score":1,"unknown":0,"scores":[["greeting",1.0]],"seed":true}"#,
+            "\n",
+            r#"{"line":4,"label":"thanks","score":0.9,"unknown":0,"scores":[["thanks",0.9],["greeting",0.1]],"seed":true}"#,
+            "\n",
+        );
+        let config = TrainConfig::default();
+        let set = |seeds: &[Vec<(String, f32)>]| {
+            let path = Path::new("l.jsonl");
+            TrainSet::distilled_with(&records, seeds, &mut labels.as_bytes(), path, &config)
+                .unwrap()
+        };
+        let without = set(&[]);
+        assert_eq!(without.counts.seeds_not_given, 1, "line 4 only");
+        assert_eq!((without.counts.seeds, without.counts.propagated), (1, 3));
+
+        let s = |pairs: &[(&str, f32)]| -> Vec<(String, f32)> {
+            pairs.iter().map(|(l, w)| (l.to_string(), *w)).collect()
+        };
+        let file = [
+            s(&[("thanks", 1.0), ("greeting", 3.0)]), // replaces line 1's corpus label
+            vec![],
+            vec![],
+            s(&[("thanks", 0.5)]),
+        ];
+        let with = set(&file);
+        let c = with.counts;
+        assert_eq!((c.seeds, c.propagated, c.seeds_not_given), (2, 2, 0));
+        let e = &with.examples;
+        assert!(e[0].seed && e[3].seed && !e[1].seed && !e[2].seed);
+        // Weights normalized into the target; their sum is the loss weight.
+        assert_eq!(
+            (e[0].target.clone(), e[0].weight),
+            (vec![(0, 0.75), (1, 0.25)], 4.0)
+        );
+        assert_eq!((e[3].target.clone(), e[3].weight), (vec![(1, 1.0)], 0.5));
+        // The same file without propagated labels.
+        let supervised = TrainSet::supervised_with(&records, &file).unwrap();
+        assert_eq!(supervised.examples, vec![e[0].clone(), e[3].clone()]);
     }
 
     #[test]
