@@ -340,6 +340,23 @@ fn edge_lists_reject_bad_weights_and_drop_loops_and_zeros() {
         &["graph", "--edges", "e.tsv", "--out", "g.graph"],
         "e.tsv: the edge list holds no edge",
     );
+    // Corpus, text and feature flags say nothing about an edge list: refused, not ignored.
+    for flag in [
+        &["--char-max", "5"][..],
+        &["--no-lowercase"],
+        &["--text-field", "t"],
+    ] {
+        let mut args = vec!["graph", "--edges", "e.tsv", "--out", "g.graph"];
+        args.extend(flag);
+        let (_dir, out) = run(&[file("e.tsv", "a\tb\n")], &args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("'--edges <EDGES>' cannot be used with"),
+            "{err}"
+        );
+        assert!(err.contains(flag[0]), "{err}");
+    }
     let (dir, log) = accepted(
         &[
             file("e.tsv", "a\tb\t1\nb\tb\t1\nb\tc\t0\nd\te\t0.5\n"),

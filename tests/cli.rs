@@ -400,18 +400,48 @@ fn flags_of_the_other_model_kind_are_refused_and_help_defaults_hold() {
         (&["--kind", "table", "--hidden", "64"][..], "--hidden"),
         (&["--kind", "table", "--float"], "--float"),
         (&["--table-k", "2"], "--table-k"),
+        (&["--kind", "table", "--epochs", "3"], "--epochs"),
+        (&["--kind", "table", "--lr", "0.1"], "--lr"),
+        (&["--kind", "table", "--ema", "0"], "--ema"),
     ] {
         let mut args = vec!["train", "--corpus", &corpus, "--out", "m.sprig"];
         args.extend(extra);
         let err = fails(d, &args);
         assert!(err.contains(&format!("{flag} applies to --kind")), "{err}");
     }
+    // The joint trainer's flags need --joint.
+    let mut args = vec![
+        "train",
+        "--corpus",
+        &corpus,
+        "--out",
+        "m.sprig",
+        "--joint-dim",
+        "8",
+    ];
+    let out = crate::util::sprig(d, &args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("required arguments were not provided:\n  --joint"),
+        "{err}"
+    );
+    args.push("--joint");
+    args.extend(["--epochs", "1", "--augment", "0"]);
+    ok(d, &args);
     let c = sprig::train::TrainConfig::default();
     help_states_defaults(
         d,
         "train",
         &[
             ("--hidden", c.hidden[0].to_string()),
+            ("--epochs", c.epochs.to_string()),
+            ("--patience", c.patience.to_string()),
+            ("--lr", c.learning_rate.to_string()),
+            ("--batch", c.batch_size.to_string()),
+            ("--validation", c.validation.to_string()),
+            ("--input-dropout", c.input_dropout.to_string()),
+            ("--ema", c.ema_decay.to_string()),
             ("--augment", c.augment.to_string()),
             ("--table-k", c.table_k.to_string()),
             ("--table-min-texts", c.table_min_texts.to_string()),

@@ -17,7 +17,8 @@ pub struct Args {
     #[arg(long, required_unless_present = "edges", conflicts_with = "edges")]
     corpus: Option<PathBuf>,
     /// Import a Junto-style edge list instead: `source<TAB>target[<TAB>weight]`, undirected.
-    #[arg(long)]
+    /// The corpus, text and feature flags do not apply to it.
+    #[arg(long, conflicts_with_all = ["TextArgs", "CorpusArgs", "skip_invalid"])]
     edges: Option<PathBuf>,
     /// Seeds to add or override: JSONL `{"line"|"id", "label", "weight"?}` or TSV
     /// `node<TAB>label[<TAB>weight]`.

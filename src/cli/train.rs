@@ -70,18 +70,19 @@ pub struct Args {
     /// Hidden layer widths, comma-separated (e.g. 256,256); networks only [default: 128].
     #[arg(long, value_delimiter = ',')]
     hidden: Option<Vec<usize>>,
-    /// Epoch cap.
-    #[arg(long, default_value_t = defaults().epochs)]
-    epochs: usize,
-    /// Stop after this many epochs without a better held-out score.
-    #[arg(long, default_value_t = defaults().patience)]
-    patience: usize,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = defaults().learning_rate)]
-    lr: f32,
-    /// Examples per mini-batch.
-    #[arg(long, default_value_t = defaults().batch_size)]
-    batch: usize,
+    /// Epoch cap. Networks only [default: 60].
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Stop after this many epochs without a better held-out score. Networks only
+    /// [default: 8].
+    #[arg(long)]
+    patience: Option<usize>,
+    /// Adam learning rate. Networks only [default: 0.001].
+    #[arg(long)]
+    lr: Option<f32>,
+    /// Examples per mini-batch. Networks only [default: 64].
+    #[arg(long)]
+    batch: Option<usize>,
     /// λ: weight of propagated (soft) labels against seeds.
     #[arg(long, default_value_t = defaults().soft_weight)]
     lambda: f32,
@@ -91,18 +92,21 @@ pub struct Args {
     /// Confidence of a propagated label: 1 − unknown mass, or the top score.
     #[arg(long, value_enum, default_value_t = defaults().confidence)]
     confidence: Confidence,
-    /// Share of the labelled records held out for early stopping (0: none).
-    #[arg(long, default_value_t = defaults().validation)]
-    validation: f32,
+    /// Share of the labelled records held out for early stopping (0: none). Networks only
+    /// [default: 0.1].
+    #[arg(long)]
+    validation: Option<f32>,
     /// Seed of initialization, shuffling and the held-out split.
     #[arg(long, default_value_t = defaults().seed)]
     seed: u64,
     /// Input dropout: share of the projection bits zeroed per training example and epoch.
-    #[arg(long, default_value_t = defaults().input_dropout)]
-    input_dropout: f32,
+    /// Networks only [default: 0.5].
+    #[arg(long)]
+    input_dropout: Option<f32>,
     /// Decay per step of the moving average of the weights that is kept and exported (0: off).
-    #[arg(long, default_value_t = defaults().ema_decay)]
-    ema: f32,
+    /// Networks only [default: 0.998].
+    #[arg(long)]
+    ema: Option<f32>,
     /// Distil a linear teacher through N perturbed copies of each training text (0: off);
     /// at 4, training takes 2–3 times as long as without copies. Networks only [default: 4].
     #[arg(long)]
@@ -122,16 +126,16 @@ pub struct Args {
     joint: bool,
     /// λ1,λ2,λ3 of the joint loss: trainer, simulation (trainer → projection), ground truth
     /// (`1,1,1` or `1 1 1`).
-    #[arg(long, value_delimiter = ',', num_args = 1..=3, default_value = "1,1,1")]
+    #[arg(long, value_delimiter = ',', num_args = 1..=3, default_value = "1,1,1", requires = "joint")]
     joint_lambdas: Vec<f32>,
     /// Embedding width of the joint trainer.
-    #[arg(long, default_value_t = JointConfig::default().dim)]
+    #[arg(long, default_value_t = JointConfig::default().dim, requires = "joint")]
     joint_dim: usize,
     /// log2 of the joint trainer's embedding rows.
-    #[arg(long, default_value_t = JointConfig::default().buckets_log2)]
+    #[arg(long, default_value_t = JointConfig::default().buckets_log2, requires = "joint")]
     joint_buckets: u32,
     /// SGD step of the joint trainer's embedding rows.
-    #[arg(long, default_value_t = JointConfig::default().embedding_lr)]
+    #[arg(long, default_value_t = JointConfig::default().embedding_lr, requires = "joint")]
     joint_lr: f32,
     #[command(flatten)]
     text: TextArgs,
@@ -181,6 +185,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let table = args.kind == ModelKind::Table;
     for (flag, given, for_table) in [
         ("--hidden", args.hidden.is_some(), false),
+        ("--epochs", args.epochs.is_some(), false),
+        ("--patience", args.patience.is_some(), false),
+        ("--lr", args.lr.is_some(), false),
+        ("--batch", args.batch.is_some(), false),
+        ("--validation", args.validation.is_some(), false),
+        ("--input-dropout", args.input_dropout.is_some(), false),
+        ("--ema", args.ema.is_some(), false),
         ("--augment", args.augment.is_some(), false),
         ("--float", args.float, false),
         ("--table-k", args.table_k.is_some(), true),
@@ -214,16 +225,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let config = TrainConfig {
         kind: args.kind,
         hidden: args.hidden.clone().unwrap_or(defaults().hidden),
-        epochs: args.epochs,
-        patience: args.patience,
-        learning_rate: args.lr,
-        batch_size: args.batch,
+        epochs: args.epochs.unwrap_or(defaults().epochs),
+        patience: args.patience.unwrap_or(defaults().patience),
+        learning_rate: args.lr.unwrap_or(defaults().learning_rate),
+        batch_size: args.batch.unwrap_or(defaults().batch_size),
         soft_weight: args.lambda,
         min_confidence: args.min_confidence,
         confidence: args.confidence,
-        validation: args.validation,
-        input_dropout: args.input_dropout,
-        ema_decay: args.ema,
+        validation: args.validation.unwrap_or(defaults().validation),
+        input_dropout: args.input_dropout.unwrap_or(defaults().input_dropout),
+        ema_decay: args.ema.unwrap_or(defaults().ema_decay),
         augment: args.augment.unwrap_or(defaults().augment),
         seed: args.seed,
         quantize: !args.float,
