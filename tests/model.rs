@@ -195,10 +195,12 @@ fn train_without_labels_is_supervised_and_deterministic() {
     let run = |a: Vec<String>| ok(d, &a.iter().map(String::as_str).collect::<Vec<_>>());
     let summary = run(args("one.sprig", "1"));
     assert!(summary.contains("4 labels, 8 examples"), "{summary}");
-    // The table takes no --hidden: keep every other flag.
+    // The table takes no --hidden and no --epochs: keep every other flag.
     let mut table: Vec<String> = args("table.sprig", "1");
-    let at = table.iter().position(|a| a == "--hidden").unwrap();
-    table.drain(at..at + 2);
+    for flag in ["--hidden", "--epochs"] {
+        let at = table.iter().position(|a| a == flag).unwrap();
+        table.drain(at..at + 2);
+    }
     table.extend(["--kind", "table", "--table-k", "1000"].map(String::from));
     let summary = run(table);
     assert!(
