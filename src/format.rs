@@ -27,7 +27,9 @@
 //! aligned sections can later be memory-mapped as they are.
 //!
 //! **Writing** goes through [`write_atomic`]: a temporary file in the target folder, fsync,
-//! rename. A reader never sees a half-written file under the final name.
+//! rename. A reader never sees a half-written file under the final name. Links are followed
+//! (the target is replaced, the link kept); devices and FIFOs (`/dev/stdout`) are written
+//! in place.
 
 use std::io::Write;
 use std::path::Path;
@@ -458,12 +460,40 @@ impl Artifact {
 /// flushed, fsynced and renamed over `path` only if `fill` succeeds. On any error the
 /// temporary file is removed and `path` is untouched.
 ///
+/// A symbolic link is followed: its target is replaced and the link kept. A path that is
+/// neither a regular file nor missing (a device such as `/dev/null` or `/dev/stdout`, a FIFO,
+/// a socket) is written directly, as it comes, since a rename would replace the special file
+/// itself (as root, even `/dev/null`) and it holds no earlier content to protect.
+///
 /// # Errors
-/// [`Error::Io`] naming `path`, or whatever `fill` returns.
+/// [`Error::Io`] naming `path` (a directory among them), or whatever `fill` returns.
 pub fn write_atomic<F>(path: &Path, fill: F) -> Result<()>
 where
     F: FnOnce(&mut dyn Write) -> Result<()>,
 {
+    let resolved = match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(Error::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory"),
+            ))
+        }
+        Ok(meta) if !meta.is_file() => {
+            // Opened by its own name: the kernel resolves links such as `/dev/stdout`
+            // (→ `/proc/self/fd/1` → a pipe), which have no path to rename over.
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| Error::io(path, e))?;
+            let mut writer = std::io::BufWriter::new(file);
+            fill(&mut writer)?;
+            return writer.flush().map_err(|e| Error::io(path, e));
+        }
+        Ok(_) => std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?,
+        // Missing, or a dangling link: the file to create is the link's target.
+        Err(_) => resolve_links(path)?,
+    };
+    let path = resolved.as_path();
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -490,6 +520,29 @@ where
     tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
+}
+
+/// `path` with its symbolic links followed to the final target, which need not exist yet (a
+/// dangling link names the file to create). Paths that are not links come back unchanged.
+fn resolve_links(path: &Path) -> Result<std::path::PathBuf> {
+    let mut path = path.to_path_buf();
+    // A bound, as the kernel has one (40 on Linux), so a loop of links ends in an error.
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = std::fs::read_link(&path).map_err(|e| Error::io(&path, e))?;
+                path = match path.parent() {
+                    Some(dir) => dir.join(target),
+                    None => target,
+                };
+            }
+            _ => return Ok(path),
+        }
+    }
+    Err(Error::io(
+        &path,
+        std::io::Error::other("too many levels of symbolic links"),
+    ))
 }
 
 /// Writes a whole byte buffer atomically (see [`write_atomic`]).
@@ -607,5 +660,60 @@ mod tests {
         write_bytes_atomic(&path, b"whole").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"whole");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_are_followed_and_special_files_written_in_place() {
+        use std::os::unix::fs::{symlink, FileTypeExt};
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("real")).unwrap();
+        // A link to a file: the target gets the bytes, the link stays a link.
+        std::fs::write(d.join("real/a.bin"), b"old").unwrap();
+        symlink("real/a.bin", d.join("a.bin")).unwrap();
+        write_bytes_atomic(&d.join("a.bin"), b"new").unwrap();
+        assert!(d.join("a.bin").symlink_metadata().unwrap().is_symlink());
+        assert_eq!(std::fs::read(d.join("real/a.bin")).unwrap(), b"new");
+        // A dangling link: its target is created.
+        symlink("real/b.bin", d.join("b.bin")).unwrap();
+        write_bytes_atomic(&d.join("b.bin"), b"b").unwrap();
+        assert!(d.join("b.bin").symlink_metadata().unwrap().is_symlink());
+        assert_eq!(std::fs::read(d.join("real/b.bin")).unwrap(), b"b");
+        // A loop of links is an error, not a hang.
+        symlink("c.bin", d.join("c.bin")).unwrap();
+        assert!(write_bytes_atomic(&d.join("c.bin"), b"c").is_err());
+        // A directory is refused and kept.
+        let err = write_bytes_atomic(&d.join("real"), b"x").unwrap_err();
+        assert!(err.to_string().contains("is a directory"), "{err}");
+        assert!(d.join("real").is_dir());
+        // A device is written, not replaced (as root, a rename would replace /dev/null).
+        write_bytes_atomic(Path::new("/dev/null"), b"gone").unwrap();
+        assert!(std::fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device());
+        // A FIFO: its reader gets the bytes, and it stays a FIFO.
+        let fifo = d.join("f.bin");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.unwrap().success(), "mkfifo");
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).unwrap())
+        };
+        write_bytes_atomic(&fifo, b"through").unwrap();
+        assert_eq!(reader.join().unwrap(), b"through");
+        assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+        // Only what was asked for is left: no temporary file anywhere.
+        let mut names: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .chain(std::fs::read_dir(d.join("real")).unwrap())
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["a.bin", "a.bin", "b.bin", "b.bin", "c.bin", "f.bin", "real"]
+        );
     }
 }

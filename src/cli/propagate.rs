@@ -8,8 +8,8 @@ use sprig::corpus::{CorpusOptions, CorpusReader};
 use sprig::error::Error;
 use sprig::graph::Graph;
 use sprig::propagate::{
-    propagate_with, write_jsonl, write_tsv, Algorithm, ChangeNorm, ClassPrior, OutputFormat,
-    PropagationConfig, UNKNOWN_LABEL,
+    check_tsv, propagate_with, write_jsonl, write_tsv, Algorithm, ChangeNorm, ClassPrior,
+    OutputFormat, PropagationConfig,
 };
 use sprig::seeds::{apply_seed_file, read_seed_file};
 
@@ -238,9 +238,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let entries = read_seed_file(seeds)?;
         apply_seed_file(&mut graph, seeds, &entries)?;
     }
-    if args.format == OutputFormat::Tsv && graph.labels().iter().any(|l| l == UNKNOWN_LABEL) {
-        // Checked before the work: the TSV writer refuses such a label too, but only at the end.
-        bail!("a label is named {UNKNOWN_LABEL}, the TSV name of the unknown mass: rename it, or use --format jsonl");
+    if args.format == OutputFormat::Tsv {
+        // Checked before the work: the TSV writer checks too, but only at the end.
+        check_tsv(&graph, args.all_nodes)?;
     }
     if let Some(path) = &args.prior_from {
         config.class_prior = ClassPrior::Cmn {

@@ -87,7 +87,7 @@ use serde::{Deserialize, Serialize};
 
 pub use config::{Algorithm, ChangeNorm, ClassPrior, PropagationConfig, MAX_ITERATIONS, MAX_TOP_K};
 pub use labels::{LabelDistribution, LabelScore};
-pub use output::{write_jsonl, write_tsv, OutputFormat, UNKNOWN_LABEL};
+pub use output::{check_tsv, write_jsonl, write_tsv, OutputFormat, UNKNOWN_LABEL};
 
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Seed};

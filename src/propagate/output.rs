@@ -141,11 +141,42 @@ fn escape(s: &str, space: bool, buf: &mut String) {
     }
 }
 
+/// Whether [`write_tsv`] can write `graph`'s nodes: no label is named [`UNKNOWN_LABEL`]
+/// (it would read as the unknown mass, which every row ends with), and, with `all_nodes`,
+/// no text and feature node share a key (TSV rows carry only a key, so a text such as
+/// `u:hi` and the feature `u:hi` would be two rows no reader could tell apart; JSONL marks
+/// features). Cheap: callers check it before propagating.
+///
+/// # Errors
+/// [`io::ErrorKind::InvalidData`] naming the label or key.
+pub fn check_tsv(graph: &Graph, all_nodes: bool) -> io::Result<()> {
+    let invalid = |message: String| Err(io::Error::new(io::ErrorKind::InvalidData, message));
+    if graph.labels().iter().any(|l| l == UNKNOWN_LABEL) {
+        return invalid(format!(
+            "a label is named {UNKNOWN_LABEL}, the TSV name of the unknown mass: rename it, or \
+             write JSONL"
+        ));
+    }
+    if all_nodes {
+        let texts: hashbrown::HashSet<&str> = graph.keys()[..graph.n_text_nodes()]
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let features = &graph.keys()[graph.n_text_nodes()..graph.n_nodes()];
+        if let Some(k) = features.iter().find(|k| texts.contains(k.as_str())) {
+            return invalid(format!(
+                "{k:?} is the key of a text node and of a feature node, which TSV rows cannot \
+                 tell apart: write JSONL, or leave out --all-nodes"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Writes the Junto-style TSV output (see the module docs).
 ///
 /// # Errors
-/// As [`write_jsonl`]; [`io::ErrorKind::InvalidData`] when a label is named
-/// [`UNKNOWN_LABEL`].
+/// As [`write_jsonl`] and [`check_tsv`].
 pub fn write_tsv(
     out: &mut dyn Write,
     graph: &Graph,
@@ -153,16 +184,7 @@ pub fn write_tsv(
     all_nodes: bool,
 ) -> io::Result<()> {
     check(graph, result)?;
-    if result.labels().iter().any(|l| l == UNKNOWN_LABEL) {
-        // It would read as the unknown mass, which every row ends with.
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "a label is named {UNKNOWN_LABEL}, the TSV name of the unknown mass: \
-                 rename it, or write JSONL"
-            ),
-        ));
-    }
+    check_tsv(graph, all_nodes)?;
     let names: Vec<String> = result
         .labels()
         .iter()
@@ -254,5 +276,27 @@ mod tests {
         assert!(err.to_string().contains("__DUMMY__"), "{err}");
         // JSONL names the unknown mass by its own field, so the label is harmless there.
         write_jsonl(&mut Vec::new(), &g, &p, false).unwrap();
+    }
+
+    #[test]
+    fn tsv_refuses_a_text_keyed_like_a_feature_with_all_nodes() {
+        let config = PropagationConfig::default();
+        let g = testgraphs::bipartite();
+        let p = propagate(&g, &config).unwrap();
+        let mut tsv = Vec::new();
+        write_tsv(&mut tsv, &g, &p, true).unwrap();
+        assert_eq!(String::from_utf8(tsv).unwrap().lines().count(), 12);
+
+        let g = testgraphs::bipartite_with_orphan("u:later");
+        let p = propagate(&g, &config).unwrap();
+        let err = write_tsv(&mut Vec::new(), &g, &p, true).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("\"u:later\" is the key of a text node"),
+            "{err}"
+        );
+        // Text rows alone, and JSONL (which marks features), are unambiguous.
+        write_tsv(&mut Vec::new(), &g, &p, false).unwrap();
+        write_jsonl(&mut Vec::new(), &g, &p, true).unwrap();
     }
 }

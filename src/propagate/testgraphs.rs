@@ -171,6 +171,11 @@ pub(crate) fn star(leaves: u32) -> Graph {
 /// 2 and 3 weakly. Seeds: text 0 → greet, text 5 → bye. Text node 6 (an extra, isolated text)
 /// has no edge at all.
 pub(crate) fn bipartite() -> Graph {
+    bipartite_with_orphan("orphan")
+}
+
+/// [`bipartite`] with `orphan` as the isolated text's key.
+pub(crate) fn bipartite_with_orphan(orphan: &str) -> Graph {
     let keys: Vec<String> = [
         "hi there",
         "hello you",
@@ -178,7 +183,7 @@ pub(crate) fn bipartite() -> Graph {
         "thanks bye",
         "bye later",
         "later",
-        "orphan",
+        orphan,
         "u:hi",
         "u:hello",
         "u:thanks",
