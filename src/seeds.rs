@@ -1,6 +1,7 @@
 //! Seed files: who is labelled, with what, and how strongly.
 //!
-//! Two formats, chosen by extension (`.jsonl`/`.json` → JSON Lines, anything else → TSV):
+//! Two formats: JSON Lines for a `.jsonl`/`.json`/`.ndjson` file or one whose first non-blank
+//! character is `{` (standard input included), TSV otherwise:
 //!
 //! - JSON Lines: `{"line": 12, "label": "thanks"}`, `{"id": "r0042", "label": "thanks",
 //!   "weight": 0.5}`. `line` is the 1-based line of a corpus record (as in error messages
@@ -8,7 +9,8 @@
 //! - TSV (Junto's seed format): `node<TAB>label[<TAB>weight]`. `node` is a record id or node
 //!   name; for a corpus without ids it is the 1-based record line.
 //!
-//! Weight defaults to 1 and must be finite and `> 0`. A seed file **overrides** the seeds of
+//! Weight defaults to 1 and must be in `[f32::MIN_POSITIVE, 1e6]`. TSV lines that start
+//! with `#` and hold no TAB are comments. A seed file **overrides** the seeds of
 //! every node it names (all of that node's earlier seed labels are replaced by the file's)
 //! and adds seeds to nodes that had none. A name that matches no record is an error naming
 //! the seed file's line.
@@ -19,7 +21,8 @@ use std::path::Path;
 use hashbrown::HashMap;
 
 use crate::corpus::{
-    id_value, json_error, label_value, next_line, open_input, skip_bom, utf8_line, Record, RecordId,
+    id_value, json_error, label_value, next_line, open_input, skip_bom, utf8_line, CorpusFormat,
+    Record, RecordId,
 };
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Seed};
@@ -51,19 +54,26 @@ pub struct SeedEntry {
 /// # Errors
 /// [`Error::Parse`] naming the line and field; [`Error::Io`].
 pub fn read_seed_file(path: &Path) -> Result<Vec<SeedEntry>> {
-    let jsonl = matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("jsonl" | "json" | "ndjson")
-    );
     let mut reader = std::io::BufReader::new(open_input(path)?);
     skip_bom(&mut reader, path)?;
+    // JSON Lines by extension, else by content (standard input, `.txt`, no extension): a
+    // TSV node name hardly starts with `{`, and a JSONL line always does.
+    let jsonl = matches!(
+        path.extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("jsonl" | "json" | "ndjson")
+    ) || CorpusFormat::sniff(reader.fill_buf().map_err(|e| Error::io(path, e))?)
+        == CorpusFormat::Jsonl;
     let mut buf = Vec::new();
     let mut line = 0u64;
     let mut out = Vec::new();
     while next_line(&mut reader as &mut dyn BufRead, &mut buf, path)? {
         line += 1;
         let text = utf8_line(&buf, path, line)?;
-        if text.trim().is_empty() || (!jsonl && text.starts_with('#')) {
+        // A TSV comment has no TAB: a seed line always has one, even for an id such as `#a`.
+        if text.trim().is_empty() || (!jsonl && text.starts_with('#') && !text.contains('\t')) {
             continue;
         }
         out.push(if jsonl {
@@ -75,18 +85,21 @@ pub fn read_seed_file(path: &Path) -> Result<Vec<SeedEntry>> {
     Ok(out)
 }
 
+/// The largest seed weight: weights are relative strengths (1 by default), and past this
+/// they would only overflow the propagation's and training's `f32` sums.
+pub const MAX_SEED_WEIGHT: f64 = 1e6;
+
 fn weight_value(raw: Option<f64>, path: &Path, line: u64) -> Result<f32> {
     let w = raw.unwrap_or(1.0);
-    // Weights are stored as f32: the range is f32's normal numbers (a subnormal or smaller
-    // weight would round to 0 or lose its precision).
-    if !(w.is_finite() && w >= f64::from(f32::MIN_POSITIVE) && w <= f64::from(f32::MAX)) {
+    // Weights are stored as f32: the low end is f32's smallest normal number (a subnormal or
+    // smaller weight would round to 0 or lose its precision).
+    if !(w.is_finite() && w >= f64::from(f32::MIN_POSITIVE) && w <= MAX_SEED_WEIGHT) {
         return Err(Error::parse(
             path,
             line,
             format!(
-                "field \"weight\": expected a number in [{:e}, {:e}], found {w}",
+                "field \"weight\": expected a number in [{:e}, {MAX_SEED_WEIGHT:e}], found {w:e}",
                 f32::MIN_POSITIVE,
-                f32::MAX
             ),
         ));
     }
@@ -126,6 +139,15 @@ fn json_seed(text: &str, path: &Path, line: u64) -> Result<SeedEntry> {
         }
         (None, None) => return Err(Error::parse(path, line, "missing field \"line\" or \"id\"")),
     };
+    // A seed needs a label: an empty one is refused here, where the corpus reader's advice
+    // (omit the field, or null) would not apply.
+    if obj
+        .get("label")
+        .and_then(|l| l.as_str())
+        .is_some_and(|l| l.trim().is_empty())
+    {
+        return Err(Error::parse(path, line, "field \"label\" is empty"));
+    }
     let label = label_value(obj.get("label"), "label", path, line)?
         .ok_or_else(|| Error::parse(path, line, "missing field \"label\""))?;
     let weight = match obj.get("weight") {
@@ -384,6 +406,38 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("field \"line\""));
+        for (contents, needle) in [
+            // Past the cap, and below f32's normal range (printed readably).
+            (
+                "a\tx\t1e7\n",
+                "expected a number in [1.1754944e-38, 1e6], found 1e7",
+            ),
+            ("a\tx\t1e-40\n", "found 1e-40"),
+            (
+                "{\"line\": 1, \"label\": \"\"}\n",
+                ":1: field \"label\" is empty",
+            ),
+        ] {
+            let (_d, p) = write("s.txt", contents);
+            let e = read_seed_file(&p).unwrap_err().to_string();
+            assert!(e.contains(needle), "{contents:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn jsonl_is_sniffed_and_hash_ids_are_not_comments() {
+        // No JSONL extension: the first `{` says JSONL.
+        for name in ["seeds", "seeds.txt", "seeds.dat"] {
+            let (_d, p) = write(name, "\n{\"id\": \"a\", \"label\": \"x\"}\n");
+            let e = read_seed_file(&p).unwrap();
+            assert_eq!(e[0].target, SeedTarget::Name("a".into()), "{name}");
+        }
+        // A TSV line starting with `#` is a comment only without a TAB.
+        let (_d, p) = write("s.tsv", "# node\tlabel\n#a\tx\n# a note\nb\ty\n");
+        let e = read_seed_file(&p).unwrap();
+        let names: Vec<_> = e.iter().map(|e| e.target.clone()).collect();
+        let name = |n: &str| SeedTarget::Name(n.into());
+        assert_eq!(names, [name("# node"), name("#a"), name("b")]);
     }
 
     #[test]

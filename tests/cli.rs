@@ -575,4 +575,19 @@ fn a_seed_file_trains_as_seeds_like_the_corpus_labels_it_replaces() {
         with, from_corpus,
         "the seed file's model is the corpus labels' model"
     );
+
+    // A seed file that relabels a corpus seed (line 1 is a greeting in the corpus).
+    std::fs::write(d.join("relabel.tsv"), "t01\tthanks\n").unwrap();
+    let graph = ["graph", "--corpus", shipped, "--seeds", "relabel.tsv"];
+    ok(d, &[&graph[..], &["--out", "r.graph", "-q"]].concat());
+    ok(
+        d,
+        &["propagate", "--graph", "r.graph", "--out", "r.jsonl", "-q"],
+    );
+    let (note, _) = train(shipped, "r.jsonl", "r.sprig", &[]);
+    let moved = "1 lines of r.jsonl say \"seed\": true for a record labelled here whose \
+                 propagated top label is another label";
+    assert!(note.contains(moved), "{note}");
+    let (quiet, _) = train(shipped, "r.jsonl", "r.sprig", &["--seeds", "relabel.tsv"]);
+    assert!(!quiet.contains("note:"), "{quiet}");
 }

@@ -290,6 +290,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.labels.as_deref().unwrap_or(Path::new("")).display()
         ));
     }
+    if c.seeds_relabelled > 0 {
+        bars.note(&format!(
+            "note: {} lines of {} say \"seed\": true for a record labelled here whose propagated \
+             top label is another label. If propagation took a seed file that relabels them, \
+             give it to --seeds too",
+            c.seeds_relabelled,
+            args.labels.as_deref().unwrap_or(Path::new("")).display()
+        ));
+    }
     if c.seeds_not_given > 0 {
         bars.note(&format!(
             "note: {} lines of {} say \"seed\": true for a record with no label here; they train \

@@ -277,6 +277,11 @@ pub struct TrainSetCounts {
     /// was not given, so they train on their propagated labels instead.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub seeds_not_given: usize,
+    /// Labels lines with `"seed": true` on a record labelled here whose propagated top label
+    /// scores more than twice every label here of its node's records: propagation may have
+    /// had a seed file that relabelled it (or its neighbours far outweighed its seeds).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub seeds_relabelled: usize,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -544,19 +549,32 @@ impl TrainSet {
             let scores = row.scores.iter().map(|(l, s)| (l.as_str(), s.to_bits()));
             (row.unknown.to_bits(), scores.collect())
         }
-        let seeded_rows: hashbrown::HashSet<_> = soft
-            .iter()
-            .zip(&hard)
-            .filter_map(|(row, h)| row.filter(|_| h.is_some()).map(|r| row_key(r)))
-            .collect();
+        // Per such row (node), the labels its records have here: propagation seeded the
+        // node with all of them (identical texts labelled differently share it).
+        let mut seeded_rows: hashbrown::HashMap<_, Vec<&str>> = hashbrown::HashMap::new();
+        for (row, h) in soft.iter().zip(&hard) {
+            if let (Some(row), Some(h)) = (row, h) {
+                let labels = seeded_rows.entry(row_key(row)).or_default();
+                labels.extend(h.iter().map(|l| l.0));
+            }
+        }
         for ((r, row), hard) in records.iter().zip(&soft).zip(&hard) {
             if let Some(row) = row {
                 let disagrees = row.seed == Some(false) && hard.is_some();
                 counts.seed_disagreements += usize::from(disagrees);
                 let unseen = row.seed == Some(true)
                     && hard.is_none()
-                    && !seeded_rows.contains(&row_key(row));
+                    && !seeded_rows.contains_key(&row_key(row));
                 counts.seeds_not_given += usize::from(unseen);
+                let relabelled = row.seed == Some(true)
+                    && hard.is_some()
+                    && row.scores.first().is_some_and(|top| {
+                        // Far below the top, not a near tie that propagation tipped over.
+                        let here = &seeded_rows[&row_key(row)];
+                        let score = |l: &str| row.scores.iter().find(|s| s.0 == l).map(|s| s.1);
+                        here.iter().all(|l| score(l).unwrap_or(0.0) < 0.5 * top.1)
+                    });
+                counts.seeds_relabelled += usize::from(relabelled);
             }
             if let Some(h) = hard {
                 examples.push(seed_example(r, h, &labels));
@@ -1691,6 +1709,7 @@ mod tests {
         };
         let without = set(&[]);
         assert_eq!(without.counts.seeds_not_given, 1, "line 4 only");
+        assert_eq!(without.counts.seeds_relabelled, 0);
         assert_eq!((without.counts.seeds, without.counts.propagated), (1, 3));
 
         let s = |pairs: &[(&str, f32)]| -> Vec<(String, f32)> {
@@ -1705,6 +1724,13 @@ mod tests {
         let with = set(&file);
         let c = with.counts;
         assert_eq!((c.seeds, c.propagated, c.seeds_not_given), (2, 2, 0));
+        assert_eq!(
+            c.seeds_relabelled, 0,
+            "line 1's top label is among its labels"
+        );
+        // A file that relabels line 1 as `thanks` alone, which propagation did not see.
+        let relabelled = set(&[s(&[("thanks", 1.0)])]);
+        assert_eq!(relabelled.counts.seeds_relabelled, 1);
         let e = &with.examples;
         assert!(e[0].seed && e[3].seed && !e[1].seed && !e[2].seed);
         // Weights normalized into the target; their sum is the loss weight.
