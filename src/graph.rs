@@ -264,6 +264,23 @@ impl Graph {
         &self.seeds
     }
 
+    /// The seeds for a summary: `N seeds` (seeded nodes), with the count of (node, label)
+    /// seeds when some node has several labels, as in `9 seeds (10 seed labels)`.
+    pub fn seeds_summary(&self) -> String {
+        // Sorted by node: a node's seeds are adjacent.
+        let nodes = self
+            .seeds
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| *i == 0 || self.seeds[i - 1].node != s.node)
+            .count();
+        if nodes == self.seeds.len() {
+            format!("{nodes} seeds")
+        } else {
+            format!("{nodes} seeds ({} seed labels)", self.seeds.len())
+        }
+    }
+
     /// Provenance stored in the header.
     pub fn provenance(&self) -> &serde_json::Value {
         &self.provenance

@@ -128,6 +128,51 @@ fn prior_from_a_labelled_sample_is_its_add_one_shares() {
         "{err}"
     );
     assert!(!d.join("x.jsonl").exists());
+    // A graph built with other field names reads its sample with them too.
+    std::fs::write(
+        d.join("c.csv"),
+        "key,body,intent\nt1,hello there,greet\nt2,thanks a lot,thanks\nt3,hi you,greet\n",
+    )
+    .unwrap();
+    let fields = [
+        "--text-field",
+        "body",
+        "--label-field",
+        "intent",
+        "--id-field",
+        "key",
+    ];
+    ok(
+        d,
+        &[
+            &["graph", "--corpus", "c.csv", "--out", "c.graph"][..],
+            &fields,
+        ]
+        .concat(),
+    );
+    let from_corpus = ["--graph", "c.graph", "--prior-from", "c.csv", "-q"];
+    ok(
+        d,
+        &[&["propagate", "--out", "c.jsonl"][..], &from_corpus].concat(),
+    );
+    std::fs::write(d.join("plain.csv"), "text,label\nhello,greet\n").unwrap();
+    let err = fails(
+        d,
+        &[
+            "propagate",
+            "--graph",
+            "c.graph",
+            "--prior-from",
+            "plain.csv",
+            "--out",
+            "p.jsonl",
+        ],
+    );
+    assert!(
+        err.contains("fields the graph was built with (sprig graph --text-field \"body\" --label-field \"intent\")")
+            && err.contains("plain.csv:1: header row has no \"body\" column"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -254,6 +299,62 @@ fn run_chains_the_four_stages_like_the_readme_says() {
         ],
     );
     assert!(!predicted.trim().is_empty());
+
+    // The same corpus and test file as CSV under other column names: run passes the field
+    // names on, and gets the same model.
+    let d = dir.path();
+    let as_csv = |from: &std::path::Path, to: &str| {
+        let mut csv = String::from("key,body,intent\n");
+        for (i, line) in std::fs::read_to_string(from).unwrap().lines().enumerate() {
+            let r: serde_json::Value = serde_json::from_str(line).unwrap();
+            let field = |f: &str| r.get(f).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+            let text = field("text").replace('"', "\"\"");
+            csv += &format!("k{i},\"{text}\",{}\n", field("label"));
+        }
+        std::fs::write(d.join(to), csv).unwrap();
+    };
+    as_csv(&corpus, "c.csv");
+    as_csv(&test, "t.csv");
+    let fields = ["--text-field", "body", "--label-field", "intent"];
+    let run = [
+        "run",
+        "--corpus",
+        "c.csv",
+        "--test",
+        "t.csv",
+        "--workdir",
+        "csv",
+        "-q",
+    ];
+    let csv_out = ok(d, &[&run[..], &fields].concat());
+    assert!(
+        csv_out.contains("--text-field body --label-field intent"),
+        "{csv_out}"
+    );
+    // eval's summary line: examples, accuracy, macro-F1.
+    let scores = |out: &str| {
+        out.lines()
+            .find(|l| l.starts_with("examples "))
+            .map(str::to_owned)
+    };
+    assert!(scores(&out).is_some(), "{out}");
+    assert_eq!(scores(&csv_out), scores(&out));
+    // The model header records the source file, so compare what it predicts.
+    let predict = |w: &str| {
+        let m = format!("{w}/model.sprig");
+        ok(
+            d,
+            &[
+                "predict",
+                "--model",
+                &m,
+                "thank you so much",
+                "see you later",
+                "hm?",
+            ],
+        )
+    };
+    assert_eq!(predict("csv"), predict("work"));
 }
 
 #[test]
@@ -467,6 +568,12 @@ fn identical_texts_with_different_labels_get_a_note() {
         "{err}"
     );
     assert!(err.contains("e.g. \"ok\""), "{err}");
+    // Two seeded nodes, one with two labels: the summary counts both ways.
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("2 seeds (3 seed labels) over 2 labels"),
+        "{summary}"
+    );
 }
 
 #[test]

@@ -160,14 +160,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ));
     }
     outln!(
-        "{}: {} graph, {} records, {} nodes ({} texts), {} edges, {} seeds over {} labels ({:.2}s)",
+        "{}: {} graph, {} records, {} nodes ({} texts), {} edges, {} over {} labels ({:.2}s)",
         args.out.display(),
         graph.kind(),
         graph.records().len(),
         graph.n_nodes(),
         graph.n_text_nodes(),
         graph.n_edges(),
-        graph.seeds().len(),
+        graph.seeds_summary(),
         graph.labels().len(),
         started.elapsed().as_secs_f64()
     )?;

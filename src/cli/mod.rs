@@ -147,6 +147,26 @@ pub(crate) struct CorpusArgs {
 }
 
 impl CorpusArgs {
+    /// The flags given, as arguments for another command: `--format` (for the corpus only),
+    /// then the field names.
+    pub(crate) fn argv(&self) -> (Vec<String>, Vec<String>) {
+        use clap::ValueEnum;
+        let format = self.format.iter().flat_map(|f| {
+            let name = f.to_possible_value().expect("no skipped variant");
+            ["--format".to_owned(), name.get_name().to_owned()]
+        });
+        let mut fields = vec!["--text-field".to_owned(), self.text_field.clone()];
+        for (flag, given) in [
+            ("--label-field", &self.label_field),
+            ("--id-field", &self.id_field),
+        ] {
+            if let Some(name) = given {
+                fields.extend([flag.to_owned(), name.clone()]);
+            }
+        }
+        (format.collect(), fields)
+    }
+
     /// The library's reading options.
     pub(crate) fn options(&self) -> sprig::corpus::CorpusOptions {
         sprig::corpus::CorpusOptions {

@@ -118,9 +118,28 @@ impl PriorMode {
 /// a label the sample missed keeps a small prior instead of being zeroed by CMN.
 fn sample_priors(
     path: &std::path::Path,
-    labels: &[String],
+    graph: &Graph,
 ) -> anyhow::Result<std::collections::BTreeMap<String, f64>> {
-    let reader = CorpusReader::open(path, &CorpusOptions::default())?;
+    let labels = graph.labels();
+    // The sample is read with the fields the graph's corpus was read with (its format comes
+    // from its own name), so that a few lines of that corpus serve as they are.
+    let built = graph
+        .provenance()
+        .get("corpus")
+        .and_then(|c| serde_json::from_value::<CorpusOptions>(c.clone()).ok())
+        .unwrap_or_default();
+    let options = CorpusOptions {
+        format: None,
+        require_label: true,
+        ..built
+    };
+    let reader = CorpusReader::open(path, &options).with_context(|| {
+        format!(
+            "--prior-from reads the fields the graph was built with (sprig graph --text-field \
+             {:?} --label-field {:?})",
+            options.text_field, options.label_field
+        )
+    })?;
     let mut counts: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
     for record in reader {
         if let Some(label) = record?.label {
@@ -244,7 +263,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(path) = &args.prior_from {
         config.class_prior = ClassPrior::Cmn {
-            priors: Some(sample_priors(path, graph.labels())?),
+            priors: Some(sample_priors(path, &graph)?),
         };
     }
 
@@ -269,12 +288,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     line(format!(
-        "{}: {} nodes ({} texts), {} edges, {} seeds over {} labels; {} for at most {} iterations",
+        "{}: {} nodes ({} texts), {} edges, {} over {} labels; {} for at most {} iterations",
         args.graph.display(),
         graph.n_nodes(),
         graph.n_text_nodes(),
         graph.n_edges(),
-        graph.seeds().len(),
+        graph.seeds_summary(),
         graph.labels().len(),
         config.algorithm,
         config.iterations

@@ -24,6 +24,10 @@ pub struct Args {
     /// No progress on stderr.
     #[arg(long, short)]
     quiet: bool,
+    /// Field names (for the corpus and the test file) and the corpus format, passed on to
+    /// the steps that read them.
+    #[command(flatten)]
+    corpus_fields: super::CorpusArgs,
 }
 
 /// The files `run` writes into the workdir: the graph, the propagated labels, the model.
@@ -63,6 +67,7 @@ fn steps(args: &Args) -> anyhow::Result<()> {
     let corpus = args.corpus.display().to_string();
     let test = args.test.display().to_string();
     let [graph, labels, model] = OUTPUTS.map(path);
+    let (format, fields) = args.corpus_fields.argv();
     let steps: [(&str, Vec<&str>); 4] = [
         (
             "1/4 graph",
@@ -83,6 +88,12 @@ fn steps(args: &Args) -> anyhow::Result<()> {
     for (name, mut argv) in steps {
         if args.quiet && argv[0] != "eval" {
             argv.push("--quiet");
+        }
+        if argv[0] != "propagate" {
+            argv.extend(fields.iter().map(String::as_str));
+        }
+        if argv[0] == "graph" || argv[0] == "train" {
+            argv.extend(format.iter().map(String::as_str));
         }
         outln!("== {name}: sprig {}", argv.join(" "))?;
         let cli = Cli::try_parse_from(std::iter::once("sprig").chain(argv.iter().copied()))
