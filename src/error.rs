@@ -36,7 +36,7 @@ pub enum Error {
     /// A configuration value is out of its valid range.
     #[error("invalid {field}: {reason}")]
     InvalidConfig {
-        /// The config field (the CLI flag has the same name with dashes).
+        /// The config field (the `sprig` binary names the flag instead).
         field: &'static str,
         /// Why it was refused.
         reason: String,

@@ -286,6 +286,15 @@ impl Graph {
         &self.provenance
     }
 
+    /// Records `value` under `key` in the provenance (an object; a graph made without one
+    /// gets one), e.g. the seed file applied after the build.
+    pub fn record_provenance(&mut self, key: &str, value: serde_json::Value) {
+        if !self.provenance.is_object() {
+            self.provenance = serde_json::Value::Object(serde_json::Map::new());
+        }
+        self.provenance[key] = value;
+    }
+
     /// Replaces the seeds (and label names). Seeds are sorted by (node, label).
     ///
     /// # Errors

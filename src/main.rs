@@ -25,11 +25,67 @@ fn main() -> ExitCode {
     }
 }
 
+/// The command-line flag for a library config field named in
+/// [`sprig::Error::InvalidConfig`]: the user typed the flag, not the field. Fields with no
+/// flag of their own (seeds from the corpus, the text path) keep their name.
+fn flag_of(field: &str) -> Option<&'static str> {
+    Some(match field {
+        "seed_weight" => "--mu1",
+        "smoothness_weight" => "--mu2",
+        "prior_weight" => "--mu3",
+        "lr" | "learning_rate" => "--lr",
+        "batch" | "batch_size" => "--batch",
+        "epochs" => "--epochs",
+        "patience" => "--patience",
+        "validation" => "--validation",
+        "input_dropout" => "--input-dropout",
+        "ema" | "ema_decay" => "--ema",
+        "augment" => "--augment",
+        "lambda" => "--lambda",
+        "min_confidence" => "--min-confidence",
+        "hidden" => "--hidden",
+        "table_k" => "--table-k",
+        "table_min_texts" => "--table-min-texts",
+        "joint" => "--joint",
+        "joint.dim" => "--joint-dim",
+        "joint.embedding_lr" => "--joint-lr",
+        "joint.buckets_log2" => "--joint-buckets",
+        "joint.trainer_weight" | "joint.simulation_weight" | "joint.ground_truth_weight" => {
+            "--joint-lambdas"
+        }
+        "functions" => "--functions",
+        "bits" => "--bits",
+        "coefficients" => "--coefficients",
+        "features" => "--features",
+        "char_max" => "--char-max",
+        "char_weight" => "--char-weight",
+        "k" => "--k",
+        "min_sim" => "--min-sim",
+        "max_df" => "--max-df",
+        "iterations" => "--iterations",
+        "tolerance" => "--tolerance",
+        "top_k" => "--top-k",
+        "damping" => "--damping",
+        "alpha" => "--alpha",
+        "beta" => "--beta",
+        "algorithm" => "--algorithm",
+        "class_prior" => "--class-prior/--prior",
+        "kind" => "--kind",
+        _ => return None,
+    })
+}
+
 /// The error and its causes on one line, without repeating a cause already in the message.
 fn one_line(err: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in err.chain() {
-        let s = cause.to_string();
+        let s = match cause.downcast_ref::<sprig::Error>() {
+            Some(sprig::Error::InvalidConfig { field, reason }) => match flag_of(field) {
+                Some(flag) => format!("invalid {flag}: {reason}"),
+                None => cause.to_string(),
+            },
+            _ => cause.to_string(),
+        };
         if out.contains(&s) {
             continue;
         }

@@ -460,6 +460,16 @@ fn a_parameter_of_another_algorithm_is_refused_and_help_defaults_hold() {
     }
     let args = run(&["--algorithm", "spreading", "--alpha", "0.5"]);
     ok(d, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    // Range errors name the flag the user typed, not the library's field.
+    for (extra, want) in [
+        (&["--mu1", "0"][..], "invalid --mu1: must be finite and > 0"),
+        (&["--mu3", "inf"], "invalid --mu3: must be finite and >= 0"),
+        (&["--top-k", "0"], "invalid --top-k:"),
+    ] {
+        let args = run(extra);
+        let err = fails(d, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(err.contains(want), "{}: {err}", as_str(&args));
+    }
     // The defaults the help states are the library's.
     let c = sprig::propagate::PropagationConfig::default();
     help_states_defaults(

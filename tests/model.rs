@@ -303,13 +303,13 @@ fn bad_inputs_fail_with_one_line() {
         fails(d, &args)
     };
     let err = train_with(&["--epochs", "0"]);
-    assert!(err.contains("epochs"), "{err}");
+    assert!(err.contains("invalid --epochs"), "{err}");
     let err = train_with(&["--input-dropout", "0.95"]);
-    assert!(err.contains("input_dropout"), "{err}");
+    assert!(err.contains("invalid --input-dropout"), "{err}");
     let err = train_with(&["--ema", "1"]);
-    assert!(err.contains("ema"), "{err}");
+    assert!(err.contains("invalid --ema"), "{err}");
     let err = train_with(&["--augment", "65"]);
-    assert!(err.contains("augment"), "{err}");
+    assert!(err.contains("invalid --augment"), "{err}");
     // The default sketch scheme draws its own coefficients; binary ones need another scheme.
     let err = train_with(&["--coefficients", "binary"]);
     assert!(

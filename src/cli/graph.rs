@@ -121,6 +121,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(seeds) = &args.seeds {
         let entries = read_seed_file(seeds)?;
         apply_seed_file(&mut graph, seeds, &entries)?;
+        // Otherwise a graph seeded from a file would look like one seeded by its corpus.
+        graph.record_provenance("seeds", seeds.display().to_string().into());
     }
     graph
         .save(&args.out)
