@@ -673,3 +673,37 @@ fn a_closed_stdout_ends_a_command_without_a_panic() {
         assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn eval_skips_invalid_records_only_when_asked_and_counts_them() {
+    let model = crate::util::repo("tests/fixtures/v1/tiny.sprig");
+    let data = file(
+        "d.jsonl",
+        "{\"text\":\"hello there\",\"label\":\"greeting\"}\n{\"text\": 5}\n\
+         {\"text\":\"thank you\",\"label\":\"thanks\"}\n",
+    );
+    let args = [
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        "d.jsonl",
+    ];
+    refused(
+        std::slice::from_ref(&data),
+        &args,
+        "d.jsonl:2: field \"text\"",
+    );
+    let (_dir, out) = run(
+        &[data],
+        &[&args[..], &["--skip-invalid", "--json"]].concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        (json["examples"].as_u64(), json["invalid_skipped"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let note = "skipped 1 invalid records; the first: d.jsonl:2: field \"text\"";
+    assert!(stderr(&out).contains(note), "{}", stderr(&out));
+}

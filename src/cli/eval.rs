@@ -23,6 +23,10 @@ pub struct Args {
     data: PathBuf,
     #[command(flatten)]
     corpus_fields: CorpusArgs,
+    /// Skip bad records (counted, the first reported on stderr) instead of stopping at the
+    /// first.
+    #[arg(long)]
+    skip_invalid: bool,
     /// One JSON object with `accuracy` and `macro_f1` at the top level.
     #[arg(long)]
     json: bool,
@@ -34,8 +38,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut confusion = Confusion::new();
     let mut scratch = Scratch::default();
     let mut unlabelled = 0u64;
+    let (mut skipped, mut first_skipped) = (0u64, None);
     for record in CorpusReader::open(&args.data, &options)? {
-        let record = record?;
+        let record = match record {
+            Ok(r) => r,
+            Err(e @ sprig::Error::Parse { .. }) if args.skip_invalid => {
+                skipped += 1;
+                first_skipped.get_or_insert(e.to_string());
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let Some(gold) = &record.label else {
             unlabelled += 1;
             continue;
@@ -44,6 +57,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Some(p) => confusion.add(gold, model.label_name(p.label)),
             None => confusion.add_abstention(gold),
         }
+    }
+    if let Some(first) = &first_skipped {
+        // Before any result: a score over fewer records than the file holds must say so.
+        eprintln!("note: skipped {skipped} invalid records; the first: {first}");
     }
     if confusion.total() == 0 {
         anyhow::bail!("{}: no labelled record to evaluate", args.data.display());
@@ -70,6 +87,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "macro_f1": confusion.macro_f1(),
             "examples": confusion.total(),
             "unlabelled_skipped": unlabelled,
+            "invalid_skipped": skipped,
             "model": args.model.display().to_string(),
             "data": args.data.display().to_string(),
             "per_label": per,
@@ -87,10 +105,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         confusion.total(),
         confusion.accuracy(),
         confusion.macro_f1(),
-        if unlabelled > 0 {
-            format!("  ({unlabelled} unlabelled skipped)")
-        } else {
-            String::new()
+        match (unlabelled, skipped) {
+            (0, 0) => String::new(),
+            (u, 0) => format!("  ({u} unlabelled skipped)"),
+            (0, i) => format!("  ({i} invalid skipped)"),
+            (u, i) => format!("  ({u} unlabelled and {i} invalid skipped)"),
         }
     );
     let width = per
