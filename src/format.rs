@@ -456,6 +456,17 @@ impl Artifact {
     }
 }
 
+/// `value` as a JSON tree for a header, through its JSON text: `serde_json::to_value` widens
+/// an `f32` to the nearest `f64` (`0.998` becomes `0.9980000257492064`), while the text
+/// form prints the shortest decimal that reads back as the same `f32`.
+///
+/// # Panics
+/// If `value` does not serialize to JSON (a bug: headers hold plain configs and counts).
+pub fn header_value<T: Serialize + ?Sized>(value: &T) -> serde_json::Value {
+    let text = serde_json::to_string(value).expect("header values serialize");
+    serde_json::from_str(&text).expect("serde_json reads what it writes")
+}
+
 /// Writes `path` atomically: `fill` writes into a temporary file in the same folder, which is
 /// flushed, fsynced and renamed over `path` only if `fill` succeeds. On any error the
 /// temporary file is removed and `path` is untouched.

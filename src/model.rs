@@ -353,7 +353,7 @@ impl ProjectionModel {
             }
             Predictor::Table(t) => t.write_sections(&mut w),
         }
-        let header = serde_json::to_value(self.header()).expect("the header serializes");
+        let header = crate::format::header_value(&self.header());
         w.finish(MODEL_MAGIC, MODEL_FORMAT_VERSION, header)
     }
 

@@ -986,7 +986,11 @@ pub fn train(
     progress.finish_stage();
     if config.kind == ModelKind::Table {
         let table = build_table(&projector, &inputs, set, config)?;
-        let report = serde_json::json!({ "config": config, "counts": set.counts });
+        // The config through its JSON text, so its f32 values print as given.
+        let report = serde_json::json!({
+            "config": crate::format::header_value(config),
+            "counts": set.counts,
+        });
         return ProjectionModel::new(
             text,
             features,
@@ -1219,7 +1223,7 @@ pub fn train(
         projection,
         set.labels.clone(),
         Predictor::Network(Network::from_mlp(&mlp, config.quantize)),
-        serde_json::to_value(&report).expect("the report serializes"),
+        crate::format::header_value(&report),
     )
 }
 
@@ -1889,7 +1893,14 @@ mod tests {
                 ..small()
             },
         );
-        assert_eq!(huge.to_bytes().len(), all.to_bytes().len());
+        // The same table: k capped at the label count, the same buckets (the headers differ
+        // only by the table_k asked for).
+        let table = |m: &ProjectionModel| match m.predictor() {
+            Predictor::Table(t) => (t.k(), t.len()),
+            Predictor::Network(_) => panic!("a table model"),
+        };
+        assert_eq!(table(&huge), (set.labels.len(), table(&all).1));
+        assert_eq!(table(&huge), table(&all));
         // No bucket left: a model that always abstains is refused.
         let err = try_fit(
             &set,
