@@ -28,8 +28,8 @@
 //!
 //! **Writing** goes through [`write_atomic`]: a temporary file in the target folder, fsync,
 //! rename. A reader never sees a half-written file under the final name. Links are followed
-//! (the target is replaced, the link kept); devices and FIFOs (`/dev/stdout`) are written
-//! in place.
+//! (the target is replaced, the link kept); devices and FIFOs are written in place, and
+//! standard output (`/dev/stdout`, or what it is redirected to) through its descriptor.
 
 use std::io::Write;
 use std::path::Path;
@@ -471,10 +471,12 @@ pub fn header_value<T: Serialize + ?Sized>(value: &T) -> serde_json::Value {
 /// flushed, fsynced and renamed over `path` only if `fill` succeeds. On any error the
 /// temporary file is removed and `path` is untouched.
 ///
-/// A symbolic link is followed: its target is replaced and the link kept. A path that is
-/// neither a regular file nor missing (a device such as `/dev/null` or `/dev/stdout`, a FIFO,
-/// a socket) is written directly, as it comes, since a rename would replace the special file
-/// itself (as root, even `/dev/null`) and it holds no earlier content to protect.
+/// A symbolic link is followed: its target is replaced and the link kept. Standard output
+/// ([`is_stdout`]: `/dev/stdout`, or the file or pipe it is redirected to) is written
+/// through its descriptor. Another path that is neither a regular file nor missing (a
+/// device such as `/dev/null`, a FIFO, a socket) is written directly, as it comes, since a
+/// rename would replace the special file itself (as root, even `/dev/null`) and it holds no
+/// earlier content to protect.
 ///
 /// # Errors
 /// [`Error::Io`] naming `path` (a directory among them), or whatever `fill` returns.
@@ -482,6 +484,15 @@ pub fn write_atomic<F>(path: &Path, fill: F) -> Result<()>
 where
     F: FnOnce(&mut dyn Write) -> Result<()>,
 {
+    if is_stdout(path) {
+        // Through the descriptor the process already has: reopening `/dev/stdout` would
+        // write at offset 0 (losing an `>>` file's content), and renaming would replace the
+        // redirected file, with what the shell writes around this command.
+        let stdout = std::io::stdout();
+        let mut writer = std::io::BufWriter::new(stdout.lock());
+        fill(&mut writer)?;
+        return writer.flush().map_err(|e| Error::io(path, e));
+    }
     let resolved = match std::fs::metadata(path) {
         Ok(meta) if meta.is_dir() => {
             return Err(Error::io(
@@ -531,6 +542,21 @@ where
     tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
+}
+
+/// Whether `path` is this process's standard output: `/dev/stdout`, or the file, pipe or
+/// device it is redirected to (the same device and inode).
+pub fn is_stdout(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(a), Ok(b)) = (std::fs::metadata(path), std::fs::metadata("/dev/stdout")) {
+            return a.dev() == b.dev() && a.ino() == b.ino();
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    false
 }
 
 /// `path` with its symbolic links followed to the final target, which need not exist yet (a

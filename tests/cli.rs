@@ -300,35 +300,53 @@ fn run_chains_the_four_stages_like_the_readme_says() {
     );
     assert!(!predicted.trim().is_empty());
 
-    // The same corpus and test file as CSV under other column names: run passes the field
-    // names on, and gets the same model.
+    // The same corpus and test file as CSV under other column names, in files whose names
+    // do not tell the format, and the test file without the id column: run passes the
+    // format and the text and label fields to every step, the id field to graph and train.
     let d = dir.path();
-    let as_csv = |from: &std::path::Path, to: &str| {
-        let mut csv = String::from("key,body,intent\n");
+    let as_csv = |from: &std::path::Path, to: &str, ids: bool| {
+        let mut csv = String::from(if ids {
+            "key,body,intent\n"
+        } else {
+            "body,intent\n"
+        });
         for (i, line) in std::fs::read_to_string(from).unwrap().lines().enumerate() {
             let r: serde_json::Value = serde_json::from_str(line).unwrap();
             let field = |f: &str| r.get(f).and_then(|v| v.as_str()).unwrap_or("").to_owned();
             let text = field("text").replace('"', "\"\"");
-            csv += &format!("k{i},\"{text}\",{}\n", field("label"));
+            let key = if ids { format!("k{i},") } else { String::new() };
+            csv += &format!("{key}\"{text}\",{}\n", field("label"));
         }
         std::fs::write(d.join(to), csv).unwrap();
     };
-    as_csv(&corpus, "c.csv");
-    as_csv(&test, "t.csv");
-    let fields = ["--text-field", "body", "--label-field", "intent"];
+    as_csv(&corpus, "c.data", true);
+    as_csv(&test, "t.data", false);
     let run = [
         "run",
         "--corpus",
-        "c.csv",
+        "c.data",
         "--test",
-        "t.csv",
+        "t.data",
         "--workdir",
         "csv",
         "-q",
     ];
-    let csv_out = ok(d, &[&run[..], &fields].concat());
+    let fields = [
+        "--format",
+        "csv",
+        "--text-field",
+        "body",
+        "--label-field",
+        "intent",
+    ];
+    let csv_out = ok(d, &[&run[..], &fields, &["--id-field", "key"]].concat());
+    let eval_step = csv_out
+        .lines()
+        .find(|l| l.starts_with("== 4/4 eval"))
+        .unwrap();
     assert!(
-        csv_out.contains("--text-field body --label-field intent"),
+        eval_step.contains("--format csv --text-field body --label-field intent")
+            && !eval_step.contains("--id-field"),
         "{csv_out}"
     );
     // eval's summary line: examples, accuracy, macro-F1.
@@ -520,6 +538,55 @@ fn flags_of_the_other_model_kind_are_refused_and_help_defaults_hold() {
         let err = fails(d, &args);
         assert!(err.contains(&format!("{flag} applies to --kind")), "{err}");
     }
+    // Flags of propagated labels need --labels; kNN flags need a kNN graph.
+    for args in [
+        &[
+            "train",
+            "--corpus",
+            &corpus,
+            "--out",
+            "m.sprig",
+            "--min-confidence",
+            "0.5",
+        ][..],
+        &[
+            "train", "--corpus", &corpus, "--out", "m.sprig", "--lambda", "2",
+        ],
+    ] {
+        let out = crate::util::sprig(d, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("required arguments were not provided:\n  --labels"),
+            "{err}"
+        );
+    }
+    for flag in [["--k", "3"], ["--min-sim", "0.5"]] {
+        let graph = [
+            "graph",
+            "--corpus",
+            &corpus,
+            "--kind",
+            "bipartite",
+            "--out",
+            "b.graph",
+        ];
+        let err = fails(d, &[&graph[..], &flag].concat());
+        assert!(
+            err.contains(&format!("{} applies to --kind knn", flag[0])),
+            "{err}"
+        );
+    }
+    help_states_defaults(
+        d,
+        "graph",
+        &[
+            ("--k", sprig::build::GraphConfig::default().k.to_string()),
+            (
+                "--min-sim",
+                sprig::build::GraphConfig::default().min_sim.to_string(),
+            ),
+        ],
+    );
     // The joint trainer's flags need --joint.
     let mut args = vec![
         "train",
@@ -707,4 +774,35 @@ fn a_seed_file_trains_as_seeds_like_the_corpus_labels_it_replaces() {
     assert!(note.contains(moved), "{note}");
     let (quiet, _) = train(shipped, "r.jsonl", "r.sprig", &["--seeds", "relabel.tsv"]);
     assert!(!quiet.contains("note:"), "{quiet}");
+}
+
+#[test]
+fn out_dev_stdout_writes_through_the_descriptor_and_keeps_the_summary_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let corpus = repo("corpora/tiny/intents.jsonl");
+    let corpus = corpus.to_str().unwrap();
+    ok(d, &["graph", "--corpus", corpus, "--out", "g.graph", "-q"]);
+    let graph = std::fs::read(d.join("g.graph")).unwrap();
+    // Standard output redirected in append mode (`>> app`) onto a file with content.
+    std::fs::write(d.join("app"), "header\n").unwrap();
+    let app = std::fs::OpenOptions::new()
+        .append(true)
+        .open(d.join("app"))
+        .unwrap();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_sprig"))
+        .current_dir(d)
+        .args(["graph", "--corpus", corpus, "--out", "/dev/stdout", "-q"])
+        .stdout(app)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{run:?}");
+    // The summary went to stderr; the file holds its old content, then the graph.
+    assert!(String::from_utf8_lossy(&run.stderr).contains("/dev/stdout: knn graph"));
+    let mut want = b"header\n".to_vec();
+    want.extend(&graph);
+    assert!(
+        std::fs::read(d.join("app")).unwrap() == want,
+        "header + graph"
+    );
 }

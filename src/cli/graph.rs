@@ -32,12 +32,12 @@ pub struct Args {
     /// Graph kind: text–text kNN edges, or text–feature edges (Smart Reply).
     #[arg(long, value_enum, default_value_t = Kind::Knn, conflicts_with = "edges")]
     kind: Kind,
-    /// Neighbours per text (knn).
-    #[arg(long, default_value_t = 10, conflicts_with = "edges")]
-    k: usize,
-    /// Smallest cosine kept as an edge (knn).
-    #[arg(long, default_value_t = 0.0, conflicts_with = "edges")]
-    min_sim: f32,
+    /// Neighbours per text (knn) [default: 10].
+    #[arg(long, conflicts_with = "edges")]
+    k: Option<usize>,
+    /// Smallest cosine kept as an edge (knn) [default: 0].
+    #[arg(long, conflicts_with = "edges")]
+    min_sim: Option<f32>,
     /// Drop features seen in fewer than this many texts [default: 1 for knn, 2 for bipartite].
     #[arg(long, conflicts_with = "edges")]
     min_df: Option<u32>,
@@ -90,6 +90,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .corpus
             .as_ref()
             .expect("clap requires --corpus or --edges");
+        if args.kind == Kind::Bipartite {
+            for (flag, given) in [
+                ("--k", args.k.is_some()),
+                ("--min-sim", args.min_sim.is_some()),
+            ] {
+                if given {
+                    anyhow::bail!("{flag} applies to --kind knn, not to --kind bipartite");
+                }
+            }
+        }
         let (text, features) = args.text.configs();
         let config = BuildConfig {
             corpus: args.corpus_fields.options(),
@@ -100,8 +110,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     Kind::Knn => GraphKind::Knn,
                     Kind::Bipartite => GraphKind::Bipartite,
                 },
-                k: args.k,
-                min_sim: args.min_sim,
+                k: args.k.unwrap_or(GraphConfig::default().k),
+                min_sim: args.min_sim.unwrap_or(GraphConfig::default().min_sim),
                 min_df: args.min_df,
                 max_df: args.max_df,
             },
@@ -161,17 +171,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.out.display()
         ));
     }
-    outln!(
-        "{}: {} graph, {} records, {} nodes ({} texts), {} edges, {} over {} labels ({:.2}s)",
-        args.out.display(),
-        graph.kind(),
-        graph.records().len(),
-        graph.n_nodes(),
-        graph.n_text_nodes(),
-        graph.n_edges(),
-        graph.seeds_summary(),
-        graph.labels().len(),
-        started.elapsed().as_secs_f64()
+    super::summary(
+        &args.out,
+        format_args!(
+            "{}: {} graph, {} records, {} nodes ({} texts), {} edges, {} over {} labels ({:.2}s)",
+            args.out.display(),
+            graph.kind(),
+            graph.records().len(),
+            graph.n_nodes(),
+            graph.n_text_nodes(),
+            graph.n_edges(),
+            graph.seeds_summary(),
+            graph.labels().len(),
+            started.elapsed().as_secs_f64()
+        ),
     )?;
     Ok(())
 }

@@ -25,6 +25,17 @@ macro_rules! outln {
     }};
 }
 
+/// Prints a command's summary line: on standard output, unless the command's output file
+/// is standard output (`--out /dev/stdout`), where it would mix with the file's bytes.
+pub(crate) fn summary(out: &std::path::Path, line: std::fmt::Arguments) -> anyhow::Result<()> {
+    if sprig::format::is_stdout(out) {
+        eprintln!("{line}");
+        Ok(())
+    } else {
+        outln!("{line}")
+    }
+}
+
 mod eval;
 mod graph;
 mod inspect;
@@ -147,24 +158,23 @@ pub(crate) struct CorpusArgs {
 }
 
 impl CorpusArgs {
-    /// The flags given, as arguments for another command: `--format` (for the corpus only),
-    /// then the field names.
-    pub(crate) fn argv(&self) -> (Vec<String>, Vec<String>) {
+    /// The flags given, as arguments for another command: `--format`, the text and label
+    /// fields, and the id field, apart (an evaluation does not read ids).
+    pub(crate) fn argv(&self) -> [Vec<String>; 3] {
         use clap::ValueEnum;
         let format = self.format.iter().flat_map(|f| {
             let name = f.to_possible_value().expect("no skipped variant");
             ["--format".to_owned(), name.get_name().to_owned()]
         });
         let mut fields = vec!["--text-field".to_owned(), self.text_field.clone()];
-        for (flag, given) in [
-            ("--label-field", &self.label_field),
-            ("--id-field", &self.id_field),
-        ] {
-            if let Some(name) = given {
-                fields.extend([flag.to_owned(), name.clone()]);
-            }
+        if let Some(name) = &self.label_field {
+            fields.extend(["--label-field".to_owned(), name.clone()]);
         }
-        (format.collect(), fields)
+        let id = self
+            .id_field
+            .iter()
+            .flat_map(|name| ["--id-field".to_owned(), name.clone()]);
+        [format.collect(), fields, id.collect()]
     }
 
     /// The library's reading options.

@@ -333,17 +333,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     .with_context(|| format!("writing {}", out.display()))?;
 
     let r = result.report();
-    outln!(
-        "{}: {}, {} iterations, converged: {}, {} of {} texts abstain ({} of {} nodes), {:.2}s",
-        out.display(),
-        r.algorithm,
-        r.iterations,
-        if r.converged { "yes" } else { "no" },
-        r.abstaining_texts,
-        graph.n_text_nodes(),
-        r.abstaining_nodes,
-        graph.n_nodes(),
-        r.seconds
+    super::summary(
+        out,
+        format_args!(
+            "{}: {}, {} iterations, converged: {}, {} of {} texts abstain ({} of {} nodes), {:.2}s",
+            out.display(),
+            r.algorithm,
+            r.iterations,
+            if r.converged { "yes" } else { "no" },
+            r.abstaining_texts,
+            graph.n_text_nodes(),
+            r.abstaining_nodes,
+            graph.n_nodes(),
+            r.seconds
+        ),
     )?;
     Ok(())
 }

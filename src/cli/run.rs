@@ -24,8 +24,8 @@ pub struct Args {
     /// No progress on stderr.
     #[arg(long, short)]
     quiet: bool,
-    /// Field names (for the corpus and the test file) and the corpus format, passed on to
-    /// the steps that read them.
+    /// Format and field names of the corpus and the test file, passed on to the steps that
+    /// read them (the id field to graph and train only).
     #[command(flatten)]
     corpus_fields: super::CorpusArgs,
 }
@@ -67,7 +67,7 @@ fn steps(args: &Args) -> anyhow::Result<()> {
     let corpus = args.corpus.display().to_string();
     let test = args.test.display().to_string();
     let [graph, labels, model] = OUTPUTS.map(path);
-    let (format, fields) = args.corpus_fields.argv();
+    let [format, fields, id] = args.corpus_fields.argv();
     let steps: [(&str, Vec<&str>); 4] = [
         (
             "1/4 graph",
@@ -89,11 +89,12 @@ fn steps(args: &Args) -> anyhow::Result<()> {
         if args.quiet && argv[0] != "eval" {
             argv.push("--quiet");
         }
+        // The test file is read with the corpus's format and fields, but never its ids.
         if argv[0] != "propagate" {
-            argv.extend(fields.iter().map(String::as_str));
+            argv.extend(format.iter().chain(&fields).map(String::as_str));
         }
         if argv[0] == "graph" || argv[0] == "train" {
-            argv.extend(format.iter().map(String::as_str));
+            argv.extend(id.iter().map(String::as_str));
         }
         outln!("== {name}: sprig {}", argv.join(" "))?;
         let cli = Cli::try_parse_from(std::iter::once("sprig").chain(argv.iter().copied()))

@@ -83,14 +83,14 @@ pub struct Args {
     /// Examples per mini-batch. Networks only [default: 64].
     #[arg(long)]
     batch: Option<usize>,
-    /// λ: weight of propagated (soft) labels against seeds.
-    #[arg(long, default_value_t = defaults().soft_weight)]
+    /// λ: weight of propagated (soft) labels against seeds (with --labels).
+    #[arg(long, default_value_t = defaults().soft_weight, requires = "labels")]
     lambda: f32,
-    /// Skip propagated labels whose confidence is below this.
-    #[arg(long, default_value_t = defaults().min_confidence)]
+    /// Skip propagated labels whose confidence is below this (with --labels).
+    #[arg(long, default_value_t = defaults().min_confidence, requires = "labels")]
     min_confidence: f32,
-    /// Confidence of a propagated label: 1 − unknown mass, or the top score.
-    #[arg(long, value_enum, default_value_t = defaults().confidence)]
+    /// Confidence of a propagated label: 1 − unknown mass, or the top score (with --labels).
+    #[arg(long, value_enum, default_value_t = defaults().confidence, requires = "labels")]
     confidence: Confidence,
     /// Share of the labelled records held out for early stopping (0: none). Networks only
     /// [default: 0.1].
@@ -386,15 +386,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Predictor::Network(_) => unreachable!("a table model holds a table"),
         },
     };
-    outln!(
-        "{}: {} model, {} labels, {} examples, {}; {} bytes ({:.2}s)",
-        args.out.display(),
-        model.kind(),
-        set.labels.len(),
-        set.examples.len(),
-        detail,
-        file_bytes,
-        started.elapsed().as_secs_f64()
+    super::summary(
+        &args.out,
+        format_args!(
+            "{}: {} model, {} labels, {} examples, {}; {} bytes ({:.2}s)",
+            args.out.display(),
+            model.kind(),
+            set.labels.len(),
+            set.examples.len(),
+            detail,
+            file_bytes,
+            started.elapsed().as_secs_f64()
+        ),
     )?;
     Ok(())
 }
