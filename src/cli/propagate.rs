@@ -58,7 +58,8 @@ pub struct Args {
     mu3: Option<f64>,
     /// Share of its previous distribution an Expander node keeps each step, in [0, 1):
     /// removes the step-to-step alternation of plain Jacobi on bipartite graphs and on very
-    /// heavy edges (expander) [default: 0.5 on a bipartite graph, else 0].
+    /// heavy edges (expander) [default: 0.5 on a bipartite graph or an edge list, 0 on a kNN
+    /// graph].
     #[arg(long)]
     damping: Option<f64>,
     /// α of label spreading, in (0, 1) (spreading) [default: 0.2].

@@ -76,7 +76,7 @@ impl<'a> Expander<'a> {
             mu3: config.prior_weight,
             lazy: {
                 let d = config.damping.unwrap_or(match graph.kind() {
-                    GraphKind::Bipartite => 0.5,
+                    GraphKind::Bipartite | GraphKind::Edges => 0.5,
                     _ => 0.0,
                 });
                 d / (1.0 - d)
