@@ -534,6 +534,9 @@ where
         builder.permissions(std::fs::Permissions::from_mode(0o644));
     }
     let tmp = builder.tempfile_in(dir).map_err(|e| Error::io(path, e))?;
+    // Listed while it exists, for `remove_live_temporaries` on an interrupt; on any return
+    // below, `tmp` is renamed or dropped (which deletes it) before the guard unlists it.
+    let _listed = LiveTemporary::list(tmp.path());
     let mut writer = std::io::BufWriter::new(tmp);
     fill(&mut writer)?;
     let tmp = writer
@@ -542,6 +545,52 @@ where
     tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
+}
+
+/// Temporary files of [`write_atomic`] that exist right now.
+static LIVE_TEMPORARIES: std::sync::Mutex<Vec<std::path::PathBuf>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// A temporary file's place in [`LIVE_TEMPORARIES`], for as long as the guard lives.
+struct LiveTemporary(std::path::PathBuf);
+
+impl LiveTemporary {
+    fn list(path: &Path) -> Self {
+        let path = path.to_path_buf();
+        live_temporaries().push(path.clone());
+        LiveTemporary(path)
+    }
+}
+
+impl Drop for LiveTemporary {
+    fn drop(&mut self) {
+        let mut live = live_temporaries();
+        if let Some(i) = live.iter().position(|p| *p == self.0) {
+            live.swap_remove(i);
+        }
+    }
+}
+
+fn live_temporaries() -> std::sync::MutexGuard<'static, Vec<std::path::PathBuf>> {
+    // A panic while the list was held leaves it valid: take it back.
+    LIVE_TEMPORARIES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Deletes the temporary files that [`write_atomic`] calls in progress have open, and keeps
+/// the list locked so that no new one starts: for a signal handler that then ends the
+/// process (a killed process cannot run destructors, so without it an interrupt during a
+/// write leaves a hidden `.NAME.*.tmp` behind). Returns how many were removed.
+pub fn remove_live_temporaries() -> usize {
+    let live = live_temporaries();
+    let removed = live
+        .iter()
+        .filter(|p| std::fs::remove_file(p).is_ok())
+        .count();
+    // Held until the process exits: a write that would start now waits instead.
+    std::mem::forget(live);
+    removed
 }
 
 /// Whether `path` is this process's standard output: `/dev/stdout`, or the file, pipe or

@@ -3,8 +3,9 @@
 //! Real `sprig graph`, `sprig propagate` and `sprig train` processes are stopped with SIGKILL or SIGINT at
 //! pseudo-random moments (a fixed-seed generator, so a failure reproduces). After each kill
 //! the output path either does not exist or holds a complete artifact identical to an
-//! uninterrupted run's. Leftover hidden temporary files (`.NAME.*.tmp`) are allowed: a killed
-//! process cannot remove them, and they never carry a final name.
+//! uninterrupted run's. After SIGKILL, leftover hidden temporary files (`.NAME.*.tmp`) are
+//! allowed: a killed process cannot remove them, and they never carry a final name. After
+//! SIGINT or SIGTERM there are none: the handler deletes them.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -68,6 +69,17 @@ fn run_and_kill(dir: &Path, args: &[&str], after: Duration, interrupt: bool) -> 
     assert_ne!(status.code(), Some(101), "{args:?} panicked");
     // A process that finished between the last poll and the signal counts as finished.
     !status.success()
+}
+
+/// The hidden temporary files (`.NAME.*.tmp`) in `dir`, sorted.
+fn temporaries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.') && n.ends_with(".tmp"))
+        .collect();
+    names.sort();
+    names
 }
 
 /// The three stages' command lines, with their inputs and output named.
@@ -140,8 +152,17 @@ fn killed_runs_leave_no_truncated_artifacts() {
             ),
         };
         let _ = std::fs::remove_file(d.join(out));
+        let before = temporaries(d);
         if run_and_kill(d, &args, total.mul_f64(1.1 * fraction), interrupt) {
             kills += 1;
+        }
+        if interrupt {
+            // An interrupt is handled: the temporary of a write in progress is deleted.
+            assert_eq!(
+                temporaries(d),
+                before,
+                "round {round}: SIGINT left a temporary"
+            );
         }
         if let Ok(bytes) = std::fs::read(d.join(out)) {
             assert!(
@@ -161,4 +182,45 @@ fn killed_runs_leave_no_truncated_artifacts() {
     assert!(std::fs::read(d.join("l.jsonl")).unwrap() == ref_labels);
     ok(d, &train_args("l.jsonl", "m.sprig"));
     assert!(std::fs::read(d.join("m.sprig")).unwrap() == ref_model);
+}
+
+#[test]
+fn an_interrupt_during_a_write_deletes_its_temporary() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_corpus(&d.join("c.jsonl"), 6_000);
+    ok(d, &graph_args("g.graph"));
+    // Signal the moment the output's temporary appears: the write is in progress.
+    let mut caught = 0;
+    for signal in ["-INT", "-TERM"].iter().cycle().take(12) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sprig"))
+            .args(propagate_args("g.graph", "l.jsonl"))
+            .current_dir(d)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        while child.try_wait().unwrap().is_none() {
+            if !temporaries(d).is_empty() {
+                let pid = child.id().to_string();
+                let _ = Command::new("kill").args([*signal, pid.as_str()]).status();
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        let status = child.wait().unwrap();
+        if status.code() == Some(130) {
+            caught += 1;
+        }
+        assert!(
+            temporaries(d).is_empty(),
+            "{signal} left {:?}",
+            temporaries(d)
+        );
+        let _ = std::fs::remove_file(d.join("l.jsonl"));
+    }
+    assert!(
+        caught >= 3,
+        "only {caught} of 12 signals arrived during a write"
+    );
 }
