@@ -191,8 +191,9 @@ impl ProjectionConfig {
             return Err(Error::config(
                 "bits",
                 format!(
-                    "must be in 1..={max_bits} for {:?} coefficients, got {}",
-                    self.coefficients, self.bits
+                    "must be in 1..={max_bits} for {} coefficients, got {}",
+                    format!("{:?}", self.coefficients).to_lowercase(),
+                    self.bits
                 ),
             ));
         }

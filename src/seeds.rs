@@ -98,8 +98,14 @@ fn weight_value(raw: Option<f64>, path: &Path, line: u64) -> Result<f32> {
             path,
             line,
             format!(
-                "field \"weight\": expected a number in [{:e}, {MAX_SEED_WEIGHT:e}], found {w:e}",
+                "field \"weight\": expected a number in [{:e}, {MAX_SEED_WEIGHT:e}], found {}",
                 f32::MIN_POSITIVE,
+                // Plain for everyday numbers (0, -1, 2.5), scientific for extreme ones.
+                if w == 0.0 || (1e-4..1e7).contains(&w.abs()) {
+                    format!("{w}")
+                } else {
+                    format!("{w:e}")
+                },
             ),
         ));
     }
@@ -413,6 +419,8 @@ mod tests {
                 "expected a number in [1.1754944e-38, 1e6], found 1e7",
             ),
             ("a\tx\t1e-40\n", "found 1e-40"),
+            ("a\tx\t0\n", "found 0"),
+            ("a\tx\t-1.5\n", "found -1.5"),
             (
                 "{\"line\": 1, \"label\": \"\"}\n",
                 ":1: field \"label\" is empty",

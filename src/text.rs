@@ -119,7 +119,10 @@ impl FeatureConfig {
         if self.char_min > 0 && self.char_max < self.char_min {
             return Err(Error::config(
                 "char_max",
-                format!("{} is below char_min {}", self.char_max, self.char_min),
+                format!(
+                    "{} is below the smallest char n-gram length, {}",
+                    self.char_max, self.char_min
+                ),
             ));
         }
         if self.char_max > 16 {

@@ -6,6 +6,17 @@ use std::path::PathBuf;
 use anyhow::Context;
 use sprig::model::{Prediction, ProjectionModel, Scratch};
 
+/// `--top`'s parser: a whole number of at least 1 (clap's range parser would print the
+/// range as `1..18446744073709551615`).
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "expected a whole number of at least 1, found {s:?}"
+        )),
+    }
+}
+
 /// Label texts with a trained model. Texts come from the arguments, or from standard input
 /// (one per line) when there is none or the only one is `-`; each answer is flushed as soon
 /// as it is known.
@@ -17,8 +28,7 @@ pub struct Args {
     /// Texts to label (none, or `-`: read standard input line by line).
     texts: Vec<String>,
     /// Labels per answer (at least 1).
-    #[arg(long, default_value_t = 1,
-          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
     top: usize,
     /// Drop labels scoring below this, in [0, 1]; an answer left empty abstains (an empty
     /// line, or `"labels":[]` with --json). A text with no feature always abstains.
