@@ -472,7 +472,7 @@ pub fn header_value<T: Serialize + ?Sized>(value: &T) -> serde_json::Value {
 /// temporary file is removed and `path` is untouched.
 ///
 /// A symbolic link is followed: its target is replaced and the link kept. Standard output
-/// ([`is_stdout`]: `/dev/stdout`, or the file or pipe it is redirected to) is written
+/// ([`is_stdout`]: `-`, `/dev/stdout`, or the file or pipe it is redirected to) is written
 /// through its descriptor. Another path that is neither a regular file nor missing (a
 /// device such as `/dev/null`, a FIFO, a socket) is written directly, as it comes, since a
 /// rename would replace the special file itself (as root, even `/dev/null`) and it holds no
@@ -593,9 +593,13 @@ pub fn remove_live_temporaries() -> usize {
     removed
 }
 
-/// Whether `path` is this process's standard output: `/dev/stdout`, or the file, pipe or
-/// device it is redirected to (the same device and inode).
+/// Whether `path` is this process's standard output: `-` (as inputs take `-` for standard
+/// input), `/dev/stdout`, or the file, pipe or device it is redirected to (the same device
+/// and inode).
 pub fn is_stdout(path: &Path) -> bool {
+    if path.as_os_str() == "-" {
+        return true;
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;

@@ -805,4 +805,28 @@ fn out_dev_stdout_writes_through_the_descriptor_and_keeps_the_summary_apart() {
         std::fs::read(d.join("app")).unwrap() == want,
         "header + graph"
     );
+    // `--out -` is standard output too, as `--corpus -` is standard input.
+    let run = crate::util::sprig(d, &["graph", "--corpus", corpus, "--out", "-", "-q"]);
+    assert!(run.status.success() && run.stdout == graph, "{run:?}");
+    assert!(!d.join("-").exists());
+    // A model to standard output: the same bytes as to a file, its size in the summary.
+    let train = [
+        "train",
+        "--corpus",
+        corpus,
+        "--epochs",
+        "2",
+        "--augment",
+        "0",
+        "--out",
+    ];
+    ok(d, &[&train[..], &["m.sprig", "-q"]].concat());
+    let run = crate::util::sprig(d, &[&train[..], &["-", "-q"]].concat());
+    let model = std::fs::read(d.join("m.sprig")).unwrap();
+    assert!(run.status.success() && run.stdout == model, "{run:?}");
+    let summary = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        summary.contains(&format!("; {} bytes", model.len())),
+        "{summary}"
+    );
 }

@@ -29,6 +29,14 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    // The file is opened twice (its magic, then its loader): a pipe would lose its first
+    // bytes to the first read.
+    if std::fs::metadata(&args.file).is_ok_and(|m| !m.is_file()) {
+        anyhow::bail!(
+            "{}: inspect needs a regular file, not a pipe or device",
+            args.file.display()
+        );
+    }
     // An unreadable or short file has no magic and falls through to the graph loader, whose
     // error names the I/O problem.
     let magic = super::inspect_model::magic(&args.file);

@@ -336,10 +336,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &bars,
         &mut on_epoch,
     )?;
-    model
-        .save(&args.out)
+    // The size from the bytes written, not from the path: `--out -` has none.
+    let bytes = model.to_bytes();
+    sprig::format::write_bytes_atomic(&args.out, &bytes)
         .with_context(|| format!("writing {}", args.out.display()))?;
-    let file_bytes = std::fs::metadata(&args.out).map(|m| m.len()).unwrap_or(0);
+    let file_bytes = bytes.len();
     let report = model.train_report();
     let detail = match model.kind() {
         ModelKind::Network => {
