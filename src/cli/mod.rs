@@ -166,7 +166,11 @@ impl CorpusArgs {
             let name = f.to_possible_value().expect("no skipped variant");
             ["--format".to_owned(), name.get_name().to_owned()]
         });
-        let mut fields = vec!["--text-field".to_owned(), self.text_field.clone()];
+        // The default text field is left out, so that the printed commands stay short.
+        let mut fields = Vec::new();
+        if self.text_field != "text" {
+            fields.extend(["--text-field".to_owned(), self.text_field.clone()]);
+        }
         if let Some(name) = &self.label_field {
             fields.extend(["--label-field".to_owned(), name.clone()]);
         }
