@@ -704,6 +704,6 @@ fn eval_skips_invalid_records_only_when_asked_and_counts_them() {
         (json["examples"].as_u64(), json["invalid_skipped"].as_u64()),
         (Some(2), Some(1))
     );
-    let note = "skipped 1 invalid records; the first: d.jsonl:2: field \"text\"";
+    let note = "skipped 1 invalid record; the first: d.jsonl:2: field \"text\"";
     assert!(stderr(&out).contains(note), "{}", stderr(&out));
 }

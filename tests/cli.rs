@@ -207,7 +207,7 @@ fn bad_input_fails_with_file_line_and_field_and_leaves_no_output() {
     );
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("skipped 1 invalid records"), "{stderr}");
+    assert!(stderr.contains("skipped 1 invalid record;"), "{stderr}");
     assert!(stderr.contains("bad.jsonl:2:"), "{stderr}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("2 records"));
 }
@@ -532,6 +532,7 @@ fn flags_of_the_other_model_kind_are_refused_and_help_defaults_hold() {
         (&["--kind", "table", "--epochs", "3"], "--epochs"),
         (&["--kind", "table", "--lr", "0.1"], "--lr"),
         (&["--kind", "table", "--ema", "0"], "--ema"),
+        (&["--kind", "table", "--seed", "3"], "--seed"),
     ] {
         let mut args = vec!["train", "--corpus", &corpus, "--out", "m.sprig"];
         args.extend(extra);
@@ -620,6 +621,7 @@ fn flags_of_the_other_model_kind_are_refused_and_help_defaults_hold() {
             ("--validation", c.validation.to_string()),
             ("--input-dropout", c.input_dropout.to_string()),
             ("--ema", c.ema_decay.to_string()),
+            ("--seed", c.seed.to_string()),
             ("--augment", c.augment.to_string()),
             ("--table-k", c.table_k.to_string()),
             ("--table-min-texts", c.table_min_texts.to_string()),
@@ -641,7 +643,7 @@ fn identical_texts_with_different_labels_get_a_note() {
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("1 nodes carry seeds of more than one label"),
+        err.contains("1 node carries seeds of more than one label"),
         "{err}"
     );
     assert!(err.contains("e.g. \"ok\""), "{err}");
@@ -769,7 +771,7 @@ fn a_seed_file_trains_as_seeds_like_the_corpus_labels_it_replaces() {
         &["propagate", "--graph", "r.graph", "--out", "r.jsonl", "-q"],
     );
     let (note, _) = train(shipped, "r.jsonl", "r.sprig", &[]);
-    let moved = "1 lines of r.jsonl say \"seed\": true for a record labelled here whose \
+    let moved = "1 line of r.jsonl says \"seed\": true for a record labelled here whose \
                  propagated top label is another label";
     assert!(note.contains(moved), "{note}");
     let (quiet, _) = train(shipped, "r.jsonl", "r.sprig", &["--seeds", "relabel.tsv"]);

@@ -60,7 +60,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(first) = &first_skipped {
         // Before any result: a score over fewer records than the file holds must say so.
-        eprintln!("note: skipped {skipped} invalid records; the first: {first}");
+        let skipped = super::count(skipped, "invalid record", "invalid records");
+        eprintln!("note: skipped {skipped}; the first: {first}");
     }
     if confusion.total() == 0 {
         anyhow::bail!("{}: no labelled record to evaluate", args.data.display());

@@ -120,9 +120,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let built = build_from_corpus(corpus, &config, &bars)?;
         if built.skipped.count > 0 {
             bars.note(&format!(
-                "skipped {} invalid records; the first {}: {}",
-                built.skipped.count,
-                built.skipped.first.len(),
+                "skipped {}; {}: {}",
+                super::count(built.skipped.count, "invalid record", "invalid records"),
+                match built.skipped.first.len() {
+                    1 => "the first".to_owned(),
+                    n => format!("the first {n}"),
+                },
                 built.skipped.first.join("; ")
             ));
         }
@@ -148,9 +151,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     torn.dedup();
     if let Some(&first) = torn.first() {
         bars.note(&format!(
-            "note: {} nodes carry seeds of more than one label (identical texts labelled \
-             differently), e.g. {:?}",
-            torn.len(),
+            "note: {} seeds of more than one label (identical texts labelled differently), \
+             e.g. {:?}",
+            if torn.len() == 1 {
+                "1 node carries".to_owned()
+            } else {
+                format!("{} nodes carry", torn.len())
+            },
             graph.keys()[first as usize]
         ));
     }

@@ -25,6 +25,22 @@ macro_rules! outln {
     }};
 }
 
+/// `n` and the noun for it: `1 line`, `2 lines`.
+pub(crate) fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// `N line(s) of FILE say(s)`, for notes about a labels file.
+pub(crate) fn lines_of_say(n: usize, file: &std::path::Path) -> String {
+    let verb = if n == 1 { "says" } else { "say" };
+    format!(
+        "{} of {} {verb}",
+        count(n as u64, "line", "lines"),
+        file.display()
+    )
+}
+
 /// Prints a command's summary line: on standard output, unless the command's output file
 /// is standard output (`--out /dev/stdout`), where it would mix with the file's bytes.
 pub(crate) fn summary(out: &std::path::Path, line: std::fmt::Arguments) -> anyhow::Result<()> {

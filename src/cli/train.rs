@@ -96,9 +96,9 @@ pub struct Args {
     /// [default: 0.1].
     #[arg(long)]
     validation: Option<f32>,
-    /// Seed of initialization, shuffling and the held-out split.
-    #[arg(long, default_value_t = defaults().seed)]
-    seed: u64,
+    /// Seed of initialization, shuffling and the held-out split. Networks only [default: 1].
+    #[arg(long)]
+    seed: Option<u64>,
     /// Input dropout: share of the projection bits zeroed per training example and epoch.
     /// Networks only [default: 0.5].
     #[arg(long)]
@@ -168,7 +168,8 @@ fn read_records(args: &Args, bars: &Bars) -> anyhow::Result<Vec<Record>> {
     }
     if skipped > 0 {
         bars.note(&format!(
-            "skipped {skipped} invalid records; the first: {}",
+            "skipped {}; the first: {}",
+            super::count(skipped, "invalid record", "invalid records"),
             first.unwrap_or_default()
         ));
     }
@@ -192,6 +193,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ("--validation", args.validation.is_some(), false),
         ("--input-dropout", args.input_dropout.is_some(), false),
         ("--ema", args.ema.is_some(), false),
+        ("--seed", args.seed.is_some(), false),
         ("--augment", args.augment.is_some(), false),
         ("--float", args.float, false),
         ("--table-k", args.table_k.is_some(), true),
@@ -236,7 +238,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         input_dropout: args.input_dropout.unwrap_or(defaults().input_dropout),
         ema_decay: args.ema.unwrap_or(defaults().ema_decay),
         augment: args.augment.unwrap_or(defaults().augment),
-        seed: args.seed,
+        seed: args.seed.unwrap_or(defaults().seed),
         quantize: !args.float,
         table_k: args.table_k.unwrap_or(defaults().table_k),
         table_min_texts: args.table_min_texts.unwrap_or(defaults().table_min_texts),
@@ -283,29 +285,35 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if c.seed_disagreements > 0 {
         bars.note(&format!(
-            "note: {} lines of {} say \"seed\": false for a record labelled here (by the \
+            "note: {} \"seed\": false for a record labelled here (by the \
              corpus or --seeds); training uses those labels. Were the labels propagated over \
              another corpus, or another order of it, or with other seeds?",
-            c.seed_disagreements,
-            args.labels.as_deref().unwrap_or(Path::new("")).display()
+            super::lines_of_say(
+                c.seed_disagreements,
+                args.labels.as_deref().unwrap_or(Path::new(""))
+            ),
         ));
     }
     if c.seeds_relabelled > 0 {
         bars.note(&format!(
-            "note: {} lines of {} say \"seed\": true for a record labelled here whose propagated \
+            "note: {} \"seed\": true for a record labelled here whose propagated \
              top label is another label. If propagation took a seed file that relabels them, \
              give it to --seeds too",
-            c.seeds_relabelled,
-            args.labels.as_deref().unwrap_or(Path::new("")).display()
+            super::lines_of_say(
+                c.seeds_relabelled,
+                args.labels.as_deref().unwrap_or(Path::new(""))
+            ),
         ));
     }
     if c.seeds_not_given > 0 {
         bars.note(&format!(
-            "note: {} lines of {} say \"seed\": true for a record with no label here; they train \
+            "note: {} \"seed\": true for a record with no label here; they train \
              on their propagated labels. If propagation took a seed file, give it to --seeds \
              too, so that its seeds train as seeds",
-            c.seeds_not_given,
-            args.labels.as_deref().unwrap_or(Path::new("")).display()
+            super::lines_of_say(
+                c.seeds_not_given,
+                args.labels.as_deref().unwrap_or(Path::new(""))
+            ),
         ));
     }
     bars.note(&format!(
