@@ -707,3 +707,45 @@ fn eval_skips_invalid_records_only_when_asked_and_counts_them() {
     let note = "skipped 1 invalid record; the first: d.jsonl:2: field \"text\"";
     assert!(stderr(&out).contains(note), "{}", stderr(&out));
 }
+
+#[test]
+fn predict_stops_at_a_non_utf8_line_unless_told_to_answer_it() {
+    use std::io::Write as _;
+    let model = crate::util::repo("tests/fixtures/v1/tiny.sprig");
+    let predict = |extra: &[&str]| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sprig"))
+            .args(["predict", "--model", model.to_str().unwrap()])
+            .args(extra)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"hello there\n\xff\xfe bad\nthank you\n")
+            .unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    };
+    let out = predict(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("standard input line 2: not UTF-8"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        stdout(&out).lines().count(),
+        1,
+        "the answer before the bad line"
+    );
+    let out = predict(&["--skip-invalid"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 3, "one answer per input line");
+    assert!(
+        stderr(&out).contains("1 line not UTF-8"),
+        "{}",
+        stderr(&out)
+    );
+}

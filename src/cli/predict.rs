@@ -27,6 +27,10 @@ pub struct Args {
     model: PathBuf,
     /// Texts to label (none, or `-`: read standard input line by line).
     texts: Vec<String>,
+    /// Answer standard input lines that are not UTF-8 (their bad bytes replaced by U+FFFD,
+    /// counted on stderr) instead of stopping at the first.
+    #[arg(long)]
+    skip_invalid: bool,
     /// Labels per answer (at least 1).
     #[arg(long, default_value_t = 1, value_parser = at_least_one)]
     top: usize,
@@ -97,6 +101,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut scratch = Scratch::default();
     let mut buf = String::new();
     let from_stdin = args.texts.is_empty() || (args.texts.len() == 1 && args.texts[0] == "-");
+    if !from_stdin && args.skip_invalid {
+        anyhow::bail!("--skip-invalid applies to standard input, not to texts given as arguments");
+    }
     if !from_stdin {
         for text in &args.texts {
             let preds = model.predict_with(&mut scratch, text);
@@ -109,19 +116,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let stdin = std::io::stdin();
     // Lines end at LF, CRLF or a lone CR, as in corpus files.
     let mut input = std::io::BufReader::new(sprig::corpus::LineEnds::new(stdin.lock()));
-    let mut line = String::new();
-    let mut n = 0u64;
+    let mut raw = Vec::new();
+    let (mut n, mut invalid) = (0u64, 0u64);
     loop {
-        line.clear();
-        match input.read_line(&mut line) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                anyhow::bail!("standard input line {}: not UTF-8", n + 1)
-            }
-            Err(e) => return Err(e).context("reading standard input"),
+        raw.clear();
+        if input
+            .read_until(b'\n', &mut raw)
+            .context("reading standard input")?
+            == 0
+        {
+            break;
         }
         n += 1;
+        let line = match std::str::from_utf8(&raw) {
+            Ok(line) => std::borrow::Cow::Borrowed(line),
+            // Decoded with U+FFFD for the bad bytes: the answers stay one per input line.
+            Err(_) if args.skip_invalid => {
+                invalid += 1;
+                String::from_utf8_lossy(&raw)
+            }
+            Err(_) => anyhow::bail!(
+                "standard input line {n}: not UTF-8 (--skip-invalid answers such lines \
+                 with their bad bytes replaced)"
+            ),
+        };
         let mut text = line.trim_end_matches(['\n', '\r']);
         if n == 1 {
             // A byte-order mark (a file saved by some Windows editors) is not part of the text.
@@ -131,6 +149,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         answer(&model, preds, &args, text, &mut buf);
         out.write_all(buf.as_bytes())?;
         out.flush()?;
+    }
+    if invalid > 0 {
+        let lines = super::count(invalid, "line", "lines");
+        eprintln!(
+            "note: standard input: {lines} not UTF-8, answered with U+FFFD for the bad bytes"
+        );
     }
     Ok(())
 }
