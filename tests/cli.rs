@@ -478,6 +478,23 @@ fn a_parameter_of_another_algorithm_is_refused_and_help_defaults_hold() {
     }
     let args = run(&["--algorithm", "spreading", "--alpha", "0.5"]);
     ok(d, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    // lp and spreading warn when the top-K truncation parts them from scikit-learn.
+    let note = |k: &str| {
+        let args = [
+            "propagate",
+            "--graph",
+            "g.graph",
+            "--out",
+            "l.jsonl",
+            "--algorithm",
+            "lp",
+        ];
+        let out = crate::util::sprig(d, &[&args[..], &["--top-k", k]].concat());
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr).contains("differs from scikit-learn's")
+    };
+    assert!(note("1"), "2 labels, K = 1");
+    assert!(!note("2"));
     // Range errors name the flag the user typed, not the library's field.
     for (extra, want) in [
         (&["--mu1", "0"][..], "invalid --mu1: must be finite and > 0"),

@@ -102,12 +102,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )?;
         writeln!(
             out,
-            "counts:      {} records, {} nodes ({} texts), {} edges, {} seeds, {} labels",
+            "counts:      {} records, {} nodes ({} texts), {} edges, {}, {} labels",
             c.records,
             c.nodes,
             c.text_nodes,
             c.edges,
-            c.seeds,
+            // As graph and propagate count them: seeded nodes, then (node, label) seeds.
+            graph.seeds_summary(),
             header.labels.len()
         )?;
         let d = &report["degree"];

@@ -43,7 +43,10 @@ pub struct Args {
     /// sklearn's `tol`).
     #[arg(long, value_enum, default_value_t = defaults().change_norm)]
     change_norm: ChangeNorm,
-    /// K: labels kept per node; the rest of the mass moves to `unknown`.
+    /// K: labels kept per node at every iteration (Expander's streaming approximation:
+    /// memory O(K) per node); the rest of the mass moves to `unknown`. With more labels than
+    /// K, results differ from untruncated propagation (lp and spreading then differ from
+    /// scikit-learn): give K ≥ the label count for exact results.
     #[arg(long, default_value_t = defaults().top_k)]
     top_k: usize,
     /// μ1, weight of the seed fit (expander, mad) [default: 1].
@@ -310,6 +313,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
              cannot be restored by its prior; --top-k {} keeps them all",
             config.top_k,
             graph.labels().len(),
+            graph.labels().len().min(sprig::propagate::MAX_TOP_K)
+        ));
+    }
+    if matches!(config.algorithm, Algorithm::Lp | Algorithm::Spreading)
+        && config.top_k < graph.labels().len()
+    {
+        // These two promise scikit-learn's numbers, which keep every label.
+        line(format!(
+            "note: --top-k {} < {} labels: each iteration keeps every node's top {} labels, so \
+             {} differs from scikit-learn's; --top-k {} keeps them all",
+            config.top_k,
+            graph.labels().len(),
+            config.top_k,
+            config.algorithm,
             graph.labels().len().min(sprig::propagate::MAX_TOP_K)
         ));
     }
