@@ -484,14 +484,17 @@ pub fn write_atomic<F>(path: &Path, fill: F) -> Result<()>
 where
     F: FnOnce(&mut dyn Write) -> Result<()>,
 {
-    if is_stdout(path) {
-        // Through the descriptor the process already has: reopening `/dev/stdout` would
-        // write at offset 0 (losing an `>>` file's content), and renaming would replace the
-        // redirected file, with what the shell writes around this command.
-        let stdout = std::io::stdout();
-        let mut writer = std::io::BufWriter::new(stdout.lock());
+    // Written as they come, no temporary: standard output through the descriptor the
+    // process already has (reopening `/dev/stdout` would write at offset 0, losing an `>>`
+    // file's content, and renaming would replace the redirected file, with what the shell
+    // writes around this command); a device or FIFO by its own name.
+    let in_place = |out: &mut dyn Write, fill: F| -> Result<()> {
+        let mut writer = std::io::BufWriter::new(out);
         fill(&mut writer)?;
-        return writer.flush().map_err(|e| Error::io(path, e));
+        writer.flush().map_err(|e| Error::io(path, e))
+    };
+    if is_stdout(path) {
+        return in_place(&mut std::io::stdout().lock(), fill);
     }
     let resolved = match std::fs::metadata(path) {
         Ok(meta) if meta.is_dir() => {
@@ -501,15 +504,11 @@ where
             ))
         }
         Ok(meta) if !meta.is_file() => {
-            // Opened by its own name: the kernel resolves links such as `/dev/stdout`
-            // (→ `/proc/self/fd/1` → a pipe), which have no path to rename over.
-            let file = std::fs::OpenOptions::new()
+            let mut file = std::fs::OpenOptions::new()
                 .write(true)
                 .open(path)
                 .map_err(|e| Error::io(path, e))?;
-            let mut writer = std::io::BufWriter::new(file);
-            fill(&mut writer)?;
-            return writer.flush().map_err(|e| Error::io(path, e));
+            return in_place(&mut file, fill);
         }
         Ok(_) => std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?,
         // Missing, or a dangling link: the file to create is the link's target.
