@@ -562,19 +562,21 @@ impl TrainSet {
             if let Some(row) = row {
                 let disagrees = row.seed == Some(false) && hard.is_some();
                 counts.seed_disagreements += usize::from(disagrees);
-                let unseen = row.seed == Some(true)
-                    && hard.is_none()
-                    && !seeded_rows.contains_key(&row_key(row));
-                counts.seeds_not_given += usize::from(unseen);
-                let relabelled = row.seed == Some(true)
-                    && hard.is_some()
-                    && row.scores.first().is_some_and(|top| {
-                        // Far below the top, not a near tie that propagation tipped over.
-                        let here = &seeded_rows[&row_key(row)];
-                        let score = |l: &str| row.scores.iter().find(|s| s.0 == l).map(|s| s.1);
-                        here.iter().all(|l| score(l).unwrap_or(0.0) < 0.5 * top.1)
-                    });
-                counts.seeds_relabelled += usize::from(relabelled);
+                if row.seed == Some(true) {
+                    // The labels here of the row's node (a labelled record is always listed).
+                    match seeded_rows.get(&row_key(row)) {
+                        None => counts.seeds_not_given += 1,
+                        Some(here) if hard.is_some() => {
+                            // Far below the top, not a near tie that propagation tipped over.
+                            let score =
+                                |l: &str| row.scores.iter().find(|s| s.0 == l).map_or(0.0, |s| s.1);
+                            let top = row.scores.first().map_or(0.0, |s| s.1);
+                            let relabelled = top > 0.0 && here.iter().all(|l| score(l) < 0.5 * top);
+                            counts.seeds_relabelled += usize::from(relabelled);
+                        }
+                        Some(_) => {}
+                    }
+                }
             }
             if let Some(h) = hard {
                 examples.push(seed_example(r, h, &labels));
