@@ -38,16 +38,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut confusion = Confusion::new();
     let mut scratch = Scratch::default();
     let mut unlabelled = 0u64;
-    let (mut skipped, mut first_skipped) = (0u64, None);
+    let mut skips = super::SkipInvalid::new(args.skip_invalid);
     for record in CorpusReader::open(&args.data, &options)? {
-        let record = match record {
-            Ok(r) => r,
-            Err(e @ sprig::Error::Parse { .. }) if args.skip_invalid => {
-                skipped += 1;
-                first_skipped.get_or_insert(e.to_string());
-                continue;
-            }
-            Err(e) => return Err(e.into()),
+        let Some(record) = skips.keep(record)? else {
+            continue;
         };
         let Some(gold) = &record.label else {
             unlabelled += 1;
@@ -58,11 +52,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             None => confusion.add_abstention(gold),
         }
     }
-    if let Some(first) = &first_skipped {
+    if let Some(note) = skips.note() {
         // Before any result: a score over fewer records than the file holds must say so.
-        let skipped = super::count(skipped, "invalid record", "invalid records");
-        eprintln!("note: skipped {skipped}; the first: {first}");
+        eprintln!("note: {note}");
     }
+    let skipped = skips.count;
     if confusion.total() == 0 {
         anyhow::bail!("{}: no labelled record to evaluate", args.data.display());
     }

@@ -41,6 +41,50 @@ pub(crate) fn lines_of_say(n: usize, file: &std::path::Path) -> String {
     )
 }
 
+/// `--skip-invalid` for a stream of records: records that fail to parse are counted (the
+/// first one's error kept) and dropped when asked to, else the error stops the command.
+pub(crate) struct SkipInvalid {
+    skip: bool,
+    /// Records dropped.
+    pub(crate) count: u64,
+    /// The first dropped record's error.
+    pub(crate) first: Option<String>,
+}
+
+impl SkipInvalid {
+    pub(crate) fn new(skip: bool) -> Self {
+        Self {
+            skip,
+            count: 0,
+            first: None,
+        }
+    }
+
+    /// The record, `None` for one dropped, or the error that stops the command.
+    pub(crate) fn keep(
+        &mut self,
+        record: sprig::Result<sprig::corpus::Record>,
+    ) -> anyhow::Result<Option<sprig::corpus::Record>> {
+        match record {
+            Ok(r) => Ok(Some(r)),
+            Err(e @ sprig::Error::Parse { .. }) if self.skip => {
+                self.count += 1;
+                self.first.get_or_insert(e.to_string());
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The note on what was dropped, if anything was.
+    pub(crate) fn note(&self) -> Option<String> {
+        self.first.as_ref().map(|first| {
+            let n = count(self.count, "invalid record", "invalid records");
+            format!("skipped {n}; the first: {first}")
+        })
+    }
+}
+
 /// Prints a command's summary line: on standard output, unless the command's output file
 /// is standard output (`--out /dev/stdout`), where it would mix with the file's bytes.
 pub(crate) fn summary(out: &std::path::Path, line: std::fmt::Arguments) -> anyhow::Result<()> {

@@ -147,31 +147,20 @@ fn read_records(args: &Args, bars: &Bars) -> anyhow::Result<Vec<Record>> {
     let options = args.corpus_fields.options();
     let reader = CorpusReader::open(&args.corpus, &options)?;
     let mut records = Vec::new();
-    let (mut skipped, mut first) = (0u64, None);
+    let mut skips = super::SkipInvalid::new(args.skip_invalid);
     for r in reader {
-        match r {
-            Ok(r) => records.push(r),
-            Err(e @ sprig::Error::Parse { .. }) if args.skip_invalid => {
-                skipped += 1;
-                first.get_or_insert(e.to_string());
-            }
-            Err(e) => return Err(e.into()),
-        }
+        records.extend(skips.keep(r)?);
     }
     if records.is_empty() {
         return Err(sprig::Error::EmptyCorpus {
             path: args.corpus.clone(),
-            skipped,
-            first_skipped: first,
+            skipped: skips.count,
+            first_skipped: skips.first,
         }
         .into());
     }
-    if skipped > 0 {
-        bars.note(&format!(
-            "skipped {}; the first: {}",
-            super::count(skipped, "invalid record", "invalid records"),
-            first.unwrap_or_default()
-        ));
+    if let Some(note) = skips.note() {
+        bars.note(&note);
     }
     Ok(records)
 }
@@ -267,6 +256,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let c = set.counts;
+    // The labels-file notes below count lines of it, so they are zero without one.
+    let labels_file = args.labels.as_deref().unwrap_or(Path::new(""));
     let joined = c.seeds + c.propagated + c.abstained + c.low_confidence;
     if let (Some(path), true) = (&args.labels, joined < c.records) {
         bars.note(&format!(
@@ -288,10 +279,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "note: {} \"seed\": false for a record labelled here (by the \
              corpus or --seeds); training uses those labels. Were the labels propagated over \
              another corpus, or another order of it, or with other seeds?",
-            super::lines_of_say(
-                c.seed_disagreements,
-                args.labels.as_deref().unwrap_or(Path::new(""))
-            ),
+            super::lines_of_say(c.seed_disagreements, labels_file),
         ));
     }
     if c.seeds_relabelled > 0 {
@@ -299,10 +287,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "note: {} \"seed\": true for a record labelled here whose propagated \
              top label is another label. If propagation took a seed file that relabels them, \
              give it to --seeds too",
-            super::lines_of_say(
-                c.seeds_relabelled,
-                args.labels.as_deref().unwrap_or(Path::new(""))
-            ),
+            super::lines_of_say(c.seeds_relabelled, labels_file),
         ));
     }
     if c.seeds_not_given > 0 {
@@ -310,10 +295,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "note: {} \"seed\": true for a record with no label here; they train \
              on their propagated labels. If propagation took a seed file, give it to --seeds \
              too, so that its seeds train as seeds",
-            super::lines_of_say(
-                c.seeds_not_given,
-                args.labels.as_deref().unwrap_or(Path::new(""))
-            ),
+            super::lines_of_say(c.seeds_not_given, labels_file),
         ));
     }
     bars.note(&format!(
