@@ -194,15 +194,26 @@ pub fn build_from_corpus(
             .filter_map(|(r, l)| l.map(|l| (r.node, ing.label_names[l as usize].clone(), 1.0f32)))
             .collect::<Vec<_>>(),
     );
-    // Configs through their JSON text, so that their f32 values print as given.
-    let provenance = serde_json::json!({
-        "source": path.display().to_string(),
-        "corpus": crate::format::header_value(&config.corpus),
-        "text": crate::format::header_value(&config.text),
-        "features": crate::format::header_value(&config.features),
-        "graph": crate::format::header_value(&config.graph),
-        "df_filter": crate::format::header_value(&filter),
-        "skipped_records": ing.skipped.count,
+    /// What the graph was built from and with, for its header.
+    #[derive(Serialize)]
+    struct Provenance<'a> {
+        source: String,
+        corpus: &'a CorpusOptions,
+        text: &'a TextConfig,
+        features: &'a FeatureConfig,
+        graph: &'a GraphConfig,
+        df_filter: &'a DfFilter,
+        skipped_records: u64,
+    }
+    // Through the JSON text (`header_value`), so that the configs' f32 values print as given.
+    let provenance = crate::format::header_value(&Provenance {
+        source: path.display().to_string(),
+        corpus: &config.corpus,
+        text: &config.text,
+        features: &config.features,
+        graph: &config.graph,
+        df_filter: &filter,
+        skipped_records: ing.skipped.count,
     });
     let graph = Graph::from_parts(
         config.graph.kind,
