@@ -84,7 +84,7 @@ impl GraphConfig {
         if self.kind == GraphKind::Edges {
             return Err(Error::config(
                 "kind",
-                "edges graphs are imported with --edges",
+                "edges graphs are imported from an edge list (`build::read_edges`; `sprig graph --edges`)",
             ));
         }
         if self.kind == GraphKind::Knn && self.k == 0 {

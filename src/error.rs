@@ -36,7 +36,8 @@ pub enum Error {
     /// A configuration value is out of its valid range.
     #[error("invalid {field}: {reason}")]
     InvalidConfig {
-        /// The config field (the `sprig` binary names the flag instead).
+        /// The config struct's field (the `sprig` binary names the flag instead), or the
+        /// in-memory input at fault: `seeds`, `examples`, `records`.
         field: &'static str,
         /// Why it was refused.
         reason: String,
@@ -143,7 +144,7 @@ pub enum Error {
         message: String,
     },
     /// An operation needs seeds and the input has none.
-    #[error("no seeds: label some records (a `label` field, `__label__` prefix, or --seeds FILE)")]
+    #[error("no seeds: label some records (a `label` field, `__label__` prefix, or a seed file: `--seeds FILE`)")]
     NoSeeds,
 }
 

@@ -581,6 +581,10 @@ fn live_temporaries() -> std::sync::MutexGuard<'static, Vec<std::path::PathBuf>>
 /// the list locked so that no new one starts: for a signal handler that then ends the
 /// process (a killed process cannot run destructors, so without it an interrupt during a
 /// write leaves a hidden `.NAME.*.tmp` behind). Returns how many were removed.
+///
+/// Call it only on the way out of the process: from then on every [`write_atomic`] (and so
+/// every `save`) of the process blocks forever, by design, so that none can start a new
+/// temporary the handler would miss.
 pub fn remove_live_temporaries() -> usize {
     let live = live_temporaries();
     let removed = live

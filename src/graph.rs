@@ -11,7 +11,8 @@
 //! - every neighbour id is `< n`, each row is sorted and has no duplicate and no self-loop;
 //! - every weight is finite and `> 0` (kNN graphs: in `(0, 1]`);
 //! - the graph is symmetric: `w(u, v) == w(v, u)` (checked by `--verify` / [`Graph::check_symmetric`]);
-//! - records point at text nodes (`< text_nodes`); seeds point at nodes and labels that exist.
+//! - records point at text nodes (`< text_nodes`); seeds point at nodes and labels that exist,
+//!   sorted by (node, label), one per pair ([`merge_seeds`]).
 
 use std::path::Path;
 
@@ -79,6 +80,18 @@ pub struct Seed {
     pub weight: f32,
 }
 
+/// Sorts `seeds` by (node, label) and keeps one seed per pair, with the largest weight: a
+/// label given twice (two records of one text, or a corpus label and a seed file's) is one
+/// seed, not a heavier one.
+pub fn merge_seeds(seeds: &mut Vec<Seed>) {
+    seeds.sort_by(|a, b| {
+        (a.node, a.label)
+            .cmp(&(b.node, b.label))
+            .then(b.weight.total_cmp(&a.weight))
+    });
+    seeds.dedup_by(|later, first| later.node == first.node && later.label == first.label);
+}
+
 /// A symmetric sparse graph with its records and seeds. See the module docs for invariants.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Graph {
@@ -112,7 +125,7 @@ pub struct GraphParts {
     pub records: Vec<RecordRef>,
     /// Label names, sorted.
     pub labels: Vec<String>,
-    /// Seeds, sorted by (node, label).
+    /// Seeds ([`Graph::from_parts`] sorts and merges them with [`merge_seeds`]).
     pub seeds: Vec<Seed>,
     /// Provenance for the header.
     pub provenance: serde_json::Value,
@@ -160,7 +173,8 @@ impl Graph {
     ///
     /// # Errors
     /// [`Error::Corrupt`] (path `<memory>`) naming the broken invariant.
-    pub fn from_parts(kind: GraphKind, parts: GraphParts) -> Result<Self> {
+    pub fn from_parts(kind: GraphKind, mut parts: GraphParts) -> Result<Self> {
+        merge_seeds(&mut parts.seeds);
         let g = Graph {
             kind,
             offsets: parts.offsets,
@@ -295,13 +309,13 @@ impl Graph {
         self.provenance[key] = value;
     }
 
-    /// Replaces the seeds (and label names). Seeds are sorted by (node, label).
+    /// Replaces the seeds (and label names), merged by [`merge_seeds`].
     ///
     /// # Errors
     /// [`Error::Corrupt`] if a seed names a node or label that does not exist or has a
     /// weight that is not finite and positive.
     pub fn set_seeds(&mut self, labels: Vec<String>, mut seeds: Vec<Seed>) -> Result<()> {
-        seeds.sort_by_key(|s| (s.node, s.label));
+        merge_seeds(&mut seeds);
         let old = (
             std::mem::replace(&mut self.labels, labels),
             std::mem::replace(&mut self.seeds, seeds),
@@ -408,6 +422,20 @@ impl Graph {
                     ),
                 ));
             }
+        }
+        if let Some(w) = self
+            .seeds
+            .windows(2)
+            .find(|w| (w[0].node, w[0].label) >= (w[1].node, w[1].label))
+        {
+            return Err(corrupt(
+                "seeds",
+                format!(
+                    "seeds must be sorted by (node, label), one per pair: (node {}, label {}) \
+                     then (node {}, label {}); see graph::merge_seeds",
+                    w[0].node, w[0].label, w[1].node, w[1].label
+                ),
+            ));
         }
         for s in &self.seeds {
             if s.node as usize >= n || s.label as usize >= self.labels.len() {
@@ -727,5 +755,46 @@ mod tests {
             1,
             "a refused change leaves the seeds as they were"
         );
+        // Stored seeds out of order, or twice, are refused (a writer always merges them).
+        let mut g = triangle_plus_isolated();
+        g.seeds.push(g.seeds[0]);
+        assert!(g
+            .validate(Path::new("x"))
+            .unwrap_err()
+            .to_string()
+            .contains("one per pair"));
+    }
+
+    #[test]
+    fn a_seed_given_twice_is_one_seed_with_its_largest_weight() {
+        let seed = |node, label, weight| Seed {
+            node,
+            label,
+            weight,
+        };
+        let given = vec![
+            seed(2, 0, 1.0),
+            seed(0, 1, 1.0),
+            seed(2, 0, 3.0),
+            seed(0, 0, 1.0),
+        ];
+        let merged = vec![seed(0, 0, 1.0), seed(0, 1, 1.0), seed(2, 0, 3.0)];
+        let mut g = triangle_plus_isolated();
+        g.set_seeds(vec!["x".into(), "y".into()], given.clone())
+            .unwrap();
+        assert_eq!(g.seeds(), merged);
+        assert_eq!(g.seeds_summary(), "2 seeds (3 seed labels)");
+        let parts = GraphParts {
+            offsets: g.offsets.clone(),
+            neighbors: g.neighbors.clone(),
+            weights: g.weights.clone(),
+            keys: g.keys.clone(),
+            text_nodes: g.text_nodes,
+            records: g.records.clone(),
+            labels: g.labels.clone(),
+            seeds: given,
+            provenance: serde_json::json!({}),
+        };
+        assert_eq!(Graph::from_parts(GraphKind::Edges, parts).unwrap(), g);
     }
 }

@@ -15,8 +15,11 @@
 //! | 5. distill | [`train`] | texts + propagated labels → projection model | `train` |
 //! | 6. query | [`model`] | model + text → labels | `predict`, `eval` |
 //!
-//! Every stage is a function from plain values to a new value; only [`corpus`], [`format`](mod@format)
-//! (artifact files) and the CLI touch the filesystem.
+//! The stages in between work on plain values. Files come in and go out at the edges: the
+//! functions that take a path (reading a corpus, an edge list or a seed file; saving and
+//! loading graphs and models) open it through [`corpus`] and [`format`](mod@format), which
+//! write atomically. As on the command line, the path `-` means standard input or output
+//! there.
 //!
 //! ## Invariants
 //!

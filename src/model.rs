@@ -129,7 +129,7 @@ pub struct Scratch {
 }
 
 /// A trained projection model.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ProjectionModel {
     projector: Projector,
     labels: Vec<String>,
@@ -244,7 +244,10 @@ impl ProjectionModel {
         }
     }
 
-    /// Every label with its score, best first (ties by label id). Allocation-free once
+    /// The labels with their scores, best first (ties by label id): every label for a
+    /// network model (softmax probabilities, summing to 1); for a table model, the labels
+    /// its T buckets vote for, scored by their share of the votes (summing to at most 1:
+    /// buckets never seen in training vote for nothing). Allocation-free once
     /// `scratch` has grown, for ASCII text; other text goes through the `tokenizers` crate,
     /// which allocates.
     ///
@@ -293,7 +296,7 @@ impl ProjectionModel {
         &scratch.out
     }
 
-    /// Every label with its score, best first.
+    /// The labels with their scores, best first, as [`ProjectionModel::predict_with`].
     pub fn predict(&self, text: &str) -> Vec<Prediction> {
         self.predict_with(&mut Scratch::default(), text).to_vec()
     }

@@ -229,7 +229,7 @@ pub struct ProjectScratch {
 }
 
 /// The text path plus the projection: text → T·d ternary values.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Projector {
     pipeline: TextPipeline,
     config: ProjectionConfig,

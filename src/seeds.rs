@@ -235,12 +235,7 @@ pub fn collect_seeds(
             weight: *weight,
         })
         .collect();
-    seeds.sort_by(|a, b| {
-        (a.node, a.label)
-            .cmp(&(b.node, b.label))
-            .then(b.weight.total_cmp(&a.weight))
-    });
-    seeds.dedup_by(|later, first| later.node == first.node && later.label == first.label);
+    crate::graph::merge_seeds(&mut seeds);
     drop(id);
     (labels, seeds)
 }

@@ -3,8 +3,9 @@
 //!
 //! A text's projection gives one bucket per function `t`: its d signs packed into a code,
 //! keyed `t·2^d + code` so buckets of different functions never collide. The table maps each
-//! populated bucket to at most k `(label, weight)` pairs (found by label propagation over a
-//! text–bucket graph at training time). Inference looks up the T buckets (binary search over
+//! populated bucket to at most k `(label, weight)` pairs: at training time, the weighted mean
+//! of the label distributions of the texts that fall in it (the last step of propagation,
+//! from texts to buckets). Inference looks up the T buckets (binary search over
 //! sorted keys), adds their label weights divided by T, and returns the labels with a
 //! positive score. There is no matrix multiply at all.
 //!

@@ -243,6 +243,7 @@ impl TokenSeq for Tokens {
 }
 
 /// The normalizer, pre-tokenizer and feature extractor for one configuration.
+#[derive(Clone)]
 pub struct TextPipeline {
     config: TextConfig,
     features: FeatureConfig,

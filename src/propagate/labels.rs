@@ -82,11 +82,17 @@ impl LabelDistribution {
 
     /// The best label of `node` and its score, or `None` when the node abstains (holds no
     /// label at all).
+    ///
+    /// # Panics
+    /// If `node >= n_nodes()`.
     pub fn top(&self, node: usize) -> Option<LabelScore> {
         self.get(node).first().copied()
     }
 
     /// Number of nodes that abstain among `nodes`.
+    ///
+    /// # Panics
+    /// If `nodes.end > n_nodes()`.
     pub fn count_abstaining(&self, nodes: std::ops::Range<usize>) -> usize {
         nodes.filter(|&v| self.top(v).is_none()).count()
     }

@@ -170,7 +170,8 @@ pub fn propagate(graph: &Graph, config: &PropagationConfig) -> Result<Propagatio
 }
 
 /// Propagates `seeds` (which replace the graph's own; pass `graph.seeds()` plus extra ones to
-/// add seeds) over `graph`, calling `on_iteration` once per iteration, in order, as soon as
+/// add seeds; a (node, label) pair given twice keeps its largest weight, as in
+/// [`crate::graph::merge_seeds`]) over `graph`, calling `on_iteration` once per iteration, in order, as soon as
 /// that iteration's objective is known (one sweep later, since the objective of an iterate is
 /// accumulated during the next sweep).
 ///
@@ -214,7 +215,7 @@ pub fn propagate_with(
         }
     }
     let mut sorted = seeds.to_vec();
-    sorted.sort_by_key(|s| (s.node, s.label));
+    crate::graph::merge_seeds(&mut sorted);
     let seed_rows = SeedRows::new(n, &sorted);
     let priors = prior::resolve(config, graph.labels(), &sorted)?;
 

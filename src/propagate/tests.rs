@@ -227,6 +227,11 @@ fn extra_seeds_replace_the_graphs_and_bad_seeds_are_refused() {
         "the triangle is now reachable"
     );
     assert!(p.is_seed(c1 as usize));
+    // The graph's seeds given again on top of themselves change nothing.
+    let twice: Vec<Seed> = g.seeds().iter().chain(g.seeds()).copied().collect();
+    let once = propagate(&g, &PropagationConfig::default()).unwrap();
+    let again = propagate_with(&g, &twice, &PropagationConfig::default(), |_| {}).unwrap();
+    assert_eq!(again.distribution(), once.distribution());
 
     let err = |seeds: &[Seed]| {
         propagate_with(&g, seeds, &PropagationConfig::default(), |_| {}).unwrap_err()
