@@ -12,9 +12,11 @@ use std::path::Path;
 use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 
-use crate::corpus::{next_line, open_input, skip_bom, utf8_line, CorpusOptions, RecordId};
+use crate::corpus::{
+    next_line, open_input, skip_bom, utf8_line, CorpusOptions, CorpusReader, RecordId,
+};
 use crate::error::{Error, Result};
-use crate::features::{ingest, tfidf, DfFilter, Skipped};
+use crate::features::{ingest_from, tfidf, DfFilter, Skipped};
 use crate::graph::{symmetric_csr, Graph, GraphKind, GraphParts, RecordRef};
 use crate::knn::knn;
 use crate::seeds::collect_seeds;
@@ -134,12 +136,38 @@ pub fn build_from_corpus(
     config: &BuildConfig,
     progress: &dyn Progress,
 ) -> Result<Built> {
+    build_with(path, || open_input(path), config, progress)
+}
+
+/// [`build_from_corpus`] from any reader: a corpus in memory, say
+/// `Box::new(std::io::Cursor::new(jsonl))`. `path` names the input in errors and in the
+/// graph's provenance, and picks the format as a file name would (a name without a known
+/// extension is sniffed from the content, unless `config.corpus.format` says).
+///
+/// # Errors
+/// As [`build_from_corpus`].
+pub fn build_from_reader(
+    path: &Path,
+    raw: Box<dyn std::io::Read>,
+    config: &BuildConfig,
+    progress: &dyn Progress,
+) -> Result<Built> {
+    build_with(path, || Ok(raw), config, progress)
+}
+
+/// Both builds: the configs are checked before the input is opened.
+fn build_with(
+    path: &Path,
+    open: impl FnOnce() -> Result<Box<dyn std::io::Read>>,
+    config: &BuildConfig,
+    progress: &dyn Progress,
+) -> Result<Built> {
     config.graph.validate()?;
     let pipeline = TextPipeline::new(&config.text, &config.features)?;
     let bipartite = config.graph.kind == GraphKind::Bipartite;
     progress.stage("reading", None, "records");
-    let ing = ingest(
-        path,
+    let ing = ingest_from(
+        CorpusReader::from_reader(path, open()?, &config.corpus)?,
         &config.corpus,
         &pipeline,
         config.skip_invalid,

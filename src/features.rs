@@ -175,9 +175,32 @@ pub fn ingest(
     pipeline: &TextPipeline,
     skip_invalid: bool,
     keep_names: bool,
+    on_progress: impl FnMut(u64),
+) -> Result<Ingested> {
+    let reader = CorpusReader::open(path, options)?;
+    ingest_from(
+        reader,
+        options,
+        pipeline,
+        skip_invalid,
+        keep_names,
+        on_progress,
+    )
+}
+
+/// [`ingest`] from an open reader (a file, or records in memory through
+/// [`CorpusReader::from_reader`]); `options` are the ones it was opened with.
+///
+/// # Errors
+/// As [`ingest`].
+pub fn ingest_from(
+    mut reader: CorpusReader,
+    options: &CorpusOptions,
+    pipeline: &TextPipeline,
+    skip_invalid: bool,
+    keep_names: bool,
     mut on_progress: impl FnMut(u64),
 ) -> Result<Ingested> {
-    let mut reader = CorpusReader::open(path, options)?;
     let mut out = Ingested {
         records: Vec::new(),
         record_labels: Vec::new(),
@@ -332,7 +355,7 @@ pub fn ingest(
     out.counts.n_features = out.blocks.len();
     if out.records.is_empty() {
         return Err(Error::EmptyCorpus {
-            path: path.to_owned(),
+            path: reader.path().to_owned(),
             skipped: out.skipped.count,
             first_skipped: out.skipped.first.first().cloned(),
         });

@@ -10,9 +10,9 @@
 //! |---|---|---|---|
 //! | 1. read | [`corpus::CorpusReader`] | JSONL / CSV / TSV / text → [`corpus::Record`]s | `graph` |
 //! | 2. featurize | [`features::ingest`], [`features::tfidf`] | records → distinct text nodes, TF-IDF rows | `graph` |
-//! | 3. connect | [`build::build_from_corpus`], [`knn::knn`], [`build::read_edges`] | rows → [`graph::Graph`] (exact kNN or text–feature) | `graph` |
+//! | 3. connect | [`build::build_from_corpus`] (or [`build::build_from_reader`]), [`knn::knn`], [`build::read_edges`] | rows → [`graph::Graph`] (exact kNN or text–feature) | `graph` |
 //! | 4. propagate | [`propagate::propagate`] | graph + seeds → per-node top-K labels | `propagate` |
-//! | 5. distill | [`train`] | texts + propagated labels → projection model | `train` |
+//! | 5. distill | [`train::TrainSet::from_propagation`] (or a labels file: [`train::TrainSet::distilled`]), [`train::train`] | texts + propagated labels → projection model | `train` |
 //! | 6. query | [`model`] | model + text → labels | `predict`, `eval` |
 //!
 //! The stages in between work on plain values. Files come in and go out at the edges: the
@@ -40,13 +40,16 @@
 //! ## Example
 //!
 //! ```
-//! use std::io::Write;
-//! use sprig::build::{build_from_corpus, BuildConfig};
+//! use std::io::Cursor;
+//! use std::path::Path;
+//! use sprig::build::{build_from_reader, BuildConfig};
+//! use sprig::corpus::{CorpusOptions, CorpusReader};
+//! use sprig::projection::ProjectionConfig;
 //! use sprig::propagate::{propagate, PropagationConfig};
+//! use sprig::train::{train, TrainConfig, TrainSet};
 //!
-//! let dir = tempfile::tempdir()?;
-//! let path = dir.path().join("chat.jsonl");
-//! let mut f = std::fs::File::create(&path)?;
+//! // A corpus in memory (a file works the same through `build_from_corpus`); two seeds.
+//! let mut jsonl = String::new();
 //! for (text, label) in [
 //!     ("thanks so much!", Some("thanks")),
 //!     ("thank you so much", None),
@@ -59,11 +62,13 @@
 //!     if let Some(l) = label {
 //!         record["label"] = l.into();
 //!     }
-//!     writeln!(f, "{record}")?;
+//!     jsonl += &format!("{record}\n");
 //! }
-//! drop(f);
+//! let name = Path::new("chat.jsonl");
+//! let reader = || Box::new(Cursor::new(jsonl.clone()));
 //!
-//! let graph = build_from_corpus(&path, &BuildConfig::default(), &())?.graph;
+//! // Build the kNN graph and spread the two seed labels over it.
+//! let graph = build_from_reader(name, reader(), &BuildConfig::default(), &())?.graph;
 //! let result = propagate(&graph, &PropagationConfig::default())?;
 //! let labels = result.labels();
 //! let top = |record: usize| {
@@ -72,6 +77,17 @@
 //! };
 //! assert_eq!(top(1), Some("thanks"));
 //! assert_eq!(top(4), Some("omw"));
+//!
+//! // Distill the seeds and the propagated labels into a model, and query it.
+//! let records = CorpusReader::from_reader(name, reader(), &CorpusOptions::default())?
+//!     .collect::<Result<Vec<_>, _>>()?;
+//! let config = TrainConfig::default();
+//! let set = TrainSet::from_propagation(&records, &[], &graph, &result, &config)?;
+//! let build = BuildConfig::default();
+//! let projection = ProjectionConfig::default();
+//! let model = train(&set, &build.text, &build.features, &projection, &config, &(), &mut |_| {})?;
+//! let best = model.predict("thanks a lot!")[0];
+//! assert_eq!(model.label_name(best.label), "thanks");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![warn(missing_docs)]

@@ -415,3 +415,60 @@ fn inspect_describes_a_model_file() {
     let old = ok(d, &["inspect", p(&repo("tests/fixtures/v1/tiny.sprig"))]);
     assert!(old.contains("scheme per-function"), "{old}");
 }
+
+/// A corpus in memory builds the file's graph, and the in-memory bridge from a propagation to
+/// a train set gives what the labels file gives.
+#[test]
+fn a_propagation_in_memory_trains_as_its_labels_file() {
+    use sprig::build::{build_from_corpus, BuildConfig};
+    use sprig::propagate::{propagate, write_jsonl, PropagationConfig};
+    let corpus = repo("corpora/replies/corpus.jsonl");
+    let graph = build_from_corpus(&corpus, &BuildConfig::default(), &())
+        .unwrap()
+        .graph;
+    // The same bytes from memory give the same graph (the name is the provenance's source).
+    let bytes = std::fs::read(&corpus).unwrap();
+    let from_memory = sprig::build::build_from_reader(
+        &corpus,
+        Box::new(std::io::Cursor::new(bytes)),
+        &BuildConfig::default(),
+        &(),
+    )
+    .unwrap()
+    .graph;
+    assert_eq!(from_memory, graph);
+    let prop = propagate(&graph, &PropagationConfig::default()).unwrap();
+    let read = |name: &str| -> Vec<_> {
+        CorpusReader::open(&repo(name), &CorpusOptions::default())
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let records = read("corpora/replies/corpus.jsonl");
+    let mut file = Vec::new();
+    write_jsonl(&mut file, &graph, &prop, false).unwrap();
+    let config = TrainConfig::default();
+    let from_file = TrainSet::distilled(
+        &records,
+        &mut &file[..],
+        std::path::Path::new("labels.jsonl"),
+        &config,
+    )
+    .unwrap();
+    let in_memory = TrainSet::from_propagation(&records, &[], &graph, &prop, &config).unwrap();
+    assert!(from_file.counts.propagated > 2000, "{:?}", from_file.counts);
+    assert_eq!(in_memory, from_file);
+    // Records of another corpus are refused, not joined by line number.
+    let err = TrainSet::from_propagation(
+        &read("corpora/tiny/intents.jsonl"),
+        &[],
+        &graph,
+        &prop,
+        &config,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("the graph was built from"),
+        "{err}"
+    );
+}

@@ -41,9 +41,11 @@ use serde::{Deserialize, Serialize};
 use crate::build::Progress;
 use crate::corpus::Record;
 use crate::error::{Error, Result};
+use crate::graph::Graph;
 use crate::model::{ModelKind, Predictor, ProjectionModel};
 use crate::network::{Adam, Mlp, MlpScratch, Network};
 use crate::projection::{ProjectScratch, ProjectionConfig, Projector};
+use crate::propagate::Propagation;
 use crate::table::{bucket_key, Table};
 use crate::text::{FeatureConfig, TextConfig};
 use augment::Teacher;
@@ -562,6 +564,91 @@ impl TrainSet {
             }
             parsed.push((idx, row));
         }
+        if parsed.is_empty() {
+            return Err(Error::parse(
+                path,
+                line_no.max(1),
+                "holds no labels line (expected the JSONL of `sprig propagate`)",
+            ));
+        }
+        Self::join(records, &hard, parsed, config)
+    }
+
+    /// [`TrainSet::distilled_with`] with the propagated labels in memory: `propagation` ran
+    /// over `graph`, which was built from `records` (the same records, in the same order).
+    /// The examples are those of the labels file `sprig propagate` writes for it: scores and
+    /// `unknown` are rounded to that file's 6 decimals, so a program that keeps everything in
+    /// memory trains the same model, byte for byte, as the command line.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] (`records`) if `records` are not the graph's records, or
+    /// `propagation` was computed on a graph with another number of nodes; otherwise as
+    /// [`TrainSet::distilled`].
+    pub fn from_propagation(
+        records: &[Record],
+        seeds: &[Vec<(String, f32)>],
+        graph: &Graph,
+        propagation: &Propagation,
+        config: &TrainConfig,
+    ) -> Result<Self> {
+        config.validate()?;
+        let refs = graph.records();
+        let mismatch = |why: String| Error::config("records", why);
+        if refs.len() != records.len() {
+            return Err(mismatch(format!(
+                "{} records, but the graph was built from {}",
+                records.len(),
+                refs.len()
+            )));
+        }
+        if let Some((r, g)) = records.iter().zip(refs).find(|(r, g)| r.line != g.line) {
+            return Err(mismatch(format!(
+                "record of line {} where the graph has line {}: not the graph's records",
+                r.line, g.line
+            )));
+        }
+        let d = propagation.distribution();
+        if d.n_nodes() != graph.n_nodes() {
+            return Err(mismatch(format!(
+                "the propagation has {} nodes, the graph {}",
+                d.n_nodes(),
+                graph.n_nodes()
+            )));
+        }
+        // As the labels file prints them, and as `distilled` reads them back.
+        let rounded =
+            |x: f32| -> f32 { format!("{x:.6}").parse().expect("a formatted float parses") };
+        let names = propagation.labels();
+        let parsed: Vec<(usize, LabelsLine)> = refs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let v = r.node as usize;
+                let row = LabelsLine {
+                    line: Some(r.line),
+                    id: None,
+                    seed: Some(propagation.is_seed(v)),
+                    unknown: rounded(d.unknown(v)),
+                    scores: d
+                        .get(v)
+                        .iter()
+                        .map(|e| (names[e.label as usize].clone(), rounded(e.score)))
+                        .collect(),
+                };
+                (i, row)
+            })
+            .collect();
+        Self::join(records, &hard_labels(records, seeds), parsed, config)
+    }
+
+    /// The examples of `records`: the hard labels `hard` where they have one, else the
+    /// propagated row `parsed` gives for them (by record index).
+    fn join(
+        records: &[Record],
+        hard: &[Option<Vec<(&str, f32)>>],
+        parsed: Vec<(usize, LabelsLine)>,
+        config: &TrainConfig,
+    ) -> Result<Self> {
         let labels = label_ids(
             hard.iter()
                 .flatten()
@@ -573,13 +660,6 @@ impl TrainSet {
                         .flat_map(|(_, r)| r.scores.iter().map(|s| s.0.clone())),
                 ),
         );
-        if parsed.is_empty() {
-            return Err(Error::parse(
-                path,
-                line_no.max(1),
-                "holds no labels line (expected the JSONL of `sprig propagate`)",
-            ));
-        }
         let mut soft: Vec<Option<&LabelsLine>> = vec![None; records.len()];
         for (idx, row) in &parsed {
             soft[*idx] = Some(row);
@@ -600,13 +680,13 @@ impl TrainSet {
         // Per such row (node), the labels its records have here: propagation seeded the
         // node with all of them (identical texts labelled differently share it).
         let mut seeded_rows: hashbrown::HashMap<_, Vec<&str>> = hashbrown::HashMap::new();
-        for (row, h) in soft.iter().zip(&hard) {
+        for (row, h) in soft.iter().zip(hard) {
             if let (Some(row), Some(h)) = (row, h) {
                 let labels = seeded_rows.entry(row_key(row)).or_default();
                 labels.extend(h.iter().map(|l| l.0));
             }
         }
-        for ((r, row), hard) in records.iter().zip(&soft).zip(&hard) {
+        for ((r, row), hard) in records.iter().zip(&soft).zip(hard) {
             if let Some(row) = row {
                 let disagrees = row.seed == Some(false) && hard.is_some();
                 counts.seed_disagreements += usize::from(disagrees);
