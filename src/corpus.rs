@@ -18,6 +18,7 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
@@ -159,6 +160,10 @@ enum Inner {
         label_col: Option<usize>,
         id_col: Option<usize>,
         record: csv::ByteRecord,
+        /// The raw bytes from `raw_base` on, for [`check_quotes`].
+        raw: Arc<Mutex<Vec<u8>>>,
+        raw_base: u64,
+        delimiter: u8,
     },
     Done,
 }
@@ -324,11 +329,16 @@ impl CorpusReader {
                 } else {
                     b'\t'
                 };
+                let raw = Arc::new(Mutex::new(Vec::new()));
+                let tee = Tee {
+                    inner: LineEnds::new(buffered),
+                    seen: Arc::clone(&raw),
+                };
                 let mut reader = csv::ReaderBuilder::new()
                     .delimiter(delimiter)
                     .has_headers(true)
                     .flexible(false)
-                    .from_reader(Box::new(LineEnds::new(buffered)) as Box<dyn Read>);
+                    .from_reader(Box::new(tee) as Box<dyn Read>);
                 let headers = reader
                     .byte_headers()
                     .map_err(|e| csv_error(path, e))?
@@ -379,6 +389,9 @@ impl CorpusReader {
                     label_col: find(&options.label_field),
                     id_col: find(&options.id_field),
                     record: csv::ByteRecord::new(),
+                    raw,
+                    raw_base: 0,
+                    delimiter,
                 }
             }
         };
@@ -429,16 +442,45 @@ impl CorpusReader {
                 label_col,
                 id_col,
                 record,
-            } => match reader.read_byte_record(record) {
-                Err(e) => Some(Err(csv_error(path, e))),
-                Ok(false) => None,
-                Ok(true) => {
-                    let line = record.position().map_or(0, |p| p.line());
-                    Some(delimited_record(
-                        record, line, *text_col, *label_col, *id_col, path, options,
-                    ))
+                raw,
+                raw_base,
+                delimiter,
+            } => {
+                let read = reader.read_byte_record(record);
+                // The record's own bytes, from its start to where the next one starts, for
+                // the quote check (of a record whose field count is wrong too: a stray quote
+                // is the likely cause, and its line the one to name).
+                let start = match &read {
+                    Ok(_) => record.position().map(csv::Position::byte),
+                    Err(e) => e.position().map(csv::Position::byte),
+                };
+                let line = match &read {
+                    Ok(_) => record.position().map_or(0, csv::Position::line),
+                    Err(e) => e.position().map_or(0, csv::Position::line),
+                };
+                let end = reader.position().byte();
+                let quotes = {
+                    let mut seen = raw.lock().unwrap_or_else(PoisonError::into_inner);
+                    let at = |b: u64| usize::try_from(b.saturating_sub(*raw_base)).unwrap_or(0);
+                    let quotes = match start.and_then(|s| seen.get(at(s)..at(end))) {
+                        Some(bytes) => check_quotes(bytes, *delimiter, line, path),
+                        None => Ok(()),
+                    };
+                    let done = at(end).min(seen.len());
+                    seen.drain(..done);
+                    *raw_base = (*raw_base).max(end);
+                    quotes
+                };
+                match read {
+                    Err(e) => Some(Err(quotes.err().unwrap_or_else(|| csv_error(path, e)))),
+                    Ok(false) => None,
+                    Ok(true) => Some(quotes.and_then(|()| {
+                        delimited_record(
+                            record, line, *text_col, *label_col, *id_col, path, options,
+                        )
+                    })),
                 }
-            },
+            }
         }
     }
 }
@@ -454,6 +496,74 @@ impl Iterator for CorpusReader {
         }
         item
     }
+}
+
+/// Passes bytes on and keeps a copy, so that each CSV record's raw bytes can be checked.
+struct Tee<R> {
+    inner: R,
+    seen: Arc<Mutex<Vec<u8>>>,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(out)?;
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(&out[..n]);
+        Ok(n)
+    }
+}
+
+/// Strict quoting (RFC 4180, as Python's `csv` with `strict=True`): a field that opens with
+/// `"` must close with `"` right before a delimiter or the line end, and must close at all.
+/// The `csv` crate is lenient: it reads `"ok" thanks` as `ok thanks`, and a stray opening
+/// quote swallows the rows after it up to the next quote, as text of one record, silently.
+/// `raw` is one record's bytes (line ends already LFs), starting on line `line`.
+fn check_quotes(raw: &[u8], delimiter: u8, line: u64, path: &Path) -> Result<()> {
+    let line_at = |i: usize| line + raw[..i].iter().filter(|&&b| b == b'\n').count() as u64;
+    let mut i = 0;
+    let mut field_start = true;
+    while i < raw.len() {
+        if field_start && raw[i] == b'"' {
+            let open = i;
+            i += 1;
+            loop {
+                match raw.get(i) {
+                    None => {
+                        return Err(Error::parse(
+                            path,
+                            line_at(open),
+                            "a quoted field opens here and never closes: a quote inside a \
+                             field must be doubled (\"\")",
+                        ))
+                    }
+                    Some(b'"') if raw.get(i + 1) == Some(&b'"') => i += 2,
+                    Some(b'"') => break,
+                    Some(_) => i += 1,
+                }
+            }
+            i += 1;
+            if let Some(&b) = raw.get(i) {
+                if b != delimiter && b != b'\n' {
+                    return Err(Error::parse(
+                        path,
+                        line_at(i),
+                        format!(
+                            "text follows the closing quote of a field opened on line {}: a \
+                             quote inside a quoted field must be doubled (\"\")",
+                            line_at(open)
+                        ),
+                    ));
+                }
+            }
+            field_start = false;
+            continue;
+        }
+        field_start = raw[i] == delimiter || raw[i] == b'\n';
+        i += 1;
+    }
+    Ok(())
 }
 
 fn csv_error(path: &Path, e: csv::Error) -> Error {
@@ -547,7 +657,8 @@ pub(crate) fn label_value(
             line,
             format!("field {field:?}: empty label (omit the field or use null for none)"),
         )),
-        Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+        // Trimmed, as CSV/TSV and text labels are: `"billing "` is `billing` in every format.
+        Some(serde_json::Value::String(s)) => Ok(Some(s.trim().to_owned())),
         Some(serde_json::Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Some(n.to_string())),
         Some(other) => Err(Error::parse(
             path,
@@ -715,6 +826,91 @@ mod tests {
         assert!(msgs[2].contains(":3: malformed JSON"));
         assert!(msgs[3].contains(":4: expected a JSON object, found an array"));
         assert!(msgs[4].contains(":5: field \"label\": expected a string or an integer"));
+    }
+
+    #[test]
+    fn csv_quotes_are_strict() {
+        let errors = |csv: &str| -> Vec<String> {
+            read(csv.as_bytes(), "c.csv", &CorpusOptions::default())
+                .into_iter()
+                .filter_map(|r| r.err().map(|e| e.to_string()))
+                .collect()
+        };
+        // A stray opening quote swallowed rows 3-5 into row 2's text, and `"ok" thanks` read
+        // as `ok thanks`: both silently.
+        let e = errors(
+            "id,text,label\n1,my 5\" screen,bug\n2,\"where is it,shipping\n3,refund,refund\n\
+             4,invoice,billing\n5,\"ok\" thanks,\n",
+        );
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains("c.csv:6: text follows the closing quote of a field opened on line 3"),
+            "{e:?}"
+        );
+        let e = errors("text,label\n\"ok\" thanks,a\n");
+        assert!(
+            e[0].contains("c.csv:2: text follows the closing quote"),
+            "{e:?}"
+        );
+        let e = errors("text,label\nfine,a\n\"never closed,b\nmore,c\n");
+        assert!(
+            e[0].contains("c.csv:3: a quoted field opens here and never closes"),
+            "{e:?}"
+        );
+        // With --skip-invalid only the broken row goes: the next one reads as written.
+        let out = read(
+            b"text,label\n\"a\" b,x\nnext,y\n",
+            "c.csv",
+            &CorpusOptions::default(),
+        );
+        assert!(out[0].is_err());
+        assert_eq!(out[1].as_ref().unwrap().text, "next");
+        assert_eq!(out[1].as_ref().unwrap().line, 3);
+    }
+
+    #[test]
+    fn long_csv_with_quoted_multiline_fields_reads_exactly() {
+        // Far past the readers' buffers, so records straddle every chunk boundary; CRLF and
+        // LF mixed, quotes doubled, delimiters and line ends inside quoted fields.
+        let mut csv = String::from("id,text,label\r\n");
+        let mut want = Vec::new();
+        let mut line = 2;
+        for i in 0..3000 {
+            let text = match i % 4 {
+                0 => format!("plain text {i}"),
+                1 => format!("says \"hi\", then {i}"),
+                2 => format!("two\nlines {i}"),
+                _ => format!("tab\tand, comma {i} 🙂"),
+            };
+            let quoted = text.contains(['"', ',', '\n']);
+            let field = if quoted {
+                format!("\"{}\"", text.replace('"', "\"\""))
+            } else {
+                text.clone()
+            };
+            csv += &format!(
+                "{i},{field},l{}{}",
+                i % 7,
+                if i % 2 == 0 { "\r\n" } else { "\n" }
+            );
+            want.push((line, text.clone()));
+            line += 1 + text.matches('\n').count() as u64;
+        }
+        let recs = ok(csv.as_bytes(), "long.csv");
+        let got: Vec<(u64, String)> = recs.into_iter().map(|r| (r.line, r.text)).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn labels_are_trimmed_in_every_format() {
+        for (name, contents) in [
+            ("w.jsonl", "{\"text\": \"a\", \"label\": \" billing \"}\n"),
+            ("w.csv", "text,label\na, billing \n"),
+            ("w.tsv", "text\tlabel\na\t billing \n"),
+        ] {
+            let recs = ok(contents.as_bytes(), name);
+            assert_eq!(recs[0].label.as_deref(), Some("billing"), "{name}");
+        }
     }
 
     #[test]

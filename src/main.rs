@@ -50,6 +50,7 @@ fn flag_of(field: &str) -> Option<&'static str> {
         "ema_decay" => "--ema",
         "augment" => "--augment",
         "soft_weight" => "--lambda",
+        "labels" => "--labels",
         "min_confidence" => "--min-confidence",
         "hidden" => "--hidden",
         "table_k" => "--table-k",

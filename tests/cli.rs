@@ -673,6 +673,43 @@ fn identical_texts_with_different_labels_get_a_note() {
 }
 
 #[test]
+fn labels_differing_only_in_case_get_a_note_in_graph_and_train() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("c.jsonl"),
+        "{\"text\":\"refund please\",\"label\":\"Billing\"}\n\
+         {\"text\":\"charged twice\",\"label\":\" billing \"}\n\
+         {\"text\":\"where is my parcel\",\"label\":\"shipping\"}\n\
+         {\"text\":\"parcel is late\"}\n",
+    )
+    .unwrap();
+    for args in [
+        &["graph", "--corpus", "c.jsonl", "--out", "g.graph"][..],
+        &[
+            "train", "--corpus", "c.jsonl", "--out", "m.sprig", "--epochs", "1",
+        ][..],
+    ] {
+        let out = crate::util::sprig(d, args);
+        assert!(out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        // The spaces are trimmed (as in CSV), the case is kept and named.
+        assert!(
+            err.contains("differ only in case are different labels: \"Billing\" and \"billing\""),
+            "{args:?}: {err}"
+        );
+    }
+    // No note when every label is spelt one way.
+    std::fs::write(
+        d.join("ok.jsonl"),
+        "{\"text\":\"a b\",\"label\":\"x\"}\n{\"text\":\"c d\",\"label\":\"y\"}\n",
+    )
+    .unwrap();
+    let out = crate::util::sprig(d, &["graph", "--corpus", "ok.jsonl", "--out", "g.graph"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("differ only in case"));
+}
+
+#[test]
 fn a_corpus_without_seeds_gets_a_note_naming_the_label_field() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -472,3 +472,73 @@ fn a_propagation_in_memory_trains_as_its_labels_file() {
         "{err}"
     );
 }
+
+/// A labels file whose lines moved (a record inserted in a corpus without ids) is refused,
+/// not joined to the neighbouring lines' texts.
+#[test]
+fn labels_of_a_shifted_corpus_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let records: Vec<serde_json::Value> =
+        std::fs::read_to_string(repo("corpora/replies/corpus.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("id");
+                v
+            })
+            .collect();
+    let write = |name: &str, rows: &[serde_json::Value]| {
+        let text: String = rows.iter().map(|r| format!("{r}\n")).collect();
+        std::fs::write(d.join(name), text).unwrap();
+    };
+    write("corpus.jsonl", &records);
+    let mut shifted = vec![serde_json::json!({"text": "a new first message"})];
+    shifted.extend(records.iter().cloned());
+    write("shifted.jsonl", &shifted);
+    ok(
+        d,
+        &[
+            "graph",
+            "--corpus",
+            "corpus.jsonl",
+            "--out",
+            "c.graph",
+            "-q",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "propagate",
+            "--graph",
+            "c.graph",
+            "--out",
+            "labels.jsonl",
+            "-q",
+        ],
+    );
+    let train = |corpus: &'static str| {
+        vec![
+            "train",
+            "--corpus",
+            corpus,
+            "--labels",
+            "labels.jsonl",
+            "--out",
+            "m.sprig",
+            "--epochs",
+            "1",
+            "--augment",
+            "0",
+            "-q",
+        ]
+    };
+    ok(d, &train("corpus.jsonl"));
+    let err = fails(d, &train("shifted.jsonl"));
+    assert!(
+        err.contains("invalid --labels") && err.contains("do not line up"),
+        "{err}"
+    );
+}

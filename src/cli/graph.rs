@@ -149,6 +149,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map(|w| w[0].node)
         .collect();
     torn.dedup();
+    if let Some(note) = super::case_note(graph.labels()) {
+        bars.note(&note);
+    }
     if let Some(&first) = torn.first() {
         bars.note(&format!(
             "note: {} seeds of more than one label (identical texts labelled differently), \

@@ -41,6 +41,35 @@ pub(crate) fn lines_of_say(n: usize, file: &std::path::Path) -> String {
     )
 }
 
+/// A note when some labels differ only in case (`Billing`, `billing`): labels are names,
+/// compared exactly (after trimming spaces), so these are different labels, which is rarely
+/// what a file that spells one label several ways means.
+pub(crate) fn case_note(labels: &[String]) -> Option<String> {
+    let mut folded: Vec<(String, &str)> = labels
+        .iter()
+        .map(|l| (l.to_lowercase(), l.as_str()))
+        .collect();
+    folded.sort();
+    let clashes: Vec<String> = folded
+        .chunk_by(|a, b| a.0 == b.0)
+        .filter(|group| group.len() > 1)
+        .map(|group| {
+            let names: Vec<String> = group.iter().map(|g| format!("{:?}", g.1)).collect();
+            names.join(" and ")
+        })
+        .collect();
+    let first = clashes.first()?;
+    Some(format!(
+        "note: labels that differ only in case are different labels: {first}{} (fix the \
+         spelling in the input if they mean one)",
+        match clashes.len() {
+            1 => String::new(),
+            2 => "; one more group too".to_owned(),
+            n => format!("; {} more groups too", n - 1),
+        }
+    ))
+}
+
 /// `--skip-invalid` for a stream of records: records that fail to parse are counted (the
 /// first one's error kept) and dropped when asked to, else the error stops the command.
 pub(crate) struct SkipInvalid {
@@ -177,7 +206,7 @@ pub(crate) fn check_not_an_input(out: &Path, inputs: &[(&str, &Path)]) -> anyhow
 }
 
 /// Whether both paths name one existing file (through links, relative paths or hard links).
-fn same_file(a: &Path, b: &Path) -> bool {
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
     let (Ok(ma), Ok(mb)) = (std::fs::metadata(a), std::fs::metadata(b)) else {
         return false;
     };

@@ -48,6 +48,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .with_context(|| format!("--workdir {}", args.workdir.display()))?;
         }
     }
+    if super::same_file(&args.corpus, &args.test) && !args.quiet {
+        eprintln!(
+            "note: the test file is the corpus: the model trains on its texts (and its labels \
+             are the seeds), so its accuracy measures memory, not generalization"
+        );
+    }
     let created = !args.workdir.exists();
     std::fs::create_dir_all(&args.workdir)
         .with_context(|| format!("creating {}", args.workdir.display()))?;

@@ -261,12 +261,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let joined = c.seeds + c.propagated + c.abstained + c.low_confidence;
     if let (Some(path), true) = (&args.labels, joined < c.records) {
         bars.note(&format!(
-            "note: {} of {} records have neither a label nor a line in {} (labels propagated \
-             over another corpus, or cut short?)",
+            "note: {} of {} records have neither a label nor a line in {} (records that \
+             `graph --skip-invalid` skipped, or labels propagated over another corpus, or cut \
+             short?)",
             c.records - joined,
             c.records,
             path.display()
         ));
+    }
+    if let Some(note) = super::case_note(&set.labels) {
+        bars.note(&note);
     }
     if set.labels.len() == 1 {
         bars.note(&format!(

@@ -11,7 +11,11 @@ use super::{ClassPrior, PropagationConfig};
 use crate::error::{Error, Result};
 use crate::graph::Seed;
 
-/// The priors `q_l` (summing to 1) if class mass normalization is configured.
+/// The priors `q_l` (summing to 1) if class mass normalization is configured: the given
+/// ones, or the seeds' weights per label. Seeds are per node (identical texts share one, and
+/// a label given to several of its records is one seed), so the estimate counts distinct
+/// seeded texts, while [`class_mass_normalize`] counts the mass per input record: with many
+/// identical labelled records, pass the priors (`--prior`, `--prior-from`) instead.
 ///
 /// # Errors
 /// [`Error::InvalidConfig`] (`class_prior`) if a given prior names a label the graph lacks.

@@ -22,7 +22,8 @@
 //!   (three in ten), or swap two neighbouring words (two in ten). Texts of one word have no
 //!   copies (nor, for now, do texts written without spaces, such as Chinese).
 //! - **Targets:** each copy's target is the teacher's distribution (labels below 0.001 are
-//!   dropped and the rest renormalized), weighted like a propagated example (λ).
+//!   dropped and the rest renormalized), weighted as the example it was copied from (a seed's
+//!   copy as a seed, a propagated example's with λ and its confidence).
 
 use hashbrown::HashMap;
 use rand::rngs::Xoshiro256PlusPlus;
