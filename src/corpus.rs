@@ -25,7 +25,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// The input formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum CorpusFormat {
     /// JSON Lines.

@@ -37,7 +37,8 @@ const EXPECT: Expect = Expect {
 };
 
 /// How a graph was made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum GraphKind {
     /// Text–text edges to each text's k most similar texts.

@@ -46,7 +46,8 @@ const EXPECT: Expect = Expect {
 };
 
 /// Which predictor sits on top of the projection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum ModelKind {
     /// A dense ReLU network and a softmax (ProjectionNet / SGNN).

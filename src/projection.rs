@@ -67,7 +67,8 @@ use crate::network::Kernel;
 use crate::text::{Block, FeatureConfig, FeatureScratch, TextConfig, TextPipeline, Tokens};
 
 /// How the hyperplane coefficients are drawn from the hash bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Coefficients {
     /// {−1, 0, +1} with probabilities ¼, ½, ¼ (seq_flow_lite); d ≤ 32.
@@ -79,7 +80,8 @@ pub enum Coefficients {
 
 /// How the coefficient bits are drawn from hashes, and how feature weights are summed (see
 /// the module docs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Scheme {
     /// One XXH3-64 per (feature, function), `f32` weights.

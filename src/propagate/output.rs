@@ -29,17 +29,8 @@ use crate::graph::Graph;
 pub const UNKNOWN_LABEL: &str = "__DUMMY__";
 
 /// Output file format of `sprig propagate`.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    serde::Serialize,
-    serde::Deserialize,
-    clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum OutputFormat {
     /// One JSON object per input record.

@@ -74,7 +74,8 @@ pub const MAX_NETWORK_WEIGHTS: usize = 1 << 26;
 pub const MAX_EPOCHS: usize = 100_000;
 
 /// How sure a propagated label is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Confidence {
     /// `1 − unknown`: the mass that reached the node from some seed (Expander's ⊥).
