@@ -344,6 +344,14 @@ impl CorpusReader {
                     .byte_headers()
                     .map_err(|e| csv_error(path, e))?
                     .clone();
+                // The header row's quoting too: `"label"x` would name a column `labelx`.
+                let raw_base = reader.position().byte();
+                {
+                    let mut seen = raw.lock().unwrap_or_else(PoisonError::into_inner);
+                    let upto = usize::try_from(raw_base).map_or(seen.len(), |n| n.min(seen.len()));
+                    check_quotes(&seen[..upto], delimiter, 1, path)?;
+                    seen.drain(..upto);
+                }
                 if headers.is_empty() {
                     return Err(Error::EmptyCorpus {
                         path: path.to_owned(),
@@ -391,7 +399,7 @@ impl CorpusReader {
                     id_col: find(&options.id_field),
                     record: csv::ByteRecord::new(),
                     raw,
-                    raw_base: 0,
+                    raw_base,
                     delimiter,
                 }
             }
@@ -459,12 +467,19 @@ impl CorpusReader {
                     Ok(_) => record.position().map_or(0, csv::Position::line),
                     Err(e) => e.position().map_or(0, csv::Position::line),
                 };
+                let mut line = line;
                 let end = reader.position().byte();
                 let quotes = {
                     let mut seen = raw.lock().unwrap_or_else(PoisonError::into_inner);
                     let at = |b: u64| usize::try_from(b.saturating_sub(*raw_base)).unwrap_or(0);
                     let quotes = match start.and_then(|s| seen.get(at(s)..at(end))) {
-                        Some(bytes) => check_quotes(bytes, *delimiter, line, path),
+                        Some(bytes) => {
+                            // The `csv` crate starts a record at the blank lines before it:
+                            // its line is the first blank one's. Counted past them here.
+                            let blank = bytes.iter().take_while(|&&b| b == b'\n').count();
+                            line += blank as u64;
+                            check_quotes(&bytes[blank..], *delimiter, line, path)
+                        }
                         None => Ok(()),
                     };
                     let done = at(end).min(seen.len());
@@ -473,7 +488,16 @@ impl CorpusReader {
                     quotes
                 };
                 match read {
-                    Err(e) => Some(Err(quotes.err().unwrap_or_else(|| csv_error(path, e)))),
+                    Err(e) => Some(Err(quotes.err().unwrap_or_else(|| {
+                        match csv_error(path, e) {
+                            Error::Parse { path, message, .. } => Error::Parse {
+                                path,
+                                line,
+                                message,
+                            },
+                            other => other,
+                        }
+                    }))),
                     Ok(false) => None,
                     Ok(true) => Some(quotes.and_then(|()| {
                         delimited_record(
@@ -532,12 +556,23 @@ fn check_quotes(raw: &[u8], delimiter: u8, line: u64, path: &Path) -> Result<()>
             loop {
                 match raw.get(i) {
                     None => {
-                        return Err(Error::parse(
+                        // The rest of the input was read as this field: nothing after it can
+                        // be recovered, so this ends the read even under --skip-invalid (an
+                        // I/O-kind error), instead of counting one skipped record.
+                        let last = line_at(raw.len()) - u64::from(raw.ends_with(b"\n"));
+                        return Err(Error::io(
                             path,
-                            line_at(open),
-                            "a quoted field opens here and never closes: a quote inside a \
-                             field must be doubled (\"\")",
-                        ))
+                            std::io::Error::new(
+                                std::io::ErrorKind::InvalidData,
+                                format!(
+                                    "line {}: a quoted field opens here and never closes, so \
+                                     lines {}-{last} would all be its text: a quote inside a \
+                                     field must be doubled (\"\")",
+                                    line_at(open),
+                                    line_at(open)
+                                ),
+                            ),
+                        ));
                     }
                     Some(b'"') if raw.get(i + 1) == Some(&b'"') => i += 2,
                     Some(b'"') => break,
@@ -853,10 +888,31 @@ mod tests {
             e[0].contains("c.csv:2: text follows the closing quote"),
             "{e:?}"
         );
-        let e = errors("text,label\nfine,a\n\"never closed,b\nmore,c\n");
+        // Never closed: the rest of the file was its text, so the read ends there (an
+        // I/O-kind error, which --skip-invalid does not skip).
+        let out = read(
+            b"text,label\nfine,a\n\"never closed,b\nmore,c\n",
+            "c.csv",
+            &CorpusOptions::default(),
+        );
+        assert_eq!(out.len(), 2);
+        let e = out[1].as_ref().unwrap_err();
+        assert!(matches!(e, Error::Io { .. }), "{e}");
         assert!(
-            e[0].contains("c.csv:3: a quoted field opens here and never closes"),
-            "{e:?}"
+            e.to_string().contains(
+                "c.csv: line 3: a quoted field opens here and never closes, so lines 3-4"
+            ),
+            "{e}"
+        );
+        // The header row is checked too.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.csv");
+        std::fs::write(&path, "id,text,\"label\"x\n1,a,b\n").unwrap();
+        let e = CorpusReader::open(&path, &CorpusOptions::default()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("h.csv:1: text follows the closing quote"),
+            "{e}"
         );
         // With --skip-invalid only the broken row goes: the next one reads as written.
         let out = read(
@@ -867,6 +923,20 @@ mod tests {
         assert!(out[0].is_err());
         assert_eq!(out[1].as_ref().unwrap().text, "next");
         assert_eq!(out[1].as_ref().unwrap().line, 3);
+    }
+
+    #[test]
+    fn csv_records_after_blank_lines_keep_their_lines() {
+        let recs = ok(b"text,label\na,x\n\n\n\nb,y\n\nd,z\n", "b.csv");
+        let lines: Vec<u64> = recs.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [2, 6, 8]);
+        let out = read(
+            b"text,label\na,x\n\n\nb,y,extra\n",
+            "b.csv",
+            &CorpusOptions::default(),
+        );
+        let e = out[1].as_ref().unwrap_err().to_string();
+        assert!(e.contains("b.csv:5: row has 3 fields"), "{e}");
     }
 
     #[test]

@@ -604,7 +604,7 @@ impl Graph {
         if sn.len() != sl.len() || sn.len() != sw.len() {
             return Err(corrupt("seeds", "seed sections differ in length".into()));
         }
-        let seeds = sn
+        let mut seeds: Vec<Seed> = sn
             .into_iter()
             .zip(sl)
             .zip(sw)
@@ -614,6 +614,10 @@ impl Graph {
                 weight,
             })
             .collect();
+        // Merged as every writer merges them, so that a file from a version that stored
+        // them otherwise still loads (with one weight per (node, label), as propagation now
+        // reads them).
+        merge_seeds(&mut seeds);
         let text_nodes = usize::try_from(header.counts.text_nodes)
             .map_err(|_| corrupt("header", "text node count overflows".into()))?;
         let g = Graph {
@@ -756,7 +760,7 @@ mod tests {
             1,
             "a refused change leaves the seeds as they were"
         );
-        // Stored seeds out of order, or twice, are refused (a writer always merges them).
+        // Seeds out of order, or twice, break the invariant (loading merges them first).
         let mut g = triangle_plus_isolated();
         g.seeds.push(g.seeds[0]);
         assert!(g
@@ -793,9 +797,15 @@ mod tests {
             text_nodes: g.text_nodes,
             records: g.records.clone(),
             labels: g.labels.clone(),
-            seeds: given,
+            seeds: given.clone(),
             provenance: serde_json::json!({}),
         };
         assert_eq!(Graph::from_parts(GraphKind::Edges, parts).unwrap(), g);
+        // A file holding them unmerged (as no sprig writes them, but an older one might
+        // have) loads merged.
+        let mut raw = g.clone();
+        raw.seeds = given;
+        let a = Artifact::parse(Path::new("g.graph"), raw.to_bytes(), EXPECT).unwrap();
+        assert_eq!(Graph::from_artifact(&a).unwrap(), g);
     }
 }

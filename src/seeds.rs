@@ -207,7 +207,7 @@ fn tsv_seed(text: &str, path: &Path, line: u64) -> Result<SeedEntry> {
     };
     Ok(SeedEntry {
         target: SeedTarget::Name(fields[0].to_owned()),
-        label: fields[1].to_owned(),
+        label: fields[1].trim().to_owned(),
         weight,
         source_line: line,
     })

@@ -83,7 +83,8 @@ pub(crate) struct SeedRows {
 }
 
 impl SeedRows {
-    /// Groups `seeds` (sorted by node then label; duplicates merged by summing weights).
+    /// Groups `seeds` (sorted by node then label, one per pair: [`crate::graph::merge_seeds`];
+    /// a repeated pair would add its weights).
     pub(crate) fn new(n: usize, seeds: &[Seed]) -> Self {
         let mut offsets = vec![0u32; n + 1];
         let mut entries: Vec<(u32, f64)> = Vec::with_capacity(seeds.len());

