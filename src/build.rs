@@ -168,7 +168,6 @@ fn build_with(
     progress.stage("reading", None, "records");
     let ing = ingest_from(
         CorpusReader::from_reader(path, open()?, &config.corpus)?,
-        &config.corpus,
         &pipeline,
         config.skip_invalid,
         bipartite,

@@ -416,6 +416,11 @@ impl CorpusReader {
         &self.path
     }
 
+    /// The options it was opened with.
+    pub fn options(&self) -> &CorpusOptions {
+        &self.options
+    }
+
     fn next_record(&mut self) -> Option<Result<Record>> {
         let path = &self.path;
         let options = &self.options;

@@ -178,24 +178,16 @@ pub fn ingest(
     on_progress: impl FnMut(u64),
 ) -> Result<Ingested> {
     let reader = CorpusReader::open(path, options)?;
-    ingest_from(
-        reader,
-        options,
-        pipeline,
-        skip_invalid,
-        keep_names,
-        on_progress,
-    )
+    ingest_from(reader, pipeline, skip_invalid, keep_names, on_progress)
 }
 
 /// [`ingest`] from an open reader (a file, or records in memory through
-/// [`CorpusReader::from_reader`]); `options` are the ones it was opened with.
+/// [`CorpusReader::from_reader`]), with the options it was opened with.
 ///
 /// # Errors
 /// As [`ingest`].
 pub fn ingest_from(
     mut reader: CorpusReader,
-    options: &CorpusOptions,
     pipeline: &TextPipeline,
     skip_invalid: bool,
     keep_names: bool,
@@ -264,7 +256,7 @@ pub fn ingest_from(
                         p.record.line,
                         format!(
                             "field {:?}: text is empty after normalization",
-                            options.text_field
+                            reader.options().text_field
                         ),
                     ),
                 )?;
@@ -297,7 +289,8 @@ pub fn ingest_from(
                             p.record.line,
                             format!(
                                 "field {:?}: duplicate id {} (first at line {first})",
-                                options.id_field, id.0
+                                reader.options().id_field,
+                                id.0
                             ),
                         ),
                     )?;
