@@ -15,10 +15,11 @@
 //! of the file (the header row of a CSV is line 1), so they match what an editor shows. A
 //! UTF-8 byte-order mark at the start is ignored; CRLF and lone CR line ends count as line ends.
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 
@@ -161,8 +162,9 @@ enum Inner {
         label_col: Option<usize>,
         id_col: Option<usize>,
         record: csv::ByteRecord,
-        /// The raw bytes from `raw_base` on, for [`check_quotes`].
-        raw: Arc<Mutex<Vec<u8>>>,
+        /// The raw bytes from `raw_base` on, for [`check_quotes`] (shared with the [`Tee`]
+        /// under the `csv` reader; a reader is one thread's, as its `Box<dyn Read>` is).
+        raw: Rc<RefCell<Vec<u8>>>,
         raw_base: u64,
         delimiter: u8,
     },
@@ -330,10 +332,10 @@ impl CorpusReader {
                 } else {
                     b'\t'
                 };
-                let raw = Arc::new(Mutex::new(Vec::new()));
+                let raw = Rc::new(RefCell::new(Vec::new()));
                 let tee = Tee {
                     inner: LineEnds::new(buffered),
-                    seen: Arc::clone(&raw),
+                    seen: Rc::clone(&raw),
                 };
                 let mut reader = csv::ReaderBuilder::new()
                     .delimiter(delimiter)
@@ -345,13 +347,11 @@ impl CorpusReader {
                     .map_err(|e| csv_error(path, e))?
                     .clone();
                 // The header row's quoting too: `"label"x` would name a column `labelx`.
-                let raw_base = reader.position().byte();
-                {
-                    let mut seen = raw.lock().unwrap_or_else(PoisonError::into_inner);
-                    let upto = usize::try_from(raw_base).map_or(seen.len(), |n| n.min(seen.len()));
-                    check_quotes(&seen[..upto], delimiter, 1, path)?;
-                    seen.drain(..upto);
-                }
+                let mut raw_base = 0;
+                let end = reader.position().byte();
+                take_raw(&raw, &mut raw_base, 0, end, |header| {
+                    check_quotes(header, delimiter, 1, path)
+                })?;
                 if headers.is_empty() {
                     return Err(Error::EmptyCorpus {
                         path: path.to_owned(),
@@ -464,34 +464,20 @@ impl CorpusReader {
                 // The record's own bytes, from its start to where the next one starts, for
                 // the quote check (of a record whose field count is wrong too: a stray quote
                 // is the likely cause, and its line the one to name).
-                let start = match &read {
-                    Ok(_) => record.position().map(csv::Position::byte),
-                    Err(e) => e.position().map(csv::Position::byte),
+                let position = match &read {
+                    Ok(_) => record.position(),
+                    Err(e) => e.position(),
                 };
-                let line = match &read {
-                    Ok(_) => record.position().map_or(0, csv::Position::line),
-                    Err(e) => e.position().map_or(0, csv::Position::line),
-                };
-                let mut line = line;
+                let start = position.map_or(*raw_base, csv::Position::byte);
+                let mut line = position.map_or(0, csv::Position::line);
                 let end = reader.position().byte();
-                let quotes = {
-                    let mut seen = raw.lock().unwrap_or_else(PoisonError::into_inner);
-                    let at = |b: u64| usize::try_from(b.saturating_sub(*raw_base)).unwrap_or(0);
-                    let quotes = match start.and_then(|s| seen.get(at(s)..at(end))) {
-                        Some(bytes) => {
-                            // The `csv` crate starts a record at the blank lines before it:
-                            // its line is the first blank one's. Counted past them here.
-                            let blank = bytes.iter().take_while(|&&b| b == b'\n').count();
-                            line += blank as u64;
-                            check_quotes(&bytes[blank..], *delimiter, line, path)
-                        }
-                        None => Ok(()),
-                    };
-                    let done = at(end).min(seen.len());
-                    seen.drain(..done);
-                    *raw_base = (*raw_base).max(end);
-                    quotes
-                };
+                let quotes = take_raw(raw, raw_base, start, end, |bytes| {
+                    // The `csv` crate starts a record at the blank lines before it: its line
+                    // is the first blank one's. Counted past them here.
+                    let blank = bytes.iter().take_while(|&&b| b == b'\n').count();
+                    line += blank as u64;
+                    check_quotes(&bytes[blank..], *delimiter, line, path)
+                });
                 match read {
                     Err(e) => Some(Err(quotes.err().unwrap_or_else(|| {
                         match csv_error(path, e) {
@@ -531,18 +517,34 @@ impl Iterator for CorpusReader {
 /// Passes bytes on and keeps a copy, so that each CSV record's raw bytes can be checked.
 struct Tee<R> {
     inner: R,
-    seen: Arc<Mutex<Vec<u8>>>,
+    seen: Rc<RefCell<Vec<u8>>>,
 }
 
 impl<R: Read> Read for Tee<R> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(out)?;
-        self.seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(&out[..n]);
+        self.seen.borrow_mut().extend_from_slice(&out[..n]);
         Ok(n)
     }
+}
+
+/// Gives `check` the kept bytes `start..end` (absolute offsets; the copy begins at
+/// `*base`), then drops every kept byte before `end`: the reader never looks back.
+fn take_raw(
+    raw: &RefCell<Vec<u8>>,
+    base: &mut u64,
+    start: u64,
+    end: u64,
+    check: impl FnOnce(&[u8]) -> Result<()>,
+) -> Result<()> {
+    let mut seen = raw.borrow_mut();
+    let len = seen.len();
+    let at = |b: u64| usize::try_from(b.saturating_sub(*base)).map_or(len, |i| i.min(len));
+    let result = seen.get(at(start)..at(end)).map_or(Ok(()), check);
+    let done = at(end);
+    seen.drain(..done);
+    *base = (*base).max(end);
+    result
 }
 
 /// Strict quoting (RFC 4180, as Python's `csv` with `strict=True`): a field that opens with
