@@ -83,7 +83,7 @@ pub struct Args {
     /// Examples per mini-batch. Networks only [default: 64].
     #[arg(long)]
     batch: Option<usize>,
-    /// λ: weight of propagated (soft) labels against seeds (with --labels).
+    /// λ: weight of propagated (soft) labels against seeds (with --labels); 0: seeds alone.
     #[arg(long, default_value_t = defaults().soft_weight, requires = "labels")]
     lambda: f32,
     /// Skip propagated labels whose confidence is below this (with --labels).

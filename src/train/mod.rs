@@ -104,7 +104,8 @@ pub struct TrainConfig {
     pub learning_rate: f32,
     /// Examples per batch, `>= 1`. Default 64.
     pub batch_size: usize,
-    /// λ: weight of the propagated (soft) examples against the seeds, `>= 0`. Default 1.
+    /// λ: weight of the propagated (soft) examples against the seeds, `>= 0`; 0 trains on
+    /// the seeds alone (propagated labels are read and counted, not used). Default 1.
     pub soft_weight: f32,
     /// Propagated records whose confidence is below this are skipped, in `[0, 1]`.
     /// Default 0 (keep every record that does not abstain).
@@ -783,13 +784,17 @@ impl TrainSet {
                 .map(|(name, s)| (id_of(&labels, name), s / total))
                 .collect();
             target.sort_by_key(|t| t.0);
-            examples.push(Example {
-                text: r.text.clone(),
-                target,
-                weight: confidence, // rescaled below
-                seed: false,
-            });
             counts.propagated += 1;
+            // λ = 0: seeds alone. Weightless examples would still cost their augmented
+            // copies, and take the held-out slice from labels that do not train.
+            if config.soft_weight > 0.0 {
+                examples.push(Example {
+                    text: r.text.clone(),
+                    target,
+                    weight: confidence, // rescaled below
+                    seed: false,
+                });
+            }
         }
         if let Some((delta, moved, aligned)) = shifted(records, hard, &parsed) {
             return Err(Error::config(
@@ -1839,7 +1844,7 @@ mod tests {
         assert_eq!(soft.target, vec![(0, 0.75), (1, 0.25)]);
         // The only propagated example has the mean confidence: weight λ, for any λ.
         assert!((soft.weight - 1.0).abs() < 1e-6);
-        for lambda in [0.0, 0.25, 3.0] {
+        for lambda in [0.25, 3.0] {
             let scaled = TrainSet::distilled(
                 &records,
                 &mut labels.as_bytes(),
@@ -1853,6 +1858,20 @@ mod tests {
             assert_eq!(scaled.examples[1].weight, lambda, "λ = {lambda}");
             assert_eq!(scaled.examples[0].weight, 1.0, "a seed's weight is not λ's");
         }
+        // λ = 0: the seed alone trains; the propagated record is still counted.
+        let seeds_only = TrainSet::distilled(
+            &records,
+            &mut labels.as_bytes(),
+            Path::new("l.jsonl"),
+            &TrainConfig {
+                soft_weight: 0.0,
+                ..config.clone()
+            },
+        )
+        .unwrap();
+        assert_eq!(seeds_only.examples.len(), 1);
+        assert!(seeds_only.examples[0].seed);
+        assert_eq!(seeds_only.counts.propagated, 1);
         let c = set.counts;
         assert_eq!(
             (c.seeds, c.propagated, c.abstained, c.low_confidence),
