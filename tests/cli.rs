@@ -299,6 +299,38 @@ fn run_chains_the_four_stages_like_the_readme_says() {
         ],
     );
     assert!(!predicted.trim().is_empty());
+    // Evaluated on its own corpus: said, since the accuracy then measures memory.
+    let same = crate::util::sprig(
+        dir.path(),
+        &[
+            "run",
+            "--corpus",
+            corpus.to_str().unwrap(),
+            "--test",
+            corpus.to_str().unwrap(),
+            "--workdir",
+            "same",
+        ],
+    );
+    assert!(same.status.success());
+    let err = String::from_utf8_lossy(&same.stderr);
+    assert!(err.contains("note: the test file is the corpus"), "{err}");
+    assert!(!String::from_utf8_lossy(
+        &crate::util::sprig(
+            dir.path(),
+            &[
+                "run",
+                "--corpus",
+                corpus.to_str().unwrap(),
+                "--test",
+                test.to_str().unwrap(),
+                "--workdir",
+                "work2"
+            ],
+        )
+        .stderr
+    )
+    .contains("the test file is the corpus"));
 
     // The same corpus and test file as CSV under other column names, in files whose names
     // do not tell the format, and the test file without the id column: run passes the
