@@ -171,9 +171,9 @@ pub fn propagate(graph: &Graph, config: &PropagationConfig) -> Result<Propagatio
 
 /// Propagates `seeds` (which replace the graph's own; pass `graph.seeds()` plus extra ones to
 /// add seeds; a (node, label) pair given twice keeps its largest weight, as in
-/// [`crate::graph::merge_seeds`]) over `graph`, calling `on_iteration` once per iteration, in order, as soon as
-/// that iteration's objective is known (one sweep later, since the objective of an iterate is
-/// accumulated during the next sweep).
+/// [`crate::graph::merge_seeds`]) over `graph`, calling `on_iteration` once per iteration,
+/// in order, as soon as that iteration's objective is known (one sweep later, since the
+/// objective of an iterate is accumulated during the next sweep).
 ///
 /// # Errors
 /// - [`Error::InvalidConfig`] if `config` is invalid, a seed names a node or label outside
