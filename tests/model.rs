@@ -562,3 +562,50 @@ fn labels_of_a_shifted_corpus_are_refused() {
     write("edited.jsonl", &edited);
     ok(d, &train("edited.jsonl"));
 }
+
+/// `--lambda 0` trains on the seeds alone, and the summary says the propagated records were
+/// read but not trained on.
+#[test]
+fn lambda_zero_trains_on_the_seeds_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let corpus = repo("corpora/replies/corpus.jsonl");
+    ok(
+        d,
+        &["graph", "--corpus", p(&corpus), "--out", "c.graph", "-q"],
+    );
+    ok(
+        d,
+        &[
+            "propagate",
+            "--graph",
+            "c.graph",
+            "--out",
+            "labels.jsonl",
+            "-q",
+        ],
+    );
+    let args = [
+        "train",
+        "--corpus",
+        p(&corpus),
+        "--labels",
+        "labels.jsonl",
+        "--out",
+        "m.sprig",
+        "--epochs",
+        "1",
+        "--augment",
+        "0",
+        "--lambda",
+        "0",
+    ];
+    let out = crate::util::sprig(d, &args);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("70 seeds, 2330 propagated (not trained on: --lambda 0)"),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("70 examples"));
+}

@@ -303,10 +303,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ));
     }
     bars.note(&format!(
-        "{} records: {} seeds, {} propagated, {} abstaining and {} low-confidence skipped; {} labels",
+        "{} records: {} seeds, {} propagated{}, {} abstaining and {} low-confidence skipped; {} labels",
         c.records,
         c.seeds,
         c.propagated,
+        if config.soft_weight == 0.0 && c.propagated > 0 {
+            " (not trained on: --lambda 0)"
+        } else {
+            ""
+        },
         c.abstained,
         c.low_confidence,
         set.labels.len()
