@@ -497,28 +497,7 @@ fn labels_of_a_shifted_corpus_are_refused() {
     let mut shifted = vec![serde_json::json!({"text": "a new first message"})];
     shifted.extend(records.iter().cloned());
     write("shifted.jsonl", &shifted);
-    ok(
-        d,
-        &[
-            "graph",
-            "--corpus",
-            "corpus.jsonl",
-            "--out",
-            "c.graph",
-            "-q",
-        ],
-    );
-    ok(
-        d,
-        &[
-            "propagate",
-            "--graph",
-            "c.graph",
-            "--out",
-            "labels.jsonl",
-            "-q",
-        ],
-    );
+    graph_and_labels(d, "corpus.jsonl");
     let train = |corpus: &'static str| {
         vec![
             "train",
@@ -570,21 +549,7 @@ fn lambda_zero_trains_on_the_seeds_alone() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let corpus = repo("corpora/replies/corpus.jsonl");
-    ok(
-        d,
-        &["graph", "--corpus", p(&corpus), "--out", "c.graph", "-q"],
-    );
-    ok(
-        d,
-        &[
-            "propagate",
-            "--graph",
-            "c.graph",
-            "--out",
-            "labels.jsonl",
-            "-q",
-        ],
-    );
+    graph_and_labels(d, p(&corpus));
     let args = [
         "train",
         "--corpus",
@@ -608,4 +573,20 @@ fn lambda_zero_trains_on_the_seeds_alone() {
         "{err}"
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("70 examples"));
+}
+
+/// `c.graph` from `corpus` and its propagated `labels.jsonl`, with the defaults, in `d`.
+fn graph_and_labels(d: &std::path::Path, corpus: &str) {
+    ok(d, &["graph", "--corpus", corpus, "--out", "c.graph", "-q"]);
+    ok(
+        d,
+        &[
+            "propagate",
+            "--graph",
+            "c.graph",
+            "--out",
+            "labels.jsonl",
+            "-q",
+        ],
+    );
 }
