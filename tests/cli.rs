@@ -264,19 +264,26 @@ fn run_chains_the_four_stages_like_the_readme_says() {
     let dir = tempfile::tempdir().unwrap();
     let corpus = repo("corpora/tiny/intents.jsonl");
     let test = repo("corpora/tiny/test.jsonl");
-    let out = ok(
-        dir.path(),
-        &[
+    let run = |test: &std::path::Path, workdir: &str, extra: &[&str]| {
+        let mut args = vec![
             "run",
             "--corpus",
             corpus.to_str().unwrap(),
             "--test",
             test.to_str().unwrap(),
             "--workdir",
-            "work",
-            "-q",
-        ],
+            workdir,
+        ];
+        args.extend(extra);
+        crate::util::sprig(dir.path(), &args)
+    };
+    let first = run(&test, "work", &["-q"]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
     );
+    let out = String::from_utf8_lossy(&first.stdout).into_owned();
     for step in [
         "1/4 graph",
         "2/4 propagate",
@@ -300,37 +307,12 @@ fn run_chains_the_four_stages_like_the_readme_says() {
     );
     assert!(!predicted.trim().is_empty());
     // Evaluated on its own corpus: said, since the accuracy then measures memory.
-    let same = crate::util::sprig(
-        dir.path(),
-        &[
-            "run",
-            "--corpus",
-            corpus.to_str().unwrap(),
-            "--test",
-            corpus.to_str().unwrap(),
-            "--workdir",
-            "same",
-        ],
-    );
+    let same = run(&corpus, "same", &[]);
     assert!(same.status.success());
     let err = String::from_utf8_lossy(&same.stderr);
     assert!(err.contains("note: the test file is the corpus"), "{err}");
-    assert!(!String::from_utf8_lossy(
-        &crate::util::sprig(
-            dir.path(),
-            &[
-                "run",
-                "--corpus",
-                corpus.to_str().unwrap(),
-                "--test",
-                test.to_str().unwrap(),
-                "--workdir",
-                "work2"
-            ],
-        )
-        .stderr
-    )
-    .contains("the test file is the corpus"));
+    let other = run(&test, "work2", &[]);
+    assert!(!String::from_utf8_lossy(&other.stderr).contains("the test file is the corpus"));
 
     // The same corpus and test file as CSV under other column names, in files whose names
     // do not tell the format, and the test file without the id column: run passes the

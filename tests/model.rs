@@ -499,20 +499,9 @@ fn labels_of_a_shifted_corpus_are_refused() {
     write("shifted.jsonl", &shifted);
     graph_and_labels(d, "corpus.jsonl");
     let train = |corpus: &'static str| {
-        vec![
-            "train",
-            "--corpus",
-            corpus,
-            "--labels",
-            "labels.jsonl",
-            "--out",
-            "m.sprig",
-            "--epochs",
-            "1",
-            "--augment",
-            "0",
-            "-q",
-        ]
+        let mut args = quick_train(corpus);
+        args.push("-q");
+        args
     };
     ok(d, &train("corpus.jsonl"));
     let err = fails(d, &train("shifted.jsonl"));
@@ -550,21 +539,8 @@ fn lambda_zero_trains_on_the_seeds_alone() {
     let d = dir.path();
     let corpus = repo("corpora/replies/corpus.jsonl");
     graph_and_labels(d, p(&corpus));
-    let args = [
-        "train",
-        "--corpus",
-        p(&corpus),
-        "--labels",
-        "labels.jsonl",
-        "--out",
-        "m.sprig",
-        "--epochs",
-        "1",
-        "--augment",
-        "0",
-        "--lambda",
-        "0",
-    ];
+    let mut args = quick_train(p(&corpus));
+    args.extend(["--lambda", "0"]);
     let out = crate::util::sprig(d, &args);
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -589,4 +565,22 @@ fn graph_and_labels(d: &std::path::Path, corpus: &str) {
             "-q",
         ],
     );
+}
+
+/// `train` on `corpus` with `labels.jsonl` (from [`graph_and_labels`]), one epoch and no
+/// augmented copies: fast, for tests of what train accepts and reports.
+fn quick_train(corpus: &str) -> Vec<&str> {
+    vec![
+        "train",
+        "--corpus",
+        corpus,
+        "--labels",
+        "labels.jsonl",
+        "--out",
+        "m.sprig",
+        "--epochs",
+        "1",
+        "--augment",
+        "0",
+    ]
 }

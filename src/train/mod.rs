@@ -1844,31 +1844,26 @@ mod tests {
         assert_eq!(soft.target, vec![(0, 0.75), (1, 0.25)]);
         // The only propagated example has the mean confidence: weight λ, for any λ.
         assert!((soft.weight - 1.0).abs() < 1e-6);
-        for lambda in [0.25, 3.0] {
-            let scaled = TrainSet::distilled(
+        let with_lambda = |lambda: f32| {
+            let config = TrainConfig {
+                soft_weight: lambda,
+                ..config.clone()
+            };
+            TrainSet::distilled(
                 &records,
                 &mut labels.as_bytes(),
                 Path::new("l.jsonl"),
-                &TrainConfig {
-                    soft_weight: lambda,
-                    ..config.clone()
-                },
+                &config,
             )
-            .unwrap();
+            .unwrap()
+        };
+        for lambda in [0.25, 3.0] {
+            let scaled = with_lambda(lambda);
             assert_eq!(scaled.examples[1].weight, lambda, "λ = {lambda}");
             assert_eq!(scaled.examples[0].weight, 1.0, "a seed's weight is not λ's");
         }
         // λ = 0: the seed alone trains; the propagated record is still counted.
-        let seeds_only = TrainSet::distilled(
-            &records,
-            &mut labels.as_bytes(),
-            Path::new("l.jsonl"),
-            &TrainConfig {
-                soft_weight: 0.0,
-                ..config.clone()
-            },
-        )
-        .unwrap();
+        let seeds_only = with_lambda(0.0);
         assert_eq!(seeds_only.examples.len(), 1);
         assert!(seeds_only.examples[0].seed);
         assert_eq!(seeds_only.counts.propagated, 1);
