@@ -274,10 +274,12 @@ pub struct EdgeReport {
 }
 
 /// Imports an undirected weighted edge list: `source<TAB>target[<TAB>weight]` per line
-/// (weight default 1; blank lines and `#` comments skipped). Nodes are numbered in order of
-/// first appearance and keep their names (as record ids and node keys). Weights must be
-/// finite and `>= 0`; zero-weight edges and self-loops are dropped and counted, a repeated
-/// edge keeps its largest weight.
+/// (weight default 1; blank lines skipped, and `#` comment lines: a line that starts with `#`
+/// and holds no TAB, as in seed files, so a node named `#tag` still has its edges). Nodes
+/// are numbered in order of first appearance and keep their names (as record ids and node
+/// keys). Weights must be finite, `>= 0` and representable in `f32` (a positive weight that
+/// would round to 0 is an error); zero-weight edges and self-loops are dropped and counted, a
+/// repeated edge keeps its largest weight.
 ///
 /// # Errors
 /// [`Error::Parse`] naming the line and field; [`Error::EmptyEdges`] if no node is named.
@@ -302,7 +304,9 @@ pub fn read_edges_from(path: &Path, raw: Box<dyn std::io::Read>) -> Result<(Grap
     while next_line(&mut reader, &mut buf, path)? {
         line += 1;
         let text = utf8_line(&buf, path, line)?;
-        if text.trim().is_empty() || text.starts_with('#') {
+        // The seed files' comment rule: `#tag<TAB>other<TAB>1` is an edge of node `#tag`
+        // (sprig's own `inspect --edges` writes such lines for hashtag texts).
+        if text.trim().is_empty() || (text.starts_with('#') && !text.contains('\t')) {
             continue;
         }
         let fields: Vec<&str> = text.split('\t').collect();
@@ -343,7 +347,23 @@ pub fn read_edges_from(path: &Path, raw: Box<dyn std::io::Read>) -> Result<(Grap
             return Err(Error::parse(
                 path,
                 line,
-                format!("field \"weight\": expected a finite number >= 0, found {weight}"),
+                format!(
+                    "field \"weight\": expected a number >= 0 and at most f32's largest \
+                     (3.4e38), found {}",
+                    fields[2].trim()
+                ),
+            ));
+        }
+        if weight > 0.0 && weight as f32 == 0.0 {
+            // Stored as f32: dropping it as a zero-weight edge would lose an edge the file
+            // gives, and keeping it is impossible.
+            return Err(Error::parse(
+                path,
+                line,
+                format!(
+                    "field \"weight\": {} is positive but below f32's smallest (1.4e-45)",
+                    fields[2].trim()
+                ),
             ));
         }
         let mut node = |name: &str| -> u32 {
@@ -356,7 +376,7 @@ pub fn read_edges_from(path: &Path, raw: Box<dyn std::io::Read>) -> Result<(Grap
         let (u, v) = (node(fields[0]), node(fields[1]));
         if u == v {
             report.self_loops += 1;
-        } else if weight == 0.0 || weight as f32 == 0.0 {
+        } else if weight == 0.0 {
             report.zero_weight += 1;
         } else {
             triplets.push((u.min(v), u.max(v), weight as f32));
@@ -462,6 +482,14 @@ mod tests {
             ("a\tb\tx\n", ":1: field \"weight\": not a number"),
             ("\na b 1\n", ":2: expected source<TAB>target"),
             ("\ta\t1\n", ":1: field \"source\" is empty"),
+            (
+                "a\tb\t1e39\n",
+                ":1: field \"weight\": expected a number >= 0 and at most",
+            ),
+            (
+                "a\tb\t1e-46\n",
+                ":1: field \"weight\": 1e-46 is positive but below f32's",
+            ),
         ] {
             let p = dir.path().join("e.tsv");
             std::fs::write(&p, contents).unwrap();

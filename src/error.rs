@@ -66,7 +66,7 @@ pub enum Error {
         path: PathBuf,
     },
     /// A seed names a record or node that does not exist.
-    #[error("{}:{line}: seed names unknown {what} {name}", path.display())]
+    #[error("{}:{line}: seed names unknown {what} {}", path.display(), seed_target(.what, .name))]
     UnknownSeedTarget {
         /// The seeds file.
         path: PathBuf,
@@ -172,5 +172,15 @@ impl Error {
             field,
             reason: reason.into(),
         }
+    }
+}
+
+/// A seed's target as [`Error::UnknownSeedTarget`] shows it: names quoted (so a stray space
+/// shows), line numbers bare.
+fn seed_target(what: &str, name: &str) -> String {
+    if what == "record line" {
+        name.to_owned()
+    } else {
+        format!("{name:?}")
     }
 }

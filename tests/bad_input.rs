@@ -279,7 +279,7 @@ fn seeds_files_are_checked_line_by_line() {
         (
             "s.tsv",
             "zz\tx\n",
-            "s.tsv:1: seed names unknown record id zz",
+            "s.tsv:1: seed names unknown record id \"zz\"",
         ),
         ("s.tsv", "a\tx\tNaN\n", "s.tsv:1: field \"weight\""),
         ("s.tsv", "a\tx\tinf\n", "s.tsv:1: field \"weight\""),

@@ -230,7 +230,7 @@ fn seeds_naming_unknown_records_are_refused() {
         ],
     );
     assert!(
-        err.contains("s.tsv:2: seed names unknown record id nope"),
+        err.contains("s.tsv:2: seed names unknown record id \"nope\""),
         "{err}"
     );
 }
@@ -511,8 +511,11 @@ fn a_parameter_of_another_algorithm_is_refused_and_help_defaults_hold() {
     assert!(!note("2"));
     // Range errors name the flag the user typed, not the library's field.
     for (extra, want) in [
-        (&["--mu1", "0"][..], "invalid --mu1: must be finite and > 0"),
-        (&["--mu3", "inf"], "invalid --mu3: must be finite and >= 0"),
+        (
+            &["--mu1", "0"][..],
+            "invalid --mu1: must be > 0 and <= 1e12",
+        ),
+        (&["--mu3", "inf"], "invalid --mu3: must be >= 0 and <= 1e12"),
         (&["--top-k", "0"], "invalid --top-k:"),
     ] {
         let args = run(extra);
@@ -899,4 +902,83 @@ fn out_dev_stdout_writes_through_the_descriptor_and_keeps_the_summary_apart() {
         summary.contains(&format!("; {} bytes", model.len())),
         "{summary}"
     );
+}
+
+#[test]
+fn hashtag_nodes_quoted_keys_and_folders_survive_the_edge_list_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // `#tag` starts an edge line (it holds TABs); `# note` with no TAB is a comment.
+    std::fs::write(
+        d.join("e.tsv"),
+        "# note\n#blessed\tb\t1\nb\t\"quoted\" key\t1\n\"open\tb\t2\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("s.tsv"), "#blessed\tjoy\n").unwrap();
+    let summary = ok(
+        d,
+        &[
+            "graph", "-q", "--edges", "e.tsv", "--seeds", "s.tsv", "--out", "e.graph",
+        ],
+    );
+    assert!(
+        summary.contains("4 nodes") && summary.contains("3 edges"),
+        "{summary}"
+    );
+    // sprig's own edge export reads back as the same graph.
+    let exported = ok(d, &["inspect", "e.graph", "--edges"]);
+    std::fs::write(d.join("back.tsv"), &exported).unwrap();
+    let again = ok(
+        d,
+        &["graph", "-q", "--edges", "back.tsv", "--out", "back.graph"],
+    );
+    assert!(
+        again.contains("4 nodes") && again.contains("3 edges"),
+        "{again}"
+    );
+    // The TSV output reads field by field with a standard CSV reader (RFC 4180 quoting):
+    // no field starts with a quote, so none is taken for a quoted one.
+    ok(
+        d,
+        &[
+            "propagate",
+            "-q",
+            "--graph",
+            "e.graph",
+            "--format",
+            "tsv",
+            "--out",
+            "l.tsv",
+        ],
+    );
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(b'\t')
+        .has_headers(false)
+        .flexible(true)
+        .from_path(d.join("l.tsv"))
+        .unwrap();
+    let keys: Vec<String> = reader.records().map(|r| r.unwrap()[0].to_owned()).collect();
+    assert_eq!(keys, ["#blessed", "b", "\\\"quoted\\\" key", "\\\"open"]);
+    // --all-nodes has nothing to add on a graph without feature nodes.
+    let err = fails(
+        d,
+        &[
+            "propagate",
+            "--graph",
+            "e.graph",
+            "--all-nodes",
+            "--out",
+            "x.jsonl",
+        ],
+    );
+    assert!(
+        err.contains("--all-nodes") && err.contains("has none"),
+        "{err}"
+    );
+    // A missing output folder is an error before any work, not after it.
+    let err = fails(
+        d,
+        &["propagate", "--graph", "e.graph", "--out", "nodir/x.jsonl"],
+    );
+    assert!(err.contains("the folder nodir does not exist"), "{err}");
 }

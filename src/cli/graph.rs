@@ -154,12 +154,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(&first) = torn.first() {
         bars.note(&format!(
-            "note: {} seeds of more than one label (identical texts labelled differently), \
-             e.g. {:?}",
+            "note: {} seeds of more than one label ({}), e.g. {:?}",
             if torn.len() == 1 {
                 "1 node carries".to_owned()
             } else {
                 format!("{} nodes carry", torn.len())
+            },
+            if args.edges.is_some() {
+                "the seed file labels it more than once"
+            } else {
+                "identical texts labelled differently"
             },
             graph.keys()[first as usize]
         ));
@@ -176,9 +180,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // Written all the same (it is a valid graph), but propagation over it can only keep
         // the seeds: say why before the user finds every other text abstaining.
         bars.note(&format!(
-            "note: {} has no edge, so only seeds will get a label: no two texts share a \
-             feature that passed --min-df/--max-df (or --min-sim)",
-            args.out.display()
+            "note: {} has no edge, so only seeds will get a label: {}",
+            args.out.display(),
+            if args.edges.is_some() {
+                "every line of the edge list is a self-loop or has weight 0"
+            } else {
+                "no two texts share a feature that passed --min-df/--max-df (or --min-sim)"
+            }
         ));
     }
     super::summary(

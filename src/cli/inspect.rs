@@ -133,7 +133,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )?;
         let per_label: Vec<String> = report["seeds_per_label"]
             .as_object()
-            .map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect())
+            .map(|m| {
+                // A label with a space, `=` or a control character would break the line's
+                // `label=count` layout: those are shown quoted and escaped.
+                let shown = |k: &str| {
+                    if k.chars()
+                        .any(|c| c.is_whitespace() || c.is_control() || c == '=' || c == '"')
+                    {
+                        format!("{k:?}")
+                    } else {
+                        k.to_owned()
+                    }
+                };
+                m.iter().map(|(k, v)| format!("{}={v}", shown(k))).collect()
+            })
             .unwrap_or_default();
         writeln!(out, "seeds:       {}", per_label.join(" "))?;
         writeln!(out, "provenance:  {}", header.provenance)?;

@@ -182,6 +182,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 /// is renamed into place only at the end, so the input would be read whole and then lost.
 /// Also refuses standard input (`-`) for two inputs: the second would find it drained.
 pub(crate) fn check_not_an_input(out: &Path, inputs: &[(&str, &Path)]) -> anyhow::Result<()> {
+    check_inputs_against(out, inputs)?;
+    // The output is renamed into place at the end: a missing folder would otherwise show up
+    // only after all the work.
+    match out.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => anyhow::bail!(
+            "--out {}: the folder {} does not exist",
+            out.display(),
+            dir.display()
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// [`check_not_an_input`] without the output folder check (`run` creates its folder).
+pub(crate) fn check_inputs_against(out: &Path, inputs: &[(&str, &Path)]) -> anyhow::Result<()> {
     let stdin: Vec<&str> = inputs
         .iter()
         .filter(|(_, p)| p.as_os_str() == "-")

@@ -261,6 +261,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let entries = read_seed_file(seeds)?;
         apply_seed_file(&mut graph, seeds, &entries)?;
     }
+    if args.all_nodes && graph.n_nodes() == graph.n_text_nodes() {
+        anyhow::bail!(
+            "--all-nodes writes the feature nodes of a bipartite graph, and {} ({} graph) has none",
+            args.graph.display(),
+            graph.kind()
+        );
+    }
     if args.format == OutputFormat::Tsv {
         // Checked before the work: the TSV writer checks too, but only at the end.
         check_tsv(&graph, args.all_nodes)?;

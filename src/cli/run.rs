@@ -44,7 +44,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         std::fs::File::open(input).with_context(|| format!("{flag} {}", input.display()))?;
         for name in OUTPUTS {
             let out = args.workdir.join(name);
-            super::check_not_an_input(&out, &[(flag, input)])
+            super::check_inputs_against(&out, &[(flag, input)])
                 .with_context(|| format!("--workdir {}", args.workdir.display()))?;
         }
     }

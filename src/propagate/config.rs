@@ -107,7 +107,14 @@ pub struct PropagationConfig {
     /// Stop after the first iteration whose change (see [`PropagationConfig::change_norm`])
     /// is below this value, `>= 0` (0: always run `iterations`). Default 1e-4: a node's
     /// distribution moves by less than 1e-4 in L1, below the 6-decimal output precision's
-    /// ability to change a ranking in practice.
+    /// ability to change a ranking in practice. With the default norm the change is the
+    /// undamped step's (the damped change divided by `1 − damping`), and no iteration that
+    /// gives some node its first label counts as converged.
+    ///
+    /// A small step is not a small error when edge weights span many orders of magnitude
+    /// (a cluster joined by weights of 1e5, seeded through weights of 1): Jacobi moves mass
+    /// into such a cluster about 1e-5 of the way per iteration. Keep weights within a few
+    /// orders of magnitude of each other, or lower the tolerance.
     pub tolerance: f64,
     /// How the change is measured. Default [`ChangeNorm::MaxNode`].
     pub change_norm: ChangeNorm,
@@ -189,6 +196,10 @@ pub const MAX_TOP_K: usize = 1024;
 /// The largest accepted [`PropagationConfig::iterations`]: the defaults converge in tens.
 pub const MAX_ITERATIONS: usize = 1_000_000;
 
+/// Largest μ1, μ2 or μ3 [`PropagationConfig::validate`] accepts: only their ratios matter, and
+/// below this every per-node divisor stays finite.
+pub const MAX_MU: f64 = 1e12;
+
 impl PropagationConfig {
     /// Checks every field's range (graph-dependent checks, such as prior label names, happen
     /// in [`crate::propagate::propagate`]).
@@ -214,20 +225,23 @@ impl PropagationConfig {
                 format!("must be in 1..={MAX_TOP_K}, got {}", self.top_k),
             ));
         }
-        if !(self.seed_weight.is_finite() && self.seed_weight > 0.0) {
+        // Only the ratios of μ1, μ2, μ3 matter (scaling all three scales the objective, not
+        // its minimizer); the cap keeps every per-node divisor, μ1·a + μ2·deg + μ3 times the
+        // damping's 1/(1 − d), finite for any f32 edge weights.
+        if !(self.seed_weight > 0.0 && self.seed_weight <= MAX_MU) {
             return Err(Error::config(
                 "seed_weight",
-                format!("must be finite and > 0, got {}", self.seed_weight),
+                format!("must be > 0 and <= {MAX_MU:e}, got {}", self.seed_weight),
             ));
         }
         for (field, v) in [
             ("smoothness_weight", self.smoothness_weight),
             ("prior_weight", self.prior_weight),
         ] {
-            if !(v.is_finite() && v >= 0.0) {
+            if !(0.0..=MAX_MU).contains(&v) {
                 return Err(Error::config(
                     field,
-                    format!("must be finite and >= 0, got {v}"),
+                    format!("must be >= 0 and <= {MAX_MU:e}, got {v}"),
                 ));
             }
         }
@@ -297,6 +311,11 @@ mod tests {
         assert_eq!(bad(|c| c.top_k = 0), "top_k");
         assert_eq!(bad(|c| c.seed_weight = 0.0), "seed_weight");
         assert_eq!(bad(|c| c.prior_weight = -1.0), "prior_weight");
+        assert_eq!(bad(|c| c.seed_weight = 1e308), "seed_weight");
+        assert_eq!(
+            bad(|c| c.smoothness_weight = f64::INFINITY),
+            "smoothness_weight"
+        );
         assert_eq!(bad(|c| c.damping = Some(1.0)), "damping");
         assert_eq!(bad(|c| c.damping = Some(f64::NAN)), "damping");
         assert_eq!(bad(|c| c.beta = 1.0), "beta");

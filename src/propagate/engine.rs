@@ -159,6 +159,9 @@ pub(crate) struct SweepStats {
     pub max_change: f64,
     /// Sum of per-node L1 changes.
     pub sum_change: f64,
+    /// Nodes that held no label before the sweep and hold one after it: while there are any,
+    /// the labels are still reaching new parts of the graph.
+    pub reached: u64,
 }
 
 /// Per-thread scratch: a dense accumulator over labels with a touched list, and the dense
@@ -243,11 +246,13 @@ pub(crate) fn sweep<R: Rule>(
                 for (i, unk) in out_unk.iter_mut().enumerate() {
                     let v = b * BLOCK + i;
                     let out = &mut out_slots[i * k..(i + 1) * k];
+                    let was_empty = pslots[v * k].label == EMPTY.label;
                     let (obj, change) =
                         update_node(graph, seeds, rule, k, pslots, punk, v, s, out, unk);
                     stats.objective += obj;
                     stats.sum_change += change;
                     stats.max_change = stats.max_change.max(change);
+                    stats.reached += u64::from(was_empty && out[0].label != EMPTY.label);
                 }
                 stats
             },
@@ -258,6 +263,7 @@ pub(crate) fn sweep<R: Rule>(
         total.objective += b.objective;
         total.sum_change += b.sum_change;
         total.max_change = total.max_change.max(b.max_change);
+        total.reached += b.reached;
     }
     total
 }

@@ -88,6 +88,13 @@ impl<'a> Expander<'a> {
     }
 }
 
+impl Expander<'_> {
+    /// The damping `d` in use (the config's, or the graph kind's default).
+    pub(crate) fn damping(&self) -> f64 {
+        self.lazy / (1.0 + self.lazy)
+    }
+}
+
 impl Rule for Expander<'_> {
     #[inline]
     fn node(&self, v: usize) -> NodeCoef {

@@ -71,7 +71,7 @@ mod engine;
 mod expander;
 mod labels;
 mod mad;
-mod output;
+pub(crate) mod output;
 mod prior;
 #[cfg(test)]
 mod properties;
@@ -85,7 +85,9 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-pub use config::{Algorithm, ChangeNorm, ClassPrior, PropagationConfig, MAX_ITERATIONS, MAX_TOP_K};
+pub use config::{
+    Algorithm, ChangeNorm, ClassPrior, PropagationConfig, MAX_ITERATIONS, MAX_MU, MAX_TOP_K,
+};
 pub use labels::{LabelDistribution, LabelScore};
 pub use output::{check_tsv, write_jsonl, write_tsv, OutputFormat, UNKNOWN_LABEL};
 
@@ -113,7 +115,8 @@ pub struct PropagationReport {
     pub algorithm: Algorithm,
     /// Iterations run.
     pub iterations: usize,
-    /// Whether the change fell below the tolerance before the iteration cap.
+    /// Whether the change fell below the tolerance before the iteration cap (see
+    /// [`PropagationConfig::tolerance`]).
     pub converged: bool,
     /// Objective of the initial iterate.
     pub initial_objective: f64,
@@ -220,28 +223,34 @@ pub fn propagate_with(
     let priors = prior::resolve(config, graph.labels(), &sorted)?;
 
     let k = config.top_k;
-    let (mut dist, initial_objective, history, converged) = match config.algorithm {
+    // Each arm: the sweep, the unknown mass non-seeds start with, and the factor from the
+    // measured change to the undamped step's (see `iterate`).
+    let (sweep, init, residual): (Box<Sweep<'_>>, f32, f64) = match config.algorithm {
         Algorithm::Expander => {
             let rule = expander::Expander::new(graph, &seed_rows, config);
-            let sweep = sweeper(graph, &seed_rows, &rule, n_labels);
-            iterate(&sweep, seed_rows.initial(k, 1.0), config, &mut on_iteration)
+            let residual = 1.0 / (1.0 - rule.damping());
+            (sweeper(graph, &seed_rows, rule, n_labels), 1.0, residual)
         }
         Algorithm::Mad => {
             let rule = mad::Mad::new(graph, &seed_rows, config);
-            let sweep = sweeper(graph, &seed_rows, &rule, n_labels);
-            iterate(&sweep, seed_rows.initial(k, 0.0), config, &mut on_iteration)
+            (sweeper(graph, &seed_rows, rule, n_labels), 0.0, 1.0)
         }
         Algorithm::Lp => {
             let rule = classic::Lp::new(graph, &seed_rows);
-            let sweep = sweeper(graph, &seed_rows, &rule, n_labels);
-            iterate(&sweep, seed_rows.initial(k, 0.0), config, &mut on_iteration)
+            (sweeper(graph, &seed_rows, rule, n_labels), 0.0, 1.0)
         }
         Algorithm::Spreading => {
             let rule = classic::Spreading::new(graph, config.alpha);
-            let sweep = sweeper(graph, &seed_rows, &rule, n_labels);
-            iterate(&sweep, seed_rows.initial(k, 0.0), config, &mut on_iteration)
+            (sweeper(graph, &seed_rows, rule, n_labels), 0.0, 1.0)
         }
     };
+    let (mut dist, initial_objective, history, converged) = iterate(
+        &sweep,
+        seed_rows.initial(k, init),
+        config,
+        residual,
+        &mut on_iteration,
+    );
     prior::normalize(&mut dist);
     if let Some(q) = priors {
         prior::class_mass_normalize(&mut dist, &seed_rows, &q, &graph.records_per_text_node());
@@ -272,23 +281,35 @@ pub(crate) fn degrees(graph: &Graph) -> Vec<f64> {
         .collect()
 }
 
+/// One `prev → next` sweep of some rule.
+type Sweep<'a> = dyn Fn(&LabelDistribution, &mut LabelDistribution) -> engine::SweepStats + 'a;
+
 /// Binds a rule to the graph and seeds: `prev → next` sweeps.
-fn sweeper<'a, R: Rule>(
+fn sweeper<'a, R: Rule + 'a>(
     graph: &'a Graph,
     seeds: &'a SeedRows,
-    rule: &'a R,
+    rule: R,
     n_labels: usize,
-) -> impl Fn(&LabelDistribution, &mut LabelDistribution) -> engine::SweepStats + 'a {
-    move |prev, next| engine::sweep(graph, seeds, rule, n_labels, prev, next)
+) -> Box<Sweep<'a>> {
+    Box::new(move |prev, next| engine::sweep(graph, seeds, &rule, n_labels, prev, next))
 }
 
 /// Runs sweeps until the change falls below the tolerance or the cap, then one more sweep to
 /// measure the last iterate's objective. Returns the last iterate, the initial objective, the
 /// history and whether it converged.
+///
+/// With [`ChangeNorm::MaxNode`] (sprig's rule) convergence is judged on the undamped step:
+/// a damped step `d · x + (1 − d) · F(x)` moves `(1 − d)` times as far as the plain update
+/// would, so the change is multiplied by `residual = 1 / (1 − d)` (without it, a damping near
+/// 1 would "converge" after one tiny step). And it never converges while a sweep still gives
+/// a label to a node that held none: far from the seeds the arriving mass is tiny, and
+/// stopping then would leave reachable nodes abstaining. [`ChangeNorm::Sum`] keeps
+/// scikit-learn's rule as it is, to reproduce its results.
 fn iterate(
-    sweep: &dyn Fn(&LabelDistribution, &mut LabelDistribution) -> engine::SweepStats,
+    sweep: &Sweep<'_>,
     init: LabelDistribution,
     config: &PropagationConfig,
+    residual: f64,
     on_iteration: &mut dyn FnMut(&IterationStats),
 ) -> (LabelDistribution, f64, Vec<IterationStats>, bool) {
     let mut prev = init;
@@ -318,11 +339,11 @@ fn iterate(
             sum_change: s.sum_change,
             objective: f64::NAN,
         });
-        let change = match config.change_norm {
-            ChangeNorm::MaxNode => s.max_change,
-            ChangeNorm::Sum => s.sum_change,
+        let settled = match config.change_norm {
+            ChangeNorm::MaxNode => s.max_change * residual < config.tolerance && s.reached == 0,
+            ChangeNorm::Sum => s.sum_change < config.tolerance,
         };
-        if change < config.tolerance {
+        if settled {
             converged = true;
             break;
         }

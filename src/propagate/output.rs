@@ -1,6 +1,9 @@
 //! Text outputs of a propagation: JSONL (one object per input record) and Junto-style TSV
-//! (one row per node). Both print floats with exactly 6 decimals and list labels by score
-//! descending then name, so outputs are stable enough for golden files.
+//! (one row per node). Both print floats with exactly 6 decimals and list labels by their
+//! *printed* score descending, then by name, leaving out labels whose score prints as
+//! `0.000000` (so two scores that print alike are always in name order, and a label listed
+//! always has a visible score); outputs are stable enough for golden files. The top label is
+//! the first one listed: a node whose every score prints as zero abstains.
 //!
 //! **JSONL**, one line per record of [`Graph::records`], in order:
 //!
@@ -17,7 +20,9 @@
 //! nodes with `all_nodes`): `key<TAB>label1 score1 label2 score2 … __DUMMY__ unknown`. The
 //! unknown mass always comes last, under Junto's dummy label name [`UNKNOWN_LABEL`]. Keys and
 //! labels are escaped so a row stays one line and splits on TAB then space: `\` → `\\`,
-//! TAB → `\t`, LF → `\n`, CR → `\r`, and in labels only, space → `\s`.
+//! TAB → `\t`, LF → `\n`, CR → `\r`, NUL → `\0`, `"` → `\"` (so no field starts with a
+//! quote, and CSV readers such as Python's `csv` module read every field literally), and in
+//! labels only, space → `\s`.
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -54,26 +59,62 @@ fn check(graph: &Graph, result: &Propagation) -> io::Result<()> {
     Ok(())
 }
 
+/// `x` as the outputs print it, in millionths: `format!("{x:.6}")` without its point (the
+/// formatter's own rounding, so the integer and the printed text always agree).
+fn micros(x: f32) -> u64 {
+    let text = format!("{:.6}", x.max(0.0));
+    let (int, frac) = text.split_once('.').expect("6 decimals have a point");
+    int.parse::<u64>().expect("digits") * 1_000_000 + frac.parse::<u64>().expect("digits")
+}
+
+/// A score in millionths, printed with 6 decimals.
+struct Micros(u64);
+
+impl std::fmt::Display for Micros {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{:06}", self.0 / 1_000_000, self.0 % 1_000_000)
+    }
+}
+
+/// The labels of `node` as both outputs list them (see the module docs): `(label id, score
+/// in millionths)`, zeros left out, by printed score descending then label name.
+pub(crate) fn printed_scores(result: &Propagation, node: usize) -> Vec<(u32, u64)> {
+    let names = result.labels();
+    let mut out: Vec<(u32, u64)> = result
+        .distribution()
+        .get(node)
+        .iter()
+        .map(|e| (e.label, micros(e.score)))
+        .filter(|&(_, m)| m > 0)
+        .collect();
+    out.sort_by(|a, b| {
+        b.1.cmp(&a.1)
+            .then_with(|| names[a.0 as usize].cmp(&names[b.0 as usize]))
+    });
+    out
+}
+
 /// Writes `"label":…,"score":…,"unknown":…,"scores":[…],"seed":…` for `node`.
 fn dist_fields(buf: &mut String, names: &[String], result: &Propagation, node: usize) {
-    let d = result.distribution();
-    let entries = d.get(node);
+    let entries = printed_scores(result, node);
     match entries.first() {
-        Some(top) => {
+        Some(&(label, score)) => {
             let _ = write!(
                 buf,
-                "\"label\":{},\"score\":{:.6}",
-                names[top.label as usize], top.score
+                "\"label\":{},\"score\":{}",
+                names[label as usize],
+                Micros(score)
             );
         }
         None => buf.push_str("\"label\":null,\"score\":0.000000"),
     }
-    let _ = write!(buf, ",\"unknown\":{:.6},\"scores\":[", d.unknown(node));
-    for (i, e) in entries.iter().enumerate() {
+    let unknown = result.distribution().unknown(node);
+    let _ = write!(buf, ",\"unknown\":{unknown:.6},\"scores\":[");
+    for (i, &(label, score)) in entries.iter().enumerate() {
         if i > 0 {
             buf.push(',');
         }
-        let _ = write!(buf, "[{},{:.6}]", names[e.label as usize], e.score);
+        let _ = write!(buf, "[{},{}]", names[label as usize], Micros(score));
     }
     let _ = write!(buf, "],\"seed\":{}}}", result.is_seed(node));
 }
@@ -126,6 +167,8 @@ fn escape(s: &str, space: bool, buf: &mut String) {
             '\t' => buf.push_str("\\t"),
             '\n' => buf.push_str("\\n"),
             '\r' => buf.push_str("\\r"),
+            '\0' => buf.push_str("\\0"),
+            '"' => buf.push_str("\\\""),
             ' ' if space => buf.push_str("\\s"),
             c => buf.push(c),
         }
@@ -196,8 +239,8 @@ pub fn write_tsv(
         buf.clear();
         escape(&graph.keys()[v], false, &mut buf);
         buf.push('\t');
-        for e in d.get(v) {
-            let _ = write!(buf, "{} {:.6} ", names[e.label as usize], e.score);
+        for (label, score) in printed_scores(result, v) {
+            let _ = write!(buf, "{} {} ", names[label as usize], Micros(score));
         }
         let _ = writeln!(buf, "{UNKNOWN_LABEL} {:.6}", d.unknown(v));
         out.write_all(buf.as_bytes())?;
@@ -208,7 +251,72 @@ pub fn write_tsv(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::propagate::{propagate, testgraphs, PropagationConfig};
+    use crate::propagate::{propagate, testgraphs, Algorithm, PropagationConfig};
+
+    #[test]
+    fn listed_scores_are_ordered_as_printed_and_never_print_as_zero() {
+        // Spreading leaves many tiny scores; on 600 nodes some print alike or as 0.000000.
+        let g = testgraphs::random(600, 1800, 12, 24, 7);
+        let c = PropagationConfig {
+            algorithm: Algorithm::Spreading,
+            top_k: 12,
+            ..PropagationConfig::default()
+        };
+        let p = propagate(&g, &c).unwrap();
+        let (mut ties, mut dropped) = (0, 0);
+        for v in 0..g.n_nodes() {
+            let raw = p.distribution().get(v);
+            dropped += raw
+                .iter()
+                .filter(|e| format!("{:.6}", e.score) == "0.000000")
+                .count();
+            let listed = printed_scores(&p, v);
+            for w in listed.windows(2) {
+                let (a, b) = (&p.labels()[w[0].0 as usize], &p.labels()[w[1].0 as usize]);
+                assert!(
+                    w[0].1 > w[1].1 || (w[0].1 == w[1].1 && a < b),
+                    "node {v}: {listed:?}"
+                );
+                ties += usize::from(w[0].1 == w[1].1);
+            }
+            assert!(listed.iter().all(|&(_, m)| m > 0));
+            assert_eq!(
+                listed.len() + raw.iter().filter(|e| micros(e.score) == 0).count(),
+                raw.len()
+            );
+        }
+        assert!(
+            ties > 0 && dropped > 0,
+            "the graph must exercise both rules: {ties} {dropped}"
+        );
+        // The JSONL shows exactly that list, and its top label is the first entry.
+        let mut out = Vec::new();
+        write_jsonl(&mut out, &g, &p, false).unwrap();
+        for (r, line) in g
+            .records()
+            .iter()
+            .zip(String::from_utf8(out).unwrap().lines())
+        {
+            let row: serde_json::Value = serde_json::from_str(line).unwrap();
+            let listed = printed_scores(&p, r.node as usize);
+            let scores = row["scores"].as_array().unwrap();
+            assert_eq!(scores.len(), listed.len());
+            match listed.first() {
+                Some(&(l, _)) => assert_eq!(row["label"], p.labels()[l as usize].as_str()),
+                None => assert!(row["label"].is_null()),
+            }
+        }
+    }
+
+    #[test]
+    fn micros_round_as_the_formatter_does() {
+        for x in [
+            0.0f32, 4.9e-7, 5e-7, 5.1e-7, 0.1234565, 0.9999996, 1.0, -0.0,
+        ] {
+            let m = micros(x);
+            assert_eq!(Micros(m).to_string(), format!("{:.6}", x.max(0.0)), "{x}");
+        }
+    }
 
     #[test]
     fn jsonl_and_tsv_outputs_have_the_documented_shape() {

@@ -673,10 +673,9 @@ impl TrainSet {
                     id: None,
                     seed: Some(propagation.is_seed(v)),
                     unknown: rounded(d.unknown(v)),
-                    scores: d
-                        .get(v)
-                        .iter()
-                        .map(|e| (names[e.label as usize].clone(), rounded(e.score)))
+                    scores: crate::propagate::output::printed_scores(propagation, v)
+                        .into_iter()
+                        .map(|(label, micros)| (names[label as usize].clone(), micros as f32 / 1e6))
                         .collect(),
                 };
                 (i, row)
