@@ -645,6 +645,7 @@ fn delimited_record(
     let label = match label_col {
         Some(c) => {
             let l = field(c, &options.label_field)?.trim();
+            check_label(l, &options.label_field, path, line)?;
             (!l.is_empty()).then(|| l.to_owned())
         }
         None => None,
@@ -662,6 +663,20 @@ fn delimited_record(
         text: text.to_owned(),
         label,
     })
+}
+
+/// A label must print on one line and split cleanly on TABs in `predict`, `eval` and the
+/// TSV outputs, so control characters (newline, tab, NUL, …) are refused wherever labels
+/// are read: corpus records of every format and seed files.
+pub(crate) fn check_label(label: &str, field: &str, path: &Path, line: u64) -> Result<()> {
+    match label.chars().find(|c| c.is_control()) {
+        Some(c) => Err(Error::parse(
+            path,
+            line,
+            format!("field {field:?}: the label {label:?} holds a control character ({c:?})"),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn check_text(text: &str, field: &str, path: &Path, line: u64) -> Result<()> {
@@ -701,7 +716,10 @@ pub(crate) fn label_value(
             format!("field {field:?}: empty label (omit the field or use null for none)"),
         )),
         // Trimmed, as CSV/TSV and text labels are: `"billing "` is `billing` in every format.
-        Some(serde_json::Value::String(s)) => Ok(Some(s.trim().to_owned())),
+        Some(serde_json::Value::String(s)) => {
+            check_label(s.trim(), field, path, line)?;
+            Ok(Some(s.trim().to_owned()))
+        }
         Some(serde_json::Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Some(n.to_string())),
         Some(other) => Err(Error::parse(
             path,
@@ -799,6 +817,7 @@ fn parse_text_record(text: &str, path: &Path, line: u64) -> Result<Record> {
             if name.is_empty() {
                 return Err(Error::parse(path, line, "empty __label__ prefix"));
             }
+            check_label(name, "__label__", path, line)?;
             let rest = after[end..].trim_start();
             if rest.starts_with(LABEL_PREFIX) {
                 return Err(Error::parse(
@@ -869,6 +888,42 @@ mod tests {
         assert!(msgs[2].contains(":3: malformed JSON"));
         assert!(msgs[3].contains(":4: expected a JSON object, found an array"));
         assert!(msgs[4].contains(":5: field \"label\": expected a string or an integer"));
+    }
+
+    #[test]
+    fn labels_with_control_characters_are_refused_in_every_format() {
+        let first_error = |data: &[u8], name: &str| -> String {
+            read(data, name, &CorpusOptions::default())
+                .into_iter()
+                .find_map(|r| r.err())
+                .expect("an error")
+                .to_string()
+        };
+        let e = first_error(b"{\"text\":\"hi\",\"label\":\"a\\nb\"}\n", "c.jsonl");
+        assert!(
+            e.contains("c.jsonl:1: field \"label\"") && e.contains("control"),
+            "{e}"
+        );
+        let e = first_error(b"text,label\nhi,ok\nhello,\"gre\neting\"\n", "c.csv");
+        assert!(
+            e.contains("c.csv:3: field \"label\"") && e.contains("control"),
+            "{e}"
+        );
+        let e = first_error(b"__label__a\x01b hi\n", "c.txt");
+        assert!(
+            e.contains("c.txt:1: field \"__label__\"") && e.contains("control"),
+            "{e}"
+        );
+        // Inner spaces and non-ASCII letters are fine.
+        let ok = read(
+            b"{\"text\":\"hi\",\"label\":\"say hi \\u00e9\"}\n",
+            "c.jsonl",
+            &CorpusOptions::default(),
+        );
+        assert_eq!(
+            ok[0].as_ref().unwrap().label.as_deref(),
+            Some("say hi \u{e9}")
+        );
     }
 
     #[test]

@@ -526,7 +526,8 @@ where
     let prefix = format!(".{file_name}.");
     let mut builder = tempfile::Builder::new();
     builder.prefix(&prefix).suffix(".tmp");
-    // Temporary files are private (0600); the final artifact is an ordinary shareable file.
+    // tempfile creates files private (0600); the artifact this one becomes is an ordinary
+    // shareable file, so it gets the usual 0644 from the start.
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -493,11 +493,7 @@ impl Graph {
             format_version: GRAPH_FORMAT_VERSION,
             crate_version: env!("CARGO_PKG_VERSION").into(),
             graph_kind: self.kind,
-            hash: format!(
-                "{} seed {:#x}",
-                crate::hash::HASH_NAME,
-                crate::hash::FEATURE_SEED
-            ),
+            hash: crate::hash::header_name(),
             labels: self.labels.clone(),
             counts: GraphCounts {
                 nodes: self.n_nodes() as u64,

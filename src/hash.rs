@@ -17,6 +17,12 @@ pub const HASH_NAME: &str = "xxh3-64";
 /// Seed of the feature hash. Changing it changes every feature id: bump the format version.
 pub const FEATURE_SEED: u64 = 0x5350_5249_4701; // "SPRIG" followed by 1
 
+/// How artifact headers name the feature hash: [`HASH_NAME`] and [`FEATURE_SEED`], e.g.
+/// `xxh3-64 seed 0x535052494701`.
+pub fn header_name() -> String {
+    format!("{HASH_NAME} seed {FEATURE_SEED:#x}")
+}
+
 /// XXH3-64 of `bytes` with [`FEATURE_SEED`].
 #[inline]
 pub fn feature_hash(bytes: &[u8]) -> u64 {

@@ -254,7 +254,8 @@ impl ProjectionModel {
     ///
     /// An empty slice means the model abstains: always for a text without a single feature
     /// (empty, or blank after normalization), whose all-zero projection is no evidence at
-    /// all; and for a table model, when none of its buckets holds a label.
+    /// all; for a table model, when none of its buckets holds a label; and for a network
+    /// whose (crafted, extreme) weights overflow to a non-finite probability.
     pub fn predict_with<'s>(&self, scratch: &'s mut Scratch, text: &str) -> &'s [Prediction] {
         let dim = self.projector.dim();
         scratch.input.resize(dim, 0);
@@ -268,19 +269,18 @@ impl ProjectionModel {
         match &self.predictor {
             Predictor::Network(net) => {
                 net.forward(&scratch.input, &mut scratch.net);
+                let probs = &scratch.net.probs;
+                // Weights are checked finite at load, but extreme (finite) ones can still
+                // overflow the sums: such an answer is no answer, so the model abstains.
+                if !probs.iter().all(|p| p.is_finite()) {
+                    return &scratch.out;
+                }
                 scratch
                     .out
-                    .extend(
-                        scratch
-                            .net
-                            .probs
-                            .iter()
-                            .enumerate()
-                            .map(|(i, &p)| Prediction {
-                                label: i as u32,
-                                score: if p.is_finite() { p } else { 0.0 },
-                            }),
-                    );
+                    .extend(probs.iter().enumerate().map(|(i, &p)| Prediction {
+                        label: i as u32,
+                        score: p,
+                    }));
             }
             Predictor::Table(table) => {
                 table.lookup(
@@ -322,11 +322,7 @@ impl ProjectionModel {
             format_version: MODEL_FORMAT_VERSION,
             crate_version: env!("CARGO_PKG_VERSION").into(),
             model_kind: self.kind(),
-            hash: format!(
-                "{} seed {:#x}",
-                crate::hash::HASH_NAME,
-                crate::hash::FEATURE_SEED
-            ),
+            hash: crate::hash::header_name(),
             text: p.text_config().clone(),
             features: p.feature_config().clone(),
             projection: self.projector.config().clone(),
@@ -405,6 +401,24 @@ impl ProjectionModel {
                 message: format!("kind is {:?}, expected \"model\"", h.kind),
             });
         }
+        // The header's own copy of the version and the hash that turns n-grams into
+        // features: a model made with another hash would load and predict garbage.
+        if h.format_version != a.version {
+            return Err(corrupt(format!(
+                "the header says format version {}, the file's preamble {}",
+                h.format_version, a.version
+            )));
+        }
+        if h.hash != crate::hash::header_name() {
+            return Err(Error::BadHeader {
+                path: path.to_owned(),
+                message: format!(
+                    "features hashed with {:?}; this build hashes with {:?}",
+                    h.hash,
+                    crate::hash::header_name()
+                ),
+            });
+        }
         let predictor = match h.model_kind {
             ModelKind::Network => {
                 if h.layers.len() < 2 {
@@ -413,6 +427,19 @@ impl ProjectionModel {
                 let mut layers = Vec::with_capacity(h.layers.len() - 1);
                 for l in 0..h.layers.len() - 1 {
                     let (n_in, n_out) = (h.layers[l], h.layers[l + 1]);
+                    // Lengths alone would let `[in, out]` pass for `[out, in]`.
+                    for (name, shape) in [
+                        (format!("layer{l}.weight"), vec![n_out as u64, n_in as u64]),
+                        (format!("layer{l}.bias"), vec![n_out as u64]),
+                    ] {
+                        let entry = a.sections().iter().find(|e| e.name == name);
+                        if let Some(e) = entry.filter(|e| e.shape != shape) {
+                            return Err(corrupt(format!(
+                                "section {name:?} has shape {:?}, expected {shape:?}",
+                                e.shape
+                            )));
+                        }
+                    }
                     let weights = match h.weights {
                         Some(Dtype::I8) => Weights::I8 {
                             q: a.i8s(&format!("layer{l}.weight"))?,
@@ -575,5 +602,56 @@ mod tests {
         bytes.extend_from_slice(&crc.to_le_bytes());
         let err = parse(bytes).unwrap_err().to_string();
         assert!(err.contains("listed twice"), "{err}");
+    }
+
+    #[test]
+    fn an_overflowing_network_abstains_instead_of_ranking_zeros() {
+        // A finite but extreme scale (CRC re-sealed) makes every logit overflow.
+        let mut bytes = model(true).to_bytes();
+        let a = Artifact::parse(Path::new("m.sprig"), bytes.clone(), EXPECT).unwrap();
+        let scale: Vec<u8> = a
+            .f32s("layer0.scale")
+            .unwrap()
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        let at = bytes
+            .windows(scale.len())
+            .position(|w| w == scale.as_slice())
+            .unwrap();
+        for i in 0..scale.len() / 4 {
+            bytes[at + 4 * i..at + 4 * i + 4].copy_from_slice(&3e38f32.to_le_bytes());
+        }
+        bytes.truncate(bytes.len() - 4);
+        let crc = crc32fast::hash(&bytes);
+        bytes.extend_from_slice(&crc.to_le_bytes());
+        let m = parse(bytes).unwrap();
+        let text = "hello there, how are you";
+        assert!(m.predict(text).is_empty());
+        assert_eq!(model(true).predict(text).len(), 3);
+    }
+
+    #[test]
+    fn header_fields_the_crc_cannot_vouch_for_are_checked() {
+        // Each patch keeps the length, and the CRC is re-sealed: only the loader's own checks
+        // stand between the edit and a model that predicts garbage.
+        let patched = |from: &str, to: &str| -> String {
+            let mut bytes = model(false).to_bytes();
+            let at = bytes
+                .windows(from.len())
+                .position(|w| w == from.as_bytes())
+                .unwrap_or_else(|| panic!("{from} in the header"));
+            bytes[at..at + to.len()].copy_from_slice(to.as_bytes());
+            bytes.truncate(bytes.len() - 4);
+            let crc = crc32fast::hash(&bytes);
+            bytes.extend_from_slice(&crc.to_le_bytes());
+            parse(bytes).unwrap_err().to_string()
+        };
+        let err = patched("xxh3-64 seed", "xxh3-65 seed");
+        assert!(err.contains("features hashed with"), "{err}");
+        let err = patched("\"shape\":[6,32]", "\"shape\":[32,6]");
+        assert!(err.contains("\"layer0.weight\" has shape [32, 6]"), "{err}");
+        let err = patched("\"format_version\":1", "\"format_version\":2");
+        assert!(err.contains("header says format version 2"), "{err}");
     }
 }

@@ -196,6 +196,7 @@ fn tsv_seed(text: &str, path: &Path, line: u64) -> Result<SeedEntry> {
     if fields[1].trim().is_empty() {
         return Err(Error::parse(path, line, "field \"label\" is empty"));
     }
+    crate::corpus::check_label(fields[1].trim(), "label", path, line)?;
     let weight = match fields.get(2) {
         None => 1.0,
         Some(w) => {

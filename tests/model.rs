@@ -584,3 +584,68 @@ fn quick_train(corpus: &str) -> Vec<&str> {
         "0",
     ]
 }
+
+#[test]
+fn predict_and_eval_name_what_the_user_got_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let corpus = repo("corpora/tiny/intents.jsonl");
+    // No held-out slice: the epoch lines say so instead of reporting an accuracy of 0.
+    let out = sprig(
+        d,
+        &[
+            "train",
+            "--corpus",
+            p(&corpus),
+            "--out",
+            "m.sprig",
+            "--validation",
+            "0",
+            "--epochs",
+            "2",
+            "--augment",
+            "0",
+        ],
+    );
+    assert!(out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("epoch   1: train loss") && log.contains("no held-out slice"),
+        "{log}"
+    );
+    assert!(!log.contains("held-out accuracy"), "{log}");
+    // `-` among texts would be the text "-": refused.
+    let err = fails(d, &["predict", "--model", "m.sprig", "-", "hello"]);
+    assert!(err.contains("cannot be mixed with texts"), "{err}");
+    // Gold labels under another column: the error names the field to set.
+    std::fs::write(d.join("t.csv"), "body,intent\nhello there,greeting\n").unwrap();
+    let err = fails(
+        d,
+        &[
+            "eval",
+            "--model",
+            "m.sprig",
+            "--data",
+            "t.csv",
+            "--text-field",
+            "body",
+        ],
+    );
+    assert!(
+        err.contains("has a label under \"label\"") && err.contains("--label-field"),
+        "{err}"
+    );
+    // A gold label that differs from a model label only in case gets a hint.
+    std::fs::write(
+        d.join("g.jsonl"),
+        "{\"text\":\"hello there\",\"label\":\"Greeting\"}\n",
+    )
+    .unwrap();
+    let out = sprig(d, &["eval", "--model", "m.sprig", "--data", "g.jsonl"]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("\"Greeting\" differs from the model's \"greeting\" only in case"),
+        "{err}"
+    );
+}

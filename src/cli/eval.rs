@@ -58,6 +58,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let skipped = skips.count;
     if confusion.total() == 0 {
+        if unlabelled > 0 {
+            // Most often the gold labels sit under another field or column name.
+            anyhow::bail!(
+                "{}: no labelled record to evaluate: none of its {unlabelled} records has a \
+                 label under {:?} (name the gold labels' field or column with --label-field)",
+                args.data.display(),
+                options.label_field
+            );
+        }
         anyhow::bail!("{}: no labelled record to evaluate", args.data.display());
     }
     // Gold labels the model never learned cannot be predicted: worth a word on stderr, since
@@ -69,11 +78,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map(|p| p.label.as_str())
         .collect();
     if !unknown.is_empty() {
+        // A label that differs from a model label only in case is the likeliest slip.
+        let case_twin = unknown.iter().find_map(|u| {
+            let twin = model
+                .labels()
+                .iter()
+                .find(|l| l.to_lowercase() == u.to_lowercase())?;
+            Some(format!(
+                " ({u:?} differs from the model's {twin:?} only in case)"
+            ))
+        });
         eprintln!(
-            "note: {} gold label(s) of {} are not among the model's labels: {}",
+            "note: {} gold label(s) of {} are not among the model's labels: {}{}",
             unknown.len(),
             args.data.display(),
-            unknown.join(", ")
+            unknown.join(", "),
+            case_twin.unwrap_or_default()
         );
     }
     if args.json {

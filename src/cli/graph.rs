@@ -12,9 +12,10 @@ use super::{CorpusArgs, TextArgs};
 
 /// Build a similarity graph from a corpus, or import a weighted edge list.
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["corpus", "edges"])))]
 pub struct Args {
     /// Corpus file (`-` reads standard input).
-    #[arg(long, required_unless_present = "edges", conflicts_with = "edges")]
+    #[arg(long, conflicts_with = "edges")]
     corpus: Option<PathBuf>,
     /// Import a Junto-style edge list instead: `source<TAB>target[<TAB>weight]`, undirected.
     /// The corpus, text and feature flags do not apply to it.

@@ -43,8 +43,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if magic.is_some_and(|m| sprig::model::ProjectionModel::is_model_file(&m)) {
         if args.edges || args.verify {
             anyhow::bail!(
-                "{}: --edges and --verify read graphs; this is a model file",
-                args.file.display()
+                "{}: {} reads graphs; this is a model file",
+                args.file.display(),
+                if args.edges { "--edges" } else { "--verify" }
             );
         }
         return super::inspect_model::run(&args.file, args.json);

@@ -37,24 +37,25 @@ pub(crate) fn run(path: &Path, json_out: bool) -> anyhow::Result<()> {
     outln!("kind            {}", header.model_kind)?;
     outln!("hash            {}", header.hash)?;
     let p = &header.projection;
+    // The names the CLI flags and the JSON header use, not Rust's.
+    let name = |v: serde_json::Value| v.as_str().map(str::to_owned).unwrap_or_default();
     outln!(
-        "projection      {} functions x {} bits = {} ({:?}, structured {}, scheme {}, seed {:#x})",
+        "projection      {} functions x {} bits = {} ({}, structured {}, scheme {}, seed {:#x})",
         p.functions,
         p.bits,
         p.dim(),
-        p.coefficients,
+        name(serde_json::json!(p.coefficients)),
         p.structured,
-        serde_json::to_value(p.scheme)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_else(|| format!("{:?}", p.scheme)),
+        name(serde_json::json!(p.scheme)),
         p.seed
     )?;
     if !header.layers.is_empty() {
         outln!(
-            "layers          {:?} ({:?} weights)",
+            "layers          {:?} ({} weights)",
             header.layers,
-            header.weights.unwrap_or(sprig::format::Dtype::F32)
+            name(serde_json::json!(header
+                .weights
+                .unwrap_or(sprig::format::Dtype::F32)))
         )?;
     } else {
         outln!("table           k = {}", header.table_k)?;

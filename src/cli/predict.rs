@@ -101,6 +101,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut scratch = Scratch::default();
     let mut buf = String::new();
     let from_stdin = args.texts.is_empty() || (args.texts.len() == 1 && args.texts[0] == "-");
+    if args.texts.len() > 1 && args.texts.iter().any(|t| t == "-") {
+        // `-` alone means standard input; among texts it would silently be the text "-".
+        anyhow::bail!(
+            "`-` (standard input) cannot be mixed with texts: give texts, or `-` alone, or \
+             nothing"
+        );
+    }
     if !from_stdin && args.skip_invalid {
         anyhow::bail!("--skip-invalid applies to standard input, not to texts given as arguments");
     }

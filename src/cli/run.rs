@@ -15,7 +15,9 @@ pub struct Args {
     /// Corpus: every record, with `label` on the few seeds.
     #[arg(long, default_value = "corpora/replies/corpus.jsonl")]
     corpus: PathBuf,
-    /// Labelled held-out file to evaluate the model on.
+    /// Labelled held-out file to evaluate the model on, read with the corpus's --format and
+    /// field flags (not its ids). Default paths are relative to the current folder: run from
+    /// the repository root.
     #[arg(long, default_value = "corpora/replies/test.jsonl")]
     test: PathBuf,
     /// Folder for the graph, the propagated labels and the model (created if missing).

@@ -849,6 +849,10 @@ pub struct EpochStats {
     /// Held-out accuracy of the joint trainer network, when there is one.
     #[serde(default)]
     pub trainer_val_accuracy: Option<f64>,
+    /// Held-out examples the two held-out figures are over (0: none, and the figures are
+    /// placeholders). Models written before the field read 0.
+    #[serde(default)]
+    pub held_out: usize,
 }
 
 /// The training report stored in the model header.
@@ -1389,6 +1393,7 @@ pub fn train(
             val_accuracy,
             val_loss,
             trainer_val_accuracy: joint.as_ref().map(|(t, s)| t.accuracy(s, &val, &examples)),
+            held_out: val.len(),
         };
         on_epoch(&stats);
         history.push(stats);
