@@ -9,6 +9,12 @@
 //! sorted keys), adds their label weights divided by T, and returns the labels with a
 //! positive score. There is no matrix multiply at all.
 //!
+//! It abstains only when none of the T buckets holds a label, which is rare in practice: a
+//! code packs signs with 0 and −1 alike as 0, and with the sparse (sketch) projection a short
+//! text leaves most of a function's bits at 0, so the all-zero and one-bit codes of most
+//! functions are filled by training texts. Unseen text (`zzzzqqqq`, another script) still
+//! lands in filled buckets and gets low scores; deploy a table with `--threshold`.
+//!
 //! Building the table is training code (`crate::train`); this module only stores and reads it.
 
 use crate::error::{Error, Result};

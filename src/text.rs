@@ -5,8 +5,19 @@
 //! [`FeatureConfig`] that made them.
 //!
 //! 1. **Normalize** with the `tokenizers` crate (no vocabulary, nothing downloaded): NFKC,
-//!    then BERT's cleaning (control characters removed, all white space made a plain space),
-//!    CJK characters spaced apart, optional accent stripping, lowercasing.
+//!    then BERT's cleaning, CJK spacing, optional accent stripping and lowercasing, then
+//!    [`TextConfig::fold_variants`]. As in BERT:
+//!    - cleaning removes control and format characters and private-use ones (Unicode Cc,
+//!      Cf, Co: so a zero-width joiner or space goes, `👨‍💻` becomes `👨 💻`, and the
+//!      words around a zero-width space join) and makes other white space a plain space;
+//!    - "CJK" spacing puts spaces around Han ideographs only: kana, Hangul and Thai runs
+//!      stay whole tokens between spaces or punctuation (their character n-grams still see
+//!      inside them);
+//!    - accent stripping (`strip_accents`, off by default) decomposes the text and removes
+//!      every combining mark (Mn): right for Latin, Greek and Cyrillic accents, harmful for
+//!      scripts whose vowel signs or voicing marks are Mn (Devanagari, Thai, Japanese
+//!      dakuten) and for symbols such as `≠`, and it leaves Hangul decomposed into jamo;
+//!    - lowercasing goes character by character (hence the Greek and Turkish folds).
 //! 2. **Pre-tokenize**: split on white space, then isolate every punctuation character
 //!    (BERT's rule) and every symbol character (Unicode `S*`: emoji, currency, math) as a
 //!    token of its own. Punctuation is kept on purpose: a final `?` nearly decides a dialog
@@ -39,13 +50,30 @@ use crate::hash::feature_hash;
 pub struct TextConfig {
     /// Lowercase after NFKC (default true: short chat text is cased inconsistently).
     pub lowercase: bool,
-    /// Remove combining accents (`café` → `cafe`). Default false: accents can carry meaning,
-    /// and character n-grams already make `café` and `cafe` similar.
+    /// Remove combining accents (`café` → `cafe`): BERT's rule, every combining mark goes
+    /// (see the module docs for the scripts it harms). Default false: accents can carry
+    /// meaning, and character n-grams already make `café` and `cafe` similar.
     pub strip_accents: bool,
     /// Keep tokens with no letter or digit (punctuation, emoji). Default true: they carry
     /// signal. False matches scikit-learn's default token pattern `\b\w+\b`, which the
     /// peers' benchmarks use.
     pub keep_punctuation: bool,
+    /// Fold variants the other steps leave apart (default true for new configs; a header
+    /// without the field, written before it existed, reads false so that its model predicts
+    /// as before):
+    /// - emoji variation selectors (U+FE00–FE0F, U+E0100–E01EF) and skin-tone modifiers
+    ///   (U+1F3FB–1F3FF) are dropped: they are combining marks or symbols of their own,
+    ///   so `❤️` became `❤` plus an invisible token that every emoji with a selector shared
+    ///   (`☀️` and `✔️` were similar, `☀️` and `☀` not quite);
+    /// - with `lowercase`, Greek final sigma `ς` becomes `σ` (lowercasing goes character by
+    ///   character, so `ΟΔΟΣ` gave `οδοσ` and never met `οδος`) and Turkish `İ` becomes `i`
+    ///   (it gave `i` plus a combining dot above).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub fold_variants: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Default for TextConfig {
@@ -54,6 +82,7 @@ impl Default for TextConfig {
             lowercase: true,
             strip_accents: false,
             keep_punctuation: true,
+            fold_variants: true,
         }
     }
 }
@@ -294,7 +323,8 @@ impl TextPipeline {
     }
 
     /// Normalizes and splits `text` into tokens. An empty result means the text has nothing
-    /// usable (only white space or control characters).
+    /// usable (only white space, control, format or private-use characters, or what the
+    /// folds drop).
     ///
     /// Same tokens as [`TextPipeline::tokenize_reference`]; see [`TextPipeline::tokenize_into`].
     pub fn tokenize(&self, text: &str) -> Vec<String> {
@@ -374,6 +404,17 @@ impl TextPipeline {
     /// The `tokenizers` path.
     fn tokenize_general(&self, text: &str, out: &mut Tokens) {
         let mut normalized = NormalizedString::from(text);
+        // None of the folded characters is ASCII, so the fast path needs no such step.
+        let fold = self.config.fold_variants;
+        let lower = fold && self.config.lowercase;
+        if fold {
+            normalized.filter(|c| {
+                !matches!(c, '\u{fe00}'..='\u{fe0f}' | '\u{e0100}'..='\u{e01ef}' | '\u{1f3fb}'..='\u{1f3ff}')
+            });
+        }
+        if lower {
+            normalized.map(|c| if c == '\u{130}' { 'I' } else { c });
+        }
         // These normalizers and splitters only fail on regex errors, which the fixed patterns
         // above cannot produce; fall back to plain white-space splitting to stay total.
         if self.normalizer.0.normalize(&mut normalized).is_err()
@@ -381,6 +422,9 @@ impl TextPipeline {
         {
             text.split_whitespace().for_each(|t| out.push(t));
             return;
+        }
+        if lower {
+            normalized.map(|c| if c == 'ς' { 'σ' } else { c });
         }
         let mut pre = PreTokenizedString::from(normalized);
         if self.splitter.0.pre_tokenize(&mut pre).is_err()
@@ -525,6 +569,65 @@ mod tests {
         assert!(p.tokenize(" \t\u{7}\n").is_empty());
     }
 
+    /// Pins the general (`tokenizers`) path on non-ASCII text, which the ASCII golden values
+    /// never reach: a `tokenizers` upgrade that changed any of these would change the
+    /// features, and so the predictions, of saved models.
+    #[test]
+    fn non_ascii_tokens_are_pinned() {
+        let p = TextPipeline::new(&TextConfig::default(), &FeatureConfig::default()).unwrap();
+        let cases: [(&str, &[&str]); 9] = [
+            (
+                "Ça va? ❤\u{fe0f} merci!!",
+                &["ça", "va", "?", "❤", "merci", "!", "!"],
+            ),
+            ("ΟΔΟΣ οδος", &["οδοσ", "οδοσ"]),
+            ("İSTANBUL istanbul", &["istanbul", "istanbul"]),
+            (
+                "注文をキャンセルしてください",
+                &["注", "文", "をキャンセルしてください"],
+            ),
+            ("спасибо большое 👍🏽", &["спасибо", "большое", "👍"]),
+            ("شكرا جزيلا", &["شكرا", "جزيلا"]),
+            ("नमस्ते दोस्त", &["नमस\u{94d}त\u{947}", "दोस\u{94d}त"]),
+            ("ＡＢＣ１２３！", &["abc123", "!"]),
+            ("🇫🇷 👨\u{200d}💻 ok", &["🇫", "🇷", "👨", "💻", "ok"]),
+        ];
+        for (text, want) in cases {
+            assert_eq!(p.tokenize(text), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn variants_fold_in_new_configs_and_not_in_old_ones() {
+        let p = TextPipeline::new(&TextConfig::default(), &FeatureConfig::default()).unwrap();
+        assert_eq!(p.tokenize("❤\u{fe0f}"), p.tokenize("❤"));
+        assert_eq!(p.tokenize("☀\u{fe0f} ✔\u{fe0f}"), ["☀", "✔"]);
+        assert_eq!(p.tokenize("👍\u{1f3fd}"), ["👍"]);
+        // Without lowercasing, sigma and dotted I stay as written.
+        let cased = TextConfig {
+            lowercase: false,
+            ..TextConfig::default()
+        };
+        let q = TextPipeline::new(&cased, &FeatureConfig::default()).unwrap();
+        assert_eq!(q.tokenize("οδος İ"), ["οδος", "İ"]);
+        // A header written before the field existed reads it as false: the old tokens.
+        let old: TextConfig = serde_json::from_str(
+            r#"{"lowercase":true,"strip_accents":false,"keep_punctuation":true}"#,
+        )
+        .unwrap();
+        assert!(!old.fold_variants);
+        let o = TextPipeline::new(&old, &FeatureConfig::default()).unwrap();
+        assert_eq!(o.tokenize("❤\u{fe0f}"), ["❤", "\u{fe0f}"]);
+        assert_eq!(o.tokenize("ΟΔΟΣ οδος"), ["οδοσ", "οδος"]);
+        // New configs write the field; old ones are written as they always were.
+        assert!(serde_json::to_string(&TextConfig::default())
+            .unwrap()
+            .contains("\"fold_variants\":true"));
+        assert!(!serde_json::to_string(&old)
+            .unwrap()
+            .contains("fold_variants"));
+    }
+
     #[test]
     fn strips_accents_on_request() {
         let config = TextConfig {
@@ -610,6 +713,7 @@ mod tests {
                         lowercase,
                         strip_accents,
                         keep_punctuation,
+                        fold_variants: true,
                     });
                 }
             }

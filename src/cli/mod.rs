@@ -321,7 +321,8 @@ pub(crate) struct TextArgs {
     /// Keep case.
     #[arg(long)]
     no_lowercase: bool,
-    /// Strip accents (café → cafe).
+    /// Strip accents (café → cafe), as BERT does: every combining mark goes, which also
+    /// damages Devanagari, Thai and Japanese voicing marks; for Latin-script text.
     #[arg(long)]
     strip_accents: bool,
     /// Drop tokens with no letter or digit (punctuation, emoji), like scikit-learn's `\b\w+\b`.
@@ -347,6 +348,7 @@ impl TextArgs {
                 lowercase: !self.no_lowercase,
                 strip_accents: self.strip_accents,
                 keep_punctuation: !self.drop_punctuation,
+                fold_variants: true,
             },
             sprig::text::FeatureConfig {
                 unigrams: has(Family::U),
