@@ -3,7 +3,8 @@
 //! *printed* score descending, then by name, leaving out labels whose score prints as
 //! `0.000000` (so two scores that print alike are always in name order, and a label listed
 //! always has a visible score); outputs are stable enough for golden files. The top label is
-//! the first one listed: a node whose every score prints as zero abstains.
+//! the first one listed: a node whose every score prints as zero abstains in the file (the
+//! [`super::PropagationReport`]'s abstention counts are of nodes with no mass at all).
 //!
 //! **JSONL**, one line per record of [`Graph::records`], in order:
 //!
