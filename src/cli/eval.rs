@@ -155,11 +155,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ""
         }
     );
+    // Each cell one space wider than the largest count, so counts never run together.
+    let digits = confusion
+        .counts()
+        .iter()
+        .flatten()
+        .chain(confusion.abstained())
+        .map(|c| c.to_string().len())
+        .max()
+        .unwrap_or(1);
+    let cell = digits.max(4) + 1;
     let rows = confusion.counts().iter().zip(confusion.abstained());
     for (label, (row, &none)) in confusion.labels().iter().zip(rows) {
-        let mut cells: Vec<String> = row.iter().map(|c| format!("{c:>5}")).collect();
+        let mut cells: Vec<String> = row.iter().map(|c| format!("{c:>cell$}")).collect();
         if abstained > 0 {
-            cells.push(format!("{none:>5}"));
+            cells.push(format!("{none:>cell$}"));
         }
         let _ = writeln!(s, "{label:width$} {}", cells.join(""));
     }

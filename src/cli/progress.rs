@@ -1,14 +1,25 @@
-//! Progress bars on stderr (indicatif), hidden when stderr is not a terminal or `--quiet`.
+//! Progress bars on stderr (indicatif), hidden with `--quiet`. When stderr is not a terminal
+//! (a batch job's log) the bars cannot draw, so a stage that runs longer than
+//! [`LOG_AFTER`] writes a plain line every [`LOG_EVERY`] (position, rate, time left) and one
+//! when it ends; shorter stages, and so every test, stay silent.
 
+use std::io::IsTerminal;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// A stage this long or longer is logged on a non-terminal stderr.
+const LOG_AFTER: Duration = Duration::from_secs(10);
+/// Between two log lines of one stage.
+const LOG_EVERY: Duration = Duration::from_secs(30);
 
 /// Implements the library's progress callbacks with one bar per stage.
 pub(crate) struct Bars {
     quiet: bool,
     bar: Mutex<Option<ProgressBar>>,
+    /// On a non-terminal stderr: the stage's name, start, and when it was last logged.
+    log: Option<Mutex<Option<(String, Instant, Instant)>>>,
 }
 
 impl Bars {
@@ -16,7 +27,41 @@ impl Bars {
         Self {
             quiet,
             bar: Mutex::new(None),
+            log: (!quiet && !std::io::stderr().is_terminal()).then(|| Mutex::new(None)),
         }
+    }
+
+    /// Writes a log line for the current stage if it is due (see the module docs).
+    fn log_if_due(&self, finished: bool) {
+        let Some(log) = &self.log else { return };
+        let mut state = log.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((name, start, last)) = state.as_mut() else {
+            return;
+        };
+        let now = Instant::now();
+        // The first line once the stage is LOG_AFTER old (`last` is still its start), then
+        // one every LOG_EVERY.
+        let first = *last == *start;
+        if now.duration_since(*start) < LOG_AFTER
+            || (!finished && !first && now.duration_since(*last) < LOG_EVERY)
+        {
+            return;
+        }
+        *last = now;
+        let guard = self.bar.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(bar) = guard.as_ref() else { return };
+        let elapsed = now.duration_since(*start).as_secs_f64();
+        let done = bar.position();
+        let line = match (finished, bar.length()) {
+            (true, _) => format!("{name}: done, {done} in {elapsed:.1}s"),
+            (false, Some(total)) if done > 0 => format!(
+                "{name}: {done}/{total} after {elapsed:.0}s, {:.0}/s, about {:.0}s left",
+                done as f64 / elapsed,
+                (total.saturating_sub(done)) as f64 * elapsed / done as f64
+            ),
+            (false, _) => format!("{name}: {done} after {elapsed:.0}s"),
+        };
+        eprintln!("{line}");
     }
 
     fn with(&self, f: impl FnOnce(&ProgressBar)) {
@@ -63,17 +108,27 @@ impl sprig::build::Progress for Bars {
         bar.set_prefix(name.to_owned());
         bar.enable_steady_tick(Duration::from_millis(200));
         *self.bar.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar);
+        if let Some(log) = &self.log {
+            let now = Instant::now();
+            *log.lock().unwrap_or_else(|e| e.into_inner()) = Some((name.to_owned(), now, now));
+        }
     }
 
     fn advance(&self, n: u64) {
         self.with(|b| b.inc(n));
+        self.log_if_due(false);
     }
 
     fn set_position(&self, n: u64) {
         self.with(|b| b.set_position(n));
+        self.log_if_due(false);
     }
 
     fn finish_stage(&self) {
+        self.log_if_due(true);
+        if let Some(log) = &self.log {
+            *log.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
         if let Some(bar) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).take() {
             bar.finish_and_clear();
         }
