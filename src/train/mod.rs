@@ -1180,11 +1180,14 @@ fn shuffle(v: &mut [usize], rng: &mut Xoshiro256PlusPlus) {
     }
 }
 
-/// The held-out slice: the first `n_val` examples of `pool` (shuffled), passing over any
-/// whose label (its top target label) would be left without a training example: a rare
-/// label's only example held out could not be learned at all, and early stopping would
-/// track it all the same. When no label is that rare this is `pool[..n_val]`. Returns sorted
-/// indices; fewer than `n_val` only when the pool runs out.
+/// The held-out slice: the first `n_val` examples of `pool` (shuffled) whose text occurs
+/// once among the examples, passing over any whose label (its top target label) would be
+/// left without a training example. A repeated text stays on the training side: held out,
+/// its twins in training would score the slice on memory, not on new text; held out with
+/// all its twins, the slice would fill up with the few most repeated texts (SwDA's
+/// "uh-huh."). A rare label's only example held out could not be learned at all. Without
+/// repeated texts or rare labels this is `pool[..n_val]`. Returns sorted indices; fewer than
+/// `n_val` only when the pool runs out.
 ///
 /// (Stratifying the slice by label was tried and not kept: fully supervised HWU64 and SNIPS
 /// moved within noise, few-label HWU64 dev fell 2.2 points; see benches/README.md.)
@@ -1198,8 +1201,10 @@ fn held_out(pool: &[usize], examples: &[Example], n_labels: usize, n_val: usize)
     };
     // Training examples each label would keep: all of them, before any is held out.
     let mut left = vec![0usize; n_labels];
-    for i in 0..examples.len() {
+    let mut copies: hashbrown::HashMap<&str, u32> = hashbrown::HashMap::new();
+    for (i, e) in examples.iter().enumerate() {
         left[top(i)] += 1;
+        *copies.entry(e.text.as_str()).or_default() += 1;
     }
     let mut val = Vec::with_capacity(n_val);
     for &i in pool {
@@ -1207,7 +1212,7 @@ fn held_out(pool: &[usize], examples: &[Example], n_labels: usize, n_val: usize)
             break;
         }
         let l = top(i);
-        if left[l] > 1 {
+        if copies[examples[i].text.as_str()] == 1 && left[l] > 1 {
             left[l] -= 1;
             val.push(i);
         }
@@ -1623,6 +1628,31 @@ mod tests {
         assert_eq!(held_out(&shuffled, &examples, 4, 10), first);
         // One example per label: nothing can be held out.
         assert!(held_out(&[0, 1], &examples[..2], 4, 1).is_empty());
+    }
+
+    #[test]
+    fn repeated_texts_stay_on_the_training_side() {
+        let ex = |text: &str, label: u32| Example {
+            text: text.into(),
+            target: vec![(label, 1.0)],
+            weight: 1.0,
+            seed: true,
+        };
+        let examples = vec![
+            ex("uh-huh", 0), // 0: repeated three times
+            ex("yeah", 1),   // 1
+            ex("uh-huh", 0), // 2
+            ex("okay", 1),   // 3
+            ex("right", 0),  // 4
+            ex("uh-huh", 0), // 5
+            ex("sure", 1),   // 6
+            ex("well", 0),   // 7
+        ];
+        let pool = [0, 2, 1, 4, 5, 6, 3, 7];
+        assert_eq!(held_out(&pool, &examples, 2, 2), [1, 4]);
+        // All that may go: label 0 keeps the repeats of "uh-huh" (and "well" may go), label 1
+        // keeps "okay".
+        assert_eq!(held_out(&pool, &examples, 2, 8), [1, 4, 6, 7]);
     }
 
     fn rec(line: u64, text: &str, label: Option<&str>) -> Record {
