@@ -941,6 +941,15 @@ struct Inputs {
 impl Inputs {
     /// Projects every example's text (in parallel, deterministic).
     fn project(projector: &Projector, examples: &[Example]) -> Self {
+        Self::project_counted(projector, examples, &())
+    }
+
+    /// [`Inputs::project`], advancing `progress` by one per text.
+    fn project_counted(
+        projector: &Projector,
+        examples: &[Example],
+        progress: &dyn Progress,
+    ) -> Self {
         let dim = projector.dim();
         let stride = dim.div_ceil(4);
         let mut packed = vec![0u8; examples.len() * stride];
@@ -951,6 +960,7 @@ impl Inputs {
                 || (ProjectScratch::default(), vec![0i8; dim]),
                 |(s, row), (out, ex)| {
                     projector.project_with(s, &ex.text, row);
+                    progress.advance(1);
                     for (byte, four) in out.iter_mut().zip(row.chunks(4)) {
                         *byte = four.iter().enumerate().fold(0u8, |b, (k, &v)| {
                             b | (match v.signum() {
@@ -1241,8 +1251,8 @@ pub fn train(
     config.validate()?;
     set.validate()?;
     let projector = Projector::new(text, features, projection)?;
-    progress.stage("projecting", None, "texts");
-    let mut inputs = Inputs::project(&projector, &set.examples);
+    progress.stage("projecting", Some(set.examples.len() as u64), "texts");
+    let mut inputs = Inputs::project_counted(&projector, &set.examples, progress);
     progress.finish_stage();
     if config.kind == ModelKind::Table {
         let table = build_table(&projector, &inputs, set, config)?;
