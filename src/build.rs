@@ -271,6 +271,9 @@ pub struct EdgeReport {
     pub zero_weight: u64,
     /// Edges given more than once (in either direction); the largest weight is kept.
     pub duplicates: u64,
+    /// Lines that start with `#` but hold a TAB, read as edges (a comment has no TAB):
+    /// worth a word, since other tools treat every `#` line as a comment.
+    pub hash_lines: u64,
 }
 
 /// Imports an undirected weighted edge list: `source<TAB>target[<TAB>weight]` per line
@@ -310,6 +313,7 @@ pub fn read_edges_from(path: &Path, raw: Box<dyn std::io::Read>) -> Result<(Grap
             continue;
         }
         let fields: Vec<&str> = text.split('\t').collect();
+        report.hash_lines += u64::from(text.starts_with('#'));
         if !(2..=3).contains(&fields.len()) {
             return Err(Error::parse(
                 path,
@@ -340,7 +344,16 @@ pub fn read_edges_from(path: &Path, raw: Box<dyn std::io::Read>) -> Result<(Grap
         let weight: f64 = match fields.get(2) {
             None => 1.0,
             Some(w) => w.trim().parse().map_err(|_| {
-                Error::parse(path, line, format!("field \"weight\": not a number: {w:?}"))
+                let hint = if text.starts_with('#') {
+                    " (a line starting with # that holds TABs is an edge, not a comment)"
+                } else {
+                    ""
+                };
+                Error::parse(
+                    path,
+                    line,
+                    format!("field \"weight\": not a number: {w:?}{hint}"),
+                )
             })?,
         };
         if !(weight.is_finite() && weight >= 0.0 && weight <= f64::from(f32::MAX)) {
@@ -463,7 +476,8 @@ mod tests {
             EdgeReport {
                 self_loops: 1,
                 zero_weight: 1,
-                duplicates: 1
+                duplicates: 1,
+                hash_lines: 0,
             }
         );
         assert_eq!(g.row(3).0.len(), 0, "d keeps its node with no edge");

@@ -68,6 +68,10 @@ pub struct TextConfig {
     /// - with `lowercase`, Greek final sigma `ς` becomes `σ` (lowercasing goes character by
     ///   character, so `ΟΔΟΣ` gave `οδοσ` and never met `οδος`) and Turkish `İ` becomes `i`
     ///   (it gave `i` plus a combining dot above).
+    ///
+    /// Deserializing a config without the field gives false, whatever
+    /// [`TextConfig::default`] says: that is how old headers keep their behaviour, so a
+    /// config written by hand as JSON should name the field.
     #[serde(default, skip_serializing_if = "is_false")]
     pub fold_variants: bool,
 }
@@ -404,26 +408,29 @@ impl TextPipeline {
     /// The `tokenizers` path.
     fn tokenize_general(&self, text: &str, out: &mut Tokens) {
         let mut normalized = NormalizedString::from(text);
-        // None of the folded characters is ASCII, so the fast path needs no such step.
+        // None of the folded characters is ASCII, so the fast path needs no such step; and
+        // each fold rebuilds the string's alignments, so it runs only when needed.
         let fold = self.config.fold_variants;
         let lower = fold && self.config.lowercase;
-        if fold {
-            normalized.filter(|c| {
-                !matches!(c, '\u{fe00}'..='\u{fe0f}' | '\u{e0100}'..='\u{e01ef}' | '\u{1f3fb}'..='\u{1f3ff}')
-            });
-        }
-        if lower {
-            normalized.map(|c| if c == '\u{130}' { 'I' } else { c });
+        let dropped = |c: char| matches!(c, '\u{fe00}'..='\u{fe0f}' | '\u{e0100}'..='\u{e01ef}' | '\u{1f3fb}'..='\u{1f3ff}');
+        if fold && text.chars().any(dropped) {
+            normalized.filter(|c| !dropped(c));
         }
         // These normalizers and splitters only fail on regex errors, which the fixed patterns
         // above cannot produce; fall back to plain white-space splitting to stay total.
-        if self.normalizer.0.normalize(&mut normalized).is_err()
-            || self.normalizer.1.normalize(&mut normalized).is_err()
-        {
+        if self.normalizer.0.normalize(&mut normalized).is_err() {
             text.split_whitespace().for_each(|t| out.push(t));
             return;
         }
-        if lower {
+        // After NFKC, which composes a decomposed `I` + U+0307 into `İ` as well.
+        if lower && normalized.get().contains('\u{130}') {
+            normalized.map(|c| if c == '\u{130}' { 'I' } else { c });
+        }
+        if self.normalizer.1.normalize(&mut normalized).is_err() {
+            text.split_whitespace().for_each(|t| out.push(t));
+            return;
+        }
+        if lower && normalized.get().contains('ς') {
             normalized.map(|c| if c == 'ς' { 'σ' } else { c });
         }
         let mut pre = PreTokenizedString::from(normalized);
@@ -610,6 +617,8 @@ mod tests {
         };
         let q = TextPipeline::new(&cased, &FeatureConfig::default()).unwrap();
         assert_eq!(q.tokenize("οδος İ"), ["οδος", "İ"]);
+        // Decomposed dotted I folds too (NFKC composes it first).
+        assert_eq!(p.tokenize("I\u{307}STANBUL"), ["istanbul"]);
         // A header written before the field existed reads it as false: the old tokens.
         let old: TextConfig = serde_json::from_str(
             r#"{"lowercase":true,"strip_accents":false,"keep_punctuation":true}"#,

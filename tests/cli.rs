@@ -915,15 +915,22 @@ fn hashtag_nodes_quoted_keys_and_folders_survive_the_edge_list_round_trip() {
     )
     .unwrap();
     std::fs::write(d.join("s.tsv"), "#blessed\tjoy\n").unwrap();
-    let summary = ok(
+    let out = crate::util::sprig(
         d,
         &[
-            "graph", "-q", "--edges", "e.tsv", "--seeds", "s.tsv", "--out", "e.graph",
+            "graph", "--edges", "e.tsv", "--seeds", "s.tsv", "--out", "e.graph",
         ],
     );
+    let summary = String::from_utf8_lossy(&out.stdout);
     assert!(
         summary.contains("4 nodes") && summary.contains("3 edges"),
         "{summary}"
+    );
+    // Other tools take every `#` line for a comment: the note says this one was an edge.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("1 line starting with # was read as an edge"),
+        "{err}"
     );
     // sprig's own edge export reads back as the same graph.
     let exported = ok(d, &["inspect", "e.graph", "--edges"]);

@@ -614,6 +614,28 @@ fn predict_and_eval_name_what_the_user_got_wrong() {
         "{log}"
     );
     assert!(!log.contains("held-out accuracy"), "{log}");
+    // A labels file cannot bring in a label that would break predict's one-line answers.
+    std::fs::write(
+        d.join("bad.labels.jsonl"),
+        "{\"line\":1,\"scores\":[[\"evil\\nlabel\",0.9]],\"seed\":false}\n",
+    )
+    .unwrap();
+    let err = fails(
+        d,
+        &[
+            "train",
+            "--corpus",
+            p(&corpus),
+            "--labels",
+            "bad.labels.jsonl",
+            "--out",
+            "x.sprig",
+        ],
+    );
+    assert!(
+        err.contains("bad.labels.jsonl:1: field \"scores\"") && err.contains("control"),
+        "{err}"
+    );
     // `-` among texts would be the text "-": refused.
     let err = fails(d, &["predict", "--model", "m.sprig", "-", "hello"]);
     assert!(err.contains("cannot be mixed with texts"), "{err}");

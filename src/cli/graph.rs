@@ -76,6 +76,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let mut graph = if let Some(edges) = &args.edges {
         let (graph, report) = read_edges(edges)?;
+        if report.hash_lines > 0 {
+            bars.note(&format!(
+                "note: {}: {} (a comment line has no TAB)",
+                edges.display(),
+                super::count(
+                    report.hash_lines,
+                    "line starting with # was read as an edge",
+                    "lines starting with # were read as edges"
+                )
+            ));
+        }
         if report.self_loops + report.zero_weight + report.duplicates > 0 {
             bars.note(&format!(
                 "{}: dropped {} self-loops and {} zero-weight edges; merged {} repeated edges (max weight)",

@@ -36,7 +36,9 @@ pub struct Args {
     #[arg(long, default_value_t = defaults().iterations)]
     iterations: usize,
     /// Stop once an iteration changes the distributions by less than this (L1, see
-    /// --change-norm); 0 always runs --iterations.
+    /// --change-norm); 0 always runs --iterations. With max-node, the change of a damped
+    /// step is divided by 1 − damping (the log prints the damped change), and an iteration
+    /// that gives some node its first label never stops the run.
     #[arg(long, default_value_t = defaults().tolerance)]
     tolerance: f64,
     /// How the change is measured: max-node (largest per-node L1) or sum (over all nodes, as

@@ -303,7 +303,9 @@ fn sweeper<'a, R: Rule + 'a>(
 /// would, so the change is multiplied by `residual = 1 / (1 − d)` (without it, a damping near
 /// 1 would "converge" after one tiny step). And it never converges while a sweep still gives
 /// a label to a node that held none: far from the seeds the arriving mass is tiny, and
-/// stopping then would leave reachable nodes abstaining. [`ChangeNorm::Sum`] keeps
+/// stopping then would leave reachable nodes abstaining. (Mass that underflows `f32` on its
+/// way, some 40 hops of spreading's α = 0.2 from any seed, never arrives, so such nodes
+/// still abstain.) [`ChangeNorm::Sum`] keeps
 /// scikit-learn's rule as it is, to reproduce its results.
 fn iterate(
     sweep: &Sweep<'_>,

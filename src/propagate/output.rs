@@ -60,12 +60,12 @@ fn check(graph: &Graph, result: &Propagation) -> io::Result<()> {
     Ok(())
 }
 
-/// `x` as the outputs print it, in millionths: `format!("{x:.6}")` without its point (the
-/// formatter's own rounding, so the integer and the printed text always agree).
+/// `x` as the outputs print it, in millionths: what `format!("{x:.6}")` shows without its
+/// point. `x · 10^6` is exact in `f64` (24 mantissa bits times a 20-bit constant), and the
+/// formatter rounds the exact value half to even, as `round_ties_even` does (tested against
+/// the formatter on a million values).
 fn micros(x: f32) -> u64 {
-    let text = format!("{:.6}", x.max(0.0));
-    let (int, frac) = text.split_once('.').expect("6 decimals have a point");
-    int.parse::<u64>().expect("digits") * 1_000_000 + frac.parse::<u64>().expect("digits")
+    (f64::from(x.max(0.0)) * 1e6).round_ties_even() as u64
 }
 
 /// A score in millionths, printed with 6 decimals.
@@ -311,11 +311,35 @@ mod tests {
 
     #[test]
     fn micros_round_as_the_formatter_does() {
+        let check = |x: f32| {
+            assert_eq!(
+                Micros(micros(x)).to_string(),
+                format!("{:.6}", x.max(0.0)),
+                "{x}"
+            );
+        };
         for x in [
             0.0f32, 4.9e-7, 5e-7, 5.1e-7, 0.1234565, 0.9999996, 1.0, -0.0,
         ] {
-            let m = micros(x);
-            assert_eq!(Micros(m).to_string(), format!("{:.6}", x.max(0.0)), "{x}");
+            check(x);
+        }
+        // The floats nearest every half-millionth below 0.002, and a million over [0, 1].
+        for m in 0..2000u32 {
+            let x = ((f64::from(m) + 0.5) / 1e6) as f32;
+            for y in [
+                x,
+                f32::from_bits(x.to_bits() + 1),
+                f32::from_bits(x.to_bits() - 1),
+            ] {
+                check(y);
+            }
+        }
+        let mut s = 0x9e37_79b9u32;
+        for _ in 0..1_000_000 {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            check(f32::from_bits(s % 0x3f80_0001));
         }
     }
 

@@ -569,6 +569,9 @@ impl TrainSet {
                     },
                 )
             })?;
+            for (label, _) in &row.scores {
+                crate::corpus::check_label(label, "scores", path, line_no)?;
+            }
             let Some(line) = row.line else { continue };
             let idx = records
                 .binary_search_by_key(&line, |r| r.line)
@@ -1190,8 +1193,9 @@ fn shuffle(v: &mut [usize], rng: &mut Xoshiro256PlusPlus) {
     }
 }
 
-/// The held-out slice: the first `n_val` examples of `pool` (shuffled) whose text occurs
-/// once among the examples, passing over any whose label (its top target label) would be
+/// The held-out slice: the first `n_val` examples of `pool` (shuffled) whose raw text
+/// occurs once among the examples (texts that differ only in case or punctuation spacing
+/// count as different, though they tokenize alike), passing over any whose label (its top target label) would be
 /// left without a training example. A repeated text stays on the training side: held out,
 /// its twins in training would score the slice on memory, not on new text; held out with
 /// all its twins, the slice would fill up with the few most repeated texts (SwDA's
