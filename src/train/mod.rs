@@ -1206,13 +1206,8 @@ fn shuffle(v: &mut [usize], rng: &mut Xoshiro256PlusPlus) {
 /// (Stratifying the slice by label was tried and not kept: fully supervised HWU64 and SNIPS
 /// moved within noise, few-label HWU64 dev fell 2.2 points; see benches/README.md.)
 fn held_out(pool: &[usize], examples: &[Example], n_labels: usize, n_val: usize) -> Vec<usize> {
-    let top = |i: usize| -> usize {
-        let best = examples[i]
-            .target
-            .iter()
-            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
-        best.map_or(0, |t| t.0 as usize)
-    };
+    // The label the held-out accuracy scores an example against.
+    let top = |i: usize| argmax_target(&examples[i].target) as usize;
     // Training examples each label would keep: all of them, before any is held out.
     let mut left = vec![0usize; n_labels];
     let mut copies: hashbrown::HashMap<&str, u32> = hashbrown::HashMap::new();
