@@ -989,3 +989,68 @@ fn hashtag_nodes_quoted_keys_and_folders_survive_the_edge_list_round_trip() {
     );
     assert!(err.contains("the folder nodir does not exist"), "{err}");
 }
+
+/// `--max-scan`: a small corpus is searched exactly by default (the same bytes as
+/// `--max-scan exact`, and no `max_scan` in the header), a budget is recorded in the header
+/// and changes the graph here, and bad values or kinds are refused before any work.
+#[test]
+fn max_scan_is_exact_on_small_corpora_and_recorded_when_a_budget_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = repo("corpora/replies/corpus.jsonl");
+    let corpus = corpus.to_str().unwrap();
+    let build = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let mut args = vec![
+            "graph",
+            "--corpus",
+            corpus,
+            "--out",
+            out.to_str().unwrap(),
+            "-q",
+        ];
+        args.extend_from_slice(extra);
+        ok(dir.path(), &args);
+        (std::fs::read(&out).unwrap(), out)
+    };
+    let (auto, auto_path) = build("auto.graph", &[]);
+    let (exact, _) = build("exact.graph", &["--max-scan", "exact"]);
+    let (cut, cut_path) = build("cut.graph", &["--max-scan", "64"]);
+    assert_eq!(auto, exact, "2,198 texts are searched exactly by default");
+    assert_ne!(
+        auto, cut,
+        "a budget of 64 postings cuts searches short here"
+    );
+    let header = |p: &std::path::Path| ok(dir.path(), &["inspect", "--json", p.to_str().unwrap()]);
+    assert!(!header(&auto_path).contains("max_scan"));
+    assert!(header(&cut_path).contains(r#""max_scan":{"budget":64}"#));
+    for bad in ["0", "-3", "fast"] {
+        let bad = &format!("--max-scan={bad}");
+        // A usage error: clap's, with its usage lines.
+        let out = crate::util::sprig(
+            dir.path(),
+            &["graph", "--corpus", corpus, "--out", "x.graph", bad],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
+        assert!(
+            err.contains("expected auto, exact or a number"),
+            "{bad}: {err}"
+        );
+    }
+    let err = fails(
+        dir.path(),
+        &[
+            "graph",
+            "--corpus",
+            corpus,
+            "--out",
+            "x.graph",
+            "--kind",
+            "bipartite",
+            "--max-scan",
+            "9",
+        ],
+    );
+    assert!(err.contains("--max-scan applies to --kind knn"), "{err}");
+    assert!(!dir.path().join("x.graph").exists());
+}

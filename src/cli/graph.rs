@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use sprig::build::{build_from_corpus, read_edges, BuildConfig, GraphConfig};
+use sprig::build::{build_from_corpus, read_edges, BuildConfig, GraphConfig, MaxScan};
 use sprig::graph::GraphKind;
 use sprig::seeds::{apply_seed_file, read_seed_file};
 
@@ -45,6 +45,11 @@ pub struct Args {
     /// Drop features seen in more than this fraction of texts [default: 1 for knn, 0.3 for bipartite].
     #[arg(long, conflicts_with = "edges")]
     max_df: Option<f64>,
+    /// kNN search: `exact`, or at most N postings scanned per text (approximate, for
+    /// hundreds of thousands of texts), or `auto`: exact up to 100,000 distinct texts,
+    /// 16384 above [default: auto].
+    #[arg(long, conflicts_with = "edges", value_parser = parse_max_scan)]
+    max_scan: Option<MaxScan>,
     #[command(flatten)]
     text: TextArgs,
     #[command(flatten)]
@@ -106,6 +111,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             for (flag, given) in [
                 ("--k", args.k.is_some()),
                 ("--min-sim", args.min_sim.is_some()),
+                ("--max-scan", args.max_scan.is_some()),
             ] {
                 if given {
                     anyhow::bail!("{flag} applies to --kind knn, not to --kind bipartite");
@@ -126,6 +132,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 min_sim: args.min_sim.unwrap_or(GraphConfig::default().min_sim),
                 min_df: args.min_df,
                 max_df: args.max_df,
+                max_scan: args.max_scan.unwrap_or_default(),
             },
             skip_invalid: args.skip_invalid,
         };
@@ -217,4 +224,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ),
     )?;
     Ok(())
+}
+
+/// `--max-scan`: `auto`, `exact`, or a budget of at least 1.
+fn parse_max_scan(s: &str) -> Result<MaxScan, String> {
+    match s {
+        "auto" => Ok(MaxScan::Auto),
+        "exact" => Ok(MaxScan::Exact),
+        _ => match s.parse::<u64>() {
+            Ok(n) if n >= 1 => Ok(MaxScan::Budget(n)),
+            _ => Err(format!(
+                "expected auto, exact or a number of postings >= 1, not {s:?}"
+            )),
+        },
+    }
 }

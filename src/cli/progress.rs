@@ -84,6 +84,10 @@ impl Bars {
 }
 
 impl sprig::build::Progress for Bars {
+    fn note(&self, message: &str) {
+        Bars::note(self, message);
+    }
+
     fn stage(&self, name: &str, total: Option<u64>, unit: &str) {
         let target = if self.quiet {
             ProgressDrawTarget::hidden()
