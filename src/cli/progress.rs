@@ -97,16 +97,18 @@ impl sprig::build::Progress for Bars {
         let bar = match total {
             Some(t) => ProgressBar::with_draw_target(Some(t), target).with_style(
                 ProgressStyle::with_template(&format!(
-                    "{{prefix:>10}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{per_sec}} eta {{eta}}"
+                    "{{prefix:>10}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{rate}} eta {{eta}}"
                 ))
                 .expect("valid template")
+                .with_key("rate", rate)
                 .progress_chars("=> "),
             ),
             None => ProgressBar::with_draw_target(None, target).with_style(
                 ProgressStyle::with_template(&format!(
-                    "{{prefix:>10}} {{spinner}} {{pos}} {unit} {{per_sec}} {{elapsed}}"
+                    "{{prefix:>10}} {{spinner}} {{pos}} {unit} {{rate}} {{elapsed}}"
                 ))
-                .expect("valid template"),
+                .expect("valid template")
+                .with_key("rate", rate),
             ),
         };
         bar.set_prefix(name.to_owned());
@@ -137,4 +139,17 @@ impl sprig::build::Progress for Bars {
             bar.finish_and_clear();
         }
     }
+}
+
+/// The `{rate}` of a bar: units per second to three significant digits or whole units
+/// (indicatif's `{per_sec}` prints four decimals: "5402.1234/s").
+fn rate(state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write) {
+    let r = state.per_sec();
+    let _ = if r >= 100.0 || r == 0.0 {
+        write!(w, "{r:.0}/s")
+    } else if r >= 10.0 {
+        write!(w, "{r:.1}/s")
+    } else {
+        write!(w, "{r:.2}/s")
+    };
 }
