@@ -53,7 +53,7 @@ def main():
     flags = a.graph_args.split()
     rows = []
     # The peak RSS of children is a running maximum, so the exact graph (the largest) goes last.
-    runs = [(f"--max-scan {n}", ["--max-scan", str(n)]) for n in a.max_scan] + [("exact", [])]
+    runs = [(f"--max-scan {n}", ["--max-scan", str(n)]) for n in a.max_scan] + [("exact", ["--max-scan", "exact"])]
     graphs = {}
     for name, extra in runs:
         path = os.path.join(work, f"{len(graphs)}.graph")

@@ -49,7 +49,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-PEERS = os.path.normpath(os.path.join(ROOT, "..", "shared", "peers"))
+# The shared peers folder (lp_peers.py, common.py); SPRIG_PEERS overrides it for a clone
+# that does not sit beside ../shared.
+PEERS = os.environ.get("SPRIG_PEERS") or os.path.normpath(os.path.join(ROOT, "..", "shared", "peers"))
 sys.path.insert(0, PEERS)
 from common import read_jsonl, read_seeds, subsample_train  # noqa: E402
 

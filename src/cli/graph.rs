@@ -45,9 +45,10 @@ pub struct Args {
     /// Drop features seen in more than this fraction of texts [default: 1 for knn, 0.3 for bipartite].
     #[arg(long, conflicts_with = "edges")]
     max_df: Option<f64>,
-    /// kNN search: `exact`, or at most N postings scanned per text (approximate, for
-    /// hundreds of thousands of texts), or `auto`: exact up to 100,000 distinct texts,
-    /// 16384 above [default: auto].
+    /// kNN search: `exact`; N, a budget of N postings per text's search (approximate, for
+    /// hundreds of thousands of texts: a search that reaches it settles for the best
+    /// candidates found); or `auto`: exact up to 100,000 distinct texts, 16384 above
+    /// [default: auto].
     #[arg(long, conflicts_with = "edges", value_parser = parse_max_scan)]
     max_scan: Option<MaxScan>,
     #[command(flatten)]
