@@ -118,6 +118,7 @@ def prepare(data, split, k, max_train, work):
             f.write(json.dumps({"id": f"ev:{i}", "text": t}, ensure_ascii=False) + "\n")
     return {
         "path": path, "keep": keep, "seed_set": seed_set, "try": try_, "evy": evy,
+        "trx": trx, "evx": evx,
         "n_train_total": len(trx), "n_train_used": len(keep), "n_eval": len(evx),
         "n_classes": len(set(try_)), "majority": collections.Counter(try_).most_common(1)[0][0],
         "train_priors": {l: c / len(try_) for l, c in collections.Counter(try_).items()},
@@ -213,6 +214,36 @@ def run_peers(python, data, split, k, max_train, methods):
     return res
 
 
+def lr_char(prep):
+    """LogisticRegression on the seeds, as lp_peers.py's `lr_seeds` (lbfgs, C = 1,
+    max_iter 2000), but on word 1–2-gram + char 3–4-gram TF-IDF (sklearn's `char_wb`), the
+    kind of features sprig's graph uses: a peer with the same features, so that a margin
+    over it is propagation's and not the features'. TF-IDF is fitted on every text in the
+    graph (kept train + evaluation lines), as lp_peers fits its own on train + test."""
+    import numpy as np
+    from scipy.sparse import hstack
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    keep, seed_set, try_ = prep["keep"], prep["seed_set"], prep["try"]
+    texts = [prep["trx"][i] for i in keep] + list(prep["evx"])
+    t0 = time.perf_counter()
+    word = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit_transform(texts)
+    char = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 4),
+                           sublinear_tf=True).fit_transform(texts)
+    x = hstack([word, char]).tocsr()
+    # Each block is L2-normalized; rescale rows to unit norm again, as a single vector.
+    x = x.multiply(1 / np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).clip(1e-12))).tocsr()
+    rows = [j for j, i in enumerate(keep) if i in seed_set]
+    model = LogisticRegression(max_iter=2000).fit(x[rows], [try_[keep[j]] for j in rows])
+    n = len(keep)
+    ev_pred = list(model.predict(x[n:]))
+    unl = [j for j, i in enumerate(keep) if i not in seed_set]
+    tr_pred = list(model.predict(x[unl])) if unl else []
+    return {"eval": metrics(prep["evy"], ev_pred),
+            "unlabeled_train": metrics([try_[keep[j]] for j in unl], tr_pred),
+            "wall_s": round(time.perf_counter() - t0, 2)}
+
+
 def majority(prep):
     keep, seed_set, try_, evy = prep["keep"], prep["seed_set"], prep["try"], prep["evy"]
     m = prep["majority"]
@@ -264,6 +295,8 @@ def main():
     ap.add_argument("--variant", action="append", default=[],
                     help="'NAME;GRAPH FLAGS;PROPAGATE FLAGS' (repeatable; replaces the default variant)")
     ap.add_argument("--peers", action="store_true", help="run lp_peers.py beside sprig")
+    ap.add_argument("--lr-char", action="store_true",
+                    help="also LogisticRegression on the seeds with word + char TF-IDF (sprig's kind of features)")
     ap.add_argument("--peer-methods", default="spread,prop,spread99,lr_seeds")
     ap.add_argument("--python", default=sys.executable, help="python for lp_peers.py")
     ap.add_argument("--workdir", default=None)
@@ -308,6 +341,13 @@ def main():
                 rows.append({"name": PEER_NAMES.get(m, m), "eval": r["test"],
                              "unlabeled_train": r.get("unlabeled_train"), "wall": wall,
                              "rss": r["peak_rss_mib_so_far"] if m == a.peer_methods.split(",")[0] else "—"})
+        if a.lr_char:
+            log(f"{ds}: LogisticRegression, seeds only, word + char features")
+            lc = lr_char(prep)
+            d["lr_char"] = lc
+            rows.append({"name": "LogisticRegression, seeds only, word 1–2 + char 3–4 TF-IDF",
+                         "eval": lc["eval"], "unlabeled_train": lc["unlabeled_train"],
+                         "wall": lc["wall_s"], "rss": "—"})
         rows.append({"name": "most frequent train label", **d["majority"]})
         best_peer = max([r["eval"]["acc"] for r in rows[len(d["sprig"]):]
                          if "ALL train" not in r["name"]])
