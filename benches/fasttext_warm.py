@@ -7,7 +7,7 @@ the same models (the peers' own preprocessing, FNV-ordered training file, config
 quantization recipe, imported from `../shared/peers/fasttext_peers.py`, seed 0 as their
 first repeat) and times them the same way: one pass discarded, then the median and p90 of
 every `predict` call over four passes. It also prints the median cost of predicting an
-empty line, the fixed Python → C++ call overhead included in every figure.
+empty line: the Python → C++ call and the output layer, fixed costs inside every figure.
 
     $PY benches/fasttext_warm.py --data ../shared/corpora/snips [--configs default,tutorial]
 

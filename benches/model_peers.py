@@ -17,8 +17,9 @@ For each dataset, fully supervised (all train labels):
     quantization recipe, imported from ../shared/peers/fasttext_peers.py), run just before
     sprig's timings: its `default` and `tutorial` models trained on all train lines, `.bin`
     and quantized `.ftz`, their accuracies and sizes, and their single-text latency timed as
-    sprig's bench times it (a warm-up pass discarded, median and p90 over four passes; each
-    call also pays about 1 µs of Python → C++ overhead, printed as `empty call`).
+    sprig's bench times it (a warm-up pass discarded, median and p90 over four passes; the
+    cost of predicting an empty line, the Python → C++ call plus the output layer, is
+    printed as `empty call`).
     (`fasttext_peers.py` times one cold pass, 25–50% slower than warm.)
 
 Ratios printed: sprig latency / the fastest fastText latency (target: ≤ 1), sprig size /
