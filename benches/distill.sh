@@ -7,13 +7,17 @@
 # their label, every other train line and every test line is unlabelled; `sprig graph` and
 # `sprig propagate` run over train+test, `sprig train --labels` distils, `sprig eval` scores
 # the test lines. Fully supervised: `sprig train` on all train labels, `sprig eval` on test.
+#
+# The few-label model is then transductive: it trains on the test texts' propagated labels
+# (no test label is read). INDUCTIVE=1 leaves the test lines out of the graph and of
+# training, so the test texts are new to the model.
 set -euo pipefail
 data=$1; work=$2; shift 2
 sprig=${SPRIG:-target/release/sprig}
 mkdir -p "$work"
-python3 - "$data" "$work" <<'PY'
+python3 - "$data" "$work" "${INDUCTIVE:-0}" <<'PY'
 import json, sys
-data, work = sys.argv[1], sys.argv[2]
+data, work, inductive = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 seeds = {int(l) for l in open(f"{data}/seeds-k10.txt") if l.strip()}
 with open(f"{work}/fewlabel.jsonl", "w") as out:
     for i, line in enumerate(open(f"{data}/train.jsonl")):
@@ -22,7 +26,7 @@ with open(f"{work}/fewlabel.jsonl", "w") as out:
         if i in seeds:
             o["label"] = r["label"]
         out.write(json.dumps(o, ensure_ascii=False) + "\n")
-    for line in open(f"{data}/test.jsonl"):
+    for line in open(f"{data}/test.jsonl") if not inductive else []:
         out.write(json.dumps({"text": json.loads(line)["text"]}, ensure_ascii=False) + "\n")
 PY
 t0=$(date +%s.%N)
