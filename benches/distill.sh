@@ -10,18 +10,29 @@
 #
 # The few-label model is then transductive: it trains on the test texts' propagated labels
 # (no test label is read). INDUCTIVE=1 leaves the test lines out of the graph and of
-# training, so the test texts are new to the model.
+# training, so the test texts are new to the model. SwDA's few-label corpus keeps the
+# peers' 75,000-line train subsample (the seeds, then the first lines in FNV order:
+# `subsample_train` of ../shared/peers/common.py, or $SPRIG_PEERS/common.py), as
+# lp_peers.py and quality.py do; MAX_TRAIN=0 keeps every train line.
 set -euo pipefail
 data=$1; work=$2; shift 2
 sprig=${SPRIG:-target/release/sprig}
 mkdir -p "$work"
-python3 - "$data" "$work" "${INDUCTIVE:-0}" <<'PY'
+peers=${SPRIG_PEERS:-$(dirname "$0")/../../shared/peers}
+default_max=0
+[ "$(basename "$data")" = swda ] && default_max=75000
+python3 - "$data" "$work" "${INDUCTIVE:-0}" "$peers" "${MAX_TRAIN:-$default_max}" <<'PY'
 import json, sys
-data, work, inductive = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
-seeds = {int(l) for l in open(f"{data}/seeds-k10.txt") if l.strip()}
+data, work, inductive, peers, max_train = sys.argv[1:6]
+inductive, max_train = inductive == "1", int(max_train)
+sys.path.insert(0, peers)
+from common import subsample_train
+seeds = {int(x) for x in open(f"{data}/seeds-k10.txt").read().split()}
+train = [json.loads(line) for line in open(f"{data}/train.jsonl")]
+keep = subsample_train([r["text"] for r in train], sorted(seeds), max_train)
 with open(f"{work}/fewlabel.jsonl", "w") as out:
-    for i, line in enumerate(open(f"{data}/train.jsonl")):
-        r = json.loads(line)
+    for i in keep:
+        r = train[i]
         o = {"text": r["text"]}
         if i in seeds:
             o["label"] = r["label"]

@@ -2,8 +2,8 @@
 //! with a search budget per query for very large corpora ([`knn_bounded`]).
 //!
 //! An inverted index (feature → rows holding it, with weights) finds candidates; [`knn`]'s
-//! result is **exact**: it equals a brute-force scan of every pair, with ties broken by node id
-//! (the smaller id wins), because every score that decides the result is recomputed with
+//! result is **exact**: it equals a brute-force scan of every pair, with ties broken by node
+//! id (the smaller id wins), because every score that decides the result is recomputed with
 //! [`crate::features::sparse_dot`], the function a brute-force scan would use.
 //!
 //! For each query row `q` the features are visited rarest first (document frequency, then
@@ -31,8 +31,9 @@
 //! 75k subsample with word + char n-grams (rows of many rare features and a small common
 //! tail), and by 30% on all of SwDA's train set with word 1–2-grams.
 //!
-//! Nothing is approximated (unless a budget is given, see [`knn_bounded`]): the bounds carry a small slack (1e-5) for the rounding of
-//! sums taken in another order, and the document-frequency order is only a cost order.
+//! Nothing is approximated (unless a budget is given, see [`knn_bounded`]): the bounds
+//! carry a small slack (1e-5) for the rounding of sums taken in another order, and the
+//! document-frequency order is only a cost order.
 //!
 //! Each query is independent and uses per-thread scratch space, so rayon parallelism over
 //! query rows gives identical output for any thread count.
