@@ -2,9 +2,10 @@
 """Recall of the approximate kNN (`sprig graph --max-scan N`) against the exact graph.
 
 Builds the exact kNN graph of a corpus and one graph per `--max-scan` value, with the same
-other flags, and prints a table: wall time and peak RSS of each `sprig graph`, edges, and the
-recall of the exact graph's edges (each undirected edge once, as `sprig inspect --edges`
-prints them) and of their total weight. Standard library only.
+other flags, and prints a table: wall time of each `sprig graph` (the JSON also has the
+children's peak RSS so far, a running maximum), edges, and the recall of the exact graph's
+edges (each undirected edge once, as `sprig inspect --edges` prints them) and of their total
+weight. Standard library only.
 
     python3 benches/knn_recall.py --corpus CORPUS.jsonl --max-scan 4096 16384 [--json]
 """

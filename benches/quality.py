@@ -53,7 +53,7 @@ ROOT = os.path.dirname(HERE)
 # that does not sit beside ../shared.
 PEERS = os.environ.get("SPRIG_PEERS") or os.path.normpath(os.path.join(ROOT, "..", "shared", "peers"))
 sys.path.insert(0, PEERS)
-from common import read_jsonl, read_seeds, subsample_train  # noqa: E402
+from common import TOKEN_PATTERN, read_jsonl, read_seeds, subsample_train  # noqa: E402
 
 ABSTAIN = None
 # In a variant's propagate flags, stands for `--prior LABEL=W` for every label, W = the label's
@@ -216,7 +216,8 @@ def run_peers(python, data, split, k, max_train, methods):
 
 def lr_char(prep):
     """LogisticRegression on the seeds, as lp_peers.py's `lr_seeds` (lbfgs, C = 1,
-    max_iter 2000), but on word 1–2-gram + char 3–4-gram TF-IDF (sklearn's `char_wb`), the
+    max_iter 2000; its word tokens, one-letter words included), but on word 1–2-gram +
+    char 3–4-gram TF-IDF (sklearn's `char_wb`), the
     kind of features sprig's graph uses: a peer with the same features, so that a margin
     over it is propagation's and not the features'. TF-IDF is fitted on every text in the
     graph (kept train + evaluation lines), as lp_peers fits its own on train + test."""
@@ -227,7 +228,8 @@ def lr_char(prep):
     keep, seed_set, try_ = prep["keep"], prep["seed_set"], prep["try"]
     texts = [prep["trx"][i] for i in keep] + list(prep["evx"])
     t0 = time.perf_counter()
-    word = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit_transform(texts)
+    word = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True,
+                           token_pattern=TOKEN_PATTERN).fit_transform(texts)
     char = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 4),
                            sublinear_tf=True).fit_transform(texts)
     x = hstack([word, char]).tocsr()

@@ -53,7 +53,7 @@ pub struct GraphConfig {
     /// bipartite, where a feature of one text links nothing).
     pub min_df: Option<u32>,
     /// Features seen in more than this fraction of distinct texts are dropped (default: 1 for
-    /// knn, which is exact over all features; 0.3 for bipartite, whose feature nodes would
+    /// knn, which searches over all features; 0.3 for bipartite, whose feature nodes would
     /// otherwise be hubs joining unrelated texts).
     pub max_df: Option<f64>,
     /// How thorough the kNN search is: exact, or a budget of postings per text (see

@@ -141,8 +141,8 @@ impl sprig::build::Progress for Bars {
     }
 }
 
-/// The `{rate}` of a bar: units per second to three significant digits or whole units
-/// (indicatif's `{per_sec}` prints four decimals: "5402.1234/s").
+/// The `{rate}` of a bar: whole units per second from 100 up, one decimal from 10, two
+/// below (indicatif's `{per_sec}` prints four decimals: "5,402.1234/s").
 fn rate(state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write) {
     let r = state.per_sec();
     let _ = if r >= 100.0 || r == 0.0 {

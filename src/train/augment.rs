@@ -404,6 +404,33 @@ mod tests {
         assert_eq!(perturb("  ", 7, 3, 0), None);
     }
 
+    /// Identical texts share a count vector, but document frequencies still count examples
+    /// (as before the sharing): a text repeated five times among eight examples weighs its
+    /// features by the idf of five occurrences.
+    #[test]
+    fn repeated_texts_count_once_per_example_in_the_document_frequencies() {
+        let set = TrainSet::supervised(&crate::train::tests::toy_records()).unwrap();
+        let mut examples = set.examples[..3].to_vec();
+        for _ in 0..5 {
+            examples.push(examples[0].clone());
+        }
+        let p = pipeline();
+        // Not in example order, and leaving one example out, as a held-out slice does.
+        let train = [7usize, 0, 2, 5, 3, 6, 4];
+        let teacher = Teacher::fit(&p, &examples, &train, set.labels.len(), 1, &());
+        let mut df = vec![0u32; teacher.idf.len()];
+        for &i in &train {
+            for (h, _, _) in raw_counts(&p, &examples[i].text) {
+                df[teacher.vocab[&h] as usize] += 1;
+            }
+        }
+        assert!(
+            df.iter().any(|&d| d >= 6),
+            "the repeated text's features: {df:?}"
+        );
+        assert_eq!(teacher.idf, features::idf(&df, train.len()));
+    }
+
     #[test]
     fn teacher_fits_its_examples_and_gives_distributions() {
         let set = TrainSet::supervised(&crate::train::tests::toy_records()).unwrap();
