@@ -381,7 +381,7 @@ fn query(
             s.candidates.select_nth_unstable_by(keep - 1, by_rank);
             s.candidates.truncate(keep);
         }
-        return finish(m, q, k, qf, qv, floor, s, out);
+        return finish(m, q, k, floor, s, out);
     }
     let mut theta = kth(&s.candidates, k, &mut s.partial).max(bound);
     let mut level_of_tails = usize::MAX;
@@ -417,7 +417,7 @@ fn query(
         theta = theta.max(kth(&s.candidates, k, &mut s.partial));
         prune(s, index, j + 1, theta.max(floor), &mut level_of_tails);
     }
-    finish(m, q, k, qf, qv, floor, s, out);
+    finish(m, q, k, floor, s, out);
 }
 
 /// Ranks `(score, row)` pairs: score descending, then row ascending.
@@ -431,17 +431,15 @@ fn by_rank(a: &(f32, u32), b: &(f32, u32)) -> std::cmp::Ordering {
 pub const APPROX_CANDIDATES: usize = 8;
 
 /// Scores the surviving candidates exactly, resets the scratch space and appends the best k.
-#[allow(clippy::too_many_arguments)]
 fn finish(
     m: &FeatureMatrix,
     q: usize,
     k: usize,
-    qf: &[u32],
-    qv: &[f32],
     floor: f32,
     s: &mut Scratch,
     out: &mut Vec<(u32, u32, f32)>,
 ) {
+    let query = m.row(q);
     // The survivors are scored exactly, in the order a brute-force scan would use (the
     // front-runners' scores are cached from admission).
     for c in s.candidates.iter_mut() {
@@ -449,7 +447,7 @@ fn finish(
         let exact = if cached >= 0.0 {
             cached
         } else {
-            sparse_dot((qf, qv), m.row(c.1 as usize))
+            sparse_dot(query, m.row(c.1 as usize))
         };
         c.0 = exact.min(1.0);
     }
