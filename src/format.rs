@@ -14,7 +14,7 @@
 //!
 //! The header always holds a `sections` array of `{name, dtype, shape, offset, len}` where
 //! `offset` counts from the start of the data area and `len` is in bytes; `dtype` is one of
-//! `u8`, `i8`, `u32`, `u64`, `f32`. Everything else in the header belongs to the artifact kind
+//! `u8`, `i8`, `i4` (two to a byte, see [`Dtype::I4`]), `u32`, `u64`, `f32`. Everything else in the header belongs to the artifact kind
 //! (configs, label names, counts, crate version, hash name).
 //!
 //! **Reading** checks, in this order, and stops at the first failure with its own error:
@@ -46,6 +46,10 @@ pub enum Dtype {
     U8,
     /// Signed bytes (quantized weights).
     I8,
+    /// Signed 4-bit integers (−8..=7, two's complement), two to a byte: element `2i` in
+    /// the low nibble of byte `i`, element `2i + 1` in its high nibble; an odd count leaves
+    /// the last high nibble 0. The length is ⌈count / 2⌉ bytes.
+    I4,
     /// 32-bit unsigned integers (ids).
     U32,
     /// 64-bit unsigned integers (offsets).
@@ -55,11 +59,13 @@ pub enum Dtype {
 }
 
 impl Dtype {
-    fn size(self) -> u64 {
+    /// Bytes taken by `count` elements, `None` on overflow.
+    fn bytes(self, count: u64) -> Option<u64> {
         match self {
-            Dtype::U8 | Dtype::I8 => 1,
-            Dtype::U32 | Dtype::F32 => 4,
-            Dtype::U64 => 8,
+            Dtype::I4 => Some(count.div_ceil(2)),
+            Dtype::U8 | Dtype::I8 => Some(count),
+            Dtype::U32 | Dtype::F32 => count.checked_mul(4),
+            Dtype::U64 => count.checked_mul(8),
         }
     }
 }
@@ -131,6 +137,22 @@ impl ArtifactWriter {
     pub fn add_i8(&mut self, name: &str, shape: &[u64], values: &[i8]) {
         let bytes: Vec<u8> = values.iter().map(|&v| v as u8).collect();
         self.push(name, Dtype::I8, shape, &bytes);
+    }
+
+    /// Appends a 4-bit section with the given shape ([`Dtype::I4`]).
+    ///
+    /// # Panics
+    /// If a value is outside −8..=7 (a bug in the caller: nothing would read it back).
+    pub fn add_i4(&mut self, name: &str, shape: &[u64], values: &[i8]) {
+        assert!(
+            values.iter().all(|v| (-8..=7).contains(v)),
+            "4-bit section {name:?} holds a value outside -8..=7"
+        );
+        let bytes: Vec<u8> = values
+            .chunks(2)
+            .map(|p| (p[0] as u8 & 0x0f) | ((p.get(1).copied().unwrap_or(0) as u8) << 4))
+            .collect();
+        self.push(name, Dtype::I4, shape, &bytes);
     }
 
     add_section!(add_u32, u32, Dtype::U32);
@@ -283,7 +305,7 @@ impl Artifact {
                 .shape
                 .iter()
                 .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-                .and_then(|c| c.checked_mul(s.dtype.size()));
+                .and_then(|c| s.dtype.bytes(c));
             if count != Some(s.len) {
                 return Err(bad_header(format!(
                     "section {:?}: shape {:?} of {:?} does not match its length {}",
@@ -389,6 +411,30 @@ impl Artifact {
             .iter()
             .map(|&b| b as i8)
             .collect())
+    }
+
+    /// The values of an `i4` section ([`Dtype::I4`]), one `i8` each.
+    ///
+    /// # Errors
+    /// As [`Artifact::u8s`], and [`Error::BadHeader`] if an odd count's unused last nibble
+    /// is not 0.
+    pub fn i4s(&self, name: &str) -> Result<Vec<i8>> {
+        let (entry, bytes) = self.section(name, Dtype::I4)?;
+        let count = entry.shape.iter().product::<u64>() as usize;
+        // Sign-extends a nibble: shift it to the top of a byte, then arithmetic-shift back.
+        let nibble = |b: u8, high: bool| ((if high { b } else { b << 4 }) as i8) >> 4;
+        let mut out = Vec::with_capacity(count);
+        for &b in bytes {
+            out.push(nibble(b, false));
+            out.push(nibble(b, true));
+        }
+        if out.len() > count && out.pop() != Some(0) {
+            return Err(Error::BadHeader {
+                path: self.path.clone(),
+                message: format!("section {name:?}: the unused last nibble is not 0"),
+            });
+        }
+        Ok(out)
     }
 
     /// The values of a `u32` section.
@@ -678,6 +724,38 @@ mod tests {
         assert_eq!(a.f32s("weights").unwrap(), vec![0.5, 1.0]);
         assert_eq!(a.strings("keys").unwrap(), vec!["a", "ßb", ""]);
         assert!(matches!(a.f32s("ids"), Err(Error::BadHeader { .. })));
+    }
+
+    #[test]
+    fn four_bit_sections_round_trip_packed() {
+        let values: Vec<i8> = vec![-8, 7, -1, 0, 1, 3, -5];
+        let mut w = ArtifactWriter::new();
+        w.add_i4("q", &[7], &values);
+        w.add_i4("empty", &[0], &[]);
+        let bytes = w.finish(b"SPRIGTST", 1, serde_json::json!({"kind": "test"}));
+        let a = parse(bytes.clone()).unwrap();
+        assert_eq!(a.sections()[0].len, 4, "seven nibbles take four bytes");
+        assert_eq!(a.i4s("q").unwrap(), values);
+        assert!(a.i4s("empty").unwrap().is_empty());
+        assert!(matches!(a.i8s("q"), Err(Error::BadHeader { .. })));
+        // Low nibble first: -8 = 0x8, 7 = 0x7 → 0x78.
+        let start = a.data_start + a.sections()[0].offset as usize;
+        assert_eq!(bytes[start], 0x78);
+        // A set padding nibble is refused (with the CRC patched, so that the check is the
+        // nibble's and not the checksum's).
+        let mut dirty = bytes;
+        dirty[start + 3] |= 0xf0;
+        let n = dirty.len();
+        let crc = crc32fast::hash(&dirty[..n - 4]);
+        dirty[n - 4..].copy_from_slice(&crc.to_le_bytes());
+        let err = parse(dirty).unwrap().i4s("q").unwrap_err();
+        assert!(err.to_string().contains("nibble"), "{err}");
+    }
+
+    #[test]
+    #[should_panic(expected = "outside -8..=7")]
+    fn four_bit_sections_refuse_wide_values() {
+        ArtifactWriter::new().add_i4("q", &[1], &[8]);
     }
 
     #[test]

@@ -10,12 +10,18 @@
 //! turn a text into the same numbers as at training time: the text, feature and projection
 //! configs, the hash name, the label names (in id order), the layer shapes, plus the crate
 //! version and the training report. Sections:
-//! - network models: `layer{l}.weight` (`i8` or `f32`, shape `[out, in]`, row-major),
-//!   `layer{l}.scale` (`f32`, `[out]`, only for `i8`), `layer{l}.bias` (`f32`, `[out]`);
+//! - network models: `layer{l}.weight` (`i4`, `i8` or `f32`, shape `[out, in]`, row-major),
+//!   `layer{l}.scale` (`f32`, `[out]`, only for `i4` and `i8`), `layer{l}.bias` (`f32`,
+//!   `[out]`);
 //! - table models: `table.keys` (`u64`, sorted, `t·2^d + code`), `table.labels`
 //!   (`u32`, `[keys, k]`), `table.weights` (`f32`, `[keys, k]`).
 //!
 //! No projection matrix is stored: it is regenerated from the seed and sizes.
+//!
+//! **Versions.** Version 2 added `i4` weight sections and the header's `layer_weights` (one
+//! dtype per layer); in version 1 every layer had the dtype of `weights`. Both are read.
+//! Builds that know only version 1 refuse version 2 files by their version number, rather
+//! than misread a 4-bit section.
 //!
 //! **Loading** runs the container checks (magic, version, header, bounds, CRC), then checks
 //! every shape against the header and every value for finiteness; a damaged file is refused.
@@ -34,7 +40,7 @@ use crate::text::{FeatureConfig, TextConfig};
 /// Magic bytes of model files.
 pub const MODEL_MAGIC: &[u8; 8] = b"SPRIGMDL";
 /// The model format version this build writes.
-pub const MODEL_FORMAT_VERSION: u32 = 1;
+pub const MODEL_FORMAT_VERSION: u32 = 2;
 /// The oldest model format version this build reads.
 pub const MODEL_OLDEST_VERSION: u32 = 1;
 
@@ -90,9 +96,14 @@ pub struct ModelHeader {
     /// Layer sizes (input, hidden…, output), network models only.
     #[serde(default)]
     pub layers: Vec<usize>,
-    /// `i8` or `f32`, network models only.
+    /// The dtype of every layer's weights when they share one (`i8` or `f32`), network
+    /// models only; `None` when they differ (see `layer_weights`).
     #[serde(default)]
     pub weights: Option<Dtype>,
+    /// Each layer's weight dtype (`i4`, `i8` or `f32`), network models of format version 2
+    /// on; empty in version 1, where `weights` holds for all layers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layer_weights: Vec<Dtype>,
     /// Labels kept per bucket, table models only.
     #[serde(default)]
     pub table_k: usize,
@@ -304,17 +315,23 @@ impl ProjectionModel {
 
     /// The header this model is saved with.
     pub fn header(&self) -> ModelHeader {
-        let (layers, weights, table_k) = match &self.predictor {
+        let (layers, weights, layer_weights, table_k) = match &self.predictor {
             Predictor::Network(net) => {
                 let mut sizes = vec![net.n_in()];
                 sizes.extend(net.layers().iter().map(|l| l.n_out));
-                let dtype = match net.layers()[0].weights {
-                    Weights::F32(_) => Dtype::F32,
-                    Weights::I8 { .. } => Dtype::I8,
-                };
-                (sizes, Some(dtype), 0)
+                let dtypes: Vec<Dtype> = net
+                    .layers()
+                    .iter()
+                    .map(|l| match l.weights {
+                        Weights::F32(_) => Dtype::F32,
+                        Weights::I8 { .. } => Dtype::I8,
+                        Weights::I4 { .. } => Dtype::I4,
+                    })
+                    .collect();
+                let shared = Some(dtypes[0]).filter(|d| dtypes.iter().all(|x| x == d));
+                (sizes, shared, dtypes, 0)
             }
-            Predictor::Table(t) => (Vec::new(), None, t.k()),
+            Predictor::Table(t) => (Vec::new(), None, Vec::new(), t.k()),
         };
         let p = self.projector.pipeline();
         ModelHeader {
@@ -329,6 +346,7 @@ impl ProjectionModel {
             labels: self.labels.clone(),
             layers,
             weights,
+            layer_weights,
             table_k,
             train: self.train.clone(),
         }
@@ -345,6 +363,10 @@ impl ProjectionModel {
                         Weights::F32(v) => w.add_f32(&format!("layer{l}.weight"), &shape, v),
                         Weights::I8 { q, scale } => {
                             w.add_i8(&format!("layer{l}.weight"), &shape, q);
+                            w.add_f32(&format!("layer{l}.scale"), &shape[..1], scale);
+                        }
+                        Weights::I4 { q, scale } => {
+                            w.add_i4(&format!("layer{l}.weight"), &shape, q);
                             w.add_f32(&format!("layer{l}.scale"), &shape[..1], scale);
                         }
                     }
@@ -424,8 +446,24 @@ impl ProjectionModel {
                 if h.layers.len() < 2 {
                     return Err(corrupt(format!("layer sizes {:?}", h.layers)));
                 }
+                // Version 1 has one dtype for all layers; version 2 lists them, and its
+                // `weights` (when present) must agree.
+                let dtypes = if h.layer_weights.is_empty() {
+                    vec![h.weights; h.layers.len() - 1]
+                } else {
+                    let agree = h
+                        .weights
+                        .is_none_or(|w| h.layer_weights.iter().all(|&d| d == w));
+                    if h.layer_weights.len() != h.layers.len() - 1 || !agree {
+                        return Err(corrupt(format!(
+                            "layer weights {:?} do not fit layers {:?} and weights {:?}",
+                            h.layer_weights, h.layers, h.weights
+                        )));
+                    }
+                    h.layer_weights.iter().map(|&d| Some(d)).collect()
+                };
                 let mut layers = Vec::with_capacity(h.layers.len() - 1);
-                for l in 0..h.layers.len() - 1 {
+                for (l, &dtype) in dtypes.iter().enumerate() {
                     let (n_in, n_out) = (h.layers[l], h.layers[l + 1]);
                     // Lengths alone would let `[in, out]` pass for `[out, in]`.
                     for (name, shape) in [
@@ -440,9 +478,13 @@ impl ProjectionModel {
                             )));
                         }
                     }
-                    let weights = match h.weights {
+                    let weights = match dtype {
                         Some(Dtype::I8) => Weights::I8 {
                             q: a.i8s(&format!("layer{l}.weight"))?,
+                            scale: a.f32s(&format!("layer{l}.scale"))?,
+                        },
+                        Some(Dtype::I4) if a.version >= 2 => Weights::I4 {
+                            q: a.i4s(&format!("layer{l}.weight"))?,
                             scale: a.f32s(&format!("layer{l}.scale"))?,
                         },
                         Some(Dtype::F32) => Weights::F32(a.f32s(&format!("layer{l}.weight"))?),
@@ -478,11 +520,11 @@ impl ProjectionModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::network::Mlp;
+    use crate::network::{Mlp, Quantization};
     use rand::rngs::Xoshiro256PlusPlus;
     use rand::{Rng, SeedableRng};
 
-    fn model(quantize: bool) -> ProjectionModel {
+    fn model(quantize: Quantization) -> ProjectionModel {
         let projection = ProjectionConfig {
             functions: 8,
             bits: 4,
@@ -507,7 +549,7 @@ mod tests {
 
     #[test]
     fn round_trips_with_identical_predictions() {
-        for quantize in [true, false] {
+        for quantize in [Quantization::Int4, Quantization::Int8, Quantization::None] {
             let m = model(quantize);
             let back = parse(m.to_bytes()).unwrap();
             assert_eq!(back.predictor(), m.predictor());
@@ -540,7 +582,7 @@ mod tests {
 
     #[test]
     fn predictions_are_sorted_probabilities() {
-        let m = model(true);
+        let m = model(Quantization::Int4);
         let p = m.predict("where are you");
         assert_eq!(p.len(), 3);
         assert!(p.windows(2).all(|w| w[0].score >= w[1].score));
@@ -552,7 +594,7 @@ mod tests {
 
     #[test]
     fn damaged_files_are_refused() {
-        let good = model(true).to_bytes();
+        let good = model(Quantization::Int4).to_bytes();
         let mut flipped = good.clone();
         let n = flipped.len();
         flipped[n - 20] ^= 1;
@@ -568,16 +610,16 @@ mod tests {
         magic[..8].copy_from_slice(b"SPRIGGRF");
         assert!(matches!(parse(magic), Err(Error::BadMagic { .. })));
         let mut future = good.clone();
-        future[8..12].copy_from_slice(&2u32.to_le_bytes());
+        future[8..12].copy_from_slice(&3u32.to_le_bytes());
         assert!(matches!(
             parse(future),
-            Err(Error::UnsupportedVersion { found: 2, .. })
+            Err(Error::UnsupportedVersion { found: 3, .. })
         ));
     }
 
     #[test]
     fn inconsistent_shapes_are_refused() {
-        let m = model(false);
+        let m = model(Quantization::None);
         // A header whose projection no longer matches the network's input size.
         let text = String::from_utf8_lossy(&m.to_bytes()).into_owned();
         let patched = text
@@ -607,7 +649,7 @@ mod tests {
     #[test]
     fn an_overflowing_network_abstains_instead_of_ranking_zeros() {
         // A finite but extreme scale (CRC re-sealed) makes every logit overflow.
-        let mut bytes = model(true).to_bytes();
+        let mut bytes = model(Quantization::Int4).to_bytes();
         let a = Artifact::parse(Path::new("m.sprig"), bytes.clone(), EXPECT).unwrap();
         let scale: Vec<u8> = a
             .f32s("layer0.scale")
@@ -628,30 +670,58 @@ mod tests {
         let m = parse(bytes).unwrap();
         let text = "hello there, how are you";
         assert!(m.predict(text).is_empty());
-        assert_eq!(model(true).predict(text).len(), 3);
+        assert_eq!(model(Quantization::Int4).predict(text).len(), 3);
+    }
+
+    /// The load error of a test model whose bytes `from` (same length as `to`) are replaced
+    /// by `to`, with the CRC re-sealed: only the loader's own checks can catch the edit.
+    fn patched_error(quantize: Quantization, from: &str, to: &str) -> String {
+        let mut bytes = model(quantize).to_bytes();
+        let at = bytes
+            .windows(from.len())
+            .position(|w| w == from.as_bytes())
+            .unwrap_or_else(|| panic!("{from} in the header"));
+        bytes[at..at + to.len()].copy_from_slice(to.as_bytes());
+        bytes.truncate(bytes.len() - 4);
+        let crc = crc32fast::hash(&bytes);
+        bytes.extend_from_slice(&crc.to_le_bytes());
+        parse(bytes).unwrap_err().to_string()
     }
 
     #[test]
     fn header_fields_the_crc_cannot_vouch_for_are_checked() {
         // Each patch keeps the length, and the CRC is re-sealed: only the loader's own checks
         // stand between the edit and a model that predicts garbage.
-        let patched = |from: &str, to: &str| -> String {
-            let mut bytes = model(false).to_bytes();
-            let at = bytes
-                .windows(from.len())
-                .position(|w| w == from.as_bytes())
-                .unwrap_or_else(|| panic!("{from} in the header"));
-            bytes[at..at + to.len()].copy_from_slice(to.as_bytes());
-            bytes.truncate(bytes.len() - 4);
-            let crc = crc32fast::hash(&bytes);
-            bytes.extend_from_slice(&crc.to_le_bytes());
-            parse(bytes).unwrap_err().to_string()
-        };
+        let patched = |from: &str, to: &str| patched_error(Quantization::None, from, to);
         let err = patched("xxh3-64 seed", "xxh3-65 seed");
         assert!(err.contains("features hashed with"), "{err}");
         let err = patched("\"shape\":[6,32]", "\"shape\":[32,6]");
         assert!(err.contains("\"layer0.weight\" has shape [32, 6]"), "{err}");
-        let err = patched("\"format_version\":1", "\"format_version\":2");
-        assert!(err.contains("header says format version 2"), "{err}");
+        let err = patched("\"format_version\":2", "\"format_version\":1");
+        assert!(err.contains("header says format version 1"), "{err}");
+    }
+
+    #[test]
+    fn layer_dtypes_must_match_the_sections_and_each_other() {
+        let patched = patched_error;
+        // The 4-bit first layer read as bytes: refused by the section's own dtype.
+        let err = patched(
+            Quantization::Int4,
+            "\"layer_weights\":[\"i4\"",
+            "\"layer_weights\":[\"i8\"",
+        );
+        assert!(err.contains("has dtype I4, expected I8"), "{err}");
+        // A list that contradicts the shared dtype.
+        let err = patched(
+            Quantization::Int8,
+            "\"layer_weights\":[\"i8\"",
+            "\"layer_weights\":[\"i4\"",
+        );
+        assert!(err.contains("do not fit"), "{err}");
+        // The default stores the first layer in 4 bits and says so.
+        let h = model(Quantization::Int4).header();
+        assert_eq!(h.weights, None);
+        assert_eq!(h.layer_weights, vec![Dtype::I4, Dtype::I8]);
+        assert_eq!(model(Quantization::Int8).header().weights, Some(Dtype::I8));
     }
 }

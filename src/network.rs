@@ -5,7 +5,8 @@
 //!   optimizer, the gradient sums and the best-epoch snapshot are plain slice loops), with
 //!   forward, backward and [`Adam`].
 //! - [`Network`] is the inference form stored in a model file: per layer, weights either
-//!   `f32` or `i8` with one scale per output row ([`Weights`]), and `f32` biases.
+//!   `f32` or integers (`i8`, or 4 bits in the first layer by default: [`Quantization`])
+//!   with one scale per output row ([`Weights`]), and `f32` biases.
 //!
 //! Layer `l` maps `sizes[l]` inputs to `sizes[l + 1]` outputs; its weight matrix is
 //! row-major `out × in`, so an output is one contiguous dot product (the layout the file
@@ -13,6 +14,8 @@
 //!
 //! No tensor crate: at these sizes (≈1,120 × 128) plain loops that the compiler vectorizes are
 //! enough, and the slices map one to one onto file sections.
+
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
@@ -296,6 +299,62 @@ pub enum Weights {
         /// One scale per output row.
         scale: Vec<f32>,
     },
+    /// As [`Weights::I8`] on a 4-bit grid: `q[i][j]` in −8..=7 (the quantizer writes
+    /// −7..=7, `scale = max|w_row| / 7`), stored two to a byte ([`crate::format::Dtype::I4`]).
+    /// Held unpacked, one `i8` each, so the forward pass is that of `I8`.
+    I4 {
+        /// Quantized weights, row-major `out × in`, each in −8..=7.
+        q: Vec<i8>,
+        /// One scale per output row.
+        scale: Vec<f32>,
+    },
+}
+
+/// How a trained network's weights are stored.
+///
+/// The first layer holds almost all the bytes (1,120 × 128 of a 1,120 × 128 × 64 network)
+/// and each of its outputs sums about a thousand ternary inputs, so its rounding errors
+/// average out: 4 bits there cost nothing measurable, while the small later layers keep 8
+/// (4 bits everywhere cost 3 points on few-label HWU64). Test accuracy, int8 → int4, mean
+/// of training seeds 1–3 (the same trained weights exported both ways): HWU64 83.64 → 83.58
+/// (all labels) and 73.20 → 73.39 (few labels), SNIPS 97.76 → 97.72 and 95.14 → 95.10; no
+/// seed moved by more than 0.75 points (benches/README.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum Quantization {
+    /// `f32` everywhere (`--float`).
+    None,
+    /// `i8` rows with one scale each, in every layer.
+    Int8,
+    /// The first layer in 4 bits, the later ones in 8, rows with one scale each. The
+    /// default: half the bytes of `int8`.
+    #[default]
+    Int4,
+}
+
+impl<'de> Deserialize<'de> for Quantization {
+    /// A name, or the boolean that the field was before 4 bits existed (`true`: int8).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        enum Name {
+            None,
+            Int8,
+            Int4,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Old(bool),
+            Name(Name),
+        }
+        Ok(match Either::deserialize(d)? {
+            Either::Old(true) | Either::Name(Name::Int8) => Quantization::Int8,
+            Either::Old(false) | Either::Name(Name::None) => Quantization::None,
+            Either::Name(Name::Int4) => Quantization::Int4,
+        })
+    }
 }
 
 /// One layer of the inference network.
@@ -317,10 +376,12 @@ impl Layer {
         let n = self.n_in * self.n_out;
         let ok = match &self.weights {
             Weights::F32(w) => w.len() == n && w.iter().all(|x| x.is_finite()),
-            Weights::I8 { q, scale } => {
+            Weights::I8 { q, scale } | Weights::I4 { q, scale } => {
                 q.len() == n
                     && scale.len() == self.n_out
                     && scale.iter().all(|s| s.is_finite() && *s >= 0.0)
+                    && (matches!(self.weights, Weights::I8 { .. })
+                        || q.iter().all(|v| (-8..=7).contains(v)))
             }
         };
         if !ok {
@@ -340,6 +401,7 @@ impl Layer {
         let w = match &self.weights {
             Weights::F32(w) => w.len() * 4,
             Weights::I8 { q, scale } => q.len() + scale.len() * 4,
+            Weights::I4 { q, scale } => q.len().div_ceil(2) + scale.len() * 4,
         };
         w + self.bias.len() * 4
     }
@@ -370,14 +432,44 @@ enum Plan {
     /// ternary inputs are, their contribution `a·A + b·B` is ± one of these columns, or
     /// nothing: one column operation per pair instead of up to two. The price is memory:
     /// 4 · 2 bytes per pair of inputs and output, 573 KB for a 1,120 × 128 layer (whose
-    /// file section is 143 KB).
-    TernaryPairs { cols: Vec<i16>, stride: usize },
+    /// file section is 143 KB). A 4-bit layer's columns fit in `i8` (|A ± B| ≤ 16): half
+    /// the memory, and half the bytes each prediction reads (the columns of a text are
+    /// read from L2, not L1, so the bytes are most of the time).
+    TernaryPairs { cols: PairColumns, stride: usize },
     /// A later `i8` layer: the quantized weights as `f32`, transposed (`wt[k·stride + i]` is
     /// `q[i][k]`) and padded with zeros to `stride`, a multiple of [`FLOAT_LANES`], so that
     /// all outputs advance together, input by input, in whole vectors.
     Columns { wt: Vec<f32>, stride: usize },
     /// Row-by-row dot products (`f32` layers).
     Rows,
+}
+
+/// The pair columns of [`Plan::TernaryPairs`].
+#[derive(Debug, Clone)]
+enum PairColumns {
+    /// `i8` layers.
+    Wide(Vec<i16>),
+    /// 4-bit layers.
+    Narrow(Vec<i8>),
+}
+
+/// An element of a pair column, summed in `i16` lanes.
+trait Lane: Copy {
+    fn widen(self) -> i16;
+}
+
+impl Lane for i16 {
+    #[inline(always)]
+    fn widen(self) -> i16 {
+        self
+    }
+}
+
+impl Lane for i8 {
+    #[inline(always)]
+    fn widen(self) -> i16 {
+        i16::from(self)
+    }
 }
 
 /// Outputs the first-layer kernel computes at once: 128 `i16` lanes are eight AVX2 registers,
@@ -470,9 +562,9 @@ impl Kernel {
 
 /// `totals[i] = Σ_{c ∈ plus} cols[c][i] − Σ_{c ∈ minus} cols[c][i]`, exactly, for
 /// `i < stride`.
-fn ternary_columns(
+fn ternary_columns<T: Lane>(
     kernel: Kernel,
-    cols: &[i16],
+    cols: &[T],
     stride: usize,
     plus: &[u32],
     minus: &[u32],
@@ -493,8 +585,8 @@ fn ternary_columns(
 /// the compiler vectorizes 16 `i16` lanes at a time instead of 8.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn ternary_columns_avx2(
-    cols: &[i16],
+fn ternary_columns_avx2<T: Lane>(
+    cols: &[T],
     stride: usize,
     plus: &[u32],
     minus: &[u32],
@@ -504,24 +596,24 @@ fn ternary_columns_avx2(
 }
 
 #[inline(always)]
-fn ternary_columns_body(
-    cols: &[i16],
+fn ternary_columns_body<T: Lane>(
+    cols: &[T],
     stride: usize,
     plus: &[u32],
     minus: &[u32],
     totals: &mut [i32],
 ) {
     if stride.is_multiple_of(COLUMN_LANES) {
-        ternary_columns_lanes::<COLUMN_LANES>(cols, stride, plus, minus, totals);
+        ternary_columns_lanes::<T, COLUMN_LANES>(cols, stride, plus, minus, totals);
     } else {
-        ternary_columns_lanes::<COLUMN_UNIT>(cols, stride, plus, minus, totals);
+        ternary_columns_lanes::<T, COLUMN_UNIT>(cols, stride, plus, minus, totals);
     }
 }
 
 /// [`ternary_columns_body`] in chunks of `L` outputs (`stride` a multiple of `L`).
 #[inline(always)]
-fn ternary_columns_lanes<const L: usize>(
-    cols: &[i16],
+fn ternary_columns_lanes<T: Lane, const L: usize>(
+    cols: &[T],
     stride: usize,
     plus: &[u32],
     minus: &[u32],
@@ -535,9 +627,9 @@ fn ternary_columns_lanes<const L: usize>(
                 let mut acc = [0i16; L];
                 for &c in block {
                     let start = c as usize * stride + c0;
-                    let col: &[i16; L] = cols[start..start + L].try_into().expect("a column chunk");
+                    let col: &[T; L] = cols[start..start + L].try_into().expect("a column chunk");
                     for k in 0..L {
-                        acc[k] += col[k];
+                        acc[k] += col[k].widen();
                     }
                 }
                 for k in 0..L {
@@ -587,7 +679,7 @@ fn float_columns_body(wt: &[f32], a: &[f32], out: &mut [f32]) {
 impl Plan {
     fn of(l: usize, layer: &Layer) -> Self {
         match (&layer.weights, l) {
-            (Weights::I8 { q, .. }, 0) => {
+            (Weights::I8 { q, .. } | Weights::I4 { q, .. }, 0) => {
                 let (n_in, n_out) = (layer.n_in, layer.n_out);
                 let stride = n_out.div_ceil(COLUMN_UNIT) * COLUMN_UNIT;
                 let pairs = n_in.div_ceil(2);
@@ -608,9 +700,16 @@ impl Plan {
                         }
                     }
                 }
+                let cols = match layer.weights {
+                    // `validate` keeps 4-bit values in −8..=7, so |A ± B| ≤ 16.
+                    Weights::I4 { .. } => {
+                        PairColumns::Narrow(cols.iter().map(|&v| v as i8).collect())
+                    }
+                    _ => PairColumns::Wide(cols),
+                };
                 Plan::TernaryPairs { cols, stride }
             }
-            (Weights::I8 { q, .. }, _) => {
+            (Weights::I8 { q, .. } | Weights::I4 { q, .. }, _) => {
                 let stride = layer.n_out.div_ceil(FLOAT_LANES) * FLOAT_LANES;
                 let mut wt = vec![0.0f32; layer.n_in * stride];
                 for i in 0..layer.n_out {
@@ -625,18 +724,43 @@ impl Plan {
     }
 }
 
-/// Quantizes a row-major `rows × cols` matrix to `i8` with one scale per row.
-pub fn quantize_rows(w: &[f32], rows: usize, cols: usize) -> (Vec<i8>, Vec<f32>) {
+/// The `f32` layers of `layers` stored as `quantization` says: 4 bits for the first layer of
+/// [`Quantization::Int4`], 8 for the others, unchanged for [`Quantization::None`].
+fn quantize_layers(mut layers: Vec<Layer>, quantization: Quantization) -> Vec<Layer> {
+    for (l, layer) in layers.iter_mut().enumerate() {
+        let Weights::F32(w) = &layer.weights else {
+            continue;
+        };
+        let (rows, cols) = (layer.n_out, layer.n_in);
+        layer.weights = match (quantization, l) {
+            (Quantization::None, _) => continue,
+            (Quantization::Int4, 0) => {
+                let (q, scale) = quantize_rows(w, rows, cols, 7);
+                Weights::I4 { q, scale }
+            }
+            (Quantization::Int8 | Quantization::Int4, _) => {
+                let (q, scale) = quantize_rows(w, rows, cols, 127);
+                Weights::I8 { q, scale }
+            }
+        };
+    }
+    layers
+}
+
+/// Quantizes a row-major `rows × cols` matrix to integers in `−levels..=levels` with one
+/// scale per row, `scale = max|w_row| / levels`: `levels` is 127 for `i8`, 7 for 4 bits.
+pub fn quantize_rows(w: &[f32], rows: usize, cols: usize, levels: i8) -> (Vec<i8>, Vec<f32>) {
+    let top = f32::from(levels.max(1));
     let mut q = Vec::with_capacity(w.len());
     let mut scale = Vec::with_capacity(rows);
     for r in 0..rows {
         let row = &w[r * cols..(r + 1) * cols];
         let max = row.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-        let s = if max > 0.0 { max / 127.0 } else { 0.0 };
+        let s = if max > 0.0 { max / top } else { 0.0 };
         let inv = if s > 0.0 { 1.0 / s } else { 0.0 };
         q.extend(
             row.iter()
-                .map(|&x| (x * inv).round().clamp(-127.0, 127.0) as i8),
+                .map(|&x| (x * inv).round().clamp(-top, top) as i8),
         );
         scale.push(s);
     }
@@ -675,28 +799,28 @@ impl Network {
         Self { layers, plans }
     }
 
-    /// The inference form of a trained [`Mlp`], quantized to `i8` rows if `quantize`.
-    pub fn from_mlp(mlp: &Mlp, quantize: bool) -> Self {
+    /// The inference form of a trained [`Mlp`], its weights stored as `quantization` says.
+    pub fn from_mlp(mlp: &Mlp, quantization: Quantization) -> Self {
         let sizes = mlp.sizes();
         let layers = (0..sizes.len() - 1)
             .map(|l| {
                 let (w, b) = mlp.layer(l);
-                let (n_in, n_out) = (sizes[l], sizes[l + 1]);
-                let weights = if quantize {
-                    let (q, scale) = quantize_rows(w, n_out, n_in);
-                    Weights::I8 { q, scale }
-                } else {
-                    Weights::F32(w.to_vec())
-                };
                 Layer {
-                    n_in,
-                    n_out,
-                    weights,
+                    n_in: sizes[l],
+                    n_out: sizes[l + 1],
+                    weights: Weights::F32(w.to_vec()),
                     bias: b.to_vec(),
                 }
             })
             .collect();
-        Self::with_plans(layers)
+        Self::with_plans(quantize_layers(layers, quantization))
+    }
+
+    /// This network with its `f32` layers stored as `quantization` says, exactly as
+    /// [`Network::from_mlp`] would have stored them (layers already quantized stay as they
+    /// are): to compare quantizations of one trained network (`benches/quantize.rs`).
+    pub fn quantized(&self, quantization: Quantization) -> Self {
+        Self::with_plans(quantize_layers(self.layers.clone(), quantization))
     }
 
     /// The layers.
@@ -751,7 +875,10 @@ impl Network {
             };
             s.b.clear();
             match (&layer.weights, plan) {
-                (Weights::I8 { scale, .. }, Plan::TernaryPairs { cols, stride }) => {
+                (
+                    Weights::I8 { scale, .. } | Weights::I4 { scale, .. },
+                    Plan::TernaryPairs { cols, stride },
+                ) => {
                     // Branch-free split of the input pairs into the columns to add and to
                     // subtract: the signs of a projection are unpredictable.
                     let pairs = n_in.div_ceil(2);
@@ -777,18 +904,22 @@ impl Network {
                         split(pairs - 1, a, 0);
                     }
                     s.totals.resize(*stride, 0);
-                    ternary_columns(
-                        kernel,
-                        cols,
-                        *stride,
-                        &s.plus[..np],
-                        &s.minus[..nm],
-                        &mut s.totals,
-                    );
+                    let (plus, minus) = (&s.plus[..np], &s.minus[..nm]);
+                    match cols {
+                        PairColumns::Wide(c) => {
+                            ternary_columns(kernel, c, *stride, plus, minus, &mut s.totals)
+                        }
+                        PairColumns::Narrow(c) => {
+                            ternary_columns(kernel, c, *stride, plus, minus, &mut s.totals)
+                        }
+                    }
                     // The exact integer dot product, scaled as in the row form.
                     s.b.extend((0..n_out).map(|i| finish(i, s.totals[i] as f32 * scale[i])));
                 }
-                (Weights::I8 { scale, .. }, Plan::Columns { wt, stride }) => {
+                (
+                    Weights::I8 { scale, .. } | Weights::I4 { scale, .. },
+                    Plan::Columns { wt, stride },
+                ) => {
                     // Each output is the sum over k = 0, 1, … of `q[i][k] · a[k]` in `f32`,
                     // in the same order as the row form's `sum()` (which starts at −0.0), so
                     // the outputs are the same floats. Inputs that ReLU zeroed are skipped:
@@ -800,7 +931,7 @@ impl Network {
                         *z = finish(i, *z * scale[i]);
                     }
                 }
-                (Weights::I8 { q, scale }, _) => {
+                (Weights::I8 { q, scale } | Weights::I4 { q, scale }, _) => {
                     for i in 0..n_out {
                         let row = &q[i * n_in..(i + 1) * n_in];
                         let acc: f32 = row.iter().zip(&s.a).map(|(&w, &v)| f32::from(w) * v).sum();
@@ -836,10 +967,10 @@ impl Network {
             s.b.clear();
             for i in 0..n_out {
                 let z = match (&layer.weights, l) {
-                    (Weights::I8 { q, scale }, 0) => {
+                    (Weights::I8 { q, scale } | Weights::I4 { q, scale }, 0) => {
                         ternary_dot(&q[i * n_in..(i + 1) * n_in], x) as f32 * scale[i]
                     }
-                    (Weights::I8 { q, scale }, _) => {
+                    (Weights::I8 { q, scale } | Weights::I4 { q, scale }, _) => {
                         let row = &q[i * n_in..(i + 1) * n_in];
                         let acc: f32 = row.iter().zip(&s.a).map(|(&w, &v)| f32::from(w) * v).sum();
                         acc * scale[i]
@@ -941,9 +1072,18 @@ mod tests {
     #[test]
     fn quantized_network_stays_close_to_float() {
         let m = mlp(&[64, 32, 5], 3);
-        let f = Network::from_mlp(&m, false);
-        let q = Network::from_mlp(&m, true);
+        let f = Network::from_mlp(&m, Quantization::None);
+        let q = Network::from_mlp(&m, Quantization::Int8);
+        let q4 = Network::from_mlp(&m, Quantization::Int4);
+        assert_eq!(f.quantized(Quantization::Int4), q4);
+        assert_eq!(f.quantized(Quantization::Int8), q);
+        assert_eq!(q.quantized(Quantization::Int4), q, "quantized layers stay");
         assert!(q.size_bytes() * 3 < f.size_bytes());
+        // The first layer's 64 × 32 weights take half the bytes; the rest is as in int8.
+        assert_eq!(q.size_bytes() - q4.size_bytes(), 64 * 32 / 2);
+        assert!(matches!(q4.layers()[0].weights, Weights::I4 { .. }));
+        assert!(matches!(q4.layers()[1].weights, Weights::I8 { .. }));
+        let mut s4 = NetScratch::default();
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
         let (mut sf, mut sq, mut st) = (
             NetScratch::default(),
@@ -955,12 +1095,15 @@ mod tests {
             let xf: Vec<f32> = x.iter().map(|&v| f32::from(v)).collect();
             f.forward(&x, &mut sf);
             q.forward(&x, &mut sq);
+            q4.forward(&x, &mut s4);
             m.forward(&xf, &mut st);
             for k in 0..5 {
                 assert!((sf.probs[k] - st.probs[k]).abs() < 1e-5);
                 // Per-row int8 error is at most scale/2 per weight; on these sizes the
                 // probabilities move by well under 0.02.
                 assert!((sf.probs[k] - sq.probs[k]).abs() < 0.02, "{k}");
+                // 4 bits: scales 18 times coarser, still close on a layer this narrow.
+                assert!((sf.probs[k] - s4.probs[k]).abs() < 0.1, "{k}");
             }
         }
     }
@@ -968,13 +1111,16 @@ mod tests {
     #[test]
     fn quantize_rows_bounds_the_error() {
         let w = [0.5, -1.0, 0.25, 0.1, 0.0, 0.0, 0.0, 0.0];
-        let (q, scale) = quantize_rows(&w, 2, 4);
-        assert_eq!(scale[1], 0.0, "an all-zero row");
-        assert_eq!(q[1], -127);
-        for r in 0..2 {
-            for c in 0..4 {
-                let back = f32::from(q[r * 4 + c]) * scale[r];
-                assert!((back - w[r * 4 + c]).abs() <= scale[r] / 2.0 + 1e-7);
+        for levels in [127, 7] {
+            let (q, scale) = quantize_rows(&w, 2, 4, levels);
+            assert_eq!(scale[1], 0.0, "an all-zero row");
+            assert_eq!(q[1], -levels);
+            assert!(q.iter().all(|v| v.abs() <= levels));
+            for r in 0..2 {
+                for c in 0..4 {
+                    let back = f32::from(q[r * 4 + c]) * scale[r];
+                    assert!((back - w[r * 4 + c]).abs() <= scale[r] / 2.0 + 1e-7);
+                }
             }
         }
     }
@@ -1023,15 +1169,21 @@ mod tests {
             (400, 150),
         ] {
             let stride = n_out.div_ceil(COLUMN_UNIT) * COLUMN_UNIT;
-            // Extreme pair columns (|A ± B| ≤ 256 for i8 weights) in every lane, and random.
-            for fill in [Some(256i16), Some(-256), None] {
+            // Extreme pair columns (|A ± B| ≤ 256 for i8 weights, ≤ 16 for 4-bit ones, whose
+            // columns are also tried narrow) in every lane, and random.
+            for (top, fill) in [256i16, 16]
+                .into_iter()
+                .flat_map(|t| [(t, Some(t)), (t, Some(-t)), (t, None)])
+            {
                 let mut cols = vec![0i16; n_cols * stride];
                 for c in 0..n_cols {
                     for i in 0..n_out {
-                        cols[c * stride + i] =
-                            fill.unwrap_or_else(|| (rng.next_u64() % 513) as i16 - 256);
+                        cols[c * stride + i] = fill.unwrap_or_else(|| {
+                            (rng.next_u64() % (2 * top as u64 + 1)) as i16 - top
+                        });
                     }
                 }
+                let narrow: Vec<i8> = cols.iter().map(|&v| v as i8).collect();
                 for density in [0u64, 1, 2, 3] {
                     // Column c is added, subtracted or skipped; `density` 3 adds every one.
                     let x: Vec<i32> = (0..n_cols)
@@ -1055,6 +1207,11 @@ mod tests {
                         let mut got = vec![7i32; stride];
                         ternary_columns(kernel, &cols, stride, &plus, &minus, &mut got);
                         assert_eq!(got, want, "{kernel:?} {n_cols}×{n_out} {fill:?} {density}");
+                        if top <= 16 {
+                            got.fill(7);
+                            ternary_columns(kernel, &narrow, stride, &plus, &minus, &mut got);
+                            assert_eq!(got, want, "narrow, {kernel:?} {n_cols}×{n_out} {fill:?}");
+                        }
                     }
                 }
             }
@@ -1063,15 +1220,21 @@ mod tests {
 
     #[test]
     fn extreme_weights_stay_exact() {
-        // −128 and 127 weights (a file may hold −128), all inputs ±1: the largest sums.
-        for (w, x) in [(-128i8, 1i8), (-128, -1), (127, 1), (127, -1)] {
+        // −128 and 127 weights (a file may hold −128), all inputs ±1: the largest sums; and
+        // a 4-bit layer's −8 and 7.
+        let wide = [(-128i8, 1i8), (-128, -1), (127, 1), (127, -1)];
+        let narrow = [(-8i8, 1i8), (-8, -1), (7, 1), (7, -1)];
+        let cases = wide.map(|c| (c, false)).into_iter();
+        for ((w, x), four_bits) in cases.chain(narrow.map(|c| (c, true))) {
             let n_in = 1121;
+            let (q, scale) = (vec![w; n_in * 3], vec![1.0; 3]);
             let layer = Layer {
                 n_in,
                 n_out: 3,
-                weights: Weights::I8 {
-                    q: vec![w; n_in * 3],
-                    scale: vec![1.0; 3],
+                weights: if four_bits {
+                    Weights::I4 { q, scale }
+                } else {
+                    Weights::I8 { q, scale }
                 },
                 bias: vec![0.0; 3],
             };
@@ -1083,6 +1246,7 @@ mod tests {
                 let mut got = NetScratch::default();
                 net.forward_with(kernel, &x, &mut got);
                 assert_eq!(got.a, want.a, "{kernel:?}");
+                assert_eq!(got.a[0], f32::from(w) * f32::from(x[0]) * n_in as f32);
             }
         }
     }
@@ -1101,7 +1265,7 @@ mod tests {
             &[40, 3],
         ] {
             let m = mlp(sizes, 21);
-            for quantize in [true, false] {
+            for quantize in [Quantization::Int4, Quantization::Int8, Quantization::None] {
                 let net = Network::from_mlp(&m, quantize);
                 for density in 0..4u64 {
                     let x: Vec<i8> = (0..sizes[0])
@@ -1118,7 +1282,7 @@ mod tests {
                         // Twice: the second pass reuses grown buffers.
                         net.forward_with(kernel, &x, &mut got);
                         net.forward_with(kernel, &x, &mut got);
-                        assert_eq!(got.a, want.a, "logits, {kernel:?} {sizes:?} {quantize}");
+                        assert_eq!(got.a, want.a, "logits, {kernel:?} {sizes:?} {quantize:?}");
                         let bits = |p: &[f32]| p.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                         assert_eq!(bits(&got.probs), bits(&want.probs));
                     }

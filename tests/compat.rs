@@ -51,27 +51,48 @@ fn v1_tiny_corpus_graph_opens_and_matches_a_rebuild() {
 
 #[test]
 fn v1_tiny_model_opens_and_predicts_as_it_did() {
-    let model = sprig::model::ProjectionModel::load(&repo("tests/fixtures/v1/tiny.sprig")).unwrap();
-    let mut golden =
-        std::fs::read_to_string(repo("tests/fixtures/v1/tiny.sprig.predictions.jsonl")).unwrap();
     // The general text path too: texts the folds of newer configs would change.
-    golden += &std::fs::read_to_string(repo(
-        "tests/fixtures/v1/tiny.sprig.non-ascii.predictions.jsonl",
-    ))
-    .unwrap();
-    for line in golden.lines() {
-        let want: serde_json::Value = serde_json::from_str(line).unwrap();
-        let text = want["text"].as_str().unwrap();
-        let got = model.predict(text);
-        let want_labels = want["labels"].as_array().unwrap();
-        for (w, g) in want_labels.iter().zip(&got) {
-            assert_eq!(w["label"], model.labels()[g.label as usize], "{text}");
-            let score = w["score"].as_f64().unwrap();
-            assert!(
-                (score - f64::from(g.score)).abs() < 2e-6,
-                "{text}: {score} vs {}",
-                g.score
-            );
+    predicts_as_it_did(
+        "tests/fixtures/v1/tiny.sprig",
+        &[
+            "tests/fixtures/v1/tiny.sprig.predictions.jsonl",
+            "tests/fixtures/v1/tiny.sprig.non-ascii.predictions.jsonl",
+        ],
+    );
+}
+
+/// Format 2: the sketch projection and the 4-bit first layer.
+#[test]
+fn v2_tiny_model_opens_and_predicts_as_it_did() {
+    predicts_as_it_did(
+        "tests/fixtures/v2/tiny.sprig",
+        &["tests/fixtures/v2/tiny.sprig.predictions.jsonl"],
+    );
+}
+
+/// Every line of `golden` (what `sprig predict --json --top 4` printed when the model was
+/// frozen) is predicted again: same labels in the same order, scores within print precision.
+fn predicts_as_it_did(model: &str, golden: &[&str]) {
+    let model = sprig::model::ProjectionModel::load(&repo(model)).unwrap();
+    let mut lines = 0;
+    for file in golden {
+        for line in std::fs::read_to_string(repo(file)).unwrap().lines() {
+            let want: serde_json::Value = serde_json::from_str(line).unwrap();
+            let text = want["text"].as_str().unwrap();
+            let got = model.predict(text);
+            let want_labels = want["labels"].as_array().unwrap();
+            assert_eq!(want_labels.len(), got.len().min(4), "{text}");
+            for (w, g) in want_labels.iter().zip(&got) {
+                assert_eq!(w["label"], model.labels()[g.label as usize], "{text}");
+                let score = w["score"].as_f64().unwrap();
+                assert!(
+                    (score - f64::from(g.score)).abs() < 2e-6,
+                    "{text}: {score} vs {}",
+                    g.score
+                );
+            }
+            lines += 1;
         }
     }
+    assert!(lines >= 4, "golden files hold {lines} lines");
 }

@@ -337,7 +337,8 @@ fn bad_inputs_fail_with_one_line() {
 
 /// Quality floor on the bundled reply-intent corpus, fully supervised. Measured with these
 /// settings (int8, seed 1, 8 epochs, char 3–4-grams, sketch projection, input dropout 0.5):
-/// 0.6914 test accuracy (0.6634 with the paired projection and no dropout); the floor leaves
+/// 0.6914 test accuracy (0.6634 with the paired projection and no dropout; 0.6947 with the
+/// 4-bit first layer that later became the default, 0.6931 int8 on that build); the floor leaves
 /// a margin for float differences, and catches a broken text path or trainer (chance is 1/14).
 #[test]
 fn replies_quality_floor() {
@@ -410,6 +411,59 @@ fn inspect_describes_a_model_file() {
     assert_eq!(v["projection"]["functions"], 80);
     let text = ok(d, &["inspect", "m.sprig"]);
     assert!(text.contains("80 functions x 14 bits = 1120"), "{text}");
+    assert!(text.contains("(f32 weights)"), "{text}");
+    // The default stores the first layer in 4 bits, the output layer in 8; --quantize int8
+    // all in 8: half the first layer's bytes more.
+    for (flag, layers, shown) in [
+        (None, serde_json::json!(["i4", "i8"]), "(i4, i8 weights)"),
+        (
+            Some("int8"),
+            serde_json::json!(["i8", "i8"]),
+            "(i8 weights)",
+        ),
+    ] {
+        let mut args = vec!["train", "--corpus", p(&corpus), "--out", "q.sprig"];
+        args.extend(["--epochs", "2", "-q"]);
+        if let Some(f) = flag {
+            args.extend(["--quantize", f]);
+        }
+        ok(d, &args);
+        let v: serde_json::Value =
+            serde_json::from_str(ok(d, &["inspect", "q.sprig", "--json"]).trim()).unwrap();
+        assert_eq!(v["layer_weights"], layers);
+        assert_eq!(v["format_version"], 2);
+        let bytes = std::fs::metadata(d.join("q.sprig")).unwrap().len();
+        let params = v["parameter_bytes"].as_u64().unwrap();
+        // 1120 × 128 weights in 4 or 8 bits, 128 + 4 scales and biases, 128 × 4 bytes.
+        let first = if flag.is_none() {
+            1120 * 128 / 2
+        } else {
+            1120 * 128
+        };
+        assert_eq!(params, first + 2 * 4 * (128 + 4) + 128 * 4);
+        assert!(
+            bytes > params && bytes < params + 4096,
+            "{bytes} vs {params}"
+        );
+        let text = ok(d, &["inspect", "q.sprig"]);
+        assert!(text.contains(shown), "{text}");
+    }
+    let both = sprig(
+        d,
+        &[
+            "train",
+            "--corpus",
+            p(&corpus),
+            "--out",
+            "x.sprig",
+            "--float",
+            "--quantize",
+            "int8",
+        ],
+    );
+    assert_eq!(both.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&both.stderr);
+    assert!(err.contains("cannot be used with"), "{err}");
     assert!(text.contains("scheme sketch"), "{text}");
     // A model from before the scheme field existed reads as per-function.
     let old = ok(d, &["inspect", p(&repo("tests/fixtures/v1/tiny.sprig"))]);

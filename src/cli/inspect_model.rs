@@ -50,13 +50,17 @@ pub(crate) fn run(path: &Path, json_out: bool) -> anyhow::Result<()> {
         p.seed
     )?;
     if !header.layers.is_empty() {
-        outln!(
-            "layers          {:?} ({} weights)",
-            header.layers,
-            name(serde_json::json!(header
-                .weights
-                .unwrap_or(sprig::format::Dtype::F32)))
-        )?;
+        // One dtype for all layers, or each layer's (the 4-bit default: "i4, i8").
+        let dtypes = match header.weights {
+            Some(shared) => name(serde_json::json!(shared)),
+            None => header
+                .layer_weights
+                .iter()
+                .map(|d| name(serde_json::json!(d)))
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        outln!("layers          {:?} ({dtypes} weights)", header.layers)?;
     } else {
         outln!("table           k = {}", header.table_k)?;
     }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use sprig::corpus::{CorpusReader, Record};
 use sprig::model::{ModelKind, Predictor};
+use sprig::network::Quantization;
 use sprig::projection::{Coefficients, ProjectionConfig, Scheme};
 use sprig::seeds::{read_seed_file, record_seeds};
 use sprig::train::{train, Confidence, JointConfig, TrainConfig, TrainSet};
@@ -52,7 +53,7 @@ pub struct Args {
     functions: u32,
     /// d: bits per function, at most 32 (64 for binary coefficients). SGNN's 14 by default;
     /// 28 with `--hidden 64` is the same size and measured 0 to 1.2 points more accurate,
-    /// predicting about 5% slower (see benches/README.md).
+    /// predicting 10–15% slower (see benches/README.md).
     #[arg(long, default_value_t = projection().bits)]
     bits: u32,
     /// Hyperplane coefficients: ternary {-1,0,1} or binary ±1 (the dense schemes). The
@@ -113,7 +114,11 @@ pub struct Args {
     /// at 4, training takes 2–3 times as long as without copies. Networks only [default: 4].
     #[arg(long)]
     augment: Option<usize>,
-    /// Keep f32 weights (default: int8 with per-row scales). Networks only.
+    /// How weights are stored: int4 (first layer 4-bit, later layers 8-bit, one scale per
+    /// row), int8, or none (f32). Networks only [default: int4].
+    #[arg(long, value_enum, conflicts_with = "float")]
+    quantize: Option<Quantization>,
+    /// Keep f32 weights: the same as --quantize none. Networks only.
     #[arg(long)]
     float: bool,
     /// Labels kept per bucket (--kind table) [default: 3].
@@ -187,6 +192,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ("--seed", args.seed.is_some(), false),
         ("--augment", args.augment.is_some(), false),
         ("--float", args.float, false),
+        ("--quantize", args.quantize.is_some(), false),
         ("--table-k", args.table_k.is_some(), true),
         ("--table-min-texts", args.table_min_texts.is_some(), true),
     ] {
@@ -230,7 +236,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ema_decay: args.ema.unwrap_or(defaults().ema_decay),
         augment: args.augment.unwrap_or(defaults().augment),
         seed: args.seed.unwrap_or(defaults().seed),
-        quantize: !args.float,
+        quantize: match (args.float, args.quantize) {
+            (true, _) => Quantization::None,
+            (false, q) => q.unwrap_or(defaults().quantize),
+        },
         table_k: args.table_k.unwrap_or(defaults().table_k),
         table_min_texts: args.table_min_texts.unwrap_or(defaults().table_min_texts),
         joint: args.joint.then(|| JointConfig {
@@ -356,7 +365,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             format!(
                 "layers {:?} {}, best epoch {} of {}, {}",
                 model.header().layers,
-                if config.quantize { "int8" } else { "f32" },
+                match config.quantize {
+                    Quantization::None => "f32",
+                    Quantization::Int8 => "int8",
+                    Quantization::Int4 => "int4/int8",
+                },
                 report["best_epoch"],
                 report["epochs_run"],
                 if report["val_examples"].as_u64() == Some(0) {

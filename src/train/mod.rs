@@ -44,7 +44,7 @@ use crate::corpus::Record;
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::model::{ModelKind, Predictor, ProjectionModel};
-use crate::network::{Adam, Mlp, MlpScratch, Network};
+use crate::network::{Adam, Mlp, MlpScratch, Network, Quantization};
 use crate::projection::{ProjectScratch, ProjectionConfig, Projector};
 use crate::propagate::Propagation;
 use crate::table::{bucket_key, Table};
@@ -93,7 +93,8 @@ pub struct TrainConfig {
     /// Network or table. Default network (it measured better; see benches/README.md).
     pub kind: ModelKind,
     /// Hidden layer widths. Default `[128]`: one layer keeps the int8 model under 200 KB at
-    /// T·d = 1,120 inputs (SGNN used two layers of 256, which is 320 KB in int8).
+    /// T·d = 1,120 inputs, about 80 KB with the default 4-bit first layer (SGNN used two
+    /// layers of 256, which is 320 KB in int8).
     pub hidden: Vec<usize>,
     /// Epoch cap, `>= 1`. Default 60, so that early stopping, not the cap, ends training:
     /// with input dropout the best held-out epoch was 20–39 on a 2,400-text corpus.
@@ -141,8 +142,11 @@ pub struct TrainConfig {
     /// inputs of the copies are held in memory (T·d / 4 bytes each), so a corpus of more than
     /// a quarter million training texts gets fewer copies per text (about a million in all).
     pub augment: usize,
-    /// Store `i8` weights with per-row scales. Default true (`--float` turns it off).
-    pub quantize: bool,
+    /// How the exported weights are stored ([`Quantization`]). Default
+    /// [`Quantization::Int4`]: the first layer in 4 bits, the later ones in 8, one scale per
+    /// row (`--quantize`; `--float` keeps `f32`). A header written when this field was a
+    /// boolean reads `true` as int8, `false` as none.
+    pub quantize: Quantization,
     /// Labels kept per bucket of a table model, `>= 1`. Default 3.
     pub table_k: usize,
     /// Buckets holding fewer texts are left out of a table model, `>= 1`. Default 1 (keep
@@ -171,7 +175,7 @@ impl Default for TrainConfig {
             input_dropout: 0.5,
             ema_decay: 0.998,
             augment: 4,
-            quantize: true,
+            quantize: Quantization::default(),
             table_k: 3,
             table_min_texts: 1,
             joint: None,
