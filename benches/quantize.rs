@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Training does not depend on the export, so the three rows are the same network and differ
-//! only by rounding; `sprig train --quantize int8|int4` writes the same files.
+//! only by rounding; `sprig train --quantize int8|int4` writes files of the same sizes (their
+//! training reports name the quantization, where these keep the `f32` model's).
 
 use std::path::PathBuf;
 

@@ -19,9 +19,10 @@
 //! No projection matrix is stored: it is regenerated from the seed and sizes.
 //!
 //! **Versions.** Version 2 added `i4` weight sections and the header's `layer_weights` (one
-//! dtype per layer); in version 1 every layer had the dtype of `weights`. Both are read.
-//! Builds that know only version 1 refuse version 2 files by their version number, rather
-//! than misread a 4-bit section.
+//! dtype per layer); in version 1 every layer has the dtype of `weights`. Both are read, and
+//! a model is written as version 1 whenever that says everything (int8 or `f32` networks,
+//! tables), so that builds that know only version 1 keep reading those; they refuse
+//! version 2 files by their version number rather than misread a 4-bit section.
 //!
 //! **Loading** runs the container checks (magic, version, header, bounds, CRC), then checks
 //! every shape against the header and every value for finiteness; a damaged file is refused.
@@ -39,7 +40,9 @@ use crate::text::{FeatureConfig, TextConfig};
 
 /// Magic bytes of model files.
 pub const MODEL_MAGIC: &[u8; 8] = b"SPRIGMDL";
-/// The model format version this build writes.
+/// The newest model format version this build writes: models with a 4-bit layer (the
+/// default) or layers of mixed dtypes. Others are written as version 1, which builds that
+/// predate version 2 still read.
 pub const MODEL_FORMAT_VERSION: u32 = 2;
 /// The oldest model format version this build reads.
 pub const MODEL_OLDEST_VERSION: u32 = 1;
@@ -333,10 +336,20 @@ impl ProjectionModel {
             }
             Predictor::Table(t) => (Vec::new(), None, Vec::new(), t.k()),
         };
+        // Version 1 says everything when the layers share a dtype it knows (or for a table).
+        let v1 = match weights {
+            Some(d) => d != Dtype::I4,
+            None => layers.is_empty(),
+        };
+        let (format_version, layer_weights) = if v1 {
+            (1, Vec::new())
+        } else {
+            (MODEL_FORMAT_VERSION, layer_weights)
+        };
         let p = self.projector.pipeline();
         ModelHeader {
             kind: "model".into(),
-            format_version: MODEL_FORMAT_VERSION,
+            format_version,
             crate_version: env!("CARGO_PKG_VERSION").into(),
             model_kind: self.kind(),
             hash: crate::hash::header_name(),
@@ -375,8 +388,9 @@ impl ProjectionModel {
             }
             Predictor::Table(t) => t.write_sections(&mut w),
         }
-        let header = crate::format::header_value(&self.header());
-        w.finish(MODEL_MAGIC, MODEL_FORMAT_VERSION, header)
+        let header = self.header();
+        let version = header.format_version;
+        w.finish(MODEL_MAGIC, version, crate::format::header_value(&header))
     }
 
     /// Writes the model atomically.
@@ -393,6 +407,16 @@ impl ProjectionModel {
     /// [`Error::Io`], the container errors of [`crate::format`], [`Error::BadHeader`] for a
     /// header that does not describe a model, [`Error::Corrupt`] for inconsistent contents.
     pub fn load(path: &Path) -> Result<Self> {
+        Ok(Self::from_artifact(&Artifact::read(path, EXPECT)?)?.0)
+    }
+
+    /// Reads and verifies a model file, and returns it with the header as the file holds it
+    /// (its format version and the sprig version that wrote it, which
+    /// [`ProjectionModel::header`], the header this build would write, does not keep).
+    ///
+    /// # Errors
+    /// As [`ProjectionModel::load`].
+    pub fn load_with_header(path: &Path) -> Result<(Self, ModelHeader)> {
         Self::from_artifact(&Artifact::read(path, EXPECT)?)
     }
 
@@ -401,7 +425,7 @@ impl ProjectionModel {
     /// # Errors
     /// As [`ProjectionModel::load`].
     pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self> {
-        Self::from_artifact(&Artifact::parse(path, bytes, EXPECT)?)
+        Ok(Self::from_artifact(&Artifact::parse(path, bytes, EXPECT)?)?.0)
     }
 
     /// Whether `bytes` start with the model magic (for `inspect`).
@@ -409,9 +433,10 @@ impl ProjectionModel {
         bytes.len() >= 8 && &bytes[..8] == MODEL_MAGIC
     }
 
-    fn from_artifact(a: &Artifact) -> Result<Self> {
+    fn from_artifact(a: &Artifact) -> Result<(Self, ModelHeader)> {
         let path = a.path();
         let h: ModelHeader = a.header_as()?;
+        let file_header = h.clone();
         let corrupt = |message: String| Error::Corrupt {
             path: path.to_owned(),
             what: "model".into(),
@@ -513,7 +538,7 @@ impl ProjectionModel {
             train: h.train,
         };
         model.check(path)?;
-        Ok(model)
+        Ok((model, file_header))
     }
 }
 
@@ -697,8 +722,8 @@ mod tests {
         assert!(err.contains("features hashed with"), "{err}");
         let err = patched("\"shape\":[6,32]", "\"shape\":[32,6]");
         assert!(err.contains("\"layer0.weight\" has shape [32, 6]"), "{err}");
-        let err = patched("\"format_version\":2", "\"format_version\":1");
-        assert!(err.contains("header says format version 1"), "{err}");
+        let err = patched("\"format_version\":1", "\"format_version\":2");
+        assert!(err.contains("header says format version 2"), "{err}");
     }
 
     #[test]
@@ -711,17 +736,25 @@ mod tests {
             "\"layer_weights\":[\"i8\"",
         );
         assert!(err.contains("has dtype I4, expected I8"), "{err}");
-        // A list that contradicts the shared dtype.
-        let err = patched(
-            Quantization::Int8,
-            "\"layer_weights\":[\"i8\"",
-            "\"layer_weights\":[\"i4\"",
-        );
+        // A shared dtype that contradicts the list (`null` and `"i8"` have the same length).
+        let err = patched(Quantization::Int4, "\"weights\":null", "\"weights\":\"i8\"");
         assert!(err.contains("do not fit"), "{err}");
-        // The default stores the first layer in 4 bits and says so.
+        // The default stores the first layer in 4 bits and says so, in format 2; int8 and
+        // f32 models stay in format 1, which older builds read.
         let h = model(Quantization::Int4).header();
-        assert_eq!(h.weights, None);
+        assert_eq!((h.format_version, h.weights), (2, None));
         assert_eq!(h.layer_weights, vec![Dtype::I4, Dtype::I8]);
-        assert_eq!(model(Quantization::Int8).header().weights, Some(Dtype::I8));
+        for (q, dtype) in [
+            (Quantization::Int8, Dtype::I8),
+            (Quantization::None, Dtype::F32),
+        ] {
+            let m = model(q);
+            let h = m.header();
+            assert_eq!((h.format_version, h.weights), (1, Some(dtype)));
+            assert!(h.layer_weights.is_empty());
+            let a = Artifact::parse(Path::new("m.sprig"), m.to_bytes(), EXPECT).unwrap();
+            assert_eq!(a.version, 1);
+            assert!(a.header_as::<serde_json::Value>().unwrap()["layer_weights"].is_null());
+        }
     }
 }

@@ -317,7 +317,7 @@ pub enum Weights {
 /// average out: 4 bits there cost nothing measurable, while the small later layers keep 8
 /// (4 bits everywhere cost 3 points on few-label HWU64). Test accuracy, int8 → int4, mean
 /// of training seeds 1–3 (the same trained weights exported both ways): HWU64 83.64 → 83.58
-/// (all labels) and 73.20 → 73.39 (few labels), SNIPS 97.76 → 97.72 and 95.14 → 95.10; no
+/// (all labels) and 73.20 → 73.39 (few labels), SNIPS 97.76 → 97.72 and 95.14 → 95.09; no
 /// seed moved by more than 0.75 points (benches/README.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
@@ -328,7 +328,8 @@ pub enum Quantization {
     /// `i8` rows with one scale each, in every layer.
     Int8,
     /// The first layer in 4 bits, the later ones in 8, rows with one scale each. The
-    /// default: half the bytes of `int8`.
+    /// default: half the bytes of `int8`. A network without a hidden layer stays in 8 bits
+    /// (its only layer is the output layer).
     #[default]
     Int4,
 }
@@ -682,30 +683,12 @@ impl Plan {
             (Weights::I8 { q, .. } | Weights::I4 { q, .. }, 0) => {
                 let (n_in, n_out) = (layer.n_in, layer.n_out);
                 let stride = n_out.div_ceil(COLUMN_UNIT) * COLUMN_UNIT;
-                let pairs = n_in.div_ceil(2);
-                let mut cols = vec![0i16; 4 * pairs * stride];
-                // An odd last input pairs with a column of zeros.
-                let w = |i: usize, j: usize| {
-                    if j < n_in {
-                        i16::from(q[i * n_in + j])
-                    } else {
-                        0
-                    }
-                };
-                for p in 0..pairs {
-                    for i in 0..n_out {
-                        let (a, b) = (w(i, 2 * p), w(i, 2 * p + 1));
-                        for (k, v) in [a, b, a + b, a - b].into_iter().enumerate() {
-                            cols[(4 * p + k) * stride + i] = v;
-                        }
-                    }
-                }
                 let cols = match layer.weights {
                     // `validate` keeps 4-bit values in −8..=7, so |A ± B| ≤ 16.
                     Weights::I4 { .. } => {
-                        PairColumns::Narrow(cols.iter().map(|&v| v as i8).collect())
+                        PairColumns::Narrow(pair_columns(q, n_in, n_out, stride, |v| v as i8))
                     }
-                    _ => PairColumns::Wide(cols),
+                    _ => PairColumns::Wide(pair_columns(q, n_in, n_out, stride, |v| v)),
                 };
                 Plan::TernaryPairs { cols, stride }
             }
@@ -725,8 +708,10 @@ impl Plan {
 }
 
 /// The `f32` layers of `layers` stored as `quantization` says: 4 bits for the first layer of
-/// [`Quantization::Int4`], 8 for the others, unchanged for [`Quantization::None`].
+/// [`Quantization::Int4`] (unless it is also the output layer), 8 for the others, unchanged
+/// for [`Quantization::None`].
 fn quantize_layers(mut layers: Vec<Layer>, quantization: Quantization) -> Vec<Layer> {
+    let hidden = layers.len() > 1;
     for (l, layer) in layers.iter_mut().enumerate() {
         let Weights::F32(w) = &layer.weights else {
             continue;
@@ -734,7 +719,7 @@ fn quantize_layers(mut layers: Vec<Layer>, quantization: Quantization) -> Vec<La
         let (rows, cols) = (layer.n_out, layer.n_in);
         layer.weights = match (quantization, l) {
             (Quantization::None, _) => continue,
-            (Quantization::Int4, 0) => {
+            (Quantization::Int4, 0) if hidden => {
                 let (q, scale) = quantize_rows(w, rows, cols, 7);
                 Weights::I4 { q, scale }
             }
@@ -745,6 +730,37 @@ fn quantize_layers(mut layers: Vec<Layer>, quantization: Quantization) -> Vec<La
         };
     }
     layers
+}
+
+/// The pair columns of [`Plan::TernaryPairs`] for the `n_out × n_in` weights `q`: column
+/// `4p + k`, lane `i`, is `A`, `B`, `A + B` or `A − B` for inputs `2p`, `2p + 1` of output
+/// `i`, converted by `to` (values within ±256, or ±16 for 4-bit weights).
+fn pair_columns<T: Copy + Default>(
+    q: &[i8],
+    n_in: usize,
+    n_out: usize,
+    stride: usize,
+    to: impl Fn(i16) -> T,
+) -> Vec<T> {
+    let pairs = n_in.div_ceil(2);
+    let mut cols = vec![T::default(); 4 * pairs * stride];
+    // An odd last input pairs with a column of zeros.
+    let w = |i: usize, j: usize| {
+        if j < n_in {
+            i16::from(q[i * n_in + j])
+        } else {
+            0
+        }
+    };
+    for p in 0..pairs {
+        for i in 0..n_out {
+            let (a, b) = (w(i, 2 * p), w(i, 2 * p + 1));
+            for (k, v) in [a, b, a + b, a - b].into_iter().enumerate() {
+                cols[(4 * p + k) * stride + i] = to(v);
+            }
+        }
+    }
+    cols
 }
 
 /// Quantizes a row-major `rows × cols` matrix to integers in `−levels..=levels` with one
@@ -1078,6 +1094,9 @@ mod tests {
         assert_eq!(f.quantized(Quantization::Int4), q4);
         assert_eq!(f.quantized(Quantization::Int8), q);
         assert_eq!(q.quantized(Quantization::Int4), q, "quantized layers stay");
+        // Without a hidden layer the only layer is the output layer: 8 bits.
+        let single = Network::from_mlp(&mlp(&[64, 5], 3), Quantization::Int4);
+        assert!(matches!(single.layers()[0].weights, Weights::I8 { .. }));
         assert!(q.size_bytes() * 3 < f.size_bytes());
         // The first layer's 64 × 32 weights take half the bytes; the rest is as in int8.
         assert_eq!(q.size_bytes() - q4.size_bytes(), 64 * 32 / 2);

@@ -273,6 +273,48 @@ impl Group {
     }
 }
 
+/// Counts `feats` into `weighted` (first-appearance order) with a hash table: open
+/// addressing, linear probing, at most half full. A feature hash is an XXH3 output, so its
+/// low bits index the table as they are. Returns `false`, leaving `weighted` partial, if the
+/// probes exceed a few per feature: only crafted n-grams whose hashes share their low bits
+/// get there, and the caller then sorts, so no text costs quadratic time.
+fn count_in_table(
+    feats: &[(u64, Block)],
+    slots: &mut Vec<u32>,
+    weighted: &mut Vec<(u64, Block, f32)>,
+) -> bool {
+    let size = (2 * feats.len()).next_power_of_two().max(16);
+    let mask = size - 1;
+    let mut budget = 8 * feats.len() + 64;
+    slots.clear();
+    slots.resize(size, u32::MAX);
+    for &(h, b) in feats {
+        let mut i = (h as usize ^ b as usize) & mask;
+        loop {
+            match slots[i] {
+                u32::MAX => {
+                    slots[i] = weighted.len() as u32;
+                    weighted.push((h, b, 1.0));
+                    break;
+                }
+                k => {
+                    let e = &mut weighted[k as usize];
+                    if e.0 == h && e.1 == b {
+                        e.2 += 1.0;
+                        break;
+                    }
+                }
+            }
+            budget = match budget.checked_sub(1) {
+                Some(left) => left,
+                None => return false,
+            };
+            i = (i + 1) & mask;
+        }
+    }
+    true
+}
+
 /// Functions per hash of [`Scheme::Sketch`]: 16 bits each (15 for the bit, 1 for the sign).
 const SKETCH_FUNCTIONS_PER_HASH: usize = 4;
 
@@ -765,34 +807,8 @@ impl Projector {
             ..
         } = scratch;
         weighted.clear();
-        if self.config.scheme == Scheme::Sketch {
-            // Open addressing, linear probing, at most half full. A feature hash is an XXH3
-            // output, so its low bits index the table as they are.
-            let size = (2 * feats.len()).next_power_of_two().max(16);
-            let mask = size - 1;
-            slots.clear();
-            slots.resize(size, u32::MAX);
-            for &(h, b) in feats.iter() {
-                let mut i = (h as usize ^ b as usize) & mask;
-                loop {
-                    match slots[i] {
-                        u32::MAX => {
-                            slots[i] = weighted.len() as u32;
-                            weighted.push((h, b, 1.0));
-                            break;
-                        }
-                        k => {
-                            let e = &mut weighted[k as usize];
-                            if e.0 == h && e.1 == b {
-                                e.2 += 1.0;
-                                break;
-                            }
-                        }
-                    }
-                    i = (i + 1) & mask;
-                }
-            }
-        } else {
+        if self.config.scheme != Scheme::Sketch || !count_in_table(feats, slots, weighted) {
+            weighted.clear();
             feats.sort_unstable();
             for &(h, b) in feats.iter() {
                 match weighted.last_mut() {
@@ -1149,6 +1165,35 @@ mod tests {
             assert!((0..7).any(|t| many[t * 9 + j] != 0), "bit {j}: {many:?}");
         }
         assert!(many.contains(&1) && many.contains(&-1));
+    }
+
+    #[test]
+    fn the_counting_table_counts_and_gives_up_on_crafted_collisions() {
+        let (mut slots, mut weighted) = (Vec::new(), Vec::new());
+        // Random hashes, some repeated, in both blocks: the counts a sort would give.
+        let mut feats: Vec<(u64, Block)> = (0..500u64)
+            .map(|i| {
+                let h = mix(i % 170);
+                (h, if i % 3 == 0 { Block::Char } else { Block::Word })
+            })
+            .collect();
+        assert!(count_in_table(&feats, &mut slots, &mut weighted));
+        let mut counted = weighted.clone();
+        counted.sort_by_key(|e| (e.0, e.1));
+        feats.sort_unstable();
+        let mut sorted: Vec<(u64, Block, f32)> = Vec::new();
+        for &(h, b) in &feats {
+            match sorted.last_mut() {
+                Some(last) if last.0 == h && last.1 == b => last.2 += 1.0,
+                _ => sorted.push((h, b, 1.0)),
+            }
+        }
+        assert_eq!(counted, sorted);
+        // Hashes that agree on their low 32 bits all land on one slot: the probes run out
+        // and the caller sorts instead.
+        let crafted: Vec<(u64, Block)> = (1..=2000u64).map(|i| (i << 32, Block::Word)).collect();
+        weighted.clear();
+        assert!(!count_in_table(&crafted, &mut slots, &mut weighted));
     }
 
     #[test]

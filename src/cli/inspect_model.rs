@@ -17,8 +17,8 @@ pub(crate) fn magic(path: &Path) -> Option<[u8; 8]> {
 }
 
 pub(crate) fn run(path: &Path, json_out: bool) -> anyhow::Result<()> {
-    let model = ProjectionModel::load(path)?;
-    let header = model.header();
+    // The file's own header: its format version and writer, not this build's.
+    let (model, header) = ProjectionModel::load_with_header(path)?;
     let file_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     if json_out {
         let mut obj = serde_json::to_value(&header)?;
