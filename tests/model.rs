@@ -110,6 +110,37 @@ fn tiny_pipeline_graph_propagate_train_predict_eval() {
     );
     assert_eq!(none.trim(), r#"{"text":"hi","labels":[]}"#);
 
+    // A caller that waits for each answer before sending the next line gets it: answers are
+    // buffered, but flushed whenever no input is waiting.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sprig"))
+        .args(["predict", "--model", "tiny.sprig"])
+        .current_dir(d)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            tx.send(line.unwrap()).unwrap();
+        }
+    });
+    for text in ["thank you so much", "see you later"] {
+        writeln!(stdin, "{text}").unwrap();
+        stdin.flush().unwrap();
+        // A generous bound: the answer takes microseconds; without the flush it never comes.
+        let answer = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("an answer before the next line is sent");
+        assert!(answer.contains('\t'), "{answer}");
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    reader.join().unwrap();
+
     // Standard input, streamed line by line.
     let mut child = Command::new(env!("CARGO_BIN_EXE_sprig"))
         .args(["predict", "--model", "tiny.sprig", "--json"])

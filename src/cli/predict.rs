@@ -96,8 +96,10 @@ fn answer(
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let model = ProjectionModel::load(&args.model)?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    // Buffered: stdout alone is line-buffered, one write per answer. Answers are flushed
+    // whenever the input has nothing more buffered (below), so a caller that waits for an
+    // answer gets it, and a file piped in is answered in large writes.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut scratch = Scratch::default();
     let mut buf = String::new();
     let from_stdin = args.texts.is_empty() || (args.texts.len() == 1 && args.texts[0] == "-");
@@ -155,8 +157,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let preds = model.predict_with(&mut scratch, text);
         answer(&model, preds, &args, text, &mut buf);
         out.write_all(buf.as_bytes())?;
-        out.flush()?;
+        // The next read may wait for the caller: flush first. (Standard input keeps a buffer
+        // of its own below this one, so this can flush while lines are still waiting there:
+        // that costs a write, never an answer held back.)
+        if input.buffer().is_empty() {
+            out.flush()?;
+        }
     }
+    out.flush()?;
     if invalid > 0 {
         let lines = super::count(invalid, "line", "lines");
         eprintln!(
