@@ -1139,6 +1139,25 @@ mod tests {
     }
 
     #[test]
+    fn quantization_reads_names_and_the_old_boolean() {
+        let read = |json: &str| serde_json::from_str::<Quantization>(json).unwrap();
+        assert_eq!(read("\"int4\""), Quantization::Int4);
+        assert_eq!(read("\"int8\""), Quantization::Int8);
+        assert_eq!(read("\"none\""), Quantization::None);
+        assert_eq!(
+            read("true"),
+            Quantization::Int8,
+            "the field was `quantize: true`"
+        );
+        assert_eq!(read("false"), Quantization::None);
+        assert!(serde_json::from_str::<Quantization>("\"int2\"").is_err());
+        assert_eq!(
+            serde_json::to_string(&Quantization::Int4).unwrap(),
+            "\"int4\""
+        );
+    }
+
+    #[test]
     fn quantize_rows_bounds_the_error() {
         let w = [0.5, -1.0, 0.25, 0.1, 0.0, 0.0, 0.0, 0.0];
         for levels in [127, 7] {
