@@ -555,6 +555,17 @@ impl Graph {
         Self::from_artifact(&artifact)
     }
 
+    /// Reads and verifies a graph file, and returns it with the header as the file holds it
+    /// (its format version and the sprig version that wrote it, which [`Graph::header`], the
+    /// header this build would write, does not keep).
+    ///
+    /// # Errors
+    /// As [`Graph::load`].
+    pub fn load_with_header(path: &Path) -> Result<(Self, GraphHeader)> {
+        let artifact = Artifact::read(path, EXPECT)?;
+        Ok((Self::from_artifact(&artifact)?, artifact.header_as()?))
+    }
+
     /// Verifies and decodes the bytes of a graph file; `path` names it in errors.
     ///
     /// # Errors

@@ -128,8 +128,10 @@ fn tiny_pipeline_graph_propagate_train_predict_eval() {
             tx.send(line.unwrap()).unwrap();
         }
     });
-    for text in ["thank you so much", "see you later"] {
-        writeln!(stdin, "{text}").unwrap();
+    // The second write leaves half a line waiting behind a whole one: the whole one is still
+    // answered before the rest arrives.
+    for text in ["thank you so much\n", "see you later\nhello th", "ere\n"] {
+        stdin.write_all(text.as_bytes()).unwrap();
         stdin.flush().unwrap();
         // A generous bound: the answer takes microseconds; without the flush it never comes.
         let answer = rx

@@ -57,7 +57,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.file.display()
         );
     }
-    let graph = Graph::load(&args.file)?;
+    // The file's own header: its format version and writer, not this build's.
+    let (graph, header) = Graph::load_with_header(&args.file)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if args.edges {
@@ -74,7 +75,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("verifying {}", args.file.display()))?;
     }
     let report = summarize(&graph);
-    let header = graph.header();
     if args.json {
         let mut obj = json!({
             "file": args.file.display().to_string(),

@@ -18,8 +18,10 @@ fn at_least_one(s: &str) -> Result<usize, String> {
 }
 
 /// Label texts with a trained model. Texts come from the arguments, or from standard input
-/// (one per line) when there is none or the only one is `-`; each answer is flushed as soon
-/// as it is known.
+/// (one per line) when there is none or the only one is `-`. Answers are written as soon as
+/// no further complete line is waiting (so a caller that sends a line and waits gets its
+/// answer at once, and a piped file is answered in large writes); an interrupt can drop the
+/// answers of lines that were still waiting.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The `.sprig` model file.
@@ -157,10 +159,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let preds = model.predict_with(&mut scratch, text);
         answer(&model, preds, &args, text, &mut buf);
         out.write_all(buf.as_bytes())?;
-        // The next read may wait for the caller: flush first. (Standard input keeps a buffer
-        // of its own below this one, so this can flush while lines are still waiting there:
-        // that costs a write, never an answer held back.)
-        if input.buffer().is_empty() {
+        // Unless a whole line is already waiting, the next read may wait for the caller:
+        // flush first. (A partial line waiting counts as none: its end may never come
+        // before the caller has read the answers so far. Standard input keeps a buffer of
+        // its own below this one, so this can flush while lines are waiting there: that
+        // costs a write, never an answer held back.)
+        if !input.buffer().contains(&b'\n') {
             out.flush()?;
         }
     }
