@@ -14,8 +14,9 @@
 //!
 //! The header always holds a `sections` array of `{name, dtype, shape, offset, len}` where
 //! `offset` counts from the start of the data area and `len` is in bytes; `dtype` is one of
-//! `u8`, `i8`, `i4` (two to a byte, see [`Dtype::I4`]), `u32`, `u64`, `f32`. Everything else in the header belongs to the artifact kind
-//! (configs, label names, counts, crate version, hash name).
+//! `u8`, `i8`, `i4` (two to a byte, see [`Dtype::I4`]), `u32`, `u64`, `f32`. Everything else
+//! in the header belongs to the artifact kind (configs, label names, counts, crate version,
+//! hash name).
 //!
 //! **Reading** checks, in this order, and stops at the first failure with its own error:
 //! magic ([`Error::BadMagic`]), version range ([`Error::UnsupportedVersion`]), header JSON and
