@@ -519,6 +519,19 @@ const PAIR_CASES: [(u8, i8); 16] = {
     cases
 };
 
+/// [`PAIR_CASES`] packed for the first layer's split: the column in the low byte, then 1 in
+/// bit 8 if it is added and 1 in bit 16 if it is subtracted.
+const PAIR_SPLIT: [u32; 16] = {
+    let mut split = [0u32; 16];
+    let mut i = 0;
+    while i < 16 {
+        let (k, sign) = PAIR_CASES[i];
+        split[i] = k as u32 | ((sign > 0) as u32) << 8 | ((sign < 0) as u32) << 16;
+        i += 1;
+    }
+    split
+};
+
 /// The index of a pair of ternary inputs in [`PAIR_CASES`]: their two low bits each (−1 → 3,
 /// 0 → 0, +1 → 1), which is in range for any `i8`. Values outside {−1, 0, +1}, a caller's
 /// bug, land on unused entries that add nothing.
@@ -914,13 +927,13 @@ impl Network {
                     let (plus, minus) = (&mut s.plus[..pairs], &mut s.minus[..pairs]);
                     let (mut np, mut nm) = (0, 0);
                     let mut split = |p: usize, a: i8, b: i8| {
-                        let (k, sign) = PAIR_CASES[pair_code(a, b)];
-                        let c = (4 * p + usize::from(k)) as u32;
+                        let e = PAIR_SPLIT[pair_code(a, b)];
+                        let c = 4 * p as u32 + (e & 0xff);
                         // np, nm ≤ p < pairs.
                         plus[np] = c;
                         minus[nm] = c;
-                        np += usize::from(sign > 0);
-                        nm += usize::from(sign < 0);
+                        np += (e >> 8) as usize & 1;
+                        nm += (e >> 16) as usize;
                     };
                     let whole = x.chunks_exact(2);
                     let odd = whole.remainder().first().copied();
