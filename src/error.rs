@@ -33,6 +33,15 @@ pub enum Error {
         /// What was wrong, naming the field.
         message: String,
     },
+    /// A distributed run failed: the processes could not connect, or a worker stopped.
+    ///
+    /// Check that every process was started with the same hosts, graph and flags, and that
+    /// the ports are free; then start them all again (timely has no fault tolerance).
+    #[error("distributed run failed: {message}")]
+    Cluster {
+        /// timely's message, or the worker's panic.
+        message: String,
+    },
     /// A configuration value is out of its valid range.
     #[error("invalid {field}: {reason}")]
     InvalidConfig {

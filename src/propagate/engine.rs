@@ -137,21 +137,30 @@ impl SeedRows {
 
     /// The initial iterate: seeds hold `Y_v` (top-K), other nodes hold `non_seed_unknown` on ⊥.
     pub(crate) fn initial(&self, k: usize, non_seed_unknown: f32) -> LabelDistribution {
-        let n = self.mass.len();
-        let mut d = LabelDistribution::new(n, k, non_seed_unknown);
+        self.initial_of(0..self.mass.len(), k, non_seed_unknown)
+    }
+
+    /// [`SeedRows::initial`] of the graph's `nodes`, in that order (a worker's share).
+    pub(crate) fn initial_of(
+        &self,
+        nodes: impl ExactSizeIterator<Item = usize>,
+        k: usize,
+        non_seed_unknown: f32,
+    ) -> LabelDistribution {
+        let mut d = LabelDistribution::new(nodes.len(), k, non_seed_unknown);
         let mut cand = Vec::new();
-        for v in (0..n).filter(|&v| self.is_seed(v)) {
+        for (i, v) in nodes.enumerate().filter(|&(_, v)| self.is_seed(v)) {
             cand.clear();
             cand.extend_from_slice(self.row(v));
             let dropped = keep_top_k(&mut cand, k);
-            d.set(v, &cand, dropped);
+            d.set(i, &cand, dropped);
         }
         d
     }
 }
 
 /// What one sweep measured.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct SweepStats {
     /// Objective of the previous iterate.
     pub objective: f64,
@@ -218,46 +227,30 @@ fn used(slots: &[LabelScore], u: usize, k: usize) -> &[LabelScore] {
     }
 }
 
-/// One synchronous Jacobi pass: reads `prev`, writes `next`, returns the objective of `prev`
-/// and the change from `prev` to `next`.
-///
-/// # Complexity
-/// O(Σ_v deg(v) · K + n · c log K) time for `c` candidate labels per node; O(labels) scratch
-/// per thread.
-pub(crate) fn sweep<R: Rule>(
-    graph: &Graph,
-    seeds: &SeedRows,
-    rule: &R,
-    n_labels: usize,
-    prev: &LabelDistribution,
-    next: &mut LabelDistribution,
-) -> SweepStats {
-    let k = prev.top_k();
-    let (pslots, punk) = prev.raw();
-    let (nslots, nunk) = next.raw_mut();
-    let blocks: Vec<SweepStats> = nslots
-        .par_chunks_mut(BLOCK * k)
-        .zip(nunk.par_chunks_mut(BLOCK))
-        .enumerate()
-        .map_init(
-            || Scratch::new(n_labels),
-            |s, (b, (out_slots, out_unk))| {
-                let mut stats = SweepStats::default();
-                for (i, unk) in out_unk.iter_mut().enumerate() {
-                    let v = b * BLOCK + i;
-                    let out = &mut out_slots[i * k..(i + 1) * k];
-                    let was_empty = pslots[v * k].label == EMPTY.label;
-                    let (obj, change) =
-                        update_node(graph, seeds, rule, k, pslots, punk, v, s, out, unk);
-                    stats.objective += obj;
-                    stats.sum_change += change;
-                    stats.max_change = stats.max_change.max(change);
-                    stats.reached += u64::from(was_empty && out[0].label != EMPTY.label);
-                }
-                stats
-            },
-        )
-        .collect();
+/// Where a sweep finds a node's neighbours: the whole [`Graph`], or one worker's share of it
+/// (its own nodes, then copies of the neighbours other workers own, numbered locally).
+pub(crate) trait Topology: Sync {
+    /// Neighbours of local node `v` (local ids) and the edges' weights, in CSR order.
+    fn row(&self, v: usize) -> (&[u32], &[f32]);
+    /// The graph's id of local node `v`: the id the rule and the seeds know it by.
+    fn global(&self, v: usize) -> usize;
+}
+
+impl Topology for Graph {
+    #[inline]
+    fn row(&self, v: usize) -> (&[u32], &[f32]) {
+        Graph::row(self, v)
+    }
+
+    #[inline]
+    fn global(&self, v: usize) -> usize {
+        v
+    }
+}
+
+/// Sums per-block statistics in block order (the order that makes a sweep's figures the same
+/// however its blocks were shared out).
+pub(crate) fn combine(blocks: &[SweepStats]) -> SweepStats {
     let mut total = SweepStats::default();
     for b in blocks {
         total.objective += b.objective;
@@ -268,11 +261,55 @@ pub(crate) fn sweep<R: Rule>(
     total
 }
 
-/// Updates node `v`: returns its objective term (previous iterate) and its L1 change.
+/// One synchronous Jacobi pass over local nodes `0..updated` of `topology` (the others are
+/// only read): reads `prev`, writes `next`, and returns, per block of [`BLOCK`] nodes in
+/// order, the objective of `prev` and the change from `prev` to `next`.
+///
+/// # Complexity
+/// O(Σ_v deg(v) · K + n · c log K) time for `c` candidate labels per node; O(labels) scratch
+/// per thread.
+pub(crate) fn sweep_blocks<T: Topology, R: Rule>(
+    topology: &T,
+    seeds: &SeedRows,
+    rule: &R,
+    n_labels: usize,
+    prev: &LabelDistribution,
+    next: &mut LabelDistribution,
+    updated: usize,
+) -> Vec<SweepStats> {
+    let k = prev.top_k();
+    let (pslots, punk) = prev.raw();
+    let (nslots, nunk) = next.raw_mut();
+    nslots[..updated * k]
+        .par_chunks_mut(BLOCK * k)
+        .zip(nunk[..updated].par_chunks_mut(BLOCK))
+        .enumerate()
+        .map_init(
+            || Scratch::new(n_labels),
+            |s, (b, (out_slots, out_unk))| {
+                let mut stats = SweepStats::default();
+                for (i, unk) in out_unk.iter_mut().enumerate() {
+                    let v = b * BLOCK + i;
+                    let out = &mut out_slots[i * k..(i + 1) * k];
+                    let was_empty = pslots[v * k].label == EMPTY.label;
+                    let (obj, change) =
+                        update_node(topology, seeds, rule, k, pslots, punk, v, s, out, unk);
+                    stats.objective += obj;
+                    stats.sum_change += change;
+                    stats.max_change = stats.max_change.max(change);
+                    stats.reached += u64::from(was_empty && out[0].label != EMPTY.label);
+                }
+                stats
+            },
+        )
+        .collect()
+}
+
+/// Updates local node `v`: returns its objective term (previous iterate) and its L1 change.
 #[allow(clippy::too_many_arguments)]
 #[inline]
-fn update_node<R: Rule>(
-    graph: &Graph,
+fn update_node<T: Topology, R: Rule>(
+    topology: &T,
     seeds: &SeedRows,
     rule: &R,
     k: usize,
@@ -283,10 +320,11 @@ fn update_node<R: Rule>(
     out: &mut [LabelScore],
     out_unk: &mut f32,
 ) -> (f64, f64) {
-    let nc = rule.node(v);
+    let g = topology.global(v);
+    let nc = rule.node(g);
     let old = used(pslots, v, k);
     let old_unk = f64::from(punk[v]);
-    let y = seeds.row(v);
+    let y = seeds.row(g);
 
     // Objective self terms of the previous iterate.
     let mut norm2 = old_unk * old_unk;
@@ -306,12 +344,12 @@ fn update_node<R: Rule>(
 
     // Neighbour messages, in CSR order.
     s.next_node();
-    let (nbrs, ws) = graph.row(v);
+    let (nbrs, ws) = topology.row(v);
     let mut unk = 0.0;
     let mut nb_dot = 0.0;
     for (&u, &w) in nbrs.iter().zip(ws) {
         let u = u as usize;
-        let c = rule.edge(v, u, w);
+        let c = rule.edge(g, topology.global(u), w);
         let uu = f64::from(punk[u]);
         let mut dot = old_unk * uu;
         for e in used(pslots, u, k) {

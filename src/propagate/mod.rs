@@ -67,6 +67,8 @@
 
 mod classic;
 mod config;
+#[cfg(feature = "distributed")]
+pub mod distributed;
 mod engine;
 mod expander;
 mod labels;
@@ -85,6 +87,8 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "distributed")]
+pub use distributed::{propagate_distributed, Cluster};
 pub use config::{
     Algorithm, ChangeNorm, ClassPrior, PropagationConfig, MAX_ITERATIONS, MAX_MU, MAX_TOP_K,
 };
@@ -93,7 +97,7 @@ pub use output::{check_tsv, write_jsonl, write_tsv, OutputFormat, UNKNOWN_LABEL}
 
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Seed};
-use engine::{Rule, SeedRows};
+use engine::SeedRows;
 
 /// One iteration's measurements.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -194,6 +198,30 @@ pub fn propagate_with(
     mut on_iteration: impl FnMut(&IterationStats),
 ) -> Result<Propagation> {
     let start = Instant::now();
+    let (seed_rows, priors) = prepare(graph, seeds, config)?;
+    let algo = Algo::new(graph, &seed_rows, config);
+    let n_labels = graph.labels().len();
+    let mut sweep = |prev: &LabelDistribution, next: &mut LabelDistribution| {
+        let n = graph.n_nodes();
+        engine::combine(&algo.sweep_blocks(graph, &seed_rows, n_labels, prev, next, n))
+    };
+    let outcome = iterate(
+        &mut sweep,
+        seed_rows.initial(config.top_k, algo.init),
+        config,
+        algo.residual,
+        &mut on_iteration,
+    );
+    Ok(finish(graph, config, &seed_rows, priors, outcome, start))
+}
+
+/// Checks the config and the seeds against the graph; returns the seeds grouped by node and
+/// the class priors of [`PropagationConfig::class_prior`].
+fn prepare(
+    graph: &Graph,
+    seeds: &[Seed],
+    config: &PropagationConfig,
+) -> Result<(SeedRows, Option<Vec<f64>>)> {
     config.validate()?;
     let n = graph.n_nodes();
     let n_labels = graph.labels().len();
@@ -221,39 +249,38 @@ pub fn propagate_with(
     crate::graph::merge_seeds(&mut sorted);
     let seed_rows = SeedRows::new(n, &sorted);
     let priors = prior::resolve(config, graph.labels(), &sorted)?;
+    Ok((seed_rows, priors))
+}
 
-    let k = config.top_k;
-    // Each arm: the sweep, the unknown mass non-seeds start with, and the factor from the
-    // measured change to the undamped step's (see `iterate`).
-    let (sweep, init, residual): (Box<Sweep<'_>>, f32, f64) = match config.algorithm {
-        Algorithm::Expander => {
-            let rule = expander::Expander::new(graph, &seed_rows, config);
-            let residual = 1.0 / (1.0 - rule.damping());
-            (sweeper(graph, &seed_rows, rule, n_labels), 1.0, residual)
-        }
-        Algorithm::Mad => {
-            let rule = mad::Mad::new(graph, &seed_rows, config);
-            (sweeper(graph, &seed_rows, rule, n_labels), 0.0, 1.0)
-        }
-        Algorithm::Lp => {
-            let rule = classic::Lp::new(graph, &seed_rows);
-            (sweeper(graph, &seed_rows, rule, n_labels), 0.0, 1.0)
-        }
-        Algorithm::Spreading => {
-            let rule = classic::Spreading::new(graph, config.alpha);
-            (sweeper(graph, &seed_rows, rule, n_labels), 0.0, 1.0)
-        }
-    };
-    let (mut dist, initial_objective, history, converged) = iterate(
-        &sweep,
-        seed_rows.initial(k, init),
-        config,
-        residual,
-        &mut on_iteration,
-    );
+/// What [`iterate`] ends with: the last iterate, the initial objective, the history and
+/// whether it converged.
+struct Outcome {
+    dist: LabelDistribution,
+    initial_objective: f64,
+    history: Vec<IterationStats>,
+    converged: bool,
+}
+
+/// The steps after the last iteration (normalization, class mass normalization) and the
+/// report.
+fn finish(
+    graph: &Graph,
+    config: &PropagationConfig,
+    seed_rows: &SeedRows,
+    priors: Option<Vec<f64>>,
+    outcome: Outcome,
+    start: Instant,
+) -> Propagation {
+    let n = graph.n_nodes();
+    let Outcome {
+        mut dist,
+        initial_objective,
+        history,
+        converged,
+    } = outcome;
     prior::normalize(&mut dist);
     if let Some(q) = priors {
-        prior::class_mass_normalize(&mut dist, &seed_rows, &q, &graph.records_per_text_node());
+        prior::class_mass_normalize(&mut dist, seed_rows, &q, &graph.records_per_text_node());
     }
     let report = PropagationReport {
         algorithm: config.algorithm,
@@ -265,12 +292,80 @@ pub fn propagate_with(
         abstaining_texts: dist.count_abstaining(0..graph.n_text_nodes()),
         seconds: start.elapsed().as_secs_f64(),
     };
-    Ok(Propagation {
+    Propagation {
         distribution: dist,
         labels: graph.labels().to_vec(),
         seed: (0..n).map(|v| seed_rows.is_seed(v)).collect(),
         report,
-    })
+    }
+}
+
+/// An algorithm's rule, with what the iteration needs to know about it.
+pub(crate) struct Algo<'a> {
+    rule: AnyRule<'a>,
+    /// The unknown mass non-seeds start with.
+    init: f32,
+    /// The factor from the measured change to the undamped step's (see [`iterate`]).
+    residual: f64,
+}
+
+/// The four rules, so that a sweep dispatches once, not once per edge.
+enum AnyRule<'a> {
+    Expander(expander::Expander<'a>),
+    Mad(mad::Mad),
+    Lp(classic::Lp<'a>),
+    Spreading(classic::Spreading),
+}
+
+impl<'a> Algo<'a> {
+    /// The rule of `config.algorithm` on `graph` and `seeds`.
+    fn new(graph: &Graph, seeds: &'a SeedRows, config: &PropagationConfig) -> Self {
+        let (rule, init, residual) = match config.algorithm {
+            Algorithm::Expander => {
+                let rule = expander::Expander::new(graph, seeds, config);
+                let residual = 1.0 / (1.0 - rule.damping());
+                (AnyRule::Expander(rule), 1.0, residual)
+            }
+            Algorithm::Mad => (AnyRule::Mad(mad::Mad::new(graph, seeds, config)), 0.0, 1.0),
+            Algorithm::Lp => (AnyRule::Lp(classic::Lp::new(graph, seeds)), 0.0, 1.0),
+            Algorithm::Spreading => (
+                AnyRule::Spreading(classic::Spreading::new(graph, config.alpha)),
+                0.0,
+                1.0,
+            ),
+        };
+        Algo {
+            rule,
+            init,
+            residual,
+        }
+    }
+
+    /// [`engine::sweep_blocks`] with this rule.
+    fn sweep_blocks<T: engine::Topology>(
+        &self,
+        topology: &T,
+        seeds: &SeedRows,
+        n_labels: usize,
+        prev: &LabelDistribution,
+        next: &mut LabelDistribution,
+        updated: usize,
+    ) -> Vec<engine::SweepStats> {
+        match &self.rule {
+            AnyRule::Expander(r) => {
+                engine::sweep_blocks(topology, seeds, r, n_labels, prev, next, updated)
+            }
+            AnyRule::Mad(r) => {
+                engine::sweep_blocks(topology, seeds, r, n_labels, prev, next, updated)
+            }
+            AnyRule::Lp(r) => {
+                engine::sweep_blocks(topology, seeds, r, n_labels, prev, next, updated)
+            }
+            AnyRule::Spreading(r) => {
+                engine::sweep_blocks(topology, seeds, r, n_labels, prev, next, updated)
+            }
+        }
+    }
 }
 
 /// Weighted degrees `d_v = Σ_u w_vu`, summed in neighbour order.
@@ -281,22 +376,8 @@ pub(crate) fn degrees(graph: &Graph) -> Vec<f64> {
         .collect()
 }
 
-/// One `prev → next` sweep of some rule.
-type Sweep<'a> = dyn Fn(&LabelDistribution, &mut LabelDistribution) -> engine::SweepStats + 'a;
-
-/// Binds a rule to the graph and seeds: `prev → next` sweeps.
-fn sweeper<'a, R: Rule + 'a>(
-    graph: &'a Graph,
-    seeds: &'a SeedRows,
-    rule: R,
-    n_labels: usize,
-) -> Box<Sweep<'a>> {
-    Box::new(move |prev, next| engine::sweep(graph, seeds, &rule, n_labels, prev, next))
-}
-
 /// Runs sweeps until the change falls below the tolerance or the cap, then one more sweep to
-/// measure the last iterate's objective. Returns the last iterate, the initial objective, the
-/// history and whether it converged.
+/// measure the last iterate's objective.
 ///
 /// With [`ChangeNorm::MaxNode`] (sprig's rule) convergence is judged on the undamped step:
 /// a damped step `d · x + (1 − d) · F(x)` moves `(1 − d)` times as far as the plain update
@@ -308,12 +389,12 @@ fn sweeper<'a, R: Rule + 'a>(
 /// still abstain.) [`ChangeNorm::Sum`] keeps
 /// scikit-learn's rule as it is, to reproduce its results.
 fn iterate(
-    sweep: &Sweep<'_>,
+    sweep: &mut dyn FnMut(&LabelDistribution, &mut LabelDistribution) -> engine::SweepStats,
     init: LabelDistribution,
     config: &PropagationConfig,
     residual: f64,
     on_iteration: &mut dyn FnMut(&IterationStats),
-) -> (LabelDistribution, f64, Vec<IterationStats>, bool) {
+) -> Outcome {
     let mut prev = init;
     let mut next = prev.clone();
     let mut history: Vec<IterationStats> = Vec::with_capacity(config.iterations.min(1024));
@@ -352,5 +433,10 @@ fn iterate(
     }
     let last = sweep(&prev, &mut next);
     finish(&mut pending, last.objective, &mut history);
-    (prev, initial, history, converged)
+    Outcome {
+        dist: prev,
+        initial_objective: initial,
+        history,
+        converged,
+    }
 }

@@ -1,0 +1,600 @@
+//! Propagation on several workers with [timely dataflow](https://github.com/TimelyDataflow/timely-dataflow)
+//! (feature `distributed`): worker threads in one process, or processes on several machines
+//! that talk over TCP.
+//!
+//! **Same answer, bit for bit.** The workers run the single-machine engine's own Jacobi
+//! sweep, each over its share of the nodes, so a run on any number of workers and processes
+//! gives the distributions, the per-iteration objective and changes and the convergence of
+//! [`propagate_with`](super::propagate_with) exactly (tested on 1–4 workers). Three choices
+//! make that hold:
+//! - the nodes are shared out in whole blocks of the engine's block size, contiguous and in
+//!   order, so each block's figures are the ones the single engine computes;
+//! - a node's update reads its neighbours in the graph's order, whoever owns them;
+//! - every worker receives every block's figures and sums them in block order, so all
+//!   workers see the same objective and change and stop at the same iteration.
+//!
+//! **One iteration** on worker `w`: sweep its own nodes (with the rayon pool, as the single
+//! engine does), send each other worker the new rows of the nodes it reads (the ghosts it
+//! asked for once, at the start) with `w`'s block figures, then wait until timely's progress
+//! tracking says every worker's messages of this iteration have arrived. At the end every
+//! worker sends its rows to worker 0, which normalizes and reports as
+//! [`propagate_with`](super::propagate_with) does.
+//!
+//! **Memory.** Label state is O((own + ghost nodes) · K) per worker. Every process reads the
+//! whole `.graph` (each needs its share of the rows, and the rules' per-node coefficients come
+//! from the whole graph), so processes need the file on their machine or a shared disk; only
+//! worker 0 holds every node's result, at the end.
+//!
+//! **Failure.** timely waits at start-up until every process has connected and has no fault
+//! tolerance: if a process dies, the run fails and must be restarted.
+
+use std::cell::RefCell;
+use std::ops::Range;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use timely::communication::Config as CommunicationConfig;
+use timely::dataflow::operators::{Exchange, Input, Inspect, Probe};
+use timely::dataflow::{InputHandleVec, ProbeHandle};
+use timely::worker::Worker;
+use timely::WorkerConfig;
+
+use super::engine::{combine, SeedRows, SweepStats, Topology, BLOCK};
+use super::labels::{LabelDistribution, LabelScore};
+use super::{finish, iterate, prepare, Algo, IterationStats, Outcome, Propagation};
+use super::PropagationConfig;
+use crate::error::{Error, Result};
+use crate::graph::{Graph, Seed};
+
+/// Where the workers of a distributed run are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// Worker threads in this process (at least 1). Each sweeps its nodes with the rayon
+    /// pool, so one worker per machine is usually the right number.
+    pub workers: usize,
+    /// One `host:port` per process, in process order, the same list for every process; empty
+    /// for a run inside this process alone.
+    pub hosts: Vec<String>,
+    /// This process's index in `hosts` (0 when `hosts` is empty).
+    pub process: usize,
+}
+
+impl Cluster {
+    /// `workers` threads in this process.
+    pub fn local(workers: usize) -> Self {
+        Cluster {
+            workers,
+            hosts: Vec::new(),
+            process: 0,
+        }
+    }
+
+    /// Checks the sizes.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for no workers, or a process index outside `hosts`.
+    pub fn validate(&self) -> Result<()> {
+        if self.workers == 0 {
+            return Err(Error::config("workers", "must be at least 1"));
+        }
+        if self.hosts.is_empty() && self.process != 0 {
+            return Err(Error::config(
+                "process",
+                "a process index needs the list of hosts",
+            ));
+        }
+        if !self.hosts.is_empty() && self.process >= self.hosts.len() {
+            return Err(Error::config(
+                "process",
+                format!(
+                    "{} is not below the number of hosts ({})",
+                    self.process,
+                    self.hosts.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn timely_config(&self) -> timely::Config {
+        let communication = match (self.hosts.len(), self.workers) {
+            (0, 1) => CommunicationConfig::Thread,
+            (0, n) => CommunicationConfig::Process(n),
+            _ => CommunicationConfig::Cluster {
+                threads: self.workers,
+                process: self.process,
+                addresses: self.hosts.clone(),
+                report: false,
+                zerocopy: false,
+            },
+        };
+        timely::Config {
+            communication,
+            worker: WorkerConfig::default(),
+        }
+    }
+}
+
+/// [`propagate_with`](super::propagate_with) on the workers of `cluster`. Every process of
+/// the cluster calls it with the same graph, seeds and config; the result is returned in the
+/// process that holds worker 0 (process 0), and `None` in the others. `on_iteration` is
+/// called there too, once per iteration, in order.
+///
+/// # Errors
+/// As [`propagate_with`](super::propagate_with), plus [`Error::InvalidConfig`] for a bad
+/// `cluster` and [`Error::Cluster`] when the processes cannot connect or a worker fails.
+pub fn propagate_distributed(
+    graph: Arc<Graph>,
+    seeds: &[Seed],
+    config: &PropagationConfig,
+    cluster: &Cluster,
+    on_iteration: impl Fn(&IterationStats) + Send + Sync + 'static,
+) -> Result<Option<Propagation>> {
+    let start = Instant::now();
+    cluster.validate()?;
+    let (seed_rows, priors) = prepare(&graph, seeds, config)?;
+    let shared = Arc::new(Shared {
+        graph,
+        seed_rows,
+        priors,
+        config: config.clone(),
+        start,
+        on_iteration: Box::new(on_iteration),
+    });
+    let guards = timely::execute(cluster.timely_config(), move |worker| {
+        run_worker(worker, &shared)
+    })
+    .map_err(|message| Error::Cluster { message })?;
+    let mut result = None;
+    for outcome in guards.join() {
+        match outcome {
+            Ok(Some(p)) => result = Some(p),
+            Ok(None) => {}
+            Err(message) => return Err(Error::Cluster { message }),
+        }
+    }
+    Ok(result)
+}
+
+/// What every worker of a process reads.
+struct Shared {
+    graph: Arc<Graph>,
+    seed_rows: SeedRows,
+    priors: Option<Vec<f64>>,
+    config: PropagationConfig,
+    start: Instant,
+    on_iteration: Box<dyn Fn(&IterationStats) + Send + Sync>,
+}
+
+/// The messages between workers. One kind, routed by `to`: a round either asks for rows
+/// (the first), or carries rows and block figures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Packet {
+    /// The round it belongs to (a fast worker's next round can arrive early).
+    round: u64,
+    to: u32,
+    from: u32,
+    /// Graph ids, ascending: the rows carried, or (first round) the rows asked for.
+    nodes: Vec<u32>,
+    /// The rows' unknown masses.
+    unknown: Vec<f32>,
+    /// The rows' K slots each.
+    slots: Vec<LabelScore>,
+    /// The sender's first block, and the figures of its blocks in order.
+    first_block: u64,
+    stats: Vec<SweepStats>,
+}
+
+impl Packet {
+    fn new(round: u64, to: usize, from: usize) -> Self {
+        Packet {
+            round,
+            to: to as u32,
+            from: from as u32,
+            nodes: Vec::new(),
+            unknown: Vec::new(),
+            slots: Vec::new(),
+            first_block: 0,
+            stats: Vec::new(),
+        }
+    }
+}
+
+/// One worker's timely dataflow: an input, an exchange by destination, and an inbox.
+struct Mailbox {
+    input: InputHandleVec<u64, Packet>,
+    probe: ProbeHandle<u64>,
+    inbox: Rc<RefCell<Vec<Packet>>>,
+}
+
+impl Mailbox {
+    fn new(worker: &mut Worker) -> Self {
+        let mut input = InputHandleVec::new();
+        let probe = ProbeHandle::new();
+        let inbox = Rc::new(RefCell::new(Vec::new()));
+        let sink = Rc::clone(&inbox);
+        worker.dataflow(|scope| {
+            scope
+                .input_from(&mut input)
+                .exchange(|p: &Packet| u64::from(p.to))
+                .inspect(move |p: &Packet| sink.borrow_mut().push(p.clone()))
+                .probe_with(&probe);
+        });
+        Mailbox {
+            input,
+            probe,
+            inbox,
+        }
+    }
+
+    /// Sends `packets`, waits until every worker's packets of this round have arrived, and
+    /// returns the ones addressed here, by sender.
+    fn round(&mut self, worker: &mut Worker, packets: Vec<Packet>) -> Vec<Packet> {
+        let round = *self.input.time();
+        for p in packets {
+            debug_assert_eq!(p.round, round);
+            self.input.send(p);
+        }
+        self.input.advance_to(round + 1);
+        while self.probe.less_than(self.input.time()) {
+            worker.step_or_park(None);
+        }
+        let mut inbox = self.inbox.borrow_mut();
+        let (mut now, later): (Vec<Packet>, Vec<Packet>) =
+            inbox.drain(..).partition(|p| p.round == round);
+        *inbox = later;
+        now.sort_by_key(|p| p.from);
+        now
+    }
+
+    fn time(&self) -> u64 {
+        *self.input.time()
+    }
+}
+
+/// A worker's share of the graph: its own nodes (local ids `0..own.len()`), then the other
+/// workers' nodes that their rows name (the ghosts), with the rows renumbered.
+struct Share {
+    own: Range<usize>,
+    ghosts: Vec<u32>,
+    offsets: Vec<usize>,
+    neighbors: Vec<u32>,
+    weights: Vec<f32>,
+}
+
+impl Share {
+    fn new(graph: &Graph, own: Range<usize>) -> Self {
+        let mut ghosts: Vec<u32> = own
+            .clone()
+            .flat_map(|v| graph.row(v).0.iter().copied())
+            .filter(|&u| !own.contains(&(u as usize)))
+            .collect();
+        ghosts.sort_unstable();
+        ghosts.dedup();
+        let n_own = own.len();
+        let mut offsets = Vec::with_capacity(n_own + 1);
+        let mut neighbors = Vec::new();
+        let mut weights = Vec::new();
+        offsets.push(0);
+        for v in own.clone() {
+            let (nbrs, ws) = graph.row(v);
+            neighbors.extend(nbrs.iter().map(|&u| {
+                let u = u as usize;
+                if own.contains(&u) {
+                    (u - own.start) as u32
+                } else {
+                    let i = ghosts.binary_search(&(u as u32)).expect("every ghost is listed");
+                    (n_own + i) as u32
+                }
+            }));
+            weights.extend_from_slice(ws);
+            offsets.push(neighbors.len());
+        }
+        Share {
+            own,
+            ghosts,
+            offsets,
+            neighbors,
+            weights,
+        }
+    }
+
+    fn n_local(&self) -> usize {
+        self.own.len() + self.ghosts.len()
+    }
+
+    /// Positions in `ghosts` of the ghosts that `range` (another worker's nodes) holds.
+    fn ghosts_in(&self, range: &Range<usize>) -> Range<usize> {
+        let lo = self.ghosts.partition_point(|&g| (g as usize) < range.start);
+        let hi = self.ghosts.partition_point(|&g| (g as usize) < range.end);
+        lo..hi
+    }
+}
+
+impl Topology for Share {
+    #[inline]
+    fn row(&self, v: usize) -> (&[u32], &[f32]) {
+        let (a, b) = (self.offsets[v], self.offsets[v + 1]);
+        (&self.neighbors[a..b], &self.weights[a..b])
+    }
+
+    #[inline]
+    fn global(&self, v: usize) -> usize {
+        if v < self.own.len() {
+            self.own.start + v
+        } else {
+            self.ghosts[v - self.own.len()] as usize
+        }
+    }
+}
+
+/// The nodes of worker `w` of `peers`: whole blocks, contiguous, in order.
+fn nodes_of(n: usize, peers: usize, w: usize) -> Range<usize> {
+    let blocks = n.div_ceil(BLOCK);
+    let at = |w: usize| (w * blocks / peers * BLOCK).min(n);
+    at(w)..at(w + 1)
+}
+
+/// Copies local rows `rows` of `dist` into `packet`.
+fn pack(dist: &LabelDistribution, rows: impl Iterator<Item = usize>, packet: &mut Packet) {
+    let k = dist.top_k();
+    let (slots, unknown) = dist.raw();
+    for v in rows {
+        packet.slots.extend_from_slice(&slots[v * k..(v + 1) * k]);
+        packet.unknown.push(unknown[v]);
+    }
+}
+
+/// Copies `packet`'s rows into local rows `first..` of `dist`.
+fn unpack(packet: &Packet, dist: &mut LabelDistribution, first: usize) {
+    let k = dist.top_k();
+    let (slots, unknown) = dist.raw_mut();
+    let n = packet.unknown.len();
+    slots[first * k..(first + n) * k].copy_from_slice(&packet.slots);
+    unknown[first..first + n].copy_from_slice(&packet.unknown);
+}
+
+fn run_worker(worker: &mut Worker, shared: &Shared) -> Option<Propagation> {
+    let Shared {
+        graph,
+        seed_rows,
+        config,
+        ..
+    } = shared;
+    let (index, peers) = (worker.index(), worker.peers());
+    let n = graph.n_nodes();
+    let n_labels = graph.labels().len();
+    let share = Share::new(graph, nodes_of(n, peers, index));
+    let n_own = share.own.len();
+    let first_block = (share.own.start / BLOCK) as u64;
+    let mut mail = Mailbox::new(worker);
+
+    // First round: ask each owner for the rows this worker reads; learn what to send whom.
+    let asks = (0..peers)
+        .filter(|&p| p != index)
+        .filter_map(|p| {
+            let mine = share.ghosts_in(&nodes_of(n, peers, p));
+            (!mine.is_empty()).then(|| {
+                let mut ask = Packet::new(mail.time(), p, index);
+                ask.nodes = share.ghosts[mine].to_vec();
+                ask
+            })
+        })
+        .collect();
+    let sends: Vec<Packet> = mail.round(worker, asks);
+
+    let algo = Algo::new(graph, seed_rows, config);
+    let mut sweep = |prev: &LabelDistribution, next: &mut LabelDistribution| -> SweepStats {
+        let stats = algo.sweep_blocks(&share, seed_rows, n_labels, prev, next, n_own);
+        let round = mail.time();
+        let mut packets: Vec<Packet> = (0..peers)
+            .map(|p| {
+                let mut packet = Packet::new(round, p, index);
+                packet.first_block = first_block;
+                packet.stats.clone_from(&stats);
+                packet
+            })
+            .collect();
+        for ask in &sends {
+            let packet = &mut packets[ask.from as usize];
+            packet.nodes.clone_from(&ask.nodes);
+            let rows = ask.nodes.iter().map(|&g| g as usize - share.own.start);
+            pack(next, rows, packet);
+        }
+        let mut blocks = vec![None; n.div_ceil(BLOCK)];
+        for packet in mail.round(worker, packets) {
+            let from = nodes_of(n, peers, packet.from as usize);
+            let theirs = share.ghosts_in(&from);
+            if !packet.nodes.is_empty() {
+                assert_eq!(
+                    packet.nodes,
+                    share.ghosts[theirs.clone()],
+                    "worker {} sent rows worker {index} did not ask for",
+                    packet.from
+                );
+                unpack(&packet, next, n_own + theirs.start);
+            }
+            for (i, s) in packet.stats.iter().enumerate() {
+                blocks[packet.first_block as usize + i] = Some(*s);
+            }
+        }
+        let blocks: Vec<SweepStats> = blocks
+            .into_iter()
+            .map(|b| b.expect("every block's figures arrive"))
+            .collect();
+        combine(&blocks)
+    };
+    let init = seed_rows.initial_of(
+        (0..share.n_local()).map(|v| share.global(v)),
+        config.top_k,
+        algo.init,
+    );
+    let mut report = |s: &IterationStats| {
+        if index == 0 {
+            (shared.on_iteration)(s)
+        }
+    };
+    let outcome = iterate(&mut sweep, init, config, algo.residual, &mut report);
+
+    // Every worker's rows to worker 0, which finishes as the single engine does.
+    let mut rows = Packet::new(mail.time(), 0, index);
+    rows.nodes = (share.own.start as u32..share.own.end as u32).collect();
+    pack(&outcome.dist, 0..n_own, &mut rows);
+    let gathered = mail.round(worker, vec![rows]);
+    if index != 0 {
+        return None;
+    }
+    let mut dist = LabelDistribution::new(n, config.top_k, 0.0);
+    for packet in &gathered {
+        if let Some(&first) = packet.nodes.first() {
+            unpack(packet, &mut dist, first as usize);
+        }
+    }
+    let outcome = Outcome { dist, ..outcome };
+    Some(finish(
+        graph,
+        config,
+        seed_rows,
+        shared.priors.clone(),
+        outcome,
+        shared.start,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::propagate::testgraphs::{self, bits, ALL};
+    use crate::propagate::{propagate_with, Algorithm, ClassPrior};
+
+    /// Everything of a result but its wall time.
+    fn essence(p: &Propagation) -> impl PartialEq + std::fmt::Debug {
+        let r = p.report();
+        let history: Vec<_> = r
+            .history
+            .iter()
+            .map(|s| {
+                (
+                    s.iteration,
+                    s.max_change.to_bits(),
+                    s.sum_change.to_bits(),
+                    s.objective.to_bits(),
+                )
+            })
+            .collect();
+        (
+            bits(p),
+            (0..p.distribution().n_nodes())
+                .map(|v| p.is_seed(v))
+                .collect::<Vec<_>>(),
+            history,
+            r.initial_objective.to_bits(),
+            r.converged,
+            r.abstaining_nodes,
+            r.abstaining_texts,
+        )
+    }
+
+    fn same_as_one_machine(graph: Graph, config: &PropagationConfig, workers: &[usize]) {
+        let single = propagate_with(&graph, graph.seeds(), config, |_| {}).unwrap();
+        let graph = Arc::new(graph);
+        for &w in workers {
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let log = Arc::clone(&seen);
+            let p = propagate_distributed(
+                Arc::clone(&graph),
+                graph.seeds(),
+                config,
+                &Cluster::local(w),
+                move |s| log.lock().unwrap().push(*s),
+            )
+            .unwrap()
+            .expect("worker 0 is in this process");
+            assert_eq!(
+                essence(&single),
+                essence(&p),
+                "{:?} on {w} workers",
+                config.algorithm
+            );
+            // The progress callback saw every iteration once, in order, with its objective.
+            assert_eq!(*seen.lock().unwrap(), p.report().history);
+        }
+    }
+
+    /// Several blocks per worker, K below the number of labels, every algorithm: identical
+    /// to the single engine on 1 to 4 workers (3 does not divide the 6 blocks evenly).
+    #[test]
+    fn every_algorithm_matches_the_single_engine_bit_for_bit() {
+        for algorithm in ALL {
+            let config = PropagationConfig {
+                algorithm,
+                top_k: 3,
+                iterations: 25,
+                ..PropagationConfig::default()
+            };
+            same_as_one_machine(
+                testgraphs::random(3000, 12000, 12, 200, 7),
+                &config,
+                &[1, 2, 3, 4],
+            );
+        }
+    }
+
+    /// More workers than blocks (some own nothing), the default class mass normalization
+    /// after the last iteration, and a bipartite graph with a node no seed reaches.
+    #[test]
+    fn idle_workers_orphans_and_class_priors() {
+        let config = PropagationConfig::default();
+        assert_eq!(config.class_prior, ClassPrior::Cmn { priors: None });
+        same_as_one_machine(testgraphs::karate(), &config, &[3]);
+        let config = PropagationConfig {
+            algorithm: Algorithm::Mad,
+            class_prior: ClassPrior::None,
+            ..PropagationConfig::default()
+        };
+        let g = testgraphs::bipartite_with_orphan("zzz unrelated");
+        same_as_one_machine(g, &config, &[2]);
+    }
+
+    #[test]
+    fn nodes_are_shared_in_whole_blocks() {
+        for (n, peers) in [(1, 1), (1, 3), (3000, 4), (3000, 3), (512 * 5 + 1, 2)] {
+            let ranges: Vec<_> = (0..peers).map(|w| nodes_of(n, peers, w)).collect();
+            assert_eq!(ranges[0].start, 0);
+            assert_eq!(ranges[peers - 1].end, n);
+            for pair in ranges.windows(2) {
+                assert_eq!(pair[0].end, pair[1].start);
+            }
+            for r in &ranges {
+                assert!(r.start % BLOCK == 0 || r.start == n, "{r:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn bad_clusters_are_refused() {
+        let g = Arc::new(testgraphs::karate());
+        let run = |cluster: Cluster| {
+            propagate_distributed(
+                Arc::clone(&g),
+                g.seeds(),
+                &PropagationConfig::default(),
+                &cluster,
+                |_| {},
+            )
+            .unwrap_err()
+            .to_string()
+        };
+        assert!(run(Cluster::local(0)).contains("workers"));
+        let far = Cluster {
+            workers: 1,
+            hosts: vec!["localhost:1".into()],
+            process: 1,
+        };
+        assert!(run(far).contains("process"));
+    }
+}
