@@ -1,6 +1,7 @@
 //! `sprig propagate`: `.graph` → per-record label distributions (JSONL) or Junto-style TSV.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -9,7 +10,7 @@ use sprig::error::Error;
 use sprig::graph::Graph;
 use sprig::propagate::{
     check_tsv, propagate_with, write_jsonl, write_tsv, Algorithm, ChangeNorm, ClassPrior,
-    OutputFormat, PropagationConfig,
+    IterationStats, OutputFormat, Propagation, PropagationConfig,
 };
 use sprig::seeds::{apply_seed_file, read_seed_file};
 
@@ -102,6 +103,93 @@ pub struct Args {
     /// written `\s`, and in keys and labels `\`, TAB, LF and CR as `\\`, `\t`, `\n`, `\r`).
     #[arg(long, value_enum, default_value_t = OutputFormat::Jsonl)]
     format: OutputFormat,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+/// Where the propagation runs: in this process, or on timely dataflow workers.
+#[cfg(feature = "distributed")]
+#[derive(Debug, clap::Args)]
+struct ClusterArgs {
+    /// Propagate on this many timely dataflow worker threads per process, each sweeping its
+    /// share of the nodes with the --threads pool (the output is identical to a run without
+    /// it). With --hosts, every process runs this many.
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
+    workers: Option<usize>,
+    /// Run across processes: a file with one `host:port` per line, one line per process, in
+    /// process order. Start the same command, with the same graph and flags, once per
+    /// process, each with its own --process; process 0 writes --out.
+    #[arg(long, requires = "process", value_name = "FILE")]
+    hosts: Option<PathBuf>,
+    /// This process's line in --hosts, from 0.
+    #[arg(long, requires = "hosts", value_name = "I")]
+    process: Option<usize>,
+}
+
+/// Without the `distributed` feature there is nothing to choose.
+#[cfg(not(feature = "distributed"))]
+#[derive(Debug, clap::Args)]
+struct ClusterArgs {}
+
+impl ClusterArgs {
+    /// Runs the propagation where the flags say. `None` in a process other than process 0.
+    fn propagate(
+        &self,
+        graph: &Arc<Graph>,
+        config: &PropagationConfig,
+        on_iteration: impl Fn(&IterationStats) + Send + Sync + 'static,
+    ) -> anyhow::Result<Option<Propagation>> {
+        #[cfg(feature = "distributed")]
+        if self.workers.is_some() || self.hosts.is_some() {
+            let hosts = match &self.hosts {
+                Some(path) => read_hosts(path)?,
+                None => Vec::new(),
+            };
+            let cluster = sprig::propagate::Cluster {
+                workers: self.workers.unwrap_or(1),
+                hosts,
+                process: self.process.unwrap_or(0),
+            };
+            return Ok(sprig::propagate::propagate_distributed(
+                Arc::clone(graph),
+                graph.seeds(),
+                config,
+                &cluster,
+                on_iteration,
+            )?);
+        }
+        Ok(Some(propagate_with(
+            graph,
+            graph.seeds(),
+            config,
+            on_iteration,
+        )?))
+    }
+}
+
+/// The `host:port` lines of a hosts file (blank lines and `#` comments skipped).
+#[cfg(feature = "distributed")]
+fn read_hosts(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut hosts = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if !line.contains(':') {
+            bail!(
+                "{}:{}: expected host:port, found {line:?}",
+                path.display(),
+                i + 1
+            );
+        }
+        hosts.push(line.to_string());
+    }
+    if hosts.is_empty() {
+        bail!("{}: no host:port line", path.display());
+    }
+    Ok(hosts)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -292,44 +380,53 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     // Iteration lines go through the bar on a terminal, straight to stderr otherwise (a hidden
     // bar swallows its println), and nowhere with --quiet.
-    let line = |s: String| {
-        if args.job.quiet {
+    let quiet = args.job.quiet;
+    let line = move |bar: &ProgressBar, s: String| {
+        if quiet {
         } else if bar.is_hidden() {
             eprintln!("{s}");
         } else {
             bar.println(s);
         }
     };
-    line(format!(
-        "{}: {} nodes ({} texts), {} edges, {} over {} labels; {} for at most {} iterations",
-        args.graph.display(),
-        graph.n_nodes(),
-        graph.n_text_nodes(),
-        graph.n_edges(),
-        graph.seeds_summary(),
-        graph.labels().len(),
-        config.algorithm,
-        config.iterations
-    ));
+    line(
+        &bar,
+        format!(
+            "{}: {} nodes ({} texts), {} edges, {} over {} labels; {} for at most {} iterations",
+            args.graph.display(),
+            graph.n_nodes(),
+            graph.n_text_nodes(),
+            graph.n_edges(),
+            graph.seeds_summary(),
+            graph.labels().len(),
+            config.algorithm,
+            config.iterations
+        ),
+    );
     if matches!(config.class_prior, ClassPrior::Cmn { priors: Some(_) })
         && config.top_k < graph.labels().len()
     {
         // Measured on SwDA (41 labels, dev split, priors = train label shares): dev accuracy
         // 23.8% with K = 8 against 47.9% with K = 64. A label truncated away during the
         // iterations cannot be raised by its prior afterwards.
-        line(format!(
+        line(
+            &bar,
+            format!(
             "note: --prior with --top-k {} < {} labels: a label dropped by the top-K truncation \
              cannot be restored by its prior; --top-k {} keeps them all",
             config.top_k,
             graph.labels().len(),
             graph.labels().len().min(sprig::propagate::MAX_TOP_K)
-        ));
+        ),
+        );
     }
     if matches!(config.algorithm, Algorithm::Lp | Algorithm::Spreading)
         && config.top_k < graph.labels().len()
     {
         // These two promise scikit-learn's numbers, which keep every label.
-        line(format!(
+        line(
+            &bar,
+            format!(
             "note: --top-k {} < {} labels: each iteration keeps every node's top {} labels, so \
              {} differs from scikit-learn's; --top-k {} keeps them all",
             config.top_k,
@@ -337,17 +434,35 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             config.top_k,
             config.algorithm,
             graph.labels().len().min(sprig::propagate::MAX_TOP_K)
-        ));
+        ),
+        );
     }
-    let result = propagate_with(&graph, graph.seeds(), &config, |s| {
-        line(format!(
-            "iteration {:>4}: max change {:.3e}, total change {:.3e}, objective {:.6e}",
-            s.iteration, s.max_change, s.sum_change, s.objective
-        ));
-        bar.inc(1);
-    })
-    .with_context(|| format!("propagating over {}", args.graph.display()))?;
+    let graph = Arc::new(graph);
+    let progress = bar.clone();
+    let result = args
+        .cluster
+        .propagate(&graph, &config, move |s| {
+            line(
+                &progress,
+                format!(
+                    "iteration {:>4}: max change {:.3e}, total change {:.3e}, objective {:.6e}",
+                    s.iteration, s.max_change, s.sum_change, s.objective
+                ),
+            );
+            progress.inc(1);
+        })
+        .with_context(|| format!("propagating over {}", args.graph.display()))?;
     bar.finish_and_clear();
+    let Some(result) = result else {
+        line(
+            &bar,
+            format!(
+                "done: process 0 of the cluster writes {}",
+                args.out.display()
+            ),
+        );
+        return Ok(());
+    };
 
     let out = &args.out;
     sprig::format::write_atomic(out, |w| {

@@ -43,8 +43,8 @@ use timely::WorkerConfig;
 
 use super::engine::{combine, SeedRows, SweepStats, Topology, BLOCK};
 use super::labels::{LabelDistribution, LabelScore};
-use super::{finish, iterate, prepare, Algo, IterationStats, Outcome, Propagation};
 use super::PropagationConfig;
+use super::{finish, iterate, prepare, Algo, IterationStats, Outcome, Propagation};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Seed};
 
@@ -285,7 +285,9 @@ impl Share {
                 if own.contains(&u) {
                     (u - own.start) as u32
                 } else {
-                    let i = ghosts.binary_search(&(u as u32)).expect("every ghost is listed");
+                    let i = ghosts
+                        .binary_search(&(u as u32))
+                        .expect("every ghost is listed");
                     (n_own + i) as u32
                 }
             }));

@@ -87,11 +87,11 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-#[cfg(feature = "distributed")]
-pub use distributed::{propagate_distributed, Cluster};
 pub use config::{
     Algorithm, ChangeNorm, ClassPrior, PropagationConfig, MAX_ITERATIONS, MAX_MU, MAX_TOP_K,
 };
+#[cfg(feature = "distributed")]
+pub use distributed::{propagate_distributed, Cluster};
 pub use labels::{LabelDistribution, LabelScore};
 pub use output::{check_tsv, write_jsonl, write_tsv, OutputFormat, UNKNOWN_LABEL};
 
