@@ -9,7 +9,9 @@
 //!
 //! Options: `--nodes N` (1,000,000), `--degree D` (40: N·D/2 undirected edges), `--labels L`
 //! (1,000), `--seeds S` (1% of nodes), `--top-k K` (8), `--iterations T` (10),
-//! `--algorithm A` (expander), `--threads P` (0: all cores).
+//! `--algorithm A` (expander), `--threads P` (0: all cores), `--workers W` (run on W timely
+//! dataflow workers in this process instead of the plain engine; needs
+//! `--features distributed`; the result must be the plain engine's, bit for bit).
 //!
 //! **The graph.** Node v links to v ± s_j (mod N) for D/2 distinct strides: three quarters
 //! short (1..=64, a local, clustered structure like a kNN graph's) and one quarter long random
@@ -26,7 +28,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 use sprig::graph::{Graph, GraphKind, GraphParts, Seed};
-use sprig::propagate::{propagate_with, Algorithm, PropagationConfig};
+use sprig::propagate::{propagate_with, Algorithm, IterationStats, PropagationConfig};
 
 struct SplitMix(u64);
 
@@ -55,6 +57,7 @@ struct Options {
     iterations: usize,
     algorithm: Algorithm,
     threads: usize,
+    workers: Option<usize>,
 }
 
 fn options() -> Options {
@@ -67,6 +70,7 @@ fn options() -> Options {
         iterations: 10,
         algorithm: Algorithm::Expander,
         threads: 0,
+        workers: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -93,6 +97,7 @@ fn options() -> Options {
             "--top-k" => o.top_k = num(),
             "--iterations" => o.iterations = num(),
             "--threads" => o.threads = num(),
+            "--workers" => o.workers = Some(num()),
             "--algorithm" => o.algorithm = value().parse().expect("algorithm"),
             other => panic!("unknown option {other}"),
         }
@@ -180,7 +185,8 @@ fn main() {
             .expect("thread pool");
     }
     let t0 = Instant::now();
-    let graph = synthetic_graph(&o);
+    // Shared, not copied, with the timely workers.
+    let graph = std::sync::Arc::new(synthetic_graph(&o));
     let build = t0.elapsed().as_secs_f64();
     println!(
         "graph: {} nodes, {} undirected edges, {} labels, {} seeds; built in {build:.2}s on {} threads",
@@ -198,18 +204,37 @@ fn main() {
         ..PropagationConfig::default()
     };
     let t1 = Instant::now();
-    let mut last = 0.0;
-    let result = propagate_with(&graph, graph.seeds(), &config, |s| {
+    let last = std::sync::Mutex::new(0.0);
+    let progress = move |s: &IterationStats| {
         let now = t1.elapsed().as_secs_f64();
+        let mut last = last.lock().unwrap();
         println!(
             "  iteration {:>3}: max change {:.3e}, objective {:.6e} (reported at {now:.2}s, +{:.2}s)",
             s.iteration,
             s.max_change,
             s.objective,
-            now - last
+            now - *last
         );
-        last = now;
-    })
+        *last = now;
+    };
+    let result = match o.workers {
+        None => propagate_with(&graph, graph.seeds(), &config, progress),
+        #[cfg(feature = "distributed")]
+        Some(w) => {
+            let cluster = sprig::propagate::Cluster::local(w);
+            println!("on {w} timely workers");
+            sprig::propagate::propagate_distributed(
+                std::sync::Arc::clone(&graph),
+                graph.seeds(),
+                &config,
+                &cluster,
+                progress,
+            )
+            .map(|r| r.expect("worker 0 runs here"))
+        }
+        #[cfg(not(feature = "distributed"))]
+        Some(_) => panic!("--workers needs `cargo bench --features distributed`"),
+    }
     .expect("propagation runs");
     let seconds = t1.elapsed().as_secs_f64();
     let r = result.report();

@@ -5,6 +5,8 @@ mod util;
 mod bad_input;
 mod cli;
 mod compat;
+#[cfg(feature = "distributed")]
+mod distributed;
 mod formats;
 mod fuzz_regressions;
 mod kill;

@@ -131,40 +131,65 @@ struct ClusterArgs {
 #[derive(Debug, clap::Args)]
 struct ClusterArgs {}
 
+#[cfg(feature = "distributed")]
+use sprig::propagate::Cluster;
+
+/// Without the `distributed` feature no cluster can be named.
+#[cfg(not(feature = "distributed"))]
+#[derive(Debug)]
+enum Cluster {}
+
 impl ClusterArgs {
-    /// Runs the propagation where the flags say. `None` in a process other than process 0.
-    fn propagate(
-        &self,
-        graph: &Arc<Graph>,
-        config: &PropagationConfig,
-        on_iteration: impl Fn(&IterationStats) + Send + Sync + 'static,
-    ) -> anyhow::Result<Option<Propagation>> {
+    /// Reads and checks the flags (before any work): `None` for this process alone.
+    fn place(&self) -> anyhow::Result<Option<Cluster>> {
         #[cfg(feature = "distributed")]
-        if self.workers.is_some() || self.hosts.is_some() {
+        {
+            if self.workers.is_none() && self.hosts.is_none() {
+                return Ok(None);
+            }
             let hosts = match &self.hosts {
                 Some(path) => read_hosts(path)?,
                 None => Vec::new(),
             };
-            let cluster = sprig::propagate::Cluster {
+            let cluster = Cluster {
                 workers: self.workers.unwrap_or(1),
                 hosts,
                 process: self.process.unwrap_or(0),
             };
-            return Ok(sprig::propagate::propagate_distributed(
-                Arc::clone(graph),
-                graph.seeds(),
-                config,
-                &cluster,
-                on_iteration,
-            )?);
+            cluster.validate()?;
+            Ok(Some(cluster))
         }
-        Ok(Some(propagate_with(
-            graph,
+        #[cfg(not(feature = "distributed"))]
+        Ok(None)
+    }
+}
+
+/// Runs the propagation on `place` (or in this process). `None` in a process other than
+/// process 0.
+fn propagate_at(
+    place: &Option<Cluster>,
+    graph: &Arc<Graph>,
+    config: &PropagationConfig,
+    on_iteration: impl Fn(&IterationStats) + Send + Sync + 'static,
+) -> anyhow::Result<Option<Propagation>> {
+    if let Some(cluster) = place {
+        #[cfg(feature = "distributed")]
+        return Ok(sprig::propagate::propagate_distributed(
+            Arc::clone(graph),
             graph.seeds(),
             config,
+            cluster,
             on_iteration,
-        )?))
+        )?);
+        #[cfg(not(feature = "distributed"))]
+        match *cluster {}
     }
+    Ok(Some(propagate_with(
+        graph,
+        graph.seeds(),
+        config,
+        on_iteration,
+    )?))
 }
 
 /// The `host:port` lines of a hosts file (blank lines and `#` comments skipped).
@@ -346,6 +371,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     inputs.extend(args.prior_from.as_deref().map(|p| ("--prior-from", p)));
     super::check_not_an_input(&args.out, &inputs)?;
     let mut config = args.config()?;
+    let place = args.cluster.place()?;
     let mut graph = Graph::load(&args.graph)?;
     if let Some(seeds) = &args.seeds {
         let entries = read_seed_file(seeds)?;
@@ -439,19 +465,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let graph = Arc::new(graph);
     let progress = bar.clone();
-    let result = args
-        .cluster
-        .propagate(&graph, &config, move |s| {
-            line(
-                &progress,
-                format!(
-                    "iteration {:>4}: max change {:.3e}, total change {:.3e}, objective {:.6e}",
-                    s.iteration, s.max_change, s.sum_change, s.objective
-                ),
-            );
-            progress.inc(1);
-        })
-        .with_context(|| format!("propagating over {}", args.graph.display()))?;
+    let result = propagate_at(&place, &graph, &config, move |s| {
+        line(
+            &progress,
+            format!(
+                "iteration {:>4}: max change {:.3e}, total change {:.3e}, objective {:.6e}",
+                s.iteration, s.max_change, s.sum_change, s.objective
+            ),
+        );
+        progress.inc(1);
+    })
+    .with_context(|| format!("propagating over {}", args.graph.display()))?;
     bar.finish_and_clear();
     let Some(result) = result else {
         line(

@@ -1,0 +1,144 @@
+//! `sprig propagate --workers` / `--hosts` (feature `distributed`): the same bytes as a run in
+//! one process, on worker threads and on two processes talking over loopback TCP.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::util::{fails, ok, repo};
+
+/// The bundled corpus's kNN graph (2,400 texts: several blocks, so workers exchange rows).
+fn replies_graph(dir: &Path) {
+    let corpus = repo("corpora/replies/corpus.jsonl");
+    ok(
+        dir,
+        &[
+            "graph",
+            "--corpus",
+            corpus.to_str().unwrap(),
+            "--out",
+            "r.graph",
+            "-q",
+        ],
+    );
+}
+
+fn propagate(dir: &Path, out: &str, extra: &[&str]) -> Vec<u8> {
+    let args = [
+        &["propagate", "--graph", "r.graph", "--out", out, "-q"][..],
+        extra,
+    ]
+    .concat();
+    ok(dir, &args);
+    std::fs::read(dir.join(out)).unwrap()
+}
+
+/// Two free loopback ports (a port could be taken between this and timely's bind; the test
+/// would then fail loudly, not pass).
+fn free_ports() -> [u16; 2] {
+    let a = TcpListener::bind("127.0.0.1:0").unwrap();
+    let b = TcpListener::bind("127.0.0.1:0").unwrap();
+    [
+        a.local_addr().unwrap().port(),
+        b.local_addr().unwrap().port(),
+    ]
+}
+
+#[test]
+fn distributed_runs_write_the_bytes_of_a_single_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    replies_graph(d);
+    for algorithm in ["expander", "mad"] {
+        let single = propagate(d, "one.jsonl", &["--algorithm", algorithm]);
+        let threads = propagate(
+            d,
+            "three.jsonl",
+            &["--algorithm", algorithm, "--workers", "3"],
+        );
+        assert!(single == threads, "{algorithm}: --workers 3 differs");
+    }
+
+    // Two processes, two workers each, over TCP.
+    let [p0, p1] = free_ports();
+    std::fs::write(
+        d.join("hosts.txt"),
+        format!("# process 0 writes the output\n127.0.0.1:{p0}\n127.0.0.1:{p1}\n"),
+    )
+    .unwrap();
+    let run = |process: &str, out: &str| {
+        Command::new(env!("CARGO_BIN_EXE_sprig"))
+            .args(["propagate", "--graph", "r.graph", "--out", out, "-q"])
+            .args([
+                "--hosts",
+                "hosts.txt",
+                "--process",
+                process,
+                "--workers",
+                "2",
+            ])
+            .current_dir(d)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let second = run("1", "from-1.jsonl");
+    let first = run("0", "from-0.jsonl");
+    for child in [first, second] {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let single = propagate(d, "one.jsonl", &[]);
+    assert!(single == std::fs::read(d.join("from-0.jsonl")).unwrap());
+    assert!(
+        !d.join("from-1.jsonl").exists(),
+        "only process 0 writes the output"
+    );
+}
+
+#[test]
+fn distributed_flags_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    replies_graph(d);
+    std::fs::write(d.join("bad-hosts.txt"), "localhost\n").unwrap();
+    let err = fails(
+        d,
+        &[
+            "propagate",
+            "--graph",
+            "r.graph",
+            "--out",
+            "x.jsonl",
+            "--hosts",
+            "bad-hosts.txt",
+            "--process",
+            "0",
+        ],
+    );
+    assert!(
+        err.contains("bad-hosts.txt:1") && err.contains("host:port"),
+        "{err}"
+    );
+    std::fs::write(d.join("hosts.txt"), "localhost:1\n").unwrap();
+    let err = fails(
+        d,
+        &[
+            "propagate",
+            "--graph",
+            "r.graph",
+            "--out",
+            "x.jsonl",
+            "--hosts",
+            "hosts.txt",
+            "--process",
+            "1",
+        ],
+    );
+    assert!(err.contains("process"), "{err}");
+}
