@@ -11,7 +11,9 @@
 //! (1,000), `--seeds S` (1% of nodes), `--top-k K` (8), `--iterations T` (10),
 //! `--algorithm A` (expander), `--threads P` (0: all cores), `--workers W` (run on W timely
 //! dataflow workers in this process instead of the plain engine; needs
-//! `--features distributed`; the result must be the plain engine's, bit for bit).
+//! `--features distributed`; the result must be the plain engine's, bit for bit), and with
+//! it `--hosts FILE --process I` (W workers in each of the processes the file lists, one
+//! `host:port` a line; start the bench once per process, each builds the same graph).
 //!
 //! **The graph.** Node v links to v ± s_j (mod N) for D/2 distinct strides: three quarters
 //! short (1..=64, a local, clustered structure like a kNN graph's) and one quarter long random
@@ -58,6 +60,8 @@ struct Options {
     algorithm: Algorithm,
     threads: usize,
     workers: Option<usize>,
+    hosts: Vec<String>,
+    process: usize,
 }
 
 fn options() -> Options {
@@ -71,6 +75,8 @@ fn options() -> Options {
         algorithm: Algorithm::Expander,
         threads: 0,
         workers: None,
+        hosts: Vec::new(),
+        process: 0,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -98,6 +104,11 @@ fn options() -> Options {
             "--iterations" => o.iterations = num(),
             "--threads" => o.threads = num(),
             "--workers" => o.workers = Some(num()),
+            "--process" => o.process = num(),
+            "--hosts" => {
+                let text = std::fs::read_to_string(value()).expect("hosts file");
+                o.hosts = text.split_whitespace().map(String::from).collect();
+            }
             "--algorithm" => o.algorithm = value().parse().expect("algorithm"),
             other => panic!("unknown option {other}"),
         }
@@ -218,11 +229,19 @@ fn main() {
         *last = now;
     };
     let result = match o.workers {
-        None => propagate_with(&graph, graph.seeds(), &config, progress),
+        None => propagate_with(&graph, graph.seeds(), &config, progress).map(Some),
         #[cfg(feature = "distributed")]
         Some(w) => {
-            let cluster = sprig::propagate::Cluster::local(w);
-            println!("on {w} timely workers");
+            let cluster = sprig::propagate::Cluster {
+                workers: w,
+                hosts: o.hosts.clone(),
+                process: o.process,
+            };
+            println!(
+                "on {w} timely workers in each of {} processes (this is process {})",
+                o.hosts.len().max(1),
+                o.process
+            );
             sprig::propagate::propagate_distributed(
                 std::sync::Arc::clone(&graph),
                 graph.seeds(),
@@ -230,12 +249,22 @@ fn main() {
                 &cluster,
                 progress,
             )
-            .map(|r| r.expect("worker 0 runs here"))
         }
         #[cfg(not(feature = "distributed"))]
         Some(_) => panic!("--workers needs `cargo bench --features distributed`"),
     }
     .expect("propagation runs");
+    let Some(result) = result else {
+        let seconds = t1.elapsed().as_secs_f64();
+        println!("propagate: {seconds:.2}s; process 0 holds the result");
+        if let Some(kib) = peak_rss_kib() {
+            println!(
+                "peak RSS: {:.2} GiB ({kib} KiB)",
+                kib as f64 / (1024.0 * 1024.0)
+            );
+        }
+        return;
+    };
     let seconds = t1.elapsed().as_secs_f64();
     let r = result.report();
     assert_eq!(r.iterations, o.iterations);

@@ -20,7 +20,8 @@
 //! worker sends its rows to worker 0, which normalizes and reports as
 //! [`propagate_with`](super::propagate_with) does.
 //!
-//! **Memory.** Label state is O((own + ghost nodes) · K) per worker. Every process reads the
+//! **Memory.** Label state is O((own + ghost nodes) · K) per worker, plus 4 bytes a node for
+//! the map from graph ids to the worker's own numbering. Every process reads the
 //! whole `.graph` (each needs its share of the rows, and the rules' per-node coefficients come
 //! from the whole graph), so processes need the file on their machine or a shared disk; only
 //! worker 0 holds every node's result, at the end.
@@ -255,17 +256,17 @@ impl Mailbox {
 }
 
 /// A worker's share of the graph: its own nodes (local ids `0..own.len()`), then the other
-/// workers' nodes that their rows name (the ghosts), with the rows renumbered.
-struct Share {
+/// workers' nodes that their rows name (the ghosts). The rows themselves are the graph's,
+/// read in place: only the map from graph ids to local ids is this worker's (4 bytes a node).
+struct Share<'a> {
+    graph: &'a Graph,
     own: Range<usize>,
     ghosts: Vec<u32>,
-    offsets: Vec<usize>,
-    neighbors: Vec<u32>,
-    weights: Vec<f32>,
+    local: Vec<u32>,
 }
 
-impl Share {
-    fn new(graph: &Graph, own: Range<usize>) -> Self {
+impl<'a> Share<'a> {
+    fn new(graph: &'a Graph, own: Range<usize>) -> Self {
         let mut ghosts: Vec<u32> = own
             .clone()
             .flat_map(|v| graph.row(v).0.iter().copied())
@@ -273,33 +274,18 @@ impl Share {
             .collect();
         ghosts.sort_unstable();
         ghosts.dedup();
-        let n_own = own.len();
-        let mut offsets = Vec::with_capacity(n_own + 1);
-        let mut neighbors = Vec::new();
-        let mut weights = Vec::new();
-        offsets.push(0);
-        for v in own.clone() {
-            let (nbrs, ws) = graph.row(v);
-            neighbors.extend(nbrs.iter().map(|&u| {
-                let u = u as usize;
-                if own.contains(&u) {
-                    (u - own.start) as u32
-                } else {
-                    let i = ghosts
-                        .binary_search(&(u as u32))
-                        .expect("every ghost is listed");
-                    (n_own + i) as u32
-                }
-            }));
-            weights.extend_from_slice(ws);
-            offsets.push(neighbors.len());
+        let mut local = vec![u32::MAX; graph.n_nodes()];
+        for (i, v) in own.clone().enumerate() {
+            local[v] = i as u32;
+        }
+        for (i, &g) in ghosts.iter().enumerate() {
+            local[g as usize] = (own.len() + i) as u32;
         }
         Share {
+            graph,
             own,
             ghosts,
-            offsets,
-            neighbors,
-            weights,
+            local,
         }
     }
 
@@ -315,11 +301,10 @@ impl Share {
     }
 }
 
-impl Topology for Share {
+impl Topology for Share<'_> {
     #[inline]
     fn row(&self, v: usize) -> (&[u32], &[f32]) {
-        let (a, b) = (self.offsets[v], self.offsets[v + 1]);
-        (&self.neighbors[a..b], &self.weights[a..b])
+        self.graph.row(self.own.start + v)
     }
 
     #[inline]
@@ -329,6 +314,11 @@ impl Topology for Share {
         } else {
             self.ghosts[v - self.own.len()] as usize
         }
+    }
+
+    #[inline]
+    fn local(&self, u: usize) -> usize {
+        self.local[u] as usize
     }
 }
 

@@ -227,13 +227,16 @@ fn used(slots: &[LabelScore], u: usize, k: usize) -> &[LabelScore] {
     }
 }
 
-/// Where a sweep finds a node's neighbours: the whole [`Graph`], or one worker's share of it
-/// (its own nodes, then copies of the neighbours other workers own, numbered locally).
+/// Which nodes a sweep's distributions hold, and in what order: every node of the [`Graph`]
+/// by its id, or one worker's share (its own nodes, then copies of the neighbours other
+/// workers own), numbered locally.
 pub(crate) trait Topology: Sync {
-    /// Neighbours of local node `v` (local ids) and the edges' weights, in CSR order.
+    /// Neighbours of local node `v` (graph ids) and the edges' weights, in CSR order.
     fn row(&self, v: usize) -> (&[u32], &[f32]);
     /// The graph's id of local node `v`: the id the rule and the seeds know it by.
     fn global(&self, v: usize) -> usize;
+    /// The local id of graph node `u`, one of the neighbours [`Topology::row`] names.
+    fn local(&self, u: usize) -> usize;
 }
 
 impl Topology for Graph {
@@ -245,6 +248,11 @@ impl Topology for Graph {
     #[inline]
     fn global(&self, v: usize) -> usize {
         v
+    }
+
+    #[inline]
+    fn local(&self, u: usize) -> usize {
+        u
     }
 }
 
@@ -348,8 +356,8 @@ fn update_node<T: Topology, R: Rule>(
     let mut unk = 0.0;
     let mut nb_dot = 0.0;
     for (&u, &w) in nbrs.iter().zip(ws) {
-        let u = u as usize;
-        let c = rule.edge(g, topology.global(u), w);
+        let c = rule.edge(g, u as usize, w);
+        let u = topology.local(u as usize);
         let uu = f64::from(punk[u]);
         let mut dot = old_unk * uu;
         for e in used(pslots, u, k) {
