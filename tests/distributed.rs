@@ -44,6 +44,35 @@ fn free_ports() -> [u16; 2] {
     ]
 }
 
+/// Starts process `process` of the cluster in `hosts.txt`, two workers each.
+fn start(dir: &Path, process: &str, out: &str, extra: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_sprig"))
+        .args(["propagate", "--graph", "r.graph", "--out", out, "-q"])
+        .args([
+            "--hosts",
+            "hosts.txt",
+            "--process",
+            process,
+            "--workers",
+            "2",
+        ])
+        .args(extra)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn write_hosts(dir: &Path) {
+    let [p0, p1] = free_ports();
+    std::fs::write(
+        dir.join("hosts.txt"),
+        format!("# process 0 writes the output\n127.0.0.1:{p0}\n127.0.0.1:{p1}\n"),
+    )
+    .unwrap();
+}
+
 #[test]
 fn distributed_runs_write_the_bytes_of_a_single_process() {
     let dir = tempfile::tempdir().unwrap();
@@ -60,12 +89,7 @@ fn distributed_runs_write_the_bytes_of_a_single_process() {
     }
 
     // Two processes, two workers each, over TCP.
-    let [p0, p1] = free_ports();
-    std::fs::write(
-        d.join("hosts.txt"),
-        format!("# process 0 writes the output\n127.0.0.1:{p0}\n127.0.0.1:{p1}\n"),
-    )
-    .unwrap();
+    write_hosts(d);
     let run = |process: &str, out: &str| {
         Command::new(env!("CARGO_BIN_EXE_sprig"))
             .args(["propagate", "--graph", "r.graph", "--out", out, "-q"])
@@ -99,6 +123,25 @@ fn distributed_runs_write_the_bytes_of_a_single_process() {
         !d.join("from-1.jsonl").exists(),
         "only process 0 writes the output"
     );
+}
+
+/// Processes started with different flags refuse to run, all of them, instead of mixing rows
+/// that mean different things.
+#[test]
+fn distributed_processes_must_agree_on_their_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    replies_graph(d);
+    write_hosts(d);
+    let second = start(d, "1", "from-1.jsonl", &["--mu2", "0.5"]);
+    let first = start(d, "0", "from-0.jsonl", &[]);
+    for child in [first, second] {
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("another graph, seed set or config"), "{err}");
+    }
+    assert!(!d.join("from-0.jsonl").exists() && !d.join("from-1.jsonl").exists());
 }
 
 #[test]
@@ -141,4 +184,20 @@ fn distributed_flags_are_checked() {
         ],
     );
     assert!(err.contains("process"), "{err}");
+    // timely writes its connection messages to stdout, where they would mix with the labels.
+    let err = fails(
+        d,
+        &[
+            "propagate",
+            "--graph",
+            "r.graph",
+            "--out",
+            "-",
+            "--hosts",
+            "hosts.txt",
+            "--process",
+            "0",
+        ],
+    );
+    assert!(err.contains("--out FILE"), "{err}");
 }

@@ -372,6 +372,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     super::check_not_an_input(&args.out, &inputs)?;
     let mut config = args.config()?;
     let place = args.cluster.place()?;
+    #[cfg(feature = "distributed")]
+    if args.cluster.hosts.is_some() && sprig::format::is_stdout(&args.out) {
+        // timely prints "awaiting connections" to stdout while the processes connect.
+        bail!("--hosts needs --out FILE: timely writes connection messages to stdout");
+    }
     let mut graph = Graph::load(&args.graph)?;
     if let Some(seeds) = &args.seeds {
         let entries = read_seed_file(seeds)?;

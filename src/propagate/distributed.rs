@@ -137,6 +137,7 @@ pub fn propagate_distributed(
     cluster.validate()?;
     let (seed_rows, priors) = prepare(&graph, seeds, config)?;
     let shared = Arc::new(Shared {
+        fingerprint: fingerprint(&graph, seeds, config),
         graph,
         seed_rows,
         priors,
@@ -151,9 +152,9 @@ pub fn propagate_distributed(
     let mut result = None;
     for outcome in guards.join() {
         match outcome {
-            Ok(Some(p)) => result = Some(p),
-            Ok(None) => {}
-            Err(message) => return Err(Error::Cluster { message }),
+            Ok(Ok(Some(p))) => result = Some(p),
+            Ok(Ok(None)) => {}
+            Ok(Err(message)) | Err(message) => return Err(Error::Cluster { message }),
         }
     }
     Ok(result)
@@ -161,6 +162,7 @@ pub fn propagate_distributed(
 
 /// What every worker of a process reads.
 struct Shared {
+    fingerprint: u64,
     graph: Arc<Graph>,
     seed_rows: SeedRows,
     priors: Option<Vec<f64>>,
@@ -186,6 +188,8 @@ struct Packet {
     /// The sender's first block, and the figures of its blocks in order.
     first_block: u64,
     stats: Vec<SweepStats>,
+    /// First round: the sender's [`fingerprint`] of its graph, seeds and config.
+    fingerprint: u64,
 }
 
 impl Packet {
@@ -199,6 +203,7 @@ impl Packet {
             slots: Vec::new(),
             first_block: 0,
             stats: Vec::new(),
+            fingerprint: 0,
         }
     }
 }
@@ -322,6 +327,39 @@ impl Topology for Share<'_> {
     }
 }
 
+/// A hash of what every process must agree on: the graph's nodes, edges and labels, the
+/// seeds and the config. Processes started with different files or flags would otherwise
+/// exchange rows that mean nothing to each other.
+fn fingerprint(graph: &Graph, seeds: &[Seed], config: &PropagationConfig) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(&(graph.n_nodes() as u64).to_le_bytes());
+    h.update(&(graph.n_text_nodes() as u64).to_le_bytes());
+    for &o in graph.offsets() {
+        h.update(&o.to_le_bytes());
+    }
+    for &u in graph.neighbors() {
+        h.update(&u.to_le_bytes());
+    }
+    for &w in graph.weights() {
+        h.update(&w.to_bits().to_le_bytes());
+    }
+    for label in graph.labels() {
+        h.update(&(label.len() as u64).to_le_bytes());
+        h.update(label.as_bytes());
+    }
+    for s in seeds {
+        h.update(&s.node.to_le_bytes());
+        h.update(&s.label.to_le_bytes());
+        h.update(&s.weight.to_bits().to_le_bytes());
+    }
+    h.update(
+        serde_json::to_string(config)
+            .expect("a config serializes")
+            .as_bytes(),
+    );
+    h.digest()
+}
+
 /// The nodes of worker `w` of `peers`: whole blocks, contiguous, in order.
 fn nodes_of(n: usize, peers: usize, w: usize) -> Range<usize> {
     let blocks = n.div_ceil(BLOCK);
@@ -348,7 +386,12 @@ fn unpack(packet: &Packet, dist: &mut LabelDistribution, first: usize) {
     unknown[first..first + n].copy_from_slice(&packet.unknown);
 }
 
-fn run_worker(worker: &mut Worker, shared: &Shared) -> Option<Propagation> {
+/// One worker's run: `Ok(Some)` on worker 0, `Ok(None)` on the others, `Err` when the
+/// processes disagree on their inputs.
+fn run_worker(
+    worker: &mut Worker,
+    shared: &Shared,
+) -> std::result::Result<Option<Propagation>, String> {
     let Shared {
         graph,
         seed_rows,
@@ -363,19 +406,29 @@ fn run_worker(worker: &mut Worker, shared: &Shared) -> Option<Propagation> {
     let first_block = (share.own.start / BLOCK) as u64;
     let mut mail = Mailbox::new(worker);
 
-    // First round: ask each owner for the rows this worker reads; learn what to send whom.
-    let asks = (0..peers)
-        .filter(|&p| p != index)
-        .filter_map(|p| {
-            let mine = share.ghosts_in(&nodes_of(n, peers, p));
-            (!mine.is_empty()).then(|| {
-                let mut ask = Packet::new(mail.time(), p, index);
-                ask.nodes = share.ghosts[mine].to_vec();
-                ask
-            })
+    // First round: check that every worker has the same inputs, ask each owner for the rows
+    // this worker reads, and learn what to send whom.
+    let hellos = (0..peers)
+        .map(|p| {
+            let mut hello = Packet::new(mail.time(), p, index);
+            hello.fingerprint = shared.fingerprint;
+            if p != index {
+                hello.nodes = share.ghosts[share.ghosts_in(&nodes_of(n, peers, p))].to_vec();
+            }
+            hello
         })
         .collect();
-    let sends: Vec<Packet> = mail.round(worker, asks);
+    let mut sends: Vec<Packet> = mail.round(worker, hellos);
+    // Every worker sees every fingerprint, so all of them stop here together.
+    if let Some(other) = sends.iter().find(|p| p.fingerprint != shared.fingerprint) {
+        return Err(format!(
+            "worker {} has another graph, seed set or config than worker {index} \
+             (fingerprints {:016x} and {:016x}): start every process with the same graph \
+             file, seeds and flags",
+            other.from, other.fingerprint, shared.fingerprint
+        ));
+    }
+    sends.retain(|p| !p.nodes.is_empty());
 
     let algo = Algo::new(graph, seed_rows, config);
     let mut sweep = |prev: &LabelDistribution, next: &mut LabelDistribution| -> SweepStats {
@@ -436,7 +489,7 @@ fn run_worker(worker: &mut Worker, shared: &Shared) -> Option<Propagation> {
     pack(&outcome.dist, 0..n_own, &mut rows);
     let gathered = mail.round(worker, vec![rows]);
     if index != 0 {
-        return None;
+        return Ok(None);
     }
     let mut dist = LabelDistribution::new(n, config.top_k, 0.0);
     for packet in &gathered {
@@ -445,14 +498,14 @@ fn run_worker(worker: &mut Worker, shared: &Shared) -> Option<Propagation> {
         }
     }
     let outcome = Outcome { dist, ..outcome };
-    Some(finish(
+    Ok(Some(finish(
         graph,
         config,
         seed_rows,
         shared.priors.clone(),
         outcome,
         shared.start,
-    ))
+    )))
 }
 
 #[cfg(test)]
