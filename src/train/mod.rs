@@ -991,6 +991,11 @@ impl Inputs {
         self.packed.len().checked_div(self.stride).unwrap_or(0)
     }
 
+    /// Row `i` as it is stored: equal bytes, equal inputs.
+    fn packed_row(&self, i: usize) -> &[u8] {
+        &self.packed[i * self.stride..(i + 1) * self.stride]
+    }
+
     /// Row `i`, unpacked into `row`.
     fn row(&self, i: usize, row: &mut Vec<i8>) {
         const VALUE: [i8; 4] = [0, 1, -1, 0];
@@ -1197,27 +1202,33 @@ fn shuffle(v: &mut [usize], rng: &mut Xoshiro256PlusPlus) {
     }
 }
 
-/// The held-out slice: the first `n_val` examples of `pool` (shuffled) whose raw text
-/// occurs once among the examples (texts that differ only in case or punctuation spacing
-/// count as different, though they tokenize alike), passing over any whose label (its top target label) would be
-/// left without a training example. A repeated text stays on the training side: held out,
-/// its twins in training would score the slice on memory, not on new text; held out with
-/// all its twins, the slice would fill up with the few most repeated texts (SwDA's
-/// "uh-huh."). A rare label's only example held out could not be learned at all. Without
-/// repeated texts or rare labels this is `pool[..n_val]`. Returns sorted indices; fewer than
-/// `n_val` only when the pool runs out.
+/// The held-out slice: the first `n_val` examples of `pool` (shuffled) whose input (`key`:
+/// the projected row, so texts that differ only in case or in what the tokenizer drops count
+/// as one) occurs once among the examples, passing over any whose label (its top target
+/// label) would be left without a training example. A repeated input stays on the training
+/// side: held out, its twins in training would score the slice on memory, not on new text;
+/// held out with all its twins, the slice would fill up with the few most repeated texts
+/// (SwDA's "uh-huh."). A rare label's only example held out could not be learned at all.
+/// Without repeated inputs or rare labels this is `pool[..n_val]`. Returns sorted indices;
+/// fewer than `n_val` only when the pool runs out.
 ///
 /// (Stratifying the slice by label was tried and not kept: fully supervised HWU64 and SNIPS
 /// moved within noise, few-label HWU64 dev fell 2.2 points; see benches/README.md.)
-fn held_out(pool: &[usize], examples: &[Example], n_labels: usize, n_val: usize) -> Vec<usize> {
+fn held_out<'a>(
+    pool: &[usize],
+    examples: &[Example],
+    key: impl Fn(usize) -> &'a [u8],
+    n_labels: usize,
+    n_val: usize,
+) -> Vec<usize> {
     // The label the held-out accuracy scores an example against.
     let top = |i: usize| argmax_target(&examples[i].target) as usize;
     // Training examples each label would keep: all of them, before any is held out.
     let mut left = vec![0usize; n_labels];
-    let mut copies: hashbrown::HashMap<&str, u32> = hashbrown::HashMap::new();
-    for (i, e) in examples.iter().enumerate() {
+    let mut copies: hashbrown::HashMap<&[u8], u32> = hashbrown::HashMap::new();
+    for i in 0..examples.len() {
         left[top(i)] += 1;
-        *copies.entry(e.text.as_str()).or_default() += 1;
+        *copies.entry(key(i)).or_default() += 1;
     }
     let mut val = Vec::with_capacity(n_val);
     for &i in pool {
@@ -1225,7 +1236,7 @@ fn held_out(pool: &[usize], examples: &[Example], n_labels: usize, n_val: usize)
             break;
         }
         let l = top(i);
-        if copies[examples[i].text.as_str()] == 1 && left[l] > 1 {
+        if copies[key(i)] == 1 && left[l] > 1 {
             left[l] -= 1;
             val.push(i);
         }
@@ -1305,7 +1316,13 @@ pub fn train(
     } else {
         0
     };
-    let val = held_out(&pool, &set.examples, set.labels.len(), n_val);
+    let val = held_out(
+        &pool,
+        &set.examples,
+        |i| inputs.packed_row(i),
+        set.labels.len(),
+        n_val,
+    );
     let mut train_idx: Vec<usize> = (0..set.examples.len())
         .filter(|i| val.binary_search(i).is_err())
         .collect();
@@ -1627,7 +1644,8 @@ mod tests {
         // give one of its two), and the slice still holds 10.
         let mut pool: Vec<usize> = vec![0, 1, 2];
         pool.extend(3..100);
-        let val = held_out(&pool, &examples, 4, 10);
+        let text = |i: usize| examples[i].text.as_bytes();
+        let val = held_out(&pool, &examples, text, 4, 10);
         assert_eq!(val.len(), 10);
         assert!(!val.contains(&0), "label 0's only example");
         assert_eq!(val.iter().filter(|&&i| label(i) == 1).count(), 1);
@@ -1638,9 +1656,9 @@ mod tests {
         shuffle(&mut shuffled, &mut Xoshiro256PlusPlus::seed_from_u64(3));
         let mut first: Vec<usize> = shuffled[..10].to_vec();
         first.sort_unstable();
-        assert_eq!(held_out(&shuffled, &examples, 4, 10), first);
+        assert_eq!(held_out(&shuffled, &examples, text, 4, 10), first);
         // One example per label: nothing can be held out.
-        assert!(held_out(&[0, 1], &examples[..2], 4, 1).is_empty());
+        assert!(held_out(&[0, 1], &examples[..2], text, 4, 1).is_empty());
     }
 
     #[test]
@@ -1662,10 +1680,25 @@ mod tests {
             ex("well", 0),   // 7
         ];
         let pool = [0, 2, 1, 4, 5, 6, 3, 7];
-        assert_eq!(held_out(&pool, &examples, 2, 2), [1, 4]);
+        // Keyed by projected input: "Uh-huh" (8) is lowercased into a fourth "uh-huh".
+        let mut examples = examples;
+        examples.push(ex("Uh-huh", 0));
+        let pool: Vec<usize> = [8].into_iter().chain(pool).collect();
+        let projector = Projector::new(
+            &TextConfig::default(),
+            &FeatureConfig::default(),
+            &ProjectionConfig::default(),
+        )
+        .unwrap();
+        let inputs = Inputs::project(&projector, &examples);
+        let key = |i: usize| inputs.packed_row(i);
+        assert_eq!(held_out(&pool, &examples, key, 2, 2), [1, 4]);
         // All that may go: label 0 keeps the repeats of "uh-huh" (and "well" may go), label 1
         // keeps "okay".
-        assert_eq!(held_out(&pool, &examples, 2, 8), [1, 4, 6, 7]);
+        assert_eq!(held_out(&pool, &examples, key, 2, 8), [1, 4, 6, 7]);
+        // By raw text, "Uh-huh" would have been held out, beside three twins in training.
+        let text = |i: usize| examples[i].text.as_bytes();
+        assert_eq!(held_out(&pool, &examples, text, 2, 2), [1, 8]);
     }
 
     fn rec(line: u64, text: &str, label: Option<&str>) -> Record {
