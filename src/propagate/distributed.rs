@@ -37,7 +37,10 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use timely::communication::Config as CommunicationConfig;
-use timely::dataflow::operators::{Exchange, Input, Inspect, Probe};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Exchange as ExchangePact;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::{Input, Probe};
 use timely::dataflow::{InputHandleVec, ProbeHandle};
 use timely::worker::Worker;
 use timely::WorkerConfig;
@@ -222,10 +225,20 @@ impl Mailbox {
         let inbox = Rc::new(RefCell::new(Vec::new()));
         let sink = Rc::clone(&inbox);
         worker.dataflow(|scope| {
+            // Routed by destination into an operator that moves what arrives into the inbox
+            // (the packets are large: no copy) and outputs nothing; the probe behind it
+            // passes a round once every packet of the round is in an inbox.
             scope
                 .input_from(&mut input)
-                .exchange(|p: &Packet| u64::from(p.to))
-                .inspect(move |p: &Packet| sink.borrow_mut().push(p.clone()))
+                .unary::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
+                    ExchangePact::new(|p: &Packet| u64::from(p.to)),
+                    "Inbox",
+                    move |_, _| {
+                        move |input, _output| {
+                            input.for_each(|_, packets| sink.borrow_mut().append(packets))
+                        }
+                    },
+                )
                 .probe_with(&probe);
         });
         Mailbox {
