@@ -11,7 +11,8 @@
 //! (1,000), `--seeds S` (1% of nodes), `--top-k K` (8), `--iterations T` (10),
 //! `--algorithm A` (expander), `--threads P` (0: all cores), `--workers W` (run on W timely
 //! dataflow workers in this process instead of the plain engine; needs
-//! `--features distributed`; the result must be the plain engine's, bit for bit), and with
+//! `--features distributed`; the tests check that its result is the plain engine's, bit for
+//! bit, and the objective printed each iteration shows it here), and with
 //! it `--hosts FILE --process I` (W workers in each of the processes the file lists, one
 //! `host:port` a line; start the bench once per process, each builds the same graph).
 //!
@@ -107,7 +108,13 @@ fn options() -> Options {
             "--process" => o.process = num(),
             "--hosts" => {
                 let text = std::fs::read_to_string(value()).expect("hosts file");
-                o.hosts = text.split_whitespace().map(String::from).collect();
+                // The CLI's format: one host:port a line, blank lines and `#` comments skipped.
+                o.hosts = text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(String::from)
+                    .collect();
             }
             "--algorithm" => o.algorithm = value().parse().expect("algorithm"),
             other => panic!("unknown option {other}"),

@@ -33,10 +33,12 @@ pub enum Error {
         /// What was wrong, naming the field.
         message: String,
     },
-    /// A distributed run failed: the processes could not connect, or a worker stopped.
+    /// A distributed run failed: the processes could not connect, disagree on their inputs,
+    /// or a worker or process stopped.
     ///
-    /// Check that every process was started with the same hosts, graph and flags, and that
-    /// the ports are free; then start them all again (timely has no fault tolerance).
+    /// Check that every process was started with the same hosts file, graph and flags
+    /// (`--workers` included), and that the ports are free; then start them all again
+    /// (timely has no fault tolerance).
     #[error("distributed run failed: {message}")]
     Cluster {
         /// timely's message, or the worker's panic.

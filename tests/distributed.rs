@@ -3,7 +3,8 @@
 
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::util::{fails, ok, repo};
 
@@ -44,9 +45,32 @@ fn free_ports() -> [u16; 2] {
     ]
 }
 
+/// A started process, killed if the test ends (or fails) before it does.
+struct Started(Child);
+
+impl Started {
+    /// Waits at most a minute: a cluster that hangs fails the test instead of CI.
+    fn finish(mut self) -> Output {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.0.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "a process of the cluster hangs");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let child = std::mem::replace(&mut self.0, Command::new("true").spawn().unwrap());
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts process `process` of the cluster in `hosts.txt`, two workers each.
-fn start(dir: &Path, process: &str, out: &str, extra: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_sprig"))
+fn start(dir: &Path, process: &str, out: &str, extra: &[&str]) -> Started {
+    let child = Command::new(env!("CARGO_BIN_EXE_sprig"))
         .args(["propagate", "--graph", "r.graph", "--out", out, "-q"])
         .args([
             "--hosts",
@@ -61,7 +85,8 @@ fn start(dir: &Path, process: &str, out: &str, extra: &[&str]) -> std::process::
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap()
+        .unwrap();
+    Started(child)
 }
 
 fn write_hosts(dir: &Path) {
@@ -90,27 +115,10 @@ fn distributed_runs_write_the_bytes_of_a_single_process() {
 
     // Two processes, two workers each, over TCP.
     write_hosts(d);
-    let run = |process: &str, out: &str| {
-        Command::new(env!("CARGO_BIN_EXE_sprig"))
-            .args(["propagate", "--graph", "r.graph", "--out", out, "-q"])
-            .args([
-                "--hosts",
-                "hosts.txt",
-                "--process",
-                process,
-                "--workers",
-                "2",
-            ])
-            .current_dir(d)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let second = run("1", "from-1.jsonl");
-    let first = run("0", "from-0.jsonl");
+    let second = start(d, "1", "from-1.jsonl", &[]);
+    let first = start(d, "0", "from-0.jsonl", &[]);
     for child in [first, second] {
-        let out = child.wait_with_output().unwrap();
+        let out = child.finish();
         assert!(
             out.status.success(),
             "{}",
@@ -136,7 +144,7 @@ fn distributed_processes_must_agree_on_their_inputs() {
     let second = start(d, "1", "from-1.jsonl", &["--mu2", "0.5"]);
     let first = start(d, "0", "from-0.jsonl", &[]);
     for child in [first, second] {
-        let out = child.wait_with_output().unwrap();
+        let out = child.finish();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains("another graph, seed set or config"), "{err}");

@@ -1,5 +1,6 @@
 //! `sprig propagate`: `.graph` → per-record label distributions (JSONL) or Junto-style TSV.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -202,9 +203,19 @@ fn read_hosts(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        if !line.contains(':') {
+        // `host:port` (an IPv6 address in brackets: `[::1]:2101`), checked here so that a
+        // typo is reported with its line before the graph is loaded.
+        let valid = match line.rsplit_once(':') {
+            Some((host, port)) => {
+                !host.is_empty()
+                    && !line.contains(char::is_whitespace)
+                    && port.parse::<u16>().is_ok_and(|p| p > 0)
+            }
+            None => false,
+        };
+        if !valid {
             bail!(
-                "{}:{}: expected host:port, found {line:?}",
+                "{}:{}: expected host:port (a port from 1 to 65535, no spaces), found {line:?}",
                 path.display(),
                 i + 1
             );
@@ -415,7 +426,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let line = move |bar: &ProgressBar, s: String| {
         if quiet {
         } else if bar.is_hidden() {
-            eprintln!("{s}");
+            // Not `eprintln!`, which panics when stderr is closed (`… 2>&1 | head`): progress
+            // is not worth a failed run.
+            let _ = writeln!(std::io::stderr(), "{s}");
         } else {
             bar.println(s);
         }

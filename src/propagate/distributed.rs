@@ -21,16 +21,27 @@
 //! [`propagate_with`](super::propagate_with) does.
 //!
 //! **Memory.** Label state is O((own + ghost nodes) · K) per worker, plus 4 bytes a node for
-//! the map from graph ids to the worker's own numbering. Every process reads the
-//! whole `.graph` (each needs its share of the rows, and the rules' per-node coefficients come
-//! from the whole graph), so processes need the file on their machine or a shared disk; only
-//! worker 0 holds every node's result, at the end.
+//! the map from graph ids to the worker's own numbering, plus the rule's per-node
+//! coefficients, which every worker computes for every node (8 bytes a node for Expander,
+//! about 32 for MAD). Every process reads the whole `.graph` (each needs its share of the
+//! rows, and the coefficients come from the whole graph), so processes need the file on their
+//! machine or a shared disk; only worker 0 holds every node's result, at the end.
 //!
-//! **Failure.** timely waits at start-up until every process has connected and has no fault
-//! tolerance: if a process dies, the run fails and must be restarted.
+//! **Failure.**
+//! - Processes started with another graph, other seeds or another config stop together at
+//!   the start with an error (they compare a fingerprint of these first).
+//! - A worker that panics (a bug, or the progress callback on worker 0) tells the others in
+//!   its next messages; all stop at that round and the run returns the panic as an error.
+//! - timely's own threads fail when the processes do not match (another `workers` count or
+//!   hosts list) or one of them dies mid-run: the run returns an error too. timely has no
+//!   fault tolerance, so such a run must be started again.
+//! - timely waits at start-up until every process has connected, and prints `awaiting
+//!   connections` to stdout meanwhile: a process that fails before it connects (a missing
+//!   file, a bad flag) leaves the others waiting until they are stopped.
 
 use std::cell::RefCell;
 use std::ops::Range;
+use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -148,12 +159,24 @@ pub fn propagate_distributed(
         start,
         on_iteration: Box::new(on_iteration),
     });
-    let guards = timely::execute(cluster.timely_config(), move |worker| {
-        run_worker(worker, &shared)
-    })
-    .map_err(|message| Error::Cluster { message })?;
+    // timely's own threads panic when the processes do not match (another --workers, say)
+    // or one of them dies; the guards re-raise that here, and it becomes an error.
+    let run = move || {
+        let guards = timely::execute(cluster.timely_config(), move |worker| {
+            run_worker(worker, &shared)
+        })?;
+        Ok(guards.join())
+    };
+    let joined = match panic::catch_unwind(AssertUnwindSafe(run)) {
+        Ok(joined) => joined,
+        Err(p) => Err(format!(
+            "{} (timely's threads stopped: check that every process was started with the \
+             same hosts file and --workers, and that none of them died)",
+            panic_message(p.as_ref())
+        )),
+    };
     let mut result = None;
-    for outcome in guards.join() {
+    for outcome in joined.map_err(|message| Error::Cluster { message })? {
         match outcome {
             Ok(Ok(Some(p))) => result = Some(p),
             Ok(Ok(None)) => {}
@@ -182,7 +205,8 @@ struct Packet {
     round: u64,
     to: u32,
     from: u32,
-    /// Graph ids, ascending: the rows carried, or (first round) the rows asked for.
+    /// Graph ids, ascending: the rows asked for (first round) or gathered (last round). The
+    /// rounds in between carry the rows asked for, in that order, without their ids.
     nodes: Vec<u32>,
     /// The rows' unknown masses.
     unknown: Vec<f32>,
@@ -193,6 +217,8 @@ struct Packet {
     stats: Vec<SweepStats>,
     /// First round: the sender's [`fingerprint`] of its graph, seeds and config.
     fingerprint: u64,
+    /// Why the sender (or a worker before it) stopped: every worker then stops too.
+    failed: Option<String>,
 }
 
 impl Packet {
@@ -207,6 +233,7 @@ impl Packet {
             first_block: 0,
             stats: Vec::new(),
             fingerprint: 0,
+            failed: None,
         }
     }
 }
@@ -399,6 +426,15 @@ fn unpack(packet: &Packet, dist: &mut LabelDistribution, first: usize) {
     unknown[first..first + n].copy_from_slice(&packet.unknown);
 }
 
+/// The text a panic was raised with.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|m| m.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
+}
+
 /// One worker's run: `Ok(Some)` on worker 0, `Ok(None)` on the others, `Err` when the
 /// processes disagree on their inputs.
 fn run_worker(
@@ -443,37 +479,66 @@ fn run_worker(
     }
     sends.retain(|p| !p.nodes.is_empty());
 
+    // A worker that fails (its sweep or worker 0's progress callback panics) says so in its
+    // next packets; every worker sees every packet of a round, so all stop at that round
+    // instead of waiting for figures that will not come.
+    let failure: RefCell<Option<String>> = RefCell::new(None);
+    let fail = |what: &str, panic: Box<dyn std::any::Any + Send>| {
+        let message = panic_message(panic.as_ref());
+        failure
+            .borrow_mut()
+            .get_or_insert(format!("worker {index} failed in {what}: {message}"));
+    };
+    // The first failure any worker reported in `packets` (they come by sender).
+    let failed_in = |packets: &[Packet]| packets.iter().find_map(|p| p.failed.clone());
+
     let algo = Algo::new(graph, seed_rows, config);
-    let mut sweep = |prev: &LabelDistribution, next: &mut LabelDistribution| -> SweepStats {
-        let stats = algo.sweep_blocks(&share, seed_rows, n_labels, prev, next, n_own);
+    let mut sweep = |prev: &LabelDistribution, next: &mut LabelDistribution| {
+        let mut stats = Vec::new();
+        if failure.borrow().is_none() {
+            let run = || algo.sweep_blocks(&share, seed_rows, n_labels, prev, next, n_own);
+            match panic::catch_unwind(AssertUnwindSafe(run)) {
+                Ok(s) => stats = s,
+                Err(p) => fail("its sweep", p),
+            }
+        }
         let round = mail.time();
+        let failed = failure.borrow().clone();
         let mut packets: Vec<Packet> = (0..peers)
             .map(|p| {
                 let mut packet = Packet::new(round, p, index);
                 packet.first_block = first_block;
                 packet.stats.clone_from(&stats);
+                packet.failed.clone_from(&failed);
                 packet
             })
             .collect();
-        for ask in &sends {
-            let packet = &mut packets[ask.from as usize];
-            packet.nodes.clone_from(&ask.nodes);
-            let rows = ask.nodes.iter().map(|&g| g as usize - share.own.start);
-            pack(next, rows, packet);
+        if failed.is_none() {
+            // The rows each worker asked for, in the order it asked (no ids: it knows them).
+            for ask in &sends {
+                let rows = ask.nodes.iter().map(|&g| g as usize - share.own.start);
+                pack(next, rows, &mut packets[ask.from as usize]);
+            }
+        }
+        let received = mail.round(worker, packets);
+        if let Some(f) = failed_in(&received) {
+            failure.borrow_mut().get_or_insert(f);
+            return None;
         }
         let mut blocks = vec![None; n.div_ceil(BLOCK)];
-        for packet in mail.round(worker, packets) {
-            let from = nodes_of(n, peers, packet.from as usize);
-            let theirs = share.ghosts_in(&from);
-            if !packet.nodes.is_empty() {
-                assert_eq!(
-                    packet.nodes,
-                    share.ghosts[theirs.clone()],
-                    "worker {} sent rows worker {index} did not ask for",
-                    packet.from
-                );
-                unpack(&packet, next, n_own + theirs.start);
-            }
+        for packet in &received {
+            let theirs = share.ghosts_in(&nodes_of(n, peers, packet.from as usize));
+            assert_eq!(
+                packet.unknown.len(),
+                if packet.from as usize == index {
+                    0
+                } else {
+                    theirs.len()
+                },
+                "worker {} sent another number of rows than worker {index} asked for",
+                packet.from
+            );
+            unpack(packet, next, n_own + theirs.start);
             for (i, s) in packet.stats.iter().enumerate() {
                 blocks[packet.first_block as usize + i] = Some(*s);
             }
@@ -482,7 +547,7 @@ fn run_worker(
             .into_iter()
             .map(|b| b.expect("every block's figures arrive"))
             .collect();
-        combine(&blocks)
+        Some(combine(&blocks))
     };
     let init = seed_rows.initial_of(
         (0..share.n_local()).map(|v| share.global(v)),
@@ -490,27 +555,65 @@ fn run_worker(
         algo.init,
     );
     let mut report = |s: &IterationStats| {
-        if index == 0 {
-            (shared.on_iteration)(s)
+        if index == 0 && failure.borrow().is_none() {
+            let call = || (shared.on_iteration)(s);
+            if let Err(p) = panic::catch_unwind(AssertUnwindSafe(call)) {
+                fail("the progress callback", p);
+            }
         }
     };
     let outcome = iterate(&mut sweep, init, config, algo.residual, &mut report);
+    let Some(outcome) = outcome else {
+        return Err(failure.take().expect("a sweep gives up only on a failure"));
+    };
 
-    // Every worker's rows to worker 0, which finishes as the single engine does.
-    let mut rows = Packet::new(mail.time(), 0, index);
-    rows.nodes = (share.own.start as u32..share.own.end as u32).collect();
-    pack(&outcome.dist, 0..n_own, &mut rows);
-    let gathered = mail.round(worker, vec![rows]);
+    // Every other worker's rows to worker 0, which finishes as the single engine does (and
+    // a failure of the last callback stops them all here).
+    let round = mail.time();
+    let failed = failure.borrow().clone();
+    let mut packets: Vec<Packet> = (0..peers)
+        .map(|p| {
+            let mut packet = Packet::new(round, p, index);
+            packet.failed.clone_from(&failed);
+            packet
+        })
+        .collect();
+    if index != 0 {
+        packets[0].nodes = (share.own.start as u32..share.own.end as u32).collect();
+        pack(&outcome.dist, 0..n_own, &mut packets[0]);
+    }
+    let gathered = mail.round(worker, packets);
+    if let Some(f) = failed_in(&gathered) {
+        return Err(failure.take().unwrap_or(f));
+    }
     if index != 0 {
         return Ok(None);
     }
+    let Outcome {
+        dist: own,
+        initial_objective,
+        history,
+        converged,
+    } = outcome;
     let mut dist = LabelDistribution::new(n, config.top_k, 0.0);
+    {
+        let k = config.top_k;
+        let (from_slots, from_unknown) = own.raw();
+        let (slots, unknown) = dist.raw_mut();
+        slots[..n_own * k].copy_from_slice(&from_slots[..n_own * k]);
+        unknown[..n_own].copy_from_slice(&from_unknown[..n_own]);
+    }
     for packet in &gathered {
         if let Some(&first) = packet.nodes.first() {
             unpack(packet, &mut dist, first as usize);
         }
     }
-    let outcome = Outcome { dist, ..outcome };
+    let outcome = Outcome {
+        dist,
+        initial_objective,
+        history,
+        converged,
+    };
     Ok(Some(finish(
         graph,
         config,
@@ -616,6 +719,75 @@ mod tests {
         };
         let g = testgraphs::bipartite_with_orphan("zzz unrelated");
         same_as_one_machine(g, &config, &[2]);
+    }
+
+    /// A directed graph (row v names u, row u need not name v) through the library: each
+    /// worker asks for the rows its own rows name, whatever the other direction holds.
+    #[test]
+    fn asymmetric_graphs_match_too() {
+        let sym = testgraphs::random(2600, 9000, 6, 120, 3);
+        let (mut offsets, mut neighbors, mut weights) = (vec![0u64], Vec::new(), Vec::new());
+        for v in 0..sym.n_nodes() {
+            // Keep the edges to larger ids only: every edge loses its reverse.
+            let (nb, ws) = sym.row(v);
+            for (&u, &w) in nb.iter().zip(ws).filter(|(&u, _)| u as usize > v) {
+                neighbors.push(u);
+                weights.push(w);
+            }
+            offsets.push(neighbors.len() as u64);
+        }
+        let parts = crate::graph::GraphParts {
+            offsets,
+            neighbors,
+            weights,
+            keys: sym.keys().to_vec(),
+            text_nodes: sym.n_nodes(),
+            records: Vec::new(),
+            labels: sym.labels().to_vec(),
+            seeds: sym.seeds().to_vec(),
+            provenance: serde_json::Value::Null,
+        };
+        let directed = Graph::from_parts(crate::graph::GraphKind::Edges, parts).unwrap();
+        for algorithm in ALL {
+            let config = PropagationConfig {
+                algorithm,
+                top_k: 2,
+                iterations: 15,
+                ..PropagationConfig::default()
+            };
+            same_as_one_machine(directed.clone(), &config, &[3]);
+        }
+    }
+
+    /// A worker that panics (here worker 0's progress callback, at the third iteration)
+    /// stops every worker at the next round, and the run returns the panic as an error
+    /// instead of hanging the others.
+    #[test]
+    fn a_failing_worker_stops_them_all() {
+        let g = Arc::new(testgraphs::random(3000, 12000, 12, 200, 7));
+        for workers in [1, 2, 3] {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let graph = Arc::clone(&g);
+            std::thread::spawn(move || {
+                let result = propagate_distributed(
+                    Arc::clone(&graph),
+                    graph.seeds(),
+                    &PropagationConfig::default(),
+                    &Cluster::local(workers),
+                    |s| assert!(s.iteration < 3, "stop at iteration {}", s.iteration),
+                );
+                tx.send(result.map(|r| r.is_some())).unwrap();
+            });
+            let result = rx
+                .recv_timeout(std::time::Duration::from_secs(120))
+                .expect("the run ends instead of hanging");
+            let err = result.unwrap_err().to_string();
+            assert!(
+                err.contains("worker 0 failed in the progress callback")
+                    && err.contains("stop at iteration 3"),
+                "{workers} workers: {err}"
+            );
+        }
     }
 
     #[test]

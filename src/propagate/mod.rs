@@ -203,7 +203,8 @@ pub fn propagate_with(
     let n_labels = graph.labels().len();
     let mut sweep = |prev: &LabelDistribution, next: &mut LabelDistribution| {
         let n = graph.n_nodes();
-        engine::combine(&algo.sweep_blocks(graph, &seed_rows, n_labels, prev, next, n))
+        let blocks = algo.sweep_blocks(graph, &seed_rows, n_labels, prev, next, n);
+        Some(engine::combine(&blocks))
     };
     let outcome = iterate(
         &mut sweep,
@@ -211,7 +212,8 @@ pub fn propagate_with(
         config,
         algo.residual,
         &mut on_iteration,
-    );
+    )
+    .expect("a sweep on one machine never gives up");
     Ok(finish(graph, config, &seed_rows, priors, outcome, start))
 }
 
@@ -377,7 +379,8 @@ pub(crate) fn degrees(graph: &Graph) -> Vec<f64> {
 }
 
 /// Runs sweeps until the change falls below the tolerance or the cap, then one more sweep to
-/// measure the last iterate's objective.
+/// measure the last iterate's objective. `None` if a sweep gives up (`None`: a distributed
+/// run whose workers stop together after one of them failed).
 ///
 /// With [`ChangeNorm::MaxNode`] (sprig's rule) convergence is judged on the undamped step:
 /// a damped step `d · x + (1 − d) · F(x)` moves `(1 − d)` times as far as the plain update
@@ -389,12 +392,12 @@ pub(crate) fn degrees(graph: &Graph) -> Vec<f64> {
 /// still abstain.) [`ChangeNorm::Sum`] keeps
 /// scikit-learn's rule as it is, to reproduce its results.
 fn iterate(
-    sweep: &mut dyn FnMut(&LabelDistribution, &mut LabelDistribution) -> engine::SweepStats,
+    sweep: &mut dyn FnMut(&LabelDistribution, &mut LabelDistribution) -> Option<engine::SweepStats>,
     init: LabelDistribution,
     config: &PropagationConfig,
     residual: f64,
     on_iteration: &mut dyn FnMut(&IterationStats),
-) -> Outcome {
+) -> Option<Outcome> {
     let mut prev = init;
     let mut next = prev.clone();
     let mut history: Vec<IterationStats> = Vec::with_capacity(config.iterations.min(1024));
@@ -410,7 +413,7 @@ fn iterate(
             }
         };
     for t in 1..=config.iterations {
-        let s = sweep(&prev, &mut next);
+        let s = sweep(&prev, &mut next)?;
         if t == 1 {
             initial = s.objective;
         }
@@ -431,12 +434,12 @@ fn iterate(
             break;
         }
     }
-    let last = sweep(&prev, &mut next);
+    let last = sweep(&prev, &mut next)?;
     finish(&mut pending, last.objective, &mut history);
-    Outcome {
+    Some(Outcome {
         dist: prev,
         initial_objective: initial,
         history,
         converged,
-    }
+    })
 }
