@@ -934,15 +934,19 @@ impl WeightAverage {
     }
 }
 
-/// The projected inputs of every example, ternary (−1, 0, +1), packed four to a byte:
-/// training holds one row per example and per augmented copy (with a byte per value,
-/// training on SwDA's 192k texts and their copies peaked at 1.58 GB; packed, at 0.72 GB).
+/// The projected inputs of every example, ternary (−1, 0, +1), packed four to a byte, one
+/// row per distinct text: training holds a row for every example and augmented copy (with a
+/// byte per value, training on SwDA's 192k texts and their copies peaked at 1.58 GB; packed,
+/// at 0.72 GB), and a text repeated across records (SwDA's 192k train lines hold 125k
+/// distinct texts) is projected and stored once.
 struct Inputs {
     dim: usize,
     /// Bytes per row: `dim / 4`, rounded up.
     stride: usize,
     /// Two bits per value, low bits first: 0 → 0, 1 → +1, 2 → −1.
     packed: Vec<u8>,
+    /// Each example's row in `packed`.
+    of: Vec<u32>,
 }
 
 impl Inputs {
@@ -951,7 +955,7 @@ impl Inputs {
         Self::project_counted(projector, examples, &())
     }
 
-    /// [`Inputs::project`], advancing `progress` by one per text.
+    /// [`Inputs::project`], advancing `progress` by one per example.
     fn project_counted(
         projector: &Projector,
         examples: &[Example],
@@ -959,14 +963,26 @@ impl Inputs {
     ) -> Self {
         let dim = projector.dim();
         let stride = dim.div_ceil(4);
-        let mut packed = vec![0u8; examples.len() * stride];
+        // Distinct texts in order of first appearance, so rows do not depend on hashing.
+        let mut row_of: hashbrown::HashMap<&str, u32> = hashbrown::HashMap::new();
+        let mut texts: Vec<&str> = Vec::new();
+        let of = examples
+            .iter()
+            .map(|e| {
+                *row_of.entry(e.text.as_str()).or_insert_with(|| {
+                    texts.push(&e.text);
+                    (texts.len() - 1) as u32
+                })
+            })
+            .collect();
+        let mut packed = vec![0u8; texts.len() * stride];
         packed
             .par_chunks_mut(stride.max(1))
-            .zip(examples.par_iter())
+            .zip(texts.par_iter())
             .for_each_init(
                 || (ProjectScratch::default(), vec![0i8; dim]),
-                |(s, row), (out, ex)| {
-                    projector.project_with(s, &ex.text, row);
+                |(s, row), (out, text)| {
+                    projector.project_with(s, text, row);
                     progress.advance(1);
                     for (byte, four) in out.iter_mut().zip(row.chunks(4)) {
                         *byte = four.iter().enumerate().fold(0u8, |b, (k, &v)| {
@@ -979,39 +995,44 @@ impl Inputs {
                     }
                 },
             );
+        // The repeats, projected with their first occurrence.
+        progress.advance((examples.len() - texts.len()) as u64);
         Self {
             dim,
             stride,
             packed,
+            of,
         }
     }
 
-    /// Number of rows.
+    /// Number of examples.
     fn len(&self) -> usize {
-        self.packed.len().checked_div(self.stride).unwrap_or(0)
+        self.of.len()
     }
 
-    /// Row `i` as it is stored: equal bytes, equal inputs.
+    /// Example `i`'s row as it is stored: equal bytes, equal inputs.
     fn packed_row(&self, i: usize) -> &[u8] {
-        &self.packed[i * self.stride..(i + 1) * self.stride]
+        let r = self.of[i] as usize;
+        &self.packed[r * self.stride..(r + 1) * self.stride]
     }
 
-    /// Row `i`, unpacked into `row`.
+    /// Example `i`'s row, unpacked into `row`.
     fn row(&self, i: usize, row: &mut Vec<i8>) {
         const VALUE: [i8; 4] = [0, 1, -1, 0];
         row.clear();
-        let bytes = &self.packed[i * self.stride..(i + 1) * self.stride];
         row.extend(
-            bytes
+            self.packed_row(i)
                 .iter()
                 .flat_map(|&b| (0..4).map(move |k| VALUE[usize::from((b >> (2 * k)) & 3)]))
                 .take(self.dim),
         );
     }
 
-    /// Appends `other`'s rows.
+    /// Appends `other`'s examples (their rows are kept apart: copies rarely repeat a text).
     fn append(&mut self, other: Self) {
         debug_assert_eq!(self.dim, other.dim);
+        let base = (self.packed.len() / self.stride.max(1)) as u32;
+        self.of.extend(other.of.iter().map(|&r| base + r));
         self.packed.extend(other.packed);
     }
 }
