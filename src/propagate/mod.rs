@@ -34,7 +34,9 @@
 //! All four share one engine: synchronous Jacobi sweeps (each node's new distribution computed
 //! from the previous iterate, then the buffers swap), parallel over fixed blocks of nodes,
 //! with per-node sums in neighbour order and top-K ties broken by label id. An optional
-//! class-mass normalization ([`ClassPrior::Cmn`]) follows the last iteration.
+//! class-mass normalization ([`ClassPrior::Cmn`]) follows the last iteration. With the
+//! `distributed` feature, `propagate_distributed` runs the same sweeps on timely dataflow
+//! workers (threads or processes), with bit-identical results.
 //!
 //! **Adding a variant:** write a `Rule` (per-node and per-edge coefficients of the generic
 //! update and objective in `engine.rs`), add an [`Algorithm`] arm, and extend the tests'
