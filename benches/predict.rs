@@ -92,7 +92,7 @@ fn main() {
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    // Where the time goes: tokenizing alone, and tokenizing + features + projection.
+    // Where the time goes: tokenizing alone, then with the features, then with the projection.
     let stage = |f: &mut dyn FnMut(&str)| {
         let start = Instant::now();
         for (text, _) in &items {
@@ -103,6 +103,18 @@ fn main() {
     let projector = model.projector();
     let tokenize = stage(&mut |t| {
         std::hint::black_box(projector.pipeline().tokenize(t));
+    });
+    let (mut tokens, mut fs) = (
+        sprig::text::Tokens::default(),
+        sprig::text::FeatureScratch::default(),
+    );
+    let features = stage(&mut |t| {
+        projector.pipeline().tokenize_into(t, &mut tokens);
+        projector
+            .pipeline()
+            .for_each_feature_of(&tokens, &mut fs, |f, _| {
+                std::hint::black_box(f);
+            });
     });
     let mut ps = sprig::projection::ProjectScratch::default();
     let mut out = vec![0i8; projector.dim()];
@@ -151,6 +163,6 @@ fn main() {
         sprig::model::Predictor::Table(_) => 0.0,
     };
     println!(
-        "mean per text: tokenize {tokenize:.1} µs, tokenize + features + projection {project:.1} µs, network {predictor:.1} µs"
+        "mean per text: tokenize {tokenize:.1} µs, tokenize + features {features:.1} µs, tokenize + features + projection {project:.1} µs, network {predictor:.1} µs"
     );
 }
