@@ -496,12 +496,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     .with_context(|| format!("propagating over {}", args.graph.display()))?;
     bar.finish_and_clear();
     let Some(result) = result else {
+        // Process 0 writes its own --out; this process's is not used.
         line(
             &bar,
-            format!(
-                "done: process 0 of the cluster writes {}",
-                args.out.display()
-            ),
+            "done: process 0 of the cluster writes the output".into(),
         );
         return Ok(());
     };

@@ -30,7 +30,7 @@
 //! **Failure.**
 //! - Processes started with another graph, other seeds or another config stop together at
 //!   the start with an error (they compare a fingerprint of these first).
-//! - A worker that panics (a bug, or the progress callback on worker 0) tells the others in
+//! - A worker that panics (a bug, or the progress callback) tells the others in
 //!   its next messages; all stop at that round and the run returns the panic as an error.
 //! - timely's own threads fail when the processes do not match (another `workers` count or
 //!   hosts list) or one of them dies mid-run: the run returns an error too. timely has no
@@ -135,7 +135,8 @@ impl Cluster {
 /// [`propagate_with`](super::propagate_with) on the workers of `cluster`. Every process of
 /// the cluster calls it with the same graph, seeds and config; the result is returned in the
 /// process that holds worker 0 (process 0), and `None` in the others. `on_iteration` is
-/// called there too, once per iteration, in order.
+/// called in every process (by its first worker), once per iteration, in order, with the
+/// same figures everywhere.
 ///
 /// # Errors
 /// As [`propagate_with`](super::propagate_with), plus [`Error::InvalidConfig`] for a bad
@@ -151,6 +152,7 @@ pub fn propagate_distributed(
     cluster.validate()?;
     let (seed_rows, priors) = prepare(&graph, seeds, config)?;
     let shared = Arc::new(Shared {
+        first_worker: cluster.process * cluster.workers,
         fingerprint: fingerprint(&graph, seeds, config),
         graph,
         seed_rows,
@@ -188,6 +190,8 @@ pub fn propagate_distributed(
 
 /// What every worker of a process reads.
 struct Shared {
+    /// The global index of this process's first worker, which calls `on_iteration`.
+    first_worker: usize,
     fingerprint: u64,
     graph: Arc<Graph>,
     seed_rows: SeedRows,
@@ -479,7 +483,7 @@ fn run_worker(
     }
     sends.retain(|p| !p.nodes.is_empty());
 
-    // A worker that fails (its sweep or worker 0's progress callback panics) says so in its
+    // A worker that fails (its sweep or its progress callback panics) says so in its
     // next packets; every worker sees every packet of a round, so all stop at that round
     // instead of waiting for figures that will not come.
     let failure: RefCell<Option<String>> = RefCell::new(None);
@@ -555,7 +559,7 @@ fn run_worker(
         algo.init,
     );
     let mut report = |s: &IterationStats| {
-        if index == 0 && failure.borrow().is_none() {
+        if index == shared.first_worker && failure.borrow().is_none() {
             let call = || (shared.on_iteration)(s);
             if let Err(p) = panic::catch_unwind(AssertUnwindSafe(call)) {
                 fail("the progress callback", p);
@@ -788,6 +792,60 @@ mod tests {
                 "{workers} workers: {err}"
             );
         }
+    }
+
+    /// Two processes of one cluster over loopback TCP, here two threads of the test: process
+    /// 0 returns the single engine's result, process 1 `None`, and both report every
+    /// iteration with the same figures.
+    #[test]
+    fn processes_over_tcp_report_everywhere_and_return_in_process_0() {
+        let g = Arc::new(testgraphs::random(3000, 12000, 12, 200, 7));
+        let config = PropagationConfig::default();
+        let single = propagate_with(&g, g.seeds(), &config, |_| {}).unwrap();
+        let hosts: Vec<String> = (0..2)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect::<Vec<_>>()
+            .iter()
+            .map(|l| format!("127.0.0.1:{}", l.local_addr().unwrap().port()))
+            .collect();
+        let (tx, rx) = std::sync::mpsc::channel();
+        for process in 0..2 {
+            let (graph, hosts, tx) = (Arc::clone(&g), hosts.clone(), tx.clone());
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let seen = Arc::new(Mutex::new(Vec::new()));
+                let log = Arc::clone(&seen);
+                let cluster = Cluster {
+                    workers: 1,
+                    hosts,
+                    process,
+                };
+                let result = propagate_distributed(
+                    Arc::clone(&graph),
+                    graph.seeds(),
+                    &config,
+                    &cluster,
+                    move |s| log.lock().unwrap().push(*s),
+                );
+                let seen = seen.lock().unwrap().clone();
+                tx.send((process, result.map_err(|e| e.to_string()), seen))
+                    .unwrap();
+            });
+        }
+        let mut histories = Vec::new();
+        for _ in 0..2 {
+            let (process, result, seen) = rx
+                .recv_timeout(std::time::Duration::from_secs(120))
+                .expect("both processes end");
+            let result = result.unwrap();
+            match process {
+                0 => assert_eq!(essence(&single), essence(&result.unwrap())),
+                _ => assert!(result.is_none(), "only process 0 returns the result"),
+            }
+            histories.push(seen);
+        }
+        assert_eq!(histories[0], single.report().history);
+        assert_eq!(histories[0], histories[1]);
     }
 
     #[test]
