@@ -152,60 +152,51 @@ fn distributed_processes_must_agree_on_their_inputs() {
     assert!(!d.join("from-0.jsonl").exists() && !d.join("from-1.jsonl").exists());
 }
 
+/// The one-line error of `sprig propagate` on the bundled graph with `--hosts FILE
+/// --process I` and `--out OUT`.
+fn refused(dir: &Path, hosts: &str, process: &str, out: &str) -> String {
+    fails(
+        dir,
+        &[
+            "propagate",
+            "--graph",
+            "r.graph",
+            "--out",
+            out,
+            "--hosts",
+            hosts,
+            "--process",
+            process,
+        ],
+    )
+}
+
 #[test]
 fn distributed_flags_are_checked() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     replies_graph(d);
-    std::fs::write(d.join("bad-hosts.txt"), "localhost\n").unwrap();
-    let err = fails(
-        d,
-        &[
-            "propagate",
-            "--graph",
-            "r.graph",
-            "--out",
-            "x.jsonl",
-            "--hosts",
-            "bad-hosts.txt",
-            "--process",
-            "0",
-        ],
-    );
-    assert!(
-        err.contains("bad-hosts.txt:1") && err.contains("host:port"),
-        "{err}"
-    );
+    // Hosts lines are checked before the graph is read, naming the file and line.
+    for bad in [
+        "localhost",
+        "localhost:abc",
+        "127.0.0.1:99999",
+        "127.0.0.1:0",
+        "127.0.0.1:22 # ssh",
+        ":80",
+    ] {
+        let hosts = format!("# hosts\nlocalhost:2101\n{bad}\n");
+        std::fs::write(d.join("bad-hosts.txt"), hosts).unwrap();
+        let err = refused(d, "bad-hosts.txt", "0", "x.jsonl");
+        assert!(
+            err.contains("bad-hosts.txt:3") && err.contains("host:port"),
+            "{bad}: {err}"
+        );
+    }
     std::fs::write(d.join("hosts.txt"), "localhost:1\n").unwrap();
-    let err = fails(
-        d,
-        &[
-            "propagate",
-            "--graph",
-            "r.graph",
-            "--out",
-            "x.jsonl",
-            "--hosts",
-            "hosts.txt",
-            "--process",
-            "1",
-        ],
-    );
+    let err = refused(d, "hosts.txt", "1", "x.jsonl");
     assert!(err.contains("process"), "{err}");
     // timely writes its connection messages to stdout, where they would mix with the labels.
-    let err = fails(
-        d,
-        &[
-            "propagate",
-            "--graph",
-            "r.graph",
-            "--out",
-            "-",
-            "--hosts",
-            "hosts.txt",
-            "--process",
-            "0",
-        ],
-    );
+    let err = refused(d, "hosts.txt", "0", "-");
     assert!(err.contains("--out FILE"), "{err}");
 }
