@@ -439,8 +439,8 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic".into())
 }
 
-/// One worker's run: `Ok(Some)` on worker 0, `Ok(None)` on the others, `Err` when the
-/// processes disagree on their inputs.
+/// One worker's run: `Ok(Some)` on worker 0, `Ok(None)` on the others, `Err` (on every
+/// worker) when the processes disagree on their inputs or a worker failed.
 fn run_worker(
     worker: &mut Worker,
     shared: &Shared,
