@@ -937,8 +937,8 @@ impl WeightAverage {
 /// The projected inputs of every example, ternary (−1, 0, +1), packed four to a byte, one
 /// row per distinct text: training holds a row for every example and augmented copy (with a
 /// byte per value, training on SwDA's 192k texts and their copies peaked at 1.58 GB; packed,
-/// at 0.72 GB), and a text repeated across records (SwDA's 192k train lines hold 125k
-/// distinct texts) is projected and stored once.
+/// at 0.72 GB), and a text repeated across records (SwDA's 192k train lines hold 123k
+/// distinct texts), or among the augmented copies, is projected and stored once.
 struct Inputs {
     dim: usize,
     /// Bytes per row: `dim / 4`, rounded up.
@@ -1028,7 +1028,9 @@ impl Inputs {
         );
     }
 
-    /// Appends `other`'s examples (their rows are kept apart: copies rarely repeat a text).
+    /// Appends `other`'s examples. Their rows are not merged with this one's: the augmented
+    /// copies are altered texts, which rarely equal an original (they often equal each other,
+    /// and `other` shares those rows already).
     fn append(&mut self, other: Self) {
         debug_assert_eq!(self.dim, other.dim);
         let base = (self.packed.len() / self.stride.max(1)) as u32;
@@ -1833,7 +1835,14 @@ mod tests {
 
     #[test]
     fn packed_inputs_unpack_to_the_projection() {
-        let set = TrainSet::supervised(&toy_records()).unwrap();
+        // Texts repeated within each part (the first part's repeats make it store fewer rows
+        // than it has examples, which `append` must account for), and across the parts.
+        let mut records = toy_records();
+        let (a, b) = (records[0].clone(), records[8].clone());
+        records.insert(3, a.clone());
+        records.insert(5, a);
+        records.push(b);
+        let set = TrainSet::supervised(&records).unwrap();
         // 3 × 5 = 15 values a row: the last byte of each row is part-filled.
         let config = ProjectionConfig {
             functions: 3,
@@ -1843,6 +1852,8 @@ mod tests {
         let projector =
             Projector::new(&TextConfig::default(), &FeatureConfig::default(), &config).unwrap();
         let mut inputs = Inputs::project(&projector, &set.examples[..7]);
+        let first_rows = inputs.packed.len() / inputs.stride;
+        assert_eq!(first_rows, 5, "7 examples over 5 distinct texts");
         inputs.append(Inputs::project(&projector, &set.examples[7..]));
         assert_eq!(inputs.len(), set.examples.len());
         let (mut row, mut want) = (Vec::new(), vec![0i8; 15]);
