@@ -138,6 +138,40 @@ impl Cluster {
 /// called in every process (by its first worker), once per iteration, in order, with the
 /// same figures everywhere.
 ///
+/// # Example
+/// ```
+/// use std::sync::Arc;
+/// use sprig::graph::{Graph, GraphKind, GraphParts, RecordRef, Seed};
+/// use sprig::propagate::{propagate, propagate_distributed, Cluster, PropagationConfig};
+///
+/// // A path a — b — c with `a` seeded "x".
+/// let parts = GraphParts {
+///     offsets: vec![0, 1, 3, 4],
+///     neighbors: vec![1, 0, 2, 1],
+///     weights: vec![1.0; 4],
+///     keys: ["a", "b", "c"].map(String::from).to_vec(),
+///     text_nodes: 3,
+///     records: (0..3).map(|i| RecordRef { line: i + 1, id: None, node: i as u32 }).collect(),
+///     labels: vec!["x".into()],
+///     seeds: vec![Seed { node: 0, label: 0, weight: 1.0 }],
+///     provenance: serde_json::Value::Null,
+/// };
+/// let graph = Arc::new(Graph::from_parts(GraphKind::Edges, parts)?);
+/// let config = PropagationConfig::default();
+/// // Two worker threads in this process; with `hosts`, processes on other machines.
+/// let result = propagate_distributed(
+///     Arc::clone(&graph),
+///     graph.seeds(),
+///     &config,
+///     &Cluster::local(2),
+///     |s| eprintln!("iteration {}: objective {:.4}", s.iteration, s.objective),
+/// )?
+/// .expect("worker 0 runs in this process");
+/// let alone = propagate(&graph, &config)?;
+/// assert_eq!(result.distribution(), alone.distribution());
+/// # Ok::<(), sprig::Error>(())
+/// ```
+///
 /// # Errors
 /// As [`propagate_with`](super::propagate_with), plus [`Error::InvalidConfig`] for a bad
 /// `cluster` and [`Error::Cluster`] when the processes cannot connect or a worker fails.
