@@ -1293,9 +1293,14 @@ pub fn train(
     progress.finish_stage();
     if config.kind == ModelKind::Table {
         let table = build_table(&projector, &inputs, set, config)?;
-        // The config through its JSON text, so its f32 values print as given.
+        // Only the fields a table is built from: the network's (layers, epochs, quantization
+        // and the rest) would describe a model that was never trained.
         let report = serde_json::json!({
-            "config": crate::format::header_value(config),
+            "config": {
+                "kind": config.kind,
+                "table_k": config.table_k,
+                "table_min_texts": config.table_min_texts,
+            },
             "counts": set.counts,
         });
         return ProjectionModel::new(
@@ -2361,6 +2366,11 @@ mod tests {
         let preds = model.predict("thank you so much");
         assert_eq!(model.label_name(preds[0].label), "thanks");
         assert!(preds.iter().all(|p| p.score > 0.0 && p.score <= 1.0));
+        // The header records what the table was built with, nothing of a network.
+        assert_eq!(
+            model.header().train["config"],
+            serde_json::json!({"kind": "table", "table_k": 3, "table_min_texts": 1})
+        );
     }
 
     #[test]
