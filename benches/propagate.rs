@@ -61,7 +61,9 @@ struct Options {
     algorithm: Algorithm,
     threads: usize,
     workers: Option<usize>,
+    #[cfg(feature = "distributed")]
     hosts: Vec<String>,
+    #[cfg(feature = "distributed")]
     process: usize,
 }
 
@@ -76,7 +78,9 @@ fn options() -> Options {
         algorithm: Algorithm::Expander,
         threads: 0,
         workers: None,
+        #[cfg(feature = "distributed")]
         hosts: Vec::new(),
+        #[cfg(feature = "distributed")]
         process: 0,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -105,16 +109,16 @@ fn options() -> Options {
             "--iterations" => o.iterations = num(),
             "--threads" => o.threads = num(),
             "--workers" => o.workers = Some(num()),
+            #[cfg(feature = "distributed")]
             "--process" => o.process = num(),
+            #[cfg(feature = "distributed")]
             "--hosts" => {
-                let text = std::fs::read_to_string(value()).expect("hosts file");
-                // The CLI's format: one host:port a line, blank lines and `#` comments skipped.
-                o.hosts = text
-                    .lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                    .map(String::from)
-                    .collect();
+                let path = std::path::PathBuf::from(value());
+                o.hosts = sprig::propagate::Cluster::read_hosts(&path).expect("hosts file");
+            }
+            #[cfg(not(feature = "distributed"))]
+            "--process" | "--hosts" => {
+                panic!("{} needs `cargo bench --features distributed`", args[i])
             }
             "--algorithm" => o.algorithm = value().parse().expect("algorithm"),
             other => panic!("unknown option {other}"),

@@ -149,7 +149,7 @@ impl ClusterArgs {
                 return Ok(None);
             }
             let hosts = match &self.hosts {
-                Some(path) => read_hosts(path)?,
+                Some(path) => Cluster::read_hosts(path)?,
                 None => Vec::new(),
             };
             let cluster = Cluster {
@@ -191,41 +191,6 @@ fn propagate_at(
         config,
         on_iteration,
     )?))
-}
-
-/// The `host:port` lines of a hosts file (blank lines and `#` comments skipped).
-#[cfg(feature = "distributed")]
-fn read_hosts(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let mut hosts = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        // `host:port` (an IPv6 address in brackets: `[::1]:2101`), checked here so that a
-        // typo is reported with its line before the graph is loaded.
-        let valid = match line.rsplit_once(':') {
-            Some((host, port)) => {
-                !host.is_empty()
-                    && !line.contains(char::is_whitespace)
-                    && port.parse::<u16>().is_ok_and(|p| p > 0)
-            }
-            None => false,
-        };
-        if !valid {
-            bail!(
-                "{}:{}: expected host:port (a port from 1 to 65535, no spaces), found {line:?}",
-                path.display(),
-                i + 1
-            );
-        }
-        hosts.push(line.to_string());
-    }
-    if hosts.is_empty() {
-        bail!("{}: no host:port line", path.display());
-    }
-    Ok(hosts)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

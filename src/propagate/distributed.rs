@@ -42,6 +42,7 @@
 use std::cell::RefCell;
 use std::ops::Range;
 use std::panic::{self, AssertUnwindSafe};
+use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -84,6 +85,43 @@ impl Cluster {
             hosts: Vec::new(),
             process: 0,
         }
+    }
+
+    /// The `host:port` lines of a hosts file, one per process in process order (blank lines
+    /// and `#` comments skipped; an IPv6 address in brackets: `[::1]:2101`). Checked here,
+    /// so that a typo is reported with its line before any work.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the file cannot be read; [`Error::Parse`] naming the line that is not
+    /// `host:port` with a port from 1 to 65535 and no spaces, or the file if it lists none.
+    pub fn read_hosts(path: &Path) -> Result<Vec<String>> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut hosts = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let valid = line.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty()
+                    && !line.contains(char::is_whitespace)
+                    && port.parse::<u16>().is_ok_and(|p| p > 0)
+            });
+            if !valid {
+                return Err(Error::parse(
+                    path,
+                    i as u64 + 1,
+                    format!(
+                        "expected host:port (a port from 1 to 65535, no spaces), found {line:?}"
+                    ),
+                ));
+            }
+            hosts.push(line.to_string());
+        }
+        if hosts.is_empty() {
+            return Err(Error::parse(path, 1, "no host:port line"));
+        }
+        Ok(hosts)
     }
 
     /// Checks the sizes.
