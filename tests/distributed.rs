@@ -46,25 +46,30 @@ fn free_ports() -> [u16; 2] {
 }
 
 /// A started process, killed if the test ends (or fails) before it does.
-struct Started(Child);
+struct Started(Option<Child>);
 
 impl Started {
     /// Waits at most a minute: a cluster that hangs fails the test instead of CI.
     fn finish(mut self) -> Output {
+        let mut child = self.0.take().expect("not finished yet");
         let deadline = Instant::now() + Duration::from_secs(60);
-        while self.0.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "a process of the cluster hangs");
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                panic!("a process of the cluster hangs");
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let child = std::mem::replace(&mut self.0, Command::new("true").spawn().unwrap());
         child.wait_with_output().unwrap()
     }
 }
 
 impl Drop for Started {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -86,7 +91,7 @@ fn start(dir: &Path, process: &str, out: &str, extra: &[&str]) -> Started {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    Started(child)
+    Started(Some(child))
 }
 
 fn write_hosts(dir: &Path) {
