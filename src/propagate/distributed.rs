@@ -766,18 +766,20 @@ mod tests {
     /// to the single engine on 1 to 4 workers (3 does not divide the 6 blocks evenly).
     #[test]
     fn every_algorithm_matches_the_single_engine_bit_for_bit() {
+        let g = testgraphs::random(3000, 12000, 12, 200, 7);
+        every_algorithm(&g, 3, 25, &[1, 2, 3, 4]);
+    }
+
+    /// [`same_as_one_machine`] for each algorithm with K = `top_k` and `iterations`.
+    fn every_algorithm(graph: &Graph, top_k: usize, iterations: usize, workers: &[usize]) {
         for algorithm in ALL {
             let config = PropagationConfig {
                 algorithm,
-                top_k: 3,
-                iterations: 25,
+                top_k,
+                iterations,
                 ..PropagationConfig::default()
             };
-            same_as_one_machine(
-                testgraphs::random(3000, 12000, 12, 200, 7),
-                &config,
-                &[1, 2, 3, 4],
-            );
+            same_as_one_machine(graph.clone(), &config, workers);
         }
     }
 
@@ -824,15 +826,7 @@ mod tests {
             provenance: serde_json::Value::Null,
         };
         let directed = Graph::from_parts(crate::graph::GraphKind::Edges, parts).unwrap();
-        for algorithm in ALL {
-            let config = PropagationConfig {
-                algorithm,
-                top_k: 2,
-                iterations: 15,
-                ..PropagationConfig::default()
-            };
-            same_as_one_machine(directed.clone(), &config, &[3]);
-        }
+        every_algorithm(&directed, 2, 15, &[3]);
     }
 
     /// A worker that panics (here worker 0's progress callback, at the third iteration)
