@@ -4,7 +4,8 @@
 //! An inverted index (feature → rows holding it, with weights) finds candidates; [`knn`]'s
 //! result is **exact**: it equals a brute-force scan of every pair, with ties broken by node
 //! id (the smaller id wins), because every score that decides the result is recomputed with
-//! [`crate::features::sparse_dot`], the function a brute-force scan would use.
+//! [`crate::features::sparse_dot`], the function a brute-force scan would use (or, faster, its
+//! bit-for-bit equal over a scattered query, `dense_dot`).
 //!
 //! For each query row `q` the features are visited rarest first (document frequency, then
 //! id), in two phases:
@@ -185,6 +186,8 @@ struct Scratch {
     candidates: Vec<(f32, u32)>,
     /// `cand_tail[i]`: [`Inverted::tail`] of candidate `i` at the level `cand_level`.
     cand_tail: Vec<f32>,
+    /// The query row scattered by feature id (0 elsewhere), for [`dense_dot`].
+    dense: Vec<f32>,
 }
 
 /// The `k` most cosine-similar rows of every row, as `(row, neighbour, similarity)`
@@ -228,6 +231,9 @@ pub fn knn_bounded(
         return Vec::new();
     }
     let index = Inverted::build(m, max_scan.is_some());
+    // The scattered query's width: every feature id in the rows (`n_features` should bound
+    // them, but it is a public field, and a wrong one must not index out of bounds).
+    let width = m.features.iter().max().map_or(0, |&f| f as usize + 1);
     let chunk = 256;
     let per_chunk: Vec<Vec<(u32, u32, f32)>> = (0..n.div_ceil(chunk))
         .into_par_iter()
@@ -244,6 +250,7 @@ pub fn knn_bounded(
                 scored: Vec::new(),
                 candidates: Vec::new(),
                 cand_tail: Vec::new(),
+                dense: vec![0.0; width],
             },
             |s, c| {
                 let mut out = Vec::new();
@@ -273,6 +280,9 @@ fn query(
     let (qf, qv) = m.row(q);
     if qf.is_empty() {
         return;
+    }
+    for (&f, &v) in qf.iter().zip(qv) {
+        s.dense[f as usize] = v;
     }
     s.order.clear();
     s.order
@@ -317,7 +327,7 @@ fn query(
                 let e = &mut s.exact[r as usize];
                 if *e < 0.0 {
                     s.scored.push(r);
-                    *e = sparse_dot((qf, qv), m.row(r as usize));
+                    *e = dense_dot(&s.dense, m.row(r as usize));
                 }
                 least = least.min(*e);
             }
@@ -439,7 +449,6 @@ fn finish(
     s: &mut Scratch,
     out: &mut Vec<(u32, u32, f32)>,
 ) {
-    let query = m.row(q);
     // The survivors are scored exactly, in the order a brute-force scan would use (the
     // front-runners' scores are cached from admission).
     for c in s.candidates.iter_mut() {
@@ -447,9 +456,12 @@ fn finish(
         let exact = if cached >= 0.0 {
             cached
         } else {
-            sparse_dot(query, m.row(c.1 as usize))
+            dense_dot(&s.dense, m.row(c.1 as usize))
         };
         c.0 = exact.min(1.0);
+    }
+    for &f in m.row(q).0 {
+        s.dense[f as usize] = 0.0;
     }
     for &r in &s.touched {
         s.acc[r as usize] = 0.0;
@@ -470,6 +482,21 @@ fn finish(
     }
     s.candidates.sort_unstable_by(by_rank);
     out.extend(s.candidates.iter().map(|&(sim, r)| (q as u32, r, sim)));
+}
+
+/// [`sparse_dot`] of the query and `row`, with the query scattered into `dense` (its weight
+/// at its features, 0 elsewhere): the same products added in the same order (ascending
+/// feature id), plus `+0.0` for each feature of `row` the query lacks, which leaves a sum of
+/// non-negative weights unchanged. So the result is bit for bit `sparse_dot`'s, without the
+/// merge's unpredictable branches: a gather per entry of `row`.
+#[inline]
+fn dense_dot(dense: &[f32], row: (&[u32], &[f32])) -> f32 {
+    let (fs, vs) = row;
+    let mut sum = 0.0f32;
+    for (&f, &v) in fs.iter().zip(vs) {
+        sum += dense[f as usize] * v;
+    }
+    sum
 }
 
 /// Drops the candidates that can no longer reach `target` once features `i..` of the query
@@ -631,6 +658,25 @@ mod tests {
         let edges = knn(&m, 5, 0.5, |_| {});
         assert!(edges.iter().all(|e| e.2 >= 0.5));
         assert_eq!(edges, brute_force(&m, 5, 0.5));
+    }
+
+    proptest::proptest! {
+        /// The scattered query's dot product is `sparse_dot`'s, bit for bit: the exact
+        /// search's results rest on it.
+        #[test]
+        fn dense_dot_is_sparse_dot(
+            a in proptest::collection::btree_map(0u32..200, 1e-6f32..3.0, 0..40),
+            b in proptest::collection::btree_map(0u32..200, 1e-6f32..3.0, 0..40),
+        ) {
+            let (af, av): (Vec<u32>, Vec<f32>) = a.into_iter().unzip();
+            let (bf, bv): (Vec<u32>, Vec<f32>) = b.into_iter().unzip();
+            let mut dense = vec![0.0f32; 200];
+            for (&f, &v) in af.iter().zip(&av) {
+                dense[f as usize] = v;
+            }
+            let want = sparse_dot((&af, &av), (&bf, &bv));
+            proptest::prop_assert_eq!(dense_dot(&dense, (&bf, &bv)).to_bits(), want.to_bits());
+        }
     }
 
     proptest::proptest! {
