@@ -84,9 +84,10 @@ impl Default for GraphConfig {
 pub enum MaxScan {
     /// Exact up to [`AUTO_EXACT_UP_TO`] distinct texts; above, a budget of [`AUTO_BUDGET`].
     /// The exact search's time grows with about the square of the number of distinct
-    /// texts (200k: 2.5 minutes on 2 cores, 1M: about an hour), the budgeted one's about
-    /// linearly (1M: 3 minutes), and on the shared few-label benchmarks the budget changed
-    /// propagation accuracy by at most 0.4 points (benches/README.md).
+    /// texts (13.5k: under a second on 2 cores, 50k: 11 s, 200k: 2.5 minutes, 1M: about an
+    /// hour), the budgeted one's about linearly (50k: 3 s, 1M: 3 minutes), and on the shared
+    /// few-label benchmarks the budget changed propagation accuracy by at most 0.4 points
+    /// (benches/README.md).
     #[default]
     Auto,
     /// Always exact: the graph equals a brute-force scan of every pair.
@@ -97,12 +98,17 @@ pub enum MaxScan {
     Budget(u64),
 }
 
-/// Distinct texts up to which [`MaxScan::Auto`] searches exactly.
-pub const AUTO_EXACT_UP_TO: usize = 100_000;
+/// Distinct texts up to which [`MaxScan::Auto`] searches exactly: about where the exact
+/// search starts to take more than a second or two with the default features (it grows
+/// with the square of the count) and the budget starts to cut searches short. The budget
+/// costs no measured accuracy there (benches/README.md); exactness below is a guarantee
+/// that is cheap to keep.
+pub const AUTO_EXACT_UP_TO: usize = 20_000;
 
 /// [`MaxScan::Auto`]'s budget above [`AUTO_EXACT_UP_TO`] texts: on 200k distinct texts it
-/// found 82% of the exact graph's edges in an eighth of the time, and on SwDA's 49k (where
-/// it cuts most searches) propagation accuracy was that of the exact graph.
+/// found 82% of the exact graph's edges in a tenth of the time, and on SwDA's 49k (where
+/// it cuts most searches: 93% of the edges in a quarter of the time) propagation accuracy
+/// was that of the exact graph.
 pub const AUTO_BUDGET: u64 = 16_384;
 
 impl MaxScan {
@@ -279,8 +285,9 @@ fn build_with(
                     ),
                     Some(AUTO_BUDGET) => format!(
                         "note: approximate kNN over {n_text} distinct texts (a budget of \
-                         {AUTO_BUDGET} postings a text: on 198k texts 8x faster than exact, 82% \
-                         of its edges); `--max-scan exact` for the exact graph"
+                         {AUTO_BUDGET} postings a text: on 49k texts 4x faster than exact with \
+                         93% of its edges, on 198k 10x with 82%); `--max-scan exact` for the \
+                         exact graph"
                     ),
                     Some(b) => format!(
                         "note: approximate kNN over {n_text} distinct texts (a budget of {b} \

@@ -47,7 +47,7 @@ pub struct Args {
     max_df: Option<f64>,
     /// kNN search: `exact`; N, a budget of N postings per text's search (approximate, for
     /// hundreds of thousands of texts: a search that reaches it settles for the best
-    /// candidates found); or `auto`: exact up to 100,000 distinct texts, 16384 above
+    /// candidates found); or `auto`: exact up to 20,000 distinct texts, 16384 above
     /// [default: auto].
     #[arg(long, conflicts_with = "edges", value_parser = parse_max_scan)]
     max_scan: Option<MaxScan>,
