@@ -247,6 +247,7 @@ fn main() {
                 workers: w,
                 hosts: o.hosts.clone(),
                 process: o.process,
+                connect_timeout: None,
             };
             println!(
                 "on {w} timely workers in each of {} processes (this is process {})",

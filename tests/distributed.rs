@@ -204,4 +204,51 @@ fn distributed_flags_are_checked() {
     // timely writes its connection messages to stdout, where they would mix with the labels.
     let err = refused(d, "hosts.txt", "0", "-");
     assert!(err.contains("--out FILE"), "{err}");
+    // A process whose peers never start gives up after --connect-timeout, with exit code 2.
+    let [p0, p1] = free_ports();
+    std::fs::write(
+        d.join("two.txt"),
+        format!("127.0.0.1:{p0}\n127.0.0.1:{p1}\n"),
+    )
+    .unwrap();
+    for bad in ["-1", "abc", "inf"] {
+        // A usage error: clap's, with its usage lines.
+        let out = crate::util::sprig(
+            d,
+            &[
+                "propagate",
+                "--graph",
+                "r.graph",
+                "--out",
+                "x.jsonl",
+                "--hosts",
+                "two.txt",
+                "--process",
+                "1",
+                &format!("--connect-timeout={bad}"),
+            ],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
+        assert!(err.contains("expected a number of seconds"), "{bad}: {err}");
+    }
+    let err = fails(
+        d,
+        &[
+            "propagate",
+            "--graph",
+            "r.graph",
+            "--out",
+            "x.jsonl",
+            "--hosts",
+            "two.txt",
+            "--process",
+            "1",
+            "--connect-timeout",
+            "1",
+            "-q",
+        ],
+    );
+    assert!(err.contains("did not all connect within 1 s"), "{err}");
+    assert!(!d.join("x.jsonl").exists());
 }

@@ -125,6 +125,22 @@ struct ClusterArgs {
     /// This process's line in --hosts, from 0.
     #[arg(long, requires = "hosts", value_name = "I")]
     process: Option<usize>,
+    /// With --hosts: give up, with an error, when the other processes have not all
+    /// connected after this many seconds (0: wait for ever).
+    #[arg(long, requires = "hosts", value_name = "SECONDS", default_value_t = 300.0,
+          value_parser = seconds)]
+    connect_timeout: f64,
+}
+
+/// A number of seconds: finite and not negative.
+#[cfg(feature = "distributed")]
+fn seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.0..1e9).contains(&x) => Ok(x),
+        _ => Err(format!(
+            "expected a number of seconds (0 or more), found {s:?}"
+        )),
+    }
 }
 
 /// Without the `distributed` feature there is nothing to choose.
@@ -156,6 +172,8 @@ impl ClusterArgs {
                 workers: self.workers.unwrap_or(1),
                 hosts,
                 process: self.process.unwrap_or(0),
+                connect_timeout: (self.connect_timeout > 0.0)
+                    .then(|| std::time::Duration::from_secs_f64(self.connect_timeout)),
             };
             cluster.validate()?;
             Ok(Some(cluster))

@@ -36,16 +36,18 @@
 //!   hosts list) or one of them dies mid-run: the run returns an error too. timely has no
 //!   fault tolerance, so such a run must be started again.
 //! - timely waits at start-up until every process has connected, and prints `awaiting
-//!   connections` to stdout meanwhile: a process that fails before it connects (a missing
-//!   file, a bad flag) leaves the others waiting until they are stopped.
+//!   connections` (or, in the processes after the first, `error connecting … retrying`) to
+//!   stdout meanwhile. A process that fails before it connects (a missing file, a bad flag)
+//!   would leave the others waiting for ever: [`Cluster::connect_timeout`] bounds the wait,
+//!   after which the run returns an error.
 
 use std::cell::RefCell;
 use std::ops::Range;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 use std::rc::Rc;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use timely::communication::Config as CommunicationConfig;
@@ -75,6 +77,11 @@ pub struct Cluster {
     pub hosts: Vec<String>,
     /// This process's index in `hosts` (0 when `hosts` is empty).
     pub process: usize,
+    /// How long a process of a multi-process run waits for the others to connect before it
+    /// gives up with [`Error::Cluster`]; `None` waits for ever. timely's connecting thread
+    /// cannot be cancelled: after a timeout it stays blocked (holding process 0's port)
+    /// until the process exits, which is what a command-line caller does next.
+    pub connect_timeout: Option<Duration>,
 }
 
 impl Cluster {
@@ -84,6 +91,7 @@ impl Cluster {
             workers,
             hosts: Vec::new(),
             process: 0,
+            connect_timeout: None,
         }
     }
 
@@ -223,7 +231,9 @@ pub fn propagate_distributed(
     let start = Instant::now();
     cluster.validate()?;
     let (seed_rows, priors) = prepare(&graph, seeds, config)?;
+    let (started_tx, started) = mpsc::channel();
     let shared = Arc::new(Shared {
+        started: Mutex::new(Some(started_tx)),
         first_worker: cluster.process * cluster.workers,
         fingerprint: fingerprint(&graph, seeds, config),
         graph,
@@ -235,19 +245,57 @@ pub fn propagate_distributed(
     });
     // timely's own threads panic when the processes do not match (another --workers, say)
     // or one of them dies; the guards re-raise that here, and it becomes an error.
+    let timely_config = cluster.timely_config();
     let run = move || {
-        let guards = timely::execute(cluster.timely_config(), move |worker| {
-            run_worker(worker, &shared)
-        })?;
-        Ok(guards.join())
+        let run = move || {
+            let guards = timely::execute(timely_config, move |worker| {
+                // Workers start once every process has connected.
+                if let Some(tx) = shared.started.lock().ok().and_then(|mut s| s.take()) {
+                    let _ = tx.send(());
+                }
+                run_worker(worker, &shared)
+            })?;
+            Ok(guards.join())
+        };
+        match panic::catch_unwind(AssertUnwindSafe(run)) {
+            Ok(joined) => joined,
+            Err(p) => Err(format!(
+                "{} (timely's threads stopped: check that every process was started with \
+                 the same hosts file and --workers, and that none of them died)",
+                panic_message(p.as_ref())
+            )),
+        }
     };
-    let joined = match panic::catch_unwind(AssertUnwindSafe(run)) {
-        Ok(joined) => joined,
-        Err(p) => Err(format!(
-            "{} (timely's threads stopped: check that every process was started with the \
-             same hosts file and --workers, and that none of them died)",
-            panic_message(p.as_ref())
-        )),
+    let joined = match cluster.connect_timeout.filter(|_| cluster.hosts.len() > 1) {
+        None => run(),
+        Some(limit) => {
+            // timely blocks until every process has connected; wait for that on another
+            // thread, so that a process that never comes is an error, not a hang.
+            let runner = std::thread::Builder::new()
+                .name("sprig-cluster".into())
+                .spawn(run)
+                .map_err(|e| Error::Cluster {
+                    message: format!("cannot start the cluster's thread: {e}"),
+                })?;
+            match started.recv_timeout(limit) {
+                // Connected (or failed before any worker started: the sender was dropped).
+                Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => runner
+                    .join()
+                    .unwrap_or_else(|p| Err(panic_message(p.as_ref()))),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(Error::Cluster {
+                        message: format!(
+                            "process {} of {}: the other processes did not all connect within \
+                             {} s (is every process of the hosts file started, with the same \
+                             hosts file, and can each reach the others' ports?)",
+                            cluster.process,
+                            cluster.hosts.len(),
+                            limit.as_secs_f64()
+                        ),
+                    })
+                }
+            }
+        }
     };
     let mut result = None;
     for outcome in joined.map_err(|message| Error::Cluster { message })? {
@@ -262,6 +310,8 @@ pub fn propagate_distributed(
 
 /// What every worker of a process reads.
 struct Shared {
+    /// Told once when the first worker starts, that is once every process has connected.
+    started: Mutex<Option<mpsc::Sender<()>>>,
     /// The global index of this process's first worker, which calls `on_iteration`.
     first_worker: usize,
     fingerprint: u64,
@@ -702,7 +752,6 @@ fn run_worker(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
 
     use super::*;
     use crate::propagate::testgraphs::{self, bits, ALL};
@@ -885,6 +934,7 @@ mod tests {
                     workers: 1,
                     hosts,
                     process,
+                    connect_timeout: Some(std::time::Duration::from_secs(60)),
                 };
                 let result = propagate_distributed(
                     Arc::clone(&graph),
@@ -948,7 +998,42 @@ mod tests {
             workers: 1,
             hosts: vec!["localhost:1".into()],
             process: 1,
+            connect_timeout: None,
         };
         assert!(run(far).contains("process"));
+    }
+
+    /// A process whose peers never come (here, the only one started of two) stops with an
+    /// error after its connect timeout instead of waiting for ever: process 0 waits for
+    /// process 1 to connect, process 1 retries connecting to process 0.
+    #[test]
+    fn a_process_alone_gives_up_after_its_connect_timeout() {
+        let g = Arc::new(testgraphs::karate());
+        for process in 0..2 {
+            let hosts: Vec<String> = (0..2)
+                .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+                .collect::<Vec<_>>()
+                .iter()
+                .map(|l| format!("127.0.0.1:{}", l.local_addr().unwrap().port()))
+                .collect();
+            let cluster = Cluster {
+                workers: 1,
+                hosts,
+                process,
+                connect_timeout: Some(std::time::Duration::from_millis(1500)),
+            };
+            let started = Instant::now();
+            let err = propagate_distributed(
+                Arc::clone(&g),
+                g.seeds(),
+                &PropagationConfig::default(),
+                &cluster,
+                |_| {},
+            )
+            .unwrap_err();
+            assert!(matches!(err, Error::Cluster { .. }), "{err}");
+            assert!(err.to_string().contains("did not all connect"), "{err}");
+            assert!(started.elapsed() >= std::time::Duration::from_millis(1500));
+        }
     }
 }
