@@ -909,6 +909,17 @@ mod tests {
         }
     }
 
+    /// `n` free loopback `host:port`s (a port could be taken between this and timely's bind;
+    /// a test would then fail loudly, not pass).
+    fn loopback_hosts(n: usize) -> Vec<String> {
+        (0..n)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect::<Vec<_>>()
+            .iter()
+            .map(|l| format!("127.0.0.1:{}", l.local_addr().unwrap().port()))
+            .collect()
+    }
+
     /// Two processes of one cluster over loopback TCP, here two threads of the test: process
     /// 0 returns the single engine's result, process 1 `None`, and both report every
     /// iteration with the same figures.
@@ -917,12 +928,7 @@ mod tests {
         let g = Arc::new(testgraphs::random(3000, 12000, 12, 200, 7));
         let config = PropagationConfig::default();
         let single = propagate_with(&g, g.seeds(), &config, |_| {}).unwrap();
-        let hosts: Vec<String> = (0..2)
-            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-            .collect::<Vec<_>>()
-            .iter()
-            .map(|l| format!("127.0.0.1:{}", l.local_addr().unwrap().port()))
-            .collect();
+        let hosts = loopback_hosts(2);
         let (tx, rx) = std::sync::mpsc::channel();
         for process in 0..2 {
             let (graph, hosts, tx) = (Arc::clone(&g), hosts.clone(), tx.clone());
@@ -1010,12 +1016,7 @@ mod tests {
     fn a_process_alone_gives_up_after_its_connect_timeout() {
         let g = Arc::new(testgraphs::karate());
         for process in 0..2 {
-            let hosts: Vec<String> = (0..2)
-                .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-                .collect::<Vec<_>>()
-                .iter()
-                .map(|l| format!("127.0.0.1:{}", l.local_addr().unwrap().port()))
-                .collect();
+            let hosts = loopback_hosts(2);
             let cluster = Cluster {
                 workers: 1,
                 hosts,
