@@ -704,7 +704,7 @@ fn predict_and_eval_name_what_the_user_got_wrong() {
     // A labels file cannot bring in a label that would break predict's one-line answers.
     std::fs::write(
         d.join("bad.labels.jsonl"),
-        "{\"line\":1,\"scores\":[[\"evil\\nlabel\",0.9]],\"seed\":false}\n",
+        "{\"line\":1,\"unknown\":0.1,\"scores\":[[\"evil\\nlabel\",0.9]],\"seed\":false}\n",
     )
     .unwrap();
     let err = fails(

@@ -307,19 +307,80 @@ pub struct TrainSet {
     pub counts: TrainSetCounts,
 }
 
+/// One line of `sprig propagate`'s JSONL. `unknown` and `scores` are required on record
+/// lines (a missing one would read as a default that changes training); feature lines
+/// (`--all-nodes`) name a `feature` instead of a `line` and are passed over.
 #[derive(Debug, Deserialize)]
 struct LabelsLine {
     line: Option<u64>,
+    /// The feature of a feature node's line (`--all-nodes`).
+    #[serde(default)]
+    feature: Option<String>,
     /// The record's id as `sprig propagate` wrote it (`None` when absent or null).
     #[serde(default)]
     id: Option<serde_json::Value>,
     /// Whether propagation had the record as a seed (`None` when absent).
     #[serde(default)]
     seed: Option<bool>,
-    #[serde(default)]
-    unknown: f32,
-    #[serde(default)]
-    scores: Vec<(String, f32)>,
+    #[serde(default, deserialize_with = "required")]
+    unknown: Option<f32>,
+    #[serde(default, deserialize_with = "required")]
+    scores: Option<Vec<(String, f32)>>,
+}
+
+impl LabelsLine {
+    fn unknown(&self) -> f32 {
+        self.unknown.unwrap_or(1.0)
+    }
+
+    fn scores(&self) -> &[(String, f32)] {
+        self.scores.as_deref().unwrap_or_default()
+    }
+}
+
+/// A field that may be absent (then `None`, checked by the caller) but not `null`.
+fn required<'de, D, T>(d: D) -> std::result::Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// Checks a labels line's `scores` as `sprig propagate` writes them: labels as the corpus
+/// gives them (not empty, no surrounding spaces, no control character), each once; scores
+/// in [0, 1] summing to at most 1 (with room for their rounding to 6 decimals). A score out
+/// of range is no propagated distribution, and one huge value would silently outweigh every
+/// other example through the mean confidence.
+fn check_scores(scores: &[(String, f32)], path: &Path, line: u64) -> Result<()> {
+    let bad = |what: String| Error::parse(path, line, what);
+    let mut total = 0.0f64;
+    for (i, (label, score)) in scores.iter().enumerate() {
+        crate::corpus::check_label(label, "scores", path, line)?;
+        if label.is_empty() || label.trim() != label {
+            return Err(bad(format!(
+                "field \"scores[{i}][0]\": the label {label:?} is empty or has surrounding \
+                 spaces (labels are trimmed, and `sprig propagate` writes them so)"
+            )));
+        }
+        if scores[..i].iter().any(|s| s.0 == *label) {
+            return Err(bad(format!(
+                "field \"scores[{i}][0]\": the label {label:?} is listed twice"
+            )));
+        }
+        if !(0.0..=1.0 + 1e-4).contains(score) {
+            return Err(bad(format!(
+                "field \"scores[{i}][1]\": {score} is not a score in [0, 1]"
+            )));
+        }
+        total += f64::from(*score);
+    }
+    if total > 1.0 + 1e-3 + 1e-6 * scores.len() as f64 {
+        return Err(bad(format!(
+            "field \"scores\": the scores sum to {total:.6}, more than 1"
+        )));
+    }
+    Ok(())
 }
 
 fn label_ids(names: impl Iterator<Item = String>) -> Vec<String> {
@@ -355,7 +416,7 @@ fn shifted(
             let seed_of_label = by_line.get(&line).is_some_and(|row| {
                 row.seed == Some(true)
                     && row
-                        .scores
+                        .scores()
                         .first()
                         .is_some_and(|top| h.iter().any(|l| l.0 == top.0))
             });
@@ -553,8 +614,19 @@ impl TrainSet {
                 break;
             }
             line_no += 1;
+            if line_no == 1 && buf.starts_with('\u{feff}') {
+                buf.drain(..'\u{feff}'.len_utf8());
+            }
             if buf.trim().is_empty() {
                 continue;
+            }
+            // serde would also read an array as the struct, field by field in order.
+            if !buf.trim_start().starts_with('{') {
+                return Err(Error::parse(
+                    path,
+                    line_no,
+                    "expected a JSON object (the JSONL of `sprig propagate`)",
+                ));
             }
             // Through serde_path_to_error, so that a mistyped value names its field.
             let row: LabelsLine = serde_path_to_error::deserialize(
@@ -573,10 +645,28 @@ impl TrainSet {
                     },
                 )
             })?;
-            for (label, _) in &row.scores {
-                crate::corpus::check_label(label, "scores", path, line_no)?;
+            let Some(line) = row.line else {
+                if row.feature.is_some() {
+                    continue;
+                }
+                return Err(Error::parse(
+                    path,
+                    line_no,
+                    "missing field \"line\" (or \"feature\", for a feature node)",
+                ));
+            };
+            let missing = [
+                ("unknown", row.unknown.is_none()),
+                ("scores", row.scores.is_none()),
+            ];
+            if let Some((field, _)) = missing.iter().find(|m| m.1) {
+                return Err(Error::parse(
+                    path,
+                    line_no,
+                    format!("missing field {field:?}"),
+                ));
             }
-            let Some(line) = row.line else { continue };
+            check_scores(row.scores(), path, line_no)?;
             let idx = records
                 .binary_search_by_key(&line, |r| r.line)
                 .map_err(|_| {
@@ -598,15 +688,8 @@ impl TrainSet {
                     )));
                 }
             }
-            if !(row.unknown.is_finite() && (0.0..=1.0 + 1e-4).contains(&row.unknown)) {
-                return Err(bad("unknown must be in [0, 1]"));
-            }
-            if row
-                .scores
-                .iter()
-                .any(|(_, s)| !(s.is_finite() && *s >= 0.0))
-            {
-                return Err(bad("scores must be finite and >= 0"));
+            if !(0.0..=1.0 + 1e-4).contains(&row.unknown()) {
+                return Err(bad("field \"unknown\": must be in [0, 1]"));
             }
             let first = std::mem::replace(&mut labelled_at[idx], line_no);
             if first != 0 {
@@ -678,13 +761,18 @@ impl TrainSet {
                 let v = r.node as usize;
                 let row = LabelsLine {
                     line: Some(r.line),
+                    feature: None,
                     id: None,
                     seed: Some(propagation.is_seed(v)),
-                    unknown: rounded(d.unknown(v)),
-                    scores: crate::propagate::output::printed_scores(propagation, v)
-                        .into_iter()
-                        .map(|(label, micros)| (names[label as usize].clone(), micros as f32 / 1e6))
-                        .collect(),
+                    unknown: Some(rounded(d.unknown(v))),
+                    scores: Some(
+                        crate::propagate::output::printed_scores(propagation, v)
+                            .into_iter()
+                            .map(|(label, micros)| {
+                                (names[label as usize].clone(), micros as f32 / 1e6)
+                            })
+                            .collect(),
+                    ),
                 };
                 (i, row)
             })
@@ -716,9 +804,41 @@ impl TrainSet {
                 .chain(
                     parsed
                         .iter()
-                        .flat_map(|(_, r)| r.scores.iter().map(|s| s.0.clone())),
+                        .flat_map(|(_, r)| r.scores().iter().map(|s| s.0.clone())),
                 ),
         );
+        // Propagation spreads the seeds' labels, so a labels file that shares none with the
+        // records labelled here comes from another corpus (joined on line numbers alone, it
+        // would train a model on two unrelated label sets).
+        let hard_labels: hashbrown::HashSet<&str> =
+            hard.iter().flatten().flatten().map(|l| l.0).collect();
+        let propagated = || {
+            parsed
+                .iter()
+                .flat_map(|(_, r)| r.scores().iter().map(|s| s.0.as_str()))
+        };
+        if !hard_labels.is_empty()
+            && propagated().next().is_some()
+            && propagated().all(|l| !hard_labels.contains(l))
+        {
+            let some = |set: Vec<&str>| -> String {
+                let mut set = set;
+                set.sort_unstable();
+                set.dedup();
+                let more = if set.len() > 3 { ", …" } else { "" };
+                format!("{}{more}", set[..set.len().min(3)].join(", "))
+            };
+            return Err(Error::config(
+                "labels",
+                format!(
+                    "{}: none of its labels ({}) is a label of the records labelled here ({}): \
+                     were these labels propagated over another corpus?",
+                    path.display(),
+                    some(propagated().collect()),
+                    some(hard_labels.iter().copied().collect()),
+                ),
+            ));
+        }
         let mut soft: Vec<Option<&LabelsLine>> = vec![None; records.len()];
         for (idx, row) in &parsed {
             soft[*idx] = Some(row);
@@ -733,8 +853,8 @@ impl TrainSet {
         // its node with a labelled record (identical texts share a node, and so a row: its
         // scores and unknown mass, which tell nodes apart as well as a hash would).
         fn row_key(row: &LabelsLine) -> (u32, Vec<(&str, u32)>) {
-            let scores = row.scores.iter().map(|(l, s)| (l.as_str(), s.to_bits()));
-            (row.unknown.to_bits(), scores.collect())
+            let scores = row.scores().iter().map(|(l, s)| (l.as_str(), s.to_bits()));
+            (row.unknown().to_bits(), scores.collect())
         }
         // Per such row (node), the labels its records have here: propagation seeded the
         // node with all of them (identical texts labelled differently share it).
@@ -755,9 +875,10 @@ impl TrainSet {
                         None => counts.seeds_not_given += 1,
                         Some(here) if hard.is_some() => {
                             // Far below the top, not a near tie that propagation tipped over.
-                            let score =
-                                |l: &str| row.scores.iter().find(|s| s.0 == l).map_or(0.0, |s| s.1);
-                            let top = row.scores.first().map_or(0.0, |s| s.1);
+                            let score = |l: &str| {
+                                row.scores().iter().find(|s| s.0 == l).map_or(0.0, |s| s.1)
+                            };
+                            let top = row.scores().first().map_or(0.0, |s| s.1);
                             let relabelled = top > 0.0 && here.iter().all(|l| score(l) < 0.5 * top);
                             counts.seeds_relabelled += usize::from(relabelled);
                         }
@@ -771,21 +892,21 @@ impl TrainSet {
                 continue;
             }
             let Some(row) = row else { continue };
-            let total: f32 = row.scores.iter().map(|s| s.1).sum();
-            if row.scores.is_empty() || total <= 0.0 {
+            let total: f32 = row.scores().iter().map(|s| s.1).sum();
+            if row.scores().is_empty() || total <= 0.0 {
                 counts.abstained += 1;
                 continue;
             }
             let confidence = match config.confidence {
-                Confidence::OneMinusUnknown => (1.0 - row.unknown).clamp(0.0, 1.0),
-                Confidence::Top => row.scores.iter().map(|s| s.1).fold(0.0, f32::max),
+                Confidence::OneMinusUnknown => (1.0 - row.unknown()).clamp(0.0, 1.0),
+                Confidence::Top => row.scores().iter().map(|s| s.1).fold(0.0, f32::max),
             };
             if confidence < config.min_confidence || confidence <= 0.0 {
                 counts.low_confidence += 1;
                 continue;
             }
             let mut target: Vec<(u32, f32)> = row
-                .scores
+                .scores()
                 .iter()
                 .filter(|s| s.1 > 0.0)
                 .map(|(name, s)| (id_of(&labels, name), s / total))
@@ -2087,6 +2208,118 @@ mod tests {
         assert_eq!(set.counts.seeds_not_given, 1, "line 1: seed true, no label");
     }
 
+    /// A labels line must be what `sprig propagate` writes: each departure is refused with
+    /// the file, line and field, not read as a default that silently changes the training.
+    #[test]
+    fn labels_lines_are_checked_field_by_field() {
+        let records = vec![
+            rec(1, "hello", Some("greeting")),
+            rec(2, "hi there", None),
+            rec(3, "bye", Some("farewell")),
+        ];
+        let good =
+            r#"{"line":2,"unknown":0.4,"scores":[["greeting",0.5],["farewell",0.1]],"seed":false}"#;
+        let config = TrainConfig::default();
+        let run = |second: &str| {
+            let file = format!("{good}\n{second}\n");
+            TrainSet::distilled(
+                &records,
+                &mut file.as_bytes(),
+                Path::new("l.jsonl"),
+                &config,
+            )
+            .map(|set| set.counts)
+            .map_err(|e| e.to_string())
+        };
+        // Feature lines (`--all-nodes`) are passed over; record lines join.
+        let feature =
+            r#"{"feature":"u:hi","unknown":0.5,"scores":[["greeting",0.5]],"seed":false}"#;
+        assert_eq!(run(feature).unwrap().propagated, 1);
+        for (line, want) in [
+            (
+                r#"[3, null, false, 0.0, [["farewell", 1.0]]]"#,
+                "expected a JSON object",
+            ),
+            (
+                r#"{"unknown":0.5,"scores":[["greeting",0.5]]}"#,
+                "missing field \"line\"",
+            ),
+            (
+                r#"{"line":null,"unknown":0.5,"scores":[]}"#,
+                "missing field \"line\"",
+            ),
+            (
+                r#"{"line":3,"scores":[["farewell",1.0]],"seed":true}"#,
+                "missing field \"unknown\"",
+            ),
+            (
+                r#"{"line":3,"unknown":0.0,"seed":true}"#,
+                "missing field \"scores\"",
+            ),
+            (
+                r#"{"line":3,"unknown":null,"scores":[]}"#,
+                "field \"unknown\"",
+            ),
+            (
+                r#"{"line":3,"unknown":0.0,"scores":[["farewell",1e30]]}"#,
+                "field \"scores[0][1]\": 1000000000000000000000000000000 is not a score",
+            ),
+            (
+                r#"{"line":3,"unknown":0.0,"scores":[["farewell",-0.5]]}"#,
+                "field \"scores[0][1]\"",
+            ),
+            (
+                r#"{"line":3,"unknown":0.0,"scores":[["farewell",0.7],["greeting",0.6]]}"#,
+                "sum to 1.300000",
+            ),
+            (
+                r#"{"line":3,"unknown":0.0,"scores":[[" farewell",1.0]]}"#,
+                "field \"scores[0][0]\"",
+            ),
+            (
+                r#"{"line":3,"unknown":0.0,"scores":[["",1.0]]}"#,
+                "field \"scores[0][0]\"",
+            ),
+            (
+                r#"{"line":3,"unknown":0.0,"scores":[["a",0.5],["a",0.5]]}"#,
+                "field \"scores[1][0]\": the label \"a\" is listed twice",
+            ),
+            (
+                r#"{"line":3,"unknown":1.5,"scores":[]}"#,
+                "field \"unknown\": must be in [0, 1]",
+            ),
+        ] {
+            let err = run(line).unwrap_err();
+            assert!(
+                err.contains("l.jsonl:2") && err.contains(want),
+                "{line}: {err}"
+            );
+        }
+        // A byte-order mark before the first line is skipped, as in the other inputs.
+        let file = format!("\u{feff}{good}\n");
+        let set = TrainSet::distilled(
+            &records,
+            &mut file.as_bytes(),
+            Path::new("l.jsonl"),
+            &config,
+        );
+        assert_eq!(set.unwrap().counts.propagated, 1);
+        // Labels that share none with the records labelled here: another corpus's file.
+        let other = r#"{"line":2,"unknown":0.0,"scores":[["PlayMusic",1.0]],"seed":false}"#;
+        let err = TrainSet::distilled(
+            &records,
+            &mut other.as_bytes(),
+            Path::new("o.jsonl"),
+            &config,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("another corpus") && err.contains("PlayMusic"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn a_seed_file_overrides_and_adds_seeds() {
         let records = vec![
@@ -2156,13 +2389,13 @@ mod tests {
         records[0].id = Some(RecordId("\"r1\"".into()));
         let config = TrainConfig::default();
         for (bad, line) in [
-            ("{\"line\":1,\"scores\":[[\"a\",-1]]}\n", 1),
-            ("\n{\"line\":7,\"scores\":[]}\n", 2),
+            ("{\"line\":1,\"unknown\":0,\"scores\":[[\"a\",-1]]}\n", 1),
+            ("\n{\"line\":7,\"unknown\":0,\"scores\":[]}\n", 2),
             ("{\"line\":1,\n", 1),
             // Another corpus's labels: the ids disagree.
-            ("{\"line\":1,\"id\":\"r9\",\"scores\":[]}\n", 1),
+            ("{\"line\":1,\"id\":\"r9\",\"unknown\":0,\"scores\":[]}\n", 1),
             (
-                "{\"line\":1,\"scores\":[]}\n\n{\"line\":1,\"scores\":[]}\n",
+                "{\"line\":1,\"unknown\":0,\"scores\":[]}\n\n{\"line\":1,\"unknown\":0,\"scores\":[]}\n",
                 3,
             ),
             ("\n\n", 2),
@@ -2176,7 +2409,7 @@ mod tests {
         }
         let err = TrainSet::distilled(
             &records,
-            &mut "{\"line\":1,\"scores\":[[\"a\",\"x\"]]}\n".as_bytes(),
+            &mut "{\"line\":1,\"unknown\":0,\"scores\":[[\"a\",\"x\"]]}\n".as_bytes(),
             Path::new("l"),
             &config,
         )
