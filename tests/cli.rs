@@ -988,6 +988,13 @@ fn hashtag_nodes_quoted_keys_and_folders_survive_the_edge_list_round_trip() {
         &["propagate", "--graph", "e.graph", "--out", "nodir/x.jsonl"],
     );
     assert!(err.contains("the folder nodir does not exist"), "{err}");
+    // So is a folder where the file should go.
+    std::fs::create_dir(d.join("adir")).unwrap();
+    let err = fails(d, &["propagate", "--graph", "e.graph", "--out", "adir"]);
+    assert!(
+        err.contains("--out adir: a folder, not a file name"),
+        "{err}"
+    );
 }
 
 /// `--max-scan`: a small corpus is searched exactly by default (the same bytes as

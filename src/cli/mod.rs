@@ -183,8 +183,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 /// Also refuses standard input (`-`) for two inputs: the second would find it drained.
 pub(crate) fn check_not_an_input(out: &Path, inputs: &[(&str, &Path)]) -> anyhow::Result<()> {
     check_inputs_against(out, inputs)?;
-    // The output is renamed into place at the end: a missing folder would otherwise show up
-    // only after all the work.
+    // The output is renamed into place at the end: a missing folder, or a folder where the
+    // file should go, would otherwise show up only after all the work.
+    if out.is_dir() {
+        anyhow::bail!("--out {}: a folder, not a file name", out.display());
+    }
     match out.parent() {
         Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => anyhow::bail!(
             "--out {}: the folder {} does not exist",
