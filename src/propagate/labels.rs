@@ -146,14 +146,51 @@ pub(crate) fn keep_top_k(cand: &mut Vec<(u32, f64)>, k: usize) -> f64 {
     let mut dropped = 0.0;
     if cand.len() > k {
         cand.select_nth_unstable_by(k, by_score);
-        // Sum the dropped mass in label order so the result does not depend on how the
-        // selection permuted them.
-        cand[k..].sort_unstable_by_key(|e| e.0);
-        dropped = cand[k..].iter().map(|e| e.1).sum();
+        // The dropped mass must not depend on how the selection permuted them: an exact
+        // sum does not depend on any order (sorting them by label first, as before, was a
+        // third of the propagation's time with hundreds of labels a node).
+        dropped = match exact_sum(cand[k..].iter().map(|e| e.1)) {
+            Some(sum) => sum,
+            None => {
+                cand[k..].sort_unstable_by_key(|e| e.0);
+                cand[k..].iter().map(|e| e.1).sum()
+            }
+        };
         cand.truncate(k);
     }
     cand.sort_unstable_by(by_score);
     dropped
+}
+
+/// Fixed-point unit of [`exact_sum`]: 2⁻⁸⁰.
+const EXACT_SCALE: i32 = 80;
+
+/// The sum of non-negative finite values, computed exactly in fixed point (units of 2⁻⁸⁰;
+/// each value's bits below that unit are cut off) and rounded once to `f64`: the result is
+/// the same in any order. `None` if a value is negative, not finite or 2⁴⁰ or more, or the
+/// sum reaches 2⁴⁸ (the masses summed here are at most 1).
+pub(crate) fn exact_sum(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let mut sum: u128 = 0;
+    for v in values {
+        if !(0.0..1_099_511_627_776.0).contains(&v) {
+            return None;
+        }
+        let bits = v.to_bits();
+        let exp = ((bits >> 52) & 0x7ff) as i32;
+        let mantissa = if exp == 0 {
+            bits & ((1 << 52) - 1)
+        } else {
+            (bits & ((1 << 52) - 1)) | (1 << 52)
+        };
+        // v = mantissa · 2^(max(exp, 1) − 1075); in units of 2^-80 that is a shift by:
+        let shift = exp.max(1) - 1075 + EXACT_SCALE;
+        sum = sum.checked_add(match shift {
+            0.. => u128::from(mantissa) << shift,
+            -63..0 => u128::from(mantissa >> -shift),
+            _ => 0,
+        })?;
+    }
+    Some(sum as f64 * 2f64.powi(-EXACT_SCALE))
 }
 
 #[cfg(test)]
@@ -169,6 +206,34 @@ mod tests {
         let mut short = vec![(2, 0.1), (1, 0.3)];
         assert_eq!(keep_top_k(&mut short, 3), 0.0);
         assert_eq!(short, vec![(1, 0.3), (2, 0.1)]);
+    }
+
+    #[test]
+    fn exact_sums_do_not_depend_on_order() {
+        let mut values: Vec<f64> = (1..200).map(|i| 1.0 / f64::from(i * i * 7 + 3)).collect();
+        values.extend([0.0, 1e-30, 5e-324, 0.5, 3.0, 1e9]);
+        let want = exact_sum(values.iter().copied()).unwrap();
+        let plain: f64 = values.iter().sum();
+        assert!((want - plain).abs() <= 1e-12 * plain, "{want} vs {plain}");
+        for seed in 0..20u64 {
+            let mut v = values.clone();
+            // A deterministic shuffle.
+            for i in (1..v.len()).rev() {
+                let j = (seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(i as u64 * 1442695040888963407)
+                    >> 33) as usize
+                    % (i + 1);
+                v.swap(i, j);
+            }
+            assert_eq!(exact_sum(v.into_iter()).unwrap().to_bits(), want.to_bits());
+        }
+        assert_eq!(exact_sum([0.25, 0.5].into_iter()), Some(0.75));
+        assert_eq!(exact_sum(std::iter::empty()), Some(0.0));
+        assert_eq!(exact_sum([1.0, f64::NAN].into_iter()), None);
+        assert_eq!(exact_sum([2e12].into_iter()), None);
+        assert_eq!(exact_sum(std::iter::repeat_n(1e12, 1000)), None);
+        assert_eq!(exact_sum([-1.0].into_iter()), None);
     }
 
     #[test]
