@@ -186,6 +186,11 @@ impl ProjectionModel {
         if self.labels.is_empty() {
             return Err(corrupt("no label".into()));
         }
+        // As training refuses them: a control character (a TAB, a newline) would break
+        // `predict`'s one answer per line.
+        if let Some(l) = self.labels.iter().find(|l| l.chars().any(char::is_control)) {
+            return Err(corrupt(format!("label {l:?} holds a control character")));
+        }
         let mut names: Vec<&String> = self.labels.iter().collect();
         names.sort_unstable();
         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
@@ -669,6 +674,17 @@ mod tests {
         bytes.extend_from_slice(&crc.to_le_bytes());
         let err = parse(bytes).unwrap_err().to_string();
         assert!(err.contains("listed twice"), "{err}");
+
+        // A label with a TAB, which training refuses: it would break predict's lines.
+        let mut bytes = m.to_bytes();
+        let to: &[u8] = br#"["a","b\tcc"]"#;
+        assert_eq!(to.len(), from.len());
+        bytes[at..at + to.len()].copy_from_slice(to);
+        bytes.truncate(bytes.len() - 4);
+        let crc = crc32fast::hash(&bytes);
+        bytes.extend_from_slice(&crc.to_le_bytes());
+        let err = parse(bytes).unwrap_err().to_string();
+        assert!(err.contains("control character"), "{err}");
     }
 
     #[test]

@@ -266,7 +266,7 @@ impl PropagationConfig {
             ));
         }
         if let ClassPrior::Cmn { priors: Some(p) } = &self.class_prior {
-            if p.values().any(|&q| !(q.is_finite() && q >= 0.0)) || p.values().sum::<f64>() <= 0.0 {
+            if p.values().any(|&q| !(q.is_finite() && q >= 0.0)) || p.values().all(|&q| q == 0.0) {
                 return Err(Error::config(
                     "class_prior",
                     "priors must be finite, >= 0, and not all 0",

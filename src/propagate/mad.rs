@@ -15,6 +15,13 @@
 //! z_v = max(c_v + d_v, 1);  p_cont = c_v / z_v;  p_inj = d_v / z_v;  p_abnd = 1 − p_cont − p_inj
 //! ```
 //!
+//! **Low-entropy seeds inject little.** `d_v` grows with `√H(v)`: a seed whose edge weight
+//! sits almost all on one neighbour has `H(v)` near 0, so it continues its walk there rather
+//! than inject its own label, and Junto's fallback applies only at exactly 0. Adding one edge
+//! of weight 1e-9 to a one-neighbour seed thus drops its `p_inj` from 0.99 to about 7e-5, and
+//! the seed may take its neighbour's label. That is the published heuristic; use Expander
+//! (the default), whose seed term does not depend on the neighbourhood, when seeds must hold.
+//!
 //! **Which c_v.** The paper writes `log β / log(β + e^{H})`; Junto 1.x drops the `exp`. We
 //! implement the paper's form: it is the published algorithm, `c_v < 1` for every node, so
 //! every non-seed has `p_abnd > 0` (a node of a seedless component always receives ⊥ mass and

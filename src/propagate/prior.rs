@@ -43,13 +43,17 @@ pub(crate) fn resolve(
             }
         }
     }
-    let total: f64 = q.iter().sum();
-    if total <= 0.0 {
+    // Relative to the largest first, so that priors near f64's limits (1e308 each, whose
+    // sum overflows) keep their ratios.
+    let max = q.iter().copied().fold(0.0f64, f64::max);
+    if max <= 0.0 {
         return Err(Error::config(
             "class_prior",
             "priors of the graph's labels are all 0",
         ));
     }
+    q.iter_mut().for_each(|x| *x /= max);
+    let total: f64 = q.iter().sum();
     q.iter_mut().for_each(|x| *x /= total);
     Ok(Some(q))
 }
@@ -81,8 +85,12 @@ fn rescale(dist: &mut LabelDistribution, f: impl Fn(usize, &mut Vec<(u32, f64)>)
                 let mut u = f64::from(*unk);
                 let before: f64 = cand.iter().map(|e| e.1).sum();
                 if f(b * BLOCK + i, cand) {
-                    let after: f64 = cand.iter().map(|e| e.1).sum();
-                    if after > 0.0 {
+                    // Relative to the largest first: rescaled scores can be subnormal (a
+                    // tiny prior), and `before / after` would then overflow to infinity.
+                    let max = cand.iter().map(|e| e.1).fold(0.0f64, f64::max);
+                    if max > 0.0 && max.is_finite() {
+                        cand.iter_mut().for_each(|e| e.1 /= max);
+                        let after: f64 = cand.iter().map(|e| e.1).sum();
                         cand.iter_mut().for_each(|e| e.1 *= before / after);
                     } else {
                         u += before;
@@ -140,7 +148,9 @@ pub(crate) fn class_mass_normalize(
     let factor: Vec<f64> = q
         .iter()
         .zip(&mass)
-        .map(|(&q, &m)| if m > 0.0 { q / m } else { 1.0 })
+        // Capped: `q / m` overflows for a subnormal mass, and a score (at most its label's
+        // mass) times a finite factor stays finite.
+        .map(|(&q, &m)| if m > 0.0 { (q / m).min(f64::MAX) } else { 1.0 })
         .collect();
     rescale(dist, |v, cand| {
         if seeds.is_seed(v) {

@@ -334,6 +334,12 @@ fn class_mass_normalization_follows_the_priors() {
         },
         ..PropagationConfig::default()
     };
+    let skew_by = |hi: f64, officer: f64| PropagationConfig {
+        class_prior: ClassPrior::Cmn {
+            priors: Some([("Mr. Hi".to_string(), hi), ("Officer".to_string(), officer)].into()),
+        },
+        ..PropagationConfig::default()
+    };
     let more_hi = propagate(&g, &skew(0.8)).unwrap();
     let more_officer = propagate(&g, &skew(0.2)).unwrap();
     assert_bounded(&more_hi);
@@ -349,6 +355,51 @@ fn class_mass_normalization_follows_the_priors() {
         assert!((plain.distribution().unknown(v) - more_hi.distribution().unknown(v)).abs() < 1e-6);
     }
     assert_eq!(more_hi.distribution().get(0), plain.distribution().get(0));
+    // Priors at f64's limits: the ratios count, not the magnitudes (a sum of 1e308s
+    // overflowed), and a prior so small that rescaled scores are subnormal still leaves every
+    // reachable node a label and a total of 1.
+    let huge = propagate(&g, &skew_by(1e308, 1e308)).unwrap();
+    let even = propagate(&g, &skew_by(1.0, 1.0)).unwrap();
+    assert_eq!(huge.distribution(), even.distribution());
+    // (A factor that underflows to 0, as 5e-324 gives, is a prior of 0: a node holding only
+    // that label abstains, with unknown 1; `assert_bounded` checks the totals.)
+    assert_bounded(
+        &propagate(
+            &g,
+            &PropagationConfig {
+                top_k: 1,
+                ..skew_by(5e-324, 1.0)
+            },
+        )
+        .unwrap(),
+    );
+    for (hi, officer) in [(1.0, 1e-308), (1.0, 1e-320)] {
+        for k in [1, 2] {
+            let config = PropagationConfig {
+                top_k: k,
+                ..skew_by(hi, officer)
+            };
+            let p = propagate(&g, &config).unwrap();
+            assert_bounded(&p);
+            for v in 0..34 {
+                let total: f64 = p
+                    .distribution()
+                    .get(v)
+                    .iter()
+                    .map(|e| f64::from(e.score))
+                    .sum();
+                let total = total + f64::from(p.distribution().unknown(v));
+                assert!(
+                    (total - 1.0).abs() < 1e-5,
+                    "{hi}/{officer} K {k}, node {v}: {total}"
+                );
+                assert!(
+                    p.distribution().top(v).is_some(),
+                    "{hi}/{officer} K {k}, node {v}"
+                );
+            }
+        }
+    }
     let estimated = PropagationConfig {
         class_prior: ClassPrior::Cmn { priors: None },
         ..PropagationConfig::default()
