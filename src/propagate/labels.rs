@@ -169,7 +169,7 @@ const EXACT_SCALE: i32 = 80;
 /// each value's bits below that unit are cut off) and rounded once to `f64`: the result is
 /// the same in any order. `None` if a value is negative, not finite or 2⁴⁰ or more, or the
 /// sum reaches 2⁴⁸ (the masses summed here are at most 1).
-pub(crate) fn exact_sum(values: impl Iterator<Item = f64>) -> Option<f64> {
+fn exact_sum(values: impl Iterator<Item = f64>) -> Option<f64> {
     let mut sum: u128 = 0;
     for v in values {
         if !(0.0..1_099_511_627_776.0).contains(&v) {
@@ -221,7 +221,7 @@ mod tests {
             for i in (1..v.len()).rev() {
                 let j = (seed
                     .wrapping_mul(6364136223846793005)
-                    .wrapping_add(i as u64 * 1442695040888963407)
+                    .wrapping_add((i as u64).wrapping_mul(1442695040888963407))
                     >> 33) as usize
                     % (i + 1);
                 v.swap(i, j);
