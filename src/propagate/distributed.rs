@@ -46,7 +46,7 @@ use std::ops::Range;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 use std::rc::Rc;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -233,7 +233,7 @@ pub fn propagate_distributed(
     let (seed_rows, priors) = prepare(&graph, seeds, config)?;
     let (started_tx, started) = mpsc::channel();
     let shared = Arc::new(Shared {
-        started: Mutex::new(Some(started_tx)),
+        started: started_tx,
         first_worker: cluster.process * cluster.workers,
         fingerprint: fingerprint(&graph, seeds, config),
         graph,
@@ -249,10 +249,9 @@ pub fn propagate_distributed(
     let run = move || {
         let run = move || {
             let guards = timely::execute(timely_config, move |worker| {
-                // Workers start once every process has connected.
-                if let Some(tx) = shared.started.lock().ok().and_then(|mut s| s.take()) {
-                    let _ = tx.send(());
-                }
+                // Workers start once every process has connected (the first message is the
+                // one awaited; the receiver may be gone).
+                let _ = shared.started.send(());
                 run_worker(worker, &shared)
             })?;
             Ok(guards.join())
@@ -310,8 +309,8 @@ pub fn propagate_distributed(
 
 /// What every worker of a process reads.
 struct Shared {
-    /// Told once when the first worker starts, that is once every process has connected.
-    started: Mutex<Option<mpsc::Sender<()>>>,
+    /// Told by each worker as it starts, that is once every process has connected.
+    started: mpsc::Sender<()>,
     /// The global index of this process's first worker, which calls `on_iteration`.
     first_worker: usize,
     fingerprint: u64,
@@ -752,6 +751,7 @@ fn run_worker(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
 
     use super::*;
     use crate::propagate::testgraphs::{self, bits, ALL};

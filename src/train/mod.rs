@@ -307,44 +307,36 @@ pub struct TrainSet {
     pub counts: TrainSetCounts,
 }
 
-/// One line of `sprig propagate`'s JSONL. `unknown` and `scores` are required on record
-/// lines (a missing one would read as a default that changes training); feature lines
-/// (`--all-nodes`) name a `feature` instead of a `line` and are passed over.
+/// One line of `sprig propagate`'s JSONL as written; [`LabelsLine`] once checked. Feature
+/// lines (`--all-nodes`) name a `feature` instead of a `line` and are passed over.
 #[derive(Debug, Deserialize)]
-struct LabelsLine {
+struct RawLabelsLine {
     line: Option<u64>,
     /// The feature of a feature node's line (`--all-nodes`).
     #[serde(default)]
     feature: Option<String>,
-    /// The record's id as `sprig propagate` wrote it (`None` when absent or null).
     #[serde(default)]
     id: Option<serde_json::Value>,
-    /// Whether propagation had the record as a seed (`None` when absent).
     #[serde(default)]
     seed: Option<bool>,
-    #[serde(default, deserialize_with = "required")]
+    /// Required on record lines: a default would change training (an absent `unknown` read
+    /// as 0 made a line fully confident).
+    #[serde(default)]
     unknown: Option<f32>,
-    #[serde(default, deserialize_with = "required")]
+    #[serde(default)]
     scores: Option<Vec<(String, f32)>>,
 }
 
-impl LabelsLine {
-    fn unknown(&self) -> f32 {
-        self.unknown.unwrap_or(1.0)
-    }
-
-    fn scores(&self) -> &[(String, f32)] {
-        self.scores.as_deref().unwrap_or_default()
-    }
-}
-
-/// A field that may be absent (then `None`, checked by the caller) but not `null`.
-fn required<'de, D, T>(d: D) -> std::result::Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    T::deserialize(d).map(Some)
+/// A record's line of the labels file, checked.
+#[derive(Debug)]
+struct LabelsLine {
+    line: u64,
+    /// The record's id as `sprig propagate` wrote it (`None` when absent or null).
+    id: Option<serde_json::Value>,
+    /// Whether propagation had the record as a seed (`None` when absent).
+    seed: Option<bool>,
+    unknown: f32,
+    scores: Vec<(String, f32)>,
 }
 
 /// Checks a labels line's `scores` as `sprig propagate` writes them: labels as the corpus
@@ -402,10 +394,8 @@ fn shifted(
     parsed: &[(usize, LabelsLine)],
 ) -> Option<(i64, usize, usize)> {
     const REACH: i64 = 3;
-    let by_line: hashbrown::HashMap<u64, &LabelsLine> = parsed
-        .iter()
-        .filter_map(|(_, row)| Some((row.line?, row)))
-        .collect();
+    let by_line: hashbrown::HashMap<u64, &LabelsLine> =
+        parsed.iter().map(|(_, row)| (row.line, row)).collect();
     let mut hits = [0usize; 2 * REACH as usize + 1];
     for (r, h) in records.iter().zip(hard) {
         let Some(h) = h else { continue };
@@ -416,7 +406,7 @@ fn shifted(
             let seed_of_label = by_line.get(&line).is_some_and(|row| {
                 row.seed == Some(true)
                     && row
-                        .scores()
+                        .scores
                         .first()
                         .is_some_and(|top| h.iter().any(|l| l.0 == top.0))
             });
@@ -629,7 +619,7 @@ impl TrainSet {
                 ));
             }
             // Through serde_path_to_error, so that a mistyped value names its field.
-            let row: LabelsLine = serde_path_to_error::deserialize(
+            let raw: RawLabelsLine = serde_path_to_error::deserialize(
                 &mut serde_json::Deserializer::from_str(buf.trim_end()),
             )
             .map_err(|e| {
@@ -645,28 +635,26 @@ impl TrainSet {
                     },
                 )
             })?;
-            let Some(line) = row.line else {
-                if row.feature.is_some() {
-                    continue;
-                }
-                return Err(Error::parse(
-                    path,
-                    line_no,
-                    "missing field \"line\" (or \"feature\", for a feature node)",
-                ));
-            };
-            let missing = [
-                ("unknown", row.unknown.is_none()),
-                ("scores", row.scores.is_none()),
-            ];
-            if let Some((field, _)) = missing.iter().find(|m| m.1) {
-                return Err(Error::parse(
-                    path,
-                    line_no,
-                    format!("missing field {field:?}"),
-                ));
+            if raw.line.is_none() && raw.feature.is_some() {
+                continue;
             }
-            check_scores(row.scores(), path, line_no)?;
+            let missing = |field: &str| {
+                let hint = if field == "line" {
+                    " (or \"feature\", for a feature node)"
+                } else {
+                    ""
+                };
+                Error::parse(path, line_no, format!("missing field {field:?}{hint}"))
+            };
+            let row = LabelsLine {
+                line: raw.line.ok_or_else(|| missing("line"))?,
+                id: raw.id,
+                seed: raw.seed,
+                unknown: raw.unknown.ok_or_else(|| missing("unknown"))?,
+                scores: raw.scores.ok_or_else(|| missing("scores"))?,
+            };
+            check_scores(&row.scores, path, line_no)?;
+            let line = row.line;
             let idx = records
                 .binary_search_by_key(&line, |r| r.line)
                 .map_err(|_| {
@@ -688,7 +676,7 @@ impl TrainSet {
                     )));
                 }
             }
-            if !(0.0..=1.0 + 1e-4).contains(&row.unknown()) {
+            if !(0.0..=1.0 + 1e-4).contains(&row.unknown) {
                 return Err(bad("field \"unknown\": must be in [0, 1]"));
             }
             let first = std::mem::replace(&mut labelled_at[idx], line_no);
@@ -760,19 +748,14 @@ impl TrainSet {
             .map(|(i, r)| {
                 let v = r.node as usize;
                 let row = LabelsLine {
-                    line: Some(r.line),
-                    feature: None,
+                    line: r.line,
                     id: None,
                     seed: Some(propagation.is_seed(v)),
-                    unknown: Some(rounded(d.unknown(v))),
-                    scores: Some(
-                        crate::propagate::output::printed_scores(propagation, v)
-                            .into_iter()
-                            .map(|(label, micros)| {
-                                (names[label as usize].clone(), micros as f32 / 1e6)
-                            })
-                            .collect(),
-                    ),
+                    unknown: rounded(d.unknown(v)),
+                    scores: crate::propagate::output::printed_scores(propagation, v)
+                        .into_iter()
+                        .map(|(label, micros)| (names[label as usize].clone(), micros as f32 / 1e6))
+                        .collect(),
                 };
                 (i, row)
             })
@@ -804,7 +787,7 @@ impl TrainSet {
                 .chain(
                     parsed
                         .iter()
-                        .flat_map(|(_, r)| r.scores().iter().map(|s| s.0.clone())),
+                        .flat_map(|(_, r)| r.scores.iter().map(|s| s.0.clone())),
                 ),
         );
         // Propagation spreads the seeds' labels, so a labels file that shares none with the
@@ -815,7 +798,7 @@ impl TrainSet {
         let propagated = || {
             parsed
                 .iter()
-                .flat_map(|(_, r)| r.scores().iter().map(|s| s.0.as_str()))
+                .flat_map(|(_, r)| r.scores.iter().map(|s| s.0.as_str()))
         };
         if !hard_labels.is_empty()
             && propagated().next().is_some()
@@ -853,8 +836,8 @@ impl TrainSet {
         // its node with a labelled record (identical texts share a node, and so a row: its
         // scores and unknown mass, which tell nodes apart as well as a hash would).
         fn row_key(row: &LabelsLine) -> (u32, Vec<(&str, u32)>) {
-            let scores = row.scores().iter().map(|(l, s)| (l.as_str(), s.to_bits()));
-            (row.unknown().to_bits(), scores.collect())
+            let scores = row.scores.iter().map(|(l, s)| (l.as_str(), s.to_bits()));
+            (row.unknown.to_bits(), scores.collect())
         }
         // Per such row (node), the labels its records have here: propagation seeded the
         // node with all of them (identical texts labelled differently share it).
@@ -875,10 +858,9 @@ impl TrainSet {
                         None => counts.seeds_not_given += 1,
                         Some(here) if hard.is_some() => {
                             // Far below the top, not a near tie that propagation tipped over.
-                            let score = |l: &str| {
-                                row.scores().iter().find(|s| s.0 == l).map_or(0.0, |s| s.1)
-                            };
-                            let top = row.scores().first().map_or(0.0, |s| s.1);
+                            let score =
+                                |l: &str| row.scores.iter().find(|s| s.0 == l).map_or(0.0, |s| s.1);
+                            let top = row.scores.first().map_or(0.0, |s| s.1);
                             let relabelled = top > 0.0 && here.iter().all(|l| score(l) < 0.5 * top);
                             counts.seeds_relabelled += usize::from(relabelled);
                         }
@@ -892,21 +874,21 @@ impl TrainSet {
                 continue;
             }
             let Some(row) = row else { continue };
-            let total: f32 = row.scores().iter().map(|s| s.1).sum();
-            if row.scores().is_empty() || total <= 0.0 {
+            let total: f32 = row.scores.iter().map(|s| s.1).sum();
+            if row.scores.is_empty() || total <= 0.0 {
                 counts.abstained += 1;
                 continue;
             }
             let confidence = match config.confidence {
-                Confidence::OneMinusUnknown => (1.0 - row.unknown()).clamp(0.0, 1.0),
-                Confidence::Top => row.scores().iter().map(|s| s.1).fold(0.0, f32::max),
+                Confidence::OneMinusUnknown => (1.0 - row.unknown).clamp(0.0, 1.0),
+                Confidence::Top => row.scores.iter().map(|s| s.1).fold(0.0, f32::max),
             };
             if confidence < config.min_confidence || confidence <= 0.0 {
                 counts.low_confidence += 1;
                 continue;
             }
             let mut target: Vec<(u32, f32)> = row
-                .scores()
+                .scores
                 .iter()
                 .filter(|s| s.1 > 0.0)
                 .map(|(name, s)| (id_of(&labels, name), s / total))
