@@ -211,44 +211,27 @@ fn distributed_flags_are_checked() {
         format!("127.0.0.1:{p0}\n127.0.0.1:{p1}\n"),
     )
     .unwrap();
+    // Process 1 of two, whose process 0 never starts.
+    let alone = [
+        "propagate",
+        "--graph",
+        "r.graph",
+        "--out",
+        "x.jsonl",
+        "--hosts",
+        "two.txt",
+        "--process",
+        "1",
+    ];
     for bad in ["-1", "abc", "inf"] {
         // A usage error: clap's, with its usage lines.
-        let out = crate::util::sprig(
-            d,
-            &[
-                "propagate",
-                "--graph",
-                "r.graph",
-                "--out",
-                "x.jsonl",
-                "--hosts",
-                "two.txt",
-                "--process",
-                "1",
-                &format!("--connect-timeout={bad}"),
-            ],
-        );
+        let flag = format!("--connect-timeout={bad}");
+        let out = crate::util::sprig(d, &[&alone[..], &[flag.as_str()]].concat());
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
         assert!(err.contains("expected a number of seconds"), "{bad}: {err}");
     }
-    let err = fails(
-        d,
-        &[
-            "propagate",
-            "--graph",
-            "r.graph",
-            "--out",
-            "x.jsonl",
-            "--hosts",
-            "two.txt",
-            "--process",
-            "1",
-            "--connect-timeout",
-            "1",
-            "-q",
-        ],
-    );
+    let err = fails(d, &[&alone[..], &["--connect-timeout", "1", "-q"]].concat());
     assert!(err.contains("did not all connect within 1 s"), "{err}");
     assert!(!d.join("x.jsonl").exists());
 }
