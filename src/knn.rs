@@ -172,7 +172,10 @@ impl Inverted {
 
 struct Scratch {
     acc: Vec<f32>,
+    /// The rows touched so far are `touched[..n_touched]` (the buffer holds a slot for every
+    /// row, so that a row is recorded by a write and a count, without a branch).
     touched: Vec<u32>,
+    n_touched: usize,
     order: Vec<(u64, u32, f32)>,
     ub: Vec<f32>,
     /// `qnorm[i]` = ‖q_{i..}‖₂, the norm of the query's features from position `i` on.
@@ -240,7 +243,8 @@ pub fn knn_bounded(
         .map_init(
             || Scratch {
                 acc: vec![0.0; n],
-                touched: Vec::new(),
+                touched: vec![0; n],
+                n_touched: 0,
                 order: Vec::new(),
                 ub: Vec::new(),
                 qnorm: Vec::new(),
@@ -352,38 +356,47 @@ fn query(
             }
             scanned += rows.len() as u64;
         }
+        // Locals, so that the stores into `touched` and `acc` cannot be taken to change the
+        // count or the vectors' own pointers (which otherwise are reloaded every posting).
+        let (acc, touched, best) = (&mut s.acc[..], &mut s.touched[..], &mut s.best);
+        let mut n_touched = s.n_touched;
         for (&r, &w) in rows.iter().zip(vals) {
             if r as usize == q {
                 continue;
             }
-            let slot = &mut s.acc[r as usize];
-            if *slot == 0.0 {
-                s.touched.push(r);
-            }
+            let slot = &mut acc[r as usize];
+            // Recorded unconditionally, counted only the first time: whether a row is new is
+            // a coin toss the branch predictor loses.
+            touched[n_touched] = r;
+            n_touched += usize::from(*slot == 0.0);
             // Keep a touched row non-zero even if the product underflows.
             *slot = (*slot + v * w).max(f32::MIN_POSITIVE);
             let a = *slot;
-            if s.best.len() < k {
-                if !s.best.contains(&r) {
-                    s.best.push(r);
-                    if s.best.len() == k {
-                        theta = min_of(&s.acc, &s.best).1;
+            if best.len() < k {
+                if !best.contains(&r) {
+                    best.push(r);
+                    if best.len() == k {
+                        theta = min_of(acc, best).1;
                     }
                 }
             } else if a > theta {
-                let (at, min) = min_of(&s.acc, &s.best);
+                let (at, min) = min_of(acc, best);
                 theta = min;
-                if a > min && !s.best.contains(&r) {
-                    s.best[at] = r;
-                    theta = min_of(&s.acc, &s.best).1;
+                if a > min && !best.contains(&r) {
+                    best[at] = r;
+                    theta = min_of(acc, best).1;
                 }
             }
         }
+        s.n_touched = n_touched;
     }
     // Candidates: touched rows that could still reach the k-th best score.
     s.candidates.clear();
-    s.candidates
-        .extend(s.touched.iter().map(|&r| (s.acc[r as usize], r)));
+    s.candidates.extend(
+        s.touched[..s.n_touched]
+            .iter()
+            .map(|&r| (s.acc[r as usize], r)),
+    );
     if cut {
         // The budget ran out: the best partial scores go to exact scoring.
         let keep = APPROX_CANDIDATES.saturating_mul(k);
@@ -463,14 +476,14 @@ fn finish(
     for &f in m.row(q).0 {
         s.dense[f as usize] = 0.0;
     }
-    for &r in &s.touched {
+    for &r in &s.touched[..s.n_touched] {
         s.acc[r as usize] = 0.0;
     }
     for &r in &s.scored {
         s.exact[r as usize] = -1.0;
     }
     s.scored.clear();
-    s.touched.clear();
+    s.n_touched = 0;
     s.candidates.retain(|c| c.0 >= floor);
     let take = k.min(s.candidates.len());
     if take == 0 {
