@@ -182,6 +182,8 @@ struct Scratch {
     qnorm: Vec<f32>,
     /// The k largest partial scores (as bits, min at the top) while θ is computed.
     partial: BinaryHeap<Reverse<u32>>,
+    /// A cut search's best partial scores, as `(score bits, Reverse(row))`, worst on top.
+    front: BinaryHeap<Reverse<(u32, Reverse<u32>)>>,
     best: Vec<u32>,
     exact: Vec<f32>,
     /// The rows whose `exact` is set, to reset them without a pass over every touched row.
@@ -249,6 +251,7 @@ pub fn knn_bounded(
                 ub: Vec::new(),
                 qnorm: Vec::new(),
                 partial: BinaryHeap::new(),
+                front: BinaryHeap::new(),
                 best: Vec::new(),
                 exact: vec![-1.0; n],
                 scored: Vec::new(),
@@ -392,20 +395,33 @@ fn query(
     }
     // Candidates: touched rows that could still reach the k-th best score.
     s.candidates.clear();
-    s.candidates.extend(
-        s.touched[..s.n_touched]
-            .iter()
-            .map(|&r| (s.acc[r as usize], r)),
-    );
+    let touched = &s.touched[..s.n_touched];
     if cut {
-        // The budget ran out: the best partial scores go to exact scoring.
+        // The budget ran out: the best partial scores (by [`by_rank`]) go to exact scoring,
+        // found with a heap of that many: most rows lose one comparison with its worst,
+        // where a selection over all of them moved every row several times.
         let keep = APPROX_CANDIDATES.saturating_mul(k);
-        if s.candidates.len() > keep {
-            s.candidates.select_nth_unstable_by(keep - 1, by_rank);
-            s.candidates.truncate(keep);
+        let heap = &mut s.front;
+        heap.clear();
+        for &r in touched {
+            // Partial scores are positive: their bits order as they do.
+            let key = (s.acc[r as usize].to_bits(), Reverse(r));
+            if heap.len() < keep {
+                heap.push(Reverse(key));
+            } else if let Some(mut worst) = heap.peek_mut() {
+                if key > worst.0 {
+                    *worst = Reverse(key);
+                }
+            }
         }
+        s.candidates.extend(
+            heap.drain()
+                .map(|Reverse((bits, Reverse(r)))| (f32::from_bits(bits), r)),
+        );
         return finish(m, q, k, floor, s, out);
     }
+    s.candidates
+        .extend(touched.iter().map(|&r| (s.acc[r as usize], r)));
     let mut theta = kth(&s.candidates, k, &mut s.partial).max(bound);
     let mut level_of_tails = usize::MAX;
     prune(s, index, visited, theta.max(floor), &mut level_of_tails);
