@@ -446,7 +446,16 @@ pub fn read_edges_from(path: &Path, raw: Box<dyn std::io::Read>) -> Result<(Grap
                 )
             })?,
         };
-        if !(weight.is_finite() && weight >= 0.0 && weight <= f64::from(f32::MAX)) {
+        // A written value below even f64's range ("1e-400", "-1e-400") parses as ±0: it is
+        // no zero weight either.
+        let written_nonzero = fields.get(2).is_some_and(|w| {
+            w.trim()
+                .split(['e', 'E'])
+                .next()
+                .is_some_and(|m| m.bytes().any(|b| (b'1'..=b'9').contains(&b)))
+        });
+        let negative = weight < 0.0 || (weight.is_sign_negative() && written_nonzero);
+        if !(weight.is_finite() && !negative && weight <= f64::from(f32::MAX)) {
             return Err(Error::parse(
                 path,
                 line,
@@ -457,14 +466,6 @@ pub fn read_edges_from(path: &Path, raw: Box<dyn std::io::Read>) -> Result<(Grap
                 ),
             ));
         }
-        // A written value below even f64's range ("1e-400") parses as 0: it is no zero weight
-        // either.
-        let written_nonzero = fields.get(2).is_some_and(|w| {
-            w.trim()
-                .split(['e', 'E'])
-                .next()
-                .is_some_and(|m| m.bytes().any(|b| (b'1'..=b'9').contains(&b)))
-        });
         if (weight > 0.0 || written_nonzero) && weight as f32 == 0.0 {
             // Stored as f32: dropping it as a zero-weight edge would lose an edge the file
             // gives, and keeping it is impossible.
@@ -644,6 +645,10 @@ mod tests {
             (
                 "a\tb\t1e-400\n",
                 ":1: field \"weight\": 1e-400 is positive but below f32's",
+            ),
+            (
+                "a\tb\t-1e-400\n",
+                ":1: field \"weight\": expected a number >= 0",
             ),
         ] {
             let p = dir.path().join("e.tsv");

@@ -995,6 +995,11 @@ fn hashtag_nodes_quoted_keys_and_folders_survive_the_edge_list_round_trip() {
         err.contains("--out adir: a folder, not a file name"),
         "{err}"
     );
+    let err = fails(d, &["propagate", "--graph", "e.graph", "--out", "nodir/"]);
+    assert!(
+        err.contains("--out nodir/: a folder, not a file name"),
+        "{err}"
+    );
 }
 
 /// `--max-scan`: a small corpus is searched exactly by default (the same bytes as

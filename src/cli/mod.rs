@@ -185,7 +185,12 @@ pub(crate) fn check_not_an_input(out: &Path, inputs: &[(&str, &Path)]) -> anyhow
     check_inputs_against(out, inputs)?;
     // The output is renamed into place at the end: a missing folder, or a folder where the
     // file should go, would otherwise show up only after all the work.
-    if out.is_dir() {
+    if out.is_dir()
+        || out
+            .as_os_str()
+            .to_string_lossy()
+            .ends_with(std::path::is_separator)
+    {
         anyhow::bail!("--out {}: a folder, not a file name", out.display());
     }
     match out.parent() {

@@ -146,10 +146,10 @@ pub(crate) fn keep_top_k(cand: &mut Vec<(u32, f64)>, k: usize) -> f64 {
     let mut dropped = 0.0;
     if cand.len() > k {
         cand.select_nth_unstable_by(k, by_score);
-        // The dropped mass must not depend on how the selection permuted them: an exact
-        // sum does not depend on any order (sorting them by label first, as before, was a
-        // third of the propagation's time with hundreds of labels a node).
-        dropped = match exact_sum(cand[k..].iter().map(|e| e.1)) {
+        // The dropped mass must not depend on how the selection permuted them: a sum of
+        // integers does not depend on any order (sorting them by label first, as before, was
+        // a third of the propagation's time with hundreds of labels a node).
+        dropped = match fixed_point_sum(cand[k..].iter().map(|e| e.1)) {
             Some(sum) => sum,
             None => {
                 cand[k..].sort_unstable_by_key(|e| e.0);
@@ -162,14 +162,15 @@ pub(crate) fn keep_top_k(cand: &mut Vec<(u32, f64)>, k: usize) -> f64 {
     dropped
 }
 
-/// Fixed-point unit of [`exact_sum`]: 2⁻⁸⁰.
+/// Fixed-point unit of [`fixed_point_sum`]: 2⁻⁸⁰.
 const EXACT_SCALE: i32 = 80;
 
-/// The sum of non-negative finite values, computed exactly in fixed point (units of 2⁻⁸⁰;
-/// each value's bits below that unit are cut off) and rounded once to `f64`: the result is
-/// the same in any order. `None` if a value is negative, not finite or 2⁴⁰ or more, or the
-/// sum reaches 2⁴⁸ (the masses summed here are at most 1).
-fn exact_sum(values: impl Iterator<Item = f64>) -> Option<f64> {
+/// The sum of non-negative finite values in fixed point: each value is cut to a multiple of
+/// 2⁻⁸⁰ (so one below 8e-25, far under the `f32` precision the masses are stored in, counts
+/// as 0), the integers are added exactly, and the total is rounded once to `f64`. The
+/// result is the same, bit for bit, in any order. `None` if a value is negative, not finite
+/// or 2⁴⁰ or more, or the sum reaches 2⁴⁸ (the masses summed here are at most 1).
+fn fixed_point_sum(values: impl Iterator<Item = f64>) -> Option<f64> {
     let mut sum: u128 = 0;
     for v in values {
         if !(0.0..1_099_511_627_776.0).contains(&v) {
@@ -209,10 +210,10 @@ mod tests {
     }
 
     #[test]
-    fn exact_sums_do_not_depend_on_order() {
+    fn fixed_point_sums_do_not_depend_on_order() {
         let mut values: Vec<f64> = (1..200).map(|i| 1.0 / f64::from(i * i * 7 + 3)).collect();
         values.extend([0.0, 1e-30, 5e-324, 0.5, 3.0, 1e9]);
-        let want = exact_sum(values.iter().copied()).unwrap();
+        let want = fixed_point_sum(values.iter().copied()).unwrap();
         let plain: f64 = values.iter().sum();
         assert!((want - plain).abs() <= 1e-12 * plain, "{want} vs {plain}");
         for seed in 0..20u64 {
@@ -226,14 +227,17 @@ mod tests {
                     % (i + 1);
                 v.swap(i, j);
             }
-            assert_eq!(exact_sum(v.into_iter()).unwrap().to_bits(), want.to_bits());
+            assert_eq!(
+                fixed_point_sum(v.into_iter()).unwrap().to_bits(),
+                want.to_bits()
+            );
         }
-        assert_eq!(exact_sum([0.25, 0.5].into_iter()), Some(0.75));
-        assert_eq!(exact_sum(std::iter::empty()), Some(0.0));
-        assert_eq!(exact_sum([1.0, f64::NAN].into_iter()), None);
-        assert_eq!(exact_sum([2e12].into_iter()), None);
-        assert_eq!(exact_sum(std::iter::repeat_n(1e12, 1000)), None);
-        assert_eq!(exact_sum([-1.0].into_iter()), None);
+        assert_eq!(fixed_point_sum([0.25, 0.5].into_iter()), Some(0.75));
+        assert_eq!(fixed_point_sum(std::iter::empty()), Some(0.0));
+        assert_eq!(fixed_point_sum([1.0, f64::NAN].into_iter()), None);
+        assert_eq!(fixed_point_sum([2e12].into_iter()), None);
+        assert_eq!(fixed_point_sum(std::iter::repeat_n(1e12, 1000)), None);
+        assert_eq!(fixed_point_sum([-1.0].into_iter()), None);
     }
 
     #[test]
