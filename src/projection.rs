@@ -233,6 +233,11 @@ pub struct ProjectScratch {
     ints: Vec<(u64, i32)>,
     /// The hash table that counts the sketch's features: indices into `weighted`.
     slots: Vec<u32>,
+    /// The XXH3 keys of one block's sketch groups, its features' cells and its functions'
+    /// sums (AVX-512).
+    keys: Vec<u64>,
+    cells: Vec<u16>,
+    sums: Vec<i32>,
 }
 
 /// The text path plus the projection: text → T·d ternary values.
@@ -623,6 +628,117 @@ mod avx2 {
     }
 }
 
+/// The sketch's sums ([`Scheme::Sketch`]) with AVX-512: one feature's hashes for eight
+/// groups (32 functions) at once, in 64-bit lanes.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// Whether this CPU runs [`sums`].
+    pub(super) fn available() -> bool {
+        is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512dq")
+    }
+
+    /// XXH3's multiplier for 4–8-byte inputs (`PRIME_MX2`), as in [`super::xxh3_u64`].
+    const PRIME: i64 = 0x9FB2_1C65_1E98_DF25_u64 as i64;
+
+    /// For each feature `(h, w)` of `list` and each function `k < n` of a block, adds `w`
+    /// to `sums[k · 2d + c]`, where `c < 2d` is the function's cell of
+    /// [`super::Projector::project_sketch`]: `(c16 · 2d) >> 16` of its 16 bits `c16` of the
+    /// group hash `xxh3_u64(h, keys[k / 4])`. The same integer sums as the scalar loop.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F, BW and DQ ([`available`]). `keys` holds the block's
+    /// group keys padded with anything to a multiple of 8, at least `n.div_ceil(4)` of
+    /// them; `sums.len() == n · 2d` and `n · 2d ≤ 65,536`, so a cell's index fits 16 bits.
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq")]
+    pub(super) unsafe fn sums(
+        keys: &[u64],
+        n: usize,
+        d: usize,
+        list: &[(u64, i32)],
+        cells: &mut Vec<u16>,
+        sums: &mut [i32],
+    ) {
+        debug_assert!(keys.len().is_multiple_of(8) && keys.len() * 4 >= n);
+        debug_assert!(sums.len() == n * 2 * d && n * 2 * d <= 1 << 16);
+        let chunks = n.div_ceil(32);
+        let two_d = _mm512_set1_epi16(2 * d as i16);
+        let prime = _mm512_set1_epi64(PRIME);
+        let eight = _mm512_set1_epi64(8);
+        // Lane `j` (16-bit) of chunk `c` is function `32c + j`: its cells start at
+        // `(32c + j) · 2d` (mod 2^16 for the padding lanes past `n`, never read).
+        let lane = _mm512_set_epi16(
+            31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10,
+            9, 8, 7, 6, 5, 4, 3, 2, 1, 0,
+        );
+        let base = _mm512_mullo_epi16(lane, two_d);
+        // All the cells first, then the additions: a 16-bit load from a 64-byte vector
+        // store just made waits for the store to retire (no store-to-load forwarding), so
+        // reading each feature's cells right after computing them stalled every feature.
+        cells.clear();
+        cells.resize(list.len() * chunks * 32, 0);
+        for (&(h, _), cells) in list.iter().zip(cells.chunks_exact_mut(chunks * 32)) {
+            // XXH3's input for 8 bytes is `(h >> 32) + (h << 32)`: the halves swapped.
+            let input = _mm512_set1_epi64(h.rotate_left(32) as i64);
+            for (c, cells) in cells.chunks_exact_mut(32).enumerate() {
+                // SAFETY: `keys` holds `8 · chunks` keys (the padding above).
+                let key = unsafe { _mm512_loadu_si512(keys.as_ptr().add(8 * c).cast()) };
+                let mut v = _mm512_xor_si512(input, key);
+                // v ^= rotl(v, 49) ^ rotl(v, 24): 0x96 is the three-way xor.
+                v = _mm512_ternarylogic_epi64::<0x96>(
+                    v,
+                    _mm512_rol_epi64::<49>(v),
+                    _mm512_rol_epi64::<24>(v),
+                );
+                v = _mm512_mullo_epi64(v, prime);
+                v = _mm512_xor_si512(v, _mm512_add_epi64(_mm512_srli_epi64::<35>(v), eight));
+                v = _mm512_mullo_epi64(v, prime);
+                v = _mm512_xor_si512(v, _mm512_srli_epi64::<28>(v));
+                // Lane `4g + i` (16-bit) of the hashes is function `i` of group `g`'s code.
+                let offset = _mm512_add_epi16(base, _mm512_set1_epi16((32 * c * 2 * d) as i16));
+                let index = _mm512_add_epi16(_mm512_mulhi_epu16(v, two_d), offset);
+                // SAFETY: `cells` is 32 `u16`, 64 bytes.
+                unsafe { _mm512_storeu_si512(cells.as_mut_ptr().cast(), index) };
+            }
+        }
+        for (&(_, w), cells) in list.iter().zip(cells.chunks_exact(chunks * 32)) {
+            for (c, cells) in cells.chunks_exact(32).enumerate() {
+                for &i in &cells[..(n - 32 * c).min(32)] {
+                    sums[usize::from(i)] += w;
+                }
+            }
+        }
+    }
+
+    /// `out[k · d + j] = sign(sums[k · 2d + j] − sums[k · 2d + d + j])` for every function
+    /// `k` and `j < d`: the signs of [`sums`]' sums, 16 bits at a time.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F, BW and DQ ([`available`]); `d ≥ 1`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq")]
+    pub(super) unsafe fn signs(sums: &[i32], d: usize, out: &mut [i8]) {
+        debug_assert!(d >= 1 && sums.len() == 2 * out.len());
+        let (one, minus_one) = (_mm512_set1_epi32(1), _mm512_set1_epi32(-1));
+        for (acc, out) in sums.chunks_exact(2 * d).zip(out.chunks_exact_mut(d)) {
+            for j in (0..d).step_by(16) {
+                let mask: __mmask16 = if d - j >= 16 { !0 } else { (1 << (d - j)) - 1 };
+                // SAFETY: the mask keeps every load within `acc[j..d]` and `acc[d + j..2d]`,
+                // and the store within `out[j..d]` (masked lanes are not touched).
+                unsafe {
+                    let plus = _mm512_maskz_loadu_epi32(mask, acc.as_ptr().add(j));
+                    let minus = _mm512_maskz_loadu_epi32(mask, acc.as_ptr().add(d + j));
+                    let diff = _mm512_sub_epi32(plus, minus);
+                    let sign = _mm512_min_epi32(_mm512_max_epi32(diff, minus_one), one);
+                    _mm512_mask_cvtepi32_storeu_epi8(out.as_mut_ptr().add(j), mask, sign);
+                }
+            }
+        }
+    }
+}
+
 /// The portable kernel (the compiler vectorizes the 16-lane loops of [`ternary_sums`]).
 fn ternary_functions_body(groups: &[Group], list: &[(u64, f32)], d: usize, out: &mut [i8]) {
     let mut s = [0i8; 32];
@@ -792,7 +908,7 @@ impl Projector {
                 self.project_ternary(Kernel::detect(), scratch, out)
             }
             (Scheme::Paired, _) => self.project_paired_reference(scratch, out),
-            (Scheme::Sketch, _) => self.project_sketch(scratch, out),
+            (Scheme::Sketch, _) => self.project_sketch(scratch, true, out),
         }
     }
 
@@ -929,7 +1045,7 @@ impl Projector {
     /// under tens of millions of features), else
     /// [`Projector::project_sketch_reference`]. The last group of a block may have fewer
     /// than four functions; it computes four and keeps its own.
-    fn project_sketch(&self, scratch: &mut ProjectScratch, out: &mut [i8]) {
+    fn project_sketch(&self, scratch: &mut ProjectScratch, wide: bool, out: &mut [i8]) {
         let total: f64 = scratch.weighted.iter().map(|w| f64::from(w.2)).sum();
         let d = self.config.bits as usize;
         // `validate` keeps a ternary d ≤ 32; the check keeps the mask below honest anyway.
@@ -938,8 +1054,18 @@ impl Projector {
         }
         let split = self.split_blocks(scratch);
         let ProjectScratch {
-            word, char, ints, ..
+            word,
+            char,
+            ints,
+            keys,
+            cells,
+            sums,
+            ..
         } = scratch;
+        #[cfg(target_arch = "x86_64")]
+        let wide = wide && avx512::available();
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (wide, keys, cells, sums);
         let blocks = [
             (self.word_groups.clone(), &*word),
             (self.char_groups.clone(), &*char),
@@ -948,6 +1074,26 @@ impl Projector {
             // The weights as integers once, not once per group.
             ints.clear();
             ints.extend(list.iter().map(|&(h, w)| (h, w as i32)));
+            #[cfg(target_arch = "x86_64")]
+            if wide {
+                let groups = &self.groups[groups.clone()];
+                let first = groups.first().map_or(0, |g| g.first);
+                let n: usize = groups.iter().map(|g| g.len).sum();
+                if n * 2 * d <= usize::from(u16::MAX) + 1 {
+                    keys.clear();
+                    keys.extend(groups.iter().map(|g| g.flip));
+                    keys.resize(groups.len().next_multiple_of(8), 0);
+                    sums.clear();
+                    sums.resize(n * 2 * d, 0);
+                    // SAFETY: `wide` is only true after `avx512::available()`; the sizes
+                    // are the ones `avx512::sums` asks for.
+                    unsafe {
+                        avx512::sums(keys, n, d, ints, cells, sums);
+                        avx512::signs(sums, d, &mut out[first * d..(first + n) * d]);
+                    }
+                    continue;
+                }
+            }
             for g in &self.groups[groups.clone()] {
                 // Group by group, so the sums stay in a small local array. A function's
                 // positive and negative terms go to separate halves: with `c` its 16 bits,
@@ -1214,7 +1360,15 @@ mod tests {
             "ok ".repeat(300),
             "🎉 café ﬁne 野口".to_owned(),
         ]);
-        for (functions, bits, structured) in [(80, 14, true), (9, 1, false), (5, 32, true)] {
+        let shapes = [
+            (80, 14, true),
+            (9, 1, false),
+            (5, 32, true),
+            (300, 32, false),
+            (2100, 16, true),
+            (4096, 32, false),
+        ];
+        for (functions, bits, structured) in shapes {
             let config = ProjectionConfig {
                 functions,
                 bits,
@@ -1228,9 +1382,12 @@ mod tests {
                 p.collect_features(&mut s, text);
                 p.count_features(&mut s);
                 let (mut fast, mut reference) = (vec![7i8; p.dim()], vec![7i8; p.dim()]);
-                p.project_sketch(&mut s, &mut fast);
                 p.project_sketch_reference(&mut s, &mut reference);
-                assert_eq!(fast, reference, "{config:?} {text:?}");
+                // The vector kernel when the CPU has it, and the scalar loop.
+                for wide in [true, false] {
+                    p.project_sketch(&mut s, wide, &mut fast);
+                    assert_eq!(fast, reference, "{config:?} {text:?} wide {wide}");
+                }
                 assert_eq!(p.project(text), fast);
             }
         }
