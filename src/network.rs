@@ -559,6 +559,8 @@ pub struct NetScratch {
 /// Which implementation of a vector kernel runs (here and in the projection).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kernel {
+    /// AVX-512 F, BW and DQ (which imply AVX2), when the CPU has them.
+    Avx512,
     /// AVX2, when the CPU has it.
     Avx2,
     /// The portable build (SSE2 on x86-64).
@@ -569,10 +571,26 @@ impl Kernel {
     /// The best kernel this CPU runs.
     pub(crate) fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            return Kernel::Avx2;
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx512f") && has!("avx512bw") && has!("avx512dq") {
+                return Kernel::Avx512;
+            }
+            if has!("avx2") {
+                return Kernel::Avx2;
+            }
         }
         Kernel::Portable
+    }
+
+    /// Every kernel this CPU runs, the portable one first: what the tests compare.
+    #[cfg(test)]
+    pub(crate) fn all() -> Vec<Self> {
+        match Kernel::detect() {
+            Kernel::Avx512 => vec![Kernel::Portable, Kernel::Avx2, Kernel::Avx512],
+            Kernel::Avx2 => vec![Kernel::Portable, Kernel::Avx2],
+            Kernel::Portable => vec![Kernel::Portable],
+        }
     }
 }
 
@@ -589,9 +607,14 @@ fn ternary_columns<T: Lane>(
     match kernel {
         #[cfg(target_arch = "x86_64")]
         Kernel::Avx2 => {
-            // SAFETY: `Kernel::Avx2` is only chosen after `is_x86_feature_detected!("avx2")`
-            // (`Kernel::detect`, or a test that checks it first).
+            // SAFETY: `Kernel::Avx2` is only chosen when the CPU has AVX2 (`Kernel::detect`,
+            // or `Kernel::all` in a test).
             unsafe { ternary_columns_avx2(cols, stride, plus, minus, totals) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512 => {
+            // SAFETY: `Kernel::Avx512` is only chosen when the CPU has AVX-512 F and BW.
+            unsafe { ternary_columns_avx512(cols, stride, plus, minus, totals) }
         }
         _ => ternary_columns_body(cols, stride, plus, minus, totals),
     }
@@ -602,6 +625,19 @@ fn ternary_columns<T: Lane>(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn ternary_columns_avx2<T: Lane>(
+    cols: &[T],
+    stride: usize,
+    plus: &[u32],
+    minus: &[u32],
+    totals: &mut [i32],
+) {
+    ternary_columns_body(cols, stride, plus, minus, totals);
+}
+
+/// [`ternary_columns_body`] compiled for AVX-512: 32 `i16` lanes at a time.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn ternary_columns_avx512<T: Lane>(
     cols: &[T],
     stride: usize,
     plus: &[u32],
@@ -674,8 +710,13 @@ fn float_columns(kernel: Kernel, wt: &[f32], a: &[f32], nz: &mut Vec<u32>, out: 
     match kernel {
         #[cfg(target_arch = "x86_64")]
         Kernel::Avx2 => {
-            // SAFETY: `Kernel::Avx2` is only chosen after `is_x86_feature_detected!("avx2")`.
+            // SAFETY: `Kernel::Avx2` is only chosen when the CPU has AVX2.
             unsafe { float_columns_avx2(wt, a, nz, out) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512 => {
+            // SAFETY: `Kernel::Avx512` is only chosen when the CPU has AVX-512 F.
+            unsafe { float_columns_avx512(wt, a, nz, out) }
         }
         _ => float_columns_body(wt, a, nz, out),
     }
@@ -686,6 +727,15 @@ fn float_columns(kernel: Kernel, wt: &[f32], a: &[f32], nz: &mut Vec<u32>, out: 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn float_columns_avx2(wt: &[f32], a: &[f32], nz: &[u32], out: &mut [f32]) {
+    float_columns_body(wt, a, nz, out);
+}
+
+/// [`float_columns_body`] compiled for AVX-512 (16 lanes). AVX-512 implies FMA, but Rust
+/// never contracts `w * a + acc` into one: the two roundings stay (the kernel tests compare
+/// the bits).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn float_columns_avx512(wt: &[f32], a: &[f32], nz: &[u32], out: &mut [f32]) {
     float_columns_body(wt, a, nz, out);
 }
 
@@ -1212,11 +1262,7 @@ mod tests {
 
     /// The kernels this CPU can run.
     fn kernels() -> Vec<Kernel> {
-        let mut out = vec![Kernel::Portable];
-        if Kernel::detect() == Kernel::Avx2 {
-            out.push(Kernel::Avx2);
-        }
-        out
+        Kernel::all()
     }
 
     #[test]

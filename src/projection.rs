@@ -418,7 +418,7 @@ fn ternary_functions(
 ) {
     match kernel {
         #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2 => {
+        Kernel::Avx2 | Kernel::Avx512 => {
             // Integer weights up to 255 (raw counts, the paired scheme's weights, and the
             // weight 1 of a feature seen once under sublinear TF) are counted exactly in
             // bytes, and in units of the weight when all weights are equal.
@@ -437,7 +437,7 @@ fn ternary_functions(
                 (true, false) => avx2::Counting::Weighted,
                 (true, true) => avx2::Counting::Equal,
             };
-            // SAFETY: `Kernel::Avx2` is only chosen after `is_x86_feature_detected!("avx2")`.
+            // SAFETY: both kernels are only chosen when the CPU has AVX2.
             unsafe { avx2::functions(groups, list, d, counting, out) }
         }
         _ => ternary_functions_body(groups, list, d, out),
@@ -634,13 +634,6 @@ mod avx2 {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    /// Whether this CPU runs [`sums`].
-    pub(super) fn available() -> bool {
-        is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512bw")
-            && is_x86_feature_detected!("avx512dq")
-    }
-
     /// XXH3's multiplier for 4–8-byte inputs (`PRIME_MX2`), as in [`super::xxh3_u64`].
     const PRIME: i64 = 0x9FB2_1C65_1E98_DF25_u64 as i64;
 
@@ -650,7 +643,7 @@ mod avx512 {
     /// group hash `xxh3_u64(h, keys[k / 4])`. The same integer sums as the scalar loop.
     ///
     /// # Safety
-    /// The CPU must have AVX-512 F, BW and DQ ([`available`]). `keys` holds the block's
+    /// The CPU must have AVX-512 F, BW and DQ. `keys` holds the block's
     /// group keys padded with anything to a multiple of 8, at least `n.div_ceil(4)` of
     /// them; `sums.len() == n · 2d` and `n · 2d ≤ 65,536`, so a cell's index fits 16 bits.
     #[target_feature(enable = "avx512f,avx512bw,avx512dq")]
@@ -717,7 +710,7 @@ mod avx512 {
     /// `k` and `j < d`: the signs of [`sums`]' sums, 16 bits at a time.
     ///
     /// # Safety
-    /// The CPU must have AVX-512 F, BW and DQ ([`available`]); `d ≥ 1`.
+    /// The CPU must have AVX-512 F, BW and DQ; `d ≥ 1`.
     #[target_feature(enable = "avx512f,avx512bw,avx512dq")]
     pub(super) unsafe fn signs(sums: &[i32], d: usize, out: &mut [i8]) {
         debug_assert!(d >= 1 && sums.len() == 2 * out.len());
@@ -908,7 +901,7 @@ impl Projector {
                 self.project_ternary(Kernel::detect(), scratch, out)
             }
             (Scheme::Paired, _) => self.project_paired_reference(scratch, out),
-            (Scheme::Sketch, _) => self.project_sketch(scratch, true, out),
+            (Scheme::Sketch, _) => self.project_sketch(Kernel::detect(), scratch, out),
         }
     }
 
@@ -1045,7 +1038,7 @@ impl Projector {
     /// under tens of millions of features), else
     /// [`Projector::project_sketch_reference`]. The last group of a block may have fewer
     /// than four functions; it computes four and keeps its own.
-    fn project_sketch(&self, scratch: &mut ProjectScratch, wide: bool, out: &mut [i8]) {
+    fn project_sketch(&self, kernel: Kernel, scratch: &mut ProjectScratch, out: &mut [i8]) {
         let total: f64 = scratch.weighted.iter().map(|w| f64::from(w.2)).sum();
         let d = self.config.bits as usize;
         // `validate` keeps a ternary d ≤ 32; the check keeps the mask below honest anyway.
@@ -1062,10 +1055,8 @@ impl Projector {
             sums,
             ..
         } = scratch;
-        #[cfg(target_arch = "x86_64")]
-        let wide = wide && avx512::available();
         #[cfg(not(target_arch = "x86_64"))]
-        let _ = (wide, keys, cells, sums);
+        let _ = (kernel, keys, cells, sums);
         let blocks = [
             (self.word_groups.clone(), &*word),
             (self.char_groups.clone(), &*char),
@@ -1075,7 +1066,7 @@ impl Projector {
             ints.clear();
             ints.extend(list.iter().map(|&(h, w)| (h, w as i32)));
             #[cfg(target_arch = "x86_64")]
-            if wide {
+            if kernel == Kernel::Avx512 {
                 let groups = &self.groups[groups.clone()];
                 let first = groups.first().map_or(0, |g| g.first);
                 let n: usize = groups.iter().map(|g| g.len).sum();
@@ -1085,8 +1076,8 @@ impl Projector {
                     keys.resize(groups.len().next_multiple_of(8), 0);
                     sums.clear();
                     sums.resize(n * 2 * d, 0);
-                    // SAFETY: `wide` is only true after `avx512::available()`; the sizes
-                    // are the ones `avx512::sums` asks for.
+                    // SAFETY: `Kernel::Avx512` is only chosen when the CPU has AVX-512 F,
+                    // BW and DQ; the sizes are the ones `avx512::sums` asks for.
                     unsafe {
                         avx512::sums(keys, n, d, ints, cells, sums);
                         avx512::signs(sums, d, &mut out[first * d..(first + n) * d]);
@@ -1383,10 +1374,10 @@ mod tests {
                 p.count_features(&mut s);
                 let (mut fast, mut reference) = (vec![7i8; p.dim()], vec![7i8; p.dim()]);
                 p.project_sketch_reference(&mut s, &mut reference);
-                // The vector kernel when the CPU has it, and the scalar loop.
-                for wide in [true, false] {
-                    p.project_sketch(&mut s, wide, &mut fast);
-                    assert_eq!(fast, reference, "{config:?} {text:?} wide {wide}");
+                // The AVX-512 kernel when the CPU has it, and the scalar loop.
+                for kernel in Kernel::all() {
+                    p.project_sketch(kernel, &mut s, &mut fast);
+                    assert_eq!(fast, reference, "{config:?} {text:?} {kernel:?}");
                 }
                 assert_eq!(p.project(text), fast);
             }
@@ -1534,11 +1525,7 @@ mod tests {
             Scheme::Paired => p.project_paired_reference(&mut s, &mut want),
             Scheme::Sketch => unreachable!("the sketch has no vector kernel"),
         }
-        let mut kernels = vec![Kernel::Portable];
-        if Kernel::detect() == Kernel::Avx2 {
-            kernels.push(Kernel::Avx2);
-        }
-        let got = kernels
+        let got = Kernel::all()
             .into_iter()
             .map(|k| {
                 let mut out = vec![7i8; p.dim()];
