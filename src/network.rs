@@ -594,6 +594,109 @@ impl Kernel {
     }
 }
 
+/// Splits the input pairs `(x[2p], x[2p + 1])` into the pair columns the first layer adds
+/// and those it subtracts ([`PAIR_SPLIT`]): column `4p + k` goes to `plus[..np]` or
+/// `minus[..nm]`, in ascending order. Returns `(np, nm)`. Without branches: the signs of a
+/// projection are unpredictable.
+fn split_pairs(
+    kernel: Kernel,
+    x: &[i8],
+    plus: &mut Vec<u32>,
+    minus: &mut Vec<u32>,
+) -> (usize, usize) {
+    let pairs = x.len().div_ceil(2);
+    // Room for a whole vector store past the last column (see `split_pairs_avx512`).
+    plus.resize(pairs + 16, 0);
+    minus.resize(pairs + 16, 0);
+    let (mut np, mut nm) = (0, 0);
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if kernel == Kernel::Avx512 {
+        // SAFETY: `Kernel::Avx512` is only chosen when the CPU has AVX-512 F and BW; the
+        // buffers have the room asked for.
+        (done, np, nm) = unsafe { split_pairs_avx512(x, plus, minus) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = kernel;
+    let mut split = |p: usize, a: i8, b: i8| {
+        let e = PAIR_SPLIT[pair_code(a, b)];
+        let c = 4 * p as u32 + (e & 0xff);
+        // np, nm ≤ p < pairs.
+        plus[np] = c;
+        minus[nm] = c;
+        np += (e >> 8) as usize & 1;
+        nm += (e >> 16) as usize;
+    };
+    let whole = x[2 * done..].chunks_exact(2);
+    let odd = whole.remainder().first().copied();
+    for (p, ab) in whole.enumerate() {
+        split(done + p, ab[0], ab[1]);
+    }
+    if let Some(a) = odd {
+        split(pairs - 1, a, 0);
+    }
+    (np, nm)
+}
+
+/// [`split_pairs`] sixteen pairs at a time: each pair's two low bits per input index
+/// [`PAIR_SPLIT`] held in one register, and the columns to add (subtract) are compressed
+/// into the front of a register and stored at `plus[np]` (`minus[nm]`). Returns the pairs
+/// done (a multiple of 16) and `(np, nm)`.
+///
+/// # Safety
+/// The CPU must have AVX-512 F and BW; `plus` and `minus` must hold at least
+/// `x.len() / 2 + 16` entries (a store writes 16 from `np`, `nm` ≤ the pairs done).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn split_pairs_avx512(
+    x: &[i8],
+    plus: &mut [u32],
+    minus: &mut [u32],
+) -> (usize, usize, usize) {
+    use std::arch::x86_64::*;
+    let blocks = x.len() / 32;
+    debug_assert!(plus.len() >= 16 * blocks + 16 && minus.len() >= 16 * blocks + 16);
+    // SAFETY: `PAIR_SPLIT` is 16 `u32`, 64 bytes.
+    let table = unsafe { _mm512_loadu_si512(PAIR_SPLIT.as_ptr().cast()) };
+    let lane = _mm512_set_epi32(60, 56, 52, 48, 44, 40, 36, 32, 28, 24, 20, 16, 12, 8, 4, 0);
+    let (add, sub) = (_mm512_set1_epi32(1 << 8), _mm512_set1_epi32(1 << 16));
+    let (mut np, mut nm) = (0usize, 0usize);
+    for b in 0..blocks {
+        // SAFETY: `x` holds 32 bytes from `32 · b`.
+        let v = unsafe { _mm256_loadu_si256(x.as_ptr().add(32 * b).cast()) };
+        // Each 16-bit lane holds a pair: `a` in its low byte, `b` in its high byte. The
+        // code is `a`'s two low bits, then `b`'s ([`pair_code`]).
+        let v = _mm512_cvtepu16_epi32(v);
+        let code = _mm512_or_si512(
+            _mm512_and_si512(v, _mm512_set1_epi32(3)),
+            _mm512_and_si512(_mm512_srli_epi32::<6>(v), _mm512_set1_epi32(12)),
+        );
+        let e = _mm512_permutexvar_epi32(code, table);
+        let column = _mm512_add_epi32(
+            _mm512_add_epi32(lane, _mm512_set1_epi32(64 * b as i32)),
+            _mm512_and_si512(e, _mm512_set1_epi32(0xff)),
+        );
+        let (to_add, to_sub) = (
+            _mm512_test_epi32_mask(e, add),
+            _mm512_test_epi32_mask(e, sub),
+        );
+        // SAFETY: `np`, `nm` ≤ 16 · b, and the buffers hold 16 · (b + 1) entries or more.
+        unsafe {
+            _mm512_storeu_si512(
+                plus.as_mut_ptr().add(np).cast(),
+                _mm512_maskz_compress_epi32(to_add, column),
+            );
+            _mm512_storeu_si512(
+                minus.as_mut_ptr().add(nm).cast(),
+                _mm512_maskz_compress_epi32(to_sub, column),
+            );
+        }
+        np += to_add.count_ones() as usize;
+        nm += to_sub.count_ones() as usize;
+    }
+    (16 * blocks, np, nm)
+}
+
 /// `totals[i] = Σ_{c ∈ plus} cols[c][i] − Σ_{c ∈ minus} cols[c][i]`, exactly, for
 /// `i < stride`.
 fn ternary_columns<T: Lane>(
@@ -969,30 +1072,7 @@ impl Network {
                     Weights::I8 { scale, .. } | Weights::I4 { scale, .. },
                     Plan::TernaryPairs { cols, stride },
                 ) => {
-                    // Branch-free split of the input pairs into the columns to add and to
-                    // subtract: the signs of a projection are unpredictable.
-                    let pairs = n_in.div_ceil(2);
-                    s.plus.resize(pairs, 0);
-                    s.minus.resize(pairs, 0);
-                    let (plus, minus) = (&mut s.plus[..pairs], &mut s.minus[..pairs]);
-                    let (mut np, mut nm) = (0, 0);
-                    let mut split = |p: usize, a: i8, b: i8| {
-                        let e = PAIR_SPLIT[pair_code(a, b)];
-                        let c = 4 * p as u32 + (e & 0xff);
-                        // np, nm ≤ p < pairs.
-                        plus[np] = c;
-                        minus[nm] = c;
-                        np += (e >> 8) as usize & 1;
-                        nm += (e >> 16) as usize;
-                    };
-                    let whole = x.chunks_exact(2);
-                    let odd = whole.remainder().first().copied();
-                    for (p, ab) in whole.enumerate() {
-                        split(p, ab[0], ab[1]);
-                    }
-                    if let Some(a) = odd {
-                        split(pairs - 1, a, 0);
-                    }
+                    let (np, nm) = split_pairs(kernel, x, &mut s.plus, &mut s.minus);
                     s.totals.resize(*stride, 0);
                     let (plus, minus) = (&s.plus[..np], &s.minus[..nm]);
                     match cols {
