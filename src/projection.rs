@@ -700,7 +700,10 @@ mod avx512 {
         for (&(_, w), cells) in list.iter().zip(cells.chunks_exact(chunks * 32)) {
             for (c, cells) in cells.chunks_exact(32).enumerate() {
                 for &i in &cells[..(n - 32 * c).min(32)] {
-                    sums[usize::from(i)] += w;
+                    // SAFETY: a valid lane's cell is `k · 2d + (c16 · 2d >> 16)` with
+                    // `k < n` and `c16 < 2^16`, so below `n · 2d = sums.len()`.
+                    debug_assert!(usize::from(i) < sums.len());
+                    unsafe { *sums.get_unchecked_mut(usize::from(i)) += w };
                 }
             }
         }
