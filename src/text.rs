@@ -42,7 +42,7 @@ use tokenizers::{
 };
 
 use crate::error::{Error, Result};
-use crate::hash::feature_hash;
+use crate::hash::{feature_hash, feature_hash_packed};
 
 /// How raw text is normalized and split into tokens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -473,39 +473,40 @@ impl TextPipeline {
         F: FnMut(Feature, &dyn Fn() -> String),
     {
         let f = &self.features;
-        let FeatureScratch { buf, word, bounds } = scratch;
-        // A feature's bytes: its tag, then each part after a separator.
-        let mut one = |tag: u8, parts: &[&str], block: Block, buf: &mut Vec<u8>| {
-            buf.clear();
-            buf.push(tag);
-            for p in parts {
-                buf.push(SEP as u8);
-                buf.extend_from_slice(p.as_bytes());
-            }
-            let feature = Feature {
-                hash: feature_hash(buf),
-                block,
-            };
-            // Built from whole `str`s and an ASCII separator, so always UTF-8.
-            let buf = &*buf;
-            emit(feature, &|| {
-                display(std::str::from_utf8(buf).unwrap_or_default())
-            });
-        };
+        let FeatureScratch {
+            buf,
+            word,
+            bounds,
+            padded,
+        } = scratch;
         let n = tokens.count();
         for i in 0..n {
             let tok = tokens.token(i);
             if f.unigrams {
-                one(b'u', &[tok], Block::Word, buf);
+                emit_parts(&mut emit, b'u', &[tok], Block::Word, buf);
             }
             if f.bigrams && i + 1 < n {
-                one(b'b', &[tok, tokens.token(i + 1)], Block::Word, buf);
+                emit_parts(
+                    &mut emit,
+                    b'b',
+                    &[tok, tokens.token(i + 1)],
+                    Block::Word,
+                    buf,
+                );
             }
             if f.skip_bigrams && i + 2 < n {
-                one(b's', &[tok, tokens.token(i + 2)], Block::Word, buf);
+                emit_parts(
+                    &mut emit,
+                    b's',
+                    &[tok, tokens.token(i + 2)],
+                    Block::Word,
+                    buf,
+                );
             }
         }
         if f.chars_on() {
+            // `c`, then the separator: a char n-gram's first two bytes.
+            const CHAR_TAG: u128 = b'c' as u128 | (SEP as u128) << 8;
             let (lo, hi) = (f.char_min as usize, f.char_max as usize);
             for i in 0..n {
                 // `<token>` and the byte offset of each of its characters, plus its end, so
@@ -518,18 +519,93 @@ impl TextPipeline {
                 bounds.extend(word.char_indices().map(|(o, _)| o));
                 let chars = bounds.len();
                 bounds.push(word.len());
+                // The same bytes with 16 zeros after them, so that 16 bytes can be read
+                // from the start of any n-gram.
+                padded.clear();
+                padded.extend_from_slice(word.as_bytes());
+                padded.extend_from_slice(&[0; 16]);
                 for len in lo..=hi {
                     if len > chars {
                         break;
                     }
                     for start in 0..=chars - len {
-                        let gram = &word[bounds[start]..bounds[start + len]];
-                        one(b'c', &[gram], Block::Char, buf);
+                        let (from, to) = (bounds[start], bounds[start + len]);
+                        let bytes = to - from;
+                        if bytes <= 14 {
+                            let raw: [u8; 16] = padded[from..from + 16]
+                                .try_into()
+                                .expect("16 bytes of padding");
+                            let gram = u128::from_le_bytes(raw) & ((1u128 << (8 * bytes)) - 1);
+                            emit_packed(&mut emit, CHAR_TAG | gram << 16, bytes + 2, Block::Char);
+                        } else {
+                            emit_parts(&mut emit, b'c', &[&word[from..to]], Block::Char, buf);
+                        }
                     }
                 }
             }
         }
     }
+}
+
+/// Emits the feature whose bytes are `tag`, then each part after a separator. Up to 16
+/// bytes are packed into an integer and hashed there
+/// ([`feature_hash_packed`]); longer ones are written to `buf`.
+#[inline(always)]
+fn emit_parts<F: FnMut(Feature, &dyn Fn() -> String)>(
+    emit: &mut F,
+    tag: u8,
+    parts: &[&str],
+    block: Block,
+    buf: &mut Vec<u8>,
+) {
+    let len = 1 + parts.iter().map(|p| 1 + p.len()).sum::<usize>();
+    if len <= 16 {
+        let mut packed = u128::from(tag);
+        let mut at = 1;
+        for p in parts {
+            packed |= u128::from(SEP as u8) << (8 * at);
+            for (i, &b) in p.as_bytes().iter().enumerate() {
+                packed |= u128::from(b) << (8 * (at + 1 + i));
+            }
+            at += 1 + p.len();
+        }
+        emit_packed(emit, packed, len, block);
+    } else {
+        buf.clear();
+        buf.push(tag);
+        for p in parts {
+            buf.push(SEP as u8);
+            buf.extend_from_slice(p.as_bytes());
+        }
+        let feature = Feature {
+            hash: feature_hash(buf),
+            block,
+        };
+        // Built from whole `str`s and an ASCII separator, so always UTF-8.
+        let buf = &*buf;
+        emit(feature, &|| {
+            display(std::str::from_utf8(buf).unwrap_or_default())
+        });
+    }
+}
+
+/// Emits the feature whose `len` bytes (at most 16) are packed in `packed`, little-endian.
+#[inline(always)]
+fn emit_packed<F: FnMut(Feature, &dyn Fn() -> String)>(
+    emit: &mut F,
+    packed: u128,
+    len: usize,
+    block: Block,
+) {
+    let feature = Feature {
+        hash: feature_hash_packed(packed, len),
+        block,
+    };
+    emit(feature, &|| {
+        // Whole `str`s and ASCII bytes, so UTF-8.
+        let bytes = packed.to_le_bytes();
+        display(std::str::from_utf8(&bytes[..len]).unwrap_or_default())
+    });
 }
 
 /// Reusable buffers of [`TextPipeline::for_each_feature_of`].
@@ -538,6 +614,8 @@ pub struct FeatureScratch {
     buf: Vec<u8>,
     word: String,
     bounds: Vec<usize>,
+    /// `word`'s bytes and 16 zeros.
+    padded: Vec<u8>,
 }
 
 /// `u\x1fthank` → `u:thank`; `b\x1fthank\x1fyou` → `b:thank you`; skip-bigrams show `_`.
