@@ -6,16 +6,30 @@
 //! An abstention (no answer) is not a label: it counts against accuracy and against its gold
 //! label's recall, and in no label's precision.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
-/// Counts of (gold, predicted) label pairs.
+/// Counts of (gold, predicted) label pairs, kept sparse: a label set of thousands costs
+/// the pairs that occur, not the square of its size.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Confusion {
-    labels: Vec<String>,
-    /// `counts[gold][pred]`.
-    counts: Vec<Vec<u64>>,
-    /// `abstained[gold]`: records of that gold label that got no answer.
-    abstained: Vec<u64>,
+    /// Per label (sorted): its gold, predicted, correct and abstained counts.
+    tally: BTreeMap<String, Tally>,
+    /// Gold → predicted → count, for the pairs that occur (correct ones included).
+    pairs: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Tally {
+    /// Records with this gold label, abstentions included.
+    gold: u64,
+    /// Answers with this label.
+    predicted: u64,
+    /// Records with this gold label answered with it.
+    correct: u64,
+    /// Records with this gold label that got no answer.
+    abstained: u64,
 }
 
 /// Precision, recall and F1 of one label.
@@ -47,85 +61,92 @@ impl Confusion {
         Self::default()
     }
 
-    /// Adds `label` (with an empty row and column) unless it is known.
-    fn insert(&mut self, label: &str) {
-        if let Err(i) = self.labels.binary_search_by(|l| l.as_str().cmp(label)) {
-            self.labels.insert(i, label.to_owned());
-            for row in &mut self.counts {
-                row.insert(i, 0);
-            }
-            let n = self.labels.len();
-            self.counts.insert(i, vec![0; n]);
-            self.abstained.insert(i, 0);
+    /// `label`'s tally, created empty if new (no allocation when it is known).
+    fn tally(&mut self, label: &str) -> &mut Tally {
+        if !self.tally.contains_key(label) {
+            self.tally.insert(label.to_owned(), Tally::default());
         }
-    }
-
-    fn position(&self, label: &str) -> usize {
-        self.labels
-            .binary_search_by(|l| l.as_str().cmp(label))
-            .expect("label inserted before it is looked up")
+        self.tally.get_mut(label).expect("inserted above")
     }
 
     /// Records one prediction.
     pub fn add(&mut self, gold: &str, predicted: &str) {
-        // Both labels go in before either is looked up: inserting the second shifts every
-        // index at or after its place, the first's included.
-        self.insert(gold);
-        self.insert(predicted);
-        let (g, p) = (self.position(gold), self.position(predicted));
-        self.counts[g][p] += 1;
+        let g = self.tally(gold);
+        g.gold += 1;
+        g.correct += u64::from(gold == predicted);
+        self.tally(predicted).predicted += 1;
+        if !self.pairs.contains_key(gold) {
+            self.pairs.insert(gold.to_owned(), BTreeMap::new());
+        }
+        let row = self.pairs.get_mut(gold).expect("inserted above");
+        match row.get_mut(predicted) {
+            Some(n) => *n += 1,
+            None => {
+                row.insert(predicted.to_owned(), 1);
+            }
+        }
     }
 
     /// Records one abstention: the model gave `gold`'s record no answer.
     pub fn add_abstention(&mut self, gold: &str) {
-        self.insert(gold);
-        let g = self.position(gold);
-        self.abstained[g] += 1;
+        let g = self.tally(gold);
+        g.gold += 1;
+        g.abstained += 1;
     }
 
-    /// Abstentions per gold label, in [`Confusion::labels`] order.
-    pub fn abstained(&self) -> &[u64] {
-        &self.abstained
+    /// Labels seen, gold or predicted (sorted).
+    pub fn labels(&self) -> Vec<&str> {
+        self.tally.keys().map(String::as_str).collect()
     }
 
-    /// Labels (sorted).
-    pub fn labels(&self) -> &[String] {
-        &self.labels
+    /// How many records of gold label `gold` were answered `predicted`.
+    pub fn count(&self, gold: &str, predicted: &str) -> u64 {
+        self.pairs
+            .get(gold)
+            .and_then(|row| row.get(predicted))
+            .copied()
+            .unwrap_or(0)
     }
 
-    /// `counts()[gold][pred]`, in [`Confusion::labels`] order.
-    pub fn counts(&self) -> &[Vec<u64>] {
-        &self.counts
+    /// The (gold, predicted, count) pairs that occur, correct ones included, sorted by gold
+    /// then predicted label.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str, u64)> + '_ {
+        self.pairs
+            .iter()
+            .flat_map(|(g, row)| row.iter().map(move |(p, &n)| (g.as_str(), p.as_str(), n)))
     }
 
-    /// Records scored: predictions and abstentions.
+    /// Records of gold label `gold` that got no answer.
+    pub fn abstained(&self, gold: &str) -> u64 {
+        self.tally.get(gold).map_or(0, |t| t.abstained)
+    }
+
+    /// Every record counted (answered or not).
     pub fn total(&self) -> u64 {
-        self.counts.iter().flatten().sum::<u64>() + self.abstained.iter().sum::<u64>()
+        self.tally.values().map(|t| t.gold).sum()
     }
 
-    /// Correct / total (0 when empty).
+    /// Fraction of records whose prediction equals the gold label.
     pub fn accuracy(&self) -> f64 {
-        let correct: u64 = (0..self.labels.len()).map(|i| self.counts[i][i]).sum();
+        let correct: u64 = self.tally.values().map(|t| t.correct).sum();
         ratio(correct, self.total())
     }
 
     /// Per-label scores, in label order.
     pub fn per_label(&self) -> Vec<LabelScores> {
-        (0..self.labels.len())
-            .map(|i| {
-                let tp = self.counts[i][i];
-                let gold: u64 = self.counts[i].iter().sum::<u64>() + self.abstained[i];
-                let pred: u64 = self.counts.iter().map(|r| r[i]).sum();
-                let precision = ratio(tp, pred);
-                let recall = ratio(tp, gold);
+        self.tally
+            .iter()
+            .map(|(label, t)| {
+                let precision = ratio(t.correct, t.predicted);
+                let recall = ratio(t.correct, t.gold);
                 let f1 = if precision + recall > 0.0 {
                     2.0 * precision * recall / (precision + recall)
                 } else {
                     0.0
                 };
                 LabelScores {
-                    label: self.labels[i].clone(),
-                    support: gold,
+                    label: label.clone(),
+                    support: t.gold,
                     precision,
                     recall,
                     f1,
@@ -164,7 +185,8 @@ mod tests {
         let f1_a = 2.0 / 3.0;
         let f1_b = 0.5;
         assert!((c.macro_f1() - (f1_a + f1_b) / 3.0).abs() < 1e-12);
-        assert_eq!(c.counts()[2][1], 1);
+        assert_eq!(c.count("c", "b"), 1);
+        assert_eq!(c.count("b", "c"), 0);
     }
 
     #[test]
@@ -174,7 +196,7 @@ mod tests {
         c.add("b", "a");
         assert_eq!(c.labels(), ["a", "b"]);
         assert_eq!(c.accuracy(), 0.0);
-        assert_eq!(c.counts(), [vec![0, 0], vec![1, 0]]);
+        assert_eq!(c.pairs().collect::<Vec<_>>(), [("b", "a", 1)]);
     }
 
     proptest::proptest! {
@@ -191,12 +213,15 @@ mod tests {
                 c.add(&name(g), &name(p));
                 *tally.entry((name(g), name(p))).or_insert(0u64) += 1;
             }
-            for (gi, g) in c.labels().iter().enumerate() {
-                for (pi, p) in c.labels().iter().enumerate() {
-                    let want = tally.get(&(g.clone(), p.clone())).copied().unwrap_or(0);
-                    proptest::prop_assert_eq!(c.counts()[gi][pi], want);
+            for g in c.labels() {
+                for p in c.labels() {
+                    let want = tally.get(&(g.to_owned(), p.to_owned())).copied().unwrap_or(0);
+                    proptest::prop_assert_eq!(c.count(g, p), want);
                 }
             }
+            let listed: Vec<((String, String), u64)> =
+                c.pairs().map(|(g, p, n)| ((g.to_owned(), p.to_owned()), n)).collect();
+            proptest::prop_assert_eq!(listed, tally.into_iter().collect::<Vec<_>>());
             let correct = pairs.iter().filter(|(g, p)| g == p).count() as u64;
             proptest::prop_assert_eq!(c.total(), pairs.len() as u64);
             if !pairs.is_empty() {
@@ -222,8 +247,29 @@ mod tests {
             (1.0, 0.5, 2)
         );
         assert_eq!(per[0].f1, 1.0);
-        assert_eq!(c.abstained(), [0, 1, 0]);
+        assert_eq!(
+            c.labels()
+                .iter()
+                .map(|l| c.abstained(l))
+                .collect::<Vec<_>>(),
+            [0, 1, 0]
+        );
         assert!((c.macro_f1() - (1.0 + 2.0 / 3.0 + 1.0) / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn thousands_of_labels_cost_the_pairs_that_occur() {
+        let mut c = Confusion::new();
+        let name = |i: usize| format!("label{i:04}");
+        for i in 0..3000 {
+            c.add(&name(i), &name(i));
+            c.add(&name(i), &name((i + 1) % 3000));
+        }
+        assert_eq!(c.labels().len(), 3000);
+        assert_eq!(c.pairs().count(), 6000);
+        assert_eq!(c.accuracy(), 0.5);
+        assert_eq!(c.count(&name(2999), &name(0)), 1);
+        assert!((c.macro_f1() - 0.5).abs() < 1e-12);
     }
 
     #[test]

@@ -758,3 +758,52 @@ fn predict_and_eval_name_what_the_user_got_wrong() {
         "{err}"
     );
 }
+
+#[test]
+fn eval_of_many_labels_lists_confusions_instead_of_a_matrix() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 70 labels, two texts each: more than the 64 a printed matrix is kept for.
+    let mut corpus = String::new();
+    for i in 0..70 {
+        for j in 0..2 {
+            corpus += &format!("{{\"text\":\"topic{i} word{j} item{i}\",\"label\":\"l{i:02}\"}}\n");
+        }
+    }
+    std::fs::write(d.join("many.jsonl"), corpus).unwrap();
+    let args: Vec<&str> = "train --corpus many.jsonl --out m.sprig --epochs 1 --augment 0 \
+                           --validation 0"
+        .split_whitespace()
+        .collect();
+    assert!(sprig(d, &args).status.success());
+    let text = ok(d, &["eval", "--model", "m.sprig", "--data", "many.jsonl"]);
+    assert!(
+        text.contains("most frequent confusions (70 labels"),
+        "{text}"
+    );
+    assert!(!text.contains("rows: gold"), "{text}");
+    let json = ok(
+        d,
+        &[
+            "eval",
+            "--model",
+            "m.sprig",
+            "--data",
+            "many.jsonl",
+            "--json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(v["labels"].as_array().unwrap().len(), 70);
+    // Sparse: one entry per (gold, predicted) pair that occurs, adding up to the records.
+    let pairs = v["confusion"].as_array().unwrap();
+    assert!(pairs.len() <= 140, "{}", pairs.len());
+    let total: u64 = pairs.iter().map(|c| c["count"].as_u64().unwrap()).sum();
+    assert_eq!(total, 140);
+    let correct: u64 = pairs
+        .iter()
+        .filter(|c| c["gold"] == c["predicted"])
+        .map(|c| c["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(correct as f64 / 140.0, v["accuracy"].as_f64().unwrap());
+}

@@ -11,8 +11,9 @@ use sprig::model::{ProjectionModel, Scratch};
 use super::CorpusArgs;
 
 /// Score a model on a labelled file: accuracy, macro-F1, per-label precision / recall / F1
-/// and the confusion matrix (rows: gold, columns: predicted, then abstentions if any). An
-/// abstention counts as a wrong answer and against its gold label's recall; it is no label.
+/// and the confusion matrix (rows: gold, columns: predicted, then abstentions if any; above
+/// 64 labels, the 30 most frequent confusions). An abstention counts as a wrong answer and
+/// against its gold label's recall; it is no label.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The `.sprig` model file.
@@ -27,10 +28,17 @@ pub struct Args {
     /// first.
     #[arg(long)]
     skip_invalid: bool,
-    /// One JSON object with `accuracy` and `macro_f1` at the top level.
+    /// One JSON object with `accuracy` and `macro_f1` at the top level; `confusion` lists
+    /// the (gold, predicted) pairs that occur, with their counts.
     #[arg(long)]
     json: bool,
 }
+
+/// Labels up to which the text output prints the whole confusion matrix.
+const MATRIX_UP_TO: usize = 64;
+
+/// Confusions listed instead when there are more labels.
+const TOP_CONFUSIONS: usize = 30;
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let model = ProjectionModel::load(&args.model)?;
@@ -107,8 +115,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "data": args.data.display().to_string(),
             "per_label": per,
             "labels": confusion.labels(),
-            "confusion": confusion.counts(),
-            "abstained": confusion.abstained(),
+            // Sparse, so that thousands of labels do not print the square of their number.
+            "confusion": confusion
+                .pairs()
+                .map(|(gold, predicted, count)| json!({
+                    "gold": gold, "predicted": predicted, "count": count
+                }))
+                .collect::<Vec<_>>(),
+            "abstained": confusion
+                .labels()
+                .into_iter()
+                .map(|l| (l, confusion.abstained(l)))
+                .filter(|&(_, n)| n > 0)
+                .collect::<std::collections::BTreeMap<_, _>>(),
         });
         outln!("{obj}")?;
         return Ok(());
@@ -145,11 +164,36 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             p.label, p.precision, p.recall, p.f1, p.support
         );
     }
-    let abstained: u64 = confusion.abstained().iter().sum();
+    let labels = confusion.labels();
+    let abstained: Vec<u64> = labels.iter().map(|l| confusion.abstained(l)).collect();
+    let any_abstained = abstained.iter().any(|&n| n > 0);
+    if labels.len() > MATRIX_UP_TO {
+        // A matrix this wide is unreadable: the most frequent confusions instead.
+        let mut wrong: Vec<(&str, &str, u64)> =
+            confusion.pairs().filter(|(g, p, _)| g != p).collect();
+        wrong.sort_by(|a, b| b.2.cmp(&a.2).then((a.0, a.1).cmp(&(b.0, b.1))));
+        let _ = writeln!(
+            s,
+            "\nmost frequent confusions ({} labels: the matrix is in --json; {} of {} \
+             confused pairs)",
+            labels.len(),
+            wrong.len().min(TOP_CONFUSIONS),
+            wrong.len()
+        );
+        for (gold, predicted, n) in wrong.iter().take(TOP_CONFUSIONS) {
+            let _ = writeln!(s, "{n:>7}  {gold} → {predicted}");
+        }
+        let none: u64 = abstained.iter().sum();
+        if none > 0 {
+            let _ = writeln!(s, "{none:>7}  abstained");
+        }
+        out!("{s}")?;
+        return Ok(());
+    }
     let _ = writeln!(
         s,
         "\nconfusion (rows: gold, columns: predicted, in the order above{})",
-        if abstained > 0 {
+        if any_abstained {
             ", then the abstentions"
         } else {
             ""
@@ -157,21 +201,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     // Each cell one space wider than the largest count, so counts never run together.
     let digits = confusion
-        .counts()
-        .iter()
-        .flatten()
-        .chain(confusion.abstained())
+        .pairs()
+        .map(|(_, _, n)| n)
+        .chain(abstained.iter().copied())
         .map(|c| c.to_string().len())
         .max()
         .unwrap_or(1);
     let cell = digits.max(4) + 1;
-    let rows = confusion.counts().iter().zip(confusion.abstained());
-    for (label, (row, &none)) in confusion.labels().iter().zip(rows) {
-        let mut cells: Vec<String> = row.iter().map(|c| format!("{c:>cell$}")).collect();
-        if abstained > 0 {
+    for (gold, &none) in labels.iter().zip(&abstained) {
+        let mut cells: Vec<String> = labels
+            .iter()
+            .map(|p| format!("{:>cell$}", confusion.count(gold, p)))
+            .collect();
+        if any_abstained {
             cells.push(format!("{none:>cell$}"));
         }
-        let _ = writeln!(s, "{label:width$} {}", cells.join(""));
+        let _ = writeln!(s, "{gold:width$} {}", cells.join(""));
     }
     out!("{s}")?;
     Ok(())
