@@ -9,6 +9,7 @@ use sprig::model::{ModelKind, Predictor};
 use sprig::network::Quantization;
 use sprig::projection::{Coefficients, ProjectionConfig, Scheme};
 use sprig::seeds::{read_seed_file, record_seeds};
+use sprig::text::{TextPipeline, Tokens};
 use sprig::train::{train, Confidence, JointConfig, TrainConfig, TrainSet};
 
 use super::progress::Bars;
@@ -153,9 +154,29 @@ pub struct Args {
 fn read_records(args: &Args, bars: &Bars) -> anyhow::Result<Vec<Record>> {
     let options = args.corpus_fields.options();
     let reader = CorpusReader::open(&args.corpus, &options)?;
+    let path = reader.path().to_owned();
+    // A text with no token projects to zeros: `graph` refuses it (or skips it with
+    // --skip-invalid), and so does `train`, rather than teach that input a label.
+    let (text, features) = args.text.configs();
+    let pipeline = TextPipeline::new(&text, &features)?;
+    let mut tokens = Tokens::default();
     let mut records = Vec::new();
     let mut skips = super::SkipInvalid::new(args.skip_invalid);
     for r in reader {
+        let r = r.and_then(|r| {
+            pipeline.tokenize_into(&r.text, &mut tokens);
+            if tokens.is_empty() {
+                return Err(sprig::Error::parse(
+                    &path,
+                    r.line,
+                    format!(
+                        "field {:?}: text is empty after normalization",
+                        options.text_field
+                    ),
+                ));
+            }
+            Ok(r)
+        });
         records.extend(skips.keep(r)?);
     }
     if records.is_empty() {
