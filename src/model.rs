@@ -276,6 +276,35 @@ impl ProjectionModel {
     /// all; for a table model, when none of its buckets holds a label; and for a network
     /// whose (crafted, extreme) weights overflow to a non-finite probability.
     pub fn predict_with<'s>(&self, scratch: &'s mut Scratch, text: &str) -> &'s [Prediction] {
+        self.predict_top_with(scratch, text, usize::MAX)
+    }
+
+    /// The `k` best labels of [`ProjectionModel::predict_with`], best first: the same
+    /// predictions, without sorting the others (a single answer costs one pass over the
+    /// labels instead of a sort of them all, which a model of many labels notices).
+    pub fn predict_top_with<'s>(
+        &self,
+        scratch: &'s mut Scratch,
+        text: &str,
+        k: usize,
+    ) -> &'s [Prediction] {
+        self.score_all(scratch, text);
+        let by_rank = |a: &Prediction, b: &Prediction| {
+            b.score.total_cmp(&a.score).then(a.label.cmp(&b.label))
+        };
+        let out = &mut scratch.out;
+        if k == 0 {
+            out.clear();
+        } else if k < out.len() {
+            out.select_nth_unstable_by(k - 1, by_rank);
+            out.truncate(k);
+        }
+        out.sort_unstable_by(by_rank);
+        &scratch.out
+    }
+
+    /// Every label's prediction into `scratch.out`, unsorted (empty: the model abstains).
+    fn score_all(&self, scratch: &mut Scratch, text: &str) {
         let dim = self.projector.dim();
         scratch.input.resize(dim, 0);
         let features = self
@@ -283,7 +312,7 @@ impl ProjectionModel {
             .project_with(&mut scratch.project, text, &mut scratch.input);
         scratch.out.clear();
         if features == 0 {
-            return &scratch.out;
+            return;
         }
         match &self.predictor {
             Predictor::Network(net) => {
@@ -292,7 +321,7 @@ impl ProjectionModel {
                 // Weights are checked finite at load, but extreme (finite) ones can still
                 // overflow the sums: such an answer is no answer, so the model abstains.
                 if !probs.iter().all(|p| p.is_finite()) {
-                    return &scratch.out;
+                    return;
                 }
                 scratch
                     .out
@@ -310,10 +339,6 @@ impl ProjectionModel {
                 );
             }
         }
-        scratch
-            .out
-            .sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(a.label.cmp(&b.label)));
-        &scratch.out
     }
 
     /// The labels with their scores, best first, as [`ProjectionModel::predict_with`].
@@ -620,6 +645,14 @@ mod tests {
         assert!((sum - 1.0).abs() < 1e-5);
         let mut s = Scratch::default();
         assert_eq!(m.predict_with(&mut s, "where are you"), &p[..]);
+        // The k best are the first k of the full ranking, for every k.
+        for text in ["where are you", "", "ok", "🎉 congrats!!"] {
+            let all = m.predict(text);
+            for k in 0..=all.len() + 1 {
+                let top = m.predict_top_with(&mut s, text, k).to_vec();
+                assert_eq!(top, all[..k.min(all.len())], "{text:?} k {k}");
+            }
+        }
     }
 
     #[test]

@@ -55,7 +55,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             unlabelled += 1;
             continue;
         };
-        match model.predict_with(&mut scratch, &record.text).first() {
+        match model
+            .predict_top_with(&mut scratch, &record.text, 1)
+            .first()
+        {
             Some(p) => confusion.add(gold, model.label_name(p.label)),
             None => confusion.add_abstention(gold),
         }

@@ -117,7 +117,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if !from_stdin {
         for text in &args.texts {
-            let preds = model.predict_with(&mut scratch, text);
+            let preds = model.predict_top_with(&mut scratch, text, args.top);
             answer(&model, preds, &args, text, &mut buf);
             out.write_all(buf.as_bytes())?;
         }
@@ -156,7 +156,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             // A byte-order mark (a file saved by some Windows editors) is not part of the text.
             text = text.strip_prefix('\u{feff}').unwrap_or(text);
         }
-        let preds = model.predict_with(&mut scratch, text);
+        let preds = model.predict_top_with(&mut scratch, text, args.top);
         answer(&model, preds, &args, text, &mut buf);
         out.write_all(buf.as_bytes())?;
         // Unless a whole line is already waiting, the next read may wait for the caller:
