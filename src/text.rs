@@ -346,9 +346,74 @@ impl TextPipeline {
         out.clear();
         if text.is_ascii() {
             self.tokenize_ascii(text.as_bytes(), out);
-        } else {
+        } else if !self.tokenize_latin_emoji(text, out) {
+            out.clear();
             self.tokenize_general(text, out);
         }
+    }
+
+    /// The second fast path, for chat text: ASCII plus emoji and common symbols, the
+    /// punctuation of typographic quotes and dashes, and the letters of Latin-1 (`é`, `ñ`,
+    /// `ç`). Returns `false`, leaving `out` partial, at the first character outside that set
+    /// (the caller then takes the `tokenizers` path). On this set the `tokenizers` steps
+    /// reduce to the ASCII rules of [`TextPipeline::tokenize_ascii`] plus:
+    /// - the symbols ([`simple_symbol`]) are NFKC-stable, have no case, and are split off
+    ///   as tokens of their own, as ASCII punctuation is (by the `\p{S}` splitter or, for the
+    ///   quotes and dashes, BERT's punctuation rule);
+    /// - the Latin-1 letters are NFKC-stable, lowercase to one Latin-1 letter, and join words;
+    ///   with accent stripping on they take the `tokenizers` path (NFD);
+    /// - with variant folding on, variation selectors and skin-tone modifiers are dropped, so
+    ///   the characters around them join.
+    ///
+    /// Tested against [`TextPipeline::tokenize_reference`] on every character of the set in
+    /// every config, and on random mixes.
+    fn tokenize_latin_emoji(&self, text: &str, out: &mut Tokens) -> bool {
+        let lower = self.config.lowercase;
+        let keep_punctuation = self.config.keep_punctuation;
+        let mut open = false;
+        for c in text.chars() {
+            match c {
+                '\t' | '\n' | '\r' | ' ' => {
+                    if open {
+                        out.ends.push(out.text.len());
+                        open = false;
+                    }
+                }
+                '\0'..='\x1f' | '\x7f' => {}
+                _ if c.is_ascii_punctuation() || simple_symbol(c) => {
+                    if open {
+                        out.ends.push(out.text.len());
+                        open = false;
+                    }
+                    if keep_punctuation {
+                        out.text.push(c);
+                        out.ends.push(out.text.len());
+                    }
+                }
+                _ if c.is_ascii() => {
+                    out.text.push(if lower { c.to_ascii_lowercase() } else { c });
+                    open = true;
+                }
+                '\u{c0}'..='\u{ff}' if !self.config.strip_accents => {
+                    // Every letter of the range (× and ÷ are symbols, matched above)
+                    // lowercases to one letter of the range.
+                    let c = if lower {
+                        c.to_lowercase().next().unwrap_or(c)
+                    } else {
+                        c
+                    };
+                    out.text.push(c);
+                    open = true;
+                }
+                '\u{fe00}'..='\u{fe0f}' | '\u{1f3fb}'..='\u{1f3ff}'
+                    if self.config.fold_variants => {}
+                _ => return false,
+            }
+        }
+        if open {
+            out.ends.push(out.text.len());
+        }
+        true
     }
 
     /// The `tokenizers` path for every text: the reference the ASCII fast path must match.
@@ -608,6 +673,28 @@ fn emit_packed<F: FnMut(Feature, &dyn Fn() -> String)>(
     });
 }
 
+/// The symbols [`TextPipeline::tokenize_latin_emoji`] splits off as tokens: `×` and `÷`,
+/// dashes and typographic quotes (U+2010, U+2012–2016, U+2018–2023), the miscellaneous
+/// symbols and dingbats (U+2600–2775, U+2794–27BF), and the emoji blocks' assigned symbols
+/// (U+1F300–1F3FA, U+1F400–1F6D7, U+1F900–1FA53). Left out: the characters NFKC changes
+/// (`…`, `₨`), the dingbat digits (U+2776–2793, which join words), and code points not yet
+/// assigned (a later Unicode may make them letters or symbols).
+fn simple_symbol(c: char) -> bool {
+    matches!(
+        c,
+        '\u{d7}'
+            | '\u{f7}'
+            | '\u{2010}'
+            | '\u{2012}'..='\u{2016}'
+            | '\u{2018}'..='\u{2023}'
+            | '\u{2600}'..='\u{2775}'
+            | '\u{2794}'..='\u{27bf}'
+            | '\u{1f300}'..='\u{1f3fa}'
+            | '\u{1f400}'..='\u{1f6d7}'
+            | '\u{1f900}'..='\u{1fa53}'
+    )
+}
+
 /// Reusable buffers of [`TextPipeline::for_each_feature_of`].
 #[derive(Debug, Clone, Default)]
 pub struct FeatureScratch {
@@ -840,6 +927,48 @@ mod tests {
                 ..FeatureConfig::default()
             }).unwrap();
             check_fast_path(&p, &text, &mut Tokens::default());
+        }
+
+        #[test]
+        fn latin_emoji_path_matches_tokenizers(
+            // ASCII, Latin-1 letters, emoji, skin tones and variation selectors, quotes and
+            // dashes, and characters outside the set (an ellipsis, a combining accent, a
+            // joiner, CJK) that send the text to the `tokenizers` path.
+            text in "([a-zA-Z]{1,4}|[À-ÿ]{1,3}|[😀-🙏]|[☀-➿]|[\u{1f3fb}-\u{1f3ff}]|\u{fe0f}|[‐-‣]|[[:punct:]]|[ \t\n]|\u{2026}|\u{301}|\u{200d}|官){0,16}",
+            config in 0usize..8,
+        ) {
+            let p = TextPipeline::new(&configs()[config], &FeatureConfig::default()).unwrap();
+            check_fast_path(&p, &text, &mut Tokens::default());
+        }
+    }
+
+    #[test]
+    fn latin_emoji_path_matches_tokenizers_on_every_character_of_its_set() {
+        let mut set: Vec<char> = ('\u{c0}'..='\u{ff}').collect();
+        set.extend(['\u{fe0f}', '\u{fe00}', '\u{1f3fb}', '\u{1f3ff}']);
+        set.extend(
+            (0x2000..0x2800)
+                .chain(0x1f300..0x1fb00)
+                .filter_map(char::from_u32)
+                .filter(|&c| simple_symbol(c)),
+        );
+        assert!(set.len() > 1800, "{}", set.len());
+        let mut tokens = Tokens::default();
+        let mut unfolded = configs();
+        for c in &mut unfolded {
+            c.fold_variants = false;
+        }
+        for config in configs().into_iter().chain(unfolded) {
+            let p = TextPipeline::new(&config, &FeatureConfig::default()).unwrap();
+            for &c in &set {
+                for text in [
+                    format!("Ab{c}Cd"),
+                    format!("{c}"),
+                    format!(" {c}{c} x{c}É Ñ{c}!"),
+                ] {
+                    check_fast_path(&p, &text, &mut tokens);
+                }
+            }
         }
     }
 
