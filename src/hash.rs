@@ -35,9 +35,14 @@ pub fn feature_hash(bytes: &[u8]) -> u64 {
 /// The XXH3-64 specification's paths for 4–8 and 9–16 bytes, written over the integer, so
 /// that the bytes never go through memory: hashing a buffer just written byte by byte made
 /// the hash's wide loads wait for those stores (no store-to-load forwarding), a fifth of a
-/// `predict`. Other lengths take [`feature_hash`]. Bit-identical to it (tested below).
+/// `predict`. Lengths 0–3 take [`feature_hash`]. Bit-identical to it (tested below);
+/// `len` must be at most 16.
 #[inline]
 pub fn feature_hash_packed(packed: u128, len: usize) -> u64 {
+    debug_assert!(
+        len <= 16,
+        "a packed feature holds at most 16 bytes, not {len}"
+    );
     // Bytes 8..56 of XXH3's default secret, as little-endian words.
     const S: [u64; 6] = [
         0x1cad_21f7_2c81_017c,

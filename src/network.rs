@@ -573,7 +573,8 @@ impl Kernel {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::is_x86_feature_detected as has;
-            if has!("avx512f") && has!("avx512bw") && has!("avx512dq") {
+            // Every AVX-512 CPU has AVX2, but the AVX2 kernels it also runs check for it.
+            if has!("avx512f") && has!("avx512bw") && has!("avx512dq") && has!("avx2") {
                 return Kernel::Avx512;
             }
             if has!("avx2") {
@@ -608,16 +609,14 @@ fn split_pairs(
     // Room for a whole vector store past the last column (see `split_pairs_avx512`).
     plus.resize(pairs + 16, 0);
     minus.resize(pairs + 16, 0);
-    let (mut np, mut nm) = (0, 0);
-    let mut done = 0;
-    #[cfg(target_arch = "x86_64")]
-    if kernel == Kernel::Avx512 {
+    // The pairs the vector kernel did, and the columns it listed.
+    let (done, mut np, mut nm) = match kernel {
+        #[cfg(target_arch = "x86_64")]
         // SAFETY: `Kernel::Avx512` is only chosen when the CPU has AVX-512 F and BW; the
         // buffers have the room asked for.
-        (done, np, nm) = unsafe { split_pairs_avx512(x, plus, minus) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = kernel;
+        Kernel::Avx512 => unsafe { split_pairs_avx512(x, plus, minus) },
+        _ => (0, 0, 0),
+    };
     let mut split = |p: usize, a: i8, b: i8| {
         let e = PAIR_SPLIT[pair_code(a, b)];
         let c = 4 * p as u32 + (e & 0xff);
@@ -1435,6 +1434,36 @@ mod tests {
                 net.forward_with(kernel, &x, &mut got);
                 assert_eq!(got.a, want.a, "{kernel:?}");
                 assert_eq!(got.a[0], f32::from(w) * f32::from(x[0]) * n_in as f32);
+            }
+        }
+    }
+
+    #[test]
+    fn every_kernel_splits_pairs_as_the_scalar_loop_does() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+        let (mut plus, mut minus) = (Vec::new(), Vec::new());
+        for len in (0..70).chain([1023, 1024, 1025, 2239, 2240]) {
+            for values in [3u64, 256] {
+                // Ternary inputs, and any `i8` (values outside {−1, 0, 1} add nothing).
+                let x: Vec<i8> = (0..len)
+                    .map(|_| match values {
+                        3 => (rng.next_u64() % 3) as i8 - 1,
+                        _ => rng.next_u64() as i8,
+                    })
+                    .collect();
+                let (np, nm) = split_pairs(Kernel::Portable, &x, &mut plus, &mut minus);
+                let want = (plus[..np].to_vec(), minus[..nm].to_vec());
+                for kernel in kernels() {
+                    // Dirty buffers of another size: what the kernel writes must not depend
+                    // on them.
+                    let (mut p, mut m) = (vec![u32::MAX; 7], vec![5; 3000]);
+                    let (np, nm) = split_pairs(kernel, &x, &mut p, &mut m);
+                    assert_eq!(
+                        (&p[..np], &m[..nm]),
+                        (&want.0[..], &want.1[..]),
+                        "{kernel:?} {len}"
+                    );
+                }
             }
         }
     }

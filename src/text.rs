@@ -391,7 +391,8 @@ impl TextPipeline {
                     }
                 }
                 _ if c.is_ascii() => {
-                    out.text.push(if lower { c.to_ascii_lowercase() } else { c });
+                    out.text
+                        .push(if lower { c.to_ascii_lowercase() } else { c });
                     open = true;
                 }
                 '\u{c0}'..='\u{ff}' if !self.config.strip_accents => {

@@ -155,8 +155,10 @@ fn read_records(args: &Args, bars: &Bars) -> anyhow::Result<Vec<Record>> {
     let options = args.corpus_fields.options();
     let reader = CorpusReader::open(&args.corpus, &options)?;
     let path = reader.path().to_owned();
-    // A text with no token projects to zeros: `graph` refuses it (or skips it with
-    // --skip-invalid), and so does `train`, rather than teach that input a label.
+    // A text with no token after normalization: `graph` refuses it (or skips it with
+    // --skip-invalid), and so does `train`. (A text with tokens but no feature, a single word
+    // under `--features b`, also projects to zeros; both accept it, as one text of a
+    // corpus whose other texts have features.)
     let (text, features) = args.text.configs();
     let pipeline = TextPipeline::new(&text, &features)?;
     let mut tokens = Tokens::default();
