@@ -245,6 +245,228 @@ impl Mlp {
     }
 }
 
+/// `g[j] += d · a[j]`: a multiply, then an add, lane by lane, so any vector width gives
+/// the same floats (Rust never fuses them).
+fn axpy(kernel: Kernel, g: &mut [f32], d: f32, a: &[f32]) {
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Kernel::Avx512` is only chosen when the CPU has AVX-512 F.
+        Kernel::Avx512 => unsafe { axpy_avx512(g, d, a) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Kernel::Avx2` is only chosen when the CPU has AVX2.
+        Kernel::Avx2 => unsafe { axpy_avx2(g, d, a) },
+        _ => axpy_body(g, d, a),
+    }
+}
+
+/// [`axpy_body`] compiled for AVX-512: 16 lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn axpy_avx512(g: &mut [f32], d: f32, a: &[f32]) {
+    axpy_body(g, d, a);
+}
+
+/// [`axpy_body`] compiled for AVX2: 8 lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn axpy_avx2(g: &mut [f32], d: f32, a: &[f32]) {
+    axpy_body(g, d, a);
+}
+
+#[inline(always)]
+fn axpy_body(g: &mut [f32], d: f32, a: &[f32]) {
+    for (g, &a) in g.iter_mut().zip(a) {
+        *g += d * a;
+    }
+}
+
+/// [`dot`] of one row with four inputs at once: each result is [`dot`]'s, bit for bit (the
+/// same eight partial sums, in the same order), but the four sums run side by side, so
+/// their additions do not wait on one another.
+#[inline(always)]
+fn dot4(a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
+    #[cfg(target_arch = "x86_64")]
+    {
+        dot4_sse(a, b)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        b.map(|b| dot(a, b))
+    }
+}
+
+/// [`dot4`] in SSE2 registers (every x86-64 CPU has them): partial sums `k` and `k + 4` of
+/// [`dot`] are lane `k` of two registers per input, each updated by a multiply and then an
+/// add, as [`dot`] does, so the sums are its own; eight registers of independent sums keep
+/// the adder busy instead of waiting on two.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn dot4_sse(a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
+    use std::arch::x86_64::*;
+    let n = a.len();
+    assert!(b.iter().all(|b| b.len() >= n), "input length");
+    let chunks = n / 8;
+    // SAFETY: SSE2 is part of x86-64; every load reads 4 floats at `c · 8` or `c · 8 + 4`
+    // with `c < n / 8`, inside `a` and each `b[e]` (at least `n` long, checked above).
+    unsafe {
+        let mut lo = [_mm_setzero_ps(); 4];
+        let mut hi = [_mm_setzero_ps(); 4];
+        for c in 0..chunks {
+            let x_lo = _mm_loadu_ps(a.as_ptr().add(c * 8));
+            let x_hi = _mm_loadu_ps(a.as_ptr().add(c * 8 + 4));
+            for e in 0..4 {
+                let y = b[e].as_ptr().add(c * 8);
+                lo[e] = _mm_add_ps(lo[e], _mm_mul_ps(x_lo, _mm_loadu_ps(y)));
+                hi[e] = _mm_add_ps(hi[e], _mm_mul_ps(x_hi, _mm_loadu_ps(y.add(4))));
+            }
+        }
+        std::array::from_fn(|e| {
+            let mut acc = [0.0f32; 8];
+            _mm_storeu_ps(acc.as_mut_ptr(), lo[e]);
+            _mm_storeu_ps(acc.as_mut_ptr().add(4), hi[e]);
+            let mut s: f32 = acc.iter().sum();
+            for k in chunks * 8..n {
+                s += a[k] * b[e][k];
+            }
+            s
+        })
+    }
+}
+
+impl Mlp {
+    /// [`Mlp::forward`] on several inputs, `s[e]` getting input `xs[e]`'s activations: the
+    /// same floats, bit for bit (every output is the same [`dot`]), with each weight row
+    /// read once for all the inputs instead of once for each.
+    ///
+    /// # Panics
+    /// If the lengths differ or an input is not the input size (a bug in the caller).
+    pub fn forward_many(&self, xs: &[&[f32]], s: &mut [MlpScratch]) {
+        assert_eq!(xs.len(), s.len(), "one scratch per input");
+        assert!(xs.iter().all(|x| x.len() == self.sizes[0]), "input length");
+        let n_layers = self.sizes.len() - 1;
+        for s in s.iter_mut() {
+            s.acts.resize_with(n_layers, Vec::new);
+        }
+        for (l, &(w_off, b_off)) in layout(&self.sizes).iter().enumerate() {
+            let (n_in, n_out) = (self.sizes[l], self.sizes[l + 1]);
+            let w = &self.params[w_off..b_off];
+            let b = &self.params[b_off..b_off + n_out];
+            let relu = l + 1 < n_layers;
+            let mut io: Vec<(&[f32], &mut Vec<f32>)> = s
+                .iter_mut()
+                .zip(xs)
+                .map(|(s, &x)| {
+                    let (before, rest) = s.acts.split_at_mut(l);
+                    let input: &[f32] = if l == 0 { x } else { &before[l - 1] };
+                    let out = &mut rest[0];
+                    out.clear();
+                    out.resize(n_out, 0.0);
+                    (input, out)
+                })
+                .collect();
+            let finish = |z: f32| if relu { z.max(0.0) } else { z };
+            for i in 0..n_out {
+                let row = &w[i * n_in..(i + 1) * n_in];
+                let mut fours = io.chunks_exact_mut(4);
+                for four in &mut fours {
+                    let z = dot4(row, [four[0].0, four[1].0, four[2].0, four[3].0]);
+                    for (e, z) in four.iter_mut().zip(z) {
+                        e.1[i] = finish(z + b[i]);
+                    }
+                }
+                for e in fours.into_remainder() {
+                    e.1[i] = finish(dot(row, e.0) + b[i]);
+                }
+            }
+        }
+        for s in s.iter_mut() {
+            let logits = &s.acts[n_layers - 1];
+            s.probs.resize(logits.len(), 0.0);
+            softmax(logits, &mut s.probs);
+        }
+    }
+
+    /// [`Mlp::backward`] for several inputs after [`Mlp::forward_many`] on them, `dlogits[e]`
+    /// the derivative for input `e`: adds to `grad` the same floats as calling
+    /// [`Mlp::backward`] on each input in turn, bit for bit (every parameter's gradient
+    /// gains the inputs' terms in their order), with each gradient row read and written
+    /// once for all the inputs.
+    pub fn backward_many(
+        &self,
+        xs: &[&[f32]],
+        dlogits: &[&[f32]],
+        s: &mut [MlpScratch],
+        grad: &mut [f32],
+    ) {
+        self.backward_many_with(Kernel::detect(), xs, dlogits, s, grad);
+    }
+
+    fn backward_many_with(
+        &self,
+        kernel: Kernel,
+        xs: &[&[f32]],
+        dlogits: &[&[f32]],
+        s: &mut [MlpScratch],
+        grad: &mut [f32],
+    ) {
+        let lay = layout(&self.sizes);
+        let n_layers = lay.len();
+        for (s, d) in s.iter_mut().zip(dlogits) {
+            s.delta.clear();
+            s.delta.extend_from_slice(d);
+        }
+        for l in (0..n_layers).rev() {
+            let (w_off, b_off) = lay[l];
+            let (n_in, n_out) = (self.sizes[l], self.sizes[l + 1]);
+            for i in 0..n_out {
+                let row = &mut grad[w_off + i * n_in..w_off + (i + 1) * n_in];
+                for (s, &x) in s.iter().zip(xs) {
+                    let d = s.delta[i];
+                    if d == 0.0 {
+                        continue;
+                    }
+                    let input: &[f32] = if l == 0 { x } else { &s.acts[l - 1] };
+                    axpy(kernel, row, d, input);
+                }
+                for s in s.iter() {
+                    let d = s.delta[i];
+                    if d != 0.0 {
+                        grad[b_off + i] += d;
+                    }
+                }
+            }
+            if l > 0 {
+                let w = &self.params[w_off..b_off];
+                for s in s.iter_mut() {
+                    s.delta_prev.clear();
+                    s.delta_prev.resize(n_in, 0.0);
+                }
+                for i in 0..n_out {
+                    let row = &w[i * n_in..(i + 1) * n_in];
+                    for s in s.iter_mut() {
+                        let d = s.delta[i];
+                        if d == 0.0 {
+                            continue;
+                        }
+                        for (p, &wij) in s.delta_prev.iter_mut().zip(row) {
+                            *p += d * wij;
+                        }
+                    }
+                }
+                for s in s.iter_mut() {
+                    // ReLU: no gradient where the unit was off.
+                    for (p, &a) in s.delta_prev.iter_mut().zip(&s.acts[l - 1]) {
+                        if a <= 0.0 {
+                            *p = 0.0;
+                        }
+                    }
+                    std::mem::swap(&mut s.delta, &mut s.delta_prev);
+                }
+            }
+        }
+    }
+}
+
 /// Adam (Kingma & Ba 2015) over a flat parameter vector.
 #[derive(Debug, Clone)]
 pub struct Adam {
@@ -1168,6 +1390,65 @@ mod tests {
     fn mlp(sizes: &[usize], seed: u64) -> Mlp {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         Mlp::new(sizes, || rng.next_u64()).unwrap()
+    }
+
+    #[test]
+    fn many_inputs_at_once_give_the_floats_of_one_at_a_time() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
+        for sizes in [
+            &[1120, 128, 7][..],
+            &[37, 19, 5],
+            &[8, 3],
+            &[100, 70, 30, 3],
+        ] {
+            let m = mlp(sizes, 4);
+            for n in [1, 3, 4, 5, 16] {
+                // Ternary inputs with dropped (zero) entries, as in training.
+                let xs: Vec<Vec<f32>> = (0..n)
+                    .map(|_| {
+                        (0..sizes[0])
+                            .map(|_| (rng.next_u64() % 3) as f32 - 1.0)
+                            .collect()
+                    })
+                    .collect();
+                let n_out = sizes[sizes.len() - 1];
+                let dls: Vec<Vec<f32>> = (0..n)
+                    .map(|e| {
+                        // Some derivatives exactly zero, as a skipped unit's are.
+                        (0..n_out)
+                            .map(|k| {
+                                if (e + k) % 3 == 0 {
+                                    0.0
+                                } else {
+                                    rng.next_u64() as f32 / 1e19
+                                }
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let mut want_grad = vec![0.0f32; m.params().len()];
+                let mut want_probs = Vec::new();
+                let mut one = MlpScratch::default();
+                for (x, dl) in xs.iter().zip(&dls) {
+                    m.forward(x, &mut one);
+                    want_probs.push(one.probs.clone());
+                    m.backward(x, dl, &mut one, &mut want_grad);
+                }
+                let mut many = vec![MlpScratch::default(); n];
+                let xr: Vec<&[f32]> = xs.iter().map(Vec::as_slice).collect();
+                let dr: Vec<&[f32]> = dls.iter().map(Vec::as_slice).collect();
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                for kernel in kernels() {
+                    m.forward_many(&xr, &mut many);
+                    let mut grad = vec![0.0f32; m.params().len()];
+                    m.backward_many_with(kernel, &xr, &dr, &mut many, &mut grad);
+                    for (s, want) in many.iter().zip(&want_probs) {
+                        assert_eq!(bits(&s.probs), bits(want), "{sizes:?} {n}");
+                    }
+                    assert_eq!(bits(&grad), bits(&want_grad), "{sizes:?} {n} {kernel:?}");
+                }
+            }
+        }
     }
 
     /// Soft cross-entropy of the softmax against `target`.

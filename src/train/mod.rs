@@ -1171,9 +1171,10 @@ fn argmax_target(t: &[(u32, f32)]) -> u32 {
 #[derive(Default)]
 struct Worker {
     grad: Vec<f32>,
-    scratch: MlpScratch,
-    x: Vec<f32>,
-    dlogits: Vec<f32>,
+    /// Per example of the chunk: its activations, inputs and derivative of the loss.
+    scratch: Vec<MlpScratch>,
+    x: Vec<Vec<f32>>,
+    dlogits: Vec<Vec<f32>>,
     /// The example's unpacked inputs.
     row: Vec<i8>,
     loss: f64,
@@ -1226,37 +1227,49 @@ impl Worker {
         self.grad.resize(c.mlp.params().len(), 0.0);
         self.loss = 0.0;
         Trainer::reset(&mut self.trainer);
-        for &i in items {
-            let ex = &c.examples[i];
+        let n = items.len();
+        if self.scratch.len() < n {
+            self.scratch.resize_with(n, MlpScratch::default);
+            self.x.resize_with(n, Vec::new);
+            self.dlogits.resize_with(n, Vec::new);
+        }
+        for (&i, x) in items.iter().zip(&mut self.x) {
             c.inputs.row(i, &mut self.row);
-            dropped_inputs(&mut self.x, &self.row, i, c.keep, c.epoch_key);
-            c.mlp.forward(&self.x, &mut self.scratch);
-            let probs = &self.scratch.probs;
+            dropped_inputs(x, &self.row, i, c.keep, c.epoch_key);
+        }
+        // The chunk's examples side by side: each weight row read once for all of them
+        // (the same floats as one example at a time).
+        let xs: Vec<&[f32]> = self.x[..n].iter().map(Vec::as_slice).collect();
+        c.mlp.forward_many(&xs, &mut self.scratch[..n]);
+        for ((&i, scratch), dlogits) in items.iter().zip(&self.scratch).zip(&mut self.dlogits) {
+            let ex = &c.examples[i];
+            let probs = &scratch.probs;
             // d/dz of w · CE(q, softmax(z)) is w · (p − q).
             let truth = match c.joint {
                 Some((t, _)) => ex.weight * t.config.ground_truth_weight,
                 None => ex.weight,
             };
-            self.dlogits.clear();
-            self.dlogits.extend(probs.iter().map(|&p| truth * p));
+            dlogits.clear();
+            dlogits.extend(probs.iter().map(|&p| truth * p));
             for &(l, q) in &ex.target {
-                self.dlogits[l as usize] -= truth * q;
+                dlogits[l as usize] -= truth * q;
                 self.loss -= f64::from(truth * q) * f64::from(probs[l as usize].max(1e-12)).ln();
             }
             if let Some((trainer, sparse)) = c.joint {
                 // λ2: the trainer's distribution is the target of the projection network.
                 let teacher = trainer.example(&mut self.trainer, sparse, i, ex);
                 let sim = ex.weight * trainer.config.simulation_weight;
-                for ((d, &p), &t) in self.dlogits.iter_mut().zip(probs).zip(teacher) {
+                for ((d, &p), &t) in dlogits.iter_mut().zip(probs).zip(teacher) {
                     *d += sim * (p - t);
                     if t > 0.0 {
                         self.loss -= f64::from(sim * t) * f64::from(p.max(1e-12)).ln();
                     }
                 }
             }
-            c.mlp
-                .backward(&self.x, &self.dlogits, &mut self.scratch, &mut self.grad);
         }
+        let dls: Vec<&[f32]> = self.dlogits[..n].iter().map(Vec::as_slice).collect();
+        c.mlp
+            .backward_many(&xs, &dls, &mut self.scratch[..n], &mut self.grad);
     }
 }
 
