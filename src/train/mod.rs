@@ -1131,6 +1131,41 @@ impl Inputs {
         );
     }
 
+    /// Example `i`'s row with input dropout, into `x`: the floats of [`Inputs::row`] then
+    /// [`dropped_inputs`], bit for bit, unpacked and masked eight inputs (one generator
+    /// output) at a time instead of value by value through two buffers.
+    fn dropped_row(&self, i: usize, x: &mut Vec<f32>, keep: u32, epoch_key: u64) {
+        // 2-bit codes: 00 → 0, 01 → +1, 10 → −1, 11 → 0 (as in `row`).
+        const VALUE: [f32; 4] = [0.0, 1.0, -1.0, 0.0];
+        let packed = self.packed_row(i);
+        x.clear();
+        x.resize(self.dim, 0.0);
+        if keep >= 256 {
+            for (j, v) in x.iter_mut().enumerate() {
+                *v = VALUE[usize::from((packed[j / 4] >> (2 * (j % 4))) & 3)];
+            }
+            return;
+        }
+        let scale = 256.0 / keep as f32;
+        // The kept values, already scaled: `f32::from(v) * scale` for v = 0, 1, −1.
+        let scaled = VALUE.map(|v| v * scale);
+        let mut rng = dropout_rng(i, epoch_key);
+        for (c, out) in x.chunks_mut(8).enumerate() {
+            let bytes = rng.next_u64().to_le_bytes();
+            // Eight inputs are two packed bytes.
+            let codes =
+                u16::from(packed[2 * c]) | packed.get(2 * c + 1).map_or(0, |&b| u16::from(b) << 8);
+            for (k, (v, b)) in out.iter_mut().zip(bytes).enumerate() {
+                let code = usize::from((codes >> (2 * k)) & 3);
+                *v = if u32::from(b) < keep {
+                    scaled[code]
+                } else {
+                    0.0
+                };
+            }
+        }
+    }
+
     /// Appends `other`'s examples. Their rows are not merged with this one's: the augmented
     /// copies are altered texts, which rarely equal an original (they often equal each other,
     /// and `other` shares those rows already).
@@ -1175,8 +1210,6 @@ struct Worker {
     scratch: Vec<MlpScratch>,
     x: Vec<Vec<f32>>,
     dlogits: Vec<Vec<f32>>,
-    /// The example's unpacked inputs.
-    row: Vec<i8>,
     loss: f64,
     trainer: TrainerWorker,
 }
@@ -1193,10 +1226,16 @@ struct Shared<'a> {
     epoch_key: u64,
 }
 
+/// The generator of example `i`'s dropout mask in the epoch of `epoch_key`.
+fn dropout_rng(i: usize, epoch_key: u64) -> Xoshiro256PlusPlus {
+    Xoshiro256PlusPlus::seed_from_u64(epoch_key ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
 /// Copies example `i`'s inputs into `x`, with input dropout: bit `j` is kept when byte
 /// `j % 8` of the `j / 8`-th output of a generator seeded by (`epoch_key`, `i`) is below
 /// `keep` (256ths), and scaled by `256 / keep`. The mask depends on the example, not on the
 /// thread or chunk that sees it, so training stays identical for any thread count.
+#[cfg(test)]
 fn dropped_inputs(x: &mut Vec<f32>, inputs: &[i8], i: usize, keep: u32, epoch_key: u64) {
     x.clear();
     if keep >= 256 {
@@ -1204,9 +1243,7 @@ fn dropped_inputs(x: &mut Vec<f32>, inputs: &[i8], i: usize, keep: u32, epoch_ke
         return;
     }
     let scale = 256.0 / keep as f32;
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(
-        epoch_key ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-    );
+    let mut rng = dropout_rng(i, epoch_key);
     for chunk in inputs.chunks(8) {
         let bytes = rng.next_u64().to_le_bytes();
         x.extend(chunk.iter().zip(bytes).map(|(&v, b)| {
@@ -1234,8 +1271,7 @@ impl Worker {
             self.dlogits.resize_with(n, Vec::new);
         }
         for (&i, x) in items.iter().zip(&mut self.x) {
-            c.inputs.row(i, &mut self.row);
-            dropped_inputs(x, &self.row, i, c.keep, c.epoch_key);
+            c.inputs.dropped_row(i, x, c.keep, c.epoch_key);
         }
         // The chunk's examples side by side: each weight row read once for all of them
         // (the same floats as one example at a time).
@@ -2067,6 +2103,45 @@ mod tests {
         assert_ne!(averaged.to_bytes(), fit(&set, &plain).to_bytes());
         let top = averaged.predict("thanks so much")[0];
         assert_eq!(averaged.label_name(top.label), "thanks");
+    }
+
+    #[test]
+    fn packed_rows_drop_inputs_as_the_reference_does() {
+        let rows: Vec<Vec<i8>> = (0..5)
+            .map(|r| {
+                (0..1123)
+                    .map(|j| [1, -1, 0, 1, 0][(j * 7 + r) % 5])
+                    .collect()
+            })
+            .collect();
+        let dim = rows[0].len();
+        let stride = dim.div_ceil(4);
+        let mut packed = vec![0u8; rows.len() * stride];
+        for (row, out) in rows.iter().zip(packed.chunks_mut(stride)) {
+            for (j, &v) in row.iter().enumerate() {
+                out[j / 4] |= (match v {
+                    1 => 1u8,
+                    -1 => 2,
+                    _ => 0,
+                }) << (2 * (j % 4));
+            }
+        }
+        let inputs = Inputs {
+            dim,
+            stride,
+            packed,
+            of: vec![0, 1, 2, 3, 4, 2],
+        };
+        let (mut want, mut got, mut row) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..6 {
+            for keep in [1, 77, 128, 255, 256] {
+                inputs.row(i, &mut row);
+                dropped_inputs(&mut want, &row, i, keep, 42);
+                inputs.dropped_row(i, &mut got, keep, 42);
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "example {i} keep {keep}");
+            }
+        }
     }
 
     #[test]
