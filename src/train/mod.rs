@@ -1150,11 +1150,7 @@ impl Inputs {
         // The kept values, already scaled: `f32::from(v) * scale` for v = 0, 1, −1.
         let scaled = VALUE.map(|v| v * scale);
         let mut rng = dropout_rng(i, epoch_key);
-        for (c, out) in x.chunks_mut(8).enumerate() {
-            let bytes = rng.next_u64().to_le_bytes();
-            // Eight inputs are two packed bytes.
-            let codes =
-                u16::from(packed[2 * c]) | packed.get(2 * c + 1).map_or(0, |&b| u16::from(b) << 8);
+        let eight = |out: &mut [f32], codes: u16, bytes: [u8; 8]| {
             for (k, (v, b)) in out.iter_mut().zip(bytes).enumerate() {
                 let code = usize::from((codes >> (2 * k)) & 3);
                 *v = if u32::from(b) < keep {
@@ -1163,6 +1159,23 @@ impl Inputs {
                     0.0
                 };
             }
+        };
+        let mut whole = x.chunks_exact_mut(8);
+        for (out, codes) in (&mut whole).zip(packed.chunks_exact(2)) {
+            // Eight inputs are two packed bytes; a whole chunk is a loop of fixed length.
+            let out: &mut [f32; 8] = out.try_into().expect("8 inputs");
+            eight(
+                out,
+                u16::from_le_bytes([codes[0], codes[1]]),
+                rng.next_u64().to_le_bytes(),
+            );
+        }
+        let rest = whole.into_remainder();
+        if !rest.is_empty() {
+            let at = self.dim / 8 * 2;
+            let codes =
+                u16::from(packed[at]) | packed.get(at + 1).map_or(0, |&b| u16::from(b) << 8);
+            eight(rest, codes, rng.next_u64().to_le_bytes());
         }
     }
 
