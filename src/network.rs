@@ -368,8 +368,8 @@ fn dot4_sse(a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
 
 impl Mlp {
     /// [`Mlp::forward`] on several inputs, `s[e]` getting input `xs[e]`'s activations: the
-    /// same floats, bit for bit (every output is the same [`dot`]), with each weight row
-    /// read once for all the inputs instead of once for each.
+    /// same floats, bit for bit (every output is the same dot product, summed in the same
+    /// order), with each weight row read once for all the inputs instead of once for each.
     ///
     /// # Panics
     /// If the lengths differ or an input is not the input size (a bug in the caller).
