@@ -428,6 +428,9 @@ impl Mlp {
     /// [`Mlp::backward`] on each input in turn, bit for bit (every parameter's gradient
     /// gains the inputs' terms in their order), with each gradient row read and written
     /// once for all the inputs.
+    ///
+    /// # Panics
+    /// If the three lists differ in length (a bug in the caller).
     pub fn backward_many(
         &self,
         xs: &[&[f32]],
@@ -446,6 +449,8 @@ impl Mlp {
         s: &mut [MlpScratch],
         grad: &mut [f32],
     ) {
+        assert_eq!(xs.len(), s.len(), "one scratch per input");
+        assert_eq!(dlogits.len(), s.len(), "one derivative per input");
         let lay = layout(&self.sizes);
         let n_layers = lay.len();
         for (s, d) in s.iter_mut().zip(dlogits) {
