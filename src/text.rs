@@ -581,10 +581,15 @@ impl TextPipeline {
                 word.push('<');
                 word.push_str(tokens.token(i));
                 word.push('>');
+                // An ASCII token's characters are its bytes: no offsets to list.
+                let ascii = word.is_ascii();
                 bounds.clear();
-                bounds.extend(word.char_indices().map(|(o, _)| o));
-                let chars = bounds.len();
-                bounds.push(word.len());
+                if !ascii {
+                    bounds.extend(word.char_indices().map(|(o, _)| o));
+                    bounds.push(word.len());
+                }
+                let chars = if ascii { word.len() } else { bounds.len() - 1 };
+                let offset = |k: usize| if ascii { k } else { bounds[k] };
                 // The same bytes with 16 zeros after them, so that 16 bytes can be read
                 // from the start of any n-gram.
                 padded.clear();
@@ -595,7 +600,7 @@ impl TextPipeline {
                         break;
                     }
                     for start in 0..=chars - len {
-                        let (from, to) = (bounds[start], bounds[start + len]);
+                        let (from, to) = (offset(start), offset(start + len));
                         let bytes = to - from;
                         if bytes <= 14 {
                             let raw: [u8; 16] = padded[from..from + 16]
@@ -869,6 +874,44 @@ mod tests {
         assert_eq!(got.len(), 5 + 9 + 5 + 1);
         // The first word features, pinned: a change to the text path must show here.
         assert_eq!(&got[..3], &GOLDEN_FIRST);
+    }
+
+    #[test]
+    fn char_ngrams_are_the_hashes_of_their_bytes() {
+        // By their definition: `c`, the separator, then the n-gram of `<token>`'s characters,
+        // hashed as bytes; ASCII, multibyte and long (over 14 bytes) n-grams alike.
+        let features = FeatureConfig {
+            unigrams: false,
+            bigrams: false,
+            char_min: 1,
+            char_max: 6,
+            ..FeatureConfig::default()
+        };
+        let p = TextPipeline::new(&TextConfig::default(), &features).unwrap();
+        let tokens: Vec<String> = [
+            "ok",
+            "café",
+            "野口さん",
+            "🎉",
+            "abcdefghijklmnop",
+            "ééééééé",
+        ]
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+        let mut want = Vec::new();
+        for t in &tokens {
+            let chars: Vec<char> = format!("<{t}>").chars().collect();
+            for len in 1..=6 {
+                for w in chars.windows(len) {
+                    let gram: String = w.iter().collect();
+                    want.push(feature_hash(format!("c{SEP}{gram}").as_bytes()));
+                }
+            }
+        }
+        let mut got = Vec::new();
+        p.for_each_feature(&tokens, |f, _| got.push(f.hash));
+        assert_eq!(got, want);
     }
 
     // u:thank, b:thank you, u:you; cross-checked with Python's xxhash (see hash.rs).
