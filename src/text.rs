@@ -894,7 +894,7 @@ mod tests {
             "野口さん",
             "🎉",
             "abcdefghijklmnop",
-            "ééééééé",
+            "🎉🎉🎉🎉🎉",
         ]
         .iter()
         .map(|t| t.to_string())
