@@ -177,6 +177,16 @@ impl Error {
         }
     }
 
+    /// The parse error of a record whose text has no token after normalization (`graph`
+    /// and `train` refuse it, or skip it with `--skip-invalid`).
+    pub fn empty_text(path: impl Into<PathBuf>, line: u64, field: &str) -> Self {
+        Error::parse(
+            path,
+            line,
+            format!("field {field:?}: text is empty after normalization"),
+        )
+    }
+
     /// A config error.
     pub fn config(field: &'static str, reason: impl Into<String>) -> Self {
         Error::InvalidConfig {

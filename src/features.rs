@@ -251,14 +251,7 @@ pub fn ingest_from(
             if p.empty {
                 skip(
                     &mut out.skipped,
-                    Error::parse(
-                        reader.path(),
-                        p.record.line,
-                        format!(
-                            "field {:?}: text is empty after normalization",
-                            reader.options().text_field
-                        ),
-                    ),
+                    Error::empty_text(reader.path(), p.record.line, &reader.options().text_field),
                 )?;
                 continue;
             }

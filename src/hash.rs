@@ -29,6 +29,30 @@ pub fn feature_hash(bytes: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64_with_seed(bytes, FEATURE_SEED)
 }
 
+/// Bytes 8..56 of XXH3's default secret, as little-endian words: the keys of its 4–8-byte
+/// (words 0, 1) and 9–16-byte (words 2–5) paths.
+pub(crate) const XXH3_SECRET_8_56: [u64; 6] = [
+    0x1cad_21f7_2c81_017c,
+    0xdb97_9083_e96d_d4de,
+    0x1f67_b3b7_a4a4_4072,
+    0x78e5_c0cc_4ee6_79cb,
+    0x2172_ffcc_7dd0_5a82,
+    0x8e24_43f7_7446_08b8,
+];
+
+/// XXH3's multiplier of its 4–8-byte finalizer (`PRIME_MX2`).
+pub(crate) const XXH3_PRIME_MX2: u64 = 0x9FB2_1C65_1E98_DF25;
+
+/// XXH3's `rrmxmx` finalizer of a keyed 4–8-byte input of length `len`.
+#[inline(always)]
+pub(crate) fn xxh3_rrmxmx(keyed: u64, len: u64) -> u64 {
+    let mut h = keyed ^ keyed.rotate_left(49) ^ keyed.rotate_left(24);
+    h = h.wrapping_mul(XXH3_PRIME_MX2);
+    h ^= (h >> 35).wrapping_add(len);
+    h = h.wrapping_mul(XXH3_PRIME_MX2);
+    h ^ (h >> 28)
+}
+
 /// [`feature_hash`] of the first `len` bytes of `packed` (little-endian: byte `i` is bits
 /// `8i..8i + 8`), for a feature of at most 16 bytes built in a register.
 ///
@@ -43,16 +67,7 @@ pub fn feature_hash_packed(packed: u128, len: usize) -> u64 {
         len <= 16,
         "a packed feature holds at most 16 bytes, not {len}"
     );
-    // Bytes 8..56 of XXH3's default secret, as little-endian words.
-    const S: [u64; 6] = [
-        0x1cad_21f7_2c81_017c,
-        0xdb97_9083_e96d_d4de,
-        0x1f67_b3b7_a4a4_4072,
-        0x78e5_c0cc_4ee6_79cb,
-        0x2172_ffcc_7dd0_5a82,
-        0x8e24_43f7_7446_08b8,
-    ];
-    const PRIME_MX2: u64 = 0x9FB2_1C65_1E98_DF25;
+    const S: [u64; 6] = XXH3_SECRET_8_56;
     const PRIME_MX1: u64 = 0x1656_6791_9E37_79F9;
     let seed = FEATURE_SEED;
     // The 64 bits from byte `at` (zeros past byte 16).
@@ -64,12 +79,7 @@ pub fn feature_hash_packed(packed: u128, len: usize) -> u64 {
             let last = word(len - 4) as u32;
             let keyed =
                 (u64::from(last) + (u64::from(first) << 32)) ^ (S[0] ^ S[1]).wrapping_sub(seed);
-            // XXH3's `rrmxmx` finalizer.
-            let mut h = keyed ^ keyed.rotate_left(49) ^ keyed.rotate_left(24);
-            h = h.wrapping_mul(PRIME_MX2);
-            h ^= (h >> 35).wrapping_add(len as u64);
-            h = h.wrapping_mul(PRIME_MX2);
-            h ^ (h >> 28)
+            xxh3_rrmxmx(keyed, len as u64)
         }
         9..=16 => {
             let lo = word(0) ^ (S[2] ^ S[3]).wrapping_add(seed);

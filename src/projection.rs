@@ -64,6 +64,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::hash::{xxh3_rrmxmx, XXH3_SECRET_8_56};
 use crate::network::Kernel;
 use crate::text::{Block, FeatureConfig, FeatureScratch, TextConfig, TextPipeline, Tokens};
 
@@ -379,10 +380,9 @@ static BINARY: std::sync::LazyLock<Vec<[f32; 4]>> = std::sync::LazyLock::new(|| 
 /// XXH3-64's key for 4–8-byte inputs with `seed` (the specification's `bitflip`): bytes
 /// 8..24 of the default secret, minus the seed with its low half byte-swapped into the high.
 fn xxh3_flip(seed: u64) -> u64 {
-    const S8: [u8; 8] = [0x7c, 0x01, 0x81, 0x2c, 0xf7, 0x21, 0xad, 0x1c];
-    const S16: [u8; 8] = [0xde, 0xd4, 0x6d, 0xe9, 0x83, 0x90, 0x97, 0xdb];
+    let [s8, s16, ..] = XXH3_SECRET_8_56;
     let seed = seed ^ (u64::from((seed as u32).swap_bytes()) << 32);
-    (u64::from_le_bytes(S8) ^ u64::from_le_bytes(S16)).wrapping_sub(seed)
+    (s8 ^ s16).wrapping_sub(seed)
 }
 
 /// `hash_with_seed(&h.to_le_bytes(), seed)` with `flip = xxh3_flip(seed)`: XXH3-64's
@@ -391,12 +391,7 @@ fn xxh3_flip(seed: u64) -> u64 {
 #[inline(always)]
 fn xxh3_u64(h: u64, flip: u64) -> u64 {
     let input64 = (h >> 32).wrapping_add(h << 32);
-    let mut v = input64 ^ flip;
-    v ^= v.rotate_left(49) ^ v.rotate_left(24);
-    v = v.wrapping_mul(0x9FB2_1C65_1E98_DF25);
-    v ^= (v >> 35).wrapping_add(8);
-    v = v.wrapping_mul(0x9FB2_1C65_1E98_DF25);
-    v ^ (v >> 28)
+    xxh3_rrmxmx(input64 ^ flip, 8)
 }
 
 /// SplitMix64's finalizer: decorrelates the per-function seeds.
@@ -638,8 +633,8 @@ mod avx512 {
     /// features at the default sizes.
     const CELLS: usize = 16_384;
 
-    /// XXH3's multiplier for 4–8-byte inputs (`PRIME_MX2`), as in [`super::xxh3_u64`].
-    const PRIME: i64 = 0x9FB2_1C65_1E98_DF25_u64 as i64;
+    /// XXH3's multiplier for 4–8-byte inputs, as in [`super::xxh3_u64`].
+    const PRIME: i64 = crate::hash::XXH3_PRIME_MX2 as i64;
 
     /// For each feature `(h, w)` of `list` and each function `k < n` of a block, adds `w`
     /// to `sums[k · 2d + c]`, where `c < 2d` is the function's cell of

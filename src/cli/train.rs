@@ -168,14 +168,7 @@ fn read_records(args: &Args, bars: &Bars) -> anyhow::Result<Vec<Record>> {
         let r = r.and_then(|r| {
             pipeline.tokenize_into(&r.text, &mut tokens);
             if tokens.is_empty() {
-                return Err(sprig::Error::parse(
-                    &path,
-                    r.line,
-                    format!(
-                        "field {:?}: text is empty after normalization",
-                        options.text_field
-                    ),
-                ));
+                return Err(sprig::Error::empty_text(&path, r.line, &options.text_field));
             }
             Ok(r)
         });
