@@ -121,6 +121,14 @@ impl Confusion {
         self.tally.get(gold).map_or(0, |t| t.abstained)
     }
 
+    /// The gold labels whose records got no answer, with how many (sorted by label).
+    pub fn abstentions(&self) -> impl Iterator<Item = (&str, u64)> + '_ {
+        self.tally
+            .iter()
+            .filter(|(_, t)| t.abstained > 0)
+            .map(|(l, t)| (l.as_str(), t.abstained))
+    }
+
     /// Every record counted (answered or not).
     pub fn total(&self) -> u64 {
         self.tally.values().map(|t| t.gold).sum()
@@ -254,6 +262,7 @@ mod tests {
                 .collect::<Vec<_>>(),
             [0, 1, 0]
         );
+        assert_eq!(c.abstentions().collect::<Vec<_>>(), [("a", 1)]);
         assert!((c.macro_f1() - (1.0 + 2.0 / 3.0 + 1.0) / 3.0).abs() < 1e-12);
     }
 

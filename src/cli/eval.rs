@@ -126,10 +126,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 }))
                 .collect::<Vec<_>>(),
             "abstained": confusion
-                .labels()
-                .into_iter()
-                .map(|l| (l, confusion.abstained(l)))
-                .filter(|&(_, n)| n > 0)
+                .abstentions()
                 .collect::<std::collections::BTreeMap<_, _>>(),
         });
         outln!("{obj}")?;
@@ -186,7 +183,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         for (gold, predicted, n) in wrong.iter().take(TOP_CONFUSIONS) {
             let _ = writeln!(s, "{n:>7}  {gold} → {predicted}");
         }
-        let none: u64 = abstained.iter().sum();
+        let none: u64 = confusion.abstentions().map(|(_, n)| n).sum();
         if none > 0 {
             let _ = writeln!(s, "{none:>7}  abstained");
         }
