@@ -661,7 +661,10 @@ impl TrainSet {
                     Error::parse(
                         path,
                         line_no,
-                        format!("names corpus line {line}, which holds no record"),
+                        format!(
+                            "names corpus line {line}, which holds no record (or one skipped \
+                             as invalid)"
+                        ),
                     )
                 })?;
             let bad = |what: &str| Error::parse(path, line_no, what.to_owned());
