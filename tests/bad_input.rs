@@ -651,6 +651,34 @@ fn an_output_over_an_input_is_refused_and_the_input_kept() {
     );
     assert!(err.contains("step 1/4 graph"), "{err}");
     assert!(!d.join("wd2").exists() && !d.join("wd3").exists());
+    // With --skip-invalid every step that reads records skips the blank one.
+    let mut mixed =
+        std::fs::read_to_string(crate::util::repo("corpora/tiny/intents.jsonl")).unwrap();
+    mixed.push_str("{\"text\": \"  \", \"label\": \"greeting\"}\n");
+    std::fs::write(d.join("mixed.jsonl"), &mixed).unwrap();
+    let run = [
+        "run",
+        "-q",
+        "--corpus",
+        "mixed.jsonl",
+        "--test",
+        "mixed.jsonl",
+        "--workdir",
+        "wd4",
+    ];
+    let err = crate::util::fails(d, &run);
+    assert!(
+        err.contains("step 1/4 graph") && err.contains("text is empty"),
+        "{err}"
+    );
+    let out = crate::util::sprig(d, &[&run[..], &["--skip-invalid"]].concat());
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("sprig graph --corpus mixed.jsonl") && log.contains("--skip-invalid"),
+        "{log}"
+    );
+    assert!(log.contains("== done"), "{log}");
     assert_eq!(std::fs::read(d.join("c.jsonl")).unwrap(), corpus);
     assert_eq!(std::fs::read(d.join("wd/labels.jsonl")).unwrap(), corpus);
     assert_eq!(std::fs::read(d.join("g.graph")).unwrap(), graph);

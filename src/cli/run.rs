@@ -26,6 +26,10 @@ pub struct Args {
     /// No progress on stderr.
     #[arg(long, short)]
     quiet: bool,
+    /// Skip bad records (reported on stderr) instead of stopping at the first: passed on to
+    /// graph, train and eval.
+    #[arg(long)]
+    skip_invalid: bool,
     /// Format and field names of the corpus and the test file, passed on to the steps that
     /// read them (the id field to graph and train only).
     #[command(flatten)]
@@ -103,6 +107,9 @@ fn steps(args: &Args) -> anyhow::Result<()> {
         }
         if argv[0] == "graph" || argv[0] == "train" {
             argv.extend(id.iter().map(String::as_str));
+        }
+        if args.skip_invalid && argv[0] != "propagate" {
+            argv.push("--skip-invalid");
         }
         outln!("== {name}: sprig {}", argv.join(" "))?;
         let cli = Cli::try_parse_from(std::iter::once("sprig").chain(argv.iter().copied()))
