@@ -339,24 +339,36 @@ impl TextPipeline {
 
     /// Normalizes and splits `text` into `out` (cleared first), reusing its buffers.
     ///
-    /// ASCII text, the common case, takes an allocation-free path that applies the same rules
-    /// as the `tokenizers` normalizer and pre-tokenizer restricted to ASCII (property-tested
-    /// against [`TextPipeline::tokenize_reference`]); any other text goes through `tokenizers`.
+    /// Text made of ASCII, emoji and common symbols, typographic quotes and dashes, and
+    /// Latin-1 letters, the common case, takes an allocation-free path that applies the same
+    /// rules as the `tokenizers` normalizer and pre-tokenizer restricted to those characters
+    /// (tested against [`TextPipeline::tokenize_reference`]); any other text goes through
+    /// `tokenizers`.
     pub fn tokenize_into(&self, text: &str, out: &mut Tokens) {
         out.clear();
-        if text.is_ascii() {
-            self.tokenize_ascii(text.as_bytes(), out);
-        } else if !self.tokenize_latin_emoji(text, out) {
+        if !self.tokenize_fast(text, out) {
             out.clear();
             self.tokenize_general(text, out);
         }
     }
 
-    /// The second fast path, for chat text: ASCII plus emoji and common symbols, the
-    /// punctuation of typographic quotes and dashes, and the letters of Latin-1 (`é`, `ñ`,
-    /// `ç`). Returns `false`, leaving `out` partial, at the first character outside that set
-    /// (the caller then takes the `tokenizers` path). On this set the `tokenizers` steps
-    /// reduce to the ASCII rules of [`TextPipeline::tokenize_ascii`] plus:
+    /// The fast path, for chat text: ASCII plus emoji and common symbols, the punctuation of
+    /// typographic quotes and dashes, and the letters of Latin-1 (`é`, `ñ`, `ç`). Returns
+    /// `false`, leaving `out` partial, at the first character outside that set (the caller
+    /// then takes the `tokenizers` path). On ASCII the `tokenizers` steps reduce to:
+    /// - NFKC, accent stripping and CJK spacing change nothing;
+    /// - BERT's cleaning removes the control characters (0x00–0x1F and 0x7F) other than tab,
+    ///   line feed and carriage return, so the characters around them join (`a\x01b` is
+    ///   `ab`; vertical tab and form feed are control characters, removed, not spaces), and
+    ///   makes tab, line feed and carriage return spaces;
+    /// - lowercasing is ASCII lowercasing;
+    /// - the pre-tokenizer splits on spaces and isolates every ASCII punctuation character
+    ///   (which covers every ASCII `\p{S}` symbol, so the symbol splitter adds nothing);
+    /// - what remains between splits is letters and digits, so a word token always has an
+    ///   alphanumeric character and only punctuation tokens can be dropped by
+    ///   `keep_punctuation = false`.
+    ///
+    /// On the rest of the set:
     /// - the symbols ([`simple_symbol`]) are NFKC-stable, have no case, and are split off
     ///   as tokens of their own, as ASCII punctuation is (by the `\p{S}` splitter or, for the
     ///   quotes and dashes, BERT's punctuation rule);
@@ -367,7 +379,7 @@ impl TextPipeline {
     ///
     /// Tested against [`TextPipeline::tokenize_reference`] on every character of the set in
     /// every config, and on random mixes.
-    fn tokenize_latin_emoji(&self, text: &str, out: &mut Tokens) -> bool {
+    fn tokenize_fast(&self, text: &str, out: &mut Tokens) -> bool {
         let lower = self.config.lowercase;
         let keep_punctuation = self.config.keep_punctuation;
         let mut open = false;
@@ -417,58 +429,11 @@ impl TextPipeline {
         true
     }
 
-    /// The `tokenizers` path for every text: the reference the ASCII fast path must match.
+    /// The `tokenizers` path for every text: the reference the fast path must match.
     pub fn tokenize_reference(&self, text: &str) -> Vec<String> {
         let mut tokens = Tokens::default();
         self.tokenize_general(text, &mut tokens);
         tokens.to_vec()
-    }
-
-    /// The ASCII fast path. On ASCII input the `tokenizers` steps reduce to:
-    /// - NFKC, accent stripping and CJK spacing change nothing;
-    /// - BERT's cleaning removes the control characters (0x00–0x1F and 0x7F) other than tab,
-    ///   line feed and carriage return, so the characters around them join (`a\x01b` is
-    ///   `ab`; vertical tab and form feed are control characters, removed, not spaces), and
-    ///   makes tab, line feed and carriage return spaces;
-    /// - lowercasing is ASCII lowercasing;
-    /// - the pre-tokenizer splits on spaces and isolates every ASCII punctuation character
-    ///   (which covers every ASCII `\p{S}` symbol, so the symbol splitter adds nothing);
-    /// - what remains between splits is letters and digits, so a word token always has an
-    ///   alphanumeric character and only punctuation tokens can be dropped by
-    ///   `keep_punctuation = false`.
-    fn tokenize_ascii(&self, text: &[u8], out: &mut Tokens) {
-        let lower = self.config.lowercase;
-        let keep_punctuation = self.config.keep_punctuation;
-        let mut open = false;
-        for &b in text {
-            match b {
-                b'\t' | b'\n' | b'\r' | b' ' => {
-                    if open {
-                        out.ends.push(out.text.len());
-                        open = false;
-                    }
-                }
-                0..=0x1f | 0x7f => {}
-                _ if b.is_ascii_punctuation() => {
-                    if open {
-                        out.ends.push(out.text.len());
-                        open = false;
-                    }
-                    if keep_punctuation {
-                        out.text.push(char::from(b));
-                        out.ends.push(out.text.len());
-                    }
-                }
-                _ => {
-                    out.text
-                        .push(char::from(if lower { b.to_ascii_lowercase() } else { b }));
-                    open = true;
-                }
-            }
-        }
-        if open {
-            out.ends.push(out.text.len());
-        }
     }
 
     /// The `tokenizers` path.
@@ -679,7 +644,7 @@ fn emit_packed<F: FnMut(Feature, &dyn Fn() -> String)>(
     });
 }
 
-/// The symbols [`TextPipeline::tokenize_latin_emoji`] splits off as tokens: `×` and `÷`,
+/// The symbols [`TextPipeline::tokenize_fast`] splits off as tokens: `×` and `÷`,
 /// dashes and typographic quotes (U+2010, U+2012–2016, U+2018–2023), the miscellaneous
 /// symbols and dingbats (U+2600–2775, U+2794–27BF), and the emoji blocks' assigned symbols
 /// (U+1F300–1F3FA, U+1F400–1F6D7, U+1F900–1FA53). Left out: the characters NFKC changes
