@@ -234,9 +234,7 @@ pub struct ProjectScratch {
     ints: Vec<(u64, i32)>,
     /// The hash table that counts the sketch's features: indices into `weighted`.
     slots: Vec<u32>,
-    /// The XXH3 keys of one block's sketch groups, its features' cells and its functions'
-    /// sums (AVX-512).
-    keys: Vec<u64>,
+    /// One block's features' cells and its functions' sums (AVX-512).
     cells: Vec<u16>,
     sums: Vec<i32>,
 }
@@ -257,6 +255,9 @@ pub struct Projector {
     groups: Vec<Group>,
     word_groups: std::ops::Range<usize>,
     char_groups: std::ops::Range<usize>,
+    /// The XXH3 keys of the word and the char block's groups, each padded with zeros to a
+    /// multiple of 8: what the AVX-512 sketch kernel loads.
+    block_keys: [Vec<u64>; 2],
     sublinear: bool,
 }
 
@@ -834,6 +835,11 @@ impl Projector {
         } else {
             word_groups.clone()
         };
+        let block_keys = [&word_groups, &char_groups].map(|range| {
+            let mut keys: Vec<u64> = groups[range.clone()].iter().map(|g| g.flip).collect();
+            keys.resize(keys.len().next_multiple_of(8), 0);
+            keys
+        });
         Ok(Self {
             pipeline,
             config: config.clone(),
@@ -843,6 +849,7 @@ impl Projector {
             groups,
             word_groups,
             char_groups,
+            block_keys,
             sublinear: features.sublinear_tf,
         })
     }
@@ -1058,31 +1065,36 @@ impl Projector {
             word,
             char,
             ints,
-            keys,
             cells,
             sums,
             ..
         } = scratch;
         #[cfg(not(target_arch = "x86_64"))]
-        let _ = (kernel, keys, cells, sums);
+        let _ = (kernel, cells, sums);
         let blocks = [
-            (self.word_groups.clone(), &*word),
-            (self.char_groups.clone(), &*char),
+            (
+                self.word_groups.clone(),
+                &self.word_range,
+                &*word,
+                &self.block_keys[0],
+            ),
+            (
+                self.char_groups.clone(),
+                &self.char_range,
+                &*char,
+                &self.block_keys[1],
+            ),
         ];
-        for (groups, list) in &blocks[..1 + usize::from(split)] {
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+        for (groups, functions, list, keys) in &blocks[..1 + usize::from(split)] {
             // The weights as integers once, not once per group.
             ints.clear();
             ints.extend(list.iter().map(|&(h, w)| (h, w as i32)));
             #[cfg(target_arch = "x86_64")]
             if kernel == Kernel::Avx512 {
-                let groups = &self.groups[groups.clone()];
-                let first = groups.first().map_or(0, |g| g.first);
-                let n: usize = groups.iter().map(|g| g.len).sum();
+                let (first, n) = (functions.start, functions.len());
                 // A block without functions (T = 1, structured) has nothing to sum.
                 if n > 0 && n * 2 * d <= usize::from(u16::MAX) + 1 {
-                    keys.clear();
-                    keys.extend(groups.iter().map(|g| g.flip));
-                    keys.resize(groups.len().next_multiple_of(8), 0);
                     sums.clear();
                     sums.resize(n * 2 * d, 0);
                     // SAFETY: `Kernel::Avx512` is only chosen when the CPU has AVX-512 F,
