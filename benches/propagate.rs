@@ -15,6 +15,10 @@
 //! bit, and the objective printed each iteration shows it here), and with
 //! it `--hosts FILE --process I` (W workers in each of the processes the file lists, one
 //! `host:port` a line; start the bench once per process, each builds the same graph).
+//! `--save FILE` writes the synthetic graph and stops; `--graph FILE` reads it instead of
+//! building it (with `--hosts`, each process keeps its own rows only, `Graph::load_rows`;
+//! `--whole` keeps every row, as before), so that peak RSS measures propagation and loading
+//! rather than the build.
 //!
 //! **The graph.** Node v links to v ± s_j (mod N) for D/2 distinct strides: three quarters
 //! short (1..=64, a local, clustered structure like a kNN graph's) and one quarter long random
@@ -65,6 +69,12 @@ struct Options {
     hosts: Vec<String>,
     #[cfg(feature = "distributed")]
     process: usize,
+    /// Write the synthetic graph here and stop.
+    save: Option<std::path::PathBuf>,
+    /// Read the graph from this file instead of building it.
+    graph: Option<std::path::PathBuf>,
+    /// With `--graph` and `--hosts`: read the whole graph, not only this process's rows.
+    whole: bool,
 }
 
 fn options() -> Options {
@@ -82,6 +92,9 @@ fn options() -> Options {
         hosts: Vec::new(),
         #[cfg(feature = "distributed")]
         process: 0,
+        save: None,
+        graph: None,
+        whole: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -109,6 +122,13 @@ fn options() -> Options {
             "--iterations" => o.iterations = num(),
             "--threads" => o.threads = num(),
             "--workers" => o.workers = Some(num()),
+            "--save" => o.save = Some(value().into()),
+            "--graph" => o.graph = Some(value().into()),
+            "--whole" => {
+                o.whole = true;
+                i += 1;
+                continue;
+            }
             #[cfg(feature = "distributed")]
             "--process" => o.process = num(),
             #[cfg(feature = "distributed")]
@@ -207,13 +227,34 @@ fn main() {
             .expect("thread pool");
     }
     let t0 = Instant::now();
+    let graph = match &o.graph {
+        None => synthetic_graph(&o),
+        #[cfg(feature = "distributed")]
+        Some(path) if !o.hosts.is_empty() && !o.whole => {
+            let cluster = sprig::propagate::Cluster {
+                workers: o.workers.unwrap_or(1),
+                hosts: o.hosts.clone(),
+                process: o.process,
+                connect_timeout: None,
+            };
+            Graph::load_rows(path, |n| cluster.rows(n)).expect("graph file")
+        }
+        Some(path) => Graph::load(path).expect("graph file"),
+    };
+    if let Some(path) = &o.save {
+        graph.save(path).expect("writable graph file");
+        println!("wrote {}", path.display());
+        return;
+    }
     // Shared, not copied, with the timely workers.
-    let graph = std::sync::Arc::new(synthetic_graph(&o));
+    let graph = std::sync::Arc::new(graph);
     let build = t0.elapsed().as_secs_f64();
     println!(
-        "graph: {} nodes, {} undirected edges, {} labels, {} seeds; built in {build:.2}s on {} threads",
+        "graph: {} nodes, {} undirected edges ({} edge entries held here), {} labels, {} seeds; \
+         built or read in {build:.2}s on {} threads",
         graph.n_nodes(),
         graph.n_edges(),
+        graph.neighbors().len(),
         graph.labels().len(),
         graph.seeds().len(),
         rayon::current_num_threads()

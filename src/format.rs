@@ -216,35 +216,21 @@ pub struct Expect {
     pub newest: u32,
 }
 
-/// A parsed, verified artifact: its version, JSON header and raw data area.
-#[derive(Debug)]
-pub struct Artifact {
-    path: std::path::PathBuf,
-    /// The format version read from the file.
-    pub version: u32,
-    /// The JSON header (including `sections`).
-    pub header: serde_json::Value,
+/// What the first bytes of an artifact say, checked: checks 1–4 of the module docs.
+struct Layout {
+    version: u32,
+    header: serde_json::Value,
     sections: Vec<SectionEntry>,
-    bytes: Vec<u8>,
-    data_start: usize,
+    /// Where the data area starts, from the start of the file.
+    data_start: u64,
 }
 
-impl Artifact {
-    /// Reads and verifies the file at `path`.
-    ///
-    /// # Errors
-    /// [`Error::Io`] if it cannot be read, then the checks listed in the module docs.
-    pub fn read(path: &Path, expect: Expect) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        Self::parse(path, bytes, expect)
-    }
-
-    /// Verifies `bytes` as the contents of `path` (used for messages only).
-    ///
-    /// # Errors
-    /// The checks listed in the module docs, in that order.
-    pub fn parse(path: &Path, bytes: Vec<u8>, expect: Expect) -> Result<Self> {
-        let len = bytes.len() as u64;
+impl Layout {
+    /// Checks the magic, the version, the header and the section bounds of a file of `len`
+    /// bytes whose first bytes are `bytes`: the whole file, or at least its preamble and
+    /// header when it has them (a shorter prefix is reported as truncated or bad magic, as
+    /// the whole file would be).
+    fn check(path: &Path, bytes: &[u8], len: u64, expect: Expect) -> Result<Self> {
         let truncated = |what: &str, needed: u64| Error::Truncated {
             path: path.to_owned(),
             what: what.to_owned(),
@@ -295,7 +281,7 @@ impl Artifact {
                 .map_err(|e| bad_header(format!("section table: {e}")))?,
             None => return Err(bad_header("missing the section table".into())),
         };
-        let data_start = header_end.div_ceil(8) * 8;
+        let data_start = (header_end as u64).div_ceil(8) * 8;
         // 4. Section bounds, before anything is allocated from them.
         let data_end = len - 4;
         for (i, s) in sections.iter().enumerate() {
@@ -319,7 +305,7 @@ impl Artifact {
                     s.name, s.offset
                 )));
             }
-            let end = (data_start as u64)
+            let end = data_start
                 .checked_add(s.offset)
                 .and_then(|x| x.checked_add(s.len));
             match end {
@@ -330,6 +316,44 @@ impl Artifact {
                 }
             }
         }
+        Ok(Layout {
+            version,
+            header,
+            sections,
+            data_start,
+        })
+    }
+}
+
+/// A parsed, verified artifact: its version, JSON header and raw data area.
+#[derive(Debug)]
+pub struct Artifact {
+    path: std::path::PathBuf,
+    /// The format version read from the file.
+    pub version: u32,
+    /// The JSON header (including `sections`).
+    pub header: serde_json::Value,
+    sections: Vec<SectionEntry>,
+    bytes: Vec<u8>,
+    data_start: usize,
+}
+
+impl Artifact {
+    /// Reads and verifies the file at `path`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if it cannot be read, then the checks listed in the module docs.
+    pub fn read(path: &Path, expect: Expect) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::parse(path, bytes, expect)
+    }
+
+    /// Verifies `bytes` as the contents of `path` (used for messages only).
+    ///
+    /// # Errors
+    /// The checks listed in the module docs, in that order.
+    pub fn parse(path: &Path, bytes: Vec<u8>, expect: Expect) -> Result<Self> {
+        let layout = Layout::check(path, &bytes, bytes.len() as u64, expect)?;
         // 5. Checksum.
         let stored = u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().unwrap());
         let computed = crc32fast::hash(&bytes[..bytes.len() - 4]);
@@ -342,11 +366,11 @@ impl Artifact {
         }
         Ok(Self {
             path: path.to_owned(),
-            version,
-            header,
-            sections,
+            version: layout.version,
+            header: layout.header,
+            sections: layout.sections,
             bytes,
-            data_start,
+            data_start: layout.data_start as usize,
         })
     }
 
@@ -479,28 +503,333 @@ impl Artifact {
     pub fn strings(&self, name: &str) -> Result<Vec<String>> {
         let offsets = self.u64s(&format!("{name}.offsets"))?;
         let blob = self.u8s(&format!("{name}.bytes"))?;
-        let corrupt = |message: String| Error::Corrupt {
+        decode_strings(&self.path, name, &offsets, blob)
+    }
+}
+
+/// An artifact read front to back, section by section, without holding the file: the
+/// reader keeps what the caller asks for and hashes everything it passes. The same checks
+/// as [`Artifact::read`], in the same order, but the checksum is only known at the end:
+/// **nothing read is valid before [`SectionStream::finish`] returns `Ok`** (a caller decodes
+/// nothing that can fail before then, so a damaged file is reported as a checksum mismatch,
+/// as [`Artifact::read`] reports it).
+pub struct SectionStream {
+    path: std::path::PathBuf,
+    /// The format version read from the file.
+    pub version: u32,
+    /// The JSON header (including `sections`).
+    pub header: serde_json::Value,
+    sections: Vec<SectionEntry>,
+    data_start: u64,
+    len: u64,
+    reader: std::io::BufReader<std::fs::File>,
+    /// Bytes read (and hashed) so far.
+    pos: u64,
+    crc: crc32fast::Hasher,
+}
+
+impl std::fmt::Debug for SectionStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SectionStream")
+            .field("path", &self.path)
+            .field("version", &self.version)
+            .field("pos", &self.pos)
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SectionStream {
+    /// Opens `path` and checks its magic, version, header and section bounds.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if it cannot be read, then checks 1–4 of the module docs.
+    pub fn open(path: &Path, expect: Expect) -> Result<Self> {
+        use std::io::Read;
+        let io = |e| Error::io(path, e);
+        let file = std::fs::File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+        // The preamble, then the header if the file is long enough to hold it (a header
+        // length claiming more than the file is refused before anything is allocated).
+        let mut prefix = Vec::new();
+        (&mut reader)
+            .take(16)
+            .read_to_end(&mut prefix)
+            .map_err(io)?;
+        if prefix.len() == 16 && &prefix[..8] == expect.magic {
+            let header_len = u64::from(u32::from_le_bytes(prefix[12..16].try_into().unwrap()));
+            if 16 + header_len + 4 <= len {
+                (&mut reader)
+                    .take(header_len)
+                    .read_to_end(&mut prefix)
+                    .map_err(io)?;
+            }
+        }
+        let layout = Layout::check(path, &prefix, len, expect)?;
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&prefix);
+        Ok(SectionStream {
+            path: path.to_owned(),
+            version: layout.version,
+            header: layout.header,
+            sections: layout.sections,
+            data_start: layout.data_start,
+            len,
+            reader,
+            pos: prefix.len() as u64,
+            crc,
+        })
+    }
+
+    /// The file being read.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Deserializes the header into `T`.
+    ///
+    /// # Errors
+    /// [`Error::BadHeader`] naming the field that failed.
+    pub fn header_as<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_value(self.header.clone()).map_err(|e| Error::BadHeader {
             path: self.path.clone(),
-            what: name.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Reads exactly `buf.len()` bytes, hashing them.
+    fn fill(&mut self, buf: &mut [u8]) -> Result<()> {
+        use std::io::Read;
+        self.reader
+            .read_exact(buf)
+            .map_err(|e| Error::io(&self.path, e))?;
+        self.crc.update(buf);
+        self.pos += buf.len() as u64;
+        Ok(())
+    }
+
+    /// Reads and hashes the bytes up to file offset `to`, keeping none.
+    fn skip_to(&mut self, to: u64) -> Result<()> {
+        let mut buf = vec![0u8; 1 << 16];
+        while self.pos < to {
+            let n = (to - self.pos).min(buf.len() as u64) as usize;
+            self.fill(&mut buf[..n])?;
+        }
+        Ok(())
+    }
+
+    /// Moves to the start of section `name` (checked to have `dtype`) and returns its entry.
+    fn enter(&mut self, name: &str, dtype: Dtype) -> Result<SectionEntry> {
+        let bad = |message: String| Error::BadHeader {
+            path: self.path.clone(),
             message,
         };
-        if offsets.first() != Some(&0) {
-            return Err(corrupt("offsets must start at 0".into()));
+        let entry = self
+            .sections
+            .iter()
+            .find(|s| s.name == name)
+            .cloned()
+            .ok_or_else(|| bad(format!("missing section {name:?}")))?;
+        if entry.dtype != dtype {
+            return Err(bad(format!(
+                "section {name:?} has dtype {:?}, expected {dtype:?}",
+                entry.dtype
+            )));
         }
-        let mut out = Vec::with_capacity(offsets.len().saturating_sub(1));
-        for w in offsets.windows(2) {
-            if w[1] < w[0] || w[1] > blob.len() as u64 {
-                return Err(corrupt(format!(
-                    "offset {} out of order or past the blob",
-                    w[1]
-                )));
+        let start = self.data_start + entry.offset;
+        if start < self.pos {
+            return Err(bad(format!(
+                "section {name:?} starts before a section read earlier: this reader reads \
+                 sections in the order sprig writes them"
+            )));
+        }
+        self.skip_to(start)?;
+        Ok(entry)
+    }
+
+    /// The elements `keep` of section `name`, decoded by `decode` from `size`-byte chunks;
+    /// the others are read and hashed, not kept.
+    fn elements<T>(
+        &mut self,
+        name: &str,
+        dtype: Dtype,
+        size: usize,
+        keep: Option<std::ops::Range<u64>>,
+        decode: impl Fn(&[u8]) -> T,
+    ) -> Result<Vec<T>> {
+        let entry = self.enter(name, dtype)?;
+        let count = entry.len / size as u64;
+        let keep = keep.unwrap_or(0..count);
+        let keep = keep.start.min(count)..keep.end.min(count);
+        let mut out = Vec::with_capacity((keep.end - keep.start) as usize);
+        let chunk = (1 << 16) / size;
+        let mut buf = vec![0u8; chunk * size];
+        let mut at = 0u64;
+        while at < count {
+            let n = (count - at).min(chunk as u64) as usize;
+            self.fill(&mut buf[..n * size])?;
+            let (lo, hi) = (keep.start.max(at), keep.end.min(at + n as u64));
+            if lo < hi {
+                let bytes = &buf[((lo - at) as usize) * size..((hi - at) as usize) * size];
+                out.extend(bytes.chunks_exact(size).map(&decode));
             }
-            let s = std::str::from_utf8(&blob[w[0] as usize..w[1] as usize])
-                .map_err(|e| corrupt(format!("invalid UTF-8: {e}")))?;
-            out.push(s.to_owned());
+            at += n as u64;
         }
         Ok(out)
     }
+
+    /// The bytes of a `u8` section.
+    ///
+    /// # Errors
+    /// [`Error::BadHeader`] if the section is missing, of another type, or before one read
+    /// earlier; [`Error::Io`] if the file cannot be read.
+    pub fn u8s(&mut self, name: &str) -> Result<Vec<u8>> {
+        self.elements(name, Dtype::U8, 1, None, |b| b[0])
+    }
+
+    /// The values of a `u32` section; with `keep`, only those at these indices.
+    ///
+    /// # Errors
+    /// As [`SectionStream::u8s`].
+    pub fn u32s(&mut self, name: &str, keep: Option<std::ops::Range<u64>>) -> Result<Vec<u32>> {
+        self.elements(name, Dtype::U32, 4, keep, |b| {
+            u32::from_le_bytes(b.try_into().unwrap())
+        })
+    }
+
+    /// The values of a `u64` section.
+    ///
+    /// # Errors
+    /// As [`SectionStream::u8s`].
+    pub fn u64s(&mut self, name: &str) -> Result<Vec<u64>> {
+        self.elements(name, Dtype::U64, 8, None, |b| {
+            u64::from_le_bytes(b.try_into().unwrap())
+        })
+    }
+
+    /// The values of an `f32` section; with `keep`, only those at these indices.
+    ///
+    /// # Errors
+    /// As [`SectionStream::u8s`].
+    pub fn f32s(&mut self, name: &str, keep: Option<std::ops::Range<u64>>) -> Result<Vec<f32>> {
+        self.elements(name, Dtype::F32, 4, keep, |b| {
+            f32::from_le_bytes(b.try_into().unwrap())
+        })
+    }
+
+    /// The `f32` section `name` cut into the rows `bounds` gives (`bounds[v]..bounds[v + 1]`
+    /// is row `v`; monotone, from 0 to the element count): `each(v, row)` sees every row
+    /// in order, and the values of rows `keep` are returned.
+    ///
+    /// # Errors
+    /// As [`SectionStream::u8s`], and [`Error::Corrupt`] naming `name` if `bounds` are not
+    /// monotone from 0 to the element count.
+    pub fn f32_rows(
+        &mut self,
+        name: &str,
+        bounds: &[u64],
+        keep: std::ops::Range<usize>,
+        mut each: impl FnMut(usize, &[f32]),
+    ) -> Result<Vec<f32>> {
+        let entry = self.enter(name, Dtype::F32)?;
+        let count = entry.len / 4;
+        let monotone = bounds.first() == Some(&0)
+            && bounds.last() == Some(&count)
+            && bounds.windows(2).all(|w| w[0] <= w[1]);
+        if !monotone {
+            return Err(Error::Corrupt {
+                path: self.path.clone(),
+                what: name.to_owned(),
+                message: format!("row bounds do not run from 0 to its {count} values"),
+            });
+        }
+        let rows = bounds.len() - 1;
+        let keep = keep.start.min(rows)..keep.end.min(rows);
+        let mut out = Vec::with_capacity((bounds[keep.end] - bounds[keep.start]) as usize);
+        let (mut bytes, mut row) = (Vec::new(), Vec::new());
+        for v in 0..rows {
+            let n = (bounds[v + 1] - bounds[v]) as usize;
+            bytes.resize(4 * n, 0);
+            self.fill(&mut bytes)?;
+            row.clear();
+            row.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes(b.try_into().unwrap())),
+            );
+            each(v, &row);
+            if keep.contains(&v) {
+                out.extend_from_slice(&row);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The strings written by [`ArtifactWriter::add_strings`], as their offsets and bytes:
+    /// [`decode_strings`] them after [`SectionStream::finish`].
+    ///
+    /// # Errors
+    /// As [`SectionStream::u8s`].
+    pub fn raw_strings(&mut self, name: &str) -> Result<(Vec<u64>, Vec<u8>)> {
+        let offsets = self.u64s(&format!("{name}.offsets"))?;
+        let blob = self.u8s(&format!("{name}.bytes"))?;
+        Ok((offsets, blob))
+    }
+
+    /// Reads the rest of the file and checks the checksum (check 5 of the module docs).
+    ///
+    /// # Errors
+    /// [`Error::Io`], or [`Error::ChecksumMismatch`].
+    pub fn finish(mut self) -> Result<()> {
+        self.skip_to(self.len - 4)?;
+        let computed = self.crc.clone().finalize();
+        let mut stored = [0u8; 4];
+        self.fill(&mut stored)?;
+        let stored = u32::from_le_bytes(stored);
+        if stored != computed {
+            return Err(Error::ChecksumMismatch {
+                path: self.path.clone(),
+                expected: stored,
+                computed,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The strings of a section pair written by [`ArtifactWriter::add_strings`], from their
+/// offsets and bytes, checked for monotone offsets inside the blob and valid UTF-8.
+///
+/// # Errors
+/// [`Error::Corrupt`] naming `path` and `name`, for bad offsets or UTF-8.
+pub fn decode_strings(
+    path: &Path,
+    name: &str,
+    offsets: &[u64],
+    blob: &[u8],
+) -> Result<Vec<String>> {
+    let corrupt = |message: String| Error::Corrupt {
+        path: path.to_owned(),
+        what: name.to_owned(),
+        message,
+    };
+    if offsets.first() != Some(&0) {
+        return Err(corrupt("offsets must start at 0".into()));
+    }
+    let mut out = Vec::with_capacity(offsets.len().saturating_sub(1));
+    for w in offsets.windows(2) {
+        if w[1] < w[0] || w[1] > blob.len() as u64 {
+            return Err(corrupt(format!(
+                "offset {} out of order or past the blob",
+                w[1]
+            )));
+        }
+        let s = std::str::from_utf8(&blob[w[0] as usize..w[1] as usize])
+            .map_err(|e| corrupt(format!("invalid UTF-8: {e}")))?;
+        out.push(s.to_owned());
+    }
+    Ok(out)
 }
 
 /// `value` as a JSON tree for a header, through its JSON text: `serde_json::to_value` widens

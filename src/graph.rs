@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::corpus::RecordId;
 use crate::error::{Error, Result};
-use crate::format::{self, Artifact, ArtifactWriter, Expect};
+use crate::format::{self, Artifact, ArtifactWriter, Expect, SectionStream};
 
 /// Magic bytes of graph files.
 pub const GRAPH_MAGIC: &[u8; 8] = b"SPRIGGRF";
@@ -107,6 +107,47 @@ pub struct Graph {
     pub(crate) seeds: Vec<Seed>,
     /// Free-form provenance (configs, source file), stored in the header.
     pub(crate) provenance: serde_json::Value,
+    /// The rows `neighbors` and `weights` hold: every row, unless the graph was loaded with
+    /// [`Graph::load_rows`].
+    pub(crate) rows: std::ops::Range<usize>,
+    /// `offsets[rows.start]`: where the held edges start in the whole graph's arrays.
+    pub(crate) edge_base: u64,
+    /// Every row's figures, kept by [`Graph::load_rows`] for the rows it drops.
+    pub(crate) row_stats: Option<RowStats>,
+}
+
+/// Per-row figures of a graph that does not hold every row ([`Graph::load_rows`]): what
+/// propagation needs of the rows a worker does not sweep.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RowStats {
+    /// [`row_figures`]' degree of every node.
+    pub(crate) degree: Vec<f64>,
+    /// [`row_figures`]' entropy of every node.
+    pub(crate) entropy: Vec<f64>,
+}
+
+/// A row's weighted degree `Σ w`, summed in row order in `f64`.
+pub(crate) fn row_degree(ws: &[f32]) -> f64 {
+    ws.iter().map(|&w| f64::from(w)).sum()
+}
+
+/// A row's [`row_degree`] `d` and the entropy, in bits, of its transition probabilities
+/// `w / d` (0 for an empty row): what MAD's walk needs. Shared by the whole-graph and the
+/// row-by-row ([`Graph::load_rows`]) computations, so that both give the same bits.
+pub(crate) fn row_figures(ws: &[f32]) -> (f64, f64) {
+    let d = row_degree(ws);
+    let h = if d > 0.0 {
+        ws.iter()
+            .map(|&w| {
+                let p = f64::from(w) / d;
+                -p * p.log2()
+            })
+            .sum::<f64>()
+            .max(0.0)
+    } else {
+        0.0
+    };
+    (d, h)
 }
 
 /// The parts of a graph, for [`Graph::from_parts`].
@@ -176,6 +217,7 @@ impl Graph {
     /// [`Error::Corrupt`] (path `<memory>`) naming the broken invariant.
     pub fn from_parts(kind: GraphKind, mut parts: GraphParts) -> Result<Self> {
         merge_seeds(&mut parts.seeds);
+        let n = parts.offsets.len().saturating_sub(1);
         let g = Graph {
             kind,
             offsets: parts.offsets,
@@ -187,6 +229,9 @@ impl Graph {
             labels: parts.labels,
             seeds: parts.seeds,
             provenance: parts.provenance,
+            rows: 0..n,
+            edge_base: 0,
+            row_stats: None,
         };
         g.validate(Path::new("<memory>"))?;
         Ok(g)
@@ -209,30 +254,56 @@ impl Graph {
 
     /// Number of undirected edges (each stored twice).
     pub fn n_edges(&self) -> usize {
-        self.neighbors.len() / 2
+        (self.offsets[self.n_nodes()] / 2) as usize
+    }
+
+    /// The rows this graph holds: `0..n_nodes()`, unless it was loaded with
+    /// [`Graph::load_rows`].
+    pub fn rows(&self) -> std::ops::Range<usize> {
+        self.rows.clone()
+    }
+
+    /// Whether the graph holds every row.
+    pub fn is_whole(&self) -> bool {
+        self.rows == (0..self.n_nodes())
     }
 
     /// Neighbour ids and weights of `node`, sorted by id.
     ///
     /// # Panics
-    /// If `node >= n_nodes()` (a bug in the caller).
+    /// If `node >= n_nodes()`, or the graph does not hold row `node` ([`Graph::rows`]): a
+    /// bug in the caller.
     #[inline]
     pub fn row(&self, node: usize) -> (&[u32], &[f32]) {
-        let (a, b) = (self.offsets[node] as usize, self.offsets[node + 1] as usize);
+        debug_assert!(self.rows.contains(&node), "row {node} of {:?}", self.rows);
+        let a = (self.offsets[node] - self.edge_base) as usize;
+        let b = (self.offsets[node + 1] - self.edge_base) as usize;
         (&self.neighbors[a..b], &self.weights[a..b])
     }
 
-    /// Weighted degree of `node`.
+    /// Weighted degree of `node` (any node, also one whose row the graph does not hold).
     pub fn degree(&self, node: usize) -> f64 {
-        self.row(node).1.iter().map(|&w| f64::from(w)).sum()
+        match &self.row_stats {
+            Some(stats) => stats.degree[node],
+            None => row_degree(self.row(node).1),
+        }
     }
 
-    /// Row offsets (`n + 1`).
+    /// [`row_figures`] of `node` (any node): computed from its row, or kept by
+    /// [`Graph::load_rows`].
+    pub(crate) fn figures(&self, node: usize) -> (f64, f64) {
+        match &self.row_stats {
+            Some(stats) => (stats.degree[node], stats.entropy[node]),
+            None => row_figures(self.row(node).1),
+        }
+    }
+
+    /// Row offsets (`n + 1`), of every row (also those the graph does not hold).
     pub fn offsets(&self) -> &[u64] {
         &self.offsets
     }
 
-    /// All neighbour ids, row after row.
+    /// All neighbour ids, row after row (of the rows the graph holds).
     pub fn neighbors(&self) -> &[u32] {
         &self.neighbors
     }
@@ -343,7 +414,18 @@ impl Graph {
             .len()
             .checked_sub(1)
             .ok_or_else(|| corrupt("row_offsets", "must hold at least one entry".into()))?;
-        if self.offsets[0] != 0 || self.offsets[n] != self.neighbors.len() as u64 {
+        // A whole graph holds every edge; a shard ([`Graph::load_rows`]) those of its rows.
+        let held = if self.rows.start <= self.rows.end && self.rows.end <= n {
+            self.offsets[self.rows.end].checked_sub(self.offsets[self.rows.start])
+        } else {
+            None
+        };
+        let whole = self.rows == (0..n);
+        if self.offsets[0] != 0
+            || (whole && self.offsets[n] != self.neighbors.len() as u64)
+            || held != Some(self.neighbors.len() as u64)
+            || self.edge_base != self.offsets[self.rows.start.min(n)]
+        {
             return Err(corrupt(
                 "row_offsets",
                 format!(
@@ -381,7 +463,7 @@ impl Graph {
         if let Some(v) = (0..n).find(|&v| self.offsets[v + 1] < self.offsets[v]) {
             return Err(corrupt("row_offsets", format!("decrease at node {v}")));
         }
-        for v in 0..n {
+        for v in self.rows.clone() {
             let (row, ws) = self.row(v);
             for (i, (&u, &w)) in row.iter().zip(ws).enumerate() {
                 if u as usize >= n {
@@ -460,6 +542,16 @@ impl Graph {
     /// # Errors
     /// [`Error::Corrupt`] naming the first asymmetric edge.
     pub fn check_symmetric(&self, path: &Path) -> Result<()> {
+        if !self.is_whole() {
+            return Err(Error::config(
+                "graph",
+                format!(
+                    "holds rows {:?} of {}: symmetry needs every row (Graph::load)",
+                    self.rows,
+                    self.n_nodes()
+                ),
+            ));
+        }
         for v in 0..self.n_nodes() {
             let (row, ws) = self.row(v);
             for (&u, &w) in row.iter().zip(ws) {
@@ -507,7 +599,17 @@ impl Graph {
     }
 
     /// Serializes the graph file (see [`crate::format`]).
+    ///
+    /// # Panics
+    /// If the graph does not hold every row ([`Graph::load_rows`]): a shard is not a graph
+    /// file.
     pub fn to_bytes(&self) -> Vec<u8> {
+        assert!(
+            self.is_whole(),
+            "a graph loaded with load_rows ({:?} of {} rows) cannot be saved",
+            self.rows,
+            self.n_nodes()
+        );
         let mut w = ArtifactWriter::new();
         let n = self.n_nodes() as u64;
         let e = self.neighbors.len() as u64;
@@ -546,13 +648,33 @@ impl Graph {
     }
 
     /// Reads and verifies a graph file: container checks, then every invariant of
-    /// [`Graph::validate`].
+    /// [`Graph::validate`]. The file is read front to back and decoded as it goes, so the
+    /// peak memory is the graph's, not the graph's plus the file's.
     ///
     /// # Errors
     /// Any container error of [`crate::format`], or [`Error::Corrupt`].
     pub fn load(path: &Path) -> Result<Self> {
-        let artifact = Artifact::read(path, EXPECT)?;
-        Self::from_artifact(&artifact)
+        Ok(Self::read(path, &mut |_| None)?.0)
+    }
+
+    /// Reads and verifies a graph file, keeping the edges of the rows `rows(n)` only (`n`
+    /// the node count, read first): what a process of a distributed run needs
+    /// ([`crate::propagate::Cluster::rows`]). Everything else is kept: every row's offsets,
+    /// each row's degree and walk entropy (what propagation needs of the rows it does not
+    /// sweep, 16 bytes a node), the keys, records, labels and seeds. The whole file is
+    /// still read and its checksum verified.
+    ///
+    /// Such a graph answers [`Graph::row`] for its rows only, propagates only through
+    /// [`crate::propagate::propagate_distributed`], and cannot be saved.
+    ///
+    /// # Errors
+    /// As [`Graph::load`].
+    pub fn load_rows(
+        path: &Path,
+        rows: impl FnOnce(usize) -> std::ops::Range<usize>,
+    ) -> Result<Self> {
+        let mut rows = Some(rows);
+        Ok(Self::read(path, &mut |n| rows.take().map(|f| f(n)))?.0)
     }
 
     /// Reads and verifies a graph file, and returns it with the header as the file holds it
@@ -562,8 +684,73 @@ impl Graph {
     /// # Errors
     /// As [`Graph::load`].
     pub fn load_with_header(path: &Path) -> Result<(Self, GraphHeader)> {
-        let artifact = Artifact::read(path, EXPECT)?;
-        Ok((Self::from_artifact(&artifact)?, artifact.header_as()?))
+        Self::read(path, &mut |_| None)
+    }
+
+    /// The streaming read of [`Graph::load`] and [`Graph::load_rows`].
+    fn read(
+        path: &Path,
+        rows: &mut dyn FnMut(usize) -> Option<std::ops::Range<usize>>,
+    ) -> Result<(Self, GraphHeader)> {
+        let mut s = SectionStream::open(path, EXPECT)?;
+        // Decoded now, judged after the checksum (a damaged header is a damaged file).
+        let header = s.header_as::<GraphHeader>();
+        let offsets = s.u64s("row_offsets")?;
+        let n = offsets.len().saturating_sub(1);
+        let pick = rows(n);
+        // Rows are cut out only where the offsets can cut: when they are not monotone from
+        // 0, the file is damaged (checksum) or invalid (`validate`), and reading it whole
+        // reports which, as `load` does.
+        let monotone = offsets.first() == Some(&0) && offsets.windows(2).all(|w| w[0] <= w[1]);
+        let shard = pick
+            .filter(|_| monotone)
+            .map(|r| r.start.min(n)..r.end.min(n).max(r.start.min(n)));
+        let (neighbors, weights, row_stats, rows, edge_base) = match shard {
+            Some(rows) => {
+                let edges = offsets[rows.start]..offsets[rows.end];
+                let neighbors = s.u32s("neighbors", Some(edges.clone()))?;
+                let mut stats = RowStats {
+                    degree: Vec::with_capacity(n),
+                    entropy: Vec::with_capacity(n),
+                };
+                let weights = s.f32_rows("weights", &offsets, rows.clone(), |_, ws| {
+                    let (d, h) = row_figures(ws);
+                    stats.degree.push(d);
+                    stats.entropy.push(h);
+                })?;
+                (neighbors, weights, Some(stats), rows, edges.start)
+            }
+            None => {
+                let neighbors = s.u32s("neighbors", None)?;
+                (neighbors, s.f32s("weights", None)?, None, 0..n, 0)
+            }
+        };
+        let keys = s.raw_strings("node_keys")?;
+        let lines = s.u64s("record_lines")?;
+        let nodes = s.u32s("record_nodes", None)?;
+        let ids = s.raw_strings("record_ids")?;
+        let sn = s.u32s("seed_nodes", None)?;
+        let sl = s.u32s("seed_labels", None)?;
+        let sw = s.f32s("seed_weights", None)?;
+        // Nothing that can fail is decoded before the checksum says the bytes are the ones
+        // written.
+        s.finish()?;
+        let header = header?;
+        let raw = RawGraph {
+            header: header.clone(),
+            offsets,
+            neighbors,
+            weights,
+            keys: format::decode_strings(path, "node_keys", &keys.0, &keys.1)?,
+            lines,
+            nodes,
+            ids: format::decode_strings(path, "record_ids", &ids.0, &ids.1)?,
+            seeds: (sn, sl, sw),
+            rows,
+            edge_base,
+            row_stats,
+        };
+        Ok((raw.assemble(path)?, header))
     }
 
     /// Verifies and decodes the bytes of a graph file; `path` names it in errors.
@@ -579,16 +766,69 @@ impl Graph {
     /// # Errors
     /// As [`Graph::load`].
     pub fn from_artifact(a: &Artifact) -> Result<Self> {
-        let path = a.path();
-        let header: GraphHeader = a.header_as()?;
+        let offsets = a.u64s("row_offsets")?;
+        let n = offsets.len().saturating_sub(1);
+        RawGraph {
+            header: a.header_as()?,
+            offsets,
+            neighbors: a.u32s("neighbors")?,
+            weights: a.f32s("weights")?,
+            keys: a.strings("node_keys")?,
+            lines: a.u64s("record_lines")?,
+            nodes: a.u32s("record_nodes")?,
+            ids: a.strings("record_ids")?,
+            seeds: (
+                a.u32s("seed_nodes")?,
+                a.u32s("seed_labels")?,
+                a.f32s("seed_weights")?,
+            ),
+            rows: 0..n,
+            edge_base: 0,
+            row_stats: None,
+        }
+        .assemble(a.path())
+    }
+}
+
+/// A graph file's sections, decoded but not yet checked.
+struct RawGraph {
+    header: GraphHeader,
+    offsets: Vec<u64>,
+    neighbors: Vec<u32>,
+    weights: Vec<f32>,
+    keys: Vec<String>,
+    lines: Vec<u64>,
+    nodes: Vec<u32>,
+    ids: Vec<String>,
+    /// Seed nodes, labels and weights.
+    seeds: (Vec<u32>, Vec<u32>, Vec<f32>),
+    rows: std::ops::Range<usize>,
+    edge_base: u64,
+    row_stats: Option<RowStats>,
+}
+
+impl RawGraph {
+    /// The graph, checked by [`Graph::validate`]; `path` names the file in errors.
+    fn assemble(self, path: &Path) -> Result<Graph> {
+        let RawGraph {
+            header,
+            offsets,
+            neighbors,
+            weights,
+            keys,
+            lines,
+            nodes,
+            ids,
+            seeds: (sn, sl, sw),
+            rows,
+            edge_base,
+            row_stats,
+        } = self;
         let corrupt = |what: &str, message: String| Error::Corrupt {
             path: path.to_owned(),
             what: what.to_owned(),
             message,
         };
-        let lines = a.u64s("record_lines")?;
-        let nodes = a.u32s("record_nodes")?;
-        let ids = a.strings("record_ids")?;
         if lines.len() != nodes.len() || ids.len() != nodes.len() {
             return Err(corrupt(
                 "records",
@@ -605,9 +845,6 @@ impl Graph {
                 node,
             })
             .collect();
-        let sn = a.u32s("seed_nodes")?;
-        let sl = a.u32s("seed_labels")?;
-        let sw = a.f32s("seed_weights")?;
         if sn.len() != sl.len() || sn.len() != sw.len() {
             return Err(corrupt("seeds", "seed sections differ in length".into()));
         }
@@ -629,15 +866,18 @@ impl Graph {
             .map_err(|_| corrupt("header", "text node count overflows".into()))?;
         let g = Graph {
             kind: header.graph_kind,
-            offsets: a.u64s("row_offsets")?,
-            neighbors: a.u32s("neighbors")?,
-            weights: a.f32s("weights")?,
-            keys: a.strings("node_keys")?,
+            offsets,
+            neighbors,
+            weights,
+            keys,
             text_nodes,
             records,
             labels: header.labels,
             seeds,
             provenance: header.provenance,
+            rows,
+            edge_base,
+            row_stats,
         };
         g.validate(path)?;
         Ok(g)
@@ -814,5 +1054,107 @@ mod tests {
         raw.seeds = given;
         let a = Artifact::parse(Path::new("g.graph"), raw.to_bytes(), EXPECT).unwrap();
         assert_eq!(Graph::from_artifact(&a).unwrap(), g);
+    }
+
+    /// A random graph saved to a temporary folder.
+    fn saved(n: usize) -> (Graph, tempfile::TempDir, std::path::PathBuf) {
+        let g = crate::propagate::testgraphs::random(n, 4 * n, 5, n / 20, 11);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.graph");
+        g.save(&path).unwrap();
+        (g, dir, path)
+    }
+
+    #[test]
+    fn loading_rows_keeps_those_rows_and_every_node_figure() {
+        let (g, _dir, path) = saved(700);
+        assert_eq!(Graph::load(&path).unwrap(), g);
+        let n = g.n_nodes();
+        #[allow(clippy::reversed_empty_ranges)] // a backwards request, on purpose
+        let wants = [0..n, 0..0, 0..1, 100..350, 350..n, n..n, 690..n + 9, 5..2];
+        for want in wants {
+            let s = Graph::load_rows(&path, |m| {
+                assert_eq!(m, n);
+                want.clone()
+            })
+            .unwrap();
+            // Clamped to the graph, and empty when backwards.
+            let rows = want.start.min(n)..want.end.min(n).max(want.start.min(n));
+            assert_eq!(s.rows(), rows);
+            assert_eq!(s.is_whole(), rows == (0..n));
+            assert_eq!(
+                (s.n_nodes(), s.n_text_nodes(), s.n_edges(), s.offsets()),
+                (n, g.n_text_nodes(), g.n_edges(), g.offsets())
+            );
+            assert_eq!(
+                (s.keys(), s.records(), s.labels(), s.seeds(), s.kind()),
+                (g.keys(), g.records(), g.labels(), g.seeds(), g.kind())
+            );
+            for v in rows.clone() {
+                assert_eq!(s.row(v), g.row(v));
+            }
+            let held: usize = rows.clone().map(|v| g.row(v).0.len()).sum();
+            assert_eq!((s.neighbors().len(), s.weights().len()), (held, held));
+            // Every node's degree and entropy, bit for bit, also for the rows it dropped.
+            for v in 0..n {
+                let (a, b) = (s.figures(v), g.figures(v));
+                assert_eq!(
+                    (a.0.to_bits(), a.1.to_bits()),
+                    (b.0.to_bits(), b.1.to_bits())
+                );
+                assert_eq!(s.degree(v).to_bits(), g.degree(v).to_bits());
+            }
+        }
+    }
+
+    #[test]
+    fn loading_rows_refuses_a_damaged_file_as_loading_it_whole_does() {
+        let (g, dir, path) = saved(300);
+        let bytes = std::fs::read(&path).unwrap();
+        let damaged = dir.path().join("d.graph");
+        // The header, the offsets, the neighbours, the weights, a key, the checksum; an
+        // offset made to decrease (which cannot cut rows); a truncated file.
+        let data = bytes.len() - 4 - (g.n_edges() * 16 + 8 * (g.n_nodes() + 1));
+        let spots = [
+            20,
+            data + 8,
+            data + 8 * g.n_nodes() + 100,
+            bytes.len() / 2,
+            bytes.len() - 2,
+        ];
+        let mut cases: Vec<Vec<u8>> = spots
+            .iter()
+            .map(|&i| {
+                let mut b = bytes.clone();
+                b[i] ^= 0x40;
+                b
+            })
+            .collect();
+        cases.push(bytes[..bytes.len() - 9].to_vec());
+        for (i, case) in cases.into_iter().enumerate() {
+            std::fs::write(&damaged, &case).unwrap();
+            let whole = Graph::from_bytes(&damaged, case).unwrap_err().to_string();
+            assert_eq!(
+                Graph::load(&damaged).unwrap_err().to_string(),
+                whole,
+                "case {i}"
+            );
+            let part = Graph::load_rows(&damaged, |n| n / 3..n / 2).unwrap_err();
+            assert_eq!(part.to_string(), whole, "case {i}");
+        }
+    }
+
+    #[test]
+    fn a_graph_without_every_row_is_not_saved_checked_or_propagated_alone() {
+        let (_, _dir, path) = saved(300);
+        let s = Graph::load_rows(&path, |n| 0..n / 2).unwrap();
+        let err = s.check_symmetric(&path).unwrap_err().to_string();
+        assert!(err.contains("every row"), "{err}");
+        let err = crate::propagate::propagate(&s, &Default::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("load_rows"), "{err}");
+        let saved = std::panic::catch_unwind(|| s.to_bytes());
+        assert!(saved.is_err(), "a shard is not a graph file");
     }
 }

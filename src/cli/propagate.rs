@@ -183,6 +183,18 @@ impl ClusterArgs {
     }
 }
 
+/// The graph at `path`: on a cluster of several processes, with the edges of this
+/// process's rows only.
+fn load_graph(path: &std::path::Path, place: &Option<Cluster>) -> anyhow::Result<Graph> {
+    if let Some(cluster) = place {
+        #[cfg(feature = "distributed")]
+        return Ok(Graph::load_rows(path, |n| cluster.rows(n))?);
+        #[cfg(not(feature = "distributed"))]
+        match *cluster {}
+    }
+    Ok(Graph::load(path)?)
+}
+
 /// Runs the propagation on `place` (or in this process). `None` in a process other than
 /// process 0.
 fn propagate_at(
@@ -371,7 +383,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // timely prints "awaiting connections" to stdout while the processes connect.
         bail!("--hosts needs --out FILE: timely writes connection messages to stdout");
     }
-    let mut graph = Graph::load(&args.graph)?;
+    let mut graph = load_graph(&args.graph, &place)?;
     if let Some(seeds) = &args.seeds {
         let entries = read_seed_file(seeds)?;
         apply_seed_file(&mut graph, seeds, &entries)?;

@@ -23,9 +23,12 @@
 //! **Memory.** Label state is O((own + ghost nodes) · K) per worker, plus 4 bytes a node for
 //! the map from graph ids to the worker's own numbering, plus the rule's per-node
 //! coefficients, which every worker computes for every node (8 bytes a node for Expander,
-//! about 32 for MAD). Every process reads the whole `.graph` (each needs its share of the
-//! rows, and the coefficients come from the whole graph), so processes need the file on their
-//! machine or a shared disk; only worker 0 holds every node's result, at the end.
+//! about 32 for MAD). A process keeps the edges of its own rows only when it loads the graph
+//! with [`Graph::load_rows`] and [`Cluster::rows`] (as `sprig propagate --hosts` does): then
+//! it holds every node's offset, degree and walk entropy (24 bytes a node) and its rows'
+//! edges (8 bytes each), not the whole graph. Each process still reads the whole `.graph`
+//! file once (to verify its checksum), so processes need the file on their machine or a
+//! shared disk; only worker 0 holds every node's result, at the end.
 //!
 //! **Failure.**
 //! - Processes started with another graph, other seeds or another config stop together at
@@ -159,6 +162,19 @@ impl Cluster {
         Ok(())
     }
 
+    /// The nodes whose rows this process's workers sweep in a graph of `n` nodes: the rows
+    /// a process needs, and all that [`Graph::load_rows`] has to keep
+    /// (`Graph::load_rows(path, |n| cluster.rows(n))`). Every node for a run inside one
+    /// process.
+    pub fn rows(&self, n: usize) -> Range<usize> {
+        if self.workers == 0 {
+            return 0..0;
+        }
+        let peers = self.workers * self.hosts.len().max(1);
+        let first = self.process * self.workers;
+        nodes_of(n, peers, first).start..nodes_of(n, peers, first + self.workers - 1).end
+    }
+
     fn timely_config(&self) -> timely::Config {
         let communication = match (self.hosts.len(), self.workers) {
             (0, 1) => CommunicationConfig::Thread,
@@ -219,8 +235,10 @@ impl Cluster {
 /// ```
 ///
 /// # Errors
-/// As [`propagate_with`](super::propagate_with), plus [`Error::InvalidConfig`] for a bad
-/// `cluster` and [`Error::Cluster`] when the processes cannot connect or a worker fails.
+/// As [`propagate_with`](super::propagate_with) (where `graph` may hold only this process's
+/// rows, [`Cluster::rows`]), plus [`Error::InvalidConfig`] for a bad `cluster` or a graph
+/// without some of this process's rows, and [`Error::Cluster`] when the processes cannot
+/// connect or a worker fails.
 pub fn propagate_distributed(
     graph: Arc<Graph>,
     seeds: &[Seed],
@@ -230,6 +248,16 @@ pub fn propagate_distributed(
 ) -> Result<Option<Propagation>> {
     let start = Instant::now();
     cluster.validate()?;
+    let (need, held) = (cluster.rows(graph.n_nodes()), graph.rows());
+    if need.start < held.start || need.end > held.end {
+        return Err(Error::config(
+            "graph",
+            format!(
+                "holds rows {held:?}, and process {} of this cluster sweeps rows {need:?}:                  load it with Graph::load_rows(path, |n| cluster.rows(n))",
+                cluster.process
+            ),
+        ));
+    }
     let (seed_rows, priors) = prepare(&graph, seeds, config)?;
     let (started_tx, started) = mpsc::channel();
     let shared = Arc::new(Shared {
@@ -492,21 +520,20 @@ impl Topology for Share<'_> {
     }
 }
 
-/// A hash of what every process must agree on: the graph's nodes, edges and labels, the
-/// seeds and the config. Processes started with different files or flags would otherwise
+/// A hash of what every process must agree on: the graph's nodes, row lengths, degrees and
+/// labels, the seeds and the config. Processes started with different files or flags would otherwise
 /// exchange rows that mean nothing to each other.
 fn fingerprint(graph: &Graph, seeds: &[Seed], config: &PropagationConfig) -> u64 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     h.update(&(graph.n_nodes() as u64).to_le_bytes());
     h.update(&(graph.n_text_nodes() as u64).to_le_bytes());
+    // Offsets and degrees, which every process has for every node, also one that holds
+    // only its own rows (Graph::load_rows).
     for &o in graph.offsets() {
         h.update(&o.to_le_bytes());
     }
-    for &u in graph.neighbors() {
-        h.update(&u.to_le_bytes());
-    }
-    for &w in graph.weights() {
-        h.update(&w.to_bits().to_le_bytes());
+    for v in 0..graph.n_nodes() {
+        h.update(&graph.degree(v).to_bits().to_le_bytes());
     }
     for label in graph.labels() {
         h.update(&(label.len() as u64).to_le_bytes());
@@ -918,6 +945,128 @@ mod tests {
             .iter()
             .map(|l| format!("127.0.0.1:{}", l.local_addr().unwrap().port()))
             .collect()
+    }
+
+    /// The rows of a cluster's processes: contiguous, in order, covering every node once,
+    /// each the union of its workers' nodes.
+    #[test]
+    fn process_rows_share_out_the_nodes() {
+        for (n, processes, workers) in [
+            (0, 2, 1),
+            (1, 3, 2),
+            (5000, 3, 1),
+            (9000, 2, 3),
+            (700, 4, 2),
+        ] {
+            let hosts = vec!["127.0.0.1:1".to_string(); processes];
+            let mut next = 0;
+            for process in 0..processes {
+                let cluster = Cluster {
+                    workers,
+                    hosts: hosts.clone(),
+                    process,
+                    connect_timeout: None,
+                };
+                let rows = cluster.rows(n);
+                assert_eq!(rows.start, next, "{n} {processes} {workers}");
+                let peers = processes * workers;
+                for w in 0..workers {
+                    let own = nodes_of(n, peers, process * workers + w);
+                    assert!(rows.start <= own.start && own.end <= rows.end);
+                }
+                next = rows.end;
+            }
+            assert_eq!(next, n);
+            assert_eq!(Cluster::local(3).rows(n), 0..n);
+        }
+    }
+
+    /// Three processes over loopback TCP, each holding the edges of its own rows only
+    /// ([`Graph::load_rows`]), for every algorithm: process 0 returns the single engine's
+    /// result bit for bit. A process given a graph without its rows refuses to start.
+    #[test]
+    fn processes_that_load_only_their_rows_match_the_single_engine() {
+        let g = testgraphs::random(3000, 12000, 12, 200, 7);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.graph");
+        g.save(&path).unwrap();
+        for algorithm in ALL {
+            let config = PropagationConfig {
+                algorithm,
+                top_k: 3,
+                iterations: 12,
+                ..PropagationConfig::default()
+            };
+            let single = propagate_with(&g, g.seeds(), &config, |_| {}).unwrap();
+            let hosts = loopback_hosts(3);
+            let (tx, rx) = std::sync::mpsc::channel();
+            for process in 0..3 {
+                let (path, hosts, tx, config) =
+                    (path.clone(), hosts.clone(), tx.clone(), config.clone());
+                std::thread::spawn(move || {
+                    let cluster = Cluster {
+                        workers: 1,
+                        hosts,
+                        process,
+                        connect_timeout: Some(std::time::Duration::from_secs(60)),
+                    };
+                    let shard = Graph::load_rows(&path, |n| cluster.rows(n)).unwrap();
+                    let held = shard.neighbors().len();
+                    let shard = Arc::new(shard);
+                    let result = propagate_distributed(
+                        Arc::clone(&shard),
+                        shard.seeds(),
+                        &config,
+                        &cluster,
+                        |_| {},
+                    );
+                    tx.send((process, held, result.map_err(|e| e.to_string())))
+                        .unwrap();
+                });
+            }
+            let mut held = 0;
+            for _ in 0..3 {
+                let (process, edges, result) = rx
+                    .recv_timeout(std::time::Duration::from_secs(120))
+                    .expect("every process ends");
+                assert!(
+                    edges < g.neighbors().len() / 2,
+                    "process {process} holds {edges} edges"
+                );
+                held += edges;
+                match (process, result.unwrap()) {
+                    (0, Some(p)) => assert_eq!(essence(&single), essence(&p), "{algorithm:?}"),
+                    (0, None) => panic!("process 0 returns the result"),
+                    (_, r) => assert!(r.is_none()),
+                }
+            }
+            assert_eq!(
+                held,
+                g.neighbors().len(),
+                "the processes' rows cover the graph once"
+            );
+        }
+        // Process 1 of 2 with the rows of process 0.
+        let cluster = Cluster {
+            workers: 1,
+            hosts: loopback_hosts(2),
+            process: 1,
+            connect_timeout: Some(std::time::Duration::from_secs(1)),
+        };
+        let shard = Arc::new(Graph::load_rows(&path, |n| 0..n / 2).unwrap());
+        let err = propagate_distributed(
+            Arc::clone(&shard),
+            shard.seeds(),
+            &PropagationConfig::default(),
+            &cluster,
+            |_| {},
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("holds rows 0..1500") && err.contains("load_rows"),
+            "{err}"
+        );
     }
 
     /// Two processes of one cluster over loopback TCP, here two threads of the test: process

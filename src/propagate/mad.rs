@@ -52,19 +52,9 @@ use crate::graph::Graph;
 pub(crate) fn walk_probabilities(graph: &Graph, seeds: &SeedRows, beta: f64) -> Vec<[f64; 3]> {
     (0..graph.n_nodes())
         .map(|v| {
-            let ws = graph.row(v).1;
-            let d: f64 = ws.iter().map(|&w| f64::from(w)).sum();
-            let h: f64 = if d > 0.0 {
-                ws.iter()
-                    .map(|&w| {
-                        let p = f64::from(w) / d;
-                        -p * p.log2()
-                    })
-                    .sum::<f64>()
-                    .max(0.0)
-            } else {
-                0.0
-            };
+            // The entropy of the row's transition probabilities (a shard keeps it for the
+            // rows it dropped).
+            let (_, h) = graph.figures(v);
             let mut c = beta.ln() / (beta + h.exp()).ln();
             let mut dv = 0.0;
             if seeds.is_seed(v) {
@@ -94,8 +84,13 @@ pub(crate) struct Mad {
 impl Mad {
     pub(crate) fn new(graph: &Graph, seeds: &SeedRows, config: &PropagationConfig) -> Self {
         let p = walk_probabilities(graph, seeds, config.beta);
+        // For the rows the graph holds: a shard's worker sweeps only those.
+        let rows = graph.rows();
         let wdeg = (0..graph.n_nodes())
             .map(|v| {
+                if !rows.contains(&v) {
+                    return f64::NAN;
+                }
                 let (nbrs, ws) = graph.row(v);
                 nbrs.iter()
                     .zip(ws)

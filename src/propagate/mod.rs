@@ -80,7 +80,7 @@ mod prior;
 #[cfg(test)]
 mod properties;
 #[cfg(test)]
-mod testgraphs;
+pub(crate) mod testgraphs;
 #[cfg(test)]
 mod tests;
 
@@ -186,8 +186,8 @@ pub fn propagate(graph: &Graph, config: &PropagationConfig) -> Result<Propagatio
 ///
 /// # Errors
 /// - [`Error::InvalidConfig`] if `config` is invalid, a seed names a node or label outside
-///   the graph or has a weight that is not finite and positive, or a class prior names an
-///   unknown label;
+///   the graph or has a weight that is not finite and positive, a class prior names an
+///   unknown label, or the graph does not hold every row ([`Graph::load_rows`]);
 /// - [`Error::NoSeeds`] if `seeds` is empty.
 ///
 /// # Complexity
@@ -200,6 +200,16 @@ pub fn propagate_with(
     mut on_iteration: impl FnMut(&IterationStats),
 ) -> Result<Propagation> {
     let start = Instant::now();
+    if !graph.is_whole() {
+        return Err(Error::config(
+            "graph",
+            format!(
+                "holds rows {:?} of {} (Graph::load_rows): propagate it on its cluster with                  propagate_distributed, or load it whole with Graph::load",
+                graph.rows(),
+                graph.n_nodes()
+            ),
+        ));
+    }
     let (seed_rows, priors) = prepare(graph, seeds, config)?;
     let algo = Algo::new(graph, &seed_rows, config);
     let n_labels = graph.labels().len();
@@ -376,7 +386,7 @@ impl<'a> Algo<'a> {
 pub(crate) fn degrees(graph: &Graph) -> Vec<f64> {
     (0..graph.n_nodes())
         .into_par_iter()
-        .map(|v| graph.row(v).1.iter().map(|&w| f64::from(w)).sum())
+        .map(|v| graph.degree(v))
         .collect()
 }
 
