@@ -124,6 +124,10 @@ fn rescale(dist: &mut LabelDistribution, f: impl Fn(usize, &mut Vec<(u32, f64)>)
 /// `q_l / m_l`, then each node's label scores are rescaled to their previous total so
 /// `unknown` is unchanged. A label with `m_l = 0` keeps factor 1 (no node holds it).
 ///
+/// `m_l` counts, besides the nodes' scores, `L · q_l` for `L` labels: as many pseudo-records
+/// as labels, spread by the prior (`q` sums to 1), so that a handful of unlabelled records
+/// cannot set the masses alone; with one, CMN then keeps the order of its scores.
+///
 /// `m_l` is the total score of `l` over the non-seed text nodes, each counted once per input
 /// record it stands for (`multiplicity`, summed in node order). The prior `q` is a prior over
 /// inputs, and identical texts share one node: on SwDA 79k utterances are 49.5k nodes, and
@@ -144,6 +148,16 @@ pub(crate) fn class_mass_normalize(
         for e in dist.get(v) {
             mass[e.label as usize] += f64::from(times) * f64::from(e.score);
         }
+    }
+    // Add-one smoothing: as many pseudo-records as there are labels, spread by the prior
+    // (one a label when the prior is uniform). With thousands of unlabelled records this moves nothing; with a handful (the
+    // last few records of a mostly labelled corpus) it fades CMN out instead of letting
+    // their own scores set the masses: with one unlabelled record, every label's mass was
+    // that record's score, so `q / m` made all its scores equal, and the tie went to the
+    // first label by name (a review found it).
+    let pseudo = q.len() as f64;
+    for (m, &q) in mass.iter_mut().zip(q) {
+        *m += pseudo * q;
     }
     let factor: Vec<f64> = q
         .iter()

@@ -420,6 +420,45 @@ fn class_mass_normalization_follows_the_priors() {
     ));
 }
 
+/// The last few unlabelled records of a mostly labelled corpus: with one left, class mass
+/// normalization used to make its scores all equal (each label's mass was that record's own
+/// score), so the first label by name won. It now keeps the order of the scores without it.
+#[test]
+fn class_mass_normalization_of_a_single_unlabelled_record_keeps_its_order() {
+    let gold = testgraphs::karate_gold();
+    let labels = {
+        let mut l = gold.clone();
+        l.sort();
+        l.dedup();
+        l
+    };
+    for left in [2, 8, 9, 13, 19, 30, 31] {
+        let mut g = testgraphs::karate();
+        let seeds = (0..34u32)
+            .filter(|&v| v as usize != left)
+            .map(|v| crate::graph::Seed {
+                node: v,
+                label: labels.binary_search(&gold[v as usize]).unwrap() as u32,
+                weight: 1.0,
+            })
+            .collect();
+        g.set_seeds(labels.clone(), seeds).unwrap();
+        let cmn = propagate(&g, &PropagationConfig::default()).unwrap();
+        let none = propagate(
+            &g,
+            &PropagationConfig {
+                class_prior: ClassPrior::None,
+                ..PropagationConfig::default()
+            },
+        )
+        .unwrap();
+        let (a, b) = (cmn.distribution().get(left), none.distribution().get(left));
+        assert_eq!(a.len(), 2, "node {left}: {a:?}");
+        assert_eq!(a[0].label, b[0].label, "node {left}: {a:?} against {b:?}");
+        assert!(a[0].score > a[1].score + 1e-3, "node {left}: {a:?}");
+    }
+}
+
 #[test]
 fn class_mass_counts_each_record_of_a_shared_node() {
     use crate::graph::{symmetric_csr, GraphKind, GraphParts, RecordRef, Seed};
