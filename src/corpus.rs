@@ -732,7 +732,11 @@ pub(crate) fn label_value(
     }
 }
 
-/// Reads an id value: a string or a number; `null` means none.
+/// Reads an id value: a string or an integer of at most 64 bits; `null` means none.
+///
+/// Other numbers are refused: JSON reading turns them into floating point, which would
+/// write `1e2` back as `100.0`, make `7.0` another id than `7`, and make two integers past
+/// 2^64 that differ in their last digits one id.
 pub(crate) fn id_value(
     v: Option<&serde_json::Value>,
     field: &str,
@@ -741,9 +745,18 @@ pub(crate) fn id_value(
 ) -> Result<Option<RecordId>> {
     match v {
         None | Some(serde_json::Value::Null) => Ok(None),
-        Some(v @ (serde_json::Value::String(_) | serde_json::Value::Number(_))) => {
-            Ok(Some(RecordId(v.to_string())))
+        Some(v @ serde_json::Value::String(_)) => Ok(Some(RecordId(v.to_string()))),
+        Some(serde_json::Value::Number(n)) if n.is_i64() || n.is_u64() => {
+            Ok(Some(RecordId(n.to_string())))
         }
+        Some(serde_json::Value::Number(n)) => Err(Error::parse(
+            path,
+            line,
+            format!(
+                "field {field:?}: the number {n} is not an integer of at most 64 bits, which \
+                 an id must be to be read exactly: write it as a string"
+            ),
+        )),
         Some(other) => Err(Error::parse(
             path,
             line,

@@ -187,6 +187,25 @@ impl Error {
         )
     }
 
+    /// The parse error of a record whose id (compared as [`crate::corpus::RecordId::as_plain`])
+    /// an earlier record has, at line `first`: `graph` and `train` refuse both alike.
+    pub fn duplicate_id(
+        path: impl Into<PathBuf>,
+        line: u64,
+        field: &str,
+        id: &crate::corpus::RecordId,
+        first: u64,
+    ) -> Self {
+        Error::parse(
+            path,
+            line,
+            format!(
+                "field {field:?}: duplicate id {} (first at line {first})",
+                id.0
+            ),
+        )
+    }
+
     /// A config error.
     pub fn config(field: &'static str, reason: impl Into<String>) -> Self {
         Error::InvalidConfig {

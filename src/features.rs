@@ -277,14 +277,12 @@ pub fn ingest_from(
                 if let Some(first) = first {
                     skip(
                         &mut out.skipped,
-                        Error::parse(
+                        Error::duplicate_id(
                             reader.path(),
                             p.record.line,
-                            format!(
-                                "field {:?}: duplicate id {} (first at line {first})",
-                                reader.options().id_field,
-                                id.0
-                            ),
+                            &reader.options().id_field,
+                            id,
+                            first,
                         ),
                     )?;
                     continue;

@@ -218,6 +218,19 @@ fn malformed_and_mistyped_json_names_line_and_field() {
             "{\"text\": \"a\", \"id\": true}\n",
             "c.jsonl:1: field \"id\": expected a string or a number",
         ),
+        // Floating point would rewrite it (`1e2` as `100.0`) or merge two ids past 2^64.
+        (
+            "{\"text\": \"a\", \"id\": 1e2}\n",
+            "c.jsonl:1: field \"id\": the number 100.0 is not an integer of at most 64 bits",
+        ),
+        (
+            "{\"text\": \"a\", \"id\": 123456789012345678901234}\n",
+            "write it as a string",
+        ),
+        (
+            "{\"id\": 7, \"text\": \"a\"}\n{\"id\": \"7\", \"text\": \"b\"}\n",
+            "c.jsonl:2: field \"id\": duplicate id \"7\" (first at line 1)",
+        ),
         (
             "{\"id\": 1, \"text\": \"a\"}\n{\"id\": 1, \"text\": \"b\"}\n",
             "c.jsonl:2: field \"id\": duplicate id 1 (first at line 1)",

@@ -386,6 +386,25 @@ fn bad_inputs_fail_with_one_line() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("skipped 1 invalid record"), "{log}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("2 examples"));
+    // A repeated id (`7` and `"7"` are one id) is refused as `graph` refuses it, or skipped.
+    std::fs::write(
+        d.join("dup.jsonl"),
+        "{\"id\":7,\"text\":\"hello there\",\"label\":\"a\"}\n\
+         {\"id\":\"t\",\"text\":\"bye now\",\"label\":\"b\"}\n\
+         {\"id\":\"7\",\"text\":\"see you\",\"label\":\"b\"}\n",
+    )
+    .unwrap();
+    let mut args = vec!["train", "--corpus", "dup.jsonl", "--out", "d.sprig"];
+    args.extend(quick);
+    let err = fails(d, &args);
+    assert!(
+        err.contains("dup.jsonl:3: field \"id\": duplicate id \"7\" (first at line 1)"),
+        "{err}"
+    );
+    args.push("--skip-invalid");
+    let out = sprig(d, &args);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 examples"));
 }
 
 /// Quality floor on the bundled reply-intent corpus, fully supervised. Measured with these
