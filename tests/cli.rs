@@ -611,10 +611,62 @@ fn flags_of_the_other_model_kind_are_refused_and_help_defaults_hold() {
             "{err}"
         );
     }
+    // Char flags without char n-grams, and a char weight nothing reads, are refused too.
+    for (args, needle) in [
+        (
+            &[
+                "graph",
+                "--corpus",
+                &corpus,
+                "--out",
+                "g.graph",
+                "--features",
+                "u,b",
+                "--char-max",
+                "5",
+            ][..],
+            "--char-max is for char n-grams, and --features has no `c`",
+        ),
+        (
+            &[
+                "train",
+                "--corpus",
+                &corpus,
+                "--out",
+                "m.sprig",
+                "--kind",
+                "table",
+                "--char-weight",
+                "2",
+            ],
+            "--char-weight would be ignored: --kind table",
+        ),
+        (
+            &[
+                "train",
+                "--corpus",
+                &corpus,
+                "--out",
+                "m.sprig",
+                "--augment",
+                "0",
+                "--char-weight",
+                "2",
+            ],
+            "--char-weight would be ignored: --augment 0",
+        ),
+    ] {
+        let err = fails(d, args);
+        assert!(err.contains(needle), "{err}");
+    }
+    let f = sprig::text::FeatureConfig::default();
     help_states_defaults(
         d,
         "graph",
         &[
+            ("--char-min", f.char_min.to_string()),
+            ("--char-max", f.char_max.to_string()),
+            ("--char-weight", f.char_weight.to_string()),
             ("--k", sprig::build::GraphConfig::default().k.to_string()),
             (
                 "--min-sim",

@@ -119,6 +119,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 }
             }
         }
+        args.text.check_used(Ok(()))?;
         let (text, features) = args.text.configs();
         let config = BuildConfig {
             corpus: args.corpus_fields.options(),

@@ -312,17 +312,17 @@ pub(crate) struct TextArgs {
     /// Feature families: u (word unigrams), b (word bigrams), s (skip-bigrams), c (char n-grams).
     #[arg(long, value_delimiter = ',', default_value = "u,b,c")]
     features: Vec<Family>,
-    /// Smallest char n-gram of `<word>`.
-    #[arg(long, default_value_t = sprig::text::FeatureConfig::default().char_min,
-          value_parser = clap::value_parser!(u32).range(1..=16))]
-    char_min: u32,
-    /// Largest char n-gram of `<word>`.
-    #[arg(long, default_value_t = sprig::text::FeatureConfig::default().char_max)]
-    char_max: u32,
+    /// Smallest char n-gram of `<word>` [default: 3]. Needs the `c` family.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=16))]
+    char_min: Option<u32>,
+    /// Largest char n-gram of `<word>` [default: 4]. Needs the `c` family.
+    #[arg(long)]
+    char_max: Option<u32>,
     /// Weight of the char block against the word block (each L2-normalized first) in the
-    /// TF-IDF rows of the graph and of the linear teacher; the projection does not use it.
-    #[arg(long, default_value_t = sprig::text::FeatureConfig::default().char_weight)]
-    char_weight: f32,
+    /// TF-IDF rows of the graph and of the linear teacher (`train --augment` > 0); the
+    /// projection does not use it [default: 1]. Needs the `c` family.
+    #[arg(long)]
+    char_weight: Option<f32>,
     /// Raw term counts instead of 1 + ln(count).
     #[arg(long)]
     no_sublinear_tf: bool,
@@ -347,10 +347,30 @@ enum Family {
 }
 
 impl TextArgs {
+    /// Refuses the char flags without the `c` family, and `--char-weight` where
+    /// `weight_used` says nothing reads it: flags that would be ignored.
+    pub(crate) fn check_used(&self, weight_used: Result<(), &str>) -> anyhow::Result<()> {
+        let given = [
+            ("--char-min", self.char_min.is_some()),
+            ("--char-max", self.char_max.is_some()),
+            ("--char-weight", self.char_weight.is_some()),
+        ];
+        if !self.features.contains(&Family::C) {
+            if let Some((flag, _)) = given.iter().find(|(_, given)| *given) {
+                anyhow::bail!("{flag} is for char n-grams, and --features has no `c`");
+            }
+        }
+        if let (Some(_), Err(why)) = (self.char_weight, weight_used) {
+            anyhow::bail!("--char-weight would be ignored: {why}");
+        }
+        Ok(())
+    }
+
     /// The library configs these flags stand for.
     pub(crate) fn configs(&self) -> (sprig::text::TextConfig, sprig::text::FeatureConfig) {
         let has = |f: Family| self.features.contains(&f);
         let chars = has(Family::C);
+        let d = sprig::text::FeatureConfig::default();
         (
             sprig::text::TextConfig {
                 lowercase: !self.no_lowercase,
@@ -362,9 +382,17 @@ impl TextArgs {
                 unigrams: has(Family::U),
                 bigrams: has(Family::B),
                 skip_bigrams: has(Family::S),
-                char_min: if chars { self.char_min } else { 0 },
-                char_max: if chars { self.char_max } else { 0 },
-                char_weight: self.char_weight,
+                char_min: if chars {
+                    self.char_min.unwrap_or(d.char_min)
+                } else {
+                    0
+                },
+                char_max: if chars {
+                    self.char_max.unwrap_or(d.char_max)
+                } else {
+                    0
+                },
+                char_weight: self.char_weight.unwrap_or(d.char_weight),
                 sublinear_tf: !self.no_sublinear_tf,
             },
         )

@@ -240,6 +240,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             );
         }
     }
+    // The char block's weight reaches only the linear teacher of the augmented copies.
+    args.text.check_used(if table {
+        Err("--kind table trains no linear teacher")
+    } else if args.augment == Some(0) {
+        Err("--augment 0 trains no linear teacher")
+    } else {
+        Ok(())
+    })?;
     if args.joint_lambdas.len() != 3 {
         anyhow::bail!(
             "--joint-lambdas takes three values (λ1,λ2,λ3), got {}",
