@@ -1118,3 +1118,48 @@ fn max_scan_is_exact_on_small_corpora_and_recorded_when_a_budget_is_given() {
     assert!(err.contains("--max-scan applies to --kind knn"), "{err}");
     assert!(!dir.path().join("x.graph").exists());
 }
+
+/// A text whose scores all print as `0.000000` abstains in the file; the summary says so
+/// instead of counting only the texts with no mass at all (a review found "0 of 40 texts
+/// abstain" above a file of 40 `"label":null` lines).
+#[test]
+fn the_summary_counts_the_abstentions_the_file_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let corpus = repo("corpora/tiny/intents.jsonl").display().to_string();
+    ok(
+        d,
+        &["graph", "--corpus", &corpus, "--out", "t.graph", "--quiet"],
+    );
+    let flags = ["--mu3", "1e7", "--class-prior", "none", "--quiet"];
+    let out = ok(
+        d,
+        &[
+            &["propagate", "--graph", "t.graph", "--out", "o.jsonl"][..],
+            &flags,
+        ]
+        .concat(),
+    );
+    let file = std::fs::read_to_string(d.join("o.jsonl")).unwrap();
+    let nulls = file
+        .lines()
+        .filter(|l| l.contains("\"label\":null"))
+        .count();
+    assert_eq!(nulls, 40, "{file}");
+    assert!(
+        out.contains("0 of 40 texts abstain and 40 more whose every score prints as 0.000000"),
+        "{out}"
+    );
+    let out = ok(
+        d,
+        &[
+            "propagate",
+            "--graph",
+            "t.graph",
+            "--out",
+            "p.jsonl",
+            "--quiet",
+        ],
+    );
+    assert!(out.contains("0 of 40 texts abstain ("), "{out}");
+}

@@ -31,11 +31,18 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     // The file is opened twice (its magic, then its loader): a pipe would lose its first
     // bytes to the first read.
-    if std::fs::metadata(&args.file).is_ok_and(|m| !m.is_file()) {
-        anyhow::bail!(
-            "{}: inspect needs a regular file, not a pipe or device",
-            args.file.display()
-        );
+    if let Ok(m) = std::fs::metadata(&args.file) {
+        if !m.is_file() {
+            anyhow::bail!(
+                "{}: inspect needs a regular file, not {}",
+                args.file.display(),
+                if m.is_dir() {
+                    "a folder"
+                } else {
+                    "a pipe or device"
+                }
+            );
+        }
     }
     // An unreadable or short file has no magic and falls through to the graph loader, whose
     // error names the I/O problem.

@@ -101,7 +101,8 @@ pub struct Args {
     out: PathBuf,
     /// Output format: jsonl (one object per record) or tsv (Junto-style
     /// `key<TAB>label score … __DUMMY__ unknown`, one row per node; in labels a space is
-    /// written `\s`, and in keys and labels `\`, TAB, LF and CR as `\\`, `\t`, `\n`, `\r`).
+    /// written `\s`, and in keys and labels `\`, TAB, LF, CR, NUL and `"` as `\\`, `\t`,
+    /// `\n`, `\r`, `\0`, `\"`).
     #[arg(long, value_enum, default_value_t = OutputFormat::Jsonl)]
     format: OutputFormat,
     #[command(flatten)]
@@ -510,10 +511,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     .with_context(|| format!("writing {}", out.display()))?;
 
     let r = result.report();
+    // Texts whose scores are all too small to print abstain in the file too: say so, or the
+    // count would disagree with the file.
+    let printed = (0..graph.n_text_nodes())
+        .filter(|&v| sprig::propagate::abstains_in_output(&result, v))
+        .count();
+    let faint = match printed.saturating_sub(r.abstaining_texts) {
+        0 => String::new(),
+        n => format!(
+            " and {n} more whose every score prints as 0.000000 (the file shows them abstaining)"
+        ),
+    };
     super::summary(
         out,
         format_args!(
-            "{}: {}, {} iterations, converged: {}, {} of {} texts abstain ({} of {} nodes), {:.2}s",
+            "{}: {}, {} iterations, converged: {}, {} of {} texts abstain{faint} ({} of {} nodes), {:.2}s",
             out.display(),
             r.algorithm,
             r.iterations,

@@ -60,6 +60,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
              are the seeds), so its accuracy measures memory, not generalization"
         );
     }
+    if args.workdir.exists() && !args.workdir.is_dir() {
+        anyhow::bail!(
+            "--workdir {}: exists and is not a folder",
+            args.workdir.display()
+        );
+    }
     let created = !args.workdir.exists();
     std::fs::create_dir_all(&args.workdir)
         .with_context(|| format!("creating {}", args.workdir.display()))?;

@@ -97,8 +97,9 @@ pub struct Args {
     /// Confidence of a propagated label: 1 − unknown mass, or the top score (with --labels).
     #[arg(long, value_enum, default_value_t = defaults().confidence, requires = "labels")]
     confidence: Confidence,
-    /// Share of the labelled records held out for early stopping, in [0, 0.5] (0: none).
-    /// Networks only [default: 0.1].
+    /// Share of the labelled records held out for early stopping, in [0, 0.5] (0: none;
+    /// nothing either when it would hold out fewer than 200 records, too few to judge an
+    /// epoch by: then every epoch runs). Networks only [default: 0.1].
     #[arg(long)]
     validation: Option<f32>,
     /// Seed of initialization, shuffling and the held-out split. Networks only [default: 1].
@@ -276,6 +277,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         min_confidence: args.min_confidence,
         confidence: args.confidence,
         validation: args.validation.unwrap_or(defaults().validation),
+        min_held_out: defaults().min_held_out,
         input_dropout: args.input_dropout.unwrap_or(defaults().input_dropout),
         ema_decay: args.ema.unwrap_or(defaults().ema_decay),
         augment: args.augment.unwrap_or(defaults().augment),
@@ -418,7 +420,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 report["epochs_run"],
                 if report["val_examples"].as_u64() == Some(0) {
                     // Nothing held out: there is no accuracy to report, only the last epoch.
-                    "no held-out slice".to_owned()
+                    if config.validation > 0.0 {
+                        format!(
+                            "no held-out slice (it would hold fewer than {} records)",
+                            sprig::train::MIN_HELD_OUT
+                        )
+                    } else {
+                        "no held-out slice".to_owned()
+                    }
                 } else {
                     format!(
                         "held-out accuracy {:.4} on {} {}",

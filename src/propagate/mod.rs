@@ -95,7 +95,9 @@ pub use config::{
 #[cfg(feature = "distributed")]
 pub use distributed::{propagate_distributed, Cluster};
 pub use labels::{LabelDistribution, LabelScore};
-pub use output::{check_tsv, write_jsonl, write_tsv, OutputFormat, UNKNOWN_LABEL};
+pub use output::{
+    abstains_in_output, check_tsv, write_jsonl, write_tsv, OutputFormat, UNKNOWN_LABEL,
+};
 
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Seed};

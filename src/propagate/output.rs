@@ -95,6 +95,12 @@ pub(crate) fn printed_scores(result: &Propagation, node: usize) -> Vec<(u32, u64
     out
 }
 
+/// Whether `node` abstains in the outputs: no label at all, or every score printing as
+/// `0.000000` (which [`super::PropagationReport`]'s counts, of nodes with no mass, leave out).
+pub fn abstains_in_output(result: &Propagation, node: usize) -> bool {
+    printed_scores(result, node).is_empty()
+}
+
 /// Writes `"label":…,"score":…,"unknown":…,"scores":[…],"seed":…` for `node`.
 fn dist_fields(buf: &mut String, names: &[String], result: &Propagation, node: usize) {
     let entries = printed_scores(result, node);
