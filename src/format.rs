@@ -86,58 +86,90 @@ pub struct SectionEntry {
     pub len: u64,
 }
 
-/// Builds an artifact in memory: sections first, then [`ArtifactWriter::finish`].
+/// Builds an artifact: sections first, then [`ArtifactWriter::write_to`] (streams the file,
+/// hashing as it goes) or [`ArtifactWriter::finish`] (the bytes in memory). Sections borrow
+/// their values until then, so that a large graph is never copied into a buffer to be
+/// written.
 #[derive(Debug, Default)]
-pub struct ArtifactWriter {
+pub struct ArtifactWriter<'a> {
     entries: Vec<SectionEntry>,
-    data: Vec<u8>,
+    sources: Vec<Source<'a>>,
+    /// Bytes of the data area so far (padded to 8).
+    len: u64,
 }
 
-macro_rules! add_section {
-    ($fn:ident, $t:ty, $dtype:expr) => {
-        /// Appends a section of this element type with the given shape.
-        pub fn $fn(&mut self, name: &str, shape: &[u64], values: &[$t]) {
-            debug_assert_eq!(shape.iter().product::<u64>(), values.len() as u64);
-            let mut bytes = Vec::with_capacity(std::mem::size_of_val(values));
-            for v in values {
-                bytes.extend_from_slice(&v.to_le_bytes());
+/// Where a section's bytes come from.
+#[derive(Debug)]
+enum Source<'a> {
+    Bytes(std::borrow::Cow<'a, [u8]>),
+    U32(&'a [u32]),
+    U64(std::borrow::Cow<'a, [u64]>),
+    F32(&'a [f32]),
+    /// The concatenation of these strings' UTF-8.
+    Blob(Vec<&'a str>),
+}
+
+impl Source<'_> {
+    /// Writes the bytes, little-endian, in chunks.
+    fn write(&self, w: &mut dyn Write) -> std::io::Result<()> {
+        fn each<T: Copy, const N: usize>(
+            w: &mut dyn Write,
+            values: &[T],
+            le: impl Fn(T) -> [u8; N],
+        ) -> std::io::Result<()> {
+            let mut buf = Vec::with_capacity(1 << 16);
+            for chunk in values.chunks((1 << 16) / N) {
+                buf.clear();
+                buf.extend(chunk.iter().flat_map(|&v| le(v)));
+                w.write_all(&buf)?;
             }
-            self.push(name, $dtype, shape, &bytes);
+            Ok(())
         }
-    };
+        match self {
+            Source::Bytes(b) => w.write_all(b),
+            Source::U32(v) => each(w, v, u32::to_le_bytes),
+            Source::U64(v) => each(w, v, u64::to_le_bytes),
+            Source::F32(v) => each(w, v, f32::to_le_bytes),
+            Source::Blob(strings) => strings.iter().try_for_each(|s| w.write_all(s.as_bytes())),
+        }
+    }
 }
 
-impl ArtifactWriter {
+impl<'a> ArtifactWriter<'a> {
     /// An empty writer.
     pub fn new() -> Self {
         Self::default()
     }
 
-    fn push(&mut self, name: &str, dtype: Dtype, shape: &[u64], bytes: &[u8]) {
+    fn push(&mut self, name: &str, dtype: Dtype, shape: &[u64], len: u64, source: Source<'a>) {
         debug_assert!(self.entries.iter().all(|e| e.name != name));
-        let offset = self.data.len() as u64;
-        self.data.extend_from_slice(bytes);
-        while !self.data.len().is_multiple_of(8) {
-            self.data.push(0);
-        }
+        debug_assert_eq!(
+            dtype.bytes(shape.iter().product::<u64>()),
+            Some(len),
+            "section {name:?}"
+        );
         self.entries.push(SectionEntry {
             name: name.to_owned(),
             dtype,
             shape: shape.to_vec(),
-            offset,
-            len: bytes.len() as u64,
+            offset: self.len,
+            len,
         });
+        self.sources.push(source);
+        self.len += len.div_ceil(8) * 8;
     }
 
     /// Appends a byte section.
-    pub fn add_u8(&mut self, name: &str, values: &[u8]) {
-        self.push(name, Dtype::U8, &[values.len() as u64], values);
+    pub fn add_u8(&mut self, name: &str, values: &'a [u8]) {
+        let len = values.len() as u64;
+        self.push(name, Dtype::U8, &[len], len, Source::Bytes(values.into()));
     }
 
     /// Appends a signed-byte section with the given shape.
     pub fn add_i8(&mut self, name: &str, shape: &[u64], values: &[i8]) {
         let bytes: Vec<u8> = values.iter().map(|&v| v as u8).collect();
-        self.push(name, Dtype::I8, shape, &bytes);
+        let len = bytes.len() as u64;
+        self.push(name, Dtype::I8, shape, len, Source::Bytes(bytes.into()));
     }
 
     /// Appends a 4-bit section with the given shape ([`Dtype::I4`]).
@@ -153,33 +185,85 @@ impl ArtifactWriter {
             .chunks(2)
             .map(|p| (p[0] as u8 & 0x0f) | ((p.get(1).copied().unwrap_or(0) as u8) << 4))
             .collect();
-        self.push(name, Dtype::I4, shape, &bytes);
+        let len = bytes.len() as u64;
+        self.push(name, Dtype::I4, shape, len, Source::Bytes(bytes.into()));
     }
 
-    add_section!(add_u32, u32, Dtype::U32);
-    add_section!(add_u64, u64, Dtype::U64);
-    add_section!(add_f32, f32, Dtype::F32);
+    /// Appends a `u32` section with the given shape.
+    pub fn add_u32(&mut self, name: &str, shape: &[u64], values: &'a [u32]) {
+        let len = 4 * values.len() as u64;
+        self.push(name, Dtype::U32, shape, len, Source::U32(values));
+    }
+
+    /// Appends a `u64` section with the given shape.
+    pub fn add_u64(&mut self, name: &str, shape: &[u64], values: &'a [u64]) {
+        let len = 8 * values.len() as u64;
+        self.push(name, Dtype::U64, shape, len, Source::U64(values.into()));
+    }
+
+    /// Appends an `f32` section with the given shape.
+    pub fn add_f32(&mut self, name: &str, shape: &[u64], values: &'a [f32]) {
+        let len = 4 * values.len() as u64;
+        self.push(name, Dtype::F32, shape, len, Source::F32(values));
+    }
 
     /// Appends a list of strings as two sections: `{name}.offsets` (u64, n + 1) and
-    /// `{name}.bytes` (the UTF-8 blob).
-    pub fn add_strings<S: AsRef<str>>(&mut self, name: &str, strings: &[S]) {
+    /// `{name}.bytes` (the UTF-8 blob, written from the strings themselves).
+    pub fn add_strings<S: AsRef<str>>(&mut self, name: &str, strings: &'a [S]) {
         let mut offsets = Vec::with_capacity(strings.len() + 1);
-        let mut blob = Vec::new();
+        let mut total = 0u64;
         offsets.push(0u64);
         for s in strings {
-            blob.extend_from_slice(s.as_ref().as_bytes());
-            offsets.push(blob.len() as u64);
+            total += s.as_ref().len() as u64;
+            offsets.push(total);
         }
-        self.add_u64(
+        let n = offsets.len() as u64;
+        self.push(
             &format!("{name}.offsets"),
-            &[offsets.len() as u64],
-            &offsets,
+            Dtype::U64,
+            &[n],
+            8 * n,
+            Source::U64(offsets.into()),
         );
-        self.add_u8(&format!("{name}.bytes"), &blob);
+        let blob = strings.iter().map(AsRef::as_ref).collect();
+        self.push(
+            &format!("{name}.bytes"),
+            Dtype::U8,
+            &[total],
+            total,
+            Source::Blob(blob),
+        );
     }
 
-    /// Serializes the file: `header` must be a JSON object; its `sections` key is set here.
-    pub fn finish(self, magic: &[u8; 8], version: u32, mut header: serde_json::Value) -> Vec<u8> {
+    /// Writes the file to `out`: `header` must be a JSON object; its `sections` key is set
+    /// here. The checksum is computed as the bytes go.
+    ///
+    /// # Errors
+    /// Any error of `out`.
+    pub fn write_to(
+        &self,
+        magic: &[u8; 8],
+        version: u32,
+        mut header: serde_json::Value,
+        out: &mut dyn Write,
+    ) -> std::io::Result<()> {
+        /// A writer that hashes what passes through it.
+        struct Hashed<'w> {
+            out: &'w mut dyn Write,
+            crc: crc32fast::Hasher,
+            written: u64,
+        }
+        impl Write for Hashed<'_> {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                let n = self.out.write(buf)?;
+                self.crc.update(&buf[..n]);
+                self.written += n as u64;
+                Ok(n)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                self.out.flush()
+            }
+        }
         let obj = header
             .as_object_mut()
             .expect("artifact header must be a JSON object");
@@ -188,17 +272,33 @@ impl ArtifactWriter {
             serde_json::to_value(&self.entries).expect("section table serializes"),
         );
         let header_bytes = serde_json::to_vec(&header).expect("header serializes");
-        let mut out = Vec::with_capacity(24 + header_bytes.len() + self.data.len());
-        out.extend_from_slice(magic);
-        out.extend_from_slice(&version.to_le_bytes());
-        out.extend_from_slice(&(header_bytes.len() as u32).to_le_bytes());
-        out.extend_from_slice(&header_bytes);
-        while !out.len().is_multiple_of(8) {
-            out.push(0);
+        let mut w = Hashed {
+            out,
+            crc: crc32fast::Hasher::new(),
+            written: 0,
+        };
+        let pad = |w: &mut Hashed<'_>| {
+            let n = w.written.next_multiple_of(8) - w.written;
+            w.write_all(&[0u8; 8][..n as usize])
+        };
+        w.write_all(magic)?;
+        w.write_all(&version.to_le_bytes())?;
+        w.write_all(&(header_bytes.len() as u32).to_le_bytes())?;
+        w.write_all(&header_bytes)?;
+        pad(&mut w)?;
+        for source in &self.sources {
+            source.write(&mut w)?;
+            pad(&mut w)?;
         }
-        out.extend_from_slice(&self.data);
-        let crc = crc32fast::hash(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
+        let crc = w.crc.clone().finalize();
+        w.out.write_all(&crc.to_le_bytes())
+    }
+
+    /// The file's bytes (see [`ArtifactWriter::write_to`]).
+    pub fn finish(self, magic: &[u8; 8], version: u32, header: serde_json::Value) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.len as usize);
+        self.write_to(magic, version, header, &mut out)
+            .expect("writing to memory cannot fail");
         out
     }
 }

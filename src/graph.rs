@@ -604,19 +604,29 @@ impl Graph {
     /// If the graph does not hold every row ([`Graph::load_rows`]): a shard is not a graph
     /// file.
     pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write_to(&mut out)
+            .expect("writing to memory cannot fail");
+        out
+    }
+
+    /// Writes the graph file to `out`, section by section from the graph's own arrays (no
+    /// copy of the file is made).
+    ///
+    /// # Errors
+    /// Any error of `out`.
+    ///
+    /// # Panics
+    /// As [`Graph::to_bytes`].
+    pub fn write_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         assert!(
             self.is_whole(),
             "a graph loaded with load_rows ({:?} of {} rows) cannot be saved",
             self.rows,
             self.n_nodes()
         );
-        let mut w = ArtifactWriter::new();
         let n = self.n_nodes() as u64;
         let e = self.neighbors.len() as u64;
-        w.add_u64("row_offsets", &[n + 1], &self.offsets);
-        w.add_u32("neighbors", &[e], &self.neighbors);
-        w.add_f32("weights", &[e], &self.weights);
-        w.add_strings("node_keys", &self.keys);
         let r = self.records.len() as u64;
         let lines: Vec<u64> = self.records.iter().map(|x| x.line).collect();
         let nodes: Vec<u32> = self.records.iter().map(|x| x.node).collect();
@@ -625,26 +635,34 @@ impl Graph {
             .iter()
             .map(|x| x.id.as_ref().map_or("", |i| i.0.as_str()))
             .collect();
-        w.add_u64("record_lines", &[r], &lines);
-        w.add_u32("record_nodes", &[r], &nodes);
-        w.add_strings("record_ids", &ids);
         let s = self.seeds.len() as u64;
         let sn: Vec<u32> = self.seeds.iter().map(|x| x.node).collect();
         let sl: Vec<u32> = self.seeds.iter().map(|x| x.label).collect();
         let sw: Vec<f32> = self.seeds.iter().map(|x| x.weight).collect();
+        let mut w = ArtifactWriter::new();
+        w.add_u64("row_offsets", &[n + 1], &self.offsets);
+        w.add_u32("neighbors", &[e], &self.neighbors);
+        w.add_f32("weights", &[e], &self.weights);
+        w.add_strings("node_keys", &self.keys);
+        w.add_u64("record_lines", &[r], &lines);
+        w.add_u32("record_nodes", &[r], &nodes);
+        w.add_strings("record_ids", &ids);
         w.add_u32("seed_nodes", &[s], &sn);
         w.add_u32("seed_labels", &[s], &sl);
         w.add_f32("seed_weights", &[s], &sw);
         let header = serde_json::to_value(self.header()).expect("header serializes");
-        w.finish(GRAPH_MAGIC, GRAPH_FORMAT_VERSION, header)
+        w.write_to(GRAPH_MAGIC, GRAPH_FORMAT_VERSION, header, out)
     }
 
-    /// Writes the graph atomically to `path`.
+    /// Writes the graph atomically to `path`, streaming it (the peak memory is the graph's).
     ///
     /// # Errors
     /// [`Error::Io`] naming `path`.
+    ///
+    /// # Panics
+    /// As [`Graph::to_bytes`].
     pub fn save(&self, path: &Path) -> Result<()> {
-        format::write_bytes_atomic(path, &self.to_bytes())
+        format::write_atomic(path, |w| self.write_to(w).map_err(|e| Error::io(path, e)))
     }
 
     /// Reads and verifies a graph file: container checks, then every invariant of
@@ -1068,6 +1086,8 @@ mod tests {
     #[test]
     fn loading_rows_keeps_those_rows_and_every_node_figure() {
         let (g, _dir, path) = saved(700);
+        // The streamed file is the one in memory, and reads back as the graph.
+        assert_eq!(std::fs::read(&path).unwrap(), g.to_bytes());
         assert_eq!(Graph::load(&path).unwrap(), g);
         let n = g.n_nodes();
         #[allow(clippy::reversed_empty_ranges)] // a backwards request, on purpose

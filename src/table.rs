@@ -135,7 +135,7 @@ impl Table {
     }
 
     /// Appends the `table.*` sections.
-    pub fn write_sections(&self, w: &mut ArtifactWriter) {
+    pub fn write_sections<'a>(&'a self, w: &mut ArtifactWriter<'a>) {
         let n = self.keys.len() as u64;
         w.add_u64("table.keys", &[n], &self.keys);
         w.add_u32("table.labels", &[n, self.k as u64], &self.labels);
