@@ -120,8 +120,10 @@ impl DfFilter {
 pub struct Skipped {
     /// How many.
     pub count: u64,
-    /// The first few errors, as messages naming `file:line`.
+    /// The first few errors by line, as messages naming `file:line`.
     pub first: Vec<String>,
+    /// Their lines.
+    lines: Vec<u64>,
 }
 
 /// A corpus read into nodes, before weighting.
@@ -222,8 +224,18 @@ pub fn ingest_from(
             return Err(e);
         }
         skipped.count += 1;
-        if skipped.first.len() < SHOW_SKIPPED {
-            skipped.first.push(e.to_string());
+        // Kept by line: a batch's parse errors are met while it is read, its empty texts
+        // and repeated ids after, so that arrival order is not line order.
+        let line = match &e {
+            Error::Parse { line, .. } => *line,
+            _ => u64::MAX,
+        };
+        let at = skipped.lines.partition_point(|&l| l <= line);
+        if at < SHOW_SKIPPED {
+            skipped.lines.insert(at, line);
+            skipped.first.insert(at, e.to_string());
+            skipped.lines.truncate(SHOW_SKIPPED);
+            skipped.first.truncate(SHOW_SKIPPED);
         }
         Ok(())
     };
@@ -542,6 +554,17 @@ mod tests {
         assert_eq!(ing.records.len(), 1);
         assert_eq!(ing.skipped.count, 2);
         assert!(ing.skipped.first[1].contains(":3: field \"id\": duplicate id 1 (first at line 2)"));
+        // Listed by line, whatever the order they were met in (a malformed line is met while
+        // reading, an empty text after its batch).
+        let c = "{\"text\":\"ok\"}\n{\"text\":\" \"}\n{bad\n{\"text\":\"\"}\n[1]\n";
+        let ing = ingest_str(c, true).unwrap();
+        let lines: Vec<&str> = ing
+            .skipped
+            .first
+            .iter()
+            .map(|m| m.split(':').nth(1).unwrap())
+            .collect();
+        assert_eq!((ing.skipped.count, lines), (4, vec!["2", "3", "4", "5"]));
         // A string id and a number id that a seed file would both name `7` are one id.
         let c = "{\"id\":\"7\",\"text\":\"a\"}\n{\"id\":7,\"text\":\"b\"}\n";
         let e = ingest_str(c, false).unwrap_err().to_string();
