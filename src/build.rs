@@ -537,8 +537,19 @@ pub fn read_edges_from(path: &Path, raw: Box<dyn std::io::Read>) -> Result<(Grap
 /// by spaces so the file stays well-formed.
 ///
 /// # Errors
-/// I/O errors from `out`.
+/// I/O errors from `out`; [`std::io::ErrorKind::InvalidInput`] for a graph that does not
+/// hold every row ([`Graph::load_rows`]).
 pub fn write_edges(graph: &Graph, out: &mut dyn Write) -> std::io::Result<()> {
+    if !graph.is_whole() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "the graph holds rows {:?} of {}: its edges need every row (Graph::load)",
+                graph.rows(),
+                graph.n_nodes()
+            ),
+        ));
+    }
     let clean = |s: &str| s.replace(['\t', '\n', '\r'], " ");
     for v in 0..graph.n_nodes() {
         let (row, ws) = graph.row(v);

@@ -416,6 +416,19 @@ impl Layout {
                 }
             }
         }
+        // Each byte belongs to one section at most: two sections over the same bytes would
+        // read one as the other (a crafted file's bias over its scales).
+        let mut spans: Vec<(u64, u64, &str)> = sections
+            .iter()
+            .map(|s| (s.offset, s.offset + s.len, s.name.as_str()))
+            .collect();
+        spans.sort_unstable();
+        if let Some(w) = spans.windows(2).find(|w| w[1].0 < w[0].1) {
+            return Err(bad_header(format!(
+                "sections {:?} and {:?} overlap",
+                w[0].2, w[1].2
+            )));
+        }
         Ok(Layout {
             version,
             header,
@@ -758,6 +771,19 @@ impl SectionStream {
         keep: Option<std::ops::Range<u64>>,
         decode: impl Fn(&[u8]) -> T,
     ) -> Result<Vec<T>> {
+        self.digested(name, dtype, size, keep, decode, None)
+    }
+
+    /// [`SectionStream::elements`], feeding the section's bytes to `digest` too.
+    fn digested<T>(
+        &mut self,
+        name: &str,
+        dtype: Dtype,
+        size: usize,
+        keep: Option<std::ops::Range<u64>>,
+        decode: impl Fn(&[u8]) -> T,
+        mut digest: Option<&mut xxhash_rust::xxh3::Xxh3>,
+    ) -> Result<Vec<T>> {
         let entry = self.enter(name, dtype)?;
         let count = entry.len / size as u64;
         let keep = keep.unwrap_or(0..count);
@@ -769,6 +795,9 @@ impl SectionStream {
         while at < count {
             let n = (count - at).min(chunk as u64) as usize;
             self.fill(&mut buf[..n * size])?;
+            if let Some(d) = digest.as_deref_mut() {
+                d.update(&buf[..n * size]);
+            }
             let (lo, hi) = (keep.start.max(at), keep.end.min(at + n as u64));
             if lo < hi {
                 let bytes = &buf[((lo - at) as usize) * size..((hi - at) as usize) * size];
@@ -798,6 +827,23 @@ impl SectionStream {
         })
     }
 
+    /// [`SectionStream::u32s`], feeding the section's bytes (all of them) to `digest`.
+    pub(crate) fn u32s_digested(
+        &mut self,
+        name: &str,
+        keep: Option<std::ops::Range<u64>>,
+        digest: &mut xxhash_rust::xxh3::Xxh3,
+    ) -> Result<Vec<u32>> {
+        self.digested(
+            name,
+            Dtype::U32,
+            4,
+            keep,
+            |b| u32::from_le_bytes(b.try_into().unwrap()),
+            Some(digest),
+        )
+    }
+
     /// The values of a `u64` section.
     ///
     /// # Errors
@@ -820,16 +866,17 @@ impl SectionStream {
 
     /// The `f32` section `name` cut into the rows `bounds` gives (`bounds[v]..bounds[v + 1]`
     /// is row `v`; monotone, from 0 to the element count): `each(v, row)` sees every row
-    /// in order, and the values of rows `keep` are returned.
+    /// in order, `digest` every byte, and the values of rows `keep` are returned.
     ///
     /// # Errors
     /// As [`SectionStream::u8s`], and [`Error::Corrupt`] naming `name` if `bounds` are not
     /// monotone from 0 to the element count.
-    pub fn f32_rows(
+    pub(crate) fn f32_rows(
         &mut self,
         name: &str,
         bounds: &[u64],
         keep: std::ops::Range<usize>,
+        digest: &mut xxhash_rust::xxh3::Xxh3,
         mut each: impl FnMut(usize, &[f32]),
     ) -> Result<Vec<f32>> {
         let entry = self.enter(name, Dtype::F32)?;
@@ -852,6 +899,7 @@ impl SectionStream {
             let n = (bounds[v + 1] - bounds[v]) as usize;
             bytes.resize(4 * n, 0);
             self.fill(&mut bytes)?;
+            digest.update(&bytes);
             row.clear();
             row.extend(
                 bytes
@@ -1225,6 +1273,32 @@ mod tests {
         assert!(matches!(parse(header), Err(Error::BadHeader { .. })));
 
         assert!(matches!(parse(Vec::new()), Err(Error::BadMagic { .. })));
+    }
+
+    /// A crafted table whose second section points into the first (same length, CRC
+    /// re-sealed) would read one section's bytes as another's.
+    #[test]
+    fn overlapping_sections_are_refused() {
+        let mut w = ArtifactWriter::new();
+        w.add_f32("scale", &[2], &[0.5, 1.0]);
+        w.add_f32("bias", &[2], &[2.0, 3.0]);
+        let bytes = w.finish(b"SPRIGTST", 1, serde_json::json!({"kind": "test"}));
+        let needle = b"\"offset\":8";
+        let at = bytes
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .unwrap();
+        let mut sealed = bytes.clone();
+        sealed[at + needle.len() - 1] = b'0';
+        let n = sealed.len();
+        let crc = crc32fast::hash(&sealed[..n - 4]);
+        sealed[n - 4..].copy_from_slice(&crc.to_le_bytes());
+        let err = parse(sealed).unwrap_err().to_string();
+        assert!(
+            err.contains("\"scale\" and \"bias\" overlap")
+                || err.contains("\"bias\" and \"scale\" overlap"),
+            "{err}"
+        );
     }
 
     #[test]

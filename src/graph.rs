@@ -124,6 +124,8 @@ pub(crate) struct RowStats {
     pub(crate) degree: Vec<f64>,
     /// [`row_figures`]' entropy of every node.
     pub(crate) entropy: Vec<f64>,
+    /// [`Graph::edge_digest`] of the whole graph.
+    pub(crate) edges: u64,
 }
 
 /// A row's weighted degree `Σ w`, summed in row order in `f64`.
@@ -275,7 +277,11 @@ impl Graph {
     /// bug in the caller.
     #[inline]
     pub fn row(&self, node: usize) -> (&[u32], &[f32]) {
-        debug_assert!(self.rows.contains(&node), "row {node} of {:?}", self.rows);
+        assert!(
+            self.rows.contains(&node),
+            "row {node} is not held: this graph holds rows {:?} (Graph::load_rows)",
+            self.rows
+        );
         let a = (self.offsets[node] - self.edge_base) as usize;
         let b = (self.offsets[node + 1] - self.edge_base) as usize;
         (&self.neighbors[a..b], &self.weights[a..b])
@@ -296,6 +302,29 @@ impl Graph {
             Some(stats) => (stats.degree[node], stats.entropy[node]),
             None => row_figures(self.row(node).1),
         }
+    }
+
+    /// XXH3-64 of every row's neighbour ids, then of every weight, as little-endian bytes
+    /// (the file's two sections): what tells two graphs with the same row lengths and
+    /// degrees apart. Kept by [`Graph::load_rows`], which sees every row as it passes.
+    #[cfg_attr(not(feature = "distributed"), allow(dead_code))]
+    pub(crate) fn edge_digest(&self) -> u64 {
+        if let Some(stats) = &self.row_stats {
+            return stats.edges;
+        }
+        let mut digest = xxhash_rust::xxh3::Xxh3::new();
+        let mut buf = Vec::with_capacity(1 << 16);
+        for chunk in self.neighbors.chunks(1 << 14) {
+            buf.clear();
+            buf.extend(chunk.iter().flat_map(|u| u.to_le_bytes()));
+            digest.update(&buf);
+        }
+        for chunk in self.weights.chunks(1 << 14) {
+            buf.clear();
+            buf.extend(chunk.iter().flat_map(|w| w.to_le_bytes()));
+            digest.update(&buf);
+        }
+        digest.digest()
     }
 
     /// Row offsets (`n + 1`), of every row (also those the graph does not hold).
@@ -726,16 +755,20 @@ impl Graph {
         let (neighbors, weights, row_stats, rows, edge_base) = match shard {
             Some(rows) => {
                 let edges = offsets[rows.start]..offsets[rows.end];
-                let neighbors = s.u32s("neighbors", Some(edges.clone()))?;
+                let mut digest = xxhash_rust::xxh3::Xxh3::new();
+                let neighbors = s.u32s_digested("neighbors", Some(edges.clone()), &mut digest)?;
                 let mut stats = RowStats {
                     degree: Vec::with_capacity(n),
                     entropy: Vec::with_capacity(n),
+                    edges: 0,
                 };
-                let weights = s.f32_rows("weights", &offsets, rows.clone(), |_, ws| {
-                    let (d, h) = row_figures(ws);
-                    stats.degree.push(d);
-                    stats.entropy.push(h);
-                })?;
+                let weights =
+                    s.f32_rows("weights", &offsets, rows.clone(), &mut digest, |_, ws| {
+                        let (d, h) = row_figures(ws);
+                        stats.degree.push(d);
+                        stats.entropy.push(h);
+                    })?;
+                stats.edges = digest.digest();
                 (neighbors, weights, Some(stats), rows, edges.start)
             }
             None => {
@@ -1124,6 +1157,7 @@ mod tests {
                 );
                 assert_eq!(s.degree(v).to_bits(), g.degree(v).to_bits());
             }
+            assert_eq!(s.edge_digest(), g.edge_digest());
         }
     }
 

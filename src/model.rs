@@ -191,6 +191,10 @@ impl ProjectionModel {
         if let Some(l) = self.labels.iter().find(|l| l.chars().any(char::is_control)) {
             return Err(corrupt(format!("label {l:?} holds a control character")));
         }
+        // Nor an empty name, which `predict` would print as a line starting with its score.
+        if self.labels.iter().any(String::is_empty) {
+            return Err(corrupt("a label has an empty name".into()));
+        }
         let mut names: Vec<&String> = self.labels.iter().collect();
         names.sort_unstable();
         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
@@ -524,6 +528,7 @@ impl ProjectionModel {
                     for (name, shape) in [
                         (format!("layer{l}.weight"), vec![n_out as u64, n_in as u64]),
                         (format!("layer{l}.bias"), vec![n_out as u64]),
+                        (format!("layer{l}.scale"), vec![n_out as u64]),
                     ] {
                         let entry = a.sections().iter().find(|e| e.name == name);
                         if let Some(e) = entry.filter(|e| e.shape != shape) {
@@ -718,6 +723,61 @@ mod tests {
         bytes.extend_from_slice(&crc.to_le_bytes());
         let err = parse(bytes).unwrap_err().to_string();
         assert!(err.contains("control character"), "{err}");
+
+        // An empty label name, which predict would print as a line starting with a TAB.
+        let seal = |mut bytes: Vec<u8>| {
+            bytes.truncate(bytes.len() - 4);
+            let crc = crc32fast::hash(&bytes);
+            bytes.extend_from_slice(&crc.to_le_bytes());
+            bytes
+        };
+        let mut bytes = m.to_bytes();
+        let to: &[u8] = br#"["","ab","c"]"#;
+        assert_eq!(to.len(), from.len());
+        bytes[at..at + to.len()].copy_from_slice(to);
+        let err = parse(seal(bytes)).unwrap_err().to_string();
+        assert!(err.contains("empty name"), "{err}");
+
+        // Scales in another shape than one per output (a crafted file: [out] → [out/2, 2],
+        // the same count): rebuilt section by section with the one shape changed.
+        let a = Artifact::parse(
+            Path::new("m.sprig"),
+            model(Quantization::Int8).to_bytes(),
+            EXPECT,
+        )
+        .unwrap();
+        let mut f32s = Vec::new();
+        let mut i8s = Vec::new();
+        for e in a.sections() {
+            match e.dtype {
+                Dtype::F32 => f32s.push(a.f32s(&e.name).unwrap()),
+                Dtype::I8 => i8s.push(a.i8s(&e.name).unwrap()),
+                other => panic!("an int8 model has no {other:?} section"),
+            }
+        }
+        let mut w = ArtifactWriter::new();
+        let (mut f, mut i) = (0, 0);
+        let mut reshaped = None;
+        for e in a.sections() {
+            let mut shape = e.shape.clone();
+            if e.name == "layer0.scale" {
+                assert!(shape[0] % 2 == 0);
+                shape = vec![shape[0] / 2, 2];
+                reshaped = Some(shape.clone());
+            }
+            if e.dtype == Dtype::F32 {
+                w.add_f32(&e.name, &shape, &f32s[f]);
+                f += 1;
+            } else {
+                w.add_i8(&e.name, &shape, &i8s[i]);
+                i += 1;
+            }
+        }
+        let err = parse(w.finish(MODEL_MAGIC, a.version, a.header.clone()))
+            .unwrap_err()
+            .to_string();
+        let want = format!("\"layer0.scale\" has shape {:?}", reshaped.unwrap());
+        assert!(err.contains(&want), "{err}");
     }
 
     #[test]

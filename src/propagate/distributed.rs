@@ -520,8 +520,8 @@ impl Topology for Share<'_> {
     }
 }
 
-/// A hash of what every process must agree on: the graph's nodes, row lengths, degrees and
-/// labels, the seeds and the config. Processes started with different files or flags would otherwise
+/// A hash of what every process must agree on: the graph's nodes, row lengths, degrees,
+/// edges and labels, the seeds and the config. Processes started with different files or flags would otherwise
 /// exchange rows that mean nothing to each other.
 fn fingerprint(graph: &Graph, seeds: &[Seed], config: &PropagationConfig) -> u64 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
@@ -535,6 +535,9 @@ fn fingerprint(graph: &Graph, seeds: &[Seed], config: &PropagationConfig) -> u64
     for v in 0..graph.n_nodes() {
         h.update(&graph.degree(v).to_bits().to_le_bytes());
     }
+    // And the edges themselves: two files whose rows have the same lengths and degrees (an
+    // edge list with two endpoints swapped) passed before (a review found it).
+    h.update(&graph.edge_digest().to_le_bytes());
     for label in graph.labels() {
         h.update(&(label.len() as u64).to_le_bytes());
         h.update(label.as_bytes());
@@ -1067,6 +1070,74 @@ mod tests {
             err.contains("holds rows 0..1500") && err.contains("load_rows"),
             "{err}"
         );
+    }
+
+    /// Two files whose rows have the same lengths and degrees (a ring with two chords whose
+    /// endpoints are swapped, unit weights) are told apart: the processes refuse to run
+    /// instead of mixing the graphs (a review found them mixed).
+    #[test]
+    fn processes_with_graphs_that_differ_only_in_their_edges_refuse_to_run() {
+        use crate::graph::{symmetric_csr, GraphKind, GraphParts};
+        let n = 1200usize;
+        let ring = |chords: [(u32, u32); 2]| {
+            let mut edges: Vec<(u32, u32, f32)> = (0..n as u32)
+                .map(|v| (v, (v + 1) % n as u32, 1.0))
+                .collect();
+            edges.extend(chords.iter().map(|&(a, b)| (a, b, 1.0)));
+            let (offsets, neighbors, weights) = symmetric_csr(n, edges);
+            let parts = GraphParts {
+                offsets,
+                neighbors,
+                weights,
+                keys: (0..n).map(|v| format!("n{v}")).collect(),
+                text_nodes: n,
+                seeds: vec![Seed {
+                    node: 0,
+                    label: 0,
+                    weight: 1.0,
+                }],
+                labels: vec!["x".into()],
+                ..GraphParts::default()
+            };
+            Graph::from_parts(GraphKind::Edges, parts).unwrap()
+        };
+        let (a, b) = (ring([(0, 72), (800, 1067)]), ring([(0, 1067), (800, 72)]));
+        assert_eq!(a.offsets(), b.offsets());
+        assert!((0..n).all(|v| a.degree(v) == b.degree(v)));
+        let dir = tempfile::tempdir().unwrap();
+        let paths = [dir.path().join("a.graph"), dir.path().join("b.graph")];
+        a.save(&paths[0]).unwrap();
+        b.save(&paths[1]).unwrap();
+        let hosts = loopback_hosts(2);
+        let (tx, rx) = std::sync::mpsc::channel();
+        for (process, path) in paths.iter().enumerate() {
+            let (path, hosts, tx) = (path.clone(), hosts.clone(), tx.clone());
+            std::thread::spawn(move || {
+                let cluster = Cluster {
+                    workers: 1,
+                    hosts,
+                    process,
+                    connect_timeout: Some(std::time::Duration::from_secs(60)),
+                };
+                let shard = Arc::new(Graph::load_rows(&path, |n| cluster.rows(n)).unwrap());
+                let result = propagate_distributed(
+                    Arc::clone(&shard),
+                    shard.seeds(),
+                    &PropagationConfig::default(),
+                    &cluster,
+                    |_| {},
+                );
+                tx.send(result.map(|_| ()).map_err(|e| e.to_string()))
+                    .unwrap();
+            });
+        }
+        for _ in 0..2 {
+            let err = rx
+                .recv_timeout(std::time::Duration::from_secs(120))
+                .expect("both processes end")
+                .unwrap_err();
+            assert!(err.contains("has another graph"), "{err}");
+        }
     }
 
     /// Two processes of one cluster over loopback TCP, here two threads of the test: process
