@@ -950,6 +950,48 @@ mod tests {
             .collect()
     }
 
+    /// One cluster process per file of `paths` over loopback TCP (threads of the test), each
+    /// loading its own rows of its file and propagating with `config`: per process, in
+    /// process order, the edges it held and its result (the error as text).
+    fn processes_from_files(
+        paths: &[std::path::PathBuf],
+        config: &PropagationConfig,
+    ) -> Vec<(usize, std::result::Result<Option<Propagation>, String>)> {
+        let hosts = loopback_hosts(paths.len());
+        let (tx, rx) = std::sync::mpsc::channel();
+        for (process, path) in paths.iter().enumerate() {
+            let (path, hosts, tx, config) =
+                (path.clone(), hosts.clone(), tx.clone(), config.clone());
+            std::thread::spawn(move || {
+                let cluster = Cluster {
+                    workers: 1,
+                    hosts,
+                    process,
+                    connect_timeout: Some(std::time::Duration::from_secs(60)),
+                };
+                let shard = Arc::new(Graph::load_rows(&path, |n| cluster.rows(n)).unwrap());
+                let result = propagate_distributed(
+                    Arc::clone(&shard),
+                    shard.seeds(),
+                    &config,
+                    &cluster,
+                    |_| {},
+                );
+                let held = shard.neighbors().len();
+                tx.send((process, held, result.map_err(|e| e.to_string())))
+                    .unwrap();
+            });
+        }
+        let mut out: Vec<_> = (0..paths.len())
+            .map(|_| {
+                rx.recv_timeout(std::time::Duration::from_secs(120))
+                    .expect("every process ends")
+            })
+            .collect();
+        out.sort_by_key(|r| r.0);
+        out.into_iter().map(|(_, held, r)| (held, r)).collect()
+    }
+
     /// The rows of a cluster's processes: contiguous, in order, covering every node once,
     /// each the union of its workers' nodes.
     #[test]
@@ -1001,37 +1043,9 @@ mod tests {
                 ..PropagationConfig::default()
             };
             let single = propagate_with(&g, g.seeds(), &config, |_| {}).unwrap();
-            let hosts = loopback_hosts(3);
-            let (tx, rx) = std::sync::mpsc::channel();
-            for process in 0..3 {
-                let (path, hosts, tx, config) =
-                    (path.clone(), hosts.clone(), tx.clone(), config.clone());
-                std::thread::spawn(move || {
-                    let cluster = Cluster {
-                        workers: 1,
-                        hosts,
-                        process,
-                        connect_timeout: Some(std::time::Duration::from_secs(60)),
-                    };
-                    let shard = Graph::load_rows(&path, |n| cluster.rows(n)).unwrap();
-                    let held = shard.neighbors().len();
-                    let shard = Arc::new(shard);
-                    let result = propagate_distributed(
-                        Arc::clone(&shard),
-                        shard.seeds(),
-                        &config,
-                        &cluster,
-                        |_| {},
-                    );
-                    tx.send((process, held, result.map_err(|e| e.to_string())))
-                        .unwrap();
-                });
-            }
+            let runs = processes_from_files(&[path.clone(), path.clone(), path.clone()], &config);
             let mut held = 0;
-            for _ in 0..3 {
-                let (process, edges, result) = rx
-                    .recv_timeout(std::time::Duration::from_secs(120))
-                    .expect("every process ends");
+            for (process, (edges, result)) in runs.into_iter().enumerate() {
                 assert!(
                     edges < g.neighbors().len() / 2,
                     "process {process} holds {edges} edges"
@@ -1108,34 +1122,8 @@ mod tests {
         let paths = [dir.path().join("a.graph"), dir.path().join("b.graph")];
         a.save(&paths[0]).unwrap();
         b.save(&paths[1]).unwrap();
-        let hosts = loopback_hosts(2);
-        let (tx, rx) = std::sync::mpsc::channel();
-        for (process, path) in paths.iter().enumerate() {
-            let (path, hosts, tx) = (path.clone(), hosts.clone(), tx.clone());
-            std::thread::spawn(move || {
-                let cluster = Cluster {
-                    workers: 1,
-                    hosts,
-                    process,
-                    connect_timeout: Some(std::time::Duration::from_secs(60)),
-                };
-                let shard = Arc::new(Graph::load_rows(&path, |n| cluster.rows(n)).unwrap());
-                let result = propagate_distributed(
-                    Arc::clone(&shard),
-                    shard.seeds(),
-                    &PropagationConfig::default(),
-                    &cluster,
-                    |_| {},
-                );
-                tx.send(result.map(|_| ()).map_err(|e| e.to_string()))
-                    .unwrap();
-            });
-        }
-        for _ in 0..2 {
-            let err = rx
-                .recv_timeout(std::time::Duration::from_secs(120))
-                .expect("both processes end")
-                .unwrap_err();
+        for (_, result) in processes_from_files(&paths, &PropagationConfig::default()) {
+            let err = result.map(|_| ()).unwrap_err();
             assert!(err.contains("has another graph"), "{err}");
         }
     }
