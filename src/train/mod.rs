@@ -71,6 +71,12 @@ pub const SEEDS_FOR_VALIDATION: usize = 20;
 /// (thousands) and full supervision keep it.
 pub const MIN_HELD_OUT: usize = 200;
 
+/// The fewest optimizer steps a training run without a held-out slice takes: the epoch cap
+/// is raised to reach it. Seeds alone are a few hundred examples, so 60 epochs were a few
+/// hundred steps, and such models were undertrained (SNIPS with 5 seeds a label: 65% after
+/// 180 steps, 78% after 1,800; benches/README.md, fourteenth session).
+pub const MIN_STEPS: usize = 3000;
+
 /// The widest hidden layer [`TrainConfig::validate`] accepts: far past any on-device model,
 /// low enough that a typo cannot ask for hundreds of gigabytes.
 pub const MAX_HIDDEN: usize = 4096;
@@ -129,6 +135,9 @@ pub struct TrainConfig {
     /// The smallest held-out slice early stopping uses; below it nothing is held out and
     /// every epoch runs. Default [`MIN_HELD_OUT`].
     pub min_held_out: usize,
+    /// Without a held-out slice, the fewest optimizer steps to take: `epochs` is raised to
+    /// reach them (0 keeps `epochs` as it is). Default [`MIN_STEPS`].
+    pub min_steps: usize,
     /// Seed of initialization, shuffling and the held-out split. Default 1.
     pub seed: u64,
     /// Input dropout: the share of a training example's projection bits zeroed at each
@@ -184,6 +193,7 @@ impl Default for TrainConfig {
             confidence: Confidence::OneMinusUnknown,
             validation: 0.1,
             min_held_out: MIN_HELD_OUT,
+            min_steps: MIN_STEPS,
             seed: 1,
             input_dropout: 0.5,
             ema_decay: 0.998,
@@ -1005,8 +1015,27 @@ pub struct TrainReport {
     pub epochs_run: usize,
     /// The epoch whose weights were kept.
     pub best_epoch: usize,
-    /// Per-epoch statistics.
+    /// Per-epoch statistics: every epoch of a run of at most [`HISTORY_KEPT`] epochs, else
+    /// every k-th, the best and the last (the report is stored in the model file, which a
+    /// run of thousands of short epochs would otherwise grow by hundreds of KB).
     pub history: Vec<EpochStats>,
+}
+
+/// The most epochs a [`TrainReport`]'s history keeps.
+pub const HISTORY_KEPT: usize = 60;
+
+/// At most about [`HISTORY_KEPT`] of `history`'s epochs: every k-th, plus `best` and the
+/// last.
+fn thinned(history: Vec<EpochStats>, best: usize) -> Vec<EpochStats> {
+    let n = history.len();
+    if n <= HISTORY_KEPT {
+        return history;
+    }
+    let stride = n.div_ceil(HISTORY_KEPT);
+    history
+        .into_iter()
+        .filter(|s| s.epoch % stride == 0 || s.epoch == best || s.epoch == n)
+        .collect()
 }
 
 /// An exponential moving average of the weights, started at zero and bias-corrected as
@@ -1617,7 +1646,18 @@ pub fn train(
         .round()
         .clamp(1.0, 256.0) as u32;
     let mut average = (config.ema_decay > 0.0).then(|| WeightAverage::new(mlp.params().len()));
-    for epoch in 1..=config.epochs {
+    // Without a held-out slice only the epoch cap says when to stop, and on a small set
+    // (seeds alone) that was too few steps: the cap is raised to `min_steps` steps.
+    let steps_per_epoch = train_idx.len().div_ceil(config.batch_size).max(1);
+    let epochs = if val.is_empty() {
+        config
+            .epochs
+            .max(config.min_steps.div_ceil(steps_per_epoch))
+            .min(MAX_EPOCHS)
+    } else {
+        config.epochs
+    };
+    for epoch in 1..=epochs {
         shuffle(&mut train_idx, &mut rng);
         // From the seed and the epoch, not from `rng`, so that training without dropout
         // draws the same shuffles as before the option existed.
@@ -1725,7 +1765,7 @@ pub fn train(
         teacher_val_accuracy,
         epochs_run: history.len(),
         best_epoch: best.2,
-        history,
+        history: thinned(history, best.2),
     };
     ProjectionModel::new(
         text,
@@ -1959,8 +1999,10 @@ mod tests {
             batch_size: 8,
             learning_rate: 0.01,
             validation: 0.0,
-            // Toy sets: a test that holds out does so however few examples it has.
+            // Toy sets: a test that holds out does so however few examples it has, and one
+            // that does not runs its epochs.
             min_held_out: 1,
+            min_steps: 0,
             ..TrainConfig::default()
         }
     }
