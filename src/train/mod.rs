@@ -2189,6 +2189,20 @@ mod tests {
         assert_eq!((none.epochs_run, none.best_epoch), (8, 8));
         let some = report(1);
         assert!(some.val_examples > 0 && some.val_examples < MIN_HELD_OUT);
+        // With nothing held out the epoch cap is raised to `min_steps` optimizer steps, and
+        // the stored history of so many epochs is thinned.
+        let config = TrainConfig {
+            min_steps: 2000,
+            ..small()
+        };
+        let r: TrainReport =
+            serde_json::from_value(fit(&set, &config).train_report().clone()).unwrap();
+        let per_epoch = r.train_examples.div_ceil(config.batch_size);
+        assert_eq!(r.epochs_run, 2000usize.div_ceil(per_epoch));
+        assert!(r.epochs_run > 8);
+        assert!(r.history.len() <= HISTORY_KEPT + 2 || r.epochs_run <= HISTORY_KEPT);
+        assert_eq!(r.history.last().unwrap().epoch, r.epochs_run);
+        assert!(r.history.iter().any(|s| s.epoch == r.best_epoch));
     }
 
     #[test]
