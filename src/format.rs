@@ -762,26 +762,15 @@ impl SectionStream {
     }
 
     /// The elements `keep` of section `name`, decoded by `decode` from `size`-byte chunks;
-    /// the others are read and hashed, not kept.
+    /// the others are read and hashed, not kept. Every byte of the section also goes to
+    /// `digest`, if given.
     fn elements<T>(
         &mut self,
         name: &str,
         dtype: Dtype,
         size: usize,
         keep: Option<std::ops::Range<u64>>,
-        decode: impl Fn(&[u8]) -> T,
-    ) -> Result<Vec<T>> {
-        self.digested(name, dtype, size, keep, decode, None)
-    }
-
-    /// [`SectionStream::elements`], feeding the section's bytes to `digest` too.
-    fn digested<T>(
-        &mut self,
-        name: &str,
-        dtype: Dtype,
-        size: usize,
-        keep: Option<std::ops::Range<u64>>,
-        decode: impl Fn(&[u8]) -> T,
+        decode: fn(&[u8]) -> T,
         mut digest: Option<&mut xxhash_rust::xxh3::Xxh3>,
     ) -> Result<Vec<T>> {
         let entry = self.enter(name, dtype)?;
@@ -801,7 +790,7 @@ impl SectionStream {
             let (lo, hi) = (keep.start.max(at), keep.end.min(at + n as u64));
             if lo < hi {
                 let bytes = &buf[((lo - at) as usize) * size..((hi - at) as usize) * size];
-                out.extend(bytes.chunks_exact(size).map(&decode));
+                out.extend(bytes.chunks_exact(size).map(decode));
             }
             at += n as u64;
         }
@@ -814,7 +803,7 @@ impl SectionStream {
     /// [`Error::BadHeader`] if the section is missing, of another type, or before one read
     /// earlier; [`Error::Io`] if the file cannot be read.
     pub fn u8s(&mut self, name: &str) -> Result<Vec<u8>> {
-        self.elements(name, Dtype::U8, 1, None, |b| b[0])
+        self.elements(name, Dtype::U8, 1, None, |b| b[0], None)
     }
 
     /// The values of a `u32` section; with `keep`, only those at these indices.
@@ -822,9 +811,7 @@ impl SectionStream {
     /// # Errors
     /// As [`SectionStream::u8s`].
     pub fn u32s(&mut self, name: &str, keep: Option<std::ops::Range<u64>>) -> Result<Vec<u32>> {
-        self.elements(name, Dtype::U32, 4, keep, |b| {
-            u32::from_le_bytes(b.try_into().unwrap())
-        })
+        self.elements(name, Dtype::U32, 4, keep, le_u32, None)
     }
 
     /// [`SectionStream::u32s`], feeding the section's bytes (all of them) to `digest`.
@@ -834,14 +821,7 @@ impl SectionStream {
         keep: Option<std::ops::Range<u64>>,
         digest: &mut xxhash_rust::xxh3::Xxh3,
     ) -> Result<Vec<u32>> {
-        self.digested(
-            name,
-            Dtype::U32,
-            4,
-            keep,
-            |b| u32::from_le_bytes(b.try_into().unwrap()),
-            Some(digest),
-        )
+        self.elements(name, Dtype::U32, 4, keep, le_u32, Some(digest))
     }
 
     /// The values of a `u64` section.
@@ -849,9 +829,8 @@ impl SectionStream {
     /// # Errors
     /// As [`SectionStream::u8s`].
     pub fn u64s(&mut self, name: &str) -> Result<Vec<u64>> {
-        self.elements(name, Dtype::U64, 8, None, |b| {
-            u64::from_le_bytes(b.try_into().unwrap())
-        })
+        let le_u64 = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap());
+        self.elements(name, Dtype::U64, 8, None, le_u64, None)
     }
 
     /// The values of an `f32` section; with `keep`, only those at these indices.
@@ -859,9 +838,8 @@ impl SectionStream {
     /// # Errors
     /// As [`SectionStream::u8s`].
     pub fn f32s(&mut self, name: &str, keep: Option<std::ops::Range<u64>>) -> Result<Vec<f32>> {
-        self.elements(name, Dtype::F32, 4, keep, |b| {
-            f32::from_le_bytes(b.try_into().unwrap())
-        })
+        let le_f32 = |b: &[u8]| f32::from_le_bytes(b.try_into().unwrap());
+        self.elements(name, Dtype::F32, 4, keep, le_f32, None)
     }
 
     /// The `f32` section `name` cut into the rows `bounds` gives (`bounds[v]..bounds[v + 1]`
@@ -944,6 +922,11 @@ impl SectionStream {
         }
         Ok(())
     }
+}
+
+/// A little-endian `u32` from its 4 bytes.
+fn le_u32(b: &[u8]) -> u32 {
+    u32::from_le_bytes(b.try_into().unwrap())
 }
 
 /// The strings of a section pair written by [`ArtifactWriter::add_strings`], from their
