@@ -621,11 +621,14 @@ impl Artifact {
 }
 
 /// An artifact read front to back, section by section, without holding the file: the
-/// reader keeps what the caller asks for and hashes everything it passes. The same checks
-/// as [`Artifact::read`], in the same order, but the checksum is only known at the end:
-/// **nothing read is valid before [`SectionStream::finish`] returns `Ok`** (a caller decodes
-/// nothing that can fail before then, so a damaged file is reported as a checksum mismatch,
-/// as [`Artifact::read`] reports it).
+/// reader keeps what the caller asks for and hashes everything it passes, so sections are
+/// read in file order ([`SectionStream::in_order`]; a caller reads a file ordered otherwise
+/// with [`Artifact::read`]). The same checks as [`Artifact::read`], in the same order, but
+/// the checksum is only known at the end: **nothing read is valid before
+/// [`SectionStream::finish`] returns `Ok`**. A caller decodes nothing that can fail before
+/// then, and passes an error met on the way through [`SectionStream::checksum_first`], so
+/// that a damaged file is reported as a checksum mismatch, as [`Artifact::read`] reports it.
+/// A pipe is read whole first (it has no length to check the sections against).
 pub struct SectionStream {
     path: std::path::PathBuf,
     /// The format version read from the file.
@@ -635,7 +638,7 @@ pub struct SectionStream {
     sections: Vec<SectionEntry>,
     data_start: u64,
     len: u64,
-    reader: std::io::BufReader<std::fs::File>,
+    reader: Box<dyn std::io::BufRead + Send>,
     /// Bytes read (and hashed) so far.
     pos: u64,
     crc: crc32fast::Hasher,
@@ -661,8 +664,21 @@ impl SectionStream {
         use std::io::Read;
         let io = |e| Error::io(path, e);
         let file = std::fs::File::open(path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
-        let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+        let meta = file.metadata().map_err(io)?;
+        // A pipe (`/dev/stdin`, `<(…)`) has no length to check sections against: it is read
+        // whole first, as `Artifact::read` reads every file.
+        let (len, mut reader): (u64, Box<dyn std::io::BufRead + Send>) = if meta.is_file() {
+            (
+                meta.len(),
+                Box::new(std::io::BufReader::with_capacity(1 << 20, file)),
+            )
+        } else {
+            let mut bytes = Vec::new();
+            std::io::BufReader::new(file)
+                .read_to_end(&mut bytes)
+                .map_err(io)?;
+            (bytes.len() as u64, Box::new(std::io::Cursor::new(bytes)))
+        };
         // The preamble, then the header if the file is long enough to hold it (a header
         // length claiming more than the file is refused before anything is allocated).
         let mut prefix = Vec::new();
@@ -901,6 +917,32 @@ impl SectionStream {
         let offsets = self.u64s(&format!("{name}.offsets"))?;
         let blob = self.u8s(&format!("{name}.bytes"))?;
         Ok((offsets, blob))
+    }
+
+    /// The error to report for `error`, met while reading sections: a checksum mismatch if
+    /// the file is damaged (the section table that led to `error` is not to be trusted
+    /// then, and the whole-file reader reports the mismatch too), else `error` itself.
+    pub fn checksum_first(self, error: Error) -> Error {
+        match (&error, self.finish()) {
+            (Error::Io { .. }, _) | (_, Ok(())) => error,
+            (_, Err(mismatch)) => mismatch,
+        }
+    }
+
+    /// The element count of section `name` by its table entry, if it has one.
+    pub fn element_count(&self, name: &str) -> Option<u64> {
+        let entry = self.sections.iter().find(|s| s.name == name)?;
+        Some(entry.shape.iter().product())
+    }
+
+    /// Whether sections `names` lie in the file in this order: what reading them one
+    /// after the other needs (sprig writes them so; a file may order them otherwise).
+    pub fn in_order(&self, names: &[&str]) -> bool {
+        let offsets: Option<Vec<u64>> = names
+            .iter()
+            .map(|n| Some(self.sections.iter().find(|s| s.name == *n)?.offset))
+            .collect();
+        offsets.is_some_and(|o| o.windows(2).all(|w| w[0] <= w[1]))
     }
 
     /// Reads the rest of the file and checks the checksum (check 5 of the module docs).

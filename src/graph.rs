@@ -307,7 +307,6 @@ impl Graph {
     /// XXH3-64 of every row's neighbour ids, then of every weight, as little-endian bytes
     /// (the file's two sections): what tells two graphs with the same row lengths and
     /// degrees apart. Kept by [`Graph::load_rows`], which sees every row as it passes.
-    #[cfg_attr(not(feature = "distributed"), allow(dead_code))]
     pub(crate) fn edge_digest(&self) -> u64 {
         if let Some(stats) = &self.row_stats {
             return stats.edges;
@@ -740,53 +739,42 @@ impl Graph {
         rows: &mut dyn FnMut(usize) -> Option<std::ops::Range<usize>>,
     ) -> Result<(Self, GraphHeader)> {
         let mut s = SectionStream::open(path, EXPECT)?;
+        if !s.in_order(&SECTION_ORDER) {
+            // Another writer's order (or a missing section): read whole, as `from_bytes`
+            // would, and cut the rows out afterwards.
+            drop(s);
+            let a = Artifact::read(path, EXPECT)?;
+            let g = Self::from_artifact(&a)?;
+            let g = match rows(g.n_nodes()) {
+                Some(r) => g.keep_rows(r),
+                None => g,
+            };
+            return Ok((g, a.header_as()?));
+        }
         // Decoded now, judged after the checksum (a damaged header is a damaged file).
         let header = s.header_as::<GraphHeader>();
-        let offsets = s.u64s("row_offsets")?;
-        let n = offsets.len().saturating_sub(1);
-        let pick = rows(n);
-        // Rows are cut out only where the offsets can cut: when they are not monotone from
-        // 0, the file is damaged (checksum) or invalid (`validate`), and reading it whole
-        // reports which, as `load` does.
-        let monotone = offsets.first() == Some(&0) && offsets.windows(2).all(|w| w[0] <= w[1]);
-        let shard = pick
-            .filter(|_| monotone)
-            .map(|r| r.start.min(n)..r.end.min(n).max(r.start.min(n)));
-        let (neighbors, weights, row_stats, rows, edge_base) = match shard {
-            Some(rows) => {
-                let edges = offsets[rows.start]..offsets[rows.end];
-                let mut digest = xxhash_rust::xxh3::Xxh3::new();
-                let neighbors = s.u32s_digested("neighbors", Some(edges.clone()), &mut digest)?;
-                let mut stats = RowStats {
-                    degree: Vec::with_capacity(n),
-                    entropy: Vec::with_capacity(n),
-                    edges: 0,
-                };
-                let weights =
-                    s.f32_rows("weights", &offsets, rows.clone(), &mut digest, |_, ws| {
-                        let (d, h) = row_figures(ws);
-                        stats.degree.push(d);
-                        stats.entropy.push(h);
-                    })?;
-                stats.edges = digest.digest();
-                (neighbors, weights, Some(stats), rows, edges.start)
-            }
-            None => {
-                let neighbors = s.u32s("neighbors", None)?;
-                (neighbors, s.f32s("weights", None)?, None, 0..n, 0)
-            }
+        let parts = match Streamed::read(&mut s, rows) {
+            Ok(parts) => parts,
+            // The section table led there, and it is only trusted once the checksum is.
+            Err(e) => return Err(s.checksum_first(e)),
         };
-        let keys = s.raw_strings("node_keys")?;
-        let lines = s.u64s("record_lines")?;
-        let nodes = s.u32s("record_nodes", None)?;
-        let ids = s.raw_strings("record_ids")?;
-        let sn = s.u32s("seed_nodes", None)?;
-        let sl = s.u32s("seed_labels", None)?;
-        let sw = s.f32s("seed_weights", None)?;
         // Nothing that can fail is decoded before the checksum says the bytes are the ones
         // written.
         s.finish()?;
         let header = header?;
+        let Streamed {
+            offsets,
+            neighbors,
+            weights,
+            keys,
+            lines,
+            nodes,
+            ids,
+            seeds,
+            rows,
+            edge_base,
+            row_stats,
+        } = parts;
         let raw = RawGraph {
             header: header.clone(),
             offsets,
@@ -796,12 +784,33 @@ impl Graph {
             lines,
             nodes,
             ids: format::decode_strings(path, "record_ids", &ids.0, &ids.1)?,
-            seeds: (sn, sl, sw),
+            seeds,
             rows,
             edge_base,
             row_stats,
         };
         Ok((raw.assemble(path)?, header))
+    }
+
+    /// The graph with the edges of rows `rows` (clamped to the graph) only, and every row's
+    /// figures: what [`Graph::load_rows`] keeps, from a whole graph.
+    fn keep_rows(mut self, rows: std::ops::Range<usize>) -> Self {
+        let rows = clamp_rows(rows, self.n_nodes());
+        let (degree, entropy) = (0..self.n_nodes())
+            .map(|v| row_figures(self.row(v).1))
+            .unzip();
+        let edges = self.edge_digest();
+        let (a, b) = (self.offsets[rows.start], self.offsets[rows.end]);
+        self.neighbors = self.neighbors[a as usize..b as usize].to_vec();
+        self.weights = self.weights[a as usize..b as usize].to_vec();
+        self.rows = rows;
+        self.edge_base = a;
+        self.row_stats = Some(RowStats {
+            degree,
+            entropy,
+            edges,
+        });
+        self
     }
 
     /// Verifies and decodes the bytes of a graph file; `path` names it in errors.
@@ -838,6 +847,109 @@ impl Graph {
             row_stats: None,
         }
         .assemble(a.path())
+    }
+}
+
+/// The sections of a graph file, in the order sprig writes them (and the streaming reader
+/// reads them).
+const SECTION_ORDER: [&str; 12] = [
+    "row_offsets",
+    "neighbors",
+    "weights",
+    "node_keys.offsets",
+    "node_keys.bytes",
+    "record_lines",
+    "record_nodes",
+    "record_ids.offsets",
+    "record_ids.bytes",
+    "seed_nodes",
+    "seed_labels",
+    "seed_weights",
+];
+
+/// `rows` within `0..n`, empty when backwards.
+fn clamp_rows(rows: std::ops::Range<usize>, n: usize) -> std::ops::Range<usize> {
+    let start = rows.start.min(n);
+    start..rows.end.min(n).max(start)
+}
+
+/// A graph file's sections as the streaming reader takes them: numbers decoded, strings
+/// still raw (their checks can fail, so they wait for the checksum).
+struct Streamed {
+    offsets: Vec<u64>,
+    neighbors: Vec<u32>,
+    weights: Vec<f32>,
+    keys: (Vec<u64>, Vec<u8>),
+    lines: Vec<u64>,
+    nodes: Vec<u32>,
+    ids: (Vec<u64>, Vec<u8>),
+    seeds: (Vec<u32>, Vec<u32>, Vec<f32>),
+    rows: std::ops::Range<usize>,
+    edge_base: u64,
+    row_stats: Option<RowStats>,
+}
+
+impl Streamed {
+    /// Reads every section of `s`, keeping the edges of rows `rows(n)` only when it names
+    /// some (and every row's figures then).
+    fn read(
+        s: &mut SectionStream,
+        rows: &mut dyn FnMut(usize) -> Option<std::ops::Range<usize>>,
+    ) -> Result<Self> {
+        let offsets = s.u64s("row_offsets")?;
+        let n = offsets.len().saturating_sub(1);
+        let pick = rows(n);
+        // Rows are cut out only where the offsets can cut them: monotone from 0 to the edge
+        // count. Otherwise the file is damaged (checksum) or invalid (`validate`), and
+        // reading it whole reports which, as `load` does.
+        let edges = s.element_count("neighbors");
+        let cuttable = offsets.first() == Some(&0)
+            && offsets.windows(2).all(|w| w[0] <= w[1])
+            && offsets.last().copied() == edges
+            && s.element_count("weights") == edges;
+        let (neighbors, weights, row_stats, rows, edge_base) =
+            match pick.filter(|_| cuttable).map(|r| clamp_rows(r, n)) {
+                Some(rows) => {
+                    let held = offsets[rows.start]..offsets[rows.end];
+                    let mut digest = xxhash_rust::xxh3::Xxh3::new();
+                    let neighbors =
+                        s.u32s_digested("neighbors", Some(held.clone()), &mut digest)?;
+                    let mut stats = RowStats {
+                        degree: Vec::with_capacity(n),
+                        entropy: Vec::with_capacity(n),
+                        edges: 0,
+                    };
+                    let weights =
+                        s.f32_rows("weights", &offsets, rows.clone(), &mut digest, |_, ws| {
+                            let (d, h) = row_figures(ws);
+                            stats.degree.push(d);
+                            stats.entropy.push(h);
+                        })?;
+                    stats.edges = digest.digest();
+                    (neighbors, weights, Some(stats), rows, held.start)
+                }
+                None => {
+                    let neighbors = s.u32s("neighbors", None)?;
+                    (neighbors, s.f32s("weights", None)?, None, 0..n, 0)
+                }
+            };
+        Ok(Streamed {
+            offsets,
+            neighbors,
+            weights,
+            keys: s.raw_strings("node_keys")?,
+            lines: s.u64s("record_lines")?,
+            nodes: s.u32s("record_nodes", None)?,
+            ids: s.raw_strings("record_ids")?,
+            seeds: (
+                s.u32s("seed_nodes", None)?,
+                s.u32s("seed_labels", None)?,
+                s.f32s("seed_weights", None)?,
+            ),
+            rows,
+            edge_base,
+            row_stats,
+        })
     }
 }
 
@@ -1185,6 +1297,19 @@ mod tests {
             })
             .collect();
         cases.push(bytes[..bytes.len() - 9].to_vec());
+        // A section's name in the header (the table then lacks "neighbors": a header error
+        // if it were trusted before the checksum), and the last row offset made huge but
+        // still monotone (no longer the edge count).
+        let name = b"\"neighbors\"";
+        let at = bytes.windows(name.len()).position(|w| w == name).unwrap();
+        let mut renamed = bytes.clone();
+        renamed[at + 3] ^= 0x40;
+        cases.push(renamed);
+        let header_len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+        let data_start = (16 + header_len).div_ceil(8) * 8;
+        let mut last = bytes.clone();
+        last[data_start + 8 * g.n_nodes() + 5] ^= 0x01;
+        cases.push(last);
         for (i, case) in cases.into_iter().enumerate() {
             std::fs::write(&damaged, &case).unwrap();
             let whole = Graph::from_bytes(&damaged, case).unwrap_err().to_string();
@@ -1196,6 +1321,66 @@ mod tests {
             let part = Graph::load_rows(&damaged, |n| n / 3..n / 2).unwrap_err();
             assert_eq!(part.to_string(), whole, "case {i}");
         }
+    }
+
+    /// A valid file whose sections lie in another order than sprig writes them, and a
+    /// graph that comes through a pipe, load as `from_bytes` reads them.
+    #[test]
+    fn another_section_order_and_a_pipe_load_too() {
+        let (g, dir, path) = saved(300);
+        let a = Artifact::read(&path, EXPECT).unwrap();
+        // The same sections, written in reverse order.
+        enum Values {
+            U64(Vec<u64>),
+            U32(Vec<u32>),
+            F32(Vec<f32>),
+            U8(Vec<u8>),
+        }
+        let values: Vec<(&format::SectionEntry, Values)> = a
+            .sections()
+            .iter()
+            .rev()
+            .map(|e| {
+                let v = match e.dtype {
+                    format::Dtype::U64 => Values::U64(a.u64s(&e.name).unwrap()),
+                    format::Dtype::U32 => Values::U32(a.u32s(&e.name).unwrap()),
+                    format::Dtype::F32 => Values::F32(a.f32s(&e.name).unwrap()),
+                    format::Dtype::U8 => Values::U8(a.u8s(&e.name).unwrap().to_vec()),
+                    other => panic!("a graph has no {other:?} section"),
+                };
+                (e, v)
+            })
+            .collect();
+        let mut w = ArtifactWriter::new();
+        for (e, v) in &values {
+            match v {
+                Values::U64(x) => w.add_u64(&e.name, &e.shape, x),
+                Values::U32(x) => w.add_u32(&e.name, &e.shape, x),
+                Values::F32(x) => w.add_f32(&e.name, &e.shape, x),
+                Values::U8(x) => w.add_u8(&e.name, x),
+            }
+        }
+        let reordered = w.finish(GRAPH_MAGIC, a.version, a.header.clone());
+        let other = dir.path().join("other.graph");
+        std::fs::write(&other, &reordered).unwrap();
+        assert_eq!(Graph::from_bytes(&other, reordered).unwrap(), g);
+        assert_eq!(Graph::load(&other).unwrap(), g);
+        let part = Graph::load_rows(&other, |n| n / 3..n / 2).unwrap();
+        let want = Graph::load_rows(&path, |n| n / 3..n / 2).unwrap();
+        assert_eq!(part, want);
+        // Through a FIFO (a pipe has no length): read whole, then as a file.
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let writer = {
+            let (fifo, path) = (fifo.clone(), path.clone());
+            std::thread::spawn(move || std::fs::write(&fifo, std::fs::read(&path).unwrap()))
+        };
+        assert_eq!(Graph::load(&fifo).unwrap(), g);
+        writer.join().unwrap().unwrap();
     }
 
     #[test]

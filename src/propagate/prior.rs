@@ -126,7 +126,8 @@ fn rescale(dist: &mut LabelDistribution, f: impl Fn(usize, &mut Vec<(u32, f64)>)
 ///
 /// `m_l` counts, besides the nodes' scores, `L · q_l` for `L` labels: as many pseudo-records
 /// as labels, spread by the prior (`q` sums to 1), so that a handful of unlabelled records
-/// cannot set the masses alone; with one, CMN then keeps the order of its scores.
+/// cannot set the masses alone. With one and a uniform prior, CMN keeps the order of its
+/// scores; a skewed prior still pulls them its way, which is what a prior is for.
 ///
 /// `m_l` is the total score of `l` over the non-seed text nodes, each counted once per input
 /// record it stands for (`multiplicity`, summed in node order). The prior `q` is a prior over
