@@ -99,9 +99,11 @@ pub struct Args {
     /// Confidence of a propagated label: 1 − unknown mass, or the top score (with --labels).
     #[arg(long, value_enum, default_value_t = defaults().confidence, requires = "labels")]
     confidence: Confidence,
-    /// Share of the labelled records held out for early stopping, in [0, 0.5] (0: none;
-    /// nothing either when it would hold out fewer than 200 records, too few to judge an
-    /// epoch by: then every epoch runs). Networks only [default: 0.1].
+    /// Share of the labelled records held out for early stopping, in [0, 0.5] (0: none).
+    /// By default only propagated labels are held out (0.1 of them, when that is at least
+    /// 200 records): trained on gold labels alone (seeds, or no --labels), every epoch runs,
+    /// which measured better; a share given here holds out gold labels too. Networks only
+    /// [default: 0.1].
     #[arg(long)]
     validation: Option<f32>,
     /// Seed of initialization, shuffling and the held-out split. Networks only [default: 1].
@@ -280,6 +282,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         confidence: args.confidence,
         validation: args.validation.unwrap_or(defaults().validation),
         min_held_out: defaults().min_held_out,
+        // A share given by hand holds out seeds too, when they are the pool.
+        hold_out_seeds: args.validation.is_some(),
         // An epoch count given by hand is kept as given.
         min_steps: if args.epochs.is_some() {
             0
@@ -428,13 +432,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 report["epochs_run"],
                 if report["val_examples"].as_u64() == Some(0) {
                     // Nothing held out: there is no accuracy to report, only the last epoch.
-                    if config.validation > 0.0 {
+                    if config.validation == 0.0 {
+                        "no held-out slice".to_owned()
+                    } else if report["val_from_seeds"].as_bool() == Some(true)
+                        && !config.hold_out_seeds
+                    {
+                        "no held-out slice (gold labels train every epoch; --validation holds \
+                         some out)"
+                            .to_owned()
+                    } else {
                         format!(
                             "no held-out slice (it would hold fewer than {} records)",
                             sprig::train::MIN_HELD_OUT
                         )
-                    } else {
-                        "no held-out slice".to_owned()
                     }
                 } else {
                     format!(
