@@ -14,7 +14,9 @@
 //! **Optimization:** mini-batch Adam over seeded shuffles; early stopping on a held-out slice
 //! of the labelled records (seeds when there are at least [`SEEDS_FOR_VALIDATION`] per label,
 //! else propagated ones, whose "label" is the teacher's top label), never taking a label's
-//! last example. What is held out, and
+//! last example. By default only propagated labels are held out, and only a slice of at
+//! least [`MIN_HELD_OUT`]: otherwise every epoch runs, and at least [`MIN_STEPS`] steps
+//! ([`TrainConfig::hold_out_seeds`], [`TrainConfig::min_steps`]). What is held out, and
 //! kept from the best epoch, is an exponential moving average of the weights
 //! ([`TrainConfig::ema_decay`]), not the last step's weights.
 //!
@@ -1556,12 +1558,13 @@ pub fn train(
         .filter(|&i| set.examples[i].seed == val_from_seeds)
         .collect();
     shuffle(&mut pool, &mut rng);
-    let n_val = if pool.len() >= 2 {
+    let n_val = if pool.len() >= 2 && (config.hold_out_seeds || !val_from_seeds) {
         ((pool.len() as f64 * f64::from(config.validation)).round() as usize).min(pool.len() / 2)
     } else {
         0
     };
-    let n_val = if n_val < config.min_held_out || (val_from_seeds && !config.hold_out_seeds) {
+    // Too small a slice judges epochs by noise: none, then.
+    let n_val = if n_val < config.min_held_out {
         0
     } else {
         n_val
