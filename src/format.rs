@@ -614,9 +614,17 @@ impl Artifact {
     /// # Errors
     /// [`Error::BadHeader`] for a missing section, [`Error::Corrupt`] for bad offsets or UTF-8.
     pub fn strings(&self, name: &str) -> Result<Vec<String>> {
+        let (offsets, blob) = self.raw_strings(name)?;
+        decode_strings(&self.path, name, &offsets, &blob)
+    }
+
+    /// The offsets and bytes of [`Artifact::strings`], not yet decoded.
+    ///
+    /// # Errors
+    /// [`Error::BadHeader`] for a missing section.
+    pub fn raw_strings(&self, name: &str) -> Result<(Vec<u64>, Vec<u8>)> {
         let offsets = self.u64s(&format!("{name}.offsets"))?;
-        let blob = self.u8s(&format!("{name}.bytes"))?;
-        decode_strings(&self.path, name, &offsets, blob)
+        Ok((offsets, self.u8s(&format!("{name}.bytes"))?.to_vec()))
     }
 }
 

@@ -753,8 +753,8 @@ impl Graph {
         }
         // Decoded now, judged after the checksum (a damaged header is a damaged file).
         let header = s.header_as::<GraphHeader>();
-        let parts = match Streamed::read(&mut s, rows) {
-            Ok(parts) => parts,
+        let raw = match RawGraph::stream(&mut s, rows) {
+            Ok(raw) => raw,
             // The section table led there, and it is only trusted once the checksum is.
             Err(e) => return Err(s.checksum_first(e)),
         };
@@ -762,34 +762,7 @@ impl Graph {
         // written.
         s.finish()?;
         let header = header?;
-        let Streamed {
-            offsets,
-            neighbors,
-            weights,
-            keys,
-            lines,
-            nodes,
-            ids,
-            seeds,
-            rows,
-            edge_base,
-            row_stats,
-        } = parts;
-        let raw = RawGraph {
-            header: header.clone(),
-            offsets,
-            neighbors,
-            weights,
-            keys: format::decode_strings(path, "node_keys", &keys.0, &keys.1)?,
-            lines,
-            nodes,
-            ids: format::decode_strings(path, "record_ids", &ids.0, &ids.1)?,
-            seeds,
-            rows,
-            edge_base,
-            row_stats,
-        };
-        Ok((raw.assemble(path)?, header))
+        Ok((raw.assemble(path, header.clone())?, header))
     }
 
     /// The graph with the edges of rows `rows` (clamped to the graph) only, and every row's
@@ -826,17 +799,17 @@ impl Graph {
     /// # Errors
     /// As [`Graph::load`].
     pub fn from_artifact(a: &Artifact) -> Result<Self> {
+        let header = a.header_as()?;
         let offsets = a.u64s("row_offsets")?;
         let n = offsets.len().saturating_sub(1);
         RawGraph {
-            header: a.header_as()?,
             offsets,
             neighbors: a.u32s("neighbors")?,
             weights: a.f32s("weights")?,
-            keys: a.strings("node_keys")?,
+            keys: a.raw_strings("node_keys")?,
             lines: a.u64s("record_lines")?,
             nodes: a.u32s("record_nodes")?,
-            ids: a.strings("record_ids")?,
+            ids: a.raw_strings("record_ids")?,
             seeds: (
                 a.u32s("seed_nodes")?,
                 a.u32s("seed_labels")?,
@@ -846,7 +819,7 @@ impl Graph {
             edge_base: 0,
             row_stats: None,
         }
-        .assemble(a.path())
+        .assemble(a.path(), header)
     }
 }
 
@@ -873,9 +846,9 @@ fn clamp_rows(rows: std::ops::Range<usize>, n: usize) -> std::ops::Range<usize> 
     start..rows.end.min(n).max(start)
 }
 
-/// A graph file's sections as the streaming reader takes them: numbers decoded, strings
-/// still raw (their checks can fail, so they wait for the checksum).
-struct Streamed {
+/// A graph file's sections: numbers decoded, strings still raw (offsets and bytes; their
+/// checks can fail, so the streaming reader leaves them until the checksum is verified).
+struct RawGraph {
     offsets: Vec<u64>,
     neighbors: Vec<u32>,
     weights: Vec<f32>,
@@ -883,16 +856,17 @@ struct Streamed {
     lines: Vec<u64>,
     nodes: Vec<u32>,
     ids: (Vec<u64>, Vec<u8>),
+    /// Seed nodes, labels and weights.
     seeds: (Vec<u32>, Vec<u32>, Vec<f32>),
     rows: std::ops::Range<usize>,
     edge_base: u64,
     row_stats: Option<RowStats>,
 }
 
-impl Streamed {
+impl RawGraph {
     /// Reads every section of `s`, keeping the edges of rows `rows(n)` only when it names
     /// some (and every row's figures then).
-    fn read(
+    fn stream(
         s: &mut SectionStream,
         rows: &mut dyn FnMut(usize) -> Option<std::ops::Range<usize>>,
     ) -> Result<Self> {
@@ -933,7 +907,7 @@ impl Streamed {
                     (neighbors, s.f32s("weights", None)?, None, 0..n, 0)
                 }
             };
-        Ok(Streamed {
+        Ok(RawGraph {
             offsets,
             neighbors,
             weights,
@@ -951,30 +925,10 @@ impl Streamed {
             row_stats,
         })
     }
-}
 
-/// A graph file's sections, decoded but not yet checked.
-struct RawGraph {
-    header: GraphHeader,
-    offsets: Vec<u64>,
-    neighbors: Vec<u32>,
-    weights: Vec<f32>,
-    keys: Vec<String>,
-    lines: Vec<u64>,
-    nodes: Vec<u32>,
-    ids: Vec<String>,
-    /// Seed nodes, labels and weights.
-    seeds: (Vec<u32>, Vec<u32>, Vec<f32>),
-    rows: std::ops::Range<usize>,
-    edge_base: u64,
-    row_stats: Option<RowStats>,
-}
-
-impl RawGraph {
     /// The graph, checked by [`Graph::validate`]; `path` names the file in errors.
-    fn assemble(self, path: &Path) -> Result<Graph> {
+    fn assemble(self, path: &Path, header: GraphHeader) -> Result<Graph> {
         let RawGraph {
-            header,
             offsets,
             neighbors,
             weights,
@@ -987,6 +941,8 @@ impl RawGraph {
             edge_base,
             row_stats,
         } = self;
+        let keys = format::decode_strings(path, "node_keys", &keys.0, &keys.1)?;
+        let ids = format::decode_strings(path, "record_ids", &ids.0, &ids.1)?;
         let corrupt = |what: &str, message: String| Error::Corrupt {
             path: path.to_owned(),
             what: what.to_owned(),
