@@ -84,8 +84,10 @@ pub struct CorpusOptions {
     pub text_field: String,
     /// Name of the label field or column (default `label`).
     pub label_field: String,
-    /// Name of the id field or column (default `id`).
-    pub id_field: String,
+    /// Name of the id field or column (default `id`); `None` reads no ids, for files whose
+    /// ids nothing uses (an evaluation's test file, a prior sample): what their id field
+    /// holds is then never checked.
+    pub id_field: Option<String>,
     /// Whether a CSV/TSV header must have the label column: set when its name was given
     /// explicitly, so that a misspelt name is an error rather than a corpus without seeds.
     /// A reading choice, not part of what was read: never serialized.
@@ -102,7 +104,7 @@ impl Default for CorpusOptions {
             format: None,
             text_field: "text".into(),
             label_field: "label".into(),
-            id_field: "id".into(),
+            id_field: Some("id".into()),
             require_label: false,
             require_id: false,
         }
@@ -146,6 +148,7 @@ pub struct Record {
 pub struct CorpusReader {
     path: PathBuf,
     options: CorpusOptions,
+    format: CorpusFormat,
     inner: Inner,
 }
 
@@ -319,6 +322,30 @@ impl CorpusReader {
             Some(format) => format,
             None => CorpusFormat::sniff(buffered.fill_buf().map_err(|e| Error::io(path, e))?),
         };
+        if format == CorpusFormat::Text {
+            // Plain text has no fields: a field named other than the defaults is a mistake
+            // (often a CSV read from a pipe, sniffed as text), not something to ignore.
+            let default_id = || options.id_field.as_deref() == Some("id");
+            let named = [
+                (options.text_field != "text").then_some(&options.text_field),
+                (options.require_label && options.label_field != "label")
+                    .then_some(&options.label_field),
+                (options.require_id && !default_id())
+                    .then_some(options.id_field.as_ref())
+                    .flatten(),
+            ];
+            if let Some(name) = named.into_iter().flatten().next() {
+                return Err(Error::parse(
+                    path,
+                    1,
+                    format!(
+                        "read as plain text (one text per line, an optional `__label__NAME` \
+                         prefix), which has no field {name:?}: if it is CSV, TSV or JSON Lines, \
+                         say so with --format"
+                    ),
+                ));
+            }
+        }
         let inner = match format {
             CorpusFormat::Jsonl | CorpusFormat::Text => Inner::Lines {
                 reader: Box::new(BufReader::with_capacity(1 << 16, LineEnds::new(buffered))),
@@ -361,7 +388,12 @@ impl CorpusReader {
                 }
                 let find = |name: &str| headers.iter().position(|h| h == name.as_bytes());
                 // A column read twice would silently use its first copy.
-                for name in [&options.text_field, &options.label_field, &options.id_field] {
+                let named = [Some(&options.text_field), Some(&options.label_field)];
+                for name in named
+                    .into_iter()
+                    .chain([options.id_field.as_ref()])
+                    .flatten()
+                {
                     if headers.iter().filter(|h| *h == name.as_bytes()).count() > 1 {
                         return Err(Error::parse(
                             path,
@@ -385,18 +417,25 @@ impl CorpusReader {
                     return Err(missing(&options.text_field, "--text-field"));
                 };
                 for (name, required, flag) in [
-                    (&options.label_field, options.require_label, "--label-field"),
-                    (&options.id_field, options.require_id, "--id-field"),
+                    (
+                        Some(&options.label_field),
+                        options.require_label,
+                        "--label-field",
+                    ),
+                    (options.id_field.as_ref(), options.require_id, "--id-field"),
                 ] {
-                    if required && find(name).is_none() {
-                        return Err(missing(name, flag));
+                    match name {
+                        Some(name) if required && find(name).is_none() => {
+                            return Err(missing(name, flag))
+                        }
+                        _ => {}
                     }
                 }
                 Inner::Delimited {
                     reader: Box::new(reader),
                     text_col,
                     label_col: find(&options.label_field),
-                    id_col: find(&options.id_field),
+                    id_col: options.id_field.as_deref().and_then(find),
                     record: csv::ByteRecord::new(),
                     raw,
                     raw_base,
@@ -407,8 +446,14 @@ impl CorpusReader {
         Ok(Self {
             path: path.to_owned(),
             options: options.clone(),
+            format,
             inner,
         })
+    }
+
+    /// The format being read: given, or told by the file's name or first byte.
+    pub fn format(&self) -> CorpusFormat {
+        self.format
     }
 
     /// The path being read.
@@ -652,7 +697,11 @@ fn delimited_record(
     };
     let id = match id_col {
         Some(c) => {
-            let raw = field(c, &options.id_field)?.trim();
+            let name = options
+                .id_field
+                .as_deref()
+                .expect("an id column has a name");
+            let raw = field(c, name)?.trim();
             (!raw.is_empty()).then(|| RecordId(serde_json::Value::from(raw).to_string()))
         }
         None => None,
@@ -768,23 +817,99 @@ pub(crate) fn id_value(
     }
 }
 
+/// The fields of a JSON record that a corpus reads (text, label, id), by name: a visitor
+/// that keeps their values, skips every other field without building it, and refuses a
+/// field it reads that appears twice (a JSON map would silently keep the last copy, as a
+/// CSV header naming a column twice is refused).
+struct RecordFields<'a>([Option<&'a str>; 3]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for RecordFields<'_> {
+    type Value = [Option<serde_json::Value>; 3];
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for RecordFields<'_> {
+    type Value = [Option<serde_json::Value>; 3];
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut values: Self::Value = Default::default();
+        while let Some(key) = map.next_key::<String>()? {
+            // Two roles may share a name (`--label-field text`): each gets the value.
+            let roles = || (0..3).filter(|&i| self.0[i] == Some(key.as_str()));
+            match roles().next() {
+                Some(first) if values[first].is_some() => {
+                    return Err(serde::de::Error::custom(format_args!(
+                        "field {key:?} appears twice (which one is meant?)"
+                    )))
+                }
+                Some(_) => {
+                    let value: serde_json::Value = map.next_value()?;
+                    for i in roles() {
+                        values[i] = Some(value.clone());
+                    }
+                }
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(values)
+    }
+}
+
 fn parse_json_record(
     text: &str,
     path: &Path,
     line: u64,
     options: &CorpusOptions,
 ) -> Result<Record> {
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| Error::parse(path, line, json_error(&e)))?;
-    let serde_json::Value::Object(obj) = value else {
+    let parse_error = |e: serde_json::Error| Error::parse(path, line, json_error(&e));
+    let opening = text.trim_start();
+    if !opening.starts_with('{') {
+        // Say what the line holds instead. A JSON array is most often a whole `.json`
+        // file of records, of which this is the first line.
+        let array = opening.starts_with('[');
+        let found = match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(value) => json_type(&value),
+            Err(_) if array => "an array",
+            Err(e) => return Err(parse_error(e)),
+        };
+        let hint = if array {
+            " (JSON Lines hold one object per line; `jq -c '.[]'` turns an array of records \
+             into that)"
+        } else {
+            ""
+        };
         return Err(Error::parse(
             path,
             line,
-            format!("expected a JSON object, found {}", json_type(&value)),
+            format!("expected a JSON object, found {found}{hint}"),
         ));
-    };
-    let text = match obj.get(&options.text_field) {
-        Some(serde_json::Value::String(s)) => s.clone(),
+    }
+    let fields = RecordFields([
+        Some(&options.text_field),
+        Some(&options.label_field),
+        options.id_field.as_deref(),
+    ]);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let [text, label, id] = serde::de::DeserializeSeed::deserialize(fields, &mut de)
+        .and_then(|v| de.end().map(|()| v))
+        .map_err(parse_error)?;
+    let text = match text {
+        Some(serde_json::Value::String(s)) => s,
         Some(other) => {
             return Err(Error::parse(
                 path,
@@ -792,7 +917,7 @@ fn parse_json_record(
                 format!(
                     "field {:?}: expected a string, found {}",
                     options.text_field,
-                    json_type(other)
+                    json_type(&other)
                 ),
             ))
         }
@@ -807,13 +932,11 @@ fn parse_json_record(
     check_text(&text, &options.text_field, path, line)?;
     Ok(Record {
         line,
-        id: id_value(obj.get(&options.id_field), &options.id_field, path, line)?,
-        label: label_value(
-            obj.get(&options.label_field),
-            &options.label_field,
-            path,
-            line,
-        )?,
+        id: match &options.id_field {
+            Some(name) => id_value(id.as_ref(), name, path, line)?,
+            None => None,
+        },
+        label: label_value(label.as_ref(), &options.label_field, path, line)?,
         text,
     })
 }

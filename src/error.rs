@@ -53,9 +53,9 @@ pub enum Error {
         /// Why it was refused.
         reason: String,
     },
-    /// The corpus holds no usable record.
+    /// The corpus (or a labelled file) holds no usable record.
     #[error(
-        "{}: the corpus holds no record with a usable text{}",
+        "{}: holds no record with a usable text{}",
         path.display(),
         match first_skipped {
             Some(first) => format!(" ({skipped} invalid records skipped; the first: {first})"),

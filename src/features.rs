@@ -292,7 +292,11 @@ pub fn ingest_from(
                         Error::duplicate_id(
                             reader.path(),
                             p.record.line,
-                            &reader.options().id_field,
+                            reader
+                                .options()
+                                .id_field
+                                .as_deref()
+                                .expect("ids are read under a name"),
                             id,
                             first,
                         ),

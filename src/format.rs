@@ -341,7 +341,11 @@ impl Layout {
             path: path.to_owned(),
             message,
         };
-        // 1. Magic.
+        // 1. Magic. A file that stops inside it (an empty one too) is cut short, not
+        // another kind of file.
+        if bytes.len() < 8 && expect.magic.starts_with(bytes) {
+            return Err(truncated("the magic", 8));
+        }
         if bytes.len() < 8 || &bytes[..8] != expect.magic {
             let found = &bytes[..bytes.len().min(8)];
             return Err(Error::BadMagic {
@@ -1305,7 +1309,15 @@ mod tests {
         header[16] = b'[';
         assert!(matches!(parse(header), Err(Error::BadHeader { .. })));
 
-        assert!(matches!(parse(Vec::new()), Err(Error::BadMagic { .. })));
+        assert!(matches!(parse(Vec::new()), Err(Error::Truncated { .. })));
+        assert!(matches!(
+            parse(good[..5].to_vec()),
+            Err(Error::Truncated { .. })
+        ));
+        assert!(matches!(
+            parse(b"SPRIGX".to_vec()),
+            Err(Error::BadMagic { .. })
+        ));
     }
 
     /// A crafted table whose second section points into the first (same length, CRC

@@ -520,6 +520,20 @@ impl Graph {
             // Two ids for one name: seeds and outputs could not tell them apart.
             return Err(corrupt("labels", format!("{:?} is listed twice", w[0])));
         }
+        // Outputs write one row per record in this order, and train joins a corpus's
+        // records on their line; an edge list's nodes are records of the line where they
+        // first appear, two to a line at most.
+        let edges = self.kind == GraphKind::Edges;
+        if let Some(w) = self
+            .records
+            .windows(2)
+            .find(|w| w[0].line > w[1].line || (w[0].line == w[1].line && !edges))
+        {
+            return Err(corrupt(
+                "records",
+                format!("line {} after line {}", w[1].line, w[0].line),
+            ));
+        }
         for r in &self.records {
             if r.line == 0 {
                 return Err(corrupt("records", "line 0 (lines are 1-based)".into()));
@@ -954,7 +968,7 @@ impl RawGraph {
                 "record sections differ in length".into(),
             ));
         }
-        let records = lines
+        let records: Vec<RecordRef> = lines
             .into_iter()
             .zip(nodes)
             .zip(ids)
@@ -966,6 +980,23 @@ impl RawGraph {
             .collect();
         if sn.len() != sl.len() || sn.len() != sw.len() {
             return Err(corrupt("seeds", "seed sections differ in length".into()));
+        }
+        // The header's counts are what `inspect` prints: they must be the sections'.
+        let held = GraphCounts {
+            nodes: offsets.len().saturating_sub(1) as u64,
+            text_nodes: header.counts.text_nodes,
+            edges: offsets.last().map_or(0, |e| e / 2),
+            records: records.len() as u64,
+            seeds: sn.len() as u64,
+        };
+        if held != header.counts {
+            return Err(corrupt(
+                "header",
+                format!(
+                    "its counts ({:?}) are not those of the sections ({held:?})",
+                    header.counts
+                ),
+            ));
         }
         let mut seeds: Vec<Seed> = sn
             .into_iter()
@@ -1103,6 +1134,16 @@ mod tests {
         let mut g = triangle_plus_isolated();
         g.records[2].line = 0;
         assert!(g.validate(Path::new("x")).is_err());
+        // Lines fall: refused. An edge list's two nodes of one line share it; texts do not.
+        let mut g = triangle_plus_isolated();
+        g.records[2].line = 1;
+        assert!(g.validate(Path::new("x")).is_err());
+        let mut g = triangle_plus_isolated();
+        g.records[2].line = 2;
+        assert!(g.validate(Path::new("x")).is_ok());
+        g.kind = GraphKind::Knn;
+        let e = g.validate(Path::new("x")).unwrap_err().to_string();
+        assert!(e.contains("line 2 after line 2"), "{e}");
         let mut g = triangle_plus_isolated();
         g.neighbors[0] = 0;
         assert!(g

@@ -61,6 +61,13 @@ fn accepted(files: &[(&str, Vec<u8>)], args: &[&str]) -> (tempfile::TempDir, Str
     (dir, stdout(&out) + &stderr(&out))
 }
 
+/// Runs a command that succeeds and prints one JSON object: the object and the stderr.
+fn json_of(files: &[(&str, Vec<u8>)], args: &[&str]) -> (serde_json::Value, String) {
+    let (_dir, out) = run(files, args);
+    assert!(out.status.success(), "{args:?} failed: {}", stderr(&out));
+    (serde_json::from_str(&stdout(&out)).unwrap(), stderr(&out))
+}
+
 fn file(name: &str, contents: &str) -> (&'static str, Vec<u8>) {
     (
         Box::leak(name.to_owned().into_boxed_str()),
@@ -206,6 +213,16 @@ fn malformed_and_mistyped_json_names_line_and_field() {
             "c.jsonl:1: field \"text\": expected a string, found null",
         ),
         ("{\"txt\": \"a\"}\n", "c.jsonl:1: missing field \"text\""),
+        // A JSON map keeps the last copy of a key: a read field twice is refused instead.
+        (
+            "{\"text\": \"a\", \"label\": \"x\", \"label\": null}\n",
+            "c.jsonl:1: unexpected JSON at column 35: field \"label\" appears twice",
+        ),
+        // The first line of a pretty-printed array of records.
+        (
+            "[ {\"text\": \"a\"},\n  {\"text\": \"b\"} ]\n",
+            "c.jsonl:1: expected a JSON object, found an array (JSON Lines hold one object per line",
+        ),
         (
             "{\"text\": \"a\", \"label\": [\"x\"]}\n",
             "c.jsonl:1: field \"label\": expected a string or an integer",
@@ -725,12 +742,13 @@ fn a_closed_stdout_ends_a_command_without_a_panic() {
 }
 
 #[test]
-fn eval_skips_invalid_records_only_when_asked_and_counts_them() {
+fn eval_skips_invalid_records_only_when_asked_and_reads_no_ids() {
     let model = crate::util::repo("tests/fixtures/v1/tiny.sprig");
+    // Ids a corpus would refuse (an object, a float): a test file's ids serve nothing.
     let data = file(
         "d.jsonl",
-        "{\"text\":\"hello there\",\"label\":\"greeting\"}\n{\"text\": 5}\n\
-         {\"text\":\"thank you\",\"label\":\"thanks\"}\n",
+        "{\"id\":{\"$oid\":\"5f1\"},\"text\":\"hello there\",\"label\":\"greeting\"}\n\
+         {\"text\": 5}\n{\"id\":12.5,\"text\":\"thank you\",\"label\":\"thanks\"}\n",
     );
     let args = [
         "eval",
@@ -744,18 +762,51 @@ fn eval_skips_invalid_records_only_when_asked_and_counts_them() {
         &args,
         "d.jsonl:2: field \"text\"",
     );
-    let (_dir, out) = run(
-        &[data],
+    let (json, err) = json_of(
+        std::slice::from_ref(&data),
         &[&args[..], &["--skip-invalid", "--json"]].concat(),
     );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(
         (json["examples"].as_u64(), json["invalid_skipped"].as_u64()),
         (Some(2), Some(1))
     );
     let note = "skipped 1 invalid record; the first: d.jsonl:2: field \"text\"";
-    assert!(stderr(&out).contains(note), "{}", stderr(&out));
+    assert!(err.contains(note), "{err}");
+    refused(
+        &[data],
+        &[&args[..], &["--id-field", "id"]].concat(),
+        "--id-field: `sprig eval` reads no ids",
+    );
+}
+
+#[test]
+fn a_field_named_for_plain_text_is_refused_and_eval_says_how_it_read_the_file() {
+    let lines = file("c.txt", "hello there\nthank you\n");
+    for flag in ["--text-field", "--label-field", "--id-field"] {
+        refused(
+            std::slice::from_ref(&lines),
+            &[&graph_args("c.txt")[..], &[flag, "body"]].concat(),
+            "c.txt:1: read as plain text (one text per line, an optional `__label__NAME` \
+             prefix), which has no field \"body\"",
+        );
+    }
+    // A CSV whose name does not tell its format is sniffed as text (its first byte is not
+    // `{`): eval's complaint names the format, not the label field.
+    let model = crate::util::repo("tests/fixtures/v1/tiny.sprig");
+    let csv = file("d.dat", "text,label\nhello there,greeting\n");
+    let args = [
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        "d.dat",
+    ];
+    refused(
+        std::slice::from_ref(&csv),
+        &args,
+        "it was read as plain text: if it is CSV, TSV or JSON Lines, say so with --format",
+    );
+    accepted(&[csv], &[&args[..], &["--format", "csv"]].concat());
 }
 
 #[test]

@@ -83,6 +83,8 @@ fn prior_from_a_labelled_sample_is_its_add_one_shares() {
     sample += "{\"text\": \"s\", \"label\": \"sports\"}\n";
     sample += "{\"text\": \"w\", \"label\": \"weather\"}\n";
     sample += "{\"text\": \"unlabelled\"}\n";
+    // Its ids are not read: one a corpus would refuse changes nothing.
+    sample += "{\"id\": [1, 2], \"text\": \"w2\", \"label\": \"weather\"}\n";
     std::fs::write(d.join("sample.jsonl"), sample).unwrap();
     let propagate = |out: &str, extra: &[&str]| {
         let mut a = vec!["propagate", "--graph", "t.graph", "--out", out, "-q"];

@@ -126,6 +126,18 @@ fn each_kind_of_damage_has_its_own_error() {
     });
     let e = load_bytes(&bad_index).unwrap_err();
     assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+    // The counts `inspect` prints are the sections' or the file is refused.
+    for count in ["nodes", "edges", "records", "seeds"] {
+        let wrong = with_header(&good, |h| {
+            let c = &mut h["counts"][count];
+            *c = serde_json::json!(c.as_u64().unwrap() + 5);
+        });
+        let e = load_bytes(&wrong).unwrap_err();
+        assert!(
+            e.to_string().contains("header: its counts (GraphCounts {"),
+            "{count}: {e}"
+        );
+    }
 }
 
 #[test]

@@ -330,6 +330,20 @@ fn bad_inputs_fail_with_one_line() {
     assert!(err.contains("not a sprig model file"), "{err}");
     let err = fails(d, &["predict", "--model", "missing.sprig", "hi"]);
     assert!(err.contains("missing.sprig"), "{err}");
+    // Cut short inside the magic (or empty): truncated, whichever command reads it.
+    std::fs::write(d.join("short.sprig"), b"SPRIGMD").unwrap();
+    std::fs::write(d.join("empty.sprig"), b"").unwrap();
+    for args in [
+        &["predict", "--model", "short.sprig", "hi"][..],
+        &["inspect", "short.sprig"],
+        &["inspect", "empty.sprig"],
+    ] {
+        let err = fails(d, args);
+        assert!(
+            err.contains("truncated: the magic needs 8 bytes"),
+            "{args:?}: {err}"
+        );
+    }
     let corpus = repo("corpora/tiny/intents.jsonl");
     let train_with = |flags: &[&str]| {
         let mut args = vec!["train", "--corpus", p(&corpus), "--out", "m.sprig"];

@@ -42,12 +42,14 @@ const TOP_CONFUSIONS: usize = 30;
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let model = ProjectionModel::load(&args.model)?;
-    let options = args.corpus_fields.options();
+    let options = args.corpus_fields.options_without_ids("eval")?;
     let mut confusion = Confusion::new();
     let mut scratch = Scratch::default();
     let mut unlabelled = 0u64;
     let mut skips = super::SkipInvalid::new(args.skip_invalid);
-    for record in CorpusReader::open(&args.data, &options)? {
+    let reader = CorpusReader::open(&args.data, &options)?;
+    let format = reader.format();
+    for record in reader {
         let Some(record) = skips.keep(record)? else {
             continue;
         };
@@ -70,12 +72,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let skipped = skips.count;
     if confusion.total() == 0 {
         if unlabelled > 0 {
-            // Most often the gold labels sit under another field or column name.
+            // Most often the gold labels sit under another field or column name, or the
+            // file was read as plain text (a pipe whose first byte is not `{`).
+            let labelled_how = if format == sprig::corpus::CorpusFormat::Text {
+                "a `__label__NAME` prefix (it was read as plain text: if it is CSV, TSV or JSON \
+                 Lines, say so with --format)"
+                    .to_owned()
+            } else {
+                format!(
+                    "a label under {:?} (name the gold labels' field or column with \
+                     --label-field)",
+                    options.label_field
+                )
+            };
             anyhow::bail!(
-                "{}: no labelled record to evaluate: none of its {unlabelled} records has a \
-                 label under {:?} (name the gold labels' field or column with --label-field)",
+                "{}: no labelled record to evaluate: none of its {unlabelled} records has \
+                 {labelled_how}",
                 args.data.display(),
-                options.label_field
             );
         }
         anyhow::bail!("{}: no labelled record to evaluate", args.data.display());

@@ -44,10 +44,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             );
         }
     }
-    // An unreadable or short file has no magic and falls through to the graph loader, whose
-    // error names the I/O problem.
+    // An unreadable file falls through to the graph loader, whose error names the I/O
+    // problem; so does one cut short inside the magic (an empty one too), unless what is
+    // left of it is a model's: the loader then calls it truncated.
     let magic = super::inspect_model::magic(&args.file);
-    if magic.is_some_and(|m| sprig::model::ProjectionModel::is_model_file(&m)) {
+    let model_magic = sprig::model::MODEL_MAGIC;
+    let short_model = |m: &[u8]| {
+        m.len() < 8 && model_magic.starts_with(m) && !sprig::graph::GRAPH_MAGIC.starts_with(m)
+    };
+    let model = |m: &[u8]| sprig::model::ProjectionModel::is_model_file(m) || short_model(m);
+    if magic.as_deref().is_some_and(model) {
         if args.edges || args.verify {
             anyhow::bail!(
                 "{}: {} reads graphs; this is a model file",
@@ -58,7 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return super::inspect_model::run(&args.file, args.json);
     }
     // Neither magic: say what was expected of this command, not only of a graph.
-    if magic.is_some_and(|m| &m != sprig::graph::GRAPH_MAGIC) {
+    if magic.is_some_and(|m| !sprig::graph::GRAPH_MAGIC.starts_with(&m)) {
         anyhow::bail!(
             "{}: neither a sprig graph (magic SPRIGGRF) nor a sprig model (SPRIGMDL)",
             args.file.display()

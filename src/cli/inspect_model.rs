@@ -7,13 +7,15 @@ use serde_json::json;
 use sprig::model::ProjectionModel;
 
 /// The first 8 bytes of the file (its magic), if it can be read and has that many.
-pub(crate) fn magic(path: &Path) -> Option<[u8; 8]> {
+/// The file's first bytes, at most 8 (its magic, unless it is shorter); `None` if it
+/// cannot be read.
+pub(crate) fn magic(path: &Path) -> Option<Vec<u8>> {
     use std::io::Read;
-    let mut magic = [0u8; 8];
+    let mut head = Vec::with_capacity(8);
     std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
+        .and_then(|f| f.take(8).read_to_end(&mut head))
         .ok()
-        .map(|()| magic)
+        .map(|_| head)
 }
 
 pub(crate) fn run(path: &Path, json_out: bool) -> anyhow::Result<()> {

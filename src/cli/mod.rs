@@ -293,13 +293,29 @@ impl CorpusArgs {
         [format.collect(), fields, id.collect()]
     }
 
+    /// The reading options of a file whose ids nothing uses (`eval`'s test file): its ids
+    /// are not read, so whatever its id field holds is not checked; `--id-field` is refused
+    /// rather than ignored.
+    pub(crate) fn options_without_ids(
+        &self,
+        command: &str,
+    ) -> anyhow::Result<sprig::corpus::CorpusOptions> {
+        if self.id_field.is_some() {
+            anyhow::bail!("--id-field: `sprig {command}` reads no ids");
+        }
+        Ok(sprig::corpus::CorpusOptions {
+            id_field: None,
+            ..self.options()
+        })
+    }
+
     /// The library's reading options.
     pub(crate) fn options(&self) -> sprig::corpus::CorpusOptions {
         sprig::corpus::CorpusOptions {
             format: self.format,
             text_field: self.text_field.clone(),
             label_field: self.label_field.clone().unwrap_or_else(|| "label".into()),
-            id_field: self.id_field.clone().unwrap_or_else(|| "id".into()),
+            id_field: Some(self.id_field.clone().unwrap_or_else(|| "id".into())),
             require_label: self.label_field.is_some(),
             require_id: self.id_field.is_some(),
         }

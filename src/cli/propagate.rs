@@ -256,6 +256,8 @@ fn sample_priors(
         .unwrap_or_default();
     let options = CorpusOptions {
         format: None,
+        // The sample's ids serve nothing: whatever its id field holds is not checked.
+        id_field: None,
         require_label: true,
         ..built
     };

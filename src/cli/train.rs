@@ -184,7 +184,10 @@ fn read_records(args: &Args, bars: &Bars) -> anyhow::Result<Vec<Record>> {
                     return Err(sprig::Error::duplicate_id(
                         &path,
                         r.line,
-                        &options.id_field,
+                        options
+                            .id_field
+                            .as_deref()
+                            .expect("ids are read under a name"),
                         id,
                         first,
                     ));
