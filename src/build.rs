@@ -84,7 +84,7 @@ impl Default for GraphConfig {
 pub enum MaxScan {
     /// Exact up to [`AUTO_EXACT_UP_TO`] distinct texts; above, a budget of [`AUTO_BUDGET`].
     /// The exact search's time grows with about the square of the number of distinct
-    /// texts (13.5k: under a second on 2 cores, 50k: 8 s, 200k: minutes, 1M: about an
+    /// texts (13.5k: under a second on 2 cores, 50k: 13 s on one, 200k: minutes, 1M: about an
     /// hour), the budgeted one's about linearly (50k: 2 s, 1M: 3 minutes), and on the shared
     /// few-label benchmarks the budget changed propagation accuracy by at most 0.4 points
     /// (benches/README.md).

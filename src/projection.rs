@@ -46,7 +46,8 @@
 //!
 //! **Speed.** The dense schemes run function by function with the coefficients of a hash
 //! decoded into vector lanes (AVX2 when the CPU has it, chosen at run time); the sketch, which
-//! touches one bit per function, is scalar, group by group. Integer weights up to
+//! touches one bit per function, goes group by group, with an AVX-512 kernel where the CPU
+//! has one (chosen at run time, the same sums as the scalar code). Integer weights up to
 //! 255 are counted exactly in byte lanes; other weights are summed in `f32` lanes in the
 //! reference order, so `per-function` models project bit for bit as they always did (tested
 //! against the table-driven reference implementation).

@@ -1,5 +1,6 @@
-//! The bucket table: the predictor of the on-device Smart Reply design (ALGORITHMS.md §4,
-//! design 1; TFLite's `LSH_PROJECTION` in sparse mode followed by `PREDICT`).
+//! The bucket table: the predictor of the on-device Smart Reply design (Ravi, "On-device
+//! machine intelligence", Google AI blog 2017: projection buckets joined to the graph as
+//! nodes; TFLite's `LSH_PROJECTION` in sparse mode followed by `PREDICT`).
 //!
 //! A text's projection gives one bucket per function `t`: its d signs packed into a code,
 //! keyed `t·2^d + code` so buckets of different functions never collide. The table maps each

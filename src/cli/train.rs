@@ -54,8 +54,8 @@ pub struct Args {
     #[arg(long, default_value_t = projection().functions)]
     functions: u32,
     /// d: bits per function, at most 32 (64 for binary coefficients). SGNN's 14 by default;
-    /// 28 with `--hidden 64` is the same size and measured 0 to 1.2 points more accurate,
-    /// predicting 10–15% slower (see benches/README.md).
+    /// 28 with `--hidden 64` is the same size, predicts about 5% slower, and measured −0.7
+    /// to +0.6 points against the default (see benches/README.md).
     #[arg(long, default_value_t = projection().bits)]
     bits: u32,
     /// Hyperplane coefficients: ternary {-1,0,1} or binary ±1 (the dense schemes). The
@@ -118,7 +118,7 @@ pub struct Args {
     #[arg(long)]
     ema: Option<f32>,
     /// Distil a linear teacher through N perturbed copies of each training text (0: off);
-    /// at 4, training takes about twice as long as without copies. Networks only [default: 4].
+    /// at 4, training takes about three times as long as without copies. Networks only [default: 4].
     #[arg(long)]
     augment: Option<usize>,
     /// How weights are stored: int4 (first layer 4-bit, later layers 8-bit, one scale per

@@ -4,7 +4,7 @@
 //! `sprig propagate` (or takes the corpus's own labels only), and [`train`] fits the network
 //! on the projected texts, or builds the bucket table ([`ModelKind::Table`]).
 //!
-//! **Loss** (ALGORITHMS.md §4, design 2: ProjectionNet with the graph as teacher):
+//! **Loss** (ProjectionNet, Ravi 2017, with the propagated labels as teacher):
 //! `L = Σ_seeds CE(y_v, p_v) + λ Σ_propagated c_v · CE(Ĉ_v, p_v)`, averaged over the batch,
 //! where `Ĉ_v` is the propagated distribution renormalized after dropping the `unknown` mass,
 //! and `c_v` its confidence ([`Confidence`]) divided by the mean confidence of the propagated
@@ -167,7 +167,7 @@ pub struct TrainConfig {
     /// only (a table model is built from the texts themselves). Default 4:
     /// test accuracy rose on every set measured (projection seeds 1–5; benches/README.md):
     /// HWU64 83.6 → 84.0, SNIPS 96.6 → 97.1, few-label HWU64 71.3 → 72.7, the bundled
-    /// replies 56.1 → 59.4. Training takes about 2.5 times as long, and the projected
+    /// replies 56.1 → 59.4. Training takes about three times as long, and the projected
     /// inputs of the copies are held in memory (T·d / 4 bytes each), so a corpus of more than
     /// a quarter million training texts gets fewer copies per text (about a million in all).
     pub augment: usize,
@@ -1787,7 +1787,7 @@ pub fn train(
     )
 }
 
-/// The graph-based projection model (ALGORITHMS.md §4, design 1): the bipartite graph between
+/// The graph-based projection model (the on-device Smart Reply design): the bipartite graph between
 /// the texts and their T buckets, with the labels carried one step from the texts (whose
 /// targets already come from propagation over the text graph) to the buckets; each bucket
 /// keeps its top-k labels.
