@@ -719,7 +719,7 @@ impl Graph {
 
     /// Reads and verifies a graph file, keeping the edges of the rows `rows(n)` only (`n`
     /// the node count, read first): what a process of a distributed run needs
-    /// ([`crate::propagate::Cluster::rows`]). Everything else is kept: every row's offsets,
+    /// (`Cluster::rows`, with the `distributed` feature). Everything else is kept: every row's offsets,
     /// each row's degree and walk entropy (what propagation needs of the rows it does not
     /// sweep, 16 bytes a node), the keys, records, labels and seeds. The whole file is
     /// still read and its checksum verified.
