@@ -388,10 +388,11 @@ impl Graph {
             .enumerate()
             .filter(|(i, s)| *i == 0 || self.seeds[i - 1].node != s.node)
             .count();
+        let seeds = if nodes == 1 { "seed" } else { "seeds" };
         if nodes == self.seeds.len() {
-            format!("{nodes} seeds")
+            format!("{nodes} {seeds}")
         } else {
-            format!("{nodes} seeds ({} seed labels)", self.seeds.len())
+            format!("{nodes} {seeds} ({} seed labels)", self.seeds.len())
         }
     }
 

@@ -191,7 +191,7 @@ fn bom_and_crlf_are_read_as_plain_text() {
         &["graph", "--corpus", "c.csv", "--out", "g.graph"],
     );
     assert!(
-        summary.contains("2 records") && summary.contains("1 seeds"),
+        summary.contains("2 records") && summary.contains("1 seed over 1 label"),
         "{summary}"
     );
 }

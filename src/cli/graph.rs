@@ -213,15 +213,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     super::summary(
         &args.out,
         format_args!(
-            "{}: {} graph, {} records, {} nodes ({} texts), {} edges, {} over {} labels ({:.2}s)",
+            "{}: {} graph, {}, {} ({:.2}s)",
             args.out.display(),
             graph.kind(),
-            graph.records().len(),
-            graph.n_nodes(),
-            graph.n_text_nodes(),
-            graph.n_edges(),
-            graph.seeds_summary(),
-            graph.labels().len(),
+            super::count(graph.records().len() as u64, "record", "records"),
+            super::graph_size(&graph),
             started.elapsed().as_secs_f64()
         ),
     )?;

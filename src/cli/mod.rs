@@ -31,6 +31,19 @@ pub(crate) fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// A graph's size as `graph` and `propagate` print it: `N nodes (N texts), N edges, N seeds
+/// over N labels`.
+pub(crate) fn graph_size(graph: &sprig::graph::Graph) -> String {
+    format!(
+        "{} ({}), {}, {} over {}",
+        count(graph.n_nodes() as u64, "node", "nodes"),
+        count(graph.n_text_nodes() as u64, "text", "texts"),
+        count(graph.n_edges() as u64, "edge", "edges"),
+        graph.seeds_summary(),
+        count(graph.labels().len() as u64, "label", "labels"),
+    )
+}
+
 /// `N line(s) of FILE say(s)`, for notes about a labels file.
 pub(crate) fn lines_of_say(n: usize, file: &std::path::Path) -> String {
     let verb = if n == 1 { "says" } else { "say" };

@@ -434,15 +434,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     line(
         &bar,
         format!(
-            "{}: {} nodes ({} texts), {} edges, {} over {} labels; {} for at most {} iterations",
+            "{}: {}; {} for at most {}",
             args.graph.display(),
-            graph.n_nodes(),
-            graph.n_text_nodes(),
-            graph.n_edges(),
-            graph.seeds_summary(),
-            graph.labels().len(),
+            super::graph_size(&graph),
             config.algorithm,
-            config.iterations
+            super::count(config.iterations as u64, "iteration", "iterations")
         ),
     );
     if matches!(config.class_prior, ClassPrior::Cmn { priors: Some(_) })
@@ -527,10 +523,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     super::summary(
         out,
         format_args!(
-            "{}: {}, {} iterations, converged: {}, {} of {} texts abstain{faint} ({} of {} nodes), {:.2}s",
+            "{}: {}, {}, converged: {}, {} of {} texts abstain{faint} ({} of {} nodes), {:.2}s",
             out.display(),
             r.algorithm,
-            r.iterations,
+            super::count(r.iterations as u64, "iteration", "iterations"),
             if r.converged { "yes" } else { "no" },
             r.abstaining_texts,
             graph.n_text_nodes(),

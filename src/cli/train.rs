@@ -375,9 +375,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ));
     }
     bars.note(&format!(
-        "{} records: {} seeds, {} propagated{}, {} abstaining and {} low-confidence skipped; {} labels",
-        c.records,
-        c.seeds,
+        "{}: {}, {} propagated{}, {} abstaining and {} low-confidence skipped; {}",
+        super::count(c.records as u64, "record", "records"),
+        super::count(c.seeds as u64, "seed", "seeds"),
         c.propagated,
         if config.soft_weight == 0.0 && c.propagated > 0 {
             " (not trained on: --lambda 0)"
@@ -386,7 +386,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         c.abstained,
         c.low_confidence,
-        set.labels.len()
+        super::count(set.labels.len() as u64, "label", "labels")
     ));
     let mut on_epoch = |s: &sprig::train::EpochStats| {
         let trainer = s
@@ -488,11 +488,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     super::summary(
         &args.out,
         format_args!(
-            "{}: {} model, {} labels, {} examples, {}; {} bytes ({:.2}s)",
+            "{}: {} model, {}, {}, {}; {} bytes ({:.2}s)",
             args.out.display(),
             model.kind(),
-            set.labels.len(),
-            set.examples.len(),
+            super::count(set.labels.len() as u64, "label", "labels"),
+            super::count(set.examples.len() as u64, "example", "examples"),
             detail,
             file_bytes,
             started.elapsed().as_secs_f64()
