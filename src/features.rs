@@ -47,6 +47,9 @@ impl FeatureMatrix {
     }
 
     /// Feature ids and weights of row `r`.
+    ///
+    /// # Panics
+    /// If `r >= n_rows()`, or the offsets do not cut `features` and `values` into rows.
     #[inline]
     pub fn row(&self, r: usize) -> (&[u32], &[f32]) {
         let (a, b) = (self.offsets[r] as usize, self.offsets[r + 1] as usize);

@@ -130,7 +130,9 @@ pub(crate) struct RowStats {
 
 /// A row's weighted degree `Σ w`, summed in row order in `f64`.
 pub(crate) fn row_degree(ws: &[f32]) -> f64 {
-    ws.iter().map(|&w| f64::from(w)).sum()
+    // From +0.0: an empty `f64` sum is −0.0, which would print as the degree of an isolated
+    // node. (Any other row sums to the same bits either way.)
+    ws.iter().fold(0.0, |d, &w| d + f64::from(w))
 }
 
 /// A row's [`row_degree`] `d` and the entropy, in bits, of its transition probabilities
@@ -279,8 +281,15 @@ impl Graph {
     pub fn row(&self, node: usize) -> (&[u32], &[f32]) {
         assert!(
             self.rows.contains(&node),
-            "row {node} is not held: this graph holds rows {:?} (Graph::load_rows)",
-            self.rows
+            "{}",
+            if node >= self.n_nodes() {
+                format!("node {node} is past the graph's {} nodes", self.n_nodes())
+            } else {
+                format!(
+                    "row {node} is not held: this graph holds rows {:?} (Graph::load_rows)",
+                    self.rows
+                )
+            }
         );
         let a = (self.offsets[node] - self.edge_base) as usize;
         let b = (self.offsets[node + 1] - self.edge_base) as usize;
@@ -288,6 +297,9 @@ impl Graph {
     }
 
     /// Weighted degree of `node` (any node, also one whose row the graph does not hold).
+    ///
+    /// # Panics
+    /// If `node >= n_nodes()`.
     pub fn degree(&self, node: usize) -> f64 {
         match &self.row_stats {
             Some(stats) => stats.degree[node],
@@ -515,11 +527,16 @@ impl Graph {
                 }
             }
         }
-        let mut names: Vec<&String> = self.labels.iter().collect();
-        names.sort_unstable();
-        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-            // Two ids for one name: seeds and outputs could not tell them apart.
-            return Err(corrupt("labels", format!("{:?} is listed twice", w[0])));
+        // Label ids follow the sorted names (outputs break ties by id as by name, and
+        // priors are looked up by binary search); two ids for one name could not be told
+        // apart in seeds and outputs.
+        if let Some(w) = self.labels.windows(2).find(|w| w[0] >= w[1]) {
+            let why = if w[0] == w[1] {
+                format!("{:?} is listed twice", w[0])
+            } else {
+                format!("not sorted: {:?} before {:?}", w[0], w[1])
+            };
+            return Err(corrupt("labels", why));
         }
         // Outputs write one row per record in this order, and train joins a corpus's
         // records on their line; an edge list's nodes are records of the line where they
@@ -1099,6 +1116,15 @@ mod tests {
     }
 
     #[test]
+    fn an_isolated_node_has_degree_plus_zero_and_a_node_past_the_end_is_named() {
+        let g = triangle_plus_isolated();
+        assert_eq!(g.degree(3).to_bits(), 0.0f64.to_bits());
+        let e = std::panic::catch_unwind(|| g.degree(9)).unwrap_err();
+        let message = e.downcast_ref::<String>().unwrap();
+        assert_eq!(message, "node 9 is past the graph's 4 nodes");
+    }
+
+    #[test]
     fn symmetric_csr_merges_with_max_weight() {
         let g = triangle_plus_isolated();
         assert_eq!(g.n_edges(), 3);
@@ -1125,6 +1151,10 @@ mod tests {
         let mut g = triangle_plus_isolated();
         g.weights[0] = f32::NAN;
         assert!(g.validate(Path::new("x")).is_err());
+        let mut g = triangle_plus_isolated();
+        g.labels = vec!["y".into(), "x".into()];
+        let e = g.validate(Path::new("x")).unwrap_err().to_string();
+        assert!(e.contains("not sorted: \"y\" before \"x\""), "{e}");
         let mut g = triangle_plus_isolated();
         g.labels = vec!["x".into(), "x".into()];
         assert!(g

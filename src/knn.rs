@@ -89,7 +89,9 @@ impl Inverted {
     /// `by_weight`: each feature's postings in descending weight (ties by row) instead of by
     /// row, so that a scan cut short keeps the rows that feature matters most to.
     fn build(m: &FeatureMatrix, by_weight: bool) -> Self {
-        let nf = m.n_features;
+        // Every id in the rows (`n_features` should bound them, but it is a public field,
+        // and a wrong one must not index out of bounds).
+        let nf = m.n_features.max(id_width(m));
         let mut offsets = vec![0u64; nf + 1];
         for &f in &m.features {
             offsets[f as usize + 1] += 1;
@@ -195,9 +197,30 @@ struct Scratch {
     dense: Vec<f32>,
 }
 
+/// One past the largest feature id in `m`'s rows.
+fn id_width(m: &FeatureMatrix) -> usize {
+    m.features.iter().max().map_or(0, |&f| f as usize + 1)
+}
+
+/// Panics, with a message, unless `m`'s offsets cut `features` and `values` into rows.
+fn check_offsets(m: &FeatureMatrix) {
+    let nnz = m.features.len() as u64;
+    assert!(
+        m.values.len() == m.features.len()
+            && m.offsets.first().is_none_or(|&o| o == 0)
+            && m.offsets.windows(2).all(|w| w[0] <= w[1])
+            && m.offsets.last().is_none_or(|&o| o == nnz),
+        "FeatureMatrix: offsets must rise from 0 to the {nnz} features, with as many values"
+    );
+}
+
 /// The `k` most cosine-similar rows of every row, as `(row, neighbour, similarity)`
 /// triplets: similarity `>= min_sim` and `> 0`, no self-pairs, neighbours of one row sorted
 /// by (similarity descending, id ascending). `on_rows(done)` reports progress.
+///
+/// # Panics
+/// If `m`'s offsets do not rise from 0 to `m.features.len()`, or `m.values` is not as long
+/// as `m.features` (a matrix from [`crate::features`] always is).
 pub fn knn(
     m: &FeatureMatrix,
     k: usize,
@@ -224,6 +247,9 @@ pub fn knn(
 ///
 /// Measured on 198k distinct texts (benches/README.md): 16,384 finds 82% of the exact
 /// graph's edges in an eighth of the time; 65,536 finds 93% in a quarter.
+///
+/// # Panics
+/// As [`knn`].
 pub fn knn_bounded(
     m: &FeatureMatrix,
     k: usize,
@@ -235,10 +261,10 @@ pub fn knn_bounded(
     if k == 0 || n < 2 {
         return Vec::new();
     }
+    check_offsets(m);
     let index = Inverted::build(m, max_scan.is_some());
-    // The scattered query's width: every feature id in the rows (`n_features` should bound
-    // them, but it is a public field, and a wrong one must not index out of bounds).
-    let width = m.features.iter().max().map_or(0, |&f| f as usize + 1);
+    // The scattered query's width: every feature id in the rows.
+    let width = id_width(m);
     let chunk = 256;
     let per_chunk: Vec<Vec<(u32, u32, f32)>> = (0..n.div_ceil(chunk))
         .into_par_iter()
@@ -674,6 +700,22 @@ mod tests {
         assert!(
             !cut.is_empty() && cut.iter().all(|t| all.contains(t)),
             "{cut:?}"
+        );
+    }
+
+    #[test]
+    fn a_feature_count_below_the_ids_is_widened_and_broken_offsets_are_named() {
+        let mut m = matrix(&[&[(0, 1.0), (5, 1.0)], &[(5, 1.0)], &[(0, 1.0), (3, 1.0)]]);
+        let want = knn(&m, 2, 0.0, |_| {});
+        m.n_features = 1;
+        assert_eq!(knn(&m, 2, 0.0, |_| {}), want);
+        assert_eq!(knn_bounded(&m, 2, 0.0, Some(100), |_| {}), want);
+        m.offsets[1] = 9;
+        let e = std::panic::catch_unwind(|| knn(&m, 2, 0.0, |_| {})).unwrap_err();
+        let message = e.downcast_ref::<String>().unwrap();
+        assert!(
+            message.contains("FeatureMatrix: offsets must rise"),
+            "{message}"
         );
     }
 

@@ -285,6 +285,19 @@ fn resolve<'a>(
     };
     let mut named: Vec<(u32, String, f32)> = Vec::with_capacity(entries.len());
     for e in entries {
+        // What the file readers check, for entries a program built itself.
+        weight_value(Some(f64::from(e.weight)), path, e.source_line)?;
+        if e.label.trim().is_empty() || e.label.trim() != e.label {
+            return Err(Error::parse(
+                path,
+                e.source_line,
+                format!(
+                    "field \"label\": {:?} is empty or has spaces around it",
+                    e.label
+                ),
+            ));
+        }
+        crate::corpus::check_label(&e.label, "label", path, e.source_line)?;
         let key = match &e.target {
             SeedTarget::Line(l) => line_key(*l, e)?,
             SeedTarget::Name(name) => match by_name.get(name) {
@@ -316,7 +329,8 @@ fn resolve<'a>(
 /// Applies a seed file to `graph`: nodes it names get exactly the file's labels.
 ///
 /// # Errors
-/// [`Error::UnknownSeedTarget`] for a name or line that matches no record.
+/// [`Error::UnknownSeedTarget`] for a name or line that matches no record; [`Error::Parse`]
+/// (at the entry's `source_line`) for a weight or label a seed file could not hold.
 pub fn apply_seed_file(graph: &mut Graph, path: &Path, entries: &[SeedEntry]) -> Result<()> {
     let items = graph
         .records()
@@ -339,7 +353,8 @@ pub fn apply_seed_file(graph: &mut Graph, path: &Path, entries: &[SeedEntry]) ->
 /// twice keeps its largest weight), or is empty when the file does not name the record.
 ///
 /// # Errors
-/// [`Error::UnknownSeedTarget`] for a name or line that matches no record.
+/// [`Error::UnknownSeedTarget`] for a name or line that matches no record; [`Error::Parse`]
+/// (at the entry's `source_line`) for a weight or label a seed file could not hold.
 pub fn record_seeds(
     records: &[Record],
     path: &Path,
@@ -486,5 +501,22 @@ mod tests {
         let (_d, p) = write("s.tsv", "4\tx\n2\ty\n");
         let err = record_seeds(&no_ids, &p, &read_seed_file(&p).unwrap()).unwrap_err();
         assert!(err.to_string().contains(":2:"), "{err}");
+        // Entries a program built are checked as a file's would be.
+        let entry = |label: &str, weight: f32| SeedEntry {
+            target: SeedTarget::Line(4),
+            label: label.into(),
+            weight,
+            source_line: 9,
+        };
+        for (e, why) in [
+            (entry("x", f32::NAN), "field \"weight\""),
+            (entry("x", -1.0), "field \"weight\""),
+            (entry("", 1.0), "is empty"),
+            (entry(" x", 1.0), "spaces around it"),
+            (entry("a\tb", 1.0), "control character"),
+        ] {
+            let err = record_seeds(&no_ids, &p, &[e]).unwrap_err().to_string();
+            assert!(err.contains(":9: ") && err.contains(why), "{err}");
+        }
     }
 }

@@ -121,8 +121,8 @@ pub struct TrainConfig {
     pub learning_rate: f32,
     /// Examples per batch, `>= 1`. Default 64.
     pub batch_size: usize,
-    /// λ: weight of the propagated (soft) examples against the seeds, `>= 0`; 0 trains on
-    /// the seeds alone (propagated labels are read and counted, not used). Default 1.
+    /// λ: weight of the propagated (soft) examples against the seeds, in `[0, 1e6]` (a seed
+    /// weight's range); 0 trains on the seeds alone (propagated labels are read and counted, not used). Default 1.
     pub soft_weight: f32,
     /// Propagated records whose confidence is below this are skipped, in `[0, 1]`.
     /// Default 0 (keep every record that does not abstain).
@@ -242,8 +242,9 @@ impl TrainConfig {
         if self.batch_size == 0 {
             return Err(Error::config("batch_size", "must be at least 1"));
         }
-        if !(self.soft_weight.is_finite() && self.soft_weight >= 0.0) {
-            return Err(Error::config("soft_weight", "must be finite and >= 0"));
+        // Bounded as a seed's weight is, so that the scaled weights stay finite.
+        if !(0.0..=1e6).contains(&self.soft_weight) {
+            return Err(Error::config("soft_weight", "must be in [0, 1e6]"));
         }
         if !(0.0..=1.0).contains(&self.min_confidence) {
             return Err(Error::config("min_confidence", "must be in [0, 1]"));
@@ -422,7 +423,7 @@ fn label_ids(names: impl Iterator<Item = String>) -> Vec<String> {
 /// nowhere, so they never look shifted.
 fn shifted(
     records: &[Record],
-    hard: &[Option<Vec<(&str, f32)>>],
+    hard: &[HardLabels],
     parsed: &[(usize, LabelsLine)],
 ) -> Option<(i64, usize, usize)> {
     const REACH: i64 = 3;
@@ -454,20 +455,45 @@ fn shifted(
         .map(|(d, n)| (d, n, aligned))
 }
 
+/// A record's hard labels, `(name, weight)`; `None` for a record without one.
+type HardLabels<'a> = Option<Vec<(&'a str, f32)>>;
+
 /// Each record's hard labels: the seed file's when it names the record (`seeds[i]` not
 /// empty), else the corpus label, else none.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] (`seeds`) for a weight a seed file could not hold (outside
+/// `[f32::MIN_POSITIVE, MAX_SEED_WEIGHT]`), an empty label, or a label named twice for one
+/// record ([`crate::seeds::record_seeds`] merges those).
 fn hard_labels<'a>(
     records: &'a [Record],
     seeds: &'a [Vec<(String, f32)>],
-) -> Vec<Option<Vec<(&'a str, f32)>>> {
-    records
+) -> Result<Vec<HardLabels<'a>>> {
+    let weights = f64::from(f32::MIN_POSITIVE)..=crate::seeds::MAX_SEED_WEIGHT;
+    for (s, r) in seeds.iter().zip(records) {
+        let bad = |why: String| Error::config("seeds", format!("record of line {}: {why}", r.line));
+        for (i, (label, w)) in s.iter().enumerate() {
+            if !weights.contains(&f64::from(*w)) {
+                return Err(bad(format!(
+                    "label {label:?} has weight {w}, outside {weights:?}"
+                )));
+            }
+            if label.trim().is_empty() {
+                return Err(bad("an empty label".into()));
+            }
+            if s[..i].iter().any(|(l, _)| l == label) {
+                return Err(bad(format!("label {label:?} is named twice")));
+            }
+        }
+    }
+    Ok(records
         .iter()
         .enumerate()
         .map(|(i, r)| match seeds.get(i) {
             Some(s) if !s.is_empty() => Some(s.iter().map(|(l, w)| (l.as_str(), *w)).collect()),
             _ => r.label.as_deref().map(|l| vec![(l, 1.0)]),
         })
-        .collect()
+        .collect())
 }
 
 /// A seed's example: its labels' weights, normalized, as the target (one label: 1), and
@@ -497,11 +523,12 @@ fn id_of(labels: &[String], name: &str) -> u32 {
 impl TrainSet {
     /// Checks what [`train`] relies on, since the fields are public: at least one label and
     /// one example; every example with a non-empty target of known label ids, finite
-    /// probabilities `>= 0` summing to 1 (within 1e-3), and a finite weight `>= 0`.
+    /// probabilities `>= 0` summing to 1 (within 1e-3), and a finite weight `>= 0`, some
+    /// weight `> 0`.
     ///
     /// # Errors
     /// [`Error::NoSeeds`] for no label or no example; [`Error::InvalidConfig`] (`examples`)
-    /// naming the first bad example.
+    /// naming the first bad example, or for weights that are all 0.
     pub fn validate(&self) -> Result<()> {
         if self.examples.is_empty() || self.labels.is_empty() {
             return Err(Error::NoSeeds);
@@ -528,6 +555,12 @@ impl TrainSet {
                 return Err(bad(format!("target sums to {total}, not 1")));
             }
         }
+        if self.examples.iter().all(|ex| ex.weight == 0.0) {
+            return Err(Error::config(
+                "examples",
+                "every example has weight 0: there is nothing to learn from",
+            ));
+        }
         Ok(())
     }
 
@@ -544,9 +577,11 @@ impl TrainSet {
     /// names, and on records the corpus leaves unlabelled. `seeds` may be empty (no file).
     ///
     /// # Errors
-    /// [`Error::NoSeeds`] if no record is labelled.
+    /// [`Error::NoSeeds`] if no record is labelled; [`Error::InvalidConfig`] (`seeds`) for a
+    /// seed weight outside `[f32::MIN_POSITIVE, 1e6]`, an empty label, or a label named twice
+    /// for one record.
     pub fn supervised_with(records: &[Record], seeds: &[Vec<(String, f32)>]) -> Result<Self> {
-        let hard: Vec<Option<Vec<(&str, f32)>>> = hard_labels(records, seeds);
+        let hard: Vec<HardLabels> = hard_labels(records, seeds)?;
         let labels = label_ids(hard.iter().flatten().flatten().map(|l| l.0.to_owned()));
         if labels.is_empty() {
             return Err(Error::NoSeeds);
@@ -592,7 +627,7 @@ impl TrainSet {
     /// empty (no file).
     ///
     /// # Errors
-    /// As [`TrainSet::distilled`].
+    /// As [`TrainSet::distilled`], and for `seeds` as [`TrainSet::supervised_with`].
     pub fn distilled_with(
         records: &[Record],
         seeds: &[Vec<(String, f32)>],
@@ -612,7 +647,7 @@ impl TrainSet {
                 ),
             ));
         }
-        let hard = hard_labels(records, seeds);
+        let hard = hard_labels(records, seeds)?;
         let mut parsed: Vec<(usize, LabelsLine)> = Vec::new();
         // Per record, the labels line that labelled it (0: none yet).
         let mut labelled_at = vec![0u64; records.len()];
@@ -798,7 +833,7 @@ impl TrainSet {
         let source = Path::new("<memory>");
         Self::join(
             records,
-            &hard_labels(records, seeds),
+            &hard_labels(records, seeds)?,
             parsed,
             source,
             config,
@@ -809,7 +844,7 @@ impl TrainSet {
     /// propagated row `parsed` gives for them (by record index).
     fn join(
         records: &[Record],
-        hard: &[Option<Vec<(&str, f32)>>],
+        hard: &[HardLabels],
         parsed: Vec<(usize, LabelsLine)>,
         path: &Path,
         config: &TrainConfig,
@@ -2584,6 +2619,28 @@ mod tests {
         // The same file without propagated labels.
         let supervised = TrainSet::supervised_with(&records, &file).unwrap();
         assert_eq!(supervised.examples, vec![e[0].clone(), e[3].clone()]);
+        // Seeds a program built with weights or labels a seed file could not hold.
+        for (bad, why) in [
+            (s(&[("thanks", 0.0)]), "has weight 0"),
+            (s(&[("thanks", f32::NAN)]), "has weight NaN"),
+            (s(&[("thanks", f32::MAX)]), "outside"),
+            (s(&[(" ", 1.0)]), "an empty label"),
+            (
+                s(&[("thanks", 1.0), ("thanks", 2.0)]),
+                "\"thanks\" is named twice",
+            ),
+        ] {
+            let e = TrainSet::supervised_with(&records, std::slice::from_ref(&bad)).unwrap_err();
+            let e = e.to_string();
+            assert!(
+                e.contains("invalid seeds: record of line 1") && e.contains(why),
+                "{e}"
+            );
+            let path = Path::new("l.jsonl");
+            let distilled =
+                TrainSet::distilled_with(&records, &[bad], &mut labels.as_bytes(), path, &config);
+            assert!(distilled.unwrap_err().to_string().contains(why));
+        }
     }
 
     #[test]
@@ -2684,6 +2741,22 @@ mod tests {
         };
         let err = try_fit(&set, &config, &mut |_| {}).unwrap_err();
         assert!(err.to_string().contains("training diverged"), "{err}");
+    }
+
+    #[test]
+    fn weights_that_teach_nothing_or_overflow_are_refused_by_name() {
+        let mut set = TrainSet::supervised(&toy_records()).unwrap();
+        for ex in &mut set.examples {
+            ex.weight = 0.0;
+        }
+        let err = set.validate().unwrap_err().to_string();
+        assert!(err.contains("every example has weight 0"), "{err}");
+        let huge = TrainConfig {
+            soft_weight: f32::MAX,
+            ..small()
+        };
+        let err = huge.validate().unwrap_err().to_string();
+        assert!(err.starts_with("invalid soft_weight"), "{err}");
     }
 
     #[test]
