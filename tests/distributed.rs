@@ -75,6 +75,17 @@ impl Drop for Started {
 
 /// Starts process `process` of the cluster in `hosts.txt`, two workers each.
 fn start(dir: &Path, process: &str, out: &str, extra: &[&str]) -> Started {
+    start_with_workers(dir, process, "2", out, extra)
+}
+
+/// [`start`] with `workers` workers.
+fn start_with_workers(
+    dir: &Path,
+    process: &str,
+    workers: &str,
+    out: &str,
+    extra: &[&str],
+) -> Started {
     let child = Command::new(env!("CARGO_BIN_EXE_sprig"))
         .args(["propagate", "--graph", "r.graph", "--out", out, "-q"])
         .args([
@@ -83,7 +94,7 @@ fn start(dir: &Path, process: &str, out: &str, extra: &[&str]) -> Started {
             "--process",
             process,
             "--workers",
-            "2",
+            workers,
         ])
         .args(extra)
         .current_dir(dir)
@@ -155,6 +166,35 @@ fn distributed_processes_must_agree_on_their_inputs() {
         assert!(err.contains("another graph, seed set or config"), "{err}");
     }
     assert!(!d.join("from-0.jsonl").exists() && !d.join("from-1.jsonl").exists());
+}
+
+/// Processes started with different `--workers` cannot even agree on timely's connections:
+/// timely's threads panic, and each process says so in one line, not a screen of panics.
+#[test]
+fn processes_with_other_worker_counts_fail_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    replies_graph(d);
+    write_hosts(d);
+    let second = start_with_workers(d, "1", "2", "from-1.jsonl", &[]);
+    let first = start_with_workers(d, "0", "1", "from-0.jsonl", &[]);
+    for child in [first, second] {
+        let out = child.finish();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("sprig: ")).collect();
+        assert!(
+            errors.len() == 1
+                && errors[0].contains("the same hosts file and --workers")
+                && errors[0].contains("the first of its panics: thread 'timely"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("\nthread '"),
+            "timely's panics are not printed: {err}"
+        );
+    }
+    assert!(!d.join("from-0.jsonl").exists());
 }
 
 /// The one-line error of `sprig propagate` on the bundled graph with `--hosts FILE

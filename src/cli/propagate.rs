@@ -196,6 +196,36 @@ fn load_graph(path: &std::path::Path, place: &Option<Cluster>) -> anyhow::Result
     Ok(Graph::load(path)?)
 }
 
+/// Keeps the panics of timely's threads (and of the thread that runs them) off stderr from
+/// now on, and returns where the first one is kept. timely stops a cluster whose processes
+/// do not match (another `--workers`) or that lost one by panicking in each of its threads:
+/// a screen of messages from deep inside timely, before the run's own error, which says
+/// what to check. That error quotes the first panic instead. Other threads' panics are
+/// printed as before.
+#[cfg(feature = "distributed")]
+fn quiet_timely_panics() -> Arc<std::sync::Mutex<Option<String>>> {
+    let first = Arc::new(std::sync::Mutex::new(None));
+    let keep = Arc::clone(&first);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        let name = thread.name().unwrap_or("");
+        if name.starts_with("timely") || name == "sprig-cluster" {
+            let mut first = keep.lock().unwrap_or_else(|p| p.into_inner());
+            if first.is_none() {
+                // `panicked at FILE:LINE:COL:\nMESSAGE`, on one line.
+                *first = Some(format!(
+                    "thread '{name}' {}",
+                    info.to_string().replace('\n', " ")
+                ));
+            }
+        } else {
+            previous(info);
+        }
+    }));
+    first
+}
+
 /// Runs the propagation on `place` (or in this process). `None` in a process other than
 /// process 0.
 fn propagate_at(
@@ -206,13 +236,23 @@ fn propagate_at(
 ) -> anyhow::Result<Option<Propagation>> {
     if let Some(cluster) = place {
         #[cfg(feature = "distributed")]
-        return Ok(sprig::propagate::propagate_distributed(
-            Arc::clone(graph),
-            graph.seeds(),
-            config,
-            cluster,
-            on_iteration,
-        )?);
+        {
+            let first_panic = quiet_timely_panics();
+            return sprig::propagate::propagate_distributed(
+                Arc::clone(graph),
+                graph.seeds(),
+                config,
+                cluster,
+                on_iteration,
+            )
+            .map_err(|e| {
+                let first = first_panic.lock().unwrap_or_else(|p| p.into_inner()).take();
+                match first {
+                    Some(p) => anyhow::anyhow!("{e}; the first of its panics: {p}"),
+                    None => e.into(),
+                }
+            });
+        }
         #[cfg(not(feature = "distributed"))]
         match *cluster {}
     }
