@@ -175,6 +175,22 @@ fn prior_from_a_labelled_sample_is_its_add_one_shares() {
             && err.contains("plain.csv:1: header row has no \"body\" column"),
         "{err}"
     );
+    // A plain-text sample has no fields: its `__label__` prefixes serve, whatever the
+    // corpus's fields were called, and give the CSV's shares (two greet, one thanks).
+    std::fs::write(
+        d.join("sample.txt"),
+        "__label__greet hi\n__label__thanks thx\n__label__greet yo\n",
+    )
+    .unwrap();
+    let from_text = ["--graph", "c.graph", "--prior-from", "sample.txt", "-q"];
+    ok(
+        d,
+        &[&["propagate", "--out", "t.jsonl"][..], &from_text].concat(),
+    );
+    assert_eq!(
+        std::fs::read(d.join("t.jsonl")).unwrap(),
+        std::fs::read(d.join("c.jsonl")).unwrap()
+    );
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use sprig::corpus::{CorpusOptions, CorpusReader};
+use sprig::corpus::{CorpusFormat, CorpusOptions, CorpusReader};
 use sprig::error::Error;
 use sprig::graph::Graph;
 use sprig::propagate::{
@@ -294,12 +294,18 @@ fn sample_priors(
         .get("corpus")
         .and_then(|c| serde_json::from_value::<CorpusOptions>(c.clone()).ok())
         .unwrap_or_default();
+    // A plain-text sample (`__label__NAME` prefixes) has no fields to name, whatever the
+    // graph's corpus called them.
+    let fields = match CorpusFormat::from_path(path) {
+        Some(CorpusFormat::Text) => CorpusOptions::default(),
+        _ => built,
+    };
     let options = CorpusOptions {
         format: None,
         // The sample's ids serve nothing: whatever its id field holds is not checked.
         id_field: None,
         require_label: true,
-        ..built
+        ..fields
     };
     let reader = CorpusReader::open(path, &options).with_context(|| {
         format!(
