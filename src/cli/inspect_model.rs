@@ -6,7 +6,6 @@ use std::path::Path;
 use serde_json::json;
 use sprig::model::ProjectionModel;
 
-/// The first 8 bytes of the file (its magic), if it can be read and has that many.
 /// The file's first bytes, at most 8 (its magic, unless it is shorter); `None` if it
 /// cannot be read.
 pub(crate) fn magic(path: &Path) -> Option<Vec<u8>> {

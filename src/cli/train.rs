@@ -118,7 +118,8 @@ pub struct Args {
     #[arg(long)]
     ema: Option<f32>,
     /// Distil a linear teacher through N perturbed copies of each training text (0: off);
-    /// at 4, training takes about three times as long as without copies. Networks only [default: 4].
+    /// at 4, training takes about three times as long as without copies. Networks only
+    /// [default: 4].
     #[arg(long)]
     augment: Option<usize>,
     /// How weights are stored: int4 (first layer 4-bit, later layers 8-bit, one scale per
