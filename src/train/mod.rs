@@ -122,7 +122,8 @@ pub struct TrainConfig {
     /// Examples per batch, `>= 1`. Default 64.
     pub batch_size: usize,
     /// λ: weight of the propagated (soft) examples against the seeds, in `[0, 1e6]` (a seed
-    /// weight's range); 0 trains on the seeds alone (propagated labels are read and counted, not used). Default 1.
+    /// weight's range); 0 trains on the seeds alone (propagated labels are read and counted,
+    /// not used). Default 1.
     pub soft_weight: f32,
     /// Propagated records whose confidence is below this are skipped, in `[0, 1]`.
     /// Default 0 (keep every record that does not abstain).
@@ -475,7 +476,9 @@ fn hard_labels<'a>(
         for (i, (label, w)) in s.iter().enumerate() {
             if !weights.contains(&f64::from(*w)) {
                 return Err(bad(format!(
-                    "label {label:?} has weight {w}, outside {weights:?}"
+                    "label {label:?} has weight {w}, outside [{:e}, {:e}]",
+                    weights.start(),
+                    weights.end()
                 )));
             }
             if label.trim().is_empty() {
