@@ -67,9 +67,26 @@ impl CorpusFormat {
     /// jsonl when its first non-blank byte opens a JSON object, text otherwise. A plain-text
     /// corpus whose first line starts with `{` needs `--format text`.
     pub fn sniff(head: &[u8]) -> Self {
+        // Past a UTF-8 byte-order mark, which the readers skip.
+        let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
         match head.iter().find(|b| !b.is_ascii_whitespace()) {
             Some(b'{') => CorpusFormat::Jsonl,
             _ => CorpusFormat::Text,
+        }
+    }
+
+    /// The format of `input`, named `path`: its extension's ([`CorpusFormat::from_path`]),
+    /// else what its first bytes say ([`CorpusFormat::sniff`]), read without consuming them,
+    /// so that `input` can then go to [`CorpusReader::from_reader`] (a pipe too).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if `input` cannot be read.
+    pub fn detect(path: &Path, input: &mut dyn BufRead) -> Result<Self> {
+        match Self::from_path(path) {
+            Some(format) => Ok(format),
+            None => Ok(Self::sniff(
+                input.fill_buf().map_err(|e| Error::io(path, e))?,
+            )),
         }
     }
 }
@@ -318,9 +335,9 @@ impl CorpusReader {
     pub fn from_reader(path: &Path, raw: Box<dyn Read>, options: &CorpusOptions) -> Result<Self> {
         let mut buffered = BufReader::with_capacity(1 << 16, raw);
         skip_bom(&mut buffered, path)?;
-        let format = match options.format.or_else(|| CorpusFormat::from_path(path)) {
+        let format = match options.format {
             Some(format) => format,
-            None => CorpusFormat::sniff(buffered.fill_buf().map_err(|e| Error::io(path, e))?),
+            None => CorpusFormat::detect(path, &mut buffered)?,
         };
         if format == CorpusFormat::Text {
             // Plain text has no fields: a field named other than the defaults is a mistake
@@ -1271,6 +1288,11 @@ mod tests {
         let recs = ok(b"{\"text\": \"hi\"}\n", "notes.txt");
         assert_eq!(recs[0].text, "{\"text\": \"hi\"}");
         assert_eq!(CorpusFormat::sniff(b""), CorpusFormat::Text);
+        // `detect` reads without consuming, past a byte-order mark.
+        let mut input = std::io::BufReader::new(&json[..]);
+        let got = CorpusFormat::detect(Path::new("data"), &mut input).unwrap();
+        assert_eq!(got, CorpusFormat::Jsonl);
+        assert_eq!(input.fill_buf().unwrap(), &json[..]);
     }
 
     #[test]

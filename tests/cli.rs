@@ -133,7 +133,8 @@ fn prior_from_a_labelled_sample_is_its_add_one_shares() {
     // A graph built with other field names reads its sample with them too.
     std::fs::write(
         d.join("c.csv"),
-        "key,body,intent\nt1,hello there,greet\nt2,thanks a lot,thanks\nt3,hi you,greet\n",
+        "key,body,intent\nt1,hello there,greet\nt2,thanks a lot,thanks\nt3,hi you,greet\n\
+         t4,hello thanks,\nt5,thanks you there,\n",
     )
     .unwrap();
     let fields = [
@@ -176,21 +177,20 @@ fn prior_from_a_labelled_sample_is_its_add_one_shares() {
         "{err}"
     );
     // A plain-text sample has no fields: its `__label__` prefixes serve, whatever the
-    // corpus's fields were called, and give the CSV's shares (two greet, one thanks).
-    std::fs::write(
-        d.join("sample.txt"),
-        "__label__greet hi\n__label__thanks thx\n__label__greet yo\n",
-    )
-    .unwrap();
-    let from_text = ["--graph", "c.graph", "--prior-from", "sample.txt", "-q"];
-    ok(
-        d,
-        &[&["propagate", "--out", "t.jsonl"][..], &from_text].concat(),
-    );
-    assert_eq!(
-        std::fs::read(d.join("t.jsonl")).unwrap(),
-        std::fs::read(d.join("c.jsonl")).unwrap()
-    );
+    // corpus's fields were called, also when only its first bytes tell its format. The
+    // CSV's shares (two greet, one thanks) give the CSV's output; others another one (the
+    // last two records are not seeds).
+    let from_text = |shares: &str, out: &str| {
+        std::fs::write(d.join("sample"), shares).unwrap();
+        let args = ["--graph", "c.graph", "--prior-from", "sample", "-q"];
+        ok(d, &[&["propagate", "--out", out][..], &args].concat());
+        std::fs::read(d.join(out)).unwrap()
+    };
+    let csv_output = std::fs::read(d.join("c.jsonl")).unwrap();
+    let same = "__label__greet hi\n__label__thanks thx\n__label__greet yo\n";
+    assert_eq!(from_text(same, "t.jsonl"), csv_output);
+    let reversed = "__label__thanks hi\n__label__greet thx\n__label__thanks yo\n";
+    assert_ne!(from_text(reversed, "r.jsonl"), csv_output);
 }
 
 #[test]

@@ -295,19 +295,21 @@ fn sample_priors(
         .and_then(|c| serde_json::from_value::<CorpusOptions>(c.clone()).ok())
         .unwrap_or_default();
     // A plain-text sample (`__label__NAME` prefixes) has no fields to name, whatever the
-    // graph's corpus called them.
-    let fields = match CorpusFormat::from_path(path) {
-        Some(CorpusFormat::Text) => CorpusOptions::default(),
+    // graph's corpus called them: its format is told first (by name or by its first bytes).
+    let mut input = std::io::BufReader::new(sprig::corpus::open_input(path)?);
+    let format = CorpusFormat::detect(path, &mut input)?;
+    let fields = match format {
+        CorpusFormat::Text => CorpusOptions::default(),
         _ => built,
     };
     let options = CorpusOptions {
-        format: None,
+        format: Some(format),
         // The sample's ids serve nothing: whatever its id field holds is not checked.
         id_field: None,
         require_label: true,
         ..fields
     };
-    let reader = CorpusReader::open(path, &options).with_context(|| {
+    let reader = CorpusReader::from_reader(path, Box::new(input), &options).with_context(|| {
         format!(
             "--prior-from reads the fields the graph was built with (sprig graph --text-field \
              {:?} --label-field {:?})",
