@@ -148,6 +148,98 @@ impl RecordId {
     }
 }
 
+/// A record as [`IdIndex`] sees it: its line and its id, if it has one.
+pub trait Identified {
+    /// The 1-based line.
+    fn line(&self) -> u64;
+    /// The id, if any.
+    fn id(&self) -> Option<&RecordId>;
+}
+
+impl Identified for Record {
+    fn line(&self) -> u64 {
+        self.line
+    }
+    fn id(&self) -> Option<&RecordId> {
+        self.id.as_ref()
+    }
+}
+
+/// The ids of the records kept so far, to refuse an id given twice (as `sprig graph` and
+/// `sprig train` do: seed files and labels name a record by its id alone). Ids are compared
+/// as seed files name them ([`RecordId::as_plain`]), so `"1"` and `1` are one id.
+///
+/// Each id is found through a 64-bit hash pointing at the first record that had it (the id
+/// itself is compared on a hit), so the index costs about 16 bytes a record, not a second
+/// copy of every id.
+#[derive(Debug)]
+pub struct IdIndex {
+    by_hash: hashbrown::HashMap<u64, usize>,
+    /// The first line of each id whose hash an earlier, different id has.
+    colliding: hashbrown::HashMap<String, u64>,
+    /// [`crate::hash::feature_hash`]; the tests give one that collides.
+    hash: fn(&[u8]) -> u64,
+}
+
+impl Default for IdIndex {
+    fn default() -> Self {
+        Self {
+            by_hash: hashbrown::HashMap::new(),
+            colliding: hashbrown::HashMap::new(),
+            hash: crate::hash::feature_hash,
+        }
+    }
+}
+
+impl IdIndex {
+    /// Checks that no record of `kept` (the records kept so far, each added with
+    /// [`IdIndex::add`]) has `record`'s id.
+    ///
+    /// # Errors
+    /// [`Error::Parse`] (see [`Error::duplicate_id`]) naming both lines; `path` and `field`
+    /// name the corpus and its id field.
+    pub fn check(
+        &self,
+        kept: &[impl Identified],
+        record: &impl Identified,
+        path: &Path,
+        field: &str,
+    ) -> Result<()> {
+        let Some(id) = record.id() else {
+            return Ok(());
+        };
+        let plain = id.as_plain();
+        let first = match self.by_hash.get(&(self.hash)(plain.as_bytes())) {
+            None => None,
+            Some(&i) if kept[i].id().map(RecordId::as_plain).as_ref() == Some(&plain) => {
+                Some(kept[i].line())
+            }
+            Some(_) => self.colliding.get(&plain).copied(),
+        };
+        match first {
+            Some(first) => Err(Error::duplicate_id(path, record.line(), field, id, first)),
+            None => Ok(()),
+        }
+    }
+
+    /// Adds the id of `kept[index]`, a record [`IdIndex::check`] passed.
+    pub fn add(&mut self, kept: &[impl Identified], index: usize) {
+        let r = &kept[index];
+        let Some(id) = r.id() else {
+            return;
+        };
+        let plain = id.as_plain();
+        match self.by_hash.entry((self.hash)(plain.as_bytes())) {
+            hashbrown::hash_map::Entry::Vacant(e) => {
+                e.insert(index);
+            }
+            hashbrown::hash_map::Entry::Occupied(_) => {
+                self.colliding.entry(plain).or_insert(r.line());
+            }
+        }
+    }
+}
+
 /// One input record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
@@ -1272,6 +1364,36 @@ mod tests {
                 .replace('\r', "\n")
                 .into_bytes();
             proptest::prop_assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn an_id_given_twice_is_found_whatever_the_hashes() {
+        let record = |line: u64, id: &str| Record {
+            line,
+            id: Some(RecordId(id.to_owned())),
+            text: String::new(),
+            label: None,
+        };
+        // The real hash, and one under which every id collides.
+        for hash in [crate::hash::feature_hash as fn(&[u8]) -> u64, |_| 7] {
+            let mut ids = IdIndex {
+                hash,
+                ..IdIndex::default()
+            };
+            let mut kept = Vec::new();
+            for r in [record(1, "\"a\""), record(2, "7"), record(4, "\"b\"")] {
+                ids.check(&kept, &r, Path::new("c"), "id").unwrap();
+                kept.push(r);
+                ids.add(&kept, kept.len() - 1);
+            }
+            for (again, first) in [("\"7\"", 2), ("\"a\"", 1), ("\"b\"", 4)] {
+                let e = ids.check(&kept, &record(9, again), Path::new("c"), "id");
+                let e = e.unwrap_err().to_string();
+                assert!(e.contains(&format!("(first at line {first})")), "{e}");
+            }
+            ids.check(&kept, &record(9, "\"c\""), Path::new("c"), "id")
+                .unwrap();
         }
     }
 

@@ -22,7 +22,7 @@ use hashbrown::HashMap;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::corpus::{CorpusOptions, CorpusReader, Record, RecordId};
+use crate::corpus::{CorpusOptions, CorpusReader, Record};
 use crate::error::{Error, Result};
 use crate::graph::RecordRef;
 use crate::text::{Block, FeatureScratch, TextPipeline, Tokens};
@@ -214,11 +214,7 @@ pub fn ingest_from(
     };
     let mut node_of_key: HashMap<u128, u32> = HashMap::new();
     let mut feature_of_hash: HashMap<u64, u32> = HashMap::new();
-    // Duplicate ids are found through a 64-bit hash of the id pointing at the first record
-    // that had it (the id itself is compared on a hit), so the check costs 16 bytes a record
-    // instead of a second copy of every id.
-    let mut record_of_id: HashMap<u64, usize> = HashMap::new();
-    let mut colliding: HashMap<String, u64> = HashMap::new();
+    let mut ids = crate::corpus::IdIndex::default();
     let mut label_ids: HashMap<String, u32> = HashMap::new();
     let mut row: Vec<(u32, u32)> = Vec::new();
     let mut read = 0u64;
@@ -270,42 +266,10 @@ pub fn ingest_from(
                 )?;
                 continue;
             }
-            if let Some(id) = &p.record.id {
-                // Ids are compared as seed files name them (`as_plain`): `"1"` and `1` are
-                // one id, or a seed `1` could not tell which record it means.
-                let plain = id.as_plain();
-                let h = crate::hash::feature_hash(plain.as_bytes());
-                let first = match record_of_id.get(&h) {
-                    None => {
-                        record_of_id.insert(h, out.records.len());
-                        None
-                    }
-                    Some(&r)
-                        if out.records[r].id.as_ref().map(RecordId::as_plain).as_ref()
-                            == Some(&plain) =>
-                    {
-                        Some(out.records[r].line)
-                    }
-                    // A hash collision between different ids: fall back to the exact map.
-                    Some(_) => colliding.insert(plain, p.record.line),
-                };
-                if let Some(first) = first {
-                    skip(
-                        &mut out.skipped,
-                        Error::duplicate_id(
-                            reader.path(),
-                            p.record.line,
-                            reader
-                                .options()
-                                .id_field
-                                .as_deref()
-                                .expect("ids are read under a name"),
-                            id,
-                            first,
-                        ),
-                    )?;
-                    continue;
-                }
+            let field = reader.options().id_field.as_deref().unwrap_or_default();
+            if let Err(e) = ids.check(&out.records, &p.record, reader.path(), field) {
+                skip(&mut out.skipped, e)?;
+                continue;
             }
             let next = out.node_texts.len() as u32;
             let node = *node_of_key.entry(p.key).or_insert(next);
@@ -345,6 +309,7 @@ pub fn ingest_from(
                 id: p.record.id,
                 node,
             });
+            ids.add(&out.records, out.records.len() - 1);
             out.record_labels.push(p.record.label.map(|l| {
                 let next = label_ids.len() as u32;
                 *label_ids.entry(l).or_insert_with_key(|name| {

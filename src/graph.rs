@@ -70,6 +70,15 @@ pub struct RecordRef {
     pub node: u32,
 }
 
+impl crate::corpus::Identified for RecordRef {
+    fn line(&self) -> u64 {
+        self.line
+    }
+    fn id(&self) -> Option<&RecordId> {
+        self.id.as_ref()
+    }
+}
+
 /// A seed: node `node` carries label `label` with weight `weight` (> 0).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Seed {

@@ -1,6 +1,5 @@
 //! `sprig train`: corpus (+ propagated labels) → `.sprig` projection model.
 
-use std::collections::HashMap;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
@@ -171,36 +170,21 @@ fn read_records(args: &Args, bars: &Bars) -> anyhow::Result<Vec<Record>> {
     let mut tokens = Tokens::default();
     let mut records = Vec::new();
     let mut skips = super::SkipInvalid::new(args.skip_invalid);
-    // Ids must be unique, as `graph` requires: the first record with an id keeps it, and
-    // seed files and labels name it alone.
-    let mut first_of_id: HashMap<String, u64> = HashMap::new();
+    // Ids must be unique, as `graph` requires: the first record with an id keeps it.
+    let mut ids = sprig::corpus::IdIndex::default();
+    let id_field = options.id_field.clone().unwrap_or_default();
     for r in reader {
         let r = r.and_then(|r| {
             pipeline.tokenize_into(&r.text, &mut tokens);
             if tokens.is_empty() {
                 return Err(sprig::Error::empty_text(&path, r.line, &options.text_field));
             }
-            if let Some(id) = &r.id {
-                if let Some(&first) = first_of_id.get(&id.as_plain()) {
-                    return Err(sprig::Error::duplicate_id(
-                        &path,
-                        r.line,
-                        options
-                            .id_field
-                            .as_deref()
-                            .expect("ids are read under a name"),
-                        id,
-                        first,
-                    ));
-                }
-            }
+            ids.check(&records, &r, &path, &id_field)?;
             Ok(r)
         });
         if let Some(r) = skips.keep(r)? {
-            if let Some(id) = &r.id {
-                first_of_id.insert(id.as_plain(), r.line);
-            }
             records.push(r);
+            ids.add(&records, records.len() - 1);
         }
     }
     if records.is_empty() {
