@@ -747,9 +747,9 @@ impl Graph {
     /// Reads and verifies a graph file, keeping the edges of the rows `rows(n)` only (`n`
     /// the node count, read first): what a process of a distributed run needs
     /// (`propagate::Cluster::rows`, with the `distributed` feature). Everything else is kept:
-    /// every row's offsets, each row's degree and walk entropy (what propagation needs of the rows it does not
-    /// sweep, 16 bytes a node), the keys, records, labels and seeds. The whole file is
-    /// still read and its checksum verified.
+    /// every row's offsets, each row's degree and walk entropy (what propagation needs of the
+    /// rows it does not sweep, 16 bytes a node), the keys, records, labels and seeds. The
+    /// whole file is still read and its checksum verified.
     ///
     /// Such a graph answers [`Graph::row`] for its rows only, propagates only through
     /// `propagate::propagate_distributed` (the `distributed` feature), and cannot be saved.
