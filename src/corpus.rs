@@ -660,8 +660,9 @@ impl Iterator for CorpusReader {
 
     fn next(&mut self) -> Option<Self::Item> {
         let item = self.next_record();
-        // An I/O error ends the stream: retrying would loop forever on a broken reader.
-        if let Some(Err(Error::Io { .. })) = &item {
+        // An I/O error ends the stream: retrying would loop forever on a broken reader. So
+        // does a quote that never closes: the rest of the input is gone into its field.
+        if let Some(Err(Error::Io { .. } | Error::UnclosedQuote { .. })) = &item {
             self.inner = Inner::Done;
         }
         item
@@ -718,22 +719,13 @@ fn check_quotes(raw: &[u8], delimiter: u8, line: u64, path: &Path) -> Result<()>
                 match raw.get(i) {
                     None => {
                         // The rest of the input was read as this field: nothing after it can
-                        // be recovered, so this ends the read even under --skip-invalid (an
-                        // I/O-kind error), instead of counting one skipped record.
-                        let last = line_at(raw.len()) - u64::from(raw.ends_with(b"\n"));
-                        return Err(Error::io(
-                            path,
-                            std::io::Error::new(
-                                std::io::ErrorKind::InvalidData,
-                                format!(
-                                    "line {}: a quoted field opens here and never closes, so \
-                                     lines {}-{last} would all be its text: a quote inside a \
-                                     field must be doubled (\"\")",
-                                    line_at(open),
-                                    line_at(open)
-                                ),
-                            ),
-                        ));
+                        // be recovered, so this ends the read even under --skip-invalid,
+                        // instead of counting one skipped record.
+                        return Err(Error::UnclosedQuote {
+                            path: path.to_owned(),
+                            line: line_at(open),
+                            last: line_at(raw.len()) - u64::from(raw.ends_with(b"\n")),
+                        });
                     }
                     Some(b'"') if raw.get(i + 1) == Some(&b'"') => i += 2,
                     Some(b'"') => break,
@@ -1195,8 +1187,8 @@ mod tests {
             e[0].contains("c.csv:2: text follows the closing quote"),
             "{e:?}"
         );
-        // Never closed: the rest of the file was its text, so the read ends there (an
-        // I/O-kind error, which --skip-invalid does not skip).
+        // Never closed: the rest of the file was its text, so the read ends there (an error
+        // that --skip-invalid does not skip).
         let out = read(
             b"text,label\nfine,a\n\"never closed,b\nmore,c\n",
             "c.csv",
@@ -1204,11 +1196,10 @@ mod tests {
         );
         assert_eq!(out.len(), 2);
         let e = out[1].as_ref().unwrap_err();
-        assert!(matches!(e, Error::Io { .. }), "{e}");
+        assert!(matches!(e, Error::UnclosedQuote { .. }), "{e}");
         assert!(
-            e.to_string().contains(
-                "c.csv: line 3: a quoted field opens here and never closes, so lines 3-4"
-            ),
+            e.to_string()
+                .contains("c.csv:3: a quoted field opens here and never closes, so lines 3-4"),
             "{e}"
         );
         // The header row is checked too.

@@ -33,6 +33,22 @@ pub enum Error {
         /// What was wrong, naming the field.
         message: String,
     },
+    /// A CSV/TSV quoted field opens on `line` and never closes: the rest of the input was
+    /// read as its text, so nothing after it can be recovered. Unlike [`Error::Parse`], it
+    /// ends the read even where invalid records are skipped.
+    #[error(
+        "{}:{line}: a quoted field opens here and never closes, so lines {line}-{last} would \
+         all be its text: a quote inside a field must be doubled (\"\")",
+        path.display()
+    )]
+    UnclosedQuote {
+        /// The file (`-` for standard input).
+        path: PathBuf,
+        /// 1-based line where the field opens.
+        line: u64,
+        /// The input's last line.
+        last: u64,
+    },
     /// A distributed run failed: the processes could not connect, disagree on their inputs,
     /// or a worker or process stopped.
     ///

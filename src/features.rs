@@ -219,7 +219,9 @@ pub fn ingest_from(
     let mut row: Vec<(u32, u32)> = Vec::new();
     let mut read = 0u64;
     let skip = |skipped: &mut Skipped, e: Error| -> Result<()> {
-        if !skip_invalid || matches!(e, Error::Io { .. }) {
+        // Only a bad record is skipped: not a failed read, nor a quote that never closes
+        // (the rest of the input went into its field).
+        if !skip_invalid || !matches!(e, Error::Parse { .. }) {
             return Err(e);
         }
         skipped.count += 1;
