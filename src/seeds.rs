@@ -89,11 +89,17 @@ pub fn read_seed_file(path: &Path) -> Result<Vec<SeedEntry>> {
 /// they would only overflow the propagation's and training's `f32` sums.
 pub const MAX_SEED_WEIGHT: f64 = 1e6;
 
+/// Whether `w` is a seed weight: in `[f32::MIN_POSITIVE, MAX_SEED_WEIGHT]`. Weights are
+/// stored as f32: the low end is f32's smallest normal number (a subnormal or smaller weight
+/// would round to 0 or lose its precision). Seed files and seeds built in memory
+/// ([`crate::train::TrainSet::supervised_with`]) are held to it alike.
+pub(crate) fn is_seed_weight(w: f64) -> bool {
+    (f64::from(f32::MIN_POSITIVE)..=MAX_SEED_WEIGHT).contains(&w)
+}
+
 fn weight_value(raw: Option<f64>, path: &Path, line: u64) -> Result<f32> {
     let w = raw.unwrap_or(1.0);
-    // Weights are stored as f32: the low end is f32's smallest normal number (a subnormal or
-    // smaller weight would round to 0 or lose its precision).
-    if !(w.is_finite() && w >= f64::from(f32::MIN_POSITIVE) && w <= MAX_SEED_WEIGHT) {
+    if !is_seed_weight(w) {
         return Err(Error::parse(
             path,
             line,

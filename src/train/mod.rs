@@ -470,15 +470,14 @@ fn hard_labels<'a>(
     records: &'a [Record],
     seeds: &'a [Vec<(String, f32)>],
 ) -> Result<Vec<HardLabels<'a>>> {
-    let weights = f64::from(f32::MIN_POSITIVE)..=crate::seeds::MAX_SEED_WEIGHT;
     for (s, r) in seeds.iter().zip(records) {
         let bad = |why: String| Error::config("seeds", format!("record of line {}: {why}", r.line));
         for (i, (label, w)) in s.iter().enumerate() {
-            if !weights.contains(&f64::from(*w)) {
+            if !crate::seeds::is_seed_weight(f64::from(*w)) {
                 return Err(bad(format!(
                     "label {label:?} has weight {w}, outside [{:e}, {:e}]",
-                    weights.start(),
-                    weights.end()
+                    f64::from(f32::MIN_POSITIVE),
+                    crate::seeds::MAX_SEED_WEIGHT
                 )));
             }
             if label.trim().is_empty() {
