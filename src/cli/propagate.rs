@@ -76,7 +76,9 @@ pub struct Args {
     #[arg(long)]
     beta: Option<f64>,
     /// Class-balance correction after propagation: cmn (class mass normalization, Zhu et al.
-    /// 2003) with priors from the seeds or from --prior, or none.
+    /// 2003) with priors from the seeds or from --prior, or none. Priors from the seeds count
+    /// each seeded node once, split between its labels in proportion to their weights: a
+    /// seed's weight never changes them.
     #[arg(long, value_enum, default_value_t = PriorMode::of(&defaults().class_prior))]
     class_prior: PriorMode,
     /// A class prior for cmn, as LABEL=WEIGHT (repeatable; implies --class-prior cmn;

@@ -12,10 +12,18 @@ use crate::error::{Error, Result};
 use crate::graph::Seed;
 
 /// The priors `q_l` (summing to 1) if class mass normalization is configured: the given
-/// ones, or the seeds' weights per label. Seeds are per node (identical texts share one, and
-/// a label given to several of its records is one seed), so the estimate counts distinct
-/// seeded texts, while [`class_mass_normalize`] counts the mass per input record: with many
-/// identical labelled records, pass the priors (`--prior`, `--prior-from`) instead.
+/// ones, or estimated from the seeds. The estimate counts each seeded node once and splits
+/// that one count between the node's labels in proportion to their weights: a weight is a
+/// confidence (Expander's pull) or a share between one node's labels (`lp`, `spreading`,
+/// `mad`), never a class frequency, so one seed of weight 100 must not outweigh a hundred
+/// seeds of weight 1 (a review found one such seed turning a whole cluster to its label).
+/// Seeds are per node (identical texts share one, and a label given to several of its
+/// records is one seed), so the estimate counts distinct seeded texts, while
+/// [`class_mass_normalize`] counts the mass per input record: with many identical labelled
+/// records, pass the priors (`--prior`, `--prior-from`) instead.
+///
+/// `seeds` must be merged ([`crate::graph::merge_seeds`]): sorted by node, so that a node's
+/// seeds are adjacent.
 ///
 /// # Errors
 /// [`Error::InvalidConfig`] (`class_prior`) if a given prior names a label the graph lacks.
@@ -38,8 +46,13 @@ pub(crate) fn resolve(
             }
         }
         None => {
-            for s in seeds {
-                q[s.label as usize] += f64::from(s.weight);
+            for node in seeds.chunk_by(|a, b| a.node == b.node) {
+                // With one label of weight w this adds w / w = 1 exactly: unit-weight,
+                // one-label seeds give the counts they always gave, bit for bit.
+                let total: f64 = node.iter().map(|s| f64::from(s.weight)).sum();
+                for s in node {
+                    q[s.label as usize] += f64::from(s.weight) / total;
+                }
             }
         }
     }
@@ -176,4 +189,53 @@ pub(crate) fn class_mass_normalize(
         }
         true
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seed(node: u32, label: u32, weight: f32) -> Seed {
+        Seed {
+            node,
+            label,
+            weight,
+        }
+    }
+
+    fn estimated(seeds: &[Seed]) -> Vec<f64> {
+        let config = PropagationConfig {
+            class_prior: ClassPrior::Cmn { priors: None },
+            ..PropagationConfig::default()
+        };
+        let labels = ["a".to_owned(), "b".to_owned(), "c".to_owned()];
+        resolve(&config, &labels, seeds).unwrap().unwrap()
+    }
+
+    #[test]
+    fn seed_priors_count_nodes_and_split_them_by_weight() {
+        // A confidence weight changes nothing: one node per label is 1 : 1 : 0.
+        assert_eq!(
+            estimated(&[seed(0, 0, 100.0), seed(1, 1, 1.0)]),
+            [0.5, 0.5, 0.0]
+        );
+        // A node of two labels counts once, split 3 : 1 by its weights; with the other
+        // node's label that is a : b : c = 0.75 : 0.25 : 1 (doubled weights: the same).
+        for w in [1.0, 2.0] {
+            assert_eq!(
+                estimated(&[seed(0, 0, 3.0 * w), seed(0, 1, w), seed(1, 2, 0.5)]),
+                [0.375, 0.125, 0.5]
+            );
+        }
+        // Unit weights, one label a node: the counts of seeded nodes.
+        assert_eq!(
+            estimated(&[
+                seed(0, 0, 1.0),
+                seed(1, 0, 1.0),
+                seed(2, 0, 1.0),
+                seed(3, 2, 1.0)
+            ]),
+            [0.75, 0.0, 0.25]
+        );
+    }
 }

@@ -611,3 +611,26 @@ fn no_convergence_while_labels_still_reach_new_nodes() {
     assert!(r.report().converged);
     assert!((0..n).any(|v| r.distribution().top(v).is_none()));
 }
+
+/// A seed's weight is a confidence, not a class frequency: with the seed-estimated priors
+/// (the default), one seed of weight 100 against one of weight 1 must not hand the weaker
+/// seed's whole cluster to the stronger one's label, for any algorithm. (The priors used to
+/// sum the weights, 100 : 1, and class mass normalization then flipped the politics
+/// cluster to sports.)
+#[test]
+fn a_seed_weight_does_not_set_the_class_priors() {
+    let g = testgraphs::from_tsv(
+        include_str!("../../graphs/toy/edges.tsv"),
+        "a1\tsports\t100\nb1\tpolitics\t1\n",
+    );
+    for algorithm in ALL {
+        let p = propagate(&g, &config(algorithm)).unwrap();
+        for (key, label) in testgraphs::toy_expected() {
+            assert_eq!(
+                top_name(&p, node(&g, &key)),
+                label.as_deref(),
+                "{algorithm}: node {key}"
+            );
+        }
+    }
+}
