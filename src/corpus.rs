@@ -918,14 +918,14 @@ pub(crate) fn id_value(
     }
 }
 
-/// The fields of a JSON record that a corpus reads (text, label, id), by name: a visitor
-/// that keeps their values, skips every other field without building it, and refuses a
-/// field it reads that appears twice (a JSON map would silently keep the last copy, as a
-/// CSV header naming a column twice is refused).
-struct RecordFields<'a>([Option<&'a str>; 3]);
+/// The fields of a JSON record that a reader reads (a corpus's text, label and id; a seed
+/// line's), by name: a visitor that keeps their values, skips every other field without
+/// building it, and refuses a field it reads that appears twice (a JSON map would silently
+/// keep the last copy, as a CSV header naming a column twice is refused).
+struct RecordFields<'a, const N: usize>([Option<&'a str>; N]);
 
-impl<'de> serde::de::DeserializeSeed<'de> for RecordFields<'_> {
-    type Value = [Option<serde_json::Value>; 3];
+impl<'de, const N: usize> serde::de::DeserializeSeed<'de> for RecordFields<'_, N> {
+    type Value = [Option<serde_json::Value>; N];
 
     fn deserialize<D: serde::Deserializer<'de>>(
         self,
@@ -935,8 +935,8 @@ impl<'de> serde::de::DeserializeSeed<'de> for RecordFields<'_> {
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for RecordFields<'_> {
-    type Value = [Option<serde_json::Value>; 3];
+impl<'de, const N: usize> serde::de::Visitor<'de> for RecordFields<'_, N> {
+    type Value = [Option<serde_json::Value>; N];
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a JSON object")
@@ -946,10 +946,10 @@ impl<'de> serde::de::Visitor<'de> for RecordFields<'_> {
         self,
         mut map: A,
     ) -> std::result::Result<Self::Value, A::Error> {
-        let mut values: Self::Value = Default::default();
+        let mut values: Self::Value = std::array::from_fn(|_| None);
         while let Some(key) = map.next_key::<String>()? {
             // Two roles may share a name (`--label-field text`): each gets the value.
-            let roles = || (0..3).filter(|&i| self.0[i] == Some(key.as_str()));
+            let roles = || (0..N).filter(|&i| self.0[i] == Some(key.as_str()));
             match roles().next() {
                 Some(first) if values[first].is_some() => {
                     return Err(serde::de::Error::custom(format_args!(
@@ -971,12 +971,19 @@ impl<'de> serde::de::Visitor<'de> for RecordFields<'_> {
     }
 }
 
-fn parse_json_record(
+/// The values of the fields `names` (`None`: a role with no field) of the JSON object on
+/// `text`, line `line` of `path`, in the order of `names`: `None` for a field the object
+/// lacks. Other fields are skipped unread.
+///
+/// # Errors
+/// [`Error::Parse`] for a line that is not one JSON object (with a hint for an array of
+/// them), or that gives one of `names` twice.
+pub(crate) fn json_object_fields<const N: usize>(
     text: &str,
+    names: [Option<&str>; N],
     path: &Path,
     line: u64,
-    options: &CorpusOptions,
-) -> Result<Record> {
+) -> Result<[Option<serde_json::Value>; N]> {
     let parse_error = |e: serde_json::Error| Error::parse(path, line, json_error(&e));
     let opening = text.trim_start();
     if !opening.starts_with('{') {
@@ -1000,15 +1007,28 @@ fn parse_json_record(
             format!("expected a JSON object, found {found}{hint}"),
         ));
     }
-    let fields = RecordFields([
-        Some(&options.text_field),
-        Some(&options.label_field),
-        options.id_field.as_deref(),
-    ]);
     let mut de = serde_json::Deserializer::from_str(text);
-    let [text, label, id] = serde::de::DeserializeSeed::deserialize(fields, &mut de)
+    serde::de::DeserializeSeed::deserialize(RecordFields(names), &mut de)
         .and_then(|v| de.end().map(|()| v))
-        .map_err(parse_error)?;
+        .map_err(parse_error)
+}
+
+fn parse_json_record(
+    text: &str,
+    path: &Path,
+    line: u64,
+    options: &CorpusOptions,
+) -> Result<Record> {
+    let [text, label, id] = json_object_fields(
+        text,
+        [
+            Some(&options.text_field),
+            Some(&options.label_field),
+            options.id_field.as_deref(),
+        ],
+        path,
+        line,
+    )?;
     let text = match text {
         Some(serde_json::Value::String(s)) => s,
         Some(other) => {

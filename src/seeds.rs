@@ -5,7 +5,8 @@
 //!
 //! - JSON Lines: `{"line": 12, "label": "thanks"}`, `{"id": "r0042", "label": "thanks",
 //!   "weight": 0.5}`. `line` is the 1-based line of a corpus record (as in error messages
-//!   and the propagation output); `id` is a record id, or a node name for edge-list graphs.
+//!   and the propagation output); `id` (or `node`) is a record id, or a node name for
+//!   edge-list graphs. A line gives one of `line`, `id` and `node`, and each field once.
 //! - TSV (Junto's seed format): `node<TAB>label[<TAB>weight]`. `node` is a record id or node
 //!   name; for a corpus without ids it is the 1-based record line.
 //!
@@ -21,8 +22,8 @@ use std::path::Path;
 use hashbrown::HashMap;
 
 use crate::corpus::{
-    id_value, json_error, label_value, next_line, open_input, skip_bom, utf8_line, CorpusFormat,
-    Record, RecordId,
+    id_value, json_object_fields, label_value, next_line, open_input, skip_bom, utf8_line,
+    CorpusFormat, Record, RecordId,
 };
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Seed};
@@ -119,13 +120,45 @@ fn weight_value(raw: Option<f64>, path: &Path, line: u64) -> Result<f32> {
 }
 
 fn json_seed(text: &str, path: &Path, line: u64) -> Result<SeedEntry> {
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| Error::parse(path, line, json_error(&e)))?;
-    let Some(obj) = value.as_object() else {
-        return Err(Error::parse(path, line, "expected a JSON object"));
-    };
-    let target = match (obj.get("line"), obj.get("id").or_else(|| obj.get("node"))) {
-        (Some(l), None) => match l.as_u64() {
+    // Read field by field, as corpus records are: a field given twice is refused (a JSON
+    // map would keep the last copy and seed another node or label without a word).
+    let [line_field, id, node, label, weight] = json_object_fields(
+        text,
+        [
+            Some("line"),
+            Some("id"),
+            Some("node"),
+            Some("label"),
+            Some("weight"),
+        ],
+        path,
+        line,
+    )?;
+    // One way to name the node: with two, one would be ignored, and it may name another.
+    let given: Vec<&str> = [("line", &line_field), ("id", &id), ("node", &node)]
+        .iter()
+        .filter(|(_, v)| v.is_some())
+        .map(|(name, _)| *name)
+        .collect();
+    if given.len() > 1 {
+        return Err(Error::parse(
+            path,
+            line,
+            format!(
+                "fields {} name the node twice: give one of \"line\", \"id\" or \"node\"",
+                given
+                    .iter()
+                    .map(|f| format!("{f:?}"))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ),
+        ));
+    }
+    let target = match (
+        line_field,
+        id.map(|v| ("id", v)).or(node.map(|v| ("node", v))),
+    ) {
+        (Some(l), _) => match l.as_u64() {
             Some(n) if n >= 1 => SeedTarget::Line(n),
             _ => {
                 return Err(Error::parse(
@@ -135,34 +168,24 @@ fn json_seed(text: &str, path: &Path, line: u64) -> Result<SeedEntry> {
                 ))
             }
         },
-        (None, Some(_)) => {
-            let field = if obj.contains_key("id") { "id" } else { "node" };
-            match id_value(obj.get(field), field, path, line)? {
-                Some(id) => SeedTarget::Name(id.as_plain()),
-                None => return Err(Error::parse(path, line, format!("field {field:?} is null"))),
-            }
-        }
-        (Some(_), Some(_)) => {
-            return Err(Error::parse(
-                path,
-                line,
-                "give either \"line\" or \"id\", not both",
-            ))
-        }
+        (None, Some((field, value))) => match id_value(Some(&value), field, path, line)? {
+            Some(id) => SeedTarget::Name(id.as_plain()),
+            None => return Err(Error::parse(path, line, format!("field {field:?} is null"))),
+        },
         (None, None) => return Err(Error::parse(path, line, "missing field \"line\" or \"id\"")),
     };
     // A seed needs a label: an empty one is refused here, where the corpus reader's advice
     // (omit the field, or null) would not apply.
-    if obj
-        .get("label")
+    if label
+        .as_ref()
         .and_then(|l| l.as_str())
         .is_some_and(|l| l.trim().is_empty())
     {
         return Err(Error::parse(path, line, "field \"label\" is empty"));
     }
-    let label = label_value(obj.get("label"), "label", path, line)?
+    let label = label_value(label.as_ref(), "label", path, line)?
         .ok_or_else(|| Error::parse(path, line, "missing field \"label\""))?;
-    let weight = match obj.get("weight") {
+    let weight = match weight {
         None => 1.0,
         Some(w) => weight_value(
             Some(w.as_f64().ok_or_else(|| {
@@ -447,6 +470,57 @@ mod tests {
             let e = read_seed_file(&p).unwrap_err().to_string();
             assert!(e.contains(needle), "{contents:?}: {e}");
         }
+    }
+
+    #[test]
+    fn a_jsonl_field_given_twice_or_a_node_named_twice_is_refused() {
+        for (contents, needle) in [
+            (
+                r#"{"id": "t01", "label": "x", "id": "t02"}"#,
+                r#"field "id" appears twice"#,
+            ),
+            (
+                r#"{"id":"t01","label":"x","label":"y"}"#,
+                r#"field "label" appears twice"#,
+            ),
+            (
+                r#"{"line": 2, "label": "x", "weight": 1, "weight": 9}"#,
+                r#"field "weight" appears twice"#,
+            ),
+            (
+                r#"{"id": "t01", "node": "t02", "label": "x"}"#,
+                r#"fields "id" and "node" name the node twice"#,
+            ),
+            (
+                r#"{"line": 3, "node": "t02", "label": "x"}"#,
+                r#"fields "line" and "node" name the node twice"#,
+            ),
+            (
+                r#"{"line": 3, "id": null, "label": "x"}"#,
+                r#""line" and "id""#,
+            ),
+            (
+                r#"["id", "label"]"#,
+                "expected a JSON object, found an array",
+            ),
+        ] {
+            let (_d, p) = write(
+                "s.jsonl",
+                &format!("{{\"id\": \"a\", \"label\": \"x\"}}\n{contents}\n"),
+            );
+            let e = read_seed_file(&p).unwrap_err().to_string();
+            assert!(
+                e.contains("s.jsonl:2: ") && e.contains(needle),
+                "{contents}: {e}"
+            );
+        }
+        // Fields no seed reads may repeat, and `node` alone names the node as `id` does.
+        let (_d, p) = write(
+            "s.jsonl",
+            "{\"node\": \"n\", \"label\": \"x\", \"note\": 1, \"note\": 2}\n",
+        );
+        let e = read_seed_file(&p).unwrap();
+        assert_eq!(e[0].target, SeedTarget::Name("n".into()));
     }
 
     #[test]
