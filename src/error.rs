@@ -93,7 +93,7 @@ pub enum Error {
         path: PathBuf,
     },
     /// A seed names a record or node that does not exist.
-    #[error("{}:{line}: seed names unknown {what} {}", path.display(), seed_target(.what, .name))]
+    #[error("{}:{line}: seed names unknown {what} {}{hint}", path.display(), seed_target(.what, .name))]
     UnknownSeedTarget {
         /// The seeds file.
         path: PathBuf,
@@ -103,6 +103,8 @@ pub enum Error {
         what: &'static str,
         /// The name or number given.
         name: String,
+        /// What was likely meant, as ` (…)`, or empty.
+        hint: String,
     },
     /// The file does not start with the expected magic bytes: it is not this kind of artifact.
     #[error("{}: not a sprig {kind} file (magic: expected {expected:?}, found {found:?})", path.display())]

@@ -26,7 +26,7 @@ use crate::corpus::{
     CorpusFormat, Record, RecordId,
 };
 use crate::error::{Error, Result};
-use crate::graph::{Graph, Seed};
+use crate::graph::{Graph, GraphKind, Seed};
 
 /// What a seed line names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -272,18 +272,21 @@ pub fn collect_seeds(
 
 /// Resolves each entry of a seed file to the key of the item it names: `items` gives every
 /// item's 1-based line, id and key (a graph node, a record index). Lines are matched to lines;
-/// names to ids, or, when no item has an id, to line numbers.
+/// names to ids, or, when no item has an id, to line numbers. `edge_list` says that the items
+/// are the nodes of an edge list, named by their ids: a line of an edge list names two nodes,
+/// so a seed cannot name one by its line.
 ///
 /// # Errors
 /// [`Error::UnknownSeedTarget`] for a name or line that matches no item; [`Error::Parse`] for
-/// a line that holds two items (an edge list).
+/// a line that holds two items, and for any line of an edge list.
 fn resolve<'a>(
     path: &Path,
     entries: &[SeedEntry],
     items: impl Iterator<Item = (u64, Option<&'a RecordId>, u32)>,
+    edge_list: bool,
 ) -> Result<Vec<(u32, String, f32)>> {
-    // Per line, its key and whether another key shares the line: an edge list names two
-    // nodes on each line, and a line number cannot say which of them is meant.
+    // Per line, its key and whether another key shares the line (corpus lines hold one
+    // record each, so this is a guard for items a program built).
     let mut by_line: HashMap<u64, (u32, bool)> = HashMap::new();
     let mut by_name: HashMap<String, u32> = HashMap::new();
     for (line, id, key) in items {
@@ -296,7 +299,29 @@ fn resolve<'a>(
         }
     }
     let has_ids = !by_name.is_empty();
+    let unknown =
+        |e: &SeedEntry, what: &'static str, name: String, hint: String| Error::UnknownSeedTarget {
+            path: path.to_owned(),
+            line: e.source_line,
+            what,
+            name,
+            hint,
+        };
     let line_key = |l: u64, e: &SeedEntry| -> Result<u32> {
+        if edge_list {
+            // An edge-list node's line is the line where it first appears, which holds
+            // another node too, and later lines name it again beside others: a line number
+            // cannot say which node is meant (it used to pick one silently).
+            return Err(Error::parse(
+                path,
+                e.source_line,
+                format!(
+                    "line {l}: a line of an edge list holds more than one node, so a seed \
+                     cannot name a node by its line: name it, {{\"id\": \"NODE\", ...}} \
+                     (JSONL) or NODE<TAB>LABEL (TSV)"
+                ),
+            ));
+        }
         match by_line.get(&l) {
             Some(&(key, false)) => Ok(key),
             Some(&(_, true)) => Err(Error::parse(
@@ -304,12 +329,7 @@ fn resolve<'a>(
                 e.source_line,
                 format!("line {l} holds more than one node of the graph: name the node by its id"),
             )),
-            None => Err(Error::UnknownSeedTarget {
-                path: path.to_owned(),
-                line: e.source_line,
-                what: "record line",
-                name: l.to_string(),
-            }),
+            None => Err(unknown(e, "record line", l.to_string(), String::new())),
         }
     };
     let mut named: Vec<(u32, String, f32)> = Vec::with_capacity(entries.len());
@@ -331,22 +351,29 @@ fn resolve<'a>(
             SeedTarget::Line(l) => line_key(*l, e)?,
             SeedTarget::Name(name) => match by_name.get(name) {
                 Some(&n) => n,
+                None if edge_list => return Err(unknown(e, "node", name.clone(), String::new())),
                 None if !has_ids => {
-                    let l: u64 = name.parse().map_err(|_| Error::UnknownSeedTarget {
-                        path: path.to_owned(),
-                        line: e.source_line,
-                        what: "record (the corpus has no ids, so give a line number)",
-                        name: name.clone(),
+                    let l: u64 = name.parse().map_err(|_| {
+                        unknown(
+                            e,
+                            "record (the corpus has no ids, so give a line number)",
+                            name.clone(),
+                            String::new(),
+                        )
                     })?;
                     line_key(l, e)?
                 }
                 None => {
-                    return Err(Error::UnknownSeedTarget {
-                        path: path.to_owned(),
-                        line: e.source_line,
-                        what: "record id",
-                        name: name.clone(),
-                    })
+                    // Only some records have ids, so names are ids; a number that is the
+                    // line of a record was most likely meant as that line.
+                    let hint = match name.parse::<u64>() {
+                        Ok(l) if by_line.contains_key(&l) => format!(
+                            " (records are named by id here, as some have one: to name the \
+                             record on line {l}, use JSONL {{\"line\": {l}, \"label\": ...}})"
+                        ),
+                        _ => String::new(),
+                    };
+                    return Err(unknown(e, "record id", name.clone(), hint));
                 }
             },
         };
@@ -365,7 +392,7 @@ pub fn apply_seed_file(graph: &mut Graph, path: &Path, entries: &[SeedEntry]) ->
         .records()
         .iter()
         .map(|r| (r.line, r.id.as_ref(), r.node));
-    let named = resolve(path, entries, items)?;
+    let named = resolve(path, entries, items, graph.kind() == GraphKind::Edges)?;
     let overridden: hashbrown::HashSet<u32> = named.iter().map(|t| t.0).collect();
     let kept = graph
         .seeds()
@@ -394,7 +421,7 @@ pub fn record_seeds(
         .enumerate()
         .map(|(i, r)| (r.line, r.id.as_ref(), i as u32));
     let mut labels: Vec<Vec<(String, f32)>> = vec![Vec::new(); records.len()];
-    for (i, label, weight) in resolve(path, entries, items)? {
+    for (i, label, weight) in resolve(path, entries, items, false)? {
         let of = &mut labels[i as usize];
         match of.iter_mut().find(|l| l.0 == label) {
             Some(l) => l.1 = l.1.max(weight),
@@ -540,6 +567,39 @@ mod tests {
     }
 
     #[test]
+    fn edge_list_nodes_are_named_never_lined() {
+        // Edge list `a5<TAB>b5` on line 11, a5 first seen on line 4: b5's line is 11, and
+        // line 11 names a5 too. A line never names an edge-list node, even a line that only
+        // one node first appears on.
+        let (a5, b5) = (RecordId("\"a5\"".into()), RecordId("\"b5\"".into()));
+        let items = || [(4, Some(&a5), 0), (11, Some(&b5), 1)].into_iter();
+        for line in [11, 4] {
+            let (_d, p) = write(
+                "s.jsonl",
+                &format!("{{\"line\": {line}, \"label\": \"x\"}}\n"),
+            );
+            let err = resolve(&p, &read_seed_file(&p).unwrap(), items(), true).unwrap_err();
+            let err = err.to_string();
+            assert!(
+                err.contains(&format!(
+                    ":1: line {line}: a line of an edge list holds more than one node"
+                )),
+                "{err}"
+            );
+        }
+        let (_d, p) = write("s.tsv", "b5\tx\nzz\ty\n");
+        let err = resolve(&p, &read_seed_file(&p).unwrap(), items(), true).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with(":2: seed names unknown node \"zz\""),
+            "{err}"
+        );
+        let (_d, p) = write("s.tsv", "b5\tx\n");
+        let named = resolve(&p, &read_seed_file(&p).unwrap(), items(), true).unwrap();
+        assert_eq!(named, [(1, "x".to_owned(), 1.0)]);
+    }
+
+    #[test]
     fn collect_sorts_labels_and_keeps_max_weight() {
         let (labels, seeds) = collect_seeds(vec![
             (2, "b".to_string(), 1.0),
@@ -581,6 +641,26 @@ mod tests {
         let (_d, p) = write("s.tsv", "4\tx\n2\ty\n");
         let err = record_seeds(&no_ids, &p, &read_seed_file(&p).unwrap()).unwrap_err();
         assert!(err.to_string().contains(":2:"), "{err}");
+        // Only some records have ids: names are ids, and a number that is a record's line
+        // gets a hint to name that line in JSONL.
+        let some_ids = [record(2, Some("\"a\"")), record(4, None)];
+        let (_d, p) = write("s.tsv", "a\tx\n4\tt\n");
+        let err = record_seeds(&some_ids, &p, &read_seed_file(&p).unwrap()).unwrap_err();
+        assert!(
+            err.to_string().ends_with(
+                ":2: seed names unknown record id \"4\" (records are named by id here, as \
+                 some have one: to name the record on line 4, use JSONL {\"line\": 4, \
+                 \"label\": ...})"
+            ),
+            "{err}"
+        );
+        let (_d, p) = write("s.tsv", "5\tt\n");
+        let err = record_seeds(&some_ids, &p, &read_seed_file(&p).unwrap()).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with(":1: seed names unknown record id \"5\""),
+            "{err}"
+        );
         // Entries a program built are checked as a file's would be.
         let entry = |label: &str, weight: f32| SeedEntry {
             target: SeedTarget::Line(4),

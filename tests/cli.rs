@@ -442,6 +442,25 @@ fn a_line_holding_two_edge_list_nodes_cannot_name_a_seed() {
         err.contains("by_line.jsonl:1") && err.contains("more than one node"),
         "{err}"
     );
+    // Line 11 is `a5<TAB>b5<TAB>0.1`, where only b5 first appears: it used to seed b5.
+    // Unknown names are nodes, not record ids.
+    for (file, contents, needle) in [
+        (
+            "line11.jsonl",
+            "{\"line\": 11, \"label\": \"x\"}\n",
+            "line11.jsonl:1: line 11: a line of an edge list holds more than one node",
+        ),
+        (
+            "zz.tsv",
+            "a1\tsports\nzz\tx\n",
+            "zz.tsv:2: seed names unknown node \"zz\"",
+        ),
+    ] {
+        std::fs::write(d.join(file), contents).unwrap();
+        let args = ["propagate", "--graph", "toy.graph", "--seeds", file];
+        let err = fails(d, &[&args[..], &["--out", "l.jsonl"]].concat());
+        assert!(err.contains(needle), "{err}");
+    }
     std::fs::write(
         d.join("by_id.jsonl"),
         "{\"id\":\"a2\",\"label\":\"sports\"}\n",
