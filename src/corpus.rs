@@ -40,6 +40,18 @@ pub enum CorpusFormat {
     Text,
 }
 
+impl std::fmt::Display for CorpusFormat {
+    /// The name `--format` takes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CorpusFormat::Jsonl => "jsonl",
+            CorpusFormat::Csv => "csv",
+            CorpusFormat::Tsv => "tsv",
+            CorpusFormat::Text => "text",
+        })
+    }
+}
+
 impl CorpusFormat {
     /// The format a file's extension names: `.jsonl`/`.ndjson`/`.json` → jsonl, `.csv`,
     /// `.tsv`/`.tab`, `.txt`/`.text` → text; standard input (`-`) is jsonl. `None` for any

@@ -194,6 +194,125 @@ fn prior_from_a_labelled_sample_is_its_add_one_shares() {
 }
 
 #[test]
+fn prior_from_reads_its_sample_as_the_graphs_corpus_was_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A CSV named `.txt`, read with --format csv; the sample is its first 12 lines.
+    let csv = std::fs::read_to_string(repo("corpora/tiny/intents.csv")).unwrap();
+    std::fs::write(d.join("data.txt"), &csv).unwrap();
+    ok(
+        d,
+        &[
+            "graph", "-q", "--corpus", "data.txt", "--format", "csv", "--out", "g.graph",
+        ],
+    );
+    let head: String = csv.lines().take(12).map(|l| format!("{l}\n")).collect();
+    std::fs::write(d.join("sample.txt"), &head).unwrap();
+    let propagate = |sample: &str, out: &str| {
+        let args = ["propagate", "--graph", "g.graph", "--prior-from", sample];
+        crate::util::sprig(d, &[&args[..], &["--out", out]].concat())
+    };
+    let run = propagate("sample.txt", "o.jsonl");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    // The same lines named `.csv` give the same priors, hence the same output.
+    std::fs::write(d.join("sample.csv"), &head).unwrap();
+    assert!(propagate("sample.csv", "c.jsonl").status.success());
+    assert_eq!(
+        std::fs::read(d.join("o.jsonl")).unwrap(),
+        std::fs::read(d.join("c.jsonl")).unwrap()
+    );
+
+    // Labels the graph lacks are ignored with a note: how many, which, and a case slip.
+    let mut sample = head.clone();
+    sample += "t90,hi,Greeting\nt91,yo,Greeting\nt92,hm,weather\n";
+    std::fs::write(d.join("slips.txt"), &sample).unwrap();
+    let run = propagate("slips.txt", "s.jsonl");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "note: --prior-from ignores 3 labelled lines of slips.txt with a label the graph \
+             lacks: \"Greeting\" (2), \"weather\" (1) (\"Greeting\" differs from the \
+             graph's \"greeting\" only in case)"
+        ),
+        "{stderr}"
+    );
+    // With none of the graph's labels, the message says how the file was read.
+    std::fs::write(
+        d.join("none.txt"),
+        "id,text,label\nt1,hi,Greeting\nt2,yo,\n",
+    )
+    .unwrap();
+    let err = fails(
+        d,
+        &[
+            "propagate",
+            "--graph",
+            "g.graph",
+            "--prior-from",
+            "none.txt",
+            "--out",
+            "n.jsonl",
+        ],
+    );
+    assert!(
+        err.contains(
+            "none.txt: --prior-from needs lines labelled with the graph's labels; none is (read \
+             as csv (the --format of the graph's corpus, which has this extension too) with \
+             text field \"text\" and label field \"label\": 2 records, 1 labelled, with \
+             labels the graph lacks: \"Greeting\" (1)) (\"Greeting\" differs from the \
+             graph's \"greeting\" only in case)"
+        ),
+        "{err}"
+    );
+
+    // `--prior LABEL = WEIGHT`: both sides trimmed.
+    crate::util::toy_graph(d, "toy.graph");
+    let priors = |a: &str, b: &str, out: &str| {
+        let args = [
+            "propagate",
+            "-q",
+            "--graph",
+            "toy.graph",
+            "--prior",
+            a,
+            "--prior",
+            b,
+        ];
+        ok(d, &[&args[..], &["--out", out]].concat());
+        std::fs::read(d.join(out)).unwrap()
+    };
+    assert_eq!(
+        priors("sports = 0.9", " politics=0.1", "spaced.jsonl"),
+        priors("sports=0.9", "politics=0.1", "tight.jsonl")
+    );
+    // An edge list has no corpus fields: the advice says what a sample looks like.
+    std::fs::write(d.join("body.csv"), "body,intent\nhi,sports\n").unwrap();
+    let err = fails(
+        d,
+        &[
+            "propagate",
+            "--graph",
+            "toy.graph",
+            "--prior-from",
+            "body.csv",
+            "--out",
+            "b.jsonl",
+        ],
+    );
+    assert!(
+        err.contains("--prior-from on an edge-list graph reads a labelled sample")
+            && err.contains("body.csv:1: header row has no \"text\" column")
+            && !err.contains("--text-field"),
+        "{err}"
+    );
+}
+
+#[test]
 fn bad_input_fails_with_file_line_and_field_and_leaves_no_output() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(

@@ -103,15 +103,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .collect();
     if !unknown.is_empty() {
         // A label that differs from a model label only in case is the likeliest slip.
-        let case_twin = unknown.iter().find_map(|u| {
-            let twin = model
-                .labels()
-                .iter()
-                .find(|l| l.to_lowercase() == u.to_lowercase())?;
-            Some(format!(
-                " ({u:?} differs from the model's {twin:?} only in case)"
-            ))
-        });
+        let case_twin = super::case_twin(unknown.iter().copied(), model.labels(), "the model's");
         eprintln!(
             "note: {} gold label(s) of {} are not among the model's labels: {}{}",
             unknown.len(),

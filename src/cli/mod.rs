@@ -83,6 +83,24 @@ pub(crate) fn case_note(labels: &[String]) -> Option<String> {
     ))
 }
 
+/// For labels of a file that `known` lacks: ` ({u:?} differs from {whose} {twin:?} only in
+/// case)` for the first of `unknown` that matches one of `known` but for case, the likeliest
+/// slip (labels are compared exactly, see [`case_note`]).
+pub(crate) fn case_twin<'a>(
+    unknown: impl IntoIterator<Item = &'a str>,
+    known: &[String],
+    whose: &str,
+) -> Option<String> {
+    unknown.into_iter().find_map(|u| {
+        let twin = known
+            .iter()
+            .find(|l| l.to_lowercase() == u.to_lowercase())?;
+        Some(format!(
+            " ({u:?} differs from {whose} {twin:?} only in case)"
+        ))
+    })
+}
+
 /// `--skip-invalid` for a stream of records: records that fail to parse are counted (the
 /// first one's error kept) and dropped when asked to, else the error stops the command.
 pub(crate) struct SkipInvalid {

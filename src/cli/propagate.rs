@@ -282,27 +282,67 @@ impl PriorMode {
     }
 }
 
-/// Each of `labels`' share among the labelled records of `path`, add-one smoothed so that
-/// a label the sample missed keeps a small prior instead of being zeroed by CMN.
-fn sample_priors(
+/// The format to read a `--prior-from` sample in, and why (for messages). The sample's
+/// name says, as for any corpus, unless it is the kind of name the graph's corpus was read
+/// against (`data.txt` read with `--format csv`: `sample.txt`, cut from it, is CSV too). A
+/// name that says nothing (`sample`, `/dev/stdin`) is read as the graph's corpus was,
+/// unless its first bytes open a JSON object or a `__label__` prefix; with no corpus to go
+/// by (an edge list), its first bytes decide.
+fn sample_format(
     path: &std::path::Path,
-    graph: &Graph,
-) -> anyhow::Result<std::collections::BTreeMap<String, f64>> {
+    head: &[u8],
+    built: Option<&CorpusOptions>,
+    source: Option<&std::path::Path>,
+) -> (CorpusFormat, &'static str) {
+    let corpus_by_name = source.and_then(CorpusFormat::from_path);
+    let recorded = built.and_then(|b| b.format);
+    let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    let head = &head[head.iter().take_while(|b| b.is_ascii_whitespace()).count()..];
+    match (CorpusFormat::from_path(path), recorded.or(corpus_by_name)) {
+        (Some(own), Some(corpus)) if recorded.is_some() && Some(own) == corpus_by_name => (
+            corpus,
+            "the --format of the graph's corpus, which has this extension too",
+        ),
+        (Some(own), _) => (own, "by its name"),
+        (None, _) if head.starts_with(b"{") => (CorpusFormat::Jsonl, "by its first bytes"),
+        (None, _) if head.starts_with(b"__label__") => (CorpusFormat::Text, "by its first bytes"),
+        (None, Some(corpus)) => (corpus, "as the graph's corpus was read"),
+        (None, None) => (CorpusFormat::sniff(head), "by its first bytes"),
+    }
+}
+
+/// What `--prior-from` read of its sample: the graph's labels' shares (add-one smoothed, so
+/// that a label the sample missed keeps a small prior instead of being zeroed by CMN), and a
+/// note on labelled lines it ignored.
+struct SamplePriors {
+    priors: std::collections::BTreeMap<String, f64>,
+    note: Option<String>,
+}
+
+/// Each of the graph's labels' share among the labelled records of `path` (see
+/// [`SamplePriors`]).
+fn sample_priors(path: &std::path::Path, graph: &Graph) -> anyhow::Result<SamplePriors> {
     let labels = graph.labels();
-    // The sample is read with the fields the graph's corpus was read with (its format comes
-    // from its own name), so that a few lines of that corpus serve as they are.
+    // The sample is read with the fields (and, see `sample_format`, the format) the graph's
+    // corpus was read with, so that a few lines of that corpus serve as they are. An edge
+    // list has no corpus: the defaults.
     let built = graph
         .provenance()
         .get("corpus")
-        .and_then(|c| serde_json::from_value::<CorpusOptions>(c.clone()).ok())
-        .unwrap_or_default();
-    // A plain-text sample (`__label__NAME` prefixes) has no fields to name, whatever the
-    // graph's corpus called them: its format is told first (by name or by its first bytes).
+        .and_then(|c| serde_json::from_value::<CorpusOptions>(c.clone()).ok());
+    let source = graph
+        .provenance()
+        .get("source")
+        .and_then(|s| s.as_str())
+        .map(std::path::Path::new);
     let mut input = std::io::BufReader::new(sprig::corpus::open_input(path)?);
-    let format = CorpusFormat::detect(path, &mut input)?;
+    let head = std::io::BufRead::fill_buf(&mut input).map_err(|e| Error::io(path, e))?;
+    let (format, how) = sample_format(path, head, built.as_ref(), source);
+    // A plain-text sample (`__label__NAME` prefixes) has no fields to name, whatever the
+    // graph's corpus called them.
     let fields = match format {
         CorpusFormat::Text => CorpusOptions::default(),
-        _ => built,
+        _ => built.clone().unwrap_or_default(),
     };
     let options = CorpusOptions {
         format: Some(format),
@@ -311,35 +351,117 @@ fn sample_priors(
         require_label: true,
         ..fields
     };
-    let reader = CorpusReader::from_reader(path, Box::new(input), &options).with_context(|| {
+    let read_as = match format {
+        CorpusFormat::Text => format!("read as text ({how}): `__label__LABEL text` lines"),
+        _ => format!(
+            "read as {format} ({how}) with text field {:?} and label field {:?}",
+            options.text_field, options.label_field
+        ),
+    };
+    // What the sample must look like: for a corpus graph, the corpus's own lines; an edge
+    // list's nodes have no text, so any labelled lines in a corpus format serve.
+    let edge_list = graph.kind() == sprig::graph::GraphKind::Edges;
+    let advice = if edge_list {
+        "--prior-from on an edge-list graph reads a labelled sample in a corpus format: JSONL \
+         {\"text\": ..., \"label\": ...}, CSV/TSV with \"text\" and \"label\" columns, or \
+         `__label__LABEL text` lines"
+            .to_owned()
+    } else {
         format!(
             "--prior-from reads the fields the graph was built with (sprig graph --text-field \
              {:?} --label-field {:?})",
             options.text_field, options.label_field
         )
-    })?;
+    };
+    let reader = CorpusReader::from_reader(path, Box::new(input), &options)
+        .map_err(|e| match e {
+            // The reader's "see --text-field" names a flag of `graph` that an edge list
+            // cannot take: the advice says what the sample must hold instead.
+            Error::Parse {
+                path,
+                line,
+                message,
+            } if edge_list => Error::Parse {
+                path,
+                line,
+                message: match message.split_once("; see --") {
+                    Some((before, _)) => before.to_owned(),
+                    None => message,
+                },
+            },
+            e => e,
+        })
+        .with_context(|| format!("{advice}; {read_as}"))?;
     let mut counts: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let mut records = 0u64;
     for record in reader {
-        if let Some(label) = record?.label {
+        records += 1;
+        if let Some(label) = record.with_context(|| read_as.clone())?.label {
             *counts.entry(label).or_default() += 1;
         }
     }
     // Shares among the graph's labels: a label no seed carries cannot be predicted anyway.
     let n: u64 = labels.iter().filter_map(|l| counts.get(l)).sum();
+    let labelled: u64 = counts.values().sum();
+    let mut ignored: Vec<(&String, u64)> = counts
+        .iter()
+        .filter(|(l, _)| labels.binary_search(l).is_err())
+        .map(|(l, &c)| (l, c))
+        .collect();
+    // Most frequent first, then by name: the same note on every run.
+    ignored.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     if n == 0 {
         bail!(
-            "{}: --prior-from needs lines labelled with the graph's labels; none is",
-            path.display()
+            "{}: --prior-from needs lines labelled with the graph's labels; none is ({read_as}: \
+             {}, {} labelled, {}){}",
+            path.display(),
+            super::count(records, "record", "records"),
+            labelled,
+            if ignored.is_empty() {
+                "none with a label".to_owned()
+            } else {
+                format!("with labels the graph lacks: {}", examples(&ignored))
+            },
+            super::case_twin(ignored.iter().map(|l| l.0.as_str()), labels, "the graph's")
+                .unwrap_or_default()
         );
     }
+    let note = (!ignored.is_empty()).then(|| {
+        let lines: u64 = ignored.iter().map(|l| l.1).sum();
+        format!(
+            "note: --prior-from ignores {} of {} with a label the graph lacks: {}{}",
+            super::count(lines, "labelled line", "labelled lines"),
+            path.display(),
+            examples(&ignored),
+            super::case_twin(ignored.iter().map(|l| l.0.as_str()), labels, "the graph's")
+                .unwrap_or_default()
+        )
+    });
     let total = (n + labels.len() as u64) as f64;
-    Ok(labels
+    Ok(SamplePriors {
+        priors: labels
+            .iter()
+            .map(|l| {
+                let c = counts.get(l).copied().unwrap_or(0);
+                (l.clone(), (c + 1) as f64 / total)
+            })
+            .collect(),
+        note,
+    })
+}
+
+/// `"a" (3), "b" (1)` for the first few `(label, count)` pairs, with how many more.
+fn examples(labels: &[(&String, u64)]) -> String {
+    const SHOWN: usize = 3;
+    let mut out: Vec<String> = labels
         .iter()
-        .map(|l| {
-            let c = counts.get(l).copied().unwrap_or(0);
-            (l.clone(), (c + 1) as f64 / total)
-        })
-        .collect())
+        .take(SHOWN)
+        .map(|(l, c)| format!("{l:?} ({c})"))
+        .collect();
+    if labels.len() > SHOWN {
+        out.push(format!("and {} more", labels.len() - SHOWN));
+    }
+    out.join(", ")
 }
 
 impl Args {
@@ -362,6 +484,8 @@ impl Args {
                     .trim()
                     .parse()
                     .with_context(|| format!("--prior {p:?}: bad weight"))?;
+                // Trimmed as the weight is (and as labels are everywhere): `sports = 1`.
+                let label = label.trim();
                 if map.insert(label.to_owned(), w).is_some() {
                     bail!("--prior {label:?} is given twice");
                 }
@@ -452,10 +576,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // Checked before the work: the TSV writer checks too, but only at the end.
         check_tsv(&graph, args.all_nodes)?;
     }
+    let mut prior_note = None;
     if let Some(path) = &args.prior_from {
+        let sample = sample_priors(path, &graph)?;
         config.class_prior = ClassPrior::Cmn {
-            priors: Some(sample_priors(path, &graph)?),
+            priors: Some(sample.priors),
         };
+        prior_note = sample.note;
     }
 
     let target = if args.job.quiet {
@@ -491,6 +618,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             super::count(config.iterations as u64, "iteration", "iterations")
         ),
     );
+    if let Some(note) = prior_note {
+        line(&bar, note);
+    }
     if matches!(config.class_prior, ClassPrior::Cmn { priors: Some(_) })
         && config.top_k < graph.labels().len()
     {
