@@ -5,8 +5,6 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     // Ctrl-C, SIGTERM or SIGHUP end the process as their default action would, but first
     // delete the temporary file of an output being written (outputs reach their final name
@@ -16,7 +14,7 @@ fn main() -> ExitCode {
         sprig::format::remove_live_temporaries();
         std::process::exit(130);
     });
-    let args = cli::Cli::parse();
+    let args = cli::parse();
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

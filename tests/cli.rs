@@ -313,6 +313,50 @@ fn prior_from_reads_its_sample_as_the_graphs_corpus_was_read() {
 }
 
 #[test]
+fn a_negative_number_reaches_the_flags_range_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    crate::util::toy_graph(d, "toy.graph");
+    let corpus = repo("corpora/tiny/intents.jsonl").display().to_string();
+    let propagate = ["propagate", "--graph", "toy.graph", "--out", "o.jsonl"];
+    for (args, needle) in [
+        (
+            &[&propagate[..], &["--tolerance", "-1"]].concat(),
+            "invalid --tolerance: must be finite and >= 0, got -1",
+        ),
+        (
+            &[&propagate[..], &["--damping", "-0.1"]].concat(),
+            "invalid --damping",
+        ),
+        (
+            &[&propagate[..], &["--threads", "-1"]].concat(),
+            "-1 is not in 0..=1024",
+        ),
+        (
+            &[
+                "graph",
+                "--corpus",
+                &corpus,
+                "--out",
+                "g.graph",
+                "--min-sim",
+                "-0.1",
+            ][..]
+                .to_vec(),
+            "invalid --min-sim",
+        ),
+    ] {
+        let out = crate::util::sprig(d, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(needle) && !err.contains("unexpected argument"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
 fn bad_input_fails_with_file_line_and_field_and_leaves_no_output() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(

@@ -196,6 +196,30 @@ enum Command {
     Run(run::Args),
 }
 
+/// Parses the command line (`sprig …`), or exits with clap's message and usage.
+pub fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut command = negative_numbers(Cli::command());
+    let mut matches = command.get_matches_mut();
+    Cli::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.format(&mut command).exit())
+}
+
+/// Lets every flag that takes a value, in every subcommand, take one that looks like a
+/// negative number (`--tolerance -1`). Without it clap reads `-1` as an unknown flag
+/// ("unexpected argument '-1' found"), while `--tolerance=-1` reaches the flag's own range
+/// check and its message: the two spellings should get the same answer.
+fn negative_numbers(command: clap::Command) -> clap::Command {
+    command
+        .mut_args(|arg| {
+            if arg.get_action().takes_values() {
+                arg.allow_negative_numbers(true)
+            } else {
+                arg
+            }
+        })
+        .mut_subcommands(negative_numbers)
+}
+
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -450,8 +474,9 @@ impl TextArgs {
 #[derive(clap::Args, Debug)]
 pub(crate) struct JobArgs {
     /// Worker threads (0: one per core; at most 1024). The output is identical for any count.
+    // Parsed as a signed number, so that `-1` gets the range message, not "invalid digit".
     #[arg(long, default_value_t = 0,
-          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=1024))]
+          value_parser = clap::builder::RangedI64ValueParser::<usize>::new().range(0..=1024))]
     pub(crate) threads: usize,
     /// No progress bars or notes on stderr (the one-line summary still goes to stdout).
     #[arg(long, short)]
@@ -467,4 +492,58 @@ pub(crate) fn set_threads(threads: usize) -> anyhow::Result<()> {
             .build_global();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, FromArgMatches};
+
+    #[test]
+    fn negative_numbers_reach_every_subcommands_flags() {
+        let command = negative_numbers(Cli::command());
+        command.clone().debug_assert();
+        let parse = |args: &[&str]| {
+            let matches = command
+                .clone()
+                .try_get_matches_from([&["sprig"][..], args].concat())?;
+            Cli::from_arg_matches(&matches)
+        };
+        let cli = parse(&[
+            "propagate",
+            "--graph",
+            "g",
+            "--out",
+            "o",
+            "--tolerance",
+            "-1",
+        ])
+        .expect("a negative value parses");
+        let Command::Propagate(args) = cli.command else {
+            panic!("propagate")
+        };
+        assert_eq!(format!("{args:?}").matches("tolerance: -1.0").count(), 1);
+        // A nested flag group (`--threads`) and another subcommand; a value-less flag
+        // still refuses a stray `-1`.
+        for args in [
+            &["graph", "--corpus", "c", "--out", "o", "--min-sim", "-0.1"][..],
+            &[
+                "propagate",
+                "--graph",
+                "g",
+                "--out",
+                "o",
+                "--damping",
+                "-0.1",
+            ],
+        ] {
+            parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
+        let threads = parse(&["propagate", "--graph", "g", "--out", "o", "--threads", "-1"])
+            .unwrap_err()
+            .to_string();
+        assert!(threads.contains("-1 is not in 0..=1024"), "{threads}");
+        let flag = parse(&["propagate", "--graph", "g", "--out", "o", "-q", "-1"]).unwrap_err();
+        assert_eq!(flag.kind(), clap::error::ErrorKind::UnknownArgument);
+    }
 }

@@ -118,7 +118,8 @@ struct ClusterArgs {
     /// Propagate on this many timely dataflow worker threads per process, each sweeping its
     /// share of the nodes with the --threads pool (the output is identical to a run without
     /// it). With --hosts, every process runs this many.
-    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
+    // Signed, as --threads: `-1` gets the range message.
+    #[arg(long, value_parser = clap::builder::RangedI64ValueParser::<usize>::new().range(1..=1024))]
     workers: Option<usize>,
     /// Run across processes: a file with one `host:port` per line, one line per process, in
     /// process order. Start the same command, with the same graph and flags, once per
