@@ -98,7 +98,7 @@ pub struct Args {
     /// "line"/"id", or TSV rows after the text nodes.
     #[arg(long)]
     all_nodes: bool,
-    /// Output file (written atomically).
+    /// Output file (written atomically); `-` writes to standard output.
     #[arg(long)]
     out: PathBuf,
     /// Output format: jsonl (one object per record) or tsv (Junto-style
