@@ -87,6 +87,8 @@ pub struct Args {
     priors: Vec<String>,
     /// Class priors for cmn from a labelled sample (JSONL, CSV/TSV or text with labels):
     /// each graph label's share among its labelled lines, with one added to every count.
+    /// Read with the fields the graph's corpus was read with, and in its format unless the
+    /// sample's name or first bytes say another (lines cut from the corpus serve as they are).
     /// For skewed classes: label a hundred or more randomly drawn lines, not balanced ones
     /// (on SwDA's dialog acts 100 such lines did as well as the true shares). On near-balanced
     /// classes the default (seed-estimated) priors are better (benches/README.md).
