@@ -611,10 +611,21 @@ fn a_propagation_in_memory_trains_as_its_labels_file() {
         err.to_string().contains("the graph was built from"),
         "{err}"
     );
+    // So are the same lines with one text changed.
+    let mut edited = records.clone();
+    edited[41].text.push('!');
+    let err = TrainSet::from_propagation(&edited, &[], &graph, &prop, &config).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the text of line 42 is not the one the graph was built from"),
+        "{err}"
+    );
 }
 
 /// A labels file whose lines moved (a record inserted in a corpus without ids) is refused,
-/// not joined to the neighbouring lines' texts; labels edited since propagation are not.
+/// not joined to the neighbouring lines' texts: by the texts' hashes, and, in a labels file
+/// without them (written before graphs kept them), by where the seeds landed. Labels edited
+/// since propagation are not refused, nor is a text edited where the labels have no hash.
 #[test]
 fn labels_of_a_shifted_corpus_are_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -644,6 +655,32 @@ fn labels_of_a_shifted_corpus_are_refused() {
         args
     };
     ok(d, &train("corpus.jsonl"));
+    let err = fails(d, &train("shifted.jsonl"));
+    assert!(
+        err.contains("labels.jsonl:1: field \"text_hash\"")
+            && err.contains("text of corpus line 1 (\"a new first message\")")
+            && err.contains("another version of this one"),
+        "{err}"
+    );
+    // One text edited in place: its line is refused, by number.
+    let mut one_edit = records.clone();
+    one_edit[9]["text"] = "an edited message".into();
+    write("one-edit.jsonl", &one_edit);
+    let err = fails(d, &train("one-edit.jsonl"));
+    assert!(
+        err.contains("labels.jsonl:10: field \"text_hash\""),
+        "{err}"
+    );
+    // The same labels without their hashes, as older versions wrote them.
+    let labels = std::fs::read_to_string(d.join("labels.jsonl")).unwrap();
+    let mut stripped = String::new();
+    for line in labels.lines() {
+        let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(v.as_object_mut().unwrap().remove("text_hash").is_some());
+        stripped.push_str(&format!("{v}\n"));
+    }
+    std::fs::write(d.join("labels.jsonl"), stripped).unwrap();
+    ok(d, &train("one-edit.jsonl"));
     let err = fails(d, &train("shifted.jsonl"));
     assert!(
         err.contains("invalid --labels") && err.contains("look shifted by -1"),
