@@ -897,3 +897,82 @@ fn eval_of_many_labels_lists_confusions_instead_of_a_matrix() {
         .sum();
     assert_eq!(correct as f64 / 140.0, v["accuracy"].as_f64().unwrap());
 }
+
+/// The lesser vector kernels (`SPRIG_KERNEL`, what a CPU without AVX-512 or AVX2 runs) train
+/// the same model bytes and give the same answers, scores included.
+#[test]
+fn every_kernel_trains_and_predicts_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let corpus = repo("corpora/replies/corpus.gold.jsonl");
+    let test = repo("corpora/replies/test.jsonl");
+    let texts: String = std::fs::read_to_string(&test)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            format!("{}\n", v["text"].as_str().unwrap())
+        })
+        .collect();
+    let run = |kernel: Option<&str>, args: &[&str], stdin: &str| -> Vec<u8> {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sprig"));
+        cmd.args(args)
+            .current_dir(d)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        match kernel {
+            Some(k) => cmd.env("SPRIG_KERNEL", k),
+            None => cmd.env_remove("SPRIG_KERNEL"),
+        };
+        let mut child = cmd.spawn().unwrap();
+        {
+            use std::io::Write;
+            let mut pipe = child.stdin.take().unwrap();
+            pipe.write_all(stdin.as_bytes()).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let mut answers = Vec::new();
+    for (kernel, model) in [
+        (None, "best.sprig"),
+        (Some("avx2"), "avx2.sprig"),
+        (Some("portable"), "portable.sprig"),
+    ] {
+        let train = [
+            "train",
+            "--corpus",
+            p(&corpus),
+            "--out",
+            model,
+            "--epochs",
+            "2",
+            "--augment",
+            "1",
+            "-q",
+        ];
+        run(kernel, &train, "");
+        let predict = ["predict", "--model", model, "--top", "3", "--json"];
+        answers.push((model, run(kernel, &predict, &texts)));
+    }
+    // The variable took effect: `inspect` names the kernels in use.
+    let inspect = ["inspect", "portable.sprig", "--json"];
+    let v: serde_json::Value =
+        serde_json::from_slice(&run(Some("portable"), &inspect, "")).unwrap();
+    assert_eq!(v["kernels"], "portable");
+    let best = std::fs::read(d.join("best.sprig")).unwrap();
+    for (model, answer) in &answers[1..] {
+        assert_eq!(std::fs::read(d.join(model)).unwrap(), best, "{model}");
+        assert_eq!(answer, &answers[0].1, "{model}");
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&answers[0].1).lines().count(),
+        texts.lines().count()
+    );
+}
