@@ -9,6 +9,8 @@
 //! Latency: every text of the data file is predicted alone, timed one call at a time, over
 //! `--rounds` passes (the first pass is a warm-up and is not counted); the median and p90
 //! are printed. Throughput: the whole file predicted in a loop, texts per second. One thread.
+//! `SPRIG_KERNEL=portable` (or `avx2`) measures the lesser vector kernels on a CPU that has
+//! better ones: the portable code is what an ARM phone or watch runs.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -131,18 +133,7 @@ fn main() {
         projector.project_with(&mut ps, t, &mut out);
     });
     let per_sec = (items.len() * rounds) as f64 / secs;
-    #[cfg(target_arch = "x86_64")]
-    let simd = if std::arch::is_x86_feature_detected!("avx512bw")
-        && std::arch::is_x86_feature_detected!("avx512dq")
-    {
-        "avx512"
-    } else if std::arch::is_x86_feature_detected!("avx2") {
-        "avx2"
-    } else {
-        "portable"
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let simd = "portable";
+    let simd = sprig::network::kernel_name();
     println!(
         "model: {} {:?}, projection scheme {:?}, {simd} kernels, {} parameter bytes; data: {} ({} texts, accuracy {:.4})",
         model.kind(),

@@ -513,6 +513,8 @@ pub fn read_edges_from(path: &Path, raw: Box<dyn std::io::Read>) -> Result<(Grap
                 serde_json::Value::from(names[i].as_str()).to_string(),
             )),
             node: i as u32,
+            // An edge list names nodes; it has no texts to fingerprint.
+            text_hash: None,
         })
         .collect();
     let graph = Graph::from_parts(

@@ -310,6 +310,7 @@ pub fn ingest_from(
                 line: p.record.line,
                 id: p.record.id,
                 node,
+                text_hash: Some(crate::hash::record_hash(&p.record.text)),
             });
             ids.add(&out.records, out.records.len() - 1);
             out.record_labels.push(p.record.label.map(|l| {

@@ -68,6 +68,11 @@ pub struct RecordRef {
     pub id: Option<RecordId>,
     /// Its node.
     pub node: u32,
+    /// [`crate::hash::record_hash`] of its raw text, for graphs built from a corpus (`None`
+    /// for edge lists, and for graphs written before graphs kept it). `sprig propagate`
+    /// writes it beside the record's labels, and `sprig train` checks it against the corpus
+    /// it joins them to.
+    pub text_hash: Option<u32>,
 }
 
 impl crate::corpus::Identified for RecordRef {
@@ -704,6 +709,9 @@ impl Graph {
             .iter()
             .map(|x| x.id.as_ref().map_or("", |i| i.0.as_str()))
             .collect();
+        // Written only when every record has one; a reader that predates the section skips
+        // it (sections are found by name), so the format version stays.
+        let text_hashes: Option<Vec<u32>> = self.records.iter().map(|x| x.text_hash).collect();
         let s = self.seeds.len() as u64;
         let sn: Vec<u32> = self.seeds.iter().map(|x| x.node).collect();
         let sl: Vec<u32> = self.seeds.iter().map(|x| x.label).collect();
@@ -716,6 +724,9 @@ impl Graph {
         w.add_u64("record_lines", &[r], &lines);
         w.add_u32("record_nodes", &[r], &nodes);
         w.add_strings("record_ids", &ids);
+        if let Some(hashes) = text_hashes.as_deref().filter(|h| !h.is_empty()) {
+            w.add_u32(TEXT_HASHES, &[r], hashes);
+        }
         w.add_u32("seed_nodes", &[s], &sn);
         w.add_u32("seed_labels", &[s], &sl);
         w.add_f32("seed_weights", &[s], &sw);
@@ -780,7 +791,9 @@ impl Graph {
         rows: &mut dyn FnMut(usize) -> Option<std::ops::Range<usize>>,
     ) -> Result<(Self, GraphHeader)> {
         let mut s = SectionStream::open(path, EXPECT)?;
-        if !s.in_order(&SECTION_ORDER) {
+        let hashes_in_order = s.element_count(TEXT_HASHES).is_none()
+            || s.in_order(&["record_ids.bytes", TEXT_HASHES, "seed_nodes"]);
+        if !(s.in_order(&SECTION_ORDER) && hashes_in_order) {
             // Another writer's order (or a missing section): read whole, as `from_bytes`
             // would, and cut the rows out afterwards.
             drop(s);
@@ -851,6 +864,11 @@ impl Graph {
             lines: a.u64s("record_lines")?,
             nodes: a.u32s("record_nodes")?,
             ids: a.raw_strings("record_ids")?,
+            text_hashes: if a.sections().iter().any(|x| x.name == TEXT_HASHES) {
+                Some(a.u32s(TEXT_HASHES)?)
+            } else {
+                None
+            },
             seeds: (
                 a.u32s("seed_nodes")?,
                 a.u32s("seed_labels")?,
@@ -881,6 +899,10 @@ const SECTION_ORDER: [&str; 12] = [
     "seed_weights",
 ];
 
+/// The optional section of the records' text hashes, written between `record_ids.bytes` and
+/// `seed_nodes`.
+const TEXT_HASHES: &str = "record_text_hashes";
+
 /// `rows` within `0..n`, empty when backwards.
 fn clamp_rows(rows: std::ops::Range<usize>, n: usize) -> std::ops::Range<usize> {
     let start = rows.start.min(n);
@@ -897,6 +919,8 @@ struct RawGraph {
     lines: Vec<u64>,
     nodes: Vec<u32>,
     ids: (Vec<u64>, Vec<u8>),
+    /// The records' text hashes, if the file has them.
+    text_hashes: Option<Vec<u32>>,
     /// Seed nodes, labels and weights.
     seeds: (Vec<u32>, Vec<u32>, Vec<f32>),
     rows: std::ops::Range<usize>,
@@ -956,6 +980,10 @@ impl RawGraph {
             lines: s.u64s("record_lines")?,
             nodes: s.u32s("record_nodes", None)?,
             ids: s.raw_strings("record_ids")?,
+            text_hashes: match s.element_count(TEXT_HASHES) {
+                Some(_) => Some(s.u32s(TEXT_HASHES, None)?),
+                None => None,
+            },
             seeds: (
                 s.u32s("seed_nodes", None)?,
                 s.u32s("seed_labels", None)?,
@@ -977,6 +1005,7 @@ impl RawGraph {
             lines,
             nodes,
             ids,
+            text_hashes,
             seeds: (sn, sl, sw),
             rows,
             edge_base,
@@ -989,12 +1018,16 @@ impl RawGraph {
             what: what.to_owned(),
             message,
         };
-        if lines.len() != nodes.len() || ids.len() != nodes.len() {
+        if lines.len() != nodes.len()
+            || ids.len() != nodes.len()
+            || text_hashes.as_ref().is_some_and(|h| h.len() != nodes.len())
+        {
             return Err(corrupt(
                 "records",
                 "record sections differ in length".into(),
             ));
         }
+        let mut text_hashes = text_hashes.map(Vec::into_iter);
         let records: Vec<RecordRef> = lines
             .into_iter()
             .zip(nodes)
@@ -1003,6 +1036,7 @@ impl RawGraph {
                 line,
                 id: (!id.is_empty()).then_some(RecordId(id)),
                 node,
+                text_hash: text_hashes.as_mut().and_then(Iterator::next),
             })
             .collect();
         if sn.len() != sl.len() || sn.len() != sw.len() {
@@ -1110,6 +1144,7 @@ mod tests {
                         line: i + 1,
                         id: None,
                         node: i as u32,
+                        text_hash: None,
                     })
                     .collect(),
                 labels: vec!["x".into()],
@@ -1150,6 +1185,23 @@ mod tests {
         let a = Artifact::parse(Path::new("g.graph"), bytes, EXPECT).unwrap();
         let back = Graph::from_artifact(&a).unwrap();
         assert_eq!(back, g);
+    }
+
+    #[test]
+    fn text_hashes_are_kept_only_when_every_record_has_one() {
+        let mut g = triangle_plus_isolated();
+        let without = g.to_bytes();
+        for (i, r) in g.records.iter_mut().enumerate() {
+            r.text_hash = Some(i as u32 * 7);
+        }
+        let bytes = g.to_bytes();
+        // One u32 a record, and its entry in the section table.
+        assert!(bytes.len() > without.len() + 4 * g.records.len());
+        assert_eq!(Graph::from_bytes(Path::new("g.graph"), bytes).unwrap(), g);
+        g.records[2].text_hash = None;
+        assert_eq!(g.to_bytes().len(), without.len());
+        let back = Graph::from_bytes(Path::new("g.graph"), g.to_bytes()).unwrap();
+        assert!(back.records().iter().all(|r| r.text_hash.is_none()));
     }
 
     #[test]
@@ -1258,7 +1310,11 @@ mod tests {
 
     /// A random graph saved to a temporary folder.
     fn saved(n: usize) -> (Graph, tempfile::TempDir, std::path::PathBuf) {
-        let g = crate::propagate::testgraphs::random(n, 4 * n, 5, n / 20, 11);
+        let mut g = crate::propagate::testgraphs::random(n, 4 * n, 5, n / 20, 11);
+        // As a graph built from a corpus: with its texts' hashes (an optional section).
+        for r in &mut g.records {
+            r.text_hash = Some(crate::hash::record_hash(&format!("text {}", r.line)));
+        }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("g.graph");
         g.save(&path).unwrap();

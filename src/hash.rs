@@ -9,7 +9,12 @@
 //! * [`fnv1a64`] is 64-bit FNV-1a; it orders lines for the shared seed-selection protocol of
 //!   the benchmarks (the peers' `seeds.py`), so that sprig picks the same seeds.
 //!
-//! Both are pinned by golden tests below: a change to either is a format change.
+//! * [`record_hash`] is XXH3-64 with the seed [`RECORD_SEED`], cut to its low 32 bits: the
+//!   fingerprint of a record's raw text that a graph keeps and `sprig propagate` writes beside
+//!   each record's labels, so that `sprig train` can tell a labels file of another corpus
+//!   (or of an older version of this one) from the right one.
+//!
+//! All are pinned by golden tests below: a change to any is a format change.
 
 /// Name and version of the feature hash, as recorded in artifact headers.
 pub const HASH_NAME: &str = "xxh3-64";
@@ -104,6 +109,18 @@ pub fn hash_with_seed(bytes: &[u8], seed: u64) -> u64 {
     xxhash_rust::xxh3::xxh3_64_with_seed(bytes, seed)
 }
 
+/// Seed of [`record_hash`]: its own, so that a text's fingerprint is not also a feature id.
+pub const RECORD_SEED: u64 = 0x5350_5249_4752; // "SPRIGR"
+
+/// The fingerprint of a record's raw text (as the corpus reader returns it): the low 32 bits
+/// of XXH3-64 with [`RECORD_SEED`]. Thirty-two bits are enough for what it is for: a labels
+/// file joined to the wrong corpus mismatches on nearly every line, and a single stale line
+/// slips through with probability 2⁻³².
+#[inline]
+pub fn record_hash(text: &str) -> u32 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(text.as_bytes(), RECORD_SEED) as u32
+}
+
 /// 64-bit FNV-1a over `bytes` (offset basis 0xcbf29ce484222325, prime 0x100000001b3).
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -167,6 +184,19 @@ mod tests {
             .collect();
         assert_eq!(got, GOLDEN);
     }
+
+    #[test]
+    fn record_hash_is_pinned() {
+        // Golden values: if these change, every labels file's fingerprints go stale.
+        // Python: `xxhash.xxh3_64_intdigest(s.encode(), seed=0x535052494752) & 0xffffffff`.
+        let got: Vec<u32> = ["", "hello", "on my way 🚗"]
+            .iter()
+            .map(|s| record_hash(s))
+            .collect();
+        assert_eq!(got, RECORD_GOLDEN);
+    }
+
+    const RECORD_GOLDEN: [u32; 3] = [2154244105, 4017205934, 1217188750];
 
     // Cross-checked with Python's `xxhash.xxh3_64_intdigest(s, seed=0x535052494701)`.
     const GOLDEN: [u64; 3] = [

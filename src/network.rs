@@ -820,6 +820,16 @@ pub struct NetScratch {
     pub probs: Vec<f32>,
 }
 
+/// The name of the vector kernels predictions use on this CPU (`avx512`, `avx2` or
+/// `portable`; see `SPRIG_KERNEL` in the README): what a latency figure was measured with.
+pub fn kernel_name() -> &'static str {
+    match Kernel::detect() {
+        Kernel::Avx512 => "avx512",
+        Kernel::Avx2 => "avx2",
+        Kernel::Portable => "portable",
+    }
+}
+
 /// Which implementation of a vector kernel runs (here and in the projection).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kernel {
@@ -832,8 +842,25 @@ pub(crate) enum Kernel {
 }
 
 impl Kernel {
-    /// The best kernel this CPU runs.
+    /// The kernel predictions use: the best this CPU runs, or a lesser one named by the
+    /// environment variable `SPRIG_KERNEL` (`portable`, `avx2`; read once per process). The
+    /// kernels give the same bits (the tests compare them); the variable is for measuring
+    /// what a CPU without the vector extensions gets, such as the phones and watches sprig
+    /// targets, whose ARM cores run the portable code.
     pub(crate) fn detect() -> Self {
+        static CHOSEN: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
+        *CHOSEN.get_or_init(|| {
+            let best = Kernel::best();
+            match std::env::var("SPRIG_KERNEL").as_deref() {
+                Ok("portable") => Kernel::Portable,
+                Ok("avx2") if best != Kernel::Portable => Kernel::Avx2,
+                _ => best,
+            }
+        })
+    }
+
+    /// The best kernel this CPU runs.
+    fn best() -> Self {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::is_x86_feature_detected as has;
@@ -851,7 +878,7 @@ impl Kernel {
     /// Every kernel this CPU runs, the portable one first: what the tests compare.
     #[cfg(test)]
     pub(crate) fn all() -> Vec<Self> {
-        match Kernel::detect() {
+        match Kernel::best() {
             Kernel::Avx512 => vec![Kernel::Portable, Kernel::Avx2, Kernel::Avx512],
             Kernel::Avx2 => vec![Kernel::Portable, Kernel::Avx2],
             Kernel::Portable => vec![Kernel::Portable],

@@ -611,10 +611,21 @@ fn a_propagation_in_memory_trains_as_its_labels_file() {
         err.to_string().contains("the graph was built from"),
         "{err}"
     );
+    // So are the same lines with one text changed.
+    let mut edited = records.clone();
+    edited[41].text.push('!');
+    let err = TrainSet::from_propagation(&edited, &[], &graph, &prop, &config).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the text of line 42 is not the one the graph was built from"),
+        "{err}"
+    );
 }
 
 /// A labels file whose lines moved (a record inserted in a corpus without ids) is refused,
-/// not joined to the neighbouring lines' texts; labels edited since propagation are not.
+/// not joined to the neighbouring lines' texts: by the texts' hashes, and, in a labels file
+/// without them (written before graphs kept them), by where the seeds landed. Labels edited
+/// since propagation are not refused, nor is a text edited where the labels have no hash.
 #[test]
 fn labels_of_a_shifted_corpus_are_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -644,6 +655,32 @@ fn labels_of_a_shifted_corpus_are_refused() {
         args
     };
     ok(d, &train("corpus.jsonl"));
+    let err = fails(d, &train("shifted.jsonl"));
+    assert!(
+        err.contains("labels.jsonl:1: field \"text_hash\"")
+            && err.contains("text of corpus line 1 (\"a new first message\")")
+            && err.contains("another version of this one"),
+        "{err}"
+    );
+    // One text edited in place: its line is refused, by number.
+    let mut one_edit = records.clone();
+    one_edit[9]["text"] = "an edited message".into();
+    write("one-edit.jsonl", &one_edit);
+    let err = fails(d, &train("one-edit.jsonl"));
+    assert!(
+        err.contains("labels.jsonl:10: field \"text_hash\""),
+        "{err}"
+    );
+    // The same labels without their hashes, as older versions wrote them.
+    let labels = std::fs::read_to_string(d.join("labels.jsonl")).unwrap();
+    let mut stripped = String::new();
+    for line in labels.lines() {
+        let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(v.as_object_mut().unwrap().remove("text_hash").is_some());
+        stripped.push_str(&format!("{v}\n"));
+    }
+    std::fs::write(d.join("labels.jsonl"), stripped).unwrap();
+    ok(d, &train("one-edit.jsonl"));
     let err = fails(d, &train("shifted.jsonl"));
     assert!(
         err.contains("invalid --labels") && err.contains("look shifted by -1"),
@@ -859,4 +896,83 @@ fn eval_of_many_labels_lists_confusions_instead_of_a_matrix() {
         .map(|c| c["count"].as_u64().unwrap())
         .sum();
     assert_eq!(correct as f64 / 140.0, v["accuracy"].as_f64().unwrap());
+}
+
+/// The lesser vector kernels (`SPRIG_KERNEL`, what a CPU without AVX-512 or AVX2 runs) train
+/// the same model bytes and give the same answers, scores included.
+#[test]
+fn every_kernel_trains_and_predicts_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let corpus = repo("corpora/replies/corpus.gold.jsonl");
+    let test = repo("corpora/replies/test.jsonl");
+    let texts: String = std::fs::read_to_string(&test)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            format!("{}\n", v["text"].as_str().unwrap())
+        })
+        .collect();
+    let run = |kernel: Option<&str>, args: &[&str], stdin: &str| -> Vec<u8> {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sprig"));
+        cmd.args(args)
+            .current_dir(d)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        match kernel {
+            Some(k) => cmd.env("SPRIG_KERNEL", k),
+            None => cmd.env_remove("SPRIG_KERNEL"),
+        };
+        let mut child = cmd.spawn().unwrap();
+        {
+            use std::io::Write;
+            let mut pipe = child.stdin.take().unwrap();
+            pipe.write_all(stdin.as_bytes()).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let mut answers = Vec::new();
+    for (kernel, model) in [
+        (None, "best.sprig"),
+        (Some("avx2"), "avx2.sprig"),
+        (Some("portable"), "portable.sprig"),
+    ] {
+        let train = [
+            "train",
+            "--corpus",
+            p(&corpus),
+            "--out",
+            model,
+            "--epochs",
+            "2",
+            "--augment",
+            "1",
+            "-q",
+        ];
+        run(kernel, &train, "");
+        let predict = ["predict", "--model", model, "--top", "3", "--json"];
+        answers.push((model, run(kernel, &predict, &texts)));
+    }
+    // The variable took effect: `inspect` names the kernels in use.
+    let inspect = ["inspect", "portable.sprig", "--json"];
+    let v: serde_json::Value =
+        serde_json::from_slice(&run(Some("portable"), &inspect, "")).unwrap();
+    assert_eq!(v["kernels"], "portable");
+    let best = std::fs::read(d.join("best.sprig")).unwrap();
+    for (model, answer) in &answers[1..] {
+        assert_eq!(std::fs::read(d.join(model)).unwrap(), best, "{model}");
+        assert_eq!(answer, &answers[0].1, "{model}");
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&answers[0].1).lines().count(),
+        texts.lines().count()
+    );
 }

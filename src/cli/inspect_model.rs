@@ -26,6 +26,8 @@ pub(crate) fn run(path: &Path, json_out: bool) -> anyhow::Result<()> {
         obj["file"] = json!(path.display().to_string());
         obj["file_bytes"] = json!(file_bytes);
         obj["parameter_bytes"] = json!(model.parameter_bytes());
+        // Not the file's: what this machine predicts with (the same answers on any).
+        obj["kernels"] = json!(sprig::network::kernel_name());
         outln!("{obj}")?;
         return Ok(());
     }
@@ -66,6 +68,10 @@ pub(crate) fn run(path: &Path, json_out: bool) -> anyhow::Result<()> {
         outln!("table           k = {}", header.table_k)?;
     }
     outln!("parameters      {} bytes", model.parameter_bytes())?;
+    outln!(
+        "kernels         {} on this machine (the same answers with any)",
+        sprig::network::kernel_name()
+    )?;
     outln!(
         "labels ({})     {}",
         header.labels.len(),

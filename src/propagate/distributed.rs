@@ -213,7 +213,7 @@ impl Cluster {
 ///     weights: vec![1.0; 4],
 ///     keys: ["a", "b", "c"].map(String::from).to_vec(),
 ///     text_nodes: 3,
-///     records: (0..3).map(|i| RecordRef { line: i + 1, id: None, node: i as u32 }).collect(),
+///     records: (0..3).map(|i| RecordRef { line: i + 1, id: None, node: i as u32, text_hash: None }).collect(),
 ///     labels: vec!["x".into()],
 ///     seeds: vec![Seed { node: 0, label: 0, weight: 1.0 }],
 ///     provenance: serde_json::Value::Null,

@@ -9,12 +9,14 @@
 //! **JSONL**, one line per record of [`Graph::records`], in order:
 //!
 //! ```text
-//! {"line":3,"id":"a7","label":"greet","score":0.912000,"unknown":0.010000,"scores":[["greet",0.912000],["bye",0.078000]],"seed":false}
+//! {"line":3,"id":"a7","text_hash":"9b1c0e42","label":"greet","score":0.912000,"unknown":0.010000,"scores":[["greet",0.912000],["bye",0.078000]],"seed":false}
 //! ```
 //!
 //! `label` is the top label (`null` when the node abstains, with `score` 0 and `scores`
 //! empty), `id` the record's id as JSON (`null` if none), `seed` whether the record's node
-//! carried a seed. With `all_nodes`, the non-text (feature) nodes follow, with
+//! carried a seed. `text_hash` is [`crate::hash::record_hash`] of the record's raw text in 8
+//! hexadecimal digits, there when the graph keeps it (built from a corpus by this version or
+//! a later one): `sprig train` checks it against the corpus it joins the labels to. With `all_nodes`, the non-text (feature) nodes follow, with
 //! `"feature":"<key>"` in place of `line` and `id`: a feature → label lexicon.
 //!
 //! **TSV** (Junto's label-file shape), one row per text node in node order (plus feature
@@ -150,6 +152,9 @@ pub fn write_jsonl(
             r.id.as_ref()
                 .map_or_else(|| "null".to_owned(), |id| id.to_json().to_string());
         let _ = write!(buf, "{{\"line\":{},\"id\":{id},", r.line);
+        if let Some(h) = r.text_hash {
+            let _ = write!(buf, "\"text_hash\":\"{h:08x}\",");
+        }
         dist_fields(&mut buf, &names, result, r.node as usize);
         buf.push('\n');
         out.write_all(buf.as_bytes())?;

@@ -23,6 +23,7 @@ pub(crate) fn build(
                 serde_json::Value::from(keys[i].clone()).to_string(),
             )),
             node: i as u32,
+            text_hash: None,
         })
         .collect();
     Graph::from_parts(

@@ -477,6 +477,7 @@ fn class_mass_counts_each_record_of_a_shared_node() {
                 line: line as u64 + 1,
                 id: None,
                 node,
+                text_hash: None,
             })
             .collect();
         Graph::from_parts(

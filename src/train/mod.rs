@@ -353,12 +353,34 @@ struct RawLabelsLine {
     id: Option<serde_json::Value>,
     #[serde(default)]
     seed: Option<bool>,
+    /// [`crate::hash::record_hash`] of the record's text, in 8 hexadecimal digits (absent
+    /// from files of graphs that do not keep it).
+    #[serde(default)]
+    text_hash: Option<String>,
     /// Required on record lines: a default would change training (an absent `unknown` read
     /// as 0 made a line fully confident).
     #[serde(default)]
     unknown: Option<f32>,
     #[serde(default)]
     scores: Option<Vec<(String, f32)>>,
+}
+
+/// Why a labels line's `text_hash` (`want`) does not match the corpus record it joins
+/// (whose text hashes to `got`).
+fn stale_labels_message(want: &str, got: u32, record: &Record) -> String {
+    const SHOWN: usize = 60;
+    let text: String = record.text.chars().take(SHOWN).collect();
+    let more = if record.text.chars().count() > SHOWN {
+        "…"
+    } else {
+        ""
+    };
+    format!(
+        "field \"text_hash\": {want}, but the text of corpus line {} ({text:?}{more}) hashes \
+         to {got:08x}: these labels were propagated over another corpus, or over another \
+         version of this one (run `sprig graph` and `sprig propagate` on it again)",
+        record.line
+    )
 }
 
 /// A record's line of the labels file, checked.
@@ -715,6 +737,7 @@ impl TrainSet {
                 };
                 Error::parse(path, line_no, format!("missing field {field:?}{hint}"))
             };
+            let raw_hash = raw.text_hash;
             let row = LabelsLine {
                 line: raw.line.ok_or_else(|| missing("line"))?,
                 id: raw.id,
@@ -746,6 +769,20 @@ impl TrainSet {
                          labels propagated over another corpus?",
                         got.to_json()
                     )));
+                }
+            }
+            if let Some(want) = &raw_hash {
+                let got = crate::hash::record_hash(&records[idx].text);
+                match u32::from_str_radix(want, 16) {
+                    Ok(h) if want.len() == 8 && h == got => {}
+                    Ok(_) if want.len() == 8 => {
+                        return Err(bad(&stale_labels_message(want, got, &records[idx])));
+                    }
+                    _ => {
+                        return Err(bad(&format!(
+                            "field \"text_hash\": {want:?} is not 8 hexadecimal digits"
+                        )));
+                    }
                 }
             }
             if !(0.0..=1.0 + 1e-4).contains(&row.unknown) {
@@ -800,6 +837,16 @@ impl TrainSet {
             return Err(mismatch(format!(
                 "record of line {} where the graph has line {}: not the graph's records",
                 r.line, g.line
+            )));
+        }
+        if let Some((_, g)) = records.iter().zip(refs).find(|(r, g)| {
+            g.text_hash
+                .is_some_and(|h| h != crate::hash::record_hash(&r.text))
+        }) {
+            return Err(mismatch(format!(
+                "the text of line {} is not the one the graph was built from: not the \
+                 graph's records",
+                g.line
             )));
         }
         let d = propagation.distribution();
