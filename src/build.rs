@@ -13,7 +13,7 @@ use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::corpus::{
-    next_line, open_input, skip_bom, utf8_line, CorpusOptions, CorpusReader, RecordId,
+    next_line, open_input, skip_bom, utf8_line, CorpusFormat, CorpusOptions, CorpusReader, RecordId,
 };
 use crate::error::{Error, Result};
 use crate::features::{ingest_from, tfidf, DfFilter, Skipped};
@@ -189,6 +189,8 @@ pub struct Built {
     pub graph: Graph,
     /// Records skipped under `skip_invalid`.
     pub skipped: Skipped,
+    /// The format the corpus was read in (given, or detected).
+    pub format: CorpusFormat,
 }
 
 /// Builds a graph from the corpus at `path` (see the module docs).
@@ -231,13 +233,11 @@ fn build_with(
     let pipeline = TextPipeline::new(&config.text, &config.features)?;
     let bipartite = config.graph.kind == GraphKind::Bipartite;
     progress.stage("reading", None, "records");
-    let ing = ingest_from(
-        CorpusReader::from_reader(path, open()?, &config.corpus)?,
-        &pipeline,
-        config.skip_invalid,
-        bipartite,
-        |n| progress.set_position(n),
-    )?;
+    let reader = CorpusReader::from_reader(path, open()?, &config.corpus)?;
+    let format = reader.format();
+    let ing = ingest_from(reader, &pipeline, config.skip_invalid, bipartite, |n| {
+        progress.set_position(n)
+    })?;
     progress.finish_stage();
     let filter = config.graph.df_filter();
     let rows = tfidf(
@@ -260,8 +260,13 @@ fn build_with(
             // Feature nodes follow the text nodes, in feature-id order, kept features only.
             let mut node_of_feature = vec![u32::MAX; rows.n_features];
             let names = ing.names.unwrap_or_default();
+            // A block weighted 0 (`--char-weight 0`) gives its features no edge: they are
+            // no nodes either, or every one would be an isolated node in the counts.
+            let weighted = |f: usize| {
+                !(ing.blocks[f] == crate::text::Block::Char && config.features.char_weight == 0.0)
+            };
             for (f, &df) in ing.df.iter().enumerate() {
-                if filter.keeps(df, n_text) {
+                if filter.keeps(df, n_text) && weighted(f) {
                     node_of_feature[f] = keys.len() as u32;
                     keys.push(names.get(f).cloned().unwrap_or_default());
                 }
@@ -349,6 +354,7 @@ fn build_with(
     Ok(Built {
         graph,
         skipped: ing.skipped,
+        format,
     })
 }
 

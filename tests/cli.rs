@@ -964,7 +964,10 @@ fn labels_differing_only_in_case_get_a_note_in_graph_and_train() {
         let err = String::from_utf8_lossy(&out.stderr);
         // The spaces are trimmed (as in CSV), the case is kept and named.
         assert!(
-            err.contains("differ only in case are different labels: \"Billing\" and \"billing\""),
+            err.contains(
+                "differ only in case or Unicode form are different labels: \"Billing\" and \
+                 \"billing\""
+            ),
             "{args:?}: {err}"
         );
     }
@@ -1362,4 +1365,120 @@ fn the_summary_counts_the_abstentions_the_file_shows() {
         ],
     );
     assert!(out.contains("0 of 40 texts abstain ("), "{out}");
+}
+
+/// `inspect --verify` checks symmetry before `--edges` exports one weight an edge.
+#[test]
+fn inspect_verifies_a_graph_before_exporting_its_edges() {
+    use sprig::graph::{Graph, GraphKind, GraphParts, RecordRef};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // a–b with two different weights: valid (`Graph::validate`), but not symmetric.
+    let graph = Graph::from_parts(
+        GraphKind::Edges,
+        GraphParts {
+            offsets: vec![0, 1, 2],
+            neighbors: vec![1, 0],
+            weights: vec![0.45, 0.9],
+            keys: vec!["a".into(), "b".into()],
+            text_nodes: 2,
+            records: (0..2)
+                .map(|i| RecordRef {
+                    line: i + 1,
+                    id: None,
+                    node: i as u32,
+                    text_hash: None,
+                })
+                .collect(),
+            labels: vec![],
+            seeds: vec![],
+            provenance: serde_json::Value::Null,
+        },
+    )
+    .unwrap();
+    graph.save(&d.join("asym.graph")).unwrap();
+    let err = fails(d, &["inspect", "asym.graph", "--edges", "--verify"]);
+    assert!(err.contains("w(0,1) = 0.45 but w(1,0) = 0.9"), "{err}");
+    // Without --verify the export is what the file holds.
+    assert!(ok(d, &["inspect", "asym.graph", "--edges"]).contains("0.45"));
+}
+
+/// The notes after `graph` name what the input can actually change: a plain-text corpus has
+/// label prefixes, not fields; a seed file can be what gave a node two labels; labels that
+/// look alike but differ in Unicode form are pointed out.
+#[test]
+fn graph_notes_name_the_input_that_can_fix_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let note = |args: &[&str]| {
+        let out = crate::util::sprig(d, args);
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    std::fs::write(d.join("plain.txt"), "ok hello\nfine hello\n").unwrap();
+    let err = note(&["graph", "--corpus", "plain.txt", "--out", "g.graph"]);
+    assert!(
+        err.contains("no line starts with a `__label__NAME ` prefix")
+            && !err.contains("--label-field"),
+        "{err}"
+    );
+    std::fs::write(
+        d.join("d.jsonl"),
+        "{\"text\":\"hello there\"}\n{\"text\":\"hello there\"}\n{\"text\":\"hi you\"}\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("s.tsv"), "1\tb\n1\tc\n").unwrap();
+    let err = note(&[
+        "graph", "--corpus", "d.jsonl", "--seeds", "s.tsv", "--out", "g.graph",
+    ]);
+    assert!(
+        err.contains("1 node carries seeds of more than one label (the seed file labels it"),
+        "{err}"
+    );
+    std::fs::write(
+        d.join("nfd.jsonl"),
+        "{\"text\":\"hello a\",\"label\":\"caf\\u00e9\"}\n{\"text\":\"hello b\",\"label\":\"cafe\\u0301\"}\n",
+    )
+    .unwrap();
+    let err = note(&["graph", "--corpus", "nfd.jsonl", "--out", "g.graph"]);
+    assert!(
+        err.contains(
+            "differ only in case or Unicode form are different labels: \"cafe\\u{301}\" and \"café\""
+        ),
+        "{err}"
+    );
+}
+
+/// A bipartite graph with the char block weighted 0 has no char feature nodes (they would
+/// have no edge, and count as isolated nodes).
+#[test]
+fn a_block_weighted_zero_gives_no_feature_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let corpus = repo("corpora/tiny/intents.jsonl");
+    let nodes = |extra: &[&str]| {
+        let mut args = vec![
+            "graph",
+            "--corpus",
+            corpus.to_str().unwrap(),
+            "--kind",
+            "bipartite",
+            "--out",
+            "b.graph",
+            "-q",
+        ];
+        args.extend(extra);
+        ok(d, &args);
+        let v: serde_json::Value =
+            serde_json::from_str(&ok(d, &["inspect", "b.graph", "--json"])).unwrap();
+        (
+            v["counts"]["nodes"].as_u64().unwrap(),
+            v["counts"]["edges"].as_u64().unwrap(),
+        )
+    };
+    let (all, edges) = nodes(&[]);
+    let (words, word_edges) = nodes(&["--char-weight", "0"]);
+    let (word_only, word_only_edges) = nodes(&["--features", "u,b"]);
+    assert!(words < all && word_edges < edges, "{words} {all}");
+    assert_eq!((words, word_edges), (word_only, word_only_edges));
 }

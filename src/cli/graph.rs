@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use sprig::build::{build_from_corpus, read_edges, BuildConfig, GraphConfig, MaxScan};
+use sprig::corpus::CorpusFormat;
 use sprig::graph::GraphKind;
 use sprig::seeds::{apply_seed_file, read_seed_file};
 
@@ -80,6 +81,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     super::check_not_an_input(&args.out, &inputs)?;
     let bars = Bars::new(args.job.quiet);
     let started = std::time::Instant::now();
+    // The corpus's format, given or detected (for the notes below).
+    let mut format: Option<CorpusFormat> = None;
     let mut graph = if let Some(edges) = &args.edges {
         let (graph, report) = read_edges(edges)?;
         if report.hash_lines > 0 {
@@ -139,6 +142,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             skip_invalid: args.skip_invalid,
         };
         let built = build_from_corpus(corpus, &config, &bars)?;
+        format = Some(built.format);
         if built.skipped.count > 0 {
             bars.note(&format!(
                 "skipped {}; {}: {}",
@@ -181,21 +185,33 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             } else {
                 format!("{} nodes carry", torn.len())
             },
-            if args.edges.is_some() {
-                "the seed file labels it more than once"
-            } else {
-                "identical texts labelled differently"
+            match (&args.edges, &args.seeds) {
+                (Some(_), _) => "the seed file labels it more than once",
+                // The seed file replaces the seeds of the nodes it names: either may be it.
+                (None, Some(_)) =>
+                    "the seed file labels it more than once, or identical texts \
+                                    are labelled differently",
+                (None, None) => "identical texts labelled differently",
             },
             graph.keys()[first as usize]
         ));
     }
     if graph.seeds().is_empty() && args.corpus.is_some() {
         // Often a label column under another name (`--label-field`); propagate would stop.
-        bars.note(&format!(
-            "note: no record has a {:?} field or column, so the graph has no seed: name the \
-             label column with --label-field, or give seeds with --seeds (here or to propagate)",
-            args.corpus_fields.options().label_field
-        ));
+        bars.note(&if format == Some(CorpusFormat::Text) {
+            // Plain text has no fields to name: its labels are line prefixes.
+            "note: no line starts with a `__label__NAME ` prefix, so the graph has no seed: \
+             prefix the labelled lines, give seeds with --seeds (here or to propagate), or, \
+             for a CSV or TSV file read as text, say so with --format"
+                .to_owned()
+        } else {
+            format!(
+                "note: no record has a {:?} field or column, so the graph has no seed: name \
+                 the label column with --label-field, or give seeds with --seeds (here or to \
+                 propagate)",
+                args.corpus_fields.options().label_field
+            )
+        });
     }
     if graph.n_edges() == 0 && graph.n_nodes() > 1 {
         // Written all the same (it is a valid graph), but propagation over it can only keep

@@ -74,18 +74,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (graph, header) = Graph::load_with_header(&args.file)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    if args.edges {
-        if args.json {
-            anyhow::bail!("--edges prints TSV; drop --json");
-        }
-        write_edges(&graph, &mut out)?;
-        out.flush()?;
-        return Ok(());
+    if args.edges && args.json {
+        anyhow::bail!("--edges prints TSV; drop --json");
     }
+    // Before any export: `--edges` writes one weight an edge, and would bake an asymmetric
+    // pair into the TSV unnoticed.
     if args.verify {
         graph
             .check_symmetric(&args.file)
             .with_context(|| format!("verifying {}", args.file.display()))?;
+    }
+    if args.edges {
+        write_edges(&graph, &mut out)?;
+        out.flush()?;
+        return Ok(());
     }
     let report = summarize(&graph);
     if args.json {

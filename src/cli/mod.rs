@@ -54,14 +54,17 @@ pub(crate) fn lines_of_say(n: usize, file: &std::path::Path) -> String {
     )
 }
 
-/// A note when some labels differ only in case (`Billing`, `billing`): labels are names,
+/// A note when some labels differ only in case (`Billing`, `billing`) or in Unicode form
+/// (`café` composed, `café` with a combining accent, which look the same): labels are names,
 /// compared exactly (after trimming spaces), so these are different labels, which is rarely
 /// what a file that spells one label several ways means.
 pub(crate) fn case_note(labels: &[String]) -> Option<String> {
-    let mut folded: Vec<(String, &str)> = labels
-        .iter()
-        .map(|l| (l.to_lowercase(), l.as_str()))
-        .collect();
+    let fold = |l: &str| {
+        let mut n = tokenizers::NormalizedString::from(l);
+        n.nfkc();
+        n.get().to_lowercase()
+    };
+    let mut folded: Vec<(String, &str)> = labels.iter().map(|l| (fold(l), l.as_str())).collect();
     folded.sort();
     let clashes: Vec<String> = folded
         .chunk_by(|a, b| a.0 == b.0)
@@ -73,8 +76,8 @@ pub(crate) fn case_note(labels: &[String]) -> Option<String> {
         .collect();
     let first = clashes.first()?;
     Some(format!(
-        "note: labels that differ only in case are different labels: {first}{} (fix the \
-         spelling in the input if they mean one)",
+        "note: labels that differ only in case or Unicode form are different labels: \
+         {first}{} (fix the spelling in the input if they mean one)",
         match clashes.len() {
             1 => String::new(),
             2 => "; one more group too".to_owned(),
