@@ -1181,3 +1181,77 @@ fn the_summary_counts_the_abstentions_the_file_shows() {
     );
     assert!(out.contains("0 of 40 texts abstain ("), "{out}");
 }
+
+#[test]
+fn quiet_silences_notes_but_not_warnings_about_dropped_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The tiny corpus with one bad record in the middle.
+    let mut corpus = std::fs::read_to_string(repo("corpora/tiny/intents.jsonl")).unwrap();
+    corpus.insert_str(
+        corpus.find('\n').unwrap() + 1,
+        "{\"text\": 42, \"label\": \"greeting\"}\n",
+    );
+    std::fs::write(d.join("c.jsonl"), &corpus).unwrap();
+    let stderr = |args: &[&str]| {
+        let out = crate::util::sprig(d, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let graph = ["graph", "--corpus", "c.jsonl", "--out", "c.graph"];
+    let skipped = "warning: skipped 1 invalid record; the first: c.jsonl:2: field \"text\"";
+    for quiet in [&[][..], &["-q"]] {
+        let err = stderr(&[&graph[..], &["--skip-invalid"], quiet].concat());
+        assert!(err.contains(skipped), "{quiet:?}: {err}");
+    }
+    ok(
+        d,
+        &["propagate", "--graph", "c.graph", "--out", "l.jsonl", "-q"],
+    );
+    // A labels file cut short: the records past its end train on nothing.
+    let labels = std::fs::read_to_string(d.join("l.jsonl")).unwrap();
+    let short: Vec<&str> = labels.lines().take(30).collect();
+    std::fs::write(d.join("short.jsonl"), short.join("\n") + "\n").unwrap();
+    let train = [
+        "train",
+        "--corpus",
+        "c.jsonl",
+        "--labels",
+        "short.jsonl",
+        "--skip-invalid",
+        "--out",
+        "m.sprig",
+    ];
+    let train = [&train[..], &crate::util::QUICK_TRAIN].concat();
+    let unlabelled = "warning: 10 of 40 records have neither a label nor a line in short.jsonl";
+    let loud = stderr(&train);
+    let quiet = stderr(&[&train[..], &["-q"]].concat());
+    for err in [&loud, &quiet] {
+        assert!(err.contains(skipped), "{err}");
+        assert!(err.contains(unlabelled), "{err}");
+    }
+    // What -q does silence: the informational count of seeds and labels, the epochs.
+    let info = "40 records: ";
+    assert!(loud.contains(info) && loud.contains("epoch   1"), "{loud}");
+    assert!(!quiet.contains(info) && !quiet.contains("epoch"), "{quiet}");
+    assert_eq!(quiet.lines().count(), 2, "{quiet}");
+    // run -q passes --quiet on, and the warnings still show.
+    let test = repo("corpora/tiny/test.jsonl");
+    let run = [
+        "run",
+        "--corpus",
+        "c.jsonl",
+        "--test",
+        test.to_str().unwrap(),
+        "--workdir",
+        "w",
+        "--skip-invalid",
+        "-q",
+    ];
+    let err = stderr(&run);
+    assert_eq!(err.matches(skipped).count(), 2, "graph and train: {err}");
+}

@@ -22,6 +22,10 @@ pub fn sprig(dir: &Path, args: &[&str]) -> Output {
         .expect("the sprig binary runs")
 }
 
+/// `train` flags for a fast run (one epoch, no augmented copies), for tests of what train
+/// accepts and reports rather than of what it learns.
+pub const QUICK_TRAIN: [&str; 4] = ["--epochs", "1", "--augment", "0"];
+
 /// stdout of a run that must succeed.
 pub fn ok(dir: &Path, args: &[&str]) -> String {
     let out = sprig(dir, args);

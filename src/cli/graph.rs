@@ -94,7 +94,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ));
         }
         if report.self_loops + report.zero_weight + report.duplicates > 0 {
-            bars.note(&format!(
+            bars.warn(&format!(
                 "{}: dropped {} self-loops and {} zero-weight edges; merged {} repeated edges (max weight)",
                 edges.display(),
                 report.self_loops,
@@ -140,7 +140,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         };
         let built = build_from_corpus(corpus, &config, &bars)?;
         if built.skipped.count > 0 {
-            bars.note(&format!(
+            bars.warn(&format!(
                 "skipped {}; {}: {}",
                 super::count(built.skipped.count, "invalid record", "invalid records"),
                 match built.skipped.first.len() {

@@ -435,7 +435,10 @@ pub(crate) struct JobArgs {
     #[arg(long, default_value_t = 0,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=1024))]
     pub(crate) threads: usize,
-    /// No progress bars or notes on stderr (the one-line summary still goes to stdout).
+    /// No progress bars, iteration lines or informational notes on stderr. Warnings about
+    /// input dropped or skipped (invalid records skipped with --skip-invalid, records left
+    /// without a label, edges dropped) are still printed, and the one-line summary still goes
+    /// to stdout.
     #[arg(long, short)]
     pub(crate) quiet: bool,
 }

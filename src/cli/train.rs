@@ -196,7 +196,7 @@ fn read_records(args: &Args, bars: &Bars) -> anyhow::Result<Vec<Record>> {
         .into());
     }
     if let Some(note) = skips.note() {
-        bars.note(&note);
+        bars.warn(&note);
     }
     Ok(records)
 }
@@ -317,8 +317,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let labels_file = args.labels.as_deref().unwrap_or(Path::new(""));
     let joined = c.seeds + c.propagated + c.abstained + c.low_confidence;
     if let (Some(path), true) = (&args.labels, joined < c.records) {
-        bars.note(&format!(
-            "note: {} of {} records have neither a label nor a line in {} (records that \
+        bars.warn(&format!(
+            "{} of {} records have neither a label nor a line in {} (records that \
              `graph --skip-invalid` skipped, or labels propagated over another corpus, or cut \
              short?)",
             c.records - joined,
