@@ -42,13 +42,10 @@ pub enum CorpusFormat {
 
 impl CorpusFormat {
     /// The format a file's extension names: `.jsonl`/`.ndjson`/`.json` → jsonl, `.csv`,
-    /// `.tsv`/`.tab`, `.txt`/`.text` → text; standard input (`-`) is jsonl. `None` for any
-    /// other name: [`CorpusReader`] then looks at the first non-blank byte (see
-    /// [`CorpusFormat::sniff`]).
+    /// `.tsv`/`.tab`, `.txt`/`.text` → text. `None` for any other name, standard input (`-`)
+    /// among them: [`CorpusReader`] then looks at the first non-blank byte (see
+    /// [`CorpusFormat::sniff`]), as for `/dev/stdin`.
     pub fn from_path(path: &Path) -> Option<Self> {
-        if path.as_os_str() == "-" {
-            return Some(CorpusFormat::Jsonl);
-        }
         match path
             .extension()
             .and_then(|e| e.to_str())
@@ -1391,12 +1388,14 @@ mod tests {
     #[test]
     fn a_name_without_a_known_extension_is_sniffed() {
         let json = b"\xEF\xBB\xBF\n  {\"text\": \"hi\", \"label\": \"greeting\"}\n";
-        for name in ["data", "corpus.dat", "x.jsonl.bak"] {
+        // Standard input (`-`) too: it has no extension to tell.
+        for name in ["data", "corpus.dat", "x.jsonl.bak", "-"] {
             let recs = ok(json, name);
             assert_eq!(recs[0].label.as_deref(), Some("greeting"), "{name}");
+            let recs = ok(b"__label__greeting hi\n", name);
+            assert_eq!(recs[0].label.as_deref(), Some("greeting"), "{name}");
+            assert_eq!(recs[0].text, "hi", "{name}");
         }
-        let recs = ok(b"__label__greeting hi\n", "data");
-        assert_eq!(recs[0].label.as_deref(), Some("greeting"));
         // A known extension wins over the content.
         let recs = ok(b"{\"text\": \"hi\"}\n", "notes.txt");
         assert_eq!(recs[0].text, "{\"text\": \"hi\"}");

@@ -811,23 +811,14 @@ fn a_field_named_for_plain_text_is_refused_and_eval_says_how_it_read_the_file() 
 
 #[test]
 fn predict_stops_at_a_non_utf8_line_unless_told_to_answer_it() {
-    use std::io::Write as _;
     let model = crate::util::repo("tests/fixtures/v1/tiny.sprig");
     let predict = |extra: &[&str]| {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sprig"))
-            .args(["predict", "--model", model.to_str().unwrap()])
-            .args(extra)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        stdin
-            .write_all(b"hello there\n\xff\xfe bad\nthank you\n")
-            .unwrap();
-        drop(stdin);
-        child.wait_with_output().unwrap()
+        let args = [&["predict", "--model", model.to_str().unwrap()], extra].concat();
+        crate::util::sprig_with_stdin(
+            Path::new("."),
+            &args,
+            b"hello there\n\xff\xfe bad\nthank you\n",
+        )
     };
     let out = predict(&[]);
     assert_eq!(out.status.code(), Some(2));
@@ -849,4 +840,39 @@ fn predict_stops_at_a_non_utf8_line_unless_told_to_answer_it() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn standard_input_is_sniffed_like_a_name_without_extension() {
+    use crate::util::{repo, sprig_with_stdin};
+    let here = Path::new(".");
+    // eval: fastText lines and JSON Lines on a pipe score alike (`-` was always read as
+    // JSON Lines: a plain-text file failed with "malformed JSON at column 1").
+    let model = repo("tests/fixtures/v1/tiny.sprig");
+    let eval = ["eval", "--model", model.to_str().unwrap(), "--data", "-"];
+    let text = b"__label__thanks thank you so much\n__label__greeting hello there\n";
+    let jsonl = b"{\"text\":\"thank you so much\",\"label\":\"thanks\"}\n\
+                  {\"text\":\"hello there\",\"label\":\"greeting\"}\n";
+    let scores: Vec<String> = [&text[..], &jsonl[..]]
+        .into_iter()
+        .map(|input| {
+            let out = sprig_with_stdin(here, &eval, input);
+            assert!(out.status.success(), "{}", stderr(&out));
+            stdout(&out)
+        })
+        .collect();
+    assert!(scores[0].contains("examples 2"), "{}", scores[0]);
+    assert_eq!(scores[0], scores[1]);
+    // graph and train: the tiny corpus's plain-text copy, through a pipe.
+    let corpus = std::fs::read(repo("corpora/tiny/intents.txt")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let graph = ["graph", "--corpus", "-", "--out", "g.graph", "-q"];
+    let out = sprig_with_stdin(dir.path(), &graph, &corpus);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("40 records"), "{}", stdout(&out));
+    let train = ["train", "--corpus", "-", "--out", "m.sprig", "-q"];
+    let train = [&train[..], &crate::util::QUICK_TRAIN].concat();
+    let out = sprig_with_stdin(dir.path(), &train, &corpus);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(dir.path().join("m.sprig").exists());
 }

@@ -265,8 +265,8 @@ pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
 /// that reads records.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct CorpusArgs {
-    /// Input format (default: from the extension, `-` is jsonl; a name without a known
-    /// extension is jsonl when its first non-blank character is `{`, else text).
+    /// Input format (default: from the extension; a name without a known extension, or `-`
+    /// for standard input, is jsonl when its first non-blank character is `{`, else text).
     #[arg(long, value_enum)]
     format: Option<sprig::corpus::CorpusFormat>,
     /// Field or column holding the text.
