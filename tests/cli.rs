@@ -1255,3 +1255,72 @@ fn quiet_silences_notes_but_not_warnings_about_dropped_input() {
     let err = stderr(&run);
     assert_eq!(err.matches(skipped).count(), 2, "graph and train: {err}");
 }
+
+#[test]
+fn run_prints_commands_a_shell_can_run_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let corpus = repo("corpora/tiny/intents.jsonl");
+    let test = repo("corpora/tiny/test.jsonl");
+    let out = ok(
+        d,
+        &[
+            "run",
+            "--corpus",
+            corpus.to_str().unwrap(),
+            "--test",
+            test.to_str().unwrap(),
+            "--workdir",
+            "w dir",
+            "-q",
+        ],
+    );
+    // Each printed command, pasted into a shell, runs (the path with a space stays one
+    // argument) and, for eval, prints what the run printed.
+    let shell = |command: &str| {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("\"$SPRIG\" {command}"))
+            .env("SPRIG", env!("CARGO_BIN_EXE_sprig"))
+            .current_dir(d)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let eval = out
+        .lines()
+        .find_map(|l| l.strip_prefix("== 4/4 eval: sprig "))
+        .unwrap();
+    assert!(eval.contains("'w dir/model.sprig'"), "{eval}");
+    let scores = shell(eval);
+    assert!(out.contains(&scores), "{scores} not in:\n{out}");
+    // The closing example: the test file's first text, quoted, answered by the model.
+    let done = out.lines().last().unwrap();
+    assert_eq!(
+        done,
+        "== done: try `sprig predict --model 'w dir/model.sprig' 'hey there, friend'` or pipe \
+         lines into it"
+    );
+    let predict = done
+        .split('`')
+        .nth(1)
+        .unwrap()
+        .strip_prefix("sprig ")
+        .unwrap();
+    assert!(shell(predict).starts_with("greeting\t"));
+
+    // Outside the repository root, the default corpus is missing: said why.
+    let err = fails(d, &["run"]);
+    assert!(
+        err.contains(
+            "--corpus corpora/replies/corpus.jsonl (the default, relative to the \
+             current folder: run from the repository root, or give --corpus and --test)"
+        ),
+        "{err}"
+    );
+}
