@@ -400,8 +400,7 @@ pub fn read_edges_from(path: &Path, raw: Box<dyn std::io::Read>) -> Result<(Grap
     let mut report = EdgeReport::default();
     let mut buf = Vec::new();
     let mut line = 0u64;
-    while next_line(&mut reader, &mut buf, path)? {
-        line += 1;
+    while next_line(&mut reader, &mut buf, path, &mut line)? {
         let text = utf8_line(&buf, path, line)?;
         // The seed files' comment rule: `#tag<TAB>other<TAB>1` is an edge of node `#tag`
         // (sprig's own `inspect --edges` writes such lines for hashtag texts).

@@ -54,13 +54,10 @@ impl std::fmt::Display for CorpusFormat {
 
 impl CorpusFormat {
     /// The format a file's extension names: `.jsonl`/`.ndjson`/`.json` → jsonl, `.csv`,
-    /// `.tsv`/`.tab`, `.txt`/`.text` → text; standard input (`-`) is jsonl. `None` for any
-    /// other name: [`CorpusReader`] then looks at the first non-blank byte (see
-    /// [`CorpusFormat::sniff`]).
+    /// `.tsv`/`.tab`, `.txt`/`.text` → text. `None` for any other name, standard input (`-`)
+    /// among them: [`CorpusReader`] then looks at the first non-blank byte (see
+    /// [`CorpusFormat::sniff`]), as for `/dev/stdin`.
     pub fn from_path(path: &Path) -> Option<Self> {
-        if path.as_os_str() == "-" {
-            return Some(CorpusFormat::Jsonl);
-        }
         match path
             .extension()
             .and_then(|e| e.to_str())
@@ -392,14 +389,104 @@ pub(crate) fn json_error(e: &serde_json::Error) -> String {
     format!("{kind} at column {}: {message}", e.column())
 }
 
-/// Reads the next physical line into `buf` without its line end. Returns false at the end.
-pub(crate) fn next_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>, path: &Path) -> Result<bool> {
+/// The longest line sprig reads from a corpus, a seed file, an edge list or `predict`'s
+/// standard input: 1 MiB, line end excluded. sprig is for short texts, and turning a text
+/// into features takes about 60 bytes of memory per byte of text, so one 50 MB line (a
+/// file with no line ends, a binary) would take about 3 GB; a line this long is an error
+/// naming it (skipped with `--skip-invalid`), and only its first 1 MiB is ever held.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// What [`read_line_bounded`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineRead {
+    /// The end of the input: no byte was left.
+    End,
+    /// A line, now in the buffer with its line end (if it had one).
+    Line,
+    /// A line longer than the limit: read past up to its line end, the buffer left empty.
+    TooLong,
+}
+
+/// Reads the next line (up to and including `\n`) into `buf`, as `read_until` does, but
+/// keeps at most about `max` bytes of it: the rest of a longer line is read past without
+/// being kept, so that the next call starts at the next line.
+///
+/// # Errors
+/// The reader's error (an interrupted read is retried).
+pub fn read_line_bounded(
+    reader: &mut dyn BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<LineRead> {
     buf.clear();
-    let n = reader
-        .read_until(b'\n', buf)
-        .map_err(|e| Error::io(path, e))?;
-    if n == 0 {
+    let (mut any, mut too_long) = (false, false);
+    loop {
+        let chunk = match reader.fill_buf() {
+            Ok(chunk) => chunk,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            break;
+        }
+        any = true;
+        let (used, ended) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        if !too_long {
+            buf.extend_from_slice(&chunk[..used]);
+            // Past `max` plus a CRLF's two bytes, the line is too long whatever its end.
+            if buf.len() > max + 2 {
+                too_long = true;
+                buf.clear();
+            }
+        }
+        reader.consume(used);
+        if ended {
+            break;
+        }
+    }
+    let content = buf.strip_suffix(b"\n").unwrap_or(buf);
+    let content = content.strip_suffix(b"\r").unwrap_or(content);
+    Ok(match (any, too_long || content.len() > max) {
+        (false, _) => LineRead::End,
+        (true, false) => LineRead::Line,
+        (true, true) => {
+            buf.clear();
+            LineRead::TooLong
+        }
+    })
+}
+
+/// The error of a line longer than [`MAX_LINE_BYTES`].
+pub(crate) fn too_long(path: &Path, line: u64) -> Error {
+    Error::parse(
+        path,
+        line,
+        format!(
+            "line longer than {} MiB (sprig reads short texts; is this a file of lines?)",
+            MAX_LINE_BYTES >> 20
+        ),
+    )
+}
+
+/// Reads the next physical line into `buf` without its line end, and counts it in `line`.
+/// Returns false at the end. A line longer than [`MAX_LINE_BYTES`] is an [`Error::Parse`]
+/// naming it, after which reading goes on at the next line.
+pub(crate) fn next_line(
+    reader: &mut dyn BufRead,
+    buf: &mut Vec<u8>,
+    path: &Path,
+    line: &mut u64,
+) -> Result<bool> {
+    let read = read_line_bounded(reader, buf, MAX_LINE_BYTES).map_err(|e| Error::io(path, e))?;
+    if read == LineRead::End {
         return Ok(false);
+    }
+    *line += 1;
+    if read == LineRead::TooLong {
+        return Err(too_long(path, *line));
     }
     if buf.last() == Some(&b'\n') {
         buf.pop();
@@ -598,12 +685,11 @@ impl CorpusReader {
                 buf,
                 format,
             } => loop {
-                match next_line(reader.as_mut(), buf, path) {
+                match next_line(reader.as_mut(), buf, path, line) {
                     Err(e) => return Some(Err(e)),
                     Ok(false) => return None,
                     Ok(true) => {}
                 }
-                *line += 1;
                 let text = match utf8_line(buf, path, *line) {
                     Ok(t) => t,
                     Err(e) => return Some(Err(e)),
@@ -626,7 +712,32 @@ impl CorpusReader {
                 raw_base,
                 delimiter,
             } => {
+                // Where the record starts, for an error that has no position of its own.
+                let start_line = reader.position().line();
                 let read = reader.read_byte_record(record);
+                if let Err(e) = &read {
+                    let too_long = match e.kind() {
+                        csv::ErrorKind::Io(io) => {
+                            io.get_ref().is_some_and(|e| e.is::<RecordTooLong>())
+                        }
+                        _ => false,
+                    };
+                    if too_long {
+                        // Not skippable: where the record ends is unknown (the likely cause
+                        // is a quote that never closes), so the stream ends here.
+                        return Some(Err(Error::io(
+                            path,
+                            std::io::Error::new(
+                                std::io::ErrorKind::InvalidData,
+                                format!(
+                                    "line {start_line}: a record longer than {} MiB (sprig \
+                                     reads short texts; a quote that never closes?)",
+                                    MAX_LINE_BYTES >> 20
+                                ),
+                            ),
+                        )));
+                    }
+                }
                 // The record's own bytes, from its start to where the next one starts, for
                 // the quote check (of a record whose field count is wrong too: a stray quote
                 // is the likely cause, and its line the one to name).
@@ -687,10 +798,35 @@ struct Tee<R> {
     seen: Rc<RefCell<Vec<u8>>>,
 }
 
+/// The most bytes a [`Tee`] keeps: the record being read, which [`MAX_LINE_BYTES`] bounds as
+/// it bounds a line, plus what the `csv` reader and the Tee read ahead (a chunk each).
+const MAX_TEE_BYTES: usize = MAX_LINE_BYTES + (1 << 17);
+
+/// The error a [`Tee`] stops at: a CSV/TSV record longer than [`MAX_LINE_BYTES`].
+#[derive(Debug)]
+struct RecordTooLong;
+
+impl std::fmt::Display for RecordTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "record longer than {} MiB", MAX_LINE_BYTES >> 20)
+    }
+}
+
+impl std::error::Error for RecordTooLong {}
+
 impl<R: Read> Read for Tee<R> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let mut seen = self.seen.borrow_mut();
+        // The kept bytes are drained record by record: past the cap, one record (or a quote
+        // left open, which swallows the rest of the file) would be held whole.
+        if seen.len() > MAX_TEE_BYTES {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                RecordTooLong,
+            ));
+        }
         let n = self.inner.read(out)?;
-        self.seen.borrow_mut().extend_from_slice(&out[..n]);
+        seen.extend_from_slice(&out[..n]);
         Ok(n)
     }
 }
@@ -1423,12 +1559,14 @@ mod tests {
     #[test]
     fn a_name_without_a_known_extension_is_sniffed() {
         let json = b"\xEF\xBB\xBF\n  {\"text\": \"hi\", \"label\": \"greeting\"}\n";
-        for name in ["data", "corpus.dat", "x.jsonl.bak"] {
+        // Standard input (`-`) too: it has no extension to tell.
+        for name in ["data", "corpus.dat", "x.jsonl.bak", "-"] {
             let recs = ok(json, name);
             assert_eq!(recs[0].label.as_deref(), Some("greeting"), "{name}");
+            let recs = ok(b"__label__greeting hi\n", name);
+            assert_eq!(recs[0].label.as_deref(), Some("greeting"), "{name}");
+            assert_eq!(recs[0].text, "hi", "{name}");
         }
-        let recs = ok(b"__label__greeting hi\n", "data");
-        assert_eq!(recs[0].label.as_deref(), Some("greeting"));
         // A known extension wins over the content.
         let recs = ok(b"{\"text\": \"hi\"}\n", "notes.txt");
         assert_eq!(recs[0].text, "{\"text\": \"hi\"}");
@@ -1438,6 +1576,31 @@ mod tests {
         let got = CorpusFormat::detect(Path::new("data"), &mut input).unwrap();
         assert_eq!(got, CorpusFormat::Jsonl);
         assert_eq!(input.fill_buf().unwrap(), &json[..]);
+    }
+
+    #[test]
+    fn a_line_past_the_limit_is_read_past_and_the_next_one_read() {
+        // A tiny buffer, so that lines straddle many fills.
+        let input = b"abcd\r\nabcde\nabcdefghijklmnop\nab";
+        let mut reader = std::io::BufReader::with_capacity(3, &input[..]);
+        let mut buf = Vec::new();
+        let mut got = Vec::new();
+        loop {
+            let read = read_line_bounded(&mut reader, &mut buf, 4).unwrap();
+            if read == LineRead::End {
+                break;
+            }
+            got.push((read, String::from_utf8(buf.clone()).unwrap()));
+            // What is kept of a long line stays near the limit, not the line's length.
+            assert!(buf.capacity() <= 16, "{}", buf.capacity());
+        }
+        let want = [
+            (LineRead::Line, "abcd\r\n"),
+            (LineRead::TooLong, ""),
+            (LineRead::TooLong, ""),
+            (LineRead::Line, "ab"),
+        ];
+        assert_eq!(got, want.map(|(r, s)| (r, s.to_owned())));
     }
 
     #[test]

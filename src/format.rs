@@ -1057,6 +1057,9 @@ where
     if is_stdout(path) {
         return in_place(&mut std::io::stdout().lock(), fill);
     }
+    // The permissions of the file being replaced, if any: kept, so that replacing a private
+    // file (0600) does not make it readable by everyone.
+    let mut existing = None;
     let resolved = match std::fs::metadata(path) {
         Ok(meta) if meta.is_dir() => {
             return Err(Error::io(
@@ -1071,7 +1074,10 @@ where
                 .map_err(|e| Error::io(path, e))?;
             return in_place(&mut file, fill);
         }
-        Ok(_) => std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?,
+        Ok(meta) => {
+            existing = Some(meta.permissions());
+            std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?
+        }
         // Missing, or a dangling link: the file to create is the link's target.
         Err(_) => resolve_links(path)?,
     };
@@ -1088,7 +1094,8 @@ where
     let mut builder = tempfile::Builder::new();
     builder.prefix(&prefix).suffix(".tmp");
     // tempfile creates files private (0600); the artifact this one becomes is an ordinary
-    // shareable file, so it gets the usual 0644 from the start.
+    // shareable file, so a new one gets the usual 0644 (less the umask) from the start, and
+    // one that replaces a file gets that file's permissions, which its owner chose.
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -1103,6 +1110,13 @@ where
     let tmp = writer
         .into_inner()
         .map_err(|e| Error::io(path, e.into_error()))?;
+    // Set on the open file, not at creation: the mode given to open() is cut by the umask,
+    // which must not narrow the permissions the replaced file had either.
+    if let Some(permissions) = existing {
+        tmp.as_file()
+            .set_permissions(permissions)
+            .map_err(|e| Error::io(path, e))?;
+    }
     tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
@@ -1381,6 +1395,38 @@ mod tests {
         write_bytes_atomic(&path, b"whole").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"whole");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn replacing_a_file_keeps_its_permissions() {
+        use std::os::unix::fs::{symlink, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        let set = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        // A private file stays private; a wider one stays wider than the default 0644.
+        for m in [0o600, 0o640, 0o664] {
+            let path = dir.path().join(format!("out-{m:o}.jsonl"));
+            std::fs::write(&path, b"old").unwrap();
+            set(&path, m);
+            write_bytes_atomic(&path, b"new").unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), b"new");
+            assert_eq!(mode(&path), m, "{}", path.display());
+        }
+        // Through a link: the target's permissions.
+        let target = dir.path().join("target.bin");
+        std::fs::write(&target, b"old").unwrap();
+        set(&target, 0o600);
+        symlink(&target, dir.path().join("link.bin")).unwrap();
+        write_bytes_atomic(&dir.path().join("link.bin"), b"new").unwrap();
+        assert_eq!(mode(&target), 0o600);
+        // A new file is an ordinary shareable one (0644 at most: the umask may narrow it).
+        let fresh = dir.path().join("fresh.bin");
+        write_bytes_atomic(&fresh, b"x").unwrap();
+        assert_eq!(mode(&fresh) & !0o644, 0, "{:o}", mode(&fresh));
+        assert_ne!(mode(&fresh) & 0o600, 0);
     }
 
     #[cfg(unix)]

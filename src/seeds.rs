@@ -70,8 +70,7 @@ pub fn read_seed_file(path: &Path) -> Result<Vec<SeedEntry>> {
     let mut buf = Vec::new();
     let mut line = 0u64;
     let mut out = Vec::new();
-    while next_line(&mut reader as &mut dyn BufRead, &mut buf, path)? {
-        line += 1;
+    while next_line(&mut reader as &mut dyn BufRead, &mut buf, path, &mut line)? {
         let text = utf8_line(&buf, path, line)?;
         // A TSV comment has no TAB: a seed line always has one, even for an id such as `#a`.
         if text.trim().is_empty() || (!jsonl && text.starts_with('#') && !text.contains('\t')) {

@@ -273,30 +273,89 @@ fn malformed_and_mistyped_json_names_line_and_field() {
     );
 }
 
-#[test]
-fn a_ten_megabyte_line_is_one_record() {
+/// A JSON Lines record of exactly `bytes` bytes (line end excluded), its text words.
+fn record_of(bytes: usize) -> String {
+    let (open, close) = ("{\"text\":\"", "\"}");
     let words = ["alpha", "beta", "gamma", "delta", "omega"];
-    let mut long = String::with_capacity(10 << 20);
+    let mut text = String::with_capacity(bytes);
     let mut i = 0usize;
-    while long.len() < 10 << 20 {
-        long.push_str(words[i % words.len()]);
-        long.push(' ');
+    while text.len() < bytes {
+        text.push_str(words[i % words.len()]);
+        text.push(' ');
         i = i.wrapping_mul(31).wrapping_add(7);
     }
-    let corpus = format!("{{\"text\":\"{long}\"}}\n{{\"text\":\"alpha beta\",\"label\":\"x\"}}\n");
-    let (_, summary) = accepted(
-        &[file("c.jsonl", &corpus)],
-        &[
-            "graph",
-            "--corpus",
-            "c.jsonl",
-            "--features",
-            "u,b",
-            "--out",
-            "g.graph",
-        ],
+    text.truncate(bytes - open.len() - close.len());
+    format!("{open}{text}{close}")
+}
+
+#[test]
+fn a_line_past_one_mebibyte_is_refused_or_skipped_and_one_within_it_is_read() {
+    const MIB: usize = 1 << 20;
+    let seed = "{\"text\":\"alpha beta\",\"label\":\"x\"}";
+    // The cap counts the line's bytes without its line end (CRLF here).
+    let corpus = format!("{}\r\n{}\r\n{seed}\r\n", record_of(MIB), record_of(MIB + 1));
+    let files = [file("c.jsonl", &corpus)];
+    let graph = [
+        "graph",
+        "--corpus",
+        "c.jsonl",
+        "--features",
+        "u,b",
+        "--out",
+        "g.graph",
+    ];
+    let too_long = "c.jsonl:2: line longer than 1 MiB";
+    refused(&files, &graph, too_long);
+    let (_, log) = accepted(&files, &[&graph[..], &["--skip-invalid"]].concat());
+    assert!(log.contains("2 records, 2 nodes"), "{log}");
+    assert!(
+        log.contains(&format!("skipped 1 invalid record; the first: {too_long}")),
+        "{log}"
     );
-    assert!(summary.contains("2 records, 2 nodes"), "{summary}");
+    // A CSV record past the cap: refused by its line, --skip-invalid or not (where it ends
+    // is unknown: most often a quote that never closes).
+    let csv = format!("text,label\nhi,x\n\"{}\n", "a".repeat(2 * MIB));
+    let csv_graph = ["graph", "--corpus", "c.csv", "--out", "g.graph"];
+    for extra in [&[][..], &["--skip-invalid"]] {
+        refused(
+            &[file("c.csv", &csv)],
+            &[&csv_graph[..], extra].concat(),
+            "c.csv: line 3: a record longer than 1 MiB",
+        );
+    }
+    // predict: an error naming the line, or an abstention with --skip-invalid.
+    let model = crate::util::repo("tests/fixtures/v1/tiny.sprig");
+    let input = format!("hello there\n{}\nthank you\n", "x".repeat(2 * MIB));
+    let predict = |extra: &[&str]| {
+        let args = [&["predict", "--model", model.to_str().unwrap()], extra].concat();
+        crate::util::sprig_with_stdin(Path::new("."), &args, input.as_bytes())
+    };
+    let out = predict(&[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("standard input line 2: longer than 1 MiB"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        stdout(&out).lines().count(),
+        1,
+        "the answer before the line"
+    );
+    let out = predict(&["--skip-invalid", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let answers: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(answers.len(), 3, "one answer per input line");
+    assert_eq!(answers[1], serde_json::json!({"text": null, "labels": []}));
+    assert_eq!(answers[2]["text"], "thank you");
+    assert!(
+        stderr(&out).contains("1 line longer than 1 MiB, answered with an abstention"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -811,23 +870,14 @@ fn a_field_named_for_plain_text_is_refused_and_eval_says_how_it_read_the_file() 
 
 #[test]
 fn predict_stops_at_a_non_utf8_line_unless_told_to_answer_it() {
-    use std::io::Write as _;
     let model = crate::util::repo("tests/fixtures/v1/tiny.sprig");
     let predict = |extra: &[&str]| {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sprig"))
-            .args(["predict", "--model", model.to_str().unwrap()])
-            .args(extra)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        stdin
-            .write_all(b"hello there\n\xff\xfe bad\nthank you\n")
-            .unwrap();
-        drop(stdin);
-        child.wait_with_output().unwrap()
+        let args = [&["predict", "--model", model.to_str().unwrap()], extra].concat();
+        crate::util::sprig_with_stdin(
+            Path::new("."),
+            &args,
+            b"hello there\n\xff\xfe bad\nthank you\n",
+        )
     };
     let out = predict(&[]);
     assert_eq!(out.status.code(), Some(2));
@@ -849,4 +899,39 @@ fn predict_stops_at_a_non_utf8_line_unless_told_to_answer_it() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn standard_input_is_sniffed_like_a_name_without_extension() {
+    use crate::util::{repo, sprig_with_stdin};
+    let here = Path::new(".");
+    // eval: fastText lines and JSON Lines on a pipe score alike (`-` was always read as
+    // JSON Lines: a plain-text file failed with "malformed JSON at column 1").
+    let model = repo("tests/fixtures/v1/tiny.sprig");
+    let eval = ["eval", "--model", model.to_str().unwrap(), "--data", "-"];
+    let text = b"__label__thanks thank you so much\n__label__greeting hello there\n";
+    let jsonl = b"{\"text\":\"thank you so much\",\"label\":\"thanks\"}\n\
+                  {\"text\":\"hello there\",\"label\":\"greeting\"}\n";
+    let scores: Vec<String> = [&text[..], &jsonl[..]]
+        .into_iter()
+        .map(|input| {
+            let out = sprig_with_stdin(here, &eval, input);
+            assert!(out.status.success(), "{}", stderr(&out));
+            stdout(&out)
+        })
+        .collect();
+    assert!(scores[0].contains("examples 2"), "{}", scores[0]);
+    assert_eq!(scores[0], scores[1]);
+    // graph and train: the tiny corpus's plain-text copy, through a pipe.
+    let corpus = std::fs::read(repo("corpora/tiny/intents.txt")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let graph = ["graph", "--corpus", "-", "--out", "g.graph", "-q"];
+    let out = sprig_with_stdin(dir.path(), &graph, &corpus);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("40 records"), "{}", stdout(&out));
+    let train = ["train", "--corpus", "-", "--out", "m.sprig", "-q"];
+    let train = [&train[..], &crate::util::QUICK_TRAIN].concat();
+    let out = sprig_with_stdin(dir.path(), &train, &corpus);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(dir.path().join("m.sprig").exists());
 }

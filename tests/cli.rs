@@ -1482,3 +1482,146 @@ fn a_block_weighted_zero_gives_no_feature_nodes() {
     assert!(words < all && word_edges < edges, "{words} {all}");
     assert_eq!((words, word_edges), (word_only, word_only_edges));
 }
+
+#[test]
+fn quiet_silences_notes_but_not_warnings_about_dropped_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The tiny corpus with one bad record in the middle.
+    let mut corpus = std::fs::read_to_string(repo("corpora/tiny/intents.jsonl")).unwrap();
+    corpus.insert_str(
+        corpus.find('\n').unwrap() + 1,
+        "{\"text\": 42, \"label\": \"greeting\"}\n",
+    );
+    std::fs::write(d.join("c.jsonl"), &corpus).unwrap();
+    let stderr = |args: &[&str]| {
+        let out = crate::util::sprig(d, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let graph = ["graph", "--corpus", "c.jsonl", "--out", "c.graph"];
+    let skipped = "warning: skipped 1 invalid record; the first: c.jsonl:2: field \"text\"";
+    for quiet in [&[][..], &["-q"]] {
+        let err = stderr(&[&graph[..], &["--skip-invalid"], quiet].concat());
+        assert!(err.contains(skipped), "{quiet:?}: {err}");
+    }
+    ok(
+        d,
+        &["propagate", "--graph", "c.graph", "--out", "l.jsonl", "-q"],
+    );
+    // A labels file cut short: the records past its end train on nothing.
+    let labels = std::fs::read_to_string(d.join("l.jsonl")).unwrap();
+    let short: Vec<&str> = labels.lines().take(30).collect();
+    std::fs::write(d.join("short.jsonl"), short.join("\n") + "\n").unwrap();
+    let train = [
+        "train",
+        "--corpus",
+        "c.jsonl",
+        "--labels",
+        "short.jsonl",
+        "--skip-invalid",
+        "--out",
+        "m.sprig",
+    ];
+    let train = [&train[..], &crate::util::QUICK_TRAIN].concat();
+    let unlabelled = "warning: 10 of 40 records have neither a label nor a line in short.jsonl";
+    let loud = stderr(&train);
+    let quiet = stderr(&[&train[..], &["-q"]].concat());
+    for err in [&loud, &quiet] {
+        assert!(err.contains(skipped), "{err}");
+        assert!(err.contains(unlabelled), "{err}");
+    }
+    // What -q does silence: the informational count of seeds and labels, the epochs.
+    let info = "40 records: ";
+    assert!(loud.contains(info) && loud.contains("epoch   1"), "{loud}");
+    assert!(!quiet.contains(info) && !quiet.contains("epoch"), "{quiet}");
+    assert_eq!(quiet.lines().count(), 2, "{quiet}");
+    // run -q passes --quiet on, and the warnings still show.
+    let test = repo("corpora/tiny/test.jsonl");
+    let run = [
+        "run",
+        "--corpus",
+        "c.jsonl",
+        "--test",
+        test.to_str().unwrap(),
+        "--workdir",
+        "w",
+        "--skip-invalid",
+        "-q",
+    ];
+    let err = stderr(&run);
+    assert_eq!(err.matches(skipped).count(), 2, "graph and train: {err}");
+}
+
+#[test]
+fn run_prints_commands_a_shell_can_run_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let corpus = repo("corpora/tiny/intents.jsonl");
+    let test = repo("corpora/tiny/test.jsonl");
+    let out = ok(
+        d,
+        &[
+            "run",
+            "--corpus",
+            corpus.to_str().unwrap(),
+            "--test",
+            test.to_str().unwrap(),
+            "--workdir",
+            "w dir",
+            "-q",
+        ],
+    );
+    // Each printed command, pasted into a shell, runs (the path with a space stays one
+    // argument) and, for eval, prints what the run printed.
+    let shell = |command: &str| {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("\"$SPRIG\" {command}"))
+            .env("SPRIG", env!("CARGO_BIN_EXE_sprig"))
+            .current_dir(d)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let eval = out
+        .lines()
+        .find_map(|l| l.strip_prefix("== 4/4 eval: sprig "))
+        .unwrap();
+    assert!(eval.contains("'w dir/model.sprig'"), "{eval}");
+    let scores = shell(eval);
+    assert!(out.contains(&scores), "{scores} not in:\n{out}");
+    // The closing example: the test file's first text, quoted, answered by the model.
+    let done = out.lines().last().unwrap();
+    assert_eq!(
+        done,
+        "== done: try `sprig predict --model 'w dir/model.sprig' 'hey there, friend'` or pipe \
+         lines into it"
+    );
+    let predict = done
+        .split('`')
+        .nth(1)
+        .unwrap()
+        .strip_prefix("sprig ")
+        .unwrap();
+    assert!(shell(predict).starts_with("greeting\t"));
+
+    // Outside the repository root, the default corpus is missing: said why.
+    let err = fails(d, &["run"]);
+    assert!(
+        err.contains(
+            "--corpus corpora/replies/corpus.jsonl (the default, relative to the \
+             current folder: run from the repository root, or give --corpus and --test)"
+        ),
+        "{err}"
+    );
+}

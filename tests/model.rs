@@ -747,7 +747,7 @@ fn graph_and_labels(d: &std::path::Path, corpus: &str) {
 /// `train` on `corpus` with `labels.jsonl` (from [`graph_and_labels`]), one epoch and no
 /// augmented copies: fast, for tests of what train accepts and reports.
 fn quick_train(corpus: &str) -> Vec<&str> {
-    vec![
+    let mut args = vec![
         "train",
         "--corpus",
         corpus,
@@ -755,11 +755,9 @@ fn quick_train(corpus: &str) -> Vec<&str> {
         "labels.jsonl",
         "--out",
         "m.sprig",
-        "--epochs",
-        "1",
-        "--augment",
-        "0",
-    ]
+    ];
+    args.extend(crate::util::QUICK_TRAIN);
+    args
 }
 
 #[test]

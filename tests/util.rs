@@ -22,6 +22,29 @@ pub fn sprig(dir: &Path, args: &[&str]) -> Output {
         .expect("the sprig binary runs")
 }
 
+/// Runs the built `sprig` binary with `args` in `dir`, `input` on its standard input.
+pub fn sprig_with_stdin(dir: &Path, args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sprig"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the sprig binary runs");
+    let mut stdin = child.stdin.take().expect("piped");
+    // A command that stops early (an error) closes its end: the rest is not wanted.
+    let _ = stdin.write_all(input);
+    drop(stdin);
+    child.wait_with_output().expect("the sprig binary ends")
+}
+
+/// `train` flags for a fast run (one epoch, no augmented copies), for tests of what train
+/// accepts and reports rather than of what it learns.
+pub const QUICK_TRAIN: [&str; 4] = ["--epochs", "1", "--augment", "0"];
+
 /// stdout of a run that must succeed.
 pub fn ok(dir: &Path, args: &[&str]) -> String {
     let out = sprig(dir, args);

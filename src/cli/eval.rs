@@ -67,7 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(note) = skips.note() {
         // Before any result: a score over fewer records than the file holds must say so.
-        eprintln!("note: {note}");
+        eprintln!("warning: {note}");
     }
     let skipped = skips.count;
     if confusion.total() == 0 {
@@ -105,7 +105,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // A label that differs from a model label only in case is the likeliest slip.
         let case_twin = super::case_twin(unknown.iter().copied(), model.labels(), "the model's");
         eprintln!(
-            "note: {} gold label(s) of {} are not among the model's labels: {}{}",
+            "warning: {} gold label(s) of {} are not among the model's labels: {}{}",
             unknown.len(),
             args.data.display(),
             unknown.join(", "),

@@ -97,7 +97,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ));
         }
         if report.self_loops + report.zero_weight + report.duplicates > 0 {
-            bars.note(&format!(
+            bars.warn(&format!(
                 "{}: dropped {} self-loops and {} zero-weight edges; merged {} repeated edges (max weight)",
                 edges.display(),
                 report.self_loops,
@@ -144,7 +144,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let built = build_from_corpus(corpus, &config, &bars)?;
         format = Some(built.format);
         if built.skipped.count > 0 {
-            bars.note(&format!(
+            bars.warn(&format!(
                 "skipped {}; {}: {}",
                 super::count(built.skipped.count, "invalid record", "invalid records"),
                 match built.skipped.first.len() {

@@ -310,8 +310,8 @@ pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
 /// that reads records.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct CorpusArgs {
-    /// Input format (default: from the extension, `-` is jsonl; a name without a known
-    /// extension is jsonl when its first non-blank character is `{`, else text).
+    /// Input format (default: from the extension; a name without a known extension, or `-`
+    /// for standard input, is jsonl when its first non-blank character is `{`, else text).
     #[arg(long, value_enum)]
     format: Option<sprig::corpus::CorpusFormat>,
     /// Field or column holding the text.
@@ -481,7 +481,10 @@ pub(crate) struct JobArgs {
     #[arg(long, default_value_t = 0,
           value_parser = clap::builder::RangedI64ValueParser::<usize>::new().range(0..=1024))]
     pub(crate) threads: usize,
-    /// No progress bars or notes on stderr (the one-line summary still goes to stdout).
+    /// No progress bars, iteration lines or informational notes on stderr. Warnings about
+    /// input dropped or skipped (invalid records skipped with --skip-invalid, records left
+    /// without a label, edges dropped) are still printed, and the one-line summary still goes
+    /// to stdout.
     #[arg(long, short)]
     pub(crate) quiet: bool,
 }

@@ -1,9 +1,10 @@
 //! `sprig predict`: model + texts → labels, one answer per input line.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use sprig::corpus::{read_line_bounded, LineRead, MAX_LINE_BYTES};
 use sprig::model::{Prediction, ProjectionModel, Scratch};
 
 /// `--top`'s parser: a whole number of at least 1 (clap's range parser would print the
@@ -29,8 +30,9 @@ pub struct Args {
     model: PathBuf,
     /// Texts to label (none, or `-`: read standard input line by line).
     texts: Vec<String>,
-    /// Answer standard input lines that are not UTF-8 (their bad bytes replaced by U+FFFD,
-    /// counted on stderr) instead of stopping at the first.
+    /// Answer standard input lines that are not UTF-8 (their bad bytes replaced by U+FFFD)
+    /// and abstain on lines longer than 1 MiB (an empty answer; `"text":null` with --json),
+    /// counted on stderr, instead of stopping at the first.
     #[arg(long)]
     skip_invalid: bool,
     /// Labels per answer (at least 1).
@@ -128,36 +130,53 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // Lines end at LF, CRLF or a lone CR, as in corpus files.
     let mut input = std::io::BufReader::new(sprig::corpus::LineEnds::new(stdin.lock()));
     let mut raw = Vec::new();
-    let (mut n, mut invalid) = (0u64, 0u64);
+    let (mut n, mut invalid, mut long) = (0u64, 0u64, 0u64);
     loop {
-        raw.clear();
-        if input
-            .read_until(b'\n', &mut raw)
-            .context("reading standard input")?
-            == 0
-        {
+        // Bounded: one huge line (a file with no line ends) would otherwise be held whole,
+        // and its features take about 60 times its size.
+        let read = read_line_bounded(&mut input, &mut raw, MAX_LINE_BYTES)
+            .context("reading standard input")?;
+        if read == LineRead::End {
             break;
         }
         n += 1;
-        let line = match std::str::from_utf8(&raw) {
-            Ok(line) => std::borrow::Cow::Borrowed(line),
-            // Decoded with U+FFFD for the bad bytes: the answers stay one per input line.
-            Err(_) if args.skip_invalid => {
-                invalid += 1;
-                String::from_utf8_lossy(&raw)
+        if read == LineRead::TooLong {
+            if !args.skip_invalid {
+                anyhow::bail!(
+                    "standard input line {n}: longer than {} MiB (sprig reads short texts; \
+                     --skip-invalid answers such lines with an abstention)",
+                    MAX_LINE_BYTES >> 20
+                );
             }
-            Err(_) => anyhow::bail!(
-                "standard input line {n}: not UTF-8 (--skip-invalid answers such lines \
+            long += 1;
+            // Still one answer per input line: an abstention, naming no text (none was kept).
+            buf.clear();
+            buf.push_str(if args.json {
+                "{\"text\":null,\"labels\":[]}\n"
+            } else {
+                "\n"
+            });
+        } else {
+            let line = match std::str::from_utf8(&raw) {
+                Ok(line) => std::borrow::Cow::Borrowed(line),
+                // Decoded with U+FFFD for the bad bytes: the answers stay one per input line.
+                Err(_) if args.skip_invalid => {
+                    invalid += 1;
+                    String::from_utf8_lossy(&raw)
+                }
+                Err(_) => anyhow::bail!(
+                    "standard input line {n}: not UTF-8 (--skip-invalid answers such lines \
                  with their bad bytes replaced)"
-            ),
-        };
-        let mut text = line.trim_end_matches(['\n', '\r']);
-        if n == 1 {
-            // A byte-order mark (a file saved by some Windows editors) is not part of the text.
-            text = text.strip_prefix('\u{feff}').unwrap_or(text);
+                ),
+            };
+            let mut text = line.trim_end_matches(['\n', '\r']);
+            if n == 1 {
+                // A byte-order mark (a file saved by some Windows editors) is not part of the text.
+                text = text.strip_prefix('\u{feff}').unwrap_or(text);
+            }
+            let preds = model.predict_top_with(&mut scratch, text, args.top);
+            answer(&model, preds, &args, text, &mut buf);
         }
-        let preds = model.predict_top_with(&mut scratch, text, args.top);
-        answer(&model, preds, &args, text, &mut buf);
         out.write_all(buf.as_bytes())?;
         // Unless a whole line is already waiting, the next read may wait for the caller:
         // flush first. (A partial line waiting counts as none: its end may never come
@@ -172,7 +191,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if invalid > 0 {
         let lines = super::count(invalid, "line", "lines");
         eprintln!(
-            "note: standard input: {lines} not UTF-8, answered with U+FFFD for the bad bytes"
+            "warning: standard input: {lines} not UTF-8, answered with U+FFFD for the bad bytes"
+        );
+    }
+    if long > 0 {
+        let lines = super::count(long, "line", "lines");
+        eprintln!(
+            "warning: standard input: {lines} longer than {} MiB, answered with an abstention",
+            MAX_LINE_BYTES >> 20
         );
     }
     Ok(())

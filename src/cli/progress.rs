@@ -1,4 +1,5 @@
-//! Progress bars on stderr (indicatif), hidden with `--quiet`. When stderr is not a terminal
+//! Progress bars on stderr (indicatif), hidden with `--quiet` (as are informational notes;
+//! warnings about dropped input are not). When stderr is not a terminal
 //! (a batch job's log) the bars cannot draw, so a stage that runs longer than
 //! [`LOG_AFTER`] writes a plain line every [`LOG_EVERY`] (position, rate, time left) and one
 //! when it ends; shorter stages, and so every test, stay silent.
@@ -70,11 +71,23 @@ impl Bars {
         }
     }
 
-    /// Prints a line on stderr unless quiet, without tearing a live bar.
+    /// Prints a line on stderr unless quiet, without tearing a live bar: progress and
+    /// informational notes, which `--quiet` silences.
     pub(crate) fn note(&self, message: &str) {
         if self.quiet {
             return;
         }
+        self.print(message);
+    }
+
+    /// Prints `warning: {message}` on stderr, even when quiet, without tearing a live bar:
+    /// for input the command dropped, skipped or ignored, which a quiet run must still
+    /// report, or the loss would leave no trace.
+    pub(crate) fn warn(&self, message: &str) {
+        self.print(&format!("warning: {message}"));
+    }
+
+    fn print(&self, message: &str) {
         let guard = self.bar.lock().unwrap_or_else(|e| e.into_inner());
         match guard.as_ref() {
             Some(bar) => bar.println(message),

@@ -9,21 +9,27 @@ use clap::Parser;
 
 use super::Cli;
 
+/// The bundled corpus, `--corpus`'s default (relative: found from the repository root).
+const DEFAULT_CORPUS: &str = "corpora/replies/corpus.jsonl";
+/// The bundled corpus's held-out file, `--test`'s default.
+const DEFAULT_TEST: &str = "corpora/replies/test.jsonl";
+
 /// Run graph → propagate → train → eval on a corpus with a few labelled records.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Corpus: every record, with `label` on the few seeds.
-    #[arg(long, default_value = "corpora/replies/corpus.jsonl")]
+    #[arg(long, default_value = DEFAULT_CORPUS)]
     corpus: PathBuf,
     /// Labelled held-out file to evaluate the model on, read with the corpus's --format and
     /// field flags (not its ids). Default paths are relative to the current folder: run from
     /// the repository root.
-    #[arg(long, default_value = "corpora/replies/test.jsonl")]
+    #[arg(long, default_value = DEFAULT_TEST)]
     test: PathBuf,
     /// Folder for the graph, the propagated labels and the model (created if missing).
     #[arg(long, default_value = "sprig-run")]
     workdir: PathBuf,
-    /// No progress on stderr.
+    /// No progress or informational notes on stderr: passed on to graph, propagate and
+    /// train as --quiet. Warnings about input dropped or skipped are still printed.
     #[arg(long, short)]
     quiet: bool,
     /// Skip bad records (reported on stderr) instead of stopping at the first: passed on to
@@ -47,7 +53,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             // The corpus is read by two steps, and a pipe only once.
             anyhow::bail!("{flag}: run needs a file, not standard input");
         }
-        std::fs::File::open(input).with_context(|| format!("{flag} {}", input.display()))?;
+        std::fs::File::open(input).with_context(|| {
+            // The bundled files' default paths are relative: from elsewhere they are missing,
+            // and the bare "No such file" would not say why.
+            let bundled = [DEFAULT_CORPUS, DEFAULT_TEST].map(std::path::Path::new);
+            let hint = if bundled.contains(&input.as_path()) && !input.exists() {
+                " (the default, relative to the current folder: run from the repository \
+                 root, or give --corpus and --test)"
+            } else {
+                ""
+            };
+            format!("{flag} {}{hint}", input.display())
+        })?;
         for name in OUTPUTS {
             let out = args.workdir.join(name);
             super::check_inputs_against(&out, &[(flag, input)])
@@ -117,13 +134,42 @@ fn steps(args: &Args) -> anyhow::Result<()> {
         if args.skip_invalid && argv[0] != "propagate" {
             argv.push("--skip-invalid");
         }
-        outln!("== {name}: sprig {}", argv.join(" "))?;
+        outln!("== {name}: sprig {}", shell_words(&argv))?;
         let cli = Cli::try_parse_from(std::iter::once("sprig").chain(argv.iter().copied()))
             .with_context(|| format!("step {name}"))?;
         super::run(cli).with_context(|| format!("step {name}"))?;
     }
+    // An example from the test file, so that it suits whatever corpus the model learnt
+    // (a fixed phrase would only suit the bundled one); none if the file gives no short one.
+    let example = sample_text(args).map(|text| format!(" {}", shell_words(&[&text])));
     outln!(
-        "== done: try `sprig predict --model {model} \"on my way, 5 min\"` or pipe lines into it"
+        "== done: try `sprig predict --model {}{}` or pipe lines into it",
+        shell_words(&[&model]),
+        example.unwrap_or_default()
     )?;
     Ok(())
+}
+
+/// `words` joined with spaces, each quoted as a POSIX shell needs it (a path with a space,
+/// a text with a quote), so that a printed command can be pasted back into a shell.
+fn shell_words(words: &[&str]) -> String {
+    // Arguments and texts come from the command line or a UTF-8 file line, where a NUL byte
+    // cannot occur (and corpus readers refuse it), so quoting cannot fail.
+    shlex::try_join(words.iter().copied()).expect("no NUL byte in an argument")
+}
+
+/// The first text of the test file, if it is short enough to show on one command line.
+fn sample_text(args: &Args) -> Option<String> {
+    const MAX_CHARS: usize = 60;
+    // Read as eval read it: the corpus's format and fields, no ids.
+    let options = sprig::corpus::CorpusOptions {
+        id_field: None,
+        ..args.corpus_fields.options()
+    };
+    let mut reader = sprig::corpus::CorpusReader::open(&args.test, &options).ok()?;
+    let text = reader.find_map(Result::ok)?.text;
+    let text = text.trim();
+    let fits = !text.is_empty() && text.chars().count() <= MAX_CHARS;
+    // A line end or another control character would break the printed line.
+    (fits && !text.chars().any(char::is_control)).then(|| text.to_owned())
 }

@@ -10,7 +10,7 @@ use sprig::network::Quantization;
 use sprig::projection::{Coefficients, ProjectionConfig, Scheme};
 use sprig::seeds::{read_seed_file, record_seeds};
 use sprig::text::{TextPipeline, Tokens};
-use sprig::train::{train, Confidence, JointConfig, TrainConfig, TrainSet};
+use sprig::train::{train_scored, Confidence, JointConfig, TrainConfig, TrainSet, Trained};
 
 use super::progress::Bars;
 use super::{CorpusArgs, TextArgs};
@@ -196,7 +196,7 @@ fn read_records(args: &Args, bars: &Bars) -> anyhow::Result<Vec<Record>> {
         .into());
     }
     if let Some(note) = skips.note() {
-        bars.note(&note);
+        bars.warn(&note);
     }
     Ok(records)
 }
@@ -317,8 +317,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let labels_file = args.labels.as_deref().unwrap_or(Path::new(""));
     let joined = c.seeds + c.propagated + c.abstained + c.low_confidence;
     if let (Some(path), true) = (&args.labels, joined < c.records) {
-        bars.note(&format!(
-            "note: {} of {} records have neither a label nor a line in {} (records that \
+        bars.warn(&format!(
+            "{} of {} records have neither a label nor a line in {} (records that \
              `graph --skip-invalid` skipped, or labels propagated over another corpus, or cut \
              short?)",
             c.records - joined,
@@ -391,7 +391,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             s.epoch, s.train_loss
         ))
     };
-    let model = train(
+    let Trained {
+        model,
+        held_out_accuracy,
+    } = train_scored(
         &set,
         &text,
         &features,
@@ -435,22 +438,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                         )
                     }
                 } else {
+                    // The model as written (quantized by default) first: what its user gets.
+                    // The epochs scored the f32 weights, which chose the best epoch.
+                    let float = report["history"]
+                        .as_array()
+                        .and_then(|h| {
+                            // By epoch number: a long run's history is thinned.
+                            let best = &report["best_epoch"];
+                            let stats = h.iter().find(|s| &s["epoch"] == best)?;
+                            stats["val_accuracy"].as_f64()
+                        })
+                        .unwrap_or(0.0);
                     format!(
-                        "held-out accuracy {:.4} on {} {}",
-                        report["history"]
-                            .as_array()
-                            .and_then(|h| {
-                                // By epoch number: a long run's history is thinned.
-                                let best = &report["best_epoch"];
-                                let stats = h.iter().find(|s| &s["epoch"] == best)?;
-                                stats["val_accuracy"].as_f64()
-                            })
-                            .unwrap_or(0.0),
+                        "held-out accuracy {:.4} on {} {}{}",
+                        held_out_accuracy.unwrap_or(float),
                         report["val_examples"],
                         if report["val_from_seeds"].as_bool() == Some(true) {
                             "seeds"
                         } else {
                             "propagated labels"
+                        },
+                        if config.quantize == Quantization::None {
+                            String::new()
+                        } else {
+                            format!(" (f32 weights before quantization: {float:.4})")
                         }
                     )
                 }

@@ -1588,6 +1588,36 @@ pub fn train(
     progress: &dyn Progress,
     on_epoch: &mut dyn FnMut(&EpochStats),
 ) -> Result<ProjectionModel> {
+    train_scored(set, text, features, projection, config, progress, on_epoch).map(|t| t.model)
+}
+
+/// A trained model and how the model as built scores on the held-out slice.
+#[derive(Debug)]
+pub struct Trained {
+    /// The model, as [`train`] returns it.
+    pub model: ProjectionModel,
+    /// Held-out accuracy of the network the model holds, with its weights as stored
+    /// (quantized per [`TrainConfig::quantize`]): the figure a user of the model gets. The
+    /// epochs' figures ([`EpochStats::val_accuracy`], and the model's training report) are
+    /// of the `f32` weights during training. `None` for a table model or without a held-out
+    /// slice. Not in the model's header, so that the model's bytes are what they were
+    /// before this figure existed.
+    pub held_out_accuracy: Option<f64>,
+}
+
+/// [`train`], also scoring the model as built on the held-out slice ([`Trained`]).
+///
+/// # Errors
+/// As [`train`].
+pub fn train_scored(
+    set: &TrainSet,
+    text: &TextConfig,
+    features: &FeatureConfig,
+    projection: &ProjectionConfig,
+    config: &TrainConfig,
+    progress: &dyn Progress,
+    on_epoch: &mut dyn FnMut(&EpochStats),
+) -> Result<Trained> {
     config.validate()?;
     set.validate()?;
     let projector = Projector::new(text, features, projection)?;
@@ -1606,14 +1636,18 @@ pub fn train(
             },
             "counts": set.counts,
         });
-        return ProjectionModel::new(
+        let model = ProjectionModel::new(
             text,
             features,
             projection,
             set.labels.clone(),
             Predictor::Table(table),
             report,
-        );
+        )?;
+        return Ok(Trained {
+            model,
+            held_out_accuracy: None,
+        });
     }
     let dim = projector.dim();
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(config.seed);
@@ -1861,14 +1895,46 @@ pub fn train(
         best_epoch: best.2,
         history: thinned(history, best.2),
     };
-    ProjectionModel::new(
+    let network = Network::from_mlp(&mlp, config.quantize);
+    // The float weights' figure chose the best epoch; quantization moves the answers a
+    // little, and what the user gets is the quantized network.
+    let held_out_accuracy =
+        (!val.is_empty()).then(|| network_accuracy(&network, &val, &inputs, &examples));
+    let model = ProjectionModel::new(
         text,
         features,
         projection,
         set.labels.clone(),
-        Predictor::Network(Network::from_mlp(&mlp, config.quantize)),
+        Predictor::Network(network),
         crate::format::header_value(&report),
-    )
+    )?;
+    Ok(Trained {
+        model,
+        held_out_accuracy,
+    })
+}
+
+/// Accuracy of `network` (weights as stored) on the examples `val`, against each example's
+/// top target label, as [`evaluate`] scores the training weights.
+fn network_accuracy(
+    network: &Network,
+    val: &[usize],
+    inputs: &Inputs,
+    examples: &[Example],
+) -> f64 {
+    let correct = val
+        .par_iter()
+        .map_init(
+            || (Vec::new(), crate::network::NetScratch::default()),
+            |(row, scratch), &i| {
+                inputs.row(i, row);
+                network.forward(row, scratch);
+                argmax(&scratch.probs) == argmax_target(&examples[i].target)
+            },
+        )
+        .filter(|&hit| hit)
+        .count();
+    correct as f64 / val.len() as f64
 }
 
 /// The graph-based projection model (the on-device Smart Reply design): the bipartite graph between
@@ -2102,14 +2168,14 @@ mod tests {
         }
     }
 
-    /// `train` with the default text, feature and projection configs, no progress, and
-    /// `on_epoch` for each epoch's stats.
-    fn try_fit(
+    /// `train_scored` with the default text, feature and projection configs, no progress,
+    /// and `on_epoch` for each epoch's stats.
+    fn try_fit_scored(
         set: &TrainSet,
         config: &TrainConfig,
         on_epoch: &mut dyn FnMut(&EpochStats),
-    ) -> Result<ProjectionModel> {
-        train(
+    ) -> Result<Trained> {
+        train_scored(
             set,
             &TextConfig::default(),
             &FeatureConfig::default(),
@@ -2118,6 +2184,15 @@ mod tests {
             &(),
             on_epoch,
         )
+    }
+
+    /// [`try_fit_scored`]'s model alone, as `train` returns it.
+    fn try_fit(
+        set: &TrainSet,
+        config: &TrainConfig,
+        on_epoch: &mut dyn FnMut(&EpochStats),
+    ) -> Result<ProjectionModel> {
+        try_fit_scored(set, config, on_epoch).map(|t| t.model)
     }
 
     fn fit(set: &TrainSet, config: &TrainConfig) -> ProjectionModel {
@@ -2298,6 +2373,51 @@ mod tests {
         assert!(r.history.len() <= HISTORY_KEPT + 2 || r.epochs_run <= HISTORY_KEPT);
         assert_eq!(r.history.last().unwrap().epoch, r.epochs_run);
         assert!(r.history.iter().any(|s| s.epoch == r.best_epoch));
+    }
+
+    #[test]
+    fn the_held_out_accuracy_is_the_stored_networks() {
+        let set = TrainSet::supervised(&toy_records()).unwrap();
+        let projector = Projector::new(
+            &TextConfig::default(),
+            &FeatureConfig::default(),
+            &ProjectionConfig::default(),
+        )
+        .unwrap();
+        let inputs = Inputs::project_counted(&projector, &set.examples, &());
+        let all: Vec<usize> = (0..set.examples.len()).collect();
+        for quantize in [Quantization::None, Quantization::Int8, Quantization::Int4] {
+            let config = TrainConfig {
+                validation: 0.2,
+                quantize,
+                ..small()
+            };
+            let trained = try_fit_scored(&set, &config, &mut |_| {}).unwrap();
+            let report: TrainReport =
+                serde_json::from_value(trained.model.train_report().clone()).unwrap();
+            assert!(report.val_examples > 0);
+            let score = trained.held_out_accuracy.expect("a held-out slice");
+            let hits = (score * report.val_examples as f64).round();
+            assert!((score - hits / report.val_examples as f64).abs() < 1e-12);
+            // The network scored is the stored one: over every example, its accuracy is
+            // what the model's own predictions give.
+            let Predictor::Network(network) = trained.model.predictor() else {
+                panic!("a network model");
+            };
+            let predicted = set
+                .examples
+                .iter()
+                .filter(|ex| {
+                    let top = trained.model.predict(&ex.text)[0].label;
+                    top == argmax_target(&ex.target)
+                })
+                .count();
+            let want = predicted as f64 / set.examples.len() as f64;
+            assert_eq!(
+                network_accuracy(network, &all, &inputs, &set.examples),
+                want
+            );
+        }
     }
 
     #[test]
