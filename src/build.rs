@@ -545,7 +545,9 @@ pub fn read_edges_from(path: &Path, raw: Box<dyn std::io::Read>) -> Result<(Grap
 ///
 /// # Errors
 /// I/O errors from `out`; [`std::io::ErrorKind::InvalidInput`] for a graph that does not
-/// hold every row ([`Graph::load_rows`]).
+/// hold every row ([`Graph::load_rows`]), or whose nodes with edges do not all have distinct
+/// names (a text of a bipartite graph that reads like a feature key, `u:hello`): an edge
+/// list names its nodes, and read back it would merge them. Nothing is written then.
 pub fn write_edges(graph: &Graph, out: &mut dyn Write) -> std::io::Result<()> {
     if !graph.is_whole() {
         return Err(std::io::Error::new(
@@ -558,6 +560,28 @@ pub fn write_edges(graph: &Graph, out: &mut dyn Write) -> std::io::Result<()> {
         ));
     }
     let clean = |s: &str| s.replace(['\t', '\n', '\r'], " ");
+    let mut named: HashMap<String, usize> = HashMap::new();
+    for v in (0..graph.n_nodes()).filter(|&v| !graph.row(v).0.is_empty()) {
+        if let Some(first) = named.insert(clean(&graph.keys()[v]), v) {
+            let kind = |v: usize| {
+                if v < graph.n_text_nodes() {
+                    "text"
+                } else {
+                    "feature"
+                }
+            };
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "nodes {first} ({}) and {v} ({}) are both named {:?}: an edge list names \
+                     its nodes, so read back they would be one node",
+                    kind(first),
+                    kind(v),
+                    clean(&graph.keys()[v])
+                ),
+            ));
+        }
+    }
     for v in 0..graph.n_nodes() {
         let (row, ws) = graph.row(v);
         for (&u, &w) in row.iter().zip(ws) {

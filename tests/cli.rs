@@ -1401,6 +1401,41 @@ fn inspect_verifies_a_graph_before_exporting_its_edges() {
     assert!(err.contains("w(0,1) = 0.45 but w(1,0) = 0.9"), "{err}");
     // Without --verify the export is what the file holds.
     assert!(ok(d, &["inspect", "asym.graph", "--edges"]).contains("0.45"));
+    // A text named like a feature node would merge with it when read back: refused.
+    std::fs::write(
+        d.join("names.jsonl"),
+        "{\"text\":\"u:hello\"}\n{\"text\":\"hello world\"}\n",
+    )
+    .unwrap();
+    ok(
+        d,
+        &[
+            "graph",
+            "--corpus",
+            "names.jsonl",
+            "--kind",
+            "bipartite",
+            "--min-df",
+            "1",
+            "--max-df",
+            "1",
+            "--features",
+            "u",
+            "--out",
+            "n.graph",
+            "-q",
+        ],
+    );
+    let out = crate::util::sprig(d, &["inspect", "n.graph", "--edges"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && out.stdout.is_empty()
+            && err.contains("n.graph: exporting its edges")
+            && err.contains("(text) and ")
+            && err.contains("(feature) are both named \"u:hello\""),
+        "{err}"
+    );
 }
 
 /// The notes after `graph` name what the input can actually change: a plain-text corpus has

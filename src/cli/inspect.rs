@@ -85,7 +85,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("verifying {}", args.file.display()))?;
     }
     if args.edges {
-        write_edges(&graph, &mut out)?;
+        write_edges(&graph, &mut out)
+            .with_context(|| format!("{}: exporting its edges", args.file.display()))?;
         out.flush()?;
         return Ok(());
     }
