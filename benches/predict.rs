@@ -133,6 +133,7 @@ fn main() {
         projector.project_with(&mut ps, t, &mut out);
     });
     let per_sec = (items.len() * rounds) as f64 / secs;
+    sprig::network::check_kernel_env().expect("a SPRIG_KERNEL this CPU runs");
     let simd = sprig::network::kernel_name();
     println!(
         "model: {} {:?}, projection scheme {:?}, {simd} kernels, {} parameter bytes; data: {} ({} texts, accuracy {:.4})",

@@ -85,20 +85,48 @@ impl CorpusFormat {
     }
 
     /// The format of `input`, named `path`: its extension's ([`CorpusFormat::from_path`]),
-    /// else what its first bytes say ([`CorpusFormat::sniff`]), read without consuming them,
-    /// so that `input` can then go to [`CorpusReader::from_reader`] (a pipe too).
+    /// else what its first bytes say ([`CorpusFormat::sniff_reader`]). Returns `input`
+    /// whole, the bytes looked at included, for [`CorpusReader::from_reader`] (a pipe too).
     ///
     /// # Errors
     /// [`Error::Io`] if `input` cannot be read.
-    pub fn detect(path: &Path, input: &mut dyn BufRead) -> Result<Self> {
+    pub fn detect<R: BufRead>(path: &Path, input: R) -> Result<(Self, Peeked<R>)> {
         match Self::from_path(path) {
-            Some(format) => Ok(format),
-            None => Ok(Self::sniff(
-                input.fill_buf().map_err(|e| Error::io(path, e))?,
-            )),
+            Some(format) => Ok((format, std::io::Cursor::new(Vec::new()).chain(input))),
+            None => Self::sniff_reader(path, input),
         }
     }
+
+    /// What `input`'s first bytes say ([`CorpusFormat::sniff`]), read up to its first
+    /// non-blank byte however the input arrives: a pipe may deliver a blank line alone, and
+    /// its first chunk would then say text. Returns `input` whole (its first
+    /// [`BufRead::fill_buf`] holds at least the bytes looked at).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if `input` cannot be read.
+    pub fn sniff_reader<R: BufRead>(path: &Path, mut input: R) -> Result<(Self, Peeked<R>)> {
+        let mut head = Vec::new();
+        loop {
+            let chunk = input.fill_buf().map_err(|e| Error::io(path, e))?;
+            let n = chunk.len();
+            head.extend_from_slice(chunk);
+            input.consume(n);
+            let past_bom = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&head);
+            let told = past_bom.iter().any(|b| !b.is_ascii_whitespace())
+                && !(head.len() < 3 && b"\xEF\xBB\xBF".starts_with(&head));
+            // Blank past a line's worth: no corpus starts so (it would be refused as a line
+            // anyway), and the bytes are held in memory.
+            if n == 0 || told || head.len() > MAX_LINE_BYTES {
+                break;
+            }
+        }
+        Ok((Self::sniff(&head), std::io::Cursor::new(head).chain(input)))
+    }
 }
+
+/// An input whose first bytes were read to tell its format ([`CorpusFormat::detect`]):
+/// those bytes, then the rest.
+pub type Peeked<R> = std::io::Chain<std::io::Cursor<Vec<u8>>, R>;
 
 /// How to read a corpus.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -526,9 +554,9 @@ impl CorpusReader {
     pub fn from_reader(path: &Path, raw: Box<dyn Read>, options: &CorpusOptions) -> Result<Self> {
         let mut buffered = BufReader::with_capacity(1 << 16, raw);
         skip_bom(&mut buffered, path)?;
-        let format = match options.format {
-            Some(format) => format,
-            None => CorpusFormat::detect(path, &mut buffered)?,
+        let (format, buffered) = match options.format {
+            Some(format) => (format, std::io::Cursor::new(Vec::new()).chain(buffered)),
+            None => CorpusFormat::detect(path, buffered)?,
         };
         if format == CorpusFormat::Text {
             // Plain text has no fields: a field named other than the defaults is a mistake
@@ -753,7 +781,22 @@ impl CorpusReader {
                     // is the first blank one's. Counted past them here.
                     let blank = bytes.iter().take_while(|&&b| b == b'\n').count();
                     line += blank as u64;
-                    check_quotes(&bytes[blank..], *delimiter, line, path)
+                    let own = &bytes[blank..];
+                    // The Tee's cap, exactly: it stops only past what it reads ahead.
+                    if own.strip_suffix(b"\n").unwrap_or(own).len() > MAX_LINE_BYTES {
+                        return Err(Error::io(
+                            path,
+                            std::io::Error::new(
+                                std::io::ErrorKind::InvalidData,
+                                format!(
+                                    "line {line}: a record longer than {} MiB (sprig reads \
+                                     short texts)",
+                                    MAX_LINE_BYTES >> 20
+                                ),
+                            ),
+                        ));
+                    }
+                    check_quotes(own, *delimiter, line, path)
                 });
                 match read {
                     Err(e) => Some(Err(quotes.err().unwrap_or_else(|| {
@@ -1571,11 +1614,26 @@ mod tests {
         let recs = ok(b"{\"text\": \"hi\"}\n", "notes.txt");
         assert_eq!(recs[0].text, "{\"text\": \"hi\"}");
         assert_eq!(CorpusFormat::sniff(b""), CorpusFormat::Text);
-        // `detect` reads without consuming, past a byte-order mark.
-        let mut input = std::io::BufReader::new(&json[..]);
-        let got = CorpusFormat::detect(Path::new("data"), &mut input).unwrap();
+        // `detect` gives the input back whole, past a byte-order mark; and it reads past
+        // blank chunks, as a pipe may deliver them (a reader of 1-byte chunks here).
+        let input = std::io::BufReader::new(&json[..]);
+        let (got, mut input) = CorpusFormat::detect(Path::new("data"), input).unwrap();
         assert_eq!(got, CorpusFormat::Jsonl);
-        assert_eq!(input.fill_buf().unwrap(), &json[..]);
+        let mut back = Vec::new();
+        input.read_to_end(&mut back).unwrap();
+        assert_eq!(back, json);
+        let blank_first = b"\xEF\xBB\xBF\n \r\n{\"text\": \"hi\"}\n";
+        let input = std::io::BufReader::with_capacity(1, &blank_first[..]);
+        let (got, mut input) = CorpusFormat::detect(Path::new("-"), input).unwrap();
+        assert_eq!(got, CorpusFormat::Jsonl);
+        let mut back = Vec::new();
+        input.read_to_end(&mut back).unwrap();
+        assert_eq!(back, blank_first);
+        let input = std::io::BufReader::with_capacity(1, &b"\n\n"[..]);
+        assert_eq!(
+            CorpusFormat::detect(Path::new("-"), input).unwrap().0,
+            CorpusFormat::Text
+        );
     }
 
     #[test]

@@ -830,6 +830,32 @@ pub fn kernel_name() -> &'static str {
     }
 }
 
+/// Checks `SPRIG_KERNEL` (see [`kernel_name`]): unset, or `avx512`, `avx2` or `portable`,
+/// which this CPU runs. [`Kernel::detect`] ignores any other value (a typo, or kernels the
+/// CPU lacks) and uses the best kernels; the command line refuses it through this check, so
+/// that a measurement never runs other kernels than it asked for.
+///
+/// # Errors
+/// A message naming the value and what is accepted.
+pub fn check_kernel_env() -> std::result::Result<(), String> {
+    let Ok(asked) = std::env::var("SPRIG_KERNEL") else {
+        return Ok(());
+    };
+    let runs = match Kernel::best() {
+        Kernel::Avx512 => &["avx512", "avx2", "portable"][..],
+        Kernel::Avx2 => &["avx2", "portable"][..],
+        Kernel::Portable => &["portable"][..],
+    };
+    if runs.contains(&asked.as_str()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "SPRIG_KERNEL={asked:?}: this CPU runs {} (unset it for the best)",
+            runs.join(", ")
+        ))
+    }
+}
+
 /// Which implementation of a vector kernel runs (here and in the projection).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kernel {

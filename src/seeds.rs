@@ -59,14 +59,14 @@ pub fn read_seed_file(path: &Path) -> Result<Vec<SeedEntry>> {
     skip_bom(&mut reader, path)?;
     // JSON Lines by extension, else by content (standard input, `.txt`, no extension): a
     // TSV node name hardly starts with `{`, and a JSONL line always does.
+    let (sniffed, mut reader) = CorpusFormat::sniff_reader(path, reader)?;
     let jsonl = matches!(
         path.extension()
             .and_then(|e| e.to_str())
             .map(str::to_ascii_lowercase)
             .as_deref(),
         Some("jsonl" | "json" | "ndjson")
-    ) || CorpusFormat::sniff(reader.fill_buf().map_err(|e| Error::io(path, e))?)
-        == CorpusFormat::Jsonl;
+    ) || sniffed == CorpusFormat::Jsonl;
     let mut buf = Vec::new();
     let mut line = 0u64;
     let mut out = Vec::new();

@@ -313,16 +313,28 @@ fn a_line_past_one_mebibyte_is_refused_or_skipped_and_one_within_it_is_read() {
         "{log}"
     );
     // A CSV record past the cap: refused by its line, --skip-invalid or not (where it ends
-    // is unknown: most often a quote that never closes).
-    let csv = format!("text,label\nhi,x\n\"{}\n", "a".repeat(2 * MIB));
+    // is unknown: most often a quote that never closes). The cap is the same as a line's:
+    // one byte over is refused, a record of exactly 1 MiB read.
     let csv_graph = ["graph", "--corpus", "c.csv", "--out", "g.graph"];
-    for extra in [&[][..], &["--skip-invalid"]] {
-        refused(
-            &[file("c.csv", &csv)],
-            &[&csv_graph[..], extra].concat(),
-            "c.csv: line 3: a record longer than 1 MiB",
-        );
+    for (csv, line) in [
+        (format!("text,label\nhi,x\n\"{}\n", "a".repeat(2 * MIB)), 3),
+        (format!("text,label\nhi,x\n{},\nok,y\n", "a".repeat(MIB)), 3),
+        (
+            format!("text,label\nhi,x\n\"a\nb{}\",y\n", "a".repeat(MIB - 5)),
+            3,
+        ),
+    ] {
+        for extra in [&[][..], &["--skip-invalid"]] {
+            refused(
+                &[file("c.csv", &csv)],
+                &[&csv_graph[..], extra].concat(),
+                &format!("c.csv: line {line}: a record longer than 1 MiB"),
+            );
+        }
     }
+    let exact = format!("text,label\nhi,x\n{},\nok,y\n", "a".repeat(MIB - 1));
+    let (_, log) = accepted(&[file("c.csv", &exact)], &csv_graph);
+    assert!(log.contains("3 records"), "{log}");
     // predict: an error naming the line, or an abstention with --skip-invalid.
     let model = crate::util::repo("tests/fixtures/v1/tiny.sprig");
     let input = format!("hello there\n{}\nthank you\n", "x".repeat(2 * MIB));

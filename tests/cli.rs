@@ -108,6 +108,25 @@ fn prior_from_a_labelled_sample_is_its_add_one_shares() {
         propagate("plain.jsonl", &[]),
         "the priors change the output"
     );
+    // A sample whose name says nothing goes by its first bytes: an edge list's file name
+    // (`edges.tsv`) is no corpus's to read it as.
+    std::fs::write(d.join("sample"), "text,label\np1,politics\n").unwrap();
+    let err = fails(
+        d,
+        &[
+            "propagate",
+            "--graph",
+            "t.graph",
+            "--out",
+            "x.jsonl",
+            "--prior-from",
+            "sample",
+        ],
+    );
+    assert!(
+        err.contains("read as text (by its first bytes)") && !err.contains("graph's corpus"),
+        "{err}"
+    );
     std::fs::write(
         d.join("none.jsonl"),
         "{\"text\": \"w\", \"label\": \"weather\"}\n",
@@ -230,12 +249,25 @@ fn prior_from_reads_its_sample_as_the_graphs_corpus_was_read() {
     let mut sample = head.clone();
     sample += "t90,hi,Greeting\nt91,yo,Greeting\nt92,hm,weather\n";
     std::fs::write(d.join("slips.txt"), &sample).unwrap();
-    let run = propagate("slips.txt", "s.jsonl");
+    // A warning: --quiet does not silence it.
+    let run = crate::util::sprig(
+        d,
+        &[
+            "propagate",
+            "--graph",
+            "g.graph",
+            "--prior-from",
+            "slips.txt",
+            "--out",
+            "s.jsonl",
+            "-q",
+        ],
+    );
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
     assert!(
         stderr.contains(
-            "note: --prior-from ignores 3 labelled lines of slips.txt with a label the graph \
+            "warning: --prior-from ignores 3 labelled lines of slips.txt with a label the graph \
              lacks: \"Greeting\" (2), \"weather\" (1) (\"Greeting\" differs from the \
              graph's \"greeting\" only in case)"
         ),
@@ -1654,7 +1686,7 @@ fn run_prints_commands_a_shell_can_run_again() {
     let err = fails(d, &["run"]);
     assert!(
         err.contains(
-            "--corpus corpora/replies/corpus.jsonl (the default, relative to the \
+            "--corpus corpora/replies/corpus.jsonl (the bundled file, relative to the \
              current folder: run from the repository root, or give --corpus and --test)"
         ),
         "{err}"

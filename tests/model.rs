@@ -964,6 +964,18 @@ fn every_kernel_trains_and_predicts_the_same_bytes() {
     let v: serde_json::Value =
         serde_json::from_slice(&run(Some("portable"), &inspect, "")).unwrap();
     assert_eq!(v["kernels"], "portable");
+    // A value it would ignore is refused, not run with the best kernels in silence.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sprig"))
+        .args(inspect)
+        .current_dir(d)
+        .env("SPRIG_KERNEL", "Portable")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("SPRIG_KERNEL=\"Portable\": this CPU runs"),
+        "{err}"
+    );
     let best = std::fs::read(d.join("best.sprig")).unwrap();
     for (model, answer) in &answers[1..] {
         assert_eq!(std::fs::read(d.join(model)).unwrap(), best, "{model}");

@@ -225,6 +225,8 @@ fn negative_numbers(command: clap::Command) -> clap::Command {
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    // Before any work: a mistyped kernel would otherwise be ignored in silence.
+    sprig::network::check_kernel_env().map_err(anyhow::Error::msg)?;
     match cli.command {
         Command::Graph(args) => graph::run(*args),
         Command::Inspect(args) => inspect::run(args),

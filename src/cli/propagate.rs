@@ -78,7 +78,7 @@ pub struct Args {
     /// Class-balance correction after propagation: cmn (class mass normalization, Zhu et al.
     /// 2003) with priors from the seeds or from --prior, or none. Priors from the seeds count
     /// each seeded node once, split between its labels in proportion to their weights: a
-    /// seed's weight never changes them.
+    /// node's weight, or its weights scaled together, never changes them.
     #[arg(long, value_enum, default_value_t = PriorMode::of(&defaults().class_prior))]
     class_prior: PriorMode,
     /// A class prior for cmn, as LABEL=WEIGHT (repeatable; implies --class-prior cmn;
@@ -333,12 +333,16 @@ fn sample_priors(path: &std::path::Path, graph: &Graph) -> anyhow::Result<Sample
         .provenance()
         .get("corpus")
         .and_then(|c| serde_json::from_value::<CorpusOptions>(c.clone()).ok());
+    // An edge list's source is its edge file, not a corpus: nothing to go by.
     let source = graph
         .provenance()
         .get("source")
         .and_then(|s| s.as_str())
+        .filter(|_| graph.kind() != sprig::graph::GraphKind::Edges)
         .map(std::path::Path::new);
-    let mut input = std::io::BufReader::new(sprig::corpus::open_input(path)?);
+    let input = std::io::BufReader::new(sprig::corpus::open_input(path)?);
+    // Read to its first non-blank byte, which the first buffer then holds.
+    let (_, mut input) = CorpusFormat::sniff_reader(path, input)?;
     let head = std::io::BufRead::fill_buf(&mut input).map_err(|e| Error::io(path, e))?;
     let (format, how) = sample_format(path, head, built.as_ref(), source);
     // A plain-text sample (`__label__NAME` prefixes) has no fields to name, whatever the
@@ -432,7 +436,7 @@ fn sample_priors(path: &std::path::Path, graph: &Graph) -> anyhow::Result<Sample
     let note = (!ignored.is_empty()).then(|| {
         let lines: u64 = ignored.iter().map(|l| l.1).sum();
         format!(
-            "note: --prior-from ignores {} of {} with a label the graph lacks: {}{}",
+            "warning: --prior-from ignores {} of {} with a label the graph lacks: {}{}",
             super::count(lines, "labelled line", "labelled lines"),
             path.display(),
             examples(&ignored),
@@ -621,8 +625,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             super::count(config.iterations as u64, "iteration", "iterations")
         ),
     );
-    if let Some(note) = prior_note {
-        line(&bar, note);
+    if let Some(warning) = prior_note {
+        // Input ignored: a warning, which --quiet does not silence (as `Bars::warn`).
+        if bar.is_hidden() {
+            let _ = writeln!(std::io::stderr(), "{warning}");
+        } else {
+            bar.println(warning);
+        }
     }
     if matches!(config.class_prior, ClassPrior::Cmn { priors: Some(_) })
         && config.top_k < graph.labels().len()

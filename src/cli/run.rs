@@ -58,7 +58,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             // and the bare "No such file" would not say why.
             let bundled = [DEFAULT_CORPUS, DEFAULT_TEST].map(std::path::Path::new);
             let hint = if bundled.contains(&input.as_path()) && !input.exists() {
-                " (the default, relative to the current folder: run from the repository \
+                // Typed or defaulted alike: say what holds either way.
+                " (the bundled file, relative to the current folder: run from the repository \
                  root, or give --corpus and --test)"
             } else {
                 ""

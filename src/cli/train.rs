@@ -394,6 +394,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let Trained {
         model,
         held_out_accuracy,
+        ..
     } = train_scored(
         &set,
         &text,

@@ -1603,6 +1603,9 @@ pub struct Trained {
     /// slice. Not in the model's header, so that the model's bytes are what they were
     /// before this figure existed.
     pub held_out_accuracy: Option<f64>,
+    /// The held-out slice: indices into the train set's examples, ascending (empty for a
+    /// table model or without a slice).
+    pub held_out: Vec<usize>,
 }
 
 /// [`train`], also scoring the model as built on the held-out slice ([`Trained`]).
@@ -1647,6 +1650,7 @@ pub fn train_scored(
         return Ok(Trained {
             model,
             held_out_accuracy: None,
+            held_out: Vec::new(),
         });
     }
     let dim = projector.dim();
@@ -1911,6 +1915,7 @@ pub fn train_scored(
     Ok(Trained {
         model,
         held_out_accuracy,
+        held_out: val,
     })
 }
 
@@ -2396,11 +2401,23 @@ mod tests {
             let report: TrainReport =
                 serde_json::from_value(trained.model.train_report().clone()).unwrap();
             assert!(report.val_examples > 0);
+            assert_eq!(trained.held_out.len(), report.val_examples);
             let score = trained.held_out_accuracy.expect("a held-out slice");
-            let hits = (score * report.val_examples as f64).round();
-            assert!((score - hits / report.val_examples as f64).abs() < 1e-12);
-            // The network scored is the stored one: over every example, its accuracy is
-            // what the model's own predictions give.
+            // The figure is the stored model's, by its own predictions on the slice.
+            let hits = trained
+                .held_out
+                .iter()
+                .filter(|&&i| {
+                    let ex = &set.examples[i];
+                    trained.model.predict(&ex.text)[0].label == argmax_target(&ex.target)
+                })
+                .count();
+            assert_eq!(
+                score,
+                hits as f64 / report.val_examples as f64,
+                "{quantize:?}"
+            );
+            // And `network_accuracy` scores what the model predicts, over every example.
             let Predictor::Network(network) = trained.model.predictor() else {
                 panic!("a network model");
             };
