@@ -111,18 +111,18 @@ fn prior_from_a_labelled_sample_is_its_add_one_shares() {
     // A sample whose name says nothing goes by its first bytes: an edge list's file name
     // (`edges.tsv`) is no corpus's to read it as.
     std::fs::write(d.join("sample"), "text,label\np1,politics\n").unwrap();
-    let err = fails(
-        d,
-        &[
+    let prior_from_fails = |sample: &str| {
+        let args = [
             "propagate",
             "--graph",
             "t.graph",
             "--out",
             "x.jsonl",
             "--prior-from",
-            "sample",
-        ],
-    );
+        ];
+        fails(d, &[&args[..], &[sample]].concat())
+    };
+    let err = prior_from_fails("sample");
     assert!(
         err.contains("read as text (by its first bytes)") && !err.contains("graph's corpus"),
         "{err}"
@@ -132,18 +132,7 @@ fn prior_from_a_labelled_sample_is_its_add_one_shares() {
         "{\"text\": \"w\", \"label\": \"weather\"}\n",
     )
     .unwrap();
-    let err = fails(
-        d,
-        &[
-            "propagate",
-            "--graph",
-            "t.graph",
-            "--out",
-            "x.jsonl",
-            "--prior-from",
-            "none.jsonl",
-        ],
-    );
+    let err = prior_from_fails("none.jsonl");
     assert!(
         err.contains("none.jsonl") && err.contains("--prior-from"),
         "{err}"
