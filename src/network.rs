@@ -831,8 +831,8 @@ pub fn kernel_name() -> &'static str {
 }
 
 /// Checks `SPRIG_KERNEL` (see [`kernel_name`]): unset, or `avx512`, `avx2` or `portable`,
-/// which this CPU runs. [`Kernel::detect`] ignores any other value (a typo, or kernels the
-/// CPU lacks) and uses the best kernels; the command line refuses it through this check, so
+/// which this CPU runs. The library ignores any other value (a typo, or kernels the CPU
+/// lacks) and uses the best kernels; the command line refuses it through this check, so
 /// that a measurement never runs other kernels than it asked for.
 ///
 /// # Errors
