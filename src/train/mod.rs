@@ -675,26 +675,38 @@ impl TrainSet {
         let mut parsed: Vec<(usize, LabelsLine)> = Vec::new();
         // Per record, the labels line that labelled it (0: none yet).
         let mut labelled_at = vec![0u64; records.len()];
+        let mut bytes = Vec::new();
         let mut buf = String::new();
         let mut line_no = 0u64;
         loop {
-            buf.clear();
-            let n = labels_file.read_line(&mut buf).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::InvalidData {
-                    // Not text at all (a .graph passed as --labels, say): name the line.
-                    Error::parse(
-                        path,
-                        line_no + 1,
-                        "invalid UTF-8 (expected the JSONL of `sprig propagate`)",
-                    )
-                } else {
-                    Error::io(path, e)
+            // Bounded as every line sprig reads: a file that is not of lines (a binary
+            // passed as --labels) is not held whole.
+            let read = crate::corpus::read_line_bounded(
+                labels_file,
+                &mut bytes,
+                crate::corpus::MAX_LINE_BYTES,
+            )
+            .map_err(|e| Error::io(path, e))?;
+            match read {
+                crate::corpus::LineRead::End => break,
+                crate::corpus::LineRead::TooLong => {
+                    return Err(crate::corpus::too_long(path, line_no + 1));
                 }
-            })?;
-            if n == 0 {
-                break;
+                crate::corpus::LineRead::Line => {}
             }
             line_no += 1;
+            buf.clear();
+            match std::str::from_utf8(&bytes) {
+                Ok(text) => buf.push_str(text),
+                // Not text at all (a .graph passed as --labels, say): name the line.
+                Err(_) => {
+                    return Err(Error::parse(
+                        path,
+                        line_no,
+                        "invalid UTF-8 (expected the JSONL of `sprig propagate`)",
+                    ));
+                }
+            }
             if line_no == 1 && buf.starts_with('\u{feff}') {
                 buf.drain(..'\u{feff}'.len_utf8());
             }
@@ -2869,6 +2881,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("l:1: invalid UTF-8"), "{err}");
+        // A line past the cap, as every line sprig reads: named, not held.
+        let long = format!("\n{}\n", "x".repeat(crate::corpus::MAX_LINE_BYTES + 1));
+        let err = TrainSet::distilled(&records, &mut long.as_bytes(), Path::new("l"), &config)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("l:2: line longer than 1 MiB"), "{err}");
         assert!(matches!(
             TrainSet::supervised(&[rec(1, "x", None)]),
             Err(Error::NoSeeds)
