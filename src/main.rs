@@ -78,6 +78,8 @@ fn flag_of(field: &str) -> Option<&'static str> {
         "algorithm" => "--algorithm",
         "class_prior" => "--class-prior/--prior",
         "kind" => "--kind",
+        "workers" => "--workers",
+        "process" => "--process",
         _ => return None,
     })
 }

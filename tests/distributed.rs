@@ -275,3 +275,40 @@ fn distributed_flags_are_checked() {
     assert!(err.contains("did not all connect within 1 s"), "{err}");
     assert!(!d.join("x.jsonl").exists());
 }
+
+/// A stray connection to process 0 while it waits for its peers (a port scan, a health
+/// check) makes timely panic on a thread of its own: the process stops with its one line,
+/// the panic quoted in it, not printed.
+#[test]
+fn a_stray_connection_at_start_up_fails_in_one_line() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    replies_graph(d);
+    write_hosts(d);
+    let hosts = std::fs::read_to_string(d.join("hosts.txt")).unwrap();
+    let p0 = hosts.lines().nth(1).unwrap().to_owned();
+    let first = start_with_workers(d, "0", "1", "x.jsonl", &["--connect-timeout", "20"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut stray = loop {
+        match std::net::TcpStream::connect(&p0) {
+            Ok(s) => break s,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => panic!("process 0 never listened on {p0}: {e}"),
+        }
+    };
+    stray.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let out = first.finish();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("sprig: ")).collect();
+    assert!(
+        errors.len() == 1 && errors[0].contains("the first of its panics: thread '"),
+        "{err}"
+    );
+    assert!(
+        !err.lines().any(|l| l.starts_with("thread '")),
+        "timely's panics are not printed: {err}"
+    );
+    assert!(!d.join("x.jsonl").exists());
+}

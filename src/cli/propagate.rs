@@ -132,7 +132,8 @@ struct ClusterArgs {
     #[arg(long, requires = "hosts", value_name = "I")]
     process: Option<usize>,
     /// With --hosts: give up, with an error, when the other processes have not all
-    /// connected after this many seconds (0: wait for ever).
+    /// connected after this many seconds, or when an iteration has not finished after as
+    /// many (a process stopped, or an address is another program's); 0: wait for ever.
     #[arg(long, requires = "hosts", value_name = "SECONDS", default_value_t = 300.0,
           value_parser = seconds)]
     connect_timeout: f64,
@@ -215,7 +216,10 @@ fn quiet_timely_panics() -> Arc<std::sync::Mutex<Option<String>>> {
     std::panic::set_hook(Box::new(move |info| {
         let thread = std::thread::current();
         let name = thread.name().unwrap_or("");
-        if name.starts_with("timely") || name == "sprig-cluster" {
+        // timely's networking threads have no name, and with no connect timeout the run is
+        // on `main`: a panic raised inside timely's own code is one of these too.
+        let in_timely = info.location().is_some_and(|l| l.file().contains("timely"));
+        if in_timely || name.starts_with("timely") || name == "sprig-cluster" {
             let mut first = keep.lock().unwrap_or_else(|p| p.into_inner());
             if first.is_none() {
                 // `panicked at FILE:LINE:COL:\nMESSAGE`, on one line.

@@ -42,7 +42,10 @@
 //!   connections` (or, in the processes after the first, `error connecting … retrying`) to
 //!   stdout meanwhile. A process that fails before it connects (a missing file, a bad flag)
 //!   would leave the others waiting for ever: [`Cluster::connect_timeout`] bounds the wait,
-//!   after which the run returns an error.
+//!   after which the run returns an error. It also bounds each iteration afterwards: timely
+//!   notices a peer that died (its socket closes), but not one that stopped (frozen, or cut
+//!   off without a reset), nor a listener on a peer's address that is not a sprig process of
+//!   this cluster; without the bound those would leave the others waiting for ever.
 
 use std::cell::RefCell;
 use std::ops::Range;
@@ -80,10 +83,11 @@ pub struct Cluster {
     pub hosts: Vec<String>,
     /// This process's index in `hosts` (0 when `hosts` is empty).
     pub process: usize,
-    /// How long a process of a multi-process run waits for the others to connect before it
-    /// gives up with [`Error::Cluster`]; `None` waits for ever. timely's connecting thread
-    /// cannot be cancelled: after a timeout it stays blocked (holding process 0's port)
-    /// until the process exits, which is what a command-line caller does next.
+    /// How long a process of a multi-process run waits for the others to connect, and then
+    /// for each iteration to finish, before it gives up with [`Error::Cluster`]; `None`
+    /// waits for ever. timely's threads cannot be cancelled: after a timeout they stay
+    /// blocked (holding process 0's port) until the process exits, which is what a
+    /// command-line caller does next.
     pub connect_timeout: Option<Duration>,
 }
 
@@ -107,7 +111,9 @@ impl Cluster {
     /// `host:port` with a port from 1 to 65535 and no spaces, or the file if it lists none.
     pub fn read_hosts(path: &Path) -> Result<Vec<String>> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let mut hosts = Vec::new();
+        let mut hosts: Vec<String> = Vec::new();
+        // Where each address was first given: two processes cannot listen on one.
+        let mut first_at = std::collections::HashMap::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -124,6 +130,15 @@ impl Cluster {
                     i as u64 + 1,
                     format!(
                         "expected host:port (a port from 1 to 65535, no spaces), found {line:?}"
+                    ),
+                ));
+            }
+            if let Some(first) = first_at.insert(line.to_string(), i + 1) {
+                return Err(Error::parse(
+                    path,
+                    i as u64 + 1,
+                    format!(
+                        "{line} is given twice (first on line {first}): one process an address"
                     ),
                 ));
             }
@@ -253,7 +268,8 @@ pub fn propagate_distributed(
         return Err(Error::config(
             "graph",
             format!(
-                "holds rows {held:?}, and process {} of this cluster sweeps rows {need:?}:                  load it with Graph::load_rows(path, |n| cluster.rows(n))",
+                "holds rows {held:?}, and process {} of this cluster sweeps rows {need:?}: \
+                 load it with Graph::load_rows(path, |n| cluster.rows(n))",
                 cluster.process
             ),
         ));
@@ -304,24 +320,44 @@ pub fn propagate_distributed(
                 .map_err(|e| Error::Cluster {
                     message: format!("cannot start the cluster's thread: {e}"),
                 })?;
-            match started.recv_timeout(limit) {
-                // Connected (or failed before any worker started: the sender was dropped).
-                Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => runner
-                    .join()
-                    .unwrap_or_else(|p| Err(panic_message(p.as_ref()))),
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    return Err(Error::Cluster {
-                        message: format!(
-                            "process {} of {}: the other processes did not all connect within \
-                             {} s (is every process of the hosts file started, with the same \
-                             hosts file, and can each reach the others' ports?)",
-                            cluster.process,
-                            cluster.hosts.len(),
-                            limit.as_secs_f64()
-                        ),
-                    })
+            let mut connected = false;
+            loop {
+                match started.recv_timeout(limit) {
+                    // A worker started (every process connected), or finished an iteration.
+                    Ok(()) => connected = true,
+                    // Every worker is done (or failed before any started): the senders were
+                    // dropped.
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    Err(mpsc::RecvTimeoutError::Timeout) if !connected => {
+                        return Err(Error::Cluster {
+                            message: format!(
+                                "process {} of {}: the other processes did not all connect \
+                                 within {} s (is every process of the hosts file started, \
+                                 with the same hosts file, and can each reach the others' \
+                                 ports?)",
+                                cluster.process,
+                                cluster.hosts.len(),
+                                limit.as_secs_f64()
+                            ),
+                        });
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        return Err(Error::Cluster {
+                            message: format!(
+                                "process {} of {}: no iteration finished within {} s (did a \
+                                 process stop, or is an address of the hosts file another \
+                                 program's? the limit is --connect-timeout)",
+                                cluster.process,
+                                cluster.hosts.len(),
+                                limit.as_secs_f64()
+                            ),
+                        });
+                    }
                 }
             }
+            runner
+                .join()
+                .unwrap_or_else(|p| Err(panic_message(p.as_ref())))
         }
     };
     let mut result = None;
@@ -337,7 +373,8 @@ pub fn propagate_distributed(
 
 /// What every worker of a process reads.
 struct Shared {
-    /// Told by each worker as it starts, that is once every process has connected.
+    /// Told by each worker as it starts, that is once every process has connected, and as
+    /// it finishes each iteration: what [`Cluster::connect_timeout`] watches.
     started: mpsc::Sender<()>,
     /// The global index of this process's first worker, which calls `on_iteration`.
     first_worker: usize,
@@ -710,6 +747,8 @@ fn run_worker(
         algo.init,
     );
     let mut report = |s: &IterationStats| {
+        // Alive (the receiver may be gone).
+        let _ = shared.started.send(());
         if index == shared.first_worker && failure.borrow().is_none() {
             let call = || (shared.on_iteration)(s);
             if let Err(p) = panic::catch_unwind(AssertUnwindSafe(call)) {
@@ -941,6 +980,19 @@ mod tests {
 
     /// `n` free loopback `host:port`s (a port could be taken between this and timely's bind;
     /// a test would then fail loudly, not pass).
+    /// The error of a default propagation of `graph` (its own seeds) as `cluster`.
+    fn failure_of(graph: &Arc<Graph>, cluster: &Cluster) -> String {
+        propagate_distributed(
+            Arc::clone(graph),
+            graph.seeds(),
+            &PropagationConfig::default(),
+            cluster,
+            |_| {},
+        )
+        .unwrap_err()
+        .to_string()
+    }
+
     fn loopback_hosts(n: usize) -> Vec<String> {
         (0..n)
             .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
@@ -1071,15 +1123,7 @@ mod tests {
             connect_timeout: Some(std::time::Duration::from_secs(1)),
         };
         let shard = Arc::new(Graph::load_rows(&path, |n| 0..n / 2).unwrap());
-        let err = propagate_distributed(
-            Arc::clone(&shard),
-            shard.seeds(),
-            &PropagationConfig::default(),
-            &cluster,
-            |_| {},
-        )
-        .unwrap_err()
-        .to_string();
+        let err = failure_of(&shard, &cluster);
         assert!(
             err.contains("holds rows 0..1500") && err.contains("load_rows"),
             "{err}"
@@ -1244,5 +1288,50 @@ mod tests {
             assert!(err.to_string().contains("did not all connect"), "{err}");
             assert!(started.elapsed() >= std::time::Duration::from_millis(1500));
         }
+    }
+
+    /// A process whose peer's address is held by another program (which accepts and then
+    /// says nothing) connects, then hears nothing: it stops at its connect timeout, as it
+    /// would if a connected peer froze, instead of waiting for ever.
+    #[test]
+    fn a_peer_that_never_speaks_stops_the_run_at_the_timeout() {
+        let g = Arc::new(testgraphs::karate());
+        let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut hosts = vec![format!(
+            "127.0.0.1:{}",
+            squatter.local_addr().unwrap().port()
+        )];
+        hosts.extend(loopback_hosts(1));
+        // Accepts every connection and keeps it open, silent.
+        std::thread::spawn(move || {
+            let held: Vec<_> = squatter.incoming().take(4).collect();
+            std::thread::sleep(std::time::Duration::from_secs(60));
+            drop(held);
+        });
+        let cluster = Cluster {
+            workers: 1,
+            hosts,
+            process: 1,
+            connect_timeout: Some(std::time::Duration::from_millis(1500)),
+        };
+        let err = failure_of(&g, &cluster);
+        assert!(
+            err.contains("process 1 of 2: no iteration finished within 1.5 s"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_address_given_twice_is_refused_by_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts.txt");
+        std::fs::write(&path, "# cluster\nh0:7000\nh1:7000\n\nh0:7000\n").unwrap();
+        let err = Cluster::read_hosts(&path).unwrap_err().to_string();
+        assert!(
+            err.ends_with(
+                "hosts.txt:5: h0:7000 is given twice (first on line 2): one process an address"
+            ),
+            "{err}"
+        );
     }
 }
