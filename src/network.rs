@@ -823,11 +823,7 @@ pub struct NetScratch {
 /// The name of the vector kernels predictions use on this CPU (`avx512`, `avx2` or
 /// `portable`; see `SPRIG_KERNEL` in the README): what a latency figure was measured with.
 pub fn kernel_name() -> &'static str {
-    match Kernel::detect() {
-        Kernel::Avx512 => "avx512",
-        Kernel::Avx2 => "avx2",
-        Kernel::Portable => "portable",
-    }
+    Kernel::detect().name()
 }
 
 /// Checks `SPRIG_KERNEL` (see [`kernel_name`]): unset, or `avx512`, `avx2` or `portable`,
@@ -841,19 +837,14 @@ pub fn check_kernel_env() -> std::result::Result<(), String> {
     let Ok(asked) = std::env::var("SPRIG_KERNEL") else {
         return Ok(());
     };
-    let runs = match Kernel::best() {
-        Kernel::Avx512 => &["avx512", "avx2", "portable"][..],
-        Kernel::Avx2 => &["avx2", "portable"][..],
-        Kernel::Portable => &["portable"][..],
-    };
-    if runs.contains(&asked.as_str()) {
-        Ok(())
-    } else {
-        Err(format!(
-            "SPRIG_KERNEL={asked:?}: this CPU runs {} (unset it for the best)",
-            runs.join(", ")
-        ))
+    if Kernel::named(&asked).is_some() {
+        return Ok(());
     }
+    let runs: Vec<&str> = Kernel::runnable().iter().rev().map(|k| k.name()).collect();
+    Err(format!(
+        "SPRIG_KERNEL={asked:?}: this CPU runs {} (unset it for the best)",
+        runs.join(", ")
+    ))
 }
 
 /// Which implementation of a vector kernel runs (here and in the projection).
@@ -876,13 +867,34 @@ impl Kernel {
     pub(crate) fn detect() -> Self {
         static CHOSEN: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
         *CHOSEN.get_or_init(|| {
-            let best = Kernel::best();
-            match std::env::var("SPRIG_KERNEL").as_deref() {
-                Ok("portable") => Kernel::Portable,
-                Ok("avx2") if best != Kernel::Portable => Kernel::Avx2,
-                _ => best,
-            }
+            std::env::var("SPRIG_KERNEL")
+                .ok()
+                .and_then(|asked| Kernel::named(&asked))
+                .unwrap_or_else(Kernel::best)
         })
+    }
+
+    /// Its name, as `SPRIG_KERNEL` and [`kernel_name`] give it.
+    fn name(self) -> &'static str {
+        match self {
+            Kernel::Avx512 => "avx512",
+            Kernel::Avx2 => "avx2",
+            Kernel::Portable => "portable",
+        }
+    }
+
+    /// The kernel called `name`, if this CPU runs it.
+    fn named(name: &str) -> Option<Self> {
+        Kernel::runnable().into_iter().find(|k| k.name() == name)
+    }
+
+    /// Every kernel this CPU runs, the portable one first.
+    fn runnable() -> Vec<Self> {
+        match Kernel::best() {
+            Kernel::Avx512 => vec![Kernel::Portable, Kernel::Avx2, Kernel::Avx512],
+            Kernel::Avx2 => vec![Kernel::Portable, Kernel::Avx2],
+            Kernel::Portable => vec![Kernel::Portable],
+        }
     }
 
     /// The best kernel this CPU runs.
@@ -904,11 +916,7 @@ impl Kernel {
     /// Every kernel this CPU runs, the portable one first: what the tests compare.
     #[cfg(test)]
     pub(crate) fn all() -> Vec<Self> {
-        match Kernel::best() {
-            Kernel::Avx512 => vec![Kernel::Portable, Kernel::Avx2, Kernel::Avx512],
-            Kernel::Avx2 => vec![Kernel::Portable, Kernel::Avx2],
-            Kernel::Portable => vec![Kernel::Portable],
-        }
+        Kernel::runnable()
     }
 }
 

@@ -609,14 +609,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // Iteration lines go through the bar on a terminal, straight to stderr otherwise (a hidden
     // bar swallows its println), and nowhere with --quiet.
     let quiet = args.job.quiet;
-    let line = move |bar: &ProgressBar, s: String| {
-        if quiet {
-        } else if bar.is_hidden() {
+    let print = |bar: &ProgressBar, s: String| {
+        if bar.is_hidden() {
             // Not `eprintln!`, which panics when stderr is closed (`… 2>&1 | head`): progress
             // is not worth a failed run.
             let _ = writeln!(std::io::stderr(), "{s}");
         } else {
             bar.println(s);
+        }
+    };
+    let line = move |bar: &ProgressBar, s: String| {
+        if !quiet {
+            print(bar, s);
         }
     };
     line(
@@ -631,11 +635,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     if let Some(warning) = prior_note {
         // Input ignored: a warning, which --quiet does not silence (as `Bars::warn`).
-        if bar.is_hidden() {
-            let _ = writeln!(std::io::stderr(), "{warning}");
-        } else {
-            bar.println(warning);
-        }
+        print(&bar, warning);
     }
     if matches!(config.class_prior, ClassPrior::Cmn { priors: Some(_) })
         && config.top_k < graph.labels().len()

@@ -275,9 +275,9 @@ pub fn propagate_distributed(
         ));
     }
     let (seed_rows, priors) = prepare(&graph, seeds, config)?;
-    let (started_tx, started) = mpsc::channel();
+    let (alive_tx, alive) = mpsc::channel();
     let shared = Arc::new(Shared {
-        started: started_tx,
+        alive: alive_tx,
         first_worker: cluster.process * cluster.workers,
         fingerprint: fingerprint(&graph, seeds, config),
         graph,
@@ -295,7 +295,7 @@ pub fn propagate_distributed(
             let guards = timely::execute(timely_config, move |worker| {
                 // Workers start once every process has connected (the first message is the
                 // one awaited; the receiver may be gone).
-                let _ = shared.started.send(());
+                let _ = shared.alive.send(());
                 run_worker(worker, &shared)
             })?;
             Ok(guards.join())
@@ -322,7 +322,7 @@ pub fn propagate_distributed(
                 })?;
             let mut connected = false;
             loop {
-                match started.recv_timeout(limit) {
+                match alive.recv_timeout(limit) {
                     // A worker started (every process connected), or finished an iteration.
                     Ok(()) => connected = true,
                     // Every worker is done (or failed before any started): the senders were
@@ -375,7 +375,7 @@ pub fn propagate_distributed(
 struct Shared {
     /// Told by each worker as it starts, that is once every process has connected, and as
     /// it finishes each iteration: what [`Cluster::connect_timeout`] watches.
-    started: mpsc::Sender<()>,
+    alive: mpsc::Sender<()>,
     /// The global index of this process's first worker, which calls `on_iteration`.
     first_worker: usize,
     fingerprint: u64,
@@ -748,7 +748,7 @@ fn run_worker(
     );
     let mut report = |s: &IterationStats| {
         // Alive (the receiver may be gone).
-        let _ = shared.started.send(());
+        let _ = shared.alive.send(());
         if index == shared.first_worker && failure.borrow().is_none() {
             let call = || (shared.on_iteration)(s);
             if let Err(p) = panic::catch_unwind(AssertUnwindSafe(call)) {

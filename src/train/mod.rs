@@ -784,17 +784,16 @@ impl TrainSet {
                 }
             }
             if let Some(want) = &raw_hash {
+                // As `propagate` writes it: exactly 8 hex digits (`from_str_radix` alone
+                // would also take a sign).
+                if want.len() != 8 || !want.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(bad(&format!(
+                        "field \"text_hash\": {want:?} is not 8 hexadecimal digits"
+                    )));
+                }
                 let got = crate::hash::record_hash(&records[idx].text);
-                match u32::from_str_radix(want, 16) {
-                    Ok(h) if want.len() == 8 && h == got => {}
-                    Ok(_) if want.len() == 8 => {
-                        return Err(bad(&stale_labels_message(want, got, &records[idx])));
-                    }
-                    _ => {
-                        return Err(bad(&format!(
-                            "field \"text_hash\": {want:?} is not 8 hexadecimal digits"
-                        )));
-                    }
+                if u32::from_str_radix(want, 16) != Ok(got) {
+                    return Err(bad(&stale_labels_message(want, got, &records[idx])));
                 }
             }
             if !(0.0..=1.0 + 1e-4).contains(&row.unknown) {
