@@ -353,6 +353,15 @@ fn a_negative_number_reaches_the_flags_range_check() {
             &[&propagate[..], &["--threads", "-1"]].concat(),
             "-1 is not in 0..=1024",
         ),
+        // Unsigned flags: the parse's own "invalid digit" would hide the sign.
+        (
+            &[&propagate[..], &["--top-k", "-1"]].concat(),
+            "invalid value '-1' for '--top-k <TOP_K>': expected a whole number, 0 or more",
+        ),
+        (
+            &[&propagate[..], &["--iterations=-30"]].concat(),
+            "invalid value '-30' for '--iterations <ITERATIONS>': expected a whole number",
+        ),
         (
             &[
                 "graph",

@@ -203,8 +203,43 @@ enum Command {
 pub fn parse() -> Cli {
     use clap::{CommandFactory, FromArgMatches};
     let mut command = negative_numbers(Cli::command());
-    let mut matches = command.get_matches_mut();
+    let mut matches = command
+        .try_get_matches_from_mut(std::env::args_os())
+        .unwrap_or_else(|e| negative_count(e).exit());
     Cli::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.format(&mut command).exit())
+}
+
+/// A negative number given to a flag that counts something (`--top-k -1`) fails the
+/// unsigned parse with "invalid digit found in string", which hides what is wrong: say it.
+fn negative_count(e: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    use std::error::Error as _;
+    let digit = e
+        .source()
+        .and_then(|s| s.downcast_ref::<std::num::ParseIntError>())
+        .is_some_and(|p| *p.kind() == std::num::IntErrorKind::InvalidDigit);
+    let (Some(ContextValue::String(arg)), Some(ContextValue::String(value))) = (
+        e.get(ContextKind::InvalidArg),
+        e.get(ContextKind::InvalidValue),
+    ) else {
+        return e;
+    };
+    if e.kind() != ErrorKind::ValueValidation
+        || !digit
+        || value
+            .strip_prefix('-')
+            .and_then(|v| v.parse::<u128>().ok())
+            .is_none()
+    {
+        return e;
+    }
+    clap::Error::raw(
+        ErrorKind::ValueValidation,
+        format!(
+            "invalid value '{value}' for '{arg}': expected a whole number, 0 or more\n\n\
+             For more information, try '--help'.\n"
+        ),
+    )
 }
 
 /// Lets every flag that takes a value, in every subcommand, take one that looks like a
