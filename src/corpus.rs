@@ -753,17 +753,11 @@ impl CorpusReader {
                     if too_long {
                         // Not skippable: where the record ends is unknown (the likely cause
                         // is a quote that never closes), so the stream ends here.
-                        return Some(Err(Error::io(
-                            path,
-                            std::io::Error::new(
-                                std::io::ErrorKind::InvalidData,
-                                format!(
-                                    "line {start_line}: a record longer than {} MiB (sprig \
-                                     reads short texts; a quote that never closes?)",
-                                    MAX_LINE_BYTES >> 20
-                                ),
-                            ),
-                        )));
+                        return Some(Err(Error::RecordTooLong {
+                            path: path.to_path_buf(),
+                            line: start_line,
+                            unclosed_quote: true,
+                        }));
                     }
                 }
                 // The record's own bytes, from its start to where the next one starts, for
@@ -784,17 +778,11 @@ impl CorpusReader {
                     let own = &bytes[blank..];
                     // The Tee's cap, exactly: it stops only past what it reads ahead.
                     if own.strip_suffix(b"\n").unwrap_or(own).len() > MAX_LINE_BYTES {
-                        return Err(Error::io(
-                            path,
-                            std::io::Error::new(
-                                std::io::ErrorKind::InvalidData,
-                                format!(
-                                    "line {line}: a record longer than {} MiB (sprig reads \
-                                     short texts)",
-                                    MAX_LINE_BYTES >> 20
-                                ),
-                            ),
-                        ));
+                        return Err(Error::RecordTooLong {
+                            path: path.to_path_buf(),
+                            line,
+                            unclosed_quote: false,
+                        });
                     }
                     check_quotes(own, *delimiter, line, path)
                 });
@@ -827,8 +815,12 @@ impl Iterator for CorpusReader {
     fn next(&mut self) -> Option<Self::Item> {
         let item = self.next_record();
         // An I/O error ends the stream: retrying would loop forever on a broken reader. So
-        // does a quote that never closes: the rest of the input is gone into its field.
-        if let Some(Err(Error::Io { .. } | Error::UnclosedQuote { .. })) = &item {
+        // does a quote that never closes (the rest of the input is gone into its field), and
+        // a record past the cap, whose end is unknown.
+        if let Some(Err(
+            Error::Io { .. } | Error::UnclosedQuote { .. } | Error::RecordTooLong { .. },
+        )) = &item
+        {
             self.inner = Inner::Done;
         }
         item

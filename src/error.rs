@@ -49,6 +49,23 @@ pub enum Error {
         /// The input's last line.
         last: u64,
     },
+    /// A CSV/TSV record longer than the 1 MiB cap on a record (sprig reads short texts).
+    /// Where it ends is unknown (a quote that never closes is the likely cause), so, like
+    /// [`Error::UnclosedQuote`], it ends the read even where invalid records are skipped.
+    #[error(
+        "{}:{line}: a record longer than {} MiB (sprig reads short texts{})",
+        path.display(),
+        crate::corpus::MAX_LINE_BYTES >> 20,
+        if *.unclosed_quote { "; a quote that never closes?" } else { "" }
+    )]
+    RecordTooLong {
+        /// The file (`-` for standard input).
+        path: PathBuf,
+        /// 1-based line where the record starts.
+        line: u64,
+        /// Whether the reader stopped inside a quoted field, with the record's end unknown.
+        unclosed_quote: bool,
+    },
     /// A distributed run failed: the processes could not connect, disagree on their inputs,
     /// or a worker or process stopped.
     ///

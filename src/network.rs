@@ -591,9 +591,9 @@ pub enum Quantization {
     None,
     /// `i8` rows with one scale each, in every layer.
     Int8,
-    /// The first layer in 4 bits, the later ones in 8, rows with one scale each. The
-    /// default: half the bytes of `int8`. A network without a hidden layer stays in 8 bits
-    /// (its only layer is the output layer).
+    /// The first hidden layer in 4 bits, every later one and the output layer in 8, rows
+    /// with one scale each. The default: half the bytes of `int8`. (The output layer is never
+    /// 4 bits: a network the library builds without a hidden layer is all 8 bits.)
     #[default]
     Int4,
 }

@@ -328,7 +328,7 @@ fn a_line_past_one_mebibyte_is_refused_or_skipped_and_one_within_it_is_read() {
             refused(
                 &[file("c.csv", &csv)],
                 &[&csv_graph[..], extra].concat(),
-                &format!("c.csv: line {line}: a record longer than 1 MiB"),
+                &format!("c.csv:{line}: a record longer than 1 MiB"),
             );
         }
     }
@@ -848,6 +848,13 @@ fn eval_skips_invalid_records_only_when_asked_and_reads_no_ids() {
         &[&args[..], &["--id-field", "id"]].concat(),
         "--id-field: `sprig eval` reads no ids",
     );
+    // ... and its help does not offer the flag (graph's, which reads ids, does).
+    let help = |command: &str| {
+        let out = crate::util::sprig(Path::new("."), &[command, "--help"]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(!help("eval").contains("--id-field"));
+    assert!(help("graph").contains("--id-field"));
 }
 
 #[test]

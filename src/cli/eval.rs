@@ -15,6 +15,8 @@ use super::CorpusArgs;
 /// 64 labels, the 30 most frequent confusions). An abstention counts as a wrong answer and
 /// against its gold label's recall; it is no label.
 #[derive(Debug, clap::Args)]
+// An evaluation reads no ids: the shared --id-field is refused (by name) rather than offered.
+#[command(mut_arg("id_field", |a| a.hide(true)))]
 pub struct Args {
     /// The `.sprig` model file.
     #[arg(long)]
@@ -41,8 +43,8 @@ const MATRIX_UP_TO: usize = 64;
 const TOP_CONFUSIONS: usize = 30;
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let model = ProjectionModel::load(&args.model)?;
     let options = args.corpus_fields.options_without_ids("eval")?;
+    let model = ProjectionModel::load(&args.model)?;
     let mut confusion = Confusion::new();
     let mut scratch = Scratch::default();
     let mut unlabelled = 0u64;
