@@ -16,7 +16,7 @@ use crate::corpus::{
     next_line, open_input, skip_bom, utf8_line, CorpusFormat, CorpusOptions, CorpusReader, RecordId,
 };
 use crate::error::{Error, Result};
-use crate::features::{ingest_from, tfidf, DfFilter, Skipped};
+use crate::features::{ingest_from, tfidf, DfFilter, FeatureMatrix, Skipped};
 use crate::graph::{symmetric_csr, Graph, GraphKind, GraphParts, RecordRef};
 use crate::knn::knn_bounded;
 use crate::seeds::collect_seeds;
@@ -82,12 +82,15 @@ impl Default for GraphConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MaxScan {
-    /// Exact up to [`AUTO_EXACT_UP_TO`] distinct texts; above, a budget of [`AUTO_BUDGET`].
-    /// The exact search's time grows with about the square of the number of distinct
-    /// texts (13.5k: under a second on 2 cores, 50k: 13 s on one, 200k: minutes, 1M: about an
-    /// hour), the budgeted one's about linearly (50k: 2 s, 1M: 3 minutes), and on the shared
-    /// few-label benchmarks the budget changed propagation accuracy by at most 0.4 points
-    /// (benches/README.md).
+    /// Exact when the exact search is cheap, else a budget of [`AUTO_BUDGET`]: the exact
+    /// search's work is projected from [`AUTO_SAMPLES`] texts spread over the corpus
+    /// ([`crate::knn::exact_work`]), and the search is exact when that is at most
+    /// [`AUTO_EXACT_WORK`], about 5 s of one core. The exact search's time grows with about
+    /// the square of the number of distinct texts, and with their length (13.5k short texts:
+    /// a second of one core; 20k texts of 25–60 words: 14–45 s; 50k short texts: 15 s), the
+    /// budgeted one's about linearly (50k: 2 s, 1M: 3 minutes); on the shared few-label
+    /// benchmarks the budget changed propagation accuracy by at most 0.4 points
+    /// (benches/README.md). The choice depends on the texts only, never on timing.
     #[default]
     Auto,
     /// Always exact: the graph equals a brute-force scan of every pair.
@@ -98,25 +101,44 @@ pub enum MaxScan {
     Budget(u64),
 }
 
-/// Distinct texts up to which [`MaxScan::Auto`] searches exactly: about where the exact
-/// search starts to take more than a second or two with the default features (it grows
-/// with the square of the count) and the budget starts to cut searches short. The budget
-/// costs no measured accuracy there (benches/README.md); exactness below is a guarantee
-/// that is cheap to keep.
-pub const AUTO_EXACT_UP_TO: usize = 20_000;
+/// The projected work ([`crate::knn::exact_work`], in postings-equivalents) up to which
+/// [`MaxScan::Auto`] searches exactly: measured at 2.2–3.1 ns a unit of one core, about 5 s.
+/// It keeps the exact search where its guarantee is cheap (13.5k short texts: 0.36e9; 20k
+/// short texts: 1.9e9) and budgets it where it costs tens of seconds (20k texts of 25–60
+/// words: 5e9 to 16e9; SwDA's 49.5k utterances: 6.2e9), whatever the count of texts.
+pub const AUTO_EXACT_WORK: u64 = 2_000_000_000;
 
-/// [`MaxScan::Auto`]'s budget above [`AUTO_EXACT_UP_TO`] texts: on 200k distinct texts it
-/// found 82% of the exact graph's edges in a tenth of the time, and on SwDA's 49k (where
+/// Distinct texts above which an explicit `--max-scan` choice gets a note on what it costs.
+const EXACT_NOTE_ABOVE: usize = 20_000;
+
+/// The texts whose exact searches [`MaxScan::Auto`] runs to project the whole search's work:
+/// enough that the projection was within 10% of the full count on the corpora measured, few
+/// enough to cost about 2% of a graph that stays exact.
+pub const AUTO_SAMPLES: usize = 256;
+
+/// [`MaxScan::Auto`]'s budget where the exact search is too costly: on 200k distinct texts
+/// it found 82% of the exact graph's edges in a tenth of the time, and on SwDA's 49k (where
 /// it cuts most searches: 93% of the edges in a quarter of the time) propagation accuracy
-/// was that of the exact graph.
+/// was that of the exact graph. On long texts it keeps fewer (20k texts of 50-word windows
+/// of English prose: 92%).
 pub const AUTO_BUDGET: u64 = 16_384;
 
 impl MaxScan {
-    /// The budget for `n_texts` distinct texts: `None` is exact.
-    pub fn resolve(self, n_texts: usize) -> Option<u64> {
+    /// The budget for the kNN search over `rows` (`k` neighbours, similarity at least
+    /// `min_sim`): `None` is exact. [`MaxScan::Auto`] runs a sample of exact searches to
+    /// decide.
+    pub fn resolve(self, rows: &FeatureMatrix, k: usize, min_sim: f32) -> Option<u64> {
+        self.resolve_with(rows, k, min_sim, AUTO_EXACT_WORK)
+    }
+
+    /// [`MaxScan::resolve`] with another limit for [`MaxScan::Auto`] (for the tests).
+    fn resolve_with(self, rows: &FeatureMatrix, k: usize, min_sim: f32, limit: u64) -> Option<u64> {
         match self {
-            MaxScan::Auto if n_texts > AUTO_EXACT_UP_TO => Some(AUTO_BUDGET),
-            MaxScan::Auto | MaxScan::Exact => None,
+            MaxScan::Auto => {
+                let work = crate::knn::exact_work(rows, k, min_sim, AUTO_SAMPLES, limit);
+                (work > limit).then_some(AUTO_BUDGET)
+            }
+            MaxScan::Exact => None,
             MaxScan::Budget(n) => Some(n),
         }
     }
@@ -281,24 +303,27 @@ fn build_with(
             symmetric_csr(keys.len(), triplets)
         }
         _ => {
-            let budget = config.graph.max_scan.resolve(n_text);
-            if n_text > AUTO_EXACT_UP_TO {
-                progress.note(&match budget {
-                    None => format!(
-                        "note: exact kNN over {n_text} distinct texts: its time grows with \
-                         about the square of their number (200k: minutes; 1M: about an hour)"
-                    ),
-                    Some(AUTO_BUDGET) => format!(
-                        "note: approximate kNN over {n_text} distinct texts (a budget of \
-                         {AUTO_BUDGET} postings a text: on 49k texts 4x faster than exact with \
-                         93% of its edges, on 198k 10x with 82%); `--max-scan exact` for the \
-                         exact graph"
-                    ),
-                    Some(b) => format!(
-                        "note: approximate kNN over {n_text} distinct texts (a budget of {b} \
+            let budget = config
+                .graph
+                .max_scan
+                .resolve(&rows, config.graph.k, config.graph.min_sim);
+            match (config.graph.max_scan, budget) {
+                (MaxScan::Auto, Some(b)) => progress.note(&format!(
+                    "note: approximate kNN over {n_text} distinct texts, whose exact search \
+                     would take more than about 5 s of one core (projected from \
+                     {AUTO_SAMPLES} texts): a budget of {b} postings a text (on 49k short texts \
+                     4x faster than exact with 93% of its edges, on 198k 10x with 82%); \
+                     `--max-scan exact` for the exact graph"
+                )),
+                (MaxScan::Exact, _) if n_text > EXACT_NOTE_ABOVE => progress.note(&format!(
+                    "note: exact kNN over {n_text} distinct texts: its time grows with about \
+                     the square of their number (200k: minutes; 1M: about an hour)"
+                )),
+                (MaxScan::Budget(b), _) if n_text > EXACT_NOTE_ABOVE => progress.note(&format!(
+                    "note: approximate kNN over {n_text} distinct texts (a budget of {b} \
                          postings a text); `--max-scan exact` for the exact graph"
-                    ),
-                });
+                )),
+                _ => {}
             }
             progress.stage("kNN", Some(n_text as u64), "texts");
             let triplets = knn_bounded(&rows, config.graph.k, config.graph.min_sim, budget, |n| {
@@ -604,14 +629,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn max_scan_resolves_at_the_threshold_and_round_trips_through_serde() {
-        assert_eq!(MaxScan::Auto.resolve(AUTO_EXACT_UP_TO), None);
+    fn max_scan_resolves_by_projected_work_and_round_trips_through_serde() {
+        // Rows that all share feature 0 (so each search does some work), the others distinct.
+        let rows = FeatureMatrix {
+            offsets: (0..=30u64).map(|r| 2 * r).collect(),
+            features: (0..30u32).flat_map(|r| [0, r + 1]).collect(),
+            values: vec![std::f32::consts::FRAC_1_SQRT_2; 60],
+            n_features: 31,
+        };
+        // Auto is exact while the projected work is within the limit, else the budget.
+        assert_eq!(MaxScan::Auto.resolve(&rows, 3, 0.0), None);
+        assert_eq!(MaxScan::Auto.resolve_with(&rows, 3, 0.0, u64::MAX), None);
         assert_eq!(
-            MaxScan::Auto.resolve(AUTO_EXACT_UP_TO + 1),
+            MaxScan::Auto.resolve_with(&rows, 3, 0.0, 10),
             Some(AUTO_BUDGET)
         );
-        assert_eq!(MaxScan::Exact.resolve(usize::MAX), None);
-        assert_eq!(MaxScan::Budget(7).resolve(3), Some(7));
+        assert_eq!(MaxScan::Exact.resolve_with(&rows, 3, 0.0, 0), None);
+        assert_eq!(MaxScan::Budget(7).resolve(&rows, 3, 0.0), Some(7));
         for m in [MaxScan::Auto, MaxScan::Exact, MaxScan::Budget(64)] {
             let c = GraphConfig {
                 max_scan: m,

@@ -10,7 +10,7 @@
 //! |---|---|---|---|
 //! | 1. read | [`corpus::CorpusReader`] | JSONL / CSV / TSV / text → [`corpus::Record`]s | `graph` |
 //! | 2. featurize | [`features::ingest`], [`features::tfidf`] | records → distinct text nodes, TF-IDF rows | `graph` |
-//! | 3. connect | [`build::build_from_corpus`] (or [`build::build_from_reader`]), [`knn::knn`], [`build::read_edges`] | rows → [`graph::Graph`] (kNN, exact up to 20k texts, or text–feature) | `graph` |
+//! | 3. connect | [`build::build_from_corpus`] (or [`build::build_from_reader`]), [`knn::knn`], [`build::read_edges`] | rows → [`graph::Graph`] (kNN, exact where cheap, or text–feature) | `graph` |
 //! | 4. propagate | [`propagate::propagate`] (on timely dataflow workers: `propagate::propagate_distributed`, feature `distributed`) | graph + seeds → per-node top-K labels | `propagate` |
 //! | 5. distill | [`train::TrainSet::from_propagation`] (or a labels file: [`train::TrainSet::distilled`]), [`train::train`] | texts + propagated labels → projection model | `train` |
 //! | 6. query | [`model`] | model + text → labels | `predict`, `eval` |
