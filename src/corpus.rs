@@ -998,6 +998,18 @@ fn delimited_record(
     })
 }
 
+/// What is wrong with a label name given in memory, if anything: an empty (or blank) name,
+/// or a control character (see [`check_label`]). The readers trim and check the names they
+/// read; a program's own names get the same rules where they enter the library.
+pub(crate) fn label_name_problem(name: &str) -> Option<String> {
+    if name.trim().is_empty() {
+        return Some(format!("label {name:?} is empty"));
+    }
+    name.chars()
+        .find(|c| c.is_control())
+        .map(|c| format!("label {name:?} holds a control character ({c:?})"))
+}
+
 /// A label must print on one line and split cleanly on TABs in `predict`, `eval` and the
 /// TSV outputs, so control characters (newline, tab, NUL, …) are refused wherever labels
 /// are read: corpus records of every format and seed files.

@@ -4,7 +4,8 @@
 //! Storage is a hand-rolled CSR (`u64` row offsets, `u32` neighbour ids, `f32` weights)
 //! rather than `sprs::CsMatI<f32, u32>`: the three arrays are exactly the file sections, the
 //! propagation sweep indexes them directly, and sprs would add a conversion on load and save
-//! without adding an operation we use (we never multiply sparse matrices here).
+//! without adding an operation we use (we never multiply sparse matrices here). So sprs is
+//! not a dependency: it built nothing here and cost eight crates (ndarray among them).
 //!
 //! **Invariants** (checked by [`Graph::validate`], which every load runs):
 //! - `offsets` has `n + 1` non-decreasing entries from 0 to the edge count;
@@ -439,9 +440,16 @@ impl Graph {
     /// Replaces the seeds (and label names), merged by [`merge_seeds`].
     ///
     /// # Errors
-    /// [`Error::Corrupt`] if a seed names a node or label that does not exist or has a
-    /// weight that is not finite and positive.
+    /// [`Error::InvalidConfig`] (`labels`) for an empty label name or one with a control
+    /// character; [`Error::Corrupt`] if a seed names a node or label that does not exist or
+    /// has a weight that is not finite and positive.
     pub fn set_seeds(&mut self, labels: Vec<String>, mut seeds: Vec<Seed>) -> Result<()> {
+        if let Some(why) = labels
+            .iter()
+            .find_map(|l| crate::corpus::label_name_problem(l))
+        {
+            return Err(Error::config("labels", why));
+        }
         merge_seeds(&mut seeds);
         let old = (
             std::mem::replace(&mut self.labels, labels),
@@ -1288,6 +1296,27 @@ mod tests {
             .unwrap();
         assert_eq!(g.seeds(), merged);
         assert_eq!(g.seeds_summary(), "2 seeds (3 seed labels)");
+        // Names no reader would pass (outputs print a label on one line, TAB-separated)
+        // are refused as a program's mistake, and the seeds stay as they were.
+        for (bad, why) in [("", "label \"\" is empty"), ("a\tb", "control character")] {
+            let e = g
+                .set_seeds(vec![bad.into(), "y".into()], merged.clone())
+                .unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    Error::InvalidConfig {
+                        field: "labels",
+                        ..
+                    }
+                ) && e.to_string().contains(why),
+                "{e}"
+            );
+            assert_eq!(
+                (g.labels(), g.seeds()),
+                (&["x".to_owned(), "y".to_owned()][..], &merged[..])
+            );
+        }
         let parts = GraphParts {
             offsets: g.offsets.clone(),
             neighbors: g.neighbors.clone(),

@@ -47,7 +47,10 @@ use serde::{Deserialize, Serialize};
 use crate::build::Progress;
 use crate::error::{Error, Result};
 use crate::model::{ModelKind, Predictor, ProjectionModel};
-use crate::network::{Adam, Mlp, Network, Quantization};
+/// The type of [`TrainConfig::quantize`], also here so that a config can be written with
+/// this module's names alone.
+pub use crate::network::Quantization;
+use crate::network::{Adam, Mlp, Network};
 use crate::projection::{ProjectionConfig, Projector};
 use crate::table::{bucket_key, Table};
 use crate::text::{FeatureConfig, TextConfig};
@@ -362,8 +365,8 @@ fn thinned(history: Vec<EpochStats>, best: usize) -> Vec<EpochStats> {
 /// epoch of a network model.
 ///
 /// # Errors
-/// [`Error::InvalidConfig`] for a bad config or a bad example ([`TrainSet::validate`]);
-/// [`Error::NoSeeds`] for an empty train set.
+/// [`Error::InvalidConfig`] for a bad config or a bad example ([`TrainSet::validate`], or
+/// a text that is empty after normalization); [`Error::NoSeeds`] for an empty train set.
 pub fn train(
     set: &TrainSet,
     text: &TextConfig,
@@ -412,6 +415,23 @@ pub fn train_scored(
     progress.stage("projecting", Some(set.examples.len() as u64), "texts");
     let mut inputs = Inputs::project_counted(&projector, &set.examples, progress);
     progress.finish_stage();
+    // A text with no token after normalization, which `graph` and `train` refuse in a file,
+    // is refused here too. Only an all-zero input can be one, so only those are tokenized.
+    let mut tokens = crate::text::Tokens::default();
+    for (i, ex) in set.examples.iter().enumerate() {
+        if inputs.packed_row(i).iter().all(|&b| b == 0) {
+            projector.pipeline().tokenize_into(&ex.text, &mut tokens);
+            if tokens.is_empty() {
+                return Err(Error::config(
+                    "examples",
+                    format!(
+                        "example {i} ({:?}): text is empty after normalization",
+                        ex.text
+                    ),
+                ));
+            }
+        }
+    }
     if config.kind == ModelKind::Table {
         let table = build_table(&projector, &inputs, set, config)?;
         // Only the fields a table is built from: the network's (layers, epochs, quantization
@@ -885,6 +905,40 @@ mod tests {
 
     fn fit(set: &TrainSet, config: &TrainConfig) -> ProjectionModel {
         try_fit(set, config, &mut |_| {}).unwrap()
+    }
+
+    #[test]
+    fn a_text_empty_after_normalization_is_refused_as_the_cli_refuses_it() {
+        let mut records = toy_records();
+        records[3].text = " \u{200b} ".into();
+        let set = TrainSet::supervised(&records).unwrap();
+        let e = try_fit(&set, &small(), &mut |_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("invalid examples: example 3 (")
+                && e.contains("text is empty after normalization"),
+            "{e}"
+        );
+        // A text with tokens but no feature (one word, word bigrams only) projects to zeros
+        // too, and is accepted, as `sprig train` accepts it.
+        records[3].text = "hello".into();
+        let set = TrainSet::supervised(&records).unwrap();
+        let bigrams = FeatureConfig {
+            unigrams: false,
+            char_min: 0,
+            ..FeatureConfig::default()
+        };
+        train(
+            &set,
+            &TextConfig::default(),
+            &bigrams,
+            &ProjectionConfig::default(),
+            &small(),
+            &(),
+            &mut |_| {},
+        )
+        .unwrap();
     }
 
     #[test]

@@ -226,6 +226,28 @@ fn hard_labels<'a>(
     records: &'a [Record],
     seeds: &'a [Vec<(String, f32)>],
 ) -> Result<Vec<HardLabels<'a>>> {
+    if !seeds.is_empty() && seeds.len() != records.len() {
+        return Err(Error::config(
+            "seeds",
+            format!(
+                "{} seed lists for {} records: give one per record (empty for none), or none",
+                seeds.len(),
+                records.len()
+            ),
+        ));
+    }
+    for r in records {
+        if let Some(why) = r
+            .label
+            .as_deref()
+            .and_then(crate::corpus::label_name_problem)
+        {
+            return Err(Error::config(
+                "records",
+                format!("record of line {}: {why}", r.line),
+            ));
+        }
+    }
     for (s, r) in seeds.iter().zip(records) {
         let bad = |why: String| Error::config("seeds", format!("record of line {}: {why}", r.line));
         for (i, (label, w)) in s.iter().enumerate() {
@@ -236,8 +258,8 @@ fn hard_labels<'a>(
                     crate::seeds::MAX_SEED_WEIGHT
                 )));
             }
-            if label.trim().is_empty() {
-                return Err(bad("an empty label".into()));
+            if let Some(why) = crate::corpus::label_name_problem(label) {
+                return Err(bad(why));
             }
             if s[..i].iter().any(|(l, _)| l == label) {
                 return Err(bad(format!("label {label:?} is named twice")));
@@ -289,16 +311,28 @@ fn excerpt(text: &str) -> String {
 
 impl TrainSet {
     /// Checks what [`train`](super::train) relies on, since the fields are public: at least
-    /// one label and one example; every example with a non-empty target of known label ids,
-    /// finite probabilities `>= 0` summing to 1 (within 1e-3), and a finite weight `>= 0`,
-    /// some weight `> 0`.
+    /// one label and one example; label names that are not blank and hold no control
+    /// character (they must print on one line of `predict`'s output); every example with a
+    /// non-empty target of known label ids, finite probabilities `>= 0` summing to 1 (within
+    /// 1e-3), and a finite weight `>= 0`, some weight `> 0`. ([`train`](super::train) also
+    /// refuses an example whose text is empty after normalization, which needs the text
+    /// config.)
     ///
     /// # Errors
-    /// [`Error::NoSeeds`] for no label or no example; [`Error::InvalidConfig`] (`examples`)
-    /// naming the first bad example, or for weights that are all 0.
+    /// [`Error::NoSeeds`] for no label or no example; [`Error::InvalidConfig`] (`labels`) for
+    /// a bad label name, (`examples`) naming the first bad example, or for weights that are
+    /// all 0.
     pub fn validate(&self) -> Result<()> {
         if self.examples.is_empty() || self.labels.is_empty() {
             return Err(Error::NoSeeds);
+        }
+        // Before any work: the model would refuse them only once trained.
+        if let Some(why) = self
+            .labels
+            .iter()
+            .find_map(|l| crate::corpus::label_name_problem(l))
+        {
+            return Err(Error::config("labels", why));
         }
         let n = self.labels.len();
         for (i, ex) in self.examples.iter().enumerate() {
@@ -344,9 +378,10 @@ impl TrainSet {
     /// names, and on records the corpus leaves unlabelled. `seeds` may be empty (no file).
     ///
     /// # Errors
-    /// [`Error::NoSeeds`] if no record is labelled; [`Error::InvalidConfig`] (`seeds`) for a
-    /// seed weight outside `[f32::MIN_POSITIVE, 1e6]`, an empty label, or a label named twice
-    /// for one record.
+    /// [`Error::NoSeeds`] if no record is labelled; [`Error::InvalidConfig`] (`seeds`) if
+    /// `seeds` is neither empty nor one list per record, or for a seed weight outside
+    /// `[f32::MIN_POSITIVE, 1e6]`, a blank label or one with a control character, or a label
+    /// named twice for one record; (`records`) for such a label on a record.
     pub fn supervised_with(records: &[Record], seeds: &[Vec<(String, f32)>]) -> Result<Self> {
         let hard: Vec<HardLabels> = hard_labels(records, seeds)?;
         let labels = label_ids(hard.iter().flatten().flatten().map(|l| l.0.to_owned()));
@@ -1078,8 +1113,14 @@ mod tests {
             "line 1's top label is among its labels"
         );
         // A file that relabels line 1 as `thanks` alone, which propagation did not see.
-        let relabelled = set(&[s(&[("thanks", 1.0)])]);
+        let relabelled = set(&[s(&[("thanks", 1.0)]), vec![], vec![], vec![]]);
         assert_eq!(relabelled.counts.seeds_relabelled, 1);
+        // One list per record or none: a shorter list would drop the records past its end.
+        let short = TrainSet::supervised_with(&records, &[s(&[("thanks", 1.0)])]).unwrap_err();
+        assert!(
+            short.to_string().contains("1 seed lists for 4 records"),
+            "{short}"
+        );
         let e = &with.examples;
         assert!(e[0].seed && e[3].seed && !e[1].seed && !e[2].seed);
         // Weights normalized into the target; their sum is the loss weight.
@@ -1096,13 +1137,15 @@ mod tests {
             (s(&[("thanks", 0.0)]), "has weight 0"),
             (s(&[("thanks", f32::NAN)]), "has weight NaN"),
             (s(&[("thanks", f32::MAX)]), "outside"),
-            (s(&[(" ", 1.0)]), "an empty label"),
+            (s(&[(" ", 1.0)]), "label \" \" is empty"),
+            (s(&[("a\tb", 1.0)]), "holds a control character"),
             (
                 s(&[("thanks", 1.0), ("thanks", 2.0)]),
                 "\"thanks\" is named twice",
             ),
         ] {
-            let e = TrainSet::supervised_with(&records, std::slice::from_ref(&bad)).unwrap_err();
+            let bad = vec![bad, vec![], vec![], vec![]];
+            let e = TrainSet::supervised_with(&records, &bad).unwrap_err();
             let e = e.to_string();
             assert!(
                 e.contains("invalid seeds: record of line 1") && e.contains(why),
@@ -1110,9 +1153,25 @@ mod tests {
             );
             let path = Path::new("l.jsonl");
             let distilled =
-                TrainSet::distilled_with(&records, &[bad], &mut labels.as_bytes(), path, &config);
+                TrainSet::distilled_with(&records, &bad, &mut labels.as_bytes(), path, &config);
             assert!(distilled.unwrap_err().to_string().contains(why));
         }
+        // A record a program labelled with a name no reader would pass.
+        let mut blank = records.clone();
+        blank[1].label = Some(String::new());
+        let e = TrainSet::supervised(&blank).unwrap_err().to_string();
+        assert!(
+            e.contains("invalid records: record of line 2: label \"\" is empty"),
+            "{e}"
+        );
+        // Label names set on the set itself: refused before any training.
+        let mut named = TrainSet::supervised(&records).unwrap();
+        named.labels[0] = "a\nb".into();
+        let e = named.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("invalid labels: label \"a\\nb\" holds a control"),
+            "{e}"
+        );
     }
 
     #[test]
