@@ -70,13 +70,10 @@
 //! // Build the kNN graph and spread the two seed labels over it.
 //! let graph = build_from_reader(name, reader(), &BuildConfig::default(), &())?.graph;
 //! let result = propagate(&graph, &PropagationConfig::default())?;
-//! let labels = result.labels();
-//! let top = |record: usize| {
-//!     let node = graph.records()[record].node as usize;
-//!     result.distribution().top(node).map(|t| labels[t.label as usize].as_str())
-//! };
-//! assert_eq!(top(1), Some("thanks"));
-//! assert_eq!(top(4), Some("omw"));
+//! // Per record, the top label and score as the labels file prints them (None: abstains).
+//! let answers = result.record_labels(&graph)?;
+//! assert_eq!(answers[1].map(|(label, _)| label), Some("thanks"));
+//! assert_eq!(answers[4].map(|(label, _)| label), Some("omw"));
 //!
 //! // Distill the seeds and the propagated labels into a model, and query it.
 //! let records = CorpusReader::from_reader(name, reader(), &CorpusOptions::default())?

@@ -3,6 +3,7 @@
 
 mod cli;
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -25,7 +26,8 @@ fn main() -> ExitCode {
             }) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("sprig: {}", one_line(&err));
+            // Not `eprintln!`, which would panic if stderr were closed too.
+            let _ = writeln!(std::io::stderr().lock(), "sprig: {}", one_line(&err));
             ExitCode::from(2)
         }
     }

@@ -1690,3 +1690,40 @@ fn run_prints_commands_a_shell_can_run_again() {
         "{err}"
     );
 }
+
+/// A closed stderr (`sprig … 2>&1 | head` after `head` exits) loses notes and messages, not
+/// the run: `eprintln!` would panic (exit 101) on the failed write.
+#[test]
+fn a_closed_stderr_loses_the_notes_not_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Labels that differ only in case: `graph` prints a note about them.
+    std::fs::write(
+        d.join("c.jsonl"),
+        "{\"text\":\"hello there\",\"label\":\"Greet\"}\n\
+         {\"text\":\"hi there\",\"label\":\"greet\"}\n{\"text\":\"bye now\"}\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        std::process::Command::new(env!("CARGO_BIN_EXE_sprig"))
+            .args(args)
+            .current_dir(d)
+            .stdout(std::process::Stdio::null())
+            .stderr(writer)
+            .status()
+            .unwrap()
+            .code()
+    };
+    assert_eq!(
+        run(&["graph", "--corpus", "c.jsonl", "--out", "c.graph"]),
+        Some(0)
+    );
+    assert!(d.join("c.graph").exists());
+    // An error still exits 2, its message lost.
+    assert_eq!(
+        run(&["graph", "--corpus", "none.jsonl", "--out", "n.graph"]),
+        Some(2)
+    );
+}

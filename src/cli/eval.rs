@@ -69,7 +69,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(note) = skips.note() {
         // Before any result: a score over fewer records than the file holds must say so.
-        eprintln!("warning: {note}");
+        errln!("warning: {note}");
     }
     let skipped = skips.count;
     if confusion.total() == 0 {
@@ -106,7 +106,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if !unknown.is_empty() {
         // A label that differs from a model label only in case is the likeliest slip.
         let case_twin = super::case_twin(unknown.iter().copied(), model.labels(), "the model's");
-        eprintln!(
+        errln!(
             "warning: {} gold label(s) of {} are not among the model's labels: {}{}",
             unknown.len(),
             args.data.display(),

@@ -25,6 +25,15 @@ macro_rules! outln {
     }};
 }
 
+/// `eprintln!` that cannot panic: with stderr closed (`sprig … 2>&1 | head`), a note or a
+/// progress line is lost, not the run (`eprintln!` panics on a failed write).
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 /// `n` and the noun for it: `1 line`, `2 lines`.
 pub(crate) fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
     let n = n.into();
@@ -152,7 +161,7 @@ impl SkipInvalid {
 /// is standard output (`--out /dev/stdout`), where it would mix with the file's bytes.
 pub(crate) fn summary(out: &std::path::Path, line: std::fmt::Arguments) -> anyhow::Result<()> {
     if sprig::format::is_stdout(out) {
-        eprintln!("{line}");
+        errln!("{line}");
         Ok(())
     } else {
         outln!("{line}")

@@ -190,13 +190,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     out.flush()?;
     if invalid > 0 {
         let lines = super::count(invalid, "line", "lines");
-        eprintln!(
+        errln!(
             "warning: standard input: {lines} not UTF-8, answered with U+FFFD for the bad bytes"
         );
     }
     if long > 0 {
         let lines = super::count(long, "line", "lines");
-        eprintln!(
+        errln!(
             "warning: standard input: {lines} longer than {} MiB, answered with an abstention",
             MAX_LINE_BYTES >> 20
         );

@@ -62,7 +62,7 @@ impl Bars {
             ),
             (false, _) => format!("{name}: {done} after {elapsed:.0}s"),
         };
-        eprintln!("{line}");
+        errln!("{line}");
     }
 
     fn with(&self, f: impl FnOnce(&ProgressBar)) {
@@ -91,7 +91,7 @@ impl Bars {
         let guard = self.bar.lock().unwrap_or_else(|e| e.into_inner());
         match guard.as_ref() {
             Some(bar) => bar.println(message),
-            None => eprintln!("{message}"),
+            None => errln!("{message}"),
         }
     }
 }

@@ -1,6 +1,5 @@
 //! `sprig propagate`: `.graph` → per-record label distributions (JSONL) or Junto-style TSV.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -611,9 +610,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let quiet = args.job.quiet;
     let print = |bar: &ProgressBar, s: String| {
         if bar.is_hidden() {
-            // Not `eprintln!`, which panics when stderr is closed (`… 2>&1 | head`): progress
-            // is not worth a failed run.
-            let _ = writeln!(std::io::stderr(), "{s}");
+            errln!("{s}");
         } else {
             bar.println(s);
         }

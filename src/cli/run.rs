@@ -73,7 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     if super::same_file(&args.corpus, &args.test) && !args.quiet {
-        eprintln!(
+        errln!(
             "note: the test file is the corpus: the model trains on its texts (and its labels \
              are the seeds), so its accuracy measures memory, not generalization"
         );

@@ -39,8 +39,11 @@
 //! workers (threads or processes), with bit-identical results.
 //!
 //! **Adding a variant:** write a `Rule` (per-node and per-edge coefficients of the generic
-//! update and objective in `engine.rs`), add an [`Algorithm`] arm, and extend the tests'
-//! algorithm lists.
+//! update and objective in `engine.rs`); add an [`Algorithm`] arm and its name (`Display` and
+//! `FromStr` in `config.rs`) and an `AnyRule` arm (here); say which of its parameters the
+//! CLI accepts (the table of algorithm-specific flags in `cli/propagate.rs`, which refuses a
+//! flag an algorithm does not read); and extend the tests' algorithm lists
+//! (`testgraphs::ALL`, and the algorithms `tests/distributed.rs` runs on timely workers).
 //!
 //! # Example
 //! ```

@@ -103,6 +103,44 @@ pub fn abstains_in_output(result: &Propagation, node: usize) -> bool {
     printed_scores(result, node).is_empty()
 }
 
+impl Propagation {
+    /// Each record of `graph` (in [`Graph::records`] order) with its top label and score as
+    /// the outputs print them: the `label` and `score` of [`write_jsonl`]'s line, the score
+    /// rounded to 6 decimals, or `None` where that line says `"label":null` (no label, or
+    /// every score printing as 0). Records that share a node share its answer. What a program
+    /// gets here is what a user reads in the file, ties included (printed scores, then name).
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidConfig`] (`propagation`) if this propagation was computed on a
+    /// graph with another number of nodes.
+    pub fn record_labels(&self, graph: &Graph) -> crate::Result<Vec<Option<(&str, f64)>>> {
+        if self.distribution().n_nodes() != graph.n_nodes() {
+            return Err(crate::Error::config(
+                "propagation",
+                format!(
+                    "propagation has {} nodes but the graph has {}",
+                    self.distribution().n_nodes(),
+                    graph.n_nodes()
+                ),
+            ));
+        }
+        let names = self.labels();
+        let mut of_node: Vec<Option<Option<(&str, f64)>>> = vec![None; graph.n_nodes()];
+        Ok(graph
+            .records()
+            .iter()
+            .map(|r| {
+                let node = r.node as usize;
+                *of_node[node].get_or_insert_with(|| {
+                    printed_scores(self, node)
+                        .first()
+                        .map(|&(l, m)| (names[l as usize].as_str(), m as f64 / 1e6))
+                })
+            })
+            .collect())
+    }
+}
+
 /// Writes `"label":…,"score":…,"unknown":…,"scores":[…],"seed":…` for `node`.
 fn dist_fields(buf: &mut String, names: &[String], result: &Propagation, node: usize) {
     let entries = printed_scores(result, node);
@@ -301,15 +339,26 @@ mod tests {
             ties > 0 && dropped > 0,
             "the graph must exercise both rules: {ties} {dropped}"
         );
-        // The JSONL shows exactly that list, and its top label is the first entry.
+        // The JSONL shows exactly that list, and its top label is the first entry; the
+        // library's per-record answers are the file's `label` and `score`.
         let mut out = Vec::new();
         write_jsonl(&mut out, &g, &p, false).unwrap();
-        for (r, line) in g
+        let answers = p.record_labels(&g).unwrap();
+        assert_eq!(answers.len(), g.records().len());
+        for ((r, line), answer) in g
             .records()
             .iter()
             .zip(String::from_utf8(out).unwrap().lines())
+            .zip(&answers)
         {
             let row: serde_json::Value = serde_json::from_str(line).unwrap();
+            match answer {
+                Some((label, score)) => {
+                    assert_eq!(row["label"], *label);
+                    assert_eq!(row["score"].as_f64(), Some(*score));
+                }
+                None => assert!(row["label"].is_null()),
+            }
             let listed = printed_scores(&p, r.node as usize);
             let scores = row["scores"].as_array().unwrap();
             assert_eq!(scores.len(), listed.len());
@@ -376,6 +425,13 @@ mod tests {
             "{}",
             lines[6]
         );
+        let answers = p.record_labels(&g).unwrap();
+        assert_eq!(answers[0].map(|a| a.0), Some("greet"));
+        assert_eq!(answers[6], None);
+        // A propagation of another graph is refused by name, not read past its end.
+        let karate = testgraphs::karate();
+        let e = p.record_labels(&karate).unwrap_err().to_string();
+        assert!(e.contains("invalid propagation: propagation has"), "{e}");
         let v: serde_json::Value = serde_json::from_str(lines[2]).unwrap();
         let scores = v["scores"].as_array().unwrap();
         assert!(scores
