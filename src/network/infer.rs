@@ -1,0 +1,926 @@
+//! The inference form: [`Network`], the forward pass that `sprig predict` runs on a
+//! projected input. Each layer gets a [`Plan`] when the network is built: a quantized first
+//! layer sums precomputed pair columns of its weights ([`split_pairs`],
+//! [`ternary_columns`]), later quantized layers add transposed columns
+//! ([`float_columns`]), `f32` layers take row dot products.
+
+use super::kernel::Kernel;
+use super::quantize::{quantize_layers, Layer, Quantization, Weights};
+use super::train::Mlp;
+use super::{dot, softmax};
+
+/// The inference network: layers of [`Layer`], input in {−1, 0, +1}.
+#[derive(Debug, Clone)]
+pub struct Network {
+    layers: Vec<Layer>,
+    /// Per layer, the weights in the layout the forward pass reads (derived from `layers`).
+    plans: Vec<Plan>,
+}
+
+impl PartialEq for Network {
+    fn eq(&self, other: &Self) -> bool {
+        // The plans are a function of the layers.
+        self.layers == other.layers
+    }
+}
+
+/// Buffers of [`Network::forward`].
+#[derive(Debug, Clone, Default)]
+pub struct NetScratch {
+    a: Vec<f32>,
+    b: Vec<f32>,
+    /// The pair columns the first layer adds, and those it subtracts.
+    plus: Vec<u32>,
+    minus: Vec<u32>,
+    /// Exact integer sums of the first layer (padded to its stride).
+    totals: Vec<i32>,
+    /// The non-zero inputs of a later layer.
+    nz: Vec<u32>,
+    /// The softmax of the last forward pass.
+    pub probs: Vec<f32>,
+}
+
+impl Network {
+    /// Builds a network from its layers, checking shapes and values.
+    ///
+    /// # Errors
+    /// A message naming the first bad layer.
+    pub fn from_layers(layers: Vec<Layer>) -> std::result::Result<Self, String> {
+        if layers.is_empty() {
+            return Err("no layer".into());
+        }
+        for (l, layer) in layers.iter().enumerate() {
+            layer.validate().map_err(|m| format!("layer {l}: {m}"))?;
+            if l > 0 && layers[l - 1].n_out != layer.n_in {
+                return Err(format!(
+                    "layer {l} takes {} inputs but layer {} gives {}",
+                    layer.n_in,
+                    l - 1,
+                    layers[l - 1].n_out
+                ));
+            }
+        }
+        Ok(Self::with_plans(layers))
+    }
+
+    fn with_plans(layers: Vec<Layer>) -> Self {
+        let plans = layers
+            .iter()
+            .enumerate()
+            .map(|(l, x)| Plan::of(l, x))
+            .collect();
+        Self { layers, plans }
+    }
+
+    /// The inference form of a trained [`Mlp`], its weights stored as `quantization` says.
+    pub fn from_mlp(mlp: &Mlp, quantization: Quantization) -> Self {
+        let sizes = mlp.sizes();
+        let layers = (0..sizes.len() - 1)
+            .map(|l| {
+                let (w, b) = mlp.layer(l);
+                Layer {
+                    n_in: sizes[l],
+                    n_out: sizes[l + 1],
+                    weights: Weights::F32(w.to_vec()),
+                    bias: b.to_vec(),
+                }
+            })
+            .collect();
+        Self::with_plans(quantize_layers(layers, quantization))
+    }
+
+    /// This network with its `f32` layers stored as `quantization` says, exactly as
+    /// [`Network::from_mlp`] would have stored them (layers already quantized stay as they
+    /// are): to compare quantizations of one trained network (`benches/quantize.rs`).
+    pub fn quantized(&self, quantization: Quantization) -> Self {
+        Self::with_plans(quantize_layers(self.layers.clone(), quantization))
+    }
+
+    /// The layers.
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
+    /// Input length.
+    pub fn n_in(&self) -> usize {
+        self.layers[0].n_in
+    }
+
+    /// Output length (labels).
+    pub fn n_out(&self) -> usize {
+        self.layers[self.layers.len() - 1].n_out
+    }
+
+    /// Bytes of all weights, scales and biases.
+    pub fn size_bytes(&self) -> usize {
+        self.layers.iter().map(Layer::size_bytes).sum()
+    }
+
+    /// Forward pass on a projected input (values in {−1, 0, +1}); the softmax is left in
+    /// `s.probs`. Allocation-free once `s` has grown to the layer sizes.
+    ///
+    /// # Panics
+    /// If `x.len() != self.n_in()`, or (debug builds) if a value of `x` is outside
+    /// {−1, 0, +1}: both are bugs in the caller, since [`crate::projection::Projector`] is the
+    /// only producer of inputs. (Release builds read such a value as its sign in an `i8`
+    /// first layer.)
+    pub fn forward(&self, x: &[i8], s: &mut NetScratch) {
+        self.forward_with(Kernel::detect(), x, s);
+    }
+
+    fn forward_with(&self, kernel: Kernel, x: &[i8], s: &mut NetScratch) {
+        assert_eq!(x.len(), self.n_in(), "input length");
+        debug_assert!(
+            x.iter().all(|v| (-1..=1).contains(v)),
+            "input outside {{-1, 0, 1}}"
+        );
+        let n_layers = self.layers.len();
+        for (l, (layer, plan)) in self.layers.iter().zip(&self.plans).enumerate() {
+            let relu = l + 1 < n_layers;
+            let (n_in, n_out) = (layer.n_in, layer.n_out);
+            let finish = |i: usize, z: f32| {
+                let z = z + layer.bias[i];
+                if relu {
+                    z.max(0.0)
+                } else {
+                    z
+                }
+            };
+            s.b.clear();
+            match (&layer.weights, plan) {
+                (
+                    Weights::I8 { scale, .. } | Weights::I4 { scale, .. },
+                    Plan::TernaryPairs { cols, stride },
+                ) => {
+                    let (np, nm) = split_pairs(kernel, x, &mut s.plus, &mut s.minus);
+                    s.totals.resize(*stride, 0);
+                    let (plus, minus) = (&s.plus[..np], &s.minus[..nm]);
+                    match cols {
+                        PairColumns::Wide(c) => {
+                            ternary_columns(kernel, c, *stride, plus, minus, &mut s.totals)
+                        }
+                        PairColumns::Narrow(c) => {
+                            ternary_columns(kernel, c, *stride, plus, minus, &mut s.totals)
+                        }
+                    }
+                    // The exact integer dot product, scaled as in the row form.
+                    s.b.extend((0..n_out).map(|i| finish(i, s.totals[i] as f32 * scale[i])));
+                }
+                (
+                    Weights::I8 { scale, .. } | Weights::I4 { scale, .. },
+                    Plan::Columns { wt, stride },
+                ) => {
+                    // Each output is the sum over k = 0, 1, … of `q[i][k] · a[k]` in `f32`,
+                    // in the same order as the row form's `sum()` (which starts at −0.0), so
+                    // the outputs are the same floats. Inputs that ReLU zeroed are skipped:
+                    // adding `±0` leaves a sum unchanged up to the sign of a zero sum.
+                    s.b.resize(*stride, -0.0);
+                    float_columns(kernel, wt, &s.a, &mut s.nz, &mut s.b);
+                    s.b.truncate(n_out);
+                    for (i, z) in s.b.iter_mut().enumerate() {
+                        *z = finish(i, *z * scale[i]);
+                    }
+                }
+                (Weights::I8 { q, scale } | Weights::I4 { q, scale }, _) => {
+                    for i in 0..n_out {
+                        let row = &q[i * n_in..(i + 1) * n_in];
+                        let acc: f32 = row.iter().zip(&s.a).map(|(&w, &v)| f32::from(w) * v).sum();
+                        s.b.push(finish(i, acc * scale[i]));
+                    }
+                }
+                (Weights::F32(w), _) => {
+                    for i in 0..n_out {
+                        let row = &w[i * n_in..(i + 1) * n_in];
+                        let z = if l == 0 {
+                            row.iter().zip(x).map(|(&w, &v)| w * f32::from(v)).sum()
+                        } else {
+                            dot(row, &s.a)
+                        };
+                        s.b.push(finish(i, z));
+                    }
+                }
+            }
+            std::mem::swap(&mut s.a, &mut s.b);
+        }
+        s.probs.resize(s.a.len(), 0.0);
+        softmax(&s.a, &mut s.probs);
+    }
+
+    /// The forward pass as it was before the column kernels: one exact `i16`-lane dot
+    /// product per output row. The reference the fast path must match.
+    #[cfg(test)]
+    fn forward_rows(&self, x: &[i8], s: &mut NetScratch) {
+        let n_layers = self.layers.len();
+        for (l, layer) in self.layers.iter().enumerate() {
+            let relu = l + 1 < n_layers;
+            let (n_in, n_out) = (layer.n_in, layer.n_out);
+            s.b.clear();
+            for i in 0..n_out {
+                let z = match (&layer.weights, l) {
+                    (Weights::I8 { q, scale } | Weights::I4 { q, scale }, 0) => {
+                        ternary_dot(&q[i * n_in..(i + 1) * n_in], x) as f32 * scale[i]
+                    }
+                    (Weights::I8 { q, scale } | Weights::I4 { q, scale }, _) => {
+                        let row = &q[i * n_in..(i + 1) * n_in];
+                        let acc: f32 = row.iter().zip(&s.a).map(|(&w, &v)| f32::from(w) * v).sum();
+                        acc * scale[i]
+                    }
+                    (Weights::F32(w), 0) => {
+                        let row = &w[i * n_in..(i + 1) * n_in];
+                        row.iter().zip(x).map(|(&w, &v)| w * f32::from(v)).sum()
+                    }
+                    (Weights::F32(w), _) => dot(&w[i * n_in..(i + 1) * n_in], &s.a),
+                } + layer.bias[i];
+                s.b.push(if relu { z.max(0.0) } else { z });
+            }
+            std::mem::swap(&mut s.a, &mut s.b);
+        }
+        s.probs.resize(s.a.len(), 0.0);
+        softmax(&s.a, &mut s.probs);
+    }
+}
+
+/// How the forward pass computes one layer.
+#[derive(Debug, Clone)]
+enum Plan {
+    /// The `i8` first layer, whose inputs are ternary, by pairs of inputs: for inputs
+    /// `2p, 2p + 1` with weight columns `A`, `B` of `W`, `cols` holds the four `i16` columns
+    /// `A`, `B`, `A + B`, `A − B` (column `4p + k` at `cols[(4p + k)·stride..][..n_out]`,
+    /// padded with zeros to `stride`, a multiple of [`COLUMN_UNIT`]). Whatever the two
+    /// ternary inputs are, their contribution `a·A + b·B` is ± one of these columns, or
+    /// nothing: one column operation per pair instead of up to two. The price is memory:
+    /// 4 · 2 bytes per pair of inputs and output, 573 KB for a 1,120 × 128 layer (whose
+    /// file section is 143 KB). A 4-bit layer's columns fit in `i8` (|A ± B| ≤ 16): half
+    /// the memory, and half the bytes each prediction reads (the columns of a text are
+    /// read from L2, not L1, so the bytes are most of the time).
+    TernaryPairs { cols: PairColumns, stride: usize },
+    /// A later `i8` layer: the quantized weights as `f32`, transposed (`wt[k·stride + i]` is
+    /// `q[i][k]`) and padded with zeros to `stride`, a multiple of [`FLOAT_LANES`], so that
+    /// all outputs advance together, input by input, in whole vectors.
+    Columns { wt: Vec<f32>, stride: usize },
+    /// Row-by-row dot products (`f32` layers).
+    Rows,
+}
+
+/// The pair columns of [`Plan::TernaryPairs`].
+#[derive(Debug, Clone)]
+enum PairColumns {
+    /// `i8` layers.
+    Wide(Vec<i16>),
+    /// 4-bit layers.
+    Narrow(Vec<i8>),
+}
+
+/// An element of a pair column, summed in `i16` lanes.
+trait Lane: Copy {
+    fn widen(self) -> i16;
+}
+
+impl Lane for i16 {
+    #[inline(always)]
+    fn widen(self) -> i16 {
+        self
+    }
+}
+
+impl Lane for i8 {
+    #[inline(always)]
+    fn widen(self) -> i16 {
+        i16::from(self)
+    }
+}
+
+/// Outputs the first-layer kernel computes at once: 128 `i16` lanes are eight AVX2 registers,
+/// so the accumulators stay in registers over the whole column loop, and each column is read
+/// in one piece (256 contiguous bytes for a hidden layer of 128). Strides that are not a
+/// multiple of it run in [`COLUMN_UNIT`]s.
+const COLUMN_LANES: usize = 128;
+
+/// The first layer's stride is a multiple of this many outputs (four AVX2 registers), so
+/// that a hidden layer of 64 is not padded to 128: that would double the columns' memory and
+/// the kernel's work.
+const COLUMN_UNIT: usize = 64;
+
+/// `f32` lanes of an AVX2 register: the padding of later layers' columns.
+const FLOAT_LANES: usize = 8;
+
+/// Columns summed in `i16` lanes before the lanes are flushed into `i32`.
+///
+/// Bound: a quantized weight is an `i8` (−128 is possible in a file even though
+/// [`quantize_rows`] writes only ±127), so a pair column `A ± B` is at most 256 in magnitude
+/// in a lane, and 127 · 256 = 32,512 ≤ `i16::MAX` = 32,767: a lane cannot overflow between
+/// flushes. The `i32` totals hold at most 128 · n_in ≤ 128 · 4096 · 64 (the largest
+/// projection) = 2^25.
+///
+/// [`quantize_rows`]: super::quantize_rows
+const FLUSH_COLUMNS: usize = 127;
+
+/// Which pair column (`A`, `B`, `A + B`, `A − B`) and sign give `a·A + b·B`, indexed by
+/// [`pair_code`]; sign 0 for `a = b = 0`.
+const PAIR_CASES: [(u8, i8); 16] = {
+    let mut cases = [(0u8, 0i8); 16];
+    let values = [-1i8, 0, 1];
+    let mut i = 0;
+    while i < 9 {
+        let (a, b) = (values[i / 3], values[i % 3]);
+        // A sign and a column: the column is A when only a is set, B when only b is, A + B
+        // when both agree and A − B when they differ, its sign a's (or b's alone).
+        let case = match (a, b) {
+            (0, 0) => (0, 0),
+            (_, 0) => (0, a),
+            (0, _) => (1, b),
+            _ if a == b => (2, a),
+            _ => (3, a),
+        };
+        cases[pair_code(a, b)] = case;
+        i += 1;
+    }
+    cases
+};
+
+/// [`PAIR_CASES`] packed for the first layer's split: the column in the low byte, then 1 in
+/// bit 8 if it is added and 1 in bit 16 if it is subtracted.
+const PAIR_SPLIT: [u32; 16] = {
+    let mut split = [0u32; 16];
+    let mut i = 0;
+    while i < 16 {
+        let (k, sign) = PAIR_CASES[i];
+        split[i] = k as u32 | ((sign > 0) as u32) << 8 | ((sign < 0) as u32) << 16;
+        i += 1;
+    }
+    split
+};
+
+/// The index of a pair of ternary inputs in [`PAIR_CASES`]: their two low bits each (−1 → 3,
+/// 0 → 0, +1 → 1), which is in range for any `i8`. Values outside {−1, 0, +1}, a caller's
+/// bug, land on unused entries that add nothing.
+#[inline(always)]
+const fn pair_code(a: i8, b: i8) -> usize {
+    ((a as u8 & 3) | ((b as u8 & 3) << 2)) as usize
+}
+
+impl Plan {
+    fn of(l: usize, layer: &Layer) -> Self {
+        match (&layer.weights, l) {
+            (Weights::I8 { q, .. } | Weights::I4 { q, .. }, 0) => {
+                let (n_in, n_out) = (layer.n_in, layer.n_out);
+                let stride = n_out.div_ceil(COLUMN_UNIT) * COLUMN_UNIT;
+                let cols = match layer.weights {
+                    // `validate` keeps 4-bit values in −8..=7, so |A ± B| ≤ 16.
+                    Weights::I4 { .. } => {
+                        PairColumns::Narrow(pair_columns(q, n_in, n_out, stride, |v| v as i8))
+                    }
+                    _ => PairColumns::Wide(pair_columns(q, n_in, n_out, stride, |v| v)),
+                };
+                Plan::TernaryPairs { cols, stride }
+            }
+            (Weights::I8 { q, .. } | Weights::I4 { q, .. }, _) => {
+                let stride = layer.n_out.div_ceil(FLOAT_LANES) * FLOAT_LANES;
+                let mut wt = vec![0.0f32; layer.n_in * stride];
+                for i in 0..layer.n_out {
+                    for k in 0..layer.n_in {
+                        wt[k * stride + i] = f32::from(q[i * layer.n_in + k]);
+                    }
+                }
+                Plan::Columns { wt, stride }
+            }
+            (Weights::F32(_), _) => Plan::Rows,
+        }
+    }
+}
+
+/// The pair columns of [`Plan::TernaryPairs`] for the `n_out × n_in` weights `q`: column
+/// `4p + k`, lane `i`, is `A`, `B`, `A + B` or `A − B` for inputs `2p`, `2p + 1` of output
+/// `i`, converted by `to` (values within ±256, or ±16 for 4-bit weights).
+fn pair_columns<T: Copy + Default>(
+    q: &[i8],
+    n_in: usize,
+    n_out: usize,
+    stride: usize,
+    to: impl Fn(i16) -> T,
+) -> Vec<T> {
+    let pairs = n_in.div_ceil(2);
+    let mut cols = vec![T::default(); 4 * pairs * stride];
+    // An odd last input pairs with a column of zeros.
+    let w = |i: usize, j: usize| {
+        if j < n_in {
+            i16::from(q[i * n_in + j])
+        } else {
+            0
+        }
+    };
+    for p in 0..pairs {
+        for i in 0..n_out {
+            let (a, b) = (w(i, 2 * p), w(i, 2 * p + 1));
+            for (k, v) in [a, b, a + b, a - b].into_iter().enumerate() {
+                cols[(4 * p + k) * stride + i] = to(v);
+            }
+        }
+    }
+    cols
+}
+
+/// Splits the input pairs `(x[2p], x[2p + 1])` into the pair columns the first layer adds
+/// and those it subtracts ([`PAIR_SPLIT`]): column `4p + k` goes to `plus[..np]` or
+/// `minus[..nm]`, in ascending order. Returns `(np, nm)`. Without branches: the signs of a
+/// projection are unpredictable.
+fn split_pairs(
+    kernel: Kernel,
+    x: &[i8],
+    plus: &mut Vec<u32>,
+    minus: &mut Vec<u32>,
+) -> (usize, usize) {
+    let pairs = x.len().div_ceil(2);
+    // Room for a whole vector store past the last column (see `split_pairs_avx512`).
+    plus.resize(pairs + 16, 0);
+    minus.resize(pairs + 16, 0);
+    // The pairs the vector kernel did, and the columns it listed.
+    let (done, mut np, mut nm) = match kernel {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Kernel::Avx512` is only chosen when the CPU has AVX-512 F and BW; the
+        // buffers have the room asked for.
+        Kernel::Avx512 => unsafe { split_pairs_avx512(x, plus, minus) },
+        _ => (0, 0, 0),
+    };
+    let mut split = |p: usize, a: i8, b: i8| {
+        let e = PAIR_SPLIT[pair_code(a, b)];
+        let c = 4 * p as u32 + (e & 0xff);
+        // np, nm ≤ p < pairs.
+        plus[np] = c;
+        minus[nm] = c;
+        np += (e >> 8) as usize & 1;
+        nm += (e >> 16) as usize;
+    };
+    let whole = x[2 * done..].chunks_exact(2);
+    let odd = whole.remainder().first().copied();
+    for (p, ab) in whole.enumerate() {
+        split(done + p, ab[0], ab[1]);
+    }
+    if let Some(a) = odd {
+        split(pairs - 1, a, 0);
+    }
+    (np, nm)
+}
+
+/// [`split_pairs`] sixteen pairs at a time: each pair's two low bits per input index
+/// [`PAIR_SPLIT`] held in one register, and the columns to add (subtract) are compressed
+/// into the front of a register and stored at `plus[np]` (`minus[nm]`). Returns the pairs
+/// done (a multiple of 16) and `(np, nm)`.
+///
+/// # Safety
+/// The CPU must have AVX-512 F and BW; `plus` and `minus` must hold at least
+/// `x.len() / 2 + 16` entries (a store writes 16 from `np`, `nm` ≤ the pairs done).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn split_pairs_avx512(
+    x: &[i8],
+    plus: &mut [u32],
+    minus: &mut [u32],
+) -> (usize, usize, usize) {
+    use std::arch::x86_64::*;
+    let blocks = x.len() / 32;
+    debug_assert!(plus.len() >= 16 * blocks + 16 && minus.len() >= 16 * blocks + 16);
+    // SAFETY: `PAIR_SPLIT` is 16 `u32`, 64 bytes.
+    let table = unsafe { _mm512_loadu_si512(PAIR_SPLIT.as_ptr().cast()) };
+    let lane = _mm512_set_epi32(60, 56, 52, 48, 44, 40, 36, 32, 28, 24, 20, 16, 12, 8, 4, 0);
+    let (add, sub) = (_mm512_set1_epi32(1 << 8), _mm512_set1_epi32(1 << 16));
+    let (mut np, mut nm) = (0usize, 0usize);
+    for b in 0..blocks {
+        // SAFETY: `x` holds 32 bytes from `32 · b`.
+        let v = unsafe { _mm256_loadu_si256(x.as_ptr().add(32 * b).cast()) };
+        // Each 16-bit lane holds a pair: `a` in its low byte, `b` in its high byte. The
+        // code is `a`'s two low bits, then `b`'s ([`pair_code`]).
+        let v = _mm512_cvtepu16_epi32(v);
+        let code = _mm512_or_si512(
+            _mm512_and_si512(v, _mm512_set1_epi32(3)),
+            _mm512_and_si512(_mm512_srli_epi32::<6>(v), _mm512_set1_epi32(12)),
+        );
+        let e = _mm512_permutexvar_epi32(code, table);
+        let column = _mm512_add_epi32(
+            _mm512_add_epi32(lane, _mm512_set1_epi32(64 * b as i32)),
+            _mm512_and_si512(e, _mm512_set1_epi32(0xff)),
+        );
+        let (to_add, to_sub) = (
+            _mm512_test_epi32_mask(e, add),
+            _mm512_test_epi32_mask(e, sub),
+        );
+        // SAFETY: `np`, `nm` ≤ 16 · b, and the buffers hold 16 · (b + 1) entries or more.
+        unsafe {
+            _mm512_storeu_si512(
+                plus.as_mut_ptr().add(np).cast(),
+                _mm512_maskz_compress_epi32(to_add, column),
+            );
+            _mm512_storeu_si512(
+                minus.as_mut_ptr().add(nm).cast(),
+                _mm512_maskz_compress_epi32(to_sub, column),
+            );
+        }
+        np += to_add.count_ones() as usize;
+        nm += to_sub.count_ones() as usize;
+    }
+    (16 * blocks, np, nm)
+}
+
+/// `totals[i] = Σ_{c ∈ plus} cols[c][i] − Σ_{c ∈ minus} cols[c][i]`, exactly, for
+/// `i < stride`.
+fn ternary_columns<T: Lane>(
+    kernel: Kernel,
+    cols: &[T],
+    stride: usize,
+    plus: &[u32],
+    minus: &[u32],
+    totals: &mut [i32],
+) {
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => {
+            // SAFETY: `Kernel::Avx2` is only chosen when the CPU has AVX2 (`Kernel::detect`,
+            // or `Kernel::all` in a test).
+            unsafe { ternary_columns_avx2(cols, stride, plus, minus, totals) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512 => {
+            // SAFETY: `Kernel::Avx512` is only chosen when the CPU has AVX-512 F and BW.
+            unsafe { ternary_columns_avx512(cols, stride, plus, minus, totals) }
+        }
+        _ => ternary_columns_body(cols, stride, plus, minus, totals),
+    }
+}
+
+/// [`ternary_columns_body`] compiled for AVX2: the same code, whose fixed-width lane loops
+/// the compiler vectorizes 16 `i16` lanes at a time instead of 8.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn ternary_columns_avx2<T: Lane>(
+    cols: &[T],
+    stride: usize,
+    plus: &[u32],
+    minus: &[u32],
+    totals: &mut [i32],
+) {
+    ternary_columns_body(cols, stride, plus, minus, totals);
+}
+
+/// [`ternary_columns_body`] compiled for AVX-512: 32 `i16` lanes at a time.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn ternary_columns_avx512<T: Lane>(
+    cols: &[T],
+    stride: usize,
+    plus: &[u32],
+    minus: &[u32],
+    totals: &mut [i32],
+) {
+    ternary_columns_body(cols, stride, plus, minus, totals);
+}
+
+#[inline(always)]
+fn ternary_columns_body<T: Lane>(
+    cols: &[T],
+    stride: usize,
+    plus: &[u32],
+    minus: &[u32],
+    totals: &mut [i32],
+) {
+    if stride.is_multiple_of(COLUMN_LANES) {
+        ternary_columns_lanes::<T, COLUMN_LANES>(cols, stride, plus, minus, totals);
+    } else {
+        ternary_columns_lanes::<T, COLUMN_UNIT>(cols, stride, plus, minus, totals);
+    }
+}
+
+/// [`ternary_columns_body`] in chunks of `L` outputs (`stride` a multiple of `L`).
+#[inline(always)]
+fn ternary_columns_lanes<T: Lane, const L: usize>(
+    cols: &[T],
+    stride: usize,
+    plus: &[u32],
+    minus: &[u32],
+    totals: &mut [i32],
+) {
+    debug_assert_eq!(stride % L, 0);
+    for c0 in (0..stride).step_by(L) {
+        let mut total = [0i32; L];
+        for (list, sign) in [(plus, 1i32), (minus, -1i32)] {
+            for block in list.chunks(FLUSH_COLUMNS) {
+                let mut acc = [0i16; L];
+                for &c in block {
+                    let start = c as usize * stride + c0;
+                    let col: &[T; L] = cols[start..start + L].try_into().expect("a column chunk");
+                    for k in 0..L {
+                        acc[k] += col[k].widen();
+                    }
+                }
+                for k in 0..L {
+                    total[k] += sign * i32::from(acc[k]);
+                }
+            }
+        }
+        totals[c0..c0 + L].copy_from_slice(&total);
+    }
+}
+
+/// `out[i] += Σ_k wt[k][i] · a[k]` over the inputs `a[k] ≠ 0`, input by input: each lane's
+/// additions are the row form's, in its order (`w · a`, then `+`; never fused).
+///
+/// `nz` is scratch space for the indices of the non-zero inputs: they are listed first,
+/// without branches, so that the column loop does not mispredict on the inputs that ReLU
+/// zeroed (about half, at random).
+fn float_columns(kernel: Kernel, wt: &[f32], a: &[f32], nz: &mut Vec<u32>, out: &mut [f32]) {
+    nz.resize(a.len(), 0);
+    let mut n = 0;
+    for (k, &x) in a.iter().enumerate() {
+        nz[n] = k as u32;
+        n += usize::from(x != 0.0);
+    }
+    let nz = &nz[..n];
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => {
+            // SAFETY: `Kernel::Avx2` is only chosen when the CPU has AVX2.
+            unsafe { float_columns_avx2(wt, a, nz, out) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512 => {
+            // SAFETY: `Kernel::Avx512` is only chosen when the CPU has AVX-512 F.
+            unsafe { float_columns_avx512(wt, a, nz, out) }
+        }
+        _ => float_columns_body(wt, a, nz, out),
+    }
+}
+
+/// [`float_columns_body`] compiled for AVX2 (8 lanes instead of 4; AVX2 does not enable FMA,
+/// so the multiply and the add stay two roundings, as in the row form).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn float_columns_avx2(wt: &[f32], a: &[f32], nz: &[u32], out: &mut [f32]) {
+    float_columns_body(wt, a, nz, out);
+}
+
+/// [`float_columns_body`] compiled for AVX-512 (16 lanes). AVX-512 implies FMA, but Rust
+/// never contracts `w * a + acc` into one: the two roundings stay (the kernel tests compare
+/// the bits).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn float_columns_avx512(wt: &[f32], a: &[f32], nz: &[u32], out: &mut [f32]) {
+    float_columns_body(wt, a, nz, out);
+}
+
+#[inline(always)]
+fn float_columns_body(wt: &[f32], a: &[f32], nz: &[u32], out: &mut [f32]) {
+    let n_out = out.len();
+    for &k in nz {
+        let (k, a) = (k as usize, a[k as usize]);
+        let col = &wt[k * n_out..(k + 1) * n_out];
+        for (acc, &w) in out.iter_mut().zip(col) {
+            *acc += w * a;
+        }
+    }
+}
+
+/// Exact `Σ w_j · x_j` for `i8` weights and inputs in {−1, 0, +1}.
+///
+/// Sixteen `i16` lanes (two SSE2 registers) accumulate the products; each lane gains at most
+/// 127 per step, so lanes are flushed into an `i32` every 256 steps, before they could
+/// overflow. This runs several times faster than widening every product to `i32`.
+#[cfg(test)]
+fn ternary_dot(w: &[i8], x: &[i8]) -> i32 {
+    const LANES: usize = 16;
+    const FLUSH: usize = 256;
+    let mut total = 0i32;
+    let wc = w.chunks_exact(LANES);
+    let xc = x.chunks_exact(LANES);
+    let (wr, xr) = (wc.remainder(), xc.remainder());
+    let mut acc = [0i16; LANES];
+    for (step, (a, b)) in wc.zip(xc).enumerate() {
+        for k in 0..LANES {
+            acc[k] += i16::from(a[k]) * i16::from(b[k]);
+        }
+        if step % FLUSH == FLUSH - 1 {
+            total += acc.iter().map(|&v| i32::from(v)).sum::<i32>();
+            acc = [0; LANES];
+        }
+    }
+    total += acc.iter().map(|&v| i32::from(v)).sum::<i32>();
+    total
+        + wr.iter()
+            .zip(xr)
+            .map(|(&a, &b)| i32::from(a) * i32::from(b))
+            .sum::<i32>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::{kernels, mlp};
+    use super::*;
+    use rand::rngs::Xoshiro256PlusPlus;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn ternary_dot_is_exact_even_past_the_flush() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(4);
+        for n in [0, 5, 16, 33, 4096 + 7, 20_000] {
+            let w: Vec<i8> = (0..n)
+                .map(|_| if rng.next_u64() % 2 == 0 { 127 } else { -127 })
+                .collect();
+            // All-ones input with all-127 weights is the worst case for the i16 lanes.
+            let x: Vec<i8> = vec![1; n];
+            let want: i32 = w.iter().map(|&v| i32::from(v)).sum();
+            assert_eq!(ternary_dot(&w, &x), want, "n = {n}");
+            let all: Vec<i8> = vec![127; n];
+            assert_eq!(ternary_dot(&all, &x), 127 * n as i32);
+            let x: Vec<i8> = (0..n).map(|_| (rng.next_u64() % 3) as i8 - 1).collect();
+            let want: i32 = w
+                .iter()
+                .zip(&x)
+                .map(|(&a, &b)| i32::from(a) * i32::from(b))
+                .sum();
+            assert_eq!(ternary_dot(&w, &x), want);
+        }
+    }
+
+    #[test]
+    fn ternary_columns_are_exact_even_past_the_flush() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
+        // Strides of 64 (chunks of 64), 128 (one chunk of 128) and 192 (three chunks of 64).
+        for (n_cols, n_out) in [
+            (1usize, 1usize),
+            (300, 64),
+            (2240, 128),
+            (2000, 70),
+            (400, 150),
+        ] {
+            let stride = n_out.div_ceil(COLUMN_UNIT) * COLUMN_UNIT;
+            // Extreme pair columns (|A ± B| ≤ 256 for i8 weights, ≤ 16 for 4-bit ones, whose
+            // columns are also tried narrow) in every lane, and random.
+            for (top, fill) in [256i16, 16]
+                .into_iter()
+                .flat_map(|t| [(t, Some(t)), (t, Some(-t)), (t, None)])
+            {
+                let mut cols = vec![0i16; n_cols * stride];
+                for c in 0..n_cols {
+                    for i in 0..n_out {
+                        cols[c * stride + i] = fill.unwrap_or_else(|| {
+                            (rng.next_u64() % (2 * top as u64 + 1)) as i16 - top
+                        });
+                    }
+                }
+                let narrow: Vec<i8> = cols.iter().map(|&v| v as i8).collect();
+                for density in [0u64, 1, 2, 3] {
+                    // Column c is added, subtracted or skipped; `density` 3 adds every one.
+                    let x: Vec<i32> = (0..n_cols)
+                        .map(|_| match density {
+                            3 => 1,
+                            _ => ((rng.next_u64() % 3) as i32 - 1) * i32::from(density > 0),
+                        })
+                        .collect();
+                    let plus: Vec<u32> =
+                        (0..n_cols as u32).filter(|&c| x[c as usize] > 0).collect();
+                    let minus: Vec<u32> =
+                        (0..n_cols as u32).filter(|&c| x[c as usize] < 0).collect();
+                    let want: Vec<i32> = (0..stride)
+                        .map(|i| {
+                            (0..n_cols)
+                                .map(|c| i32::from(cols[c * stride + i]) * x[c])
+                                .sum()
+                        })
+                        .collect();
+                    for kernel in kernels() {
+                        let mut got = vec![7i32; stride];
+                        ternary_columns(kernel, &cols, stride, &plus, &minus, &mut got);
+                        assert_eq!(got, want, "{kernel:?} {n_cols}×{n_out} {fill:?} {density}");
+                        if top <= 16 {
+                            got.fill(7);
+                            ternary_columns(kernel, &narrow, stride, &plus, &minus, &mut got);
+                            assert_eq!(got, want, "narrow, {kernel:?} {n_cols}×{n_out} {fill:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn extreme_weights_stay_exact() {
+        // −128 and 127 weights (a file may hold −128), all inputs ±1: the largest sums; and
+        // a 4-bit layer's −8 and 7.
+        let wide = [(-128i8, 1i8), (-128, -1), (127, 1), (127, -1)];
+        let narrow = [(-8i8, 1i8), (-8, -1), (7, 1), (7, -1)];
+        let cases = wide.map(|c| (c, false)).into_iter();
+        for ((w, x), four_bits) in cases.chain(narrow.map(|c| (c, true))) {
+            let n_in = 1121;
+            let (q, scale) = (vec![w; n_in * 3], vec![1.0; 3]);
+            let layer = Layer {
+                n_in,
+                n_out: 3,
+                weights: if four_bits {
+                    Weights::I4 { q, scale }
+                } else {
+                    Weights::I8 { q, scale }
+                },
+                bias: vec![0.0; 3],
+            };
+            let net = Network::from_layers(vec![layer]).unwrap();
+            let x = vec![x; n_in];
+            let mut want = NetScratch::default();
+            net.forward_rows(&x, &mut want);
+            for kernel in kernels() {
+                let mut got = NetScratch::default();
+                net.forward_with(kernel, &x, &mut got);
+                assert_eq!(got.a, want.a, "{kernel:?}");
+                assert_eq!(got.a[0], f32::from(w) * f32::from(x[0]) * n_in as f32);
+            }
+        }
+    }
+
+    #[test]
+    fn every_kernel_splits_pairs_as_the_scalar_loop_does() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+        let (mut plus, mut minus) = (Vec::new(), Vec::new());
+        for len in (0..70).chain([1023, 1024, 1025, 2239, 2240]) {
+            for values in [3u64, 256] {
+                // Ternary inputs, and any `i8` (values outside {−1, 0, 1} add nothing).
+                let x: Vec<i8> = (0..len)
+                    .map(|_| match values {
+                        3 => (rng.next_u64() % 3) as i8 - 1,
+                        _ => rng.next_u64() as i8,
+                    })
+                    .collect();
+                let (np, nm) = split_pairs(Kernel::Portable, &x, &mut plus, &mut minus);
+                let want = (plus[..np].to_vec(), minus[..nm].to_vec());
+                for kernel in kernels() {
+                    // Dirty buffers of another size: what the kernel writes must not depend
+                    // on them.
+                    let (mut p, mut m) = (vec![u32::MAX; 7], vec![5; 3000]);
+                    let (np, nm) = split_pairs(kernel, &x, &mut p, &mut m);
+                    assert_eq!(
+                        (&p[..np], &m[..nm]),
+                        (&want.0[..], &want.1[..]),
+                        "{kernel:?} {len}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fast_forward_matches_the_row_form_exactly() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(12);
+        for sizes in [
+            &[1120, 128, 64][..],
+            &[1120, 128, 7],
+            &[2240, 64, 41],
+            &[300, 150, 4],
+            &[37, 19, 5],
+            &[1, 2],
+            &[100, 70, 30, 3],
+            &[40, 3],
+        ] {
+            let m = mlp(sizes, 21);
+            for quantize in [Quantization::Int4, Quantization::Int8, Quantization::None] {
+                let net = Network::from_mlp(&m, quantize);
+                for density in 0..4u64 {
+                    let x: Vec<i8> = (0..sizes[0])
+                        .map(|_| match density {
+                            0 => 0,
+                            3 => 1,
+                            _ => (rng.next_u64() % 3) as i8 - 1,
+                        })
+                        .collect();
+                    let mut want = NetScratch::default();
+                    net.forward_rows(&x, &mut want);
+                    for kernel in kernels() {
+                        let mut got = NetScratch::default();
+                        // Twice: the second pass reuses grown buffers.
+                        net.forward_with(kernel, &x, &mut got);
+                        net.forward_with(kernel, &x, &mut got);
+                        assert_eq!(got.a, want.a, "logits, {kernel:?} {sizes:?} {quantize:?}");
+                        let bits = |p: &[f32]| p.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(&got.probs), bits(&want.probs));
+                    }
+                    let mut public = NetScratch::default();
+                    net.forward(&x, &mut public);
+                    assert_eq!(public.a, want.a);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rejects_bad_shapes() {
+        let bad = Layer {
+            n_in: 2,
+            n_out: 2,
+            weights: Weights::F32(vec![0.0; 3]),
+            bias: vec![0.0; 2],
+        };
+        assert!(Network::from_layers(vec![bad]).is_err());
+        let nan = Layer {
+            n_in: 1,
+            n_out: 1,
+            weights: Weights::F32(vec![f32::NAN]),
+            bias: vec![0.0],
+        };
+        assert!(Network::from_layers(vec![nan]).is_err());
+    }
+}

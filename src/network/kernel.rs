@@ -1,0 +1,102 @@
+//! Which implementation of the vector kernels runs: the best the CPU has, or a lesser one
+//! named by `SPRIG_KERNEL`. Training, inference and the projection dispatch on [`Kernel`].
+
+/// The name of the vector kernels predictions use on this CPU (`avx512`, `avx2` or
+/// `portable`; see `SPRIG_KERNEL` in the README): what a latency figure was measured with.
+pub fn kernel_name() -> &'static str {
+    Kernel::detect().name()
+}
+
+/// Checks `SPRIG_KERNEL` (see [`kernel_name`]): unset, or `avx512`, `avx2` or `portable`,
+/// which this CPU runs. The library ignores any other value (a typo, or kernels the CPU
+/// lacks) and uses the best kernels; the command line refuses it through this check, so
+/// that a measurement never runs other kernels than it asked for.
+///
+/// # Errors
+/// A message naming the value and what is accepted.
+pub fn check_kernel_env() -> std::result::Result<(), String> {
+    let Ok(asked) = std::env::var("SPRIG_KERNEL") else {
+        return Ok(());
+    };
+    if Kernel::named(&asked).is_some() {
+        return Ok(());
+    }
+    let runs: Vec<&str> = Kernel::runnable().iter().rev().map(|k| k.name()).collect();
+    Err(format!(
+        "SPRIG_KERNEL={asked:?}: this CPU runs {} (unset it for the best)",
+        runs.join(", ")
+    ))
+}
+
+/// Which implementation of a vector kernel runs (here and in the projection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kernel {
+    /// AVX-512 F, BW and DQ (which imply AVX2), when the CPU has them.
+    Avx512,
+    /// AVX2, when the CPU has it.
+    Avx2,
+    /// The portable build (SSE2 on x86-64).
+    Portable,
+}
+
+impl Kernel {
+    /// The kernel predictions use: the best this CPU runs, or a lesser one named by the
+    /// environment variable `SPRIG_KERNEL` (`portable`, `avx2`; read once per process). The
+    /// kernels give the same bits (the tests compare them); the variable is for measuring
+    /// what a CPU without the vector extensions gets, such as the phones and watches sprig
+    /// targets, whose ARM cores run the portable code.
+    pub(crate) fn detect() -> Self {
+        static CHOSEN: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
+        *CHOSEN.get_or_init(|| {
+            std::env::var("SPRIG_KERNEL")
+                .ok()
+                .and_then(|asked| Kernel::named(&asked))
+                .unwrap_or_else(Kernel::best)
+        })
+    }
+
+    /// Its name, as `SPRIG_KERNEL` and [`kernel_name`] give it.
+    fn name(self) -> &'static str {
+        match self {
+            Kernel::Avx512 => "avx512",
+            Kernel::Avx2 => "avx2",
+            Kernel::Portable => "portable",
+        }
+    }
+
+    /// The kernel called `name`, if this CPU runs it.
+    fn named(name: &str) -> Option<Self> {
+        Kernel::runnable().into_iter().find(|k| k.name() == name)
+    }
+
+    /// Every kernel this CPU runs, the portable one first.
+    fn runnable() -> Vec<Self> {
+        match Kernel::best() {
+            Kernel::Avx512 => vec![Kernel::Portable, Kernel::Avx2, Kernel::Avx512],
+            Kernel::Avx2 => vec![Kernel::Portable, Kernel::Avx2],
+            Kernel::Portable => vec![Kernel::Portable],
+        }
+    }
+
+    /// The best kernel this CPU runs.
+    fn best() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            // Every AVX-512 CPU has AVX2, but the AVX2 kernels it also runs check for it.
+            if has!("avx512f") && has!("avx512bw") && has!("avx512dq") && has!("avx2") {
+                return Kernel::Avx512;
+            }
+            if has!("avx2") {
+                return Kernel::Avx2;
+            }
+        }
+        Kernel::Portable
+    }
+
+    /// Every kernel this CPU runs, the portable one first: what the tests compare.
+    #[cfg(test)]
+    pub(crate) fn all() -> Vec<Self> {
+        Kernel::runnable()
+    }
+}

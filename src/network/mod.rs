@@ -1,0 +1,89 @@
+//! A small dense network on plain `f32` slices: ReLU hidden layers and a softmax output.
+//!
+//! Two types with one layout:
+//! - [`Mlp`] is the training form: every weight and bias in one flat `f32` vector (so the
+//!   optimizer, the gradient sums and the best-epoch snapshot are plain slice loops), with
+//!   forward, backward and [`Adam`].
+//! - [`Network`] is the inference form stored in a model file: per layer, weights either
+//!   `f32` or integers (`i8`, or 4 bits in the first layer by default: [`Quantization`])
+//!   with one scale per output row ([`Weights`]), and `f32` biases.
+//!
+//! Layer `l` maps `sizes[l]` inputs to `sizes[l + 1]` outputs; its weight matrix is
+//! row-major `out × in`, so an output is one contiguous dot product (the layout the file
+//! sections use). Hidden layers apply ReLU; the last layer's outputs are logits.
+//!
+//! No tensor crate: at these sizes (≈1,120 × 128) plain loops that the compiler vectorizes are
+//! enough, and the slices map one to one onto file sections.
+//!
+//! Source layout:
+//! - `train.rs`: [`Mlp`], its scratch buffers and [`Adam`], with the batched training
+//!   kernels (`dot4`, `axpy`).
+//! - `quantize.rs`: the stored form of a layer ([`Layer`], [`Weights`]), [`Quantization`]
+//!   and the quantizer ([`quantize_rows`]).
+//! - `infer.rs`: [`Network`] and [`NetScratch`], the forward pass `sprig predict` runs,
+//!   with its per-layer plans and column kernels.
+//! - `kernel.rs`: which vector kernels run ([`kernel_name`], [`check_kernel_env`]), shared
+//!   by training, inference and the projection.
+//! - this file: [`softmax`] and the `f32` dot product both forms use.
+
+mod infer;
+mod kernel;
+mod quantize;
+mod train;
+
+pub use infer::{NetScratch, Network};
+pub(crate) use kernel::Kernel;
+pub use kernel::{check_kernel_env, kernel_name};
+pub use quantize::{quantize_rows, Layer, Quantization, Weights};
+pub use train::{Adam, Mlp, MlpScratch};
+
+/// Writes `softmax(logits)` into `out` (max-shifted, so it never overflows).
+pub fn softmax(logits: &[f32], out: &mut [f32]) {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0f32;
+    for (o, &z) in out.iter_mut().zip(logits) {
+        *o = (z - max).exp();
+        sum += *o;
+    }
+    let inv = 1.0 / sum;
+    for o in out.iter_mut() {
+        *o *= inv;
+    }
+}
+
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Eight partial sums let the compiler keep several vector lanes busy.
+    let mut acc = [0.0f32; 8];
+    let chunks = a.len() / 8;
+    for c in 0..chunks {
+        let (x, y) = (&a[c * 8..c * 8 + 8], &b[c * 8..c * 8 + 8]);
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for k in chunks * 8..a.len() {
+        s += a[k] * b[k];
+    }
+    s
+}
+
+/// What the unit tests of several files share.
+#[cfg(test)]
+mod test_util {
+    use rand::rngs::Xoshiro256PlusPlus;
+    use rand::{Rng, SeedableRng};
+
+    use super::{Kernel, Mlp};
+
+    pub(super) fn mlp(sizes: &[usize], seed: u64) -> Mlp {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        Mlp::new(sizes, || rng.next_u64()).unwrap()
+    }
+
+    /// The kernels this CPU can run.
+    pub(super) fn kernels() -> Vec<Kernel> {
+        Kernel::all()
+    }
+}

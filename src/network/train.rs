@@ -1,0 +1,611 @@
+//! The training form: [`Mlp`], one flat parameter vector with forward and backward passes
+//! (one input at a time, or several at once with the `dot4` and `axpy` kernels), and the
+//! [`Adam`] optimizer.
+
+use super::kernel::Kernel;
+use super::{dot, softmax};
+use crate::error::{Error, Result};
+
+/// Offsets of layer `l`'s weights and biases in a flat parameter vector.
+fn layout(sizes: &[usize]) -> Vec<(usize, usize)> {
+    let mut out = Vec::with_capacity(sizes.len().saturating_sub(1));
+    let mut off = 0;
+    for w in sizes.windows(2) {
+        let (n_in, n_out) = (w[0], w[1]);
+        out.push((off, off + n_in * n_out));
+        off += n_in * n_out + n_out;
+    }
+    out
+}
+
+/// The training form: sizes and one flat parameter vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mlp {
+    sizes: Vec<usize>,
+    params: Vec<f32>,
+}
+
+/// Per-example buffers of [`Mlp::forward`] and [`Mlp::backward`].
+#[derive(Debug, Clone, Default)]
+pub struct MlpScratch {
+    /// Outputs of every layer (post-ReLU for hidden layers, logits for the last).
+    acts: Vec<Vec<f32>>,
+    /// Softmax of the logits.
+    pub probs: Vec<f32>,
+    delta: Vec<f32>,
+    delta_prev: Vec<f32>,
+}
+
+impl Mlp {
+    /// A network with the given layer sizes (input, hidden…, output), initialized from
+    /// `next_u64` (a seeded generator): He-uniform weights `U(±√(6/in))` for ReLU layers,
+    /// Glorot-uniform `U(±√(6/(in+out)))` for the output layer, zero biases.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] if there are fewer than two sizes or a size is 0.
+    pub fn new(sizes: &[usize], mut next_u64: impl FnMut() -> u64) -> Result<Self> {
+        if sizes.len() < 2 || sizes.contains(&0) {
+            return Err(Error::config(
+                "hidden",
+                format!("layer sizes must be >= 1, got {sizes:?}"),
+            ));
+        }
+        let lay = layout(sizes);
+        let total = lay.last().map_or(0, |&(_, b)| b + sizes[sizes.len() - 1]);
+        let mut params = vec![0.0f32; total];
+        for (l, &(w_off, b_off)) in lay.iter().enumerate() {
+            let (n_in, n_out) = (sizes[l], sizes[l + 1]);
+            let last = l + 2 == sizes.len();
+            let bound = if last {
+                (6.0 / (n_in + n_out) as f32).sqrt()
+            } else {
+                (6.0 / n_in as f32).sqrt()
+            };
+            for p in &mut params[w_off..b_off] {
+                // 24 high bits → a uniform in [0, 1).
+                let u = (next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+                *p = (2.0 * u - 1.0) * bound;
+            }
+        }
+        Ok(Self {
+            sizes: sizes.to_vec(),
+            params,
+        })
+    }
+
+    /// Layer sizes (input, hidden…, output).
+    pub fn sizes(&self) -> &[usize] {
+        &self.sizes
+    }
+
+    /// All parameters, layer by layer (weights row-major, then biases).
+    pub fn params(&self) -> &[f32] {
+        &self.params
+    }
+
+    /// Mutable parameters (for the optimizer).
+    pub fn params_mut(&mut self) -> &mut [f32] {
+        &mut self.params
+    }
+
+    /// Weights (`out × in`) and biases of layer `l`.
+    pub fn layer(&self, l: usize) -> (&[f32], &[f32]) {
+        let (w, b) = layout(&self.sizes)[l];
+        let n_out = self.sizes[l + 1];
+        (&self.params[w..b], &self.params[b..b + n_out])
+    }
+
+    /// Forward pass; leaves every layer's output and the softmax in `s`.
+    ///
+    /// # Panics
+    /// If `x.len()` is not the input size (a bug in the caller).
+    pub fn forward(&self, x: &[f32], s: &mut MlpScratch) {
+        assert_eq!(x.len(), self.sizes[0], "input length");
+        let n_layers = self.sizes.len() - 1;
+        s.acts.resize_with(n_layers, Vec::new);
+        for (l, &(w_off, b_off)) in layout(&self.sizes).iter().enumerate() {
+            let (n_in, n_out) = (self.sizes[l], self.sizes[l + 1]);
+            let (before, rest) = s.acts.split_at_mut(l);
+            let input: &[f32] = if l == 0 { x } else { &before[l - 1] };
+            let out = &mut rest[0];
+            out.clear();
+            let w = &self.params[w_off..b_off];
+            let b = &self.params[b_off..b_off + n_out];
+            let relu = l + 1 < n_layers;
+            for i in 0..n_out {
+                let z = dot(&w[i * n_in..(i + 1) * n_in], input) + b[i];
+                out.push(if relu { z.max(0.0) } else { z });
+            }
+        }
+        let logits = &s.acts[n_layers - 1];
+        s.probs.resize(logits.len(), 0.0);
+        softmax(logits, &mut s.probs);
+    }
+
+    /// Adds to `grad` the gradient of the loss whose derivative with respect to the logits is
+    /// `dlogits`, given the activations of the last [`Mlp::forward`] on `x`.
+    pub fn backward(&self, x: &[f32], dlogits: &[f32], s: &mut MlpScratch, grad: &mut [f32]) {
+        let lay = layout(&self.sizes);
+        let n_layers = lay.len();
+        s.delta.clear();
+        s.delta.extend_from_slice(dlogits);
+        for l in (0..n_layers).rev() {
+            let (w_off, b_off) = lay[l];
+            let (n_in, n_out) = (self.sizes[l], self.sizes[l + 1]);
+            let input: &[f32] = if l == 0 { x } else { &s.acts[l - 1] };
+            for i in 0..n_out {
+                let d = s.delta[i];
+                if d == 0.0 {
+                    continue;
+                }
+                grad[b_off + i] += d;
+                let row = &mut grad[w_off + i * n_in..w_off + (i + 1) * n_in];
+                for (g, &a) in row.iter_mut().zip(input) {
+                    *g += d * a;
+                }
+            }
+            if l > 0 {
+                let w = &self.params[w_off..b_off];
+                s.delta_prev.clear();
+                s.delta_prev.resize(n_in, 0.0);
+                for i in 0..n_out {
+                    let d = s.delta[i];
+                    if d == 0.0 {
+                        continue;
+                    }
+                    for (p, &wij) in s.delta_prev.iter_mut().zip(&w[i * n_in..(i + 1) * n_in]) {
+                        *p += d * wij;
+                    }
+                }
+                // ReLU: no gradient where the unit was off.
+                for (p, &a) in s.delta_prev.iter_mut().zip(&s.acts[l - 1]) {
+                    if a <= 0.0 {
+                        *p = 0.0;
+                    }
+                }
+                std::mem::swap(&mut s.delta, &mut s.delta_prev);
+            }
+        }
+    }
+}
+
+/// `g[j] += d · a[j]`: a multiply, then an add, lane by lane, so any vector width gives
+/// the same floats (Rust never fuses them).
+fn axpy(kernel: Kernel, g: &mut [f32], d: f32, a: &[f32]) {
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Kernel::Avx512` is only chosen when the CPU has AVX-512 F.
+        Kernel::Avx512 => unsafe { axpy_avx512(g, d, a) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Kernel::Avx2` is only chosen when the CPU has AVX2.
+        Kernel::Avx2 => unsafe { axpy_avx2(g, d, a) },
+        _ => axpy_body(g, d, a),
+    }
+}
+
+/// [`axpy_body`] compiled for AVX-512: 16 lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn axpy_avx512(g: &mut [f32], d: f32, a: &[f32]) {
+    axpy_body(g, d, a);
+}
+
+/// [`axpy_body`] compiled for AVX2: 8 lanes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn axpy_avx2(g: &mut [f32], d: f32, a: &[f32]) {
+    axpy_body(g, d, a);
+}
+
+#[inline(always)]
+fn axpy_body(g: &mut [f32], d: f32, a: &[f32]) {
+    for (g, &a) in g.iter_mut().zip(a) {
+        *g += d * a;
+    }
+}
+
+/// [`dot`] of one row with four inputs at once: each result is [`dot`]'s, bit for bit (the
+/// same eight partial sums, in the same order), but the four sums run side by side, so
+/// their additions do not wait on one another.
+#[inline(always)]
+fn dot4(kernel: Kernel, a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: both kernels are only chosen when the CPU has AVX2.
+        Kernel::Avx2 | Kernel::Avx512 => unsafe { dot4_avx2(a, b) },
+        #[cfg(target_arch = "x86_64")]
+        _ => dot4_sse(a, b),
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => b.map(|b| dot(a, b)),
+    }
+}
+
+/// [`dot4`] with AVX2: [`dot`]'s eight partial sums of an input are the eight lanes of one
+/// register, each updated by a multiply and then an add (AVX2 alone does not fuse them).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn dot4_avx2(a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
+    use std::arch::x86_64::*;
+    let n = a.len();
+    assert!(b.iter().all(|b| b.len() >= n), "input length");
+    let chunks = n / 8;
+    let mut acc = [_mm256_setzero_ps(); 4];
+    for c in 0..chunks {
+        // SAFETY: 8 floats at `c · 8 < n` in `a` and in each `b[e]` (checked above).
+        unsafe {
+            let x = _mm256_loadu_ps(a.as_ptr().add(c * 8));
+            for e in 0..4 {
+                let y = _mm256_loadu_ps(b[e].as_ptr().add(c * 8));
+                acc[e] = _mm256_add_ps(acc[e], _mm256_mul_ps(x, y));
+            }
+        }
+    }
+    std::array::from_fn(|e| {
+        let mut lanes = [0.0f32; 8];
+        // SAFETY: `lanes` is 8 writable floats.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc[e]) };
+        let mut s: f32 = lanes.iter().sum();
+        for k in chunks * 8..n {
+            s += a[k] * b[e][k];
+        }
+        s
+    })
+}
+
+/// [`dot4`] in SSE2 registers (every x86-64 CPU has them): partial sums `k` and `k + 4` of
+/// [`dot`] are lane `k` of two registers per input, each updated by a multiply and then an
+/// add, as [`dot`] does, so the sums are its own; eight registers of independent sums keep
+/// the adder busy instead of waiting on two.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn dot4_sse(a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
+    use std::arch::x86_64::*;
+    let n = a.len();
+    assert!(b.iter().all(|b| b.len() >= n), "input length");
+    let chunks = n / 8;
+    // SAFETY: SSE2 is part of x86-64; every load reads 4 floats at `c · 8` or `c · 8 + 4`
+    // with `c < n / 8`, inside `a` and each `b[e]` (at least `n` long, checked above).
+    unsafe {
+        let mut lo = [_mm_setzero_ps(); 4];
+        let mut hi = [_mm_setzero_ps(); 4];
+        for c in 0..chunks {
+            let x_lo = _mm_loadu_ps(a.as_ptr().add(c * 8));
+            let x_hi = _mm_loadu_ps(a.as_ptr().add(c * 8 + 4));
+            for e in 0..4 {
+                let y = b[e].as_ptr().add(c * 8);
+                lo[e] = _mm_add_ps(lo[e], _mm_mul_ps(x_lo, _mm_loadu_ps(y)));
+                hi[e] = _mm_add_ps(hi[e], _mm_mul_ps(x_hi, _mm_loadu_ps(y.add(4))));
+            }
+        }
+        std::array::from_fn(|e| {
+            let mut acc = [0.0f32; 8];
+            _mm_storeu_ps(acc.as_mut_ptr(), lo[e]);
+            _mm_storeu_ps(acc.as_mut_ptr().add(4), hi[e]);
+            let mut s: f32 = acc.iter().sum();
+            for k in chunks * 8..n {
+                s += a[k] * b[e][k];
+            }
+            s
+        })
+    }
+}
+
+impl Mlp {
+    /// [`Mlp::forward`] on several inputs, `s[e]` getting input `xs[e]`'s activations: the
+    /// same floats, bit for bit (every output is the same dot product, summed in the same
+    /// order), with each weight row read once for all the inputs instead of once for each.
+    ///
+    /// # Panics
+    /// If the lengths differ or an input is not the input size (a bug in the caller).
+    pub fn forward_many(&self, xs: &[&[f32]], s: &mut [MlpScratch]) {
+        self.forward_many_with(Kernel::detect(), xs, s);
+    }
+
+    fn forward_many_with(&self, kernel: Kernel, xs: &[&[f32]], s: &mut [MlpScratch]) {
+        assert_eq!(xs.len(), s.len(), "one scratch per input");
+        assert!(xs.iter().all(|x| x.len() == self.sizes[0]), "input length");
+        let n_layers = self.sizes.len() - 1;
+        for s in s.iter_mut() {
+            s.acts.resize_with(n_layers, Vec::new);
+        }
+        for (l, &(w_off, b_off)) in layout(&self.sizes).iter().enumerate() {
+            let (n_in, n_out) = (self.sizes[l], self.sizes[l + 1]);
+            let w = &self.params[w_off..b_off];
+            let b = &self.params[b_off..b_off + n_out];
+            let relu = l + 1 < n_layers;
+            let mut io: Vec<(&[f32], &mut Vec<f32>)> = s
+                .iter_mut()
+                .zip(xs)
+                .map(|(s, &x)| {
+                    let (before, rest) = s.acts.split_at_mut(l);
+                    let input: &[f32] = if l == 0 { x } else { &before[l - 1] };
+                    let out = &mut rest[0];
+                    out.clear();
+                    out.resize(n_out, 0.0);
+                    (input, out)
+                })
+                .collect();
+            let finish = |z: f32| if relu { z.max(0.0) } else { z };
+            for i in 0..n_out {
+                let row = &w[i * n_in..(i + 1) * n_in];
+                let mut fours = io.chunks_exact_mut(4);
+                for four in &mut fours {
+                    let z = dot4(kernel, row, [four[0].0, four[1].0, four[2].0, four[3].0]);
+                    for (e, z) in four.iter_mut().zip(z) {
+                        e.1[i] = finish(z + b[i]);
+                    }
+                }
+                for e in fours.into_remainder() {
+                    e.1[i] = finish(dot(row, e.0) + b[i]);
+                }
+            }
+        }
+        for s in s.iter_mut() {
+            let logits = &s.acts[n_layers - 1];
+            s.probs.resize(logits.len(), 0.0);
+            softmax(logits, &mut s.probs);
+        }
+    }
+
+    /// [`Mlp::backward`] for several inputs after [`Mlp::forward_many`] on them, `dlogits[e]`
+    /// the derivative for input `e`: adds to `grad` the same floats as calling
+    /// [`Mlp::backward`] on each input in turn, bit for bit (every parameter's gradient
+    /// gains the inputs' terms in their order), with each gradient row read and written
+    /// once for all the inputs.
+    ///
+    /// # Panics
+    /// If the three lists differ in length (a bug in the caller).
+    pub fn backward_many(
+        &self,
+        xs: &[&[f32]],
+        dlogits: &[&[f32]],
+        s: &mut [MlpScratch],
+        grad: &mut [f32],
+    ) {
+        self.backward_many_with(Kernel::detect(), xs, dlogits, s, grad);
+    }
+
+    fn backward_many_with(
+        &self,
+        kernel: Kernel,
+        xs: &[&[f32]],
+        dlogits: &[&[f32]],
+        s: &mut [MlpScratch],
+        grad: &mut [f32],
+    ) {
+        assert_eq!(xs.len(), s.len(), "one scratch per input");
+        assert_eq!(dlogits.len(), s.len(), "one derivative per input");
+        let lay = layout(&self.sizes);
+        let n_layers = lay.len();
+        for (s, d) in s.iter_mut().zip(dlogits) {
+            s.delta.clear();
+            s.delta.extend_from_slice(d);
+        }
+        for l in (0..n_layers).rev() {
+            let (w_off, b_off) = lay[l];
+            let (n_in, n_out) = (self.sizes[l], self.sizes[l + 1]);
+            for i in 0..n_out {
+                let row = &mut grad[w_off + i * n_in..w_off + (i + 1) * n_in];
+                for (s, &x) in s.iter().zip(xs) {
+                    let d = s.delta[i];
+                    if d == 0.0 {
+                        continue;
+                    }
+                    let input: &[f32] = if l == 0 { x } else { &s.acts[l - 1] };
+                    axpy(kernel, row, d, input);
+                }
+                for s in s.iter() {
+                    let d = s.delta[i];
+                    if d != 0.0 {
+                        grad[b_off + i] += d;
+                    }
+                }
+            }
+            if l > 0 {
+                let w = &self.params[w_off..b_off];
+                for s in s.iter_mut() {
+                    s.delta_prev.clear();
+                    s.delta_prev.resize(n_in, 0.0);
+                }
+                for i in 0..n_out {
+                    let row = &w[i * n_in..(i + 1) * n_in];
+                    for s in s.iter_mut() {
+                        let d = s.delta[i];
+                        if d == 0.0 {
+                            continue;
+                        }
+                        for (p, &wij) in s.delta_prev.iter_mut().zip(row) {
+                            *p += d * wij;
+                        }
+                    }
+                }
+                for s in s.iter_mut() {
+                    // ReLU: no gradient where the unit was off.
+                    for (p, &a) in s.delta_prev.iter_mut().zip(&s.acts[l - 1]) {
+                        if a <= 0.0 {
+                            *p = 0.0;
+                        }
+                    }
+                    std::mem::swap(&mut s.delta, &mut s.delta_prev);
+                }
+            }
+        }
+    }
+}
+
+/// Adam (Kingma & Ba 2015) over a flat parameter vector.
+#[derive(Debug, Clone)]
+pub struct Adam {
+    /// Step size. Callers may change it between steps (schedules).
+    pub lr: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    m: Vec<f32>,
+    v: Vec<f32>,
+    t: i32,
+}
+
+impl Adam {
+    /// Adam with β1 = 0.9, β2 = 0.999, ε = 1e-8 (the paper's defaults).
+    pub fn new(n_params: usize, lr: f32) -> Self {
+        Self {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            m: vec![0.0; n_params],
+            v: vec![0.0; n_params],
+            t: 0,
+        }
+    }
+
+    /// One update of `params` with gradient `grad` (already averaged over the batch).
+    pub fn step(&mut self, params: &mut [f32], grad: &[f32]) {
+        self.t += 1;
+        let c1 = 1.0 - self.beta1.powi(self.t);
+        let c2 = 1.0 - self.beta2.powi(self.t);
+        let step = self.lr * c2.sqrt() / c1;
+        for i in 0..params.len() {
+            let g = grad[i];
+            self.m[i] = self.beta1 * self.m[i] + (1.0 - self.beta1) * g;
+            self.v[i] = self.beta2 * self.v[i] + (1.0 - self.beta2) * g * g;
+            params[i] -= step * self.m[i] / (self.v[i].sqrt() + self.eps);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::{kernels, mlp};
+    use super::*;
+    use rand::rngs::Xoshiro256PlusPlus;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn many_inputs_at_once_give_the_floats_of_one_at_a_time() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
+        for sizes in [
+            &[1120, 128, 7][..],
+            &[37, 19, 5],
+            &[8, 3],
+            &[100, 70, 30, 3],
+        ] {
+            let m = mlp(sizes, 4);
+            for n in [1, 3, 4, 5, 16] {
+                // Ternary inputs with dropped (zero) entries, as in training.
+                let xs: Vec<Vec<f32>> = (0..n)
+                    .map(|_| {
+                        (0..sizes[0])
+                            .map(|_| (rng.next_u64() % 3) as f32 - 1.0)
+                            .collect()
+                    })
+                    .collect();
+                let n_out = sizes[sizes.len() - 1];
+                let dls: Vec<Vec<f32>> = (0..n)
+                    .map(|e| {
+                        // Some derivatives exactly zero, as a skipped unit's are.
+                        (0..n_out)
+                            .map(|k| {
+                                if (e + k) % 3 == 0 {
+                                    0.0
+                                } else {
+                                    rng.next_u64() as f32 / 1e19
+                                }
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let mut want_grad = vec![0.0f32; m.params().len()];
+                let mut want_probs = Vec::new();
+                let mut one = MlpScratch::default();
+                for (x, dl) in xs.iter().zip(&dls) {
+                    m.forward(x, &mut one);
+                    want_probs.push(one.probs.clone());
+                    m.backward(x, dl, &mut one, &mut want_grad);
+                }
+                let mut many = vec![MlpScratch::default(); n];
+                let xr: Vec<&[f32]> = xs.iter().map(Vec::as_slice).collect();
+                let dr: Vec<&[f32]> = dls.iter().map(Vec::as_slice).collect();
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                for kernel in kernels() {
+                    m.forward_many_with(kernel, &xr, &mut many);
+                    let mut grad = vec![0.0f32; m.params().len()];
+                    m.backward_many_with(kernel, &xr, &dr, &mut many, &mut grad);
+                    for (s, want) in many.iter().zip(&want_probs) {
+                        assert_eq!(bits(&s.probs), bits(want), "{sizes:?} {n}");
+                    }
+                    assert_eq!(bits(&grad), bits(&want_grad), "{sizes:?} {n} {kernel:?}");
+                }
+            }
+        }
+    }
+
+    /// Soft cross-entropy of the softmax against `target`.
+    fn loss(m: &Mlp, x: &[f32], target: &[f32]) -> f64 {
+        let mut s = MlpScratch::default();
+        m.forward(x, &mut s);
+        -target
+            .iter()
+            .zip(&s.probs)
+            .map(|(&t, &p)| f64::from(t) * f64::from(p).ln())
+            .sum::<f64>()
+    }
+
+    #[test]
+    fn gradient_matches_finite_differences() {
+        let mut m = mlp(&[5, 4, 3, 3], 7);
+        // Biases away from 0 so that no ReLU sits on its kink at the test point.
+        for p in m.params_mut().iter_mut() {
+            *p += 0.05;
+        }
+        let x = [0.5, -1.0, 1.0, 0.0, 0.25];
+        let target = [0.2, 0.7, 0.1];
+        let mut s = MlpScratch::default();
+        m.forward(&x, &mut s);
+        let dlogits: Vec<f32> = s.probs.iter().zip(&target).map(|(p, t)| p - t).collect();
+        let mut grad = vec![0.0; m.params().len()];
+        m.backward(&x, &dlogits, &mut s, &mut grad);
+        let h = 1e-3f32;
+        let mut worst = 0.0f64;
+        for (i, &g) in grad.iter().enumerate() {
+            let orig = m.params()[i];
+            m.params_mut()[i] = orig + h;
+            let up = loss(&m, &x, &target);
+            m.params_mut()[i] = orig - h;
+            let down = loss(&m, &x, &target);
+            m.params_mut()[i] = orig;
+            let numeric = (up - down) / (2.0 * f64::from(h));
+            worst = worst.max((numeric - f64::from(g)).abs());
+        }
+        assert!(worst < 2e-3, "largest gradient error {worst}");
+    }
+
+    #[test]
+    fn adam_fits_a_separable_toy_problem() {
+        let mut m = mlp(&[2, 8, 2], 1);
+        let data = [
+            ([1.0, 0.0], 0usize),
+            ([0.0, 1.0], 1),
+            ([1.0, 0.2], 0),
+            ([0.1, 1.0], 1),
+        ];
+        let mut adam = Adam::new(m.params().len(), 0.05);
+        let mut s = MlpScratch::default();
+        for _ in 0..200 {
+            let mut grad = vec![0.0; m.params().len()];
+            for (x, y) in &data {
+                m.forward(x, &mut s);
+                let mut d = s.probs.clone();
+                d[*y] -= 1.0;
+                m.backward(x, &d, &mut s, &mut grad);
+            }
+            let params = m.params_mut();
+            adam.step(params, &grad);
+        }
+        for (x, y) in &data {
+            m.forward(x, &mut s);
+            assert!(s.probs[*y] > 0.9);
+        }
+    }
+}
