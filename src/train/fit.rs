@@ -154,8 +154,9 @@ impl Inputs {
     }
 
     /// Example `i`'s row with input dropout, into `x`: the floats of [`Inputs::row`] then
-    /// [`dropped_inputs`], bit for bit, unpacked and masked eight inputs (one generator
-    /// output) at a time instead of value by value through two buffers.
+    /// `dropped_inputs` (the reference the tests compare it with), bit for bit, unpacked
+    /// and masked eight inputs (one generator output) at a time instead of value by value
+    /// through two buffers.
     fn dropped_row(&self, i: usize, x: &mut Vec<f32>, keep: u32, epoch_key: u64) {
         // 2-bit codes: 00 → 0, 01 → +1, 10 → −1, 11 → 0 (as in `row`).
         const VALUE: [f32; 4] = [0.0, 1.0, -1.0, 0.0];
