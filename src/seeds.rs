@@ -660,6 +660,18 @@ mod tests {
                 .ends_with(":1: seed names unknown record id \"5\""),
             "{err}"
         );
+        // Records a program built may share a line (a file's never do): a seed naming that
+        // line is ambiguous and refused, not given to the first of them.
+        let shared = [record(4, None), record(4, None), record(5, None)];
+        let (_d, p) = write("s.tsv", "4\tx\n");
+        let err = record_seeds(&shared, &p, &read_seed_file(&p).unwrap()).unwrap_err();
+        assert!(
+            err.to_string().contains("line 4 holds more than one node"),
+            "{err}"
+        );
+        let (_d, p) = write("s.tsv", "5\tx\n");
+        let got = record_seeds(&shared, &p, &read_seed_file(&p).unwrap()).unwrap();
+        assert_eq!(got[2], vec![("x".to_owned(), 1.0)]);
         // Entries a program built are checked as a file's would be.
         let entry = |label: &str, weight: f32| SeedEntry {
             target: SeedTarget::Line(4),

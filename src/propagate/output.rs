@@ -432,6 +432,11 @@ mod tests {
         let karate = testgraphs::karate();
         let e = p.record_labels(&karate).unwrap_err().to_string();
         assert!(e.contains("invalid propagation: propagation has"), "{e}");
+        for write in [write_jsonl, write_tsv] {
+            let e = write(&mut Vec::new(), &karate, &p, false).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
+            assert!(e.to_string().contains("propagation has"), "{e}");
+        }
         let v: serde_json::Value = serde_json::from_str(lines[2]).unwrap();
         let scores = v["scores"].as_array().unwrap();
         assert!(scores

@@ -212,6 +212,95 @@ mod tests {
         resolve(&config, &labels, seeds).unwrap().unwrap()
     }
 
+    /// Class mass normalization against the documented formula, on more nodes than one
+    /// block of the parallel pass (so that a node's id is checked past the first block),
+    /// with seeds of several labels in later blocks and records repeated.
+    #[test]
+    fn class_mass_normalization_follows_its_formula_in_every_block() {
+        let (n, k, labels) = (1300usize, 3usize, 4usize);
+        let mut x = 99u64;
+        let mut next = |m: u64| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) % m
+        };
+        let mut dist = LabelDistribution::new(n, k, 1.0);
+        for v in 0..n {
+            // Up to K distinct labels, scores and unknown summing to 1.
+            let held = 1 + next(k as u64) as usize;
+            let first = next(labels as u64) as u32;
+            let raw: Vec<f64> = (0..held).map(|_| (1 + next(100)) as f64).collect();
+            let unknown = next(50) as f64;
+            let total = unknown + raw.iter().sum::<f64>();
+            let mut entries: Vec<(u32, f64)> = raw
+                .iter()
+                .enumerate()
+                .map(|(j, r)| ((first + j as u32) % labels as u32, r / total))
+                .collect();
+            entries.sort_unstable_by(by_score);
+            dist.set(v, &entries, unknown / total);
+        }
+        // Seeds in the first block and in later ones, some with two labels.
+        let mut seeds = Vec::new();
+        for v in [3u32, 700, 1100, 1299] {
+            seeds.push(seed(v, 0, 1.0));
+            if v > 512 {
+                seeds.push(seed(v, 2, 3.0));
+            }
+        }
+        let rows = SeedRows::new(n, &seeds);
+        let multiplicity: Vec<u32> = (0..n).map(|v| [1, 1, 2, 0, 5][v % 5]).collect();
+        let q = [0.1, 0.2, 0.3, 0.4];
+
+        let mut got = dist.clone();
+        class_mass_normalize(&mut got, &rows, &q, &multiplicity);
+        let mut plain = dist.clone();
+        normalize(&mut plain);
+
+        // m_l: the non-seed nodes' scores times their records, plus L·q_l pseudo-records.
+        let mut mass = [0.0f64; 4];
+        for v in 0..n {
+            if multiplicity[v] > 0 && !rows.is_seed(v) {
+                for e in dist.get(v) {
+                    mass[e.label as usize] += f64::from(multiplicity[v]) * f64::from(e.score);
+                }
+            }
+        }
+        let factor: Vec<f64> = (0..labels).map(|l| q[l] / (mass[l] + 4.0 * q[l])).collect();
+        for v in 0..n {
+            let score = |d: &LabelDistribution, l: u32| {
+                d.get(v)
+                    .iter()
+                    .find(|e| e.label == l)
+                    .map_or(0.0, |e| f64::from(e.score))
+            };
+            if rows.is_seed(v) {
+                // Seeds keep their distribution (renormalized only).
+                assert_eq!(got.get(v), plain.get(v), "seed node {v}");
+                assert_eq!(got.unknown(v), plain.unknown(v), "seed node {v}");
+                continue;
+            }
+            // Each label times its factor, rescaled to the node's old label total; unknown
+            // unchanged.
+            let before: f64 = dist.get(v).iter().map(|e| f64::from(e.score)).sum();
+            let after: f64 = dist
+                .get(v)
+                .iter()
+                .map(|e| f64::from(e.score) * factor[e.label as usize])
+                .sum();
+            assert!((f64::from(got.unknown(v)) - f64::from(dist.unknown(v))).abs() < 1e-6);
+            for l in 0..labels as u32 {
+                let want = score(&dist, l) * factor[l as usize] * before / after;
+                let have = score(&got, l);
+                assert!(
+                    (want - have).abs() < 1e-6,
+                    "node {v} label {l}: {have} vs {want}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn seed_priors_count_nodes_and_split_them_by_weight() {
         // A confidence weight changes nothing: one node per label is 1 : 1 : 0.
