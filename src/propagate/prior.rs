@@ -260,10 +260,10 @@ mod tests {
 
         // m_l: the non-seed nodes' scores times their records, plus L·q_l pseudo-records.
         let mut mass = [0.0f64; 4];
-        for v in 0..n {
-            if multiplicity[v] > 0 && !rows.is_seed(v) {
+        for (v, &times) in multiplicity.iter().enumerate() {
+            if times > 0 && !rows.is_seed(v) {
                 for e in dist.get(v) {
-                    mass[e.label as usize] += f64::from(multiplicity[v]) * f64::from(e.score);
+                    mass[e.label as usize] += f64::from(times) * f64::from(e.score);
                 }
             }
         }
