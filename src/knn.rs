@@ -356,8 +356,9 @@ pub fn exact_work(m: &FeatureMatrix, k: usize, min_sim: f32, samples: usize, lim
     projected(total.into_inner())
 }
 
-/// The groups [`exact_work`]'s sample is split into, for threads: a fixed number, so that
-/// where a group stops does not depend on how many threads run.
+/// The groups [`exact_work`]'s sample is split into, for threads: a fixed number, more
+/// than the threads of most machines, so that each sampled row is searched once whatever
+/// the thread count (only where the groups stop past the limit depends on it).
 pub const SAMPLE_GROUPS: usize = 8;
 
 #[allow(clippy::too_many_arguments)]
