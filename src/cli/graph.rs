@@ -47,7 +47,7 @@ pub struct Args {
     #[arg(long, conflicts_with = "edges")]
     max_df: Option<f64>,
     /// kNN search: `exact`; N, a budget of N postings per text's search (approximate, for
-    /// hundreds of thousands of texts: a search that reaches it settles for the best
+    /// large corpora or long texts: a search that reaches it settles for the best
     /// candidates found); or `auto`: exact where that is cheap (a sample of 256 texts'
     /// searches projects the whole under about 5 s of one core: short texts up to about
     /// 20,000), 16384 otherwise [default: auto].
