@@ -1320,6 +1320,9 @@ fn max_scan_is_exact_on_small_corpora_and_recorded_when_a_budget_is_given() {
     let header = |p: &std::path::Path| ok(dir.path(), &["inspect", "--json", p.to_str().unwrap()]);
     assert!(!header(&auto_path).contains("max_scan"));
     assert!(header(&cut_path).contains(r#""max_scan":{"budget":64}"#));
+    // A text-feature graph searches nothing: its header names no search either.
+    let (_, bipartite_path) = build("b.graph", &["--kind", "bipartite"]);
+    assert!(!header(&bipartite_path).contains("max_scan"));
     for bad in ["0", "-3", "fast"] {
         let bad = &format!("--max-scan={bad}");
         // A usage error: clap's, with its usage lines.
