@@ -644,6 +644,13 @@ mod tests {
             MaxScan::Auto.resolve_with(&rows, 3, 0.0, 10),
             Some(AUTO_BUDGET)
         );
+        // "Up to" the limit: a projection equal to it stays exact.
+        let work = crate::knn::exact_work(&rows, 3, 0.0, AUTO_SAMPLES, u64::MAX);
+        assert_eq!(MaxScan::Auto.resolve_with(&rows, 3, 0.0, work), None);
+        assert_eq!(
+            MaxScan::Auto.resolve_with(&rows, 3, 0.0, work - 1),
+            Some(AUTO_BUDGET)
+        );
         assert_eq!(MaxScan::Exact.resolve_with(&rows, 3, 0.0, 0), None);
         assert_eq!(MaxScan::Budget(7).resolve(&rows, 3, 0.0), Some(7));
         for m in [MaxScan::Auto, MaxScan::Exact, MaxScan::Budget(64)] {

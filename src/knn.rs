@@ -791,13 +791,20 @@ mod tests {
             sampled.abs_diff(full) * 4 < full,
             "sampled {sampled} against {full}"
         );
-        // Past the limit, the result is some value above it.
-        assert!(exact_work(&small, 5, 0.0, 400, full / 10) > full / 10);
+        // Past the limit, the result is some value above it, and the sample stopped soon
+        // after (each group ends its search in progress).
+        let stopped = exact_work(&small, 5, 0.0, 400, full / 10);
+        assert!(
+            stopped > full / 10 && stopped < full / 2,
+            "{stopped} of {full}"
+        );
         // Every row meets every other through feature 0: the work grows faster than n.
         let large = common_feature_rows(1600);
         let four_times = exact_work(&large, 5, 0.0, 400, u64::MAX);
         assert!(2 * four_times > 9 * full, "{four_times} against {full}");
-        // Nothing to search.
+        // Two rows are searched; nothing to search in one, or for no neighbour.
+        let pair = matrix(&[&[(0, 1.0)], &[(0, 1.0)]]);
+        assert!(exact_work(&pair, 1, 0.0, 2, u64::MAX) > 0);
         assert_eq!(exact_work(&small, 0, 0.0, 400, 0), 0);
         assert_eq!(exact_work(&matrix(&[&[(0, 1.0)]]), 5, 0.0, 400, 0), 0);
     }
