@@ -48,18 +48,17 @@ pub enum OutputFormat {
     Tsv,
 }
 
+/// What is wrong with `result` as a propagation of `graph`, if anything: another node count.
+fn mismatch(graph: &Graph, result: &Propagation) -> Option<String> {
+    let (have, want) = (result.distribution().n_nodes(), graph.n_nodes());
+    (have != want).then(|| format!("propagation has {have} nodes but the graph has {want}"))
+}
+
 fn check(graph: &Graph, result: &Propagation) -> io::Result<()> {
-    if result.distribution().n_nodes() != graph.n_nodes() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "propagation has {} nodes but the graph has {}",
-                result.distribution().n_nodes(),
-                graph.n_nodes()
-            ),
-        ));
+    match mismatch(graph, result) {
+        Some(why) => Err(io::Error::new(io::ErrorKind::InvalidInput, why)),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// `x` as the outputs print it, in millionths: what `format!("{x:.6}")` shows without its
@@ -114,28 +113,17 @@ impl Propagation {
     /// [`crate::Error::InvalidConfig`] (`propagation`) if this propagation was computed on a
     /// graph with another number of nodes.
     pub fn record_labels(&self, graph: &Graph) -> crate::Result<Vec<Option<(&str, f64)>>> {
-        if self.distribution().n_nodes() != graph.n_nodes() {
-            return Err(crate::Error::config(
-                "propagation",
-                format!(
-                    "propagation has {} nodes but the graph has {}",
-                    self.distribution().n_nodes(),
-                    graph.n_nodes()
-                ),
-            ));
+        if let Some(why) = mismatch(graph, self) {
+            return Err(crate::Error::config("propagation", why));
         }
         let names = self.labels();
-        let mut of_node: Vec<Option<Option<(&str, f64)>>> = vec![None; graph.n_nodes()];
         Ok(graph
             .records()
             .iter()
             .map(|r| {
-                let node = r.node as usize;
-                *of_node[node].get_or_insert_with(|| {
-                    printed_scores(self, node)
-                        .first()
-                        .map(|&(l, m)| (names[l as usize].as_str(), m as f64 / 1e6))
-                })
+                printed_scores(self, r.node as usize)
+                    .first()
+                    .map(|&(l, m)| (names[l as usize].as_str(), m as f64 / 1e6))
             })
             .collect())
     }

@@ -426,7 +426,7 @@ pub fn train_scored(
                     "examples",
                     format!(
                         "example {i} ({:?}): text is empty after normalization",
-                        ex.text
+                        set::excerpt(&ex.text)
                     ),
                 ));
             }

@@ -301,7 +301,7 @@ fn id_of(labels: &[String], name: &str) -> u32 {
 }
 
 /// The first 40 characters of `text`, to name an example in an error.
-fn excerpt(text: &str) -> String {
+pub(super) fn excerpt(text: &str) -> String {
     let mut out: String = text.chars().take(40).collect();
     if out.len() < text.len() {
         out.push('…');
