@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use sprig::corpus::{CorpusReader, Record};
-use sprig::model::{ModelKind, Predictor};
+use sprig::model::{ModelKind, Predictor, ProjectionModel};
 use sprig::network::Quantization;
 use sprig::projection::{Coefficients, ProjectionConfig, Scheme};
 use sprig::seeds::{read_seed_file, record_seeds};
@@ -207,7 +207,91 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     inputs.extend(args.labels.as_deref().map(|p| ("--labels", p)));
     inputs.extend(args.seeds.as_deref().map(|p| ("--seeds", p)));
     super::check_not_an_input(&args.out, &inputs)?;
-    // Flags of the other model kind would be ignored: say so instead.
+    check_flags(&args)?;
+    let bars = Bars::new(args.job.quiet);
+    let started = std::time::Instant::now();
+    let (text, features) = args.text.configs();
+    let projection = ProjectionConfig {
+        functions: args.functions,
+        bits: args.bits,
+        seed: args.projection_seed,
+        coefficients: args.coefficients,
+        structured: !args.unstructured,
+        scheme: args.scheme,
+    };
+    let config = train_config(&args);
+    config.validate()?;
+    projection.validate()?;
+    let records = read_records(&args, &bars)?;
+    let seeds = match &args.seeds {
+        Some(path) => record_seeds(&records, path, &read_seed_file(path)?)?,
+        None => Vec::new(),
+    };
+    let set = match &args.labels {
+        None => TrainSet::supervised_with(&records, &seeds)
+            .with_context(|| format!("{}: no labelled record", args.corpus.display()))?,
+        Some(path) => {
+            let file = sprig::corpus::open_input(path)?;
+            TrainSet::distilled_with(&records, &seeds, &mut BufReader::new(file), path, &config)?
+        }
+    };
+    set_notes(&bars, &args, &set, &config);
+    let mut on_epoch = |s: &sprig::train::EpochStats| {
+        let trainer = s
+            .trainer_val_accuracy
+            .map(|a| format!(", trainer {a:.4}"))
+            .unwrap_or_default();
+        let held_out = if s.held_out == 0 {
+            "no held-out slice".to_owned()
+        } else {
+            format!(
+                "held-out accuracy {:.4}, loss {:.4}",
+                s.val_accuracy, s.val_loss
+            )
+        };
+        bars.note(&format!(
+            "epoch {:>3}: train loss {:.4}, {held_out}{trainer}",
+            s.epoch, s.train_loss
+        ))
+    };
+    let Trained {
+        model,
+        held_out_accuracy,
+        ..
+    } = train_scored(
+        &set,
+        &text,
+        &features,
+        &projection,
+        &config,
+        &bars,
+        &mut on_epoch,
+    )?;
+    // The size from the bytes written, not from the path: `--out -` has none.
+    let bytes = model.to_bytes();
+    sprig::format::write_bytes_atomic(&args.out, &bytes)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    let file_bytes = bytes.len();
+    let detail = detail(&model, &config, held_out_accuracy);
+    super::summary(
+        &args.out,
+        format_args!(
+            "{}: {} model, {}, {}, {}; {} bytes ({:.2}s)",
+            args.out.display(),
+            model.kind(),
+            super::count(set.labels.len() as u64, "label", "labels"),
+            super::count(set.examples.len() as u64, "example", "examples"),
+            detail,
+            file_bytes,
+            started.elapsed().as_secs_f64()
+        ),
+    )?;
+    Ok(())
+}
+
+/// Refuses flags that would be ignored (those of the other model kind, or of the linear
+/// teacher when none is trained) and a malformed `--joint-lambdas`.
+fn check_flags(args: &Args) -> anyhow::Result<()> {
     let table = args.kind == ModelKind::Table;
     for (flag, given, for_table) in [
         ("--hidden", args.hidden.is_some(), false),
@@ -247,18 +331,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.joint_lambdas.len()
         );
     }
-    let bars = Bars::new(args.job.quiet);
-    let started = std::time::Instant::now();
-    let (text, features) = args.text.configs();
-    let projection = ProjectionConfig {
-        functions: args.functions,
-        bits: args.bits,
-        seed: args.projection_seed,
-        coefficients: args.coefficients,
-        structured: !args.unstructured,
-        scheme: args.scheme,
-    };
-    let config = TrainConfig {
+    Ok(())
+}
+
+/// The training configuration the flags ask for: the library's defaults where a flag is not
+/// given.
+fn train_config(args: &Args) -> TrainConfig {
+    TrainConfig {
         kind: args.kind,
         hidden: args.hidden.clone().unwrap_or(defaults().hidden),
         epochs: args.epochs.unwrap_or(defaults().epochs),
@@ -296,22 +375,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             simulation_weight: args.joint_lambdas[1],
             ground_truth_weight: args.joint_lambdas[2],
         }),
-    };
-    config.validate()?;
-    projection.validate()?;
-    let records = read_records(&args, &bars)?;
-    let seeds = match &args.seeds {
-        Some(path) => record_seeds(&records, path, &read_seed_file(path)?)?,
-        None => Vec::new(),
-    };
-    let set = match &args.labels {
-        None => TrainSet::supervised_with(&records, &seeds)
-            .with_context(|| format!("{}: no labelled record", args.corpus.display()))?,
-        Some(path) => {
-            let file = sprig::corpus::open_input(path)?;
-            TrainSet::distilled_with(&records, &seeds, &mut BufReader::new(file), path, &config)?
-        }
-    };
+    }
+}
+
+/// What the train set holds, on stderr: its counts, and notes on whatever in the labels
+/// file or the seeds looks wrong.
+fn set_notes(bars: &Bars, args: &Args, set: &TrainSet, config: &TrainConfig) {
     let c = set.counts;
     // The labels-file notes below count lines of it, so they are zero without one.
     let labels_file = args.labels.as_deref().unwrap_or(Path::new(""));
@@ -373,44 +442,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         c.low_confidence,
         super::count(set.labels.len() as u64, "label", "labels")
     ));
-    let mut on_epoch = |s: &sprig::train::EpochStats| {
-        let trainer = s
-            .trainer_val_accuracy
-            .map(|a| format!(", trainer {a:.4}"))
-            .unwrap_or_default();
-        let held_out = if s.held_out == 0 {
-            "no held-out slice".to_owned()
-        } else {
-            format!(
-                "held-out accuracy {:.4}, loss {:.4}",
-                s.val_accuracy, s.val_loss
-            )
-        };
-        bars.note(&format!(
-            "epoch {:>3}: train loss {:.4}, {held_out}{trainer}",
-            s.epoch, s.train_loss
-        ))
-    };
-    let Trained {
-        model,
-        held_out_accuracy,
-        ..
-    } = train_scored(
-        &set,
-        &text,
-        &features,
-        &projection,
-        &config,
-        &bars,
-        &mut on_epoch,
-    )?;
-    // The size from the bytes written, not from the path: `--out -` has none.
-    let bytes = model.to_bytes();
-    sprig::format::write_bytes_atomic(&args.out, &bytes)
-        .with_context(|| format!("writing {}", args.out.display()))?;
-    let file_bytes = bytes.len();
+}
+
+/// The summary line's description of the trained model: the network's layers, best epoch
+/// and held-out figures, or the table's size.
+fn detail(model: &ProjectionModel, config: &TrainConfig, held_out_accuracy: Option<f64>) -> String {
     let report = model.train_report();
-    let detail = match model.kind() {
+    match model.kind() {
         ModelKind::Network => {
             format!(
                 "layers {:?} {}, best epoch {} of {}, {}",
@@ -481,19 +519,5 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Predictor::Table(t) => format!("{} buckets of {} labels", t.len(), t.k()),
             Predictor::Network(_) => unreachable!("a table model holds a table"),
         },
-    };
-    super::summary(
-        &args.out,
-        format_args!(
-            "{}: {} model, {}, {}, {}; {} bytes ({:.2}s)",
-            args.out.display(),
-            model.kind(),
-            super::count(set.labels.len() as u64, "label", "labels"),
-            super::count(set.examples.len() as u64, "example", "examples"),
-            detail,
-            file_bytes,
-            started.elapsed().as_secs_f64()
-        ),
-    )?;
-    Ok(())
+    }
 }

@@ -415,23 +415,7 @@ pub fn train_scored(
     progress.stage("projecting", Some(set.examples.len() as u64), "texts");
     let mut inputs = Inputs::project_counted(&projector, &set.examples, progress);
     progress.finish_stage();
-    // A text with no token after normalization, which `graph` and `train` refuse in a file,
-    // is refused here too. Only an all-zero input can be one, so only those are tokenized.
-    let mut tokens = crate::text::Tokens::default();
-    for (i, ex) in set.examples.iter().enumerate() {
-        if inputs.packed_row(i).iter().all(|&b| b == 0) {
-            projector.pipeline().tokenize_into(&ex.text, &mut tokens);
-            if tokens.is_empty() {
-                return Err(Error::config(
-                    "examples",
-                    format!(
-                        "example {i} ({:?}): text is empty after normalization",
-                        set::excerpt(&ex.text)
-                    ),
-                ));
-            }
-        }
-    }
+    refuse_empty_texts(&projector, &inputs, set)?;
     if config.kind == ModelKind::Table {
         let table = build_table(&projector, &inputs, set, config)?;
         // Only the fields a table is built from: the network's (layers, epochs, quantization
@@ -458,11 +442,138 @@ pub fn train_scored(
             held_out: Vec::new(),
         });
     }
-    let dim = projector.dim();
+    // One generator, drawn in a fixed order (the network's initialization, the held-out
+    // slice, the joint trainer's initialization, then each epoch's shuffle): the model bytes
+    // depend on that order.
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(config.seed);
+    let mut mlp = new_network(projector.dim(), set.labels.len(), config, &mut rng)?;
+    let split = Split::choose(set, &inputs, config, &mut rng);
+    let mut train_idx = split.train;
+    let val = split.val;
+
+    // Distillation through augmented copies: they join the training side only.
+    let mut teacher_val_accuracy = None;
+    let examples: Cow<'_, [Example]> = if config.augment > 0 {
+        let (copies, accuracy) =
+            augmented_copies(&projector, set, &train_idx, &val, config, progress);
+        teacher_val_accuracy = accuracy;
+        progress.stage("projecting copies", None, "texts");
+        inputs.append(Inputs::project(&projector, &copies));
+        progress.finish_stage();
+        train_idx.extend(set.examples.len()..set.examples.len() + copies.len());
+        Cow::Owned(set.examples.iter().cloned().chain(copies).collect())
+    } else {
+        Cow::Borrowed(&set.examples)
+    };
+    let joint = match &config.joint {
+        Some(j) => {
+            progress.stage("hashing", None, "texts");
+            let sparse = SparseInputs::new(projector.pipeline(), &examples, j);
+            progress.finish_stage();
+            let mut trainer = Trainer::new(j, set.labels.len(), || rng.next_u64())?;
+            trainer.set_lr(config.learning_rate);
+            Some((trainer, sparse))
+        }
+        None => None,
+    };
+
+    let data = Data {
+        inputs: &inputs,
+        examples: &examples,
+        val: &val,
+    };
+    let (history, best_epoch) = fit(
+        &mut mlp,
+        &data,
+        &mut train_idx,
+        joint,
+        config,
+        &mut rng,
+        progress,
+        on_epoch,
+    );
+    // Only a far too large step gets here; never write a model that predicts NaN. Finite
+    // weights can still overflow the logits, so a sample of examples is run through too.
+    let sample: Vec<usize> = train_idx
+        .iter()
+        .chain(&val)
+        .copied()
+        .step_by(((train_idx.len() + val.len()) / DIVERGENCE_SAMPLE).max(1))
+        .collect();
+    if !mlp.params().iter().all(|p| p.is_finite()) || !outputs_are_finite(&mlp, &sample, &inputs) {
+        return Err(Error::config(
+            "learning_rate",
+            format!(
+                "training diverged (non-finite weights or outputs) at learning rate {}: a \
+                 smaller learning rate, or smaller loss weights (λ, the joint trainer's \
+                 λ1–λ3) if they were raised, keeps it finite",
+                config.learning_rate
+            ),
+        ));
+    }
+    let report = TrainReport {
+        config: config.clone(),
+        counts: set.counts,
+        train_examples: train_idx.len(),
+        val_examples: val.len(),
+        val_from_seeds: split.from_seeds,
+        augmented_examples: examples.len() - set.examples.len(),
+        teacher_val_accuracy,
+        epochs_run: history.len(),
+        best_epoch,
+        history: thinned(history, best_epoch),
+    };
+    let network = Network::from_mlp(&mlp, config.quantize);
+    // The float weights' figure chose the best epoch; quantization moves the answers a
+    // little, and what the user gets is the quantized network.
+    let held_out_accuracy =
+        (!val.is_empty()).then(|| network_accuracy(&network, &val, &inputs, &examples));
+    let model = ProjectionModel::new(
+        text,
+        features,
+        projection,
+        set.labels.clone(),
+        Predictor::Network(network),
+        crate::format::header_value(&report),
+    )?;
+    Ok(Trained {
+        model,
+        held_out_accuracy,
+        held_out: val,
+    })
+}
+
+/// Refuses a text with no token after normalization, which `graph` and `train` refuse in a
+/// file. Only an all-zero input can be one, so only those are tokenized.
+fn refuse_empty_texts(projector: &Projector, inputs: &Inputs, set: &TrainSet) -> Result<()> {
+    let mut tokens = crate::text::Tokens::default();
+    for (i, ex) in set.examples.iter().enumerate() {
+        if inputs.packed_row(i).iter().all(|&b| b == 0) {
+            projector.pipeline().tokenize_into(&ex.text, &mut tokens);
+            if tokens.is_empty() {
+                return Err(Error::config(
+                    "examples",
+                    format!(
+                        "example {i} ({:?}): text is empty after normalization",
+                        set::excerpt(&ex.text)
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The network `dim → hidden… → labels`, initialized from `rng`.
+fn new_network(
+    dim: usize,
+    labels: usize,
+    config: &TrainConfig,
+    rng: &mut Xoshiro256PlusPlus,
+) -> Result<Mlp> {
     let mut sizes = vec![dim];
     sizes.extend(&config.hidden);
-    sizes.push(set.labels.len());
+    sizes.push(labels);
     // Each flag is bounded on its own; their product is what gets allocated (several times
     // over: weights, Adam's moments, the average, per-thread gradients).
     let weights: usize = sizes.windows(2).map(|w| w[0] * w[1]).sum();
@@ -475,103 +586,140 @@ pub fn train_scored(
             ),
         ));
     }
-    let mut mlp = Mlp::new(&sizes, || rng.next_u64())?;
+    Mlp::new(&sizes, || rng.next_u64())
+}
 
-    // The held-out slice: seeds if there are enough of them, else propagated examples.
-    let n_seeds = set.examples.iter().filter(|e| e.seed).count();
-    let val_from_seeds =
-        n_seeds >= SEEDS_FOR_VALIDATION * set.labels.len() || n_seeds == set.examples.len();
-    let mut pool: Vec<usize> = (0..set.examples.len())
-        .filter(|&i| set.examples[i].seed == val_from_seeds)
-        .collect();
-    shuffle(&mut pool, &mut rng);
-    let n_val = if pool.len() >= 2 && (config.hold_out_seeds || !val_from_seeds) {
-        ((pool.len() as f64 * f64::from(config.validation)).round() as usize).min(pool.len() / 2)
-    } else {
-        0
-    };
-    // Too small a slice judges epochs by noise: none, then.
-    let n_val = if n_val < config.min_held_out {
-        0
-    } else {
-        n_val
-    };
-    let val = held_out(
-        &pool,
-        &set.examples,
-        |i| inputs.packed_row(i),
-        set.labels.len(),
-        n_val,
-    );
-    let mut train_idx: Vec<usize> = (0..set.examples.len())
-        .filter(|i| val.binary_search(i).is_err())
-        .collect();
+/// The examples' split into the held-out slice and the training side.
+struct Split {
+    /// Held-out examples, ascending.
+    val: Vec<usize>,
+    /// The other examples, ascending.
+    train: Vec<usize>,
+    /// Whether the slice was drawn from the seeds (else from the propagated examples).
+    from_seeds: bool,
+}
 
-    // Distillation through augmented copies: they join the training side only.
-    let mut teacher_val_accuracy = None;
-    let examples: Cow<'_, [Example]> = if config.augment > 0 {
-        progress.stage(
-            "linear teacher",
-            Some(augment::TEACHER_EPOCHS as u64),
-            "epochs",
-        );
-        let pipeline = projector.pipeline();
-        let teacher = Teacher::fit(
-            pipeline,
-            &set.examples,
-            &train_idx,
-            set.labels.len(),
-            config.seed,
-            progress,
-        );
-        progress.finish_stage();
-        if !val.is_empty() {
-            teacher_val_accuracy = Some(teacher.accuracy(pipeline, &set.examples, &val));
-        }
-        let per_example = config
-            .augment
-            .min((augment::MAX_COPIES / train_idx.len().max(1)).max(1));
-        progress.stage("augmented copies", Some(train_idx.len() as u64), "texts");
-        let copies: Vec<Example> = train_idx
-            .par_iter()
-            .flat_map_iter(|&i| {
-                progress.advance(1);
-                (0..per_example).filter_map(move |c| {
-                    augment::perturb(&set.examples[i].text, config.seed, i, c).map(|t| (i, t))
-                })
-            })
-            // A copy weighs what its source weighs: a seed's copies as a seed, a propagated
-            // example's as that example (λ and its confidence). Fully supervised, every copy
-            // weighs 1 whatever λ says.
-            .map(|(i, text)| Example {
-                target: teacher.target(pipeline, &text),
-                text,
-                weight: set.examples[i].weight,
-                seed: false,
-            })
+impl Split {
+    /// The held-out slice: seeds if there are enough of them, else propagated examples; none
+    /// when the slice would be too small to judge epochs by more than noise.
+    fn choose(
+        set: &TrainSet,
+        inputs: &Inputs,
+        config: &TrainConfig,
+        rng: &mut Xoshiro256PlusPlus,
+    ) -> Self {
+        let n_seeds = set.examples.iter().filter(|e| e.seed).count();
+        let from_seeds =
+            n_seeds >= SEEDS_FOR_VALIDATION * set.labels.len() || n_seeds == set.examples.len();
+        let mut pool: Vec<usize> = (0..set.examples.len())
+            .filter(|&i| set.examples[i].seed == from_seeds)
             .collect();
-        progress.finish_stage();
-        progress.stage("projecting copies", None, "texts");
-        inputs.append(Inputs::project(&projector, &copies));
-        progress.finish_stage();
-        train_idx.extend(set.examples.len()..set.examples.len() + copies.len());
-        Cow::Owned(set.examples.iter().cloned().chain(copies).collect())
-    } else {
-        Cow::Borrowed(&set.examples)
-    };
-
-    let mut adam = Adam::new(mlp.params().len(), config.learning_rate);
-    let mut joint = match &config.joint {
-        Some(j) => {
-            progress.stage("hashing", None, "texts");
-            let sparse = SparseInputs::new(projector.pipeline(), &examples, j);
-            progress.finish_stage();
-            let mut trainer = Trainer::new(j, set.labels.len(), || rng.next_u64())?;
-            trainer.set_lr(config.learning_rate);
-            Some((trainer, sparse))
+        shuffle(&mut pool, rng);
+        let n_val = if pool.len() >= 2 && (config.hold_out_seeds || !from_seeds) {
+            ((pool.len() as f64 * f64::from(config.validation)).round() as usize)
+                .min(pool.len() / 2)
+        } else {
+            0
+        };
+        let n_val = if n_val < config.min_held_out {
+            0
+        } else {
+            n_val
+        };
+        let val = held_out(
+            &pool,
+            &set.examples,
+            |i| inputs.packed_row(i),
+            set.labels.len(),
+            n_val,
+        );
+        let train = (0..set.examples.len())
+            .filter(|i| val.binary_search(i).is_err())
+            .collect();
+        Split {
+            val,
+            train,
+            from_seeds,
         }
-        None => None,
-    };
+    }
+}
+
+/// The linear teacher's perturbed copies of the `train_idx` examples, and the teacher's
+/// accuracy on the held-out slice (if there is one).
+fn augmented_copies(
+    projector: &Projector,
+    set: &TrainSet,
+    train_idx: &[usize],
+    val: &[usize],
+    config: &TrainConfig,
+    progress: &dyn Progress,
+) -> (Vec<Example>, Option<f64>) {
+    progress.stage(
+        "linear teacher",
+        Some(augment::TEACHER_EPOCHS as u64),
+        "epochs",
+    );
+    let pipeline = projector.pipeline();
+    let teacher = Teacher::fit(
+        pipeline,
+        &set.examples,
+        train_idx,
+        set.labels.len(),
+        config.seed,
+        progress,
+    );
+    progress.finish_stage();
+    let accuracy = (!val.is_empty()).then(|| teacher.accuracy(pipeline, &set.examples, val));
+    let per_example = config
+        .augment
+        .min((augment::MAX_COPIES / train_idx.len().max(1)).max(1));
+    progress.stage("augmented copies", Some(train_idx.len() as u64), "texts");
+    let copies: Vec<Example> = train_idx
+        .par_iter()
+        .flat_map_iter(|&i| {
+            progress.advance(1);
+            (0..per_example).filter_map(move |c| {
+                augment::perturb(&set.examples[i].text, config.seed, i, c).map(|t| (i, t))
+            })
+        })
+        // A copy weighs what its source weighs: a seed's copies as a seed, a propagated
+        // example's as that example (λ and its confidence). Fully supervised, every copy
+        // weighs 1 whatever λ says.
+        .map(|(i, text)| Example {
+            target: teacher.target(pipeline, &text),
+            text,
+            weight: set.examples[i].weight,
+            seed: false,
+        })
+        .collect();
+    progress.finish_stage();
+    (copies, accuracy)
+}
+
+/// What the epochs read: every example's projected input (the augmented copies' too), and
+/// the held-out slice.
+struct Data<'a> {
+    inputs: &'a Inputs,
+    examples: &'a [Example],
+    val: &'a [usize],
+}
+
+/// Runs the epochs and leaves in `mlp` the weights of the best one (the last, without a
+/// held-out slice): the moving average's when there is one. Returns every epoch's figures
+/// and the best epoch.
+#[allow(clippy::too_many_arguments)]
+fn fit(
+    mlp: &mut Mlp,
+    data: &Data<'_>,
+    train_idx: &mut [usize],
+    mut joint: Option<(Trainer, SparseInputs)>,
+    config: &TrainConfig,
+    rng: &mut Xoshiro256PlusPlus,
+    progress: &dyn Progress,
+    on_epoch: &mut dyn FnMut(&EpochStats),
+) -> (Vec<EpochStats>, usize) {
+    let (inputs, examples, val) = (data.inputs, data.examples, data.val);
+    let mut adam = Adam::new(mlp.params().len(), config.learning_rate);
     let mut head_total = Vec::new();
     let mut workers: Vec<Worker> = Vec::new();
     let mut total = vec![0.0f32; mlp.params().len()];
@@ -595,7 +743,7 @@ pub fn train_scored(
         config.epochs
     };
     for epoch in 1..=epochs {
-        shuffle(&mut train_idx, &mut rng);
+        shuffle(train_idx, rng);
         // From the seed and the epoch, not from `rng`, so that training without dropout
         // draws the same shuffles as before the option existed.
         let epoch_key = crate::hash::hash_with_seed(&(epoch as u64).to_le_bytes(), config.seed);
@@ -608,9 +756,9 @@ pub fn train_scored(
                 workers.resize_with(chunks.len(), Worker::default);
             }
             let shared = Shared {
-                mlp: &mlp,
-                inputs: &inputs,
-                examples: &examples,
+                mlp,
+                inputs,
+                examples,
                 joint: joint.as_ref().map(|(t, s)| (t, s)),
                 keep,
                 epoch_key,
@@ -648,13 +796,13 @@ pub fn train_scored(
         if let Some(a) = &mut average {
             a.swap_in(mlp.params_mut(), config.ema_decay);
         }
-        let (val_accuracy, val_loss) = evaluate(&mlp, &val, &inputs, &examples);
+        let (val_accuracy, val_loss) = evaluate(mlp, val, inputs, examples);
         let stats = EpochStats {
             epoch,
             train_loss: epoch_loss / train_idx.len().max(1) as f64,
             val_accuracy,
             val_loss,
-            trainer_val_accuracy: joint.as_ref().map(|(t, s)| t.accuracy(s, &val, &examples)),
+            trainer_val_accuracy: joint.as_ref().map(|(t, s)| t.accuracy(s, val, examples)),
             held_out: val.len(),
         };
         on_epoch(&stats);
@@ -673,55 +821,7 @@ pub fn train_scored(
         }
     }
     mlp.params_mut().copy_from_slice(&best_params);
-    // Only a far too large step gets here; never write a model that predicts NaN. Finite
-    // weights can still overflow the logits, so a sample of examples is run through too.
-    let sample: Vec<usize> = train_idx
-        .iter()
-        .chain(&val)
-        .copied()
-        .step_by(((train_idx.len() + val.len()) / DIVERGENCE_SAMPLE).max(1))
-        .collect();
-    if !mlp.params().iter().all(|p| p.is_finite()) || !outputs_are_finite(&mlp, &sample, &inputs) {
-        return Err(Error::config(
-            "learning_rate",
-            format!(
-                "training diverged (non-finite weights or outputs) at learning rate {}: a \
-                 smaller learning rate, or smaller loss weights (λ, the joint trainer's \
-                 λ1–λ3) if they were raised, keeps it finite",
-                config.learning_rate
-            ),
-        ));
-    }
-    let report = TrainReport {
-        config: config.clone(),
-        counts: set.counts,
-        train_examples: train_idx.len(),
-        val_examples: val.len(),
-        val_from_seeds,
-        augmented_examples: examples.len() - set.examples.len(),
-        teacher_val_accuracy,
-        epochs_run: history.len(),
-        best_epoch: best.2,
-        history: thinned(history, best.2),
-    };
-    let network = Network::from_mlp(&mlp, config.quantize);
-    // The float weights' figure chose the best epoch; quantization moves the answers a
-    // little, and what the user gets is the quantized network.
-    let held_out_accuracy =
-        (!val.is_empty()).then(|| network_accuracy(&network, &val, &inputs, &examples));
-    let model = ProjectionModel::new(
-        text,
-        features,
-        projection,
-        set.labels.clone(),
-        Predictor::Network(network),
-        crate::format::header_value(&report),
-    )?;
-    Ok(Trained {
-        model,
-        held_out_accuracy,
-        held_out: val,
-    })
+    (history, best.2)
 }
 
 /// The graph-based projection model (the on-device Smart Reply design): the bipartite graph between
