@@ -154,7 +154,8 @@ pub struct Ingested {
 }
 
 const BATCH: usize = 4096;
-const SHOW_SKIPPED: usize = 5;
+/// How many of the skipped records' errors [`Skipped::first`] keeps (the first by line).
+pub const SHOW_SKIPPED: usize = 5;
 
 struct Prepared {
     record: Record,

@@ -1552,6 +1552,73 @@ fn a_block_weighted_zero_gives_no_feature_nodes() {
 }
 
 #[test]
+fn every_command_names_the_first_five_records_it_skipped_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The tiny corpus with seven bad records after its first line (lines 2 to 8).
+    let mut corpus = std::fs::read_to_string(repo("corpora/tiny/intents.jsonl")).unwrap();
+    let bad: String = (0..7)
+        .map(|i| format!("{{\"text\": {i}, \"label\": \"greeting\"}}\n"))
+        .collect();
+    corpus.insert_str(corpus.find('\n').unwrap() + 1, &bad);
+    std::fs::write(d.join("c.jsonl"), &corpus).unwrap();
+    let first: Vec<String> = (2..=6)
+        .map(|line| format!("c.jsonl:{line}: field \"text\": expected a string"))
+        .collect();
+    let stderr = |args: &[&str]| {
+        let out = crate::util::sprig(d, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let graph = stderr(&[
+        "graph",
+        "--corpus",
+        "c.jsonl",
+        "--out",
+        "c.graph",
+        "--skip-invalid",
+    ]);
+    let train = [
+        "train",
+        "--corpus",
+        "c.jsonl",
+        "--out",
+        "m.sprig",
+        "--skip-invalid",
+    ];
+    let train = stderr(&[&train[..], &crate::util::QUICK_TRAIN].concat());
+    let eval = [
+        "eval",
+        "--model",
+        "m.sprig",
+        "--data",
+        "c.jsonl",
+        "--skip-invalid",
+    ];
+    let eval = stderr(&eval);
+    for err in [&graph, &train, &eval] {
+        let line = err
+            .lines()
+            .find(|l| l.starts_with("warning: skipped 7 invalid records; the first 5: "))
+            .unwrap_or_else(|| panic!("{err}"));
+        // Each of the five named once, in line order; the sixth and seventh are not.
+        let at: Vec<usize> = first
+            .iter()
+            .map(|f| line.find(f.as_str()).unwrap())
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{line}");
+        assert!(
+            !line.contains("c.jsonl:7:") && !line.contains("c.jsonl:8:"),
+            "{line}"
+        );
+    }
+}
+
+#[test]
 fn quiet_silences_notes_but_not_warnings_about_dropped_input() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

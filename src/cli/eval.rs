@@ -26,8 +26,8 @@ pub struct Args {
     data: PathBuf,
     #[command(flatten)]
     corpus_fields: CorpusArgs,
-    /// Skip bad records (counted, the first reported on stderr) instead of stopping at the
-    /// first.
+    /// Skip bad records (counted, the first five reported on stderr) instead of stopping at
+    /// the first.
     #[arg(long)]
     skip_invalid: bool,
     /// One JSON object with `accuracy` and `macro_f1` at the top level; `confusion` lists

@@ -28,7 +28,8 @@ pub struct Args {
     seeds: Option<PathBuf>,
     #[command(flatten)]
     corpus_fields: CorpusArgs,
-    /// Skip bad records (reported on stderr) instead of stopping at the first.
+    /// Skip bad records (counted, the first five reported on stderr) instead of stopping at
+    /// the first.
     #[arg(long)]
     skip_invalid: bool,
     /// Graph kind: text–text kNN edges, or text–feature edges (Smart Reply).
@@ -145,14 +146,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let built = build_from_corpus(corpus, &config, &bars)?;
         format = Some(built.format);
         if built.skipped.count > 0 {
-            bars.warn(&format!(
-                "skipped {}; {}: {}",
-                super::count(built.skipped.count, "invalid record", "invalid records"),
-                match built.skipped.first.len() {
-                    1 => "the first".to_owned(),
-                    n => format!("the first {n}"),
-                },
-                built.skipped.first.join("; ")
+            bars.warn(&super::skipped_note(
+                built.skipped.count,
+                &built.skipped.first,
             ));
         }
         built.graph

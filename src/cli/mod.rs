@@ -114,13 +114,14 @@ pub(crate) fn case_twin<'a>(
 }
 
 /// `--skip-invalid` for a stream of records: records that fail to parse are counted (the
-/// first one's error kept) and dropped when asked to, else the error stops the command.
+/// first few errors kept, as `graph` keeps them) and dropped when asked to, else the error
+/// stops the command.
 pub(crate) struct SkipInvalid {
     skip: bool,
     /// Records dropped.
     pub(crate) count: u64,
-    /// The first dropped record's error.
-    pub(crate) first: Option<String>,
+    /// The first [`sprig::features::SHOW_SKIPPED`] dropped records' errors.
+    pub(crate) first: Vec<String>,
 }
 
 impl SkipInvalid {
@@ -128,7 +129,7 @@ impl SkipInvalid {
         Self {
             skip,
             count: 0,
-            first: None,
+            first: Vec::new(),
         }
     }
 
@@ -141,7 +142,9 @@ impl SkipInvalid {
             Ok(r) => Ok(Some(r)),
             Err(e @ sprig::Error::Parse { .. }) if self.skip => {
                 self.count += 1;
-                self.first.get_or_insert(e.to_string());
+                if self.first.len() < sprig::features::SHOW_SKIPPED {
+                    self.first.push(e.to_string());
+                }
                 Ok(None)
             }
             Err(e) => Err(e.into()),
@@ -150,11 +153,22 @@ impl SkipInvalid {
 
     /// The note on what was dropped, if anything was.
     pub(crate) fn note(&self) -> Option<String> {
-        self.first.as_ref().map(|first| {
-            let n = count(self.count, "invalid record", "invalid records");
-            format!("skipped {n}; the first: {first}")
-        })
+        (self.count > 0).then(|| skipped_note(self.count, &self.first))
     }
+}
+
+/// `skipped N invalid records; the first K: file:line: …; …`, the one wording of every
+/// command's `--skip-invalid` warning.
+pub(crate) fn skipped_note(count: u64, first: &[String]) -> String {
+    format!(
+        "skipped {}; {}: {}",
+        self::count(count, "invalid record", "invalid records"),
+        match first.len() {
+            1 => "the first".to_owned(),
+            n => format!("the first {n}"),
+        },
+        first.join("; ")
+    )
 }
 
 /// Prints a command's summary line: on standard output, unless the command's output file

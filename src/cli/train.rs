@@ -43,7 +43,8 @@ pub struct Args {
     out: PathBuf,
     #[command(flatten)]
     corpus_fields: CorpusArgs,
-    /// Skip bad records (reported on stderr) instead of stopping at the first.
+    /// Skip bad records (counted, the first five reported on stderr) instead of stopping at
+    /// the first.
     #[arg(long)]
     skip_invalid: bool,
     /// Model kind: a dense network, or a bucket → labels table (no multiply at all).
@@ -191,7 +192,7 @@ fn read_records(args: &Args, bars: &Bars) -> anyhow::Result<Vec<Record>> {
         return Err(sprig::Error::EmptyCorpus {
             path: args.corpus.clone(),
             skipped: skips.count,
-            first_skipped: skips.first,
+            first_skipped: skips.first.into_iter().next(),
         }
         .into());
     }
