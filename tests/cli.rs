@@ -1619,6 +1619,56 @@ fn every_command_names_the_first_five_records_it_skipped_alike() {
 }
 
 #[test]
+fn propagate_logs_each_iteration_to_a_log_file_and_quiet_keeps_only_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let corpus = repo("corpora/tiny/intents.jsonl");
+    let corpus = corpus.to_str().unwrap();
+    ok(d, &["graph", "--corpus", corpus, "--out", "t.graph", "-q"]);
+    // A class-share sample with a label the graph lacks: a warning.
+    std::fs::write(
+        d.join("sample.jsonl"),
+        "{\"text\":\"hi\",\"label\":\"greeting\"}\n{\"text\":\"x\",\"label\":\"nope\"}\n",
+    )
+    .unwrap();
+    let run = |quiet: bool| {
+        let mut args = vec![
+            "propagate",
+            "--graph",
+            "t.graph",
+            "--out",
+            "l.jsonl",
+            "--iterations",
+            "3",
+            "--prior-from",
+            "sample.jsonl",
+        ];
+        if quiet {
+            args.push("-q");
+        }
+        // stderr is a pipe here, as in a batch job's log: the lines must not vanish into the
+        // progress bar, which cannot draw there.
+        let out = crate::util::sprig(d, &args);
+        assert!(out.status.success());
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let warning = "warning: --prior-from ignores 1 labelled line of sample.jsonl with a label \
+                   the graph lacks: \"nope\"";
+    let loud = run(false);
+    assert!(loud.starts_with("t.graph: "), "{loud}");
+    for i in 1..=3 {
+        assert!(
+            loud.contains(&format!("iteration    {i}: max change ")),
+            "{loud}"
+        );
+    }
+    assert!(loud.contains(warning), "{loud}");
+    let quiet = run(true);
+    assert_eq!(quiet.lines().collect::<Vec<_>>().len(), 1, "{quiet}");
+    assert!(quiet.starts_with(warning), "{quiet}");
+}
+
+#[test]
 fn quiet_silences_notes_but_not_warnings_about_dropped_input() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -90,8 +90,10 @@ impl Bars {
     fn print(&self, message: &str) {
         let guard = self.bar.lock().unwrap_or_else(|e| e.into_inner());
         match guard.as_ref() {
-            Some(bar) => bar.println(message),
-            None => errln!("{message}"),
+            // A hidden bar (stderr not a terminal, or --quiet) prints nothing of its own
+            // `println`: the line goes straight to stderr then, or a warning would be lost.
+            Some(bar) if !bar.is_hidden() => bar.println(message),
+            _ => errln!("{message}"),
         }
     }
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use sprig::build::Progress;
 use sprig::corpus::{CorpusFormat, CorpusOptions, CorpusReader};
 use sprig::error::Error;
 use sprig::graph::Graph;
@@ -13,6 +13,8 @@ use sprig::propagate::{
     IterationStats, OutputFormat, Propagation, PropagationConfig,
 };
 use sprig::seeds::{apply_seed_file, read_seed_file};
+
+use super::progress::Bars;
 
 fn defaults() -> PropagationConfig {
     PropagationConfig::default()
@@ -439,7 +441,7 @@ fn sample_priors(path: &std::path::Path, graph: &Graph) -> anyhow::Result<Sample
     let note = (!ignored.is_empty()).then(|| {
         let lines: u64 = ignored.iter().map(|l| l.1).sum();
         format!(
-            "warning: --prior-from ignores {} of {} with a label the graph lacks: {}{}",
+            "--prior-from ignores {} of {} with a label the graph lacks: {}{}",
             super::count(lines, "labelled line", "labelled lines"),
             path.display(),
             examples(&ignored),
@@ -595,44 +597,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         prior_note = sample.note;
     }
 
-    let target = if args.job.quiet {
-        ProgressDrawTarget::hidden()
-    } else {
-        ProgressDrawTarget::stderr()
-    };
-    let bar = ProgressBar::with_draw_target(Some(config.iterations as u64), target).with_style(
-        ProgressStyle::with_template("propagate [{bar:30}] {pos}/{len} iterations {elapsed}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    // Iteration lines go through the bar on a terminal, straight to stderr otherwise (a hidden
-    // bar swallows its println), and nowhere with --quiet.
-    let quiet = args.job.quiet;
-    let print = |bar: &ProgressBar, s: String| {
-        if bar.is_hidden() {
-            errln!("{s}");
-        } else {
-            bar.println(s);
-        }
-    };
-    let line = move |bar: &ProgressBar, s: String| {
-        if !quiet {
-            print(bar, s);
-        }
-    };
-    line(
-        &bar,
-        format!(
-            "{}: {}; {} for at most {}",
-            args.graph.display(),
-            super::graph_size(&graph),
-            config.algorithm,
-            super::count(config.iterations as u64, "iteration", "iterations")
-        ),
-    );
+    let bars = Arc::new(Bars::new(args.job.quiet));
+    bars.note(&format!(
+        "{}: {}; {} for at most {}",
+        args.graph.display(),
+        super::graph_size(&graph),
+        config.algorithm,
+        super::count(config.iterations as u64, "iteration", "iterations")
+    ));
     if let Some(warning) = prior_note {
-        // Input ignored: a warning, which --quiet does not silence (as `Bars::warn`).
-        print(&bar, warning);
+        // Input ignored: a warning, which --quiet does not silence.
+        bars.warn(&warning);
     }
     if matches!(config.class_prior, ClassPrior::Cmn { priors: Some(_) })
         && config.top_k < graph.labels().len()
@@ -640,24 +615,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // Measured on SwDA (41 labels, dev split, priors = train label shares): dev accuracy
         // 23.8% with K = 8 against 47.9% with K = 64. A label truncated away during the
         // iterations cannot be raised by its prior afterwards.
-        line(
-            &bar,
-            format!(
+        bars.note(&format!(
             "note: --prior with --top-k {} < {} labels: a label dropped by the top-K truncation \
              cannot be restored by its prior; --top-k {} keeps them all",
             config.top_k,
             graph.labels().len(),
             graph.labels().len().min(sprig::propagate::MAX_TOP_K)
-        ),
-        );
+        ));
     }
     if matches!(config.algorithm, Algorithm::Lp | Algorithm::Spreading)
         && config.top_k < graph.labels().len()
     {
         // These two promise scikit-learn's numbers, which keep every label.
-        line(
-            &bar,
-            format!(
+        bars.note(&format!(
             "note: --top-k {} < {} labels: each iteration keeps every node's top {} labels, so \
              {} differs from scikit-learn's; --top-k {} keeps them all",
             config.top_k,
@@ -665,29 +635,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             config.top_k,
             config.algorithm,
             graph.labels().len().min(sprig::propagate::MAX_TOP_K)
-        ),
-        );
+        ));
     }
     let graph = Arc::new(graph);
-    let progress = bar.clone();
+    bars.stage("propagate", Some(config.iterations as u64), "iterations");
+    let progress = Arc::clone(&bars);
     let result = propagate_at(&place, &graph, &config, move |s| {
-        line(
-            &progress,
-            format!(
-                "iteration {:>4}: max change {:.3e}, total change {:.3e}, objective {:.6e}",
-                s.iteration, s.max_change, s.sum_change, s.objective
-            ),
-        );
-        progress.inc(1);
+        progress.note(&format!(
+            "iteration {:>4}: max change {:.3e}, total change {:.3e}, objective {:.6e}",
+            s.iteration, s.max_change, s.sum_change, s.objective
+        ));
+        progress.advance(1);
     })
     .with_context(|| format!("propagating over {}", args.graph.display()))?;
-    bar.finish_and_clear();
+    bars.finish_stage();
     let Some(result) = result else {
         // Process 0 writes its own --out; this process's is not used.
-        line(
-            &bar,
-            "done: process 0 of the cluster writes the output".into(),
-        );
+        bars.note("done: process 0 of the cluster writes the output");
         return Ok(());
     };
 
