@@ -487,14 +487,14 @@ pub fn read_line_bounded(
     })
 }
 
-/// The error of a line longer than [`MAX_LINE_BYTES`].
-pub(crate) fn too_long(path: &Path, line: u64) -> Error {
+/// The error of a line longer than `max` bytes (whole MiB).
+pub(crate) fn too_long(path: &Path, line: u64, max: usize) -> Error {
     Error::parse(
         path,
         line,
         format!(
             "line longer than {} MiB (sprig reads short texts; is this a file of lines?)",
-            MAX_LINE_BYTES >> 20
+            max >> 20
         ),
     )
 }
@@ -514,7 +514,7 @@ pub(crate) fn next_line(
     }
     *line += 1;
     if read == LineRead::TooLong {
-        return Err(too_long(path, *line));
+        return Err(too_long(path, *line, MAX_LINE_BYTES));
     }
     if buf.last() == Some(&b'\n') {
         buf.pop();

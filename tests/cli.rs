@@ -48,6 +48,21 @@ fn inspect_reports_unreachable_nodes_of_the_toy_graph() {
             "toy.graph",
         ],
     );
+    // Its summary counts nodes: an edge list names nodes, not texts or records.
+    let summary = ok(
+        dir.path(),
+        &[
+            "graph",
+            "--edges",
+            toy.join("edges.tsv").to_str().unwrap(),
+            "--out",
+            "bare.graph",
+        ],
+    );
+    assert!(
+        summary.starts_with("bare.graph: edges graph, 13 nodes, 24 edges, "),
+        "{summary}"
+    );
     let json: serde_json::Value = serde_json::from_str(&ok(
         dir.path(),
         &["inspect", "toy.graph", "--json", "--verify"],
@@ -1845,5 +1860,67 @@ fn a_closed_stderr_loses_the_notes_not_the_run() {
     assert_eq!(
         run(&["graph", "--corpus", "none.jsonl", "--out", "n.graph"]),
         Some(2)
+    );
+}
+
+#[test]
+fn inspect_names_the_first_hundred_labels_of_a_model_and_json_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let corpus: String = (0..150)
+        .map(|i| format!("{{\"text\":\"word{i} other{i}\",\"label\":\"l{i:03}\"}}\n"))
+        .collect();
+    std::fs::write(d.join("c.jsonl"), corpus).unwrap();
+    let train = ["train", "--corpus", "c.jsonl", "--out", "m.sprig", "-q"];
+    ok(d, &[&train[..], &crate::util::QUICK_TRAIN].concat());
+    let text = ok(d, &["inspect", "m.sprig"]);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("labels (150)"))
+        .unwrap();
+    assert!(
+        line.contains("l000, l001, ") && line.contains(", l099, … and 50 more"),
+        "{line}"
+    );
+    assert!(!line.contains("l100"), "{line}");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(d, &["inspect", "m.sprig", "--json"])).unwrap();
+    assert_eq!(json["labels"].as_array().unwrap().len(), 150);
+}
+
+#[test]
+fn the_note_that_suggests_keeping_every_label_says_what_it_costs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A chain of 100 nodes, each seeded with its own label: 100 labels, K = 8.
+    let edges: String = (0..99).map(|i| format!("n{i}\tn{}\t1\n", i + 1)).collect();
+    let seeds: String = (0..100).map(|i| format!("n{i}\tl{i}\n")).collect();
+    std::fs::write(d.join("e.tsv"), edges).unwrap();
+    std::fs::write(d.join("s.tsv"), seeds).unwrap();
+    let graph = [
+        "graph", "--edges", "e.tsv", "--seeds", "s.tsv", "--out", "g.graph",
+    ];
+    ok(d, &graph);
+    let out = crate::util::sprig(
+        d,
+        &[
+            "propagate",
+            "--graph",
+            "g.graph",
+            "--algorithm",
+            "spreading",
+            "--out",
+            "l.jsonl",
+        ],
+    );
+    assert!(out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    // 100 nodes × K × 16 bytes: 0.16 MB for K = 100, 0.0128 for 8; 12x the time at most.
+    assert!(
+        err.contains(
+            "--top-k 100 keeps them all (at a cost: label buffers of about 160 KB instead of 13 \
+             KB for these nodes, and up to 12x the time and the output's size)"
+        ),
+        "{err}"
     );
 }

@@ -986,3 +986,91 @@ fn every_kernel_trains_and_predicts_the_same_bytes() {
         texts.lines().count()
     );
 }
+
+#[test]
+fn train_reads_the_labels_propagate_wrote_for_a_label_name_past_a_corpus_lines_limit() {
+    // A 600,000-byte label name: each labels line names it twice (`label`, `scores`), past
+    // the 1 MiB a corpus line may hold; `train` must still read what `propagate` wrote.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let long = "L".repeat(600_000);
+    let mut corpus = String::new();
+    for (i, text) in [
+        "hello there friend",
+        "hello there my friend",
+        "hello friend",
+        "thanks a lot",
+        "thanks a lot friend",
+        "thanks so much",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let label = match i {
+            0 => Some(long.as_str()),
+            3 => Some("thanks"),
+            _ => None,
+        };
+        let row = match label {
+            Some(l) => serde_json::json!({"text": text, "label": l}),
+            None => serde_json::json!({"text": text}),
+        };
+        corpus.push_str(&format!("{row}\n"));
+    }
+    std::fs::write(d.join("c.jsonl"), corpus).unwrap();
+    ok(
+        d,
+        &["graph", "--corpus", "c.jsonl", "--out", "c.graph", "-q"],
+    );
+    ok(
+        d,
+        &["propagate", "--graph", "c.graph", "--out", "l.jsonl", "-q"],
+    );
+    let labels = std::fs::read_to_string(d.join("l.jsonl")).unwrap();
+    let longest = labels.lines().map(str::len).max().unwrap();
+    assert!(
+        longest > sprig::corpus::MAX_LINE_BYTES && longest < sprig::train::MAX_LABELS_LINE,
+        "{longest}"
+    );
+    let train = [
+        "train", "--corpus", "c.jsonl", "--labels", "l.jsonl", "--out", "m.sprig", "-q",
+    ];
+    ok(d, &[&train[..], &crate::util::QUICK_TRAIN].concat());
+    let answer = ok(d, &["predict", "--model", "m.sprig", "hello there friend"]);
+    assert!(
+        answer.starts_with(&format!("{long}\t")),
+        "{}",
+        &answer[..40]
+    );
+}
+
+#[test]
+fn train_warns_when_the_network_trails_the_linear_teacher_far_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let corpus = repo("corpora/replies/corpus.jsonl");
+    let corpus = corpus.to_str().unwrap();
+    ok(d, &["graph", "--corpus", corpus, "--out", "r.graph", "-q"]);
+    ok(
+        d,
+        &["propagate", "--graph", "r.graph", "--out", "r.jsonl", "-q"],
+    );
+    let train = |hidden: &str| {
+        let args = [
+            "train", "--corpus", corpus, "--labels", "r.jsonl", "--out", "m.sprig", "--epochs",
+            "3", "--hidden", hidden, "-q",
+        ];
+        let out = sprig(d, &args);
+        assert!(out.status.success());
+        String::from_utf8(out.stderr).unwrap()
+    };
+    // One hidden unit cannot tell 14 intents apart; the teacher, linear over the n-grams, can.
+    let narrow = train("1");
+    assert!(
+        narrow.starts_with("warning: the network scores 0.")
+            && narrow.contains("far below the linear teacher's 0.8"),
+        "{narrow}"
+    );
+    let usual = train("128");
+    assert!(!usual.contains("warning"), "{usual}");
+}

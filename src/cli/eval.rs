@@ -7,6 +7,7 @@ use serde_json::json;
 use sprig::corpus::CorpusReader;
 use sprig::metrics::Confusion;
 use sprig::model::{ProjectionModel, Scratch};
+use unicode_width::UnicodeWidthStr;
 
 use super::CorpusArgs;
 
@@ -155,20 +156,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     let width = per
         .iter()
-        .map(|p| p.label.chars().count())
+        .map(|p| p.label.width())
         .max()
         .unwrap_or(5)
         .max(5);
     let _ = writeln!(
         s,
-        "\n{:width$}  precision  recall      f1  support",
-        "label"
+        "\n{}  precision  recall      f1  support",
+        pad("label", width)
     );
     for p in &per {
         let _ = writeln!(
             s,
-            "{:width$}  {:>9.4}  {:>6.4}  {:>6.4}  {:>7}",
-            p.label, p.precision, p.recall, p.f1, p.support
+            "{}  {:>9.4}  {:>6.4}  {:>6.4}  {:>7}",
+            pad(&p.label, width),
+            p.precision,
+            p.recall,
+            p.f1,
+            p.support
         );
     }
     let labels = confusion.labels();
@@ -223,8 +228,32 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if any_abstained {
             cells.push(format!("{none:>cell$}"));
         }
-        let _ = writeln!(s, "{gold:width$} {}", cells.join(""));
+        let _ = writeln!(s, "{} {}", pad(gold, width), cells.join(""));
     }
     out!("{s}")?;
     Ok(())
+}
+
+/// `s` padded with spaces to `width` terminal columns: by display width, not by `char`s, so
+/// that CJK and emoji labels (two columns each) keep the table aligned.
+fn pad(s: &str, width: usize) -> String {
+    format!("{s}{}", " ".repeat(width.saturating_sub(s.width())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pad;
+
+    #[test]
+    fn labels_are_padded_by_display_width() {
+        // Two columns per CJK character and per emoji: the same width as 6 ASCII letters.
+        for label in ["意図_0", "😀emoj", "abcdef"] {
+            assert_eq!(unicode_width::UnicodeWidthStr::width(label), 6, "{label}");
+            assert_eq!(
+                unicode_width::UnicodeWidthStr::width(pad(label, 9).as_str()),
+                9
+            );
+        }
+        assert_eq!(pad("abcdefghij", 4), "abcdefghij");
+    }
 }

@@ -226,10 +226,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     super::summary(
         &args.out,
         format_args!(
-            "{}: {} graph, {}, {} ({:.2}s)",
+            "{}: {} graph, {}{} ({:.2}s)",
             args.out.display(),
             graph.kind(),
-            super::count(graph.records().len() as u64, "record", "records"),
+            // An edge list has no records of its own: one per node.
+            match graph.kind() {
+                GraphKind::Edges => String::new(),
+                _ => format!(
+                    "{}, ",
+                    super::count(graph.records().len() as u64, "record", "records")
+                ),
+            },
             super::graph_size(&graph),
             started.elapsed().as_secs_f64()
         ),

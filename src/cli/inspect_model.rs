@@ -17,6 +17,9 @@ pub(crate) fn magic(path: &Path) -> Option<Vec<u8>> {
         .map(|_| head)
 }
 
+/// The labels the text report names; `--json` lists every one.
+const LABELS_SHOWN: usize = 100;
+
 pub(crate) fn run(path: &Path, json_out: bool) -> anyhow::Result<()> {
     // The file's own header: its format version and writer, not this build's.
     let (model, header) = ProjectionModel::load_with_header(path)?;
@@ -72,10 +75,16 @@ pub(crate) fn run(path: &Path, json_out: bool) -> anyhow::Result<()> {
         "kernels         {} on this machine (the same answers with any)",
         sprig::network::kernel_name()
     )?;
+    // Thousands of names on one line help no one: the first few, and `--json` has them all.
+    let shown = &header.labels[..header.labels.len().min(LABELS_SHOWN)];
     outln!(
-        "labels ({})     {}",
+        "labels ({})     {}{}",
         header.labels.len(),
-        header.labels.join(", ")
+        shown.join(", "),
+        match header.labels.len() - shown.len() {
+            0 => String::new(),
+            more => format!(", … and {more} more (--json lists them all)"),
+        }
     )?;
     outln!("text            {}", serde_json::to_string(&header.text)?)?;
     outln!(

@@ -43,10 +43,14 @@ pub(crate) fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
 /// A graph's size as `graph` and `propagate` print it: `N nodes (N texts), N edges, N seeds
 /// over N labels`.
 pub(crate) fn graph_size(graph: &sprig::graph::Graph) -> String {
+    // An edge list's nodes are whatever it names, not texts.
+    let texts = match graph.kind() {
+        sprig::graph::GraphKind::Edges => String::new(),
+        _ => format!(" ({})", count(graph.n_text_nodes() as u64, "text", "texts")),
+    };
     format!(
-        "{} ({}), {}, {} over {}",
+        "{}{texts}, {}, {} over {}",
         count(graph.n_nodes() as u64, "node", "nodes"),
-        count(graph.n_text_nodes() as u64, "text", "texts"),
         count(graph.n_edges() as u64, "edge", "edges"),
         graph.seeds_summary(),
         count(graph.labels().len() as u64, "label", "labels"),

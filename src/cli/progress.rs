@@ -56,8 +56,8 @@ impl Bars {
         let line = match (finished, bar.length()) {
             (true, _) => format!("{name}: done, {done} in {elapsed:.1}s"),
             (false, Some(total)) if done > 0 => format!(
-                "{name}: {done}/{total} after {elapsed:.0}s, {:.0}/s, about {:.0}s left",
-                done as f64 / elapsed,
+                "{name}: {done}/{total} after {elapsed:.0}s, {}, about {:.0}s left",
+                per_second(done as f64 / elapsed),
                 (total.saturating_sub(done)) as f64 * elapsed / done as f64
             ),
             (false, _) => format!("{name}: {done} after {elapsed:.0}s"),
@@ -159,12 +159,35 @@ impl sprig::build::Progress for Bars {
 /// The `{rate}` of a bar: whole units per second from 100 up, one decimal from 10, two
 /// below (indicatif's `{per_sec}` prints four decimals: "5,402.1234/s").
 fn rate(state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write) {
-    let r = state.per_sec();
-    let _ = if r >= 100.0 || r == 0.0 {
-        write!(w, "{r:.0}/s")
+    let _ = w.write_str(&per_second(state.per_sec()));
+}
+
+/// A rate for people: whole units per second from 100 up, one decimal from 10, two below,
+/// and below 0.01 the time a unit takes ("59s each"), not "0.00/s".
+fn per_second(r: f64) -> String {
+    if r >= 100.0 || r == 0.0 {
+        format!("{r:.0}/s")
     } else if r >= 10.0 {
-        write!(w, "{r:.1}/s")
+        format!("{r:.1}/s")
+    } else if r >= 0.01 {
+        format!("{r:.2}/s")
     } else {
-        write!(w, "{r:.2}/s")
-    };
+        format!("{:.0}s each", 1.0 / r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::per_second;
+
+    #[test]
+    fn a_rate_never_rounds_to_zero() {
+        assert_eq!(per_second(5402.1234), "5402/s");
+        assert_eq!(per_second(12.34), "12.3/s");
+        assert_eq!(per_second(0.5), "0.50/s");
+        assert_eq!(per_second(0.0), "0/s");
+        // One epoch of a slow stage in 59 s: said as such, not as "0.02/s" or "0/s".
+        assert_eq!(per_second(1.0 / 59.0), "0.02/s");
+        assert_eq!(per_second(1.0 / 700.0), "700s each");
+    }
 }

@@ -91,7 +91,9 @@ pub struct Args {
     /// Read with the fields the graph's corpus was read with, and in its format unless the
     /// sample's name or first bytes say another (lines cut from the corpus serve as they are).
     /// For skewed classes: label a hundred or more randomly drawn lines, not balanced ones
-    /// (on SwDA's dialog acts 100 such lines did as well as the true shares). On near-balanced
+    /// (on SwDA's 41 dialog acts 100 such lines did as well as the true shares; with hundreds
+    /// of labels, a label's share needs several lines that carry it, so thousands of lines:
+    /// a review's 999 skewed labels gained from 1,000 and 5,000 lines, not 100). On near-balanced
     /// classes the default (seed-estimated) priors are better (benches/README.md).
     #[arg(long, value_name = "FILE", conflicts_with = "priors")]
     prior_from: Option<PathBuf>,
@@ -234,6 +236,30 @@ fn quiet_timely_panics() -> Arc<std::sync::Mutex<Option<String>>> {
         }
     }));
     first
+}
+
+/// What keeping every label costs, for the notes that suggest it: the label buffers grow
+/// with K (two of K (label, score) pairs a node), and so do the time and the output's lines.
+fn top_k_cost(graph: &Graph, config: &PropagationConfig) -> String {
+    let all = graph.labels().len().min(sprig::propagate::MAX_TOP_K);
+    if all <= 64 {
+        return String::new();
+    }
+    let bytes = |k: usize| {
+        let b = (graph.n_nodes() * k * 16) as f64;
+        match b {
+            b if b < 1e6 => format!("{:.0} KB", b / 1e3),
+            b if b < 1e9 => format!("{:.0} MB", b / 1e6),
+            b => format!("{:.1} GB", b / 1e9),
+        }
+    };
+    format!(
+        " (at a cost: label buffers of about {} instead of {} for these nodes, and up to {}x \
+         the time and the output's size)",
+        bytes(all),
+        bytes(config.top_k),
+        (all / config.top_k.max(1)).max(1)
+    )
 }
 
 /// Runs the propagation on `place` (or in this process). `None` in a process other than
@@ -617,10 +643,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // iterations cannot be raised by its prior afterwards.
         bars.note(&format!(
             "note: --prior with --top-k {} < {} labels: a label dropped by the top-K truncation \
-             cannot be restored by its prior; --top-k {} keeps them all",
+             cannot be restored by its prior; --top-k {} keeps them all{}",
             config.top_k,
             graph.labels().len(),
-            graph.labels().len().min(sprig::propagate::MAX_TOP_K)
+            graph.labels().len().min(sprig::propagate::MAX_TOP_K),
+            top_k_cost(&graph, &config)
         ));
     }
     if matches!(config.algorithm, Algorithm::Lp | Algorithm::Spreading)
@@ -629,12 +656,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // These two promise scikit-learn's numbers, which keep every label.
         bars.note(&format!(
             "note: --top-k {} < {} labels: each iteration keeps every node's top {} labels, so \
-             {} differs from scikit-learn's; --top-k {} keeps them all",
+             {} differs from scikit-learn's; --top-k {} keeps them all{}",
             config.top_k,
             graph.labels().len(),
             config.top_k,
             config.algorithm,
-            graph.labels().len().min(sprig::propagate::MAX_TOP_K)
+            graph.labels().len().min(sprig::propagate::MAX_TOP_K),
+            top_k_cost(&graph, &config)
         ));
     }
     let graph = Arc::new(graph);

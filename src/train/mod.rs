@@ -69,7 +69,7 @@ mod set;
 
 pub use joint::JointConfig;
 use joint::{SparseInputs, Trainer};
-pub use set::{Example, TrainSet, TrainSetCounts};
+pub use set::{Example, TrainSet, TrainSetCounts, MAX_LABELS_LINE};
 
 /// Examples per gradient chunk: the unit of parallel work and of the fixed-order reduction.
 pub const CHUNK: usize = 16;

@@ -15,6 +15,13 @@ use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::propagate::Propagation;
 
+/// The longest line of a labels file [`TrainSet::distilled`] reads: 16 MiB. `sprig
+/// propagate` writes each label name twice (`label`, `scores`) for up to K labels (at most
+/// 1024) after the record's id, which is up to a 1 MiB corpus line itself: long label names
+/// with a large K pass the corpus's 1 MiB limit (a review's 600 KB label name did, at K = 8),
+/// and training must read what propagation wrote.
+pub const MAX_LABELS_LINE: usize = 16 << 20;
+
 /// One training text with its target distribution.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Example {
@@ -459,16 +466,12 @@ impl TrainSet {
         loop {
             // Bounded as every line sprig reads: a file that is not of lines (a binary
             // passed as --labels) is not held whole.
-            let read = crate::corpus::read_line_bounded(
-                labels_file,
-                &mut bytes,
-                crate::corpus::MAX_LINE_BYTES,
-            )
-            .map_err(|e| Error::io(path, e))?;
+            let read = crate::corpus::read_line_bounded(labels_file, &mut bytes, MAX_LABELS_LINE)
+                .map_err(|e| Error::io(path, e))?;
             match read {
                 crate::corpus::LineRead::End => break,
                 crate::corpus::LineRead::TooLong => {
-                    return Err(crate::corpus::too_long(path, line_no + 1));
+                    return Err(crate::corpus::too_long(path, line_no + 1, MAX_LABELS_LINE));
                 }
                 crate::corpus::LineRead::Line => {}
             }
@@ -1214,12 +1217,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("l:1: invalid UTF-8"), "{err}");
-        // A line past the cap, as every line sprig reads: named, not held.
-        let long = format!("\n{}\n", "x".repeat(crate::corpus::MAX_LINE_BYTES + 1));
+        // A line past the labels file's cap (higher than a corpus line's): named, not held.
+        let long = format!("\n{}\n", "x".repeat(MAX_LABELS_LINE + 1));
         let err = TrainSet::distilled(&records, &mut long.as_bytes(), Path::new("l"), &config)
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("l:2: line longer than 1 MiB"), "{err}");
+        assert!(err.starts_with("l:2: line longer than 16 MiB"), "{err}");
         assert!(matches!(
             TrainSet::supervised(&[rec(1, "x", None)]),
             Err(Error::NoSeeds)
