@@ -1483,4 +1483,111 @@ mod tests {
             ["a.bin", "a.bin", "b.bin", "b.bin", "c.bin", "f.bin", "real"]
         );
     }
+
+    /// A file that stops right after one part of the preamble is cut short in the next
+    /// part, and says how long that part needs the file to be: the magic alone is not a
+    /// file of another kind, and a header length is checked against the file.
+    #[test]
+    fn a_file_cut_between_parts_names_the_part_it_lacks() {
+        let good = sample();
+        let header_len = u64::from(u32::from_le_bytes(good[12..16].try_into().unwrap()));
+        let cut = |n: usize| match parse(good[..n].to_vec()) {
+            Err(Error::Truncated {
+                what, needed, len, ..
+            }) => (what, needed, len),
+            other => panic!("{n} bytes: {other:?}"),
+        };
+        assert_eq!(cut(7), ("the magic".into(), 8, 7));
+        assert_eq!(cut(8), ("the fixed preamble".into(), 16, 8));
+        assert_eq!(cut(15), ("the fixed preamble".into(), 16, 15));
+        let header_end = 16 + header_len as usize;
+        for n in [16, header_end, header_end + 3] {
+            assert_eq!(cut(n), ("the header".into(), 16 + header_len + 4, n as u64));
+        }
+    }
+
+    /// The smallest files: no section, the checksum right after the header's padding (or
+    /// right after the header, when it ends on the 8-byte boundary).
+    #[test]
+    fn a_file_without_sections_is_its_header_and_checksum() {
+        for pad in 0..8 {
+            let header = serde_json::json!({"kind": "test", "pad": "x".repeat(pad)});
+            let bytes = ArtifactWriter::new().finish(b"SPRIGTST", 1, header);
+            let header_len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+            assert_eq!(bytes.len(), (16 + header_len).next_multiple_of(8) + 4);
+            let a = parse(bytes).unwrap();
+            assert!(a.sections().is_empty(), "{pad}");
+        }
+    }
+
+    /// The streaming reader reads a section in 64 KiB chunks: one longer than that (and a
+    /// kept range across two chunk boundaries) comes back whole and in order, and the file
+    /// still ends where its checksum says.
+    #[test]
+    fn streamed_sections_longer_than_a_chunk_read_back() {
+        let values: Vec<u32> = (0..40_000u32)
+            .map(|i| i.wrapping_mul(2_654_435_761))
+            .collect();
+        let mut w = ArtifactWriter::new();
+        w.add_u32("big", &[values.len() as u64], &values);
+        w.add_u32("after", &[1], &[7]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.bin");
+        std::fs::write(&path, w.finish(b"SPRIGTST", 1, serde_json::json!({}))).unwrap();
+        let mut s = SectionStream::open(&path, EXPECT).unwrap();
+        assert_eq!(s.u32s("big", None).unwrap(), values);
+        assert_eq!(s.u32s("after", None).unwrap(), [7]);
+        s.finish().unwrap();
+        let mut s = SectionStream::open(&path, EXPECT).unwrap();
+        let mut digest = xxhash_rust::xxh3::Xxh3::new();
+        let kept = s.u32s_digested("big", Some(10_000..35_000), &mut digest);
+        assert_eq!(kept.unwrap(), values[10_000..35_000]);
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(digest.digest(), xxhash_rust::xxh3::xxh3_64(&bytes));
+        assert_eq!(s.u32s("after", None).unwrap(), [7]);
+        s.finish().unwrap();
+    }
+
+    #[test]
+    fn string_offsets_out_of_order_or_past_the_blob_are_corrupt() {
+        let path = Path::new("x.bin");
+        let strings = decode_strings(path, "keys", &[0, 1, 3], b"abc").unwrap();
+        assert_eq!(strings, ["a", "bc"]);
+        for offsets in [&[0, 3, 1][..], &[0, 4], &[1, 3]] {
+            let e = decode_strings(path, "keys", offsets, b"abc").unwrap_err();
+            assert!(matches!(e, Error::Corrupt { .. }), "{offsets:?}: {e}");
+        }
+    }
+
+    /// A replaced file is written beside it under a temporary name and renamed over it: a
+    /// shorter content leaves nothing of the old one behind, and a failed write leaves the
+    /// old one whole.
+    #[test]
+    fn a_replaced_file_is_written_beside_it_then_renamed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.bin");
+        std::fs::write(&path, b"the old, longer content").unwrap();
+        write_atomic(&path, |w| {
+            let names: Vec<String> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            assert!(
+                names
+                    .iter()
+                    .any(|n| n.starts_with(".out.bin.") && n.ends_with(".tmp")),
+                "{names:?}"
+            );
+            w.write_all(b"new").map_err(|e| Error::io(&path, e))
+        })
+        .unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        let err = write_atomic(&path, |w| {
+            w.write_all(b"partial").unwrap();
+            Err(Error::NoSeeds)
+        });
+        assert!(err.is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
 }
