@@ -1518,4 +1518,96 @@ mod tests {
         let saved = std::panic::catch_unwind(|| s.to_bytes());
         assert!(saved.is_err(), "a shard is not a graph file");
     }
+
+    /// A file whose checksum holds but whose row offsets cannot cut rows (one decreases, or
+    /// the first is not 0): `load_rows` reads it whole, and so refuses it as `load` does,
+    /// naming the invariant, not its own row cutting.
+    #[test]
+    fn loading_rows_refuses_invalid_offsets_as_loading_it_whole_does() {
+        let (_, dir, path) = saved(300);
+        let bytes = std::fs::read(&path).unwrap();
+        let header_len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+        let data_start = (16 + header_len).div_ceil(8) * 8;
+        let offset = |b: &[u8], v: usize| {
+            let at = data_start + 8 * v;
+            u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+        };
+        let damaged = dir.path().join("d.graph");
+        for (v, value) in [(5, offset(&bytes, 6) + 1), (0, 1)] {
+            let mut case = bytes.clone();
+            case[data_start + 8 * v..data_start + 8 * v + 8].copy_from_slice(&value.to_le_bytes());
+            let n = case.len();
+            let crc = crc32fast::hash(&case[..n - 4]);
+            case[n - 4..].copy_from_slice(&crc.to_le_bytes());
+            std::fs::write(&damaged, &case).unwrap();
+            let whole = Graph::from_bytes(&damaged, case).unwrap_err().to_string();
+            assert!(whole.contains("row_offsets"), "{whole}");
+            assert_eq!(Graph::load(&damaged).unwrap_err().to_string(), whole);
+            let part = Graph::load_rows(&damaged, |n| n / 3..n / 2).unwrap_err();
+            assert_eq!(part.to_string(), whole, "offset {v}");
+        }
+    }
+
+    /// A key recorded in the provenance joins the keys already there; a graph made without
+    /// an object (or with another value) gets one holding just that key.
+    #[test]
+    fn recorded_provenance_keeps_what_was_there() {
+        let mut g = triangle_plus_isolated();
+        g.provenance = serde_json::json!({"corpus": "c.jsonl"});
+        g.record_provenance("seeds", "s.tsv".into());
+        assert_eq!(
+            g.provenance(),
+            &serde_json::json!({"corpus": "c.jsonl", "seeds": "s.tsv"})
+        );
+        for before in [serde_json::Value::Null, serde_json::json!("c.jsonl")] {
+            g.provenance = before;
+            g.record_provenance("seeds", "s.tsv".into());
+            assert_eq!(g.provenance(), &serde_json::json!({"seeds": "s.tsv"}));
+        }
+    }
+
+    /// Record or seed sections of different lengths (no sprig writes them; the checksum
+    /// holds) are refused as such, whichever one is short, instead of being zipped to the
+    /// shortest.
+    #[test]
+    fn record_and_seed_sections_of_different_lengths_are_refused() {
+        let (_, dir, path) = saved(40);
+        let a = Artifact::read(&path, EXPECT).unwrap();
+        let other = dir.path().join("short.graph");
+        for short in ["record_ids.offsets", TEXT_HASHES, "seed_labels"] {
+            // The same sections, the last value of `short` left out.
+            let (mut u64s, mut u32s, mut f32s) = (Vec::new(), Vec::new(), Vec::new());
+            for e in a.sections() {
+                let cut = usize::from(e.name == short);
+                match e.dtype {
+                    format::Dtype::U64 => {
+                        let v = a.u64s(&e.name).unwrap();
+                        u64s.push((e.name.clone(), v[..v.len() - cut].to_vec()));
+                    }
+                    format::Dtype::U32 => {
+                        let v = a.u32s(&e.name).unwrap();
+                        u32s.push((e.name.clone(), v[..v.len() - cut].to_vec()));
+                    }
+                    format::Dtype::F32 => f32s.push((e.name.clone(), a.f32s(&e.name).unwrap())),
+                    _ => {}
+                }
+            }
+            let mut w = ArtifactWriter::new();
+            for e in a.sections() {
+                let len = |n: usize| [n as u64];
+                if let Some((_, v)) = u64s.iter().find(|(n, _)| *n == e.name) {
+                    w.add_u64(&e.name, &len(v.len()), v);
+                } else if let Some((_, v)) = u32s.iter().find(|(n, _)| *n == e.name) {
+                    w.add_u32(&e.name, &len(v.len()), v);
+                } else if let Some((_, v)) = f32s.iter().find(|(n, _)| *n == e.name) {
+                    w.add_f32(&e.name, &len(v.len()), v);
+                } else {
+                    w.add_u8(&e.name, a.u8s(&e.name).unwrap());
+                }
+            }
+            let bytes = w.finish(GRAPH_MAGIC, a.version, a.header.clone());
+            let e = Graph::from_bytes(&other, bytes).unwrap_err().to_string();
+            assert!(e.contains("sections differ in length"), "{short}: {e}");
+        }
+    }
 }
