@@ -598,4 +598,27 @@ mod tests {
         );
         assert_eq!(cut.row(0).0.len(), 2, "'a' is in every text and is cut");
     }
+
+    /// `max_df` is a fraction of the texts: 0 (or less) would keep no feature and more than
+    /// 1 means nothing, so both are refused; 1 (keep all) and small fractions are not.
+    #[test]
+    fn max_df_must_be_a_fraction_in_zero_one() {
+        let filter = |max_df| DfFilter { min_df: 1, max_df };
+        for good in [1.0, 0.5, 1e-9] {
+            assert!(filter(good).validate().is_ok(), "{good}");
+        }
+        for bad in [0.0, -0.5, 1.5, f64::NAN] {
+            let e = filter(bad).validate().unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    Error::InvalidConfig {
+                        field: "max_df",
+                        ..
+                    }
+                ),
+                "{bad}: {e}"
+            );
+        }
+    }
 }
