@@ -650,10 +650,42 @@ pub struct SectionStream {
     sections: Vec<SectionEntry>,
     data_start: u64,
     len: u64,
-    reader: Box<dyn std::io::BufRead + Send>,
+    reader: StreamSource,
     /// Bytes read (and hashed) so far.
     pos: u64,
     crc: crc32fast::Hasher,
+}
+
+/// Where a [`SectionStream`] reads: a file, or a pipe's bytes, read whole by
+/// [`SectionStream::open`] (a pipe cannot be opened a second time).
+enum StreamSource {
+    File(std::io::BufReader<std::fs::File>),
+    Memory(std::io::Cursor<Vec<u8>>),
+}
+
+impl std::io::Read for StreamSource {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            StreamSource::File(r) => r.read(buf),
+            StreamSource::Memory(r) => r.read(buf),
+        }
+    }
+}
+
+impl std::io::BufRead for StreamSource {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        match self {
+            StreamSource::File(r) => r.fill_buf(),
+            StreamSource::Memory(r) => r.fill_buf(),
+        }
+    }
+
+    fn consume(&mut self, n: usize) {
+        match self {
+            StreamSource::File(r) => r.consume(n),
+            StreamSource::Memory(r) => r.consume(n),
+        }
+    }
 }
 
 impl std::fmt::Debug for SectionStream {
@@ -679,17 +711,20 @@ impl SectionStream {
         let meta = file.metadata().map_err(io)?;
         // A pipe (`/dev/stdin`, `<(…)`) has no length to check sections against: it is read
         // whole first, as `Artifact::read` reads every file.
-        let (len, mut reader): (u64, Box<dyn std::io::BufRead + Send>) = if meta.is_file() {
+        let (len, mut reader) = if meta.is_file() {
             (
                 meta.len(),
-                Box::new(std::io::BufReader::with_capacity(1 << 20, file)),
+                StreamSource::File(std::io::BufReader::with_capacity(1 << 20, file)),
             )
         } else {
             let mut bytes = Vec::new();
             std::io::BufReader::new(file)
                 .read_to_end(&mut bytes)
                 .map_err(io)?;
-            (bytes.len() as u64, Box::new(std::io::Cursor::new(bytes)))
+            (
+                bytes.len() as u64,
+                StreamSource::Memory(std::io::Cursor::new(bytes)),
+            )
         };
         // The preamble, then the header if the file is long enough to hold it (a header
         // length claiming more than the file is refused before anything is allocated).
@@ -955,6 +990,20 @@ impl SectionStream {
             .map(|n| Some(self.sections.iter().find(|s| s.name == *n)?.offset))
             .collect();
         offsets.is_some_and(|o| o.windows(2).all(|w| w[0] <= w[1]))
+    }
+
+    /// The whole file as an [`Artifact`], for a reader that cannot stream it (sections in
+    /// another writer's order): read again from its path, or, for a pipe, which cannot be
+    /// read twice, parsed from the bytes [`SectionStream::open`] read (every byte, whatever
+    /// this stream has consumed of them).
+    ///
+    /// # Errors
+    /// As [`Artifact::read`].
+    pub fn into_artifact(self, expect: Expect) -> Result<Artifact> {
+        match self.reader {
+            StreamSource::File(_) => Artifact::read(&self.path, expect),
+            StreamSource::Memory(bytes) => Artifact::parse(&self.path, bytes.into_inner(), expect),
+        }
     }
 
     /// Reads the rest of the file and checks the checksum (check 5 of the module docs).

@@ -804,8 +804,7 @@ impl Graph {
         if !(s.in_order(&SECTION_ORDER) && hashes_in_order) {
             // Another writer's order (or a missing section): read whole, as `from_bytes`
             // would, and cut the rows out afterwards.
-            drop(s);
-            let a = Artifact::read(path, EXPECT)?;
+            let a = s.into_artifact(EXPECT)?;
             let g = Self::from_artifact(&a)?;
             let g = match rows(g.n_nodes()) {
                 Some(r) => g.keep_rows(r),
@@ -1500,6 +1499,14 @@ mod tests {
         let writer = {
             let (fifo, path) = (fifo.clone(), path.clone());
             std::thread::spawn(move || std::fs::write(&fifo, std::fs::read(&path).unwrap()))
+        };
+        assert_eq!(Graph::load(&fifo).unwrap(), g);
+        writer.join().unwrap().unwrap();
+        // The other order through the FIFO: read whole from the bytes the stream read, since
+        // a pipe cannot be opened a second time.
+        let writer = {
+            let (fifo, other) = (fifo.clone(), other.clone());
+            std::thread::spawn(move || std::fs::write(&fifo, std::fs::read(&other).unwrap()))
         };
         assert_eq!(Graph::load(&fifo).unwrap(), g);
         writer.join().unwrap().unwrap();

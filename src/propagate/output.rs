@@ -360,9 +360,11 @@ mod tests {
     #[test]
     fn micros_round_as_the_formatter_does() {
         let check = |x: f32| {
+            // `+ 0.0` makes a zero positive: which zero `max` returns for ±0 is unspecified
+            // (at opt-level 0 it returned -0.0, printed "-0.000000").
             assert_eq!(
                 Micros(micros(x)).to_string(),
-                format!("{:.6}", x.max(0.0)),
+                format!("{:.6}", x.max(0.0) + 0.0),
                 "{x}"
             );
         };
