@@ -954,3 +954,64 @@ fn standard_input_is_sniffed_like_a_name_without_extension() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(dir.path().join("m.sprig").exists());
 }
+
+/// A full disk (Linux's `/dev/full`): every command that writes stops with exit code 2 and
+/// one line saying where it could not write, the path named once.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_is_one_clear_error_for_every_command_that_writes() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let corpus = crate::util::repo("corpora/tiny/intents.jsonl");
+    let corpus = corpus.to_str().unwrap();
+    crate::util::ok(d, &["graph", "--corpus", corpus, "--out", "t.graph", "-q"]);
+    let train = ["train", "--corpus", corpus, "--out", "m.sprig", "-q"];
+    crate::util::ok(d, &[&train[..], &crate::util::QUICK_TRAIN].concat());
+    let run = |args: &[&str]| {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_sprig"))
+            .args(args)
+            .current_dir(d)
+            .stdin(Stdio::null())
+            .stdout(full)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        err
+    };
+    let to_file = "sprig: /dev/full: No space left on device";
+    let graph = ["graph", "--corpus", corpus, "--out", "/dev/full", "-q"];
+    assert!(run(&graph).starts_with(to_file));
+    let propagate = [
+        "propagate",
+        "--graph",
+        "t.graph",
+        "--out",
+        "/dev/full",
+        "-q",
+    ];
+    assert!(run(&propagate).starts_with(to_file));
+    let train = ["train", "--corpus", corpus, "--out", "/dev/full", "-q"];
+    assert!(run(&[&train[..], &crate::util::QUICK_TRAIN].concat()).starts_with(to_file));
+    let to_stdout = "writing to standard output: No space left on device";
+    for args in [
+        &["predict", "--model", "m.sprig", "hello"][..],
+        &["eval", "--model", "m.sprig", "--data", corpus],
+        &["inspect", "t.graph"],
+        &["inspect", "m.sprig"],
+        &["inspect", "t.graph", "--edges"],
+    ] {
+        let err = run(args);
+        assert!(
+            err.starts_with("sprig: ") && err.contains(to_stdout),
+            "{args:?}: {err}"
+        );
+    }
+}

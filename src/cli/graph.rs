@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use sprig::build::{build_from_corpus, read_edges, BuildConfig, GraphConfig, MaxScan};
 use sprig::corpus::CorpusFormat;
 use sprig::graph::GraphKind;
@@ -159,9 +158,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // Otherwise a graph seeded from a file would look like one seeded by its corpus.
         graph.record_provenance("seeds", seeds.display().to_string().into());
     }
-    graph
-        .save(&args.out)
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    // Its errors name the file.
+    graph.save(&args.out)?;
     // Identical texts share a node, so differently labelled copies make one node with two
     // seed labels: legal (its distribution splits), but usually a labelling slip.
     let mut torn: Vec<u32> = graph

@@ -72,8 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     // The file's own header: its format version and writer, not this build's.
     let (graph, header) = Graph::load_with_header(&args.file)?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = super::Stdout::new();
     if args.edges && args.json {
         anyhow::bail!("--edges prints TSV; drop --json");
     }

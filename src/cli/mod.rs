@@ -25,6 +25,35 @@ macro_rules! outln {
     }};
 }
 
+/// Buffered standard output whose write errors say where they happened ("writing to
+/// standard output: No space left on device"), keeping their kind (a closed pipe stays
+/// `BrokenPipe`, which `main` treats as the end of the reader's interest, not an error).
+pub(crate) struct Stdout(std::io::BufWriter<std::io::StdoutLock<'static>>);
+
+impl Stdout {
+    pub(crate) fn new() -> Self {
+        Self(std::io::BufWriter::new(std::io::stdout().lock()))
+    }
+}
+
+fn on_stdout(e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("writing to standard output: {e}"))
+}
+
+impl std::io::Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf).map_err(on_stdout)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.0.write_all(buf).map_err(on_stdout)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush().map_err(on_stdout)
+    }
+}
+
 /// `eprintln!` that cannot panic: with stderr closed (`sprig … 2>&1 | head`), a note or a
 /// progress line is lost, not the run (`eprintln!` panics on a failed write).
 macro_rules! errln {

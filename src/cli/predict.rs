@@ -103,7 +103,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // Buffered: stdout alone is line-buffered, one write per answer. Answers are flushed
     // whenever the input has nothing more buffered (below), so a caller that waits for an
     // answer gets it, and a file piped in is answered in large writes.
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut out = super::Stdout::new();
     let mut scratch = Scratch::default();
     let mut buf = String::new();
     let from_stdin = args.texts.is_empty() || (args.texts.len() == 1 && args.texts[0] == "-");

@@ -690,8 +690,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             OutputFormat::Tsv => write_tsv(w, &graph, &result, args.all_nodes),
         }
         .map_err(|e| Error::io(out, e))
-    })
-    .with_context(|| format!("writing {}", out.display()))?;
+    })?;
 
     let r = result.report();
     // Texts whose scores are all too small to print abstain in the file too: say so, or the

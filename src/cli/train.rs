@@ -289,8 +289,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     // The size from the bytes written, not from the path: `--out -` has none.
     let bytes = model.to_bytes();
-    sprig::format::write_bytes_atomic(&args.out, &bytes)
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    // Its errors name the file.
+    sprig::format::write_bytes_atomic(&args.out, &bytes)?;
     let file_bytes = bytes.len();
     let detail = detail(&model, &config, held_out_accuracy);
     super::summary(
