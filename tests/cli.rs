@@ -1919,7 +1919,7 @@ fn the_note_that_suggests_keeping_every_label_says_what_it_costs() {
     assert!(
         err.contains(
             "--top-k 100 keeps them all (at a cost: label buffers of about 160 KB instead of 13 \
-             KB for these nodes, and up to 12x the time and the output's size)"
+             KB for these nodes, and up to 13x the time and the output's size)"
         ),
         "{err}"
     );

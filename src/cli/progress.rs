@@ -156,21 +156,24 @@ impl sprig::build::Progress for Bars {
     }
 }
 
-/// The `{rate}` of a bar: whole units per second from 100 up, one decimal from 10, two
-/// below (indicatif's `{per_sec}` prints four decimals: "5,402.1234/s").
+/// The `{rate}` of a bar, as [`per_second`] says it (indicatif's `{per_sec}` prints four
+/// decimals: "5,402.1234/s").
 fn rate(state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write) {
     let _ = w.write_str(&per_second(state.per_sec()));
 }
 
-/// A rate for people: whole units per second from 100 up, one decimal from 10, two below,
-/// and below 0.01 the time a unit takes ("59s each"), not "0.00/s".
+/// A rate for people: whole units per second from 100 up, one decimal from 10, two from 1,
+/// and below one a second the time a unit takes ("59s each", not "0.02/s" or "0/s": a slow
+/// stage's units are epochs of minutes).
 fn per_second(r: f64) -> String {
     if r >= 100.0 || r == 0.0 {
         format!("{r:.0}/s")
     } else if r >= 10.0 {
         format!("{r:.1}/s")
-    } else if r >= 0.01 {
+    } else if r >= 1.0 {
         format!("{r:.2}/s")
+    } else if r > 0.1 {
+        format!("{:.1}s each", 1.0 / r)
     } else {
         format!("{:.0}s each", 1.0 / r)
     }
@@ -184,10 +187,11 @@ mod tests {
     fn a_rate_never_rounds_to_zero() {
         assert_eq!(per_second(5402.1234), "5402/s");
         assert_eq!(per_second(12.34), "12.3/s");
-        assert_eq!(per_second(0.5), "0.50/s");
+        assert_eq!(per_second(1.5), "1.50/s");
         assert_eq!(per_second(0.0), "0/s");
+        assert_eq!(per_second(0.4), "2.5s each");
         // One epoch of a slow stage in 59 s: said as such, not as "0.02/s" or "0/s".
-        assert_eq!(per_second(1.0 / 59.0), "0.02/s");
+        assert_eq!(per_second(1.0 / 59.0), "59s each");
         assert_eq!(per_second(1.0 / 700.0), "700s each");
     }
 }

@@ -258,7 +258,7 @@ fn top_k_cost(graph: &Graph, config: &PropagationConfig) -> String {
          the time and the output's size)",
         bytes(all),
         bytes(config.top_k),
-        (all / config.top_k.max(1)).max(1)
+        all.div_ceil(config.top_k.max(1))
     )
 }
 
