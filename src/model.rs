@@ -585,13 +585,18 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     fn model(quantize: Quantization) -> ProjectionModel {
+        model_of(&[32, 6, 3], quantize)
+    }
+
+    /// A model whose network has layer sizes `sizes` (32 inputs: 8 functions of 4 bits).
+    fn model_of(sizes: &[usize], quantize: Quantization) -> ProjectionModel {
         let projection = ProjectionConfig {
             functions: 8,
             bits: 4,
             ..ProjectionConfig::default()
         };
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
-        let mlp = Mlp::new(&[32, 6, 3], || rng.next_u64()).unwrap();
+        let mlp = Mlp::new(sizes, || rng.next_u64()).unwrap();
         ProjectionModel::new(
             &TextConfig::default(),
             &FeatureConfig::default(),
@@ -865,5 +870,79 @@ mod tests {
             assert_eq!(a.version, 1);
             assert!(a.header_as::<serde_json::Value>().unwrap()["layer_weights"].is_null());
         }
+    }
+
+    #[test]
+    fn is_model_file_wants_the_whole_magic() {
+        // `inspect` picks the model reader by this: the full 8-byte magic, nothing less.
+        assert!(ProjectionModel::is_model_file(
+            &model(Quantization::Int8).to_bytes()
+        ));
+        assert!(ProjectionModel::is_model_file(MODEL_MAGIC));
+        assert!(!ProjectionModel::is_model_file(crate::graph::GRAPH_MAGIC));
+        // A file cut inside the magic is no model file (and no panic slicing 8 bytes).
+        assert!(!ProjectionModel::is_model_file(&MODEL_MAGIC[..7]));
+        assert!(!ProjectionModel::is_model_file(b""));
+    }
+
+    #[test]
+    fn a_network_without_hidden_layer_round_trips() {
+        // Layer sizes [in, out]: the fewest a network has (fewer are refused as corrupt).
+        let m = model_of(&[32, 3], Quantization::Int4);
+        assert_eq!(m.header().layers, vec![32, 3]);
+        let back = parse(m.to_bytes()).unwrap();
+        assert_eq!(back.predictor(), m.predictor());
+        assert_eq!(back.predict("hello there"), m.predict("hello there"));
+    }
+
+    /// `bytes` written again section by section, as format `version` with the header
+    /// edited by `edit` (a crafted file, as another writer could make it).
+    fn rewritten(bytes: Vec<u8>, version: u32, edit: impl Fn(&mut serde_json::Value)) -> Vec<u8> {
+        let a = Artifact::parse(Path::new("m.sprig"), bytes, EXPECT).unwrap();
+        let (mut f32s, mut i8s, mut i4s) = (Vec::new(), Vec::new(), Vec::new());
+        for e in a.sections() {
+            match e.dtype {
+                Dtype::F32 => f32s.push((e.clone(), a.f32s(&e.name).unwrap())),
+                Dtype::I8 => i8s.push((e.clone(), a.i8s(&e.name).unwrap())),
+                Dtype::I4 => i4s.push((e.clone(), a.i4s(&e.name).unwrap())),
+                other => panic!("a network model has no {other:?} section"),
+            }
+        }
+        let mut w = ArtifactWriter::new();
+        for (e, v) in &f32s {
+            w.add_f32(&e.name, &e.shape, v);
+        }
+        for (e, v) in &i8s {
+            w.add_i8(&e.name, &e.shape, v);
+        }
+        for (e, v) in &i4s {
+            w.add_i4(&e.name, &e.shape, v);
+        }
+        let mut header = a.header.clone();
+        header["format_version"] = version.into();
+        edit(&mut header);
+        w.finish(MODEL_MAGIC, version, header)
+    }
+
+    #[test]
+    fn a_version_2_list_of_dtypes_that_agrees_with_weights_loads() {
+        // Format 2 may list the layers' dtypes next to a shared `weights`; when they agree
+        // the file is sound (this build writes `weights: null` there, another may not).
+        let m = model(Quantization::Int8);
+        let bytes = rewritten(m.to_bytes(), 2, |h| {
+            h["layer_weights"] = serde_json::json!(["i8", "i8"]);
+        });
+        let back = parse(bytes).unwrap();
+        assert_eq!(back.predictor(), m.predictor());
+        assert_eq!(back.predict("where are you"), m.predict("where are you"));
+    }
+
+    #[test]
+    fn four_bit_weights_in_a_version_1_file_are_refused() {
+        // Format 1 predates 4-bit weights: a file that says 1 and holds them is crafted,
+        // and builds that read format 1 only would misread it.
+        let bytes = rewritten(model(Quantization::Int4).to_bytes(), 1, |_| {});
+        let err = parse(bytes).unwrap_err().to_string();
+        assert!(err.contains("weights dtype Some(I4)"), "{err}");
     }
 }
