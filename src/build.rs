@@ -743,4 +743,121 @@ mod tests {
         std::fs::write(&p, "").unwrap();
         assert!(matches!(read_edges(&p), Err(Error::EmptyEdges { .. })));
     }
+
+    #[test]
+    fn k_must_be_positive_for_knn_graphs_only() {
+        // A kNN graph of 0 neighbours a text has no edge to propagate over; a bipartite
+        // graph has no use for k (as for max_scan) and must not be refused for it.
+        let knn = GraphConfig {
+            k: 0,
+            ..GraphConfig::default()
+        };
+        let err = knn.validate().unwrap_err().to_string();
+        assert!(err.contains("at least 1"), "{err}");
+        let bipartite = GraphConfig {
+            kind: GraphKind::Bipartite,
+            k: 0,
+            ..GraphConfig::default()
+        };
+        assert!(bipartite.validate().is_ok());
+    }
+
+    /// A [`Progress`] that keeps the notes.
+    #[derive(Default)]
+    struct Notes(std::sync::Mutex<Vec<String>>);
+
+    impl Progress for Notes {
+        fn note(&self, message: &str) {
+            self.0.lock().unwrap().push(message.to_owned());
+        }
+    }
+
+    /// The notes of a kNN build over `n` distinct one-word texts.
+    fn notes_over(n: usize, max_scan: MaxScan) -> Vec<String> {
+        // Word unigrams only, a distinct word a text (letters: no digit folding can merge
+        // them): no two texts share a feature, so even 20k searches cost next to nothing.
+        let word = |mut i: usize| {
+            let mut w = String::from("w");
+            loop {
+                w.push(char::from(b'a' + (i % 26) as u8));
+                i /= 26;
+                if i == 0 {
+                    return w;
+                }
+            }
+        };
+        let corpus: String = (0..n).map(|i| word(i) + "\n").collect();
+        let config = BuildConfig {
+            corpus: CorpusOptions {
+                format: Some(CorpusFormat::Text),
+                ..CorpusOptions::default()
+            },
+            features: FeatureConfig {
+                bigrams: false,
+                char_min: 0,
+                ..FeatureConfig::default()
+            },
+            graph: GraphConfig {
+                max_scan,
+                ..GraphConfig::default()
+            },
+            ..BuildConfig::default()
+        };
+        let notes = Notes::default();
+        let built = build_from_reader(
+            Path::new("c.txt"),
+            Box::new(std::io::Cursor::new(corpus)),
+            &config,
+            &notes,
+        )
+        .unwrap();
+        assert_eq!(built.graph.n_text_nodes(), n);
+        notes.0.into_inner().unwrap()
+    }
+
+    #[test]
+    fn knn_builds_over_20k_texts_say_what_they_cost() {
+        // Up to 20 000 distinct texts a kNN build is quiet; above, it notes on stderr how
+        // its time grows (exact) or that it is approximate (a budget).
+        assert_eq!(
+            notes_over(EXACT_NOTE_ABOVE, MaxScan::Exact),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            notes_over(EXACT_NOTE_ABOVE, MaxScan::Budget(8)),
+            Vec::<String>::new()
+        );
+        let exact = notes_over(EXACT_NOTE_ABOVE + 1, MaxScan::Exact);
+        assert_eq!(exact.len(), 1, "{exact:?}");
+        assert!(
+            exact[0].starts_with("note: exact kNN over 20001 distinct texts"),
+            "{exact:?}"
+        );
+        let budget = notes_over(EXACT_NOTE_ABOVE + 1, MaxScan::Budget(8));
+        assert_eq!(budget.len(), 1, "{budget:?}");
+        assert!(
+            budget[0]
+                .starts_with("note: approximate kNN over 20001 distinct texts (a budget of 8 "),
+            "{budget:?}"
+        );
+        // Auto stays exact where the exact search is cheap, and quietly so.
+        assert_eq!(
+            notes_over(EXACT_NOTE_ABOVE + 1, MaxScan::Auto),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn only_the_same_pair_twice_counts_as_a_repeated_edge() {
+        // Edges that share one end (a-b, a-c, b-c) are no repeats: `graph --edges` reports
+        // "merged 0 repeated edges". One pair given twice (in either order) is one repeat.
+        let read = |text: &'static str| {
+            read_edges_from(Path::new("e.tsv"), Box::new(text.as_bytes()))
+                .unwrap()
+                .1
+                .duplicates
+        };
+        assert_eq!(read("a\tb\na\tc\nb\tc\n"), 0);
+        assert_eq!(read("a\tb\na\tc\nb\tc\nc\ta\t2\n"), 1);
+    }
 }
