@@ -1580,15 +1580,7 @@ fn every_command_names_the_first_five_records_it_skipped_alike() {
     let first: Vec<String> = (2..=6)
         .map(|line| format!("c.jsonl:{line}: field \"text\": expected a string"))
         .collect();
-    let stderr = |args: &[&str]| {
-        let out = crate::util::sprig(d, args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stderr).unwrap()
-    };
+    let stderr = |args: &[&str]| crate::util::ok_stderr(d, args);
     let graph = stderr(&[
         "graph",
         "--corpus",
@@ -1663,9 +1655,7 @@ fn propagate_logs_each_iteration_to_a_log_file_and_quiet_keeps_only_warnings() {
         }
         // stderr is a pipe here, as in a batch job's log: the lines must not vanish into the
         // progress bar, which cannot draw there.
-        let out = crate::util::sprig(d, &args);
-        assert!(out.status.success());
-        String::from_utf8(out.stderr).unwrap()
+        crate::util::ok_stderr(d, &args)
     };
     let warning = "warning: --prior-from ignores 1 labelled line of sample.jsonl with a label \
                    the graph lacks: \"nope\"";
@@ -1694,15 +1684,7 @@ fn quiet_silences_notes_but_not_warnings_about_dropped_input() {
         "{\"text\": 42, \"label\": \"greeting\"}\n",
     );
     std::fs::write(d.join("c.jsonl"), &corpus).unwrap();
-    let stderr = |args: &[&str]| {
-        let out = crate::util::sprig(d, args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stderr).unwrap()
-    };
+    let stderr = |args: &[&str]| crate::util::ok_stderr(d, args);
     let graph = ["graph", "--corpus", "c.jsonl", "--out", "c.graph"];
     let skipped = "warning: skipped 1 invalid record; the first: c.jsonl:2: field \"text\"";
     for quiet in [&[][..], &["-q"]] {

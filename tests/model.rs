@@ -1060,9 +1060,7 @@ fn train_warns_when_the_network_trails_the_linear_teacher_far_behind() {
             "train", "--corpus", corpus, "--labels", "r.jsonl", "--out", "m.sprig", "--epochs",
             "3", "--hidden", hidden, "-q",
         ];
-        let out = sprig(d, &args);
-        assert!(out.status.success());
-        String::from_utf8(out.stderr).unwrap()
+        crate::util::ok_stderr(d, &args)
     };
     // One hidden unit cannot tell 14 intents apart; the teacher, linear over the n-grams, can.
     let narrow = train("1");

@@ -57,6 +57,18 @@ pub fn ok(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("UTF-8 stdout")
 }
 
+/// stderr of a run that must succeed (its notes and warnings).
+pub fn ok_stderr(dir: &Path, args: &[&str]) -> String {
+    let out = sprig(dir, args);
+    assert!(
+        out.status.success(),
+        "sprig {args:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stderr).expect("UTF-8 stderr")
+}
+
 /// stderr of a run that must fail with exit code 2 and one line.
 pub fn fails(dir: &Path, args: &[&str]) -> String {
     let out = sprig(dir, args);
