@@ -45,8 +45,8 @@ pub fn sprig_with_stdin(dir: &Path, args: &[&str], input: &[u8]) -> Output {
 /// accepts and reports rather than of what it learns.
 pub const QUICK_TRAIN: [&str; 4] = ["--epochs", "1", "--augment", "0"];
 
-/// stdout of a run that must succeed.
-pub fn ok(dir: &Path, args: &[&str]) -> String {
+/// A run that must succeed, or the test fails with its stderr.
+fn succeeded(dir: &Path, args: &[&str]) -> Output {
     let out = sprig(dir, args);
     assert!(
         out.status.success(),
@@ -54,19 +54,17 @@ pub fn ok(dir: &Path, args: &[&str]) -> String {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).expect("UTF-8 stdout")
+    out
+}
+
+/// stdout of a run that must succeed.
+pub fn ok(dir: &Path, args: &[&str]) -> String {
+    String::from_utf8(succeeded(dir, args).stdout).expect("UTF-8 stdout")
 }
 
 /// stderr of a run that must succeed (its notes and warnings).
 pub fn ok_stderr(dir: &Path, args: &[&str]) -> String {
-    let out = sprig(dir, args);
-    assert!(
-        out.status.success(),
-        "sprig {args:?} failed ({}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stderr).expect("UTF-8 stderr")
+    String::from_utf8(succeeded(dir, args).stderr).expect("UTF-8 stderr")
 }
 
 /// stderr of a run that must fail with exit code 2 and one line.
