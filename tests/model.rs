@@ -561,7 +561,7 @@ fn inspect_describes_a_model_file() {
 #[test]
 fn a_propagation_in_memory_trains_as_its_labels_file() {
     use sprig::build::{build_from_corpus, BuildConfig};
-    use sprig::propagate::{propagate, write_jsonl, PropagationConfig};
+    use sprig::propagate::{propagate, write_jsonl, Nodes, PropagationConfig};
     let corpus = repo("corpora/replies/corpus.jsonl");
     let graph = build_from_corpus(&corpus, &BuildConfig::default(), &())
         .unwrap()
@@ -586,7 +586,7 @@ fn a_propagation_in_memory_trains_as_its_labels_file() {
     };
     let records = read("corpora/replies/corpus.jsonl");
     let mut file = Vec::new();
-    write_jsonl(&mut file, &graph, &prop, false).unwrap();
+    write_jsonl(&mut file, &graph, &prop, Nodes::Texts).unwrap();
     let config = TrainConfig::default();
     let from_file = TrainSet::distilled(
         &records,

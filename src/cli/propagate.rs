@@ -10,7 +10,7 @@ use sprig::error::Error;
 use sprig::graph::Graph;
 use sprig::propagate::{
     check_tsv, propagate_with, write_jsonl, write_tsv, Algorithm, ChangeNorm, ClassPrior,
-    IterationStats, OutputFormat, Propagation, PropagationConfig,
+    IterationStats, Nodes, OutputFormat, Propagation, PropagationConfig,
 };
 use sprig::seeds::{apply_seed_file, read_seed_file};
 
@@ -603,7 +603,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let entries = read_seed_file(seeds)?;
         apply_seed_file(&mut graph, seeds, &entries)?;
     }
-    if args.all_nodes && graph.n_nodes() == graph.n_text_nodes() {
+    let nodes = if args.all_nodes {
+        Nodes::All
+    } else {
+        Nodes::Texts
+    };
+    if nodes == Nodes::All && graph.n_nodes() == graph.n_text_nodes() {
         anyhow::bail!(
             "--all-nodes writes the feature nodes of a bipartite graph, and {} ({} graph) has none",
             args.graph.display(),
@@ -612,7 +617,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.format == OutputFormat::Tsv {
         // Checked before the work: the TSV writer checks too, but only at the end.
-        check_tsv(&graph, args.all_nodes)?;
+        check_tsv(&graph, nodes)?;
     }
     let mut prior_note = None;
     if let Some(path) = &args.prior_from {
@@ -686,8 +691,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let out = &args.out;
     sprig::format::write_atomic(out, |w| {
         match args.format {
-            OutputFormat::Jsonl => write_jsonl(w, &graph, &result, args.all_nodes),
-            OutputFormat::Tsv => write_tsv(w, &graph, &result, args.all_nodes),
+            OutputFormat::Jsonl => write_jsonl(w, &graph, &result, nodes),
+            OutputFormat::Tsv => write_tsv(w, &graph, &result, nodes),
         }
         .map_err(|e| Error::io(out, e))
     })?;

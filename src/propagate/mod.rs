@@ -99,7 +99,7 @@ pub use config::{
 pub use distributed::{propagate_distributed, Cluster};
 pub use labels::{LabelDistribution, LabelScore};
 pub use output::{
-    abstains_in_output, check_tsv, write_jsonl, write_tsv, OutputFormat, UNKNOWN_LABEL,
+    abstains_in_output, check_tsv, write_jsonl, write_tsv, Nodes, OutputFormat, UNKNOWN_LABEL,
 };
 
 use crate::error::{Error, Result};

@@ -16,11 +16,11 @@
 //! empty), `id` the record's id as JSON (`null` if none), `seed` whether the record's node
 //! carried a seed. `text_hash` is [`crate::hash::record_hash`] of the record's raw text in 8
 //! hexadecimal digits, there when the graph keeps it (built from a corpus by this version or
-//! a later one): `sprig train` checks it against the corpus it joins the labels to. With `all_nodes`, the non-text (feature) nodes follow, with
+//! a later one): `sprig train` checks it against the corpus it joins the labels to. With [`Nodes::All`], the non-text (feature) nodes follow, with
 //! `"feature":"<key>"` in place of `line` and `id`: a feature → label lexicon.
 //!
 //! **TSV** (Junto's label-file shape), one row per text node in node order (plus feature
-//! nodes with `all_nodes`): `key<TAB>label1 score1 label2 score2 … __DUMMY__ unknown`. The
+//! nodes with [`Nodes::All`]): `key<TAB>label1 score1 label2 score2 … __DUMMY__ unknown`. The
 //! unknown mass always comes last, under Junto's dummy label name [`UNKNOWN_LABEL`]. Keys and
 //! labels are escaped so a row stays one line and splits on TAB then space: `\` → `\\`,
 //! TAB → `\t`, LF → `\n`, CR → `\r`, NUL → `\0`, `"` → `\"` (so no field starts with a
@@ -35,6 +35,17 @@ use crate::graph::Graph;
 
 /// The name of the unknown (dummy) label in TSV output, as in Junto.
 pub const UNKNOWN_LABEL: &str = "__DUMMY__";
+
+/// Which nodes an output lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Nodes {
+    /// The texts only: every record (JSONL) or text node (TSV).
+    #[default]
+    Texts,
+    /// The texts, then the non-text (feature) nodes of a bipartite graph with their keys:
+    /// a feature → label lexicon (`--all-nodes`).
+    All,
+}
 
 /// Output file format of `sprig propagate`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -167,7 +178,7 @@ pub fn write_jsonl(
     out: &mut dyn Write,
     graph: &Graph,
     result: &Propagation,
-    all_nodes: bool,
+    nodes: Nodes,
 ) -> io::Result<()> {
     check(graph, result)?;
     let names: Vec<String> = result.labels().iter().map(|l| json_string(l)).collect();
@@ -185,7 +196,7 @@ pub fn write_jsonl(
         buf.push('\n');
         out.write_all(buf.as_bytes())?;
     }
-    if all_nodes {
+    if nodes == Nodes::All {
         for v in graph.n_text_nodes()..graph.n_nodes() {
             buf.clear();
             let _ = write!(buf, "{{\"feature\":{},", json_string(&graph.keys()[v]));
@@ -214,14 +225,14 @@ fn escape(s: &str, space: bool, buf: &mut String) {
 }
 
 /// Whether [`write_tsv`] can write `graph`'s nodes: no label is named [`UNKNOWN_LABEL`]
-/// (it would read as the unknown mass, which every row ends with), and, with `all_nodes`,
+/// (it would read as the unknown mass, which every row ends with), and, with [`Nodes::All`],
 /// no text and feature node share a key (TSV rows carry only a key, so a text such as
 /// `u:hi` and the feature `u:hi` would be two rows no reader could tell apart; JSONL marks
 /// features). Cheap: callers check it before propagating.
 ///
 /// # Errors
 /// [`io::ErrorKind::InvalidData`] naming the label or key.
-pub fn check_tsv(graph: &Graph, all_nodes: bool) -> io::Result<()> {
+pub fn check_tsv(graph: &Graph, nodes: Nodes) -> io::Result<()> {
     let invalid = |message: String| Err(io::Error::new(io::ErrorKind::InvalidData, message));
     if graph.labels().iter().any(|l| l == UNKNOWN_LABEL) {
         return invalid(format!(
@@ -229,7 +240,7 @@ pub fn check_tsv(graph: &Graph, all_nodes: bool) -> io::Result<()> {
              write JSONL"
         ));
     }
-    if all_nodes {
+    if nodes == Nodes::All {
         let texts: hashbrown::HashSet<&str> = graph.keys()[..graph.n_text_nodes()]
             .iter()
             .map(String::as_str)
@@ -253,10 +264,10 @@ pub fn write_tsv(
     out: &mut dyn Write,
     graph: &Graph,
     result: &Propagation,
-    all_nodes: bool,
+    nodes: Nodes,
 ) -> io::Result<()> {
     check(graph, result)?;
-    check_tsv(graph, all_nodes)?;
+    check_tsv(graph, nodes)?;
     let names: Vec<String> = result
         .labels()
         .iter()
@@ -266,10 +277,9 @@ pub fn write_tsv(
             s
         })
         .collect();
-    let end = if all_nodes {
-        graph.n_nodes()
-    } else {
-        graph.n_text_nodes()
+    let end = match nodes {
+        Nodes::All => graph.n_nodes(),
+        Nodes::Texts => graph.n_text_nodes(),
     };
     let d = result.distribution();
     let mut buf = String::new();
@@ -330,7 +340,7 @@ mod tests {
         // The JSONL shows exactly that list, and its top label is the first entry; the
         // library's per-record answers are the file's `label` and `score`.
         let mut out = Vec::new();
-        write_jsonl(&mut out, &g, &p, false).unwrap();
+        write_jsonl(&mut out, &g, &p, Nodes::Texts).unwrap();
         let answers = p.record_labels(&g).unwrap();
         assert_eq!(answers.len(), g.records().len());
         for ((r, line), answer) in g
@@ -398,7 +408,7 @@ mod tests {
         let g = testgraphs::bipartite();
         let p = propagate(&g, &PropagationConfig::default()).unwrap();
         let mut out = Vec::new();
-        write_jsonl(&mut out, &g, &p, false).unwrap();
+        write_jsonl(&mut out, &g, &p, Nodes::Texts).unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), g.records().len());
@@ -423,7 +433,7 @@ mod tests {
         let e = p.record_labels(&karate).unwrap_err().to_string();
         assert!(e.contains("invalid propagation: propagation has"), "{e}");
         for write in [write_jsonl, write_tsv] {
-            let e = write(&mut Vec::new(), &karate, &p, false).unwrap_err();
+            let e = write(&mut Vec::new(), &karate, &p, Nodes::Texts).unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
             assert!(e.to_string().contains("propagation has"), "{e}");
         }
@@ -434,7 +444,7 @@ mod tests {
             .all(|w| w[0][1].as_f64() >= w[1][1].as_f64()));
 
         let mut all = Vec::new();
-        write_jsonl(&mut all, &g, &p, true).unwrap();
+        write_jsonl(&mut all, &g, &p, Nodes::All).unwrap();
         let all = String::from_utf8(all).unwrap();
         assert_eq!(all.lines().count(), g.n_nodes());
         assert!(all
@@ -446,7 +456,7 @@ mod tests {
         let k = testgraphs::karate();
         let pk = propagate(&k, &PropagationConfig::default()).unwrap();
         let mut tsv = Vec::new();
-        write_tsv(&mut tsv, &k, &pk, false).unwrap();
+        write_tsv(&mut tsv, &k, &pk, Nodes::Texts).unwrap();
         let tsv = String::from_utf8(tsv).unwrap();
         assert_eq!(tsv.lines().count(), 34);
         let row0 = tsv.lines().next().unwrap();
@@ -458,10 +468,10 @@ mod tests {
     fn tsv_refuses_a_label_named_like_the_unknown_mass() {
         let g = testgraphs::from_tsv("a\tb\t1\nb\tc\t1\n", "a\t__DUMMY__\nc\tx\n");
         let p = propagate(&g, &PropagationConfig::default()).unwrap();
-        let err = write_tsv(&mut Vec::new(), &g, &p, false).unwrap_err();
+        let err = write_tsv(&mut Vec::new(), &g, &p, Nodes::Texts).unwrap_err();
         assert!(err.to_string().contains("__DUMMY__"), "{err}");
         // JSONL names the unknown mass by its own field, so the label is harmless there.
-        write_jsonl(&mut Vec::new(), &g, &p, false).unwrap();
+        write_jsonl(&mut Vec::new(), &g, &p, Nodes::Texts).unwrap();
     }
 
     #[test]
@@ -470,19 +480,19 @@ mod tests {
         let g = testgraphs::bipartite();
         let p = propagate(&g, &config).unwrap();
         let mut tsv = Vec::new();
-        write_tsv(&mut tsv, &g, &p, true).unwrap();
+        write_tsv(&mut tsv, &g, &p, Nodes::All).unwrap();
         assert_eq!(String::from_utf8(tsv).unwrap().lines().count(), 12);
 
         let g = testgraphs::bipartite_with_orphan("u:later");
         let p = propagate(&g, &config).unwrap();
-        let err = write_tsv(&mut Vec::new(), &g, &p, true).unwrap_err();
+        let err = write_tsv(&mut Vec::new(), &g, &p, Nodes::All).unwrap_err();
         assert!(
             err.to_string()
                 .contains("\"u:later\" is the key of a text node"),
             "{err}"
         );
         // Text rows alone, and JSONL (which marks features), are unambiguous.
-        write_tsv(&mut Vec::new(), &g, &p, false).unwrap();
-        write_jsonl(&mut Vec::new(), &g, &p, true).unwrap();
+        write_tsv(&mut Vec::new(), &g, &p, Nodes::Texts).unwrap();
+        write_jsonl(&mut Vec::new(), &g, &p, Nodes::All).unwrap();
     }
 }

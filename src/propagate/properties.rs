@@ -20,7 +20,7 @@ fn identical_output_for_any_thread_count() {
             )
             .unwrap();
             let mut out = Vec::new();
-            write_jsonl(&mut out, &g, &p, true).unwrap();
+            write_jsonl(&mut out, &g, &p, Nodes::All).unwrap();
             (out, p.report().history.clone())
         })
     };
