@@ -1000,7 +1000,8 @@ fn delimited_record(
 
 /// What is wrong with a label name given in memory, if anything: an empty (or blank) name,
 /// or a control character (see [`check_label`]). The readers trim and check the names they
-/// read; a program's own names get the same rules where they enter the library.
+/// read; a program's own names get the same rules where they enter the library, and a
+/// loaded model's names too.
 pub(crate) fn label_name_problem(name: &str) -> Option<String> {
     if name.trim().is_empty() {
         return Some(format!("label {name:?} is empty"));

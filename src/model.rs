@@ -186,14 +186,15 @@ impl ProjectionModel {
         if self.labels.is_empty() {
             return Err(corrupt("no label".into()));
         }
-        // As training refuses them: a control character (a TAB, a newline) would break
-        // `predict`'s one answer per line.
-        if let Some(l) = self.labels.iter().find(|l| l.chars().any(char::is_control)) {
-            return Err(corrupt(format!("label {l:?} holds a control character")));
-        }
-        // Nor an empty name, which `predict` would print as a line starting with its score.
-        if self.labels.iter().any(String::is_empty) {
-            return Err(corrupt("a label has an empty name".into()));
+        // The names training accepts, by the same rule: a control character (a TAB, a
+        // newline) would break `predict`'s one answer per line, and an empty or blank name
+        // would print as a line starting with its score.
+        if let Some(why) = self
+            .labels
+            .iter()
+            .find_map(|l| crate::corpus::label_name_problem(l))
+        {
+            return Err(corrupt(why));
         }
         let mut names: Vec<&String> = self.labels.iter().collect();
         names.sort_unstable();
@@ -741,7 +742,14 @@ mod tests {
         assert_eq!(to.len(), from.len());
         bytes[at..at + to.len()].copy_from_slice(to);
         let err = parse(seal(bytes)).unwrap_err().to_string();
-        assert!(err.contains("empty name"), "{err}");
+        assert!(err.contains(r#"label "" is empty"#), "{err}");
+        // A blank one likewise: training trims and refuses it.
+        let mut bytes = m.to_bytes();
+        let to: &[u8] = br#"[" ","b","c"]"#;
+        assert_eq!(to.len(), from.len());
+        bytes[at..at + to.len()].copy_from_slice(to);
+        let err = parse(seal(bytes)).unwrap_err().to_string();
+        assert!(err.contains(r#"label " " is empty"#), "{err}");
 
         // Scales in another shape than one per output (a crafted file: [out] → [out/2, 2],
         // the same count): rebuilt section by section with the one shape changed.
