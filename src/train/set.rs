@@ -219,6 +219,32 @@ fn shifted(
         .map(|(d, n)| (d, n, aligned))
 }
 
+/// Per record of `graph` (`records` are its records), the graph's seeds of the record's
+/// node when no record of that node has a label: the seeds a program or a seed file put on
+/// the graph. Empty when there are none.
+fn unlabelled_node_seeds(records: &[Record], graph: &Graph) -> Vec<Vec<(String, f32)>> {
+    let refs = graph.records();
+    let mut labelled = vec![false; graph.n_nodes()];
+    for (r, g) in records.iter().zip(refs) {
+        if r.label.is_some() {
+            labelled[g.node as usize] = true;
+        }
+    }
+    let mut of_node: hashbrown::HashMap<u32, Vec<(String, f32)>> = hashbrown::HashMap::new();
+    for s in graph.seeds() {
+        if !labelled[s.node as usize] {
+            let name = graph.labels()[s.label as usize].clone();
+            of_node.entry(s.node).or_default().push((name, s.weight));
+        }
+    }
+    if of_node.is_empty() {
+        return Vec::new();
+    }
+    refs.iter()
+        .map(|g| of_node.get(&g.node).cloned().unwrap_or_default())
+        .collect()
+}
+
 /// A record's hard labels, `(name, weight)`; `None` for a record without one.
 type HardLabels<'a> = Option<Vec<(&'a str, f32)>>;
 
@@ -604,6 +630,12 @@ impl TrainSet {
     /// `unknown` are rounded to that file's 6 decimals, so a program that keeps everything in
     /// memory trains the same model, byte for byte, as the command line.
     ///
+    /// `seeds` are per-record seed lists, as [`TrainSet::distilled_with`] takes them. When
+    /// `seeds` is empty, the graph's own seeds on nodes that no labelled record shares
+    /// (seeds given in code with [`Graph::set_seeds`], or from a seed file) train as seeds
+    /// on every record of their node, with their weights, instead of on their propagated
+    /// labels: what `sprig train --seeds` does with the seed file propagation took.
+    ///
     /// # Errors
     /// [`Error::InvalidConfig`] (`records`) if `records` are not the graph's records, or
     /// `propagation` was computed on a graph with another number of nodes; otherwise as
@@ -672,6 +704,13 @@ impl TrainSet {
             })
             .collect();
         let source = Path::new("<memory>");
+        let graph_seeds;
+        let seeds = if seeds.is_empty() {
+            graph_seeds = unlabelled_node_seeds(records, graph);
+            &graph_seeds[..]
+        } else {
+            seeds
+        };
         Self::join(
             records,
             &hard_labels(records, seeds)?,
@@ -1066,6 +1105,83 @@ mod tests {
             err.contains("another corpus") && err.contains("PlayMusic"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn seeds_set_on_the_graph_train_as_seeds_in_memory() {
+        use crate::build::{build_from_reader, BuildConfig};
+        use crate::corpus::{CorpusOptions, CorpusReader};
+        use crate::graph::Seed;
+        let texts = "thanks so much\nthank you so much\non my way\nomw on my way now\n\
+                     thanks so much\nbe there soon on my way\n";
+        let name = Path::new("chat.txt");
+        let reader = || Box::new(std::io::Cursor::new(texts.as_bytes().to_vec()));
+        let build = build_from_reader(name, reader(), &BuildConfig::default(), &()).unwrap();
+        let mut graph = build.graph;
+        let records = CorpusReader::from_reader(name, reader(), &CorpusOptions::default())
+            .unwrap()
+            .collect::<Result<Vec<_>>>()
+            .unwrap();
+        // Lines 1 and 5 share a node: both records of it train as seeds.
+        let node = |line: u64| {
+            graph
+                .records()
+                .iter()
+                .find(|r| r.line == line)
+                .unwrap()
+                .node
+        };
+        let seeds = vec![
+            Seed {
+                node: node(1),
+                label: 1,
+                weight: 1.0,
+            },
+            Seed {
+                node: node(3),
+                label: 0,
+                weight: 2.0,
+            },
+        ];
+        graph
+            .set_seeds(vec!["omw".into(), "thanks".into()], seeds)
+            .unwrap();
+        let propagation = crate::propagate::propagate(&graph, &Default::default()).unwrap();
+        let config = TrainConfig::default();
+        let set = TrainSet::from_propagation(&records, &[], &graph, &propagation, &config).unwrap();
+        let c = set.counts;
+        assert_eq!(
+            (c.seeds, c.propagated, c.seeds_not_given),
+            (3, 3, 0),
+            "{c:?}"
+        );
+        let seeded: Vec<_> = set
+            .examples
+            .iter()
+            .filter(|e| e.seed)
+            .map(|e| (e.text.as_str(), e.target.clone(), e.weight))
+            .collect();
+        assert_eq!(
+            seeded,
+            [
+                ("thanks so much", vec![(1, 1.0)], 1.0),
+                ("on my way", vec![(0, 1.0)], 2.0),
+                ("thanks so much", vec![(1, 1.0)], 1.0),
+            ]
+        );
+        // Explicit seed lists take their place: line 3's seed is then not given (line 5
+        // shares line 1's node, labelled here, which is no sign).
+        let explicit = vec![
+            vec![("thanks".to_owned(), 1.0)],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+            vec![],
+        ];
+        let set =
+            TrainSet::from_propagation(&records, &explicit, &graph, &propagation, &config).unwrap();
+        assert_eq!((set.counts.seeds, set.counts.seeds_not_given), (1, 1));
     }
 
     #[test]
