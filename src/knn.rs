@@ -228,7 +228,15 @@ fn id_width(m: &FeatureMatrix) -> usize {
     m.features.iter().max().map_or(0, |&f| f as usize + 1)
 }
 
-/// Panics, with a message, unless `m`'s offsets cut `features` and `values` into rows.
+/// How far above 1 a row's L2 norm may be: rows normalized in `f32` land within a few
+/// units of its last place (the bounds carry slack of the same order).
+const NORM_SLACK: f64 = 1e-5;
+
+/// Panics, with a message, unless `m` is what the search's bounds assume: offsets that cut
+/// `features` and `values` into rows, features strictly ascending in each row, and weights
+/// finite, non-negative and of L2 norm at most 1 (a matrix from [`crate::features::tfidf`]
+/// always is). A row of larger norm would make the pruning bounds wrong and the result
+/// silently not the exact one. `O(nnz)`, in parallel: small beside any search.
 fn check_offsets(m: &FeatureMatrix) {
     let nnz = m.features.len() as u64;
     assert!(
@@ -238,15 +246,46 @@ fn check_offsets(m: &FeatureMatrix) {
             && m.offsets.last().is_none_or(|&o| o == nnz),
         "FeatureMatrix: offsets must rise from 0 to the {nnz} features, with as many values"
     );
+    let problem = |r: usize| -> Option<String> {
+        let (features, values) = m.row(r);
+        if let Some(w) = features.windows(2).find(|w| w[0] >= w[1]) {
+            return Some(format!("feature {} follows feature {}", w[1], w[0]));
+        }
+        if let Some(v) = values.iter().find(|v| !(v.is_finite() && **v >= 0.0)) {
+            return Some(format!("weight {v}"));
+        }
+        let norm = values
+            .iter()
+            .map(|&v| f64::from(v) * f64::from(v))
+            .sum::<f64>()
+            .sqrt();
+        (norm > 1.0 + NORM_SLACK).then(|| format!("L2 norm {norm}"))
+    };
+    if let Some(r) = (0..m.n_rows())
+        .into_par_iter()
+        .find_first(|&r| problem(r).is_some())
+    {
+        panic!(
+            "FeatureMatrix row {r}: {}; the kNN search takes rows with ascending features and \
+             finite, non-negative weights of L2 norm at most 1 (normalize the rows, as \
+             features::tfidf does)",
+            problem(r).unwrap_or_default()
+        );
+    }
 }
 
 /// The `k` most cosine-similar rows of every row, as `(row, neighbour, similarity)`
 /// triplets: similarity `>= min_sim` and `> 0`, no self-pairs, neighbours of one row sorted
 /// by (similarity descending, id ascending). `on_rows(done)` reports progress.
 ///
+/// The rows must be L2-normalized (norm at most 1), with non-negative weights: the cosine
+/// of two such rows is their dot product, and the search's pruning bounds rely on it.
+///
 /// # Panics
-/// If `m`'s offsets do not rise from 0 to `m.features.len()`, or `m.values` is not as long
-/// as `m.features` (a matrix from [`crate::features`] always is).
+/// If `m`'s offsets do not rise from 0 to `m.features.len()`, `m.values` is not as long
+/// as `m.features`, a row's features are not strictly ascending, or a row has a negative or
+/// non-finite weight or an L2 norm above 1 (a matrix from [`crate::features::tfidf`] is
+/// always fine).
 pub fn knn(
     m: &FeatureMatrix,
     k: usize,
@@ -839,6 +878,41 @@ mod tests {
             message.contains("FeatureMatrix: offsets must rise"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn rows_the_bounds_do_not_hold_for_are_refused_by_row() {
+        let m = matrix(&[&[(0, 1.0), (5, 1.0)], &[(5, 1.0)], &[(0, 1.0), (3, 1.0)]]);
+        let refused = |edit: &dyn Fn(&mut FeatureMatrix), why: &str| {
+            let mut bad = m.clone();
+            edit(&mut bad);
+            let runs: [&dyn Fn(&FeatureMatrix); 3] = [
+                &|m| drop(knn(m, 2, 0.0, |_| {})),
+                &|m| drop(knn_bounded(m, 2, 0.0, Some(8), |_| {})),
+                &|m| {
+                    exact_work(m, 2, 0.0, 3, u64::MAX);
+                },
+            ];
+            for run in runs {
+                let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&bad)))
+                    .unwrap_err();
+                let message = e.downcast_ref::<String>().unwrap();
+                assert!(message.contains(why), "{message}");
+                assert!(message.contains("L2 norm at most 1"), "{message}");
+            }
+        };
+        // A row scaled up: its neighbours would be pruned away, not found.
+        refused(&|m| m.values[2] = 1.5, "row 1: L2 norm 1.5");
+        refused(&|m| m.values[3] = -0.5, "row 2: weight -0.5");
+        refused(&|m| m.values[0] = f32::NAN, "row 0: weight NaN");
+        refused(
+            &|m| m.features.swap(3, 4),
+            "row 2: feature 0 follows feature 3",
+        );
+        // Within the slack: a norm a few units of f32's last place above 1 is fine.
+        let mut near = m.clone();
+        near.values[2] = 1.0 + 4.0 * f32::EPSILON;
+        assert_eq!(knn(&near, 2, 0.0, |_| {}), brute_force(&near, 2, 0.0));
     }
 
     #[test]
