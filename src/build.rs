@@ -362,7 +362,7 @@ fn build_with(
         df_filter: &filter,
         skipped_records: ing.skipped.count,
     });
-    let graph = Graph::from_parts(
+    let graph = Graph::assemble(
         config.graph.kind,
         GraphParts {
             offsets,
@@ -547,7 +547,7 @@ pub fn read_edges_from(path: &Path, raw: Box<dyn std::io::Read>) -> Result<(Grap
             text_hash: None,
         })
         .collect();
-    let graph = Graph::from_parts(
+    let graph = Graph::assemble(
         GraphKind::Edges,
         GraphParts {
             offsets,

@@ -169,7 +169,8 @@ pub(crate) fn row_figures(ws: &[f32]) -> (f64, f64) {
     (d, h)
 }
 
-/// The parts of a graph, for [`Graph::from_parts`].
+/// The parts of a graph, for [`Graph::from_parts`]. The three CSR arrays hold every edge in
+/// both directions; [`undirected_csr`] makes them from a list of edges.
 #[derive(Debug, Clone, Default)]
 pub struct GraphParts {
     /// Row offsets (`n + 1`).
@@ -230,11 +231,22 @@ pub struct GraphCounts {
 }
 
 impl Graph {
-    /// Builds a graph from its parts and checks every invariant but symmetry.
+    /// Builds a graph from its parts and checks every invariant, symmetry included: every
+    /// edge must be listed in both directions with the same weight, as propagation assumes
+    /// (a one-way edge would pull labels one way only, and the objective would not be the
+    /// one minimized). [`undirected_csr`] makes such arrays from a list of edges.
     ///
     /// # Errors
     /// [`Error::Corrupt`] (path `<memory>`) naming the broken invariant.
-    pub fn from_parts(kind: GraphKind, mut parts: GraphParts) -> Result<Self> {
+    pub fn from_parts(kind: GraphKind, parts: GraphParts) -> Result<Self> {
+        let g = Self::assemble(kind, parts)?;
+        g.check_symmetric(Path::new("<memory>"))?;
+        Ok(g)
+    }
+
+    /// [`Graph::from_parts`] without the symmetry check: for arrays symmetric by
+    /// construction ([`symmetric_csr`]), and for the tests that propagate over one-way edges.
+    pub(crate) fn assemble(kind: GraphKind, mut parts: GraphParts) -> Result<Self> {
         merge_seeds(&mut parts.seeds);
         let n = parts.offsets.len().saturating_sub(1);
         let g = Graph {
@@ -437,18 +449,32 @@ impl Graph {
         self.provenance[key] = value;
     }
 
-    /// Replaces the seeds (and label names), merged by [`merge_seeds`].
+    /// Replaces the seeds and the label names they index, merged by [`merge_seeds`]. The
+    /// names must be sorted and distinct (label ids follow sorted names, so that outputs
+    /// do not depend on the order seeds were given in); [`crate::seeds::collect_seeds`]
+    /// makes both from `(node, label name, weight)` triples.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] (`labels`) for an empty label name or one with a control
-    /// character; [`Error::Corrupt`] if a seed names a node or label that does not exist or
-    /// has a weight that is not finite and positive.
+    /// [`Error::InvalidConfig`] (`labels`) for an empty label name, one with a control
+    /// character, or names out of order or repeated; (`seeds`) if a seed names a node or
+    /// label that does not exist or has a weight that is not finite and positive. The graph
+    /// is then unchanged.
     pub fn set_seeds(&mut self, labels: Vec<String>, mut seeds: Vec<Seed>) -> Result<()> {
         if let Some(why) = labels
             .iter()
             .find_map(|l| crate::corpus::label_name_problem(l))
         {
             return Err(Error::config("labels", why));
+        }
+        if let Some(w) = labels.windows(2).find(|w| w[0] >= w[1]) {
+            return Err(Error::config(
+                "labels",
+                format!(
+                    "names must be sorted and distinct: {:?} before {:?} (seeds::collect_seeds \
+                     sorts them)",
+                    w[0], w[1]
+                ),
+            ));
         }
         merge_seeds(&mut seeds);
         let old = (
@@ -457,7 +483,11 @@ impl Graph {
         );
         if let Err(e) = self.validate(Path::new("<memory>")) {
             (self.labels, self.seeds) = old;
-            return Err(e);
+            // The seeds were given, not read from a damaged file.
+            return Err(match e {
+                Error::Corrupt { message, .. } => Error::config("seeds", message),
+                e => e,
+            });
         }
         Ok(())
     }
@@ -1102,6 +1132,36 @@ impl RawGraph {
     }
 }
 
+/// The CSR arrays ([`GraphParts`]' `offsets`, `neighbors` and `weights`) of the undirected
+/// graph over nodes `0..n` with the edges `(u, v, weight)`: each edge is stored in both
+/// directions, in any order given; an edge given twice (either way round) keeps its larger
+/// weight. Deterministic: the arrays depend only on the set of edges, not their order.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] (`edges`) naming the first edge with a node `>= n`, a
+/// self-loop, or a weight that is not finite and positive.
+pub fn undirected_csr(
+    n: usize,
+    edges: Vec<(u32, u32, f32)>,
+) -> Result<(Vec<u64>, Vec<u32>, Vec<f32>)> {
+    if let Some((i, &(u, v, w))) = edges.iter().enumerate().find(|(_, &(u, v, w))| {
+        u as usize >= n || v as usize >= n || u == v || !(w.is_finite() && w > 0.0)
+    }) {
+        let why = if u == v {
+            "a self-loop".to_owned()
+        } else if u as usize >= n || v as usize >= n {
+            format!("a node past the {n} nodes")
+        } else {
+            "a weight that is not finite and positive".to_owned()
+        };
+        return Err(Error::config(
+            "edges",
+            format!("edge {i} ({u}, {v}, {w}) has {why}"),
+        ));
+    }
+    Ok(symmetric_csr(n, edges))
+}
+
 /// Builds symmetric CSR arrays from directed `(u, v, w)` triplets: both directions are
 /// inserted, duplicates merge with the **max** weight, self-loops must already be gone.
 /// Deterministic: the result depends only on the set of triplets, not their order.
@@ -1212,6 +1272,44 @@ mod tests {
     }
 
     #[test]
+    fn from_parts_takes_undirected_edges_only() {
+        let parts = |(offsets, neighbors, weights)| GraphParts {
+            offsets,
+            neighbors,
+            weights,
+            keys: vec!["a".into(), "b".into(), "c".into()],
+            text_nodes: 3,
+            ..GraphParts::default()
+        };
+        // An edge one way only: its reverse is named.
+        let one_way = parts((vec![0, 1, 1, 1], vec![1], vec![1.0]));
+        let e = Graph::from_parts(GraphKind::Edges, one_way)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("edge 0->1 has no reverse edge"), "{e}");
+        // The same edge, and another given both ways with two weights, through undirected_csr.
+        let edges = vec![(0, 1, 1.0), (1, 2, 0.5), (2, 1, 0.75)];
+        let g =
+            Graph::from_parts(GraphKind::Edges, parts(undirected_csr(3, edges).unwrap())).unwrap();
+        assert_eq!(g.row(1), (&[0, 2][..], &[1.0, 0.75][..]));
+        assert_eq!(g.n_edges(), 2);
+        for (edge, why) in [
+            ((0, 3, 1.0), "edge 1 (0, 3, 1) has a node past the 3 nodes"),
+            ((2, 2, 1.0), "edge 1 (2, 2, 1) has a self-loop"),
+            (
+                (0, 2, 0.0),
+                "edge 1 (0, 2, 0) has a weight that is not finite and positive",
+            ),
+            ((0, 2, f32::NAN), "not finite and positive"),
+        ] {
+            let e = undirected_csr(3, vec![(0, 1, 1.0), edge])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(why), "{e}");
+        }
+    }
+
+    #[test]
     fn validate_catches_broken_invariants() {
         let mut g = triangle_plus_isolated();
         g.neighbors[0] = 9;
@@ -1295,20 +1393,33 @@ mod tests {
             .unwrap();
         assert_eq!(g.seeds(), merged);
         assert_eq!(g.seeds_summary(), "2 seeds (3 seed labels)");
-        // Names no reader would pass (outputs print a label on one line, TAB-separated)
-        // are refused as a program's mistake, and the seeds stay as they were.
-        for (bad, why) in [("", "label \"\" is empty"), ("a\tb", "control character")] {
+        // Names no reader would pass (outputs print a label on one line, TAB-separated),
+        // names out of order or twice, and seeds past the nodes or labels are refused as a
+        // program's mistake, and the seeds stay as they were.
+        let past = vec![seed(7, 0, 1.0)];
+        for (labels, seeds, field, why) in [
+            (["", "y"], &merged, "labels", "label \"\" is empty"),
+            (["a\tb", "y"], &merged, "labels", "control character"),
+            (
+                ["y", "x"],
+                &merged,
+                "labels",
+                "sorted and distinct: \"y\" before \"x\"",
+            ),
+            (
+                ["x", "x"],
+                &merged,
+                "labels",
+                "sorted and distinct: \"x\" before \"x\"",
+            ),
+            (["x", "y"], &past, "seeds", "node 7"),
+        ] {
             let e = g
-                .set_seeds(vec![bad.into(), "y".into()], merged.clone())
+                .set_seeds(labels.map(String::from).to_vec(), seeds.clone())
                 .unwrap_err();
             assert!(
-                matches!(
-                    e,
-                    Error::InvalidConfig {
-                        field: "labels",
-                        ..
-                    }
-                ) && e.to_string().contains(why),
+                matches!(e, Error::InvalidConfig { field: f, .. } if f == field)
+                    && e.to_string().contains(why),
                 "{e}"
             );
             assert_eq!(

@@ -1421,30 +1421,43 @@ fn inspect_verifies_a_graph_before_exporting_its_edges() {
     use sprig::graph::{Graph, GraphKind, GraphParts, RecordRef};
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    // a–b with two different weights: valid (`Graph::validate`), but not symmetric.
-    let graph = Graph::from_parts(
-        GraphKind::Edges,
-        GraphParts {
-            offsets: vec![0, 1, 2],
-            neighbors: vec![1, 0],
-            weights: vec![0.45, 0.9],
-            keys: vec!["a".into(), "b".into()],
-            text_nodes: 2,
-            records: (0..2)
-                .map(|i| RecordRef {
-                    line: i + 1,
-                    id: None,
-                    node: i as u32,
-                    text_hash: None,
-                })
-                .collect(),
-            labels: vec![],
-            seeds: vec![],
-            provenance: serde_json::Value::Null,
-        },
-    )
-    .unwrap();
-    graph.save(&d.join("asym.graph")).unwrap();
+    // a–b with two different weights: valid (`Graph::validate`), but not symmetric, which
+    // `from_parts` refuses; the file is made from a symmetric one, its first weight patched
+    // and its checksum sealed again.
+    let parts = |weights: Vec<f32>| GraphParts {
+        offsets: vec![0, 1, 2],
+        neighbors: vec![1, 0],
+        weights,
+        keys: vec!["a".into(), "b".into()],
+        text_nodes: 2,
+        records: (0..2)
+            .map(|i| RecordRef {
+                line: i + 1,
+                id: None,
+                node: i as u32,
+                text_hash: None,
+            })
+            .collect(),
+        labels: vec![],
+        seeds: vec![],
+        provenance: serde_json::Value::Null,
+    };
+    let e = Graph::from_parts(GraphKind::Edges, parts(vec![0.45, 0.9])).unwrap_err();
+    assert!(
+        e.to_string().contains("w(0,1) = 0.45 but w(1,0) = 0.9"),
+        "{e}"
+    );
+    let graph = Graph::from_parts(GraphKind::Edges, parts(vec![0.9, 0.9])).unwrap();
+    let mut bytes = graph.to_bytes();
+    let at = bytes
+        .windows(8)
+        .position(|w| w == [0.9f32.to_le_bytes(), 0.9f32.to_le_bytes()].concat())
+        .expect("the weights section");
+    bytes[at..at + 4].copy_from_slice(&0.45f32.to_le_bytes());
+    bytes.truncate(bytes.len() - 4);
+    let crc = crc32fast::hash(&bytes);
+    bytes.extend_from_slice(&crc.to_le_bytes());
+    std::fs::write(d.join("asym.graph"), bytes).unwrap();
     let err = fails(d, &["inspect", "asym.graph", "--edges", "--verify"]);
     assert!(err.contains("w(0,1) = 0.45 but w(1,0) = 0.9"), "{err}");
     // Without --verify the export is what the file holds.

@@ -943,7 +943,7 @@ mod tests {
             seeds: sym.seeds().to_vec(),
             provenance: serde_json::Value::Null,
         };
-        let directed = Graph::from_parts(crate::graph::GraphKind::Edges, parts).unwrap();
+        let directed = Graph::assemble(crate::graph::GraphKind::Edges, parts).unwrap();
         every_algorithm(&directed, 2, 15, &[3]);
     }
 

@@ -6,7 +6,8 @@
 //! result for the CLI.
 //!
 //! **Contract.**
-//! - *Input:* a symmetric graph (no self-loops, positive finite weights; text nodes first,
+//! - *Input:* a symmetric graph ([`Graph::from_parts`] checks it; no self-loops, positive
+//!   finite weights; text nodes first,
 //!   then feature nodes of a bipartite graph, which propagate like any node), seeds
 //!   `(node, label, weight > 0)`, a validated config.
 //! - *Parameters:* see [`PropagationConfig`] (μ1, μ2, μ3, β, α, K, iterations, tolerance).
