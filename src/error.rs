@@ -14,12 +14,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// The operating system refused a read or a write.
-    #[error("{}: {source}", path.display())]
+    ///
+    /// The message includes the underlying error's, so [`std::error::Error::source`] is
+    /// `None` (a reporter that prints the chain, such as `anyhow`'s `{:#}`, would print it
+    /// twice); match the variant for the [`std::io::Error`] and its kind.
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file involved.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A record of a text input (corpus, seeds, edges, labels) could not be used.
     ///
@@ -196,10 +200,10 @@ pub enum Error {
 
 impl Error {
     /// Wraps an I/O error with the path it concerns.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
 
@@ -257,5 +261,21 @@ fn seed_target(what: &str, name: &str) -> String {
         name.to_owned()
     } else {
         format!("{name:?}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_error_prints_its_cause_once_in_a_chain() {
+        let e = Error::io(
+            "m.sprig",
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        );
+        assert_eq!(e.to_string(), "m.sprig: no such file");
+        // No source: a reporter that prints every cause (anyhow's `{:#}`) prints it once.
+        assert!(std::error::Error::source(&e).is_none());
     }
 }

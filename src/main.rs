@@ -20,9 +20,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             // A closed stdout (`sprig predict ... | head`) is not an error, as in ripgrep.
+            let broken_pipe = |e: &std::io::Error| e.kind() == std::io::ErrorKind::BrokenPipe;
             if err.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>()
-                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+                c.downcast_ref::<std::io::Error>().is_some_and(broken_pipe)
+                    || matches!(c.downcast_ref(), Some(sprig::Error::Io { error, .. }) if broken_pipe(error))
             }) {
                 return ExitCode::SUCCESS;
             }
