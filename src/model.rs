@@ -203,6 +203,17 @@ impl ProjectionModel {
         }
         match &self.predictor {
             Predictor::Network(net) => {
+                // Checked on load already; here for a network assembled in memory
+                // (`Network::from_mlp` of diverged weights), which could be saved but not
+                // loaded back.
+                if let Some((l, why)) = net
+                    .layers()
+                    .iter()
+                    .enumerate()
+                    .find_map(|(l, layer)| layer.validate().err().map(|why| (l, why)))
+                {
+                    return Err(corrupt(format!("layer {l}: {why}")));
+                }
                 if net.n_in() != self.projector.dim() {
                     return Err(corrupt(format!(
                         "the network takes {} inputs but the projection gives {}",
@@ -607,6 +618,41 @@ mod tests {
             serde_json::json!({"note": "test"}),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn a_network_of_diverged_weights_is_refused_before_it_is_saved() {
+        let projection = ProjectionConfig {
+            functions: 8,
+            bits: 4,
+            ..ProjectionConfig::default()
+        };
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
+        let good = Mlp::new(&[32, 6, 3], || rng.next_u64()).unwrap();
+        // A weight (kept as f32 without quantization; quantizing stores a NaN as 0) and a
+        // bias (f32 in every form), of the first layer.
+        let mut weight = good.clone();
+        weight.params_mut()[0] = f32::NAN;
+        let mut bias = good;
+        bias.params_mut()[32 * 6] = f32::INFINITY;
+        for (mlp, quantize, why) in [
+            (&weight, Quantization::None, "weights"),
+            (&bias, Quantization::Int8, "bias"),
+            (&bias, Quantization::Int4, "bias"),
+        ] {
+            let e = ProjectionModel::new(
+                &TextConfig::default(),
+                &FeatureConfig::default(),
+                &projection,
+                vec!["a".into(), "b".into(), "c".into()],
+                Predictor::Network(Network::from_mlp(mlp, quantize)),
+                serde_json::Value::Null,
+            )
+            .unwrap_err()
+            .to_string();
+            let want = format!("corrupt model: layer 0: {why}");
+            assert!(e.contains(&want), "{quantize:?}: {e}");
+        }
     }
 
     fn parse(bytes: Vec<u8>) -> Result<ProjectionModel> {

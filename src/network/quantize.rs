@@ -89,7 +89,7 @@ pub struct Layer {
 
 impl Layer {
     /// Checks that the arrays have the declared shapes and hold finite values.
-    pub(super) fn validate(&self) -> std::result::Result<(), String> {
+    pub(crate) fn validate(&self) -> std::result::Result<(), String> {
         let n = self.n_in * self.n_out;
         let ok = match &self.weights {
             Weights::F32(w) => w.len() == n && w.iter().all(|x| x.is_finite()),
