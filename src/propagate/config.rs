@@ -70,12 +70,12 @@ pub enum ChangeNorm {
     Sum,
 }
 
-/// Correction of the class balance after propagation.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+/// Correction of the class balance after propagation. The default is
+/// [`PropagationConfig`]'s: class mass normalization with priors from the seeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum ClassPrior {
     /// No correction: the propagated scores are the output.
-    #[default]
     None,
     /// Class mass normalization (Zhu, Ghahramani & Lafferty, ICML 2003): label `l`'s scores on
     /// non-seed nodes are multiplied by `q_l / m_l`, where `m_l` is the total score of `l` over
@@ -171,6 +171,12 @@ pub struct PropagationConfig {
     pub class_prior: ClassPrior,
 }
 
+impl Default for ClassPrior {
+    fn default() -> Self {
+        ClassPrior::Cmn { priors: None }
+    }
+}
+
 impl Default for PropagationConfig {
     fn default() -> Self {
         PropagationConfig {
@@ -185,7 +191,7 @@ impl Default for PropagationConfig {
             damping: None,
             beta: 2.0,
             alpha: 0.2,
-            class_prior: ClassPrior::Cmn { priors: None },
+            class_prior: ClassPrior::default(),
         }
     }
 }
@@ -293,6 +299,8 @@ mod tests {
         assert_eq!(partial.algorithm, Algorithm::Mad);
         assert_eq!(partial.class_prior, ClassPrior::Cmn { priors: None });
         assert_eq!(partial.top_k, 8);
+        // One default, whether a program builds the config or only the prior.
+        assert_eq!(ClassPrior::default(), c.class_prior);
     }
 
     #[test]

@@ -124,7 +124,9 @@ pub struct TrainConfig {
     /// layers of 256, which is 320 KB in int8).
     pub hidden: Vec<usize>,
     /// Epoch cap, `>= 1`. Default 60, so that early stopping, not the cap, ends training:
-    /// with input dropout the best held-out epoch was 20–39 on a 2,400-text corpus.
+    /// with input dropout the best held-out epoch was 20–39 on a 2,400-text corpus. Without
+    /// a held-out slice (small sets), [`TrainConfig::min_steps`] may raise it: set that to 0
+    /// for exactly `epochs`.
     pub epochs: usize,
     /// Stop after this many epochs without a better held-out score, `>= 1`. Default 8:
     /// with input dropout the held-out score keeps rising, unevenly, for 10–20 epochs.

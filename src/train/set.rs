@@ -344,8 +344,8 @@ pub(super) fn excerpt(text: &str) -> String {
 
 impl TrainSet {
     /// Checks what [`train`](super::train) relies on, since the fields are public: at least
-    /// one label and one example; label names that are not blank and hold no control
-    /// character (they must print on one line of `predict`'s output); every example with a
+    /// one label and one example; label names that are not blank, hold no control character
+    /// (they must print on one line of `predict`'s output) and are listed once; every example with a
     /// non-empty target of known label ids, finite probabilities `>= 0` summing to 1 (within
     /// 1e-3), and a finite weight `>= 0`, some weight `> 0`. ([`train`](super::train) also
     /// refuses an example whose text is empty after normalization, which needs the text
@@ -366,6 +366,15 @@ impl TrainSet {
             .find_map(|l| crate::corpus::label_name_problem(l))
         {
             return Err(Error::config("labels", why));
+        }
+        let mut names: Vec<&String> = self.labels.iter().collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            // Two outputs of one name: the model would refuse it only once trained.
+            return Err(Error::config(
+                "labels",
+                format!("label {:?} is listed twice", w[0]),
+            ));
         }
         let n = self.labels.len();
         for (i, ex) in self.examples.iter().enumerate() {
@@ -1289,6 +1298,14 @@ mod tests {
         let e = named.validate().unwrap_err().to_string();
         assert!(
             e.contains("invalid labels: label \"a\\nb\" holds a control"),
+            "{e}"
+        );
+        // Or one name for two outputs, which the trained model would not load.
+        let mut twice = TrainSet::supervised(&records).unwrap();
+        twice.labels.push(twice.labels[0].clone());
+        let e = twice.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("invalid labels: label") && e.contains("is listed twice"),
             "{e}"
         );
     }
