@@ -28,7 +28,7 @@ fn main() {
         eprintln!("usage: cargo bench --bench quantize -- --model F32.sprig --data test.jsonl");
         return;
     };
-    let model = ProjectionModel::load(&PathBuf::from(model)).expect("model loads");
+    let model = ProjectionModel::load(PathBuf::from(model)).expect("model loads");
     // Labelled records only: an unlabelled one has no answer to match.
     let records: Vec<_> = CorpusReader::open(&PathBuf::from(&data), &CorpusOptions::default())
         .expect("data opens")

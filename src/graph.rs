@@ -109,7 +109,8 @@ pub fn merge_seeds(seeds: &mut Vec<Seed>) {
 }
 
 /// A symmetric sparse graph with its records and seeds. See the module docs for invariants.
-#[derive(Debug, Clone, PartialEq)]
+/// (`Debug` prints a summary: the arrays run to millions of entries.)
+#[derive(Clone, PartialEq)]
 pub struct Graph {
     pub(crate) kind: GraphKind,
     pub(crate) offsets: Vec<u64>,
@@ -228,6 +229,21 @@ pub struct GraphCounts {
     pub records: u64,
     /// Seed entries.
     pub seeds: u64,
+}
+
+impl std::fmt::Debug for Graph {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Graph")
+            .field("kind", &self.kind)
+            .field("nodes", &self.n_nodes())
+            .field("text_nodes", &self.text_nodes)
+            .field("edges", &self.n_edges())
+            .field("rows", &self.rows)
+            .field("records", &self.records.len())
+            .field("labels", &self.labels.len())
+            .field("seeds", &self.seeds.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Graph {
@@ -779,7 +795,8 @@ impl Graph {
     ///
     /// # Panics
     /// As [`Graph::to_bytes`].
-    pub fn save(&self, path: &Path) -> Result<()> {
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
         format::write_atomic(path, |w| self.write_to(w).map_err(|e| Error::io(path, e)))
     }
 
@@ -789,8 +806,8 @@ impl Graph {
     ///
     /// # Errors
     /// Any container error of [`crate::format`], or [`Error::Corrupt`].
-    pub fn load(path: &Path) -> Result<Self> {
-        Ok(Self::read(path, &mut |_| None)?.0)
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        Ok(Self::read(path.as_ref(), &mut |_| None)?.0)
     }
 
     /// Reads and verifies a graph file, keeping the edges of the rows `rows(n)` only (`n`
@@ -806,11 +823,11 @@ impl Graph {
     /// # Errors
     /// As [`Graph::load`].
     pub fn load_rows(
-        path: &Path,
+        path: impl AsRef<Path>,
         rows: impl FnOnce(usize) -> std::ops::Range<usize>,
     ) -> Result<Self> {
         let mut rows = Some(rows);
-        Ok(Self::read(path, &mut |n| rows.take().map(|f| f(n)))?.0)
+        Ok(Self::read(path.as_ref(), &mut |n| rows.take().map(|f| f(n)))?.0)
     }
 
     /// Reads and verifies a graph file, and returns it with the header as the file holds it
@@ -819,8 +836,8 @@ impl Graph {
     ///
     /// # Errors
     /// As [`Graph::load`].
-    pub fn load_with_header(path: &Path) -> Result<(Self, GraphHeader)> {
-        Self::read(path, &mut |_| None)
+    pub fn load_with_header(path: impl AsRef<Path>) -> Result<(Self, GraphHeader)> {
+        Self::read(path.as_ref(), &mut |_| None)
     }
 
     /// The streaming read of [`Graph::load`] and [`Graph::load_rows`].
@@ -1269,6 +1286,15 @@ mod tests {
         assert_eq!(g.to_bytes().len(), without.len());
         let back = Graph::from_bytes(Path::new("g.graph"), g.to_bytes()).unwrap();
         assert!(back.records().iter().all(|r| r.text_hash.is_none()));
+    }
+
+    #[test]
+    fn debug_prints_a_summary() {
+        assert_eq!(
+            format!("{:?}", triangle_plus_isolated()),
+            "Graph { kind: Edges, nodes: 4, text_nodes: 4, edges: 3, rows: 0..4, records: 4, \
+             labels: 1, seeds: 1, .. }"
+        );
     }
 
     #[test]

@@ -143,13 +143,24 @@ pub struct Scratch {
     out: Vec<Prediction>,
 }
 
-/// A trained projection model.
-#[derive(Debug, Clone)]
+/// A trained projection model. (`Debug` prints a summary, not the weights.)
+#[derive(Clone)]
 pub struct ProjectionModel {
     projector: Projector,
     labels: Vec<String>,
     predictor: Predictor,
     train: serde_json::Value,
+}
+
+impl std::fmt::Debug for ProjectionModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProjectionModel")
+            .field("kind", &self.kind())
+            .field("projection", self.projector.config())
+            .field("labels", &self.labels.len())
+            .field("parameter_bytes", &self.parameter_bytes())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ProjectionModel {
@@ -443,8 +454,8 @@ impl ProjectionModel {
     ///
     /// # Errors
     /// [`Error::Io`] naming `path`.
-    pub fn save(&self, path: &Path) -> Result<()> {
-        write_bytes_atomic(path, &self.to_bytes())
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        write_bytes_atomic(path.as_ref(), &self.to_bytes())
     }
 
     /// Reads and verifies a model file.
@@ -452,8 +463,8 @@ impl ProjectionModel {
     /// # Errors
     /// [`Error::Io`], the container errors of [`crate::format`], [`Error::BadHeader`] for a
     /// header that does not describe a model, [`Error::Corrupt`] for inconsistent contents.
-    pub fn load(path: &Path) -> Result<Self> {
-        Ok(Self::from_artifact(&Artifact::read(path, EXPECT)?)?.0)
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        Ok(Self::from_artifact(&Artifact::read(path.as_ref(), EXPECT)?)?.0)
     }
 
     /// Reads and verifies a model file, and returns it with the header as the file holds it
@@ -462,8 +473,8 @@ impl ProjectionModel {
     ///
     /// # Errors
     /// As [`ProjectionModel::load`].
-    pub fn load_with_header(path: &Path) -> Result<(Self, ModelHeader)> {
-        Self::from_artifact(&Artifact::read(path, EXPECT)?)
+    pub fn load_with_header(path: impl AsRef<Path>) -> Result<(Self, ModelHeader)> {
+        Self::from_artifact(&Artifact::read(path.as_ref(), EXPECT)?)
     }
 
     /// Parses a model from bytes (`path` is used in messages only).
@@ -618,6 +629,21 @@ mod tests {
             serde_json::json!({"note": "test"}),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn debug_prints_a_summary_not_the_weights() {
+        let m = model(Quantization::Int8);
+        let text = format!("{m:?}");
+        assert!(
+            text.starts_with("ProjectionModel { kind: Network, projection: ProjectionConfig {")
+                && text.contains(&format!(
+                    "labels: 3, parameter_bytes: {}",
+                    m.parameter_bytes()
+                ))
+                && text.len() < 400,
+            "{text}"
+        );
     }
 
     #[test]

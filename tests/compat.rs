@@ -10,7 +10,7 @@ use crate::util::repo;
 
 #[test]
 fn v1_toy_graph_opens_and_matches_its_source() {
-    let frozen = Graph::load(&repo("tests/fixtures/v1/toy.graph")).unwrap();
+    let frozen = Graph::load(repo("tests/fixtures/v1/toy.graph")).unwrap();
     let (mut rebuilt, _) = read_edges(Path::new("graphs/toy/edges.tsv")).unwrap();
     let seeds = Path::new("graphs/toy/seeds.tsv");
     apply_seed_file(&mut rebuilt, seeds, &read_seed_file(seeds).unwrap()).unwrap();
@@ -26,7 +26,7 @@ fn v1_toy_graph_opens_and_matches_its_source() {
 
 #[test]
 fn v1_tiny_corpus_graph_opens_and_matches_a_rebuild() {
-    let frozen = Graph::load(&repo("tests/fixtures/v1/tiny.graph")).unwrap();
+    let frozen = Graph::load(repo("tests/fixtures/v1/tiny.graph")).unwrap();
     // Rebuild with the configs the file records (it was built with the defaults of its day;
     // defaults may change, the text path for a given config may not).
     let recorded = |key: &str| frozen.provenance()[key].clone();
@@ -73,7 +73,7 @@ fn v2_tiny_model_opens_and_predicts_as_it_did() {
 /// Every line of `golden` (what `sprig predict --json --top 4` printed when the model was
 /// frozen) is predicted again: same labels in the same order, scores within print precision.
 fn predicts_as_it_did(model: &str, golden: &[&str]) {
-    let model = sprig::model::ProjectionModel::load(&repo(model)).unwrap();
+    let model = sprig::model::ProjectionModel::load(repo(model)).unwrap();
     let mut lines = 0;
     for file in golden {
         for line in std::fs::read_to_string(repo(file)).unwrap().lines() {

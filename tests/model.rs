@@ -60,7 +60,7 @@ fn tiny_pipeline_graph_propagate_train_predict_eval() {
     assert!(summary.contains("network model, 4 labels"), "{summary}");
     // Distillation through augmented copies is on by default, and the summary says so.
     assert!(summary.contains("augmented copies"), "{summary}");
-    let model = ProjectionModel::load(&d.join("tiny.sprig")).unwrap();
+    let model = ProjectionModel::load(d.join("tiny.sprig")).unwrap();
     assert!(std::fs::metadata(d.join("tiny.sprig")).unwrap().len() < 30_000);
 
     // Arguments: one line per text, `label<TAB>score`.
@@ -271,10 +271,7 @@ fn train_without_labels_is_supervised_and_deterministic() {
     assert_eq!(lines[1], r#"{"text":" \t ","labels":[]}"#);
     assert!(lines[2].contains(r#""labels":[{"label":"#), "{}", lines[2]);
     // eval: the featureless text abstains, which is a wrong answer but no label.
-    let first_label = ProjectionModel::load(&d.join("one.sprig"))
-        .unwrap()
-        .labels()[0]
-        .clone();
+    let first_label = ProjectionModel::load(d.join("one.sprig")).unwrap().labels()[0].clone();
     std::fs::write(
         d.join("gold.jsonl"),
         format!(

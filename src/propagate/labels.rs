@@ -32,11 +32,21 @@ pub const EMPTY: LabelScore = LabelScore {
 };
 
 /// Per-node sparse label distributions: at most K labels and an `unknown` mass per node.
-#[derive(Debug, Clone, PartialEq)]
+/// (`Debug` prints a summary: nodes and K.)
+#[derive(Clone, PartialEq)]
 pub struct LabelDistribution {
     k: usize,
     slots: Vec<LabelScore>,
     unknown: Vec<f32>,
+}
+
+impl std::fmt::Debug for LabelDistribution {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LabelDistribution")
+            .field("nodes", &self.unknown.len())
+            .field("k", &self.k)
+            .finish_non_exhaustive()
+    }
 }
 
 impl LabelDistribution {

@@ -143,12 +143,24 @@ pub struct PropagationReport {
 }
 
 /// The result of [`propagate`]: a label distribution per node, and the run's report.
-#[derive(Debug, Clone)]
+/// (`Debug` prints a summary and the report.)
+#[derive(Clone)]
 pub struct Propagation {
     distribution: LabelDistribution,
     labels: Vec<String>,
     seed: Vec<bool>,
     report: PropagationReport,
+}
+
+impl std::fmt::Debug for Propagation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Propagation")
+            .field("distribution", &self.distribution)
+            .field("labels", &self.labels.len())
+            .field("seeds", &self.seed.iter().filter(|&&s| s).count())
+            .field("report", &self.report)
+            .finish()
+    }
 }
 
 impl Propagation {
