@@ -46,7 +46,7 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("corpora/replies/test.jsonl"));
     let model = match arg("--model") {
-        Some(m) => ProjectionModel::load(&PathBuf::from(m)).expect("model loads"),
+        Some(m) => ProjectionModel::load(PathBuf::from(m)).expect("model loads"),
         None => {
             let train_path = root.join("corpora/replies/corpus.gold.jsonl");
             let records: Vec<_> = CorpusReader::open(&train_path, &CorpusOptions::default())
