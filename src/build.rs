@@ -13,10 +13,13 @@ use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::corpus::{
-    next_line, open_input, skip_bom, utf8_line, CorpusFormat, CorpusOptions, CorpusReader, RecordId,
+    next_line, open_input, skip_bom, utf8_line, CorpusFormat, CorpusOptions, CorpusReader, Record,
+    RecordId,
 };
 use crate::error::{Error, Result};
-use crate::features::{ingest_from, tfidf, DfFilter, FeatureMatrix, Skipped};
+use crate::features::{
+    ingest_from, ingest_records, tfidf, DfFilter, FeatureMatrix, Ingested, Skipped,
+};
 use crate::graph::{symmetric_csr, Graph, GraphKind, GraphParts, RecordRef};
 use crate::knn::knn_bounded;
 use crate::seeds::collect_seeds;
@@ -244,22 +247,102 @@ pub fn build_from_reader(
     build_with(path, || Ok(raw), config, progress)
 }
 
-/// Both builds: the configs are checked before the input is opened.
+/// Builds a graph from records in memory, as [`build_from_corpus`] does from a file:
+/// labelled records are the seeds, identical texts share a node, and the graph's records
+/// are these, in order (so [`crate::train::TrainSet::from_propagation`] takes the same
+/// slice). `config.corpus` is not read (its field names appear in messages only).
+///
+/// A record's `line` is its number: from 1, rising (`1..=n` for a list of texts), as a
+/// file's lines would. A record with no text left after normalization is an error naming
+/// it, unless `config.skip_invalid`: it is then left out of the graph's records.
+///
+/// # Errors
+/// Config errors; [`Error::InvalidConfig`] (`records`) for lines that do not rise from 1, a
+/// text holding a NUL character or a bad label name (blank, or with a control character);
+/// then as [`build_from_corpus`], with the path `<memory>`.
+pub fn build_from_records(
+    records: &[Record],
+    config: &BuildConfig,
+    progress: &dyn Progress,
+) -> Result<Graph> {
+    let bad = |i: usize, why: String| Error::config("records", format!("record {i}: {why}"));
+    let mut previous = 0;
+    for (i, r) in records.iter().enumerate() {
+        if r.line <= previous {
+            return Err(bad(
+                i,
+                format!(
+                    "line {} after line {previous}: lines must rise, from 1",
+                    r.line
+                ),
+            ));
+        }
+        previous = r.line;
+        if r.text.contains('\0') {
+            return Err(bad(i, "the text holds a NUL character".into()));
+        }
+        if let Some(why) = r
+            .label
+            .as_deref()
+            .and_then(crate::corpus::label_name_problem)
+        {
+            return Err(bad(i, why));
+        }
+    }
+    let path = Path::new("<memory>");
+    let ingest = |pipeline: &TextPipeline, bipartite| {
+        let records = records.iter().cloned().map(Ok);
+        let on_progress = |n| progress.set_position(n);
+        let skip = config.skip_invalid;
+        ingest_records(
+            records,
+            path,
+            &config.corpus,
+            pipeline,
+            skip,
+            bipartite,
+            on_progress,
+        )
+    };
+    Ok(build_ingested(path, ingest, config, progress)?.0)
+}
+
+/// Both builds from a reader: the configs are checked before the input is opened.
 fn build_with(
     path: &Path,
     open: impl FnOnce() -> Result<Box<dyn std::io::Read>>,
     config: &BuildConfig,
     progress: &dyn Progress,
 ) -> Result<Built> {
+    let mut format = None;
+    let ingest = |pipeline: &TextPipeline, bipartite| {
+        let reader = CorpusReader::from_reader(path, open()?, &config.corpus)?;
+        format = Some(reader.format());
+        ingest_from(reader, pipeline, config.skip_invalid, bipartite, |n| {
+            progress.set_position(n)
+        })
+    };
+    let (graph, skipped) = build_ingested(path, ingest, config, progress)?;
+    Ok(Built {
+        graph,
+        skipped,
+        format: format.expect("a corpus read is in a format"),
+    })
+}
+
+/// Every build: checks the configs, then `ingest(pipeline, keep feature names)` folds the
+/// records into nodes, and the graph is made of them.
+fn build_ingested(
+    path: &Path,
+    ingest: impl FnOnce(&TextPipeline, bool) -> Result<Ingested>,
+    config: &BuildConfig,
+    progress: &dyn Progress,
+) -> Result<(Graph, Skipped)> {
     config.graph.validate()?;
     let pipeline = TextPipeline::new(&config.text, &config.features)?;
     let bipartite = config.graph.kind == GraphKind::Bipartite;
     progress.stage("reading", None, "records");
-    let reader = CorpusReader::from_reader(path, open()?, &config.corpus)?;
-    let format = reader.format();
-    let ing = ingest_from(reader, &pipeline, config.skip_invalid, bipartite, |n| {
-        progress.set_position(n)
-    })?;
+    let ing = ingest(&pipeline, bipartite)?;
     progress.finish_stage();
     let filter = config.graph.df_filter();
     let rows = tfidf(
@@ -376,11 +459,7 @@ fn build_with(
             provenance,
         },
     )?;
-    Ok(Built {
-        graph,
-        skipped: ing.skipped,
-        format,
-    })
+    Ok((graph, ing.skipped))
 }
 
 /// What `read_edges` dropped, for the user to see.
@@ -627,6 +706,81 @@ pub fn write_edges(graph: &Graph, out: &mut dyn Write) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_in_memory_build_the_graph_their_file_would() {
+        let record = |line, text: &str, label: Option<&str>| Record {
+            line,
+            id: None,
+            text: text.into(),
+            label: label.map(String::from),
+        };
+        let records = vec![
+            record(1, "thanks so much", Some("thanks")),
+            record(2, "thank you so much", None),
+            record(3, "on my way", Some("omw")),
+            record(4, "omw, on my way now", None),
+            record(5, "thanks so much", None),
+        ];
+        let mut jsonl = String::new();
+        for r in &records {
+            let mut o = serde_json::json!({ "text": r.text });
+            if let Some(l) = &r.label {
+                o["label"] = l.as_str().into();
+            }
+            jsonl += &format!("{o}\n");
+        }
+        for kind in [GraphKind::Knn, GraphKind::Bipartite] {
+            let config = BuildConfig {
+                graph: GraphConfig {
+                    kind,
+                    ..GraphConfig::default()
+                },
+                ..BuildConfig::default()
+            };
+            let from_memory = build_from_records(&records, &config, &()).unwrap();
+            let reader = Box::new(std::io::Cursor::new(jsonl.clone().into_bytes()));
+            let from_file = build_from_reader(Path::new("<memory>"), reader, &config, &()).unwrap();
+            assert_eq!(from_memory, from_file.graph, "{kind:?}");
+            assert_eq!(from_memory.seeds().len(), 2);
+        }
+
+        let config = BuildConfig::default();
+        let refused = |records: &[Record], why: &str| {
+            let e = build_from_records(records, &config, &())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(why), "{e}");
+        };
+        let mut edited = records.clone();
+        edited[2].line = 2;
+        refused(
+            &edited,
+            "invalid records: record 2: line 2 after line 2: lines must rise",
+        );
+        edited[0].line = 0;
+        refused(&edited, "record 0: line 0 after line 0");
+        let mut edited = records.clone();
+        edited[1].text = "a\0b".into();
+        refused(&edited, "record 1: the text holds a NUL character");
+        edited[1].text = "...".into();
+        edited[1].label = Some("a\tb".into());
+        refused(
+            &edited,
+            "record 1: label \"a\\tb\" holds a control character",
+        );
+        // A text with no feature is named by its line, or left out when asked.
+        edited[1].label = None;
+        edited[1].text = "  ".into();
+        refused(&edited, "<memory>:2: field \"text\"");
+        let skip = BuildConfig {
+            skip_invalid: true,
+            ..BuildConfig::default()
+        };
+        let g = build_from_records(&edited, &skip, &()).unwrap();
+        let lines: Vec<u64> = g.records().iter().map(|r| r.line).collect();
+        assert_eq!(lines, [1, 3, 4, 5]);
+    }
 
     #[test]
     fn max_scan_resolves_by_projected_work_and_round_trips_through_serde() {

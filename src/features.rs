@@ -193,7 +193,30 @@ pub fn ingest(
 /// # Errors
 /// As [`ingest`].
 pub fn ingest_from(
-    mut reader: CorpusReader,
+    reader: CorpusReader,
+    pipeline: &TextPipeline,
+    skip_invalid: bool,
+    keep_names: bool,
+    on_progress: impl FnMut(u64),
+) -> Result<Ingested> {
+    let (path, options) = (reader.path().to_owned(), reader.options().clone());
+    ingest_records(
+        reader,
+        &path,
+        &options,
+        pipeline,
+        skip_invalid,
+        keep_names,
+        on_progress,
+    )
+}
+
+/// [`ingest_from`] over any records (`path` and `options`, for messages, as a reader of
+/// them would have them).
+pub(crate) fn ingest_records(
+    mut reader: impl Iterator<Item = Result<Record>>,
+    path: &Path,
+    options: &CorpusOptions,
     pipeline: &TextPipeline,
     skip_invalid: bool,
     keep_names: bool,
@@ -265,12 +288,12 @@ pub fn ingest_from(
             if p.empty {
                 skip(
                     &mut out.skipped,
-                    Error::empty_text(reader.path(), p.record.line, &reader.options().text_field),
+                    Error::empty_text(path, p.record.line, &options.text_field),
                 )?;
                 continue;
             }
-            let field = reader.options().id_field.as_deref().unwrap_or_default();
-            if let Err(e) = ids.check(&out.records, &p.record, reader.path(), field) {
+            let field = options.id_field.as_deref().unwrap_or_default();
+            if let Err(e) = ids.check(&out.records, &p.record, path, field) {
                 skip(&mut out.skipped, e)?;
                 continue;
             }
@@ -327,7 +350,7 @@ pub fn ingest_from(
     out.counts.n_features = out.blocks.len();
     if out.records.is_empty() {
         return Err(Error::EmptyCorpus {
-            path: reader.path().to_owned(),
+            path: path.to_owned(),
             skipped: out.skipped.count,
             first_skipped: out.skipped.first.first().cloned(),
         });

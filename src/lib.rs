@@ -10,7 +10,7 @@
 //! |---|---|---|---|
 //! | 1. read | [`corpus::CorpusReader`] | JSONL / CSV / TSV / text → [`corpus::Record`]s | `graph` |
 //! | 2. featurize | [`features::ingest`], [`features::tfidf`] | records → distinct text nodes, TF-IDF rows | `graph` |
-//! | 3. connect | [`build::build_from_corpus`] (or [`build::build_from_reader`]), [`knn::knn`], [`build::read_edges`] | rows → [`graph::Graph`] (kNN, exact where cheap, or text–feature) | `graph` |
+//! | 3. connect | [`build::build_from_corpus`] (or [`build::build_from_reader`], [`build::build_from_records`]), [`knn::knn`], [`build::read_edges`] | rows → [`graph::Graph`] (kNN, exact where cheap, or text–feature) | `graph` |
 //! | 4. propagate | [`propagate::propagate`] (on timely dataflow workers: `propagate::propagate_distributed`, feature `distributed`) | graph + seeds → per-node top-K labels | `propagate` |
 //! | 5. distill | [`train::TrainSet::from_propagation`] (or a labels file: [`train::TrainSet::distilled`]), [`train::train`] | texts + propagated labels → projection model | `train` |
 //! | 6. query | [`model`] | model + text → labels | `predict`, `eval` |
@@ -40,35 +40,34 @@
 //! ## Example
 //!
 //! ```
-//! use std::io::Cursor;
-//! use std::path::Path;
-//! use sprig::build::{build_from_reader, BuildConfig};
-//! use sprig::corpus::{CorpusOptions, CorpusReader};
+//! use sprig::build::{build_from_records, BuildConfig};
+//! use sprig::corpus::Record;
 //! use sprig::projection::ProjectionConfig;
 //! use sprig::propagate::{propagate, PropagationConfig};
 //! use sprig::train::{train, TrainConfig, TrainSet};
 //!
-//! // A corpus in memory (a file works the same through `build_from_corpus`); two seeds.
-//! let mut jsonl = String::new();
-//! for (text, label) in [
+//! // Texts in memory (a file works the same through `build_from_corpus`); two seeds.
+//! let texts = [
 //!     ("thanks so much!", Some("thanks")),
 //!     ("thank you so much", None),
 //!     ("thanks a lot", None),
 //!     ("on my way", Some("omw")),
 //!     ("omw, on my way now", None),
 //!     ("be there soon, on my way", None),
-//! ] {
-//!     let mut record = serde_json::json!({ "text": text });
-//!     if let Some(l) = label {
-//!         record["label"] = l.into();
-//!     }
-//!     jsonl += &format!("{record}\n");
-//! }
-//! let name = Path::new("chat.jsonl");
-//! let reader = || Box::new(Cursor::new(jsonl.clone()));
+//! ];
+//! let records: Vec<Record> = (1..)
+//!     .zip(texts)
+//!     .map(|(line, (text, label))| Record {
+//!         line,
+//!         id: None,
+//!         text: text.into(),
+//!         label: label.map(String::from),
+//!     })
+//!     .collect();
 //!
 //! // Build the kNN graph and spread the two seed labels over it.
-//! let graph = build_from_reader(name, reader(), &BuildConfig::default(), &())?.graph;
+//! let build = BuildConfig::default();
+//! let graph = build_from_records(&records, &build, &())?;
 //! let result = propagate(&graph, &PropagationConfig::default())?;
 //! // Per record, the top label and score as the labels file prints them (None: abstains).
 //! let answers = result.record_labels(&graph)?;
@@ -76,11 +75,8 @@
 //! assert_eq!(answers[4].map(|(label, _)| label), Some("omw"));
 //!
 //! // Distill the seeds and the propagated labels into a model, and query it.
-//! let records = CorpusReader::from_reader(name, reader(), &CorpusOptions::default())?
-//!     .collect::<Result<Vec<_>, _>>()?;
 //! let config = TrainConfig::default();
 //! let set = TrainSet::from_propagation(&records, &[], &graph, &result, &config)?;
-//! let build = BuildConfig::default();
 //! let projection = ProjectionConfig::default();
 //! let model = train(&set, &build.text, &build.features, &projection, &config, &(), &mut |_| {})?;
 //! let best = model.predict("thanks a lot!")[0];
