@@ -77,6 +77,67 @@ fn inspect_reports_unreachable_nodes_of_the_toy_graph() {
     assert!(text.contains("unreachable: 3 nodes"), "{text}");
 }
 
+/// Given class priors keep up to 64 labels a node unless `--top-k` says otherwise: a prior
+/// cannot raise a label the truncation dropped.
+#[test]
+fn class_priors_keep_every_label_unless_top_k_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Twelve nodes, all linked; ten seeded with a label each: every label reaches the two
+    // unseeded nodes, more than the default K = 8.
+    let mut edges = String::new();
+    for a in 0..12 {
+        for b in a + 1..12 {
+            edges += &format!("n{a}\tn{b}\n");
+        }
+    }
+    let seeds: String = (0..10).map(|i| format!("n{i}\tl{i}\n")).collect();
+    std::fs::write(d.join("edges.tsv"), edges).unwrap();
+    std::fs::write(d.join("seeds.tsv"), seeds).unwrap();
+    ok(
+        d,
+        &[
+            "graph",
+            "--edges",
+            "edges.tsv",
+            "--seeds",
+            "seeds.tsv",
+            "--out",
+            "g.graph",
+        ],
+    );
+    let priors: Vec<String> = (0..10).map(|i| format!("--prior=l{i}={}", i + 1)).collect();
+    let propagate = |out: &str, extra: &[&str]| {
+        let mut a = vec!["propagate", "--graph", "g.graph", "--out", out];
+        a.extend(priors.iter().map(String::as_str));
+        a.extend(extra);
+        let err = crate::util::ok_stderr(d, &a);
+        (std::fs::read(d.join(out)).unwrap(), err)
+    };
+    let (default, note) = propagate("default.jsonl", &[]);
+    assert!(
+        note.contains(
+            "note: with class priors, all 10 labels are kept a node (--top-k 10; the default \
+             is 8 without priors)"
+        ),
+        "{note}"
+    );
+    let (ten, _) = propagate("ten.jsonl", &["--top-k", "10"]);
+    assert_eq!(default, ten);
+    // An explicit K is kept, with the note that says what it drops.
+    let (eight, note) = propagate("eight.jsonl", &["--top-k", "8"]);
+    assert_ne!(default, eight);
+    assert!(
+        note.contains("--top-k 8 < 10 labels: a label dropped by the top-K truncation"),
+        "{note}"
+    );
+    // Without priors the default K stays 8: no note.
+    let mut a = vec!["propagate", "--graph", "g.graph", "--out", "plain.jsonl"];
+    a.push("--class-prior=none");
+    let note = crate::util::ok_stderr(d, &a);
+    assert!(!note.contains("with class priors"), "{note}");
+}
+
 #[test]
 fn prior_from_a_labelled_sample_is_its_add_one_shares() {
     let dir = tempfile::tempdir().unwrap();

@@ -121,7 +121,10 @@ pub struct PropagationConfig {
     /// K: labels kept per node (Expander's O(K)-per-node store; Junto's `keepTopKLabels`),
     /// `1..=1024`. Mass of truncated labels moves to `unknown`. Default 8, the middle of
     /// Ravi & Diao's "single digits to tens"; with K >= the number of labels the result is
-    /// exact.
+    /// exact. With given class priors ([`ClassPrior::Cmn`] with `priors`), keep every label
+    /// if you can: a prior cannot raise a label truncated away at a node (`sprig propagate`
+    /// then defaults to the label count, up to 64; on SwDA's 41 labels, 20.9 → 45.5% dev
+    /// accuracy).
     pub top_k: usize,
     /// μ1: weight of the seed-fit term, `> 0`. Default 1 (Ravi & Diao 2016; Talukdar &
     /// Crammer 2009; Junto). Used by `expander` and `mad`.
