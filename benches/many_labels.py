@@ -9,7 +9,15 @@ Writes, in OUT:
   corpus.jsonl  NTEXTS / LABELS texts a label, the first SEEDS of each labelled (seeds);
   full.jsonl    the same texts, every one labelled (for fully supervised training, or to
                 score propagated labels);
-  test.jsonl    two fresh texts a label.
+  test.jsonl    two fresh texts a label;
+  dev.jsonl     as many other fresh texts;
+  train.jsonl, seeds-kSEEDS.txt  full.jsonl again and the seeds' line numbers, the
+                layout of ../shared/corpora, so that benches/quality.py runs on OUT.
+
+`--zipf S` skews the labels: label r (from 1) gets a share of the texts proportional to
+1 / r^S (at least SEEDS + 1 texts), and test and dev texts are drawn with the same shares,
+so class priors matter. `--own N` (default 3) is how many of a text's six words come from
+its label's pool: fewer make the labels harder to tell apart.
 
 Deterministic (a fixed seed): the same arguments give the same files.
 
@@ -25,6 +33,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 
 SYLLABLES = "ka lo mi ne ru ta vo zi pe su ga do fi hu je xo by wa qe ct".split()
 
@@ -34,6 +43,9 @@ def main():
     ap.add_argument("--labels", type=int, required=True)
     ap.add_argument("--texts", type=int, required=True, help="corpus texts in all")
     ap.add_argument("--seeds", type=int, default=3, help="labelled texts a label")
+    ap.add_argument("--zipf", type=float, default=0.0, help="label shares ~ 1 / rank^S")
+    ap.add_argument("--own", type=int, default=3, choices=range(1, 7),
+                    help="words of six from the label's own pool")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
@@ -51,7 +63,7 @@ def main():
     pools = [[fresh_word() for _ in range(6)] for _ in range(args.labels)]
 
     def text(label):
-        words = rng.sample(pools[label], 3) + rng.sample(shared, 3)
+        words = rng.sample(pools[label], args.own) + rng.sample(shared, 6 - args.own)
         rng.shuffle(words)
         return " ".join(words)
 
@@ -59,20 +71,37 @@ def main():
         return f"intent_{label:05d}"
 
     os.makedirs(args.out, exist_ok=True)
-    per_label = max(1, args.texts // args.labels)
+    shares = [1.0 / (r + 1) ** args.zipf for r in range(args.labels)]
+    total = sum(shares)
+    if args.zipf:
+        counts = [max(args.seeds + 1, round(args.texts * s / total)) for s in shares]
+    else:
+        counts = [max(1, args.texts // args.labels)] * args.labels
+    seeds = []
     with open(os.path.join(args.out, "corpus.jsonl"), "w") as corpus, open(
         os.path.join(args.out, "full.jsonl"), "w"
     ) as full:
+        line = 0
         for label in range(args.labels):
-            for j in range(per_label):
+            for j in range(counts[label]):
                 t = text(label)
                 row = {"text": t, "label": name(label)} if j < args.seeds else {"text": t}
+                if j < args.seeds:
+                    seeds.append(line)
                 corpus.write(json.dumps(row) + "\n")
                 full.write(json.dumps({"text": t, "label": name(label)}) + "\n")
-    with open(os.path.join(args.out, "test.jsonl"), "w") as test:
-        for label in range(args.labels):
-            for _ in range(2):
-                test.write(json.dumps({"text": text(label), "label": name(label)}) + "\n")
+                line += 1
+    shutil.copyfile(os.path.join(args.out, "full.jsonl"), os.path.join(args.out, "train.jsonl"))
+    with open(os.path.join(args.out, f"seeds-k{args.seeds}.txt"), "w") as f:
+        f.write("\n".join(map(str, seeds)) + "\n")
+    for split in ("test", "dev"):
+        with open(os.path.join(args.out, f"{split}.jsonl"), "w") as out:
+            if args.zipf:
+                labels = rng.choices(range(args.labels), weights=shares, k=2 * args.labels)
+            else:
+                labels = [label for label in range(args.labels) for _ in range(2)]
+            for label in labels:
+                out.write(json.dumps({"text": text(label), "label": name(label)}) + "\n")
 
 
 if __name__ == "__main__":

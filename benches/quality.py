@@ -28,7 +28,10 @@ label, SHARE being its share of ALL train lines: the class frequencies the major
 baseline knows and the seeds-only protocol does not (for the "known class priors" rows).
 `@sample-priors:N` stands for `--prior-from` a file of the labels of N train lines drawn at
 random (seeded): what a user gets by labelling N random lines to estimate the class shares
-(also outside the seeds-only protocol).
+(also outside the seeds-only protocol). `@sample-priors:N:DRAW` draws with random seed DRAW
+(default 0); `@sample-priors:N:DRAW:ALPHA` passes the sample's shares with add-ALPHA
+smoothing as `--prior` instead (for comparing smoothings; `--prior-from` adds one; ALPHA
+`perks` is 1 / the number of labels, a total pseudo-count of one line).
 
 `--peers` also runs ../shared/peers/lp_peers.py on the same data in a subprocess
 (LabelSpreading first, so its peak RSS is its own end to end; methods from
@@ -168,12 +171,24 @@ def run_sprig(sprig, prep, work, variants, keep_files):
             if f == TRAIN_PRIORS:
                 flags += [f"--prior={l}={w:.6f}" for l, w in sorted(prep["train_priors"].items())]
             elif f.startswith(SAMPLE_PRIORS):
-                n = int(f[len(SAMPLE_PRIORS):])
-                sample = os.path.join(work, f"prior-sample-{n}.jsonl")
-                with open(sample, "w", encoding="utf-8") as out:
-                    for label in random.Random(0).sample(prep["try"], n):
-                        out.write(json.dumps({"text": "-", "label": label}) + "\n")
-                flags += ["--prior-from", sample]
+                parts = f[len(SAMPLE_PRIORS):].split(":")
+                n, draw = int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+                alpha = parts[2] if len(parts) > 2 else ""
+                drawn = random.Random(draw).sample(prep["try"], n)
+                if alpha:
+                    # The shares computed here with add-ALPHA smoothing over the seeds'
+                    # labels, passed as --prior: how another smoothing would do.
+                    labels = sorted({prep["try"][i] for i in prep["seed_set"]})
+                    counts = collections.Counter(l for l in drawn if l in set(labels))
+                    a = 1 / len(labels) if alpha == "perks" else float(alpha)
+                    total = sum(counts.values()) + a * len(labels)
+                    flags += [f"--prior={l}={(counts[l] + a) / total:.9f}" for l in labels]
+                else:
+                    sample = os.path.join(work, f"prior-sample-{n}-{draw}.jsonl")
+                    with open(sample, "w", encoding="utf-8") as out:
+                        for label in drawn:
+                            out.write(json.dumps({"text": "-", "label": label}) + "\n")
+                    flags += ["--prior-from", sample]
             else:
                 flags.append(f)
         cmd = [sprig, "propagate", "--graph", g["path"], "--out", opath, "--quiet"] + flags
