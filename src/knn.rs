@@ -927,6 +927,33 @@ mod tests {
         assert_eq!(edges, brute_force(&m, 5, 0.5));
     }
 
+    /// A list exactly as long as its share of the budget is not cut: the query still gets the
+    /// exact answer. Here row 0's best neighbour (row 9) is found only by finishing with the
+    /// common feature 1; ranked by the partial score of feature 0 alone, the eight rows of
+    /// feature 0 only would crowd it out of the 8 · k candidates a cut query scores.
+    #[test]
+    fn a_list_that_fills_its_share_exactly_is_not_cut() {
+        let mut rows: Vec<Vec<(u32, f32)>> = vec![vec![(0, 1.0), (1, 1.0)]];
+        rows.extend((0..8).map(|_| vec![(0, 1.0)]));
+        rows.push(vec![(0, 0.1), (1, 1.0)]);
+        rows.extend((0..10).map(|_| vec![(1, 1.0), (2, 1.0)]));
+        let refs: Vec<&[(u32, f32)]> = rows.iter().map(Vec::as_slice).collect();
+        let m = matrix(&refs);
+        let exact: Vec<_> = brute_force(&m, 1, 0.0)
+            .into_iter()
+            .filter(|t| t.0 == 0)
+            .collect();
+        assert_eq!(exact[0].1, 9);
+        // Feature 0 (10 postings) is visited first, with half of the budget.
+        for budget in [20u64, 21, 40] {
+            let got: Vec<_> = knn_bounded(&m, 1, 0.0, Some(budget), |_| {})
+                .into_iter()
+                .filter(|t| t.0 == 0)
+                .collect();
+            assert_eq!(got, exact, "budget {budget}");
+        }
+    }
+
     proptest::proptest! {
         /// The scattered query's dot product is `sparse_dot`'s, bit for bit: the exact
         /// search's results rest on it.
