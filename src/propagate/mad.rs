@@ -158,4 +158,24 @@ mod tests {
         // Non-seed leaf: c = ln 2 / ln 3.
         assert!((p[2][1] - 2f64.ln() / 3f64.ln()).abs() < 1e-12);
     }
+
+    /// A seed of more than one bit of entropy injects by the paper's formula:
+    /// `d_v = (1 − c_v) √H(v)`, and as `c_v + d_v > 1` both are divided by `z_v = c_v + d_v`,
+    /// leaving nothing to abandon.
+    #[test]
+    fn a_seed_hub_injects_by_its_entropy() {
+        let g = testgraphs::from_tsv("h\ta\t1\nh\tb\t1\nh\tc\t1\nh\td\t1\n", "h\tx\n");
+        let seeds = SeedRows::new(g.n_nodes(), g.seeds());
+        let beta = 2.0f64;
+        let p = walk_probabilities(&g, &seeds, beta);
+        // Four equal edges: H = log2 4 = 2 bits.
+        let h = 2.0f64;
+        let c = beta.ln() / (beta + h.exp()).ln();
+        let d = (1.0 - c) * h.sqrt();
+        assert!(c + d > 1.0);
+        let want = [d / (c + d), c / (c + d), 0.0];
+        for (got, want) in p[0].iter().zip(want) {
+            assert!((got - want).abs() < 1e-12, "{:?} vs {want:?}", p[0]);
+        }
+    }
 }

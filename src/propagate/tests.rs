@@ -635,3 +635,131 @@ fn a_seed_weight_does_not_set_the_class_priors() {
         }
     }
 }
+
+/// The change a sweep reports is the L1 distance (labels and unknown) between the iterates
+/// before and after it, the scores of labels that left a node's top K included.
+#[test]
+fn the_reported_change_is_the_l1_distance_between_iterates() {
+    let g = testgraphs::random(60, 240, 6, 30, 3);
+    let n_labels = g.labels().len();
+    let run = |iterations| {
+        let c = PropagationConfig {
+            iterations,
+            tolerance: 0.0,
+            top_k: 2,
+            class_prior: ClassPrior::None,
+            ..PropagationConfig::default()
+        };
+        propagate(&g, &c).unwrap()
+    };
+    let dense = |p: &Propagation, v: usize| {
+        let mut x = vec![0.0f64; n_labels + 1];
+        for e in p.distribution().get(v) {
+            x[e.label as usize] = f64::from(e.score);
+        }
+        x[n_labels] = f64::from(p.distribution().unknown(v));
+        x
+    };
+    let mut left = 0.0;
+    for t in 1..6 {
+        let (before, after) = (run(t), run(t + 1));
+        let (mut sum, mut max) = (0.0f64, 0.0f64);
+        for v in 0..g.n_nodes() {
+            let (a, b) = (dense(&before, v), dense(&after, v));
+            let d: f64 = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum();
+            sum += d;
+            max = max.max(d);
+            left += (0..n_labels)
+                .filter(|&l| a[l] > 0.0 && b[l] == 0.0)
+                .map(|l| a[l])
+                .sum::<f64>();
+        }
+        let s = &after.report().history[t];
+        assert_eq!(s.iteration, t + 1);
+        assert!(
+            (s.sum_change - sum).abs() < 1e-5 && (s.max_change - max).abs() < 1e-5,
+            "sweep {}: reported {} / {}, measured {sum} / {max}",
+            t + 1,
+            s.sum_change,
+            s.max_change
+        );
+    }
+    assert!(left > 1e-3, "labels left some top K: {left}");
+}
+
+/// Mass that underflows f32 on its way never arrives (see `iterate`): on a path longer than
+/// the 40-odd hops spreading's mass survives, the far end abstains, and the run converges once
+/// labels stop reaching new nodes, without carrying zero scores to the end of the path.
+#[test]
+fn mass_below_the_range_of_f32_reaches_no_node() {
+    let n = 120;
+    let edges: String = (0..n - 1)
+        .map(|i| format!("p{i}\tp{}\t1\n", i + 1))
+        .collect();
+    let g = testgraphs::from_tsv(&edges, "p0\ta\n");
+    let c = PropagationConfig {
+        iterations: 1000,
+        ..config(Algorithm::Spreading)
+    };
+    let p = propagate(&g, &c).unwrap();
+    assert_bounded(&p);
+    let reached = (0..n)
+        .filter(|&v| p.distribution().top(v).is_some())
+        .count();
+    assert!(
+        reached > 10 && reached < n,
+        "{reached} nodes hold the label"
+    );
+    assert!((0..reached).all(|v| p.distribution().top(v).is_some()));
+    let r = p.report();
+    assert!(r.converged, "{r:?}");
+    // The labels reach one more node a sweep: walking the whole path takes n − 1 sweeps.
+    assert!(
+        r.iterations < n - 1,
+        "{} sweeps for {reached} nodes reached",
+        r.iterations
+    );
+}
+
+/// Label propagation reports the harmonic energy `Σ_{undirected (u,v)} w_uv ‖F_u − F_v‖²`
+/// of its iterate (classic.rs), each undirected edge once.
+#[test]
+fn label_propagation_reports_the_harmonic_energy() {
+    let g = testgraphs::karate();
+    let c = PropagationConfig {
+        iterations: 40,
+        tolerance: 0.0,
+        class_prior: ClassPrior::None,
+        ..config(Algorithm::Lp)
+    };
+    let p = propagate(&g, &c).unwrap();
+    let d = p.distribution();
+    let n_labels = g.labels().len();
+    assert!(d.top_k() >= n_labels);
+    let dense = |v: usize| {
+        let mut x = vec![0.0f64; n_labels + 1];
+        for e in d.get(v) {
+            x[e.label as usize] = f64::from(e.score);
+        }
+        x[n_labels] = f64::from(d.unknown(v));
+        x
+    };
+    assert!((0..g.n_nodes()).all(|v| d.top(v).is_some()));
+    let mut energy = 0.0;
+    for v in 0..g.n_nodes() {
+        let (nb, ws) = g.row(v);
+        for (&u, &w) in nb.iter().zip(ws) {
+            if u as usize > v {
+                let (a, b) = (dense(v), dense(u as usize));
+                let sq: f64 = a.iter().zip(&b).map(|(x, y)| (x - y).powi(2)).sum();
+                energy += f64::from(w) * sq;
+            }
+        }
+    }
+    let reported = p.report().history.last().unwrap().objective;
+    assert!(energy > 0.0);
+    assert!(
+        (reported - energy).abs() < 1e-5 * energy,
+        "reported {reported}, harmonic energy {energy}"
+    );
+}
