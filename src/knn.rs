@@ -954,6 +954,21 @@ mod tests {
         }
     }
 
+    /// The bounds' slack (EPS) is on the side that keeps rows: a neighbour whose only shared
+    /// feature gives it a similarity above 0 but below the slack is still found, as a
+    /// brute-force scan finds it.
+    #[test]
+    fn a_neighbour_below_the_bounds_slack_is_found() {
+        let m = matrix(&[&[(0, 1.0), (1, 1e-6)], &[(1, 1.0)], &[(2, 1.0)]]);
+        let want = brute_force(&m, 2, 0.0);
+        assert!(
+            want.iter().any(|t| t.0 == 0 && t.1 == 1 && t.2 < EPS),
+            "{want:?}"
+        );
+        assert_eq!(knn(&m, 2, 0.0, |_| {}), want);
+        assert_eq!(knn_bounded(&m, 2, 0.0, Some(u64::MAX), |_| {}), want);
+    }
+
     proptest::proptest! {
         /// The scattered query's dot product is `sparse_dot`'s, bit for bit: the exact
         /// search's results rest on it.
