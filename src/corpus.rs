@@ -1736,4 +1736,188 @@ mod tests {
         let out = read(b"a\0b\n", "c.txt", &CorpusOptions::default());
         assert!(out[0].as_ref().unwrap_err().to_string().contains("NUL"));
     }
+
+    /// A reader of scripted chunks and errors, one per `fill_buf`, then the end.
+    struct Scripted {
+        steps: std::collections::VecDeque<std::io::Result<Vec<u8>>>,
+        chunk: Vec<u8>,
+        at: usize,
+    }
+
+    impl Scripted {
+        fn new(steps: impl IntoIterator<Item = std::io::Result<Vec<u8>>>) -> Self {
+            Self {
+                steps: steps.into_iter().collect(),
+                chunk: Vec::new(),
+                at: 0,
+            }
+        }
+    }
+
+    impl BufRead for Scripted {
+        fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+            if self.at == self.chunk.len() {
+                self.chunk.clear();
+                self.at = 0;
+                if let Some(step) = self.steps.pop_front() {
+                    self.chunk = step?;
+                }
+            }
+            Ok(&self.chunk[self.at..])
+        }
+
+        fn consume(&mut self, n: usize) {
+            self.at += n;
+        }
+    }
+
+    impl Read for Scripted {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let chunk = self.fill_buf()?;
+            let n = chunk.len().min(out.len());
+            out[..n].copy_from_slice(&chunk[..n]);
+            self.consume(n);
+            Ok(n)
+        }
+    }
+
+    fn broken() -> std::io::Error {
+        std::io::Error::other("broken pipe of the test")
+    }
+
+    #[test]
+    fn detect_reads_no_further_than_it_must() {
+        // A pipe may deliver `{` alone and the rest later (here: never, an error): the first
+        // non-blank byte tells.
+        let input = Scripted::new([Ok(b"{".to_vec()), Err(broken())]);
+        let (format, _) = CorpusFormat::detect(Path::new("-"), input).unwrap();
+        assert_eq!(format, CorpusFormat::Jsonl);
+        // Blanks past a line's worth say text, without reading (and holding) the rest.
+        let blanks = (0..2000).map(|_| Ok(vec![b' '; 1000]));
+        let input = Scripted::new(blanks.chain([Err(broken())]));
+        let (format, _) = CorpusFormat::detect(Path::new("-"), input).unwrap();
+        assert_eq!(format, CorpusFormat::Text);
+    }
+
+    #[test]
+    fn an_interrupted_read_is_retried_and_another_error_returned() {
+        let mut reader = Scripted::new([
+            Err(std::io::ErrorKind::Interrupted.into()),
+            Ok(b"ab\n".to_vec()),
+            Err(broken()),
+            Ok(b"cd\n".to_vec()),
+        ]);
+        let mut buf = Vec::new();
+        let read = read_line_bounded(&mut reader, &mut buf, 16).unwrap();
+        assert_eq!((read, &buf[..]), (LineRead::Line, &b"ab\n"[..]));
+        let e = read_line_bounded(&mut reader, &mut buf, 16).unwrap_err();
+        assert_eq!(e.to_string(), broken().to_string());
+        let read = read_line_bounded(&mut reader, &mut buf, 16).unwrap();
+        assert_eq!((read, &buf[..]), (LineRead::Line, &b"cd\n"[..]));
+    }
+
+    #[test]
+    fn a_long_line_is_held_only_up_to_about_the_limit() {
+        // A 10,000-byte line in 100-byte chunks, limit 1,000: the buffer stops growing just
+        // past the limit (plus a CRLF and a chunk), however long the line.
+        let input = [vec![b'a'; 10_000], b"\nok\n".to_vec()].concat();
+        let mut reader = std::io::BufReader::with_capacity(100, &input[..]);
+        let mut buf = Vec::new();
+        let read = read_line_bounded(&mut reader, &mut buf, 1000).unwrap();
+        assert_eq!(read, LineRead::TooLong);
+        assert!(buf.capacity() < 2000, "{}", buf.capacity());
+        let read = read_line_bounded(&mut reader, &mut buf, 1000).unwrap();
+        assert_eq!((read, &buf[..]), (LineRead::Line, &b"ok\n"[..]));
+    }
+
+    #[test]
+    fn an_io_error_under_a_csv_ends_the_read_as_an_io_error() {
+        let raw = Scripted::new([Ok(b"text,label\nhi,x\nyo,".to_vec()), Err(broken())]);
+        let options = CorpusOptions {
+            format: Some(CorpusFormat::Csv),
+            ..CorpusOptions::default()
+        };
+        let out: Vec<Result<Record>> =
+            CorpusReader::from_reader(Path::new("c.csv"), Box::new(raw), &options)
+                .unwrap()
+                .collect();
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[0].as_ref().unwrap().text, "hi");
+        assert!(matches!(&out[1], Err(Error::Io { .. })), "{:?}", out[1]);
+    }
+
+    #[test]
+    fn integer_labels_and_ids_read_as_written() {
+        let recs = ok(
+            b"{\"text\": \"a\", \"label\": 3, \"id\": -1}\n\
+              {\"text\": \"b\", \"label\": -2, \"id\": 18446744073709551615}\n",
+            "c.jsonl",
+        );
+        assert_eq!(recs[0].label.as_deref(), Some("3"));
+        assert_eq!(recs[0].id, Some(RecordId("-1".into())));
+        assert_eq!(recs[1].label.as_deref(), Some("-2"));
+        assert_eq!(recs[1].id, Some(RecordId("18446744073709551615".into())));
+        // Other numbers are not labels.
+        let out = read(
+            b"{\"text\": \"a\", \"label\": 1.5}\n",
+            "c.jsonl",
+            &CorpusOptions::default(),
+        );
+        let e = out[0].as_ref().unwrap_err().to_string();
+        assert!(
+            e.contains(":1: field \"label\": expected a string or an integer, found a number"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn plain_text_refuses_only_a_field_given_other_than_the_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.txt");
+        std::fs::write(&path, "__label__a hi\n").unwrap();
+        let open = |label: &str, require_label: bool, id: Option<&str>, require_id: bool| {
+            let options = CorpusOptions {
+                label_field: label.into(),
+                require_label,
+                id_field: id.map(str::to_owned),
+                require_id,
+                ..CorpusOptions::default()
+            };
+            CorpusReader::open(&path, &options)
+                .map(|r| r.map(|r| r.unwrap().label).collect::<Vec<_>>())
+        };
+        // The default names given explicitly, or other names only passed on (a graph's
+        // fields, for a prior sample): the `__label__` prefix is the label.
+        for (label, require_label, id, require_id) in [
+            ("label", true, Some("id"), true),
+            ("intent", false, Some("key"), false),
+            ("label", false, None, true),
+        ] {
+            let labels = open(label, require_label, id, require_id).unwrap();
+            assert_eq!(labels, [Some("a".to_owned())], "{label} {id:?}");
+        }
+        for (label, id, name) in [
+            ("intent", Some("id"), "intent"),
+            ("label", Some("key"), "key"),
+        ] {
+            let e = open(label, true, id, true).unwrap_err().to_string();
+            assert!(
+                e.contains("c.txt:1: read as plain text")
+                    && e.contains(&format!("which has no field {name:?}")),
+                "{e}"
+            );
+        }
+        let reader = CorpusReader::open(&path, &CorpusOptions::default()).unwrap();
+        assert!(format!("{reader:?}").contains("c.txt"), "{reader:?}");
+    }
+
+    #[test]
+    fn csv_ids_are_read_as_strings_and_an_empty_one_is_none() {
+        let recs = ok(b"id,text\n7,a\n,b\n x y ,c\n", "c.csv");
+        let ids: Vec<Option<String>> = recs
+            .iter()
+            .map(|r| r.id.as_ref().map(RecordId::as_plain))
+            .collect();
+        assert_eq!(ids, [Some("7".to_owned()), None, Some("x y".to_owned())]);
+    }
 }
