@@ -1038,4 +1038,157 @@ mod tests {
         };
         assert!(TextPipeline::new(&TextConfig::default(), &bad).is_err());
     }
+
+    #[test]
+    fn each_out_of_range_feature_config_names_its_field() {
+        let check = |f: FeatureConfig| match f.validate() {
+            Ok(()) => None,
+            Err(Error::InvalidConfig { field, .. }) => Some(field),
+            Err(e) => panic!("{f:?}: {e}"),
+        };
+        let d = FeatureConfig::default;
+        let cases = [
+            // The char n-gram lengths: a range, of at most 16; off (0) means no range.
+            (
+                FeatureConfig {
+                    char_min: 3,
+                    char_max: 2,
+                    ..d()
+                },
+                Some("char_max"),
+            ),
+            (
+                FeatureConfig {
+                    char_min: 3,
+                    char_max: 3,
+                    ..d()
+                },
+                None,
+            ),
+            (
+                FeatureConfig {
+                    char_min: 3,
+                    char_max: 16,
+                    ..d()
+                },
+                None,
+            ),
+            (
+                FeatureConfig {
+                    char_min: 3,
+                    char_max: 17,
+                    ..d()
+                },
+                Some("char_max"),
+            ),
+            (
+                FeatureConfig {
+                    char_min: 0,
+                    char_max: 0,
+                    ..d()
+                },
+                None,
+            ),
+            // The char block's weight: finite, not negative.
+            (
+                FeatureConfig {
+                    char_weight: 0.0,
+                    ..d()
+                },
+                None,
+            ),
+            (
+                FeatureConfig {
+                    char_weight: -0.5,
+                    ..d()
+                },
+                Some("char_weight"),
+            ),
+            (
+                FeatureConfig {
+                    char_weight: f32::NAN,
+                    ..d()
+                },
+                Some("char_weight"),
+            ),
+            (
+                FeatureConfig {
+                    char_weight: f32::INFINITY,
+                    ..d()
+                },
+                Some("char_weight"),
+            ),
+        ];
+        for (f, want) in cases {
+            assert_eq!(check(f.clone()), want, "{f:?}");
+        }
+        // At least one family: any one will do.
+        let none = FeatureConfig {
+            unigrams: false,
+            bigrams: false,
+            skip_bigrams: false,
+            char_min: 0,
+            char_max: 0,
+            ..d()
+        };
+        assert_eq!(check(none.clone()), Some("features"));
+        for one in [
+            FeatureConfig {
+                unigrams: true,
+                ..none.clone()
+            },
+            FeatureConfig {
+                bigrams: true,
+                ..none.clone()
+            },
+            FeatureConfig {
+                skip_bigrams: true,
+                ..none.clone()
+            },
+            FeatureConfig {
+                char_min: 1,
+                char_max: 1,
+                ..none.clone()
+            },
+        ] {
+            assert_eq!(check(one.clone()), None, "{one:?}");
+        }
+    }
+
+    #[test]
+    fn char_min_zero_turns_the_char_family_off() {
+        let p = TextPipeline::new(&TextConfig::default(), &FeatureConfig::word12()).unwrap();
+        let tokens = p.tokenize("thank you!");
+        let mut shown = Vec::new();
+        p.for_each_feature(&tokens, |f, d| shown.push((f.block, d())));
+        let words = ["u:thank", "b:thank you", "u:you", "b:you !", "u:!"];
+        assert_eq!(shown, words.map(|w| (Block::Word, w.to_owned())));
+    }
+
+    #[test]
+    fn a_pipeline_gives_back_the_configs_it_was_built_with() {
+        // What a model's header records, so not the defaults.
+        let text = TextConfig {
+            lowercase: false,
+            strip_accents: true,
+            keep_punctuation: false,
+            fold_variants: false,
+        };
+        let features = FeatureConfig {
+            skip_bigrams: true,
+            char_min: 2,
+            char_max: 5,
+            char_weight: 0.5,
+            sublinear_tf: false,
+            ..FeatureConfig::default()
+        };
+        let p = TextPipeline::new(&text, &features).unwrap();
+        assert_eq!(p.text_config(), &text);
+        assert_eq!(p.feature_config(), &features);
+        let shown = format!("{p:?}");
+        assert!(
+            shown.contains(&format!("{text:?}")) && shown.contains(&format!("{features:?}")),
+            "{shown}"
+        );
+    }
 }
