@@ -118,7 +118,7 @@ fn class_priors_keep_every_label_unless_top_k_is_given() {
     assert!(
         note.contains(
             "note: with class priors, all 10 labels are kept a node (--top-k 10; the default \
-             is 8 without priors)"
+             is 8 without priors), so that a prior can raise any of them\n"
         ),
         "{note}"
     );

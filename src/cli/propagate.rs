@@ -674,7 +674,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 format!("the top {k} of {} labels are kept", graph.labels().len())
             },
             defaults().top_k,
-            top_k_cost_from(&graph, defaults().top_k, k)
+            // The cost matters from megabytes on; "2 KB instead of 2 KB" says nothing.
+            if graph.n_nodes() * k * 16 >= 1_000_000 {
+                top_k_cost_from(&graph, defaults().top_k, k)
+            } else {
+                String::new()
+            }
         ));
     }
     if matches!(config.class_prior, ClassPrior::Cmn { priors: Some(_) })
