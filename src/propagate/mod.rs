@@ -222,7 +222,8 @@ pub fn propagate_with(
         return Err(Error::config(
             "graph",
             format!(
-                "holds rows {:?} of {} (Graph::load_rows): propagate it on its cluster with                  propagate_distributed, or load it whole with Graph::load",
+                "holds rows {:?} of {} (Graph::load_rows): propagate it on its cluster with \
+                 propagate_distributed, or load it whole with Graph::load",
                 graph.rows(),
                 graph.n_nodes()
             ),

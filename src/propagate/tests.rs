@@ -763,3 +763,20 @@ fn label_propagation_reports_the_harmonic_energy() {
         "reported {reported}, harmonic energy {energy}"
     );
 }
+
+/// A graph holding some rows only (`Graph::load_rows`) is refused by name, in one sentence.
+#[test]
+fn a_graph_of_some_rows_only_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.graph");
+    testgraphs::karate().save(&path).unwrap();
+    let half = Graph::load_rows(&path, |n| 0..n / 2).unwrap();
+    let e = propagate(&half, &PropagationConfig::default())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "invalid graph: holds rows 0..17 of 34 (Graph::load_rows): propagate it on its cluster \
+         with propagate_distributed, or load it whole with Graph::load"
+    );
+}
