@@ -655,14 +655,16 @@ mod tests {
         };
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
         let good = Mlp::new(&[32, 6, 3], || rng.next_u64()).unwrap();
-        // A weight (kept as f32 without quantization; quantizing stores a NaN as 0) and a
-        // bias (f32 in every form), of the first layer.
+        // A weight (its row's scale carries a NaN when quantized) and a bias (f32 in every
+        // form), of the first layer.
         let mut weight = good.clone();
         weight.params_mut()[0] = f32::NAN;
         let mut bias = good;
         bias.params_mut()[32 * 6] = f32::INFINITY;
         for (mlp, quantize, why) in [
             (&weight, Quantization::None, "weights"),
+            (&weight, Quantization::Int8, "weights"),
+            (&weight, Quantization::Int4, "weights"),
             (&bias, Quantization::Int8, "bias"),
             (&bias, Quantization::Int4, "bias"),
         ] {

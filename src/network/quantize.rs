@@ -158,7 +158,15 @@ pub fn quantize_rows(w: &[f32], rows: usize, cols: usize, levels: i8) -> (Vec<i8
     for r in 0..rows {
         let row = &w[r * cols..(r + 1) * cols];
         let max = row.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-        let s = if max > 0.0 { max / top } else { 0.0 };
+        // `f32::max` skips a NaN: the scale carries it instead, so that the layer is refused
+        // (`Layer::validate`) rather than its NaN stored as a weight of 0.
+        let s = if row.iter().any(|x| x.is_nan()) {
+            f32::NAN
+        } else if max > 0.0 {
+            max / top
+        } else {
+            0.0
+        };
         let inv = if s > 0.0 { 1.0 / s } else { 0.0 };
         q.extend(
             row.iter()
