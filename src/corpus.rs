@@ -1011,6 +1011,14 @@ pub(crate) fn label_name_problem(name: &str) -> Option<String> {
         .map(|c| format!("label {name:?} holds a control character ({c:?})"))
 }
 
+/// A label name that `labels` (in any order) lists more than once, if any: two outputs of
+/// one name could not be told apart.
+pub(crate) fn repeated_label(labels: &[String]) -> Option<&str> {
+    let mut names: Vec<&str> = labels.iter().map(String::as_str).collect();
+    names.sort_unstable();
+    names.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
+}
+
 /// A label must print on one line and split cleanly on TABs in `predict`, `eval` and the
 /// TSV outputs, so control characters (newline, tab, NUL, …) are refused wherever labels
 /// are read: corpus records of every format and seed files.

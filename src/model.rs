@@ -207,10 +207,8 @@ impl ProjectionModel {
         {
             return Err(corrupt(why));
         }
-        let mut names: Vec<&String> = self.labels.iter().collect();
-        names.sort_unstable();
-        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-            return Err(corrupt(format!("label {:?} is listed twice", w[0])));
+        if let Some(l) = crate::corpus::repeated_label(&self.labels) {
+            return Err(corrupt(format!("label {l:?} is listed twice")));
         }
         match &self.predictor {
             Predictor::Network(net) => {

@@ -253,10 +253,16 @@ fn top_k_cost(graph: &Graph, config: &PropagationConfig) -> String {
 /// The default K with class priors: every label of most label sets, a bounded cost for more.
 const PRIOR_TOP_K: usize = 64;
 
+/// The label buffers of a propagation keeping `k` labels a node: two iterates of a
+/// (label, score) pair of 8 bytes per slot.
+fn label_buffer_bytes(graph: &Graph, k: usize) -> usize {
+    graph.n_nodes() * k * 16
+}
+
 /// " (at a cost: …)" of keeping `to` labels a node instead of `from`.
 fn top_k_cost_from(graph: &Graph, from: usize, to: usize) -> String {
     let bytes = |k: usize| {
-        let b = (graph.n_nodes() * k * 16) as f64;
+        let b = label_buffer_bytes(graph, k) as f64;
         match b {
             b if b < 1e6 => format!("{:.0} KB", b / 1e3),
             b if b < 1e9 => format!("{:.0} MB", b / 1e6),
@@ -675,7 +681,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             },
             defaults().top_k,
             // The cost matters from megabytes on; "2 KB instead of 2 KB" says nothing.
-            if graph.n_nodes() * k * 16 >= 1_000_000 {
+            if label_buffer_bytes(&graph, k) >= 1_000_000 {
                 top_k_cost_from(&graph, defaults().top_k, k)
             } else {
                 String::new()

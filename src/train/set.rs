@@ -367,13 +367,11 @@ impl TrainSet {
         {
             return Err(Error::config("labels", why));
         }
-        let mut names: Vec<&String> = self.labels.iter().collect();
-        names.sort_unstable();
-        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-            // Two outputs of one name: the model would refuse it only once trained.
+        if let Some(l) = crate::corpus::repeated_label(&self.labels) {
+            // The model would refuse it only once trained.
             return Err(Error::config(
                 "labels",
-                format!("label {:?} is listed twice", w[0]),
+                format!("label {l:?} is listed twice"),
             ));
         }
         let n = self.labels.len();
