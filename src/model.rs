@@ -184,7 +184,25 @@ impl ProjectionModel {
             predictor,
             train,
         };
-        model.check(Path::new("<memory>"))?;
+        let path = Path::new("<memory>");
+        // A network read from a file was checked layer by layer as it was read; one
+        // assembled in memory (`Network::from_mlp` of diverged weights) is checked here, or
+        // it could be saved but not loaded back.
+        if let Predictor::Network(net) = &model.predictor {
+            if let Some((l, why)) = net
+                .layers()
+                .iter()
+                .enumerate()
+                .find_map(|(l, layer)| layer.validate().err().map(|why| (l, why)))
+            {
+                return Err(Error::Corrupt {
+                    path: path.to_owned(),
+                    what: "model".into(),
+                    message: format!("layer {l}: {why}"),
+                });
+            }
+        }
+        model.check(path)?;
         Ok(model)
     }
 
@@ -212,17 +230,6 @@ impl ProjectionModel {
         }
         match &self.predictor {
             Predictor::Network(net) => {
-                // Checked on load already; here for a network assembled in memory
-                // (`Network::from_mlp` of diverged weights), which could be saved but not
-                // loaded back.
-                if let Some((l, why)) = net
-                    .layers()
-                    .iter()
-                    .enumerate()
-                    .find_map(|(l, layer)| layer.validate().err().map(|why| (l, why)))
-                {
-                    return Err(corrupt(format!("layer {l}: {why}")));
-                }
                 if net.n_in() != self.projector.dim() {
                     return Err(corrupt(format!(
                         "the network takes {} inputs but the projection gives {}",
