@@ -1271,6 +1271,16 @@ pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic(path, |w| w.write_all(bytes).map_err(|e| Error::io(path, e)))
 }
 
+/// Writes the CRC32 of everything before an artifact's last four bytes into them: a test
+/// that edits an artifact's bytes re-seals it, so that the loader's own checks, not the
+/// checksum, must catch the edit.
+#[cfg(test)]
+pub(crate) fn reseal(bytes: &mut [u8]) {
+    let n = bytes.len();
+    let crc = crc32fast::hash(&bytes[..n - 4]);
+    bytes[n - 4..].copy_from_slice(&crc.to_le_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1323,9 +1333,7 @@ mod tests {
         // nibble's and not the checksum's).
         let mut dirty = bytes;
         dirty[start + 3] |= 0xf0;
-        let n = dirty.len();
-        let crc = crc32fast::hash(&dirty[..n - 4]);
-        dirty[n - 4..].copy_from_slice(&crc.to_le_bytes());
+        reseal(&mut dirty);
         let err = parse(dirty).unwrap().i4s("q").unwrap_err();
         assert!(err.to_string().contains("nibble"), "{err}");
     }
@@ -1398,9 +1406,7 @@ mod tests {
             .unwrap();
         let mut sealed = bytes.clone();
         sealed[at + needle.len() - 1] = b'0';
-        let n = sealed.len();
-        let crc = crc32fast::hash(&sealed[..n - 4]);
-        sealed[n - 4..].copy_from_slice(&crc.to_le_bytes());
+        reseal(&mut sealed);
         let err = parse(sealed).unwrap_err().to_string();
         assert!(
             err.contains("\"scale\" and \"bias\" overlap")

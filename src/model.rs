@@ -608,6 +608,7 @@ impl ProjectionModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::reseal;
     use crate::network::{Mlp, Quantization};
     use rand::rngs::Xoshiro256PlusPlus;
     use rand::{Rng, SeedableRng};
@@ -779,9 +780,8 @@ mod tests {
             .replacen("\"functions\":8", "\"functions\":9", 1)
             .into_bytes();
         // Re-seal the CRC so that the shape check, not the checksum, must catch it.
-        let mut bytes = patched[..patched.len() - 4].to_vec();
-        let crc = crc32fast::hash(&bytes);
-        bytes.extend_from_slice(&crc.to_le_bytes());
+        let mut bytes = patched;
+        reseal(&mut bytes);
         assert!(matches!(parse(bytes), Err(Error::Corrupt { .. })));
 
         // A label listed twice: patched in place (same length), the CRC re-sealed.
@@ -792,9 +792,7 @@ mod tests {
             .position(|w| w == from)
             .expect("the header lists the labels");
         bytes[at + from.len() - 3] = b'a';
-        bytes.truncate(bytes.len() - 4);
-        let crc = crc32fast::hash(&bytes);
-        bytes.extend_from_slice(&crc.to_le_bytes());
+        reseal(&mut bytes);
         let err = parse(bytes).unwrap_err().to_string();
         assert!(err.contains("listed twice"), "{err}");
 
@@ -803,31 +801,25 @@ mod tests {
         let to: &[u8] = br#"["a","b\tcc"]"#;
         assert_eq!(to.len(), from.len());
         bytes[at..at + to.len()].copy_from_slice(to);
-        bytes.truncate(bytes.len() - 4);
-        let crc = crc32fast::hash(&bytes);
-        bytes.extend_from_slice(&crc.to_le_bytes());
+        reseal(&mut bytes);
         let err = parse(bytes).unwrap_err().to_string();
         assert!(err.contains("control character"), "{err}");
 
         // An empty label name, which predict would print as a line starting with a TAB.
-        let seal = |mut bytes: Vec<u8>| {
-            bytes.truncate(bytes.len() - 4);
-            let crc = crc32fast::hash(&bytes);
-            bytes.extend_from_slice(&crc.to_le_bytes());
-            bytes
-        };
         let mut bytes = m.to_bytes();
         let to: &[u8] = br#"["","ab","c"]"#;
         assert_eq!(to.len(), from.len());
         bytes[at..at + to.len()].copy_from_slice(to);
-        let err = parse(seal(bytes)).unwrap_err().to_string();
+        reseal(&mut bytes);
+        let err = parse(bytes).unwrap_err().to_string();
         assert!(err.contains(r#"label "" is empty"#), "{err}");
         // A blank one likewise: training trims and refuses it.
         let mut bytes = m.to_bytes();
         let to: &[u8] = br#"[" ","b","c"]"#;
         assert_eq!(to.len(), from.len());
         bytes[at..at + to.len()].copy_from_slice(to);
-        let err = parse(seal(bytes)).unwrap_err().to_string();
+        reseal(&mut bytes);
+        let err = parse(bytes).unwrap_err().to_string();
         assert!(err.contains(r#"label " " is empty"#), "{err}");
 
         // Scales in another shape than one per output (a crafted file: [out] → [out/2, 2],
@@ -890,9 +882,7 @@ mod tests {
         for i in 0..scale.len() / 4 {
             bytes[at + 4 * i..at + 4 * i + 4].copy_from_slice(&3e38f32.to_le_bytes());
         }
-        bytes.truncate(bytes.len() - 4);
-        let crc = crc32fast::hash(&bytes);
-        bytes.extend_from_slice(&crc.to_le_bytes());
+        reseal(&mut bytes);
         let m = parse(bytes).unwrap();
         let text = "hello there, how are you";
         assert!(m.predict(text).is_empty());
@@ -908,9 +898,7 @@ mod tests {
             .position(|w| w == from.as_bytes())
             .unwrap_or_else(|| panic!("{from} in the header"));
         bytes[at..at + to.len()].copy_from_slice(to.as_bytes());
-        bytes.truncate(bytes.len() - 4);
-        let crc = crc32fast::hash(&bytes);
-        bytes.extend_from_slice(&crc.to_le_bytes());
+        reseal(&mut bytes);
         parse(bytes).unwrap_err().to_string()
     }
 
