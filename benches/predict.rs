@@ -61,7 +61,7 @@ fn main() {
                 &ProjectionConfig::default(),
                 &TrainConfig::default(),
                 &(),
-                &mut |_| {},
+                |_| {},
             )
             .unwrap()
         }

@@ -78,7 +78,7 @@
 //! let config = TrainConfig::default();
 //! let set = TrainSet::from_propagation(&records, &[], &graph, &result, &config)?;
 //! let projection = ProjectionConfig::default();
-//! let model = train(&set, &build.text, &build.features, &projection, &config, &(), &mut |_| {})?;
+//! let model = train(&set, &build.text, &build.features, &projection, &config, &(), |_| {})?;
 //! let best = model.predict("thanks a lot!")[0];
 //! assert_eq!(model.label_name(best.label), "thanks");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -86,6 +86,7 @@
 #![warn(missing_docs)]
 
 pub mod build;
+pub mod control;
 pub mod corpus;
 pub mod error;
 pub mod features;
@@ -105,6 +106,7 @@ pub mod table;
 pub mod text;
 pub mod train;
 
+pub use control::Flow;
 pub use error::{Error, Result};
 pub use model::{ModelKind, Prediction, ProjectionModel, Scratch};
 pub use projection::{ProjectionConfig, Projector};

@@ -443,7 +443,7 @@ fn replies_quality_floor() {
         &ProjectionConfig::default(),
         &config,
         &(),
-        &mut |_| {},
+        |_| {},
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -48,7 +48,7 @@
 //!   this cluster; without the bound those would leave the others waiting for ever.
 
 use std::cell::RefCell;
-use std::ops::Range;
+use std::ops::{ControlFlow, Range};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 use std::rc::Rc;
@@ -755,6 +755,8 @@ fn run_worker(
                 fail("the progress callback", p);
             }
         }
+        // Only worker 0 sees the callback: the workers cannot stop on its word alone.
+        ControlFlow::Continue(())
     };
     let outcome = iterate(&mut sweep, init, config, algo.residual, &mut report);
     let Some(outcome) = outcome else {
@@ -788,6 +790,7 @@ fn run_worker(
         initial_objective,
         history,
         converged,
+        stopped,
     } = outcome;
     let mut dist = LabelDistribution::new(n, config.top_k, 0.0);
     {
@@ -807,6 +810,7 @@ fn run_worker(
         initial_objective,
         history,
         converged,
+        stopped,
     };
     Ok(Some(finish(
         graph,

@@ -88,6 +88,7 @@ pub(crate) mod testgraphs;
 #[cfg(test)]
 mod tests;
 
+use std::ops::ControlFlow;
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -103,6 +104,7 @@ pub use output::{
     abstains_in_output, check_tsv, write_jsonl, write_tsv, Nodes, OutputFormat, UNKNOWN_LABEL,
 };
 
+use crate::control::Flow;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Seed};
 use engine::SeedRows;
@@ -130,6 +132,10 @@ pub struct PropagationReport {
     /// Whether the change fell below the tolerance before the iteration cap (see
     /// [`PropagationConfig::tolerance`]).
     pub converged: bool,
+    /// Whether the caller's callback ended the run ([`crate::control`]). Left out of what is
+    /// written when false.
+    #[serde(default, skip_serializing_if = "crate::control::not_stopped")]
+    pub stopped: bool,
     /// Objective of the initial iterate.
     pub initial_objective: f64,
     /// Per-iteration change and objective, in order.
@@ -202,6 +208,10 @@ pub fn propagate(graph: &Graph, config: &PropagationConfig) -> Result<Propagatio
 /// in order, as soon as that iteration's objective is known (one sweep later, since the
 /// objective of an iterate is accumulated during the next sweep).
 ///
+/// `on_iteration` returns `()`, or a [`ControlFlow`](std::ops::ControlFlow) whose `Break`
+/// ends the run with the iterate it was just shown ([`crate::control`]; the report's
+/// `stopped` says so).
+///
 /// # Errors
 /// - [`Error::InvalidConfig`] if `config` is invalid, a seed names a node or label outside
 ///   the graph or has a weight that is not finite and positive, a class prior names an
@@ -211,11 +221,11 @@ pub fn propagate(graph: &Graph, config: &PropagationConfig) -> Result<Propagatio
 /// # Complexity
 /// O(iterations · (E · K + n · c log K)) time for E stored edges and `c` candidate labels per
 /// node; O(n · K) memory for the two iterates plus O(labels) per thread.
-pub fn propagate_with(
+pub fn propagate_with<R: Flow>(
     graph: &Graph,
     seeds: &[Seed],
     config: &PropagationConfig,
-    mut on_iteration: impl FnMut(&IterationStats),
+    mut on_iteration: impl FnMut(&IterationStats) -> R,
 ) -> Result<Propagation> {
     let start = Instant::now();
     if !graph.is_whole() {
@@ -242,7 +252,7 @@ pub fn propagate_with(
         seed_rows.initial(config.top_k, algo.init),
         config,
         algo.residual,
-        &mut on_iteration,
+        &mut |s| on_iteration(s).flow(),
     )
     .expect("a sweep on one machine never gives up");
     Ok(finish(graph, config, &seed_rows, priors, outcome, start))
@@ -285,13 +295,14 @@ fn prepare(
     Ok((seed_rows, priors))
 }
 
-/// What [`iterate`] ends with: the last iterate, the initial objective, the history and
-/// whether it converged.
+/// What [`iterate`] ends with: the last iterate, the initial objective, the history,
+/// whether it converged and whether the callback cut it short.
 struct Outcome {
     dist: LabelDistribution,
     initial_objective: f64,
     history: Vec<IterationStats>,
     converged: bool,
+    stopped: bool,
 }
 
 /// The steps after the last iteration (normalization, class mass normalization) and the
@@ -310,6 +321,7 @@ fn finish(
         initial_objective,
         history,
         converged,
+        stopped,
     } = outcome;
     prior::normalize(&mut dist);
     if let Some(q) = priors {
@@ -319,6 +331,7 @@ fn finish(
         algorithm: config.algorithm,
         iterations: history.len(),
         converged,
+        stopped,
         initial_objective,
         history,
         abstaining_nodes: dist.count_abstaining(0..n),
@@ -427,7 +440,7 @@ fn iterate(
     init: LabelDistribution,
     config: &PropagationConfig,
     residual: f64,
-    on_iteration: &mut dyn FnMut(&IterationStats),
+    on_iteration: &mut dyn FnMut(&IterationStats) -> ControlFlow<()>,
 ) -> Option<Outcome> {
     let mut prev = init;
     let mut next = prev.clone();
@@ -437,18 +450,29 @@ fn iterate(
     let mut converged = false;
     let mut finish =
         |pending: &mut Option<IterationStats>, objective: f64, history: &mut Vec<_>| {
+            let mut flow = ControlFlow::Continue(());
             if let Some(mut p) = pending.take() {
                 p.objective = objective;
-                on_iteration(&p);
+                flow = on_iteration(&p);
                 history.push(p);
             }
+            flow
         };
     for t in 1..=config.iterations {
         let s = sweep(&prev, &mut next)?;
         if t == 1 {
             initial = s.objective;
         }
-        finish(&mut pending, s.objective, &mut history);
+        if finish(&mut pending, s.objective, &mut history).is_break() {
+            // `prev` is the iterate the callback saw; the sweep just made is dropped.
+            return Some(Outcome {
+                dist: prev,
+                initial_objective: initial,
+                history,
+                converged: false,
+                stopped: true,
+            });
+        }
         std::mem::swap(&mut prev, &mut next);
         pending = Some(IterationStats {
             iteration: t,
@@ -466,11 +490,13 @@ fn iterate(
         }
     }
     let last = sweep(&prev, &mut next)?;
-    finish(&mut pending, last.objective, &mut history);
+    // The run ends here anyway: a `Break` now cuts nothing short.
+    let _ = finish(&mut pending, last.objective, &mut history);
     Some(Outcome {
         dist: prev,
         initial_objective: initial,
         history,
         converged,
+        stopped: false,
     })
 }

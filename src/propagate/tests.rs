@@ -293,6 +293,63 @@ fn report_counts_iterations_and_calls_back_in_order() {
     assert!(!capped.report().converged && capped.report().iterations == 3);
 }
 
+/// A callback's `Break` ends the run with the iterate it was shown: the same distribution
+/// and history as a run capped at that iteration, and a report that says who stopped it.
+#[test]
+fn a_callback_that_breaks_ends_the_run_with_the_iterate_it_saw() {
+    let g = testgraphs::karate();
+    let c = PropagationConfig {
+        tolerance: 0.0,
+        ..PropagationConfig::default()
+    };
+    let mut seen = Vec::new();
+    let stopped = propagate_with(&g, g.seeds(), &c, |s| {
+        seen.push(s.iteration);
+        if s.iteration == 2 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
+    .unwrap();
+    let capped = propagate(
+        &g,
+        &PropagationConfig {
+            iterations: 2,
+            ..c.clone()
+        },
+    )
+    .unwrap();
+    assert_eq!(seen, [1, 2]);
+    let (s, p) = (stopped.report(), capped.report());
+    assert!(s.stopped && !s.converged && s.iterations == 2);
+    assert!(!p.stopped);
+    assert_eq!(s.history, p.history);
+    assert_eq!(s.initial_objective, p.initial_objective);
+    assert!(stopped.distribution() == capped.distribution());
+    // A run nobody stopped writes no `stopped` field; one that was stopped does.
+    let json = |r| serde_json::to_value(r).unwrap();
+    assert!(json(p).get("stopped").is_none());
+    assert_eq!(json(s)["stopped"], true);
+
+    // A `Break` at the last iteration cuts nothing short.
+    let three = PropagationConfig {
+        iterations: 3,
+        ..c.clone()
+    };
+    let last = propagate_with(&g, g.seeds(), &three, |s| {
+        if s.iteration == 3 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
+    .unwrap();
+    let plain = propagate(&g, &three).unwrap();
+    assert!(!last.report().stopped && last.report().iterations == 3);
+    assert!(last.distribution() == plain.distribution());
+}
+
 #[test]
 fn top_k_truncation_moves_mass_to_unknown() {
     let g = testgraphs::random(60, 240, 6, 30, 3);

@@ -38,6 +38,7 @@
 //! this file the configuration, the reports, [`train`] itself and the table model's build.
 
 use std::borrow::Cow;
+use std::ops::ControlFlow;
 
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{Rng, SeedableRng};
@@ -45,6 +46,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::build::Progress;
+use crate::control::Flow;
 use crate::error::{Error, Result};
 use crate::model::{ModelKind, Predictor, ProjectionModel};
 /// The type of [`TrainConfig::quantize`], also here so that a config can be written with
@@ -338,6 +340,10 @@ pub struct TrainReport {
     pub epochs_run: usize,
     /// The epoch whose weights were kept.
     pub best_epoch: usize,
+    /// Whether the caller's `on_epoch` ended training before its own stopping rule did
+    /// ([`crate::control`]). Left out of the model file when false.
+    #[serde(default, skip_serializing_if = "crate::control::not_stopped")]
+    pub stopped: bool,
     /// Per-epoch statistics: every epoch of a run of at most [`HISTORY_KEPT`] epochs, else
     /// every k-th, the best and the last (the report is stored in the model file, which a
     /// run of thousands of short epochs would otherwise grow by hundreds of KB).
@@ -364,19 +370,21 @@ fn thinned(history: Vec<EpochStats>, best: usize) -> Vec<EpochStats> {
 /// Trains a model on `set`.
 ///
 /// `progress` sees one stage per epoch (counted in batches); `on_epoch` is called after each
-/// epoch of a network model.
+/// epoch of a network model. It returns `()`, or a [`ControlFlow`](std::ops::ControlFlow)
+/// whose `Break` ends training after that epoch, keeping the best epoch so far as the
+/// early-stopping rule would ([`crate::control`]; the report's `stopped` says so).
 ///
 /// # Errors
 /// [`Error::InvalidConfig`] for a bad config or a bad example ([`TrainSet::validate`], or
 /// a text that is empty after normalization); [`Error::NoSeeds`] for an empty train set.
-pub fn train(
+pub fn train<R: Flow>(
     set: &TrainSet,
     text: &TextConfig,
     features: &FeatureConfig,
     projection: &ProjectionConfig,
     config: &TrainConfig,
     progress: &dyn Progress,
-    on_epoch: &mut dyn FnMut(&EpochStats),
+    on_epoch: impl FnMut(&EpochStats) -> R,
 ) -> Result<ProjectionModel> {
     train_scored(set, text, features, projection, config, progress, on_epoch).map(|t| t.model)
 }
@@ -402,14 +410,14 @@ pub struct Trained {
 ///
 /// # Errors
 /// As [`train`].
-pub fn train_scored(
+pub fn train_scored<R: Flow>(
     set: &TrainSet,
     text: &TextConfig,
     features: &FeatureConfig,
     projection: &ProjectionConfig,
     config: &TrainConfig,
     progress: &dyn Progress,
-    on_epoch: &mut dyn FnMut(&EpochStats),
+    mut on_epoch: impl FnMut(&EpochStats) -> R,
 ) -> Result<Trained> {
     config.validate()?;
     set.validate()?;
@@ -484,7 +492,7 @@ pub fn train_scored(
         examples: &examples,
         val: &val,
     };
-    let (history, best_epoch) = fit(
+    let (history, best_epoch, stopped) = fit(
         &mut mlp,
         &data,
         &mut train_idx,
@@ -492,7 +500,7 @@ pub fn train_scored(
         config,
         &mut rng,
         progress,
-        on_epoch,
+        &mut |s| on_epoch(s).flow(),
     );
     // Only a far too large step gets here; never write a model that predicts NaN. Finite
     // weights can still overflow the logits, so a sample of examples is run through too.
@@ -523,6 +531,7 @@ pub fn train_scored(
         teacher_val_accuracy,
         epochs_run: history.len(),
         best_epoch,
+        stopped,
         history: thinned(history, best_epoch),
     };
     let network = Network::from_mlp(&mlp, config.quantize);
@@ -707,8 +716,8 @@ struct Data<'a> {
 }
 
 /// Runs the epochs and leaves in `mlp` the weights of the best one (the last, without a
-/// held-out slice): the moving average's when there is one. Returns every epoch's figures
-/// and the best epoch.
+/// held-out slice): the moving average's when there is one. Returns every epoch's figures,
+/// the best epoch, and whether `on_epoch` ended the run.
 #[allow(clippy::too_many_arguments)]
 fn fit(
     mlp: &mut Mlp,
@@ -718,8 +727,8 @@ fn fit(
     config: &TrainConfig,
     rng: &mut Xoshiro256PlusPlus,
     progress: &dyn Progress,
-    on_epoch: &mut dyn FnMut(&EpochStats),
-) -> (Vec<EpochStats>, usize) {
+    on_epoch: &mut dyn FnMut(&EpochStats) -> ControlFlow<()>,
+) -> (Vec<EpochStats>, usize, bool) {
     let (inputs, examples, val) = (data.inputs, data.examples, data.val);
     let mut adam = Adam::new(mlp.params().len(), config.learning_rate);
     let mut head_total = Vec::new();
@@ -728,6 +737,7 @@ fn fit(
     let mut best = (f64::NEG_INFINITY, f64::INFINITY, 0usize);
     let mut best_params = mlp.params().to_vec();
     let mut history = Vec::new();
+    let mut stopped = false;
     // Kept in 256ths, so that a mask costs one random byte per bit.
     let keep = (256.0 * (1.0 - config.input_dropout))
         .round()
@@ -807,7 +817,7 @@ fn fit(
             trainer_val_accuracy: joint.as_ref().map(|(t, s)| t.accuracy(s, val, examples)),
             held_out: val.len(),
         };
-        on_epoch(&stats);
+        let flow = on_epoch(&stats);
         history.push(stats);
         // Higher accuracy wins; equal accuracy, lower loss. Without a held-out slice the
         // last epoch wins.
@@ -818,12 +828,18 @@ fn fit(
         } else if epoch - best.2 >= config.patience {
             break;
         }
+        // After the best epoch's bookkeeping, so that a stop keeps this epoch when it is the
+        // best; a stop at the last epoch cuts nothing short.
+        if flow.is_break() && epoch < epochs {
+            stopped = true;
+            break;
+        }
         if let Some(a) = &average {
             a.swap_out(mlp.params_mut());
         }
     }
     mlp.params_mut().copy_from_slice(&best_params);
-    (history, best.2)
+    (history, best.2, stopped)
 }
 
 /// The graph-based projection model (the on-device Smart Reply design): the bipartite graph between
@@ -980,10 +996,10 @@ mod tests {
 
     /// `train_scored` with the default text, feature and projection configs, no progress,
     /// and `on_epoch` for each epoch's stats.
-    fn try_fit_scored(
+    fn try_fit_scored<R: Flow>(
         set: &TrainSet,
         config: &TrainConfig,
-        on_epoch: &mut dyn FnMut(&EpochStats),
+        on_epoch: impl FnMut(&EpochStats) -> R,
     ) -> Result<Trained> {
         train_scored(
             set,
@@ -997,16 +1013,16 @@ mod tests {
     }
 
     /// [`try_fit_scored`]'s model alone, as `train` returns it.
-    fn try_fit(
+    fn try_fit<R: Flow>(
         set: &TrainSet,
         config: &TrainConfig,
-        on_epoch: &mut dyn FnMut(&EpochStats),
+        on_epoch: impl FnMut(&EpochStats) -> R,
     ) -> Result<ProjectionModel> {
         try_fit_scored(set, config, on_epoch).map(|t| t.model)
     }
 
     fn fit(set: &TrainSet, config: &TrainConfig) -> ProjectionModel {
-        try_fit(set, config, &mut |_| {}).unwrap()
+        try_fit(set, config, |_| {}).unwrap()
     }
 
     #[test]
@@ -1014,9 +1030,7 @@ mod tests {
         let mut records = toy_records();
         records[3].text = " \u{200b} ".into();
         let set = TrainSet::supervised(&records).unwrap();
-        let e = try_fit(&set, &small(), &mut |_| {})
-            .unwrap_err()
-            .to_string();
+        let e = try_fit(&set, &small(), |_| {}).unwrap_err().to_string();
         assert!(
             e.contains("invalid examples: example 3 (")
                 && e.contains("text is empty after normalization"),
@@ -1038,7 +1052,7 @@ mod tests {
             &ProjectionConfig::default(),
             &small(),
             &(),
-            &mut |_| {},
+            |_| {},
         )
         .unwrap();
     }
@@ -1153,6 +1167,48 @@ mod tests {
         assert!(r.history.iter().any(|s| s.epoch == r.best_epoch));
     }
 
+    /// An `on_epoch` that returns `Break` ends training after that epoch with the network a
+    /// run capped there would give; at the last epoch it cuts nothing short, and the model
+    /// bytes are those of a run with a plain callback.
+    #[test]
+    fn a_callback_that_breaks_ends_training_after_that_epoch() {
+        let set = TrainSet::supervised(&toy_records()).unwrap();
+        let config = small();
+        let stop_at = |n: usize| {
+            move |s: &EpochStats| {
+                if s.epoch == n {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            }
+        };
+        let stopped = try_fit(&set, &config, &mut stop_at(3)).unwrap();
+        let capped = fit(
+            &set,
+            &TrainConfig {
+                epochs: 3,
+                ..config.clone()
+            },
+        );
+        let report = |m: &ProjectionModel| -> TrainReport {
+            serde_json::from_value(m.train_report().clone()).unwrap()
+        };
+        let r = report(&stopped);
+        assert!(r.stopped);
+        assert_eq!((r.epochs_run, r.best_epoch), (3, 3));
+        assert!(!report(&capped).stopped);
+        for record in toy_records() {
+            assert_eq!(stopped.predict(&record.text), capped.predict(&record.text));
+        }
+
+        let plain = fit(&set, &config);
+        let last = try_fit(&set, &config, &mut stop_at(report(&plain).epochs_run)).unwrap();
+        assert!(!report(&last).stopped);
+        assert_eq!(last.to_bytes(), plain.to_bytes());
+        assert!(plain.train_report().get("stopped").is_none());
+    }
+
     #[test]
     fn the_held_out_accuracy_is_the_stored_networks() {
         let set = TrainSet::supervised(&toy_records()).unwrap();
@@ -1170,7 +1226,7 @@ mod tests {
                 quantize,
                 ..small()
             };
-            let trained = try_fit_scored(&set, &config, &mut |_| {}).unwrap();
+            let trained = try_fit_scored(&set, &config, |_| {}).unwrap();
             let report: TrainReport =
                 serde_json::from_value(trained.model.train_report().clone()).unwrap();
             assert!(report.val_examples > 0);
@@ -1240,7 +1296,7 @@ mod tests {
         let run = |threads: usize| {
             crate::test_util::in_pool(threads, || {
                 let mut trainer_acc = Vec::new();
-                let m = try_fit(&set, &config, &mut |s| {
+                let m = try_fit(&set, &config, |s: &EpochStats| {
                     trainer_acc.push(s.trainer_val_accuracy)
                 })
                 .unwrap();
@@ -1275,7 +1331,7 @@ mod tests {
             augment: 0,
             ..small()
         };
-        let err = try_fit(&set, &config, &mut |_| {}).unwrap_err();
+        let err = try_fit(&set, &config, |_| {}).unwrap_err();
         assert!(err.to_string().contains("training diverged"), "{err}");
     }
 
@@ -1315,7 +1371,7 @@ mod tests {
                 ..small()
             },
             &(),
-            &mut |_| {},
+            |_| {},
         )
         .unwrap_err();
         assert!(err.to_string().contains("past the limit"), "{err}");
@@ -1356,7 +1412,7 @@ mod tests {
                 table_min_texts: 1_000_000,
                 ..small()
             },
-            &mut |_| {},
+            |_| {},
         )
         .unwrap_err();
         assert!(err.to_string().contains("table_min_texts"), "{err}");
@@ -1434,7 +1490,7 @@ mod tests {
                 let mut set = good.clone();
                 spoil(&mut set.examples[3]);
                 let config = TrainConfig { kind, ..small() };
-                let err = try_fit(&set, &config, &mut |_| {}).unwrap_err();
+                let err = try_fit(&set, &config, |_| {}).unwrap_err();
                 let msg = err.to_string();
                 assert!(
                     matches!(
