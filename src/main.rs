@@ -9,12 +9,10 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     // Ctrl-C, SIGTERM or SIGHUP end the process as their default action would, but first
     // delete the temporary file of an output being written (outputs reach their final name
-    // only whole, by a rename; the temporary is all an interrupt could leave behind).
-    // 130 is the shell's code for an interrupted command.
-    let _ = ctrlc::set_handler(|| {
-        sprig::format::remove_live_temporaries();
-        std::process::exit(130);
-    });
+    // only whole, by a rename; the temporary is all an interrupt could leave behind). During
+    // `train`'s epochs the first one stops training after the epoch instead, and the model is
+    // written (`cli::interrupt`).
+    let _ = ctrlc::set_handler(cli::interrupt::on_signal);
     let args = cli::parse();
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,

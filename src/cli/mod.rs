@@ -219,6 +219,7 @@ mod eval;
 mod graph;
 mod inspect;
 mod inspect_model;
+pub(crate) mod interrupt;
 mod predict;
 mod progress;
 mod propagate;

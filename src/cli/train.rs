@@ -1,6 +1,7 @@
 //! `sprig train`: corpus (+ propagated labels) → `.sprig` projection model.
 
 use std::io::BufReader;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -29,6 +30,10 @@ fn projection() -> ProjectionConfig {
 /// Train a projection model on a corpus's seed labels and, with --labels, the labels
 /// `sprig propagate` spread over it.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Ctrl-C during the epochs stops training after the epoch and writes \
+    the model of the best epoch so far (exit code 130); a second Ctrl-C quits without it."
+)]
 pub struct Args {
     /// Corpus file (the one the graph was built from, when --labels is given).
     #[arg(long)]
@@ -240,6 +245,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     set_notes(&bars, &args, &set, &config);
+    // A table is built in one step: nothing to stop early.
+    let interrupt = (config.kind == ModelKind::Network).then(super::interrupt::arm);
     let mut on_epoch = |s: &sprig::train::EpochStats| {
         let trainer = s
             .trainer_val_accuracy
@@ -256,7 +263,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bars.note(&format!(
             "epoch {:>3}: train loss {:.4}, {held_out}{trainer}",
             s.epoch, s.train_loss
-        ))
+        ));
+        interrupt
+            .as_ref()
+            .map_or(ControlFlow::Continue(()), |i| i.flow())
     };
     let Trained {
         model,
@@ -271,7 +281,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &bars,
         &mut on_epoch,
     )?;
+    drop(interrupt);
     let report = model.train_report();
+    let interrupted = report["stopped"] == true;
+    if interrupted {
+        bars.warn(&format!(
+            "interrupted: the model written keeps epoch {} of the {} run (exit code 130)",
+            report["best_epoch"], report["epochs_run"]
+        ));
+    }
     if let (Some(network), Some(teacher)) =
         (held_out_accuracy, report["teacher_val_accuracy"].as_f64())
     {
@@ -306,6 +324,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             started.elapsed().as_secs_f64()
         ),
     )?;
+    if interrupted {
+        // The model is written, and a script (`sprig train … && sprig eval …`) still learns
+        // that the run was cut short: 130, as the interrupt's default action would give.
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        std::process::exit(130);
+    }
     Ok(())
 }
 
