@@ -167,8 +167,35 @@ impl Default for CorpusOptions {
 
 /// A record's identity as given in the input: a string or a number, kept as its JSON text
 /// (`"a7"` or `17`) so that it is written back exactly as it came.
+///
+/// With serde it is the JSON value itself (`"a7"`, `17`), as in the files sprig writes;
+/// reading one needs a self-describing format (JSON, not postcard).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RecordId(pub String);
+
+impl Serialize for RecordId {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        self.to_json().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for RecordId {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        // The kinds of id a corpus may hold: a string or an integer.
+        match serde_json::Value::deserialize(deserializer)? {
+            v @ serde_json::Value::String(_) => Ok(RecordId(v.to_string())),
+            serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => Ok(RecordId(n.to_string())),
+            other => Err(serde::de::Error::custom(format!(
+                "an id is a string or an integer, not {other}"
+            ))),
+        }
+    }
+}
 
 impl RecordId {
     /// The id as a JSON value.
@@ -277,8 +304,9 @@ impl IdIndex {
     }
 }
 
-/// One input record.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One input record. (With serde: `{"line", "id", "text", "label"}`, `id` and `label`
+/// null when absent.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     /// 1-based physical line where the record starts.
     pub line: u64,
@@ -1331,6 +1359,27 @@ mod tests {
         assert_eq!(recs[1].line, 3);
         assert_eq!(recs[1].id.as_ref().unwrap().as_plain(), "a");
         assert_eq!(recs[1].label, None);
+    }
+
+    /// With serde a record's id is the JSON value it was read as, and a record comes back
+    /// whole; an id that is neither a string nor an integer is refused.
+    #[test]
+    fn records_round_trip_through_serde_with_ids_as_json_values() {
+        let recs = ok(
+            b"{\"id\": 7, \"text\": \"hi\", \"label\": \"greet\"}\n{\"text\": \"yo\", \"id\": \"a\"}\n{\"text\": \"x\"}\n",
+            "c.jsonl",
+        );
+        let json = serde_json::to_string(&recs).unwrap();
+        assert_eq!(
+            json,
+            r#"[{"line":1,"id":7,"text":"hi","label":"greet"},{"line":2,"id":"a","text":"yo","label":null},{"line":3,"id":null,"text":"x","label":null}]"#
+        );
+        let back: Vec<Record> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, recs);
+        for bad in ["1.5", "true", "[1]"] {
+            let err = serde_json::from_str::<RecordId>(bad).unwrap_err();
+            assert!(err.to_string().contains("a string or an integer"), "{err}");
+        }
     }
 
     #[test]

@@ -194,7 +194,7 @@ pub enum Error {
         message: String,
     },
     /// An operation needs seeds and the input has none.
-    #[error("no seeds: label some records (a `label` field, `__label__` prefix, or a seed file: `--seeds FILE`)")]
+    #[error("no seeds: label some records (a `label` field or a `__label__` prefix) or give a seed file")]
     NoSeeds,
 }
 

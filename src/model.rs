@@ -124,8 +124,9 @@ pub enum Predictor {
     Table(Table),
 }
 
-/// One scored label.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// One scored label. (With serde: `{"label": id, "score": s}`; the name is
+/// [`ProjectionModel::label_name`]'s.)
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Prediction {
     /// Label id: an index into [`ProjectionModel::labels`].
     pub label: u32,

@@ -926,7 +926,7 @@ fn build_table(
         return Err(Error::config(
             "table_min_texts",
             format!(
-                "no bucket holds {} or more training texts: lower --table-min-texts",
+                "no bucket holds {} or more training texts: lower it",
                 config.table_min_texts
             ),
         ));
