@@ -208,7 +208,7 @@ pub fn propagate(graph: &Graph, config: &PropagationConfig) -> Result<Propagatio
 /// in order, as soon as that iteration's objective is known (one sweep later, since the
 /// objective of an iterate is accumulated during the next sweep).
 ///
-/// `on_iteration` returns `()`, or a [`ControlFlow`](std::ops::ControlFlow) whose `Break`
+/// `on_iteration` returns `()`, or a [`ControlFlow`] whose `Break`
 /// ends the run with the iterate it was just shown ([`crate::control`]; the report's
 /// `stopped` says so).
 ///

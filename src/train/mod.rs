@@ -370,7 +370,7 @@ fn thinned(history: Vec<EpochStats>, best: usize) -> Vec<EpochStats> {
 /// Trains a model on `set`.
 ///
 /// `progress` sees one stage per epoch (counted in batches); `on_epoch` is called after each
-/// epoch of a network model. It returns `()`, or a [`ControlFlow`](std::ops::ControlFlow)
+/// epoch of a network model. It returns `()`, or a [`ControlFlow`]
 /// whose `Break` ends training after that epoch, keeping the best epoch so far as the
 /// early-stopping rule would ([`crate::control`]; the report's `stopped` says so).
 ///
