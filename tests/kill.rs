@@ -287,4 +287,9 @@ fn an_interrupt_during_training_writes_the_model_so_far() {
     assert_eq!(report["best_epoch"].as_u64(), Some(run));
     assert!(!model.predict("thanks see you soon").is_empty());
     assert!(temporaries(d).is_empty());
+    let shown = ok(d, &["inspect", "m.sprig"]);
+    assert!(
+        shown.contains(&format!("best {run} of {run} (training was interrupted)")),
+        "{shown}"
+    );
 }

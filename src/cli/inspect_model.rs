@@ -96,7 +96,12 @@ pub(crate) fn run(path: &Path, json_out: bool) -> anyhow::Result<()> {
         outln!("train set       {c}")?;
     }
     if let (Some(best), Some(run)) = (t.get("best_epoch"), t.get("epochs_run")) {
-        outln!("epochs          best {best} of {run}")?;
+        let stopped = if t["stopped"] == true {
+            " (training was interrupted)"
+        } else {
+            ""
+        };
+        outln!("epochs          best {best} of {run}{stopped}")?;
     }
     if let Some(c) = t.get("config") {
         outln!("train config    {c}")?;

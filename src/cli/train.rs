@@ -496,7 +496,7 @@ fn detail(model: &ProjectionModel, config: &TrainConfig, held_out_accuracy: Opti
     match model.kind() {
         ModelKind::Network => {
             format!(
-                "layers {:?} {}, best epoch {} of {}, {}",
+                "layers {:?} {}, best epoch {} of {}{}, {}",
                 model.header().layers,
                 match config.quantize {
                     Quantization::None => "f32",
@@ -505,6 +505,11 @@ fn detail(model: &ProjectionModel, config: &TrainConfig, held_out_accuracy: Opti
                 },
                 report["best_epoch"],
                 report["epochs_run"],
+                if report["stopped"] == true {
+                    " (interrupted)"
+                } else {
+                    ""
+                },
                 if report["val_examples"].as_u64() == Some(0) {
                     // Nothing held out: there is no accuracy to report, only the last epoch.
                     if config.validation == 0.0 {
