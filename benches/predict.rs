@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use sprig::corpus::{CorpusOptions, CorpusReader};
 use sprig::model::{ProjectionModel, Scratch};
-use sprig::projection::ProjectionConfig;
+use sprig::projection::{ProjectionConfig, Projector};
 use sprig::text::{FeatureConfig, TextConfig};
 use sprig::train::{train, TrainConfig, TrainSet};
 
@@ -56,9 +56,12 @@ fn main() {
             let set = TrainSet::supervised(&records).unwrap();
             train(
                 &set,
-                &TextConfig::default(),
-                &FeatureConfig::default(),
-                &ProjectionConfig::default(),
+                &Projector::new(
+                    &TextConfig::default(),
+                    &FeatureConfig::default(),
+                    &ProjectionConfig::default(),
+                )
+                .unwrap(),
                 &TrainConfig::default(),
                 &(),
                 |_| {},

@@ -42,7 +42,7 @@
 //! ```
 //! use sprig::build::{build_from_records, BuildConfig};
 //! use sprig::corpus::Record;
-//! use sprig::projection::ProjectionConfig;
+//! use sprig::projection::{ProjectionConfig, Projector};
 //! use sprig::propagate::{propagate, PropagationConfig};
 //! use sprig::train::{train, TrainConfig, TrainSet};
 //!
@@ -77,8 +77,9 @@
 //! // Distill the seeds and the propagated labels into a model, and query it.
 //! let config = TrainConfig::default();
 //! let set = TrainSet::from_propagation(&records, &[], &graph, &result, &config)?;
-//! let projection = ProjectionConfig::default();
-//! let model = train(&set, &build.text, &build.features, &projection, &config, &(), |_| {})?;
+//! // The model reads text as the graph did, through a projection (nothing stored but sizes).
+//! let projector = Projector::new(&build.text, &build.features, &ProjectionConfig::default())?;
+//! let model = train(&set, &projector, &config, &(), |_| {})?;
 //! let best = model.predict("thanks a lot!")[0];
 //! assert_eq!(model.label_name(best.label), "thanks");
 //! # Ok::<(), Box<dyn std::error::Error>>(())

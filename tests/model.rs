@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use sprig::corpus::{CorpusOptions, CorpusReader};
 use sprig::metrics::Confusion;
 use sprig::model::ProjectionModel;
-use sprig::projection::ProjectionConfig;
+use sprig::projection::{ProjectionConfig, Projector};
 use sprig::text::{FeatureConfig, TextConfig};
 use sprig::train::{train, TrainConfig, TrainSet};
 
@@ -438,9 +438,12 @@ fn replies_quality_floor() {
     };
     let model = train(
         &set,
-        &TextConfig::default(),
-        &FeatureConfig::default(),
-        &ProjectionConfig::default(),
+        &Projector::new(
+            &TextConfig::default(),
+            &FeatureConfig::default(),
+            &ProjectionConfig::default(),
+        )
+        .unwrap(),
         &config,
         &(),
         |_| {},

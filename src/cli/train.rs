@@ -8,7 +8,7 @@ use anyhow::Context;
 use sprig::corpus::{CorpusReader, Record};
 use sprig::model::{ModelKind, Predictor, ProjectionModel};
 use sprig::network::Quantization;
-use sprig::projection::{Coefficients, ProjectionConfig, Scheme};
+use sprig::projection::{Coefficients, ProjectionConfig, Projector, Scheme};
 use sprig::seeds::{read_seed_file, record_seeds};
 use sprig::text::{TextPipeline, Tokens};
 use sprig::train::{train_scored, Confidence, JointConfig, TrainConfig, TrainSet, Trained};
@@ -274,9 +274,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ..
     } = train_scored(
         &set,
-        &text,
-        &features,
-        &projection,
+        &Projector::new(&text, &features, &projection)?,
         &config,
         &bars,
         &mut on_epoch,

@@ -53,9 +53,8 @@ use crate::model::{ModelKind, Predictor, ProjectionModel};
 /// this module's names alone.
 pub use crate::network::Quantization;
 use crate::network::{Adam, Mlp, Network};
-use crate::projection::{ProjectionConfig, Projector};
+use crate::projection::Projector;
 use crate::table::{bucket_key, Table};
-use crate::text::{FeatureConfig, TextConfig};
 use augment::Teacher;
 // `argmax` only for `joint.rs`, `argmax_target` and `shuffle` for it and `augment.rs` too,
 // which reach them as `super::…`.
@@ -367,7 +366,9 @@ fn thinned(history: Vec<EpochStats>, best: usize) -> Vec<EpochStats> {
         .collect()
 }
 
-/// Trains a model on `set`.
+/// Trains a model on `set` that reads text through `projector` (the text path and the
+/// projection the model stores; for a distilled model, the graph's text and feature configs
+/// keep the model's view of a text the graph's).
 ///
 /// `progress` sees one stage per epoch (counted in batches); `on_epoch` is called after each
 /// epoch of a network model. It returns `()`, or a [`ControlFlow`]
@@ -379,14 +380,12 @@ fn thinned(history: Vec<EpochStats>, best: usize) -> Vec<EpochStats> {
 /// a text that is empty after normalization); [`Error::NoSeeds`] for an empty train set.
 pub fn train<R: Flow>(
     set: &TrainSet,
-    text: &TextConfig,
-    features: &FeatureConfig,
-    projection: &ProjectionConfig,
+    projector: &Projector,
     config: &TrainConfig,
     progress: &dyn Progress,
     on_epoch: impl FnMut(&EpochStats) -> R,
 ) -> Result<ProjectionModel> {
-    train_scored(set, text, features, projection, config, progress, on_epoch).map(|t| t.model)
+    train_scored(set, projector, config, progress, on_epoch).map(|t| t.model)
 }
 
 /// A trained model and how the model as built scores on the held-out slice.
@@ -412,22 +411,24 @@ pub struct Trained {
 /// As [`train`].
 pub fn train_scored<R: Flow>(
     set: &TrainSet,
-    text: &TextConfig,
-    features: &FeatureConfig,
-    projection: &ProjectionConfig,
+    projector: &Projector,
     config: &TrainConfig,
     progress: &dyn Progress,
     mut on_epoch: impl FnMut(&EpochStats) -> R,
 ) -> Result<Trained> {
     config.validate()?;
     set.validate()?;
-    let projector = Projector::new(text, features, projection)?;
+    let (text, features, projection) = (
+        projector.pipeline().text_config(),
+        projector.pipeline().feature_config(),
+        projector.config(),
+    );
     progress.stage("projecting", Some(set.examples.len() as u64), "texts");
-    let mut inputs = Inputs::project_counted(&projector, &set.examples, progress);
+    let mut inputs = Inputs::project_counted(projector, &set.examples, progress);
     progress.finish_stage();
-    refuse_empty_texts(&projector, &inputs, set)?;
+    refuse_empty_texts(projector, &inputs, set)?;
     if config.kind == ModelKind::Table {
-        let table = build_table(&projector, &inputs, set, config)?;
+        let table = build_table(projector, &inputs, set, config)?;
         // Only the fields a table is built from: the network's (layers, epochs, quantization
         // and the rest) would describe a model that was never trained.
         let report = serde_json::json!({
@@ -465,10 +466,10 @@ pub fn train_scored<R: Flow>(
     let mut teacher_val_accuracy = None;
     let examples: Cow<'_, [Example]> = if config.augment > 0 {
         let (copies, accuracy) =
-            augmented_copies(&projector, set, &train_idx, &val, config, progress);
+            augmented_copies(projector, set, &train_idx, &val, config, progress);
         teacher_val_accuracy = accuracy;
         progress.stage("projecting copies", None, "texts");
-        inputs.append(Inputs::project(&projector, &copies));
+        inputs.append(Inputs::project(projector, &copies));
         progress.finish_stage();
         train_idx.extend(set.examples.len()..set.examples.len() + copies.len());
         Cow::Owned(set.examples.iter().cloned().chain(copies).collect())
@@ -942,6 +943,8 @@ fn build_table(
 mod tests {
     use super::*;
     use crate::corpus::Record;
+    use crate::projection::ProjectionConfig;
+    use crate::text::{FeatureConfig, TextConfig};
 
     pub(super) fn rec(line: u64, text: &str, label: Option<&str>) -> Record {
         Record {
@@ -1001,15 +1004,12 @@ mod tests {
         config: &TrainConfig,
         on_epoch: impl FnMut(&EpochStats) -> R,
     ) -> Result<Trained> {
-        train_scored(
-            set,
+        let projector = Projector::new(
             &TextConfig::default(),
             &FeatureConfig::default(),
             &ProjectionConfig::default(),
-            config,
-            &(),
-            on_epoch,
-        )
+        )?;
+        train_scored(set, &projector, config, &(), on_epoch)
     }
 
     /// [`try_fit_scored`]'s model alone, as `train` returns it.
@@ -1045,16 +1045,13 @@ mod tests {
             char_min: 0,
             ..FeatureConfig::default()
         };
-        train(
-            &set,
+        let projector = Projector::new(
             &TextConfig::default(),
             &bigrams,
             &ProjectionConfig::default(),
-            &small(),
-            &(),
-            |_| {},
         )
         .unwrap();
+        train(&set, &projector, &small(), &(), |_| {}).unwrap();
     }
 
     #[test]
@@ -1355,8 +1352,7 @@ mod tests {
     fn a_network_past_the_weight_limit_is_refused_before_allocation() {
         let set = TrainSet::supervised(&toy_records()).unwrap();
         // 4,096 × 32 projection values into 4,096 hidden units: 2^29 weights.
-        let err = train(
-            &set,
+        let projector = Projector::new(
             &TextConfig::default(),
             &FeatureConfig::default(),
             &ProjectionConfig {
@@ -1365,6 +1361,11 @@ mod tests {
                 scheme: crate::projection::Scheme::Paired,
                 ..ProjectionConfig::default()
             },
+        )
+        .unwrap();
+        let err = train(
+            &set,
+            &projector,
             &TrainConfig {
                 hidden: vec![4096],
                 augment: 0,
