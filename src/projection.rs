@@ -1681,4 +1681,139 @@ mod tests {
             assert!(matches!(bad.validate(), Err(Error::InvalidConfig { .. })));
         }
     }
+
+    #[test]
+    fn paired_binary_functions_share_a_hash_up_to_32_bits() {
+        // Two functions read one 64-bit hash when both fit in a half: d ≤ 32 binary (one bit
+        // a coefficient), d ≤ 16 ternary (two bits).
+        let paired = |coefficients, bits| {
+            projector(&ProjectionConfig {
+                functions: 4,
+                bits,
+                coefficients,
+                structured: false,
+                scheme: Scheme::Paired,
+                ..ProjectionConfig::default()
+            })
+        };
+        let shape = |p: &Projector| {
+            p.groups
+                .iter()
+                .map(|g| (g.first, g.len))
+                .collect::<Vec<_>>()
+        };
+        let pairs = [(0, 2), (2, 2)];
+        let singles = [(0, 1), (1, 1), (2, 1), (3, 1)];
+        assert_eq!(shape(&paired(Coefficients::Binary, 33)), singles);
+        assert_eq!(shape(&paired(Coefficients::Ternary, 16)), pairs);
+        assert_eq!(shape(&paired(Coefficients::Ternary, 17)), singles);
+        let p = paired(Coefficients::Binary, 32);
+        assert_eq!(shape(&p), pairs);
+        // By the definition: one feature of weight 1 gives function 0 the low 32 bits of its
+        // hash with function 0's key, and function 1 the high 32 (bit set → +1, clear → −1).
+        let h = 0x0123_4567_89ab_cdef;
+        let mut s = ProjectScratch {
+            weighted: vec![(h, Block::Word, 1.0)],
+            ..ProjectScratch::default()
+        };
+        let mut out = vec![0i8; p.dim()];
+        p.project_paired_reference(&mut s, &mut out);
+        let bits = xxh3_u64(h, p.functions[0].0);
+        let want: Vec<i8> = (0..64)
+            .map(|j| if bits >> j & 1 == 1 { 1 } else { -1 })
+            .collect();
+        assert_eq!(out[..64], want);
+    }
+
+    #[test]
+    fn the_counting_table_gives_up_after_a_few_probes_per_feature() {
+        // 64 features on one slot take 0 + 1 + … + 63 = 2,016 probes, far past the budget of
+        // 8 a feature (+ 64): the table stops rather than going quadratic.
+        let crafted: Vec<(u64, Block)> = (1..=64u64).map(|i| (i << 32, Block::Word)).collect();
+        let (mut slots, mut weighted) = (Vec::new(), Vec::new());
+        assert!(!count_in_table(&crafted, &mut slots, &mut weighted));
+        // Eight of them (28 probes) are within it, and counted.
+        weighted.clear();
+        assert!(count_in_table(&crafted[..8], &mut slots, &mut weighted));
+        assert_eq!(weighted.len(), 8);
+    }
+
+    #[test]
+    fn counted_features_are_sorted_for_the_dense_schemes_and_complete_for_the_sketch() {
+        // The dense schemes' `f32` sums run in ascending (hash, block) order, whatever order
+        // the pipeline emits the features in.
+        let text = "the cat sat on the mat and the dog sat on the cat";
+        for scheme in [Scheme::PerFunction, Scheme::Paired] {
+            let p = projector(&ProjectionConfig {
+                scheme,
+                ..ProjectionConfig::default()
+            });
+            let mut s = ProjectScratch::default();
+            p.collect_features(&mut s, text);
+            p.count_features(&mut s);
+            assert!(s.weighted.len() > 20, "{scheme:?}");
+            let keys: Vec<(u64, Block)> = s.weighted.iter().map(|w| (w.0, w.1)).collect();
+            assert!(
+                keys.is_sorted() && keys.windows(2).all(|k| k[0] != k[1]),
+                "{scheme:?}"
+            );
+        }
+        // The sketch counts in its hash table; when crafted hashes exhaust the table's
+        // probes it sorts instead, and still counts every feature: 64 features seen twice
+        // each, weight round(8 · (1 + ln 2)) = 14 under sublinear TF (the default).
+        let p = projector(&ProjectionConfig::default());
+        let mut s = ProjectScratch {
+            feats: (1..=64u64)
+                .flat_map(|i| [(i << 32, Block::Word); 2])
+                .collect(),
+            ..ProjectScratch::default()
+        };
+        p.count_features(&mut s);
+        assert_eq!(s.weighted.len(), 64);
+        assert!(s.weighted.iter().all(|w| w.2 == 14.0), "{:?}", s.weighted);
+    }
+
+    #[test]
+    fn codes_set_bit_j_for_a_positive_value_j() {
+        let p = projector(&ProjectionConfig {
+            functions: 3,
+            bits: 3,
+            ..ProjectionConfig::default()
+        });
+        let mut codes = vec![99];
+        // Both 0 and −1 leave their bit clear.
+        p.codes(&[1, -1, 0, 0, 1, 1, -1, -1, 0], &mut codes);
+        assert_eq!(codes, [0b001, 0b110, 0]);
+    }
+
+    #[test]
+    fn kernels_sum_weights_past_the_16_bit_counters_exactly() {
+        // One function of one bit whose coefficient is +1 for every listed feature, so its
+        // sum is the total weight. Totals past `i16::MAX` would wrap the kernels' 16-bit
+        // counters negative; they must take the `f32` path, exact at these sizes.
+        let flip = xxh3_flip(42);
+        let group = [Group {
+            flip,
+            first: 0,
+            len: 1,
+        }];
+        let mut plus: Vec<u64> = (0u64..)
+            .map(mix)
+            .filter(|&h| xxh3_u64(h, flip) & 3 == 1)
+            .take(33_000)
+            .collect();
+        plus.sort_unstable();
+        // 33,000 features of weight 1 (equal weights count features), and 130 unequal
+        // integer weights summing to 33,149.
+        let equal: Vec<(u64, f32)> = plus.iter().map(|&h| (h, 1.0)).collect();
+        let mut unequal: Vec<(u64, f32)> = plus[..130].iter().map(|&h| (h, 255.0)).collect();
+        unequal[0].1 = 254.0;
+        for list in [&equal, &unequal] {
+            for kernel in Kernel::all() {
+                let mut out = [7i8];
+                ternary_functions(kernel, &group, list, 1, &mut out);
+                assert_eq!(out, [1], "{kernel:?} {} features", list.len());
+            }
+        }
+    }
 }
