@@ -72,8 +72,8 @@ impl Network {
         Self { layers, plans }
     }
 
-    /// The inference form of a trained [`Mlp`], its weights stored as `quantization` says.
-    pub fn from_mlp(mlp: &Mlp, quantization: Quantization) -> Self {
+    /// The inference form of a trained `Mlp`, its weights stored as `quantization` says.
+    pub(crate) fn from_mlp(mlp: &Mlp, quantization: Quantization) -> Self {
         let sizes = mlp.sizes();
         let layers = (0..sizes.len() - 1)
             .map(|l| {
@@ -89,9 +89,9 @@ impl Network {
         Self::with_plans(quantize_layers(layers, quantization))
     }
 
-    /// This network with its `f32` layers stored as `quantization` says, exactly as
-    /// [`Network::from_mlp`] would have stored them (layers already quantized stay as they
-    /// are): to compare quantizations of one trained network (`benches/quantize.rs`).
+    /// This network with its `f32` layers stored as `quantization` says, exactly as training
+    /// would have stored them (layers already quantized stay as they are): to compare
+    /// quantizations of one trained network (`benches/quantize.rs`).
     pub fn quantized(&self, quantization: Quantization) -> Self {
         Self::with_plans(quantize_layers(self.layers.clone(), quantization))
     }

@@ -1,9 +1,9 @@
 //! A small dense network on plain `f32` slices: ReLU hidden layers and a softmax output.
 //!
 //! Two types with one layout:
-//! - [`Mlp`] is the training form: every weight and bias in one flat `f32` vector (so the
+//! - `Mlp` is the training form: every weight and bias in one flat `f32` vector (so the
 //!   optimizer, the gradient sums and the best-epoch snapshot are plain slice loops), with
-//!   forward, backward and [`Adam`].
+//!   forward, backward and `Adam`.
 //! - [`Network`] is the inference form stored in a model file: per layer, weights either
 //!   `f32` or integers (`i8`, or 4 bits in the first layer by default: [`Quantization`])
 //!   with one scale per output row ([`Weights`]), and `f32` biases.
@@ -16,7 +16,7 @@
 //! enough, and the slices map one to one onto file sections.
 //!
 //! Source layout:
-//! - `train.rs`: [`Mlp`], its scratch buffers and [`Adam`], with the batched training
+//! - `train.rs`: `Mlp`, its scratch buffers and `Adam`, with the batched training
 //!   kernels (`dot4`, `axpy`).
 //! - `quantize.rs`: the stored form of a layer ([`Layer`], [`Weights`]), [`Quantization`]
 //!   and the quantizer ([`quantize_rows`]).
@@ -35,7 +35,7 @@ pub use infer::{NetScratch, Network};
 pub(crate) use kernel::Kernel;
 pub use kernel::{check_kernel_env, kernel_name};
 pub use quantize::{quantize_rows, Layer, Quantization, Weights};
-pub use train::{Adam, Mlp, MlpScratch};
+pub(crate) use train::{Adam, Mlp, MlpScratch};
 
 /// Writes `softmax(logits)` into `out` (max-shifted, so it never overflows).
 pub fn softmax(logits: &[f32], out: &mut [f32]) {
