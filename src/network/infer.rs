@@ -907,6 +907,37 @@ mod tests {
     }
 
     #[test]
+    fn networks_are_equal_only_when_their_layers_are() {
+        let m = mlp(&[6, 4, 3], 1);
+        let float = Network::from_mlp(&m, Quantization::None);
+        assert_eq!(float, Network::from_mlp(&m, Quantization::None));
+        // The same trained weights stored otherwise, and other weights stored alike.
+        assert_ne!(float, Network::from_mlp(&m, Quantization::Int8));
+        assert_ne!(
+            Network::from_mlp(&m, Quantization::Int8),
+            Network::from_mlp(&m, Quantization::Int4)
+        );
+        assert_ne!(
+            float,
+            Network::from_mlp(&mlp(&[6, 4, 3], 2), Quantization::None)
+        );
+    }
+
+    #[test]
+    fn layers_that_do_not_chain_are_refused_by_name() {
+        let layer = |n_in: usize, n_out: usize| Layer {
+            n_in,
+            n_out,
+            weights: Weights::F32(vec![0.0; n_in * n_out]),
+            bias: vec![0.0; n_out],
+        };
+        assert!(Network::from_layers(vec![layer(4, 3), layer(3, 2)]).is_ok());
+        let e = Network::from_layers(vec![layer(4, 3), layer(3, 5), layer(4, 2)]).unwrap_err();
+        assert_eq!(e, "layer 2 takes 4 inputs but layer 1 gives 5");
+        assert_eq!(Network::from_layers(Vec::new()).unwrap_err(), "no layer");
+    }
+
+    #[test]
     fn rejects_bad_shapes() {
         let bad = Layer {
             n_in: 2,

@@ -87,3 +87,25 @@ mod test_util {
         Kernel::all()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::softmax;
+
+    #[test]
+    fn softmax_of_large_logits_is_finite_and_sums_to_one() {
+        // exp(1000) overflows an f32: only the shift by the largest logit keeps these finite.
+        let mut out = [0.0f32; 3];
+        softmax(&[1000.0, 999.0, -1000.0], &mut out);
+        let e = (-1.0f64).exp();
+        let want = [1.0 / (1.0 + e), e / (1.0 + e), 0.0];
+        for (got, want) in out.iter().zip(want) {
+            assert!((f64::from(*got) - want).abs() < 1e-6, "{out:?}");
+        }
+        // Small logits too: exp(z) / Σ exp(z).
+        softmax(&[0.0, 2.0f32.ln(), 0.0], &mut out);
+        for (got, want) in out.iter().zip([0.25, 0.5, 0.25]) {
+            assert!((got - want).abs() < 1e-6, "{out:?}");
+        }
+    }
+}

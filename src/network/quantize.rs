@@ -228,6 +228,71 @@ mod tests {
     }
 
     #[test]
+    fn validate_refuses_bad_scales_four_bit_values_out_of_range_and_bad_biases() {
+        // 2 × 2 layers: `good` passes every check, each of `bad` fails one. Scales must be
+        // finite and non-negative (a row's max |w| over its levels).
+        let layer = |weights: Weights, bias: Vec<f32>| Layer {
+            n_in: 2,
+            n_out: 2,
+            weights,
+            bias,
+        };
+        let i8 = |q: Vec<i8>, scale: Vec<f32>| Weights::I8 { q, scale };
+        let i4 = |q: Vec<i8>, scale: Vec<f32>| Weights::I4 { q, scale };
+        let bias = vec![0.5, -0.5];
+        // Each type's extremes (a file may hold −128 and −8), and a zero scale (a zero row).
+        let good = [
+            layer(i8(vec![-128, 127, 8, -9], vec![0.0, 1.0]), bias.clone()),
+            layer(i4(vec![-8, 7, 0, 1], vec![0.0, 1.0]), bias.clone()),
+        ];
+        for l in &good {
+            assert_eq!(l.validate(), Ok(()), "{l:?}");
+        }
+        let bad = [
+            (
+                "a 4-bit 8",
+                layer(i4(vec![8, 0, 0, 0], vec![1.0; 2]), bias.clone()),
+            ),
+            (
+                "a 4-bit −9",
+                layer(i4(vec![0, -9, 0, 0], vec![1.0; 2]), bias.clone()),
+            ),
+            (
+                "a negative scale",
+                layer(i8(vec![0; 4], vec![1.0, -0.5]), bias.clone()),
+            ),
+            (
+                "an infinite scale",
+                layer(i8(vec![0; 4], vec![f32::INFINITY, 1.0]), bias.clone()),
+            ),
+            (
+                "a NaN scale",
+                layer(i4(vec![0; 4], vec![1.0, f32::NAN]), bias.clone()),
+            ),
+            (
+                "one scale for two rows",
+                layer(i8(vec![0; 4], vec![1.0]), bias.clone()),
+            ),
+            (
+                "three weights",
+                layer(i4(vec![0; 3], vec![1.0; 2]), bias.clone()),
+            ),
+            ("one bias", layer(i8(vec![0; 4], vec![1.0; 2]), vec![0.0])),
+            (
+                "a NaN bias",
+                layer(i8(vec![0; 4], vec![1.0; 2]), vec![0.0, f32::NAN]),
+            ),
+            (
+                "an infinite bias",
+                layer(Weights::F32(vec![0.0; 4]), vec![f32::NEG_INFINITY, 0.0]),
+            ),
+        ];
+        for (what, l) in &bad {
+            assert!(l.validate().is_err(), "{what} was accepted");
+        }
+    }
+
+    #[test]
     fn quantization_reads_names_and_the_old_boolean() {
         let read = |json: &str| serde_json::from_str::<Quantization>(json).unwrap();
         assert_eq!(read("\"int4\""), Quantization::Int4);

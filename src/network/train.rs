@@ -582,6 +582,43 @@ mod tests {
     }
 
     #[test]
+    fn adam_steps_follow_the_bias_corrected_update() {
+        // The reference, in f64: Kingma & Ba's update in the form of their section 2 (ε
+        // added to √v, not to √v̂): m and v average g and g², and a parameter moves by
+        // lr · √(1 − β2^t) / (1 − β1^t) · m / (√v + ε). Gradients of 1e-9 make ε (1e-8) most
+        // of the denominator, so that it is checked too; the rate changes between steps, as
+        // a schedule changes it.
+        let grads: [[f32; 4]; 3] = [
+            [0.5, -2.0, 1e-9, 0.0],
+            [0.25, 1.0, -1e-9, 3.0],
+            [-1.0, -2.0, 1e-9, 0.0],
+        ];
+        let lrs = [0.1f32, 0.05, 0.2];
+        let mut params = [1.0f32, -1.0, 0.5, 2.0];
+        let mut adam = Adam::new(params.len(), lrs[0]);
+        let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8f64);
+        let mut want: Vec<f64> = params.iter().map(|&p| f64::from(p)).collect();
+        let (mut m, mut v) = ([0.0f64; 4], [0.0f64; 4]);
+        for (t, (grad, &lr)) in (1..).zip(grads.iter().zip(&lrs)) {
+            adam.lr = lr;
+            adam.step(&mut params, grad);
+            let step = f64::from(lr) * (1.0 - b2.powi(t)).sqrt() / (1.0 - b1.powi(t));
+            for i in 0..params.len() {
+                let g = f64::from(grad[i]);
+                m[i] = b1 * m[i] + (1.0 - b1) * g;
+                v[i] = b2 * v[i] + (1.0 - b2) * g * g;
+                want[i] -= step * m[i] / (v[i].sqrt() + eps);
+                let got = f64::from(params[i]);
+                assert!(
+                    (got - want[i]).abs() < 2e-6,
+                    "step {t}, parameter {i}: {got} instead of {}",
+                    want[i]
+                );
+            }
+        }
+    }
+
+    #[test]
     fn adam_fits_a_separable_toy_problem() {
         let mut m = mlp(&[2, 8, 2], 1);
         let data = [

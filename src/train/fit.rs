@@ -477,11 +477,189 @@ pub(super) fn network_accuracy(
 
 #[cfg(test)]
 mod tests {
+    use super::super::joint::JointConfig;
     use super::*;
+    use crate::network::Quantization;
     use crate::projection::ProjectionConfig;
-    use crate::text::{FeatureConfig, TextConfig};
+    use crate::text::{FeatureConfig, TextConfig, TextPipeline};
     use crate::train::tests::toy_records;
     use crate::train::TrainSet;
+
+    /// Three examples over two packed rows of three inputs, `[+1, +1, 0]` and `[−1, 0, −1]`,
+    /// and a 3 → 2 network (no hidden layer) whose logits are `[x0 + x1, −x2]`: `[2, 0]` and
+    /// `[−1, 1]`. The texts are for the joint trainer's features (a repeated row, a repeated
+    /// text).
+    fn scored_toy() -> (Inputs, Vec<Example>, Mlp) {
+        let inputs = Inputs {
+            dim: 3,
+            stride: 1,
+            // Two bits a value, low bits first: 1 → +1, 2 → −1.
+            packed: vec![0b00_01_01, 0b10_00_10],
+            of: vec![0, 1, 0],
+        };
+        let ex = |text: &str, target: Vec<(u32, f32)>, weight: f32| Example {
+            text: text.into(),
+            target,
+            weight,
+            seed: true,
+        };
+        let examples = vec![
+            // Row 0, predicted 0: a hit.
+            ex("hello there", vec![(0, 1.0)], 1.0),
+            // Row 1, predicted 1, soft target topped by 0: a miss.
+            ex("bye for now", vec![(0, 0.7), (1, 0.3)], 0.5),
+            // Row 0 again, label 1: a miss.
+            ex("hello there", vec![(1, 1.0)], 2.0),
+        ];
+        let mut mlp = Mlp::new(&[3, 2], || 0).unwrap();
+        mlp.params_mut()
+            .copy_from_slice(&[1.0, 1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0]);
+        (inputs, examples, mlp)
+    }
+
+    /// `−ln softmax(logits)[l]`, in f64.
+    fn nll(logits: [f64; 2], l: usize) -> f64 {
+        let max = logits[0].max(logits[1]);
+        let sum: f64 = logits.iter().map(|z| (z - max).exp()).sum();
+        -((logits[l] - max).exp() / sum).ln()
+    }
+
+    #[test]
+    fn evaluate_gives_accuracy_and_mean_cross_entropy_against_the_targets() {
+        let (inputs, examples, mlp) = scored_toy();
+        let (accuracy, loss) = evaluate(&mlp, &[0, 1, 2], &inputs, &examples);
+        assert!((accuracy - 1.0 / 3.0).abs() < 1e-12, "{accuracy}");
+        // The held-out loss is unweighted: the weights are for training.
+        let want = (nll([2.0, 0.0], 0)
+            + 0.7 * nll([-1.0, 1.0], 0)
+            + 0.3 * nll([-1.0, 1.0], 1)
+            + nll([2.0, 0.0], 1))
+            / 3.0;
+        assert!((loss - want).abs() < 1e-5, "{loss} instead of {want}");
+        assert_eq!(evaluate(&mlp, &[0], &inputs, &examples).0, 1.0);
+        assert_eq!(evaluate(&mlp, &[], &inputs, &examples), (0.0, 0.0));
+        // The stored network scores as the training weights do.
+        for quantization in [Quantization::None, Quantization::Int8] {
+            let network = Network::from_mlp(&mlp, quantization);
+            let accuracy = network_accuracy(&network, &[0, 1, 2], &inputs, &examples);
+            assert!((accuracy - 1.0 / 3.0).abs() < 1e-12, "{accuracy}");
+        }
+    }
+
+    #[test]
+    fn a_chunk_sums_weighted_cross_entropy_and_its_gradient() {
+        let (inputs, examples, mlp) = scored_toy();
+        let shared = Shared {
+            mlp: &mlp,
+            inputs: &inputs,
+            examples: &examples,
+            joint: None,
+            keep: 256,
+            epoch_key: 7,
+        };
+        let mut worker = Worker::default();
+        worker.run(&shared, &[0, 1, 2]);
+        let want_loss = nll([2.0, 0.0], 0)
+            + 0.5 * (0.7 * nll([-1.0, 1.0], 0) + 0.3 * nll([-1.0, 1.0], 1))
+            + 2.0 * nll([2.0, 0.0], 1);
+        assert!((worker.loss - want_loss).abs() < 1e-5, "{}", worker.loss);
+        // The gradient of that loss: each example's backward pass from w · (p − q).
+        let mut want = vec![0.0f32; mlp.params().len()];
+        let (mut s, mut row) = (MlpScratch::default(), Vec::new());
+        for (i, ex) in examples.iter().enumerate() {
+            inputs.row(i, &mut row);
+            let x: Vec<f32> = row.iter().map(|&v| f32::from(v)).collect();
+            mlp.forward(&x, &mut s);
+            let mut d: Vec<f32> = s.probs.iter().map(|&p| ex.weight * p).collect();
+            for &(l, q) in &ex.target {
+                d[l as usize] -= ex.weight * q;
+            }
+            mlp.backward(&x, &d, &mut s, &mut want);
+        }
+        for (g, w) in worker.grad.iter().zip(&want) {
+            assert!(
+                (g - w).abs() < 1e-6,
+                "{:?} instead of {want:?}",
+                worker.grad
+            );
+        }
+    }
+
+    #[test]
+    fn a_joint_chunk_adds_the_trainers_distribution_as_a_second_target() {
+        // λ3 (ground truth) and λ2 (simulation) other than 1, so that each is seen to scale
+        // its own term.
+        let (inputs, examples, mlp) = scored_toy();
+        let config = JointConfig {
+            buckets_log2: 10,
+            dim: 4,
+            simulation_weight: 0.25,
+            ground_truth_weight: 2.0,
+            ..JointConfig::default()
+        };
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+        let trainer = Trainer::new(&config, 2, || rng.next_u64()).unwrap();
+        let pipeline =
+            TextPipeline::new(&TextConfig::default(), &FeatureConfig::default()).unwrap();
+        let sparse = SparseInputs::new(&pipeline, &examples, &config);
+        let shared = Shared {
+            mlp: &mlp,
+            inputs: &inputs,
+            examples: &examples,
+            joint: Some((&trainer, &sparse)),
+            keep: 256,
+            epoch_key: 7,
+        };
+        let mut worker = Worker::default();
+        worker.run(&shared, &[0, 1, 2]);
+        // Per example, w · [λ3 · CE(q, p) + λ2 · CE(t, p)] for the trainer's t, whose
+        // derivative with respect to the logits is w · [λ3 (p − q) + λ2 (p − t)].
+        let (mut want_loss, mut want) = (0.0f64, vec![0.0f32; mlp.params().len()]);
+        let (mut s, mut row) = (MlpScratch::default(), Vec::new());
+        for (i, ex) in examples.iter().enumerate() {
+            let teacher = trainer
+                .example(&mut TrainerWorker::default(), &sparse, i, ex)
+                .to_vec();
+            assert!(teacher[0] != teacher[1], "a teacher that says something");
+            inputs.row(i, &mut row);
+            let x: Vec<f32> = row.iter().map(|&v| f32::from(v)).collect();
+            mlp.forward(&x, &mut s);
+            let (truth, sim) = (ex.weight * 2.0, ex.weight * 0.25);
+            let mut d: Vec<f32> = s
+                .probs
+                .iter()
+                .zip(&teacher)
+                .map(|(&p, &t)| truth * p + sim * (p - t))
+                .collect();
+            for &(l, q) in &ex.target {
+                d[l as usize] -= truth * q;
+                want_loss -= f64::from(truth * q) * f64::from(s.probs[l as usize]).ln();
+            }
+            for (&t, &p) in teacher.iter().zip(&s.probs) {
+                want_loss -= f64::from(sim * t) * f64::from(p).ln();
+            }
+            mlp.backward(&x, &d, &mut s, &mut want);
+        }
+        assert!((worker.loss - want_loss).abs() < 1e-5, "{}", worker.loss);
+        for (g, w) in worker.grad.iter().zip(&want) {
+            assert!(
+                (g - w).abs() < 1e-6,
+                "{:?} instead of {want:?}",
+                worker.grad
+            );
+        }
+    }
+
+    #[test]
+    fn argmax_breaks_ties_towards_the_lower_label_as_predictions_rank_them() {
+        // `ProjectionModel::predict` ranks equal scores by label, and targets are sorted by
+        // label: scoring the first of equal maxima keeps the held-out accuracy and the
+        // held-out slice's labels in agreement with what the model answers.
+        assert_eq!(argmax(&[0.1, 0.45, 0.45]), 1);
+        assert_eq!(argmax(&[0.5, 0.5]), 0);
+        assert_eq!(argmax_target(&[(2, 0.25), (4, 0.375), (7, 0.375)]), 4);
+        assert_eq!(argmax_target(&[(3, 0.5), (9, 0.5)]), 3);
+    }
 
     #[test]
     fn the_held_out_slice_never_takes_a_labels_last_example() {
