@@ -576,12 +576,13 @@ mod tests {
             }
             mlp.backward(&x, &d, &mut s, &mut want);
         }
-        for (g, w) in worker.grad.iter().zip(&want) {
-            assert!(
-                (g - w).abs() < 1e-6,
-                "{:?} instead of {want:?}",
-                worker.grad
-            );
+        assert_close(&worker.grad, &want);
+    }
+
+    /// Gradients equal to 1e-6, element by element.
+    fn assert_close(got: &[f32], want: &[f32]) {
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{got:?} instead of {want:?}");
         }
     }
 
@@ -641,13 +642,7 @@ mod tests {
             mlp.backward(&x, &d, &mut s, &mut want);
         }
         assert!((worker.loss - want_loss).abs() < 1e-5, "{}", worker.loss);
-        for (g, w) in worker.grad.iter().zip(&want) {
-            assert!(
-                (g - w).abs() < 1e-6,
-                "{:?} instead of {want:?}",
-                worker.grad
-            );
-        }
+        assert_close(&worker.grad, &want);
     }
 
     #[test]
