@@ -907,6 +907,87 @@ mod tests {
     }
 
     #[test]
+    fn forward_adds_the_biases_of_every_layer() {
+        // `mlp` starts with zero biases, so the comparisons with the row form above cannot
+        // tell how a bias is added: here every parameter is moved off its start, and the
+        // logits are checked against each layer's own arithmetic (dequantized weights) in
+        // f64, for every weight format and plan.
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
+        let mut m = mlp(&[37, 19, 6, 5], 8);
+        for p in m.params_mut() {
+            *p += (rng.next_u64() % 1001) as f32 / 1000.0 - 0.5;
+        }
+        let x: Vec<i8> = (0..37).map(|_| (rng.next_u64() % 3) as i8 - 1).collect();
+        for quantize in [Quantization::None, Quantization::Int8, Quantization::Int4] {
+            let net = Network::from_mlp(&m, quantize);
+            let n_layers = net.layers().len();
+            let mut want: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+            for (l, layer) in net.layers().iter().enumerate() {
+                let w = |i: usize, j: usize| match &layer.weights {
+                    Weights::F32(w) => f64::from(w[i * layer.n_in + j]),
+                    Weights::I8 { q, scale } | Weights::I4 { q, scale } => {
+                        f64::from(q[i * layer.n_in + j]) * f64::from(scale[i])
+                    }
+                };
+                want = (0..layer.n_out)
+                    .map(|i| {
+                        let z = (0..layer.n_in).map(|j| w(i, j) * want[j]).sum::<f64>()
+                            + f64::from(layer.bias[i]);
+                        if l + 1 < n_layers {
+                            z.max(0.0)
+                        } else {
+                            z
+                        }
+                    })
+                    .collect();
+            }
+            for kernel in kernels() {
+                let mut s = NetScratch::default();
+                net.forward_with(kernel, &x, &mut s);
+                assert_eq!(s.a.len(), want.len());
+                for (k, (&got, &expected)) in s.a.iter().zip(&want).enumerate() {
+                    assert!(
+                        (f64::from(got) - expected).abs() < 1e-4,
+                        "{quantize:?} {kernel:?} logit {k}: {got} instead of {expected}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn plans_take_the_memory_their_documentation_gives() {
+        // The outputs cannot tell these apart, only the memory: a 4-bit first layer's pair
+        // columns fit in `i8` (half the bytes of an `i8` layer's, the point of
+        // `PairColumns::Narrow`), and strides are padded to their unit and no further.
+        let m = mlp(&[40, 70, 3], 2);
+        for quantize in [Quantization::Int4, Quantization::Int8] {
+            let net = Network::from_mlp(&m, quantize);
+            // 20 pairs of inputs, four columns each; 70 outputs padded to two units of 64.
+            let (narrow, len) = match &net.plans[0] {
+                Plan::TernaryPairs {
+                    cols: PairColumns::Narrow(c),
+                    stride: 128,
+                } => (true, c.len()),
+                Plan::TernaryPairs {
+                    cols: PairColumns::Wide(c),
+                    stride: 128,
+                } => (false, c.len()),
+                plan => panic!("{quantize:?}: first layer planned as {plan:?}"),
+            };
+            assert_eq!(narrow, quantize == Quantization::Int4, "{quantize:?}");
+            assert_eq!(len, 4 * 20 * 128);
+            // 3 outputs padded to one vector of 8 lanes, for each of the 70 inputs.
+            match &net.plans[1] {
+                Plan::Columns { wt, stride: 8 } => assert_eq!(wt.len(), 70 * 8),
+                plan => panic!("{quantize:?}: second layer planned as {plan:?}"),
+            }
+        }
+        let float = Network::from_mlp(&m, Quantization::None);
+        assert!(matches!(float.plans[..], [Plan::Rows, Plan::Rows]));
+    }
+
+    #[test]
     fn networks_are_equal_only_when_their_layers_are() {
         let m = mlp(&[6, 4, 3], 1);
         let float = Network::from_mlp(&m, Quantization::None);
