@@ -7,7 +7,9 @@
 //! serves any graph, not only text.
 
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
@@ -21,7 +23,7 @@ use crate::features::{
     ingest_from, ingest_records, tfidf, DfFilter, FeatureMatrix, Ingested, Skipped,
 };
 use crate::graph::{symmetric_csr, Graph, GraphKind, GraphParts, RecordRef};
-use crate::knn::knn_bounded;
+use crate::knn::search;
 use crate::seeds::collect_seeds;
 use crate::text::{FeatureConfig, TextConfig, TextPipeline};
 
@@ -37,9 +39,83 @@ pub trait Progress: Sync {
     fn finish_stage(&self) {}
     /// Advice worth a line on stderr before a long stage (the binary prints it).
     fn note(&self, _message: &str) {}
+    /// Whether the caller wants the work abandoned: a *cancel* button, a deadline, a
+    /// service shutting down. The long calls that take a `Progress` (the graph builds,
+    /// [`crate::train::train`]) ask between small pieces of work (a batch of records, 256
+    /// kNN queries, a text projected, an epoch) and, once it has said `true`, return
+    /// [`Error::Cancelled`] with no result. Default: never.
+    ///
+    /// To end training early *and keep* the best epoch so far, return `Break` from
+    /// `train`'s per-epoch callback instead ([`crate::control`]).
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 impl Progress for () {}
+
+/// A caller's [`Progress`] that remembers a cancellation: once the caller's `cancelled` has
+/// said `true`, this one says `true` for the rest of the call, so that a stage cut short is
+/// never taken for a finished one (even if the caller's flag is reset meanwhile).
+pub(crate) struct Latch<'a> {
+    inner: &'a dyn Progress,
+    hit: AtomicBool,
+}
+
+impl<'a> Latch<'a> {
+    pub(crate) fn new(inner: &'a dyn Progress) -> Self {
+        Latch {
+            inner,
+            hit: AtomicBool::new(false),
+        }
+    }
+
+    /// [`Error::Cancelled`] once the caller has cancelled (asking the caller once more).
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.cancelled() {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Progress for Latch<'_> {
+    fn stage(&self, name: &str, total: Option<u64>, unit: &str) {
+        self.inner.stage(name, total, unit);
+    }
+    fn advance(&self, n: u64) {
+        self.inner.advance(n);
+    }
+    fn set_position(&self, n: u64) {
+        self.inner.set_position(n);
+    }
+    fn finish_stage(&self) {
+        self.inner.finish_stage();
+    }
+    fn note(&self, message: &str) {
+        self.inner.note(message);
+    }
+    fn cancelled(&self) -> bool {
+        if self.hit.load(Ordering::Relaxed) {
+            return true;
+        }
+        let now = self.inner.cancelled();
+        if now {
+            self.hit.store(true, Ordering::Relaxed);
+        }
+        now
+    }
+}
+
+/// `Break` once `progress` is cancelled: for the callbacks of the stages it runs.
+pub(crate) fn flow_of(progress: &dyn Progress) -> ControlFlow<()> {
+    if progress.cancelled() {
+        ControlFlow::Break(())
+    } else {
+        ControlFlow::Continue(())
+    }
+}
 
 /// How texts are connected.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -220,9 +296,12 @@ pub struct Built {
 
 /// Builds a graph from the corpus at `path` (see the module docs).
 ///
+/// [`Progress::cancelled`] is asked after each batch of records read and each block of 256
+/// kNN queries; once it says `true`, the build is abandoned.
+///
 /// # Errors
 /// Config errors first, then corpus errors ([`Error::Parse`] naming `file:line`),
-/// [`Error::EmptyCorpus`].
+/// [`Error::EmptyCorpus`]; [`Error::Cancelled`] when `progress` cancelled it.
 pub fn build_from_corpus(
     path: &Path,
     config: &BuildConfig,
@@ -290,9 +369,14 @@ pub fn build_from_records(
         }
     }
     let path = Path::new("<memory>");
+    let latch = Latch::new(progress);
+    let progress: &dyn Progress = &latch;
     let ingest = |pipeline: &TextPipeline, bipartite| {
         let records = records.iter().cloned().map(Ok);
-        let on_progress = |n| progress.set_position(n);
+        let on_progress = |n| {
+            progress.set_position(n);
+            flow_of(progress)
+        };
         let skip = config.skip_invalid;
         ingest_records(
             records,
@@ -314,12 +398,15 @@ fn build_with(
     config: &BuildConfig,
     progress: &dyn Progress,
 ) -> Result<Built> {
+    let latch = Latch::new(progress);
+    let progress: &dyn Progress = &latch;
     let mut format = None;
     let ingest = |pipeline: &TextPipeline, bipartite| {
         let reader = CorpusReader::from_reader(path, open()?, &config.corpus)?;
         format = Some(reader.format());
         ingest_from(reader, pipeline, config.skip_invalid, bipartite, |n| {
-            progress.set_position(n)
+            progress.set_position(n);
+            flow_of(progress)
         })
     };
     let (graph, skipped) = build_ingested(path, ingest, config, progress)?;
@@ -409,9 +496,11 @@ fn build_ingested(
                 _ => {}
             }
             progress.stage("kNN", Some(n_text as u64), "texts");
-            let triplets = knn_bounded(&rows, config.graph.k, config.graph.min_sim, budget, |n| {
-                progress.advance(n)
-            });
+            let triplets = search(&rows, config.graph.k, config.graph.min_sim, budget, |n| {
+                progress.advance(n);
+                flow_of(progress)
+            })
+            .ok_or(Error::Cancelled)?;
             resolved.max_scan = budget.map_or(MaxScan::Exact, MaxScan::Budget);
             progress.finish_stage();
             symmetric_csr(n_text, triplets)
@@ -706,6 +795,71 @@ pub fn write_edges(graph: &Graph, out: &mut dyn Write) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::{in_pool, CancelIn};
+
+    #[test]
+    fn a_cancelled_build_returns_no_graph() {
+        let records: Vec<Record> = (1..=700u64)
+            .map(|i| Record {
+                line: i,
+                id: None,
+                text: format!("note {i} on topic {}", i % 7),
+                label: (i <= 7).then(|| format!("t{}", i % 7)),
+            })
+            .collect();
+        let jsonl: String = records
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}\n",
+                    serde_json::json!({ "text": r.text, "label": r.label })
+                )
+            })
+            .collect();
+        let knn = BuildConfig::default();
+        let bipartite = BuildConfig {
+            graph: GraphConfig {
+                kind: GraphKind::Bipartite,
+                ..GraphConfig::default()
+            },
+            ..BuildConfig::default()
+        };
+        let from_file = |config: &BuildConfig, progress: &dyn Progress| {
+            let reader = Box::new(std::io::Cursor::new(jsonl.clone().into_bytes()));
+            build_from_reader(Path::new("<memory>"), reader, config, progress).map(|b| b.graph)
+        };
+        // A progress that is asked but never cancels changes nothing.
+        let never = CancelIn::new("", u64::MAX, false);
+        let whole = build_from_records(&records, &knn, &()).unwrap();
+        assert_eq!(build_from_records(&records, &knn, &never).unwrap(), whole);
+        assert_eq!(from_file(&knn, &never).unwrap(), whole);
+        assert!(!never.said());
+        // 700 texts: one batch of records, three blocks of kNN queries. `once`: the
+        // caller's flag says `true` a single time, and the build still gives nothing.
+        for once in [false, true] {
+            for (config, stage, after) in [
+                (&knn, "reading", 0),
+                (&knn, "kNN", 0),
+                (&knn, "kNN", 1),
+                (&knn, "kNN", 2),
+                (&bipartite, "reading", 0),
+            ] {
+                for from_memory in [true, false] {
+                    let progress = CancelIn::new(stage, after, once);
+                    let got = in_pool(2, || {
+                        if from_memory {
+                            build_from_records(&records, config, &progress)
+                        } else {
+                            from_file(config, &progress)
+                        }
+                    });
+                    let at = format!("{stage} {after}, once {once}, memory {from_memory}");
+                    assert!(matches!(got, Err(Error::Cancelled)), "{at}: {got:?}");
+                    assert!(progress.said(), "{at}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn records_in_memory_build_the_graph_their_file_would() {

@@ -1,4 +1,4 @@
-//! Stopping a long run from its per-step callback.
+//! Stopping a long run from its per-step callback, or abandoning it.
 //!
 //! [`propagate_with`](crate::propagate::propagate_with) calls its callback once per
 //! iteration and [`train`](crate::train::train) once per epoch. A callback that returns `()`
@@ -33,6 +33,32 @@
 //! assert_eq!(result.report().iterations, 2);
 //! assert!(result.report().stopped);
 //! # Ok::<(), sprig::Error>(())
+//! ```
+//!
+//! **Abandoning** a graph build or a training run, which have no partial result worth
+//! keeping before their epochs, goes through their [`Progress`](crate::build::Progress)
+//! instead: once its `cancelled` says `true` (asked between batches of records, blocks of
+//! kNN queries, texts and epochs), the call returns [`Error::Cancelled`](crate::Error) and
+//! nothing else. A deadline, say:
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use sprig::build::{build_from_records, BuildConfig, Progress};
+//! use sprig::corpus::Record;
+//!
+//! struct Deadline(Instant);
+//! impl Progress for Deadline {
+//!     fn cancelled(&self) -> bool {
+//!         Instant::now() >= self.0
+//!     }
+//! }
+//!
+//! let records = vec![Record { line: 1, id: None, text: "thanks a lot".into(), label: None }];
+//! // A deadline already past: nothing is built.
+//! let result = build_from_records(&records, &BuildConfig::default(), &Deadline(Instant::now()));
+//! assert!(matches!(result, Err(sprig::Error::Cancelled)));
+//! let in_a_minute = Deadline(Instant::now() + Duration::from_secs(60));
+//! assert!(build_from_records(&records, &BuildConfig::default(), &in_a_minute).is_ok());
 //! ```
 
 use std::ops::ControlFlow;

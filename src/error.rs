@@ -193,6 +193,10 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// The caller cancelled the work through [`crate::build::Progress::cancelled`]; nothing
+    /// was returned or written.
+    #[error("cancelled by the caller")]
+    Cancelled,
     /// An operation needs seeds and the input has none.
     #[error("no seeds: label some records (a `label` field or a `__label__` prefix) or give a seed file")]
     NoSeeds,

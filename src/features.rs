@@ -22,6 +22,7 @@ use hashbrown::HashMap;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::control::Flow;
 use crate::corpus::{CorpusOptions, CorpusReader, Record};
 use crate::error::{Error, Result};
 use crate::graph::RecordRef;
@@ -169,19 +170,21 @@ struct Prepared {
 
 /// Reads `path` and folds it into distinct text nodes with raw feature counts.
 ///
-/// `on_progress(records_read)` is called after each batch.
+/// `on_progress(records_read)` is called after each batch; it returns `()`, or a
+/// [`ControlFlow`](std::ops::ControlFlow) whose `Break` abandons the read
+/// ([`Error::Cancelled`]; see [`crate::control`]).
 ///
 /// # Errors
 /// The first bad record ([`Error::Parse`], naming `file:line` and the field) unless
 /// `skip_invalid`; [`Error::Parse`] for a duplicate id; [`Error::EmptyCorpus`] if nothing
-/// usable remains; I/O errors always.
-pub fn ingest(
+/// usable remains; I/O errors always; [`Error::Cancelled`] when `on_progress` says `Break`.
+pub fn ingest<R: Flow>(
     path: &Path,
     options: &CorpusOptions,
     pipeline: &TextPipeline,
     skip_invalid: bool,
     keep_names: bool,
-    on_progress: impl FnMut(u64),
+    on_progress: impl FnMut(u64) -> R,
 ) -> Result<Ingested> {
     let reader = CorpusReader::open(path, options)?;
     ingest_from(reader, pipeline, skip_invalid, keep_names, on_progress)
@@ -192,12 +195,12 @@ pub fn ingest(
 ///
 /// # Errors
 /// As [`ingest`].
-pub fn ingest_from(
+pub fn ingest_from<R: Flow>(
     reader: CorpusReader,
     pipeline: &TextPipeline,
     skip_invalid: bool,
     keep_names: bool,
-    on_progress: impl FnMut(u64),
+    on_progress: impl FnMut(u64) -> R,
 ) -> Result<Ingested> {
     let (path, options) = (reader.path().to_owned(), reader.options().clone());
     ingest_records(
@@ -213,14 +216,14 @@ pub fn ingest_from(
 
 /// [`ingest_from`] over any records (`path` and `options`, for messages, as a reader of
 /// them would have them).
-pub(crate) fn ingest_records(
+pub(crate) fn ingest_records<R: Flow>(
     mut reader: impl Iterator<Item = Result<Record>>,
     path: &Path,
     options: &CorpusOptions,
     pipeline: &TextPipeline,
     skip_invalid: bool,
     keep_names: bool,
-    mut on_progress: impl FnMut(u64),
+    mut on_progress: impl FnMut(u64) -> R,
 ) -> Result<Ingested> {
     let mut out = Ingested {
         records: Vec::new(),
@@ -345,7 +348,9 @@ pub(crate) fn ingest_records(
                 })
             }));
         }
-        on_progress(read);
+        if on_progress(read).flow().is_break() {
+            return Err(Error::Cancelled);
+        }
     }
     out.counts.n_features = out.blocks.len();
     if out.records.is_empty() {

@@ -53,7 +53,8 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
@@ -322,31 +323,56 @@ pub fn knn_bounded(
     max_scan: Option<u64>,
     on_rows: impl Fn(u64) + Sync,
 ) -> Vec<(u32, u32, f32)> {
+    search(m, k, min_sim, max_scan, |n| {
+        on_rows(n);
+        ControlFlow::Continue(())
+    })
+    .expect("a search that is never stopped finishes")
+}
+
+/// [`knn_bounded`] whose progress callback may stop it: after a `Break`, the blocks of
+/// queries not yet started are skipped and the result is `None`.
+pub(crate) fn search(
+    m: &FeatureMatrix,
+    k: usize,
+    min_sim: f32,
+    max_scan: Option<u64>,
+    on_rows: impl Fn(u64) -> ControlFlow<()> + Sync,
+) -> Option<Vec<(u32, u32, f32)>> {
     let n = m.n_rows();
     if k == 0 || n < 2 {
-        return Vec::new();
+        return Some(Vec::new());
     }
     check_offsets(m);
     let index = Inverted::build(m, max_scan.is_some());
     // The scattered query's width: every feature id in the rows.
     let width = id_width(m);
     let chunk = 256;
+    let stopped = AtomicBool::new(false);
     let per_chunk: Vec<Vec<(u32, u32, f32)>> = (0..n.div_ceil(chunk))
         .into_par_iter()
         .map_init(
             || Scratch::new(n, width),
             |s, c| {
                 let mut out = Vec::new();
+                if stopped.load(Ordering::Relaxed) {
+                    return out;
+                }
                 let end = ((c + 1) * chunk).min(n);
                 for q in c * chunk..end {
                     query(m, &index, q, k, min_sim, max_scan, s, &mut out);
                 }
-                on_rows((end - c * chunk) as u64);
+                if on_rows((end - c * chunk) as u64).is_break() {
+                    stopped.store(true, Ordering::Relaxed);
+                }
                 out
             },
         )
         .collect();
-    per_chunk.into_iter().flatten().collect()
+    if stopped.into_inner() {
+        return None;
+    }
+    Some(per_chunk.into_iter().flatten().collect())
 }
 
 /// The work of [`knn`]'s exact search over every row of `m`, projected from the searches of
@@ -816,6 +842,35 @@ mod tests {
             .collect();
         let refs: Vec<&[(u32, f32)]> = rows.iter().map(|r| r.as_slice()).collect();
         matrix(&refs)
+    }
+
+    #[test]
+    fn a_stopped_search_skips_the_blocks_not_started_and_returns_nothing() {
+        let m = common_feature_rows(1000);
+        let whole = knn(&m, 5, 0.0, |_| {});
+        let go_on = |_| ControlFlow::Continue(());
+        assert_eq!(search(&m, 5, 0.0, None, go_on), Some(whole));
+        // One thread: the blocks of 256 queries run in order, so a stop after the first
+        // leaves the other three unsearched.
+        let searched = AtomicU64::new(0);
+        let stopped = crate::test_util::in_pool(1, || {
+            search(&m, 5, 0.0, None, |n| {
+                searched.fetch_add(n, Ordering::SeqCst);
+                ControlFlow::Break(())
+            })
+        });
+        assert_eq!(stopped, None);
+        assert_eq!(searched.into_inner(), 256);
+        // A stop at the last block leaves a search that ran to its end: still nothing.
+        let blocks = AtomicU64::new(0);
+        let last = search(&m, 5, 0.0, Some(4096), |_| {
+            if blocks.fetch_add(1, Ordering::SeqCst) == 3 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        assert_eq!(last, None);
     }
 
     #[test]

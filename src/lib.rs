@@ -128,4 +128,55 @@ pub(crate) mod test_util {
             .expect("a rayon pool")
             .install(f)
     }
+
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Mutex;
+
+    /// A [`crate::build::Progress`] that cancels during the stage whose name starts with
+    /// `stage`, from that stage's `after`-th question on. With `once`, it says `true` one
+    /// time only, as a caller's flag reset at once would: a run must not take the next
+    /// `false` for "go on" after a stage was cut short.
+    pub(crate) struct CancelIn {
+        stage: &'static str,
+        after: u64,
+        once: bool,
+        current: Mutex<String>,
+        asked: AtomicU64,
+        said: AtomicBool,
+    }
+
+    impl CancelIn {
+        pub(crate) fn new(stage: &'static str, after: u64, once: bool) -> Self {
+            CancelIn {
+                stage,
+                after,
+                once,
+                current: Mutex::new(String::new()),
+                asked: AtomicU64::new(0),
+                said: AtomicBool::new(false),
+            }
+        }
+
+        /// Whether it has said `true`.
+        pub(crate) fn said(&self) -> bool {
+            self.said.load(Ordering::SeqCst)
+        }
+    }
+
+    impl crate::build::Progress for CancelIn {
+        fn stage(&self, name: &str, _total: Option<u64>, _unit: &str) {
+            *self.current.lock().unwrap() = name.to_owned();
+        }
+        fn cancelled(&self) -> bool {
+            if !self.current.lock().unwrap().starts_with(self.stage) {
+                return false;
+            }
+            let asked = self.asked.fetch_add(1, Ordering::SeqCst);
+            if asked < self.after || (self.once && self.said()) {
+                return false;
+            }
+            self.said.store(true, Ordering::SeqCst);
+            true
+        }
+    }
 }

@@ -202,6 +202,11 @@ impl Teacher {
         for _ in 0..TEACHER_EPOCHS {
             shuffle(&mut order, &mut rng);
             for &r in &order {
+                // With thousands of labels an epoch takes seconds: ask every 1,024 steps.
+                // A teacher cut short is never used (the caller checks again).
+                if step.is_multiple_of(1024) && progress.cancelled() {
+                    return;
+                }
                 let lr = TEACHER_LR * (1.0 - step as f32 / total);
                 step += 1;
                 let ex = &examples[train[r]];

@@ -107,6 +107,10 @@ impl Inputs {
             .for_each_init(
                 || (ProjectScratch::default(), vec![0i8; dim]),
                 |(s, row), (out, text)| {
+                    // Cancelled: the rest is left unprojected (the caller returns an error).
+                    if progress.cancelled() {
+                        return;
+                    }
                     projector.project_with(s, text, row);
                     progress.advance(1);
                     for (byte, four) in out.iter_mut().zip(row.chunks(4)) {

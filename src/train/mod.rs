@@ -45,7 +45,7 @@ use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::build::Progress;
+use crate::build::{Latch, Progress};
 use crate::control::Flow;
 use crate::error::{Error, Result};
 use crate::model::{ModelKind, Predictor, ProjectionModel};
@@ -374,10 +374,13 @@ fn thinned(history: Vec<EpochStats>, best: usize) -> Vec<EpochStats> {
 /// epoch of a network model. It returns `()`, or a [`ControlFlow`]
 /// whose `Break` ends training after that epoch, keeping the best epoch so far as the
 /// early-stopping rule would ([`crate::control`]; the report's `stopped` says so).
+/// [`Progress::cancelled`] is asked between texts, every 1,024 of the linear teacher's steps,
+/// and after each epoch: once it says `true`, training is abandoned.
 ///
 /// # Errors
 /// [`Error::InvalidConfig`] for a bad config or a bad example ([`TrainSet::validate`], or
-/// a text that is empty after normalization); [`Error::NoSeeds`] for an empty train set.
+/// a text that is empty after normalization); [`Error::NoSeeds`] for an empty train set;
+/// [`Error::Cancelled`] when `progress` cancelled it.
 pub fn train<R: Flow>(
     set: &TrainSet,
     projector: &Projector,
@@ -418,6 +421,8 @@ pub fn train_scored<R: Flow>(
 ) -> Result<Trained> {
     config.validate()?;
     set.validate()?;
+    let latch = Latch::new(progress);
+    let progress: &dyn Progress = &latch;
     let (text, features, projection) = (
         projector.pipeline().text_config(),
         projector.pipeline().feature_config(),
@@ -426,6 +431,7 @@ pub fn train_scored<R: Flow>(
     progress.stage("projecting", Some(set.examples.len() as u64), "texts");
     let mut inputs = Inputs::project_counted(projector, &set.examples, progress);
     progress.finish_stage();
+    latch.check()?;
     refuse_empty_texts(projector, &inputs, set)?;
     if config.kind == ModelKind::Table {
         let table = build_table(projector, &inputs, set, config)?;
@@ -467,6 +473,7 @@ pub fn train_scored<R: Flow>(
     let examples: Cow<'_, [Example]> = if config.augment > 0 {
         let (copies, accuracy) =
             augmented_copies(projector, set, &train_idx, &val, config, progress);
+        latch.check()?;
         teacher_val_accuracy = accuracy;
         progress.stage("projecting copies", None, "texts");
         inputs.append(Inputs::project(projector, &copies));
@@ -501,8 +508,15 @@ pub fn train_scored<R: Flow>(
         config,
         &mut rng,
         progress,
-        &mut |s| on_epoch(s).flow(),
+        &mut |s| {
+            if latch.cancelled() {
+                ControlFlow::Break(())
+            } else {
+                on_epoch(s).flow()
+            }
+        },
     );
+    latch.check()?;
     // Only a far too large step gets here; never write a model that predicts NaN. Finite
     // weights can still overflow the logits, so a sample of examples is run through too.
     let sample: Vec<usize> = train_idx
@@ -681,6 +695,9 @@ fn augmented_copies(
         progress,
     );
     progress.finish_stage();
+    if progress.cancelled() {
+        return (Vec::new(), None);
+    }
     let accuracy = (!val.is_empty()).then(|| teacher.accuracy(pipeline, &set.examples, val));
     let per_example = config
         .augment
@@ -690,6 +707,8 @@ fn augmented_copies(
         .par_iter()
         .flat_map_iter(|&i| {
             progress.advance(1);
+            // Cancelled: no more copies (the caller returns an error).
+            let per_example = if progress.cancelled() { 0 } else { per_example };
             (0..per_example).filter_map(move |c| {
                 augment::perturb(&set.examples[i].text, config.seed, i, c).map(|t| (i, t))
             })
@@ -1204,6 +1223,54 @@ mod tests {
         assert!(!report(&last).stopped);
         assert_eq!(last.to_bytes(), plain.to_bytes());
         assert!(plain.train_report().get("stopped").is_none());
+    }
+
+    /// A progress that cancels, in any stage, gives an error and no model, even when the
+    /// caller's flag says so only once (a cut-short teacher or projection is never used);
+    /// in the epochs, training ends with the epoch that saw it.
+    #[test]
+    fn a_cancelled_training_returns_no_model() {
+        use crate::test_util::{in_pool, CancelIn};
+        let set = TrainSet::supervised(&toy_records()).unwrap();
+        let config = TrainConfig {
+            augment: 2,
+            ..small()
+        };
+        let table = TrainConfig {
+            kind: ModelKind::Table,
+            ..small()
+        };
+        let projector = Projector::new(
+            &TextConfig::default(),
+            &FeatureConfig::default(),
+            &ProjectionConfig::default(),
+        )
+        .unwrap();
+        let never = CancelIn::new("", u64::MAX, false);
+        let model = train(&set, &projector, &config, &never, |_| {}).unwrap();
+        assert_eq!(model.to_bytes(), fit(&set, &config).to_bytes());
+        for once in [false, true] {
+            // (config, stage, its question that cancels, epochs the callback then saw)
+            for (config, stage, after, epochs) in [
+                (&config, "projecting", 0, 0),
+                (&config, "projecting", 5, 0),
+                (&config, "linear teacher", 0, 0),
+                (&config, "augmented copies", 3, 0),
+                (&config, "epoch 1", 0, 0),
+                (&config, "epoch 3", 0, 2),
+                (&table, "projecting", 0, 0),
+            ] {
+                let progress = CancelIn::new(stage, after, once);
+                let mut seen = 0;
+                let got = in_pool(2, || {
+                    train(&set, &projector, config, &progress, |_| seen += 1)
+                });
+                let at = format!("{stage} {after}, once {once}");
+                assert!(matches!(got, Err(Error::Cancelled)), "{at}: {got:?}");
+                assert!(progress.said(), "{at}");
+                assert_eq!(seen, epochs, "{at}");
+            }
+        }
     }
 
     #[test]
