@@ -1072,3 +1072,190 @@ fn train_warns_when_the_network_trails_the_linear_teacher_far_behind() {
     let usual = train("128");
     assert!(!usual.contains("warning"), "{usual}");
 }
+
+/// `predict --data` answers every record of a corpus file as `predict` answers its text,
+/// with the record's line and id; bad records are skipped when asked, and the corpus flags
+/// without `--data`, or a label field, are refused.
+#[test]
+fn predict_labels_the_records_of_a_file_as_it_labels_their_texts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = repo("tests/fixtures/v2/tiny.sprig");
+    let model = p(&model);
+    let texts = ["thanks a lot", "where are you", "see you, later!"];
+    let one_by_one = ok(
+        d,
+        &[
+            &["predict", "--model", model, "--json", "--top", "2"],
+            &texts[..],
+        ]
+        .concat(),
+    );
+    let want: Vec<serde_json::Value> = one_by_one
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // JSON Lines with string, number and no ids, and labels (not read: one is not a name).
+    std::fs::write(
+        d.join("d.jsonl"),
+        format!(
+            "{}\n{}\n\n{}\n",
+            serde_json::json!({"id": "a1", "text": texts[0], "label": "x"}),
+            serde_json::json!({"id": 7, "text": texts[1], "label": 3}),
+            serde_json::json!({"text": texts[2]}),
+        ),
+    )
+    .unwrap();
+    let json = ok(
+        d,
+        &[
+            "predict", "--model", model, "--data", "d.jsonl", "--json", "--top", "2",
+        ],
+    );
+    let got: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(got.len(), 3, "{json}");
+    for (i, (line, id)) in [
+        (1, serde_json::json!("a1")),
+        (2, serde_json::json!(7)),
+        (4, serde_json::Value::Null),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert_eq!(got[i]["line"], line, "{json}");
+        assert_eq!(got[i]["id"], id, "{json}");
+        assert_eq!(got[i]["text"], want[i]["text"]);
+        assert_eq!(got[i]["labels"], want[i]["labels"]);
+    }
+    // Plain answers: the record's line, a TAB, the answer `predict` gives its text.
+    let plain_want = ok(
+        d,
+        &[&["predict", "--model", model, "--top", "2"], &texts[..]].concat(),
+    );
+    let plain = ok(
+        d,
+        &[
+            "predict", "--model", model, "--data", "d.jsonl", "--top", "2",
+        ],
+    );
+    let lines: Vec<&str> = plain.lines().collect();
+    let answers: Vec<&str> = plain_want.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            format!("1\t{}", answers[0]),
+            format!("2\t{}", answers[1]),
+            format!("4\t{}", answers[2])
+        ]
+    );
+
+    // CSV with an id column under another name, from standard input.
+    let csv = format!("key,body\nq1,\"{}\"\nq2,{}\n", texts[2], texts[0]);
+    let out = crate::util::sprig_with_stdin(
+        d,
+        &[
+            "predict",
+            "--model",
+            model,
+            "--data",
+            "-",
+            "--format",
+            "csv",
+            "--text-field",
+            "body",
+            "--id-field",
+            "key",
+            "--json",
+            "--top",
+            "2",
+        ],
+        csv.as_bytes(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        (got[0]["line"].clone(), got[0]["id"].clone()),
+        (serde_json::json!(2), serde_json::json!("q1"))
+    );
+    assert_eq!(got[0]["labels"], want[2]["labels"]);
+    assert_eq!(got[1]["labels"], want[0]["labels"]);
+
+    // A bad record stops the run, naming it, unless skipped (no answer, a warning).
+    std::fs::write(
+        d.join("bad.jsonl"),
+        format!(
+            "{{\"txt\":\"x\"}}\n{}\n",
+            serde_json::json!({"text": texts[1]})
+        ),
+    )
+    .unwrap();
+    let err = fails(d, &["predict", "--model", model, "--data", "bad.jsonl"]);
+    assert!(err.contains("bad.jsonl:1: missing field \"text\""), "{err}");
+    let out = sprig(
+        d,
+        &[
+            "predict",
+            "--model",
+            model,
+            "--data",
+            "bad.jsonl",
+            "--skip-invalid",
+        ],
+    );
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let answer = ok(d, &["predict", "--model", model, texts[1]]);
+    assert_eq!(stdout, format!("2\t{answer}"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("skipped 1 invalid record"));
+
+    // Flags that describe --data's file, without it; labels; texts beside --data.
+    let err = fails(
+        d,
+        &["predict", "--model", model, "--format", "csv", "hello"],
+    );
+    assert!(err.contains("describe the file of --data"), "{err}");
+    let err = fails(
+        d,
+        &[
+            "predict",
+            "--model",
+            model,
+            "--data",
+            "d.jsonl",
+            "--label-field",
+            "label",
+        ],
+    );
+    assert!(err.contains("reads no labels"), "{err}");
+    let out = sprig(
+        d,
+        &["predict", "--model", model, "--data", "d.jsonl", "hello"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
+
+    // A record piped in where texts are expected is answered as a text, with a warning.
+    let record = format!("{}\n", serde_json::json!({"text": texts[0]}));
+    let out = crate::util::sprig_with_stdin(d, &["predict", "--model", model], record.as_bytes());
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`sprig predict --data FILE`"));
+    let out =
+        crate::util::sprig_with_stdin(d, &["predict", "--model", model], b"{braces} are fine\n");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,11 +1,13 @@
 //! `sprig predict`: model + texts → labels, one answer per input line.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use sprig::corpus::{read_line_bounded, LineRead, MAX_LINE_BYTES};
+use sprig::corpus::{read_line_bounded, CorpusReader, LineRead, RecordId, MAX_LINE_BYTES};
 use sprig::model::{Prediction, ProjectionModel, Scratch};
+
+use super::CorpusArgs;
 
 /// `--top`'s parser: a whole number of at least 1 (clap's range parser would print the
 /// range as `1..18446744073709551615`).
@@ -19,20 +21,33 @@ fn at_least_one(s: &str) -> Result<usize, String> {
 }
 
 /// Label texts with a trained model. Texts come from the arguments, or from standard input
-/// (one per line) when there is none or the only one is `-`. Answers are written as soon as
-/// no further complete line is waiting (so a caller that sends a line and waits gets its
-/// answer at once, and a piped file is answered in large writes); an interrupt can drop the
-/// answers of lines that were still waiting.
+/// (one per line) when there is none or the only one is `-`, or from the records of a corpus
+/// file (`--data`). Answers to standard input are written as soon as no further complete
+/// line is waiting (so a caller that sends a line and waits gets its answer at once, and a
+/// piped file is answered in large writes); an interrupt can drop the answers of lines that
+/// were still waiting.
 #[derive(Debug, clap::Args)]
+// Predict reads no labels: the shared --label-field is refused (by name), not offered.
+#[command(mut_arg("label_field", |a| a.hide(true)))]
 pub struct Args {
     /// The `.sprig` model file.
     #[arg(long)]
     model: PathBuf,
     /// Texts to label (none, or `-`: read standard input line by line).
     texts: Vec<String>,
+    /// Label the records of a corpus file instead (JSON Lines, CSV/TSV or text, read as
+    /// `graph` reads a corpus; `-`: standard input): one answer per record, in order, each
+    /// after the record's line number and a TAB, or with --json
+    /// {"line", "id", "text", "labels"}. Labels in the file are not read (`sprig eval`
+    /// scores a model on them).
+    #[arg(long, conflicts_with = "texts")]
+    data: Option<PathBuf>,
+    #[command(flatten)]
+    corpus_fields: CorpusArgs,
     /// Answer standard input lines that are not UTF-8 (their bad bytes replaced by U+FFFD)
     /// and abstain on lines longer than 1 MiB (an empty answer; `"text":null` with --json),
-    /// counted on stderr, instead of stopping at the first.
+    /// counted on stderr, instead of stopping at the first. With --data: skip bad records
+    /// (no answer; counted, the first five reported on stderr).
     #[arg(long)]
     skip_invalid: bool,
     /// Labels per answer (at least 1).
@@ -56,11 +71,13 @@ fn unit_interval(s: &str) -> Result<f32, String> {
     }
 }
 
+/// The answer line for `text`; `record`, with `--data`, is the record's line and id.
 fn answer(
     model: &ProjectionModel,
     preds: &[Prediction],
     args: &Args,
     text: &str,
+    record: Option<(u64, Option<&RecordId>)>,
     buf: &mut String,
 ) {
     use std::fmt::Write as _;
@@ -70,9 +87,14 @@ fn answer(
         .filter(|p| p.score >= args.threshold)
         .take(args.top);
     if args.json {
+        buf.push('{');
+        if let Some((line, id)) = record {
+            let id = id.map_or(serde_json::Value::Null, RecordId::to_json);
+            let _ = write!(buf, "\"line\":{line},\"id\":{id},");
+        }
         let _ = write!(
             buf,
-            "{{\"text\":{},\"labels\":[",
+            "\"text\":{},\"labels\":[",
             serde_json::to_string(text).expect("a string serializes")
         );
         for (i, p) in kept.enumerate() {
@@ -88,6 +110,9 @@ fn answer(
         }
         buf.push_str("]}");
     } else {
+        if let Some((line, _)) = record {
+            let _ = write!(buf, "{line}\t");
+        }
         for (i, p) in kept.enumerate() {
             if i > 0 {
                 buf.push('\t');
@@ -99,7 +124,23 @@ fn answer(
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let fields = &args.corpus_fields;
+    if fields.label_field.is_some() {
+        anyhow::bail!("--label-field: `sprig predict` reads no labels (`sprig eval` does)");
+    }
+    // (clap's `requires` is not enforced on flattened arguments.)
+    if args.data.is_none()
+        && (fields.format.is_some() || fields.text_field != "text" || fields.id_field.is_some())
+    {
+        anyhow::bail!(
+            "--format, --text-field and --id-field describe the file of --data, which was not \
+             given (texts and standard input lines are read whole)"
+        );
+    }
     let model = ProjectionModel::load(&args.model)?;
+    if let Some(data) = &args.data {
+        return label_records(&model, data, &args);
+    }
     // Buffered: stdout alone is line-buffered, one write per answer. Answers are flushed
     // whenever the input has nothing more buffered (below), so a caller that waits for an
     // answer gets it, and a file piped in is answered in large writes.
@@ -120,7 +161,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if !from_stdin {
         for text in &args.texts {
             let preds = model.predict_top_with(&mut scratch, text, args.top);
-            answer(&model, preds, &args, text, &mut buf);
+            answer(&model, preds, &args, text, None, &mut buf);
             out.write_all(buf.as_bytes())?;
         }
         out.flush()?;
@@ -173,9 +214,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             if n == 1 {
                 // A byte-order mark (a file saved by some Windows editors) is not part of the text.
                 text = text.strip_prefix('\u{feff}').unwrap_or(text);
+                if looks_like_a_record(text) {
+                    errln!(
+                        "warning: standard input line 1 is a JSON object with a \"text\" \
+                         field, but each line is labelled as one text, braces and all: for \
+                         records, `sprig predict --data FILE` (or `--data -`)"
+                    );
+                }
             }
             let preds = model.predict_top_with(&mut scratch, text, args.top);
-            answer(&model, preds, &args, text, &mut buf);
+            answer(&model, preds, &args, text, None, &mut buf);
         }
         out.write_all(buf.as_bytes())?;
         // Unless a whole line is already waiting, the next read may wait for the caller:
@@ -200,6 +248,42 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "warning: standard input: {lines} longer than {} MiB, answered with an abstention",
             MAX_LINE_BYTES >> 20
         );
+    }
+    Ok(())
+}
+
+/// Whether a line is a JSON object with a `text` string: a corpus record piped in where
+/// texts are expected.
+fn looks_like_a_record(line: &str) -> bool {
+    line.trim_start().starts_with('{')
+        && serde_json::from_str::<serde_json::Value>(line)
+            .is_ok_and(|v| v.get("text").is_some_and(serde_json::Value::is_string))
+}
+
+/// `--data`: one answer per record of a corpus file, in order, with its line (and id).
+fn label_records(model: &ProjectionModel, data: &Path, args: &Args) -> anyhow::Result<()> {
+    let options = sprig::corpus::CorpusOptions {
+        // Labels are not read: a bad one must not stop the run.
+        label_field: String::new(),
+        ..args.corpus_fields.options()
+    };
+    let reader = CorpusReader::open(data, &options)?;
+    let mut skips = super::SkipInvalid::new(args.skip_invalid);
+    let mut out = super::Stdout::new();
+    let mut scratch = Scratch::default();
+    let mut buf = String::new();
+    for record in reader {
+        let Some(record) = skips.keep(record)? else {
+            continue;
+        };
+        let preds = model.predict_top_with(&mut scratch, &record.text, args.top);
+        let at = Some((record.line, record.id.as_ref()));
+        answer(model, preds, args, &record.text, at, &mut buf);
+        out.write_all(buf.as_bytes())?;
+    }
+    out.flush()?;
+    if let Some(note) = skips.note() {
+        errln!("warning: {note}");
     }
     Ok(())
 }
