@@ -15,6 +15,10 @@
 //! | 5. distill | [`train::TrainSet::from_propagation`] (or a labels file: [`train::TrainSet::distilled`]), [`train::train`] | texts + propagated labels → projection model | `train` |
 //! | 6. query | [`model`] | model + text → labels | `predict`, `eval` |
 //!
+//! Long calls report progress through [`build::Progress`], which can also cancel them, and
+//! take per-iteration or per-epoch callbacks that can end them early with a valid result
+//! ([`control`]).
+//!
 //! The stages in between work on plain values. Files come in and go out at the edges: the
 //! functions that take a path (reading a corpus, an edge list or a seed file; saving and
 //! loading graphs and models) open it through [`corpus`] and [`format`](mod@format), which
