@@ -467,4 +467,229 @@ mod tests {
         let t = small.target(&p, "thanks so much");
         assert!((t.iter().map(|x| x.1).sum::<f32>() - 1.0).abs() < 1e-5);
     }
+
+    #[test]
+    fn a_vocabulary_that_just_fits_keeps_a_weight_row_per_feature() {
+        let set = TrainSet::supervised(&crate::train::tests::toy_records()).unwrap();
+        let p = pipeline();
+        let all: Vec<usize> = (0..set.examples.len()).collect();
+        let n_labels = set.labels.len();
+        let vocab = Teacher::fit(&p, &set.examples, &all, n_labels, 1, &())
+            .vocab
+            .len();
+        // Room for exactly the vocabulary's rows, as every teacher under the limit has:
+        // no feature shares one (rows are shared by hash only past the limit).
+        let exact =
+            Teacher::fit_within(&p, &set.examples, &all, n_labels, 1, vocab * n_labels, &());
+        assert_eq!(exact.row_of, (0..vocab as u32).collect::<Vec<_>>());
+        assert_eq!(exact.weights.len(), vocab * n_labels);
+    }
+
+    /// `softmax` in f64.
+    fn softmax64(z: &[f64]) -> Vec<f64> {
+        let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let e: Vec<f64> = z.iter().map(|v| (v - max).exp()).collect();
+        let sum: f64 = e.iter().sum();
+        e.iter().map(|v| v / sum).collect()
+    }
+
+    /// One text twice (so the seeded order cannot matter), both weighing 3. Each step moves
+    /// the text's logits by `−lr · (1 + ‖x‖²) · (p − q)` (its bias, then the weight rows of
+    /// its features), `lr` falling linearly from 1 towards 0 over the 10 × 2 steps, the
+    /// weights divided by their mean. The logits are checked against that recurrence in f64,
+    /// not only the top label: the fitted label is the same under a wrong schedule or scale.
+    #[test]
+    fn the_teacher_takes_decaying_steps_scaled_by_the_relative_weight() {
+        let p = pipeline();
+        let text = "thanks a lot";
+        let q = [0.75, 0.0, 0.25];
+        let ex = Example {
+            text: text.into(),
+            target: vec![(0, 0.75), (2, 0.25)],
+            weight: 3.0,
+            seed: true,
+        };
+        let examples = vec![ex.clone(), ex];
+        let teacher = Teacher::fit(&p, &examples, &[0, 1], 3, 1, &());
+        let row = teacher.weigh(&raw_counts(&p, text));
+        // A weight row per feature (none shared), so the weight updates add ‖x‖² exactly.
+        let mut ids: Vec<u32> = row.iter().map(|r| r.0).collect();
+        ids.dedup();
+        assert_eq!(ids.len(), row.len());
+        let norm2: f64 = row.iter().map(|&(_, x)| f64::from(x).powi(2)).sum();
+        let steps = TEACHER_EPOCHS * examples.len();
+        let mut want = [0.0f64; 3];
+        for step in 0..steps {
+            let lr = f64::from(TEACHER_LR) * (1.0 - step as f64 / steps as f64);
+            let p = softmax64(&want);
+            for l in 0..3 {
+                want[l] -= lr * (1.0 + norm2) * (p[l] - q[l]);
+            }
+        }
+        let (mut z, mut probs) = (vec![0.0f32; 3], vec![0.0f32; 3]);
+        teacher.probabilities(&row, &mut z, &mut probs);
+        for (got, want) in z.iter().zip(want) {
+            assert!(
+                (f64::from(*got) - want).abs() < 1e-4 * want.abs().max(1.0),
+                "{z:?} instead of {want:?}"
+            );
+        }
+    }
+
+    /// Weights count relative to their mean; with every weight 0 there is no mean to divide
+    /// by, and the teacher learns nothing (uniform targets) rather than dividing by 0 (NaN
+    /// weights and NaN targets for every copy).
+    #[test]
+    fn a_teacher_of_zero_weight_examples_learns_nothing() {
+        let set = TrainSet::supervised(&crate::train::tests::toy_records()).unwrap();
+        let mut examples = set.examples.clone();
+        for ex in &mut examples {
+            ex.weight = 0.0;
+        }
+        let p = pipeline();
+        let all: Vec<usize> = (0..examples.len()).collect();
+        let teacher = Teacher::fit(&p, &examples, &all, 4, 1, &());
+        assert!(teacher
+            .weights
+            .iter()
+            .chain(&teacher.bias)
+            .all(|&w| w == 0.0));
+        let t = teacher.target(&p, "thanks so much");
+        assert_eq!(t, [(0, 0.25), (1, 0.25), (2, 0.25), (3, 0.25)]);
+    }
+
+    /// A teacher without features: its distribution is the softmax of its biases.
+    fn biased(bias: Vec<f32>) -> Teacher {
+        Teacher {
+            vocab: HashMap::new(),
+            row_of: Vec::new(),
+            idf: Vec::new(),
+            blocks: Vec::new(),
+            weights: Vec::new(),
+            n_labels: bias.len(),
+            bias,
+            char_weight: 1.0,
+            sublinear: true,
+        }
+    }
+
+    #[test]
+    fn targets_leave_out_labels_under_the_floor_and_renormalize_the_rest() {
+        let p = pipeline();
+        let teacher = biased([0.9f32, 0.0995, 0.0005].iter().map(|v| v.ln()).collect());
+        let t = teacher.target(&p, "any text at all");
+        assert_eq!(t.iter().map(|x| x.0).collect::<Vec<_>>(), [0, 1]);
+        for (&(_, got), want) in t.iter().zip([0.9 / 0.9995, 0.0995 / 0.9995]) {
+            assert!((f64::from(got) - want).abs() < 1e-6, "{t:?}");
+        }
+        // Past a thousand labels the top one may itself be under the floor: it is kept,
+        // with every label as likely.
+        let t = biased(vec![0.0; 2000]).target(&p, "any text at all");
+        assert_eq!(t.len(), 2000);
+        assert!(
+            t.iter().all(|x| (x.1 - 1.0 / 2000.0).abs() < 1e-7),
+            "{:?}",
+            t[0]
+        );
+    }
+
+    #[test]
+    fn teacher_accuracy_is_the_share_of_top_labels_it_agrees_with() {
+        let set = TrainSet::supervised(&crate::train::tests::toy_records()).unwrap();
+        let p = pipeline();
+        let all: Vec<usize> = (0..set.examples.len()).collect();
+        let teacher = Teacher::fit(&p, &set.examples, &all, set.labels.len(), 1, &());
+        assert_eq!(teacher.accuracy(&p, &set.examples, &all), 1.0);
+        // The same texts, the first 12 (one suffix) moved to the next label: those miss.
+        let mut moved = set.examples.clone();
+        for ex in &mut moved[..12] {
+            ex.target = vec![((ex.target[0].0 + 1) % 4, 1.0)];
+        }
+        assert_eq!(teacher.accuracy(&p, &moved, &all), 48.0 / 60.0);
+        assert_eq!(teacher.accuracy(&p, &moved, &all[..12]), 0.0);
+        assert_eq!(teacher.accuracy(&p, &moved, &[]), 0.0);
+    }
+
+    #[test]
+    fn raw_counts_give_each_feature_once_with_its_count_in_hash_order() {
+        let p = pipeline();
+        let text = "to be or not to be";
+        let mut want = std::collections::BTreeMap::<u64, (Block, f32)>::new();
+        p.for_each_feature(&p.tokenize(text), |f, _| {
+            want.entry(f.hash).or_insert((f.block, 0.0)).1 += 1.0;
+        });
+        let want: Vec<Count> = want.into_iter().map(|(h, (b, c))| (h, b, c)).collect();
+        // "to", "be" and "to be" twice, with their character n-grams.
+        assert!(want.iter().any(|c| c.2 == 2.0));
+        assert_eq!(raw_counts(&p, text), want);
+    }
+
+    #[test]
+    fn two_words_are_enough_for_copies() {
+        let copies: std::collections::BTreeSet<String> = (0..40)
+            .filter_map(|c| perturb("hello there", 7, 3, c))
+            .collect();
+        // Swapped, or one word left (the other dropped, or a span of half the words).
+        assert!(copies.contains("there hello"), "{copies:?}");
+        assert!(
+            copies
+                .iter()
+                .all(|c| ["there hello", "hello", "there"].contains(&c.as_str())),
+            "{copies:?}"
+        );
+    }
+
+    /// A thousand copies of ten distinct words, sorted by kind. Of the draws, half drop
+    /// words (each with probability 0.15; 20% drop none and 9% leave a contiguous run), three
+    /// in ten keep a span of 5 to 10 words (10 is no copy), two in ten swap a neighbouring
+    /// pair. Expected: 200 swaps at all 9 places; 250 spans starting at all of 0..=5, plus
+    /// 45 contiguous drops; 356 other drops keeping 8.1 words on average. The bounds are
+    /// about four standard deviations wide (the copies are seeded: the test is deterministic).
+    #[test]
+    fn copies_drop_keep_a_span_or_swap_in_the_documented_shares() {
+        let text = (0..10)
+            .map(|i| format!("w{i}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let (mut swaps, mut swapped_at) = (0, std::collections::BTreeSet::new());
+        let (mut contiguous, mut starts, mut short) = (0, std::collections::BTreeSet::new(), 0);
+        let mut dropped: Vec<usize> = Vec::new();
+        for c in 0..1000 {
+            let Some(copy) = perturb(&text, 11, 5, c) else {
+                continue;
+            };
+            let got: Vec<usize> = copy.split(' ').map(|w| w[1..].parse().unwrap()).collect();
+            if got.len() == 10 {
+                // Every word in place but one neighbouring pair.
+                let i = (0..9).find(|&i| got[i] != i).unwrap();
+                let mut want: Vec<usize> = (0..10).collect();
+                want.swap(i, i + 1);
+                assert_eq!(got, want, "{copy}");
+                swaps += 1;
+                swapped_at.insert(i);
+            } else if got.windows(2).all(|w| w[1] == w[0] + 1) {
+                contiguous += 1;
+                starts.insert(got[0]);
+                short += usize::from(got.len() < 5);
+            } else {
+                assert!(got.windows(2).all(|w| w[0] < w[1]), "{copy}: out of order");
+                dropped.push(got.len());
+            }
+        }
+        assert!((150..=250).contains(&swaps), "{swaps} swaps");
+        assert_eq!(swapped_at, (0..9).collect());
+        assert!((225..=365).contains(&contiguous), "{contiguous} contiguous");
+        assert_eq!(starts, (0..=5).collect(), "spans start anywhere they fit");
+        assert!(
+            short <= 2,
+            "{short} contiguous copies shorter than half the words"
+        );
+        assert!(
+            (280..=430).contains(&dropped.len()),
+            "{} drops",
+            dropped.len()
+        );
+        let mean = dropped.iter().sum::<usize>() as f64 / dropped.len() as f64;
+        assert!((7.7..=8.4).contains(&mean), "{mean} words kept on average");
+    }
 }

@@ -329,3 +329,282 @@ impl Trainer {
         correct as f64 / val.len() as f64
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::text::{FeatureConfig, TextConfig};
+    use rand::rngs::Xoshiro256PlusPlus;
+    use rand::{Rng, SeedableRng};
+
+    /// λ1 and the embedding step other than 1, so that each is seen to scale its own term.
+    fn config() -> JointConfig {
+        JointConfig {
+            buckets_log2: 10,
+            dim: 4,
+            embedding_lr: 0.5,
+            trainer_weight: 2.0,
+            ..JointConfig::default()
+        }
+    }
+
+    fn example(text: &str, target: Vec<(u32, f32)>, weight: f32) -> Example {
+        Example {
+            text: text.into(),
+            target,
+            weight,
+            seed: true,
+        }
+    }
+
+    /// Three labels; a text with repeated words (counts above 1), a soft target, and the
+    /// first text again under another label (its rows get two examples' gradients).
+    fn toy() -> (TextPipeline, Vec<Example>, Trainer, SparseInputs) {
+        let pipeline =
+            TextPipeline::new(&TextConfig::default(), &FeatureConfig::default()).unwrap();
+        let examples = vec![
+            example("to be or not to be", vec![(0, 1.0)], 0.5),
+            example("hello there", vec![(1, 0.6), (2, 0.4)], 1.5),
+            example("to be or not to be", vec![(2, 1.0)], 1.0),
+        ];
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
+        let trainer = Trainer::new(&config(), 3, || rng.next_u64()).unwrap();
+        let sparse = SparseInputs::new(&pipeline, &examples, &config());
+        (pipeline, examples, trainer, sparse)
+    }
+
+    #[test]
+    fn joint_ranges_include_their_bounds() {
+        let with = |f: fn(&mut JointConfig)| {
+            let mut c = JointConfig::default();
+            f(&mut c);
+            c.validate().is_ok()
+        };
+        assert!(with(|_| {}));
+        // Width 1 to 1,024, whatever the rows.
+        assert!(with(|c| (c.buckets_log2, c.dim) = (10, 1024)));
+        assert!(!with(|c| (c.buckets_log2, c.dim) = (10, 1025)));
+        assert!(with(|c| c.dim = 1));
+        assert!(!with(|c| c.dim = 0));
+        assert!(with(|c| (c.buckets_log2, c.dim) = (24, 1)));
+        assert!(!with(|c| c.buckets_log2 = 9));
+        assert!(!with(|c| c.buckets_log2 = 25));
+        // Exactly MAX_TABLE_FLOATS floats is allowed; one more a row is not.
+        assert_eq!(4 << 24, MAX_TABLE_FLOATS);
+        assert!(with(|c| (c.buckets_log2, c.dim) = (24, 4)));
+        assert!(!with(|c| (c.buckets_log2, c.dim) = (24, 5)));
+        // The embedding step must move the rows.
+        assert!(with(|c| c.embedding_lr = 1e-6));
+        assert!(!with(|c| c.embedding_lr = 0.0));
+        assert!(!with(|c| c.embedding_lr = f32::INFINITY));
+        // Either λ2 or λ3 alone teaches the exported network; λ1 may be 0.
+        assert!(with(|c| c.simulation_weight = 0.0));
+        assert!(with(|c| c.ground_truth_weight = 0.0));
+        assert!(with(|c| c.trainer_weight = 0.0));
+        assert!(!with(
+            |c| (c.simulation_weight, c.ground_truth_weight) = (0.0, 0.0)
+        ));
+        assert!(!with(|c| c.trainer_weight = -1.0));
+        assert!(!with(|c| c.simulation_weight = f32::NAN));
+    }
+
+    #[test]
+    fn a_texts_inputs_are_its_hashed_features_weighted_to_sum_to_one() {
+        let (pipeline, examples, _, sparse) = toy();
+        let mask = (1u64 << config().buckets_log2) - 1;
+        for (i, ex) in examples.iter().enumerate() {
+            let mut counts = std::collections::BTreeMap::<u32, f32>::new();
+            pipeline.for_each_feature(&pipeline.tokenize(&ex.text), |f, _| {
+                *counts.entry((f.hash & mask) as u32).or_default() += 1.0;
+            });
+            // Sublinear term frequencies (the default), divided by their sum.
+            let tf: Vec<(u32, f32)> = counts.into_iter().map(|(r, c)| (r, 1.0 + c.ln())).collect();
+            let sum: f32 = tf.iter().map(|t| t.1).sum();
+            let row = sparse.row(i);
+            assert_eq!(row.len(), tf.len(), "{:?}", ex.text);
+            for (&(r, x), &(want_r, t)) in row.iter().zip(&tf) {
+                assert_eq!(r, want_r);
+                assert!((x - t / sum).abs() < 1e-6, "{x} instead of {}", t / sum);
+            }
+        }
+        assert_eq!(sparse.row(0), sparse.row(2));
+        assert_ne!(sparse.row(0), sparse.row(1));
+        // A text without features has an empty row (no division by a zero sum).
+        let empty = SparseInputs::new(&pipeline, &[example("", vec![(0, 1.0)], 1.0)], &config());
+        assert!(empty.row(0).is_empty());
+    }
+
+    /// Example `i`'s loss alone, as a fresh worker sums it.
+    fn loss(trainer: &Trainer, sparse: &SparseInputs, examples: &[Example], i: usize) -> f64 {
+        let mut w = TrainerWorker::default();
+        trainer.example(&mut w, sparse, i, &examples[i]);
+        w.loss
+    }
+
+    /// Head parameter `k` (`true`) or embedding value `k` (`false`).
+    fn param(t: &mut Trainer, (head, k): (bool, usize)) -> &mut f32 {
+        if head {
+            &mut t.head.params_mut()[k]
+        } else {
+            &mut t.emb[k]
+        }
+    }
+
+    /// The central difference of example `i`'s loss in the parameter `at`.
+    fn slope(
+        trainer: &mut Trainer,
+        at: (bool, usize),
+        sparse: &SparseInputs,
+        examples: &[Example],
+        i: usize,
+    ) -> f64 {
+        let saved = *param(trainer, at);
+        let (up, down) = (saved + 1e-2, saved - 1e-2);
+        *param(trainer, at) = up;
+        let l_up = loss(trainer, sparse, examples, i);
+        *param(trainer, at) = down;
+        let l_down = loss(trainer, sparse, examples, i);
+        *param(trainer, at) = saved;
+        (l_up - l_down) / f64::from(up - down)
+    }
+
+    /// The λ2 term's target is the trainer's distribution, and the trainer learns from
+    /// the λ1 term's gradient: both checked against the definitions, the gradient by central
+    /// differences of the loss the worker sums (a sign or scale slip in either shows).
+    #[test]
+    fn an_example_gives_the_trainers_distribution_and_the_gradient_of_its_loss() {
+        let (_, examples, mut trainer, sparse) = toy();
+        let dim = trainer.config.dim;
+        let mut largest = (0.0f32, 0.0f32);
+        for (i, ex) in examples.iter().enumerate() {
+            let mut w = TrainerWorker::default();
+            let probs = trainer.example(&mut w, &sparse, i, ex).to_vec();
+            // The head on the weighted sum of the text's rows.
+            let mut h = vec![0.0f32; dim];
+            for &(f, x) in sparse.row(i) {
+                for (j, h) in h.iter_mut().enumerate() {
+                    *h += x * trainer.emb[f as usize * dim + j];
+                }
+            }
+            let mut s = MlpScratch::default();
+            trainer.head.forward(&h, &mut s);
+            assert_eq!(probs, s.probs);
+            // w · λ1 · CE(q, p), λ1 = 2.
+            let want: f64 = ex
+                .target
+                .iter()
+                .map(|&(l, q)| -f64::from(ex.weight * 2.0 * q) * f64::from(probs[l as usize]).ln())
+                .sum();
+            assert!((w.loss - want).abs() < 1e-6, "{} instead of {want}", w.loss);
+            for k in 0..trainer.head.params().len() {
+                let fd = slope(&mut trainer, (true, k), &sparse, &examples, i);
+                let g = w.head_grad[k];
+                assert!(
+                    (f64::from(g) - fd).abs() < 1e-3,
+                    "head {k}: {g} instead of {fd}"
+                );
+                largest.0 = largest.0.max(g.abs());
+            }
+            // One gradient row per input row, in row order.
+            let rows: Vec<u32> = sparse.row(i).iter().map(|r| r.0).collect();
+            assert_eq!(w.rows, rows);
+            assert_eq!(w.vals.len(), rows.len() * dim);
+            for (r, &f) in rows.iter().enumerate() {
+                for j in 0..dim {
+                    let fd = slope(
+                        &mut trainer,
+                        (false, f as usize * dim + j),
+                        &sparse,
+                        &examples,
+                        i,
+                    );
+                    let g = w.vals[r * dim + j];
+                    assert!(
+                        (f64::from(g) - fd).abs() < 1e-3,
+                        "row {f}[{j}]: {g} instead of {fd}"
+                    );
+                    largest.1 = largest.1.max(g.abs());
+                }
+            }
+        }
+        // Gradients well above the tolerance, or the comparison would prove little.
+        assert!(largest.0 > 0.05 && largest.1 > 0.01, "{largest:?}");
+    }
+
+    /// Two chunks (workers), the repeated text in both; then the second alone as a batch of
+    /// one. The head takes Adam steps (at the step `set_lr` gave it) on each batch's mean
+    /// gradient; the embedding rows take plain SGD steps of every example's gradient, in
+    /// chunk order. Two batch sizes, because Adam does not see a constant gradient scale.
+    #[test]
+    fn a_step_moves_the_head_by_adam_on_the_mean_and_the_rows_by_every_gradient() {
+        let (_, examples, mut trainer, sparse) = toy();
+        let (dim, lr) = (trainer.config.dim, trainer.config.embedding_lr);
+        trainer.set_lr(0.05);
+        let (mut a, mut b) = (TrainerWorker::default(), TrainerWorker::default());
+        for i in [0, 1] {
+            trainer.example(&mut a, &sparse, i, &examples[i]);
+        }
+        trainer.example(&mut b, &sparse, 2, &examples[2]);
+        let mut head = trainer.head.params().to_vec();
+        let mut adam = Adam::new(head.len(), 0.05);
+        let mut emb = trainer.emb.clone();
+        let mut total = Vec::new();
+        for (workers, n) in [(vec![&a, &b], 3), (vec![&b], 1)] {
+            let mean: Vec<f32> = (0..head.len())
+                .map(|k| workers.iter().map(|w| w.head_grad[k]).sum::<f32>() * (1.0 / n as f32))
+                .collect();
+            adam.step(&mut head, &mean);
+            for w in &workers {
+                for (r, &f) in w.rows.iter().enumerate() {
+                    for j in 0..dim {
+                        emb[f as usize * dim + j] -= lr * w.vals[r * dim + j];
+                    }
+                }
+            }
+            trainer.step(workers.iter().copied(), n, &mut total);
+            assert_eq!(trainer.head.params(), &head[..]);
+            assert_eq!(trainer.emb, emb);
+        }
+    }
+
+    /// Workers are reused chunk after chunk: a reset one must sum as a fresh one does.
+    #[test]
+    fn a_reset_worker_starts_over_as_a_fresh_one() {
+        let (_, examples, trainer, sparse) = toy();
+        let mut used = TrainerWorker::default();
+        for (i, ex) in examples.iter().enumerate() {
+            trainer.example(&mut used, &sparse, i, ex);
+        }
+        Trainer::reset(&mut used);
+        let mut fresh = TrainerWorker::default();
+        for w in [&mut used, &mut fresh] {
+            trainer.example(w, &sparse, 1, &examples[1]);
+        }
+        assert_eq!(
+            (&used.head_grad, &used.rows, &used.vals, used.loss),
+            (&fresh.head_grad, &fresh.rows, &fresh.vals, fresh.loss)
+        );
+    }
+
+    #[test]
+    fn the_trainers_accuracy_is_its_top_label_against_the_targets_top_label() {
+        let (_, mut examples, trainer, sparse) = toy();
+        let top: Vec<u32> = (0..3)
+            .map(|i| {
+                let mut w = TrainerWorker::default();
+                super::super::argmax(trainer.example(&mut w, &sparse, i, &examples[i]))
+            })
+            .collect();
+        // The first agrees; the second's soft target and the third's point elsewhere.
+        examples[0].target = vec![(top[0], 1.0)];
+        let other = |l: u32| (l + 1) % 3;
+        let mut soft = vec![(other(top[1]), 0.7), (top[1], 0.3)];
+        soft.sort_unstable_by_key(|t| t.0);
+        examples[1].target = soft;
+        examples[2].target = vec![(other(top[2]), 1.0)];
+        assert_eq!(trainer.accuracy(&sparse, &[0, 1, 2], &examples), 1.0 / 3.0);
+        assert_eq!(trainer.accuracy(&sparse, &[0], &examples), 1.0);
+        assert_eq!(trainer.accuracy(&sparse, &[1, 2], &examples), 0.0);
+        assert_eq!(trainer.accuracy(&sparse, &[], &examples), 0.0);
+    }
+}
