@@ -1245,6 +1245,51 @@ fn predict_labels_the_records_of_a_file_as_it_labels_their_texts() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
 
+    // Past one batch of records (4,096), on any number of threads: the answers standard
+    // input gets, in order; a bad record in the second batch stops the run after the
+    // answers of every record before it.
+    let many: Vec<String> = (0..5000)
+        .map(|i| format!("{} {}", texts[i % 3], i % 7))
+        .collect();
+    let jsonl: String = many
+        .iter()
+        .map(|t| format!("{}\n", serde_json::json!({ "text": t })))
+        .collect();
+    std::fs::write(d.join("many.jsonl"), &jsonl).unwrap();
+    let out = crate::util::sprig_with_stdin(
+        d,
+        &["predict", "--model", model],
+        (many.join("\n") + "\n").as_bytes(),
+    );
+    let want: String = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .enumerate()
+        .map(|(i, a)| format!("{}\t{a}\n", i + 1))
+        .collect();
+    for threads in ["1", "2"] {
+        let args = [
+            "predict",
+            "--model",
+            model,
+            "--data",
+            "many.jsonl",
+            "--threads",
+            threads,
+        ];
+        assert!(ok(d, &args) == want, "--threads {threads}");
+    }
+    let mut broken: Vec<&str> = jsonl.lines().collect();
+    broken[4499] = "{}";
+    std::fs::write(d.join("broken.jsonl"), broken.join("\n") + "\n").unwrap();
+    let out = sprig(d, &["predict", "--model", model, "--data", "broken.jsonl"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("broken.jsonl:4500:"));
+    let before: String = want.lines().take(4499).map(|l| format!("{l}\n")).collect();
+    assert!(String::from_utf8(out.stdout).unwrap() == before);
+    let err = fails(d, &["predict", "--model", model, "--threads", "2", "hello"]);
+    assert!(err.contains("--threads applies to --data"), "{err}");
+
     // A record piped in where texts are expected is answered as a text, with a warning.
     let record = format!("{}\n", serde_json::json!({"text": texts[0]}));
     let out = crate::util::sprig_with_stdin(d, &["predict", "--model", model], record.as_bytes());

@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use rayon::prelude::*;
 use sprig::corpus::{read_line_bounded, CorpusReader, LineRead, RecordId, MAX_LINE_BYTES};
 use sprig::model::{Prediction, ProjectionModel, Scratch};
 
@@ -44,6 +45,11 @@ pub struct Args {
     data: Option<PathBuf>,
     #[command(flatten)]
     corpus_fields: CorpusArgs,
+    /// Worker threads for --data (0: one per core; at most 1024). The output is identical
+    /// for any count.
+    #[arg(long, default_value_t = 0,
+          value_parser = clap::builder::RangedI64ValueParser::<usize>::new().range(0..=1024))]
+    threads: usize,
     /// Answer standard input lines that are not UTF-8 (their bad bytes replaced by U+FFFD)
     /// and abstain on lines longer than 1 MiB (an empty answer; `"text":null` with --json),
     /// counted on stderr, instead of stopping at the first. With --data: skip bad records
@@ -138,6 +144,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let model = ProjectionModel::load(&args.model)?;
+    if args.data.is_none() && args.threads != 0 {
+        anyhow::bail!("--threads applies to --data (texts and standard input lines are answered one at a time, in order)");
+    }
     if let Some(data) = &args.data {
         return label_records(&model, data, &args);
     }
@@ -267,19 +276,50 @@ fn label_records(model: &ProjectionModel, data: &Path, args: &Args) -> anyhow::R
         label_field: String::new(),
         ..args.corpus_fields.options()
     };
-    let reader = CorpusReader::open(data, &options)?;
+    super::set_threads(args.threads)?;
+    let mut reader = CorpusReader::open(data, &options)?;
     let mut skips = super::SkipInvalid::new(args.skip_invalid);
     let mut out = super::Stdout::new();
-    let mut scratch = Scratch::default();
-    let mut buf = String::new();
-    for record in reader {
-        let Some(record) = skips.keep(record)? else {
-            continue;
-        };
-        let preds = model.predict_top_with(&mut scratch, &record.text, args.top);
-        let at = Some((record.line, record.id.as_ref()));
-        answer(model, preds, args, &record.text, at, &mut buf);
-        out.write_all(buf.as_bytes())?;
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut answers = Vec::with_capacity(BATCH);
+    loop {
+        // A batch of records, answered in parallel and written in order. A record that
+        // stops the run still gets the answers of those before it written first.
+        batch.clear();
+        let mut failed = None;
+        for record in reader.by_ref() {
+            match skips.keep(record) {
+                Ok(Some(r)) => batch.push(r),
+                Ok(None) => {}
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            if batch.len() == BATCH {
+                break;
+            }
+        }
+        batch
+            .par_iter()
+            .map_init(Scratch::default, |scratch, record| {
+                let preds = model.predict_top_with(scratch, &record.text, args.top);
+                let mut buf = String::new();
+                let at = Some((record.line, record.id.as_ref()));
+                answer(model, preds, args, &record.text, at, &mut buf);
+                buf
+            })
+            .collect_into_vec(&mut answers);
+        for a in &answers {
+            out.write_all(a.as_bytes())?;
+        }
+        if let Some(e) = failed {
+            out.flush()?;
+            return Err(e);
+        }
+        if batch.len() < BATCH {
+            break;
+        }
     }
     out.flush()?;
     if let Some(note) = skips.note() {
@@ -287,3 +327,6 @@ fn label_records(model: &ProjectionModel, data: &Path, args: &Args) -> anyhow::R
     }
     Ok(())
 }
+
+/// Records `--data` answers at a time, in parallel.
+const BATCH: usize = 4096;
