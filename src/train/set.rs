@@ -1359,4 +1359,348 @@ mod tests {
             Err(Error::NoSeeds)
         ));
     }
+
+    /// `shifted` for records labelled `l0`, `l1`, … at lines 10, 20, … (far enough apart
+    /// that no row is within reach of two of them), against labels rows given as `(line, top
+    /// label, seed)`.
+    fn shift(n: usize, rows: &[(u64, String, Option<bool>)]) -> Option<(i64, usize, usize)> {
+        let names: Vec<String> = (0..n).map(|i| format!("l{i}")).collect();
+        let records: Vec<Record> = names
+            .iter()
+            .enumerate()
+            .map(|(i, l)| rec(10 * (i as u64 + 1), "text", Some(l)))
+            .collect();
+        let hard = hard_labels(&records, &[]).unwrap();
+        let parsed: Vec<(usize, LabelsLine)> = rows
+            .iter()
+            .map(|(line, top, seed)| {
+                let row = LabelsLine {
+                    line: *line,
+                    id: None,
+                    seed: *seed,
+                    unknown: 0.0,
+                    scores: vec![(top.clone(), 1.0)],
+                };
+                (0, row)
+            })
+            .collect();
+        shifted(&records, &hard, &parsed)
+    }
+
+    /// The row of record `i` (see `shift`) `delta` lines from it: a seed of its label.
+    fn seed_row(i: usize, delta: i64) -> (u64, String, Option<bool>) {
+        let line = 10 * (i as i64 + 1) + delta;
+        (line as u64, format!("l{i}"), Some(true))
+    }
+
+    /// The integration test covers one record inserted at the top (−1, every record moved);
+    /// this pins the rest of the rule: either direction, seeds of the record's own label
+    /// only, "more than twice as many as in place, and at least 3", the nearest offset on a
+    /// tie.
+    #[test]
+    fn lines_shifted_against_the_corpus_are_told_from_edited_labels() {
+        let moved =
+            |n: usize, delta: i64| -> Vec<_> { (0..n).map(|i| seed_row(i, delta)).collect() };
+        assert_eq!(shift(6, &moved(6, 0)), None, "in place");
+        assert_eq!(shift(6, &moved(6, -1)), Some((-1, 6, 0)));
+        assert_eq!(
+            shift(6, &moved(6, 2)),
+            Some((2, 6, 0)),
+            "records deleted, not added"
+        );
+        // Only a seed row of the record's label is a sign: propagated rows, or seeds of
+        // another label, a line away are what any corpus has.
+        for seed in [Some(false), None] {
+            let rows: Vec<_> = moved(6, -1)
+                .into_iter()
+                .map(|(l, t, _)| (l, t, seed))
+                .collect();
+            assert_eq!(shift(6, &rows), None, "seed {seed:?}");
+        }
+        let others: Vec<_> = (0..6)
+            .map(|i| (seed_row(i, -1).0, format!("l{}", (i + 1) % 6), Some(true)))
+            .collect();
+        assert_eq!(shift(6, &others), None, "seeds of other labels");
+        // Too few to tell.
+        assert_eq!(shift(6, &moved(2, -1)), None);
+        assert_eq!(shift(6, &moved(3, -1)), Some((-1, 3, 0)));
+        // Edited labels: three seeds kept in place, others added a line off. Twice as many
+        // moved as in place is not yet a shift; more is.
+        let edited = |off: usize| -> Vec<_> {
+            let kept = (0..3).map(|i| seed_row(i, 0));
+            kept.chain((3..3 + off).map(|i| seed_row(i, -1))).collect()
+        };
+        assert_eq!(shift(10, &edited(6)), None);
+        assert_eq!(shift(10, &edited(7)), Some((-1, 7, 3)));
+        // Rows that match as well at −1 as at +3 (repeated labels do that): the nearer
+        // offset is the likelier edit, and the one named.
+        let tie: Vec<_> = (0..3)
+            .flat_map(|i| [seed_row(i, -1), seed_row(i, 3)])
+            .collect();
+        assert_eq!(shift(3, &tie), Some((-1, 3, 0)));
+    }
+
+    /// `sprig propagate` prints each score rounded to 6 decimals, so a row's printed scores
+    /// may sum past 1 by up to half a millionth per label: with the most labels it writes
+    /// (`top_k` 1024), 1/1024 each prints as 0.000977 and the row sums to 1.000448.
+    #[test]
+    fn scores_rounded_up_on_the_most_labels_propagate_writes_are_accepted() {
+        let k = crate::propagate::MAX_TOP_K;
+        let row = |score: f32| -> Vec<(String, f32)> {
+            (0..k).map(|i| (format!("l{i:04}"), score)).collect()
+        };
+        let path = Path::new("l.jsonl");
+        check_scores(&row(0.000977), path, 1).unwrap();
+        // Past what rounding explains: refused.
+        let err = check_scores(&row(0.00098), path, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sum to 1.003"), "{err}");
+    }
+
+    /// As `validate` documents: a set with no example or no label is `NoSeeds`, the error
+    /// that says nothing is labelled, not another refusal.
+    #[test]
+    fn a_set_without_examples_or_labels_is_no_seeds() {
+        let set = TrainSet::supervised(&[rec(1, "hello", Some("greeting"))]).unwrap();
+        set.validate().unwrap();
+        let mut no_examples = set.clone();
+        no_examples.examples.clear();
+        assert!(matches!(no_examples.validate(), Err(Error::NoSeeds)));
+        let mut no_labels = set;
+        no_labels.labels.clear();
+        assert!(matches!(no_labels.validate(), Err(Error::NoSeeds)));
+    }
+
+    /// A labels file can leave nothing to train on: no seeds, and every propagated label
+    /// below `min_confidence`, or λ = 0. The label names its scores bring are no examples.
+    #[test]
+    fn a_labels_file_that_leaves_nothing_to_train_on_is_no_seeds() {
+        let records = vec![rec(1, "hello", None), rec(2, "hi there", None)];
+        let labels = concat!(
+            r#"{"line":1,"unknown":0.9,"scores":[["greeting",0.1]],"seed":false}"#,
+            "\n",
+            r#"{"line":2,"unknown":0.8,"scores":[["greeting",0.2]],"seed":false}"#,
+            "\n",
+        );
+        for config in [
+            TrainConfig {
+                min_confidence: 0.5,
+                ..TrainConfig::default()
+            },
+            TrainConfig {
+                soft_weight: 0.0,
+                ..TrainConfig::default()
+            },
+        ] {
+            let set = TrainSet::distilled(
+                &records,
+                &mut labels.as_bytes(),
+                Path::new("l.jsonl"),
+                &config,
+            );
+            assert!(matches!(set, Err(Error::NoSeeds)), "{set:?}");
+        }
+    }
+
+    /// A supervised set counts every record read, the unlabelled ones too, and its seeds
+    /// (`sprig train` prints both; `join`'s count of records is checked by the CLI tests).
+    #[test]
+    fn supervised_counts_hold_every_record_read_and_the_seeds() {
+        let records = vec![
+            rec(1, "hello", Some("greeting")),
+            rec(2, "hi there", None),
+            rec(3, "bye", Some("farewell")),
+            rec(4, "what", None),
+        ];
+        let supervised = TrainSet::supervised(&records).unwrap();
+        let want = TrainSetCounts {
+            records: 4,
+            seeds: 2,
+            ..TrainSetCounts::default()
+        };
+        assert_eq!(supervised.counts, want);
+    }
+
+    /// "More than twice": a seed whose label scores half its row's top, or a near tie, is
+    /// not counted as relabelled; one far below the top is.
+    #[test]
+    fn a_seed_is_relabelled_only_when_another_label_more_than_doubles_its_own() {
+        let records = vec![rec(1, "hello", Some("greeting")), rec(2, "hi there", None)];
+        // Line 2 shares `greeting` with the corpus: a file that did not would be refused.
+        let other = r#"{"line":2,"unknown":0.5,"scores":[["greeting",0.5]],"seed":false}"#;
+        let relabelled = |scores: &str| {
+            let line = format!(
+                "{{\"line\":1,\"unknown\":0,\"scores\":{scores},\"seed\":true}}\n{other}\n"
+            );
+            TrainSet::distilled(
+                &records,
+                &mut line.as_bytes(),
+                Path::new("l.jsonl"),
+                &TrainConfig::default(),
+            )
+            .unwrap()
+            .counts
+            .seeds_relabelled
+        };
+        assert_eq!(relabelled(r#"[["greeting",1.0]]"#), 0);
+        assert_eq!(
+            relabelled(r#"[["thanks",0.4],["greeting",0.3]]"#),
+            0,
+            "near tie"
+        );
+        assert_eq!(
+            relabelled(r#"[["thanks",0.6],["greeting",0.3]]"#),
+            0,
+            "twice"
+        );
+        assert_eq!(relabelled(r#"[["thanks",0.7],["greeting",0.3]]"#), 1);
+        assert_eq!(relabelled(r#"[["thanks",1.0]]"#), 1);
+    }
+
+    /// Scores of 0 carry no label: a row of nothing else abstains, and the others keep them
+    /// out of the target.
+    #[test]
+    fn zero_scores_abstain_and_stay_out_of_targets() {
+        let records = vec![
+            rec(1, "hello", Some("greeting")),
+            rec(2, "hi there", None),
+            rec(3, "hey", None),
+        ];
+        let labels = concat!(
+            r#"{"line":2,"unknown":1,"scores":[["greeting",0.0]],"seed":false}"#,
+            "\n",
+            r#"{"line":3,"unknown":0.4,"scores":[["greeting",0.6],["thanks",0.0]],"seed":false}"#,
+            "\n",
+        );
+        let set = TrainSet::distilled(
+            &records,
+            &mut labels.as_bytes(),
+            Path::new("l.jsonl"),
+            &TrainConfig::default(),
+        )
+        .unwrap();
+        let c = set.counts;
+        assert_eq!(
+            (c.seeds, c.propagated, c.abstained, c.low_confidence),
+            (1, 1, 1, 0)
+        );
+        assert_eq!(set.labels, ["greeting", "thanks"]);
+        assert_eq!(set.examples[1].text, "hey");
+        assert_eq!(set.examples[1].target, vec![(0, 1.0)]);
+    }
+
+    /// `min_confidence` skips the records *below* it: at 1, the fully confident ones stay.
+    #[test]
+    fn a_confidence_equal_to_the_minimum_is_kept() {
+        let records = vec![
+            rec(1, "hello", Some("greeting")),
+            rec(2, "hi there", None),
+            rec(3, "hey", None),
+        ];
+        for (min_confidence, unknown) in [(0.5, 0.5), (1.0, 0.0)] {
+            let labels = format!(
+                "{{\"line\":2,\"unknown\":{unknown},\"scores\":[[\"greeting\",{}]],\"seed\":false}}\n\
+                 {{\"line\":3,\"unknown\":0.75,\"scores\":[[\"greeting\",0.25]],\"seed\":false}}\n",
+                1.0 - unknown
+            );
+            let config = TrainConfig {
+                min_confidence,
+                ..TrainConfig::default()
+            };
+            let set = TrainSet::distilled(
+                &records,
+                &mut labels.as_bytes(),
+                Path::new("l.jsonl"),
+                &config,
+            )
+            .unwrap();
+            let c = set.counts;
+            assert_eq!((c.propagated, c.low_confidence), (1, 1), "{min_confidence}");
+            assert_eq!(set.examples[1].text, "hi there");
+        }
+    }
+
+    /// `text_hash` as `sprig propagate` writes it, exactly 8 hexadecimal digits:
+    /// `from_str_radix` alone would also take a hash without its leading zero, or with a
+    /// sign, which no file of `sprig propagate` holds.
+    #[test]
+    fn a_text_hash_must_be_eight_hexadecimal_digits() {
+        // A text whose hash has a leading zero digit (one in 16 do), so that the bad forms
+        // below still name the right value.
+        let text = (0..)
+            .map(|i| format!("text {i}"))
+            .find(|t| crate::hash::record_hash(t) < 1 << 28)
+            .unwrap();
+        let h = crate::hash::record_hash(&text);
+        let records = vec![rec(1, "hello", Some("greeting")), rec(2, &text, None)];
+        let run = |hash: &str| {
+            let line = format!(
+                r#"{{"line":2,"text_hash":"{hash}","unknown":0.5,"scores":[["greeting",0.5]],"seed":false}}"#
+            );
+            TrainSet::distilled(
+                &records,
+                &mut line.as_bytes(),
+                Path::new("l.jsonl"),
+                &TrainConfig::default(),
+            )
+            .map(|set| set.counts.propagated)
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(run(&format!("{h:08x}")), Ok(1));
+        for bad in [format!("{h:x}"), format!("+{h:07x}")] {
+            let err = run(&bad).unwrap_err();
+            assert!(err.contains("is not 8 hexadecimal digits"), "{bad}: {err}");
+        }
+    }
+
+    /// The counts go into the model's stored report. The three notes' counts are written
+    /// only when not zero: an ordinary run's report is the one it was before they existed,
+    /// and a noted one keeps them.
+    #[test]
+    fn counts_store_the_notes_counts_only_when_not_zero() {
+        let quiet = TrainSetCounts {
+            records: 3,
+            seeds: 1,
+            propagated: 2,
+            ..TrainSetCounts::default()
+        };
+        let json = serde_json::to_value(quiet).unwrap();
+        let mut keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "abstained",
+                "low_confidence",
+                "propagated",
+                "records",
+                "seeds"
+            ]
+        );
+        let noted = TrainSetCounts {
+            seed_disagreements: 1,
+            seeds_not_given: 2,
+            seeds_relabelled: 3,
+            ..quiet
+        };
+        let json = serde_json::to_value(noted).unwrap();
+        assert_eq!(
+            (
+                &json["seed_disagreements"],
+                &json["seeds_not_given"],
+                &json["seeds_relabelled"]
+            ),
+            (&1.into(), &2.into(), &3.into())
+        );
+        assert_eq!(
+            serde_json::from_value::<TrainSetCounts>(json).unwrap(),
+            noted
+        );
+    }
 }
