@@ -136,7 +136,8 @@ pub struct CorpusOptions {
     pub format: Option<CorpusFormat>,
     /// Name of the text field or column (default `text`).
     pub text_field: String,
-    /// Name of the label field or column (default `label`).
+    /// Name of the label field or column (default `label`); empty reads no labels from JSON
+    /// Lines, CSV or TSV (a file labelled by a model, whose labels nothing uses).
     pub label_field: String,
     /// Name of the id field or column (default `id`); `None` reads no ids, for files whose
     /// ids nothing uses (an evaluation's test file, a prior sample): what their id field
@@ -652,7 +653,9 @@ impl CorpusReader {
                 }
                 let find = |name: &str| headers.iter().position(|h| h == name.as_bytes());
                 // A column read twice would silently use its first copy.
-                let named = [Some(&options.text_field), Some(&options.label_field)];
+                // An empty label field reads no labels (`CorpusOptions::label_field`).
+                let label_field = Some(&options.label_field).filter(|l| !l.is_empty());
+                let named = [Some(&options.text_field), label_field];
                 for name in named
                     .into_iter()
                     .chain([options.id_field.as_ref()])
@@ -681,11 +684,7 @@ impl CorpusReader {
                     return Err(missing(&options.text_field, "--text-field"));
                 };
                 for (name, required, flag) in [
-                    (
-                        Some(&options.label_field),
-                        options.require_label,
-                        "--label-field",
-                    ),
+                    (label_field, options.require_label, "--label-field"),
                     (options.id_field.as_ref(), options.require_id, "--id-field"),
                 ] {
                     match name {
@@ -698,7 +697,7 @@ impl CorpusReader {
                 Inner::Delimited {
                     reader: Box::new(reader),
                     text_col,
-                    label_col: find(&options.label_field),
+                    label_col: label_field.and_then(|l| find(l)),
                     id_col: options.id_field.as_deref().and_then(find),
                     record: csv::ByteRecord::new(),
                     raw,
@@ -1255,7 +1254,7 @@ fn parse_json_record(
         text,
         [
             Some(&options.text_field),
-            Some(&options.label_field),
+            Some(options.label_field.as_str()).filter(|l| !l.is_empty()),
             options.id_field.as_deref(),
         ],
         path,
@@ -1552,6 +1551,39 @@ mod tests {
         ] {
             let recs = ok(contents.as_bytes(), name);
             assert_eq!(recs[0].label.as_deref(), Some("billing"), "{name}");
+        }
+    }
+
+    /// An empty label field reads no labels: not even from a column or key named "", whose
+    /// bad values would otherwise stop a run that never uses them (`predict --data`).
+    #[test]
+    fn an_empty_label_field_reads_no_labels() {
+        let options = CorpusOptions {
+            label_field: String::new(),
+            ..CorpusOptions::default()
+        };
+        for (name, contents) in [
+            (
+                "w.jsonl",
+                "{\"text\": \"a\", \"\": \"\\u0001\", \"label\": \"x\"}\n",
+            ),
+            ("w.csv", "text,,label\na,\u{1},x\n"),
+            ("w.tsv", "text\t\tlabel\na\t\u{1}\tx\n"),
+        ] {
+            let out = read(contents.as_bytes(), name, &options);
+            let record = out[0].as_ref().expect("no label read, none refused");
+            assert_eq!(
+                (record.text.as_str(), record.label.as_deref()),
+                ("a", None),
+                "{name}"
+            );
+            // The default field reads the same file's label.
+            let out = read(contents.as_bytes(), name, &CorpusOptions::default());
+            assert_eq!(
+                out[0].as_ref().unwrap().label.as_deref(),
+                Some("x"),
+                "{name}"
+            );
         }
     }
 

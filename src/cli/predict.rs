@@ -145,7 +145,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let model = ProjectionModel::load(&args.model)?;
     if args.data.is_none() && args.threads != 0 {
-        anyhow::bail!("--threads applies to --data (texts and standard input lines are answered one at a time, in order)");
+        anyhow::bail!(
+            "--threads applies to --data (texts and standard input lines are answered one at \
+             a time, in order)"
+        );
     }
     if let Some(data) = &args.data {
         return label_records(&model, data, &args);
