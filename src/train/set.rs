@@ -906,6 +906,16 @@ impl TrainSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`TrainSet::distilled`] over a labels file held in a string (`l.jsonl` in messages).
+    fn distill(records: &[Record], labels: &str, config: &TrainConfig) -> Result<TrainSet> {
+        TrainSet::distilled(
+            records,
+            &mut labels.as_bytes(),
+            Path::new("l.jsonl"),
+            config,
+        )
+    }
     use crate::corpus::RecordId;
     use crate::train::tests::rec;
 
@@ -935,13 +945,7 @@ mod tests {
             min_confidence: 0.2,
             ..TrainConfig::default()
         };
-        let set = TrainSet::distilled(
-            &records,
-            &mut labels.as_bytes(),
-            Path::new("l.jsonl"),
-            &config,
-        )
-        .unwrap();
+        let set = distill(&records, &labels, &config).unwrap();
         assert_eq!(set.labels, ["greeting", "thanks"]);
         assert_eq!(set.examples.len(), 2);
         assert!(set.examples[0].seed);
@@ -955,13 +959,7 @@ mod tests {
                 soft_weight: lambda,
                 ..config.clone()
             };
-            TrainSet::distilled(
-                &records,
-                &mut labels.as_bytes(),
-                Path::new("l.jsonl"),
-                &config,
-            )
-            .unwrap()
+            distill(&records, &labels, &config).unwrap()
         };
         for lambda in [0.25, 3.0] {
             let scaled = with_lambda(lambda);
@@ -988,13 +986,7 @@ mod tests {
             rec(5, "bye", None),
             rec(6, "what", None),
         ];
-        let set = TrainSet::distilled(
-            &shuffled,
-            &mut labels.as_bytes(),
-            Path::new("l.jsonl"),
-            &config,
-        )
-        .unwrap();
+        let set = distill(&shuffled, &labels, &config).unwrap();
         assert_eq!(
             set.counts.seed_disagreements, 1,
             "line 2: seed false, corpus label"
@@ -1016,14 +1008,9 @@ mod tests {
         let config = TrainConfig::default();
         let run = |second: &str| {
             let file = format!("{good}\n{second}\n");
-            TrainSet::distilled(
-                &records,
-                &mut file.as_bytes(),
-                Path::new("l.jsonl"),
-                &config,
-            )
-            .map(|set| set.counts)
-            .map_err(|e| e.to_string())
+            distill(&records, &file, &config)
+                .map(|set| set.counts)
+                .map_err(|e| e.to_string())
         };
         // Feature lines (`--all-nodes`) are passed over; record lines join.
         let feature =
@@ -1091,12 +1078,7 @@ mod tests {
         }
         // A byte-order mark before the first line is skipped, as in the other inputs.
         let file = format!("\u{feff}{good}\n");
-        let set = TrainSet::distilled(
-            &records,
-            &mut file.as_bytes(),
-            Path::new("l.jsonl"),
-            &config,
-        );
+        let set = distill(&records, &file, &config);
         assert_eq!(set.unwrap().counts.propagated, 1);
         // Labels that share none with the records labelled here: another corpus's file.
         let other = r#"{"line":2,"unknown":0.0,"scores":[["PlayMusic",1.0]],"seed":false}"#;
@@ -1493,12 +1475,7 @@ mod tests {
                 ..TrainConfig::default()
             },
         ] {
-            let set = TrainSet::distilled(
-                &records,
-                &mut labels.as_bytes(),
-                Path::new("l.jsonl"),
-                &config,
-            );
+            let set = distill(&records, &labels, &config);
             assert!(matches!(set, Err(Error::NoSeeds)), "{set:?}");
         }
     }
@@ -1533,15 +1510,10 @@ mod tests {
             let line = format!(
                 "{{\"line\":1,\"unknown\":0,\"scores\":{scores},\"seed\":true}}\n{other}\n"
             );
-            TrainSet::distilled(
-                &records,
-                &mut line.as_bytes(),
-                Path::new("l.jsonl"),
-                &TrainConfig::default(),
-            )
-            .unwrap()
-            .counts
-            .seeds_relabelled
+            distill(&records, &line, &TrainConfig::default())
+                .unwrap()
+                .counts
+                .seeds_relabelled
         };
         assert_eq!(relabelled(r#"[["greeting",1.0]]"#), 0);
         assert_eq!(
@@ -1573,13 +1545,7 @@ mod tests {
             r#"{"line":3,"unknown":0.4,"scores":[["greeting",0.6],["thanks",0.0]],"seed":false}"#,
             "\n",
         );
-        let set = TrainSet::distilled(
-            &records,
-            &mut labels.as_bytes(),
-            Path::new("l.jsonl"),
-            &TrainConfig::default(),
-        )
-        .unwrap();
+        let set = distill(&records, &labels, &TrainConfig::default()).unwrap();
         let c = set.counts;
         assert_eq!(
             (c.seeds, c.propagated, c.abstained, c.low_confidence),
@@ -1608,13 +1574,7 @@ mod tests {
                 min_confidence,
                 ..TrainConfig::default()
             };
-            let set = TrainSet::distilled(
-                &records,
-                &mut labels.as_bytes(),
-                Path::new("l.jsonl"),
-                &config,
-            )
-            .unwrap();
+            let set = distill(&records, &labels, &config).unwrap();
             let c = set.counts;
             assert_eq!((c.propagated, c.low_confidence), (1, 1), "{min_confidence}");
             assert_eq!(set.examples[1].text, "hi there");
@@ -1638,14 +1598,9 @@ mod tests {
             let line = format!(
                 r#"{{"line":2,"text_hash":"{hash}","unknown":0.5,"scores":[["greeting",0.5]],"seed":false}}"#
             );
-            TrainSet::distilled(
-                &records,
-                &mut line.as_bytes(),
-                Path::new("l.jsonl"),
-                &TrainConfig::default(),
-            )
-            .map(|set| set.counts.propagated)
-            .map_err(|e| e.to_string())
+            distill(&records, &line, &TrainConfig::default())
+                .map(|set| set.counts.propagated)
+                .map_err(|e| e.to_string())
         };
         assert_eq!(run(&format!("{h:08x}")), Ok(1));
         for bad in [format!("{h:x}"), format!("+{h:07x}")] {
