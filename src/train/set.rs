@@ -945,7 +945,7 @@ mod tests {
             min_confidence: 0.2,
             ..TrainConfig::default()
         };
-        let set = distill(&records, &labels, &config).unwrap();
+        let set = distill(&records, labels, &config).unwrap();
         assert_eq!(set.labels, ["greeting", "thanks"]);
         assert_eq!(set.examples.len(), 2);
         assert!(set.examples[0].seed);
@@ -959,7 +959,7 @@ mod tests {
                 soft_weight: lambda,
                 ..config.clone()
             };
-            distill(&records, &labels, &config).unwrap()
+            distill(&records, labels, &config).unwrap()
         };
         for lambda in [0.25, 3.0] {
             let scaled = with_lambda(lambda);
@@ -986,7 +986,7 @@ mod tests {
             rec(5, "bye", None),
             rec(6, "what", None),
         ];
-        let set = distill(&shuffled, &labels, &config).unwrap();
+        let set = distill(&shuffled, labels, &config).unwrap();
         assert_eq!(
             set.counts.seed_disagreements, 1,
             "line 2: seed false, corpus label"
@@ -1475,7 +1475,7 @@ mod tests {
                 ..TrainConfig::default()
             },
         ] {
-            let set = distill(&records, &labels, &config);
+            let set = distill(&records, labels, &config);
             assert!(matches!(set, Err(Error::NoSeeds)), "{set:?}");
         }
     }
@@ -1545,7 +1545,7 @@ mod tests {
             r#"{"line":3,"unknown":0.4,"scores":[["greeting",0.6],["thanks",0.0]],"seed":false}"#,
             "\n",
         );
-        let set = distill(&records, &labels, &TrainConfig::default()).unwrap();
+        let set = distill(&records, labels, &TrainConfig::default()).unwrap();
         let c = set.counts;
         assert_eq!(
             (c.seeds, c.propagated, c.abstained, c.low_confidence),
