@@ -108,7 +108,8 @@ impl Progress for Latch<'_> {
     }
 }
 
-/// `Break` once `progress` is cancelled: for the callbacks of the stages it runs.
+/// `Break` once `progress` is cancelled: for the callbacks of the stages it runs. (A build
+/// needs no [`Latch`]: the read and the kNN search both end at the first `Break`.)
 pub(crate) fn flow_of(progress: &dyn Progress) -> ControlFlow<()> {
     if progress.cancelled() {
         ControlFlow::Break(())
@@ -369,8 +370,6 @@ pub fn build_from_records(
         }
     }
     let path = Path::new("<memory>");
-    let latch = Latch::new(progress);
-    let progress: &dyn Progress = &latch;
     let ingest = |pipeline: &TextPipeline, bipartite| {
         let records = records.iter().cloned().map(Ok);
         let on_progress = |n| {
@@ -398,8 +397,6 @@ fn build_with(
     config: &BuildConfig,
     progress: &dyn Progress,
 ) -> Result<Built> {
-    let latch = Latch::new(progress);
-    let progress: &dyn Progress = &latch;
     let mut format = None;
     let ingest = |pipeline: &TextPipeline, bipartite| {
         let reader = CorpusReader::from_reader(path, open()?, &config.corpus)?;

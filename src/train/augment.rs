@@ -372,6 +372,16 @@ mod tests {
         TextPipeline::new(&TextConfig::default(), &FeatureConfig::default()).unwrap()
     }
 
+    /// A teacher fitted on every example of the toy set, with that set, the pipeline and the
+    /// examples' indices.
+    fn toy_teacher() -> (TrainSet, TextPipeline, Vec<usize>, Teacher) {
+        let set = TrainSet::supervised(&crate::train::tests::toy_records()).unwrap();
+        let p = pipeline();
+        let all: Vec<usize> = (0..set.examples.len()).collect();
+        let teacher = Teacher::fit(&p, &set.examples, &all, set.labels.len(), 1, &());
+        (set, p, all, teacher)
+    }
+
     #[test]
     fn copies_are_seeded_perturbations_of_the_words() {
         let text = "could you please tell me where the station is";
@@ -438,10 +448,7 @@ mod tests {
 
     #[test]
     fn teacher_fits_its_examples_and_gives_distributions() {
-        let set = TrainSet::supervised(&crate::train::tests::toy_records()).unwrap();
-        let p = pipeline();
-        let all: Vec<usize> = (0..set.examples.len()).collect();
-        let teacher = Teacher::fit(&p, &set.examples, &all, set.labels.len(), 1, &());
+        let (set, p, all, teacher) = toy_teacher();
         assert_eq!(teacher.accuracy(&p, &set.examples, &all), 1.0);
         for text in ["thanks so much", "where do we meet", "zzz qqq", ""] {
             let t = teacher.target(&p, text);
@@ -595,10 +602,7 @@ mod tests {
 
     #[test]
     fn teacher_accuracy_is_the_share_of_top_labels_it_agrees_with() {
-        let set = TrainSet::supervised(&crate::train::tests::toy_records()).unwrap();
-        let p = pipeline();
-        let all: Vec<usize> = (0..set.examples.len()).collect();
-        let teacher = Teacher::fit(&p, &set.examples, &all, set.labels.len(), 1, &());
+        let (set, p, all, teacher) = toy_teacher();
         assert_eq!(teacher.accuracy(&p, &set.examples, &all), 1.0);
         // The same texts, the first 12 (one suffix) moved to the next label: those miss.
         let mut moved = set.examples.clone();

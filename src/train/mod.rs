@@ -1016,6 +1016,16 @@ mod tests {
         }
     }
 
+    /// The projector of the default text, feature and projection configs.
+    fn default_projector() -> Projector {
+        Projector::new(
+            &TextConfig::default(),
+            &FeatureConfig::default(),
+            &ProjectionConfig::default(),
+        )
+        .expect("the default configs are valid")
+    }
+
     /// `train_scored` with the default text, feature and projection configs, no progress,
     /// and `on_epoch` for each epoch's stats.
     fn try_fit_scored<R: Flow>(
@@ -1023,11 +1033,7 @@ mod tests {
         config: &TrainConfig,
         on_epoch: impl FnMut(&EpochStats) -> R,
     ) -> Result<Trained> {
-        let projector = Projector::new(
-            &TextConfig::default(),
-            &FeatureConfig::default(),
-            &ProjectionConfig::default(),
-        )?;
+        let projector = default_projector();
         train_scored(set, &projector, config, &(), on_epoch)
     }
 
@@ -1240,12 +1246,7 @@ mod tests {
             kind: ModelKind::Table,
             ..small()
         };
-        let projector = Projector::new(
-            &TextConfig::default(),
-            &FeatureConfig::default(),
-            &ProjectionConfig::default(),
-        )
-        .unwrap();
+        let projector = default_projector();
         let never = CancelIn::new("", u64::MAX, false);
         let model = train(&set, &projector, &config, &never, |_| {}).unwrap();
         assert_eq!(model.to_bytes(), fit(&set, &config).to_bytes());
@@ -1276,12 +1277,7 @@ mod tests {
     #[test]
     fn the_held_out_accuracy_is_the_stored_networks() {
         let set = TrainSet::supervised(&toy_records()).unwrap();
-        let projector = Projector::new(
-            &TextConfig::default(),
-            &FeatureConfig::default(),
-            &ProjectionConfig::default(),
-        )
-        .unwrap();
+        let projector = default_projector();
         let inputs = Inputs::project_counted(&projector, &set.examples, &());
         let all: Vec<usize> = (0..set.examples.len()).collect();
         for quantize in [Quantization::None, Quantization::Int8, Quantization::Int4] {
