@@ -462,15 +462,48 @@ impl Adam {
 
     /// One update of `params` with gradient `grad` (already averaged over the batch).
     pub fn step(&mut self, params: &mut [f32], grad: &[f32]) {
+        let (step, m, v) = self.begin();
+        step.apply(params, m, v, grad);
+    }
+
+    /// Starts a step: counts it, and returns its constants and the moments they update, so
+    /// that a caller can apply the step block by block ([`AdamStep::apply`]) in parallel,
+    /// fused with its own passes over the parameters. Each parameter's update reads only its
+    /// own gradient and moments, so any split gives the floats of [`Adam::step`].
+    pub(crate) fn begin(&mut self) -> (AdamStep, &mut [f32], &mut [f32]) {
         self.t += 1;
         let c1 = 1.0 - self.beta1.powi(self.t);
         let c2 = 1.0 - self.beta2.powi(self.t);
-        let step = self.lr * c2.sqrt() / c1;
-        for i in 0..params.len() {
-            let g = grad[i];
-            self.m[i] = self.beta1 * self.m[i] + (1.0 - self.beta1) * g;
-            self.v[i] = self.beta2 * self.v[i] + (1.0 - self.beta2) * g * g;
-            params[i] -= step * self.m[i] / (self.v[i].sqrt() + self.eps);
+        let step = AdamStep {
+            step: self.lr * c2.sqrt() / c1,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+        };
+        (step, &mut self.m, &mut self.v)
+    }
+}
+
+/// The constants of one Adam step ([`Adam::begin`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AdamStep {
+    /// The bias-corrected step size.
+    step: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+}
+
+impl AdamStep {
+    /// Updates a block of parameters and their moments from their gradient (the four slices
+    /// cover the same parameters; written with iterators so that the loop vectorizes).
+    #[inline]
+    pub(crate) fn apply(self, params: &mut [f32], m: &mut [f32], v: &mut [f32], grad: &[f32]) {
+        debug_assert!(params.len() == m.len() && m.len() == v.len() && v.len() == grad.len());
+        for (((p, m), v), &g) in params.iter_mut().zip(m).zip(v).zip(grad) {
+            *m = self.beta1 * *m + (1.0 - self.beta1) * g;
+            *v = self.beta2 * *v + (1.0 - self.beta2) * g * g;
+            *p -= self.step * *m / (v.sqrt() + self.eps);
         }
     }
 }

@@ -59,8 +59,8 @@ use augment::Teacher;
 // `argmax` only for `joint.rs`, `argmax_target` and `shuffle` for it and `augment.rs` too,
 // which reach them as `super::…`.
 use fit::{
-    argmax, argmax_target, evaluate, held_out, network_accuracy, outputs_are_finite, shuffle,
-    Inputs, Shared, WeightAverage, Worker, DIVERGENCE_SAMPLE,
+    argmax, argmax_target, evaluate, held_out, network_accuracy, optimizer_step,
+    outputs_are_finite, shuffle, Inputs, Shared, WeightAverage, Worker, DIVERGENCE_SAMPLE,
 };
 
 mod augment;
@@ -753,7 +753,6 @@ fn fit(
     let mut adam = Adam::new(mlp.params().len(), config.learning_rate);
     let mut head_total = Vec::new();
     let mut workers: Vec<Worker> = Vec::new();
-    let mut total = vec![0.0f32; mlp.params().len()];
     let mut best = (f64::NEG_INFINITY, f64::INFINITY, 0usize);
     let mut best_params = mlp.params().to_vec();
     let mut history = Vec::new();
@@ -799,11 +798,7 @@ fn fit(
                 .par_iter_mut()
                 .zip(chunks.par_iter())
                 .for_each(|(w, items)| w.run(&shared, items));
-            total.fill(0.0);
             for w in &workers[..chunks.len()] {
-                for (t, g) in total.iter_mut().zip(&w.grad) {
-                    *t += g;
-                }
                 epoch_loss += w.loss + w.trainer.loss;
             }
             if let Some((trainer, _)) = &mut joint {
@@ -813,14 +808,17 @@ fn fit(
                     &mut head_total,
                 );
             }
-            let inv = 1.0 / batch.len() as f32;
-            for t in total.iter_mut() {
-                *t *= inv;
-            }
-            adam.step(mlp.params_mut(), &total);
-            if let Some(a) = &mut average {
-                a.update(mlp.params(), config.ema_decay);
-            }
+            let grads: Vec<&[f32]> = workers[..chunks.len()]
+                .iter()
+                .map(|w| &w.grad[..])
+                .collect();
+            optimizer_step(
+                mlp.params_mut(),
+                &mut adam,
+                &grads,
+                1.0 / batch.len() as f32,
+                average.as_mut().map(|a| (a, config.ema_decay)),
+            );
             progress.advance(1);
         }
         progress.finish_stage();
