@@ -227,7 +227,7 @@ impl Inputs {
         // 2-bit codes: 00 → 0, 01 → +1, 10 → −1, 11 → 0 (as in `row`).
         const VALUE: [f32; 4] = [0.0, 1.0, -1.0, 0.0];
         let packed = self.packed_row(i);
-        x.clear();
+        // Every value is written below: no need to zero a reused buffer first.
         x.resize(self.dim, 0.0);
         if keep >= 256 {
             for (j, v) in x.iter_mut().enumerate() {
@@ -236,17 +236,16 @@ impl Inputs {
             return;
         }
         let scale = 256.0 / keep as f32;
-        // The kept values, already scaled: `f32::from(v) * scale` for v = 0, 1, −1.
-        let scaled = VALUE.map(|v| v * scale);
         let mut rng = dropout_rng(i, epoch_key);
+        // Each value is `VALUE[code] · scale` when kept, else 0, in arithmetic instead of a
+        // table lookup and a branch, so that the eight lanes vectorize: `(c & 1) − (c >> 1)`
+        // is 0, 1, −1, 0 for the codes 0–3, and the product is the same `f32` (0 · scale
+        // is +0, as the literal was). Unpacking was about a tenth of training's CPU time.
         let eight = |out: &mut [f32], codes: u16, bytes: [u8; 8]| {
             for (k, (v, b)) in out.iter_mut().zip(bytes).enumerate() {
-                let code = usize::from((codes >> (2 * k)) & 3);
-                *v = if u32::from(b) < keep {
-                    scaled[code]
-                } else {
-                    0.0
-                };
+                let c = i32::from((codes >> (2 * k)) & 3);
+                let kept = i32::from(u32::from(b) < keep);
+                *v = (((c & 1) - (c >> 1)) * kept) as f32 * scale;
             }
         };
         let mut whole = x.chunks_exact_mut(8);
