@@ -293,6 +293,30 @@ mod tests {
     }
 
     #[test]
+    fn size_bytes_counts_weights_scales_and_biases_of_every_format() {
+        // `quantized_network_stays_close_to_float` compares sizes only with each other, so
+        // the bias bytes (alike in every format) cancel out there: here each format's count
+        // is spelled out for a 3 × 5 layer, 15 weights (an odd number of 4-bit ones).
+        let layer = |weights: Weights| Layer {
+            n_in: 5,
+            n_out: 3,
+            weights,
+            bias: vec![0.25; 3],
+        };
+        let (q, scale) = (vec![1i8; 15], vec![1.0f32; 3]);
+        let f32_layer = layer(Weights::F32(vec![0.5; 15]));
+        let i8_layer = layer(Weights::I8 {
+            q: q.clone(),
+            scale: scale.clone(),
+        });
+        let i4_layer = layer(Weights::I4 { q, scale });
+        // 4 bytes per f32 weight, scale and bias; 1 per i8 weight; 15 nibbles in 8 bytes.
+        assert_eq!(f32_layer.size_bytes(), 15 * 4 + 3 * 4);
+        assert_eq!(i8_layer.size_bytes(), 15 + 3 * 4 + 3 * 4);
+        assert_eq!(i4_layer.size_bytes(), 8 + 3 * 4 + 3 * 4);
+    }
+
+    #[test]
     fn quantization_reads_names_and_the_old_boolean() {
         let read = |json: &str| serde_json::from_str::<Quantization>(json).unwrap();
         assert_eq!(read("\"int4\""), Quantization::Int4);
