@@ -1816,4 +1816,264 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn per_function_binary_coefficients_are_the_hash_bits() {
+        // Per-function binary (SimHash) coefficients take the table-driven path only, which
+        // no kernel is compared with: check it against the definition. Coefficient j of
+        // function t is +1 when bit j of the function's XXH3-64 of the feature is set, else
+        // −1, the function's seed being SplitMix64 of (seed, t) (see the module docs).
+        let config = ProjectionConfig {
+            functions: 3,
+            bits: 64,
+            coefficients: Coefficients::Binary,
+            structured: false,
+            scheme: Scheme::PerFunction,
+            ..ProjectionConfig::default()
+        };
+        let p = projector(&config);
+        let hashes = [
+            0x0123_4567_89ab_cdefu64,
+            0xfedc_ba98_7654_3210,
+            0x1111_2222_3333_4444,
+        ];
+        // The first feature seen twice: weight 1 + ln 2 under sublinear TF (the default),
+        // so that no sum of ±weights is 0. Unstructured: the char feature counts too.
+        let mut s = ProjectScratch {
+            feats: vec![
+                (hashes[0], Block::Word),
+                (hashes[1], Block::Char),
+                (hashes[0], Block::Word),
+                (hashes[2], Block::Word),
+            ],
+            ..ProjectScratch::default()
+        };
+        let mut out = vec![7i8; p.dim()];
+        p.project_features(&mut s, &mut out);
+        let weights = [1.0 + 2f64.ln(), 1.0, 1.0];
+        for t in 0..3 {
+            let seed = mix(config.seed ^ mix(t as u64 + 1));
+            let bits: Vec<u64> = hashes
+                .iter()
+                .map(|h| crate::hash::hash_with_seed(&h.to_le_bytes(), seed))
+                .collect();
+            for j in 0..64 {
+                let sum: f64 = bits
+                    .iter()
+                    .zip(weights)
+                    .map(|(b, w)| if b >> j & 1 == 1 { w } else { -w })
+                    .sum();
+                let want = if sum > 0.0 { 1 } else { -1 };
+                assert_eq!(out[t * 64 + j], want, "function {t}, bit {j}");
+            }
+        }
+    }
+
+    #[test]
+    fn repeated_features_are_weighted_by_count_or_sublinear_count_per_scheme() {
+        // Feature 5 three times, 7 twice, 9 once (in another block). Each weight is checked
+        // against the definition: the count; `1 + ln(count)` for per-function under
+        // sublinear TF; `round(8 · (1 + ln(count)))` for the integer schemes.
+        let feats = [
+            (5, Block::Word),
+            (9, Block::Char),
+            (5, Block::Word),
+            (5, Block::Word),
+            (7, Block::Word),
+            (7, Block::Word),
+        ];
+        let weights = |scheme, sublinear_tf| {
+            let features = FeatureConfig {
+                sublinear_tf,
+                ..FeatureConfig::default()
+            };
+            let config = ProjectionConfig {
+                scheme,
+                ..ProjectionConfig::default()
+            };
+            let p = Projector::new(&TextConfig::default(), &features, &config).unwrap();
+            let mut s = ProjectScratch {
+                feats: feats.to_vec(),
+                ..ProjectScratch::default()
+            };
+            p.count_features(&mut s);
+            // The sketch keeps first-appearance order.
+            s.weighted.sort_by_key(|w| w.0);
+            s.weighted
+        };
+        let e = |h, b, w: f32| (h, b, w);
+        for scheme in [Scheme::PerFunction, Scheme::Paired, Scheme::Sketch] {
+            let raw = [
+                e(5, Block::Word, 3.0),
+                e(7, Block::Word, 2.0),
+                e(9, Block::Char, 1.0),
+            ];
+            assert_eq!(weights(scheme, false), raw, "{scheme:?}");
+        }
+        let log = [
+            e(5, Block::Word, 1.0 + 3f32.ln()),
+            e(7, Block::Word, 1.0 + 2f32.ln()),
+            e(9, Block::Char, 1.0),
+        ];
+        assert_eq!(weights(Scheme::PerFunction, true), log);
+        // 8 · (1 + ln 3) = 16.79 and 8 · (1 + ln 2) = 13.55.
+        let int = [
+            e(5, Block::Word, 17.0),
+            e(7, Block::Word, 14.0),
+            e(9, Block::Char, 8.0),
+        ];
+        for scheme in [Scheme::Paired, Scheme::Sketch] {
+            assert_eq!(weights(scheme, true), int, "{scheme:?}");
+        }
+    }
+
+    #[test]
+    fn the_counting_table_stays_half_empty_and_probes_within_its_budget() {
+        // 2,000 distinct random hashes: a table at most half full takes about one probe per
+        // feature, far within the budget (a table sized to the features alone would be
+        // nearly full, and its probe runs long).
+        let random: Vec<(u64, Block)> = (0..2000u64).map(|i| (mix(i), Block::Word)).collect();
+        let (mut slots, mut weighted) = (Vec::new(), Vec::new());
+        assert!(count_in_table(&random, &mut slots, &mut weighted));
+        assert_eq!(weighted.len(), 2000);
+        assert!(slots.len() >= 4000, "{}", slots.len());
+        // 20 features on one slot take 0 + 1 + … + 19 = 190 probes: within the budget of 8
+        // a feature plus 64 (224), so they are still counted in the table.
+        let crafted: Vec<(u64, Block)> = (1..=20u64).map(|i| (i << 32, Block::Word)).collect();
+        weighted.clear();
+        assert!(count_in_table(&crafted, &mut slots, &mut weighted));
+        assert_eq!(weighted.len(), 20);
+    }
+
+    #[test]
+    fn kernels_flush_their_byte_counters_before_they_wrap() {
+        // One function of one bit. The vector kernels count integer weights in byte lanes,
+        // one lane for the +1 codes and one for the −1 codes, flushed into 16-bit sums before
+        // a lane could pass 255. Lists whose +1 weight reaches 256 or more before any −1
+        // weight: a lane that wrapped would lose it and flip the sign.
+        let flip = xxh3_flip(7);
+        let group = [Group {
+            flip,
+            first: 0,
+            len: 1,
+        }];
+        let code = |c: u64| {
+            (0u64..)
+                .map(mix)
+                .filter(move |&h| xxh3_u64(h, flip) & 3 == c)
+        };
+        let plus: Vec<u64> = code(1).take(256).collect();
+        let minus: Vec<u64> = code(2).take(200).collect();
+        // Equal weights (counted as features): 256 − 200 > 0.
+        let equal: Vec<(u64, f32)> = plus.iter().chain(&minus).map(|&h| (h, 1.0)).collect();
+        // Unequal weights: 200 + 200 − 255 > 0, though 400 mod 256 < 255.
+        let unequal = vec![(plus[0], 200.0), (plus[1], 200.0), (minus[0], 255.0)];
+        for list in [&equal, &unequal] {
+            for kernel in Kernel::all() {
+                let mut out = [7i8];
+                ternary_functions(kernel, &group, list, 1, &mut out);
+                assert_eq!(out, [1], "{kernel:?} {} features", list.len());
+            }
+        }
+    }
+
+    #[test]
+    fn projector_new_refuses_out_of_range_configs() {
+        // `Projector::new` checks the config itself: the kernels index by d and T.
+        let new = |config: ProjectionConfig| {
+            Projector::new(&TextConfig::default(), &FeatureConfig::default(), &config)
+        };
+        let binary = |scheme, bits| ProjectionConfig {
+            bits,
+            coefficients: Coefficients::Binary,
+            scheme,
+            ..ProjectionConfig::default()
+        };
+        for (bad, field) in [
+            (
+                ProjectionConfig {
+                    functions: 0,
+                    ..ProjectionConfig::default()
+                },
+                "functions",
+            ),
+            (
+                ProjectionConfig {
+                    functions: 4097,
+                    ..ProjectionConfig::default()
+                },
+                "functions",
+            ),
+            (
+                ProjectionConfig {
+                    bits: 0,
+                    ..ProjectionConfig::default()
+                },
+                "bits",
+            ),
+            (
+                ProjectionConfig {
+                    bits: 33,
+                    scheme: Scheme::PerFunction,
+                    ..ProjectionConfig::default()
+                },
+                "bits",
+            ),
+            (binary(Scheme::Paired, 65), "bits"),
+            (binary(Scheme::Sketch, 14), "coefficients"),
+        ] {
+            match new(bad.clone()) {
+                Err(Error::InvalidConfig { field: f, .. }) => assert_eq!(f, field, "{bad:?}"),
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+        // The edges of the ranges are accepted.
+        for good in [
+            binary(Scheme::PerFunction, 64),
+            ProjectionConfig {
+                functions: 4096,
+                bits: 32,
+                ..ProjectionConfig::default()
+            },
+        ] {
+            assert!(new(good.clone()).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn structured_projections_split_only_when_both_blocks_have_features() {
+        // With word features only, or char features only, there is nothing to split: every
+        // function reads the one block, exactly as without `structured`.
+        let only_words = FeatureConfig {
+            char_min: 0,
+            char_max: 0,
+            ..FeatureConfig::default()
+        };
+        let only_chars = FeatureConfig {
+            unigrams: false,
+            bigrams: false,
+            skip_bigrams: false,
+            ..FeatureConfig::default()
+        };
+        for features in [only_words, only_chars] {
+            for scheme in [Scheme::PerFunction, Scheme::Sketch] {
+                let new = |structured| {
+                    let config = ProjectionConfig {
+                        structured,
+                        scheme,
+                        ..ProjectionConfig::default()
+                    };
+                    Projector::new(&TextConfig::default(), &features, &config).unwrap()
+                };
+                let (on, off) = (new(true), new(false));
+                let text = "where are you right now my friend";
+                let v = on.project(text);
+                assert_eq!(v, off.project(text), "{features:?} {scheme:?}");
+                // Both halves of the functions see the text.
+                let half = on.dim() / 2;
+                assert!(v[..half].iter().any(|&x| x != 0), "{features:?}");
+                assert!(v[half..].iter().any(|&x| x != 0), "{features:?}");
+            }
+        }
+    }
 }
