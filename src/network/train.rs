@@ -220,21 +220,55 @@ fn dot4(kernel: Kernel, a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
     }
 }
 
+/// [`dot4`] for eight inputs (two [`dot4`]s without AVX2).
+#[inline(always)]
+fn dot8(kernel: Kernel, a: &[f32], b: [&[f32]; 8]) -> [f32; 8] {
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: both kernels are only chosen when the CPU has AVX2.
+        Kernel::Avx2 | Kernel::Avx512 => unsafe { dot8_avx2(a, b) },
+        _ => {
+            let lo = dot4(kernel, a, [b[0], b[1], b[2], b[3]]);
+            let hi = dot4(kernel, a, [b[4], b[5], b[6], b[7]]);
+            std::array::from_fn(|e| if e < 4 { lo[e] } else { hi[e - 4] })
+        }
+    }
+}
+
 /// [`dot4`] with AVX2: [`dot`]'s eight partial sums of an input are the eight lanes of one
 /// register, each updated by a multiply and then an add (AVX2 alone does not fuse them).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn dot4_avx2(a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
+    dot_lanes(a, b)
+}
+
+/// [`dot4_avx2`] for eight inputs: each result is still [`dot`]'s, bit for bit, and a weight
+/// row is read once for eight inputs instead of twice (the eight sums, the row's register
+/// and a product fit in AVX2's sixteen registers).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn dot8_avx2(a: &[f32], b: [&[f32]; 8]) -> [f32; 8] {
+    dot_lanes(a, b)
+}
+
+/// The body of [`dot4_avx2`] and [`dot8_avx2`]: `N` inputs' eight partial sums side by
+/// side.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn dot_lanes<const N: usize>(a: &[f32], b: [&[f32]; N]) -> [f32; N] {
     use std::arch::x86_64::*;
     let n = a.len();
     assert!(b.iter().all(|b| b.len() >= n), "input length");
     let chunks = n / 8;
-    let mut acc = [_mm256_setzero_ps(); 4];
+    // SAFETY (every intrinsic below): only called from functions compiled with AVX2, which
+    // their callers choose only on CPUs that have it.
+    let mut acc = [unsafe { _mm256_setzero_ps() }; N];
     for c in 0..chunks {
         // SAFETY: 8 floats at `c · 8 < n` in `a` and in each `b[e]` (checked above).
         unsafe {
             let x = _mm256_loadu_ps(a.as_ptr().add(c * 8));
-            for e in 0..4 {
+            for e in 0..N {
                 let y = _mm256_loadu_ps(b[e].as_ptr().add(c * 8));
                 acc[e] = _mm256_add_ps(acc[e], _mm256_mul_ps(x, y));
             }
@@ -328,7 +362,15 @@ impl Mlp {
             let finish = |z: f32| if relu { z.max(0.0) } else { z };
             for i in 0..n_out {
                 let row = &w[i * n_in..(i + 1) * n_in];
-                let mut fours = io.chunks_exact_mut(4);
+                // Eight inputs at a time, then four, then one: each output is `dot`'s.
+                let mut eights = io.chunks_exact_mut(8);
+                for eight in &mut eights {
+                    let z = dot8(kernel, row, std::array::from_fn(|e| eight[e].0));
+                    for (e, z) in eight.iter_mut().zip(z) {
+                        e.1[i] = finish(z + b[i]);
+                    }
+                }
+                let mut fours = eights.into_remainder().chunks_exact_mut(4);
                 for four in &mut fours {
                     let z = dot4(kernel, row, [four[0].0, four[1].0, four[2].0, four[3].0]);
                     for (e, z) in four.iter_mut().zip(z) {
@@ -527,7 +569,7 @@ mod tests {
             &[100, 70, 30, 3],
         ] {
             let m = mlp(sizes, 4);
-            for n in [1, 3, 4, 5, 16] {
+            for n in [1, 3, 4, 5, 8, 9, 13, 16] {
                 // Ternary inputs with dropped (zero) entries, as in training.
                 let xs: Vec<Vec<f32>> = (0..n)
                     .map(|_| {
