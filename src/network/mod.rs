@@ -17,7 +17,7 @@
 //!
 //! Source layout:
 //! - `train.rs`: `Mlp`, its scratch buffers and `Adam`, with the batched training
-//!   kernels (`dot4`, `axpy`).
+//!   kernels (`dot8`, `dot4`, `axpy`).
 //! - `quantize.rs`: the stored form of a layer ([`Layer`], [`Weights`]), [`Quantization`]
 //!   and the quantizer ([`quantize_rows`]).
 //! - `infer.rs`: [`Network`] and [`NetScratch`], the forward pass `sprig predict` runs,
