@@ -1,6 +1,6 @@
 //! The training form: [`Mlp`], one flat parameter vector with forward and backward passes
-//! (one input at a time, or several at once with the `dot8`, `dot4` and `axpy` kernels), and the
-//! [`Adam`] optimizer.
+//! (one input at a time, or several at once with the `dot8`, `dot4` and `axpy` kernels),
+//! and the [`Adam`] optimizer.
 
 use super::kernel::Kernel;
 use super::{dot, softmax};
