@@ -1791,27 +1791,41 @@ mod tests {
         // One function of one bit whose coefficient is +1 for every listed feature, so its
         // sum is the total weight. Totals past `i16::MAX` would wrap the kernels' 16-bit
         // counters negative; they must take the `f32` path, exact at these sizes.
-        let flip = xxh3_flip(42);
-        let group = [Group {
-            flip,
-            first: 0,
-            len: 1,
-        }];
-        let mut plus: Vec<u64> = (0u64..)
-            .map(mix)
-            .filter(|&h| xxh3_u64(h, flip) & 3 == 1)
-            .take(33_000)
-            .collect();
+        let group = one_bit_function(42);
+        let mut plus: Vec<u64> = with_code(&group, 1).take(33_000).collect();
         plus.sort_unstable();
         // 33,000 features of weight 1 (equal weights count features), and 130 unequal
         // integer weights summing to 33,149.
         let equal: Vec<(u64, f32)> = plus.iter().map(|&h| (h, 1.0)).collect();
         let mut unequal: Vec<(u64, f32)> = plus[..130].iter().map(|&h| (h, 255.0)).collect();
         unequal[0].1 = 254.0;
-        for list in [&equal, &unequal] {
+        assert_every_kernel_sums_positive(&group, &[&equal, &unequal]);
+    }
+
+    /// One function of one bit (`d = 1`: a group of one function, its XXH3 seed `seed`).
+    fn one_bit_function(seed: u64) -> [Group; 1] {
+        [Group {
+            flip: xxh3_flip(seed),
+            first: 0,
+            len: 1,
+        }]
+    }
+
+    /// The features whose 2-bit code for `group`'s function is `c` (1: coefficient +1,
+    /// 2: −1), in `mix` order.
+    fn with_code(group: &[Group; 1], c: u64) -> impl Iterator<Item = u64> {
+        let flip = group[0].flip;
+        (0u64..)
+            .map(mix)
+            .filter(move |&h| xxh3_u64(h, flip) & 3 == c)
+    }
+
+    /// Every kernel projects each list onto `group`'s one bit as +1.
+    fn assert_every_kernel_sums_positive(group: &[Group], lists: &[&Vec<(u64, f32)>]) {
+        for list in lists {
             for kernel in Kernel::all() {
                 let mut out = [7i8];
-                ternary_functions(kernel, &group, list, 1, &mut out);
+                ternary_functions(kernel, group, list, 1, &mut out);
                 assert_eq!(out, [1], "{kernel:?} {} features", list.len());
             }
         }
@@ -1951,30 +1965,14 @@ mod tests {
         // one lane for the +1 codes and one for the −1 codes, flushed into 16-bit sums before
         // a lane could pass 255. Lists whose +1 weight reaches 256 or more before any −1
         // weight: a lane that wrapped would lose it and flip the sign.
-        let flip = xxh3_flip(7);
-        let group = [Group {
-            flip,
-            first: 0,
-            len: 1,
-        }];
-        let code = |c: u64| {
-            (0u64..)
-                .map(mix)
-                .filter(move |&h| xxh3_u64(h, flip) & 3 == c)
-        };
-        let plus: Vec<u64> = code(1).take(256).collect();
-        let minus: Vec<u64> = code(2).take(200).collect();
+        let group = one_bit_function(7);
+        let plus: Vec<u64> = with_code(&group, 1).take(256).collect();
+        let minus: Vec<u64> = with_code(&group, 2).take(200).collect();
         // Equal weights (counted as features): 256 − 200 > 0.
         let equal: Vec<(u64, f32)> = plus.iter().chain(&minus).map(|&h| (h, 1.0)).collect();
         // Unequal weights: 200 + 200 − 255 > 0, though 400 mod 256 < 255.
         let unequal = vec![(plus[0], 200.0), (plus[1], 200.0), (minus[0], 255.0)];
-        for list in [&equal, &unequal] {
-            for kernel in Kernel::all() {
-                let mut out = [7i8];
-                ternary_functions(kernel, &group, list, 1, &mut out);
-                assert_eq!(out, [1], "{kernel:?} {} features", list.len());
-            }
-        }
+        assert_every_kernel_sums_positive(&group, &[&equal, &unequal]);
     }
 
     #[test]
