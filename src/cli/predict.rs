@@ -143,13 +143,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
              given (texts and standard input lines are read whole)"
         );
     }
-    let model = ProjectionModel::load(&args.model)?;
     if args.data.is_none() && args.threads != 0 {
         anyhow::bail!(
             "--threads applies to --data (texts and standard input lines are answered one at \
              a time, in order)"
         );
     }
+    let model = ProjectionModel::load(&args.model)?;
     if let Some(data) = &args.data {
         return label_records(&model, data, &args);
     }
