@@ -904,6 +904,11 @@ impl Projector {
     /// Counts `scratch.feats` and applies the hyperplanes.
     fn project_features(&self, scratch: &mut ProjectScratch, out: &mut [i8]) {
         self.count_features(scratch);
+        self.project_counted(scratch, out);
+    }
+
+    /// Applies the hyperplanes to the counted features in `scratch.weighted`.
+    fn project_counted(&self, scratch: &mut ProjectScratch, out: &mut [i8]) {
         match (self.config.scheme, self.config.coefficients) {
             (Scheme::PerFunction, Coefficients::Ternary) => {
                 self.project_ternary(Kernel::detect(), scratch, out)
@@ -1723,6 +1728,58 @@ mod tests {
             .map(|j| if bits >> j & 1 == 1 { 1 } else { -1 })
             .collect();
         assert_eq!(out[..64], want);
+    }
+
+    #[test]
+    fn paired_weights_past_2_pow_24_take_the_exact_path() {
+        // The vector kernels sum in f32, exact only below 2^24. Three features a, b, c (in
+        // the kernels' ascending hash order) whose coefficients on one output are +1, +1, -1,
+        // weighted 2^24, 1, 2^24: the exact sum is 1, but in f32 2^24 + 1 rounds to 2^24 and
+        // the sum ends at 0. The guard must send such a text to the exact reference.
+        let p = projector(&ProjectionConfig {
+            scheme: Scheme::Paired,
+            ..ProjectionConfig::default()
+        });
+        let signs_of = |weighted: Vec<(u64, Block, f32)>| {
+            let mut s = ProjectScratch {
+                weighted,
+                ..ProjectScratch::default()
+            };
+            let mut out = vec![0i8; p.dim()];
+            p.project_paired_reference(&mut s, &mut out);
+            out
+        };
+        // Each hash's own coefficients, as the signs of its projection alone.
+        let alone: Vec<Vec<i8>> = (0..8u64)
+            .map(|h| signs_of(vec![(h, Block::Word, 1.0)]))
+            .collect();
+        let (a, b, c, bit) = (0..8usize)
+            .flat_map(|a| (a + 1..8).flat_map(move |b| (b + 1..8).map(move |c| (a, b, c))))
+            .find_map(|(a, b, c)| {
+                (0..p.dim())
+                    .find(|&i| alone[a][i] == 1 && alone[b][i] == 1 && alone[c][i] == -1)
+                    .map(|i| (a as u64, b as u64, c as u64, i))
+            })
+            .expect("eight hashes give such a triple");
+        let big = 16_777_216.0;
+        let weighted = vec![
+            (a, Block::Word, big),
+            (b, Block::Word, 1.0),
+            (c, Block::Word, big),
+        ];
+        let exact = signs_of(weighted.clone());
+        assert_eq!(exact[bit], 1, "the exact sum is 2^24 + 1 - 2^24");
+        let mut s = ProjectScratch {
+            weighted,
+            ..ProjectScratch::default()
+        };
+        // Without the guard the kernels would be wrong here: the test can tell.
+        let mut rounded = vec![0i8; p.dim()];
+        p.project_ternary(Kernel::detect(), &mut s, &mut rounded);
+        assert_eq!(rounded[bit], 0, "f32 loses the 1");
+        let mut out = vec![7i8; p.dim()];
+        p.project_counted(&mut s, &mut out);
+        assert_eq!(out, exact);
     }
 
     #[test]
