@@ -808,14 +808,15 @@ fn fit(
                     &mut head_total,
                 );
             }
-            let grads: Vec<&[f32]> = workers[..chunks.len()]
-                .iter()
-                .map(|w| &w.grad[..])
+            // The step leaves these gradients zero for the workers' next batch.
+            let mut grads: Vec<&mut [f32]> = workers[..chunks.len()]
+                .iter_mut()
+                .map(|w| &mut w.grad[..])
                 .collect();
             optimizer_step(
                 mlp.params_mut(),
                 &mut adam,
-                &grads,
+                &mut grads,
                 1.0 / batch.len() as f32,
                 average.as_mut().map(|a| (a, config.ema_decay)),
             );
