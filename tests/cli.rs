@@ -1009,6 +1009,14 @@ fn flags_of_the_other_model_kind_are_refused_and_help_defaults_hold() {
             ("--epochs", c.epochs.to_string()),
             ("--patience", c.patience.to_string()),
             ("--lr", c.learning_rate.to_string()),
+            (
+                "--lr-schedule",
+                serde_json::to_value(c.lr_schedule)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            ),
             ("--batch", c.batch_size.to_string()),
             ("--validation", c.validation.to_string()),
             ("--input-dropout", c.input_dropout.to_string()),

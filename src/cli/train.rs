@@ -11,7 +11,9 @@ use sprig::network::Quantization;
 use sprig::projection::{Coefficients, ProjectionConfig, Projector, Scheme};
 use sprig::seeds::{read_seed_file, record_seeds};
 use sprig::text::{TextPipeline, Tokens};
-use sprig::train::{train_scored, Confidence, JointConfig, TrainConfig, TrainSet, Trained};
+use sprig::train::{
+    train_scored, Confidence, JointConfig, LrSchedule, TrainConfig, TrainSet, Trained,
+};
 
 use super::progress::Bars;
 use super::{CorpusArgs, TextArgs};
@@ -95,6 +97,11 @@ pub struct Args {
     /// Adam learning rate. Networks only [default: 0.001].
     #[arg(long)]
     lr: Option<f32>,
+    /// How the learning rate moves over the run: constant, or cosine annealing from --lr
+    /// down to nearly 0 at the epoch cap; auto anneals when every epoch runs (nothing held
+    /// out), and keeps it constant under early stopping. Networks only [default: auto].
+    #[arg(long, value_enum)]
+    lr_schedule: Option<LrSchedule>,
     /// Examples per mini-batch. Networks only [default: 64].
     #[arg(long)]
     batch: Option<usize>,
@@ -341,6 +348,7 @@ fn check_flags(args: &Args) -> anyhow::Result<()> {
         ("--epochs", args.epochs.is_some(), false),
         ("--patience", args.patience.is_some(), false),
         ("--lr", args.lr.is_some(), false),
+        ("--lr-schedule", args.lr_schedule.is_some(), false),
         ("--batch", args.batch.is_some(), false),
         ("--validation", args.validation.is_some(), false),
         ("--input-dropout", args.input_dropout.is_some(), false),
@@ -386,6 +394,7 @@ fn train_config(args: &Args) -> TrainConfig {
         epochs: args.epochs.unwrap_or(defaults().epochs),
         patience: args.patience.unwrap_or(defaults().patience),
         learning_rate: args.lr.unwrap_or(defaults().learning_rate),
+        lr_schedule: args.lr_schedule.unwrap_or(defaults().lr_schedule),
         batch_size: args.batch.unwrap_or(defaults().batch_size),
         soft_weight: args.lambda,
         min_confidence: args.min_confidence,

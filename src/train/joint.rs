@@ -197,18 +197,14 @@ impl Trainer {
             .map(|_| ((next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * bound)
             .collect();
         let head = Mlp::new(&[config.dim, n_labels], next_u64)?;
-        let adam = Adam::new(head.params().len(), 1e-3);
+        // The step size comes with each `step`: the student's, on its schedule.
+        let adam = Adam::new(head.params().len(), 0.0);
         Ok(Self {
             config: config.clone(),
             emb,
             head,
             adam,
         })
-    }
-
-    /// Sets the head's Adam step (the same as the student's).
-    pub(super) fn set_lr(&mut self, lr: f32) {
-        self.adam.lr = lr;
     }
 
     /// Forward and backward of example `i`; returns the trainer's distribution in
@@ -269,12 +265,14 @@ impl Trainer {
     }
 
     /// Applies the chunks' gradients in chunk order: Adam on the head (mean over the
-    /// batch), SGD on the embedding rows (per example sums).
+    /// batch) with step size `head_lr` (the student's at this step), SGD on the embedding
+    /// rows (per example sums).
     pub(super) fn step<'a>(
         &mut self,
         workers: impl Iterator<Item = &'a TrainerWorker> + Clone,
         batch_len: usize,
         total: &mut Vec<f32>,
+        head_lr: f32,
     ) {
         let dim = self.config.dim;
         total.clear();
@@ -286,6 +284,7 @@ impl Trainer {
         }
         let inv = 1.0 / batch_len as f32;
         total.iter_mut().for_each(|t| *t *= inv);
+        self.adam.lr = head_lr;
         self.adam.step(self.head.params_mut(), total);
         let lr = self.config.embedding_lr;
         for w in workers {
@@ -532,14 +531,13 @@ mod tests {
     }
 
     /// Two chunks (workers), the repeated text in both; then the second alone as a batch of
-    /// one. The head takes Adam steps (at the step `set_lr` gave it) on each batch's mean
+    /// one. The head takes Adam steps (at the step size given to `step`) on each batch's mean
     /// gradient; the embedding rows take plain SGD steps of every example's gradient, in
     /// chunk order. Two batch sizes, because Adam does not see a constant gradient scale.
     #[test]
     fn a_step_moves_the_head_by_adam_on_the_mean_and_the_rows_by_every_gradient() {
         let (_, examples, mut trainer, sparse) = toy();
         let (dim, lr) = (trainer.config.dim, trainer.config.embedding_lr);
-        trainer.set_lr(0.05);
         let (mut a, mut b) = (TrainerWorker::default(), TrainerWorker::default());
         for i in [0, 1] {
             trainer.example(&mut a, &sparse, i, &examples[i]);
@@ -561,7 +559,7 @@ mod tests {
                     }
                 }
             }
-            trainer.step(workers.iter().copied(), n, &mut total);
+            trainer.step(workers.iter().copied(), n, &mut total, 0.05);
             assert_eq!(trainer.head.params(), &head[..]);
             assert_eq!(trainer.emb, emb);
         }
