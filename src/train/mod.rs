@@ -1430,33 +1430,25 @@ mod tests {
                 },
             ))
         };
-        let cosine = with(LrSchedule::Cosine, &every_epoch);
-        assert_ne!(cosine, with(LrSchedule::Constant, &every_epoch));
-        assert_eq!(
-            with(LrSchedule::Auto, &every_epoch),
-            cosine,
-            "nothing held out"
-        );
         let early_stopping = TrainConfig {
             validation: 0.25,
             ..small()
         };
-        let constant = with(LrSchedule::Constant, &early_stopping);
-        assert_ne!(constant, with(LrSchedule::Cosine, &early_stopping));
-        assert_eq!(
-            with(LrSchedule::Auto, &early_stopping),
-            constant,
-            "a held-out slice"
-        );
+        use LrSchedule::{Auto, Constant, Cosine};
+        for (base, runs, other, why) in [
+            (&every_epoch, Cosine, Constant, "nothing held out"),
+            (&early_stopping, Constant, Cosine, "a held-out slice"),
+        ] {
+            let want = with(runs, base);
+            assert_ne!(want, with(other, base), "{why}: the schedules differ");
+            assert_eq!(with(Auto, base), want, "{why}");
+        }
         // With the joint trainer, whose head's step follows the schedule too.
         let joint = TrainConfig {
             joint: Some(JointConfig::default()),
             ..every_epoch
         };
-        assert_ne!(
-            with(LrSchedule::Cosine, &joint),
-            with(LrSchedule::Constant, &joint)
-        );
+        assert_ne!(with(Cosine, &joint), with(Constant, &joint));
     }
 
     #[test]
