@@ -618,6 +618,27 @@ mod tests {
         }
     }
 
+    #[test]
+    fn layers_tile_the_parameters_weights_then_biases() {
+        // The layout `layer`, `Network::from_mlp` and the model file's sections rely on:
+        // layer after layer, its `out × in` weights then its `out` biases, with neither gap
+        // nor overlap, so Σ (in · out + out) parameters. The passes and the gradient check
+        // cannot see a gap (a parameter nothing reads gets a zero gradient, correctly), so
+        // the layout is checked against that definition here.
+        let sizes = [5, 4, 3, 3];
+        let m = mlp(&sizes, 7);
+        let mut tiled = Vec::new();
+        for (l, io) in sizes.windows(2).enumerate() {
+            let (w, b) = m.layer(l);
+            assert_eq!((w.len(), b.len()), (io[0] * io[1], io[1]), "layer {l}");
+            tiled.extend_from_slice(w);
+            tiled.extend_from_slice(b);
+        }
+        let total: usize = sizes.windows(2).map(|io| io[0] * io[1] + io[1]).sum();
+        assert_eq!(m.params().len(), total);
+        assert_eq!(tiled, m.params());
+    }
+
     /// Soft cross-entropy of the softmax against `target`.
     fn loss(m: &Mlp, x: &[f32], target: &[f32]) -> f64 {
         let mut s = MlpScratch::default();
