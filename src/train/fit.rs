@@ -387,6 +387,10 @@ impl Worker {
             self.grad.clear();
             self.grad.resize(c.mlp.params().len(), 0.0);
         }
+        debug_assert!(
+            self.grad.iter().all(|g| g.to_bits() == 0),
+            "a worker's gradient starts at +0 (the optimizer step clears it)"
+        );
         self.loss = 0.0;
         Trainer::reset(&mut self.trainer);
         let n = items.len();
