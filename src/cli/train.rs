@@ -98,8 +98,7 @@ pub struct Args {
     #[arg(long)]
     lr: Option<f32>,
     /// How the learning rate moves over the run: constant, or cosine annealing from --lr
-    /// down to nearly 0 at the epoch cap; auto anneals when every epoch runs (nothing held
-    /// out), and keeps it constant under early stopping. Networks only [default: auto].
+    /// down to nearly 0 at the epoch cap. Networks only [default: constant].
     #[arg(long, value_enum)]
     lr_schedule: Option<LrSchedule>,
     /// Examples per mini-batch. Networks only [default: 64].
