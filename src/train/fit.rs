@@ -74,10 +74,7 @@ const STEP_BLOCK: usize = 4096;
 
 /// One optimizer step from the workers' gradients: each parameter's gradient is the sum of
 /// `grads` in their order, times `scale`; Adam updates the parameter with it, then the moving
-/// average (when there is one) takes the new value. The workers' gradients are left zero,
-/// ready for the next batch ([`Worker::run`] accumulates into a zero gradient): each block is
-/// cleared while the sum has it in L1, instead of by a pass over every worker's whole
-/// gradient at the start of the next batch (4% of HWU64's training samples).
+/// average (when there is one) takes the new value.
 ///
 /// These were three passes over every parameter on one thread while the others waited for
 /// the next batch: 16% of the CPU samples of HWU64's fully supervised training, and a fifth
@@ -88,32 +85,17 @@ const STEP_BLOCK: usize = 4096;
 pub(super) fn optimizer_step(
     params: &mut [f32],
     adam: &mut Adam,
-    grads: &mut [&mut [f32]],
+    grads: &[&[f32]],
     scale: f32,
     average: Option<(&mut WeightAverage, f32)>,
 ) {
-    // A block pairs with its gradients below, and with none it would be skipped.
-    assert!(!grads.is_empty(), "an optimizer step needs a gradient");
     let (step, m, v) = adam.begin();
-    let workers = grads.len();
-    // Block-major: block b's slices of every worker are `by_block[b·workers..][..workers]`.
-    let mut by_block: Vec<&mut [f32]> =
-        Vec::with_capacity(params.len().div_ceil(STEP_BLOCK) * workers);
-    let mut chunks: Vec<_> = grads.iter_mut().map(|g| g.chunks_mut(STEP_BLOCK)).collect();
-    for _ in 0..params.len().div_ceil(STEP_BLOCK) {
-        by_block.extend(
-            chunks
-                .iter_mut()
-                .map(|c| c.next().expect("a gradient per parameter")),
-        );
-    }
-    let update = |p: &mut [f32], m: &mut [f32], v: &mut [f32], grads: &mut [&mut [f32]]| {
+    let update = |start: usize, p: &mut [f32], m: &mut [f32], v: &mut [f32]| {
         let mut g = [0.0f32; STEP_BLOCK];
         let g = &mut g[..p.len()];
         for w in grads {
-            for (a, b) in g.iter_mut().zip(w.iter_mut()) {
-                *a += *b;
-                *b = 0.0;
+            for (a, b) in g.iter_mut().zip(&w[start..start + p.len()]) {
+                *a += b;
             }
         }
         for a in g.iter_mut() {
@@ -125,18 +107,18 @@ pub(super) fn optimizer_step(
         .par_chunks_mut(STEP_BLOCK)
         .zip(m.par_chunks_mut(STEP_BLOCK))
         .zip(v.par_chunks_mut(STEP_BLOCK))
-        .zip(by_block.par_chunks_mut(workers));
+        .enumerate();
     match average {
         Some((a, decay)) => {
             blocks
                 .zip(a.sum.par_chunks_mut(STEP_BLOCK))
-                .for_each(|((((p, m), v), g), sum)| {
-                    update(p, m, v, g);
+                .for_each(|((b, ((p, m), v)), sum)| {
+                    update(b * STEP_BLOCK, p, m, v);
                     blend(sum, p, decay);
                 });
             a.steps = a.steps.saturating_add(1);
         }
-        None => blocks.for_each(|(((p, m), v), g)| update(p, m, v, g)),
+        None => blocks.for_each(|(b, ((p, m), v))| update(b * STEP_BLOCK, p, m, v)),
     }
 }
 
@@ -379,18 +361,9 @@ fn dropped_inputs(x: &mut Vec<f32>, inputs: &[i8], i: usize, keep: u32, epoch_ke
 impl Worker {
     /// Forward and backward over `items`, accumulating into `self.grad` (and the trainer's
     /// buffers).
-    ///
-    /// `self.grad` is zero when it comes back from [`optimizer_step`]; only a new worker's,
-    /// or one of another network's size, is set to zero here.
     pub(super) fn run(&mut self, c: &Shared<'_>, items: &[usize]) {
-        if self.grad.len() != c.mlp.params().len() {
-            self.grad.clear();
-            self.grad.resize(c.mlp.params().len(), 0.0);
-        }
-        debug_assert!(
-            self.grad.iter().all(|g| g.to_bits() == 0),
-            "a worker's gradient starts at +0 (the optimizer step clears it)"
-        );
+        self.grad.clear();
+        self.grad.resize(c.mlp.params().len(), 0.0);
         self.loss = 0.0;
         Trainer::reset(&mut self.trainer);
         let n = items.len();
@@ -916,6 +889,7 @@ mod tests {
         };
         let start = draw(1.0);
         let grads: Vec<Vec<f32>> = (0..4).map(|_| draw(3.0)).collect();
+        let refs: Vec<&[f32]> = grads.iter().map(|g| &g[..]).collect();
         let (scale, decay) = (1.0 / 64.0, 0.998);
         for with_average in [false, true] {
             let (mut want, mut adam) = (start.clone(), Adam::new(n, 1e-3));
@@ -941,12 +915,7 @@ mod tests {
                     let mut average = WeightAverage::new(n);
                     for _ in 0..3 {
                         let a = with_average.then_some((&mut average, decay));
-                        let mut taken = grads.clone();
-                        let mut refs: Vec<&mut [f32]> =
-                            taken.iter_mut().map(|g| &mut g[..]).collect();
-                        optimizer_step(&mut got, &mut adam, &mut refs, scale, a);
-                        // Left zero for the next batch, every block of every worker.
-                        assert!(taken.iter().flatten().all(|&x| x.to_bits() == 0));
+                        optimizer_step(&mut got, &mut adam, &refs, scale, a);
                     }
                     (got, average)
                 });

@@ -857,15 +857,14 @@ fn fit(
                     lr,
                 );
             }
-            // The step leaves these gradients zero for the workers' next batch.
-            let mut grads: Vec<&mut [f32]> = workers[..chunks.len()]
-                .iter_mut()
-                .map(|w| &mut w.grad[..])
+            let grads: Vec<&[f32]> = workers[..chunks.len()]
+                .iter()
+                .map(|w| &w.grad[..])
                 .collect();
             optimizer_step(
                 mlp.params_mut(),
                 &mut adam,
-                &mut grads,
+                &grads,
                 1.0 / batch.len() as f32,
                 average.as_mut().map(|a| (a, config.ema_decay)),
             );
