@@ -568,7 +568,15 @@ mod tests {
             &[8, 3],
             &[100, 70, 30, 3],
         ] {
-            let m = mlp(sizes, 4);
+            let mut m = mlp(sizes, 4);
+            // `mlp` starts the biases at zero, where `z + b` and `z - b` are the same floats:
+            // draw them from U(-0.5, 0.5), as `Mlp::new` draws its weights, so that the
+            // comparison sees how each path adds them.
+            for (l, &(_, b_off)) in layout(sizes).iter().enumerate() {
+                for b in &mut m.params_mut()[b_off..b_off + sizes[l + 1]] {
+                    *b = (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+                }
+            }
             for n in [1, 3, 4, 5, 8, 9, 13, 16] {
                 // Ternary inputs with dropped (zero) entries, as in training.
                 let xs: Vec<Vec<f32>> = (0..n)
