@@ -1740,13 +1740,13 @@ mod tests {
             scheme: Scheme::Paired,
             ..ProjectionConfig::default()
         });
+        let counted = |weighted| ProjectScratch {
+            weighted,
+            ..ProjectScratch::default()
+        };
         let signs_of = |weighted: Vec<(u64, Block, f32)>| {
-            let mut s = ProjectScratch {
-                weighted,
-                ..ProjectScratch::default()
-            };
             let mut out = vec![0i8; p.dim()];
-            p.project_paired_reference(&mut s, &mut out);
+            p.project_paired_reference(&mut counted(weighted), &mut out);
             out
         };
         // Each hash's own coefficients, as the signs of its projection alone.
@@ -1769,10 +1769,7 @@ mod tests {
         ];
         let exact = signs_of(weighted.clone());
         assert_eq!(exact[bit], 1, "the exact sum is 2^24 + 1 - 2^24");
-        let mut s = ProjectScratch {
-            weighted,
-            ..ProjectScratch::default()
-        };
+        let mut s = counted(weighted);
         // Without the guard the kernels would be wrong here: the test can tell.
         let mut rounded = vec![0i8; p.dim()];
         p.project_ternary(Kernel::detect(), &mut s, &mut rounded);

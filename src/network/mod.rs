@@ -75,11 +75,26 @@ mod test_util {
     use rand::rngs::Xoshiro256PlusPlus;
     use rand::{Rng, SeedableRng};
 
+    use super::train::layout;
     use super::{Kernel, Mlp};
 
+    /// A network as `Mlp::new` starts it: random weights, every bias zero (see
+    /// [`draw_biases`]).
     pub(super) fn mlp(sizes: &[usize], seed: u64) -> Mlp {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         Mlp::new(sizes, || rng.next_u64()).unwrap()
+    }
+
+    /// Draws every bias of `m` from U(−0.5, 0.5), layer by layer. With the zero biases of
+    /// [`mlp`], `z + b` and `z − b` are the same floats, so a test of how a path adds the
+    /// biases needs these.
+    pub(super) fn draw_biases(m: &mut Mlp, rng: &mut Xoshiro256PlusPlus) {
+        let sizes = m.sizes().to_vec();
+        for (l, &(_, b_off)) in layout(&sizes).iter().enumerate() {
+            for b in &mut m.params_mut()[b_off..b_off + sizes[l + 1]] {
+                *b = (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+            }
+        }
     }
 
     /// The kernels this CPU can run.

@@ -7,7 +7,7 @@ use super::{dot, softmax};
 use crate::error::{Error, Result};
 
 /// Offsets of layer `l`'s weights and biases in a flat parameter vector.
-fn layout(sizes: &[usize]) -> Vec<(usize, usize)> {
+pub(super) fn layout(sizes: &[usize]) -> Vec<(usize, usize)> {
     let mut out = Vec::with_capacity(sizes.len().saturating_sub(1));
     let mut off = 0;
     for w in sizes.windows(2) {
@@ -554,7 +554,7 @@ impl AdamStep {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::{kernels, mlp};
+    use super::super::test_util::{draw_biases, kernels, mlp};
     use super::*;
     use rand::rngs::Xoshiro256PlusPlus;
     use rand::{Rng, SeedableRng};
@@ -569,14 +569,8 @@ mod tests {
             &[100, 70, 30, 3],
         ] {
             let mut m = mlp(sizes, 4);
-            // `mlp` starts the biases at zero, where `z + b` and `z - b` are the same floats:
-            // draw them from U(-0.5, 0.5), as `Mlp::new` draws its weights, so that the
-            // comparison sees how each path adds them.
-            for (l, &(_, b_off)) in layout(sizes).iter().enumerate() {
-                for b in &mut m.params_mut()[b_off..b_off + sizes[l + 1]] {
-                    *b = (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
-                }
-            }
+            // So that the comparison sees how each path adds a bias.
+            draw_biases(&mut m, &mut rng);
             for n in [1, 3, 4, 5, 8, 9, 13, 16] {
                 // Ternary inputs with dropped (zero) entries, as in training.
                 let xs: Vec<Vec<f32>> = (0..n)
