@@ -17,7 +17,7 @@
 //!
 //! Source layout:
 //! - `train.rs`: `Mlp`, its scratch buffers and `Adam`, with the batched training
-//!   kernels (`dot8`, `dot4`, `axpy`).
+//!   kernels (`dots`, `axpy_rows`, `axpy`).
 //! - `quantize.rs`: the stored form of a layer ([`Layer`], [`Weights`]), [`Quantization`]
 //!   and the quantizer ([`quantize_rows`]).
 //! - `infer.rs`: [`Network`] and [`NetScratch`], the forward pass `sprig predict` runs,
@@ -35,7 +35,7 @@ pub use infer::{NetScratch, Network};
 pub(crate) use kernel::Kernel;
 pub use kernel::{check_kernel_env, kernel_name};
 pub use quantize::{quantize_rows, Layer, Quantization, Weights};
-pub(crate) use train::{Adam, Mlp, MlpScratch};
+pub(crate) use train::{Adam, AdamStep, Mlp, MlpScratch};
 
 /// Writes `softmax(logits)` into `out` (max-shifted, so it never overflows).
 pub fn softmax(logits: &[f32], out: &mut [f32]) {

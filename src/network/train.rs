@@ -1,5 +1,5 @@
 //! The training form: [`Mlp`], one flat parameter vector with forward and backward passes
-//! (one input at a time, or several at once with the `dot8`, `dot4` and `axpy` kernels),
+//! (one input at a time, or several at once with the `dots`, `axpy_rows` and `axpy` kernels),
 //! and the [`Adam`] optimizer.
 
 use super::kernel::Kernel;
@@ -204,86 +204,228 @@ fn axpy_body(g: &mut [f32], d: f32, a: &[f32]) {
     }
 }
 
+/// [`axpy`] for each row of `g` (`n_in` floats a row) and each `(d, a)` of its terms in
+/// turn (row `i`'s terms are `terms[ends[i − 1]..ends[i]]`): `g[i][j] += d · a[j]`, term by
+/// term, so the same floats as the calls one after another. The work goes by blocks of
+/// columns, every row's block in turn: a block of `g` is loaded once, takes all its terms in
+/// registers, and is stored once (instead of a load and a store per term), and the inputs'
+/// slices of the block stay in L1 for every row (a row's terms are a chunk's examples, whose
+/// whole inputs, 16 × 4.5 KB for the first layer, do not fit there).
+fn axpy_rows(kernel: Kernel, g: &mut [f32], n_in: usize, terms: &[(f32, &[f32])], ends: &[usize]) {
+    assert!(terms.iter().all(|t| t.1.len() >= n_in), "input length");
+    assert_eq!(g.len(), n_in * ends.len(), "one end of terms per row");
+    assert!(ends.windows(2).all(|e| e[0] <= e[1]), "row ends in order");
+    assert!(
+        ends.last().is_none_or(|&e| e <= terms.len()),
+        "row ends within the terms"
+    );
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Kernel::Avx512` is only chosen when the CPU has AVX-512 F.
+        Kernel::Avx512 => unsafe { axpy_rows_avx512(g, n_in, terms, ends) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Kernel::Avx2` is only chosen when the CPU has AVX2.
+        Kernel::Avx2 => unsafe { axpy_rows_avx2(g, n_in, terms, ends) },
+        _ => axpy_rows_body::<32>(g, n_in, terms, ends),
+    }
+}
+
+/// [`axpy_rows_body`] compiled for AVX-512: blocks of eight registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn axpy_rows_avx512(g: &mut [f32], n_in: usize, terms: &[(f32, &[f32])], ends: &[usize]) {
+    axpy_rows_body::<128>(g, n_in, terms, ends);
+}
+
+/// [`axpy_rows_body`] compiled for AVX2: blocks of eight registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn axpy_rows_avx2(g: &mut [f32], n_in: usize, terms: &[(f32, &[f32])], ends: &[usize]) {
+    axpy_rows_body::<64>(g, n_in, terms, ends);
+}
+
+/// Column blocks of `B` floats, then of 16, then one column at a time. `B` is eight vector
+/// registers: enough independent sums to keep the adders busy while each waits on its
+/// previous add (a block takes its terms one after another, so its sums form chains).
+#[inline(always)]
+fn axpy_rows_body<const B: usize>(
+    g: &mut [f32],
+    n_in: usize,
+    terms: &[(f32, &[f32])],
+    ends: &[usize],
+) {
+    let done = axpy_blocks::<B>(g, n_in, terms, ends, 0);
+    let done = axpy_blocks::<16>(g, n_in, terms, ends, done);
+    axpy_blocks::<1>(g, n_in, terms, ends, done);
+}
+
+/// [`axpy_rows`] on the whole blocks of `B` columns from column `start` on; returns where
+/// they end.
+#[inline(always)]
+fn axpy_blocks<const B: usize>(
+    g: &mut [f32],
+    n_in: usize,
+    terms: &[(f32, &[f32])],
+    ends: &[usize],
+    start: usize,
+) -> usize {
+    let end = start + (n_in - start) / B * B;
+    for at in (start..end).step_by(B) {
+        let mut begin = 0;
+        for (row, &stop) in g.chunks_exact_mut(n_in).zip(ends) {
+            let block = &mut row[at..at + B];
+            let mut acc = [0.0f32; B];
+            acc.copy_from_slice(block);
+            for &(d, a) in &terms[begin..stop] {
+                for (acc, &a) in acc.iter_mut().zip(&a[at..at + B]) {
+                    *acc += d * a;
+                }
+            }
+            block.copy_from_slice(&acc);
+            begin = stop;
+        }
+    }
+    end
+}
+
+/// Chunks of eight columns per block of [`dots_tiled_avx2`]: 256 columns, so that a block of
+/// eight inputs (8 KB) stays in L1 while every row passes over it.
+const DOT_BLOCK: usize = 32;
+
+/// [`dots`] with AVX2 (the AVX-512 kernel runs it too: on the AMD cores measured, 512-bit
+/// adds cost two 256-bit ones). Each output is [`dot`]'s: the same eight partial sums per
+/// row and input, each taking its products in column order, summed the same way at the end,
+/// then the tail. The work goes by blocks of [`DOT_BLOCK`] eight-column chunks, every row in
+/// turn over a block, with the partial sums kept between blocks: a training chunk's inputs
+/// (16 × 4.5 KB for the first layer) do not fit in L1, a block of them does, and a row by
+/// row pass streamed all of them from L2 for every row.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn dots_tiled_avx2(w: &[f32], b: &[f32], xs: &[&[f32]], relu: bool, out: &mut [f32]) {
+    let (n_out, n_ex) = (b.len(), xs.len());
+    let n_in = w.len().checked_div(n_out).unwrap_or(0);
+    assert_eq!(w.len(), n_in * n_out, "weights");
+    assert!(xs.iter().all(|x| x.len() == n_in), "input length");
+    assert_eq!(out.len(), n_out * n_ex, "one output per row and input");
+    let chunks = n_in / 8;
+    let mut acc = vec![[0.0f32; 8]; n_out * n_ex];
+    for cb in (0..chunks).step_by(DOT_BLOCK) {
+        let ce = (cb + DOT_BLOCK).min(chunks);
+        for i in 0..n_out {
+            let row = &w[i * n_in..(i + 1) * n_in];
+            let acc = &mut acc[i * n_ex..(i + 1) * n_ex];
+            let mut e = 0;
+            while e + 8 <= n_ex {
+                dot_block::<8>(row, &xs[e..e + 8], &mut acc[e..e + 8], cb, ce);
+                e += 8;
+            }
+            if e + 4 <= n_ex {
+                dot_block::<4>(row, &xs[e..e + 4], &mut acc[e..e + 4], cb, ce);
+                e += 4;
+            }
+            while e < n_ex {
+                dot_block::<1>(row, &xs[e..e + 1], &mut acc[e..e + 1], cb, ce);
+                e += 1;
+            }
+        }
+    }
+    for i in 0..n_out {
+        let row = &w[i * n_in..(i + 1) * n_in];
+        for (e, x) in xs.iter().enumerate() {
+            let mut s: f32 = acc[i * n_ex + e].iter().sum();
+            for k in chunks * 8..n_in {
+                s += row[k] * x[k];
+            }
+            let z = s + b[i];
+            out[e * n_out + i] = if relu { z.max(0.0) } else { z };
+        }
+    }
+}
+
+/// `N` inputs' eight partial sums over chunks `cb..ce` of one row, in AVX2 registers: the
+/// eight partial sums of [`dot`] for an input are the eight lanes of one register, each
+/// updated by a multiply and then an add (AVX2 alone does not fuse them).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn dot_block<const N: usize>(
+    row: &[f32],
+    xs: &[&[f32]],
+    acc: &mut [[f32; 8]],
+    cb: usize,
+    ce: usize,
+) {
+    use std::arch::x86_64::*;
+    assert!(xs.len() >= N && acc.len() >= N, "inputs and sums");
+    assert!(
+        row.len() >= ce * 8 && xs.iter().all(|x| x.len() >= ce * 8),
+        "input length"
+    );
+    let x: [*const f32; N] = std::array::from_fn(|e| xs[e].as_ptr());
+    // SAFETY (every intrinsic below): only called from functions compiled with AVX2, which
+    // their callers choose only on CPUs that have it; every load reads 8 floats at
+    // `c · 8 < ce · 8`, inside `row` and each input (checked above), and `acc[e]` is 8 floats.
+    unsafe {
+        let mut sums: [__m256; N] = std::array::from_fn(|e| _mm256_loadu_ps(acc[e].as_ptr()));
+        for c in cb..ce {
+            let r = _mm256_loadu_ps(row.as_ptr().add(c * 8));
+            for e in 0..N {
+                let y = _mm256_loadu_ps(x[e].add(c * 8));
+                sums[e] = _mm256_add_ps(sums[e], _mm256_mul_ps(r, y));
+            }
+        }
+        for e in 0..N {
+            _mm256_storeu_ps(acc[e].as_mut_ptr(), sums[e]);
+        }
+    }
+}
+
+/// `out[e · n_out + i] = finish(dot(row i of w, xs[e]) + b[i])` (`finish` is ReLU when
+/// `relu`) for every row of `w` and every input, each exactly as [`dot`] computes it: by
+/// blocks of columns ([`dots_tiled_avx2`]) where the CPU has AVX2, else row by row.
+fn dots(kernel: Kernel, w: &[f32], b: &[f32], xs: &[&[f32]], relu: bool, out: &mut [f32]) {
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: both kernels are only chosen when the CPU has AVX2.
+        Kernel::Avx2 | Kernel::Avx512 => unsafe { dots_tiled_avx2(w, b, xs, relu, out) },
+        _ => dots_by_row(w, b, xs, relu, out),
+    }
+}
+
+/// [`dots`] row by row: four inputs at a time ([`dot4`]), then one.
+fn dots_by_row(w: &[f32], b: &[f32], xs: &[&[f32]], relu: bool, out: &mut [f32]) {
+    let (n_out, n_ex) = (b.len(), xs.len());
+    let n_in = w.len().checked_div(n_out).unwrap_or(0);
+    assert_eq!(out.len(), n_out * n_ex, "one output per row and input");
+    let finish = |z: f32| if relu { z.max(0.0) } else { z };
+    for i in 0..n_out {
+        let row = &w[i * n_in..(i + 1) * n_in];
+        let mut e = 0;
+        while e + 4 <= n_ex {
+            let z = dot4(row, [xs[e], xs[e + 1], xs[e + 2], xs[e + 3]]);
+            for (k, z) in z.into_iter().enumerate() {
+                out[(e + k) * n_out + i] = finish(z + b[i]);
+            }
+            e += 4;
+        }
+        for (e, x) in xs.iter().enumerate().skip(e) {
+            out[e * n_out + i] = finish(dot(row, x) + b[i]);
+        }
+    }
+}
+
 /// [`dot`] of one row with four inputs at once: each result is [`dot`]'s, bit for bit (the
 /// same eight partial sums, in the same order), but the four sums run side by side, so
 /// their additions do not wait on one another.
 #[inline(always)]
-fn dot4(kernel: Kernel, a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
-    match kernel {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: both kernels are only chosen when the CPU has AVX2.
-        Kernel::Avx2 | Kernel::Avx512 => unsafe { dot4_avx2(a, b) },
-        #[cfg(target_arch = "x86_64")]
-        _ => dot4_sse(a, b),
-        #[cfg(not(target_arch = "x86_64"))]
-        _ => b.map(|b| dot(a, b)),
+fn dot4(a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
+    #[cfg(target_arch = "x86_64")]
+    {
+        dot4_sse(a, b)
     }
-}
-
-/// [`dot4`] for eight inputs (two [`dot4`]s without AVX2).
-#[inline(always)]
-fn dot8(kernel: Kernel, a: &[f32], b: [&[f32]; 8]) -> [f32; 8] {
-    match kernel {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: both kernels are only chosen when the CPU has AVX2.
-        Kernel::Avx2 | Kernel::Avx512 => unsafe { dot8_avx2(a, b) },
-        _ => {
-            let lo = dot4(kernel, a, [b[0], b[1], b[2], b[3]]);
-            let hi = dot4(kernel, a, [b[4], b[5], b[6], b[7]]);
-            std::array::from_fn(|e| if e < 4 { lo[e] } else { hi[e - 4] })
-        }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        b.map(|b| dot(a, b))
     }
-}
-
-/// [`dot4`] with AVX2: [`dot`]'s eight partial sums of an input are the eight lanes of one
-/// register, each updated by a multiply and then an add (AVX2 alone does not fuse them).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn dot4_avx2(a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
-    dot_lanes(a, b)
-}
-
-/// [`dot4_avx2`] for eight inputs: each result is still [`dot`]'s, bit for bit, and a weight
-/// row is read once for eight inputs instead of twice (the eight sums, the row's register
-/// and a product fit in AVX2's sixteen registers).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn dot8_avx2(a: &[f32], b: [&[f32]; 8]) -> [f32; 8] {
-    dot_lanes(a, b)
-}
-
-/// The body of [`dot4_avx2`] and [`dot8_avx2`]: `N` inputs' eight partial sums side by
-/// side.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn dot_lanes<const N: usize>(a: &[f32], b: [&[f32]; N]) -> [f32; N] {
-    use std::arch::x86_64::*;
-    let n = a.len();
-    assert!(b.iter().all(|b| b.len() >= n), "input length");
-    let chunks = n / 8;
-    // SAFETY (every intrinsic below): only called from functions compiled with AVX2, which
-    // their callers choose only on CPUs that have it.
-    let mut acc = [unsafe { _mm256_setzero_ps() }; N];
-    for c in 0..chunks {
-        // SAFETY: 8 floats at `c · 8 < n` in `a` and in each `b[e]` (checked above).
-        unsafe {
-            let x = _mm256_loadu_ps(a.as_ptr().add(c * 8));
-            for e in 0..N {
-                let y = _mm256_loadu_ps(b[e].as_ptr().add(c * 8));
-                acc[e] = _mm256_add_ps(acc[e], _mm256_mul_ps(x, y));
-            }
-        }
-    }
-    std::array::from_fn(|e| {
-        let mut lanes = [0.0f32; 8];
-        // SAFETY: `lanes` is 8 writable floats.
-        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc[e]) };
-        let mut s: f32 = lanes.iter().sum();
-        for k in chunks * 8..n {
-            s += a[k] * b[e][k];
-        }
-        s
-    })
 }
 
 /// [`dot4`] in SSE2 registers (every x86-64 CPU has them): partial sums `k` and `k + 4` of
@@ -343,43 +485,20 @@ impl Mlp {
             s.acts.resize_with(n_layers, Vec::new);
         }
         for (l, &(w_off, b_off)) in layout(&self.sizes).iter().enumerate() {
-            let (n_in, n_out) = (self.sizes[l], self.sizes[l + 1]);
+            let n_out = self.sizes[l + 1];
             let w = &self.params[w_off..b_off];
             let b = &self.params[b_off..b_off + n_out];
             let relu = l + 1 < n_layers;
-            let mut io: Vec<(&[f32], &mut Vec<f32>)> = s
-                .iter_mut()
+            let inputs: Vec<&[f32]> = s
+                .iter()
                 .zip(xs)
-                .map(|(s, &x)| {
-                    let (before, rest) = s.acts.split_at_mut(l);
-                    let input: &[f32] = if l == 0 { x } else { &before[l - 1] };
-                    let out = &mut rest[0];
-                    out.clear();
-                    out.resize(n_out, 0.0);
-                    (input, out)
-                })
+                .map(|(s, &x)| if l == 0 { x } else { &s.acts[l - 1][..] })
                 .collect();
-            let finish = |z: f32| if relu { z.max(0.0) } else { z };
-            for i in 0..n_out {
-                let row = &w[i * n_in..(i + 1) * n_in];
-                // Eight inputs at a time, then four, then one: each output is `dot`'s.
-                let mut eights = io.chunks_exact_mut(8);
-                for eight in &mut eights {
-                    let z = dot8(kernel, row, std::array::from_fn(|e| eight[e].0));
-                    for (e, z) in eight.iter_mut().zip(z) {
-                        e.1[i] = finish(z + b[i]);
-                    }
-                }
-                let mut fours = eights.into_remainder().chunks_exact_mut(4);
-                for four in &mut fours {
-                    let z = dot4(kernel, row, [four[0].0, four[1].0, four[2].0, four[3].0]);
-                    for (e, z) in four.iter_mut().zip(z) {
-                        e.1[i] = finish(z + b[i]);
-                    }
-                }
-                for e in fours.into_remainder() {
-                    e.1[i] = finish(dot(row, e.0) + b[i]);
-                }
+            let mut out = vec![0.0f32; n_out * xs.len()];
+            dots(kernel, w, b, &inputs, relu, &mut out);
+            for (s, out) in s.iter_mut().zip(out.chunks_exact(n_out.max(1))) {
+                s.acts[l].clear();
+                s.acts[l].extend_from_slice(out);
             }
         }
         for s in s.iter_mut() {
@@ -426,16 +545,25 @@ impl Mlp {
         for l in (0..n_layers).rev() {
             let (w_off, b_off) = lay[l];
             let (n_in, n_out) = (self.sizes[l], self.sizes[l + 1]);
+            // Every row's terms, row by row: the inputs whose derivative at that output is
+            // not zero, in the inputs' order. Each is written, and kept by moving past it
+            // only when its derivative is not zero: ReLU makes that a coin toss, which a
+            // branch would mispredict half the time.
+            let inputs: Vec<&[f32]> = s
+                .iter()
+                .zip(xs)
+                .map(|(s, &x)| if l == 0 { x } else { &s.acts[l - 1][..] })
+                .collect();
+            let mut terms: Vec<(f32, &[f32])> = vec![(0.0, &[]); n_out * s.len()];
+            let mut ends = Vec::with_capacity(n_out);
+            let mut kept = 0;
             for i in 0..n_out {
-                let row = &mut grad[w_off + i * n_in..w_off + (i + 1) * n_in];
-                for (s, &x) in s.iter().zip(xs) {
+                for (s, &input) in s.iter().zip(&inputs) {
                     let d = s.delta[i];
-                    if d == 0.0 {
-                        continue;
-                    }
-                    let input: &[f32] = if l == 0 { x } else { &s.acts[l - 1] };
-                    axpy(kernel, row, d, input);
+                    terms[kept] = (d, input);
+                    kept += usize::from(d != 0.0);
                 }
+                ends.push(kept);
                 // The bias's terms in the inputs' order, summed in a register.
                 let mut bias = grad[b_off + i];
                 for s in s.iter() {
@@ -446,6 +574,7 @@ impl Mlp {
                 }
                 grad[b_off + i] = bias;
             }
+            axpy_rows(kernel, &mut grad[w_off..b_off], n_in, &terms[..kept], &ends);
             if l > 0 {
                 let w = &self.params[w_off..b_off];
                 for s in s.iter_mut() {
@@ -540,8 +669,9 @@ pub(crate) struct AdamStep {
 
 impl AdamStep {
     /// Updates a block of parameters and their moments from their gradient (the four slices
-    /// cover the same parameters; written with iterators so that the loop vectorizes).
-    #[inline]
+    /// cover the same parameters; written with iterators so that the loop vectorizes, and
+    /// always inlined, so that it is compiled for the vector kernel that calls it).
+    #[inline(always)]
     pub(crate) fn apply(self, params: &mut [f32], m: &mut [f32], v: &mut [f32], grad: &[f32]) {
         debug_assert!(params.len() == m.len() && m.len() == v.len() && v.len() == grad.len());
         for (((p, m), v), &g) in params.iter_mut().zip(m).zip(v).zip(grad) {
