@@ -309,6 +309,38 @@ impl Inputs {
     /// and masked eight inputs (one generator output) at a time instead of value by value
     /// through two buffers.
     fn dropped_row(&self, i: usize, x: &mut Vec<f32>, keep: u32, epoch_key: u64) {
+        self.dropped_row_with(Kernel::detect(), i, x, keep, epoch_key);
+    }
+
+    /// [`Inputs::dropped_row`] on `kernel`: integer lanes and one multiply each, the same
+    /// floats at any vector width.
+    fn dropped_row_with(
+        &self,
+        kernel: Kernel,
+        i: usize,
+        x: &mut Vec<f32>,
+        keep: u32,
+        epoch_key: u64,
+    ) {
+        match kernel {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: both kernels are only chosen when the CPU has AVX2.
+            Kernel::Avx2 | Kernel::Avx512 => unsafe {
+                self.dropped_row_avx2(i, x, keep, epoch_key)
+            },
+            _ => self.dropped_row_body(i, x, keep, epoch_key),
+        }
+    }
+
+    /// [`Inputs::dropped_row_body`] compiled for AVX2: eight lanes, one register.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn dropped_row_avx2(&self, i: usize, x: &mut Vec<f32>, keep: u32, epoch_key: u64) {
+        self.dropped_row_body(i, x, keep, epoch_key);
+    }
+
+    #[inline(always)]
+    fn dropped_row_body(&self, i: usize, x: &mut Vec<f32>, keep: u32, epoch_key: u64) {
         // 2-bit codes: 00 → 0, 01 → +1, 10 → −1, 11 → 0 (as in `row`).
         const VALUE: [f32; 4] = [0.0, 1.0, -1.0, 0.0];
         let packed = self.packed_row(i);
@@ -1054,9 +1086,15 @@ mod tests {
             for keep in [1, 77, 128, 255, 256] {
                 inputs.row(i, &mut row);
                 dropped_inputs(&mut want, &row, i, keep, 42);
-                inputs.dropped_row(i, &mut got, keep, 42);
-                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(&got), bits(&want), "dim {dim} example {i} keep {keep}");
+                for kernel in Kernel::all() {
+                    inputs.dropped_row_with(kernel, i, &mut got, keep, 42);
+                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(
+                        bits(&got),
+                        bits(&want),
+                        "dim {dim} example {i} keep {keep} {kernel:?}"
+                    );
+                }
             }
         }
     }
