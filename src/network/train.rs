@@ -751,6 +751,54 @@ mod tests {
     }
 
     #[test]
+    fn many_inputs_add_to_the_gradient_they_are_given() {
+        // `backward_many` adds to `grad`, as `backward` does, and training sums chunk after
+        // chunk into one gradient. A gradient that starts at zero cannot tell a bias's term
+        // added to its own entry from one added to another entry still at zero (a weight's,
+        // read before that layer's weights are done), so this one starts at drawn values.
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
+        for sizes in [&[37, 19, 5][..], &[100, 70, 30, 3]] {
+            let mut m = mlp(sizes, 4);
+            draw_biases(&mut m, &mut rng);
+            let n = 5;
+            let xs: Vec<Vec<f32>> = (0..n)
+                .map(|_| {
+                    (0..sizes[0])
+                        .map(|_| (rng.next_u64() % 3) as f32 - 1.0)
+                        .collect()
+                })
+                .collect();
+            let n_out = sizes[sizes.len() - 1];
+            let dls: Vec<Vec<f32>> = (0..n)
+                .map(|_| {
+                    (0..n_out)
+                        .map(|_| rng.next_u64() as f32 / 1e19 - 0.9)
+                        .collect()
+                })
+                .collect();
+            let start: Vec<f32> = (0..m.params().len())
+                .map(|_| rng.next_u64() as f32 / 1e19 - 0.9)
+                .collect();
+            let mut want = start.clone();
+            let mut one = MlpScratch::default();
+            for (x, dl) in xs.iter().zip(&dls) {
+                m.forward(x, &mut one);
+                m.backward(x, dl, &mut one, &mut want);
+            }
+            let mut many = vec![MlpScratch::default(); n];
+            let xr: Vec<&[f32]> = xs.iter().map(Vec::as_slice).collect();
+            let dr: Vec<&[f32]> = dls.iter().map(Vec::as_slice).collect();
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            for kernel in kernels() {
+                m.forward_many_with(kernel, &xr, &mut many);
+                let mut grad = start.clone();
+                m.backward_many_with(kernel, &xr, &dr, &mut many, &mut grad);
+                assert_eq!(bits(&grad), bits(&want), "{sizes:?} {kernel:?}");
+            }
+        }
+    }
+
+    #[test]
     fn layers_tile_the_parameters_weights_then_biases() {
         // The layout `layer`, `Network::from_mlp` and the model file's sections rely on:
         // layer after layer, its `out × in` weights then its `out` biases, with neither gap
