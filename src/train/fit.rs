@@ -339,6 +339,8 @@ impl Inputs {
         self.dropped_row_body(i, x, keep, epoch_key);
     }
 
+    /// The body of [`Inputs::dropped_row`], inlined into each kernel's copy so that it is
+    /// compiled for it.
     #[inline(always)]
     fn dropped_row_body(&self, i: usize, x: &mut Vec<f32>, keep: u32, epoch_key: u64) {
         // 2-bit codes: 00 → 0, 01 → +1, 10 → −1, 11 → 0 (as in `row`).
