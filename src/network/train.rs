@@ -689,6 +689,18 @@ mod tests {
     use rand::rngs::Xoshiro256PlusPlus;
     use rand::{Rng, SeedableRng};
 
+    /// `n` inputs of `dim` values in {−1, 0, +1}: ternary, with dropped (zero) entries, as
+    /// in training.
+    fn ternary_inputs(rng: &mut Xoshiro256PlusPlus, n: usize, dim: usize) -> Vec<Vec<f32>> {
+        (0..n)
+            .map(|_| {
+                (0..dim)
+                    .map(|_| (rng.next_u64() % 3) as f32 - 1.0)
+                    .collect()
+            })
+            .collect()
+    }
+
     #[test]
     fn many_inputs_at_once_give_the_floats_of_one_at_a_time() {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
@@ -702,14 +714,7 @@ mod tests {
             // So that the comparison sees how each path adds a bias.
             draw_biases(&mut m, &mut rng);
             for n in [1, 3, 4, 5, 8, 9, 13, 16] {
-                // Ternary inputs with dropped (zero) entries, as in training.
-                let xs: Vec<Vec<f32>> = (0..n)
-                    .map(|_| {
-                        (0..sizes[0])
-                            .map(|_| (rng.next_u64() % 3) as f32 - 1.0)
-                            .collect()
-                    })
-                    .collect();
+                let xs = ternary_inputs(&mut rng, n, sizes[0]);
                 let n_out = sizes[sizes.len() - 1];
                 let dls: Vec<Vec<f32>> = (0..n)
                     .map(|e| {
@@ -761,13 +766,7 @@ mod tests {
             let mut m = mlp(sizes, 4);
             draw_biases(&mut m, &mut rng);
             let n = 5;
-            let xs: Vec<Vec<f32>> = (0..n)
-                .map(|_| {
-                    (0..sizes[0])
-                        .map(|_| (rng.next_u64() % 3) as f32 - 1.0)
-                        .collect()
-                })
-                .collect();
+            let xs = ternary_inputs(&mut rng, n, sizes[0]);
             let n_out = sizes[sizes.len() - 1];
             let dls: Vec<Vec<f32>> = (0..n)
                 .map(|_| {
