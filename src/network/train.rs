@@ -466,6 +466,15 @@ fn dot4_sse(a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
     }
 }
 
+/// Each input's values at layer `l` of the batched passes: the inputs themselves for the
+/// first layer, else the activations of layer `l − 1` in the input's scratch.
+fn layer_inputs<'a>(l: usize, xs: &[&'a [f32]], s: &'a [MlpScratch]) -> Vec<&'a [f32]> {
+    s.iter()
+        .zip(xs)
+        .map(|(s, &x)| if l == 0 { x } else { &s.acts[l - 1][..] })
+        .collect()
+}
+
 impl Mlp {
     /// [`Mlp::forward`] on several inputs, `s[e]` getting input `xs[e]`'s activations: the
     /// same floats, bit for bit (every output is the same dot product, summed in the same
@@ -489,11 +498,7 @@ impl Mlp {
             let w = &self.params[w_off..b_off];
             let b = &self.params[b_off..b_off + n_out];
             let relu = l + 1 < n_layers;
-            let inputs: Vec<&[f32]> = s
-                .iter()
-                .zip(xs)
-                .map(|(s, &x)| if l == 0 { x } else { &s.acts[l - 1][..] })
-                .collect();
+            let inputs = layer_inputs(l, xs, s);
             let mut out = vec![0.0f32; n_out * xs.len()];
             dots(kernel, w, b, &inputs, relu, &mut out);
             for (s, out) in s.iter_mut().zip(out.chunks_exact(n_out.max(1))) {
@@ -549,11 +554,7 @@ impl Mlp {
             // not zero, in the inputs' order. Each is written, and kept by moving past it
             // only when its derivative is not zero: ReLU makes that a coin toss, which a
             // branch would mispredict half the time.
-            let inputs: Vec<&[f32]> = s
-                .iter()
-                .zip(xs)
-                .map(|(s, &x)| if l == 0 { x } else { &s.acts[l - 1][..] })
-                .collect();
+            let inputs = layer_inputs(l, xs, s);
             let mut terms: Vec<(f32, &[f32])> = vec![(0.0, &[]); n_out * s.len()];
             let mut ends = Vec::with_capacity(n_out);
             let mut kept = 0;
@@ -701,6 +702,47 @@ mod tests {
             .collect()
     }
 
+    /// The bits of each float, so that comparisons tell −0 from +0 and see NaNs.
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|f| f.to_bits()).collect()
+    }
+
+    /// The reference: [`Mlp::forward`] and [`Mlp::backward`] on each input in turn, the
+    /// gradient starting at `start`. Returns each input's probabilities and the gradient.
+    fn one_at_a_time(
+        m: &Mlp,
+        xs: &[Vec<f32>],
+        dls: &[Vec<f32>],
+        start: &[f32],
+    ) -> (Vec<Vec<f32>>, Vec<f32>) {
+        let (mut probs, mut grad) = (Vec::new(), start.to_vec());
+        let mut one = MlpScratch::default();
+        for (x, dl) in xs.iter().zip(dls) {
+            m.forward(x, &mut one);
+            probs.push(one.probs.clone());
+            m.backward(x, dl, &mut one, &mut grad);
+        }
+        (probs, grad)
+    }
+
+    /// The same through the batched passes on `kernel`, with the scratch buffers `many`
+    /// (one per input; reused from call to call, as training reuses them).
+    fn batched(
+        m: &Mlp,
+        kernel: Kernel,
+        xs: &[Vec<f32>],
+        dls: &[Vec<f32>],
+        start: &[f32],
+        many: &mut [MlpScratch],
+    ) -> (Vec<Vec<f32>>, Vec<f32>) {
+        let xr: Vec<&[f32]> = xs.iter().map(Vec::as_slice).collect();
+        let dr: Vec<&[f32]> = dls.iter().map(Vec::as_slice).collect();
+        m.forward_many_with(kernel, &xr, many);
+        let mut grad = start.to_vec();
+        m.backward_many_with(kernel, &xr, &dr, many, &mut grad);
+        (many.iter().map(|s| s.probs.clone()).collect(), grad)
+    }
+
     #[test]
     fn many_inputs_at_once_give_the_floats_of_one_at_a_time() {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
@@ -730,24 +772,13 @@ mod tests {
                             .collect()
                     })
                     .collect();
-                let mut want_grad = vec![0.0f32; m.params().len()];
-                let mut want_probs = Vec::new();
-                let mut one = MlpScratch::default();
-                for (x, dl) in xs.iter().zip(&dls) {
-                    m.forward(x, &mut one);
-                    want_probs.push(one.probs.clone());
-                    m.backward(x, dl, &mut one, &mut want_grad);
-                }
+                let zero = vec![0.0f32; m.params().len()];
+                let (want_probs, want_grad) = one_at_a_time(&m, &xs, &dls, &zero);
                 let mut many = vec![MlpScratch::default(); n];
-                let xr: Vec<&[f32]> = xs.iter().map(Vec::as_slice).collect();
-                let dr: Vec<&[f32]> = dls.iter().map(Vec::as_slice).collect();
-                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
                 for kernel in kernels() {
-                    m.forward_many_with(kernel, &xr, &mut many);
-                    let mut grad = vec![0.0f32; m.params().len()];
-                    m.backward_many_with(kernel, &xr, &dr, &mut many, &mut grad);
-                    for (s, want) in many.iter().zip(&want_probs) {
-                        assert_eq!(bits(&s.probs), bits(want), "{sizes:?} {n}");
+                    let (probs, grad) = batched(&m, kernel, &xs, &dls, &zero, &mut many);
+                    for (got, want) in probs.iter().zip(&want_probs) {
+                        assert_eq!(bits(got), bits(want), "{sizes:?} {n}");
                     }
                     assert_eq!(bits(&grad), bits(&want_grad), "{sizes:?} {n} {kernel:?}");
                 }
@@ -778,20 +809,10 @@ mod tests {
             let start: Vec<f32> = (0..m.params().len())
                 .map(|_| rng.next_u64() as f32 / 1e19 - 0.9)
                 .collect();
-            let mut want = start.clone();
-            let mut one = MlpScratch::default();
-            for (x, dl) in xs.iter().zip(&dls) {
-                m.forward(x, &mut one);
-                m.backward(x, dl, &mut one, &mut want);
-            }
+            let (_, want) = one_at_a_time(&m, &xs, &dls, &start);
             let mut many = vec![MlpScratch::default(); n];
-            let xr: Vec<&[f32]> = xs.iter().map(Vec::as_slice).collect();
-            let dr: Vec<&[f32]> = dls.iter().map(Vec::as_slice).collect();
-            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
             for kernel in kernels() {
-                m.forward_many_with(kernel, &xr, &mut many);
-                let mut grad = start.clone();
-                m.backward_many_with(kernel, &xr, &dr, &mut many, &mut grad);
+                let (_, grad) = batched(&m, kernel, &xs, &dls, &start, &mut many);
                 assert_eq!(bits(&grad), bits(&want), "{sizes:?} {kernel:?}");
             }
         }
