@@ -446,6 +446,7 @@ fn ternary_functions(
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::{place, xxh3_u64, Group};
+    use crate::network::{entered, Entry};
     use std::arch::x86_64::*;
 
     /// Signs of the functions of `groups` over `list`, into `out` (see
@@ -461,6 +462,7 @@ mod avx2 {
         counting: Counting,
         out: &mut [i8],
     ) {
+        entered(Entry::ProjectionFunctionsAvx2);
         let mut signs = [0i8; 32];
         for g in groups {
             let wide = g.paired() || d > 16;
@@ -629,6 +631,7 @@ mod avx2 {
 /// groups (32 functions) at once, in 64-bit lanes.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
+    use crate::network::{entered, Entry};
     use std::arch::x86_64::*;
 
     /// Cells computed before they are added ([`sums`]): 32 KB of `u16`, a few hundred
@@ -657,6 +660,7 @@ mod avx512 {
         cells: &mut Vec<u16>,
         sums: &mut [i32],
     ) {
+        entered(Entry::ProjectionSumsAvx512);
         debug_assert!(keys.len().is_multiple_of(8) && keys.len() * 4 >= n);
         debug_assert!(n > 0 && sums.len() == n * 2 * d && n * 2 * d <= 1 << 16);
         let chunks = n.div_ceil(32);
@@ -723,6 +727,7 @@ mod avx512 {
     /// The CPU must have AVX-512 F, BW and DQ; `d ≥ 1`.
     #[target_feature(enable = "avx512f,avx512bw,avx512dq")]
     pub(super) unsafe fn signs(sums: &[i32], d: usize, out: &mut [i8]) {
+        entered(Entry::ProjectionSignsAvx512);
         debug_assert!(d >= 1 && sums.len() == 2 * out.len());
         let (one, minus_one) = (_mm512_set1_epi32(1), _mm512_set1_epi32(-1));
         for (acc, out) in sums.chunks_exact(2 * d).zip(out.chunks_exact_mut(d)) {
@@ -1574,6 +1579,47 @@ mod tests {
             })
             .collect();
         (want, got)
+    }
+
+    #[test]
+    fn every_scheme_runs_the_kernels_of_the_kernel_it_is_given() {
+        // Every kernel gives the same bits (the tests below), so only this record tells a
+        // projection that still reaches its vector code from one whose dispatch fell back to
+        // the scalar loops. The dense schemes have an AVX2 kernel; the sketch (the default)
+        // an AVX-512 one, and the scalar loop on AVX2.
+        use crate::network::{take_entered, Entry, Entry::*};
+        let text = "turn the kitchen lights off, please";
+        let dense = [
+            per_function(),
+            ProjectionConfig {
+                scheme: Scheme::Paired,
+                ..ProjectionConfig::default()
+            },
+        ];
+        for config in dense.iter().chain([&ProjectionConfig::default()]) {
+            let p = projector(config);
+            let mut s = ProjectScratch::default();
+            p.collect_features(&mut s, text);
+            p.count_features(&mut s);
+            for kernel in Kernel::all() {
+                take_entered();
+                let mut out = vec![0i8; p.dim()];
+                let want: &[Entry] = if config.scheme == Scheme::Sketch {
+                    p.project_sketch(kernel, &mut s, &mut out);
+                    match kernel {
+                        Kernel::Avx512 => &[ProjectionSumsAvx512, ProjectionSignsAvx512],
+                        Kernel::Avx2 | Kernel::Portable => &[],
+                    }
+                } else {
+                    p.project_ternary(kernel, &mut s, &mut out);
+                    match kernel {
+                        Kernel::Avx512 | Kernel::Avx2 => &[ProjectionFunctionsAvx2],
+                        Kernel::Portable => &[],
+                    }
+                };
+                assert_eq!(take_entered(), want, "{:?} {kernel:?}", config.scheme);
+            }
+        }
     }
 
     fn check_paths(p: &Projector, text: &str) {

@@ -5,6 +5,8 @@
 //! ([`float_columns`]), `f32` layers take row dot products.
 
 use super::kernel::Kernel;
+#[cfg(target_arch = "x86_64")]
+use super::kernel::{entered, Entry};
 use super::quantize::{quantize_layers, Layer, Quantization, Weights};
 use super::train::Mlp;
 use super::{dot, softmax};
@@ -475,6 +477,7 @@ unsafe fn split_pairs_avx512(
     plus: &mut [u32],
     minus: &mut [u32],
 ) -> (usize, usize, usize) {
+    entered(Entry::SplitPairsAvx512);
     use std::arch::x86_64::*;
     let blocks = x.len() / 32;
     debug_assert!(plus.len() >= 16 * blocks + 16 && minus.len() >= 16 * blocks + 16);
@@ -556,6 +559,7 @@ fn ternary_columns_avx2<T: Lane>(
     minus: &[u32],
     totals: &mut [i32],
 ) {
+    entered(Entry::TernaryColumnsAvx2);
     ternary_columns_body(cols, stride, plus, minus, totals);
 }
 
@@ -569,6 +573,7 @@ fn ternary_columns_avx512<T: Lane>(
     minus: &[u32],
     totals: &mut [i32],
 ) {
+    entered(Entry::TernaryColumnsAvx512);
     ternary_columns_body(cols, stride, plus, minus, totals);
 }
 
@@ -652,6 +657,7 @@ fn float_columns(kernel: Kernel, wt: &[f32], a: &[f32], nz: &mut Vec<u32>, out: 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn float_columns_avx2(wt: &[f32], a: &[f32], nz: &[u32], out: &mut [f32]) {
+    entered(Entry::FloatColumnsAvx2);
     float_columns_body(wt, a, nz, out);
 }
 
@@ -661,6 +667,7 @@ fn float_columns_avx2(wt: &[f32], a: &[f32], nz: &[u32], out: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn float_columns_avx512(wt: &[f32], a: &[f32], nz: &[u32], out: &mut [f32]) {
+    entered(Entry::FloatColumnsAvx512);
     float_columns_body(wt, a, nz, out);
 }
 
@@ -827,6 +834,30 @@ mod tests {
                 net.forward_with(kernel, &x, &mut got);
                 assert_eq!(got.a, want.a, "{kernel:?}");
                 assert_eq!(got.a[0], f32::from(w) * f32::from(x[0]) * n_in as f32);
+            }
+        }
+    }
+
+    #[test]
+    fn the_forward_pass_runs_the_kernels_of_the_kernel_it_is_given() {
+        // Every kernel gives the same bits (the tests around this one), so only this record
+        // tells a pass that still reaches its vector code from one whose dispatch fell back to
+        // the portable loops. Both quantizations: 4-bit first layers keep narrow columns.
+        use crate::network::{take_entered, Entry, Entry::*};
+        let m = mlp(&[70, 20, 3], 6);
+        let x: Vec<i8> = (0..70).map(|j| [1, 0, -1, -1, 1][j % 5]).collect();
+        for quantize in [Quantization::Int4, Quantization::Int8] {
+            let net = Network::from_mlp(&m, quantize);
+            let mut s = NetScratch::default();
+            for kernel in kernels() {
+                take_entered();
+                net.forward_with(kernel, &x, &mut s);
+                let want: &[Entry] = match kernel {
+                    Kernel::Avx512 => &[SplitPairsAvx512, TernaryColumnsAvx512, FloatColumnsAvx512],
+                    Kernel::Avx2 => &[TernaryColumnsAvx2, FloatColumnsAvx2],
+                    Kernel::Portable => &[],
+                };
+                assert_eq!(take_entered(), want, "{quantize:?} {kernel:?}");
             }
         }
     }

@@ -1,5 +1,11 @@
 //! Which implementation of the vector kernels runs: the best the CPU has, or a lesser one
 //! named by `SPRIG_KERNEL`. Training, inference and the projection dispatch on [`Kernel`].
+//!
+//! Every vector kernel computes the same bits as the portable code, so no test of results
+//! can tell whether a dispatch still reaches it: a kernel that silently stopped running would
+//! show only in the benches. Each kernel therefore marks its entry ([`entered`]), which test
+//! builds record per thread and other builds compile to nothing, and the tests check that
+//! each [`Kernel`] reaches the kernels meant for it.
 
 /// The name of the vector kernels predictions use on this CPU (`avx512`, `avx2` or
 /// `portable`; see `SPRIG_KERNEL` in the README): what a latency figure was measured with.
@@ -98,5 +104,103 @@ impl Kernel {
     #[cfg(test)]
     pub(crate) fn all() -> Vec<Self> {
         Kernel::runnable()
+    }
+}
+
+/// A vector kernel that a [`Kernel`] dispatch can reach (see [`entered`]).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Entry {
+    /// The dense projection schemes' AVX2 kernel (`projection::avx2::functions`).
+    ProjectionFunctionsAvx2,
+    /// The sketch projection's sums on AVX-512 (`projection::avx512::sums`).
+    ProjectionSumsAvx512,
+    /// The sketch projection's signs on AVX-512 (`projection::avx512::signs`).
+    ProjectionSignsAvx512,
+    /// Training's `axpy` on AVX-512.
+    AxpyAvx512,
+    /// Training's `axpy` on AVX2.
+    AxpyAvx2,
+    /// Training's weight gradient by column blocks (`axpy_rows`) on AVX-512.
+    AxpyRowsAvx512,
+    /// Training's weight gradient by column blocks on AVX2.
+    AxpyRowsAvx2,
+    /// Training's forward pass by column blocks (`dots_tiled_avx2`; the AVX-512 kernel
+    /// uses it too).
+    DotsTiledAvx2,
+    /// Training's input unpacking with dropout on AVX2 (the AVX-512 kernel uses it too).
+    DroppedRowAvx2,
+    /// The optimizer step on AVX-512.
+    StepAvx512,
+    /// The optimizer step on AVX2.
+    StepAvx2,
+    /// Inference's split of ternary input pairs on AVX-512 (`split_pairs_avx512`).
+    SplitPairsAvx512,
+    /// Inference's integer column sums on AVX2.
+    TernaryColumnsAvx2,
+    /// Inference's integer column sums on AVX-512.
+    TernaryColumnsAvx512,
+    /// Inference's float column sums on AVX2.
+    FloatColumnsAvx2,
+    /// Inference's float column sums on AVX-512.
+    FloatColumnsAvx512,
+}
+
+/// Marks that the vector kernel `entry` runs: test builds record it for the current thread
+/// ([`take_entered`]); other builds compile the call to nothing.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[inline(always)]
+pub(crate) fn entered(entry: Entry) {
+    #[cfg(test)]
+    ENTERED.with_borrow_mut(|e| {
+        if !e.contains(&entry) {
+            e.push(entry);
+        }
+    });
+    #[cfg(not(test))]
+    let _ = entry;
+}
+
+#[cfg(test)]
+thread_local! {
+    /// The kernels entered on this thread since the last [`take_entered`], once each.
+    static ENTERED: std::cell::RefCell<Vec<Entry>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The kernels entered on this thread since the last call, in [`Entry`]'s order; clears
+/// the record.
+#[cfg(test)]
+pub(crate) fn take_entered() -> Vec<Entry> {
+    let mut entered = ENTERED.take();
+    entered.sort_by_key(|&e| e as u32);
+    entered
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_record_holds_what_was_entered_once_each_and_clears() {
+        take_entered();
+        entered(Entry::StepAvx2);
+        entered(Entry::ProjectionFunctionsAvx2);
+        entered(Entry::StepAvx2);
+        entered(Entry::FloatColumnsAvx512);
+        assert_eq!(
+            take_entered(),
+            [
+                Entry::ProjectionFunctionsAvx2,
+                Entry::StepAvx2,
+                Entry::FloatColumnsAvx512
+            ]
+        );
+        assert!(take_entered().is_empty());
+        // Another thread keeps its own record.
+        entered(Entry::AxpyAvx2);
+        std::thread::spawn(|| entered(Entry::AxpyAvx512))
+            .join()
+            .unwrap();
+        assert_eq!(take_entered(), [Entry::AxpyAvx2]);
     }
 }

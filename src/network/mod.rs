@@ -32,6 +32,12 @@ mod quantize;
 mod train;
 
 pub use infer::{NetScratch, Network};
+#[cfg(target_arch = "x86_64")]
+pub(crate) use kernel::entered;
+#[cfg(test)]
+pub(crate) use kernel::take_entered;
+#[cfg(any(test, target_arch = "x86_64"))]
+pub(crate) use kernel::Entry;
 pub(crate) use kernel::Kernel;
 pub use kernel::{check_kernel_env, kernel_name};
 pub use quantize::{quantize_rows, Layer, Quantization, Weights};

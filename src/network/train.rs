@@ -3,6 +3,8 @@
 //! and the [`Adam`] optimizer.
 
 use super::kernel::Kernel;
+#[cfg(target_arch = "x86_64")]
+use super::kernel::{entered, Entry};
 use super::{dot, softmax};
 use crate::error::{Error, Result};
 
@@ -187,6 +189,7 @@ fn axpy(kernel: Kernel, g: &mut [f32], d: f32, a: &[f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn axpy_avx512(g: &mut [f32], d: f32, a: &[f32]) {
+    entered(Entry::AxpyAvx512);
     axpy_body(g, d, a);
 }
 
@@ -194,6 +197,7 @@ fn axpy_avx512(g: &mut [f32], d: f32, a: &[f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn axpy_avx2(g: &mut [f32], d: f32, a: &[f32]) {
+    entered(Entry::AxpyAvx2);
     axpy_body(g, d, a);
 }
 
@@ -234,6 +238,7 @@ fn axpy_rows(kernel: Kernel, g: &mut [f32], n_in: usize, terms: &[(f32, &[f32])]
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn axpy_rows_avx512(g: &mut [f32], n_in: usize, terms: &[(f32, &[f32])], ends: &[usize]) {
+    entered(Entry::AxpyRowsAvx512);
     axpy_rows_body::<128>(g, n_in, terms, ends);
 }
 
@@ -241,6 +246,7 @@ fn axpy_rows_avx512(g: &mut [f32], n_in: usize, terms: &[(f32, &[f32])], ends: &
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn axpy_rows_avx2(g: &mut [f32], n_in: usize, terms: &[(f32, &[f32])], ends: &[usize]) {
+    entered(Entry::AxpyRowsAvx2);
     axpy_rows_body::<64>(g, n_in, terms, ends);
 }
 
@@ -302,6 +308,7 @@ const DOT_BLOCK: usize = 32;
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn dots_tiled_avx2(w: &[f32], b: &[f32], xs: &[&[f32]], relu: bool, out: &mut [f32]) {
+    entered(Entry::DotsTiledAvx2);
     let (n_out, n_ex) = (b.len(), xs.len());
     let n_in = w.len().checked_div(n_out).unwrap_or(0);
     assert_eq!(w.len(), n_in * n_out, "weights");
@@ -687,6 +694,7 @@ impl AdamStep {
 mod tests {
     use super::super::test_util::{draw_biases, kernels, mlp};
     use super::*;
+    use crate::network::kernel::Entry;
     use rand::rngs::Xoshiro256PlusPlus;
     use rand::{Rng, SeedableRng};
 
@@ -815,6 +823,31 @@ mod tests {
                 let (_, grad) = batched(&m, kernel, &xs, &dls, &start, &mut many);
                 assert_eq!(bits(&grad), bits(&want), "{sizes:?} {kernel:?}");
             }
+        }
+    }
+
+    #[test]
+    fn the_batched_passes_run_the_kernels_of_the_kernel_they_are_given() {
+        // Every kernel gives the same floats (the tests above), so only this record tells a
+        // pass that still reaches its vector code from one whose dispatch fell back to the
+        // portable loops. Two layers, so that the backward pass carries a derivative back
+        // (`axpy`) as well as the weight gradients (`axpy_rows`).
+        use crate::network::kernel::{take_entered, Entry::*};
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
+        let m = mlp(&[40, 24, 3], 2);
+        let xs = ternary_inputs(&mut rng, 3, 40);
+        let dls = vec![vec![0.25f32, -0.5, 0.25]; 3];
+        let zero = vec![0.0f32; m.params().len()];
+        let mut many = vec![MlpScratch::default(); 3];
+        for kernel in kernels() {
+            take_entered();
+            batched(&m, kernel, &xs, &dls, &zero, &mut many);
+            let want: &[Entry] = match kernel {
+                Kernel::Avx512 => &[AxpyAvx512, AxpyRowsAvx512, DotsTiledAvx2],
+                Kernel::Avx2 => &[AxpyAvx2, AxpyRowsAvx2, DotsTiledAvx2],
+                Kernel::Portable => &[],
+            };
+            assert_eq!(take_entered(), want, "{kernel:?}");
         }
     }
 

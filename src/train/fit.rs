@@ -12,6 +12,8 @@ use rayon::prelude::*;
 use super::joint::{SparseInputs, Trainer, TrainerWorker};
 use super::Example;
 use crate::build::Progress;
+#[cfg(target_arch = "x86_64")]
+use crate::network::{entered, Entry};
 use crate::network::{Adam, AdamStep, Kernel, Mlp, MlpScratch, Network};
 use crate::projection::{ProjectScratch, Projector};
 
@@ -166,6 +168,7 @@ impl StepBlock<'_> {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     fn run_avx512(self) {
+        entered(Entry::StepAvx512);
         self.run_body();
     }
 
@@ -173,6 +176,7 @@ impl StepBlock<'_> {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     fn run_avx2(self) {
+        entered(Entry::StepAvx2);
         self.run_body();
     }
 
@@ -336,6 +340,7 @@ impl Inputs {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     fn dropped_row_avx2(&self, i: usize, x: &mut Vec<f32>, keep: u32, epoch_key: u64) {
+        entered(Entry::DroppedRowAvx2);
         self.dropped_row_body(i, x, keep, epoch_key);
     }
 
@@ -1046,6 +1051,50 @@ mod tests {
                 assert_eq!(got_sum.steps, want_average.steps);
                 assert_ne!(got, start, "the step moved the parameters");
             }
+        }
+    }
+
+    #[test]
+    fn the_optimizer_step_and_the_unpacking_run_the_kernels_they_are_given() {
+        // Every kernel gives the same floats (the tests around this one), so only this
+        // record tells a dispatch that still reaches its vector code from one that fell back
+        // to the portable loop.
+        use crate::network::{take_entered, Entry, Entry::*};
+        let n = 40;
+        let grads = [vec![0.5f32; n], vec![-0.25f32; n]];
+        let refs: Vec<&[f32]> = grads.iter().map(Vec::as_slice).collect();
+        // The record is per thread: with one worker, every block of the step runs on the
+        // thread that reads it.
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let inputs = Inputs {
+            dim: 8,
+            stride: 2,
+            packed: vec![0b0110_0001, 0b1001_0100],
+            of: vec![0],
+        };
+        let mut x = Vec::new();
+        for kernel in Kernel::all() {
+            let step = one.install(|| {
+                take_entered();
+                let (mut p, mut adam) = (vec![1.0f32; n], Adam::new(n, 1e-3));
+                let mut average = WeightAverage::new(n);
+                let a = Some((&mut average, 0.9));
+                optimizer_step_with(kernel, &mut p, &mut adam, &refs, 0.5, a);
+                take_entered()
+            });
+            take_entered();
+            inputs.dropped_row_with(kernel, 0, &mut x, 128, 42);
+            let unpack = take_entered();
+            let (want_step, want_unpack): (&[Entry], &[Entry]) = match kernel {
+                Kernel::Avx512 => (&[StepAvx512], &[DroppedRowAvx2]),
+                Kernel::Avx2 => (&[StepAvx2], &[DroppedRowAvx2]),
+                Kernel::Portable => (&[], &[]),
+            };
+            assert_eq!(step, want_step, "{kernel:?}");
+            assert_eq!(unpack, want_unpack, "{kernel:?}");
         }
     }
 
