@@ -20,7 +20,7 @@ use crate::corpus::{
 };
 use crate::error::{Error, Result};
 use crate::features::{
-    ingest_from, ingest_records, tfidf, DfFilter, FeatureMatrix, Ingested, Skipped,
+    ingest_from, ingest_records, tfidf_in_place, DfFilter, FeatureMatrix, Ingested, Skipped,
 };
 use crate::graph::{symmetric_csr, Graph, GraphKind, GraphParts, RecordRef};
 use crate::knn::search;
@@ -426,11 +426,13 @@ fn build_ingested(
     let pipeline = TextPipeline::new(&config.text, &config.features)?;
     let bipartite = config.graph.kind == GraphKind::Bipartite;
     progress.stage("reading", None, "records");
-    let ing = ingest(&pipeline, bipartite)?;
+    let mut ing = ingest(&pipeline, bipartite)?;
     progress.finish_stage();
     let filter = config.graph.df_filter();
-    let rows = tfidf(
-        &ing.counts,
+    // The raw counts become the weights in their own storage: the largest matrix of the
+    // build exists once, through the kNN search (the peak of the build's memory).
+    let rows = tfidf_in_place(
+        std::mem::take(&mut ing.counts),
         &ing.df,
         &ing.blocks,
         filter,

@@ -427,19 +427,48 @@ pub fn tfidf_row(
     sublinear_tf: bool,
     char_weight: f32,
 ) -> (Vec<u32>, Vec<f32>) {
-    let mut f_out = Vec::with_capacity(features.len());
-    let mut v_out = Vec::with_capacity(features.len());
+    let (mut f_out, mut v_out) = (features.to_vec(), counts.to_vec());
+    let n = tfidf_row_in_place(
+        &mut f_out,
+        &mut v_out,
+        idf,
+        blocks,
+        keep,
+        sublinear_tf,
+        char_weight,
+    );
+    f_out.truncate(n);
+    v_out.truncate(n);
+    (f_out, v_out)
+}
+
+/// [`tfidf_row`] within the row's own storage: the kept features and their weights are
+/// moved to the front of `features` and `values` (which hold the raw counts on entry), and
+/// their number is returned.
+fn tfidf_row_in_place(
+    features: &mut [u32],
+    values: &mut [f32],
+    idf: &[f32],
+    blocks: &[Block],
+    keep: impl Fn(u32) -> bool,
+    sublinear_tf: bool,
+    char_weight: f32,
+) -> usize {
     let mut norms = [0.0f64; 2];
-    for (&f, &c) in features.iter().zip(counts) {
+    let mut n = 0;
+    for i in 0..features.len() {
+        let (f, c) = (features[i], values[i]);
         if !keep(f) {
             continue;
         }
         let tf = if sublinear_tf { 1.0 + c.ln() } else { c };
         let w = tf * idf[f as usize];
         norms[blocks[f as usize] as usize] += f64::from(w) * f64::from(w);
-        f_out.push(f);
-        v_out.push(w);
+        features[n] = f;
+        values[n] = w;
+        n += 1;
     }
+    let (features, values) = (&mut features[..n], &mut values[..n]);
     let scale = [
         if norms[0] > 0.0 {
             1.0 / norms[0].sqrt()
@@ -453,28 +482,27 @@ pub fn tfidf_row(
         },
     ];
     let mut total = 0.0f64;
-    for (f, v) in f_out.iter().zip(v_out.iter_mut()) {
+    for (f, v) in features.iter().zip(values.iter_mut()) {
         let s = (f64::from(*v) * scale[blocks[*f as usize] as usize]) as f32;
         *v = s;
         total += f64::from(s) * f64::from(s);
     }
     if total > 0.0 {
         let inv = 1.0 / total.sqrt();
-        for v in &mut v_out {
+        for v in values.iter_mut() {
             *v = (f64::from(*v) * inv) as f32;
         }
     }
     // A zero weight (char_weight = 0) is no edge: drop it.
-    let mut i = 0;
-    while i < v_out.len() {
-        if v_out[i] > 0.0 {
-            i += 1;
-        } else {
-            v_out.remove(i);
-            f_out.remove(i);
+    let mut kept = 0;
+    for i in 0..n {
+        if values[i] > 0.0 {
+            features[kept] = features[i];
+            values[kept] = values[i];
+            kept += 1;
         }
     }
-    (f_out, v_out)
+    kept
 }
 
 /// TF-IDF weighting of raw counts (see the module docs), keeping only the features `filter`
@@ -487,16 +515,55 @@ pub fn tfidf(
     sublinear_tf: bool,
     char_weight: f32,
 ) -> FeatureMatrix {
+    tfidf_in_place(
+        counts.clone(),
+        df,
+        blocks,
+        filter,
+        sublinear_tf,
+        char_weight,
+    )
+}
+
+/// [`tfidf`] within the storage of `counts`, which it takes: the build's largest matrix
+/// then exists once, not as counts, weighted rows and their concatenation at the same time.
+/// Each row is weighted in its own slice (in parallel), then the rows are moved together.
+pub fn tfidf_in_place(
+    mut counts: FeatureMatrix,
+    df: &[u32],
+    blocks: &[Block],
+    filter: DfFilter,
+    sublinear_tf: bool,
+    char_weight: f32,
+) -> FeatureMatrix {
     let n = counts.n_rows();
+    if n == 0 {
+        return counts;
+    }
     let idf = idf(df, n);
     let keep: Vec<bool> = df.iter().map(|&d| filter.keeps(d, n)).collect();
-    let rows: Vec<(Vec<u32>, Vec<f32>)> = (0..n)
+    let FeatureMatrix {
+        offsets,
+        features,
+        values,
+        ..
+    } = &mut counts;
+    // Every row's slices, split off in order, so that the rows are weighted in parallel.
+    let mut rows = Vec::with_capacity(n);
+    let (mut fs, mut vs) = (&mut features[..], &mut values[..]);
+    for w in offsets.windows(2) {
+        let len = (w[1] - w[0]) as usize;
+        let (f, f_rest) = std::mem::take(&mut fs).split_at_mut(len);
+        let (v, v_rest) = std::mem::take(&mut vs).split_at_mut(len);
+        rows.push((f, v));
+        (fs, vs) = (f_rest, v_rest);
+    }
+    let kept: Vec<usize> = rows
         .into_par_iter()
-        .map(|r| {
-            let (fs, cs) = counts.row(r);
-            tfidf_row(
-                fs,
-                cs,
+        .map(|(f, v)| {
+            tfidf_row_in_place(
+                f,
+                v,
                 &idf,
                 blocks,
                 |f| keep[f as usize],
@@ -505,18 +572,21 @@ pub fn tfidf(
             )
         })
         .collect();
-    let mut out = FeatureMatrix {
-        offsets: Vec::with_capacity(n + 1),
-        n_features: counts.n_features,
-        ..FeatureMatrix::default()
-    };
-    out.offsets.push(0);
-    for (f, v) in rows {
-        out.features.extend_from_slice(&f);
-        out.values.extend_from_slice(&v);
-        out.offsets.push(out.features.len() as u64);
+    // Rows only shrink, so each moves to the front of what is left, in order.
+    let mut end = 0usize;
+    for (r, &k) in kept.iter().enumerate() {
+        let start = offsets[r] as usize;
+        features.copy_within(start..start + k, end);
+        values.copy_within(start..start + k, end);
+        offsets[r] = end as u64;
+        end += k;
     }
-    out
+    offsets[n] = end as u64;
+    features.truncate(end);
+    values.truncate(end);
+    features.shrink_to_fit();
+    values.shrink_to_fit();
+    counts
 }
 
 #[cfg(test)]
@@ -625,6 +695,57 @@ mod tests {
             1.0,
         );
         assert_eq!(cut.row(0).0.len(), 2, "'a' is in every text and is cut");
+    }
+
+    #[test]
+    fn weighting_in_place_gives_every_row_its_own_weights() {
+        // The in-place weighting moves each row to the front of what is left once rows have
+        // shrunk: rows that lose their common features (to `max_df`), their char block (to
+        // `char_weight` 0) or everything, between rows that keep all, must each end up
+        // exactly as the row weighted alone.
+        let c = "{\"text\":\"the cat\"}\n{\"text\":\"the\"}\n{\"text\":\"a dog barks\"}\n\
+                 {\"text\":\"the the cat sat\"}\n{\"text\":\"zebra\"}\n";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.jsonl");
+        std::fs::write(&path, c).unwrap();
+        let p = TextPipeline::new(&TextConfig::default(), &FeatureConfig::default()).unwrap();
+        let ing = ingest(&path, &CorpusOptions::default(), &p, false, false, |_| {}).unwrap();
+        let n = ing.counts.n_rows();
+        for (max_df, char_weight) in [(1.0, 1.0), (0.5, 1.0), (0.5, 0.0), (1.0, 0.0)] {
+            let filter = DfFilter { min_df: 1, max_df };
+            let m = tfidf_in_place(
+                ing.counts.clone(),
+                &ing.df,
+                &ing.blocks,
+                filter,
+                true,
+                char_weight,
+            );
+            assert_eq!(m.n_rows(), n);
+            assert_eq!(m.n_features, ing.counts.n_features);
+            let idf = idf(&ing.df, n);
+            let mut total = 0;
+            for r in 0..n {
+                let (fs, cs) = ing.counts.row(r);
+                let keep = |f: u32| filter.keeps(ing.df[f as usize], n);
+                let want = tfidf_row(fs, cs, &idf, &ing.blocks, keep, true, char_weight);
+                let (f, v) = m.row(r);
+                assert_eq!(
+                    (f, v),
+                    (&want.0[..], &want.1[..]),
+                    "row {r} {max_df} {char_weight}"
+                );
+                total += f.len();
+            }
+            assert_eq!(m.features.len(), total, "no entry past the last row");
+            assert_eq!(m.values.len(), total);
+            // "the" is in 3 of 5 texts: cut at 0.5, which with the char block weighted 0
+            // empties the second row; the third keeps its words.
+            if (max_df, char_weight) == (0.5, 0.0) {
+                assert!(m.row(1).0.is_empty());
+                assert!(!m.row(2).0.is_empty());
+            }
+        }
     }
 
     /// `max_df` is a fraction of the texts: 0 (or less) would keep no feature and more than
