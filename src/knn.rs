@@ -372,7 +372,14 @@ pub(crate) fn search(
     if stopped.into_inner() {
         return None;
     }
-    Some(per_chunk.into_iter().flatten().collect())
+    // The index is done with, and the edges are sized exactly (a flattening collect would
+    // grow by doubling while every chunk's edges are still held).
+    drop(index);
+    let mut edges = Vec::with_capacity(per_chunk.iter().map(Vec::len).sum());
+    for chunk in per_chunk {
+        edges.extend(chunk);
+    }
+    Some(edges)
 }
 
 /// The work of [`knn`]'s exact search over every row of `m`, projected from the searches of
