@@ -549,8 +549,9 @@ pub fn tfidf_in_place(
         ..
     } = &mut counts;
     // Every row's slices, split off in order, so that the rows are weighted in parallel.
+    let first = offsets[0] as usize;
     let mut rows = Vec::with_capacity(n);
-    let (mut fs, mut vs) = (&mut features[..], &mut values[..]);
+    let (mut fs, mut vs) = (&mut features[first..], &mut values[first..]);
     for w in offsets.windows(2) {
         let len = (w[1] - w[0]) as usize;
         let (f, f_rest) = std::mem::take(&mut fs).split_at_mut(len);
@@ -746,6 +747,15 @@ mod tests {
                 assert!(!m.row(2).0.is_empty());
             }
         }
+        // A matrix built by hand may start its first row past entries no row holds.
+        let mut shifted = ing.counts.clone();
+        shifted.features.insert(0, 0);
+        shifted.values.insert(0, 7.0);
+        shifted.offsets.iter_mut().for_each(|o| *o += 1);
+        let weigh = |m: FeatureMatrix| {
+            tfidf_in_place(m, &ing.df, &ing.blocks, DfFilter::default(), true, 1.0)
+        };
+        assert_eq!(weigh(shifted), weigh(ing.counts.clone()));
     }
 
     /// `max_df` is a fraction of the texts: 0 (or less) would keep no feature and more than
