@@ -315,7 +315,10 @@ fn raw_counts(pipeline: &TextPipeline, text: &str) -> Vec<Count> {
         hashes.push((f.hash, f.block))
     });
     hashes.sort_unstable_by_key(|h| h.0);
-    let mut row: Vec<Count> = Vec::new();
+    // Sized exactly: every distinct text's counts are held at once while the teacher's
+    // vocabulary is built, and vectors grown by doubling held a third more on SwDA.
+    let distinct = hashes.windows(2).filter(|w| w[0].0 != w[1].0).count() + 1;
+    let mut row: Vec<Count> = Vec::with_capacity(distinct.min(hashes.len()));
     for (h, block) in hashes {
         match row.last_mut() {
             Some(last) if last.0 == h => last.2 += 1.0,
