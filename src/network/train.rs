@@ -694,7 +694,6 @@ impl AdamStep {
 mod tests {
     use super::super::test_util::{draw_biases, kernels, mlp};
     use super::*;
-    use crate::network::kernel::Entry;
     use rand::rngs::Xoshiro256PlusPlus;
     use rand::{Rng, SeedableRng};
 
@@ -832,7 +831,7 @@ mod tests {
         // pass that still reaches its vector code from one whose dispatch fell back to the
         // portable loops. Two layers, so that the backward pass carries a derivative back
         // (`axpy`) as well as the weight gradients (`axpy_rows`).
-        use crate::network::kernel::{take_entered, Entry::*};
+        use crate::network::{take_entered, Entry, Entry::*};
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
         let m = mlp(&[40, 24, 3], 2);
         let xs = ternary_inputs(&mut rng, 3, 40);
