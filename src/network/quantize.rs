@@ -351,4 +351,19 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn a_row_whose_scale_underflows_to_zero_is_stored_as_zeros() {
+        // Weights a few times the least subnormal (2^-149), so small that `max / levels`
+        // rounds to a scale of 0. The row then reads back as zeros whatever its integers,
+        // and it is stored as an all-zero row is: zeros, not the ±levels that `x · (1 / 0)`
+        // would clamp to (the outputs would not change, the model file would).
+        let tiny = f32::from_bits(1);
+        let w = [tiny, -3.0 * tiny, 0.0, 2.0 * tiny];
+        for levels in [127, 7] {
+            let (q, scale) = quantize_rows(&w, 1, 4, levels);
+            assert_eq!(scale, [0.0], "levels {levels}");
+            assert_eq!(q, [0; 4], "levels {levels}");
+        }
+    }
 }
