@@ -57,6 +57,30 @@ type Row = Vec<(u32, f32)>;
 /// A feature occurrence count: `(hash, block, count)`.
 type Count = (u64, Block, f32);
 
+/// Distinct texts the teacher counts or weighs at a time (in parallel).
+const TEACHER_BLOCK: usize = 4096;
+
+/// Every distinct text's [`Row`], end to end in one allocation (a vector per text cost an
+/// allocation each, and their memory stayed with the allocator once freed).
+#[derive(Debug, Default)]
+struct Rows {
+    /// Where row `i` ends in `entries` (it starts where row `i − 1` ends).
+    ends: Vec<usize>,
+    entries: Vec<(u32, f32)>,
+}
+
+impl Rows {
+    fn push(&mut self, row: &[(u32, f32)]) {
+        self.entries.extend_from_slice(row);
+        self.ends.push(self.entries.len());
+    }
+
+    fn get(&self, i: usize) -> &[(u32, f32)] {
+        let start = i.checked_sub(1).map_or(0, |j| self.ends[j]);
+        &self.entries[start..self.ends[i]]
+    }
+}
+
 /// The linear teacher: weights `rows × labels`, biases per label.
 pub(super) struct Teacher {
     /// Feature hash → vocabulary id.
@@ -130,21 +154,32 @@ impl Teacher {
                 .collect();
             (distinct, text_of)
         };
-        let counts: Vec<Vec<Count>> = distinct
-            .par_iter()
-            .map(|&i| raw_counts(pipeline, &examples[i].text))
-            .collect();
-        // Rows are numbered in first-appearance order, so the vocabulary is the same for
-        // any thread count; document frequencies count examples.
+        // Document frequencies count examples: a distinct text counts as often as it occurs.
+        let mut occurrences = vec![0u32; distinct.len()];
         for &t in &text_of {
-            for &(h, block, _) in &counts[t as usize] {
-                let next = vocab.len() as u32;
-                let id = *vocab.entry(h).or_insert(next);
-                if id == next {
-                    df.push(0);
-                    blocks.push(block);
+            occurrences[t as usize] += 1;
+        }
+        // Features are numbered in order of first appearance over the examples, so the
+        // vocabulary is the same for any thread count; a text's features first appear at its
+        // first occurrence, so the distinct texts in order number them the same way. Their
+        // counts are made a block of texts at a time (in parallel) and dropped once counted
+        // (they are made again to weigh them below): held for every text at once, they were
+        // most of a large corpus's training memory, which the allocator then kept.
+        for (b, block) in distinct.chunks(TEACHER_BLOCK).enumerate() {
+            let counts: Vec<Vec<Count>> = block
+                .par_iter()
+                .map(|&i| raw_counts(pipeline, &examples[i].text))
+                .collect();
+            for (t, counts) in (b * TEACHER_BLOCK..).zip(&counts) {
+                for &(h, block, _) in counts {
+                    let next = vocab.len() as u32;
+                    let id = *vocab.entry(h).or_insert(next);
+                    if id == next {
+                        df.push(0);
+                        blocks.push(block);
+                    }
+                    df[id as usize] += occurrences[t];
                 }
-                df[id as usize] += 1;
             }
         }
         let n_rows = vocab.len().min((max_weights / n_labels.max(1)).max(1));
@@ -166,8 +201,17 @@ impl Teacher {
             char_weight: config.char_weight,
             sublinear: config.sublinear_tf,
         };
-        // Each count vector is freed once weighed: the two are never all held at once.
-        let rows: Vec<Row> = counts.into_iter().map(|c| teacher.weigh(&c)).collect();
+        let mut rows = Rows::default();
+        for block in distinct.chunks(TEACHER_BLOCK) {
+            let weighed: Vec<Row> = block
+                .par_iter()
+                .map(|&i| teacher.weigh(&raw_counts(pipeline, &examples[i].text)))
+                .collect();
+            for row in &weighed {
+                rows.push(row);
+            }
+        }
+        rows.entries.shrink_to_fit();
         teacher.sgd(&rows, &text_of, examples, train, seed, progress);
         teacher
     }
@@ -177,7 +221,7 @@ impl Teacher {
     /// per epoch.
     fn sgd(
         &mut self,
-        rows: &[Row],
+        rows: &Rows,
         text_of: &[u32],
         examples: &[Example],
         train: &[usize],
@@ -210,7 +254,7 @@ impl Teacher {
                 let lr = TEACHER_LR * (1.0 - step as f32 / total);
                 step += 1;
                 let ex = &examples[train[r]];
-                let row = &rows[text_of[r] as usize];
+                let row = rows.get(text_of[r] as usize);
                 self.probabilities(row, &mut z, &mut p);
                 for &(label, t) in &ex.target {
                     p[label as usize] -= t;
@@ -447,6 +491,55 @@ mod tests {
             "the repeated text's features: {df:?}"
         );
         assert_eq!(teacher.idf, features::idf(&df, train.len()));
+    }
+
+    #[test]
+    fn features_are_numbered_by_first_appearance_across_blocks_of_texts() {
+        // More distinct texts than the teacher counts at a time, taken in reverse, with
+        // repeats that come after their first occurrence and before it in the examples:
+        // the ids and document frequencies must be those of one pass over the examples in
+        // training order.
+        let p = pipeline();
+        let words = ["tea", "coffee", "train", "station", "thanks", "later"];
+        let n = TEACHER_BLOCK + 300;
+        let mut examples: Vec<Example> = (0..n)
+            .map(|i| Example {
+                text: format!("w{i} {} w{}", words[i % words.len()], i / 7),
+                target: vec![((i % 2) as u32, 1.0)],
+                weight: 1.0,
+                seed: false,
+            })
+            .collect();
+        for i in [5, 17, n - 1, TEACHER_BLOCK, 17] {
+            examples.push(examples[i].clone());
+        }
+        let train: Vec<usize> = (0..examples.len()).rev().collect();
+        let teacher = Teacher::fit(&p, &examples, &train, 2, 1, &());
+        let (mut ids, mut df) = (HashMap::new(), Vec::new());
+        for &i in &train {
+            for (h, _, _) in raw_counts(&p, &examples[i].text) {
+                let next = ids.len() as u32;
+                let id = *ids.entry(h).or_insert(next);
+                if id == next {
+                    df.push(0u32);
+                }
+                df[id as usize] += 1;
+            }
+        }
+        assert_eq!(teacher.vocab, ids);
+        assert_eq!(teacher.idf, features::idf(&df, train.len()));
+    }
+
+    #[test]
+    fn rows_give_back_each_row_pushed() {
+        let mut rows = Rows::default();
+        let pushed: [&[(u32, f32)]; 4] = [&[(3, 0.5), (1, 0.25)], &[], &[(7, 1.0)], &[]];
+        for row in pushed {
+            rows.push(row);
+        }
+        for (i, row) in pushed.iter().enumerate() {
+            assert_eq!(rows.get(i), *row, "row {i}");
+        }
     }
 
     #[test]
