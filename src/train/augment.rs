@@ -135,7 +135,7 @@ impl Teacher {
         let mut vocab: HashMap<u64, u32> = HashMap::new();
         let mut blocks = Vec::new();
         let mut df: Vec<u32> = Vec::new();
-        // Identical texts (a corpus's repeated records) share one count vector and one
+        // Identical texts (a corpus's repeated records) are counted as one text and share one
         // weighted row, so the teacher's memory follows the distinct texts (SwDA's train
         // split: 123,619 for 192,390 records). Everything else is per example, as before.
         let (distinct, text_of) = {
@@ -359,8 +359,8 @@ fn raw_counts(pipeline: &TextPipeline, text: &str) -> Vec<Count> {
         hashes.push((f.hash, f.block))
     });
     hashes.sort_unstable_by_key(|h| h.0);
-    // Sized exactly: every distinct text's counts are held at once while the teacher's
-    // vocabulary is built, and vectors grown by doubling held a third more on SwDA.
+    // Sized exactly: a vector grown by doubling holds up to twice its entries, and a whole
+    // block of texts' counts is held at once while the teacher's vocabulary is built.
     let distinct = hashes.windows(2).filter(|w| w[0].0 != w[1].0).count() + 1;
     let mut row: Vec<Count> = Vec::with_capacity(distinct.min(hashes.len()));
     for (h, block) in hashes {
@@ -495,10 +495,10 @@ mod tests {
 
     #[test]
     fn features_are_numbered_by_first_appearance_across_blocks_of_texts() {
-        // More distinct texts than the teacher counts at a time, taken in reverse, with
-        // repeats that come after their first occurrence and before it in the examples:
-        // the ids and document frequencies must be those of one pass over the examples in
-        // training order.
+        // More distinct texts than the teacher counts at a time, some repeated (the copies
+        // placed after their originals, and training in reverse order, so that a repeat is
+        // met first): the ids and document frequencies must be those of one pass over the
+        // examples in training order.
         let p = pipeline();
         let words = ["tea", "coffee", "train", "station", "thanks", "later"];
         let n = TEACHER_BLOCK + 300;
