@@ -716,7 +716,7 @@ fn ternary_dot(w: &[i8], x: &[i8]) -> i32 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::{kernels, mlp};
+    use super::super::test_util::{bits, kernels, mlp};
     use super::*;
     use rand::rngs::Xoshiro256PlusPlus;
     use rand::{Rng, SeedableRng};
@@ -924,7 +924,6 @@ mod tests {
                         net.forward_with(kernel, &x, &mut got);
                         net.forward_with(kernel, &x, &mut got);
                         assert_eq!(got.a, want.a, "logits, {kernel:?} {sizes:?} {quantize:?}");
-                        let bits = |p: &[f32]| p.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                         assert_eq!(bits(&got.probs), bits(&want.probs));
                     }
                     let mut public = NetScratch::default();

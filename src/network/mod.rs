@@ -77,7 +77,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 /// What the unit tests of several files share.
 #[cfg(test)]
-mod test_util {
+pub(crate) mod test_util {
     use rand::rngs::Xoshiro256PlusPlus;
     use rand::{Rng, SeedableRng};
 
@@ -106,6 +106,11 @@ mod test_util {
     /// The kernels this CPU can run.
     pub(super) fn kernels() -> Vec<Kernel> {
         Kernel::all()
+    }
+
+    /// The bits of each float, so that comparisons tell −0 from +0 and see NaNs.
+    pub(crate) fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|f| f.to_bits()).collect()
     }
 }
 

@@ -692,7 +692,7 @@ impl AdamStep {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::{draw_biases, kernels, mlp};
+    use super::super::test_util::{bits, draw_biases, kernels, mlp};
     use super::*;
     use rand::rngs::Xoshiro256PlusPlus;
     use rand::{Rng, SeedableRng};
@@ -707,11 +707,6 @@ mod tests {
                     .collect()
             })
             .collect()
-    }
-
-    /// The bits of each float, so that comparisons tell −0 from +0 and see NaNs.
-    fn bits(v: &[f32]) -> Vec<u32> {
-        v.iter().map(|f| f.to_bits()).collect()
     }
 
     /// The reference: [`Mlp::forward`] and [`Mlp::backward`] on each input in turn, the

@@ -668,6 +668,7 @@ pub(super) fn network_accuracy(
 mod tests {
     use super::super::joint::JointConfig;
     use super::*;
+    use crate::network::test_util::bits;
     use crate::network::Quantization;
     use crate::projection::ProjectionConfig;
     use crate::text::{FeatureConfig, TextConfig, TextPipeline};
@@ -1045,7 +1046,6 @@ mod tests {
                     }
                     (got, average)
                 });
-                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&got), bits(&want), "{threads} threads, {kernel:?}");
                 assert_eq!(bits(&got_sum.sum), bits(&want_average.sum), "{kernel:?}");
                 assert_eq!(got_sum.steps, want_average.steps);
@@ -1139,7 +1139,6 @@ mod tests {
                 dropped_inputs(&mut want, &row, i, keep, 42);
                 for kernel in Kernel::all() {
                     inputs.dropped_row_with(kernel, i, &mut got, keep, 42);
-                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
                     assert_eq!(
                         bits(&got),
                         bits(&want),
