@@ -596,10 +596,15 @@ mod tests {
     use crate::text::{FeatureConfig, TextConfig};
 
     fn ingest_str(contents: &str, skip: bool) -> Result<Ingested> {
+        ingest_with(contents, &FeatureConfig::word12(), skip)
+    }
+
+    /// [`ingest_str`] with the features of `features`.
+    fn ingest_with(contents: &str, features: &FeatureConfig, skip: bool) -> Result<Ingested> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.jsonl");
         std::fs::write(&path, contents).unwrap();
-        let p = TextPipeline::new(&TextConfig::default(), &FeatureConfig::word12()).unwrap();
+        let p = TextPipeline::new(&TextConfig::default(), features).unwrap();
         ingest(&path, &CorpusOptions::default(), &p, skip, true, |_| {})
     }
 
@@ -706,11 +711,7 @@ mod tests {
         // exactly as the row weighted alone.
         let c = "{\"text\":\"the cat\"}\n{\"text\":\"the\"}\n{\"text\":\"a dog barks\"}\n\
                  {\"text\":\"the the cat sat\"}\n{\"text\":\"zebra\"}\n";
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.jsonl");
-        std::fs::write(&path, c).unwrap();
-        let p = TextPipeline::new(&TextConfig::default(), &FeatureConfig::default()).unwrap();
-        let ing = ingest(&path, &CorpusOptions::default(), &p, false, false, |_| {}).unwrap();
+        let ing = ingest_with(c, &FeatureConfig::default(), false).unwrap();
         let n = ing.counts.n_rows();
         for (max_df, char_weight) in [(1.0, 1.0), (0.5, 1.0), (0.5, 0.0), (1.0, 0.0)] {
             let filter = DfFilter { min_df: 1, max_df };
