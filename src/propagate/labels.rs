@@ -219,6 +219,44 @@ mod tests {
         assert_eq!(short, vec![(1, 0.3), (2, 0.1)]);
     }
 
+    /// The selection keeps exactly the best K by the output order, sorted, and drops the
+    /// mass of the others, whatever order the candidates come in: compared with a full sort,
+    /// on ties and on ascending, descending and shuffled candidates.
+    #[test]
+    fn keep_top_k_equals_a_full_sort_for_every_k_and_order() {
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for case in 0..300 {
+            let n = 1 + (next() % 60) as usize;
+            // Few distinct scores, so that ties by label decide often.
+            let levels = 1 + next() % 8;
+            let mut cand: Vec<(u32, f64)> = (0..n as u32)
+                .map(|l| (l * 3 + 1, (1 + next() % levels) as f64 / 16.0))
+                .collect();
+            match case % 3 {
+                0 => cand.sort_by(|a, b| by_score(b, a)),
+                1 => cand.sort_by(by_score),
+                _ => {}
+            }
+            for k in [1, 2, 3, 8, 16, 17, 40, 64] {
+                let mut want = cand.clone();
+                want.sort_by(by_score);
+                let dropped_want: f64 = want[k.min(n)..].iter().map(|e| e.1).sum();
+                want.truncate(k);
+                let mut got = cand.clone();
+                let dropped = keep_top_k(&mut got, k);
+                assert_eq!(got, want, "case {case}, k {k}");
+                // Multiples of 1/16 add exactly in any order.
+                assert_eq!(dropped, dropped_want, "case {case}, k {k}");
+            }
+        }
+    }
+
     #[test]
     fn fixed_point_sums_do_not_depend_on_order() {
         let mut values: Vec<f64> = (1..200).map(|i| 1.0 / f64::from(i * i * 7 + 3)).collect();
