@@ -462,6 +462,64 @@ fn a_negative_number_reaches_the_flags_range_check() {
     }
 }
 
+/// Edge weights that dwarf the seed term (μ1) make Expander's seeds weak and its steps tiny,
+/// so that the tolerance can stop it far from its fixed point: `propagate` warns, and does
+/// not on a graph of ordinary weights.
+#[test]
+fn propagate_warns_when_edge_weights_dwarf_the_seed_term() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cycle = |w: &str| {
+        ["a\tb", "b\tc", "c\td", "d\ta"]
+            .map(|e| format!("{e}\t{w}\n"))
+            .concat()
+    };
+    std::fs::write(d.join("s.tsv"), "a\tx\nc\ty\n").unwrap();
+    for (w, warned) in [("3000", true), ("1", false)] {
+        std::fs::write(d.join("e.tsv"), cycle(w)).unwrap();
+        ok(
+            d,
+            &[
+                "graph", "--edges", "e.tsv", "--seeds", "s.tsv", "--out", "g.graph", "-q",
+            ],
+        );
+        let err = crate::util::ok_stderr(
+            d,
+            &["propagate", "--graph", "g.graph", "--out", "o.jsonl", "-q"],
+        );
+        // Degree 2 · 3000 against μ1 · 1.
+        assert_eq!(
+            err.contains("warning: a seed's edges outweigh its seed term 6000 times over"),
+            warned,
+            "weight {w}: {err}"
+        );
+    }
+}
+
+/// `-` reads standard input for corpora, seeds and labels, not for a graph or a model: those
+/// are refused by name, where the loader used to report a missing file called `-`.
+#[test]
+fn standard_input_is_refused_by_name_for_graphs_and_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for args in [
+        &["propagate", "--graph", "-", "--out", "o.jsonl"][..],
+        &["predict", "--model", "-", "hello"],
+        &["eval", "--model", "-", "--data", "t.jsonl"],
+        &["inspect", "-"],
+    ] {
+        let out = crate::util::sprig(d, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("invalid value '-'")
+                && err.contains("standard input (`-`) is not accepted for a graph or model")
+                && !err.contains("No such file"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
 #[test]
 fn bad_input_fails_with_file_line_and_field_and_leaves_no_output() {
     let dir = tempfile::tempdir().unwrap();

@@ -20,7 +20,7 @@ use super::CorpusArgs;
 #[command(mut_arg("id_field", |a| a.hide(true)))]
 pub struct Args {
     /// The `.sprig` model file.
-    #[arg(long)]
+    #[arg(long, value_parser = super::artifact_path)]
     model: PathBuf,
     /// Labelled records (unlabelled ones are skipped and counted).
     #[arg(long)]

@@ -14,6 +14,7 @@ use sprig::graph::Graph;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The file to inspect.
+    #[arg(value_parser = super::artifact_path)]
     file: PathBuf,
     /// Also check that every edge has its reverse with the same weight (the loader already
     /// checks magic, version, header, bounds, CRC and every per-row invariant). Graphs only.

@@ -32,7 +32,7 @@ fn at_least_one(s: &str) -> Result<usize, String> {
 #[command(mut_arg("label_field", |a| a.hide(true)))]
 pub struct Args {
     /// The `.sprig` model file.
-    #[arg(long)]
+    #[arg(long, value_parser = super::artifact_path)]
     model: PathBuf,
     /// Texts to label (none, or `-`: read standard input line by line).
     texts: Vec<String>,
