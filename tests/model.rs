@@ -1055,22 +1055,31 @@ fn train_warns_when_the_network_trails_the_linear_teacher_far_behind() {
         d,
         &["propagate", "--graph", "r.graph", "--out", "r.jsonl", "-q"],
     );
-    let train = |hidden: &str| {
+    let train = |epochs: &str, hidden: &str| {
         let args = [
             "train", "--corpus", corpus, "--labels", "r.jsonl", "--out", "m.sprig", "--epochs",
-            "3", "--hidden", hidden, "-q",
+            epochs, "--hidden", hidden, "-q",
         ];
         crate::util::ok_stderr(d, &args)
     };
     // One hidden unit cannot tell 14 intents apart; the teacher, linear over the n-grams, can.
-    let narrow = train("1");
+    let narrow = train("3", "1");
     assert!(
         narrow.starts_with("warning: the network scores 0.")
-            && narrow.contains("far below the linear teacher's 0.8"),
+            && narrow.contains("far below the linear teacher's 0.8")
+            && narrow.contains("cannot tell 14 labels apart"),
         "{narrow}"
     );
-    let usual = train("128");
+    let usual = train("3", "128");
     assert!(!usual.contains("warning"), "{usual}");
+    // One epoch is too few for the usual network; still improving then, it is told that more
+    // epochs may close the gap, not only that it lacks capacity.
+    let short = train("1", "128");
+    assert!(
+        short.contains("far below the linear teacher's 0.8")
+            && short.contains("still improving at its last epoch (1): more epochs"),
+        "{short}"
+    );
 }
 
 /// `predict --data` answers every record of a corpus file as `predict` answers its text,

@@ -300,13 +300,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // Normally within a few points of each other (HWU64: 84 and 87%). Far below, the
         // projection cannot tell the labels apart (a review's 10,000 labels: 0.4 against
         // 97%), and a user would only find out from a test set.
-        if network + TEACHER_GAP < teacher {
-            bars.warn(&format!(
-                "the network scores {network:.4} on the held-out slice, far below the linear \
-                 teacher's {teacher:.4}: its projection and layers cannot tell {} apart \
-                 (README: Many labels); the propagated labels may serve better",
+        // A run cut short has not shown what the network can do: after Ctrl-C the warning
+        // above says so, and a network still improving at its last epoch may only need more
+        // of them (a review saw the capacity diagnosis after `--epochs 1`, which three epochs
+        // made false).
+        let still_improving = report["best_epoch"] == report["epochs_run"];
+        if network + TEACHER_GAP < teacher && !interrupted {
+            let why = format!(
+                "its projection and layers cannot tell {} apart (README: Many labels)",
                 super::count(set.labels.len() as u64, "label", "labels")
-            ));
+            );
+            bars.warn(&if still_improving {
+                format!(
+                    "the network scores {network:.4} on the held-out slice, far below the \
+                     linear teacher's {teacher:.4}, and was still improving at its last epoch \
+                     ({}): more epochs (--epochs) may close the gap; if they do not, {why}",
+                    report["epochs_run"]
+                )
+            } else {
+                format!(
+                    "the network scores {network:.4} on the held-out slice, far below the \
+                     linear teacher's {teacher:.4}: {why}; the propagated labels may serve \
+                     better"
+                )
+            });
         }
     }
     // The size from the bytes written, not from the path: `--out -` has none.
