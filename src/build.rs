@@ -334,11 +334,14 @@ pub fn build_from_reader(
 ///
 /// A record's `line` is its number: from 1, rising (`1..=n` for a list of texts), as a
 /// file's lines would. A record with no text left after normalization is an error naming
-/// it, unless `config.skip_invalid`: it is then left out of the graph's records.
+/// it, unless `config.skip_invalid`: it is then left out of the graph's records
+/// ([`crate::graph::Graph::records`] names the lines kept; `from_propagation` still takes
+/// the whole slice and passes over the others).
 ///
 /// # Errors
 /// Config errors; [`Error::InvalidConfig`] (`records`) for lines that do not rise from 1, a
-/// text holding a NUL character or a bad label name (blank, or with a control character);
+/// text holding a NUL character, an id that is not valid ([`RecordId::is_valid`]; build
+/// ids with `RecordId::from`) or a bad label name (blank, or with a control character);
 /// then as [`build_from_corpus`], with the path `<memory>`.
 pub fn build_from_records(
     records: &[Record],
@@ -360,6 +363,18 @@ pub fn build_from_records(
         previous = r.line;
         if r.text.contains('\0') {
             return Err(bad(i, "the text holds a NUL character".into()));
+        }
+        if let Some(id) = r.id.as_ref().filter(|id| !id.is_valid()) {
+            // `RecordId("t1".into())` holds no JSON: it would print as null, and two of them
+            // would be "duplicate" ids.
+            return Err(bad(
+                i,
+                format!(
+                    "id {:?} is not the JSON text of a string or an integer (build ids with \
+                     RecordId::from)",
+                    id.0
+                ),
+            ));
         }
         if let Some(why) = r
             .label
@@ -706,9 +721,7 @@ pub fn read_edges_from(path: &Path, raw: Box<dyn std::io::Read>) -> Result<(Grap
     let records = (0..n)
         .map(|i| RecordRef {
             line: first_line[i],
-            id: Some(RecordId(
-                serde_json::Value::from(names[i].as_str()).to_string(),
-            )),
+            id: Some(RecordId::from(names[i].as_str())),
             node: i as u32,
             // An edge list names nodes; it has no texts to fingerprint.
             text_hash: None,
@@ -933,6 +946,79 @@ mod tests {
         let g = build_from_records(&edited, &skip, &()).unwrap();
         let lines: Vec<u64> = g.records().iter().map(|r| r.line).collect();
         assert_eq!(lines, [1, 3, 4, 5]);
+
+        // Ids built with `From` are kept as given, strings and numbers; a bare string in the
+        // field (no JSON quotes) is refused by name, where it used to become a null id.
+        let mut with_ids = records.clone();
+        with_ids[0].id = Some(RecordId::from("ticket-1"));
+        with_ids[1].id = Some(RecordId::from(7u64));
+        with_ids[2].id = Some(RecordId::from(String::from("say \"hi\"")));
+        let g = build_from_records(&with_ids, &config, &()).unwrap();
+        let ids: Vec<serde_json::Value> = g
+            .records()
+            .iter()
+            .map(|r| {
+                r.id.as_ref()
+                    .map_or(serde_json::Value::Null, RecordId::to_json)
+            })
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                serde_json::json!("ticket-1"),
+                serde_json::json!(7),
+                serde_json::json!("say \"hi\""),
+                serde_json::Value::Null,
+                serde_json::Value::Null
+            ]
+        );
+        with_ids[3].id = Some(RecordId("ticket-4".into()));
+        refused(
+            &with_ids,
+            "record 3: id \"ticket-4\" is not the JSON text of a string or an integer",
+        );
+        with_ids[3].id = Some(RecordId("1.5".into()));
+        refused(&with_ids, "record 3: id \"1.5\" is not the JSON text");
+    }
+
+    /// The configs a graph's texts were read with come back typed, through a save and load,
+    /// so that a model can read text as the graph did; an edge list has none.
+    #[test]
+    fn a_graph_gives_back_the_text_configs_it_was_built_with() {
+        let records: Vec<Record> = (1..)
+            .zip(["Thanks so much", "thank you", "on my way", "omw now"])
+            .map(|(line, text)| Record {
+                line,
+                id: None,
+                text: text.into(),
+                label: (line == 1).then(|| "thanks".to_owned()),
+            })
+            .collect();
+        let config = BuildConfig {
+            text: TextConfig {
+                lowercase: false,
+                ..TextConfig::default()
+            },
+            features: FeatureConfig {
+                char_max: 5,
+                skip_bigrams: true,
+                ..FeatureConfig::default()
+            },
+            ..BuildConfig::default()
+        };
+        let graph = build_from_records(&records, &config, &()).unwrap();
+        let back = Graph::from_bytes(Path::new("g.graph"), graph.to_bytes()).unwrap();
+        assert_eq!(
+            back.text_configs().unwrap(),
+            Some((config.text.clone(), config.features.clone()))
+        );
+        let edges = "a\tb\t1\n";
+        let (g, _) = read_edges_from(Path::new("e.tsv"), Box::new(edges.as_bytes())).unwrap();
+        assert_eq!(g.text_configs().unwrap(), None);
+        let mut odd = graph;
+        odd.record_provenance("features", serde_json::json!({ "char_max": "five" }));
+        let e = odd.text_configs().unwrap_err().to_string();
+        assert!(e.contains("its feature config does not read"), "{e}");
     }
 
     #[test]

@@ -169,10 +169,43 @@ impl Default for CorpusOptions {
 /// A record's identity as given in the input: a string or a number, kept as its JSON text
 /// (`"a7"` or `17`) so that it is written back exactly as it came.
 ///
+/// In code, build one with `From`: `RecordId::from("a7")` (a string id; the quotes are
+/// added) or `RecordId::from(17u64)`. The field holds the JSON text itself, so
+/// `RecordId("a7".into())` is not a valid id: [`crate::build::build_from_records`] refuses
+/// it ([`RecordId::is_valid`]).
+///
 /// With serde it is the JSON value itself (`"a7"`, `17`), as in the files sprig writes;
 /// reading one needs a self-describing format (JSON, not postcard).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RecordId(pub String);
+
+impl From<&str> for RecordId {
+    /// A string id.
+    fn from(id: &str) -> Self {
+        RecordId(serde_json::Value::from(id).to_string())
+    }
+}
+
+impl From<String> for RecordId {
+    /// A string id.
+    fn from(id: String) -> Self {
+        RecordId::from(id.as_str())
+    }
+}
+
+impl From<u64> for RecordId {
+    /// A number id.
+    fn from(id: u64) -> Self {
+        RecordId(id.to_string())
+    }
+}
+
+impl From<i64> for RecordId {
+    /// A number id.
+    fn from(id: i64) -> Self {
+        RecordId(id.to_string())
+    }
+}
 
 impl Serialize for RecordId {
     fn serialize<S: serde::Serializer>(
@@ -199,9 +232,20 @@ impl<'de> Deserialize<'de> for RecordId {
 }
 
 impl RecordId {
-    /// The id as a JSON value.
+    /// The id as a JSON value (`null` if the text is not a valid id: see
+    /// [`RecordId::is_valid`]).
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::from_str(&self.0).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Whether the text is what an id holds: the JSON text of a string or of an integer
+    /// (what `From` builds and the corpus readers keep).
+    pub fn is_valid(&self) -> bool {
+        match serde_json::from_str::<serde_json::Value>(&self.0) {
+            Ok(serde_json::Value::String(_)) => true,
+            Ok(serde_json::Value::Number(n)) => n.is_i64() || n.is_u64(),
+            _ => false,
+        }
     }
 
     /// The id as plain text (a string id without its quotes), used to match seed files.

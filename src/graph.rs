@@ -456,6 +456,33 @@ impl Graph {
         &self.provenance
     }
 
+    /// The text and feature configs the graph's texts were read with (from its provenance):
+    /// what a [`crate::projection::Projector`] needs to read text as the graph did. `None`
+    /// for a graph that records none (an edge list, or one assembled in code).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] (`provenance`) if the provenance holds them but not as this
+    /// build reads them.
+    pub fn text_configs(
+        &self,
+    ) -> Result<Option<(crate::text::TextConfig, crate::text::FeatureConfig)>> {
+        let (Some(text), Some(features)) =
+            (self.provenance.get("text"), self.provenance.get("features"))
+        else {
+            return Ok(None);
+        };
+        let bad = |what: &str, e: serde_json::Error| {
+            Error::config(
+                "provenance",
+                format!("its {what} config does not read: {e}"),
+            )
+        };
+        Ok(Some((
+            serde_json::from_value(text.clone()).map_err(|e| bad("text", e))?,
+            serde_json::from_value(features.clone()).map_err(|e| bad("feature", e))?,
+        )))
+    }
+
     /// Records `value` under `key` in the provenance (an object; a graph made without one
     /// gets one), e.g. the seed file applied after the build.
     pub fn record_provenance(&mut self, key: &str, value: serde_json::Value) {

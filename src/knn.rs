@@ -283,10 +283,10 @@ fn check_offsets(m: &FeatureMatrix) {
 /// of two such rows is their dot product, and the search's pruning bounds rely on it.
 ///
 /// # Panics
-/// If `m`'s offsets do not rise from 0 to `m.features.len()`, `m.values` is not as long
-/// as `m.features`, a row's features are not strictly ascending, or a row has a negative or
-/// non-finite weight or an L2 norm above 1 (a matrix from [`crate::features::tfidf`] is
-/// always fine).
+/// If `min_sim` is NaN, `m`'s offsets do not rise from 0 to `m.features.len()`, `m.values`
+/// is not as long as `m.features`, a row's features are not strictly ascending, or a row
+/// has a negative or non-finite weight or an L2 norm above 1 (a matrix from
+/// [`crate::features::tfidf`] is always fine).
 pub fn knn(
     m: &FeatureMatrix,
     k: usize,
@@ -299,7 +299,7 @@ pub fn knn(
 /// [`knn`] with an optional budget for the work of each query, for corpora of hundreds of
 /// thousands of distinct texts, where the exact search grows with about the square of their
 /// number. `max_scan`: the postings (row entries of the inverted index) one query's first
-/// phase may scan; `None` is [`knn`], exact.
+/// phase may scan; `None` is [`knn`], exact (`Some(0)` scans nothing and finds no edge).
 ///
 /// With a cap, each feature's postings are kept in descending weight, and a query visits its
 /// features rarest first as before, but each feature may scan at most an equal share of the
@@ -339,6 +339,9 @@ pub(crate) fn search(
     max_scan: Option<u64>,
     on_rows: impl Fn(u64) -> ControlFlow<()> + Sync,
 ) -> Option<Vec<(u32, u32, f32)>> {
+    // A NaN floor would compare false everywhere and act as 0: refused, as the graph's
+    // config refuses it.
+    assert!(!min_sim.is_nan(), "knn: min_sim is NaN");
     let n = m.n_rows();
     if k == 0 || n < 2 {
         return Some(Vec::new());
@@ -933,6 +936,10 @@ mod tests {
         m.n_features = 1;
         assert_eq!(knn(&m, 2, 0.0, |_| {}), want);
         assert_eq!(knn_bounded(&m, 2, 0.0, Some(100), |_| {}), want);
+        // No budget finds nothing; a NaN floor is refused.
+        assert!(knn_bounded(&m, 2, 0.0, Some(0), |_| {}).is_empty());
+        let e = std::panic::catch_unwind(|| knn(&m, 2, f32::NAN, |_| {})).unwrap_err();
+        assert_eq!(e.downcast_ref::<&str>(), Some(&"knn: min_sim is NaN"));
         m.offsets[1] = 9;
         let e = std::panic::catch_unwind(|| knn(&m, 2, 0.0, |_| {})).unwrap_err();
         let message = e.downcast_ref::<String>().unwrap();

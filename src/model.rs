@@ -491,6 +491,16 @@ impl ProjectionModel {
         Ok(Self::from_artifact(&Artifact::parse(path, bytes, EXPECT)?)?.0)
     }
 
+    /// Parses a model held in memory, such as one built into the program with
+    /// `include_bytes!("model.sprig")`; errors name it `<memory>`. The bytes are copied
+    /// while they are checked and decoded (a model is tens of kilobytes), and not kept.
+    ///
+    /// # Errors
+    /// As [`ProjectionModel::load`].
+    pub fn from_slice(bytes: &[u8]) -> Result<Self> {
+        Self::from_bytes(Path::new("<memory>"), bytes.to_vec())
+    }
+
     /// Whether `bytes` start with the model magic (for `inspect`).
     pub fn is_model_file(bytes: &[u8]) -> bool {
         bytes.len() >= 8 && &bytes[..8] == MODEL_MAGIC
@@ -706,6 +716,14 @@ mod tests {
                 assert_eq!(back.predict(text), m.predict(text));
             }
             assert_eq!(back.to_bytes(), m.to_bytes());
+            // From a borrowed slice (a model built into the program) alike; a damaged one is
+            // refused under the name `<memory>`.
+            let bytes = m.to_bytes();
+            let borrowed = ProjectionModel::from_slice(&bytes).unwrap();
+            assert_eq!(borrowed.to_bytes(), bytes);
+            assert_eq!(borrowed.predict("hello there"), m.predict("hello there"));
+            let e = ProjectionModel::from_slice(&bytes[..bytes.len() - 1]).unwrap_err();
+            assert!(e.to_string().starts_with("<memory>"), "{e}");
         }
     }
 

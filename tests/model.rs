@@ -622,6 +622,59 @@ fn a_propagation_in_memory_trains_as_its_labels_file() {
     );
 }
 
+/// A graph built from records in memory with `skip_invalid` leaves the bad ones out; the
+/// train set then takes the whole slice and passes over them, as it would take the kept ones.
+#[test]
+fn records_a_graph_skipped_are_passed_over_by_the_train_set() {
+    use sprig::build::{build_from_records, BuildConfig};
+    use sprig::corpus::{Record, RecordId};
+    use sprig::propagate::{propagate, PropagationConfig};
+    let mut records: Vec<Record> = CorpusReader::open(
+        &repo("corpora/replies/corpus.jsonl"),
+        &CorpusOptions::default(),
+    )
+    .unwrap()
+    .map(Result::unwrap)
+    .take(300)
+    .collect();
+    // Ids made in code, as a program would; two texts with nothing to read.
+    for (i, r) in records.iter_mut().enumerate() {
+        r.id = Some(RecordId::from(format!("m{i}")));
+    }
+    records[5].text = "   ".into();
+    records[6].text = "\u{200b}".into();
+    let config = BuildConfig {
+        skip_invalid: true,
+        ..BuildConfig::default()
+    };
+    let graph = build_from_records(&records, &config, &()).unwrap();
+    assert_eq!(graph.records().len(), 298);
+    let prop = propagate(&graph, &PropagationConfig::default()).unwrap();
+    let train = TrainConfig::default();
+    let whole = TrainSet::from_propagation(&records, &[], &graph, &prop, &train).unwrap();
+    let kept: Vec<Record> = records
+        .iter()
+        .filter(|r| r.line != 6 && r.line != 7)
+        .cloned()
+        .collect();
+    let narrowed = TrainSet::from_propagation(&kept, &[], &graph, &prop, &train).unwrap();
+    assert_eq!(whole, narrowed);
+    assert!(whole.examples.len() > 250, "{}", whole.examples.len());
+    assert!(whole
+        .examples
+        .iter()
+        .all(|e| !e.text.trim().is_empty() && e.text != "\u{200b}"));
+    // Records that miss one of the graph's are still refused.
+    let mut short = records.clone();
+    short.remove(10);
+    let err = TrainSet::from_propagation(&short, &[], &graph, &prop, &train).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the graph's record of line 11 is not among the records"),
+        "{err}"
+    );
+}
+
 /// A labels file whose lines moved (a record inserted in a corpus without ids) is refused,
 /// not joined to the neighbouring lines' texts: by the texts' hashes, and, in a labels file
 /// without them (written before graphs kept them), by where the seeds landed. Labels edited

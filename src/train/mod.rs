@@ -408,7 +408,8 @@ fn thinned(history: Vec<EpochStats>, best: usize) -> Vec<EpochStats> {
 
 /// Trains a model on `set` that reads text through `projector`, whose text, feature and
 /// projection configs the model stores. (For a model distilled from a graph, build the
-/// projector from the graph's text and feature configs, so that both see a text alike.)
+/// projector from the graph's text and feature configs,
+/// [`crate::graph::Graph::text_configs`], so that both see a text alike.)
 ///
 /// `progress` sees one stage per epoch (counted in batches); `on_epoch` is called after each
 /// epoch of a network model. It returns `()`, or a [`ControlFlow`]

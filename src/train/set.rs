@@ -632,7 +632,9 @@ impl TrainSet {
     }
 
     /// [`TrainSet::distilled_with`] with the propagated labels in memory: `propagation` ran
-    /// over `graph`, which was built from `records` (the same records, in the same order).
+    /// over `graph`, which was built from `records` (the same records, in the same order;
+    /// those the graph left out, with [`crate::build::BuildConfig::skip_invalid`], are passed
+    /// over, found by line).
     /// The examples are those of the labels file `sprig propagate` writes for it: scores and
     /// `unknown` are rounded to that file's 6 decimals, so a program that keeps everything in
     /// memory trains the same model, byte for byte, as the command line.
@@ -644,7 +646,7 @@ impl TrainSet {
     /// labels: what `sprig train --seeds` does with the seed file propagation took.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] (`records`) if `records` are not the graph's records, or
+    /// [`Error::InvalidConfig`] (`records`) if `records` do not hold the graph's records, or
     /// `propagation` was computed on a graph with another number of nodes; otherwise as
     /// [`TrainSet::distilled`].
     pub fn from_propagation(
@@ -657,6 +659,38 @@ impl TrainSet {
         config.validate()?;
         let refs = graph.records();
         let mismatch = |why: String| Error::config("records", why);
+        if !seeds.is_empty() && seeds.len() != records.len() {
+            // As `hard_labels` says it, before the records are narrowed below.
+            hard_labels(records, seeds)?;
+        }
+        // A graph built with `skip_invalid` holds fewer records than it was given: the ones
+        // it left out are passed over here, found by line (records' lines rise).
+        let (kept_records, kept_seeds);
+        let (records, seeds) = if records.len() > refs.len() {
+            let mut keep = Vec::with_capacity(refs.len());
+            let mut next = records.iter().enumerate();
+            for g in refs {
+                match next.find(|(_, r)| r.line >= g.line) {
+                    Some((i, r)) if r.line == g.line => keep.push(i),
+                    _ => {
+                        return Err(mismatch(format!(
+                            "the graph's record of line {} is not among the records: not the \
+                             graph's records",
+                            g.line
+                        )))
+                    }
+                }
+            }
+            kept_records = keep.iter().map(|&i| records[i].clone()).collect::<Vec<_>>();
+            kept_seeds = if seeds.is_empty() {
+                Vec::new()
+            } else {
+                keep.iter().map(|&i| seeds[i].clone()).collect()
+            };
+            (&kept_records[..], &kept_seeds[..])
+        } else {
+            (records, seeds)
+        };
         if refs.len() != records.len() {
             return Err(mismatch(format!(
                 "{} records, but the graph was built from {}",
