@@ -312,7 +312,7 @@ pub fn build_from_corpus(
 }
 
 /// [`build_from_corpus`] from any reader: a corpus in memory, say
-/// `Box::new(std::io::Cursor::new(jsonl))`. `path` names the input in errors and in the
+/// `Box::new(jsonl.as_bytes())`. `path` names the input in errors and in the
 /// graph's provenance, and picks the format as a file name would (a name without a known
 /// extension is sniffed from the content, unless `config.corpus.format` says).
 ///
@@ -320,7 +320,7 @@ pub fn build_from_corpus(
 /// As [`build_from_corpus`].
 pub fn build_from_reader(
     path: &Path,
-    raw: Box<dyn std::io::Read>,
+    raw: Box<dyn std::io::Read + '_>,
     config: &BuildConfig,
     progress: &dyn Progress,
 ) -> Result<Built> {
@@ -406,9 +406,9 @@ pub fn build_from_records(
 }
 
 /// Both builds from a reader: the configs are checked before the input is opened.
-fn build_with(
+fn build_with<'a>(
     path: &Path,
-    open: impl FnOnce() -> Result<Box<dyn std::io::Read>>,
+    open: impl FnOnce() -> Result<Box<dyn std::io::Read + 'a>>,
     config: &BuildConfig,
     progress: &dyn Progress,
 ) -> Result<Built> {
@@ -597,7 +597,10 @@ pub fn read_edges(path: &Path) -> Result<(Graph, EdgeReport)> {
 ///
 /// # Errors
 /// As [`read_edges`].
-pub fn read_edges_from(path: &Path, raw: Box<dyn std::io::Read>) -> Result<(Graph, EdgeReport)> {
+pub fn read_edges_from(
+    path: &Path,
+    raw: Box<dyn std::io::Read + '_>,
+) -> Result<(Graph, EdgeReport)> {
     let mut reader = std::io::BufReader::new(raw);
     skip_bom(&mut reader, path)?;
     let mut ids: HashMap<String, u32> = HashMap::new();
@@ -905,7 +908,8 @@ mod tests {
                 ..BuildConfig::default()
             };
             let from_memory = build_from_records(&records, &config, &()).unwrap();
-            let reader = Box::new(std::io::Cursor::new(jsonl.clone().into_bytes()));
+            // A borrowed reader (no 'static bound on the input).
+            let reader = Box::new(jsonl.as_bytes());
             let from_file = build_from_reader(Path::new("<memory>"), reader, &config, &()).unwrap();
             assert_eq!(from_memory, from_file.graph, "{kind:?}");
             assert_eq!(from_memory.seeds().len(), 2);

@@ -363,23 +363,24 @@ pub struct Record {
     pub label: Option<String>,
 }
 
-/// Streams the records of one corpus file (or standard input).
-pub struct CorpusReader {
+/// Streams the records of one corpus file (or standard input, or any reader: the lifetime
+/// is the reader's, `'static` for a file).
+pub struct CorpusReader<'a> {
     path: PathBuf,
     options: CorpusOptions,
     format: CorpusFormat,
-    inner: Inner,
+    inner: Inner<'a>,
 }
 
-enum Inner {
+enum Inner<'a> {
     Lines {
-        reader: Box<dyn BufRead>,
+        reader: Box<dyn BufRead + 'a>,
         line: u64,
         buf: Vec<u8>,
         format: CorpusFormat,
     },
     Delimited {
-        reader: Box<csv::Reader<Box<dyn Read>>>,
+        reader: Box<csv::Reader<Box<dyn Read + 'a>>>,
         text_col: usize,
         label_col: Option<usize>,
         id_col: Option<usize>,
@@ -393,7 +394,7 @@ enum Inner {
     Done,
 }
 
-impl std::fmt::Debug for CorpusReader {
+impl std::fmt::Debug for CorpusReader<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CorpusReader")
             .field("path", &self.path)
@@ -609,7 +610,7 @@ pub(crate) fn utf8_line<'a>(buf: &'a [u8], path: &Path, line: u64) -> Result<&'a
     })
 }
 
-impl CorpusReader {
+impl CorpusReader<'static> {
     /// Opens `path` (`-` for standard input).
     ///
     /// # Errors
@@ -618,13 +619,19 @@ impl CorpusReader {
     pub fn open(path: &Path, options: &CorpusOptions) -> Result<Self> {
         Self::from_reader(path, open_input(path)?, options)
     }
+}
 
-    /// Reads records from `raw`; `path` names the input in errors and picks the format when
-    /// `options.format` is `None`.
+impl<'a> CorpusReader<'a> {
+    /// Reads records from `raw` (which may borrow: `Box::new(text.as_bytes())`); `path`
+    /// names the input in errors and picks the format when `options.format` is `None`.
     ///
     /// # Errors
     /// As [`CorpusReader::open`].
-    pub fn from_reader(path: &Path, raw: Box<dyn Read>, options: &CorpusOptions) -> Result<Self> {
+    pub fn from_reader(
+        path: &Path,
+        raw: Box<dyn Read + 'a>,
+        options: &CorpusOptions,
+    ) -> Result<Self> {
         let mut buffered = BufReader::with_capacity(1 << 16, raw);
         skip_bom(&mut buffered, path)?;
         let (format, buffered) = match options.format {
@@ -677,7 +684,7 @@ impl CorpusReader {
                     .delimiter(delimiter)
                     .has_headers(true)
                     .flexible(false)
-                    .from_reader(Box::new(tee) as Box<dyn Read>);
+                    .from_reader(Box::new(tee) as Box<dyn Read + 'a>);
                 let headers = reader
                     .byte_headers()
                     .map_err(|e| csv_error(path, e))?
@@ -880,7 +887,7 @@ impl CorpusReader {
     }
 }
 
-impl Iterator for CorpusReader {
+impl Iterator for CorpusReader<'_> {
     type Item = Result<Record>;
 
     fn next(&mut self) -> Option<Self::Item> {

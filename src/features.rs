@@ -196,7 +196,7 @@ pub fn ingest<R: Flow>(
 /// # Errors
 /// As [`ingest`].
 pub fn ingest_from<R: Flow>(
-    reader: CorpusReader,
+    reader: CorpusReader<'_>,
     pipeline: &TextPipeline,
     skip_invalid: bool,
     keep_names: bool,
