@@ -227,6 +227,7 @@ pub(super) struct Inputs {
 
 impl Inputs {
     /// Projects every example's text (in parallel, deterministic).
+    #[cfg(test)]
     pub(super) fn project(projector: &Projector, examples: &[Example]) -> Self {
         Self::project_counted(projector, examples, &())
     }
@@ -238,21 +239,48 @@ impl Inputs {
         progress: &dyn Progress,
     ) -> Self {
         let dim = projector.dim();
-        let stride = dim.div_ceil(4);
+        let mut inputs = Self {
+            dim,
+            stride: dim.div_ceil(4),
+            packed: Vec::new(),
+            of: Vec::new(),
+        };
+        inputs.extend_counted(projector, examples, progress);
+        inputs
+    }
+
+    /// Appends the rows of `examples`, projected straight into this buffer's tail, which
+    /// grows once, by exactly their size: the augmented copies' rows (about 117 MB of
+    /// SwDA's) are not held twice while a doubled buffer takes them in. Their rows are not
+    /// merged with this one's: the augmented copies are altered texts, which rarely equal an
+    /// original (they often equal each other, and share rows among themselves).
+    pub(super) fn extend_projected(&mut self, projector: &Projector, examples: &[Example]) {
+        self.extend_counted(projector, examples, &());
+    }
+
+    fn extend_counted(
+        &mut self,
+        projector: &Projector,
+        examples: &[Example],
+        progress: &dyn Progress,
+    ) {
+        debug_assert_eq!(projector.dim(), self.dim);
+        let (dim, stride) = (self.dim, self.stride);
+        let base = (self.packed.len() / stride.max(1)) as u32;
         // Distinct texts in order of first appearance, so rows do not depend on hashing.
         let mut row_of: hashbrown::HashMap<&str, u32> = hashbrown::HashMap::new();
         let mut texts: Vec<&str> = Vec::new();
-        let of = examples
-            .iter()
-            .map(|e| {
-                *row_of.entry(e.text.as_str()).or_insert_with(|| {
-                    texts.push(&e.text);
-                    (texts.len() - 1) as u32
-                })
+        self.of.reserve_exact(examples.len());
+        self.of.extend(examples.iter().map(|e| {
+            base + *row_of.entry(e.text.as_str()).or_insert_with(|| {
+                texts.push(&e.text);
+                (texts.len() - 1) as u32
             })
-            .collect();
-        let mut packed = vec![0u8; texts.len() * stride];
-        packed
+        }));
+        let start = self.packed.len();
+        self.packed.reserve_exact(texts.len() * stride);
+        self.packed.resize(start + texts.len() * stride, 0);
+        self.packed[start..]
             .par_chunks_mut(stride.max(1))
             .zip(texts.par_iter())
             .for_each_init(
@@ -277,12 +305,6 @@ impl Inputs {
             );
         // The repeats, projected with their first occurrence.
         progress.advance((examples.len() - texts.len()) as u64);
-        Self {
-            dim,
-            stride,
-            packed,
-            of,
-        }
     }
 
     /// Number of examples.
@@ -389,16 +411,6 @@ impl Inputs {
                 u16::from(packed[at]) | packed.get(at + 1).map_or(0, |&b| u16::from(b) << 8);
             eight(rest, codes, rng.next_u64().to_le_bytes());
         }
-    }
-
-    /// Appends `other`'s examples. Their rows are not merged with this one's: the augmented
-    /// copies are altered texts, which rarely equal an original (they often equal each other,
-    /// and `other` shares those rows already).
-    pub(super) fn append(&mut self, other: Self) {
-        debug_assert_eq!(self.dim, other.dim);
-        let base = (self.packed.len() / self.stride.max(1)) as u32;
-        self.of.extend(other.of.iter().map(|&r| base + r));
-        self.packed.extend(other.packed);
     }
 }
 
@@ -928,7 +940,7 @@ mod tests {
     #[test]
     fn packed_inputs_unpack_to_the_projection() {
         // Texts repeated within each part (the first part's repeats make it store fewer rows
-        // than it has examples, which `append` must account for), and across the parts.
+        // than it has examples, which `extend_projected` must account for), and across the parts.
         let mut records = toy_records();
         let (a, b) = (records[0].clone(), records[8].clone());
         records.insert(3, a.clone());
@@ -946,7 +958,7 @@ mod tests {
         let mut inputs = Inputs::project(&projector, &set.examples[..7]);
         let first_rows = inputs.packed.len() / inputs.stride;
         assert_eq!(first_rows, 5, "7 examples over 5 distinct texts");
-        inputs.append(Inputs::project(&projector, &set.examples[7..]));
+        inputs.extend_projected(&projector, &set.examples[7..]);
         assert_eq!(inputs.len(), set.examples.len());
         let (mut row, mut want) = (Vec::new(), vec![0i8; 15]);
         let mut values = std::collections::BTreeSet::new();
