@@ -33,8 +33,9 @@ fn projection() -> ProjectionConfig {
 /// `sprig propagate` spread over it.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Ctrl-C during the epochs stops training after the epoch and writes \
-    the model of the best epoch so far (exit code 130); a second Ctrl-C quits without it."
+    after_help = "Ctrl-C (or SIGTERM, or SIGHUP) during the epochs stops training after the \
+    epoch and writes the model of the best epoch so far (exit code 130); a second one quits \
+    without it."
 )]
 pub struct Args {
     /// Corpus file (the one the graph was built from, when --labels is given).
