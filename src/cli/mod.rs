@@ -63,7 +63,6 @@ macro_rules! errln {
     }};
 }
 
-/// `n` and the noun for it: `1 line`, `2 lines`.
 /// clap's parser of a `.graph` or `.sprig` path. `-`, which the corpus, seed and label
 /// options read as standard input, is refused by name: without this, the loader reported a
 /// missing file called `-`.
@@ -77,6 +76,7 @@ pub(crate) fn artifact_path(s: &str) -> Result<std::path::PathBuf, String> {
     Ok(std::path::PathBuf::from(s))
 }
 
+/// `n` and the noun for it: `1 line`, `2 lines`.
 pub(crate) fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
     let n = n.into();
     format!("{n} {}", if n == 1 { one } else { many })

@@ -245,7 +245,7 @@ impl Inputs {
             packed: Vec::new(),
             of: Vec::new(),
         };
-        inputs.extend_counted(projector, examples, progress);
+        inputs.extend_projected(projector, examples, progress);
         inputs
     }
 
@@ -253,12 +253,9 @@ impl Inputs {
     /// grows once, by exactly their size: the augmented copies' rows (about 117 MB of
     /// SwDA's) are not held twice while a doubled buffer takes them in. Their rows are not
     /// merged with this one's: the augmented copies are altered texts, which rarely equal an
-    /// original (they often equal each other, and share rows among themselves).
-    pub(super) fn extend_projected(&mut self, projector: &Projector, examples: &[Example]) {
-        self.extend_counted(projector, examples, &());
-    }
-
-    fn extend_counted(
+    /// original (they often equal each other, and share rows among themselves). `progress`
+    /// advances by one per example.
+    pub(super) fn extend_projected(
         &mut self,
         projector: &Projector,
         examples: &[Example],
@@ -958,7 +955,7 @@ mod tests {
         let mut inputs = Inputs::project(&projector, &set.examples[..7]);
         let first_rows = inputs.packed.len() / inputs.stride;
         assert_eq!(first_rows, 5, "7 examples over 5 distinct texts");
-        inputs.extend_projected(&projector, &set.examples[7..]);
+        inputs.extend_projected(&projector, &set.examples[7..], &());
         assert_eq!(inputs.len(), set.examples.len());
         let (mut row, mut want) = (Vec::new(), vec![0i8; 15]);
         let mut values = std::collections::BTreeSet::new();

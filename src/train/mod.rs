@@ -517,7 +517,7 @@ pub fn train_scored<R: Flow>(
         latch.check()?;
         teacher_val_accuracy = accuracy;
         progress.stage("projecting copies", None, "texts");
-        inputs.extend_projected(projector, &copies);
+        inputs.extend_projected(projector, &copies, &());
         progress.finish_stage();
         train_idx.extend(set.examples.len()..set.examples.len() + copies.len());
         Cow::Owned(set.examples.iter().cloned().chain(copies).collect())

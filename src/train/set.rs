@@ -248,6 +248,21 @@ fn unlabelled_node_seeds(records: &[Record], graph: &Graph) -> Vec<Vec<(String, 
 /// A record's hard labels, `(name, weight)`; `None` for a record without one.
 type HardLabels<'a> = Option<Vec<(&'a str, f32)>>;
 
+/// Per-record seed lists are one per record, or none.
+fn check_seed_lists(records: &[Record], seeds: &[Vec<(String, f32)>]) -> Result<()> {
+    if !seeds.is_empty() && seeds.len() != records.len() {
+        return Err(Error::config(
+            "seeds",
+            format!(
+                "{} seed lists for {} records: give one per record (empty for none), or none",
+                seeds.len(),
+                records.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Each record's hard labels: the seed file's when it names the record (`seeds[i]` not
 /// empty), else the corpus label, else none.
 ///
@@ -259,16 +274,7 @@ fn hard_labels<'a>(
     records: &'a [Record],
     seeds: &'a [Vec<(String, f32)>],
 ) -> Result<Vec<HardLabels<'a>>> {
-    if !seeds.is_empty() && seeds.len() != records.len() {
-        return Err(Error::config(
-            "seeds",
-            format!(
-                "{} seed lists for {} records: give one per record (empty for none), or none",
-                seeds.len(),
-                records.len()
-            ),
-        ));
-    }
+    check_seed_lists(records, seeds)?;
     for r in records {
         if let Some(why) = r
             .label
@@ -659,10 +665,8 @@ impl TrainSet {
         config.validate()?;
         let refs = graph.records();
         let mismatch = |why: String| Error::config("records", why);
-        if !seeds.is_empty() && seeds.len() != records.len() {
-            // As `hard_labels` says it, before the records are narrowed below.
-            hard_labels(records, seeds)?;
-        }
+        // Before the records are narrowed below.
+        check_seed_lists(records, seeds)?;
         // A graph built with `skip_invalid` holds fewer records than it was given: the ones
         // it left out are passed over here, found by line (records' lines rise).
         let (kept_records, kept_seeds);
