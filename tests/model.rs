@@ -622,6 +622,37 @@ fn a_propagation_in_memory_trains_as_its_labels_file() {
     );
 }
 
+/// A network model's stored report reads back typed (a frozen model's too); a bucket
+/// table's, which has another shape, does not.
+#[test]
+fn a_network_report_reads_back_typed_and_a_table_report_does_not() {
+    use sprig::train::TrainReport;
+    let frozen = ProjectionModel::load(repo("tests/fixtures/v2/tiny.sprig")).unwrap();
+    let report = TrainReport::of(&frozen).unwrap();
+    assert_eq!((report.best_epoch, report.epochs_run), (1, 9));
+    assert_eq!(report.counts.seeds, 8);
+    assert_eq!(report.config.hidden, [128]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let corpus = repo("corpora/tiny/intents.jsonl");
+    ok(
+        d,
+        &[
+            "train",
+            "--corpus",
+            p(&corpus),
+            "--kind",
+            "table",
+            "--out",
+            "t.sprig",
+            "-q",
+        ],
+    );
+    let table = ProjectionModel::load(d.join("t.sprig")).unwrap();
+    assert!(table.train_report().is_object());
+    assert_eq!(TrainReport::of(&table), None);
+}
+
 /// A graph built from records in memory with `skip_invalid` leaves the bad ones out; the
 /// train set then takes the whole slice and passes over them, as it would take the kept ones.
 #[test]

@@ -389,6 +389,16 @@ pub struct TrainReport {
     pub history: Vec<EpochStats>,
 }
 
+impl TrainReport {
+    /// The report a network model stores ([`ProjectionModel::train_report`], JSON), typed.
+    /// `None` for a bucket table's, which has another shape, and for a report this build
+    /// does not read. (Here rather than on the model, so that inference does not depend on
+    /// the training module.)
+    pub fn of(model: &ProjectionModel) -> Option<Self> {
+        serde_json::from_value(model.train_report().clone()).ok()
+    }
+}
+
 /// The most epochs a [`TrainReport`]'s history keeps.
 pub const HISTORY_KEPT: usize = 60;
 
