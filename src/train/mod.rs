@@ -1780,4 +1780,125 @@ mod tests {
             assert!(matches!(bad.validate(), Err(Error::InvalidConfig { .. })));
         }
     }
-}
+
+    /// Each range check of `validate` at its edge: the bound itself is accepted, one step
+    /// past it is refused naming that field.
+    #[test]
+    fn validate_accepts_each_bound_and_refuses_past_it_by_name() {
+        let field = |c: TrainConfig| match c.validate() {
+            Ok(()) => None,
+            Err(Error::InvalidConfig { field, .. }) => Some(field),
+            Err(e) => panic!("{e}"),
+        };
+        let d = TrainConfig::default;
+        for ok in [
+            TrainConfig {
+                hidden: vec![MAX_HIDDEN; 4],
+                ..d()
+            },
+            TrainConfig {
+                hidden: vec![1],
+                epochs: MAX_EPOCHS,
+                ..d()
+            },
+            TrainConfig {
+                epochs: 1,
+                patience: 1,
+                batch_size: 1,
+                ..d()
+            },
+            TrainConfig {
+                learning_rate: f32::MIN_POSITIVE,
+                soft_weight: 1e6,
+                min_confidence: 1.0,
+                validation: 0.5,
+                input_dropout: 0.9,
+                ema_decay: 0.0,
+                augment: 64,
+                table_k: 1,
+                table_min_texts: 1,
+                ..d()
+            },
+            TrainConfig {
+                soft_weight: 0.0,
+                min_confidence: 0.0,
+                validation: 0.0,
+                input_dropout: 0.0,
+                ema_decay: 0.999_999,
+                augment: 0,
+                ..d()
+            },
+        ] {
+            assert_eq!(field(ok.clone()), None, "{ok:?}");
+        }
+        for (bad, name) in [
+            (
+                TrainConfig {
+                    hidden: vec![8; 5],
+                    ..d()
+                },
+                "hidden",
+            ),
+            (
+                TrainConfig {
+                    hidden: vec![8, MAX_HIDDEN + 1],
+                    ..d()
+                },
+                "hidden",
+            ),
+            (
+                TrainConfig {
+                    epochs: MAX_EPOCHS + 1,
+                    ..d()
+                },
+                "epochs",
+            ),
+            (TrainConfig { patience: 0, ..d() }, "patience"),
+            (
+                TrainConfig {
+                    learning_rate: 0.0,
+                    ..d()
+                },
+                "learning_rate",
+            ),
+            (
+                TrainConfig {
+                    learning_rate: f32::INFINITY,
+                    ..d()
+                },
+                "learning_rate",
+            ),
+            (
+                TrainConfig {
+                    batch_size: 0,
+                    ..d()
+                },
+                "batch_size",
+            ),
+            (
+                TrainConfig {
+                    soft_weight: -0.001,
+                    ..d()
+                },
+                "soft_weight",
+            ),
+            (
+                TrainConfig {
+                    validation: 0.51,
+                    ..d()
+                },
+                "validation",
+            ),
+            (TrainConfig { augment: 65, ..d() }, "augment"),
+            (TrainConfig { table_k: 0, ..d() }, "table_k"),
+            (
+                TrainConfig {
+                    table_min_texts: 0,
+                    ..d()
+                },
+                "table_min_texts",
+            ),
+        ] {
+            assert_eq!(field(bad.clone()), Some(name), "{bad:?}");
+        }
+    }}
