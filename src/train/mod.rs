@@ -1901,4 +1901,38 @@ mod tests {
         ] {
             assert_eq!(field(bad.clone()), Some(name), "{bad:?}");
         }
+    }
+
+    /// A history of more than `HISTORY_KEPT` epochs keeps every k-th epoch (k the smallest
+    /// stride that leaves at most `HISTORY_KEPT` of them), the best and the last; a shorter
+    /// one is kept whole.
+    #[test]
+    fn a_long_history_keeps_every_kth_epoch_the_best_and_the_last() {
+        let history = |n: usize| -> Vec<EpochStats> {
+            (1..=n)
+                .map(|epoch| EpochStats {
+                    epoch,
+                    train_loss: epoch as f64,
+                    val_accuracy: 0.0,
+                    val_loss: 0.0,
+                    trainer_val_accuracy: None,
+                    held_out: 0,
+                })
+                .collect()
+        };
+        let epochs = |h: Vec<EpochStats>| h.iter().map(|s| s.epoch).collect::<Vec<_>>();
+        assert_eq!(thinned(history(HISTORY_KEPT), 5), history(HISTORY_KEPT));
+        // 130 epochs: every third (43 of them), then the best (7) and the last (130).
+        let mut want: Vec<usize> = (3..=129).step_by(3).collect();
+        want.push(7);
+        want.push(130);
+        want.sort_unstable();
+        let kept = thinned(history(130), 7);
+        assert_eq!(epochs(kept.clone()), want);
+        // The kept epochs' figures are their own.
+        assert!(kept.iter().all(|s| s.train_loss == s.epoch as f64));
+        // 61 epochs: every other one, and the last (the best, 30, is one of them).
+        let mut want: Vec<usize> = (2..=60).step_by(2).collect();
+        want.push(61);
+        assert_eq!(epochs(thinned(history(61), 30)), want);
     }}
