@@ -1935,4 +1935,80 @@ mod tests {
         let mut want: Vec<usize> = (2..=60).step_by(2).collect();
         want.push(61);
         assert_eq!(epochs(thinned(history(61), 30)), want);
+    }
+
+    /// The held-out slice: from the seeds when there are `SEEDS_FOR_VALIDATION` a label (or
+    /// nothing else), else from the propagated examples; `validation` of that pool but at
+    /// most half of it; seeds only when `hold_out_seeds` allows it; nothing below
+    /// `min_held_out`. The training side is every other example.
+    #[test]
+    fn the_held_out_slice_is_drawn_from_the_right_pool_and_sized_by_the_config() {
+        let projector = default_projector();
+        // Labels "a" and "b": `seeds[l]` seeds and `propagated[l]` propagated examples of
+        // each, every text distinct.
+        let split = |seeds: [usize; 2], propagated: [usize; 2], config: &TrainConfig| {
+            let mut examples = Vec::new();
+            for (l, (&s, &p)) in seeds.iter().zip(&propagated).enumerate() {
+                for seed in std::iter::repeat_n(true, s).chain(std::iter::repeat_n(false, p)) {
+                    let i = examples.len();
+                    let other = 1 - l as u32;
+                    examples.push(Example {
+                        text: format!("w{i} x{i} y{i}"),
+                        target: if seed {
+                            vec![(l as u32, 1.0)]
+                        } else {
+                            vec![(l as u32, 0.75), (other, 0.25)]
+                        },
+                        weight: 1.0,
+                        seed,
+                    });
+                }
+            }
+            let set = TrainSet {
+                labels: vec!["a".into(), "b".into()],
+                examples,
+                counts: TrainSetCounts::default(),
+            };
+            let inputs = Inputs::project_counted(&projector, &set.examples, &());
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(config.seed);
+            let s = Split::choose(&set, &inputs, config, &mut rng);
+            // The two sides partition the examples, each ascending.
+            let mut all = [s.val.clone(), s.train.clone()].concat();
+            all.sort_unstable();
+            assert_eq!(all, (0..set.examples.len()).collect::<Vec<_>>());
+            assert!(s.val.is_sorted() && s.train.is_sorted());
+            // Every held-out example comes from the pool the split says.
+            assert!(s.val.iter().all(|&i| set.examples[i].seed == s.from_seeds));
+            (s.val.len(), s.from_seeds)
+        };
+        let config = |validation: f32, min_held_out: usize, hold_out_seeds: bool| TrainConfig {
+            validation,
+            min_held_out,
+            hold_out_seeds,
+            ..TrainConfig::default()
+        };
+        let propagated_quarter = config(0.25, 1, false);
+        // The cases below count on 20 seeds a label.
+        const { assert!(SEEDS_FOR_VALIDATION == 20) };
+        // 4 or 30 seeds for 2 labels (fewer than 20 a label) beside 40 propagated: a quarter
+        // of the propagated ones.
+        assert_eq!(split([2, 2], [20, 20], &propagated_quarter), (10, false));
+        assert_eq!(split([15, 15], [20, 20], &propagated_quarter), (10, false));
+        // 20 seeds a label: from the seeds, if they may be held out at all.
+        let seeds_quarter = config(0.25, 1, true);
+        assert_eq!(split([20, 20], [5, 5], &seeds_quarter), (10, true));
+        assert_eq!(split([20, 20], [5, 5], &propagated_quarter), (0, true));
+        // Seeds alone, however few.
+        assert_eq!(split([4, 4], [0, 0], &config(0.5, 1, true)), (4, true));
+        // A share of one half of an odd pool: at most half of it, rounded down.
+        assert_eq!(split([2, 2], [20, 21], &config(0.5, 1, false)), (20, false));
+        // `min_held_out` is the smallest slice taken.
+        assert_eq!(
+            split([2, 2], [20, 20], &config(0.25, 10, false)),
+            (10, false)
+        );
+        assert_eq!(
+            split([2, 2], [20, 20], &config(0.25, 11, false)),
+            (0, false)
+        );
     }}
