@@ -2011,4 +2011,22 @@ mod tests {
             split([2, 2], [20, 20], &config(0.25, 11, false)),
             (0, false)
         );
-    }}
+    }
+
+    /// One huge step from the initial weights: the step itself ran on finite outputs, so the
+    /// weights are finite, but the outputs they give overflow. The check of the outputs
+    /// alone must refuse such a model.
+    #[test]
+    fn finite_weights_with_overflowing_outputs_are_refused() {
+        let set = TrainSet::supervised(&toy_records()).unwrap();
+        let config = TrainConfig {
+            learning_rate: 1e25,
+            epochs: 1,
+            batch_size: set.examples.len(),
+            augment: 0,
+            ..small()
+        };
+        let err = try_fit(&set, &config, |_| {}).unwrap_err();
+        assert!(err.to_string().contains("training diverged"), "{err}");
+    }
+}
