@@ -2029,4 +2029,26 @@ mod tests {
         let err = try_fit(&set, &config, |_| {}).unwrap_err();
         assert!(err.to_string().contains("training diverged"), "{err}");
     }
-}
+
+    /// Each training example gets `augment` copies, less those `perturb` leaves unchanged
+    /// (or cannot make), while the corpus is far below `MAX_COPIES` texts. 32 examples, a
+    /// power of two as `MAX_COPIES` is.
+    #[test]
+    fn every_training_example_gets_its_augmented_copies() {
+        let set = TrainSet::supervised(&toy_records()[..32]).unwrap();
+        let config = TrainConfig {
+            augment: 3,
+            epochs: 1,
+            ..small()
+        };
+        let model = fit(&set, &config);
+        let report: TrainReport = serde_json::from_value(model.train_report().clone()).unwrap();
+        assert_eq!(report.val_examples, 0);
+        let want = (0..set.examples.len())
+            .flat_map(|i| (0..config.augment).map(move |c| (i, c)))
+            .filter(|&(i, c)| augment::perturb(&set.examples[i].text, config.seed, i, c).is_some())
+            .count();
+        // More than one copy an example on average.
+        assert!(want > set.examples.len(), "{want}");
+        assert_eq!(report.augmented_examples, want);
+    }}
