@@ -2051,4 +2051,26 @@ mod tests {
         // More than one copy an example on average.
         assert!(want > set.examples.len(), "{want}");
         assert_eq!(report.augmented_examples, want);
+    }
+
+    /// Input dropout changes what is learned, and by how much it drops: the trained scores
+    /// differ between no dropout, a quarter and a half.
+    #[test]
+    fn the_input_dropout_rate_reaches_the_masks() {
+        let set = TrainSet::supervised(&toy_records()).unwrap();
+        let with = |input_dropout: f32| {
+            scores(&fit(
+                &set,
+                &TrainConfig {
+                    input_dropout,
+                    epochs: 2,
+                    augment: 0,
+                    ..small()
+                },
+            ))
+        };
+        let (none, quarter, half) = (with(0.0), with(0.25), with(0.5));
+        assert_ne!(none, quarter);
+        assert_ne!(none, half);
+        assert_ne!(quarter, half);
     }}
