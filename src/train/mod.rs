@@ -2073,4 +2073,30 @@ mod tests {
         assert_ne!(none, quarter);
         assert_ne!(none, half);
         assert_ne!(quarter, half);
+    }
+
+    /// The cosine schedule spans every planned step (epochs × batches): the rate falls to 0
+    /// only at the cap, so the training loss keeps falling over the later epochs.
+    #[test]
+    fn a_cosine_run_keeps_learning_until_its_last_epoch() {
+        let set = TrainSet::supervised(&toy_records()).unwrap();
+        let config = TrainConfig {
+            lr_schedule: LrSchedule::Cosine,
+            input_dropout: 0.0,
+            ema_decay: 0.0,
+            learning_rate: 0.002,
+            augment: 0,
+            ..small()
+        };
+        let mut losses = Vec::new();
+        try_fit(&set, &config, |s: &EpochStats| losses.push(s.train_loss)).unwrap();
+        assert_eq!(losses.len(), config.epochs);
+        // After the second epoch, each of the next ones still lowers the loss.
+        for e in 2..6 {
+            assert!(
+                losses[e + 1] < losses[e] * 0.99,
+                "epoch {}: {losses:?}",
+                e + 2
+            );
+        }
     }}
