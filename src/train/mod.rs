@@ -2099,4 +2099,33 @@ mod tests {
                 e + 2
             );
         }
+    }
+
+    /// An epoch's training loss is the mean loss of its training examples: at a step too
+    /// small to move the weights, the first epoch's is the initial network's mean loss
+    /// (every weight 1), as `evaluate` computes it on its own.
+    #[test]
+    fn an_epochs_train_loss_is_the_mean_loss_of_its_examples() {
+        let set = TrainSet::supervised(&toy_records()).unwrap();
+        let config = TrainConfig {
+            learning_rate: 1e-20,
+            input_dropout: 0.0,
+            epochs: 1,
+            augment: 0,
+            ..small()
+        };
+        let mut losses = Vec::new();
+        try_fit(&set, &config, |s: &EpochStats| losses.push(s.train_loss)).unwrap();
+        let projector = default_projector();
+        let inputs = Inputs::project_counted(&projector, &set.examples, &());
+        // The network's initialization is the first draw of the run's generator.
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(config.seed);
+        let mlp = new_network(projector.dim(), set.labels.len(), &config, &mut rng).unwrap();
+        let all: Vec<usize> = (0..set.examples.len()).collect();
+        let (_, want) = evaluate(&mlp, &all, &inputs, &set.examples);
+        assert!(want > 0.5, "{want}");
+        assert!(
+            (losses[0] - want).abs() < 1e-6 * want,
+            "{losses:?} instead of {want}"
+        );
     }}
