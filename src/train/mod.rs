@@ -2128,4 +2128,48 @@ mod tests {
             (losses[0] - want).abs() < 1e-6 * want,
             "{losses:?} instead of {want}"
         );
-    }}
+    }
+
+    /// Early stopping by its definition: the kept epoch has the highest held-out accuracy
+    /// and, among the epochs of that accuracy, the lowest held-out loss (the first of
+    /// equals); the run ends `patience` epochs after it, or at the cap.
+    #[test]
+    fn early_stopping_keeps_the_best_epoch_and_waits_patience_epochs() {
+        let set = TrainSet::supervised(&toy_records()).unwrap();
+        let config = TrainConfig {
+            validation: 0.25,
+            epochs: 40,
+            patience: 3,
+            learning_rate: 0.05,
+            augment: 0,
+            ..small()
+        };
+        let mut history = Vec::new();
+        let model = try_fit(&set, &config, |s: &EpochStats| history.push(*s)).unwrap();
+        let report: TrainReport = serde_json::from_value(model.train_report().clone()).unwrap();
+        let top = history
+            .iter()
+            .map(|s| s.val_accuracy)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let lowest = history
+            .iter()
+            .filter(|s| s.val_accuracy == top)
+            .map(|s| s.val_loss)
+            .fold(f64::INFINITY, f64::min);
+        let want = history
+            .iter()
+            .find(|s| s.val_accuracy == top && s.val_loss == lowest)
+            .unwrap()
+            .epoch;
+        assert_eq!(report.best_epoch, want, "{history:?}");
+        assert_eq!(report.epochs_run, history.len());
+        assert_eq!(
+            report.epochs_run,
+            (report.best_epoch + config.patience).min(config.epochs)
+        );
+        assert!(
+            report.epochs_run < config.epochs,
+            "early stopping ended the run"
+        );
+    }
+}
