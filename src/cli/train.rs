@@ -251,6 +251,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             TrainSet::distilled_with(&records, &seeds, &mut BufReader::new(file), path, &config)?
         }
     };
+    // The set holds what training reads: the records need not stay beside it (measured on
+    // a million of SwDA's records, `--epochs 1`: peak RSS 912 → 750 MB).
+    drop((records, seeds));
     set_notes(&bars, &args, &set, &config);
     // A table is built in one step: nothing to stop early.
     let interrupt = (config.kind == ModelKind::Network).then(super::interrupt::arm);
