@@ -288,6 +288,24 @@ mod tests {
         assert_eq!(fixed_point_sum([-1.0].into_iter()), None);
     }
 
+    /// Values under 2⁻²⁸ take the right-shift path: each counts as itself cut down to a
+    /// multiple of 2⁻⁸⁰, not as 0.
+    #[test]
+    fn fixed_point_sum_keeps_tiny_values_down_to_the_unit() {
+        let unit = 2f64.powi(-80);
+        // 3·2⁻⁷⁵ and 2⁻⁴⁰ are multiples of the unit, so they add exactly.
+        let a = 3.0 * 2f64.powi(-75);
+        let b = 2f64.powi(-40);
+        assert_eq!(fixed_point_sum([a].into_iter()), Some(a));
+        assert_eq!(fixed_point_sum([a, b].into_iter()), Some(a + b));
+        // 5·2⁻⁸⁰ + 2⁻⁹⁰: the part below the unit is cut off.
+        let c = 5.0 * unit + 2f64.powi(-90);
+        assert_eq!(fixed_point_sum([c].into_iter()), Some(5.0 * unit));
+        // 1e-10 is kept to within one unit.
+        let got = fixed_point_sum([1e-10].into_iter()).unwrap();
+        assert!(got <= 1e-10 && 1e-10 - got < unit, "{got}");
+    }
+
     #[test]
     fn get_returns_only_used_slots() {
         let mut d = LabelDistribution::new(3, 2, 1.0);
