@@ -323,4 +323,16 @@ mod tests {
         assert_eq!(d.unknown(0), 1.0);
         assert_eq!(d.count_abstaining(0..3), 1);
     }
+
+    /// A node abstains when it holds no label, whatever its unknown mass.
+    #[test]
+    fn count_abstaining_counts_the_nodes_without_a_label_in_the_range() {
+        let mut d = LabelDistribution::new(4, 2, 0.0);
+        d.set(1, &[(3, 0.5)], 0.5);
+        d.set(2, &[], 1.0);
+        assert_eq!(d.count_abstaining(0..4), 3);
+        assert_eq!(d.count_abstaining(1..2), 0);
+        assert_eq!(d.count_abstaining(2..4), 2);
+        assert_eq!(d.count_abstaining(0..0), 0);
+    }
 }
