@@ -335,4 +335,14 @@ mod tests {
         assert_eq!(d.count_abstaining(2..4), 2);
         assert_eq!(d.count_abstaining(0..0), 0);
     }
+
+    /// `Debug` prints the summary the type documents (nodes and K), not the slots.
+    #[test]
+    fn debug_prints_nodes_and_k() {
+        let d = LabelDistribution::new(3, 2, 1.0);
+        let s = format!("{d:?}");
+        assert!(s.starts_with("LabelDistribution"), "{s}");
+        assert!(s.contains("nodes: 3") && s.contains("k: 2"), "{s}");
+        assert!(!s.contains("slots"), "{s}");
+    }
 }
