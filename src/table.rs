@@ -202,3 +202,41 @@ impl Table {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// T = 2 functions of d = 2 bits (keys `t·4 + code`, all below 8), 3 labels, k = 2.
+    fn projection() -> ProjectionConfig {
+        ProjectionConfig {
+            functions: 2,
+            bits: 2,
+            ..ProjectionConfig::default()
+        }
+    }
+
+    /// Bucket 1 of function 0 holds labels 2 and 0, bucket 2 of function 1 holds label 2.
+    fn table() -> Table {
+        Table::new(
+            2,
+            vec![
+                (bucket_key(1, 2, 2), vec![(2, 0.5)]),
+                (bucket_key(0, 1, 2), vec![(2, 0.75), (0, 0.25), (1, 0.1)]),
+            ],
+        )
+    }
+
+    #[test]
+    fn new_sorts_keys_and_pads_or_cuts_to_k() {
+        let t = table();
+        assert_eq!((t.k(), t.len(), t.is_empty()), (2, 2, false));
+        assert_eq!(t.keys, vec![1, 6]);
+        assert_eq!(t.labels, vec![2, 0, 2, EMPTY]);
+        assert_eq!(t.weights, vec![0.75, 0.25, 0.5, 0.0]);
+        // 2 keys of 8 bytes, 4 labels and 4 weights of 4 bytes.
+        assert_eq!(t.size_bytes(), 2 * 8 + 4 * 4 + 4 * 4);
+        assert!(Table::new(3, Vec::new()).is_empty());
+        assert_eq!(t.validate(3, &projection()), Ok(()));
+    }
+}
