@@ -239,4 +239,43 @@ mod tests {
         assert!(Table::new(3, Vec::new()).is_empty());
         assert_eq!(t.validate(3, &projection()), Ok(()));
     }
+
+    /// Each check rejects on its own: a table wrong in exactly one way.
+    #[test]
+    fn validate_rejects_each_defect_alone() {
+        let p = projection();
+        let err =
+            |t: &Table, n_labels: usize, p: &ProjectionConfig| t.validate(n_labels, p).unwrap_err();
+        // 80 functions need 7 bits of key: 57 code bits fit 64 exactly, 58 do not.
+        let wide = |bits| ProjectionConfig {
+            functions: 80,
+            bits,
+            ..ProjectionConfig::default()
+        };
+        assert_eq!(table().validate(3, &wide(57)), Ok(()));
+        assert!(err(&table(), 3, &wide(58)).contains("do not fit"));
+        assert!(err(&table(), 3, &wide(64)).contains("do not fit"));
+        // Shapes: k = 0, labels or weights of the wrong length.
+        assert!(err(&Table::new(0, vec![(1, Vec::new())]), 3, &p).contains("k = 0"));
+        let mut t = table();
+        t.labels.pop();
+        t.weights.pop();
+        assert!(err(&t, 3, &p).contains("entries each"));
+        let mut t = table();
+        t.weights.push(0.0);
+        assert!(err(&t, 3, &p).contains("entries each"));
+        // Key order and range (function 2 is past the last of 2).
+        let mut t = table();
+        t.keys = vec![6, 1];
+        assert!(err(&t, 3, &p).contains("strictly increasing"));
+        let t = Table::new(1, vec![(1, Vec::new()), (bucket_key(2, 0, 2), Vec::new())]);
+        assert!(err(&t, 3, &p).contains("past the last function"));
+        // Label ids: 2 is out of range for 2 labels; an empty slot is never out of range.
+        assert!(err(&table(), 2, &p).contains("label id 2 of 2 labels"));
+        // Weights outside [0, 1], finite or not.
+        for w in [1.5, -0.25, f32::NAN, f32::INFINITY] {
+            let t = Table::new(1, vec![(1, vec![(0, w)])]);
+            assert!(err(&t, 3, &p).contains("outside [0, 1]"), "{w}");
+        }
+    }
 }
