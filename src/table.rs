@@ -206,6 +206,7 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::Expect;
 
     /// T = 2 functions of d = 2 bits (keys `t·4 + code`, all below 8), 3 labels, k = 2.
     fn projection() -> ProjectionConfig {
@@ -277,5 +278,22 @@ mod tests {
             let t = Table::new(1, vec![(1, vec![(0, w)])]);
             assert!(err(&t, 3, &p).contains("outside [0, 1]"), "{w}");
         }
+    }
+
+    #[test]
+    fn sections_round_trip() {
+        let t = table();
+        let mut w = ArtifactWriter::new();
+        t.write_sections(&mut w);
+        let bytes = w.finish(b"SPRIGTST", 1, serde_json::json!({}));
+        let expect = Expect {
+            kind: "test",
+            magic: b"SPRIGTST",
+            oldest: 1,
+            newest: 1,
+        };
+        let a = Artifact::parse(std::path::Path::new("t.bin"), bytes, expect).unwrap();
+        assert_eq!(Table::read_sections(&a, 2).unwrap(), t);
+        assert!(Table::read_sections(&a, 0).is_err());
     }
 }
