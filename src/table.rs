@@ -207,6 +207,7 @@ impl Table {
 mod tests {
     use super::*;
     use crate::format::Expect;
+    use crate::text::{FeatureConfig, TextConfig};
 
     /// T = 2 functions of d = 2 bits (keys `t·4 + code`, all below 8), 3 labels, k = 2.
     fn projection() -> ProjectionConfig {
@@ -295,5 +296,36 @@ mod tests {
         let a = Artifact::parse(std::path::Path::new("t.bin"), bytes, expect).unwrap();
         assert_eq!(Table::read_sections(&a, 2).unwrap(), t);
         assert!(Table::read_sections(&a, 0).is_err());
+    }
+
+    /// Scores are the bucket weights summed over the T functions and divided by T; labels
+    /// no bucket holds are left out.
+    #[test]
+    fn lookup_averages_the_buckets_over_t() {
+        let t = table();
+        let projector = Projector::new(
+            &TextConfig::default(),
+            &FeatureConfig::default(),
+            &projection(),
+        )
+        .unwrap();
+        let mut s = TableScratch::default();
+        let lookup = |projected: &[i8], s: &mut TableScratch| {
+            let mut out = Vec::new();
+            t.lookup(&projector, projected, s, &mut out);
+            out.sort_by_key(|p: &Prediction| p.label);
+            out.iter().map(|p| (p.label, p.score)).collect::<Vec<_>>()
+        };
+        // Codes 1 (function 0) and 2 (function 1): both buckets.
+        assert_eq!(
+            lookup(&[1, -1, 0, 1], &mut s),
+            vec![(0, 0.125), (2, (0.75 + 0.5) / 2.0)]
+        );
+        // Code 1 for function 0 only (function 1 lands in empty bucket 0).
+        assert_eq!(lookup(&[1, 0, 0, 0], &mut s), vec![(0, 0.125), (2, 0.375)]);
+        // Function 1's bucket only: labels 0 and 1, below label 2, score 0 and are left out.
+        assert_eq!(lookup(&[0, 0, -1, 1], &mut s), vec![(2, 0.25)]);
+        // No populated bucket: no label at all.
+        assert_eq!(lookup(&[0, 1, 1, 1], &mut s), vec![]);
     }
 }
