@@ -123,6 +123,16 @@ pub use train::{TrainConfig, TrainSet};
 
 #[cfg(test)]
 pub(crate) mod test_util {
+    /// The field a config's `validate` names when it refuses (`None` when it accepts): what
+    /// the range tests compare. Any other error is a test failure.
+    pub(crate) fn refused_field(result: crate::Result<()>) -> Option<&'static str> {
+        match result {
+            Ok(()) => None,
+            Err(crate::Error::InvalidConfig { field, .. }) => Some(field),
+            Err(e) => panic!("not a config error: {e}"),
+        }
+    }
+
     /// Runs `f` in a fresh rayon pool of `threads` threads: the determinism tests compare
     /// results across thread counts.
     pub(crate) fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {

@@ -1041,11 +1041,7 @@ mod tests {
 
     #[test]
     fn each_out_of_range_feature_config_names_its_field() {
-        let check = |f: FeatureConfig| match f.validate() {
-            Ok(()) => None,
-            Err(Error::InvalidConfig { field, .. }) => Some(field),
-            Err(e) => panic!("{f:?}: {e}"),
-        };
+        let check = |f: FeatureConfig| crate::test_util::refused_field(f.validate());
         let d = FeatureConfig::default;
         let cases = [
             // The char n-gram lengths: a range, of at most 16; off (0) means no range.

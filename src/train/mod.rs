@@ -1189,7 +1189,7 @@ mod tests {
         let run = |threads: usize| crate::test_util::in_pool(threads, || fit(&set, &config));
         let model = run(1);
         assert_eq!(model.to_bytes(), run(2).to_bytes());
-        let report: TrainReport = serde_json::from_value(model.train_report().clone()).unwrap();
+        let report = TrainReport::of(&model).unwrap();
         // Every toy text has at least two words, and no copy comes from the held-out slice.
         assert!(report.augmented_examples > 0);
         assert!(report.augmented_examples <= 2 * (set.examples.len() - report.val_examples));
@@ -1205,7 +1205,7 @@ mod tests {
         };
         let without = fit(&set, &plain);
         assert_ne!(model.to_bytes(), without.to_bytes());
-        let report: TrainReport = serde_json::from_value(without.train_report().clone()).unwrap();
+        let report = TrainReport::of(&without).unwrap();
         assert_eq!(
             (report.augmented_examples, report.teacher_val_accuracy),
             (0, None)
@@ -1224,7 +1224,7 @@ mod tests {
                 min_held_out,
                 ..small()
             };
-            serde_json::from_value(fit(&set, &config).train_report().clone()).unwrap()
+            TrainReport::of(&fit(&set, &config)).unwrap()
         };
         let none = report(MIN_HELD_OUT);
         assert_eq!(none.val_examples, 0);
@@ -1237,8 +1237,7 @@ mod tests {
             min_steps: 2000,
             ..small()
         };
-        let r: TrainReport =
-            serde_json::from_value(fit(&set, &config).train_report().clone()).unwrap();
+        let r = TrainReport::of(&fit(&set, &config)).unwrap();
         let per_epoch = r.train_examples.div_ceil(config.batch_size);
         assert_eq!(r.epochs_run, 2000usize.div_ceil(per_epoch));
         assert!(r.epochs_run > 8);
@@ -1275,9 +1274,7 @@ mod tests {
                 ..config.clone()
             },
         );
-        let report = |m: &ProjectionModel| -> TrainReport {
-            serde_json::from_value(m.train_report().clone()).unwrap()
-        };
+        let report = |m: &ProjectionModel| -> TrainReport { TrainReport::of(m).unwrap() };
         let r = report(&stopped);
         assert!(r.stopped);
         assert_eq!((r.epochs_run, r.best_epoch), (3, 3));
@@ -1349,8 +1346,7 @@ mod tests {
                 ..small()
             };
             let trained = try_fit_scored(&set, &config, |_| {}).unwrap();
-            let report: TrainReport =
-                serde_json::from_value(trained.model.train_report().clone()).unwrap();
+            let report = TrainReport::of(&trained.model).unwrap();
             assert!(report.val_examples > 0);
             assert_eq!(trained.held_out.len(), report.val_examples);
             let score = trained.held_out_accuracy.expect("a held-out slice");
@@ -1785,11 +1781,7 @@ mod tests {
     /// past it is refused naming that field.
     #[test]
     fn validate_accepts_each_bound_and_refuses_past_it_by_name() {
-        let field = |c: TrainConfig| match c.validate() {
-            Ok(()) => None,
-            Err(Error::InvalidConfig { field, .. }) => Some(field),
-            Err(e) => panic!("{e}"),
-        };
+        let field = |c: TrainConfig| crate::test_util::refused_field(c.validate());
         let d = TrainConfig::default;
         for ok in [
             TrainConfig {
@@ -2042,7 +2034,7 @@ mod tests {
             ..small()
         };
         let model = fit(&set, &config);
-        let report: TrainReport = serde_json::from_value(model.train_report().clone()).unwrap();
+        let report = TrainReport::of(&model).unwrap();
         assert_eq!(report.val_examples, 0);
         let want = (0..set.examples.len())
             .flat_map(|i| (0..config.augment).map(move |c| (i, c)))
@@ -2146,7 +2138,7 @@ mod tests {
         };
         let mut history = Vec::new();
         let model = try_fit(&set, &config, |s: &EpochStats| history.push(*s)).unwrap();
-        let report: TrainReport = serde_json::from_value(model.train_report().clone()).unwrap();
+        let report = TrainReport::of(&model).unwrap();
         let top = history
             .iter()
             .map(|s| s.val_accuracy)
