@@ -1150,10 +1150,18 @@ where
         use std::os::unix::fs::PermissionsExt;
         builder.permissions(std::fs::Permissions::from_mode(0o644));
     }
-    let tmp = builder.tempfile_in(dir).map_err(|e| Error::io(path, e))?;
     // Listed while it exists, for `remove_live_temporaries` on an interrupt; on any return
-    // below, `tmp` is renamed or dropped (which deletes it) before the guard unlists it.
-    let _listed = LiveTemporary::list(tmp.path());
+    // below, `tmp` is renamed or dropped (which deletes it) before the guard unlists it. The
+    // list is locked while the file is created, so that an interrupt cannot fall between its
+    // creation and its listing (a CI run saw SIGTERM leave a temporary there): the handler
+    // waits for the lock and then finds it.
+    let (tmp, _listed) = {
+        let mut live = live_temporaries();
+        let tmp = builder.tempfile_in(dir).map_err(|e| Error::io(path, e))?;
+        live.push(tmp.path().to_path_buf());
+        let listed = LiveTemporary(tmp.path().to_path_buf());
+        (tmp, listed)
+    };
     let mut writer = std::io::BufWriter::new(tmp);
     fill(&mut writer)?;
     let tmp = writer
@@ -1177,14 +1185,6 @@ static LIVE_TEMPORARIES: std::sync::Mutex<Vec<std::path::PathBuf>> =
 
 /// A temporary file's place in [`LIVE_TEMPORARIES`], for as long as the guard lives.
 struct LiveTemporary(std::path::PathBuf);
-
-impl LiveTemporary {
-    fn list(path: &Path) -> Self {
-        let path = path.to_path_buf();
-        live_temporaries().push(path.clone());
-        LiveTemporary(path)
-    }
-}
 
 impl Drop for LiveTemporary {
     fn drop(&mut self) {
