@@ -320,7 +320,7 @@ pub fn build_from_corpus(
 /// As [`build_from_corpus`].
 pub fn build_from_reader(
     path: &Path,
-    raw: Box<dyn std::io::Read + '_>,
+    raw: Box<dyn std::io::Read + Send + '_>,
     config: &BuildConfig,
     progress: &dyn Progress,
 ) -> Result<Built> {
@@ -408,7 +408,7 @@ pub fn build_from_records(
 /// Both builds from a reader: the configs are checked before the input is opened.
 fn build_with<'a>(
     path: &Path,
-    open: impl FnOnce() -> Result<Box<dyn std::io::Read + 'a>>,
+    open: impl FnOnce() -> Result<Box<dyn std::io::Read + Send + 'a>>,
     config: &BuildConfig,
     progress: &dyn Progress,
 ) -> Result<Built> {

@@ -15,11 +15,10 @@
 //! of the file (the header row of a CSV is line 1), so they match what an editor shows. A
 //! UTF-8 byte-order mark at the start is ignored; CRLF and lone CR line ends count as line ends.
 
-use std::cell::RefCell;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
@@ -364,7 +363,8 @@ pub struct Record {
 }
 
 /// Streams the records of one corpus file (or standard input, or any reader: the lifetime
-/// is the reader's, `'static` for a file).
+/// is the reader's, `'static` for a file). It is `Send`: it may be opened on one thread and
+/// read on another.
 pub struct CorpusReader<'a> {
     path: PathBuf,
     options: CorpusOptions,
@@ -374,20 +374,21 @@ pub struct CorpusReader<'a> {
 
 enum Inner<'a> {
     Lines {
-        reader: Box<dyn BufRead + 'a>,
+        reader: Box<dyn BufRead + Send + 'a>,
         line: u64,
         buf: Vec<u8>,
         format: CorpusFormat,
     },
     Delimited {
-        reader: Box<csv::Reader<Box<dyn Read + 'a>>>,
+        reader: Box<csv::Reader<Box<dyn Read + Send + 'a>>>,
         text_col: usize,
         label_col: Option<usize>,
         id_col: Option<usize>,
         record: csv::ByteRecord,
         /// The raw bytes from `raw_base` on, for [`check_quotes`] (shared with the [`Tee`]
-        /// under the `csv` reader; a reader is one thread's, as its `Box<dyn Read>` is).
-        raw: Rc<RefCell<Vec<u8>>>,
+        /// under the `csv` reader). A mutex, not a `RefCell`, so that a reader can be handed
+        /// to another thread; it is never contended (one thread reads at a time).
+        raw: Arc<Mutex<Vec<u8>>>,
         raw_base: u64,
         delimiter: u8,
     },
@@ -407,7 +408,7 @@ impl std::fmt::Debug for CorpusReader<'_> {
 ///
 /// # Errors
 /// [`Error::Io`] naming the path.
-pub fn open_input(path: &Path) -> Result<Box<dyn Read>> {
+pub fn open_input(path: &Path) -> Result<Box<dyn Read + Send>> {
     if path.as_os_str() == "-" {
         Ok(Box::new(std::io::stdin()))
     } else {
@@ -622,14 +623,15 @@ impl CorpusReader<'static> {
 }
 
 impl<'a> CorpusReader<'a> {
-    /// Reads records from `raw` (which may borrow: `Box::new(text.as_bytes())`); `path`
-    /// names the input in errors and picks the format when `options.format` is `None`.
+    /// Reads records from `raw` (which may borrow: `Box::new(text.as_bytes())`, and must be
+    /// `Send`, so that the reader is); `path` names the input in errors and picks the format
+    /// when `options.format` is `None`.
     ///
     /// # Errors
     /// As [`CorpusReader::open`].
     pub fn from_reader(
         path: &Path,
-        raw: Box<dyn Read + 'a>,
+        raw: Box<dyn Read + Send + 'a>,
         options: &CorpusOptions,
     ) -> Result<Self> {
         let mut buffered = BufReader::with_capacity(1 << 16, raw);
@@ -675,16 +677,16 @@ impl<'a> CorpusReader<'a> {
                 } else {
                     b'\t'
                 };
-                let raw = Rc::new(RefCell::new(Vec::new()));
+                let raw = Arc::new(Mutex::new(Vec::new()));
                 let tee = Tee {
                     inner: LineEnds::new(buffered),
-                    seen: Rc::clone(&raw),
+                    seen: Arc::clone(&raw),
                 };
                 let mut reader = csv::ReaderBuilder::new()
                     .delimiter(delimiter)
                     .has_headers(true)
                     .flexible(false)
-                    .from_reader(Box::new(tee) as Box<dyn Read + 'a>);
+                    .from_reader(Box::new(tee) as Box<dyn Read + Send + 'a>);
                 let headers = reader
                     .byte_headers()
                     .map_err(|e| csv_error(path, e))?
@@ -908,7 +910,7 @@ impl Iterator for CorpusReader<'_> {
 /// Passes bytes on and keeps a copy, so that each CSV record's raw bytes can be checked.
 struct Tee<R> {
     inner: R,
-    seen: Rc<RefCell<Vec<u8>>>,
+    seen: Arc<Mutex<Vec<u8>>>,
 }
 
 /// The most bytes a [`Tee`] keeps: the record being read, which [`MAX_LINE_BYTES`] bounds as
@@ -929,7 +931,7 @@ impl std::error::Error for RecordTooLong {}
 
 impl<R: Read> Read for Tee<R> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        let mut seen = self.seen.borrow_mut();
+        let mut seen = lock(&self.seen);
         // The kept bytes are drained record by record: past the cap, one record (or a quote
         // left open, which swallows the rest of the file) would be held whole.
         if seen.len() > MAX_TEE_BYTES {
@@ -944,16 +946,23 @@ impl<R: Read> Read for Tee<R> {
     }
 }
 
+/// The kept bytes. A panic while they were held can only have been in a `Vec` copy or drain
+/// of this module, which leave the buffer whole, so a poisoned lock is taken as it is.
+fn lock(raw: &Mutex<Vec<u8>>) -> MutexGuard<'_, Vec<u8>> {
+    raw.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Gives `check` the kept bytes `start..end` (absolute offsets; the copy begins at
 /// `*base`), then drops every kept byte before `end`: the reader never looks back.
 fn take_raw(
-    raw: &RefCell<Vec<u8>>,
+    raw: &Mutex<Vec<u8>>,
     base: &mut u64,
     start: u64,
     end: u64,
     check: impl FnOnce(&[u8]) -> Result<()>,
 ) -> Result<()> {
-    let mut seen = raw.borrow_mut();
+    let mut seen = lock(raw);
     let len = seen.len();
     let at = |b: u64| usize::try_from(b.saturating_sub(*base)).map_or(len, |i| i.min(len));
     let result = seen.get(at(start)..at(end)).map_or(Ok(()), check);
@@ -1984,6 +1993,30 @@ mod tests {
         assert_eq!(out.len(), 2, "{out:?}");
         assert_eq!(out[0].as_ref().unwrap().text, "hi");
         assert!(matches!(&out[1], Err(Error::Io { .. })), "{:?}", out[1]);
+    }
+
+    #[test]
+    fn a_reader_started_on_one_thread_finishes_on_another() {
+        // A program may open (and sniff) a corpus on one thread and stream it on a worker:
+        // the CSV reader's kept bytes go with it. The header and first record are read here,
+        // the rest there, and the quoting check still sees every record.
+        let text = b"text,label\nhi,x\n\"yo\" there,y\nlast,z\n".to_vec();
+        let options = CorpusOptions::default();
+        let mut reader = CorpusReader::from_reader(
+            Path::new("c.csv"),
+            Box::new(std::io::Cursor::new(text)),
+            &options,
+        )
+        .unwrap();
+        assert_eq!(reader.next().unwrap().unwrap().text, "hi");
+        let rest = std::thread::spawn(move || reader.collect::<Vec<Result<Record>>>())
+            .join()
+            .unwrap();
+        assert_eq!(rest.len(), 2, "{rest:?}");
+        match &rest[0] {
+            Err(Error::Parse { line, .. }) => assert_eq!(*line, 3),
+            other => panic!("the stray quote on line 3 is refused: {other:?}"),
+        }
     }
 
     #[test]
