@@ -124,8 +124,9 @@ pub(crate) fn flow_of(progress: &dyn Progress) -> ControlFlow<()> {
 pub struct GraphConfig {
     /// `knn` (default) or `bipartite`.
     pub kind: GraphKind,
-    /// Neighbours per text for `knn` (default 10, as in the peers' benchmarks; the union of
-    /// both directions means degrees are at least this).
+    /// Neighbours per text for `knn` (default 10, as in the peers' benchmarks). The union of
+    /// both directions makes a text's degree at least this, or the number of texts it shares
+    /// a feature with at `min_sim` or above, whichever is smaller.
     pub k: usize,
     /// Smallest cosine kept as a kNN edge (default 0: any shared feature).
     pub min_sim: f32,

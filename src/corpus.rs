@@ -7,7 +7,7 @@
 //!
 //! | format | a record | label | id |
 //! |---|---|---|---|
-//! | `jsonl` | one JSON object per line; blank lines are skipped | `label` field (string or integer; `null` = none) | `id` field (string or number) |
+//! | `jsonl` | one JSON object per line; blank lines are skipped | `label` field (string or integer; `null` = none) | `id` field (string or integer of at most 64 bits) |
 //! | `csv`, `tsv` | one row after the header row (RFC 4180 quoting, strictly: a stray quote is an error) | `label` column (empty = none) | `id` column |
 //! | `text` | one line; blank lines are skipped | a leading fastText `__label__NAME ` | none |
 //!

@@ -7,10 +7,10 @@
 //! without adding an operation we use (we never multiply sparse matrices here). So sprs is
 //! not a dependency: it built nothing here and cost eight crates (ndarray among them).
 //!
-//! **Invariants** (checked by [`Graph::validate`], which every load runs):
+//! **Invariants** (checked by [`Graph::validate`], which every load runs, except where said):
 //! - `offsets` has `n + 1` non-decreasing entries from 0 to the edge count;
 //! - every neighbour id is `< n`, each row is sorted and has no duplicate and no self-loop;
-//! - every weight is finite and `> 0` (kNN graphs: in `(0, 1]`);
+//! - every weight is finite and `> 0` (kNN graphs: in `(0, 1]` by construction, not checked);
 //! - the graph is symmetric: `w(u, v) == w(v, u)` (checked by `--verify` / [`Graph::check_symmetric`]);
 //! - records point at text nodes (`< text_nodes`); seeds point at nodes and labels that exist,
 //!   sorted by (node, label), one per pair ([`merge_seeds`]).

@@ -22,8 +22,9 @@
 //! The stages in between work on plain values. Files come in and go out at the edges: the
 //! functions that take a path (reading a corpus, an edge list or a seed file; saving and
 //! loading graphs and models) open it through [`corpus`] and [`format`](mod@format), which
-//! write atomically. As on the command line, the path `-` means standard input or output
-//! there.
+//! write atomically. As on the command line, the path `-` means standard input for the
+//! readers of corpora, edge lists and seed files, and standard output for saves; graphs and
+//! models are loaded from a file only (they are read by sections, not as a stream).
 //!
 //! ## Invariants
 //!

@@ -2,8 +2,8 @@
 //! as a `.sprig` file, and its prediction API.
 //!
 //! This is the inference half of the pipeline. It depends only on `text`, `hash`,
-//! `projection`, `network`, `table` and `format`, never on training code, so it can be lifted
-//! into its own small crate.
+//! `projection`, `network`, `table`, `format` and the label-name checks of `corpus`, never on
+//! training code, so it can be lifted into its own small crate.
 //!
 //! **File** (the container of [`crate::format`], magic [`MODEL_MAGIC`], its own version
 //! counter starting at 1). The JSON header ([`ModelHeader`]) records everything needed to

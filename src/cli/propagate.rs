@@ -84,8 +84,8 @@ pub struct Args {
     /// node's weight, or its weights scaled together, never changes them.
     #[arg(long, value_enum, default_value_t = PriorMode::of(&defaults().class_prior))]
     class_prior: PriorMode,
-    /// A class prior for cmn, as LABEL=WEIGHT (repeatable; implies --class-prior cmn;
-    /// unnamed labels get 0).
+    /// A class prior for cmn, as LABEL=WEIGHT (repeatable; needs cmn, the default, and is
+    /// refused with --class-prior none; unnamed labels get 0).
     #[arg(long = "prior", value_name = "LABEL=WEIGHT")]
     priors: Vec<String>,
     /// Class priors for cmn from a labelled sample (JSONL, CSV/TSV or text with labels):

@@ -124,8 +124,8 @@ impl Network {
     /// # Panics
     /// If `x.len() != self.n_in()`, or (debug builds) if a value of `x` is outside
     /// {−1, 0, +1}: both are bugs in the caller, since [`crate::projection::Projector`] is the
-    /// only producer of inputs. (Release builds read such a value as its sign in an `i8`
-    /// first layer.)
+    /// only producer of inputs. (Release builds read such a value by its two low bits, so the
+    /// answer is unspecified: 2 reads as 0, −3 as +1.)
     pub fn forward(&self, x: &[i8], s: &mut NetScratch) {
         self.forward_with(Kernel::detect(), x, s);
     }
@@ -686,12 +686,12 @@ fn float_columns_body(wt: &[f32], a: &[f32], nz: &[u32], out: &mut [f32]) {
 /// Exact `Σ w_j · x_j` for `i8` weights and inputs in {−1, 0, +1}.
 ///
 /// Sixteen `i16` lanes (two SSE2 registers) accumulate the products; each lane gains at most
-/// 127 per step, so lanes are flushed into an `i32` every 256 steps, before they could
-/// overflow. This runs several times faster than widening every product to `i32`.
+/// 128 per step (an `i8` weight may be −128), so lanes are flushed into an `i32` every 255
+/// steps, before they could overflow (255 · 128 = 32,640). This runs several times faster than widening every product to `i32`.
 #[cfg(test)]
 fn ternary_dot(w: &[i8], x: &[i8]) -> i32 {
     const LANES: usize = 16;
-    const FLUSH: usize = 256;
+    const FLUSH: usize = 255;
     let mut total = 0i32;
     let wc = w.chunks_exact(LANES);
     let xc = x.chunks_exact(LANES);

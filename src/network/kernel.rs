@@ -147,7 +147,7 @@ pub(crate) enum Entry {
 }
 
 /// Marks that the vector kernel `entry` runs: test builds record it for the current thread
-/// ([`take_entered`]); other builds compile the call to nothing.
+/// (read back by the test-only `take_entered`); other builds compile the call to nothing.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 #[inline(always)]
 pub(crate) fn entered(entry: Entry) {

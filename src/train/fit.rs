@@ -232,7 +232,8 @@ impl Inputs {
         Self::project_counted(projector, examples, &())
     }
 
-    /// [`Inputs::project`], advancing `progress` by one per example.
+    /// Every example's projected input (as the test-only `Inputs::project`), advancing
+    /// `progress` by one per example.
     pub(super) fn project_counted(
         projector: &Projector,
         examples: &[Example],

@@ -30,7 +30,7 @@ use crate::text::TextPipeline;
 pub struct JointConfig {
     /// log2 of the embedding rows, `10..=24`. Default 18 (262,144 rows).
     pub buckets_log2: u32,
-    /// Embedding width, `>= 1`. Default 64.
+    /// Embedding width, `1..=1024`, with `dim · 2^buckets_log2 <= 2^26`. Default 64.
     pub dim: usize,
     /// SGD step of the embedding rows (per example, not averaged), `> 0`. Default 0.1.
     pub embedding_lr: f32,

@@ -5,8 +5,8 @@
 //! on the projected texts, or builds the bucket table ([`ModelKind::Table`]).
 //!
 //! **Loss** (ProjectionNet, Ravi 2017, with the propagated labels as teacher):
-//! `L = Σ_seeds CE(y_v, p_v) + λ Σ_propagated c_v · CE(Ĉ_v, p_v)`, averaged over the batch,
-//! where `Ĉ_v` is the propagated distribution renormalized after dropping the `unknown` mass,
+//! `L = Σ_seeds w_v · CE(y_v, p_v) + λ Σ_propagated c_v · CE(Ĉ_v, p_v)`, averaged over the
+//! batch, where `w_v` is the seed's weight sum (1 for a corpus label), `Ĉ_v` is the propagated distribution renormalized after dropping the `unknown` mass,
 //! and `c_v` its confidence ([`Confidence`]) divided by the mean confidence of the propagated
 //! examples (so λ = 1 weighs an average one as a seed). Abstaining records and records below
 //! [`TrainConfig::min_confidence`] are left out.
@@ -153,7 +153,7 @@ pub struct TrainConfig {
     pub kind: ModelKind,
     /// Hidden layer widths. Default `[128]`: one layer keeps the int8 model under 200 KB at
     /// T·d = 1,120 inputs, about 80 KB with the default 4-bit first layer (SGNN used two
-    /// layers of 256, which is 320 KB in int8).
+    /// layers of 256, which is about 360 KB in int8).
     pub hidden: Vec<usize>,
     /// Epoch cap, `>= 1`. Default 60, so that early stopping, not the cap, ends training:
     /// with input dropout the best held-out epoch was 20–39 on a 2,400-text corpus. Without
