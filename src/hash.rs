@@ -1,13 +1,18 @@
 //! The fixed hash functions of sprig.
 //!
-//! Anything that reaches a file (feature buckets, projection coefficients, seed order) is
-//! derived from the functions here and nothing else: never from a randomized hasher such as
-//! the standard library's `RandomState`, whose output changes between processes.
+//! Every hash that reaches a file (feature buckets, projection coefficients, record
+//! fingerprints, training's per-epoch keys) is one of the functions here: never a randomized
+//! hasher such as the standard library's `RandomState`, whose output changes between
+//! processes. (Training's random draws come from xoshiro256++ seeded by SplitMix64, rand's
+//! `Xoshiro256PlusPlus`: a specified generator, not a default that may change; they are not
+//! hashes.)
 //!
 //! * [`feature_hash`] is **XXH3-64** (the xxHash 0.8 specification, stable since 2020) with the
 //!   seed [`FEATURE_SEED`]. The artifact headers name it as [`HASH_NAME`] with that seed.
-//! * [`fnv1a64`] is 64-bit FNV-1a; it orders lines for the shared seed-selection protocol of
-//!   the benchmarks (the peers' `seeds.py`), so that sprig picks the same seeds.
+//! * [`fnv1a64`] is 64-bit FNV-1a, the hash the peers' `seeds.py` orders lines by in the
+//!   shared seed-selection protocol of the benchmarks. sprig itself selects no seeds (the
+//!   benchmarks read the protocol's seed files); it is kept, pinned by reference values, for
+//!   a program that must pick seeds the way the protocol does.
 //!
 //! * [`record_hash`] is XXH3-64 with the seed [`RECORD_SEED`], cut to its low 32 bits: the
 //!   fingerprint of a record's raw text that a graph keeps and `sprig propagate` writes beside

@@ -277,7 +277,8 @@ fn check_offsets(m: &FeatureMatrix) {
 
 /// The `k` most cosine-similar rows of every row, as `(row, neighbour, similarity)`
 /// triplets: similarity `>= min_sim` and `> 0`, no self-pairs, neighbours of one row sorted
-/// by (similarity descending, id ascending). `on_rows(done)` reports progress.
+/// by (similarity descending, id ascending). `on_rows(n)` is told each time `n` more rows
+/// are done (a block of rows at a time).
 ///
 /// The rows must be L2-normalized (norm at most 1), with non-negative weights: the cosine
 /// of two such rows is their dot product, and the search's pruning bounds rely on it.
@@ -286,7 +287,8 @@ fn check_offsets(m: &FeatureMatrix) {
 /// If `min_sim` is NaN, `m`'s offsets do not rise from 0 to `m.features.len()`, `m.values`
 /// is not as long as `m.features`, a row's features are not strictly ascending, or a row
 /// has a negative or non-finite weight or an L2 norm above 1 (a matrix from
-/// [`crate::features::tfidf`] is always fine).
+/// [`crate::features::tfidf`] is always fine). The matrix is checked only when there is a
+/// search to do: with `k = 0` or fewer than 2 rows the result is empty, unchecked.
 pub fn knn(
     m: &FeatureMatrix,
     k: usize,

@@ -163,8 +163,8 @@ fn rate(state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write) {
 }
 
 /// A rate for people: whole units per second from 100 up, one decimal from 10, two from 1,
-/// and below one a second the time a unit takes ("59s each", not "0.02/s" or "0/s": a slow
-/// stage's units are epochs of minutes).
+/// and below one a second the time a unit takes ("59s each", not "0.02/s": a slow stage's
+/// units are epochs of minutes). A rate of exactly 0 (nothing done yet) prints "0/s".
 fn per_second(r: f64) -> String {
     if r >= 100.0 || r == 0.0 {
         format!("{r:.0}/s")

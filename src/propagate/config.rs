@@ -205,7 +205,9 @@ impl Default for PropagationConfig {
 /// The largest accepted [`PropagationConfig::top_k`].
 pub const MAX_TOP_K: usize = 1024;
 
-/// The largest accepted [`PropagationConfig::iterations`]: the defaults converge in tens.
+/// The largest accepted [`PropagationConfig::iterations`]. With the defaults, runs usually
+/// stop at the 30-iteration cap; converging to the default tolerance can take hundreds of
+/// iterations (about 600 on the bundled corpus), so a cap far above that is a mistake.
 pub const MAX_ITERATIONS: usize = 1_000_000;
 
 /// Largest μ1, μ2 or μ3 [`PropagationConfig::validate`] accepts: only their ratios matter, and

@@ -16,8 +16,10 @@
 //! J = Σ_v [ A_v ‖Ŷ_v − Y_v‖² + B_v ‖Ŷ_v − ρ_v r‖² + C_v ‖Ŷ_v‖² − q_v Σ_{u ∈ N(v)} c_vu ⟨Ŷ_v, Ŷ_u⟩ ]
 //! ```
 //!
-//! For a symmetric `c` with `C_v = q_v Σ_u c_vu`, the last two terms are
-//! `Σ_{undirected (u,v)} c_uv ‖Ŷ_u − Ŷ_v‖²`: each undirected edge counted once.
+//! If `s_vu = q_v c_vu` is symmetric and `C_v = Σ_u s_vu`, the last two terms are
+//! `Σ_{undirected (u,v)} s_uv ‖Ŷ_u − Ŷ_v‖²`: each undirected edge counted once. (Expander
+//! and MAD have `q = 1` and a symmetric `c`; LP's `c = w / d_v` is not symmetric, but its
+//! `q c = w` is.)
 //!
 //! **Determinism.** Nodes are processed in fixed blocks of [`BLOCK`] nodes; within a node,
 //! sums run in neighbour (CSR) order; block results are combined in block order. Nothing
