@@ -1397,3 +1397,56 @@ fn predict_labels_the_records_of_a_file_as_it_labels_their_texts() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A server shares one loaded model between threads, each with its own scratch, and a
+/// program hands graphs and train sets to workers: the pipeline's values are `Send` and
+/// `Sync`, and a model answers the same on any thread.
+#[test]
+fn a_model_shared_between_threads_answers_as_on_one() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<ProjectionModel>();
+    send_sync::<sprig::Scratch>();
+    send_sync::<sprig::graph::Graph>();
+    send_sync::<sprig::Propagation>();
+    send_sync::<TrainSet>();
+    send_sync::<sprig::text::TextPipeline>();
+    send_sync::<Projector>();
+    fn send<T: Send>() {}
+    send::<CorpusReader<'static>>();
+
+    let model = ProjectionModel::load(repo("tests/fixtures/v2/tiny.sprig")).unwrap();
+    let texts: Vec<String> =
+        CorpusReader::open(&repo("corpora/tiny/test.jsonl"), &CorpusOptions::default())
+            .unwrap()
+            .map(|r| r.unwrap().text)
+            .collect();
+    let alone: Vec<Vec<(u32, u32)>> = texts
+        .iter()
+        .map(|t| {
+            let p = model.predict(t);
+            p.iter().map(|p| (p.label, p.score.to_bits())).collect()
+        })
+        .collect();
+    let model = std::sync::Arc::new(model);
+    let halves: Vec<Vec<Vec<(u32, u32)>>> = std::thread::scope(|s| {
+        let workers: Vec<_> = texts
+            .chunks(texts.len().div_ceil(2))
+            .map(|chunk| {
+                let model = std::sync::Arc::clone(&model);
+                s.spawn(move || {
+                    let mut scratch = sprig::Scratch::default();
+                    chunk
+                        .iter()
+                        .map(|t| {
+                            let p = model.predict_with(&mut scratch, t);
+                            p.iter().map(|p| (p.label, p.score.to_bits())).collect()
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    assert!(texts.len() >= 4, "{}", texts.len());
+    assert_eq!(halves.concat(), alone);
+}
