@@ -344,5 +344,53 @@ mod tests {
         );
         assert!("nope".parse::<Algorithm>().is_err());
         assert_eq!("mad".parse::<Algorithm>().unwrap(), Algorithm::Mad);
+        // A tolerance below 0 or infinite is refused, not only NaN.
+        assert_eq!(bad(|c| c.tolerance = -1e-9), "tolerance");
+        assert_eq!(bad(|c| c.tolerance = f64::INFINITY), "tolerance");
+        // α's interval is open at 0 too.
+        assert_eq!(bad(|c| c.alpha = 0.0), "alpha");
+    }
+
+    /// The last value each range accepts passes (the refused neighbours are in
+    /// `validate_names_the_bad_field`).
+    #[test]
+    fn validate_accepts_each_range_up_to_its_bound() {
+        let ok = |f: fn(&mut PropagationConfig)| {
+            let mut c = PropagationConfig::default();
+            f(&mut c);
+            c.validate()
+        };
+        ok(|c| c.iterations = 1).unwrap();
+        ok(|c| c.iterations = MAX_ITERATIONS).unwrap();
+        ok(|c| c.tolerance = 0.0).unwrap();
+        ok(|c| c.top_k = 1).unwrap();
+        ok(|c| c.top_k = MAX_TOP_K).unwrap();
+        ok(|c| c.seed_weight = MAX_MU).unwrap();
+        ok(|c| c.smoothness_weight = 0.0).unwrap();
+        ok(|c| c.prior_weight = MAX_MU).unwrap();
+        ok(|c| c.damping = Some(0.0)).unwrap();
+        ok(|c| c.alpha = 0.999).unwrap();
+        ok(|c| {
+            c.class_prior = ClassPrior::Cmn {
+                priors: Some([("a".to_string(), 0.0), ("b".to_string(), 2.0)].into()),
+            }
+        })
+        .unwrap();
+    }
+
+    /// Each algorithm's name is what `Display` writes (the CLI's messages name algorithms
+    /// with it) and parses back to the algorithm, the same name serde uses.
+    #[test]
+    fn algorithm_names_round_trip() {
+        for (algorithm, name) in [
+            (Algorithm::Expander, "expander"),
+            (Algorithm::Mad, "mad"),
+            (Algorithm::Lp, "lp"),
+            (Algorithm::Spreading, "spreading"),
+        ] {
+            assert_eq!(algorithm.to_string(), name);
+            assert_eq!(name.parse::<Algorithm>().unwrap(), algorithm);
+            assert_eq!(serde_json::to_value(algorithm).unwrap(), name);
+        }
     }
 }
