@@ -837,3 +837,22 @@ fn a_graph_of_some_rows_only_is_refused() {
          with propagate_distributed, or load it whole with Graph::load"
     );
 }
+
+/// A seed's weight must be finite and positive: 0, a negative weight and infinity are
+/// refused as NaN is, whichever half of the check they fail.
+#[test]
+fn seed_weights_that_are_not_finite_and_positive_are_refused() {
+    let g = testgraphs::toy();
+    for weight in [0.0, -1.0, f32::INFINITY, f32::NAN] {
+        let seeds = [Seed {
+            node: 0,
+            label: 0,
+            weight,
+        }];
+        let e = propagate_with(&g, &seeds, &PropagationConfig::default(), |_| {}).unwrap_err();
+        assert!(
+            matches!(e, Error::InvalidConfig { field: "seeds", .. }),
+            "weight {weight}: {e}"
+        );
+    }
+}
