@@ -856,3 +856,26 @@ fn seed_weights_that_are_not_finite_and_positive_are_refused() {
         );
     }
 }
+
+/// A tolerance of 0 runs every iteration (`PropagationConfig::tolerance`), even past an exact
+/// fixed point: on a path a — b seeded at a, label propagation copies a's label to b in one
+/// sweep, and every later sweep changes nothing at all, under either norm.
+#[test]
+fn a_tolerance_of_zero_runs_every_iteration_past_an_exact_fixed_point() {
+    let g = testgraphs::from_tsv("a\tb\t1\n", "a\tx\n");
+    for change_norm in [ChangeNorm::MaxNode, ChangeNorm::Sum] {
+        let c = PropagationConfig {
+            iterations: 5,
+            tolerance: 0.0,
+            change_norm,
+            class_prior: ClassPrior::None,
+            ..config(Algorithm::Lp)
+        };
+        let p = propagate(&g, &c).unwrap();
+        let r = p.report();
+        let changes: Vec<f64> = r.history.iter().map(|s| s.sum_change).collect();
+        assert_eq!(changes, [1.0, 0.0, 0.0, 0.0, 0.0], "{change_norm:?}");
+        assert!(!r.converged && r.iterations == 5, "{change_norm:?}: {r:?}");
+        assert_eq!(top_name(&p, 1), Some("x"));
+    }
+}
