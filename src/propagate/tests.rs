@@ -879,3 +879,16 @@ fn a_tolerance_of_zero_runs_every_iteration_past_an_exact_fixed_point() {
         assert_eq!(top_name(&p, 1), Some("x"));
     }
 }
+
+/// `Debug` prints the summary `Propagation` documents: the distribution's summary, the
+/// numbers of labels and of seeds (not the vectors), then the report.
+#[test]
+fn debug_prints_a_summary_and_the_report() {
+    // A path a — b — c — d, seeds a and b "x", d "y": 4 nodes, 2 labels, 3 seeds.
+    let g = testgraphs::from_tsv("a\tb\t1\nb\tc\t1\nc\td\t1\n", "a\tx\nb\tx\nd\ty\n");
+    let p = propagate(&g, &PropagationConfig::default()).unwrap();
+    let s = format!("{p:?}");
+    let want = "Propagation { distribution: LabelDistribution { nodes: 4, k: 8, .. }, \
+                labels: 2, seeds: 3, report: PropagationReport { algorithm: Expander, ";
+    assert!(s.starts_with(want), "{s}");
+}
