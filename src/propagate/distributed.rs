@@ -1176,54 +1176,58 @@ mod tests {
         }
     }
 
-    /// Two processes of one cluster over loopback TCP, here two threads of the test: process
-    /// 0 returns the single engine's result, process 1 `None`, and both report every
-    /// iteration with the same figures.
+    /// Two processes of one cluster over loopback TCP, here two threads of the test, with one
+    /// and with two workers each: process 0 returns the single engine's result, process 1
+    /// `None`, and both report every iteration with the same figures. With two workers the
+    /// reporting worker of process 1 is global worker 2, not 1 (with one worker each,
+    /// `process / workers` in place of `process * workers` went unnoticed).
     #[test]
     fn processes_over_tcp_report_everywhere_and_return_in_process_0() {
         let g = Arc::new(testgraphs::random(3000, 12000, 12, 200, 7));
         let config = PropagationConfig::default();
         let single = propagate_with(&g, g.seeds(), &config, |_| {}).unwrap();
-        let hosts = loopback_hosts(2);
-        let (tx, rx) = std::sync::mpsc::channel();
-        for process in 0..2 {
-            let (graph, hosts, tx) = (Arc::clone(&g), hosts.clone(), tx.clone());
-            let config = config.clone();
-            std::thread::spawn(move || {
-                let seen = Arc::new(Mutex::new(Vec::new()));
-                let log = Arc::clone(&seen);
-                let cluster = Cluster {
-                    workers: 1,
-                    hosts,
-                    process,
-                    connect_timeout: Some(std::time::Duration::from_secs(60)),
-                };
-                let result = propagate_distributed(
-                    Arc::clone(&graph),
-                    graph.seeds(),
-                    &config,
-                    &cluster,
-                    move |s| log.lock().unwrap().push(*s),
-                );
-                let seen = seen.lock().unwrap().clone();
-                tx.send((process, result.map_err(|e| e.to_string()), seen))
-                    .unwrap();
-            });
-        }
-        let mut histories = Vec::new();
-        for _ in 0..2 {
-            let (process, result, seen) = rx
-                .recv_timeout(std::time::Duration::from_secs(120))
-                .expect("both processes end");
-            let result = result.unwrap();
-            match process {
-                0 => assert_eq!(essence(&single), essence(&result.unwrap())),
-                _ => assert!(result.is_none(), "only process 0 returns the result"),
+        for workers in [1, 2] {
+            let hosts = loopback_hosts(2);
+            let (tx, rx) = std::sync::mpsc::channel();
+            for process in 0..2 {
+                let (graph, hosts, tx) = (Arc::clone(&g), hosts.clone(), tx.clone());
+                let config = config.clone();
+                std::thread::spawn(move || {
+                    let seen = Arc::new(Mutex::new(Vec::new()));
+                    let log = Arc::clone(&seen);
+                    let cluster = Cluster {
+                        workers,
+                        hosts,
+                        process,
+                        connect_timeout: Some(std::time::Duration::from_secs(60)),
+                    };
+                    let result = propagate_distributed(
+                        Arc::clone(&graph),
+                        graph.seeds(),
+                        &config,
+                        &cluster,
+                        move |s| log.lock().unwrap().push(*s),
+                    );
+                    let seen = seen.lock().unwrap().clone();
+                    tx.send((process, result.map_err(|e| e.to_string()), seen))
+                        .unwrap();
+                });
             }
-            histories.push(seen);
+            let mut histories = vec![Vec::new(); 2];
+            for _ in 0..2 {
+                let (process, result, seen) = rx
+                    .recv_timeout(std::time::Duration::from_secs(120))
+                    .expect("both processes end");
+                let result = result.unwrap();
+                match process {
+                    0 => assert_eq!(essence(&single), essence(&result.unwrap())),
+                    _ => assert!(result.is_none(), "only process 0 returns the result"),
+                }
+                histories[process] = seen;
+            }
+            assert_eq!(histories[0], single.report().history, "{workers} workers");
+            assert_eq!(histories[1], histories[0], "{workers} workers");
         }
-        assert_eq!(histories[0], single.report().history);
-        assert_eq!(histories[0], histories[1]);
     }
 
     #[test]
