@@ -1230,6 +1230,26 @@ mod tests {
         }
     }
 
+    /// A cluster of one process (a hosts file of one line) has no peer to wait for or to lose:
+    /// its connect timeout does not apply, however short, and it runs as worker threads do.
+    /// (Applied, a 1 ns limit fails the run at its first wait.)
+    #[test]
+    fn a_cluster_of_one_process_has_no_timeout() {
+        let g = Arc::new(testgraphs::random(3000, 12000, 12, 200, 7));
+        let config = PropagationConfig::default();
+        let single = propagate_with(&g, g.seeds(), &config, |_| {}).unwrap();
+        let cluster = Cluster {
+            workers: 2,
+            hosts: loopback_hosts(1),
+            process: 0,
+            connect_timeout: Some(std::time::Duration::from_nanos(1)),
+        };
+        let p = propagate_distributed(Arc::clone(&g), g.seeds(), &config, &cluster, |_| {})
+            .unwrap()
+            .expect("the one process holds worker 0");
+        assert_eq!(essence(&single), essence(&p));
+    }
+
     #[test]
     fn nodes_are_shared_in_whole_blocks() {
         for (n, peers) in [(1, 1), (1, 3), (3000, 4), (3000, 3), (512 * 5 + 1, 2)] {
