@@ -1250,6 +1250,45 @@ mod tests {
         assert_eq!(essence(&single), essence(&p));
     }
 
+    /// A worker asks each owner for the ghosts of the owner's range alone: from its first
+    /// node up to, not including, the next range's first node. (Counting that node in the
+    /// range before too made the owner of that range send, as that node's row, a row of its
+    /// own numbering that is not it: one of its ghosts, or past its last row.)
+    #[test]
+    fn ghosts_are_asked_of_their_owner_alone() {
+        use crate::graph::{symmetric_csr, GraphKind, GraphParts};
+        // Three blocks, one a worker; worker 2's first nodes read both ends of the others.
+        let n = 3 * BLOCK;
+        let read = [0, BLOCK - 1, BLOCK, 2 * BLOCK - 1];
+        let edges = read
+            .iter()
+            .enumerate()
+            .map(|(i, &u)| ((2 * BLOCK + i) as u32, u as u32, 1.0))
+            .collect();
+        let (offsets, neighbors, weights) = symmetric_csr(n, edges);
+        let parts = GraphParts {
+            offsets,
+            neighbors,
+            weights,
+            keys: (0..n).map(|v| format!("n{v}")).collect(),
+            text_nodes: n,
+            seeds: vec![Seed {
+                node: 0,
+                label: 0,
+                weight: 1.0,
+            }],
+            labels: vec!["x".into()],
+            ..GraphParts::default()
+        };
+        let g = Graph::from_parts(GraphKind::Edges, parts).unwrap();
+        let share = Share::new(&g, nodes_of(n, 3, 2));
+        assert_eq!(share.own, 2 * BLOCK..n);
+        assert_eq!(share.ghosts, read.map(|u| u as u32));
+        assert_eq!(share.ghosts_in(&nodes_of(n, 3, 0)), 0..2);
+        assert_eq!(share.ghosts_in(&nodes_of(n, 3, 1)), 2..4);
+        assert_eq!(share.ghosts_in(&nodes_of(n, 3, 2)), 4..4);
+    }
+
     #[test]
     fn nodes_are_shared_in_whole_blocks() {
         for (n, peers) in [(1, 1), (1, 3), (3000, 4), (3000, 3), (512 * 5 + 1, 2)] {
