@@ -1137,31 +1137,37 @@ mod tests {
     /// Two files whose rows have the same lengths and degrees (a ring with two chords whose
     /// endpoints are swapped, unit weights) are told apart: the processes refuse to run
     /// instead of mixing the graphs (a review found them mixed).
+    /// An edge-list graph of `n` nodes named `n0…` with the undirected `edges` and one seed,
+    /// node 0 with the label `x`.
+    fn seeded_at_0(n: usize, edges: Vec<(u32, u32, f32)>) -> Graph {
+        use crate::graph::{symmetric_csr, GraphKind, GraphParts};
+        let (offsets, neighbors, weights) = symmetric_csr(n, edges);
+        let parts = GraphParts {
+            offsets,
+            neighbors,
+            weights,
+            keys: (0..n).map(|v| format!("n{v}")).collect(),
+            text_nodes: n,
+            seeds: vec![Seed {
+                node: 0,
+                label: 0,
+                weight: 1.0,
+            }],
+            labels: vec!["x".into()],
+            ..GraphParts::default()
+        };
+        Graph::from_parts(GraphKind::Edges, parts).unwrap()
+    }
+
     #[test]
     fn processes_with_graphs_that_differ_only_in_their_edges_refuse_to_run() {
-        use crate::graph::{symmetric_csr, GraphKind, GraphParts};
         let n = 1200usize;
         let ring = |chords: [(u32, u32); 2]| {
             let mut edges: Vec<(u32, u32, f32)> = (0..n as u32)
                 .map(|v| (v, (v + 1) % n as u32, 1.0))
                 .collect();
             edges.extend(chords.iter().map(|&(a, b)| (a, b, 1.0)));
-            let (offsets, neighbors, weights) = symmetric_csr(n, edges);
-            let parts = GraphParts {
-                offsets,
-                neighbors,
-                weights,
-                keys: (0..n).map(|v| format!("n{v}")).collect(),
-                text_nodes: n,
-                seeds: vec![Seed {
-                    node: 0,
-                    label: 0,
-                    weight: 1.0,
-                }],
-                labels: vec!["x".into()],
-                ..GraphParts::default()
-            };
-            Graph::from_parts(GraphKind::Edges, parts).unwrap()
+            seeded_at_0(n, edges)
         };
         let (a, b) = (ring([(0, 72), (800, 1067)]), ring([(0, 1067), (800, 72)]));
         assert_eq!(a.offsets(), b.offsets());
@@ -1256,7 +1262,6 @@ mod tests {
     /// own numbering that is not it: one of its ghosts, or past its last row.)
     #[test]
     fn ghosts_are_asked_of_their_owner_alone() {
-        use crate::graph::{symmetric_csr, GraphKind, GraphParts};
         // Three blocks, one a worker; worker 2's first nodes read both ends of the others.
         let n = 3 * BLOCK;
         let read = [0, BLOCK - 1, BLOCK, 2 * BLOCK - 1];
@@ -1265,22 +1270,7 @@ mod tests {
             .enumerate()
             .map(|(i, &u)| ((2 * BLOCK + i) as u32, u as u32, 1.0))
             .collect();
-        let (offsets, neighbors, weights) = symmetric_csr(n, edges);
-        let parts = GraphParts {
-            offsets,
-            neighbors,
-            weights,
-            keys: (0..n).map(|v| format!("n{v}")).collect(),
-            text_nodes: n,
-            seeds: vec![Seed {
-                node: 0,
-                label: 0,
-                weight: 1.0,
-            }],
-            labels: vec!["x".into()],
-            ..GraphParts::default()
-        };
-        let g = Graph::from_parts(GraphKind::Edges, parts).unwrap();
+        let g = seeded_at_0(n, edges);
         let share = Share::new(&g, nodes_of(n, 3, 2));
         assert_eq!(share.own, 2 * BLOCK..n);
         assert_eq!(share.ghosts, read.map(|u| u as u32));
