@@ -687,7 +687,8 @@ fn float_columns_body(wt: &[f32], a: &[f32], nz: &[u32], out: &mut [f32]) {
 ///
 /// Sixteen `i16` lanes (two SSE2 registers) accumulate the products; each lane gains at most
 /// 128 per step (an `i8` weight may be −128), so lanes are flushed into an `i32` every 255
-/// steps, before they could overflow (255 · 128 = 32,640). This runs several times faster than widening every product to `i32`.
+/// steps, before they could overflow (255 · 128 = 32,640). This runs several times faster
+/// than widening every product to `i32`.
 #[cfg(test)]
 fn ternary_dot(w: &[i8], x: &[i8]) -> i32 {
     const LANES: usize = 16;

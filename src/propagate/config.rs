@@ -81,8 +81,9 @@ pub enum ClassPrior {
     /// non-seed nodes are multiplied by `q_l / (m_l + L · q_l)`, where `m_l` is the total score
     /// of `l` over the non-seed text nodes, each counted once per input record it stands for
     /// (identical texts share a node), `q_l` its prior (normalized to sum to 1), and `L · q_l`
-    /// pseudo-records for `L` labels keep a label of no mass finite; each node's label scores are then rescaled
-    /// to their previous total, so `unknown` is unchanged. Seeds are not modified.
+    /// pseudo-records for `L` labels keep a label of no mass finite; each node's label scores
+    /// are then rescaled to their previous total, so `unknown` is unchanged. Seeds are not
+    /// modified.
     Cmn {
         /// Prior weight of each label by name (need not sum to 1; missing labels get 0).
         /// `None`: estimated from the seeds, each seeded node counted once and split between

@@ -6,9 +6,10 @@
 //!
 //! **Loss** (ProjectionNet, Ravi 2017, with the propagated labels as teacher):
 //! `L = Σ_seeds w_v · CE(y_v, p_v) + λ Σ_propagated c_v · CE(Ĉ_v, p_v)`, averaged over the
-//! batch, where `w_v` is the seed's weight sum (1 for a corpus label), `Ĉ_v` is the propagated distribution renormalized after dropping the `unknown` mass,
-//! and `c_v` its confidence ([`Confidence`]) divided by the mean confidence of the propagated
-//! examples (so λ = 1 weighs an average one as a seed). Abstaining records and records below
+//! batch, where `w_v` is the seed's weight sum (1 for a corpus label), `Ĉ_v` is the
+//! propagated distribution renormalized after dropping the `unknown` mass, and `c_v` its
+//! confidence ([`Confidence`]) divided by the mean confidence of the propagated examples (so
+//! λ = 1 weighs an average one as a seed). Abstaining records and records below
 //! [`TrainConfig::min_confidence`] are left out.
 //!
 //! **Optimization:** mini-batch Adam over seeded shuffles; early stopping on a held-out slice
