@@ -982,8 +982,20 @@ mod tests {
         }
     }
 
-    /// `n` free loopback `host:port`s (a port could be taken between this and timely's bind;
-    /// a test would then fail loudly, not pass).
+    /// A worker's panic is reported with its message, whichever way it was raised: a literal
+    /// (`&str`), a formatted message (`String`), or another payload (named only as a panic).
+    #[test]
+    fn a_panic_is_reported_by_its_message() {
+        let caught = |f: fn()| std::panic::catch_unwind(f).unwrap_err();
+        // (The default hook prints each panic; the test harness captures that output.)
+        let literal = caught(|| panic!("a literal"));
+        let formatted = caught(|| panic!("row {}", 7));
+        let other = caught(|| std::panic::panic_any(7u8));
+        assert_eq!(panic_message(&*literal), "a literal");
+        assert_eq!(panic_message(&*formatted), "row 7");
+        assert_eq!(panic_message(&*other), "a panic");
+    }
+
     /// The error of a default propagation of `graph` (its own seeds) as `cluster`.
     fn failure_of(graph: &Arc<Graph>, cluster: &Cluster) -> String {
         propagate_distributed(
@@ -997,6 +1009,8 @@ mod tests {
         .to_string()
     }
 
+    /// `n` free loopback `host:port`s (a port could be taken between this and timely's bind;
+    /// a test would then fail loudly, not pass).
     fn loopback_hosts(n: usize) -> Vec<String> {
         (0..n)
             .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
