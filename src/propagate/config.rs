@@ -317,10 +317,7 @@ mod tests {
         let bad = |f: fn(&mut PropagationConfig)| {
             let mut c = PropagationConfig::default();
             f(&mut c);
-            match c.validate() {
-                Err(Error::InvalidConfig { field, .. }) => field,
-                other => panic!("expected InvalidConfig, got {other:?}"),
-            }
+            crate::test_util::refused_field(c.validate()).expect("refused")
         };
         assert_eq!(bad(|c| c.iterations = 0), "iterations");
         assert_eq!(bad(|c| c.iterations = MAX_ITERATIONS + 1), "iterations");
