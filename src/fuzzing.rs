@@ -7,9 +7,10 @@ use std::io::Cursor;
 use std::path::Path;
 
 use crate::build::read_edges_from;
-use crate::corpus::{CorpusFormat, CorpusOptions, CorpusReader};
+use crate::corpus::{CorpusFormat, CorpusOptions, CorpusReader, Record, RecordId};
 use crate::graph::Graph;
 use crate::text::{FeatureConfig, TextConfig, TextPipeline};
+use crate::train::{TrainConfig, TrainSet};
 
 /// Loads `data` as a graph file, once as it is and once with its trailing CRC32 recomputed,
 /// so that mutations reach the section decoding and invariant checks behind the checksum.
@@ -91,6 +92,67 @@ pub fn model_file(data: &[u8]) {
             for p in model.predict("thanks, see you soon!") {
                 assert!(p.score.is_finite(), "a loaded model predicts finite scores");
             }
+        }
+    }
+}
+
+/// The corpus the labels and seed files are read against: [`LABELS_CORPUS`]'s six records,
+/// as a JSONL corpus of those lines gives them (lines 1–6, string ids `r1`…`r6`, three
+/// labelled).
+fn labels_corpus() -> Vec<Record> {
+    LABELS_CORPUS
+        .iter()
+        .enumerate()
+        .map(|(i, (text, label))| Record {
+            line: i as u64 + 1,
+            id: Some(RecordId::from(format!("r{}", i + 1))),
+            text: (*text).into(),
+            label: label.map(Into::into),
+        })
+        .collect()
+}
+
+/// Texts and corpus labels of the records [`labels_file`] and [`seed_file`] read against.
+/// The regression inputs in `tests/fuzz/labels_file/` and `tests/fuzz/seed_file/` were made
+/// by `sprig graph` and `sprig propagate` on this corpus, so their text hashes match.
+pub const LABELS_CORPUS: [(&str, Option<&str>); 6] = [
+    ("hello there", Some("greeting")),
+    ("thank you so much", Some("thanks")),
+    ("see you later", Some("goodbye")),
+    ("hi, how are you?", None),
+    ("thanks a lot!", None),
+    ("bye for now", None),
+];
+
+/// Reads `data` as a labels file (`sprig train --labels`) against [`LABELS_CORPUS`]. A train
+/// set that comes out must pass its own validation: the join may refuse a file, never let
+/// a bad target, weight or label name through to training.
+pub fn labels_file(data: &[u8]) {
+    let records = labels_corpus();
+    let mut input = data;
+    let config = TrainConfig::default();
+    if let Ok(set) = TrainSet::distilled(&records, &mut input, Path::new("fuzz.jsonl"), &config) {
+        set.validate()
+            .expect("a train set joined from a labels file is valid");
+    }
+}
+
+/// Reads `data` as a seed file, by content and as JSON Lines (by extension), and applies
+/// what parses to [`LABELS_CORPUS`] as `sprig train --seeds` does. A train set that comes out
+/// must pass its own validation.
+pub fn seed_file(data: &[u8]) {
+    let records = labels_corpus();
+    for name in ["fuzz.txt", "fuzz.jsonl"] {
+        let path = Path::new(name);
+        let Ok(entries) = crate::seeds::read_seeds_from(path, data) else {
+            continue;
+        };
+        let Ok(seeds) = crate::seeds::record_seeds(&records, path, &entries) else {
+            continue;
+        };
+        if let Ok(set) = TrainSet::supervised_with(&records, &seeds) {
+            set.validate()
+                .expect("a train set from a seed file is valid");
         }
     }
 }

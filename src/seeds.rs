@@ -55,7 +55,12 @@ pub struct SeedEntry {
 /// # Errors
 /// [`Error::Parse`] naming the line and field; [`Error::Io`].
 pub fn read_seed_file(path: &Path) -> Result<Vec<SeedEntry>> {
-    let mut reader = std::io::BufReader::new(open_input(path)?);
+    read_seeds_from(path, std::io::BufReader::new(open_input(path)?))
+}
+
+/// [`read_seed_file`] over an open reader; `path` names it in messages and, by its
+/// extension, may say the file is JSON Lines.
+pub(crate) fn read_seeds_from(path: &Path, mut reader: impl BufRead) -> Result<Vec<SeedEntry>> {
     skip_bom(&mut reader, path)?;
     // JSON Lines by extension, else by content (standard input, `.txt`, no extension): a
     // TSV node name hardly starts with `{`, and a JSONL line always does.

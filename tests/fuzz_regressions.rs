@@ -40,3 +40,13 @@ fn edge_list_inputs_are_read_or_refused_cleanly() {
 fn model_file_inputs_are_refused_or_loaded_cleanly() {
     assert!(replay("model_file", fuzzing::model_file) > 0);
 }
+
+#[test]
+fn labels_file_inputs_are_joined_or_refused_cleanly() {
+    assert!(replay("labels_file", fuzzing::labels_file) > 0);
+}
+
+#[test]
+fn seed_file_inputs_are_applied_or_refused_cleanly() {
+    assert!(replay("seed_file", fuzzing::seed_file) > 0);
+}
