@@ -980,6 +980,103 @@ fn eval_of_many_labels_lists_confusions_instead_of_a_matrix() {
     assert_eq!(correct as f64 / 140.0, v["accuracy"].as_f64().unwrap());
 }
 
+/// Writes `records` (text, gold label) as `g.jsonl` in `d` and returns `eval`'s text output
+/// with the frozen v1 model, which answers "hello there" with `greeting` and abstains on an
+/// empty text: fixed bytes, so the output can be compared whole.
+fn eval_v1(d: &std::path::Path, records: &[(&str, String)]) -> String {
+    let lines: String = records
+        .iter()
+        .map(|(text, label)| format!("{{\"text\":\"{text}\",\"label\":\"{label}\"}}\n"))
+        .collect();
+    std::fs::write(d.join("g.jsonl"), lines).unwrap();
+    let model = repo("tests/fixtures/v1/tiny.sprig");
+    ok(d, &["eval", "--model", p(&model), "--data", "g.jsonl"])
+}
+
+#[test]
+fn eval_adds_an_abstention_column_only_when_a_record_abstained() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // `zz` is no label of the model: its record is answered `greeting`, a wrong answer.
+    let answered = [
+        ("hello there", "greeting".into()),
+        ("hello there", "zz".into()),
+    ];
+    let text = eval_v1(d, &answered);
+    let (_, matrix) = text.split_once("\nconfusion ").expect("a matrix");
+    // Cells one wider than the widest count, and at least five columns wide.
+    assert_eq!(
+        matrix,
+        "(rows: gold, columns: predicted, in the order above)\n\
+         greeting     1    0\n\
+         zz           1    0\n",
+        "{text}"
+    );
+    let abstained = [("hello there", "greeting".into()), ("", "zz".into())];
+    let text = eval_v1(d, &abstained);
+    let (_, matrix) = text.split_once("\nconfusion ").expect("a matrix");
+    assert_eq!(
+        matrix,
+        "(rows: gold, columns: predicted, in the order above, then the abstentions)\n\
+         greeting     1    0    0\n\
+         zz           0    0    1\n",
+        "{text}"
+    );
+    // No record at all: the plain refusal, not the one about unlabelled records.
+    std::fs::write(d.join("empty.jsonl"), "").unwrap();
+    let model = repo("tests/fixtures/v1/tiny.sprig");
+    let err = fails(d, &["eval", "--model", p(&model), "--data", "empty.jsonl"]);
+    assert_eq!(err, "sprig: empty.jsonl: no labelled record to evaluate\n");
+}
+
+#[test]
+fn eval_prints_the_matrix_up_to_64_labels_and_the_wrong_pairs_past_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // `greeting` answered right, then `n` labels the model does not know, each answered
+    // `greeting` (wrong): 1 + n labels in all.
+    let records = |n: usize| -> Vec<(&str, String)> {
+        let mut r = vec![("hello there", "greeting".to_owned())];
+        r.extend((0..n).map(|i| ("hello there", format!("z{i:02}"))));
+        r
+    };
+    let text = eval_v1(d, &records(63));
+    assert!(
+        text.contains("\nconfusion (rows: gold"),
+        "64 labels: {text}"
+    );
+    assert!(!text.contains("most frequent"), "64 labels: {text}");
+    // 65 labels: the 30 first wrong pairs (by count, then by name), not the right one, and
+    // no abstention line when none abstained.
+    let first_30: String = (0..30)
+        .map(|i| format!("      1  z{i:02} → greeting\n"))
+        .collect();
+    let text = eval_v1(d, &records(64));
+    let (_, list) = text
+        .split_once("\nmost frequent confusions ")
+        .expect("a list");
+    assert_eq!(
+        list,
+        format!("(65 labels: the matrix is in --json; 30 of 64 confused pairs)\n{first_30}"),
+        "{text}"
+    );
+    // The last record abstains instead: one wrong pair fewer, and a line for abstentions.
+    let mut abstaining = records(64);
+    abstaining[64].0 = "";
+    let text = eval_v1(d, &abstaining);
+    let (_, list) = text
+        .split_once("\nmost frequent confusions ")
+        .expect("a list");
+    assert_eq!(
+        list,
+        format!(
+            "(65 labels: the matrix is in --json; 30 of 63 confused pairs)\n{first_30}      \
+             1  abstained\n"
+        ),
+        "{text}"
+    );
+}
+
 /// The lesser vector kernels (`SPRIG_KERNEL`, what a CPU without AVX-512 or AVX2 runs) train
 /// the same model bytes and give the same answers, scores included.
 #[test]
