@@ -1495,6 +1495,48 @@ fn predict_labels_the_records_of_a_file_as_it_labels_their_texts() {
     );
 }
 
+/// `predict`'s plain answers compared whole, from the frozen v1 model: labels and scores all
+/// joined by TABs, `-` alone read as standard input, and each flag of --data's file refused
+/// without --data, on its own.
+#[test]
+fn predict_tabs_its_answers_and_reads_standard_input_for_a_lone_dash() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = repo("tests/fixtures/v1/tiny.sprig");
+    let model = p(&model);
+    let top_2 = [
+        "predict",
+        "--model",
+        model,
+        "--top",
+        "2",
+        "hello there",
+        "thank you",
+    ];
+    assert_eq!(
+        ok(d, &top_2),
+        "greeting\t1.000000\tquestion\t0.000000\nthanks\t0.999595\tgoodbye\t0.000295\n"
+    );
+    // Standard input, not the text "-" (which would get an answer of its own).
+    let out = crate::util::sprig_with_stdin(d, &["predict", "--model", model, "-"], b"thank you\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "thanks\t0.999595\n");
+    for flag in [["--text-field", "body"], ["--id-field", "id"]] {
+        let args = [&["predict", "--model", model][..], &flag, &["hello"]].concat();
+        let err = fails(d, &args);
+        assert!(
+            err.contains("describe the file of --data"),
+            "{flag:?}: {err}"
+        );
+    }
+    // --data reads no labels: one that a corpus would refuse (an object) stops nothing.
+    let record = "{\"text\":\"thank you\",\"label\":{\"x\":1}}\n";
+    std::fs::write(d.join("d.jsonl"), record).unwrap();
+    let answers = ok(d, &["predict", "--model", model, "--data", "d.jsonl"]);
+    assert_eq!(answers, "1\tthanks\t0.999595\n");
+}
+
 /// A server shares one loaded model between threads, each with its own scratch, and a
 /// program hands graphs and train sets to workers: the pipeline's values are `Send` and
 /// `Sync`, and a model answers the same on any thread.
