@@ -40,28 +40,19 @@ impl Bars {
             return;
         };
         let now = Instant::now();
-        // The first line once the stage is LOG_AFTER old (`last` is still its start), then
-        // one every LOG_EVERY.
-        let first = *last == *start;
-        if now.duration_since(*start) < LOG_AFTER
-            || (!finished && !first && now.duration_since(*last) < LOG_EVERY)
-        {
+        if !is_due(*start, *last, now, finished) {
             return;
         }
         *last = now;
         let guard = self.bar.lock().unwrap_or_else(|e| e.into_inner());
         let Some(bar) = guard.as_ref() else { return };
-        let elapsed = now.duration_since(*start).as_secs_f64();
-        let done = bar.position();
-        let line = match (finished, bar.length()) {
-            (true, _) => format!("{name}: done, {done} in {elapsed:.1}s"),
-            (false, Some(total)) if done > 0 => format!(
-                "{name}: {done}/{total} after {elapsed:.0}s, {}, about {:.0}s left",
-                per_second(done as f64 / elapsed),
-                (total.saturating_sub(done)) as f64 * elapsed / done as f64
-            ),
-            (false, _) => format!("{name}: {done} after {elapsed:.0}s"),
-        };
+        let line = log_line(
+            name,
+            now.duration_since(*start),
+            finished,
+            bar.position(),
+            bar.length(),
+        );
         errln!("{line}");
     }
 
@@ -156,6 +147,36 @@ impl sprig::build::Progress for Bars {
     }
 }
 
+/// Whether a stage that started at `start` and was last logged at `last` (`start` before its
+/// first line) is due a log line at `now`: the first once the stage is [`LOG_AFTER`] old,
+/// then one every [`LOG_EVERY`], and one when it finishes if it ran that long at all.
+fn is_due(start: Instant, last: Instant, now: Instant, finished: bool) -> bool {
+    let first = last == start;
+    now.duration_since(start) >= LOG_AFTER
+        && (finished || first || now.duration_since(last) >= LOG_EVERY)
+}
+
+/// A stage's log line: its name, then what is done (of how many, at what rate, and how long
+/// the rest should take, once something is done), or that it is done and in what time.
+fn log_line(
+    name: &str,
+    elapsed: Duration,
+    finished: bool,
+    done: u64,
+    total: Option<u64>,
+) -> String {
+    let elapsed = elapsed.as_secs_f64();
+    match (finished, total) {
+        (true, _) => format!("{name}: done, {done} in {elapsed:.1}s"),
+        (false, Some(total)) if done > 0 => format!(
+            "{name}: {done}/{total} after {elapsed:.0}s, {}, about {:.0}s left",
+            per_second(done as f64 / elapsed),
+            (total.saturating_sub(done)) as f64 * elapsed / done as f64
+        ),
+        (false, _) => format!("{name}: {done} after {elapsed:.0}s"),
+    }
+}
+
 /// The `{rate}` of a bar, as [`per_second`] says it (indicatif's `{per_sec}` prints four
 /// decimals: "5,402.1234/s").
 fn rate(state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write) {
@@ -181,7 +202,49 @@ fn per_second(r: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::per_second;
+    use super::*;
+
+    #[test]
+    fn a_stage_is_logged_after_ten_seconds_then_every_thirty_and_when_it_ends() {
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        // A short stage stays silent, even when it ends.
+        assert!(!is_due(start, start, at(9), false));
+        assert!(!is_due(start, start, at(9), true));
+        // The first line at 10 s.
+        assert!(is_due(start, start, at(10), false));
+        // Logged at 10 s: the next one 30 s later, not before.
+        assert!(!is_due(start, at(10), at(39), false));
+        assert!(is_due(start, at(10), at(40), false));
+        // The end of a stage that was logged is logged at once.
+        assert!(is_due(start, at(10), at(11), true));
+    }
+
+    #[test]
+    fn a_log_line_says_what_is_done_at_what_rate_and_what_is_left() {
+        let s = Duration::from_secs;
+        assert_eq!(
+            log_line("graph", s(20), false, 50, Some(200)),
+            "graph: 50/200 after 20s, 2.50/s, about 60s left"
+        );
+        // Nothing done yet: no rate, no time left to divide by.
+        assert_eq!(
+            log_line("graph", s(20), false, 0, Some(200)),
+            "graph: 0 after 20s"
+        );
+        // A stage of unknown length.
+        assert_eq!(log_line("read", s(31), false, 7, None), "read: 7 after 31s");
+        assert_eq!(
+            log_line("train", Duration::from_millis(12_340), true, 42, Some(60)),
+            "train: done, 42 in 12.3s"
+        );
+        // More done than announced (a total that was an estimate): nothing left, not an
+        // overflow.
+        assert_eq!(
+            log_line("graph", s(10), false, 300, Some(200)),
+            "graph: 300/200 after 10s, 30.0/s, about 0s left"
+        );
+    }
 
     #[test]
     fn a_rate_never_rounds_to_zero() {
