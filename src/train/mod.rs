@@ -1658,6 +1658,110 @@ mod tests {
     }
 
     #[test]
+    fn a_bucket_sums_weight_times_probability_over_texts_sharing_a_label() {
+        // One text twice, with soft targets: each of its T buckets holds both examples and
+        // nothing else, so the scores are the exact shares. Label 0 gets 2·0.5 + 1·0.25 and
+        // label 1 gets 2·0.5 + 1·0.75, of 3: the second text adds to labels the first
+        // already put in the bucket, and no probability is 1, so weight and probability
+        // must be multiplied, in the first text's entry as in the one it adds to.
+        let ex = |target: Vec<(u32, f32)>, weight: f32| Example {
+            text: "see you soon".into(),
+            target,
+            weight,
+            seed: false,
+        };
+        let set = TrainSet {
+            labels: vec!["a".into(), "b".into()],
+            examples: vec![
+                ex(vec![(0, 0.5), (1, 0.5)], 2.0),
+                ex(vec![(0, 0.25), (1, 0.75)], 1.0),
+            ],
+            counts: TrainSetCounts::default(),
+        };
+        let model = fit(
+            &set,
+            &TrainConfig {
+                kind: ModelKind::Table,
+                ..small()
+            },
+        );
+        let preds = model.predict("see you soon");
+        let score = |l: u32| preds.iter().find(|p| p.label == l).map_or(0.0, |p| p.score);
+        assert!((score(0) - 1.25 / 3.0).abs() < 1e-5, "{preds:?}");
+        assert!((score(1) - 1.75 / 3.0).abs() < 1e-5, "{preds:?}");
+    }
+
+    #[test]
+    fn every_bucket_of_a_lone_text_is_kept_and_a_weightless_texts_are_dropped() {
+        let table_len = |m: &ProjectionModel| match m.predictor() {
+            Predictor::Table(t) => t.len(),
+            Predictor::Network(_) => panic!("a table model"),
+        };
+        let ex = |text: &str, label: u32, weight: f32| Example {
+            text: text.into(),
+            target: vec![(label, 1.0)],
+            weight,
+            seed: false,
+        };
+        let config = TrainConfig {
+            kind: ModelKind::Table,
+            ..small()
+        };
+        // One text falls in T buckets, one per function (the keys differ by function): with
+        // `table_min_texts` 1 every one of them is kept.
+        let lone = TrainSet {
+            labels: vec!["a".into()],
+            examples: vec![ex("see you soon", 0, 1.0)],
+            counts: TrainSetCounts::default(),
+        };
+        let functions = ProjectionConfig::default().functions as usize;
+        assert_eq!(table_len(&fit(&lone, &config)), functions);
+        // A text of weight 0 (a propagated label of no confidence) puts nothing in its
+        // buckets: they hold no label, and the text's label is never predicted. Kept, its
+        // entries would share a total of 0 and each read as a full vote.
+        let set = TrainSet {
+            labels: vec!["a".into(), "b".into()],
+            examples: vec![
+                ex("see you soon", 0, 0.0),
+                ex("completely different words here", 1, 1.0),
+            ],
+            counts: TrainSetCounts::default(),
+        };
+        let model = fit(&set, &config);
+        let preds = model.predict("see you soon");
+        assert!(preds.iter().all(|p| p.label != 0), "{preds:?}");
+        // The other text's T buckets are all that is left.
+        assert_eq!(table_len(&model), functions);
+    }
+
+    #[test]
+    fn a_table_key_holds_the_bits_and_the_function_index_in_64_bits() {
+        // A key is the function index above the code's bits: with 3 functions (indices up
+        // to 2, two bits), 62 bits per function fill the 64 exactly and 63 do not fit. The
+        // refusal names `bits`, before any table is built.
+        let set = TrainSet::supervised(&toy_records()).unwrap();
+        let config = TrainConfig {
+            kind: ModelKind::Table,
+            ..small()
+        };
+        let refused = |bits: u32| {
+            let projection = ProjectionConfig {
+                functions: 3,
+                bits,
+                coefficients: crate::projection::Coefficients::Binary,
+                scheme: crate::projection::Scheme::PerFunction,
+                ..ProjectionConfig::default()
+            };
+            let text = (TextConfig::default(), FeatureConfig::default());
+            let projector = Projector::new(&text.0, &text.1, &projection).unwrap();
+            let trained = train(&set, &projector, &config, &(), |_| {});
+            crate::test_util::refused_field(trained.map(|_| ()))
+        };
+        assert_eq!(refused(62), None);
+        assert_eq!(refused(63), Some("bits"));
+    }
+
+    #[test]
     fn table_model_predicts_its_seeds() {
         let set = TrainSet::supervised(&toy_records()).unwrap();
         let config = TrainConfig {
