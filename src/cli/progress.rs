@@ -253,6 +253,8 @@ mod tests {
         assert_eq!(per_second(1.5), "1.50/s");
         assert_eq!(per_second(0.0), "0/s");
         assert_eq!(per_second(0.4), "2.5s each");
+        // Ten seconds a unit and longer: whole seconds.
+        assert_eq!(per_second(0.1), "10s each");
         // One epoch of a slow stage in 59 s: said as such, not as "0.02/s" or "0/s".
         assert_eq!(per_second(1.0 / 59.0), "59s each");
         assert_eq!(per_second(1.0 / 700.0), "700s each");

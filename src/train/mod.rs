@@ -1692,7 +1692,7 @@ mod tests {
     }
 
     #[test]
-    fn every_bucket_of_a_lone_text_is_kept_and_a_weightless_texts_are_dropped() {
+    fn every_bucket_of_a_lone_text_is_kept_and_a_weightless_text_is_dropped() {
         let table_len = |m: &ProjectionModel| match m.predictor() {
             Predictor::Table(t) => t.len(),
             Predictor::Network(_) => panic!("a table model"),
