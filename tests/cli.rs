@@ -1,6 +1,6 @@
 //! The `sprig` binary, run as a user would.
 
-use crate::util::{fails, ok, repo};
+use crate::util::{fails, ok, ok_stderr, repo};
 
 #[test]
 fn the_three_tiny_formats_give_the_same_graph() {
@@ -1427,6 +1427,42 @@ fn hashtag_nodes_quoted_keys_and_folders_survive_the_edge_list_round_trip() {
         err.contains("--out nodir/: a folder, not a file name"),
         "{err}"
     );
+}
+
+/// Past 20,000 distinct texts the graph build warns of the exact search's cost, or names
+/// the budget it searches with: a note from the library's progress callbacks, which the CLI
+/// prints unless `--quiet`.
+#[test]
+fn a_graph_of_many_texts_notes_how_its_search_scales() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 20,001 distinct texts of three words, sharing the second and third with a few hundred
+    // others: a cheap search, past the note's threshold by one.
+    let lines: String = (0..20_001)
+        .map(|i| format!("w{i} x{} y{}\n", i % 97, i % 89))
+        .collect();
+    std::fs::write(d.join("many.txt"), lines).unwrap();
+    let graph = |extra: &[&str]| {
+        let mut args = vec!["graph", "--corpus", "many.txt", "--out", "many.graph"];
+        args.extend_from_slice(extra);
+        ok_stderr(d, &args)
+    };
+    let err = graph(&["--max-scan", "exact"]);
+    assert!(
+        err.contains(
+            "note: exact kNN over 20001 distinct texts: its time grows with about the square \
+             of their number"
+        ),
+        "{err}"
+    );
+    let err = graph(&["--max-scan", "500"]);
+    assert!(
+        err.contains(
+            "note: approximate kNN over 20001 distinct texts (a budget of 500 postings a text)"
+        ),
+        "{err}"
+    );
+    assert_eq!(graph(&["--max-scan", "500", "-q"]), "");
 }
 
 /// `--max-scan`: a small corpus is searched exactly by default (the same bytes as

@@ -34,26 +34,30 @@ impl Bars {
 
     /// Writes a log line for the current stage if it is due (see the module docs).
     fn log_if_due(&self, finished: bool) {
-        let Some(log) = &self.log else { return };
+        if let Some(line) = self.due_line(finished) {
+            errln!("{line}");
+        }
+    }
+
+    /// The current stage's log line if it is due now, marking it logged.
+    fn due_line(&self, finished: bool) -> Option<String> {
+        let log = self.log.as_ref()?;
         let mut state = log.lock().unwrap_or_else(|e| e.into_inner());
-        let Some((name, start, last)) = state.as_mut() else {
-            return;
-        };
+        let (name, start, last) = state.as_mut()?;
         let now = Instant::now();
         if !is_due(*start, *last, now, finished) {
-            return;
+            return None;
         }
         *last = now;
         let guard = self.bar.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(bar) = guard.as_ref() else { return };
-        let line = log_line(
+        let bar = guard.as_ref()?;
+        Some(log_line(
             name,
             now.duration_since(*start),
             finished,
             bar.position(),
             bar.length(),
-        );
-        errln!("{line}");
+        ))
     }
 
     fn with(&self, f: impl FnOnce(&ProgressBar)) {
@@ -218,6 +222,54 @@ mod tests {
         assert!(is_due(start, at(10), at(40), false));
         // The end of a stage that was logged is logged at once.
         assert!(is_due(start, at(10), at(11), true));
+    }
+
+    /// Bars that log (as on a batch job's stderr), whether or not this stderr is a terminal.
+    fn logging_bars() -> Bars {
+        Bars {
+            quiet: false,
+            bar: Mutex::new(None),
+            log: Some(Mutex::new(None)),
+        }
+    }
+
+    /// Moves the current stage's start and last log line `by` into the past.
+    fn backdate(bars: &Bars, by: Duration) {
+        let mut state = bars.log.as_ref().unwrap().lock().unwrap();
+        let (_, start, last) = state.as_mut().expect("a stage");
+        *start = start.checked_sub(by).expect("a clock that far back");
+        *last = *start;
+    }
+
+    #[test]
+    fn a_stage_logs_its_position_once_due_and_its_end() {
+        use sprig::build::Progress;
+        let bars = logging_bars();
+        // No stage yet: nothing to log.
+        assert_eq!(bars.due_line(false), None);
+        bars.stage("graph", Some(10), "texts");
+        bars.advance(3);
+        bars.advance(2);
+        // Just started: not due.
+        assert_eq!(bars.due_line(false), None);
+        backdate(&bars, Duration::from_secs(100));
+        // Due, with the position the advances reached (the clock moves on while the test
+        // runs: the times are checked to the second).
+        let line = bars.due_line(false).expect("due after 100 s");
+        assert!(line.starts_with("graph: 5/10 after 100s, "), "{line}");
+        assert!(line.ends_with("s left"), "{line}");
+        // Logged just now: the next line is 30 s away.
+        assert_eq!(bars.due_line(false), None);
+        bars.set_position(7);
+        backdate(&bars, Duration::from_secs(100));
+        let line = bars.due_line(false).expect("due again");
+        assert!(line.starts_with("graph: 7/10 after 200s, "), "{line}");
+        // The end is logged by `finish_stage`, which then forgets the stage.
+        backdate(&bars, Duration::from_secs(100));
+        let line = bars.due_line(true).expect("the end");
+        assert!(line.starts_with("graph: done, 7 in 300."), "{line}");
+        bars.finish_stage();
+        assert_eq!(bars.due_line(true), None);
     }
 
     #[test]
