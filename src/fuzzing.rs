@@ -113,8 +113,9 @@ fn labels_corpus() -> Vec<Record> {
 }
 
 /// Texts and corpus labels of the records [`labels_file`] and [`seed_file`] read against.
-/// The regression inputs in `tests/fuzz/labels_file/` and `tests/fuzz/seed_file/` were made
-/// by `sprig graph` and `sprig propagate` on this corpus, so their text hashes match.
+/// The starting inputs in `tests/fuzz/labels_file/` were written by `sprig graph` and `sprig
+/// propagate` on this corpus, so their text hashes match; those in `tests/fuzz/seed_file/`
+/// name its records by line and by id.
 pub const LABELS_CORPUS: [(&str, Option<&str>); 6] = [
     ("hello there", Some("greeting")),
     ("thank you so much", Some("thanks")),
