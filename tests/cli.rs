@@ -2082,3 +2082,93 @@ fn the_note_that_suggests_keeping_every_label_says_what_it_costs() {
         "{err}"
     );
 }
+
+/// Term counts are damped (1 + ln(count)) unless `--no-sublinear-tf` asks for raw counts: a
+/// text that repeats a word then lies further from one that says it once. The flag's sense
+/// was inverted by a missed mutant, which the provenance and the weights both show.
+#[test]
+fn term_counts_are_damped_unless_no_sublinear_tf_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("c.txt"), "a a a b\na b\nc d\n").unwrap();
+    let edge = |extra: &[&str]| {
+        let args = [
+            &["graph", "-q", "--corpus", "c.txt", "--out", "g.graph"][..],
+            extra,
+        ];
+        ok(d, &args.concat());
+        let provenance = ok(d, &["inspect", "g.graph"]);
+        let edges = ok(d, &["inspect", "g.graph", "--edges"]);
+        // The one edge: `a a a b` to `a b`.
+        let weight: f32 = match edges.trim_end().split('\t').collect::<Vec<_>>()[..] {
+            ["a a a b", "a b", w] => w.parse().unwrap(),
+            _ => panic!("{edges}"),
+        };
+        (provenance, weight)
+    };
+    let (damped, damped_weight) = edge(&[]);
+    assert!(damped.contains("\"sublinear_tf\":true"), "{damped}");
+    let (raw, raw_weight) = edge(&["--no-sublinear-tf"]);
+    assert!(raw.contains("\"sublinear_tf\":false"), "{raw}");
+    // 1 + ln 3 ≈ 2.1 against 3 for the repeated word: raw counts weigh it more.
+    assert!(
+        damped_weight > raw_weight + 0.01,
+        "{damped_weight} {raw_weight}"
+    );
+}
+
+/// `--threads N` builds the worker pool as the command starts, N threads before the corpus
+/// is read; without it rayon starts its pool when first needed. Counted in /proc while
+/// `graph` waits on a FIFO for its corpus. `--threads` ignored (a missed mutant) leaves the
+/// output alone ("identical for any count"), so only the thread count shows it.
+#[cfg(target_os = "linux")]
+#[test]
+fn threads_builds_a_pool_of_that_many_workers_as_the_command_starts() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let threads_while_reading = |extra: &[&str]| {
+        let fifo = d.join("c.txt");
+        let _ = std::fs::remove_file(&fifo);
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.unwrap().success());
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sprig"))
+            .args(["graph", "-q", "--corpus", "c.txt", "--out", "g.graph"])
+            .args(extra)
+            .current_dir(d)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Opening the writing end waits until sprig opens the reading end: on a thread, so
+        // that a sprig that fails first fails the test instead of hanging it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(std::fs::OpenOptions::new().write(true).open(path));
+        });
+        let Ok(writer) = rx.recv_timeout(std::time::Duration::from_secs(60)) else {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "sprig never read c.txt: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", child.id()));
+        let n = tasks.unwrap().count();
+        let mut writer = writer.unwrap();
+        writer.write_all(b"hello there\nhi there\n").unwrap();
+        drop(writer);
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        n
+    };
+    let default = threads_while_reading(&[]);
+    assert_eq!(threads_while_reading(&["--threads", "3"]), default + 3);
+    assert_eq!(threads_while_reading(&["--threads", "1"]), default + 1);
+}
