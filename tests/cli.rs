@@ -1260,6 +1260,19 @@ fn a_seed_file_trains_as_seeds_like_the_corpus_labels_it_replaces() {
         "the seed file's model is the corpus labels' model"
     );
 
+    // Labels propagated from half the seed file: the corpus labels the other four records,
+    // which that labels file marks `"seed": false` (a note that a missed mutant lost).
+    let all = std::fs::read_to_string(d.join("seeds.jsonl")).unwrap();
+    let half: String = all.lines().take(4).map(|l| format!("{l}\n")).collect();
+    std::fs::write(d.join("half.jsonl"), half).unwrap();
+    ok(
+        d,
+        &[&propagate[..4], &["half.jsonl", "--out", "h.jsonl", "-q"]].concat(),
+    );
+    let (note, _) = train(shipped, "h.jsonl", "h.sprig", &[]);
+    let disagree = "4 lines of h.jsonl say \"seed\": false for a record labelled here";
+    assert!(note.contains(disagree), "{note}");
+
     // A seed file that relabels a corpus seed (line 1 is a greeting in the corpus).
     std::fs::write(d.join("relabel.tsv"), "t01\tthanks\n").unwrap();
     let graph = ["graph", "--corpus", shipped, "--seeds", "relabel.tsv"];
@@ -2171,4 +2184,48 @@ fn threads_builds_a_pool_of_that_many_workers_as_the_command_starts() {
     let default = threads_while_reading(&[]);
     assert_eq!(threads_while_reading(&["--threads", "3"]), default + 3);
     assert_eq!(threads_while_reading(&["--threads", "1"]), default + 1);
+}
+
+/// Every record of the corpus has a line in the labels file, some abstaining (a text that
+/// shares nothing with a seed) and some below --min-confidence: no record is "without a
+/// line", so no warning. Missed mutants dropped those two counts from the sum.
+#[test]
+fn abstaining_and_low_confidence_lines_count_as_lines_of_the_labels_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("c.jsonl"),
+        "{\"text\":\"hello there friend\",\"label\":\"greet\"}\n\
+         {\"text\":\"hello there pal\"}\n\
+         {\"text\":\"bye now friend\",\"label\":\"bye\"}\n\
+         {\"text\":\"bye now pal\"}\n\
+         {\"text\":\"zzz qqq\"}\n",
+    )
+    .unwrap();
+    ok(
+        d,
+        &["graph", "--corpus", "c.jsonl", "--out", "g.graph", "-q"],
+    );
+    ok(
+        d,
+        &["propagate", "--graph", "g.graph", "--out", "l.jsonl", "-q"],
+    );
+    let train = [
+        "train",
+        "--corpus",
+        "c.jsonl",
+        "--labels",
+        "l.jsonl",
+        "--min-confidence",
+        "0.99",
+        "--out",
+        "m.sprig",
+    ];
+    let err = ok_stderr(d, &[&train[..], &crate::util::QUICK_TRAIN].concat());
+    // The premise: one abstains, the two unlabelled texts fall below 0.99.
+    assert!(
+        err.contains("5 records: 2 seeds, 0 propagated, 1 abstaining and 2 low-confidence"),
+        "{err}"
+    );
+    assert!(!err.contains("neither a label nor a line"), "{err}");
 }

@@ -1589,3 +1589,29 @@ fn a_model_shared_between_threads_answers_as_on_one() {
     assert!(texts.len() >= 4, "{}", texts.len());
     assert_eq!(halves.concat(), alone);
 }
+
+/// Two flags seen only in the model's header or the summary line: `--unstructured` reaches
+/// the projection (`structured false`; its sense was inverted by a missed mutant), and a run
+/// without augmented copies (`--augment 0`) does not report "0 augmented copies".
+#[test]
+fn unstructured_reaches_the_header_and_augment_zero_leaves_the_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let corpus = repo("corpora/tiny/intents.jsonl");
+    let corpus = corpus.to_str().unwrap();
+    let train = |out: &str, extra: &[&str]| {
+        let args = ["train", "--corpus", corpus, "--out", out, "-q"];
+        ok(d, &[&args[..], extra].concat())
+    };
+    for (extra, want) in [
+        (&["--kind", "table"][..], "structured true"),
+        (&["--kind", "table", "--unstructured"], "structured false"),
+    ] {
+        train("t.sprig", extra);
+        let header = ok(d, &["inspect", "t.sprig"]);
+        assert!(header.contains(want), "{extra:?}: {header}");
+    }
+    let summary = train("n.sprig", &crate::util::QUICK_TRAIN);
+    assert!(summary.contains("network model, 4 labels"), "{summary}");
+    assert!(!summary.contains("augmented copies"), "{summary}");
+}
