@@ -73,8 +73,61 @@ fn inspect_reports_unreachable_nodes_of_the_toy_graph() {
     assert_eq!(json["unreachable_nodes"], 3);
     assert_eq!(json["labels"], serde_json::json!(["politics", "sports"]));
     assert_eq!(json["verified"], true);
+    // Two cliques of five joined by one edge, seeded, and a triangle: degrees 4 and 5 in the
+    // cliques, 2 in the triangle (48 ends over 13 nodes).
+    assert_eq!(json["seeded_components"], 1);
+    assert_eq!(json["largest_component"], 10);
+    assert_eq!(json["unreachable_texts"], 3);
+    let degree = &json["degree"];
+    assert_eq!(
+        (&degree["min"], &degree["median"], &degree["max"]),
+        (&2.into(), &4.into(), &5.into())
+    );
+    assert_eq!(degree["isolated"], 0);
+    assert!(
+        (degree["mean"].as_f64().unwrap() - 48.0 / 13.0).abs() < 1e-12,
+        "{degree}"
+    );
     let text = ok(dir.path(), &["inspect", "toy.graph"]);
     assert!(text.contains("unreachable: 3 nodes"), "{text}");
+    // Seeds counted per label, unequal ones (each label's own, not the others'), and a
+    // label that would break the text line's `label=count` layout shown quoted.
+    std::fs::write(
+        dir.path().join("more.tsv"),
+        "a1\tsports\na2\tsports\nb1\tbig news\nc1\tx=y\n",
+    )
+    .unwrap();
+    let edges = toy.join("edges.tsv");
+    let edges = edges.to_str().unwrap();
+    let more = [
+        "graph",
+        "--edges",
+        edges,
+        "--seeds",
+        "more.tsv",
+        "--out",
+        "more.graph",
+    ];
+    ok(dir.path(), &more);
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(dir.path(), &["inspect", "more.graph", "--json"])).unwrap();
+    assert_eq!(
+        json["seeds_per_label"],
+        serde_json::json!({"big news": 1, "sports": 2, "x=y": 1})
+    );
+    let text = ok(dir.path(), &["inspect", "more.graph"]);
+    assert!(text.contains("\"big news\"=1"), "{text}");
+    assert!(text.contains(" sports=2"), "{text}");
+    assert!(text.contains("\"x=y\"=1"), "{text}");
+    // The graph-only flags are refused on a model file, each by name.
+    let model = repo("tests/fixtures/v1/tiny.sprig");
+    for flag in ["--edges", "--verify"] {
+        let err = fails(dir.path(), &["inspect", model.to_str().unwrap(), flag]);
+        assert!(
+            err.contains(&format!("{flag} reads graphs; this is a model file")),
+            "{err}"
+        );
+    }
 }
 
 /// Given class priors keep up to 64 labels a node unless `--top-k` says otherwise: a prior
