@@ -1075,6 +1075,19 @@ mod tests {
         }
     }
 
+    /// [`small`] for a bucket-table model.
+    fn small_table() -> TrainConfig {
+        TrainConfig {
+            kind: ModelKind::Table,
+            ..small()
+        }
+    }
+
+    /// The score `preds` give label `l` (0 when it is not among them).
+    fn score_of(preds: &[crate::model::Prediction], l: u32) -> f32 {
+        preds.iter().find(|p| p.label == l).map_or(0.0, |p| p.score)
+    }
+
     /// The projector of the default text, feature and projection configs.
     fn default_projector() -> Projector {
         Projector::new(
@@ -1302,10 +1315,7 @@ mod tests {
             augment: 2,
             ..small()
         };
-        let table = TrainConfig {
-            kind: ModelKind::Table,
-            ..small()
-        };
+        let table = small_table();
         let projector = default_projector();
         let never = CancelIn::new("", u64::MAX, false);
         let model = train(&set, &projector, &config, &never, |_| {}).unwrap();
@@ -1585,17 +1595,15 @@ mod tests {
         let huge = fit(
             &set,
             &TrainConfig {
-                kind: ModelKind::Table,
                 table_k: 100_000,
-                ..small()
+                ..small_table()
             },
         );
         let all = fit(
             &set,
             &TrainConfig {
-                kind: ModelKind::Table,
                 table_k: set.labels.len(),
-                ..small()
+                ..small_table()
             },
         );
         // The same table: k capped at the label count, the same buckets (the headers differ
@@ -1610,9 +1618,8 @@ mod tests {
         let err = try_fit(
             &set,
             &TrainConfig {
-                kind: ModelKind::Table,
                 table_min_texts: 1_000_000,
-                ..small()
+                ..small_table()
             },
             |_| {},
         )
@@ -1641,15 +1648,9 @@ mod tests {
             ],
             counts: TrainSetCounts::default(),
         };
-        let model = fit(
-            &set,
-            &TrainConfig {
-                kind: ModelKind::Table,
-                ..small()
-            },
-        );
+        let model = fit(&set, &small_table());
         let preds = model.predict("see you soon");
-        let score = |l: u32| preds.iter().find(|p| p.label == l).map_or(0.0, |p| p.score);
+        let score = |l: u32| score_of(&preds, l);
         // The other text's buckets overlap a few of these (shared generic codes), so the
         // averages over T are close to, and not above, the exact shares.
         assert!(score(1) > 0.7 && score(1) <= 0.75 + 1e-6, "{preds:?}");
@@ -1678,15 +1679,9 @@ mod tests {
             ],
             counts: TrainSetCounts::default(),
         };
-        let model = fit(
-            &set,
-            &TrainConfig {
-                kind: ModelKind::Table,
-                ..small()
-            },
-        );
+        let model = fit(&set, &small_table());
         let preds = model.predict("see you soon");
-        let score = |l: u32| preds.iter().find(|p| p.label == l).map_or(0.0, |p| p.score);
+        let score = |l: u32| score_of(&preds, l);
         assert!((score(0) - 1.25 / 3.0).abs() < 1e-5, "{preds:?}");
         assert!((score(1) - 1.75 / 3.0).abs() < 1e-5, "{preds:?}");
     }
@@ -1703,10 +1698,7 @@ mod tests {
             weight,
             seed: false,
         };
-        let config = TrainConfig {
-            kind: ModelKind::Table,
-            ..small()
-        };
+        let config = small_table();
         // One text falls in T buckets, one per function (the keys differ by function): with
         // `table_min_texts` 1 every one of them is kept.
         let lone = TrainSet {
@@ -1740,10 +1732,7 @@ mod tests {
         // to 2, two bits), 62 bits per function fill the 64 exactly and 63 do not fit. The
         // refusal names `bits`, before any table is built.
         let set = TrainSet::supervised(&toy_records()).unwrap();
-        let config = TrainConfig {
-            kind: ModelKind::Table,
-            ..small()
-        };
+        let config = small_table();
         let refused = |bits: u32| {
             let projection = ProjectionConfig {
                 functions: 3,
@@ -1764,10 +1753,7 @@ mod tests {
     #[test]
     fn table_model_predicts_its_seeds() {
         let set = TrainSet::supervised(&toy_records()).unwrap();
-        let config = TrainConfig {
-            kind: ModelKind::Table,
-            ..small()
-        };
+        let config = small_table();
         let model = fit(&set, &config);
         assert_eq!(model.kind(), ModelKind::Table);
         let preds = model.predict("thank you so much");
