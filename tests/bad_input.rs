@@ -488,6 +488,44 @@ fn edge_lists_reject_bad_weights_and_drop_loops_and_zeros() {
     for id in ["c", "d", "e"] {
         assert!(label(id).is_null(), "{id} abstains");
     }
+    // Each kind of dropped or merged line is counted alone (a sum of the three decides
+    // whether to warn), and a clean list gets no word at all: no warning, no note of `#`
+    // lines, of torn seeds (two seeds of two labels on two nodes are not one node's) or of
+    // a missing edge.
+    for (edges, warning) in [
+        (
+            "a\tb\t1\nb\tb\t1\n",
+            "dropped 1 self-loops and 0 zero-weight edges; merged 0",
+        ),
+        (
+            "a\tb\t1\nb\tc\t0\n",
+            "dropped 0 self-loops and 1 zero-weight edges; merged 0",
+        ),
+        (
+            "a\tb\t1\nb\ta\t2\n",
+            "dropped 0 self-loops and 0 zero-weight edges; merged 1",
+        ),
+        (
+            "a\tb\t1\nb\tb\t1\na\tb\t2\n",
+            "dropped 1 self-loops and 0 zero-weight edges; merged 1",
+        ),
+        ("a\tb\t1\nb\tc\t0.5\n", ""),
+    ] {
+        let args = [
+            "graph", "--edges", "e.tsv", "--seeds", "s.tsv", "--out", "g.graph",
+        ];
+        let (_dir, out) = run(
+            &[file("e.tsv", edges), file("s.tsv", "a\tx\nb\ty\n")],
+            &args,
+        );
+        assert!(out.status.success(), "{edges:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        if warning.is_empty() {
+            assert_eq!(err, "", "{edges:?}");
+        } else {
+            assert!(err.contains(warning), "{edges:?}: {err}");
+        }
+    }
 }
 
 #[test]

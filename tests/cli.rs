@@ -880,6 +880,14 @@ fn a_graph_without_edges_is_written_with_a_note() {
     assert!(err.contains("g.graph has no edge"), "{err}");
     let out = String::from_utf8_lossy(&out.stdout);
     assert!(out.contains(" 0 edges"), "{out}");
+    // One text alone has no other to link to: no edge is missing, and nothing is said.
+    std::fs::write(
+        d.join("one.jsonl"),
+        "{\"text\":\"hello\",\"label\":\"a\"}\n",
+    )
+    .unwrap();
+    let err = ok_stderr(d, &["graph", "--corpus", "one.jsonl", "--out", "one.graph"]);
+    assert_eq!(err, "");
 }
 
 #[test]
@@ -1556,7 +1564,9 @@ fn max_scan_is_exact_on_small_corpora_and_recorded_when_a_budget_is_given() {
     let (auto, auto_path) = build("auto.graph", &[]);
     let (exact, _) = build("exact.graph", &["--max-scan", "exact"]);
     let (cut, cut_path) = build("cut.graph", &["--max-scan", "64"]);
+    let (named, _) = build("named.graph", &["--max-scan", "auto"]);
     assert_eq!(auto, exact, "2,198 texts are searched exactly by default");
+    assert_eq!(named, auto, "the default, `auto`, can be given by name");
     assert_ne!(
         auto, cut,
         "a budget of 64 postings cuts searches short here"
