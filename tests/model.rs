@@ -341,6 +341,25 @@ fn bad_inputs_fail_with_one_line() {
             "{args:?}: {err}"
         );
     }
+    // Only a model's magic, whole or cut short, goes to the model reader: a graph cut inside
+    // its magic is a truncated graph, and a file with neither magic, long or short, is
+    // called neither (not a bad model).
+    std::fs::write(d.join("short.graph"), b"SPRIGGR").unwrap();
+    let err = fails(d, &["inspect", "short.graph"]);
+    assert!(
+        err.contains("short.graph: truncated: the magic needs 8 bytes"),
+        "{err}"
+    );
+    std::fs::write(d.join("tiny.sprig"), b"abc").unwrap();
+    for name in ["junk.sprig", "tiny.sprig"] {
+        let err = fails(d, &["inspect", name]);
+        assert!(
+            err.contains(&format!(
+                "{name}: neither a sprig graph (magic SPRIGGRF) nor a sprig model (SPRIGMDL)"
+            )),
+            "{err}"
+        );
+    }
     let corpus = repo("corpora/tiny/intents.jsonl");
     let train_with = |flags: &[&str]| {
         let mut args = vec!["train", "--corpus", p(&corpus), "--out", "m.sprig"];
