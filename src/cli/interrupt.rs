@@ -68,3 +68,28 @@ impl Drop for Armed {
         STATE.store(IDLE, Ordering::SeqCst);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One test for the whole cycle: the state is the process's, and tests run on parallel
+    /// threads. Only the armed path of `on_signal` can run here (any other exits).
+    #[test]
+    fn a_signal_stops_an_armed_run_and_the_dropped_guard_disarms() {
+        let armed = arm();
+        assert!(armed.flow().is_continue());
+        on_signal();
+        assert!(
+            armed.flow().is_break(),
+            "the first signal asks the run to stop"
+        );
+        // While the result is written, a signal must end the process again: left armed or
+        // requested, one would only print a request nobody reads and the write would go on.
+        drop(armed);
+        assert_eq!(STATE.load(Ordering::SeqCst), IDLE);
+        // A later run is armed afresh, and disarmed when its guard goes.
+        assert!(arm().flow().is_continue());
+        assert_eq!(STATE.load(Ordering::SeqCst), IDLE);
+    }
+}
