@@ -33,8 +33,12 @@
 //! **Failure.**
 //! - Processes started with another graph, other seeds or another config stop together at
 //!   the start with an error (they compare a fingerprint of these first).
-//! - A worker that panics (a bug, or the progress callback) tells the others in
+//! - A worker that panics in its sweep or in the progress callback tells the others in
 //!   its next messages; all stop at that round and the run returns the panic as an error.
+//!   A panic elsewhere in a worker (only a bug could raise one: setting up its rows,
+//!   checking a round's counts, worker 0 gathering the result) is not caught there, and
+//!   leaves the other workers waiting for its messages (mutation testing found this: such
+//!   mutants hang the tests rather than fail them).
 //! - timely's own threads fail when the processes do not match (another `workers` count or
 //!   hosts list) or one of them dies mid-run: the run returns an error too. timely has no
 //!   fault tolerance, so such a run must be started again.
