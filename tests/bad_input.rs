@@ -596,6 +596,28 @@ fn odd_labels_round_trip_through_the_outputs() {
             }
         }
     }
+    // A label named as TSV names the unknown mass: TSV refuses it, JSONL writes it.
+    let corpus = "{\"text\": \"hi there\", \"label\": \"__DUMMY__\"}\n{\"text\": \"hi you\"}\n";
+    let (dir, _) = accepted(
+        &[file("c.jsonl", corpus)],
+        &["graph", "--corpus", "c.jsonl", "--out", "g.graph", "-q"],
+    );
+    let propagate = |format: &str| {
+        let args = ["propagate", "--graph", "g.graph", "--out", "l.out", "-q"];
+        sprig(dir.path(), &[&args[..], &["--format", format]].concat())
+    };
+    let out = propagate("tsv");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("a label is named __DUMMY__"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.path().join("l.out").exists());
+    let out = propagate("jsonl");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(dir.path().join("l.out")).unwrap();
+    assert!(text.contains("\"label\":\"__DUMMY__\""), "{text}");
 }
 
 #[test]

@@ -256,6 +256,26 @@ fn prior_from_a_labelled_sample_is_its_add_one_shares() {
         err.contains("read as text (by its first bytes)") && !err.contains("graph's corpus"),
         "{err}"
     );
+    // The note names the labels the graph lacks most frequent first, then by name: three,
+    // and how many more.
+    let ignored = |labels: &[&str]| {
+        let mut sample = "{\"text\": \"p\", \"label\": \"politics\"}\n".to_owned();
+        for l in labels {
+            sample += &format!("{{\"text\": \"t\", \"label\": \"{l}\"}}\n");
+        }
+        std::fs::write(d.join("odd.jsonl"), sample).unwrap();
+        let args = ["propagate", "--graph", "t.graph", "--out", "odd.out", "-q"];
+        crate::util::ok_stderr(d, &[&args[..], &["--prior-from", "odd.jsonl"]].concat())
+    };
+    let note = "warning: --prior-from ignores 4 labelled lines of odd.jsonl with a label the \
+                graph lacks: \"b\" (2), \"a\" (1), \"c\" (1)";
+    let err = ignored(&["c", "b", "a", "b"]);
+    assert!(err.contains(&format!("{note}\n")), "{err}");
+    let err = ignored(&["c", "b", "a", "b", "d"]);
+    assert!(
+        err.contains(&format!("{}, and 1 more\n", note.replace('4', "5"))),
+        "{err}"
+    );
     std::fs::write(
         d.join("none.jsonl"),
         "{\"text\": \"w\", \"label\": \"weather\"}\n",
@@ -362,6 +382,25 @@ fn prior_from_reads_its_sample_as_the_graphs_corpus_was_read() {
         std::fs::read(d.join("o.jsonl")).unwrap(),
         std::fs::read(d.join("c.jsonl")).unwrap()
     );
+    // The same records as JSONL are read as JSONL, by the name or, without an extension, by
+    // the first bytes; the CSV lines without an extension are read as the corpus was.
+    let jsonl = std::fs::read_to_string(repo("corpora/tiny/intents.jsonl")).unwrap();
+    let jsonl: String = jsonl.lines().take(11).map(|l| format!("{l}\n")).collect();
+    for (sample, lines) in [
+        ("sample.jsonl", &jsonl),
+        ("sample-jsonl", &jsonl),
+        ("sample-csv", &head),
+    ] {
+        std::fs::write(d.join(sample), lines).unwrap();
+        let run = propagate(sample, "other.jsonl");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(run.status.success(), "{sample}: {stderr}");
+        assert_eq!(
+            std::fs::read(d.join("o.jsonl")).unwrap(),
+            std::fs::read(d.join("other.jsonl")).unwrap(),
+            "{sample}"
+        );
+    }
 
     // Labels the graph lacks are ignored with a note: how many, which, and a case slip.
     let mut sample = head.clone();
@@ -460,6 +499,24 @@ fn prior_from_reads_its_sample_as_the_graphs_corpus_was_read() {
             && !err.contains("--text-field"),
         "{err}"
     );
+    // A sample without a label column says so, not that none of its lines is labelled.
+    std::fs::write(d.join("unlabelled.csv"), "text\nhi\n").unwrap();
+    let err = fails(
+        d,
+        &[
+            "propagate",
+            "--graph",
+            "toy.graph",
+            "--prior-from",
+            "unlabelled.csv",
+            "--out",
+            "u.jsonl",
+        ],
+    );
+    assert!(
+        err.contains("unlabelled.csv:1: header row has no \"label\" column"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -517,7 +574,8 @@ fn a_negative_number_reaches_the_flags_range_check() {
 
 /// Edge weights that dwarf the seed term (μ1) make Expander's seeds weak and its steps tiny,
 /// so that the tolerance can stop it far from its fixed point: `propagate` warns, and does
-/// not on a graph of ordinary weights.
+/// not on a graph of ordinary weights, nor for an algorithm without that seed term. The
+/// ratio is the median over seed nodes, each node's seed weights summed.
 #[test]
 fn propagate_warns_when_edge_weights_dwarf_the_seed_term() {
     let dir = tempfile::tempdir().unwrap();
@@ -528,7 +586,13 @@ fn propagate_warns_when_edge_weights_dwarf_the_seed_term() {
             .concat()
     };
     std::fs::write(d.join("s.tsv"), "a\tx\nc\ty\n").unwrap();
-    for (w, warned) in [("3000", true), ("1", false)] {
+    let propagate = |extra: &[&str]| {
+        let args = ["propagate", "--graph", "g.graph", "--out", "o.jsonl", "-q"];
+        crate::util::ok_stderr(d, &[&args[..], extra].concat())
+    };
+    // Weight 50: the median is 100 exactly, which is not above the threshold. The last
+    // graph built (3000) serves the checks after the loop.
+    for (w, warned) in [("1", false), ("50", false), ("3000", true)] {
         std::fs::write(d.join("e.tsv"), cycle(w)).unwrap();
         ok(
             d,
@@ -536,17 +600,28 @@ fn propagate_warns_when_edge_weights_dwarf_the_seed_term() {
                 "graph", "--edges", "e.tsv", "--seeds", "s.tsv", "--out", "g.graph", "-q",
             ],
         );
-        let err = crate::util::ok_stderr(
-            d,
-            &["propagate", "--graph", "g.graph", "--out", "o.jsonl", "-q"],
-        );
-        // Degree 2 · 3000 against μ1 · 1.
-        assert_eq!(
-            err.contains("warning: a seed's edges outweigh its seed term 6000 times over"),
-            warned,
-            "weight {w}: {err}"
-        );
+        let err = propagate(&[]);
+        assert_eq!(err.contains("outweigh"), warned, "weight {w}: {err}");
     }
+    // Degree 2 · 3000 against μ1 · 1.
+    let err = propagate(&[]);
+    assert!(
+        err.contains("warning: a seed's edges outweigh its seed term 6000 times over"),
+        "{err}"
+    );
+    // The seed term is Expander's: the other algorithms have none to outweigh.
+    for algorithm in ["lp", "mad"] {
+        let err = propagate(&["--algorithm", algorithm]);
+        assert!(!err.contains("outweigh"), "{algorithm}: {err}");
+    }
+    // A node seeded twice counts its weights together, and the median is the upper one of
+    // two: a's 6000 / (0.5 + 0.25) = 8000 against c's 6000 / 1.
+    std::fs::write(d.join("s2.tsv"), "a\tx\t0.5\na\ty\t0.25\nc\ty\t1\n").unwrap();
+    let err = propagate(&["--seeds", "s2.tsv"]);
+    assert!(
+        err.contains("warning: a seed's edges outweigh its seed term 8000 times over"),
+        "{err}"
+    );
 }
 
 /// `-` reads standard input for corpora, seeds and labels, not for a graph or a model: those
@@ -917,6 +992,24 @@ fn a_parameter_of_another_algorithm_is_refused_and_help_defaults_hold() {
     }
     let args = run(&["--algorithm", "spreading", "--alpha", "0.5"]);
     ok(d, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    // Class priors are cmn's: with --class-prior none they would be dropped unsaid.
+    std::fs::write(
+        d.join("s.jsonl"),
+        "{\"text\": \"a\", \"label\": \"sports\"}\n",
+    )
+    .unwrap();
+    for extra in [&["--prior", "sports=1"][..], &["--prior-from", "s.jsonl"]] {
+        let args = run(&[&["--class-prior", "none"][..], extra].concat());
+        let err = fails(d, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(
+            err.contains(
+                "--prior and --prior-from give priors to cmn: they cannot go with --class-prior \
+                 none"
+            ),
+            "{}: {err}",
+            as_str(&args)
+        );
+    }
     // lp and spreading warn when the top-K truncation parts them from scikit-learn.
     let note = |k: &str| {
         let args = [
@@ -960,6 +1053,45 @@ fn a_parameter_of_another_algorithm_is_refused_and_help_defaults_hold() {
             ("--beta", c.beta.to_string()),
         ],
     );
+}
+
+/// `--class-prior` maps to the library's class prior: the default and `cmn` write what
+/// [`sprig::propagate::PropagationConfig::default`] gives, `none` what no correction gives
+/// (on the tiny corpus, whose seeds are not balanced, the two differ).
+#[test]
+fn class_prior_flags_give_the_librarys_outputs() {
+    use sprig::propagate::{propagate, write_jsonl, ClassPrior, Nodes, PropagationConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let corpus = repo("corpora/tiny/intents.jsonl").display().to_string();
+    ok(d, &["graph", "-q", "--corpus", &corpus, "--out", "t.graph"]);
+    let graph = sprig::graph::Graph::load(d.join("t.graph")).unwrap();
+    let library = |class_prior: ClassPrior| {
+        let config = PropagationConfig {
+            class_prior,
+            ..PropagationConfig::default()
+        };
+        let mut file = Vec::new();
+        write_jsonl(
+            &mut file,
+            &graph,
+            &propagate(&graph, &config).unwrap(),
+            Nodes::Texts,
+        )
+        .unwrap();
+        file
+    };
+    let cli = |extra: &[&str]| {
+        let args = ["propagate", "-q", "--graph", "t.graph", "--out", "o.jsonl"];
+        ok(d, &[&args[..], extra].concat());
+        std::fs::read(d.join("o.jsonl")).unwrap()
+    };
+    let cmn = library(PropagationConfig::default().class_prior);
+    let none = library(ClassPrior::None);
+    assert_ne!(cmn, none, "the correction changes the output");
+    assert_eq!(cli(&[]), cmn);
+    assert_eq!(cli(&["--class-prior", "cmn"]), cmn);
+    assert_eq!(cli(&["--class-prior", "none"]), none);
 }
 
 /// Checks that `sprig <command> --help` gives each flag's `[default: VALUE]`.
@@ -2154,6 +2286,57 @@ fn the_note_that_suggests_keeping_every_label_says_what_it_costs() {
         err.contains(
             "--top-k 100 keeps them all (at a cost: label buffers of about 160 KB instead of 13 \
              KB for these nodes, and up to 13x the time and the output's size)"
+        ),
+        "{err}"
+    );
+    // From a megabyte on the size is in MB: 625 nodes × 100 × 16 bytes is 1 MB exactly.
+    let edges: String = (0..624).map(|i| format!("n{i}\tn{}\t1\n", i + 1)).collect();
+    std::fs::write(d.join("e.tsv"), edges).unwrap();
+    ok(d, &graph);
+    let err = crate::util::ok_stderr(
+        d,
+        &[
+            "propagate",
+            "--graph",
+            "g.graph",
+            "--algorithm",
+            "spreading",
+            "--out",
+            "l.jsonl",
+        ],
+    );
+    assert!(
+        err.contains("(at a cost: label buffers of about 1 MB instead of 80 KB for these nodes"),
+        "{err}"
+    );
+    // And from a gigabyte on in GB: 62,500 nodes × 1,000 labels × 16 bytes (one iteration;
+    // the note is about the buffers, not the run).
+    let n = 62_500;
+    let edges: String = (0..n - 1)
+        .map(|i| format!("n{i}\tn{}\t1\n", i + 1))
+        .collect();
+    let seeds: String = (0..1000).map(|i| format!("n{i}\tl{i}\n")).collect();
+    std::fs::write(d.join("e.tsv"), edges).unwrap();
+    std::fs::write(d.join("s.tsv"), seeds).unwrap();
+    ok(d, &graph);
+    let err = crate::util::ok_stderr(
+        d,
+        &[
+            "propagate",
+            "--graph",
+            "g.graph",
+            "--algorithm",
+            "spreading",
+            "--iterations",
+            "1",
+            "--out",
+            "l.jsonl",
+        ],
+    );
+    assert!(
+        err.contains(
+            "(at a cost: label buffers of about 1.0 GB instead of 8 MB for these nodes, and up \
+             to 125x the time"
         ),
         "{err}"
     );
