@@ -175,8 +175,10 @@ fn class_priors_keep_every_label_unless_top_k_is_given() {
         ),
         "{note}"
     );
-    let (ten, _) = propagate("ten.jsonl", &["--top-k", "10"]);
+    let (ten, note) = propagate("ten.jsonl", &["--top-k", "10"]);
     assert_eq!(default, ten);
+    // K = the label count drops none: nothing to say.
+    assert!(!note.contains("note: "), "{note}");
     // An explicit K is kept, with the note that says what it drops.
     let (eight, note) = propagate("eight.jsonl", &["--top-k", "8"]);
     assert_ne!(default, eight);
@@ -188,7 +190,32 @@ fn class_priors_keep_every_label_unless_top_k_is_given() {
     let mut a = vec!["propagate", "--graph", "g.graph", "--out", "plain.jsonl"];
     a.push("--class-prior=none");
     let note = crate::util::ok_stderr(d, &a);
-    assert!(!note.contains("with class priors"), "{note}");
+    assert!(!note.contains("note: "), "{note}");
+    // With exactly the default K of labels, the default keeps them all: no note either.
+    let seeds: String = (0..8).map(|i| format!("n{i}\tl{i}\n")).collect();
+    std::fs::write(d.join("seeds.tsv"), seeds).unwrap();
+    ok(
+        d,
+        &[
+            "graph",
+            "--edges",
+            "edges.tsv",
+            "--seeds",
+            "seeds.tsv",
+            "--out",
+            "g.graph",
+        ],
+    );
+    let mut a = vec![
+        "propagate",
+        "--graph",
+        "g.graph",
+        "--out",
+        "eight-labels.jsonl",
+    ];
+    a.extend(priors[..8].iter().map(String::as_str));
+    let note = crate::util::ok_stderr(d, &a);
+    assert!(!note.contains("note: "), "{note}");
 }
 
 #[test]
