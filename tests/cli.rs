@@ -360,6 +360,8 @@ fn prior_from_a_labelled_sample_is_its_add_one_shares() {
             && err.contains("plain.csv:1: header row has no \"body\" column"),
         "{err}"
     );
+    // A corpus graph's reader keeps its pointer to the flag (only an edge list's loses it).
+    assert!(err.contains("; see --text-field"), "{err}");
     // A plain-text sample has no fields: its `__label__` prefixes serve, whatever the
     // corpus's fields were called, also when only its first bytes tell its format. The
     // CSV's shares (two greet, one thanks) give the CSV's output; others another one (the
