@@ -638,6 +638,16 @@ fn one_label_and_ten_thousand_labels_both_work() {
         text.lines().all(|l| l.contains("\"label\":\"only\"")),
         "{text}"
     );
+    // A sample's add-one share of the only label is all of the prior: 2 / 2, not 0.
+    std::fs::write(dir.path().join("sample.txt"), "__label__only hi\n").unwrap();
+    let args = ["propagate", "--graph", "g.graph", "--out", "p.jsonl", "-q"];
+    let out = sprig(
+        dir.path(),
+        &[&args[..], &["--prior-from", "sample.txt"]].concat(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let prior = std::fs::read_to_string(dir.path().join("p.jsonl")).unwrap();
+    assert_eq!(prior, text);
 
     // A ring of 20,000 nodes, every other one seeded with a label of its own.
     let n = 20_000;

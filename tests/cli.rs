@@ -280,7 +280,8 @@ fn prior_from_a_labelled_sample_is_its_add_one_shares() {
     };
     let err = prior_from_fails("sample");
     assert!(
-        err.contains("read as text (by its first bytes)") && !err.contains("graph's corpus"),
+        err.contains("read as text (by its first bytes): `__label__LABEL text` lines")
+            && !err.contains("graph's corpus"),
         "{err}"
     );
     // The note names the labels the graph lacks most frequent first, then by name: three,
