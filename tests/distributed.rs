@@ -147,6 +147,21 @@ fn distributed_runs_write_the_bytes_of_a_single_process() {
         !d.join("from-1.jsonl").exists(),
         "only process 0 writes the output"
     );
+    // --connect-timeout 0 waits for ever: for the peers, and for every iteration (a zero
+    // timeout would give up on the first).
+    write_hosts(d);
+    let wait = ["--connect-timeout", "0"];
+    let second = start(d, "1", "from-1.jsonl", &wait);
+    let first = start(d, "0", "patient.jsonl", &wait);
+    for child in [first, second] {
+        let out = child.finish();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(single == std::fs::read(d.join("patient.jsonl")).unwrap());
 }
 
 /// Processes started with different flags refuse to run, all of them, instead of mixing rows
