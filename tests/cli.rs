@@ -147,9 +147,9 @@ fn class_priors_keep_every_label_unless_top_k_is_given() {
     let seeds: String = (0..10).map(|i| format!("n{i}\tl{i}\n")).collect();
     std::fs::write(d.join("edges.tsv"), edges).unwrap();
     std::fs::write(d.join("seeds.tsv"), seeds).unwrap();
-    ok(
-        d,
-        &[
+    // The graph of `edges.tsv` and whatever `seeds.tsv` holds at the time.
+    let graph = || {
+        let args = [
             "graph",
             "--edges",
             "edges.tsv",
@@ -157,8 +157,10 @@ fn class_priors_keep_every_label_unless_top_k_is_given() {
             "seeds.tsv",
             "--out",
             "g.graph",
-        ],
-    );
+        ];
+        ok(d, &args);
+    };
+    graph();
     let priors: Vec<String> = (0..10).map(|i| format!("--prior=l{i}={}", i + 1)).collect();
     let propagate = |out: &str, extra: &[&str]| {
         let mut a = vec!["propagate", "--graph", "g.graph", "--out", out];
@@ -194,18 +196,7 @@ fn class_priors_keep_every_label_unless_top_k_is_given() {
     // With exactly the default K of labels, the default keeps them all: no note either.
     let seeds: String = (0..8).map(|i| format!("n{i}\tl{i}\n")).collect();
     std::fs::write(d.join("seeds.tsv"), seeds).unwrap();
-    ok(
-        d,
-        &[
-            "graph",
-            "--edges",
-            "edges.tsv",
-            "--seeds",
-            "seeds.tsv",
-            "--out",
-            "g.graph",
-        ],
-    );
+    graph();
     let mut a = vec![
         "propagate",
         "--graph",

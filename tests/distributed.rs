@@ -129,39 +129,30 @@ fn distributed_runs_write_the_bytes_of_a_single_process() {
         assert!(single == threads, "{algorithm}: --workers 3 differs");
     }
 
-    // Two processes, two workers each, over TCP.
-    write_hosts(d);
-    let second = start(d, "1", "from-1.jsonl", &[]);
-    let first = start(d, "0", "from-0.jsonl", &[]);
-    for child in [first, second] {
-        let out = child.finish();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    // Two processes, two workers each, over TCP; process 0 writes `out`.
+    let two_processes = |out: &str, extra: &[&str]| {
+        write_hosts(d);
+        let second = start(d, "1", "from-1.jsonl", extra);
+        let first = start(d, "0", out, extra);
+        for child in [first, second] {
+            let out = child.finish();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::fs::read(d.join(out)).unwrap()
+    };
     let single = propagate(d, "one.jsonl", &[]);
-    assert!(single == std::fs::read(d.join("from-0.jsonl")).unwrap());
+    assert!(single == two_processes("from-0.jsonl", &[]));
     assert!(
         !d.join("from-1.jsonl").exists(),
         "only process 0 writes the output"
     );
     // --connect-timeout 0 waits for ever: for the peers, and for every iteration (a zero
     // timeout would give up on the first).
-    write_hosts(d);
-    let wait = ["--connect-timeout", "0"];
-    let second = start(d, "1", "from-1.jsonl", &wait);
-    let first = start(d, "0", "patient.jsonl", &wait);
-    for child in [first, second] {
-        let out = child.finish();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    assert!(single == std::fs::read(d.join("patient.jsonl")).unwrap());
+    assert!(single == two_processes("patient.jsonl", &["--connect-timeout", "0"]));
 }
 
 /// Processes started with different flags refuse to run, all of them, instead of mixing rows
