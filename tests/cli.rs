@@ -2288,20 +2288,22 @@ fn the_note_that_suggests_keeping_every_label_says_what_it_costs() {
         "graph", "--edges", "e.tsv", "--seeds", "s.tsv", "--out", "g.graph",
     ];
     ok(d, &graph);
-    let out = crate::util::sprig(
-        d,
-        &[
-            "propagate",
-            "--graph",
-            "g.graph",
-            "--algorithm",
-            "spreading",
-            "--out",
-            "l.jsonl",
-        ],
-    );
-    assert!(out.status.success());
-    let err = String::from_utf8(out.stderr).unwrap();
+    // Label spreading on the graph just built: its stderr.
+    let spreading = |extra: &[&str]| {
+        let args = [
+            &[
+                "propagate",
+                "--graph",
+                "g.graph",
+                "--algorithm",
+                "spreading",
+            ][..],
+            extra,
+            &["--out", "l.jsonl"],
+        ];
+        crate::util::ok_stderr(d, &args.concat())
+    };
+    let err = spreading(&[]);
     // 100 nodes × K × 16 bytes: 0.16 MB for K = 100, 0.0128 for 8; 12x the time at most.
     assert!(
         err.contains(
@@ -2314,18 +2316,7 @@ fn the_note_that_suggests_keeping_every_label_says_what_it_costs() {
     let edges: String = (0..624).map(|i| format!("n{i}\tn{}\t1\n", i + 1)).collect();
     std::fs::write(d.join("e.tsv"), edges).unwrap();
     ok(d, &graph);
-    let err = crate::util::ok_stderr(
-        d,
-        &[
-            "propagate",
-            "--graph",
-            "g.graph",
-            "--algorithm",
-            "spreading",
-            "--out",
-            "l.jsonl",
-        ],
-    );
+    let err = spreading(&[]);
     assert!(
         err.contains("(at a cost: label buffers of about 1 MB instead of 80 KB for these nodes"),
         "{err}"
@@ -2340,20 +2331,7 @@ fn the_note_that_suggests_keeping_every_label_says_what_it_costs() {
     std::fs::write(d.join("e.tsv"), edges).unwrap();
     std::fs::write(d.join("s.tsv"), seeds).unwrap();
     ok(d, &graph);
-    let err = crate::util::ok_stderr(
-        d,
-        &[
-            "propagate",
-            "--graph",
-            "g.graph",
-            "--algorithm",
-            "spreading",
-            "--iterations",
-            "1",
-            "--out",
-            "l.jsonl",
-        ],
-    );
+    let err = spreading(&["--iterations", "1"]);
     assert!(
         err.contains(
             "(at a cost: label buffers of about 1.0 GB instead of 8 MB for these nodes, and up \
