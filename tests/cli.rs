@@ -611,8 +611,9 @@ fn propagate_warns_when_edge_weights_dwarf_the_seed_term() {
         let args = ["propagate", "--graph", "g.graph", "--out", "o.jsonl", "-q"];
         crate::util::ok_stderr(d, &[&args[..], extra].concat())
     };
-    // Weight 50: the median is 100 exactly, which is not above the threshold. The last
-    // graph built (3000) serves the checks after the loop.
+    // Weight 50: the median is 100 exactly, which is not above the threshold. Degree
+    // 2 · 3000 against μ1 · 1 warns; the last graph built (3000) serves the checks after the
+    // loop.
     for (w, warned) in [("1", false), ("50", false), ("3000", true)] {
         std::fs::write(d.join("e.tsv"), cycle(w)).unwrap();
         ok(
@@ -623,13 +624,12 @@ fn propagate_warns_when_edge_weights_dwarf_the_seed_term() {
         );
         let err = propagate(&[]);
         assert_eq!(err.contains("outweigh"), warned, "weight {w}: {err}");
+        assert_eq!(
+            err.contains("warning: a seed's edges outweigh its seed term 6000 times over"),
+            warned,
+            "weight {w}: {err}"
+        );
     }
-    // Degree 2 · 3000 against μ1 · 1.
-    let err = propagate(&[]);
-    assert!(
-        err.contains("warning: a seed's edges outweigh its seed term 6000 times over"),
-        "{err}"
-    );
     // The seed term is Expander's: the other algorithms have none to outweigh.
     for algorithm in ["lp", "mad"] {
         let err = propagate(&["--algorithm", algorithm]);
