@@ -806,6 +806,8 @@ fn an_output_over_an_input_is_refused_and_the_input_kept() {
         ],
     );
     assert!(err.contains("--test none.jsonl"), "{err}");
+    // The hint about the bundled files' relative paths is for those files only.
+    assert!(!err.contains("bundled"), "{err}");
     std::fs::write(d.join("blank.jsonl"), "{\"text\": \"  \"}\n").unwrap();
     let err = crate::util::fails(
         d,
@@ -822,6 +824,19 @@ fn an_output_over_an_input_is_refused_and_the_input_kept() {
     );
     assert!(err.contains("step 1/4 graph"), "{err}");
     assert!(!d.join("wd2").exists() && !d.join("wd3").exists());
+    // A folder that was there before the run is kept, empty or not.
+    std::fs::create_dir(d.join("empty")).unwrap();
+    let blank = ["run", "-q", "--corpus", "blank.jsonl", "--test", "c.jsonl"];
+    let err = crate::util::fails(d, &[&blank[..], &["--workdir", "empty"]].concat());
+    assert!(err.contains("step 1/4 graph"), "{err}");
+    assert!(d.join("empty").is_dir());
+    // A workdir that is a file is refused as such, before any step.
+    std::fs::write(d.join("plain"), "").unwrap();
+    let err = crate::util::fails(d, &[&blank[..], &["--workdir", "plain"]].concat());
+    assert!(
+        err.contains("--workdir plain: exists and is not a folder"),
+        "{err}"
+    );
     // With --skip-invalid every step that reads records skips the blank one.
     let mut mixed =
         std::fs::read_to_string(crate::util::repo("corpora/tiny/intents.jsonl")).unwrap();

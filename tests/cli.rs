@@ -2213,6 +2213,105 @@ fn run_prints_commands_a_shell_can_run_again() {
     );
 }
 
+/// The field flags reach the steps that read records (the id field only graph and train, as
+/// eval refuses it), the closing example is read as eval reads the test file (without ids),
+/// and a first test text too long for one command line is left out of it.
+#[test]
+fn run_passes_each_step_its_flags_and_shows_only_a_short_example() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The tiny corpus as CSV under other column names; the test file without the id
+    // column, which the example must not need (a CSV header must hold the --id-field).
+    let as_csv = |from: &str, to: &str, ids: bool| {
+        let mut csv = String::from(if ids {
+            "key,body,intent\n"
+        } else {
+            "body,intent\n"
+        });
+        for line in std::fs::read_to_string(repo(from)).unwrap().lines() {
+            let r: serde_json::Value = serde_json::from_str(line).unwrap();
+            let field = |f: &str| r.get(f).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+            let key = if ids {
+                field("id") + ","
+            } else {
+                String::new()
+            };
+            let text = field("text").replace('"', "\"\"");
+            csv += &format!("{key}\"{text}\",{}\n", field("label"));
+        }
+        std::fs::write(d.join(to), csv).unwrap();
+    };
+    as_csv("corpora/tiny/intents.jsonl", "c.csv", true);
+    as_csv("corpora/tiny/test.jsonl", "t.csv", false);
+    let fields = "--format csv --text-field body --label-field intent";
+    let out = ok(
+        d,
+        &[
+            "run",
+            "-q",
+            "--corpus",
+            "c.csv",
+            "--test",
+            "t.csv",
+            "--workdir",
+            "w",
+            "--format",
+            "csv",
+            "--text-field",
+            "body",
+            "--label-field",
+            "intent",
+            "--id-field",
+            "key",
+        ],
+    );
+    let step = |n: &str| {
+        let prefix = format!("== {n}: sprig ");
+        out.lines()
+            .find_map(|l| l.strip_prefix(&prefix).map(str::to_owned))
+            .unwrap_or_else(|| panic!("{n} missing from:\n{out}"))
+    };
+    for n in ["1/4 graph", "3/4 train"] {
+        let line = step(n);
+        assert!(line.contains(&format!("{fields} --id-field key")), "{line}");
+    }
+    let propagate = step("2/4 propagate");
+    let reads_no_records = !propagate.contains("--format") && !propagate.contains("--id-field");
+    assert!(reads_no_records, "{propagate}");
+    let eval = step("4/4 eval");
+    assert!(eval.ends_with(fields), "{eval}");
+    let example = "--model w/model.sprig 'hey there, friend'` or pipe lines into it\n";
+    assert!(out.ends_with(example), "{out}");
+
+    // A first test text over 60 characters: no example. (Without -q, and the test file
+    // not being the corpus, no note says it is.)
+    let long = "a".repeat(30) + " " + &"b".repeat(30);
+    let mut test = format!("{{\"text\": \"{long}\", \"label\": \"greeting\"}}\n");
+    test += &std::fs::read_to_string(repo("corpora/tiny/test.jsonl")).unwrap();
+    std::fs::write(d.join("long.jsonl"), test).unwrap();
+    let corpus = repo("corpora/tiny/intents.jsonl");
+    let args = [
+        "run",
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--test",
+        "long.jsonl",
+        "--workdir",
+        "l",
+    ];
+    let run = crate::util::sprig(d, &args);
+    let (out, err) = (
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr),
+    );
+    assert!(run.status.success(), "{err}");
+    assert!(!err.contains("the test file is the corpus"), "{err}");
+    assert!(
+        out.ends_with("== done: try `sprig predict --model l/model.sprig` or pipe lines into it\n"),
+        "{out}"
+    );
+}
+
 /// A closed stderr (`sprig … 2>&1 | head` after `head` exits) loses notes and messages, not
 /// the run: `eprintln!` would panic (exit 101) on the failed write.
 #[test]
