@@ -209,6 +209,12 @@ fn class_priors_keep_every_label_unless_top_k_is_given() {
     assert!(!note.contains("note: "), "{note}");
 }
 
+/// The stderr of a `propagate` of `graph` that must fail on its `--prior-from sample`.
+fn prior_from_fails(d: &std::path::Path, graph: &str, sample: &str) -> String {
+    let args = ["propagate", "--graph", graph, "--prior-from", sample];
+    fails(d, &[&args[..], &["--out", "x.jsonl"]].concat())
+}
+
 #[test]
 fn prior_from_a_labelled_sample_is_its_add_one_shares() {
     let dir = tempfile::tempdir().unwrap();
@@ -258,18 +264,7 @@ fn prior_from_a_labelled_sample_is_its_add_one_shares() {
     // A sample whose name says nothing goes by its first bytes: an edge list's file name
     // (`edges.tsv`) is no corpus's to read it as.
     std::fs::write(d.join("sample"), "text,label\np1,politics\n").unwrap();
-    let prior_from_fails = |sample: &str| {
-        let args = [
-            "propagate",
-            "--graph",
-            "t.graph",
-            "--out",
-            "x.jsonl",
-            "--prior-from",
-        ];
-        fails(d, &[&args[..], &[sample]].concat())
-    };
-    let err = prior_from_fails("sample");
+    let err = prior_from_fails(d, "t.graph", "sample");
     assert!(
         err.contains("read as text (by its first bytes): `__label__LABEL text` lines")
             && !err.contains("graph's corpus"),
@@ -300,7 +295,7 @@ fn prior_from_a_labelled_sample_is_its_add_one_shares() {
         "{\"text\": \"w\", \"label\": \"weather\"}\n",
     )
     .unwrap();
-    let err = prior_from_fails("none.jsonl");
+    let err = prior_from_fails(d, "t.graph", "none.jsonl");
     assert!(
         err.contains("none.jsonl") && err.contains("--prior-from"),
         "{err}"
@@ -335,18 +330,7 @@ fn prior_from_a_labelled_sample_is_its_add_one_shares() {
         &[&["propagate", "--out", "c.jsonl"][..], &from_corpus].concat(),
     );
     std::fs::write(d.join("plain.csv"), "text,label\nhello,greet\n").unwrap();
-    let err = fails(
-        d,
-        &[
-            "propagate",
-            "--graph",
-            "c.graph",
-            "--prior-from",
-            "plain.csv",
-            "--out",
-            "p.jsonl",
-        ],
-    );
+    let err = prior_from_fails(d, "c.graph", "plain.csv");
     assert!(
         err.contains("fields the graph was built with (sprig graph --text-field \"body\" --label-field \"intent\")")
             && err.contains("plain.csv:1: header row has no \"body\" column"),
@@ -457,18 +441,7 @@ fn prior_from_reads_its_sample_as_the_graphs_corpus_was_read() {
         "id,text,label\nt1,hi,Greeting\nt2,yo,\n",
     )
     .unwrap();
-    let err = fails(
-        d,
-        &[
-            "propagate",
-            "--graph",
-            "g.graph",
-            "--prior-from",
-            "none.txt",
-            "--out",
-            "n.jsonl",
-        ],
-    );
+    let err = prior_from_fails(d, "g.graph", "none.txt");
     assert!(
         err.contains(
             "none.txt: --prior-from needs lines labelled with the graph's labels; none is (read \
@@ -502,18 +475,7 @@ fn prior_from_reads_its_sample_as_the_graphs_corpus_was_read() {
     );
     // An edge list has no corpus fields: the advice says what a sample looks like.
     std::fs::write(d.join("body.csv"), "body,intent\nhi,sports\n").unwrap();
-    let err = fails(
-        d,
-        &[
-            "propagate",
-            "--graph",
-            "toy.graph",
-            "--prior-from",
-            "body.csv",
-            "--out",
-            "b.jsonl",
-        ],
-    );
+    let err = prior_from_fails(d, "toy.graph", "body.csv");
     assert!(
         err.contains("--prior-from on an edge-list graph reads a labelled sample")
             && err.contains("body.csv:1: header row has no \"text\" column")
@@ -522,18 +484,7 @@ fn prior_from_reads_its_sample_as_the_graphs_corpus_was_read() {
     );
     // A sample without a label column says so, not that none of its lines is labelled.
     std::fs::write(d.join("unlabelled.csv"), "text\nhi\n").unwrap();
-    let err = fails(
-        d,
-        &[
-            "propagate",
-            "--graph",
-            "toy.graph",
-            "--prior-from",
-            "unlabelled.csv",
-            "--out",
-            "u.jsonl",
-        ],
-    );
+    let err = prior_from_fails(d, "toy.graph", "unlabelled.csv");
     assert!(
         err.contains("unlabelled.csv:1: header row has no \"label\" column"),
         "{err}"
