@@ -174,9 +174,155 @@ impl Confusion {
     }
 }
 
+/// Equal-width score bins of [`Reliability::calibration_error`] (Guo et al. 2017's 15).
+pub const RELIABILITY_BINS: usize = 15;
+
+/// The thresholds [`Reliability::at_thresholds`] reports. A score is compared with a
+/// threshold's nearest `f32`, as `predict --threshold` compares it.
+pub const REPORTED_THRESHOLDS: [f64; 3] = [0.5, 0.7, 0.9];
+
+/// How well the scores of a model's answers match how often they are right (calibration),
+/// and what `predict --threshold` would keep: top scores binned by value, and the answers
+/// at or above each of [`REPORTED_THRESHOLDS`]. Abstentions have no score and are left out,
+/// except as records that no threshold answers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reliability {
+    /// Per bin: answers, the sum of their scores, the right ones.
+    bins: [(u64, f64, u64); RELIABILITY_BINS],
+    /// Per reported threshold: answers scored at or above it, the right ones.
+    kept: [(u64, u64); REPORTED_THRESHOLDS.len()],
+    /// Every record, answered or not.
+    records: u64,
+}
+
+/// What `predict --threshold t` keeps of an evaluation's records.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct AtThreshold {
+    /// The threshold.
+    pub threshold: f64,
+    /// Share of the records answered with a score of at least `threshold`.
+    pub answered: f64,
+    /// Share of those answers that are right (0 when there are none).
+    pub accuracy: f64,
+}
+
+impl Reliability {
+    /// Counts an answer scored `score` (in `[0, 1]`), right or not.
+    pub fn add(&mut self, score: f32, right: bool) {
+        let b =
+            ((score.clamp(0.0, 1.0) * RELIABILITY_BINS as f32) as usize).min(RELIABILITY_BINS - 1);
+        let bin = &mut self.bins[b];
+        *bin = (
+            bin.0 + 1,
+            bin.1 + f64::from(score),
+            bin.2 + u64::from(right),
+        );
+        for (kept, &t) in self.kept.iter_mut().zip(&REPORTED_THRESHOLDS) {
+            if score >= t as f32 {
+                *kept = (kept.0 + 1, kept.1 + u64::from(right));
+            }
+        }
+        self.records += 1;
+    }
+
+    /// Counts a record that got no answer.
+    pub fn add_abstention(&mut self) {
+        self.records += 1;
+    }
+
+    fn answers(&self) -> u64 {
+        self.bins.iter().map(|b| b.0).sum()
+    }
+
+    /// Mean top score of the answers (0 without one).
+    pub fn mean_score(&self) -> f64 {
+        let sum: f64 = self.bins.iter().map(|b| b.1).sum();
+        if self.answers() == 0 {
+            0.0
+        } else {
+            sum / self.answers() as f64
+        }
+    }
+
+    /// Expected calibration error of the answers: over [`RELIABILITY_BINS`] equal-width
+    /// bins of their scores, the mean gap between a bin's mean score and its share of right
+    /// answers, weighted by the bin's answers (Naeini et al. 2015; 0 without an answer).
+    pub fn calibration_error(&self) -> f64 {
+        let n = self.answers();
+        if n == 0 {
+            return 0.0;
+        }
+        self.bins
+            .iter()
+            .filter(|b| b.0 > 0)
+            // A bin's gap times its share of the answers: |sum / count − right / count| ·
+            // count / n.
+            .map(|&(_, sum, right)| (sum - right as f64).abs())
+            .sum::<f64>()
+            / n as f64
+    }
+
+    /// What each of [`REPORTED_THRESHOLDS`] keeps.
+    pub fn at_thresholds(&self) -> Vec<AtThreshold> {
+        REPORTED_THRESHOLDS
+            .iter()
+            .zip(&self.kept)
+            .map(|(&threshold, &(kept, right))| AtThreshold {
+                threshold,
+                answered: ratio(kept, self.records),
+                accuracy: ratio(right, kept),
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reliability_matches_hand_counts() {
+        let mut r = Reliability::default();
+        assert_eq!((r.mean_score(), r.calibration_error()), (0.0, 0.0));
+        // Bins 14 (two answers), 8 and 3 of 15, and one record without an answer.
+        for (score, right) in [(0.95, true), (0.95, false), (0.55, true), (0.2, false)] {
+            r.add(score, right);
+        }
+        r.add_abstention();
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-6;
+        assert!(close(r.mean_score(), 2.65 / 4.0), "{}", r.mean_score());
+        // |1.9 − 1| + |0.55 − 1| + |0.2 − 0|, over 4 answers.
+        assert!(
+            close(r.calibration_error(), 1.55 / 4.0),
+            "{}",
+            r.calibration_error()
+        );
+        let at = r.at_thresholds();
+        let got: Vec<(f64, f64, f64)> = at
+            .iter()
+            .map(|a| (a.threshold, a.answered, a.accuracy))
+            .collect();
+        assert_eq!(got[0].0, 0.5);
+        assert!(
+            close(got[0].1, 0.6) && close(got[0].2, 2.0 / 3.0),
+            "{got:?}"
+        );
+        assert!(close(got[1].1, 0.4) && close(got[1].2, 0.5), "{got:?}");
+        assert!(close(got[2].1, 0.4) && close(got[2].2, 0.5), "{got:?}");
+        // A score equal to a threshold is kept (as `predict` keeps it), and a score of 1
+        // falls in the last bin.
+        let mut edge = Reliability::default();
+        edge.add(0.7, true);
+        edge.add(1.0, true);
+        assert_eq!(edge.at_thresholds()[1].answered, 1.0);
+        assert!(close(edge.calibration_error(), 0.3 / 2.0));
+        // Half right at 0.5: calibrated.
+        let mut even = Reliability::default();
+        for right in [true, false, true, false] {
+            even.add(0.5, right);
+        }
+        assert_eq!(even.calibration_error(), 0.0);
+    }
 
     #[test]
     fn matches_hand_counts() {

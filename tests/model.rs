@@ -641,6 +641,76 @@ fn a_propagation_in_memory_trains_as_its_labels_file() {
     );
 }
 
+/// `sprig train` calibrates the scores on the held-out slice by default, says so, and
+/// records the factor; `--calibration none` keeps the scores as trained. The answers are
+/// the same either way.
+#[test]
+fn train_calibrates_the_scores_on_the_held_out_slice_unless_told_not_to() {
+    use sprig::train::TrainReport;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 2,400 records of 4 labels: a label word among shared words, and one record in ten
+    // labelled as the next label, so that the held-out slice of 240 (`--validation 0.1`;
+    // early stopping needs 200) is not all answered right.
+    let words = ["apple", "river", "stone", "cloud"];
+    let corpus: String = (0..2400)
+        .map(|i| {
+            let l = i % 4;
+            let gold = if i % 10 == 3 { (l + 1) % 4 } else { l };
+            format!(
+                "{{\"text\":\"{} w{} v{}\",\"label\":\"l{gold}\"}}\n",
+                words[l],
+                i % 37,
+                i % 11
+            )
+        })
+        .collect();
+    std::fs::write(d.join("c.jsonl"), corpus).unwrap();
+    let train = |out: &str, extra: &[&str]| {
+        let args = [
+            "train",
+            "--corpus",
+            "c.jsonl",
+            "--validation",
+            "0.1",
+            "--out",
+            out,
+        ];
+        ok(d, &[&args[..], &crate::util::QUICK_TRAIN, extra].concat())
+    };
+    let said = train("c.sprig", &[]);
+    let plain_said = train("p.sprig", &["--calibration", "none"]);
+    assert!(!plain_said.contains("calibrated"), "{plain_said}");
+    let load = |f: &str| ProjectionModel::load(d.join(f)).unwrap();
+    let (calibrated, plain) = (load("c.sprig"), load("p.sprig"));
+    let beta = TrainReport::of(&calibrated).unwrap().logit_scale.unwrap();
+    assert_eq!(TrainReport::of(&plain).unwrap().logit_scale, None);
+    assert!(
+        said.contains(&format!(
+            "scores calibrated on the held-out slice (logits × {beta:.3})"
+        )),
+        "{said}"
+    );
+    // The same answers, other scores.
+    let answers = |m: &str| ok(d, &["predict", "--model", m, "--data", "c.jsonl"]);
+    let (a, b) = (answers("c.sprig"), answers("p.sprig"));
+    let labels = |s: &str| -> Vec<String> {
+        s.lines()
+            .map(|l| l.split('\t').nth(1).unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(labels(&a), labels(&b));
+    assert_eq!(a.lines().count(), 2400);
+    assert_ne!(a, b);
+    let text = "apple w1 v1";
+    let (x, y) = (calibrated.predict(text), plain.predict(text));
+    assert_eq!(x[0].label, y[0].label);
+    assert!(
+        beta != 1.0 && (x[0].score > y[0].score) == (beta > 1.0),
+        "{x:?} {y:?} ×{beta}"
+    );
+}
+
 /// A network model's stored report reads back typed (a frozen model's too); a bucket
 /// table's, which has another shape, does not.
 #[test]
@@ -651,6 +721,9 @@ fn a_network_report_reads_back_typed_and_a_table_report_does_not() {
     assert_eq!((report.best_epoch, report.epochs_run), (1, 9));
     assert_eq!(report.counts.seeds, 8);
     assert_eq!(report.config.hidden, [128]);
+    // Written before calibration existed: read as not calibrated.
+    assert_eq!(report.config.calibration, sprig::train::Calibration::None);
+    assert_eq!(report.logit_scale, None);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let corpus = repo("corpora/tiny/intents.jsonl");
@@ -1046,6 +1119,52 @@ fn eval_adds_an_abstention_column_only_when_a_record_abstained() {
     let model = repo("tests/fixtures/v1/tiny.sprig");
     let err = fails(d, &["eval", "--model", p(&model), "--data", "empty.jsonl"]);
     assert_eq!(err, "sprig: empty.jsonl: no labelled record to evaluate\n");
+}
+
+#[test]
+fn eval_reports_the_answers_scores_and_what_each_threshold_keeps() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The v1 model answers "hello there" `greeting` with a score of about 1: one answer
+    // right, one wrong (`zz` is no label of the model), one record abstains (no score).
+    let records = [
+        ("hello there", "greeting".into()),
+        ("hello there", "zz".into()),
+        ("", "zz".into()),
+    ];
+    let text = eval_v1(d, &records);
+    // Scores of 1 for answers right half the time: a calibration error of 0.5; every
+    // threshold keeps the two answers of three records.
+    assert!(
+        text.contains(
+            "\ntop scores: mean 1.0000, expected calibration error 0.5000 (15 bins)\n\
+             --threshold  answered  accuracy\n        \
+             0.5     66.7%    0.5000\n        \
+             0.7     66.7%    0.5000\n        \
+             0.9     66.7%    0.5000\n\nlabel"
+        ),
+        "{text}"
+    );
+    let model = repo("tests/fixtures/v1/tiny.sprig");
+    let json = ok(
+        d,
+        &["eval", "--model", p(&model), "--data", "g.jsonl", "--json"],
+    );
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    let score = v["mean_score"].as_f64().unwrap();
+    assert!(score > 0.9999 && score <= 1.0, "{v}");
+    let error = v["calibration_error"].as_f64().unwrap();
+    assert!((error - (score - 0.5)).abs() < 1e-9, "{v}");
+    let thresholds = v["thresholds"].as_array().unwrap();
+    let got: Vec<(f64, f64, f64)> = thresholds
+        .iter()
+        .map(|t| {
+            let f = |k: &str| t[k].as_f64().unwrap();
+            (f("threshold"), f("answered"), f("accuracy"))
+        })
+        .collect();
+    let two_of_three = 2.0 / 3.0;
+    assert_eq!(got, [0.5, 0.7, 0.9].map(|t| (t, two_of_three, 0.5)), "{v}");
 }
 
 #[test]

@@ -5,16 +5,18 @@ use std::path::PathBuf;
 
 use serde_json::json;
 use sprig::corpus::CorpusReader;
-use sprig::metrics::Confusion;
+use sprig::metrics::{Confusion, Reliability, RELIABILITY_BINS};
 use sprig::model::{ProjectionModel, Scratch};
 use unicode_width::UnicodeWidthStr;
 
 use super::CorpusArgs;
 
-/// Score a model on a labelled file: accuracy, macro-F1, per-label precision / recall / F1
-/// and the confusion matrix (rows: gold, columns: predicted, then abstentions if any; above
-/// 64 labels, the 30 most frequent confusions). An abstention counts as a wrong answer and
-/// against its gold label's recall; it is no label.
+/// Score a model on a labelled file: accuracy, macro-F1, the answers' scores (their mean,
+/// their expected calibration error, and what `predict --threshold` 0.5, 0.7 and 0.9 would
+/// answer and how accurately), per-label precision / recall / F1 and the confusion matrix
+/// (rows: gold, columns: predicted, then abstentions if any; above 64 labels, the 30 most
+/// frequent confusions). An abstention counts as a wrong answer and against its gold
+/// label's recall; it is no label.
 #[derive(Debug, clap::Args)]
 // An evaluation reads no ids: the shared --id-field is refused (by name) rather than offered.
 #[command(mut_arg("id_field", |a| a.hide(true)))]
@@ -32,7 +34,8 @@ pub struct Args {
     #[arg(long)]
     skip_invalid: bool,
     /// One JSON object with `accuracy` and `macro_f1` at the top level; `confusion` lists
-    /// the (gold, predicted) pairs that occur, with their counts.
+    /// the (gold, predicted) pairs that occur, with their counts; `mean_score`,
+    /// `calibration_error` and `thresholds` describe the answers' scores.
     #[arg(long)]
     json: bool,
 }
@@ -47,6 +50,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let options = args.corpus_fields.options_without_ids("eval")?;
     let model = ProjectionModel::load(&args.model)?;
     let mut confusion = Confusion::new();
+    let mut reliability = Reliability::default();
     let mut scratch = Scratch::default();
     let mut unlabelled = 0u64;
     let mut skips = super::SkipInvalid::new(args.skip_invalid);
@@ -64,8 +68,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .predict_top_with(&mut scratch, &record.text, 1)
             .first()
         {
-            Some(p) => confusion.add(gold, model.label_name(p.label)),
-            None => confusion.add_abstention(gold),
+            Some(p) => {
+                let predicted = model.label_name(p.label);
+                confusion.add(gold, predicted);
+                reliability.add(p.score, predicted == gold);
+            }
+            None => {
+                confusion.add_abstention(gold);
+                reliability.add_abstention();
+            }
         }
     }
     if let Some(note) = skips.note() {
@@ -119,6 +130,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let obj = json!({
             "accuracy": confusion.accuracy(),
             "macro_f1": confusion.macro_f1(),
+            "mean_score": reliability.mean_score(),
+            "calibration_error": reliability.calibration_error(),
+            "thresholds": reliability.at_thresholds(),
             "examples": confusion.total(),
             "unlabelled_skipped": unlabelled,
             "invalid_skipped": skipped,
@@ -154,6 +168,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             (u, i) => format!("  ({u} unlabelled and {i} invalid skipped)"),
         }
     );
+    // How far the scores can be read as probabilities, and what `predict --threshold` keeps.
+    let _ = writeln!(
+        s,
+        "top scores: mean {:.4}, expected calibration error {:.4} ({RELIABILITY_BINS} bins)\n\
+         --threshold  answered  accuracy",
+        reliability.mean_score(),
+        reliability.calibration_error(),
+    );
+    for t in reliability.at_thresholds() {
+        let _ = writeln!(
+            s,
+            "{:>11}  {:>7.1}%  {:>8.4}",
+            t.threshold,
+            100.0 * t.answered,
+            t.accuracy
+        );
+    }
     let width = per
         .iter()
         .map(|p| p.label.width())

@@ -12,7 +12,7 @@ use sprig::projection::{Coefficients, ProjectionConfig, Projector, Scheme};
 use sprig::seeds::{read_seed_file, record_seeds};
 use sprig::text::{TextPipeline, Tokens};
 use sprig::train::{
-    train_scored, Confidence, JointConfig, LrSchedule, TrainConfig, TrainSet, Trained,
+    train_scored, Calibration, Confidence, JointConfig, LrSchedule, TrainConfig, TrainSet, Trained,
 };
 
 use super::progress::Bars;
@@ -144,6 +144,13 @@ pub struct Args {
     /// Keep f32 weights: the same as --quantize none. Networks only.
     #[arg(long)]
     float: bool,
+    /// How scores are calibrated: temperature (the logits scaled by one factor fitted on the
+    /// held-out slice, so that a score of 0.9 is about 90% agreement with the held-out
+    /// labels; the answers do not change; nothing happens without a held-out slice) or none
+    /// (the scores as trained: a model distilled from propagated labels inherits their
+    /// softness). Networks only [default: temperature].
+    #[arg(long, value_enum)]
+    calibration: Option<Calibration>,
     /// Labels kept per bucket (--kind table) [default: 3].
     #[arg(long)]
     table_k: Option<usize>,
@@ -377,6 +384,7 @@ fn check_flags(args: &Args) -> anyhow::Result<()> {
         ("--augment", args.augment.is_some(), false),
         ("--float", args.float, false),
         ("--quantize", args.quantize.is_some(), false),
+        ("--calibration", args.calibration.is_some(), false),
         ("--table-k", args.table_k.is_some(), true),
         ("--table-min-texts", args.table_min_texts.is_some(), true),
     ] {
@@ -437,6 +445,7 @@ fn train_config(args: &Args) -> TrainConfig {
             (true, _) => Quantization::None,
             (false, q) => q.unwrap_or(defaults().quantize),
         },
+        calibration: args.calibration.unwrap_or(defaults().calibration),
         table_k: args.table_k.unwrap_or(defaults().table_k),
         table_min_texts: args.table_min_texts.unwrap_or(defaults().table_min_texts),
         joint: args.joint.then(|| JointConfig {
@@ -588,6 +597,11 @@ fn detail(model: &ProjectionModel, config: &TrainConfig, held_out_accuracy: Opti
                 ),
                 None if config.augment > 0 => {
                     format!("; {} augmented copies", report["augmented_examples"])
+                }
+                None => String::new(),
+            } + &match report["logit_scale"].as_f64() {
+                Some(beta) => {
+                    format!("; scores calibrated on the held-out slice (logits × {beta:.3})")
                 }
                 None => String::new(),
             }

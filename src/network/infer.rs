@@ -42,6 +42,13 @@ pub struct NetScratch {
     pub probs: Vec<f32>,
 }
 
+impl NetScratch {
+    /// The output layer's values (the logits, before the softmax) of the last forward pass.
+    pub(crate) fn logits(&self) -> &[f32] {
+        &self.a
+    }
+}
+
 impl Network {
     /// Builds a network from its layers, checking shapes and values.
     ///
@@ -96,6 +103,25 @@ impl Network {
     /// quantizations of one trained network (`benches/quantize.rs`).
     pub fn quantized(&self, quantization: Quantization) -> Self {
         Self::with_plans(quantize_layers(self.layers.clone(), quantization))
+    }
+
+    /// This network with its logits multiplied by `beta > 0`, a softmax temperature of
+    /// `1 / beta`: the output layer's row scales (or `f32` weights) and biases times `beta`.
+    /// The labels' order is that of the original logits up to `f32` rounding; the scores
+    /// get sharper (`beta > 1`) or softer. Training's calibration uses it
+    /// (`crate::train::Calibration`).
+    pub(crate) fn with_logits_scaled(&self, beta: f32) -> Self {
+        debug_assert!(beta.is_finite() && beta > 0.0, "scale {beta}");
+        let mut layers = self.layers.clone();
+        let out = layers.last_mut().expect("a network has a layer");
+        match &mut out.weights {
+            Weights::F32(w) => w.iter_mut().for_each(|w| *w *= beta),
+            Weights::I8 { scale, .. } | Weights::I4 { scale, .. } => {
+                scale.iter_mut().for_each(|s| *s *= beta)
+            }
+        }
+        out.bias.iter_mut().for_each(|b| *b *= beta);
+        Self::with_plans(layers)
     }
 
     /// The layers.
@@ -979,6 +1005,42 @@ mod tests {
                         (f64::from(got) - expected).abs() < 1e-4,
                         "{quantize:?} {kernel:?} logit {k}: {got} instead of {expected}"
                     );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn scaled_logits_are_the_logits_times_the_factor_in_every_weight_format() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(6);
+        // With a hidden layer, and without one (the output layer is then the first, read
+        // from the ternary input by its own plan).
+        for sizes in [&[37, 19, 5][..], &[37, 5]] {
+            let mut m = mlp(sizes, 9);
+            for p in m.params_mut() {
+                *p += (rng.next_u64() % 1001) as f32 / 1000.0 - 0.5;
+            }
+            let x: Vec<i8> = (0..37).map(|_| (rng.next_u64() % 3) as i8 - 1).collect();
+            for quantize in [Quantization::None, Quantization::Int8, Quantization::Int4] {
+                let net = Network::from_mlp(&m, quantize);
+                for beta in [0.25f32, 3.5] {
+                    let scaled = net.with_logits_scaled(beta);
+                    let last = net.layers().len() - 1;
+                    assert_eq!(scaled.layers()[..last], net.layers()[..last]);
+                    let (mut a, mut b) = (NetScratch::default(), NetScratch::default());
+                    net.forward(&x, &mut a);
+                    scaled.forward(&x, &mut b);
+                    assert_eq!(a.logits().len(), 5);
+                    for (k, (&z, &y)) in a.logits().iter().zip(b.logits()).enumerate() {
+                        assert!(
+                            (y - beta * z).abs() <= 1e-5 * (beta * z).abs().max(1.0),
+                            "{sizes:?} {quantize:?} ×{beta} logit {k}: {y}, not {beta} × {z}"
+                        );
+                    }
+                    // The softmax reads the scaled logits.
+                    let mut want = vec![0.0; 5];
+                    softmax(b.logits(), &mut want);
+                    assert_eq!(b.probs, want);
                 }
             }
         }

@@ -65,6 +65,7 @@ use fit::{
 };
 
 mod augment;
+mod calibrate;
 mod fit;
 mod joint;
 mod set;
@@ -143,6 +144,26 @@ impl LrSchedule {
                 (f64::from(lr) * 0.5 * (1.0 + (std::f64::consts::PI * x.min(1.0)).cos())) as f32
             }
         }
+    }
+}
+
+/// How a network's scores are calibrated after training (`calibrate.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum Calibration {
+    /// The scores as trained.
+    None,
+    /// The logits times one factor β (a softmax temperature of `1 / β`), fitted to the
+    /// held-out slice's top labels by maximum likelihood; the answers do not change, only
+    /// their scores. Without a held-out slice the scores stay as trained.
+    Temperature,
+}
+
+impl Calibration {
+    /// The calibration of a header that does not name one: models were not calibrated then.
+    fn unnamed() -> Self {
+        Calibration::None
     }
 }
 
@@ -232,6 +253,12 @@ pub struct TrainConfig {
     /// row (`--quantize`; `--float` keeps `f32`). A header written when this field was a
     /// boolean reads `true` as int8, `false` as none.
     pub quantize: Quantization,
+    /// How the exported network's scores are calibrated ([`Calibration`]). Default
+    /// [`Calibration::Temperature`]: a model distilled from propagated labels learned their
+    /// softness, and scored its answers far below their accuracy (few-label SNIPS dev: 96%
+    /// right, mean top score 0.54); see benches/README.md. Network models only.
+    #[serde(default = "Calibration::unnamed")]
+    pub calibration: Calibration,
     /// Labels kept per bucket of a table model, `>= 1`. Default 3.
     pub table_k: usize,
     /// Buckets holding fewer texts are left out of a table model, `>= 1`. Default 1 (keep
@@ -265,6 +292,7 @@ impl Default for TrainConfig {
             ema_decay: 0.998,
             augment: 4,
             quantize: Quantization::default(),
+            calibration: Calibration::Temperature,
             table_k: 3,
             table_min_texts: 1,
             joint: None,
@@ -376,6 +404,11 @@ pub struct TrainReport {
     /// Held-out accuracy of the linear teacher that labelled them.
     #[serde(default)]
     pub teacher_val_accuracy: Option<f64>,
+    /// The factor β the exported network's logits were multiplied by to calibrate its
+    /// scores on the held-out slice ([`Calibration::Temperature`]); `None` when they were
+    /// not (no held-out slice, [`Calibration::None`], or a model from before calibration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logit_scale: Option<f64>,
     /// Epochs run.
     pub epochs_run: usize,
     /// The epoch whose weights were kept.
@@ -587,6 +620,14 @@ pub fn train_scored<R: Flow>(
             ),
         ));
     }
+    let network = Network::from_mlp(&mlp, config.quantize);
+    // Calibrated as stored: the quantized network's logits are the ones scaled.
+    let logit_scale = (config.calibration == Calibration::Temperature && !val.is_empty())
+        .then(|| calibrate::Slice::of(&network, &val, &inputs, &examples).fit() as f32);
+    let network = match logit_scale {
+        Some(beta) => network.with_logits_scaled(beta),
+        None => network,
+    };
     let report = TrainReport {
         config: config.clone(),
         counts: set.counts,
@@ -595,12 +636,12 @@ pub fn train_scored<R: Flow>(
         val_from_seeds: split.from_seeds,
         augmented_examples: examples.len() - set.examples.len(),
         teacher_val_accuracy,
+        logit_scale: logit_scale.map(f64::from),
         epochs_run: history.len(),
         best_epoch,
         stopped,
         history: thinned(history, best_epoch),
     };
-    let network = Network::from_mlp(&mlp, config.quantize);
     // The float weights' figure chose the best epoch; quantization moves the answers a
     // little, and what the user gets is the quantized network.
     let held_out_accuracy =
@@ -1656,6 +1697,100 @@ mod tests {
         assert!(score(1) > 0.7 && score(1) <= 0.75 + 1e-6, "{preds:?}");
         assert!(score(0) > 0.23 && score(0) <= 0.25 + 1e-6, "{preds:?}");
         assert!((score(1) / score(0) - 3.0).abs() < 1e-4, "{preds:?}");
+    }
+
+    /// Propagated-style soft targets (0.55 on the text's intent, 0.15 on each other) train
+    /// a network whose scores are far below its accuracy: the temperature fitted on the
+    /// held-out slice raises them towards it, and changes nothing else.
+    #[test]
+    fn calibration_scales_the_logits_of_the_same_network_and_only_with_a_held_out_slice() {
+        let supervised = TrainSet::supervised(&toy_records()).unwrap();
+        let examples = supervised
+            .examples
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                // One text in five points to another intent, as noisy propagated labels
+                // do: the held-out slice is then not separable, and β is finite.
+                let l = (e.target[0].0 + u32::from(i % 5 == 2)) % 4;
+                Example {
+                    target: (0..4)
+                        .map(|j| (j, if j == l { 0.55 } else { 0.15 }))
+                        .collect(),
+                    seed: false,
+                    ..e.clone()
+                }
+            })
+            .collect();
+        let set = TrainSet {
+            examples,
+            ..supervised
+        };
+        let config = TrainConfig {
+            validation: 0.3,
+            epochs: 60,
+            // A toy run takes a few hundred steps: no average over a longer horizon.
+            ema_decay: 0.0,
+            ..small()
+        };
+        let trained = try_fit_scored(&set, &config, |_| {}).unwrap();
+        let raw = TrainConfig {
+            calibration: Calibration::None,
+            ..config.clone()
+        };
+        let plain = try_fit_scored(&set, &raw, |_| {}).unwrap();
+        let beta = TrainReport::of(&trained.model)
+            .unwrap()
+            .logit_scale
+            .unwrap();
+        assert_eq!(TrainReport::of(&plain.model).unwrap().logit_scale, None);
+        let network = |m: &ProjectionModel| match m.predictor() {
+            Predictor::Network(n) => n.clone(),
+            Predictor::Table(_) => panic!("a network model"),
+        };
+        assert_eq!(
+            network(&trained.model),
+            network(&plain.model).with_logits_scaled(beta as f32)
+        );
+        // The held-out texts: the same answers, scored nearer their accuracy.
+        assert_eq!(trained.held_out, plain.held_out);
+        let (mut right, mut sharp, mut soft) = (0.0, 0.0, 0.0);
+        for &i in &trained.held_out {
+            let ex = &set.examples[i];
+            let (a, b) = (
+                trained.model.predict(&ex.text)[0],
+                plain.model.predict(&ex.text)[0],
+            );
+            assert_eq!(a.label, b.label, "{}", ex.text);
+            right += f64::from(u8::from(
+                a.label
+                    == ex
+                        .target
+                        .iter()
+                        .max_by(|x, y| x.1.total_cmp(&y.1))
+                        .unwrap()
+                        .0,
+            ));
+            sharp += f64::from(a.score);
+            soft += f64::from(b.score);
+        }
+        let n = trained.held_out.len() as f64;
+        let (accuracy, sharp, soft) = (right / n, sharp / n, soft / n);
+        assert!(
+            beta > 1.0 && beta < calibrate::MAX_SCALE,
+            "soft targets, a sharper model: β = {beta}"
+        );
+        assert!(
+            (sharp - accuracy).abs() < (soft - accuracy).abs(),
+            "mean top score {soft} → {sharp}, held-out accuracy {accuracy}"
+        );
+        // Without a held-out slice there is nothing to fit on.
+        let none_held = TrainConfig {
+            validation: 0.0,
+            ..config
+        };
+        let model = fit(&set, &none_held);
+        assert_eq!(TrainReport::of(&model).unwrap().logit_scale, None);
     }
 
     #[test]
