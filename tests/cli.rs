@@ -1096,6 +1096,10 @@ fn flags_of_the_other_model_kind_are_refused_and_help_defaults_hold() {
         (&["--kind", "table", "--lr", "0.1"], "--lr"),
         (&["--kind", "table", "--ema", "0"], "--ema"),
         (&["--kind", "table", "--seed", "3"], "--seed"),
+        (
+            &["--kind", "table", "--calibration", "none"],
+            "--calibration",
+        ),
     ] {
         let mut args = vec!["train", "--corpus", &corpus, "--out", "m.sprig"];
         args.extend(extra);
@@ -1246,6 +1250,14 @@ fn flags_of_the_other_model_kind_are_refused_and_help_defaults_hold() {
             ("--ema", c.ema_decay.to_string()),
             ("--seed", c.seed.to_string()),
             ("--augment", c.augment.to_string()),
+            (
+                "--calibration",
+                serde_json::to_value(c.calibration)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            ),
             ("--table-k", c.table_k.to_string()),
             ("--table-min-texts", c.table_min_texts.to_string()),
         ],

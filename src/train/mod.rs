@@ -25,6 +25,11 @@
 //! linear teacher over the raw n-grams labels perturbed copies of the training texts, which
 //! join the training side as soft examples (see `augment.rs`).
 //!
+//! **Calibration** ([`Calibration`], `--calibration`): after training, the exported
+//! network's logits are scaled by the one factor that fits the held-out slice's top labels
+//! best (temperature scaling; see `calibrate.rs`), so that a model distilled from soft
+//! propagated labels does not score its answers far below their accuracy.
+//!
 //! **Joint training** ([`JointConfig`], `--joint`): ProjectionNet's larger trainer network
 //! over the raw hashed n-grams learns alongside and teaches the projection network (see
 //! `joint.rs`); only the projection network is saved.
@@ -36,7 +41,7 @@
 //! **Layout:** `set.rs` assembles the [`TrainSet`] (corpus labels, seed files, the labels
 //! JSONL of `sprig propagate`); `fit.rs` holds the network optimizer's internals (packed
 //! inputs, per-chunk gradients and input dropout, the weight average, the held-out slice);
-//! this file the configuration, the reports, [`train`] itself and the table model's build.
+//! `calibrate.rs` the temperature's fit; this file the configuration, the reports, [`train`] itself and the table model's build.
 
 use std::borrow::Cow;
 use std::ops::ControlFlow;
