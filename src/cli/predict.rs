@@ -60,7 +60,9 @@ pub struct Args {
     #[arg(long, default_value_t = 1, value_parser = at_least_one)]
     top: usize,
     /// Drop labels scoring below this, in [0, 1]; an answer left empty abstains (an empty
-    /// line, or `"labels":[]` with --json). A text with no feature always abstains.
+    /// line, or `"labels":[]` with --json). A text with no feature always abstains. `sprig
+    /// eval` shows what 0.5, 0.7 and 0.9 keep on a labelled file (network scores are
+    /// calibrated on training's held-out slice: see `train --calibration`).
     #[arg(long, default_value_t = 0.0, value_parser = unit_interval)]
     threshold: f32,
     /// One JSON object per input: {"text", "labels": [{"label", "score"}]}.
