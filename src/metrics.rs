@@ -177,28 +177,36 @@ impl Confusion {
 /// Equal-width score bins of [`Reliability::calibration_error`] (Guo et al. 2017's 15).
 pub const RELIABILITY_BINS: usize = 15;
 
-/// The thresholds [`Reliability::at_thresholds`] reports. A score is compared with a
-/// threshold's nearest `f32`, as `predict --threshold` compares it.
-pub const REPORTED_THRESHOLDS: [f64; 3] = [0.5, 0.7, 0.9];
+/// The thresholds a [`Reliability`] reports by default (`sprig eval --thresholds`).
+pub const DEFAULT_THRESHOLDS: [f32; 3] = [0.5, 0.7, 0.9];
 
 /// How well the scores of a model's answers match how often they are right (calibration),
 /// and what `predict --threshold` would keep: top scores binned by value, and the answers
-/// at or above each of [`REPORTED_THRESHOLDS`]. Abstentions have no score and are left out,
-/// except as records that no threshold answers.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// at or above each of its thresholds. Abstentions have no score and are left out, except
+/// as records that no threshold answers.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Reliability {
     /// Per bin: answers, the sum of their scores, the right ones.
     bins: [(u64, f64, u64); RELIABILITY_BINS],
-    /// Per reported threshold: answers scored at or above it, the right ones.
-    kept: [(u64, u64); REPORTED_THRESHOLDS.len()],
+    /// The thresholds, compared with scores as `predict --threshold` compares them (`f32`).
+    thresholds: Vec<f32>,
+    /// Per threshold: answers scored at or above it, the right ones.
+    kept: Vec<(u64, u64)>,
     /// Every record, answered or not.
     records: u64,
+}
+
+impl Default for Reliability {
+    /// With [`DEFAULT_THRESHOLDS`].
+    fn default() -> Self {
+        Self::with_thresholds(&DEFAULT_THRESHOLDS)
+    }
 }
 
 /// What `predict --threshold t` keeps of an evaluation's records.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct AtThreshold {
-    /// The threshold.
+    /// The threshold, as the shortest decimal of its `f32`.
     pub threshold: f64,
     /// Share of the records answered with a score of at least `threshold`.
     pub answered: f64,
@@ -207,6 +215,16 @@ pub struct AtThreshold {
 }
 
 impl Reliability {
+    /// No answer yet; [`Reliability::at_thresholds`] will report `thresholds`, in order.
+    pub fn with_thresholds(thresholds: &[f32]) -> Self {
+        Self {
+            bins: [(0, 0.0, 0); RELIABILITY_BINS],
+            thresholds: thresholds.to_vec(),
+            kept: vec![(0, 0); thresholds.len()],
+            records: 0,
+        }
+    }
+
     /// Counts an answer scored `score` (in `[0, 1]`), right or not.
     pub fn add(&mut self, score: f32, right: bool) {
         let b =
@@ -217,8 +235,8 @@ impl Reliability {
             bin.1 + f64::from(score),
             bin.2 + u64::from(right),
         );
-        for (kept, &t) in self.kept.iter_mut().zip(&REPORTED_THRESHOLDS) {
-            if score >= t as f32 {
+        for (kept, &t) in self.kept.iter_mut().zip(&self.thresholds) {
+            if score >= t {
                 *kept = (kept.0 + 1, kept.1 + u64::from(right));
             }
         }
@@ -262,13 +280,17 @@ impl Reliability {
             / n as f64
     }
 
-    /// What each of [`REPORTED_THRESHOLDS`] keeps.
+    /// What each threshold keeps.
     pub fn at_thresholds(&self) -> Vec<AtThreshold> {
-        REPORTED_THRESHOLDS
+        self.thresholds
             .iter()
             .zip(&self.kept)
             .map(|(&threshold, &(kept, right))| AtThreshold {
-                threshold,
+                // The shortest decimal that reads back as the `f32` (0.7, not 0.69999998…).
+                threshold: threshold
+                    .to_string()
+                    .parse()
+                    .unwrap_or(f64::from(threshold)),
                 answered: ratio(kept, self.records),
                 accuracy: ratio(right, kept),
             })
@@ -316,6 +338,19 @@ mod tests {
         edge.add(1.0, true);
         assert_eq!(edge.at_thresholds()[1].answered, 1.0);
         assert!(close(edge.calibration_error(), 0.3 / 2.0));
+        // Thresholds of one's own, in the order given.
+        let mut own = Reliability::with_thresholds(&[0.96, 0.1]);
+        own.add(0.95, true);
+        own.add(0.97, false);
+        let at = own.at_thresholds();
+        assert_eq!(
+            (at[0].threshold, at[0].answered, at[0].accuracy),
+            (0.96, 0.5, 0.0)
+        );
+        assert_eq!(
+            (at[1].threshold, at[1].answered, at[1].accuracy),
+            (0.1, 1.0, 0.5)
+        );
         // Half right at 0.5: calibrated.
         let mut even = Reliability::default();
         for right in [true, false, true, false] {

@@ -1165,6 +1165,51 @@ fn eval_reports_the_answers_scores_and_what_each_threshold_keeps() {
         .collect();
     let two_of_three = 2.0 / 3.0;
     assert_eq!(got, [0.5, 0.7, 0.9].map(|t| (t, two_of_three, 0.5)), "{v}");
+    // Thresholds of one's own, in the order given; 1 keeps the answers only if they score
+    // exactly 1.
+    let own = ok(
+        d,
+        &[
+            "eval",
+            "--model",
+            p(&model),
+            "--data",
+            "g.jsonl",
+            "--thresholds",
+            "0.25,1",
+        ],
+    );
+    let (answered, accuracy) = if score == 1.0 {
+        (66.7, 0.5)
+    } else {
+        (0.0, 0.0)
+    };
+    assert!(
+        own.contains(&format!(
+            "--threshold  answered  accuracy\n       0.25     66.7%    0.5000\n          1  \
+             {answered:>7.1}%  {accuracy:>8.4}\n\n"
+        )),
+        "{own}"
+    );
+    // A usage error (clap's, exit code 2).
+    let out = sprig(
+        d,
+        &[
+            "eval",
+            "--model",
+            p(&model),
+            "--data",
+            "g.jsonl",
+            "--thresholds",
+            "0.5,1.5",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("'1.5' for '--thresholds <THRESHOLDS>': must be a number in [0, 1]"),
+        "{err}"
+    );
 }
 
 #[test]

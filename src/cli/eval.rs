@@ -13,7 +13,7 @@ use super::CorpusArgs;
 
 /// Score a model on a labelled file: accuracy, macro-F1, the answers' scores (their mean,
 /// their expected calibration error, and what `predict --threshold` 0.5, 0.7 and 0.9 would
-/// answer and how accurately), per-label precision / recall / F1 and the confusion matrix
+/// answer and how accurately: other thresholds with --thresholds), per-label precision / recall / F1 and the confusion matrix
 /// (rows: gold, columns: predicted, then abstentions if any; above 64 labels, the 30 most
 /// frequent confusions). An abstention counts as a wrong answer and against its gold
 /// label's recall; it is no label.
@@ -33,6 +33,10 @@ pub struct Args {
     /// the first.
     #[arg(long)]
     skip_invalid: bool,
+    /// Score thresholds to report what `predict --threshold` would keep at, comma-separated,
+    /// each in [0, 1].
+    #[arg(long, value_delimiter = ',', default_value = "0.5,0.7,0.9", value_parser = super::unit_interval)]
+    thresholds: Vec<f32>,
     /// One JSON object with `accuracy` and `macro_f1` at the top level; `confusion` lists
     /// the (gold, predicted) pairs that occur, with their counts; `mean_score`,
     /// `calibration_error` and `thresholds` describe the answers' scores.
@@ -50,7 +54,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let options = args.corpus_fields.options_without_ids("eval")?;
     let model = ProjectionModel::load(&args.model)?;
     let mut confusion = Confusion::new();
-    let mut reliability = Reliability::default();
+    let mut reliability = Reliability::with_thresholds(&args.thresholds);
     let mut scratch = Scratch::default();
     let mut unlabelled = 0u64;
     let mut skips = super::SkipInvalid::new(args.skip_invalid);

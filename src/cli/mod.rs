@@ -63,6 +63,16 @@ macro_rules! errln {
     }};
 }
 
+/// clap's parser of a score threshold (`predict --threshold`, `eval --thresholds`): a
+/// number in [0, 1] (NaN would silently drop every label).
+pub(crate) fn unit_interval(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        Ok(_) => Err("must be a number in [0, 1]".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// clap's parser of a `.graph` or `.sprig` path. `-`, which the corpus, seed and label
 /// options read as standard input, is refused by name: without this, the loader reported a
 /// missing file called `-`.

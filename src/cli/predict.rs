@@ -63,20 +63,11 @@ pub struct Args {
     /// line, or `"labels":[]` with --json). A text with no feature always abstains. `sprig
     /// eval` shows what 0.5, 0.7 and 0.9 keep on a labelled file (network scores are
     /// calibrated on training's held-out slice: see `train --calibration`).
-    #[arg(long, default_value_t = 0.0, value_parser = unit_interval)]
+    #[arg(long, default_value_t = 0.0, value_parser = super::unit_interval)]
     threshold: f32,
     /// One JSON object per input: {"text", "labels": [{"label", "score"}]}.
     #[arg(long)]
     json: bool,
-}
-
-/// A score threshold: a number in [0, 1] (NaN would silently drop every label).
-fn unit_interval(s: &str) -> Result<f32, String> {
-    match s.parse::<f32>() {
-        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
-        Ok(_) => Err("must be a number in [0, 1]".into()),
-        Err(e) => Err(e.to_string()),
-    }
 }
 
 /// The answer line for `text`; `record`, with `--data`, is the record's line and id.
