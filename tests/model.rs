@@ -1167,18 +1167,20 @@ fn eval_reports_the_answers_scores_and_what_each_threshold_keeps() {
     assert_eq!(got, [0.5, 0.7, 0.9].map(|t| (t, two_of_three, 0.5)), "{v}");
     // Thresholds of one's own, in the order given; 1 keeps the answers only if they score
     // exactly 1.
-    let own = ok(
-        d,
-        &[
+    let with = |thresholds: &str| {
+        let args = [
             "eval",
             "--model",
             p(&model),
             "--data",
             "g.jsonl",
             "--thresholds",
-            "0.25,1",
-        ],
-    );
+        ];
+        sprig(d, &[&args[..], &[thresholds]].concat())
+    };
+    let own = with("0.25,1");
+    assert!(own.status.success());
+    let own = String::from_utf8_lossy(&own.stdout);
     let (answered, accuracy) = if score == 1.0 {
         (66.7, 0.5)
     } else {
@@ -1192,18 +1194,7 @@ fn eval_reports_the_answers_scores_and_what_each_threshold_keeps() {
         "{own}"
     );
     // A usage error (clap's, exit code 2).
-    let out = sprig(
-        d,
-        &[
-            "eval",
-            "--model",
-            p(&model),
-            "--data",
-            "g.jsonl",
-            "--thresholds",
-            "0.5,1.5",
-        ],
-    );
+    let out = with("0.5,1.5");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
