@@ -641,11 +641,12 @@ fn a_propagation_in_memory_trains_as_its_labels_file() {
     );
 }
 
-/// `sprig train` calibrates the scores on the held-out slice by default, says so, and
-/// records the factor; `--calibration none` keeps the scores as trained. The answers are
-/// the same either way.
+/// `sprig train` calibrates the scores on the held-out slice by default (else on the
+/// propagated labels, and not at all for gold labels alone), says so, and records the
+/// factor; `--calibration none` keeps the scores as trained. The answers are the same
+/// either way.
 #[test]
-fn train_calibrates_the_scores_on_the_held_out_slice_unless_told_not_to() {
+fn train_calibrates_the_scores_on_held_out_or_propagated_labels_unless_told_not_to() {
     use sprig::train::TrainReport;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -708,6 +709,44 @@ fn train_calibrates_the_scores_on_the_held_out_slice_unless_told_not_to() {
     assert!(
         beta != 1.0 && (x[0].score > y[0].score) == (beta > 1.0),
         "{x:?} {y:?} ×{beta}"
+    );
+    // Gold labels alone with nothing held out: not calibrated.
+    let args = ["train", "--corpus", "c.jsonl", "--out", "g.sprig", "-q"];
+    let quiet = ok(d, &[&args[..], &crate::util::QUICK_TRAIN].concat());
+    assert!(!quiet.contains("calibrated"), "{quiet}");
+    assert_eq!(TrainReport::of(&load("g.sprig")).unwrap().logit_scale, None);
+    // Propagated labels and nothing held out (40 records): calibrated on them.
+    let tiny = repo("corpora/tiny/intents.jsonl");
+    ok(
+        d,
+        &["graph", "-q", "--corpus", p(&tiny), "--out", "t.graph"],
+    );
+    ok(
+        d,
+        &["propagate", "-q", "--graph", "t.graph", "--out", "t.jsonl"],
+    );
+    let args = [
+        "train",
+        "--corpus",
+        p(&tiny),
+        "--labels",
+        "t.jsonl",
+        "--out",
+        "t.sprig",
+    ];
+    let said = ok(d, &[&args[..], &crate::util::QUICK_TRAIN].concat());
+    let report = TrainReport::of(&load("t.sprig")).unwrap();
+    assert_eq!(
+        report.calibrated_on,
+        Some(sprig::train::CalibratedOn::Propagated)
+    );
+    let beta = report.logit_scale.unwrap();
+    assert!(
+        said.contains(&format!(
+            "no held-out slice (it would hold fewer than 200 records); scores calibrated on \
+             the propagated labels it trained on (logits × {beta:.3})"
+        )),
+        "{said}"
     );
 }
 

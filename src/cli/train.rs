@@ -146,8 +146,9 @@ pub struct Args {
     float: bool,
     /// How scores are calibrated: temperature (the logits scaled by one factor fitted on the
     /// held-out slice, so that a score of 0.9 is about 90% agreement with the held-out
-    /// labels; the answers do not change; nothing happens without a held-out slice) or none
-    /// (the scores as trained: a model distilled from propagated labels inherits their
+    /// labels; without one, on the propagated labels trained on, which reads higher; not
+    /// for gold labels alone with nothing held out; the answers do not change) or none (the
+    /// scores as trained: a model distilled from propagated labels inherits their
     /// softness). Networks only [default: temperature].
     #[arg(long, value_enum)]
     calibration: Option<Calibration>,
@@ -600,9 +601,14 @@ fn detail(model: &ProjectionModel, config: &TrainConfig, held_out_accuracy: Opti
                 }
                 None => String::new(),
             } + &match report["logit_scale"].as_f64() {
-                Some(beta) => {
-                    format!("; scores calibrated on the held-out slice (logits × {beta:.3})")
-                }
+                Some(beta) => format!(
+                    "; scores calibrated on {} (logits × {beta:.3})",
+                    if report["calibrated_on"] == "propagated" {
+                        "the propagated labels it trained on"
+                    } else {
+                        "the held-out slice"
+                    }
+                ),
                 None => String::new(),
             }
         }

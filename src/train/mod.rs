@@ -27,8 +27,9 @@
 //!
 //! **Calibration** ([`Calibration`], `--calibration`): after training, the exported
 //! network's logits are scaled by the one factor that fits the held-out slice's top labels
-//! best (temperature scaling; see `calibrate.rs`), so that a model distilled from soft
-//! propagated labels does not score its answers far below their accuracy.
+//! best (or, with nothing held out, the propagated labels trained on; temperature scaling:
+//! see `calibrate.rs`), so that a model distilled from soft propagated labels does not
+//! score its answers far below their accuracy.
 //!
 //! **Joint training** ([`JointConfig`], `--joint`): ProjectionNet's larger trainer network
 //! over the raw hashed n-grams learns alongside and teaches the projection network (see
@@ -161,8 +162,21 @@ pub enum Calibration {
     None,
     /// The logits times one factor β (a softmax temperature of `1 / β`), fitted to the
     /// held-out slice's top labels by maximum likelihood; the answers do not change, only
-    /// their scores. Without a held-out slice the scores stay as trained.
+    /// their scores. Without a held-out slice, fitted on the propagated examples training
+    /// learned from (their scores then read a little high); with gold labels alone and
+    /// nothing held out, not fitted (one-hot targets leave a model calibrated already).
     Temperature,
+}
+
+/// The examples a network's scores were calibrated on ([`TrainReport::calibrated_on`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CalibratedOn {
+    /// The held-out slice, which training never saw.
+    HeldOut,
+    /// The propagated examples training learned from (nothing was held out): a network
+    /// agrees with them more often than with new texts' labels.
+    Propagated,
 }
 
 impl Calibration {
@@ -410,10 +424,13 @@ pub struct TrainReport {
     #[serde(default)]
     pub teacher_val_accuracy: Option<f64>,
     /// The factor β the exported network's logits were multiplied by to calibrate its
-    /// scores on the held-out slice ([`Calibration::Temperature`]); `None` when they were
-    /// not (no held-out slice, [`Calibration::None`], or a model from before calibration).
+    /// scores ([`Calibration::Temperature`]); `None` when they were not (gold labels alone
+    /// and nothing held out, [`Calibration::None`], or a model from before calibration).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logit_scale: Option<f64>,
+    /// The examples `logit_scale` was fitted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibrated_on: Option<CalibratedOn>,
     /// Epochs run.
     pub epochs_run: usize,
     /// The epoch whose weights were kept.
@@ -627,10 +644,15 @@ pub fn train_scored<R: Flow>(
     }
     let network = Network::from_mlp(&mlp, config.quantize);
     // Calibrated as stored: the quantized network's logits are the ones scaled.
-    let logit_scale = (config.calibration == Calibration::Temperature && !val.is_empty())
-        .then(|| calibrate::Slice::of(&network, &val, &inputs, &examples).fit() as f32);
-    let network = match logit_scale {
-        Some(beta) => network.with_logits_scaled(beta),
+    let calibration = match calibrate::examples(config.calibration, &val, set) {
+        Some((on, idx)) => {
+            let beta = calibrate::Slice::of(&network, &idx, &inputs, &examples).fit() as f32;
+            Some((on, beta))
+        }
+        None => None,
+    };
+    let network = match calibration {
+        Some((_, beta)) => network.with_logits_scaled(beta),
         None => network,
     };
     let report = TrainReport {
@@ -641,7 +663,8 @@ pub fn train_scored<R: Flow>(
         val_from_seeds: split.from_seeds,
         augmented_examples: examples.len() - set.examples.len(),
         teacher_val_accuracy,
-        logit_scale: logit_scale.map(f64::from),
+        logit_scale: calibration.map(|(_, beta)| f64::from(beta)),
+        calibrated_on: calibration.map(|(on, _)| on),
         epochs_run: history.len(),
         best_epoch,
         stopped,
@@ -1708,7 +1731,7 @@ mod tests {
     /// a network whose scores are far below its accuracy: the temperature fitted on the
     /// held-out slice raises them towards it, and changes nothing else.
     #[test]
-    fn calibration_scales_the_logits_of_the_same_network_and_only_with_a_held_out_slice() {
+    fn calibration_scales_the_logits_on_the_held_out_slice_or_else_the_propagated_labels() {
         let supervised = TrainSet::supervised(&toy_records()).unwrap();
         let examples = supervised
             .examples
@@ -1789,13 +1812,23 @@ mod tests {
             (sharp - accuracy).abs() < (soft - accuracy).abs(),
             "mean top score {soft} → {sharp}, held-out accuracy {accuracy}"
         );
-        // Without a held-out slice there is nothing to fit on.
+        assert_eq!(
+            TrainReport::of(&trained.model).unwrap().calibrated_on,
+            Some(CalibratedOn::HeldOut)
+        );
+        // Nothing held out: fitted on the propagated examples trained on, in-sample, which
+        // the network agrees with more than with the held-out ones: sharper still.
         let none_held = TrainConfig {
             validation: 0.0,
-            ..config
+            ..config.clone()
         };
-        let model = fit(&set, &none_held);
-        assert_eq!(TrainReport::of(&model).unwrap().logit_scale, None);
+        let report = TrainReport::of(&fit(&set, &none_held)).unwrap();
+        assert_eq!(report.calibrated_on, Some(CalibratedOn::Propagated));
+        assert!(report.logit_scale.unwrap() > beta, "{report:?}");
+        // Gold labels alone, nothing held out: nothing to fit on (one-hot targets).
+        let gold = TrainSet::supervised(&toy_records()).unwrap();
+        let report = TrainReport::of(&fit(&gold, &none_held)).unwrap();
+        assert_eq!((report.logit_scale, report.calibrated_on), (None, None));
     }
 
     #[test]
