@@ -13,10 +13,10 @@ use super::CorpusArgs;
 
 /// Score a model on a labelled file: accuracy, macro-F1, the answers' scores (their mean,
 /// their expected calibration error, and what `predict --threshold` 0.5, 0.7 and 0.9 would
-/// answer and how accurately: other thresholds with --thresholds), per-label precision / recall / F1 and the confusion matrix
-/// (rows: gold, columns: predicted, then abstentions if any; above 64 labels, the 30 most
-/// frequent confusions). An abstention counts as a wrong answer and against its gold
-/// label's recall; it is no label.
+/// answer and how accurately: other thresholds with --thresholds), per-label precision /
+/// recall / F1 and the confusion matrix (rows: gold, columns: predicted, then abstentions
+/// if any; above 64 labels, the 30 most frequent confusions). An abstention counts as a
+/// wrong answer and against its gold label's recall; it is no label.
 #[derive(Debug, clap::Args)]
 // An evaluation reads no ids: the shared --id-field is refused (by name) rather than offered.
 #[command(mut_arg("id_field", |a| a.hide(true)))]
@@ -35,7 +35,12 @@ pub struct Args {
     skip_invalid: bool,
     /// Score thresholds to report what `predict --threshold` would keep at, comma-separated,
     /// each in [0, 1].
-    #[arg(long, value_delimiter = ',', default_value = "0.5,0.7,0.9", value_parser = super::unit_interval)]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0.5,0.7,0.9",
+        value_parser = super::unit_interval
+    )]
     thresholds: Vec<f32>,
     /// One JSON object with `accuracy` and `macro_f1` at the top level; `confusion` lists
     /// the (gold, predicted) pairs that occur, with their counts; `mean_score`,

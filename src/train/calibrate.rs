@@ -14,9 +14,10 @@
 //! top label). The answers keep their order; only the scores move. Against propagated
 //! labels, a score estimates how often the model agrees with propagation, which is more
 //! often than it is right where propagation is often wrong (benches/README.md). When
-//! nothing is held out (by default, 20 or more seeds a label: gold labels are not held
-//! out), the fit reads the propagated examples training learned from instead, with which
-//! the model agrees more than with new texts: the scores read higher still (HWU64 with 20
+//! nothing is held out (by default with 20 or more seeds a label, since gold labels are not
+//! held out, and on corpora too small for a slice of 200), the fit reads the propagated
+//! examples training learned from instead, with which the model agrees more than with new
+//! texts: the scores read higher still (HWU64 with 20
 //! seeds a label: mean score 0.82 for 76% right, against 0.50 uncalibrated). A set of gold
 //! labels alone with nothing held out is not calibrated: trained on one-hot targets, such
 //! a model was calibrated already (SNIPS: expected calibration error 1.3%).

@@ -42,7 +42,8 @@
 //! **Layout:** `set.rs` assembles the [`TrainSet`] (corpus labels, seed files, the labels
 //! JSONL of `sprig propagate`); `fit.rs` holds the network optimizer's internals (packed
 //! inputs, per-chunk gradients and input dropout, the weight average, the held-out slice);
-//! `calibrate.rs` the temperature's fit; this file the configuration, the reports, [`train`] itself and the table model's build.
+//! `calibrate.rs` the temperature's fit; this file the configuration, the reports,
+//! [`train`] itself and the table model's build.
 
 use std::borrow::Cow;
 use std::ops::ControlFlow;
@@ -168,6 +169,13 @@ pub enum Calibration {
     Temperature,
 }
 
+impl Calibration {
+    /// The calibration of a header that does not name one: models were not calibrated then.
+    fn unnamed() -> Self {
+        Calibration::None
+    }
+}
+
 /// The examples a network's scores were calibrated on ([`TrainReport::calibrated_on`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -177,13 +185,6 @@ pub enum CalibratedOn {
     /// The propagated examples training learned from (nothing was held out): a network
     /// agrees with them more often than with new texts' labels.
     Propagated,
-}
-
-impl Calibration {
-    /// The calibration of a header that does not name one: models were not calibrated then.
-    fn unnamed() -> Self {
-        Calibration::None
-    }
 }
 
 /// The training stage's configuration.
@@ -1727,9 +1728,10 @@ mod tests {
         assert!((score(1) / score(0) - 3.0).abs() < 1e-4, "{preds:?}");
     }
 
-    /// Propagated-style soft targets (0.55 on the text's intent, 0.15 on each other) train
-    /// a network whose scores are far below its accuracy: the temperature fitted on the
-    /// held-out slice raises them towards it, and changes nothing else.
+    /// Propagated-style soft targets (0.55 on a text's label, 0.15 on each other) train a
+    /// network whose scores are far below its accuracy: the temperature fitted on the
+    /// held-out slice raises them towards it, and changes nothing else. With nothing held
+    /// out it is fitted on the propagated labels trained on; gold labels alone get none.
     #[test]
     fn calibration_scales_the_logits_on_the_held_out_slice_or_else_the_propagated_labels() {
         let supervised = TrainSet::supervised(&toy_records()).unwrap();
