@@ -1893,6 +1893,7 @@ mod tests {
         // counters negative; they must take the `f32` path, exact at these sizes.
         let group = one_bit_function(42);
         let mut plus: Vec<u64> = with_code(&group, 1).take(33_000).collect();
+        assert_eq!(plus.len(), 33_000);
         plus.sort_unstable();
         // 33,000 features of weight 1 (equal weights count features), and 130 unequal
         // integer weights summing to 33,149.
@@ -1912,10 +1913,13 @@ mod tests {
     }
 
     /// The features whose 2-bit code for `group`'s function is `c` (1: coefficient +1,
-    /// 2: −1), in `mix` order.
+    /// 2: −1), in `mix` order, among the first 2^20 candidates (about a quarter match). The
+    /// bound matters only when the hash is broken (a constant `xxh3_u64` or `mix` matches
+    /// none): the callers then get short lists and fail, where an unbounded search would
+    /// hang and hold a test thread that the other, failing tests need.
     fn with_code(group: &[Group; 1], c: u64) -> impl Iterator<Item = u64> {
         let flip = group[0].flip;
-        (0u64..)
+        (0u64..1 << 20)
             .map(mix)
             .filter(move |&h| xxh3_u64(h, flip) & 3 == c)
     }
@@ -2068,6 +2072,7 @@ mod tests {
         let group = one_bit_function(7);
         let plus: Vec<u64> = with_code(&group, 1).take(256).collect();
         let minus: Vec<u64> = with_code(&group, 2).take(200).collect();
+        assert_eq!((plus.len(), minus.len()), (256, 200));
         // Equal weights (counted as features): 256 − 200 > 0.
         let equal: Vec<(u64, f32)> = plus.iter().chain(&minus).map(|&h| (h, 1.0)).collect();
         // Unequal weights: 200 + 200 − 255 > 0, though 400 mod 256 < 255.
