@@ -1048,9 +1048,8 @@ fn a_full_disk_is_one_clear_error_for_every_command_that_writes() {
     use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let corpus = crate::util::repo("corpora/tiny/intents.jsonl");
-    let corpus = corpus.to_str().unwrap();
-    crate::util::ok(d, &["graph", "--corpus", corpus, "--out", "t.graph", "-q"]);
+    let corpus = crate::util::tiny_graph(d, "t.graph");
+    let corpus = corpus.as_str();
     let train = ["train", "--corpus", corpus, "--out", "m.sprig", "-q"];
     crate::util::ok(d, &[&train[..], &crate::util::QUICK_TRAIN].concat());
     let run = |args: &[&str]| {

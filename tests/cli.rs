@@ -763,23 +763,8 @@ fn run_chains_the_four_stages_like_the_readme_says() {
     // do not tell the format, and the test file without the id column: run passes the
     // format and the text and label fields to every step, the id field to graph and train.
     let d = dir.path();
-    let as_csv = |from: &std::path::Path, to: &str, ids: bool| {
-        let mut csv = String::from(if ids {
-            "key,body,intent\n"
-        } else {
-            "body,intent\n"
-        });
-        for (i, line) in std::fs::read_to_string(from).unwrap().lines().enumerate() {
-            let r: serde_json::Value = serde_json::from_str(line).unwrap();
-            let field = |f: &str| r.get(f).and_then(|v| v.as_str()).unwrap_or("").to_owned();
-            let text = field("text").replace('"', "\"\"");
-            let key = if ids { format!("k{i},") } else { String::new() };
-            csv += &format!("{key}\"{text}\",{}\n", field("label"));
-        }
-        std::fs::write(d.join(to), csv).unwrap();
-    };
-    as_csv(&corpus, "c.data", true);
-    as_csv(&test, "t.data", false);
+    as_csv(d, &corpus, "c.data", true);
+    as_csv(d, &test, "t.data", false);
     let run = [
         "run",
         "--corpus",
@@ -790,15 +775,7 @@ fn run_chains_the_four_stages_like_the_readme_says() {
         "csv",
         "-q",
     ];
-    let fields = [
-        "--format",
-        "csv",
-        "--text-field",
-        "body",
-        "--label-field",
-        "intent",
-    ];
-    let csv_out = ok(d, &[&run[..], &fields, &["--id-field", "key"]].concat());
+    let csv_out = ok(d, &[&run[..], &CSV_FIELDS, &["--id-field", "key"]].concat());
     let eval_step = csv_out
         .lines()
         .find(|l| l.starts_with("== 4/4 eval"))
@@ -1035,8 +1012,7 @@ fn class_prior_flags_give_the_librarys_outputs() {
     use sprig::propagate::{propagate, write_jsonl, ClassPrior, Nodes, PropagationConfig};
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let corpus = repo("corpora/tiny/intents.jsonl").display().to_string();
-    ok(d, &["graph", "-q", "--corpus", &corpus, "--out", "t.graph"]);
+    crate::util::tiny_graph(d, "t.graph");
     let graph = sprig::graph::Graph::load(d.join("t.graph")).unwrap();
     let library = |class_prior: ClassPrior| {
         let config = PropagationConfig {
@@ -1470,9 +1446,8 @@ fn a_seed_file_trains_as_seeds_like_the_corpus_labels_it_replaces() {
 fn out_dev_stdout_writes_through_the_descriptor_and_keeps_the_summary_apart() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let corpus = repo("corpora/tiny/intents.jsonl");
-    let corpus = corpus.to_str().unwrap();
-    ok(d, &["graph", "--corpus", corpus, "--out", "g.graph", "-q"]);
+    let corpus = crate::util::tiny_graph(d, "g.graph");
+    let corpus = corpus.as_str();
     let graph = std::fs::read(d.join("g.graph")).unwrap();
     // Standard output redirected in append mode (`>> app`) onto a file with content.
     std::fs::write(d.join("app"), "header\n").unwrap();
@@ -1732,11 +1707,7 @@ fn max_scan_is_exact_on_small_corpora_and_recorded_when_a_budget_is_given() {
 fn the_summary_counts_the_abstentions_the_file_shows() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let corpus = repo("corpora/tiny/intents.jsonl").display().to_string();
-    ok(
-        d,
-        &["graph", "--corpus", &corpus, "--out", "t.graph", "--quiet"],
-    );
+    crate::util::tiny_graph(d, "t.graph");
     let flags = ["--mu3", "1e7", "--class-prior", "none", "--quiet"];
     let out = ok(
         d,
@@ -1997,9 +1968,7 @@ fn every_command_names_the_first_five_records_it_skipped_alike() {
 fn propagate_logs_each_iteration_to_a_log_file_and_quiet_keeps_only_warnings() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let corpus = repo("corpora/tiny/intents.jsonl");
-    let corpus = corpus.to_str().unwrap();
-    ok(d, &["graph", "--corpus", corpus, "--out", "t.graph", "-q"]);
+    crate::util::tiny_graph(d, "t.graph");
     // A class-share sample with a label the graph lacks: a warning.
     std::fs::write(
         d.join("sample.jsonl"),
@@ -2179,55 +2148,51 @@ fn run_prints_commands_a_shell_can_run_again() {
 /// The field flags reach the steps that read records (the id field only graph and train, as
 /// eval refuses it), the closing example is read as eval reads the test file (without ids),
 /// and a first test text too long for one command line is left out of it.
+/// The flags that read [`as_csv`]'s files (their ids: `--id-field key`).
+const CSV_FIELDS: [&str; 6] = [
+    "--format",
+    "csv",
+    "--text-field",
+    "body",
+    "--label-field",
+    "intent",
+];
+
+/// Writes the JSON Lines records of `from` to `d/to` as CSV under other column names:
+/// `body` and `intent`, after `key` (each record's `id`) when `ids` is set.
+fn as_csv(d: &std::path::Path, from: &std::path::Path, to: &str, ids: bool) {
+    let mut csv = csv::Writer::from_path(d.join(to)).unwrap();
+    let header = ["key", "body", "intent"];
+    csv.write_record(&header[usize::from(!ids)..]).unwrap();
+    for line in std::fs::read_to_string(from).unwrap().lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        let field = |f: &str| r.get(f).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+        let row = [field("id"), field("text"), field("label")];
+        csv.write_record(&row[usize::from(!ids)..]).unwrap();
+    }
+    csv.flush().unwrap();
+}
+
 #[test]
 fn run_passes_each_step_its_flags_and_shows_only_a_short_example() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // The tiny corpus as CSV under other column names; the test file without the id
     // column, which the example must not need (a CSV header must hold the --id-field).
-    let as_csv = |from: &str, to: &str, ids: bool| {
-        let mut csv = String::from(if ids {
-            "key,body,intent\n"
-        } else {
-            "body,intent\n"
-        });
-        for line in std::fs::read_to_string(repo(from)).unwrap().lines() {
-            let r: serde_json::Value = serde_json::from_str(line).unwrap();
-            let field = |f: &str| r.get(f).and_then(|v| v.as_str()).unwrap_or("").to_owned();
-            let key = if ids {
-                field("id") + ","
-            } else {
-                String::new()
-            };
-            let text = field("text").replace('"', "\"\"");
-            csv += &format!("{key}\"{text}\",{}\n", field("label"));
-        }
-        std::fs::write(d.join(to), csv).unwrap();
-    };
-    as_csv("corpora/tiny/intents.jsonl", "c.csv", true);
-    as_csv("corpora/tiny/test.jsonl", "t.csv", false);
-    let fields = "--format csv --text-field body --label-field intent";
-    let out = ok(
-        d,
-        &[
-            "run",
-            "-q",
-            "--corpus",
-            "c.csv",
-            "--test",
-            "t.csv",
-            "--workdir",
-            "w",
-            "--format",
-            "csv",
-            "--text-field",
-            "body",
-            "--label-field",
-            "intent",
-            "--id-field",
-            "key",
-        ],
-    );
+    as_csv(d, &repo("corpora/tiny/intents.jsonl"), "c.csv", true);
+    as_csv(d, &repo("corpora/tiny/test.jsonl"), "t.csv", false);
+    let fields = CSV_FIELDS.join(" ");
+    let run = [
+        "run",
+        "-q",
+        "--corpus",
+        "c.csv",
+        "--test",
+        "t.csv",
+        "--workdir",
+        "w",
+    ];
+    let out = ok(d, &[&run[..], &CSV_FIELDS, &["--id-field", "key"]].concat());
     let step = |n: &str| {
         let prefix = format!("== {n}: sprig ");
         out.lines()
@@ -2242,7 +2207,7 @@ fn run_passes_each_step_its_flags_and_shows_only_a_short_example() {
     let reads_no_records = !propagate.contains("--format") && !propagate.contains("--id-field");
     assert!(reads_no_records, "{propagate}");
     let eval = step("4/4 eval");
-    assert!(eval.ends_with(fields), "{eval}");
+    assert!(eval.ends_with(&fields), "{eval}");
     let example = "--model w/model.sprig 'hey there, friend'` or pipe lines into it\n";
     assert!(out.ends_with(example), "{out}");
 

@@ -19,12 +19,8 @@ fn p(path: &std::path::Path) -> &str {
 #[test]
 fn tiny_pipeline_graph_propagate_train_predict_eval() {
     let dir = tempfile::tempdir().unwrap();
-    let corpus = repo("corpora/tiny/intents.jsonl");
     let d = dir.path();
-    ok(
-        d,
-        &["graph", "--corpus", p(&corpus), "--out", "tiny.graph", "-q"],
-    );
+    let corpus = crate::util::tiny_graph(d, "tiny.graph");
     ok(
         d,
         &[
@@ -41,7 +37,7 @@ fn tiny_pipeline_graph_propagate_train_predict_eval() {
         &[
             "train",
             "--corpus",
-            p(&corpus),
+            &corpus,
             "--labels",
             "labels.jsonl",
             "--out",
@@ -716,23 +712,13 @@ fn train_calibrates_the_scores_on_held_out_or_propagated_labels_unless_told_not_
     assert!(!quiet.contains("calibrated"), "{quiet}");
     assert_eq!(TrainReport::of(&load("g.sprig")).unwrap().logit_scale, None);
     // Propagated labels and nothing held out (40 records): calibrated on them.
-    let tiny = repo("corpora/tiny/intents.jsonl");
-    ok(
-        d,
-        &["graph", "-q", "--corpus", p(&tiny), "--out", "t.graph"],
-    );
+    let tiny = crate::util::tiny_graph(d, "t.graph");
     ok(
         d,
         &["propagate", "-q", "--graph", "t.graph", "--out", "t.jsonl"],
     );
     let args = [
-        "train",
-        "--corpus",
-        p(&tiny),
-        "--labels",
-        "t.jsonl",
-        "--out",
-        "t.sprig",
+        "train", "--corpus", &tiny, "--labels", "t.jsonl", "--out", "t.sprig",
     ];
     let said = ok(d, &[&args[..], &crate::util::QUICK_TRAIN].concat());
     let report = TrainReport::of(&load("t.sprig")).unwrap();
@@ -1120,8 +1106,20 @@ fn eval_v1(d: &std::path::Path, records: &[(&str, String)]) -> String {
         .map(|(text, label)| format!("{{\"text\":\"{text}\",\"label\":\"{label}\"}}\n"))
         .collect();
     std::fs::write(d.join("g.jsonl"), lines).unwrap();
+    eval_frozen(d, "g.jsonl", &[], ok)
+}
+
+/// `sprig eval` of the frozen v1 model on `data` in `d`, with `extra` flags, through `run`
+/// ([`ok`], [`fails`] or [`sprig`]).
+fn eval_frozen<T>(
+    d: &std::path::Path,
+    data: &str,
+    extra: &[&str],
+    run: fn(&std::path::Path, &[&str]) -> T,
+) -> T {
     let model = repo("tests/fixtures/v1/tiny.sprig");
-    ok(d, &["eval", "--model", p(&model), "--data", "g.jsonl"])
+    let args = ["eval", "--model", p(&model), "--data", data];
+    run(d, &[&args[..], extra].concat())
 }
 
 #[test]
@@ -1155,8 +1153,7 @@ fn eval_adds_an_abstention_column_only_when_a_record_abstained() {
     );
     // No record at all: the plain refusal, not the one about unlabelled records.
     std::fs::write(d.join("empty.jsonl"), "").unwrap();
-    let model = repo("tests/fixtures/v1/tiny.sprig");
-    let err = fails(d, &["eval", "--model", p(&model), "--data", "empty.jsonl"]);
+    let err = eval_frozen(d, "empty.jsonl", &[], fails);
     assert_eq!(err, "sprig: empty.jsonl: no labelled record to evaluate\n");
 }
 
@@ -1184,11 +1181,7 @@ fn eval_reports_the_answers_scores_and_what_each_threshold_keeps() {
         ),
         "{text}"
     );
-    let model = repo("tests/fixtures/v1/tiny.sprig");
-    let json = ok(
-        d,
-        &["eval", "--model", p(&model), "--data", "g.jsonl", "--json"],
-    );
+    let json = eval_frozen(d, "g.jsonl", &["--json"], ok);
     let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
     let score = v["mean_score"].as_f64().unwrap();
     assert!(score > 0.9999 && score <= 1.0, "{v}");
@@ -1206,17 +1199,7 @@ fn eval_reports_the_answers_scores_and_what_each_threshold_keeps() {
     assert_eq!(got, [0.5, 0.7, 0.9].map(|t| (t, two_of_three, 0.5)), "{v}");
     // Thresholds of one's own, in the order given; 1 keeps the answers only if they score
     // exactly 1.
-    let with = |thresholds: &str| {
-        let args = [
-            "eval",
-            "--model",
-            p(&model),
-            "--data",
-            "g.jsonl",
-            "--thresholds",
-        ];
-        sprig(d, &[&args[..], &[thresholds]].concat())
-    };
+    let with = |thresholds: &str| eval_frozen(d, "g.jsonl", &["--thresholds", thresholds], sprig);
     let own = with("0.25,1");
     assert!(own.status.success());
     let own = String::from_utf8_lossy(&own.stdout);

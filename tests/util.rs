@@ -81,6 +81,14 @@ pub fn fails(dir: &Path, args: &[&str]) -> String {
     err
 }
 
+/// Builds the tiny corpus (`corpora/tiny/intents.jsonl`) into `dir/out` with the default,
+/// quiet `sprig graph`; returns the corpus's path for the commands that read it too.
+pub fn tiny_graph(dir: &Path, out: &str) -> String {
+    let corpus = repo("corpora/tiny/intents.jsonl").display().to_string();
+    ok(dir, &["graph", "-q", "--corpus", &corpus, "--out", out]);
+    corpus
+}
+
 /// Builds `graphs/toy` (edges and seeds) into `dir/out` with `sprig graph`; returns the
 /// edge-list and seed-file paths for commands that rebuild it.
 pub fn toy_graph(dir: &Path, out: &str) -> (String, String) {

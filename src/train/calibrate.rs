@@ -32,9 +32,9 @@
 
 use rayon::prelude::*;
 
-use super::fit::{argmax_target, Inputs};
+use super::fit::{argmax_target, forward_each, Inputs};
 use super::{CalibratedOn, Calibration, Example, TrainSet};
-use crate::network::{NetScratch, Network};
+use crate::network::Network;
 
 /// The most trained-on propagated examples the fit reads when nothing is held out (a
 /// fixed, evenly spaced sample of them): enough for one parameter, bounded for millions.
@@ -95,17 +95,7 @@ impl Slice {
         examples: &[Example],
     ) -> Self {
         let labels = network.n_out();
-        let rows: Vec<Vec<f32>> = val
-            .par_iter()
-            .map_init(
-                || (Vec::new(), NetScratch::default()),
-                |(row, scratch), &i| {
-                    inputs.row(i, row);
-                    network.forward(row, scratch);
-                    scratch.logits().to_vec()
-                },
-            )
-            .collect();
+        let rows = forward_each(network, val, inputs, |_, s| s.logits().to_vec());
         Self {
             logits: rows.concat(),
             labels,
