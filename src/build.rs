@@ -56,17 +56,26 @@ impl Progress for () {}
 
 /// A caller's [`Progress`] that remembers a cancellation: once the caller's `cancelled` has
 /// said `true`, this one says `true` for the rest of the call, so that a stage cut short is
-/// never taken for a finished one (even if the caller's flag is reset meanwhile).
+/// never taken for a finished one (even if the caller's flag is reset meanwhile). Its
+/// stages may be named after a prefix ([`Latch::prefixed`]).
 pub(crate) struct Latch<'a> {
     inner: &'a dyn Progress,
     hit: AtomicBool,
+    prefix: &'a str,
 }
 
 impl<'a> Latch<'a> {
     pub(crate) fn new(inner: &'a dyn Progress) -> Self {
+        Self::prefixed(inner, "")
+    }
+
+    /// A latch whose stages reach the caller as `prefix` + their name (training's
+    /// cross-fitted calibration network, whose stages are the model's again).
+    pub(crate) fn prefixed(inner: &'a dyn Progress, prefix: &'a str) -> Self {
         Latch {
             inner,
             hit: AtomicBool::new(false),
+            prefix,
         }
     }
 
@@ -82,7 +91,12 @@ impl<'a> Latch<'a> {
 
 impl Progress for Latch<'_> {
     fn stage(&self, name: &str, total: Option<u64>, unit: &str) {
-        self.inner.stage(name, total, unit);
+        if self.prefix.is_empty() {
+            self.inner.stage(name, total, unit);
+        } else {
+            self.inner
+                .stage(&format!("{}{name}", self.prefix), total, unit);
+        }
     }
     fn advance(&self, n: u64) {
         self.inner.advance(n);

@@ -637,12 +637,12 @@ fn a_propagation_in_memory_trains_as_its_labels_file() {
     );
 }
 
-/// `sprig train` calibrates the scores on the held-out slice by default (else on the
-/// propagated labels, and not at all for gold labels alone), says so, and records the
-/// factor; `--calibration none` keeps the scores as trained. The answers are the same
-/// either way.
+/// `sprig train` calibrates the scores on the held-out slice by default (else cross-fitted
+/// on a tenth of the propagated labels, and not at all for gold labels alone or too few
+/// propagated ones), says so, and records the factor; `--calibration none` keeps the
+/// scores as trained. The answers are the same either way.
 #[test]
-fn train_calibrates_the_scores_on_held_out_or_propagated_labels_unless_told_not_to() {
+fn train_calibrates_the_scores_on_held_out_or_cross_fitted_labels_unless_told_not_to() {
     use sprig::train::TrainReport;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -711,7 +711,8 @@ fn train_calibrates_the_scores_on_held_out_or_propagated_labels_unless_told_not_
     let quiet = ok(d, &[&args[..], &crate::util::QUICK_TRAIN].concat());
     assert!(!quiet.contains("calibrated"), "{quiet}");
     assert_eq!(TrainReport::of(&load("g.sprig")).unwrap().logit_scale, None);
-    // Propagated labels and nothing held out (40 records): calibrated on them.
+    // Propagated labels and nothing held out, too few to cross-fit (the tiny corpus's 40
+    // records): not calibrated.
     let tiny = crate::util::tiny_graph(d, "t.graph");
     ok(
         d,
@@ -721,18 +722,68 @@ fn train_calibrates_the_scores_on_held_out_or_propagated_labels_unless_told_not_
         "train", "--corpus", &tiny, "--labels", "t.jsonl", "--out", "t.sprig",
     ];
     let said = ok(d, &[&args[..], &crate::util::QUICK_TRAIN].concat());
-    let report = TrainReport::of(&load("t.sprig")).unwrap();
+    assert!(!said.contains("calibrated"), "{said}");
+    assert_eq!(TrainReport::of(&load("t.sprig")).unwrap().logit_scale, None);
+    // The 2,400 records with one label in 40 kept, propagated, nothing held out: a second
+    // network trained without a tenth of the propagated labels calibrates the scores.
+    let few: String = std::fs::read_to_string(d.join("c.jsonl"))
+        .unwrap()
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            if i % 40 != 0 {
+                v.as_object_mut().unwrap().remove("label");
+            }
+            format!("{v}\n")
+        })
+        .collect();
+    std::fs::write(d.join("few.jsonl"), few).unwrap();
+    ok(
+        d,
+        &["graph", "-q", "--corpus", "few.jsonl", "--out", "f.graph"],
+    );
+    ok(
+        d,
+        &["propagate", "-q", "--graph", "f.graph", "--out", "f.jsonl"],
+    );
+    let args = [
+        "train",
+        "--corpus",
+        "few.jsonl",
+        "--labels",
+        "f.jsonl",
+        "--validation",
+        "0",
+        "--out",
+        "f.sprig",
+    ];
+    let run = crate::util::sprig(d, &[&args[..], &crate::util::QUICK_TRAIN].concat());
+    assert!(run.status.success());
+    let (said, noted) = (
+        String::from_utf8(run.stdout).unwrap(),
+        String::from_utf8(run.stderr).unwrap(),
+    );
+    let report = TrainReport::of(&load("f.sprig")).unwrap();
     assert_eq!(
         report.calibrated_on,
-        Some(sprig::train::CalibratedOn::Propagated)
+        Some(sprig::train::CalibratedOn::CrossFitted)
     );
     let beta = report.logit_scale.unwrap();
     assert!(
         said.contains(&format!(
-            "no held-out slice (it would hold fewer than 200 records); scores calibrated on \
-             the propagated labels it trained on (logits × {beta:.3})"
+            "scores calibrated on a tenth of the propagated labels, by a second network \
+             trained without them (logits × {beta:.3})"
         )),
         "{said}"
+    );
+    // 2,340 propagated labels: every tenth is held out from the second network.
+    assert!(
+        noted.contains(
+            "calibrating the scores: a second network, trained without 234 of the propagated \
+             labels, scores them"
+        ) && noted.contains("calibration network, epoch   1:"),
+        "{noted}"
     );
 }
 

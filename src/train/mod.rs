@@ -27,9 +27,10 @@
 //!
 //! **Calibration** ([`Calibration`], `--calibration`): after training, the exported
 //! network's logits are scaled by the one factor that fits the held-out slice's top labels
-//! best (or, with nothing held out, the propagated labels trained on; temperature scaling:
-//! see `calibrate.rs`), so that a model distilled from soft propagated labels does not
-//! score its answers far below their accuracy.
+//! best (or, with nothing held out, a tenth of the propagated labels as a second network
+//! trained without them scores them; temperature scaling: see `calibrate.rs`), so that a
+//! model distilled from soft propagated labels does not score its answers far below their
+//! accuracy.
 //!
 //! **Joint training** ([`JointConfig`], `--joint`): ProjectionNet's larger trainer network
 //! over the raw hashed n-grams learns alongside and teaches the projection network (see
@@ -163,9 +164,10 @@ pub enum Calibration {
     None,
     /// The logits times one factor β (a softmax temperature of `1 / β`), fitted to the
     /// held-out slice's top labels by maximum likelihood; the answers do not change, only
-    /// their scores. Without a held-out slice, fitted on the propagated examples training
-    /// learned from (their scores then read a little high); with gold labels alone and
-    /// nothing held out, not fitted (one-hot targets leave a model calibrated already).
+    /// their scores. Without a held-out slice, cross-fitted: a second network, trained
+    /// without one propagated example in ten, scores them for the fit (a second training;
+    /// not done below 300 propagated examples). With gold labels alone and nothing held
+    /// out, not fitted (one-hot targets leave a model calibrated already).
     Temperature,
 }
 
@@ -183,8 +185,13 @@ pub enum CalibratedOn {
     /// The held-out slice, which training never saw.
     HeldOut,
     /// The propagated examples training learned from (nothing was held out): a network
-    /// agrees with them more often than with new texts' labels.
+    /// agrees with them more often than with new texts' labels. Only models written before
+    /// [`CalibratedOn::CrossFitted`] say this.
     Propagated,
+    /// One propagated example in ten (nothing was held out), scored by a second network
+    /// trained as the model was but without them: texts new to it, as a held-out slice is
+    /// to the model, which trained on everything.
+    CrossFitted,
 }
 
 /// The training stage's configuration.
@@ -403,6 +410,11 @@ pub struct EpochStats {
     /// placeholders). Models written before the field read 0.
     #[serde(default)]
     pub held_out: usize,
+    /// Whether the epoch is the cross-fitted calibration's second network's
+    /// ([`CalibratedOn::CrossFitted`]), not the model's. A `Break` from `on_epoch` on such
+    /// an epoch leaves the model's scores uncalibrated. Never in a model's history.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub calibration: bool,
 }
 
 /// The training report stored in the model header.
@@ -527,6 +539,20 @@ pub fn train_scored<R: Flow>(
     progress: &dyn Progress,
     mut on_epoch: impl FnMut(&EpochStats) -> R,
 ) -> Result<Trained> {
+    train_dyn(set, projector, config, progress, &mut |s| {
+        on_epoch(s).flow()
+    })
+}
+
+/// [`train_scored`] with the callback behind a reference: the cross-fitted calibration
+/// trains its second network through this too, with a callback of another type.
+fn train_dyn(
+    set: &TrainSet,
+    projector: &Projector,
+    config: &TrainConfig,
+    progress: &dyn Progress,
+    on_epoch: &mut dyn FnMut(&EpochStats) -> ControlFlow<()>,
+) -> Result<Trained> {
     config.validate()?;
     set.validate()?;
     let latch = Latch::new(progress);
@@ -619,7 +645,7 @@ pub fn train_scored<R: Flow>(
             if latch.cancelled() {
                 ControlFlow::Break(())
             } else {
-                on_epoch(s).flow()
+                on_epoch(s)
             }
         },
     );
@@ -646,11 +672,16 @@ pub fn train_scored<R: Flow>(
     let network = Network::from_mlp(&mlp, config.quantize);
     // Calibrated as stored: the quantized network's logits are the ones scaled.
     let calibration = match calibrate::examples(config.calibration, &val, set) {
-        Some((on, idx)) => {
+        Some(calibrate::Plan::HeldOut(idx)) => {
             let beta = calibrate::Slice::of(&network, &idx, &inputs, &examples).fit() as f32;
-            Some((on, beta))
+            Some((CalibratedOn::HeldOut, beta))
         }
-        None => None,
+        // A run its caller stopped is wanted now, not after a second training.
+        Some(calibrate::Plan::CrossFit(fold)) if !stopped => {
+            cross_fitted(set, projector, config, &fold, &inputs, progress, on_epoch)?
+                .map(|beta| (CalibratedOn::CrossFitted, beta))
+        }
+        _ => None,
     };
     let network = match calibration {
         Some((_, beta)) => network.with_logits_scaled(beta),
@@ -688,6 +719,65 @@ pub fn train_scored<R: Flow>(
         held_out_accuracy,
         held_out: val,
     })
+}
+
+/// The factor β cross-fitted on `fold` ([`CalibratedOn::CrossFitted`]): a second network,
+/// trained as `config` says (uncalibrated) on every other example of `set`, scores the
+/// fold's examples, whose rows of `inputs` are the set's. Its epochs reach `on_epoch`
+/// marked [`EpochStats::calibration`]; `None` when `on_epoch` stopped it.
+fn cross_fitted(
+    set: &TrainSet,
+    projector: &Projector,
+    config: &TrainConfig,
+    fold: &[usize],
+    inputs: &Inputs,
+    progress: &dyn Progress,
+    on_epoch: &mut dyn FnMut(&EpochStats) -> ControlFlow<()>,
+) -> Result<Option<f32>> {
+    let rest = TrainSet {
+        labels: set.labels.clone(),
+        examples: set
+            .examples
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| fold.binary_search(i).is_err())
+            .map(|(_, e)| e.clone())
+            .collect(),
+        counts: set.counts,
+    };
+    let second = TrainConfig {
+        calibration: Calibration::None,
+        ..config.clone()
+    };
+    progress.note(&format!(
+        "calibrating the scores: a second network, trained without {} of the propagated \
+         labels, scores them",
+        fold.len()
+    ));
+    let mut stopped = false;
+    let trained = train_dyn(
+        &rest,
+        projector,
+        &second,
+        &Latch::prefixed(progress, "calibration network: "),
+        &mut |s| {
+            let flow = on_epoch(&EpochStats {
+                calibration: true,
+                ..*s
+            });
+            stopped |= flow.is_break();
+            flow
+        },
+    )?;
+    if stopped {
+        return Ok(None);
+    }
+    let Predictor::Network(network) = trained.model.predictor() else {
+        unreachable!("a network config trains a network")
+    };
+    Ok(Some(
+        calibrate::Slice::of(network, fold, inputs, &set.examples).fit() as f32,
+    ))
 }
 
 /// Refuses a text with no token after normalization, which `graph` and `train` refuse in a
@@ -965,6 +1055,7 @@ fn fit(
             val_loss,
             trainer_val_accuracy: joint.as_ref().map(|(t, s)| t.accuracy(s, val, examples)),
             held_out: val.len(),
+            calibration: false,
         };
         let flow = on_epoch(&stats);
         history.push(stats);
@@ -1142,6 +1233,26 @@ mod tests {
             min_steps: 0,
             hold_out_seeds: true,
             ..TrainConfig::default()
+        }
+    }
+
+    /// `e` as a propagated example of one of 4 labels, with `label` on top: 0.55 on it,
+    /// 0.15 on each other (a propagated distribution's softness).
+    fn propagated_like(e: Example, label: u32) -> Example {
+        Example {
+            target: (0..4)
+                .map(|j| (j, if j == label { 0.55 } else { 0.15 }))
+                .collect(),
+            seed: false,
+            ..e
+        }
+    }
+
+    /// A network model's network.
+    fn network(m: &ProjectionModel) -> Network {
+        match m.predictor() {
+            Predictor::Network(n) => n.clone(),
+            Predictor::Table(_) => panic!("a network model"),
         }
     }
 
@@ -1731,9 +1842,9 @@ mod tests {
     /// Propagated-style soft targets (0.55 on a text's label, 0.15 on each other) train a
     /// network whose scores are far below its accuracy: the temperature fitted on the
     /// held-out slice raises them towards it, and changes nothing else. With nothing held
-    /// out it is fitted on the propagated labels trained on; gold labels alone get none.
+    /// out, 60 propagated examples are too few to cross-fit; gold labels alone get none.
     #[test]
-    fn calibration_scales_the_logits_on_the_held_out_slice_or_else_the_propagated_labels() {
+    fn calibration_scales_the_logits_on_the_held_out_slice() {
         let supervised = TrainSet::supervised(&toy_records()).unwrap();
         let examples = supervised
             .examples
@@ -1742,14 +1853,7 @@ mod tests {
             .map(|(i, e)| {
                 // One text in five points to another intent, as noisy propagated labels
                 // do: the held-out slice is then not separable, and β is finite.
-                let l = (e.target[0].0 + u32::from(i % 5 == 2)) % 4;
-                Example {
-                    target: (0..4)
-                        .map(|j| (j, if j == l { 0.55 } else { 0.15 }))
-                        .collect(),
-                    seed: false,
-                    ..e.clone()
-                }
+                propagated_like(e.clone(), (e.target[0].0 + u32::from(i % 5 == 2)) % 4)
             })
             .collect();
         let set = TrainSet {
@@ -1774,10 +1878,6 @@ mod tests {
             .logit_scale
             .unwrap();
         assert_eq!(TrainReport::of(&plain.model).unwrap().logit_scale, None);
-        let network = |m: &ProjectionModel| match m.predictor() {
-            Predictor::Network(n) => n.clone(),
-            Predictor::Table(_) => panic!("a network model"),
-        };
         assert_eq!(
             network(&trained.model),
             network(&plain.model).with_logits_scaled(beta as f32)
@@ -1818,19 +1918,92 @@ mod tests {
             TrainReport::of(&trained.model).unwrap().calibrated_on,
             Some(CalibratedOn::HeldOut)
         );
-        // Nothing held out: fitted on the propagated examples trained on, in-sample, which
-        // the network agrees with more than with the held-out ones: sharper still.
+        // Nothing held out, and 60 propagated examples: too few to cross-fit on (a tenth
+        // of them is below `CROSS_FIT_MIN`).
         let none_held = TrainConfig {
             validation: 0.0,
             ..config.clone()
         };
         let report = TrainReport::of(&fit(&set, &none_held)).unwrap();
-        assert_eq!(report.calibrated_on, Some(CalibratedOn::Propagated));
-        assert!(report.logit_scale.unwrap() > beta, "{report:?}");
+        assert_eq!((report.logit_scale, report.calibrated_on), (None, None));
         // Gold labels alone, nothing held out: nothing to fit on (one-hot targets).
         let gold = TrainSet::supervised(&toy_records()).unwrap();
         let report = TrainReport::of(&fit(&gold, &none_held)).unwrap();
         assert_eq!((report.logit_scale, report.calibrated_on), (None, None));
+    }
+
+    /// With nothing held out, a second network trained without one propagated example in
+    /// ten scores them for the fit: the model itself still trains on everything (its weights
+    /// are the uncalibrated model's), and its scores come out less sharp than a fit on
+    /// those examples as the model, which trained on them, scores them. A stop during the
+    /// second network's epochs leaves the scores uncalibrated.
+    #[test]
+    fn nothing_held_out_a_second_network_cross_fits_the_scores() {
+        // 360 propagated examples, one in seven pointing to another intent: noisy labels
+        // that a network learns by heart but cannot predict for a new text (7 is prime to
+        // the 60 texts a copy, so each text's copies disagree).
+        let toy = TrainSet::supervised(&toy_records()).unwrap();
+        let examples: Vec<Example> = (0..6)
+            .flat_map(|k| toy.examples.iter().map(move |e| (k, e)))
+            .enumerate()
+            .map(|(i, (k, e))| {
+                let text = format!("{} v{k}", e.text);
+                propagated_like(
+                    Example { text, ..e.clone() },
+                    (e.target[0].0 + u32::from(i % 7 == 3)) % 4,
+                )
+            })
+            .collect();
+        let set = TrainSet { examples, ..toy };
+        let config = TrainConfig {
+            epochs: 30,
+            ema_decay: 0.0,
+            ..small()
+        };
+        let mut epochs = Vec::new();
+        let trained = try_fit_scored(&set, &config, |s| epochs.push(s.calibration)).unwrap();
+        // The model's 30 epochs, then the second network's 30.
+        assert_eq!(epochs, [[false; 30], [true; 30]].concat());
+        let report = TrainReport::of(&trained.model).unwrap();
+        assert_eq!(report.calibrated_on, Some(CalibratedOn::CrossFitted));
+        assert!(report.history.iter().all(|s| !s.calibration));
+        let beta = report.logit_scale.unwrap() as f32;
+        let raw = TrainConfig {
+            calibration: Calibration::None,
+            ..config.clone()
+        };
+        let plain = fit(&set, &raw);
+        assert_eq!(
+            network(&trained.model),
+            network(&plain).with_logits_scaled(beta)
+        );
+        let Some(calibrate::Plan::CrossFit(fold)) =
+            calibrate::examples(config.calibration, &[], &set)
+        else {
+            panic!("360 propagated examples and nothing held out: cross-fitted")
+        };
+        let inputs = Inputs::project_counted(&default_projector(), &set.examples, &());
+        let in_sample = calibrate::Slice::of(&network(&plain), &fold, &inputs, &set.examples).fit();
+        // (×3.1 against ×3.9 when written; a second network trained on the fold too would
+        // be the model's network, and fit its factor.)
+        assert!(
+            f64::from(beta) * 1.1 < in_sample,
+            "cross-fitted ×{beta}, in-sample ×{in_sample}"
+        );
+        // Stopped during the second network's epochs: the model as trained, uncalibrated,
+        // and not marked stopped (its own epochs all ran).
+        let cut = try_fit(&set, &config, |s: &EpochStats| {
+            if s.calibration && s.epoch == 2 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .unwrap();
+        let report = TrainReport::of(&cut).unwrap();
+        assert_eq!((report.logit_scale, report.calibrated_on), (None, None));
+        assert!(!report.stopped);
+        assert_eq!(network(&cut), network(&plain));
     }
 
     #[test]
@@ -2175,6 +2348,7 @@ mod tests {
                     val_loss: 0.0,
                     trainer_val_accuracy: None,
                     held_out: 0,
+                    calibration: false,
                 })
                 .collect()
         };
