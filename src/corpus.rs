@@ -417,6 +417,47 @@ pub fn open_input(path: &Path) -> Result<Box<dyn Read + Send>> {
     }
 }
 
+/// What a file starting with `head` is, when its first bytes say it is no text at all: a
+/// sprig artifact given where a corpus is expected, or a compressed file, which would
+/// otherwise be refused for its first invalid UTF-8 byte without saying why. Each magic
+/// holds a byte no text holds (a control character, or one that cannot begin a UTF-8
+/// character), and a sprig artifact's is followed by its version's 4 little-endian bytes,
+/// a NUL among them: no text file is taken for one.
+fn not_a_corpus(head: &[u8]) -> Option<&'static str> {
+    let version_follows = head.get(8..12).is_some_and(|v| v.contains(&0));
+    if version_follows && head.starts_with(crate::graph::GRAPH_MAGIC) {
+        return Some("a sprig graph (`sprig graph`'s output)");
+    }
+    if version_follows && head.starts_with(crate::model::MODEL_MAGIC) {
+        return Some("a sprig model (`sprig train`'s output)");
+    }
+    const MAGICS: [(&[u8], &str); 4] = [
+        (
+            b"\x1f\x8b",
+            "gzip-compressed: decompress it first (`gunzip -k FILE`, or \
+             `gunzip -c FILE | sprig ... -` to read standard input)",
+        ),
+        (
+            b"\x28\xb5\x2f\xfd",
+            "zstd-compressed: decompress it first (`zstd -d FILE`, or \
+             `zstd -dc FILE | sprig ... -` to read standard input)",
+        ),
+        (
+            b"\xfd7zXZ\x00",
+            "xz-compressed: decompress it first (`xz -dk FILE`, or \
+             `xz -dc FILE | sprig ... -` to read standard input)",
+        ),
+        (
+            b"PK\x03\x04",
+            "a zip archive: extract the corpus from it first",
+        ),
+    ];
+    MAGICS
+        .iter()
+        .find(|(magic, _)| head.starts_with(magic))
+        .map(|&(_, what)| what)
+}
+
 /// Skips a UTF-8 byte-order mark at the start of `reader`.
 pub(crate) fn skip_bom(reader: &mut dyn BufRead, path: &Path) -> Result<()> {
     let head = reader.fill_buf().map_err(|e| Error::io(path, e))?;
@@ -636,6 +677,14 @@ impl<'a> CorpusReader<'a> {
     ) -> Result<Self> {
         let mut buffered = BufReader::with_capacity(1 << 16, raw);
         skip_bom(&mut buffered, path)?;
+        let head = buffered.fill_buf().map_err(|e| Error::io(path, e))?;
+        if let Some(what) = not_a_corpus(head) {
+            let message = format!("{what}, not a corpus of texts");
+            return Err(Error::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::InvalidData, message),
+            ));
+        }
         let (format, buffered) = match options.format {
             Some(format) => (format, std::io::Cursor::new(Vec::new()).chain(buffered)),
             None => CorpusFormat::detect(path, buffered)?,
@@ -1037,7 +1086,10 @@ fn csv_error(path: &Path, e: csv::Error) -> Error {
         } => Error::parse(
             path,
             line,
-            format!("row has {len} fields, the header row has {expected_len}"),
+            format!(
+                "row has {len} field{}, the header row has {expected_len}",
+                if *len == 1 { "" } else { "s" }
+            ),
         ),
         _ => Error::parse(path, line, e.to_string()),
     }
@@ -1699,7 +1751,7 @@ mod tests {
         assert_eq!(lines[..3], [2, 3, 5]);
         assert_eq!(out[1].as_ref().unwrap().text, "b\nc");
         let e = out[3].as_ref().unwrap_err().to_string();
-        assert!(e.contains("c.csv:6: row has 1 fields"), "{e}");
+        assert!(e.contains("c.csv:6: row has 1 field,"), "{e}");
     }
 
     proptest::proptest! {
@@ -1860,7 +1912,7 @@ mod tests {
         let out = read(b"text,label\na,b\nc\n", "c.csv", &CorpusOptions::default());
         let e = out[1].as_ref().unwrap_err().to_string();
         assert!(
-            e.contains(":3: row has 1 fields, the header row has 2"),
+            e.contains(":3: row has 1 field, the header row has 2"),
             "{e}"
         );
     }
@@ -1932,6 +1984,36 @@ mod tests {
 
     fn broken() -> std::io::Error {
         std::io::Error::other("broken pipe of the test")
+    }
+
+    /// A sprig artifact or a compressed file given as a corpus is named for what it is; a
+    /// text that starts with a sprig magic's letters is still a text.
+    #[test]
+    fn artifacts_and_compressed_files_are_named_not_read_as_text() {
+        let read = |bytes: &'static [u8]| {
+            let options = CorpusOptions::default();
+            CorpusReader::from_reader(Path::new("c.txt"), Box::new(bytes), &options)
+                .map(|r| r.map(|x| x.unwrap().text).collect::<Vec<_>>())
+                .map_err(|e| e.to_string())
+        };
+        for (bytes, said) in [
+            (&b"SPRIGGRF\x01\x00\x00\x00\x9a\x07"[..], "a sprig graph"),
+            (b"SPRIGMDL\x02\x00\x00\x00{\"crate", "a sprig model"),
+            (b"\x1f\x8b\x08\x00", "gzip-compressed: decompress it first"),
+            (b"\x28\xb5\x2f\xfd\x00", "zstd-compressed"),
+            (b"\xfd7zXZ\x00\x00", "xz-compressed"),
+            (b"PK\x03\x04\x14\x00", "a zip archive"),
+        ] {
+            let err = read(bytes).unwrap_err();
+            assert!(
+                err.starts_with(&format!("c.txt: {said}")) && err.contains("not a corpus"),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            read(b"SPRIGGRF files are graphs\nSPRIGMDL\n").unwrap(),
+            ["SPRIGGRF files are graphs", "SPRIGMDL"]
+        );
     }
 
     #[test]

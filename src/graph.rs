@@ -433,8 +433,8 @@ impl Graph {
         &self.seeds
     }
 
-    /// The seeds for a summary: `N seeds` (seeded nodes), with the count of (node, label)
-    /// seeds when some node has several labels, as in `9 seeds (10 seed labels)`.
+    /// The seeds for a summary: `N seed nodes`, with the count of (node, label) seeds when
+    /// some node has several labels, as in `9 seed nodes (10 seed labels)`.
     pub fn seeds_summary(&self) -> String {
         // Sorted by node: a node's seeds are adjacent.
         let nodes = self
@@ -443,7 +443,13 @@ impl Graph {
             .enumerate()
             .filter(|(i, s)| *i == 0 || self.seeds[i - 1].node != s.node)
             .count();
-        let seeds = if nodes == 1 { "seed" } else { "seeds" };
+        // Nodes, not records: identical texts share a node, so `train`, which counts records,
+        // can count more seeds.
+        let seeds = if nodes == 1 {
+            "seed node"
+        } else {
+            "seed nodes"
+        };
         if nodes == self.seeds.len() {
             format!("{nodes} {seeds}")
         } else {
@@ -1445,7 +1451,7 @@ mod tests {
         g.set_seeds(vec!["x".into(), "y".into()], given.clone())
             .unwrap();
         assert_eq!(g.seeds(), merged);
-        assert_eq!(g.seeds_summary(), "2 seeds (3 seed labels)");
+        assert_eq!(g.seeds_summary(), "2 seed nodes (3 seed labels)");
         // Names no reader would pass (outputs print a label on one line, TAB-separated),
         // names out of order or twice, and seeds past the nodes or labels are refused as a
         // program's mistake, and the seeds stay as they were.

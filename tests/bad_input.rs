@@ -191,7 +191,7 @@ fn bom_and_crlf_are_read_as_plain_text() {
         &["graph", "--corpus", "c.csv", "--out", "g.graph"],
     );
     assert!(
-        summary.contains("2 records") && summary.contains("1 seed over 1 label"),
+        summary.contains("2 records") && summary.contains("1 seed node over 1 label"),
         "{summary}"
     );
 }
@@ -808,6 +808,37 @@ fn an_output_over_an_input_is_refused_and_the_input_kept() {
     assert!(err.contains("--test none.jsonl"), "{err}");
     // The hint about the bundled files' relative paths is for those files only.
     assert!(!err.contains("bundled"), "{err}");
+    // So are a test file that eval would refuse and one without a gold label.
+    let run_on = |test: &str, workdir: &str| {
+        let args = [
+            "run",
+            "--corpus",
+            "c.jsonl",
+            "--test",
+            test,
+            "--workdir",
+            workdir,
+        ];
+        crate::util::fails(d, &args)
+    };
+    std::fs::write(
+        d.join("other.jsonl"),
+        "{\"body\": \"hi\", \"label\": \"a\"}\n",
+    )
+    .unwrap();
+    let err = run_on("other.jsonl", "wd5");
+    assert!(
+        err.contains("--test other.jsonl, read as step 4/4 eval will: other.jsonl:1:")
+            && err.contains("\"text\""),
+        "{err}"
+    );
+    std::fs::write(d.join("unlabelled.jsonl"), "{\"text\": \"hi\"}\n").unwrap();
+    let err = run_on("unlabelled.jsonl", "wd6");
+    assert!(
+        err.contains("no record has a label under \"label\""),
+        "{err}"
+    );
+    assert!(!d.join("wd5").exists() && !d.join("wd6").exists());
     std::fs::write(d.join("blank.jsonl"), "{\"text\": \"  \"}\n").unwrap();
     let err = crate::util::fails(
         d,

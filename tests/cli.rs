@@ -21,7 +21,7 @@ fn the_three_tiny_formats_give_the_same_graph() {
             ],
         );
         assert!(summary.contains("40 records"), "{summary}");
-        assert!(summary.contains("8 seeds over 4 labels"), "{summary}");
+        assert!(summary.contains("8 seed nodes over 4 labels"), "{summary}");
         edges.push(ok(
             dir.path(),
             &["inspect", out.to_str().unwrap(), "--edges"],
@@ -1261,7 +1261,7 @@ fn identical_texts_with_different_labels_get_a_note() {
     // Two seeded nodes, one with two labels: the summary counts both ways.
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(
-        summary.contains("2 seeds (3 seed labels) over 2 labels"),
+        summary.contains("2 seed nodes (3 seed labels) over 2 labels"),
         "{summary}"
     );
 }
@@ -2500,4 +2500,42 @@ fn abstaining_and_low_confidence_lines_count_as_lines_of_the_labels_file() {
         "{err}"
     );
     assert!(!err.contains("neither a label nor a line"), "{err}");
+}
+
+/// `train` told nothing of the fields `graph` read the labels from finds no seed in the
+/// corpus while the labels file marks some: it says which flags to repeat.
+#[test]
+fn train_names_the_field_flags_when_the_corpus_gives_no_label_the_graph_had() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("t.csv"),
+        "body,intent\nwhere is my parcel,shipping\nmy parcel is late,\n\
+         refund my money,billing\nrefund the charge please,\nparcel not here yet,\n",
+    )
+    .unwrap();
+    let fields = ["--text-field", "body", "--label-field", "intent"];
+    let graph = ["graph", "-q", "--corpus", "t.csv", "--out", "t.graph"];
+    ok(d, &[&graph[..], &fields].concat());
+    ok(
+        d,
+        &["propagate", "-q", "--graph", "t.graph", "--out", "l.jsonl"],
+    );
+    let train = [
+        "train", "--corpus", "t.csv", "--labels", "l.jsonl", "--out", "m.sprig",
+    ];
+    let quick = crate::util::QUICK_TRAIN;
+    let said = ok_stderr(d, &[&train[..], &fields[..2], &quick].concat());
+    assert!(
+        said.contains(
+            "warning: 2 lines of l.jsonl say \"seed\": true for a record with no label here, \
+             and no record of t.csv has a label as read here (field or column \"label\"): if \
+             graph read the labels, ids or texts from other fields, give train the same \
+             --label-field, --id-field and --text-field; if propagation took a seed file, give \
+             it to --seeds too"
+        ),
+        "{said}"
+    );
+    let said = ok_stderr(d, &[&train[..], &fields, &quick].concat());
+    assert!(!said.contains("seed\": true"), "{said}");
 }

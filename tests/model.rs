@@ -107,37 +107,24 @@ fn tiny_pipeline_graph_propagate_train_predict_eval() {
     assert_eq!(none.trim(), r#"{"text":"hi","labels":[]}"#);
 
     // A caller that waits for each answer before sending the next line gets it: answers are
-    // buffered, but flushed whenever no input is waiting.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sprig"))
-        .args(["predict", "--model", "tiny.sprig"])
-        .current_dir(d)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout).lines() {
-            tx.send(line.unwrap()).unwrap();
-        }
-    });
-    // The second write leaves half a line waiting behind a whole one: the whole one is still
-    // answered before the rest arrives.
-    for text in ["thank you so much\n", "see you later\nhello th", "ere\n"] {
-        stdin.write_all(text.as_bytes()).unwrap();
-        stdin.flush().unwrap();
-        // A generous bound: the answer takes microseconds; without the flush it never comes.
-        let answer = rx
-            .recv_timeout(std::time::Duration::from_secs(30))
-            .expect("an answer before the next line is sent");
-        assert!(answer.contains('\t'), "{answer}");
-    }
-    drop(stdin);
-    assert!(child.wait().unwrap().success());
-    reader.join().unwrap();
+    // buffered, but flushed whenever no input is waiting. The second write leaves half a
+    // line waiting behind a whole one: the whole one is still answered before the rest
+    // arrives.
+    answered_as_they_come(
+        d,
+        &["predict", "--model", "tiny.sprig"],
+        &["thank you so much\n", "see you later\nhello th", "ere\n"],
+    );
+    // Records piped to --data - too, one at a time.
+    answered_as_they_come(
+        d,
+        &["predict", "--model", "tiny.sprig", "--data", "-"],
+        &[
+            "{\"text\":\"thank you so much\"}\n",
+            "{\"text\":\"see you later\"}\n{\"text\":\"hello th",
+            "ere\"}\n",
+        ],
+    );
 
     // Standard input, streamed line by line.
     let mut child = Command::new(env!("CARGO_BIN_EXE_sprig"))
@@ -724,15 +711,16 @@ fn train_calibrates_the_scores_on_held_out_or_cross_fitted_labels_unless_told_no
     let said = ok(d, &[&args[..], &crate::util::QUICK_TRAIN].concat());
     assert!(!said.contains("calibrated"), "{said}");
     assert_eq!(TrainReport::of(&load("t.sprig")).unwrap().logit_scale, None);
-    // The 2,400 records with one label in 40 kept, propagated, nothing held out: a second
-    // network trained without a tenth of the propagated labels calibrates the scores.
+    // The 2,400 records with one label in 23 kept (all four labels among them), propagated,
+    // nothing held out: a second network trained without a tenth of the propagated labels
+    // calibrates the scores.
     let few: String = std::fs::read_to_string(d.join("c.jsonl"))
         .unwrap()
         .lines()
         .enumerate()
         .map(|(i, l)| {
             let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-            if i % 40 != 0 {
+            if i % 23 != 0 {
                 v.as_object_mut().unwrap().remove("label");
             }
             format!("{v}\n")
@@ -777,10 +765,10 @@ fn train_calibrates_the_scores_on_held_out_or_cross_fitted_labels_unless_told_no
         )),
         "{said}"
     );
-    // 2,340 propagated labels: every tenth is held out from the second network.
+    // 2,295 propagated labels: every tenth is held out from the second network.
     assert!(
         noted.contains(
-            "calibrating the scores: a second network, trained without 234 of the propagated \
+            "calibrating the scores: a second network, trained without 229 of the propagated \
              labels, scores them"
         ) && noted.contains("calibration network, epoch   1:"),
         "{noted}"
@@ -1248,10 +1236,10 @@ fn eval_reports_the_answers_scores_and_what_each_threshold_keeps() {
         .collect();
     let two_of_three = 2.0 / 3.0;
     assert_eq!(got, [0.5, 0.7, 0.9].map(|t| (t, two_of_three, 0.5)), "{v}");
-    // Thresholds of one's own, in the order given; 1 keeps the answers only if they score
-    // exactly 1.
+    // Thresholds of one's own, in the order given (spaces after the commas are read past);
+    // 1 keeps the answers only if they score exactly 1.
     let with = |thresholds: &str| eval_frozen(d, "g.jsonl", &["--thresholds", thresholds], sprig);
-    let own = with("0.25,1");
+    let own = with("0.25, 1");
     assert!(own.status.success());
     let own = String::from_utf8_lossy(&own.stdout);
     let (answered, accuracy) = if score == 1.0 {
@@ -1740,6 +1728,12 @@ fn predict_labels_the_records_of_a_file_as_it_labels_their_texts() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // So is a fastText-labelled line.
+    let labelled = b"__label__thanks thank you\n";
+    let out = crate::util::sprig_with_stdin(d, &["predict", "--model", model], labelled);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("line 1 starts with `__label__`, which is labelled as part of the text"));
 }
 
 /// `predict`'s plain answers compared whole, from the frozen v1 model: labels and scores all
@@ -1861,4 +1855,38 @@ fn unstructured_reaches_the_header_and_augment_zero_leaves_the_summary() {
     let summary = train("n.sprig", &crate::util::QUICK_TRAIN);
     assert!(summary.contains("network model, 4 labels"), "{summary}");
     assert!(!summary.contains("augmented copies"), "{summary}");
+}
+
+/// Runs `sprig args` writing `chunks` to its standard input one at a time, and requires an
+/// answer line (with a TAB) after each before the next is written: a caller that waits for
+/// each answer is not left waiting by output held in a buffer.
+fn answered_as_they_come(d: &std::path::Path, args: &[&str], chunks: &[&str]) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sprig"))
+        .args(args)
+        .current_dir(d)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            tx.send(line.unwrap()).unwrap();
+        }
+    });
+    for chunk in chunks {
+        stdin.write_all(chunk.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        // A generous bound: the answer takes microseconds; without the flush it never comes.
+        let answer = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("an answer before the next line is sent");
+        assert!(answer.contains('\t'), "{args:?}: {answer}");
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    reader.join().unwrap();
 }

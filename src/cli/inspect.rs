@@ -119,14 +119,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )?;
         writeln!(
             out,
-            "counts:      {} records, {} nodes ({} texts), {} edges, {}, {} labels",
+            "counts:      {} records, {} nodes ({} texts), {} edges, {}, {}",
             c.records,
             c.nodes,
             c.text_nodes,
             c.edges,
             // As graph and propagate count them: seeded nodes, then (node, label) seeds.
             graph.seeds_summary(),
-            header.labels.len()
+            super::count(header.labels.len() as u64, "label", "labels")
         )?;
         let d = &report["degree"];
         writeln!(

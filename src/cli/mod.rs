@@ -66,7 +66,8 @@ macro_rules! errln {
 /// clap's parser of a score threshold (`predict --threshold`, `eval --thresholds`): a
 /// number in [0, 1] (NaN would silently drop every label).
 pub(crate) fn unit_interval(s: &str) -> Result<f32, String> {
-    match s.parse::<f32>() {
+    // Spaces around it too: `--thresholds "0.5, 0.9"` splits into "0.5" and " 0.9".
+    match s.trim().parse::<f32>() {
         Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
         Ok(_) => Err("must be a number in [0, 1]".into()),
         Err(e) => Err(e.to_string()),

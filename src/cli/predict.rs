@@ -37,7 +37,8 @@ pub struct Args {
     /// Texts to label (none, or `-`: read standard input line by line).
     texts: Vec<String>,
     /// Label the records of a corpus file instead (JSON Lines, CSV/TSV or text, read as
-    /// `graph` reads a corpus; `-`: standard input): one answer per record, in order, each
+    /// `graph` reads a corpus; `-`: standard input, each record answered as it arrives, where
+    /// a file's are answered in parallel batches): one answer per record, in order, each
     /// after the record's line number and a TAB, or with --json
     /// {"line", "id", "text", "labels"}. Labels in the file are not read (`sprig eval`
     /// scores a model on them).
@@ -225,6 +226,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                          field, but each line is labelled as one text, braces and all: for \
                          records, `sprig predict --data FILE` (or `--data -`)"
                     );
+                } else if text.starts_with("__label__") {
+                    // fastText's labelled lines, which a text corpus also reads as labels.
+                    errln!(
+                        "warning: standard input line 1 starts with `__label__`, which is \
+                         labelled as part of the text: for labelled lines, `sprig predict \
+                         --data FILE` (or `--data -`) reads the prefix as the label"
+                    );
                 }
             }
             let preds = model.predict_top_with(&mut scratch, text, args.top);
@@ -276,8 +284,12 @@ fn label_records(model: &ProjectionModel, data: &Path, args: &Args) -> anyhow::R
     let mut reader = CorpusReader::open(data, &options)?;
     let mut skips = super::SkipInvalid::new(args.skip_invalid);
     let mut out = super::Stdout::new();
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut answers = Vec::with_capacity(BATCH);
+    // Records piped in are answered as they come, as texts on stdin are: the process on the
+    // other end may wait for an answer before it writes the next record.
+    let streaming = data == Path::new("-");
+    let batch_len = if streaming { 1 } else { BATCH };
+    let mut batch = Vec::with_capacity(batch_len);
+    let mut answers = Vec::with_capacity(batch_len);
     loop {
         // A batch of records, answered in parallel and written in order. A record that
         // stops the run still gets the answers of those before it written first.
@@ -292,7 +304,7 @@ fn label_records(model: &ProjectionModel, data: &Path, args: &Args) -> anyhow::R
                     break;
                 }
             }
-            if batch.len() == BATCH {
+            if batch.len() == batch_len {
                 break;
             }
         }
@@ -309,11 +321,14 @@ fn label_records(model: &ProjectionModel, data: &Path, args: &Args) -> anyhow::R
         for a in &answers {
             out.write_all(a.as_bytes())?;
         }
+        if streaming {
+            out.flush()?;
+        }
         if let Some(e) = failed {
             out.flush()?;
             return Err(e);
         }
-        if batch.len() < BATCH {
+        if batch.len() < batch_len {
             break;
         }
     }

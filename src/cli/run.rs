@@ -84,6 +84,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.workdir.display()
         );
     }
+    check_test_file(&args)?;
     let created = !args.workdir.exists();
     std::fs::create_dir_all(&args.workdir)
         .with_context(|| format!("creating {}", args.workdir.display()))?;
@@ -157,6 +158,34 @@ fn shell_words(words: &[&str]) -> String {
     // Arguments and texts come from the command line or a UTF-8 file line, where a NUL byte
     // cannot occur (and corpus readers refuse it), so quoting cannot fail.
     shlex::try_join(words.iter().copied()).expect("no NUL byte in an argument")
+}
+
+/// Reads the test file as step 4 (`eval`) will, so that a field it lacks or a bad record
+/// stops the run before the graph, propagation and training rather than after them; at
+/// least one record must have a gold label.
+fn check_test_file(args: &Args) -> anyhow::Result<()> {
+    let options = sprig::corpus::CorpusOptions {
+        id_field: None,
+        ..args.corpus_fields.options()
+    };
+    let context = || format!("--test {}, read as step 4/4 eval will", args.test.display());
+    let mut skips = super::SkipInvalid::new(args.skip_invalid);
+    let mut labelled = false;
+    for record in sprig::corpus::CorpusReader::open(&args.test, &options).with_context(context)? {
+        if let Some(record) = skips.keep(record).with_context(context)? {
+            labelled |= record.label.is_some();
+        }
+    }
+    if !labelled {
+        anyhow::bail!(
+            "{}: no record has a label under {:?} (the gold labels eval scores against; \
+             --label-field names their field or column, for the corpus and the test file \
+             alike)",
+            context(),
+            options.label_field
+        );
+    }
+    Ok(())
 }
 
 /// The first text of the test file, if it is short enough to show on one command line.

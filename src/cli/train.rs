@@ -516,7 +516,20 @@ fn set_notes(bars: &Bars, args: &Args, set: &TrainSet, config: &TrainConfig) {
             super::lines_of_say(c.seeds_relabelled, labels_file),
         ));
     }
-    if c.seeds_not_given > 0 {
+    if c.seeds_not_given > 0 && c.seeds == 0 {
+        // Not one label read from the corpus: most likely `graph` read them from a field or
+        // column of another name than the one read here.
+        bars.warn(&format!(
+            "{} \"seed\": true for a record with no label here, and no record of {} has a \
+             label as read here (field or column {:?}): if graph read the labels, ids or \
+             texts from other fields, give train the same --label-field, --id-field and \
+             --text-field; if propagation took a seed file, give it to --seeds too. Until \
+             then they train on their propagated labels",
+            super::lines_of_say(c.seeds_not_given, labels_file),
+            args.corpus.display(),
+            args.corpus_fields.options().label_field,
+        ));
+    } else if c.seeds_not_given > 0 {
         bars.note(&format!(
             "note: {} \"seed\": true for a record with no label here; they train \
              on their propagated labels. If propagation took a seed file, give it to --seeds \

@@ -67,9 +67,10 @@ pub(super) enum Plan {
 /// The examples to calibrate on: the held-out slice `val` if there is one; else every
 /// [`CROSS_FIT_EVERY`]-th of the set's propagated examples (at most [`CROSS_FIT_MAX`]), for
 /// a second network trained without them to score; none for [`Calibration::None`], a set
-/// of gold labels alone with nothing held out, or fewer than [`CROSS_FIT_MIN`] to fit on.
+/// of one label (whose score is always 1), a set of gold labels alone with nothing held
+/// out, or fewer than [`CROSS_FIT_MIN`] to fit on.
 pub(super) fn examples(calibration: Calibration, val: &[usize], set: &TrainSet) -> Option<Plan> {
-    if calibration == Calibration::None {
+    if calibration == Calibration::None || set.labels.len() < 2 {
         return None;
     }
     if !val.is_empty() {
@@ -309,7 +310,7 @@ mod tests {
         };
         // Every third example a seed when `seeds`.
         let set = |n: usize, seeds: bool| TrainSet {
-            labels: vec!["a".into()],
+            labels: vec!["a".into(), "b".into()],
             examples: (0..n).map(|i| example(seeds && i % 3 == 0)).collect(),
             counts: Default::default(),
         };
@@ -335,8 +336,14 @@ mod tests {
         };
         assert_eq!(fold, (5..300).step_by(10).collect::<Vec<_>>());
         assert_eq!(fold.len(), CROSS_FIT_MIN);
-        // Too few for the fit; seeds alone: none.
+        // Too few for the fit; one label; seeds alone: none.
         assert_eq!(examples(t, &[], &set(290, false)), None);
+        let one_label = TrainSet {
+            labels: vec!["a".into()],
+            ..set(300, false)
+        };
+        assert_eq!(examples(t, &[4, 7], &one_label), None);
+        assert_eq!(examples(t, &[], &one_label), None);
         assert_eq!(
             examples(
                 t,
