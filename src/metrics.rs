@@ -210,8 +210,9 @@ pub struct AtThreshold {
     pub threshold: f64,
     /// Share of the records answered with a score of at least `threshold`.
     pub answered: f64,
-    /// Share of those answers that are right (0 when there are none).
-    pub accuracy: f64,
+    /// Share of those answers that are right; `None` (`null` in JSON) when there are none,
+    /// which an accuracy of 0 would misreport as every answer wrong.
+    pub accuracy: Option<f64>,
 }
 
 impl Reliability {
@@ -292,7 +293,7 @@ impl Reliability {
                     .parse()
                     .unwrap_or(f64::from(threshold)),
                 answered: ratio(kept, self.records),
-                accuracy: ratio(right, kept),
+                accuracy: (kept > 0).then(|| ratio(right, kept)),
             })
             .collect()
     }
@@ -322,7 +323,7 @@ mod tests {
         let at = r.at_thresholds();
         let got: Vec<(f64, f64, f64)> = at
             .iter()
-            .map(|a| (a.threshold, a.answered, a.accuracy))
+            .map(|a| (a.threshold, a.answered, a.accuracy.unwrap()))
             .collect();
         assert_eq!(got[0].0, 0.5);
         assert!(
@@ -345,12 +346,17 @@ mod tests {
         let at = own.at_thresholds();
         assert_eq!(
             (at[0].threshold, at[0].answered, at[0].accuracy),
-            (0.96, 0.5, 0.0)
+            (0.96, 0.5, Some(0.0))
         );
         assert_eq!(
             (at[1].threshold, at[1].answered, at[1].accuracy),
-            (0.1, 1.0, 0.5)
+            (0.1, 1.0, Some(0.5))
         );
+        // Nothing kept: no accuracy at all, not an accuracy of 0.
+        let mut none = Reliability::with_thresholds(&[0.99]);
+        none.add(0.5, true);
+        let at = none.at_thresholds();
+        assert_eq!((at[0].answered, at[0].accuracy), (0.0, None));
         // Half right at 0.5: calibrated.
         let mut even = Reliability::default();
         for right in [true, false, true, false] {

@@ -186,12 +186,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         reliability.calibration_error(),
     );
     for t in reliability.at_thresholds() {
+        // A dash where nothing was answered: there is no accuracy to show.
+        let accuracy = t
+            .accuracy
+            .map_or_else(|| "-".to_owned(), |a| format!("{a:.4}"));
         let _ = writeln!(
             s,
-            "{:>11}  {:>7.1}%  {:>8.4}",
+            "{:>11}  {:>7.1}%  {accuracy:>8}",
             t.threshold,
             100.0 * t.answered,
-            t.accuracy
         );
     }
     let width = per
