@@ -31,7 +31,7 @@
 //! **The fit.** `NLL(β) = mean_i [ln Σ_j exp(β z_ij) − β z_iy]` is convex in `β`: its
 //! derivative `mean_i [E_p(z_i) − z_iy]` (p the softmax of `β z_i`) rises with `β`, at
 //! the rate `mean_i Var_p(z_i)`. Newton steps on the derivative, kept inside a bracket that
-//! shrinks by bisection, find the root in a few dozen passes over the slice; `β` stays in
+//! shrinks by bisection, find the root in about a dozen passes over the slice; `β` stays in
 //! `[1 / MAX_SCALE, MAX_SCALE]`, so a slice the network separates perfectly (whose
 //! likelihood rises without end) cannot push the scores to exactly 0 and 1. Sums run over
 //! fixed chunks and add up in order: the same `β` for any thread count.
@@ -143,6 +143,9 @@ impl Slice {
     /// Mean negative log-likelihood of the targets with the logits scaled by `beta`, and its
     /// first and second derivatives in `beta`.
     pub(super) fn nll(&self, beta: f64) -> (f64, f64, f64) {
+        // The tests bound the passes a fit takes.
+        #[cfg(test)]
+        tests::PASSES.with(|p| p.set(p.get() + 1));
         let n = self.targets.len();
         let parts: Vec<(f64, f64, f64)> = self
             .logits
@@ -203,7 +206,10 @@ impl Slice {
                 lo = beta;
             }
             let newton = beta - d1 / d2;
-            let next = if d2 > 0.0 && newton > lo && newton < hi {
+            // The bracket's ends are in it: a Newton step that lands on `beta` itself, the
+            // root to the last bit and now an end, has converged (excluded, it bisected away
+            // from the root and took a few dozen more passes back).
+            let next = if d2 > 0.0 && newton >= lo && newton <= hi {
                 newton
             } else {
                 // Outside the bracket (or a flat curve): halve the bracket, geometrically.
@@ -223,6 +229,12 @@ mod tests {
     use super::*;
     use rand::rngs::Xoshiro256PlusPlus;
     use rand::{RngExt, SeedableRng};
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Calls of [`Slice::nll`] on this thread: the passes over a slice.
+        pub(super) static PASSES: Cell<usize> = const { Cell::new(0) };
+    }
 
     /// `n` examples of `labels` random logits whose targets are drawn from the softmax of
     /// `truth` times the logits: the likelihood's maximum is near `truth`.
@@ -268,6 +280,51 @@ mod tests {
         assert!(d1.abs() < 1e-9, "derivative {d1} at the fitted {beta}");
         for other in [beta * 0.9, beta * 1.1, 1.0, 1.0 / MAX_SCALE, MAX_SCALE] {
             assert!(at <= slice.nll(other).0, "{beta} is not below {other}");
+        }
+    }
+
+    /// The root of the likelihood's derivative by plain bisection, run until the bracket's
+    /// ends are adjacent floats: slow, but no Newton step to get wrong.
+    fn bisected_root(slice: &Slice) -> f64 {
+        let (mut lo, mut hi) = (1.0 / MAX_SCALE, MAX_SCALE);
+        loop {
+            let mid = 0.5 * (lo + hi);
+            if mid <= lo || mid >= hi {
+                return mid;
+            }
+            if slice.nll(mid).1 > 0.0 {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+    }
+
+    #[test]
+    fn newton_finds_the_root_to_the_last_bits_in_a_few_passes() {
+        // Logits 30 times wider than `drawn`'s with labels drawn at β = 2/30 of them: at
+        // β = 1 the scores are nearly one-hot and the derivative nearly flat, so Newton's
+        // first step lands far below the bracket and bisection must take over. There and at
+        // 0.25, a last Newton step lands on the root exactly, by then an end of the bracket.
+        let mut wide = drawn(2_000, 5, 2.0, 3);
+        wide.logits.iter_mut().for_each(|z| *z *= 30.0);
+        for (name, slice) in [
+            ("drawn at 0.25", drawn(3_000, 7, 0.25, 1)),
+            ("drawn at 3", drawn(3_000, 64, 3.0, 3)),
+            ("drawn at 6", drawn(3_000, 3, 6.0, 4)),
+            ("wide", wide),
+        ] {
+            PASSES.with(|p| p.set(0));
+            let beta = slice.fit();
+            let passes = PASSES.with(Cell::get);
+            let root = bisected_root(&slice);
+            // Newton converges quadratically: its last step leaves no error but rounding's
+            // (bisection alone stops within 1e-9 of β, after some 35 passes).
+            assert!(
+                (beta / root - 1.0).abs() < 1e-12,
+                "{name}: fitted {beta}, root {root}"
+            );
+            assert!(passes <= 15, "{name}: {passes} passes");
         }
     }
 
