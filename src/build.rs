@@ -1174,6 +1174,37 @@ mod tests {
         assert!(bipartite.validate().is_ok());
     }
 
+    /// A prefixed latch names its stages after the prefix and passes the rest on as it is;
+    /// a latch without one passes the names as they are.
+    #[test]
+    fn a_prefixed_latch_names_its_stages_after_the_prefix() {
+        #[derive(Default)]
+        struct Seen(std::sync::Mutex<Vec<String>>);
+        impl Progress for Seen {
+            fn stage(&self, name: &str, total: Option<u64>, unit: &str) {
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push(format!("{name} {total:?} {unit}"));
+            }
+            fn note(&self, message: &str) {
+                self.0.lock().unwrap().push(message.to_owned());
+            }
+        }
+        let seen = Seen::default();
+        Latch::prefixed(&seen, "second: ").stage("epoch 1", Some(3), "batches");
+        Latch::new(&seen).stage("epoch 1", None, "batches");
+        Latch::prefixed(&seen, "second: ").note("as it is");
+        assert_eq!(
+            seen.0.into_inner().unwrap(),
+            [
+                "second: epoch 1 Some(3) batches",
+                "epoch 1 None batches",
+                "as it is"
+            ]
+        );
+    }
+
     /// A [`Progress`] that keeps the notes.
     #[derive(Default)]
     struct Notes(std::sync::Mutex<Vec<String>>);
