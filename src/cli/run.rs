@@ -160,14 +160,19 @@ fn shell_words(words: &[&str]) -> String {
     shlex::try_join(words.iter().copied()).expect("no NUL byte in an argument")
 }
 
+/// How step 4 (`eval`) reads the test file: the corpus's format and fields, no ids.
+fn test_options(args: &Args) -> sprig::corpus::CorpusOptions {
+    sprig::corpus::CorpusOptions {
+        id_field: None,
+        ..args.corpus_fields.options()
+    }
+}
+
 /// Reads the test file as step 4 (`eval`) will, so that a field it lacks or a bad record
 /// stops the run before the graph, propagation and training rather than after them; at
 /// least one record must have a gold label.
 fn check_test_file(args: &Args) -> anyhow::Result<()> {
-    let options = sprig::corpus::CorpusOptions {
-        id_field: None,
-        ..args.corpus_fields.options()
-    };
+    let options = test_options(args);
     let context = || format!("--test {}, read as step 4/4 eval will", args.test.display());
     let mut skips = super::SkipInvalid::new(args.skip_invalid);
     let mut labelled = false;
@@ -191,12 +196,7 @@ fn check_test_file(args: &Args) -> anyhow::Result<()> {
 /// The first text of the test file, if it is short enough to show on one command line.
 fn sample_text(args: &Args) -> Option<String> {
     const MAX_CHARS: usize = 60;
-    // Read as eval read it: the corpus's format and fields, no ids.
-    let options = sprig::corpus::CorpusOptions {
-        id_field: None,
-        ..args.corpus_fields.options()
-    };
-    let mut reader = sprig::corpus::CorpusReader::open(&args.test, &options).ok()?;
+    let mut reader = sprig::corpus::CorpusReader::open(&args.test, &test_options(args)).ok()?;
     let text = reader.find_map(Result::ok)?.text;
     let text = text.trim();
     let fits = !text.is_empty() && text.chars().count() <= MAX_CHARS;
