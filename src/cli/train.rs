@@ -266,6 +266,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     set_notes(&bars, &args, &set, &config);
     // A table is built in one step: nothing to stop early.
     let interrupt = (config.kind == ModelKind::Network).then(super::interrupt::arm);
+    // Whether a stop was asked for during the calibration network's epochs, which ends that
+    // network only: the model is whole, its scores uncalibrated.
+    let mut calibration_cut = false;
     let mut on_epoch = |s: &sprig::train::EpochStats| {
         let trainer = s
             .trainer_val_accuracy
@@ -289,9 +292,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             s.epoch,
             s.train_loss
         ));
-        interrupt
+        let flow = interrupt
             .as_ref()
-            .map_or(ControlFlow::Continue(()), |i| i.flow())
+            .map_or(ControlFlow::Continue(()), |i| i.flow());
+        calibration_cut |= s.calibration && flow.is_break();
+        flow
     };
     let Trained {
         model,
@@ -304,8 +309,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &bars,
         &mut on_epoch,
     )?;
-    // A stop asked for during the calibration network's epochs ended that network only.
-    let calibration_cut = interrupt.as_ref().is_some_and(|i| i.flow().is_break());
     drop(interrupt);
     let report = model.train_report();
     let interrupted = report["stopped"] == true || calibration_cut;
