@@ -20,7 +20,7 @@
 //! trained on say little about its scores on new texts. A network that has learned them
 //! all agrees with every one, and a fit on them pushed `β` toward its cap (subsets of
 //! 1,200–2,000 texts of HWU64, SwDA and the bundled corpus: expected calibration error
-//! 20–43%, against 6–16% cross-fitted; benches/README.md). So the scores are
+//! 20–43%, against 7–25% cross-fitted; benches/README.md). So the scores are
 //! *cross-fitted*: a second network, trained as the model is but without one propagated
 //! example in ten, scores that tenth, `β` is fitted there and applied to the model, which
 //! trains on everything (scikit-learn's `CalibratedClassifierCV(ensemble=False)` does the
