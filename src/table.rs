@@ -16,6 +16,11 @@
 //! functions are filled by training texts. Unseen text (`zzzzqqqq`, another script) still
 //! lands in filled buckets and gets low scores; deploy a table with `--threshold`.
 //!
+//! The scores are those vote shares, not probabilities: a text the table knows well may
+//! score 0.35 for a right answer. They are not calibrated as a network's are: normalized
+//! and sharpened to fit held-out labels, the shares of unknown text, spread over generic
+//! buckets, rose from about 0.13 to 0.5–0.98 (benches/README.md, thirty-second session).
+//!
 //! Building the table is training code (`crate::train`); this module only stores and reads it.
 
 use crate::error::{Error, Result};

@@ -58,7 +58,8 @@ pub struct Args {
     /// the first.
     #[arg(long)]
     skip_invalid: bool,
-    /// Model kind: a dense network, or a bucket → labels table (no multiply at all).
+    /// Model kind: a dense network, or a bucket → labels table (no multiply at all; its
+    /// scores are vote shares, not calibrated).
     #[arg(long, value_enum, default_value_t = defaults().kind)]
     kind: ModelKind,
     /// T: projection hash functions.
