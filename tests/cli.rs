@@ -1,6 +1,6 @@
 //! The `sprig` binary, run as a user would.
 
-use crate::util::{fails, ok, ok_stderr, repo};
+use crate::util::{edges_graph, fails, ok, ok_stderr, repo};
 
 #[test]
 fn the_three_tiny_formats_give_the_same_graph() {
@@ -148,18 +148,7 @@ fn class_priors_keep_every_label_unless_top_k_is_given() {
     std::fs::write(d.join("edges.tsv"), edges).unwrap();
     std::fs::write(d.join("seeds.tsv"), seeds).unwrap();
     // The graph of `edges.tsv` and whatever `seeds.tsv` holds at the time.
-    let graph = || {
-        let args = [
-            "graph",
-            "--edges",
-            "edges.tsv",
-            "--seeds",
-            "seeds.tsv",
-            "--out",
-            "g.graph",
-        ];
-        ok(d, &args);
-    };
+    let graph = || edges_graph(d);
     graph();
     let priors: Vec<String> = (0..10).map(|i| format!("--prior=l{i}={}", i + 1)).collect();
     let propagate = |out: &str, extra: &[&str]| {
@@ -207,6 +196,97 @@ fn class_priors_keep_every_label_unless_top_k_is_given() {
     a.extend(priors[..8].iter().map(String::as_str));
     let note = crate::util::ok_stderr(d, &a);
     assert!(!note.contains("note: "), "{note}");
+}
+
+/// A seed whose neighbourhood says another label is noted after the run, with its line,
+/// and `--check-seeds` lists it; a graph whose seeds agree with their neighbourhoods gets
+/// no note and an empty list.
+#[test]
+fn propagate_notes_the_seeds_their_neighbourhood_contradicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Two cliques of four (a0–a3, b0–b3) joined by a weak edge a3–b0.
+    let mut edges = String::new();
+    for side in ["a", "b"] {
+        for i in 0..4 {
+            for j in i + 1..4 {
+                edges += &format!("{side}{i}\t{side}{j}\t1\n");
+            }
+        }
+    }
+    edges += "a3\tb0\t0.1\n";
+    std::fs::write(d.join("edges.tsv"), edges).unwrap();
+    let run = |seeds: &str, check: bool| {
+        std::fs::write(d.join("seeds.tsv"), seeds).unwrap();
+        edges_graph(d);
+        let mut args = vec!["propagate", "--graph", "g.graph", "--out", "labels.jsonl"];
+        if check {
+            args.extend(["--check-seeds", "check.jsonl"]);
+        }
+        ok_stderr(d, &args)
+    };
+    // a2 is seeded "b" among a's seeds.
+    let wrong = "a0\tx\na1\tx\nb1\ty\nb2\ty\na2\ty\n";
+    let err = run(wrong, false);
+    let note = "note: 1 of 5 seed nodes have a neighbourhood that gives another label the most \
+                mass (line 2 (id \"a2\") seeded \"y\", around it \"x\" ";
+    assert!(err.contains(note), "{err}");
+    assert!(
+        err.contains("): check their labels; --check-seeds FILE lists them\n"),
+        "{err}"
+    );
+    assert!(!d.join("check.jsonl").exists());
+    let err = run(wrong, true);
+    assert!(
+        err.contains(note) && err.contains("): check their labels\n"),
+        "{err}"
+    );
+    let listed = std::fs::read_to_string(d.join("check.jsonl")).unwrap();
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    let v: serde_json::Value = serde_json::from_str(listed.trim()).unwrap();
+    // An edge list's records are its nodes, by the line each first appears on.
+    assert_eq!(
+        (v["line"].as_u64(), v["id"].as_str()),
+        (Some(2), Some("a2"))
+    );
+    assert_eq!(
+        (v["records"].as_u64(), v["seed"][0].as_str()),
+        (Some(1), Some("y"))
+    );
+    let hood = v["neighbourhood"].as_array().unwrap();
+    assert_eq!(hood[0][0], "x");
+    let (top, own) = (
+        hood[0][1].as_f64().unwrap(),
+        v["seed_share"].as_f64().unwrap(),
+    );
+    assert!(
+        top > 0.5 && own < top && hood[1][1].as_f64() == Some(own),
+        "{v}"
+    );
+    // The labels file is the same with or without the check.
+    let with = std::fs::read(d.join("labels.jsonl")).unwrap();
+    run(wrong, false);
+    assert_eq!(std::fs::read(d.join("labels.jsonl")).unwrap(), with);
+    // Every seed agreeing with its neighbourhood: no note, an empty list.
+    let err = run("a0\tx\na1\tx\nb1\ty\nb2\ty\n", true);
+    assert!(!err.contains("neighbourhood"), "{err}");
+    assert_eq!(std::fs::read_to_string(d.join("check.jsonl")).unwrap(), "");
+    // The list is an output: not the labels file, not an input.
+    let both = [
+        "propagate",
+        "--graph",
+        "g.graph",
+        "--out",
+        "o.jsonl",
+        "--check-seeds",
+    ];
+    let err = fails(d, &[&both[..], &["o.jsonl"]].concat());
+    assert!(
+        err.contains("--check-seeds and --out name the same file"),
+        "{err}"
+    );
+    let err = fails(d, &[&both[..], &["g.graph"]].concat());
+    assert!(err.contains("g.graph"), "{err}");
 }
 
 /// The stderr of a `propagate` of `graph` that must fail on its `--prior-from sample`.

@@ -102,3 +102,17 @@ pub fn toy_graph(dir: &Path, out: &str) -> (String, String) {
     );
     (edges, seeds)
 }
+
+/// Builds `dir/edges.tsv` with `dir/seeds.tsv` (as they are at the time) into `dir/g.graph`.
+pub fn edges_graph(dir: &Path) {
+    let args = [
+        "graph",
+        "--edges",
+        "edges.tsv",
+        "--seeds",
+        "seeds.tsv",
+        "--out",
+        "g.graph",
+    ];
+    ok(dir, &args);
+}

@@ -9,8 +9,9 @@ use sprig::corpus::{CorpusFormat, CorpusOptions, CorpusReader};
 use sprig::error::Error;
 use sprig::graph::Graph;
 use sprig::propagate::{
-    check_tsv, propagate_with, write_jsonl, write_tsv, Algorithm, ChangeNorm, ClassPrior,
-    IterationStats, Nodes, OutputFormat, Propagation, PropagationConfig,
+    check_tsv, propagate_with, seed_conflicts, write_jsonl, write_seed_conflicts, write_tsv,
+    Algorithm, ChangeNorm, ClassPrior, IterationStats, Nodes, OutputFormat, Propagation,
+    PropagationConfig,
 };
 use sprig::seeds::{apply_seed_file, read_seed_file};
 
@@ -108,6 +109,13 @@ pub struct Args {
     /// Output file (written atomically); `-` writes to standard output.
     #[arg(long)]
     out: PathBuf,
+    /// Also write the seed nodes whose neighbourhood gives another label the most mass
+    /// (each neighbour's other neighbours' labels, the seed itself left out), most
+    /// contradicted first, one JSON object a line: `line`, `id`, `records`, `seed`,
+    /// `seed_share`, `neighbourhood` (the three largest shares). Wrong seeds are among them;
+    /// so are right ones where classes overlap. Their count is noted after every run.
+    #[arg(long, value_name = "FILE")]
+    check_seeds: Option<PathBuf>,
     /// Output format: jsonl (one object per record) or tsv (Junto-style
     /// `key<TAB>label score … __DUMMY__ unknown`, one row per node; in labels a space is
     /// written `\s`, and in keys and labels `\`, TAB, LF, CR, NUL and `"` as `\\`, `\t`,
@@ -238,6 +246,64 @@ fn quiet_timely_panics() -> Arc<std::sync::Mutex<Option<String>>> {
         }
     }));
     first
+}
+
+/// The note on seeds their neighbourhood contradicts: how many, the first few (the most
+/// contradicted) by line, and where the full list goes.
+fn conflicts_note(
+    graph: &Graph,
+    conflicts: &[sprig::propagate::SeedConflict],
+    seeds: &[sprig::graph::Seed],
+    listed: bool,
+) -> String {
+    const SHOWN: usize = 3;
+    let mut nodes: Vec<u32> = seeds.iter().map(|s| s.node).collect();
+    nodes.dedup();
+    let mut first = vec![None; graph.n_nodes()];
+    for r in graph.records() {
+        first[r.node as usize].get_or_insert(r);
+    }
+    let names = graph.labels();
+    let mut shown: Vec<String> = conflicts
+        .iter()
+        .take(SHOWN)
+        .map(|c| {
+            let at = match first[c.node as usize] {
+                Some(r) => match &r.id {
+                    Some(id) => format!("line {} (id {})", r.line, id.to_json()),
+                    None => format!("line {}", r.line),
+                },
+                None => format!("feature {:?}", graph.keys()[c.node as usize]),
+            };
+            let seeded: Vec<&str> = c
+                .seeded
+                .iter()
+                .map(|&l| names[l as usize].as_str())
+                .collect();
+            let top = &c.neighbours[0];
+            format!(
+                "{at} seeded {:?}, around it {:?} {:.2}",
+                seeded.join(","),
+                names[top.label as usize],
+                top.score
+            )
+        })
+        .collect();
+    if conflicts.len() > SHOWN {
+        shown.push(format!("and {} more", conflicts.len() - SHOWN));
+    }
+    format!(
+        "note: {} of {} seed nodes have a neighbourhood that gives another label the most \
+         mass ({}): check their labels{}",
+        conflicts.len(),
+        nodes.len(),
+        shown.join("; "),
+        if listed {
+            ""
+        } else {
+            "; --check-seeds FILE lists them"
+        }
+    )
 }
 
 /// What keeping every label costs, for the notes that suggest it: the label buffers grow
@@ -653,6 +719,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     inputs.extend(args.seeds.as_deref().map(|p| ("--seeds", p)));
     inputs.extend(args.prior_from.as_deref().map(|p| ("--prior-from", p)));
     super::check_not_an_input(&args.out, &inputs)?;
+    if let Some(check) = &args.check_seeds {
+        super::check_not_an_input(check, &inputs)?;
+        if check == &args.out {
+            bail!("--check-seeds and --out name the same file");
+        }
+    }
     let mut config = args.config()?;
     let place = args.cluster.place()?;
     #[cfg(feature = "distributed")]
@@ -793,6 +865,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         .map_err(|e| Error::io(out, e))
     })?;
+
+    // A cluster of processes holds only its own rows: no seed's neighbourhood is whole.
+    if graph.is_whole() {
+        let seeds = graph.seeds();
+        let conflicts = seed_conflicts(&graph, seeds, &result);
+        if let Some(path) = &args.check_seeds {
+            sprig::format::write_atomic(path, |w| {
+                write_seed_conflicts(w, &graph, &result, &conflicts).map_err(|e| Error::io(path, e))
+            })?;
+        }
+        if !conflicts.is_empty() {
+            bars.note(&conflicts_note(
+                &graph,
+                &conflicts,
+                seeds,
+                args.check_seeds.is_some(),
+            ));
+        }
+    }
 
     let r = result.report();
     // Texts whose scores are all too small to print abstain in the file too: say so, or the

@@ -71,6 +71,7 @@
 //! # Ok::<(), sprig::Error>(())
 //! ```
 
+mod check;
 mod classic;
 mod config;
 #[cfg(feature = "distributed")]
@@ -94,6 +95,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+pub use check::{seed_conflicts, SeedConflict, CONFLICT_MARGIN};
 pub use config::{
     Algorithm, ChangeNorm, ClassPrior, PropagationConfig, MAX_ITERATIONS, MAX_MU, MAX_TOP_K,
 };
@@ -101,7 +103,8 @@ pub use config::{
 pub use distributed::{propagate_distributed, Cluster};
 pub use labels::{LabelDistribution, LabelScore};
 pub use output::{
-    abstains_in_output, check_tsv, write_jsonl, write_tsv, Nodes, OutputFormat, UNKNOWN_LABEL,
+    abstains_in_output, check_tsv, write_jsonl, write_seed_conflicts, write_tsv, Nodes,
+    OutputFormat, UNKNOWN_LABEL,
 };
 
 use crate::control::Flow;

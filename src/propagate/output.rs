@@ -208,6 +208,87 @@ pub fn write_jsonl(
     out.flush()
 }
 
+/// The first record (in [`Graph::records`] order) of each node that has one.
+fn first_records(graph: &Graph) -> Vec<Option<&crate::graph::RecordRef>> {
+    let mut first = vec![None; graph.n_nodes()];
+    for r in graph.records() {
+        first[r.node as usize].get_or_insert(r);
+    }
+    first
+}
+
+/// Writes the seed nodes of [`super::seed_conflicts`], one JSON object a line in their
+/// order (most contradicted first):
+///
+/// ```text
+/// {"line":12,"id":"r12","records":1,"seed":["RateBook"],"seed_share":0.041000,"neighbourhood":[["PlayMusic",0.912000],["AddToPlaylist",0.047000],["RateBook",0.041000]]}
+/// ```
+///
+/// `line` and `id` are the node's first record's, `records` how many records share the
+/// node (repeated texts), `seed` its seed labels, `seed_share` the largest share its
+/// neighbourhood gives one of them, `neighbourhood` the three largest shares (6 decimals).
+///
+/// # Errors
+/// Whatever `out` returns, or [`io::ErrorKind::InvalidInput`] if `result` was computed on a
+/// graph with a different number of nodes.
+pub fn write_seed_conflicts(
+    out: &mut dyn Write,
+    graph: &Graph,
+    result: &Propagation,
+    conflicts: &[super::SeedConflict],
+) -> io::Result<()> {
+    check(graph, result)?;
+    let first = first_records(graph);
+    let mut counts = vec![0u32; graph.n_nodes()];
+    for r in graph.records() {
+        counts[r.node as usize] += 1;
+    }
+    let names = graph.labels();
+    let mut buf = String::new();
+    for c in conflicts {
+        buf.clear();
+        let node = c.node as usize;
+        match first[node] {
+            Some(r) => {
+                let id =
+                    r.id.as_ref()
+                        .map_or_else(|| "null".to_owned(), |id| id.to_json().to_string());
+                let _ = write!(buf, "{{\"line\":{},\"id\":{id},", r.line);
+            }
+            // A feature node seeded by a seed file: named by its key.
+            None => {
+                let _ = write!(buf, "{{\"feature\":{},", json_string(&graph.keys()[node]));
+            }
+        }
+        let seeded: Vec<String> = c
+            .seeded
+            .iter()
+            .map(|&l| json_string(&names[l as usize]))
+            .collect();
+        let _ = write!(
+            buf,
+            "\"records\":{},\"seed\":[{}],\"seed_share\":{},\"neighbourhood\":[",
+            counts[node],
+            seeded.join(","),
+            Micros(micros(c.seed_share))
+        );
+        for (i, s) in c.neighbours.iter().take(3).enumerate() {
+            if i > 0 {
+                buf.push(',');
+            }
+            let _ = write!(
+                buf,
+                "[{},{}]",
+                json_string(&names[s.label as usize]),
+                Micros(micros(s.score))
+            );
+        }
+        buf.push_str("]}\n");
+        out.write_all(buf.as_bytes())?;
+    }
+    out.flush()
+}
+
 /// Escapes a TSV field (see the module docs); `space` also escapes spaces.
 fn escape(s: &str, space: bool, buf: &mut String) {
     for c in s.chars() {
