@@ -37,7 +37,9 @@ pub fn check_kernel_env() -> std::result::Result<(), String> {
 /// Which implementation of a vector kernel runs (here and in the projection).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kernel {
-    /// AVX-512 F, BW and DQ (which imply AVX2), when the CPU has them.
+    /// AVX-512 F, BW and DQ (which imply AVX2), when the CPU has them. (Never chosen off
+    /// x86-64, such as on the ARM cores of phones and watches.)
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     Avx512,
     /// AVX2, when the CPU has it.
     Avx2,

@@ -296,6 +296,7 @@ fn axpy_blocks<const B: usize>(
 
 /// Chunks of eight columns per block of [`dots_tiled_avx2`]: 256 columns, so that a block of
 /// eight inputs (8 KB) stays in L1 while every row passes over it.
+#[cfg(target_arch = "x86_64")]
 const DOT_BLOCK: usize = 32;
 
 /// [`dots`] with AVX2 (the AVX-512 kernel runs it too: on the AMD cores measured, 512-bit
