@@ -7,6 +7,7 @@ mod cli;
 mod compat;
 #[cfg(feature = "distributed")]
 mod distributed;
+mod embed;
 mod formats;
 mod fuzz_regressions;
 mod kill;

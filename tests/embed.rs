@@ -1,0 +1,141 @@
+//! The library as an app embeds it: a model built into the program, shared between threads,
+//! and predictions that allocate nothing once warm on the text `predict_with` documents.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use sprig::model::{Prediction, ProjectionModel, Scratch};
+
+/// Counts the allocations of the current thread, so that tests running beside it do not
+/// count.
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn count() {
+    // `try_with`: a thread being torn down has no counter left, and counts nothing.
+    let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count();
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count();
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count();
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn allocations_of(f: impl FnOnce()) -> usize {
+    let before = ALLOCATIONS.with(Cell::get);
+    f();
+    ALLOCATIONS.with(Cell::get) - before
+}
+
+static MODEL: &[u8] = include_bytes!("fixtures/v2/tiny.sprig");
+
+fn model() -> ProjectionModel {
+    ProjectionModel::from_slice(MODEL).unwrap()
+}
+
+#[test]
+fn predictions_allocate_nothing_once_warm_on_the_text_the_docs_name() {
+    let model = model();
+    let long = "thanks so much, see you soon! ".repeat(3_500);
+    let free = [
+        "thx so much!!",
+        "",
+        "  \t\n",
+        "a\0b\x01c\x7f",
+        "café à côté, ñ",
+        "it’s “fine” — ok – ",
+        "2×3 ÷ 4 ✓ ☕",
+        "you earned it 😬🎉 👍🏽 ❤️",
+        &long,
+    ];
+    let mut scratch = Scratch::default();
+    for text in free {
+        model.predict_with(&mut scratch, text);
+        let n = allocations_of(|| {
+            for k in [usize::MAX, 1, 3, 0] {
+                std::hint::black_box(model.predict_top_with(&mut scratch, text, k));
+            }
+            std::hint::black_box(model.predict_with(&mut scratch, text));
+        });
+        assert_eq!(n, 0, "{:?}", &text[..text.len().min(40)]);
+    }
+    // The text the docs say goes through `tokenizers`: if it stops allocating, the docs
+    // (and this list) can name more characters.
+    for text in [
+        "谢谢",
+        "hi ł",
+        "hi …",
+        "go 🇫🇷",
+        "dev 👨\u{200d}💻",
+        "e\u{301}",
+    ] {
+        model.predict_with(&mut scratch, text);
+        let n = allocations_of(|| {
+            std::hint::black_box(model.predict_with(&mut scratch, text));
+        });
+        assert!(n > 0, "{text:?}");
+    }
+}
+
+#[test]
+fn one_model_serves_many_threads_with_a_scratch_each() {
+    fn shared<T: Send + Sync>() {}
+    shared::<ProjectionModel>();
+    fn movable<T: Send>() {}
+    movable::<Scratch>();
+
+    let model = std::sync::Arc::new(model());
+    let texts = [
+        "thx so much!!",
+        "where are you",
+        "谢谢 👨\u{200d}💻",
+        "",
+        "running late 🏃",
+    ];
+    let mut scratch = Scratch::default();
+    let alone: Vec<Vec<Prediction>> = texts
+        .iter()
+        .map(|t| model.predict_with(&mut scratch, t).to_vec())
+        .collect();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let model = std::sync::Arc::clone(&model);
+            std::thread::spawn(move || {
+                let mut scratch = Scratch::default();
+                (0..50)
+                    .flat_map(|_| texts)
+                    .map(|t| model.predict_with(&mut scratch, t).to_vec())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for thread in threads {
+        let got = thread.join().unwrap();
+        for (i, answer) in got.iter().enumerate() {
+            let want = &alone[i % texts.len()];
+            let bits = |p: &[Prediction]| -> Vec<(u32, u32)> {
+                p.iter().map(|p| (p.label, p.score.to_bits())).collect()
+            };
+            assert_eq!(bits(answer), bits(want), "{:?}", texts[i % texts.len()]);
+        }
+    }
+}
