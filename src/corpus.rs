@@ -2014,6 +2014,10 @@ mod tests {
             read(b"SPRIGGRF files are graphs\nSPRIGMDL\n").unwrap(),
             ["SPRIGGRF files are graphs", "SPRIGMDL"]
         );
+        assert_eq!(
+            read(b"SPRIGMDL files are models\n").unwrap(),
+            ["SPRIGMDL files are models"]
+        );
     }
 
     #[test]
@@ -2028,6 +2032,11 @@ mod tests {
         let input = Scripted::new(blanks.chain([Err(broken())]));
         let (format, _) = CorpusFormat::detect(Path::new("-"), input).unwrap();
         assert_eq!(format, CorpusFormat::Text);
+        // Exactly a line's worth is not past it: the next byte still tells.
+        let blanks = (0..MAX_LINE_BYTES / 1024).map(|_| Ok(vec![b' '; 1024]));
+        let input = Scripted::new(blanks.chain([Ok(b"{".to_vec()), Err(broken())]));
+        let (format, _) = CorpusFormat::detect(Path::new("-"), input).unwrap();
+        assert_eq!(format, CorpusFormat::Jsonl);
     }
 
     #[test]
@@ -2174,5 +2183,52 @@ mod tests {
             .map(|r| r.id.as_ref().map(RecordId::as_plain))
             .collect();
         assert_eq!(ids, [Some("7".to_owned()), None, Some("x y".to_owned())]);
+    }
+
+    /// A doubled quote is one quote of a quoted field's text wherever it stands: the whole
+    /// field (a lone `"`), its start, its end. The strict check steps over each pair whole.
+    #[test]
+    fn doubled_quotes_read_as_one_wherever_they_stand() {
+        let recs = ok(
+            b"text,label\n\"\"\"\",q\n\"\"\"hi\"\", she said\",x\n\"a \"\"b\"\"\",y\n",
+            "c.csv",
+        );
+        let texts: Vec<&str> = recs.iter().map(|r| r.text.as_str()).collect();
+        assert_eq!(texts, ["\"", "\"hi\", she said", "a \"b\""]);
+    }
+
+    /// An id may be any integer a corpus holds, negative or past i64, or a string: valid,
+    /// and read back from its JSON as written. A fraction or bare text is not an id.
+    #[test]
+    fn negative_and_past_i64_integer_ids_are_valid_and_read_back() {
+        for (id, json) in [
+            (RecordId::from(-1i64), "-1"),
+            (RecordId::from(u64::MAX), "18446744073709551615"),
+            (RecordId::from("a7"), "\"a7\""),
+        ] {
+            assert!(id.is_valid(), "{id:?}");
+            assert_eq!(serde_json::from_str::<RecordId>(json).unwrap(), id);
+        }
+        assert!(!RecordId("1.5".into()).is_valid());
+        assert!(!RecordId("a7".into()).is_valid());
+    }
+
+    /// A reader gives back the options it was opened with (what `features::ingest_from`
+    /// names fields by in its messages), its path and its format.
+    #[test]
+    fn a_reader_gives_back_its_options_path_and_format() {
+        let options = CorpusOptions {
+            text_field: "msg".into(),
+            label_field: "intent".into(),
+            id_field: Some("key".into()),
+            require_label: true,
+            ..CorpusOptions::default()
+        };
+        let csv = &b"key,msg,intent\n1,hi,x\n"[..];
+        let reader =
+            CorpusReader::from_reader(Path::new("c.csv"), Box::new(csv), &options).unwrap();
+        assert_eq!(reader.options(), &options);
+        assert_eq!(reader.path(), Path::new("c.csv"));
+        assert_eq!(reader.format(), CorpusFormat::Csv);
     }
 }
