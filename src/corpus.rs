@@ -2231,4 +2231,45 @@ mod tests {
         assert_eq!(reader.path(), Path::new("c.csv"));
         assert_eq!(reader.format(), CorpusFormat::Csv);
     }
+
+    /// A CSV record is capped by its own bytes, as a line is: blank lines before one of
+    /// exactly the cap do not count against it (within the read-ahead the kept bytes
+    /// allow); a quote that never closes is stopped at the cap and named as the likely
+    /// cause; a header row past the cap is refused as such.
+    #[test]
+    fn a_csv_record_is_capped_by_its_own_bytes() {
+        let exact = "a".repeat(MAX_LINE_BYTES - 1);
+        let blanks = "\n".repeat(16 << 10);
+        let csv = format!("text,label\nhi,x\n{blanks}{exact},\nok,y\n");
+        let recs = ok(csv.as_bytes(), "c.csv");
+        let texts: Vec<&str> = recs.iter().map(|r| r.text.as_str()).collect();
+        assert_eq!(texts, ["hi", exact.as_str(), "ok"]);
+        let open = format!(
+            "text,label\nhi,x\n\"{}\nmore,z\n",
+            "a".repeat(2 * MAX_LINE_BYTES)
+        );
+        let out = read(open.as_bytes(), "c.csv", &CorpusOptions::default());
+        assert_eq!(out.len(), 2);
+        assert!(
+            matches!(
+                out[1],
+                Err(Error::RecordTooLong {
+                    line: 3,
+                    unclosed_quote: true,
+                    ..
+                })
+            ),
+            "{:?}",
+            out[1]
+        );
+        let header = format!("{},text\nhi\n", "h".repeat(2 * MAX_LINE_BYTES));
+        let options = CorpusOptions::default();
+        let e =
+            CorpusReader::from_reader(Path::new("c.csv"), Box::new(header.as_bytes()), &options)
+                .unwrap_err();
+        assert!(
+            matches!(e, Error::Io { .. }) && e.to_string() == "c.csv: record longer than 1 MiB",
+            "{e}"
+        );
+    }
 }
