@@ -163,11 +163,11 @@ pub struct Scratch {
 /// immutable once loaded, `Send` and `Sync`: share it between threads by reference or in an
 /// `Arc`, with one [`Scratch`] per thread; every thread gets the same answers, bit for bit.
 ///
-/// Memory: a loaded network model holds about 0.5 MB of heap (507 KB for the default
+/// Memory: a loaded network model holds about 0.5 MB of heap (481 KB for the default
 /// 1,120 × 128 × 14 model of about 80 KB on disk: its first layer expanded into a 287 KB
-/// lookup table, the same weights unpacked one to a byte, 143 KB, and the text path's
-/// normalizers, 28 KB); loading takes about 1 ms and peaks at about twice what it keeps. A
-/// table model keeps about its file's size.
+/// lookup table, the same weights unpacked one to a byte, 143 KB, and the rest of the
+/// header, labels and report); loading takes about 1 ms and peaks at about 650 KB. A table
+/// model keeps about its file's size.
 #[derive(Clone)]
 pub struct ProjectionModel {
     projector: Projector,

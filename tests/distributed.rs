@@ -250,6 +250,23 @@ fn distributed_flags_are_checked() {
     // timely writes its connection messages to stdout, where they would mix with the labels.
     let err = refused(d, "hosts.txt", "0", "-");
     assert!(err.contains("--out FILE"), "{err}");
+    // A process holds only its rows: the seeds' check cannot run there, and is refused
+    // rather than left unwritten.
+    let check = [
+        "propagate",
+        "--graph",
+        "r.graph",
+        "--out",
+        "x.jsonl",
+        "--hosts",
+        "hosts.txt",
+        "--process",
+        "0",
+        "--check-seeds",
+        "c.jsonl",
+    ];
+    let err = fails(d, &check);
+    assert!(err.contains("--check-seeds needs the whole graph"), "{err}");
     // A process whose peers never start gives up after --connect-timeout, with exit code 2.
     let [p0, p1] = free_ports();
     std::fs::write(

@@ -732,6 +732,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // timely prints "awaiting connections" to stdout while the processes connect.
         bail!("--hosts needs --out FILE: timely writes connection messages to stdout");
     }
+    #[cfg(feature = "distributed")]
+    if args.cluster.hosts.is_some() && args.check_seeds.is_some() {
+        // Each process holds its own rows only, and a seed's check reads two steps of edges.
+        bail!("--check-seeds needs the whole graph in one process: not with --hosts (--workers is fine)");
+    }
     let mut graph = load_graph(&args.graph, &place)?;
     if let Some(seeds) = &args.seeds {
         let entries = read_seed_file(seeds)?;

@@ -15,9 +15,9 @@
 //! divided by its sum over labels (`p_j` the propagated label scores, the `unknown` mass
 //! left out). The neighbours' shares are `Σ_u w_vu · q_u(l)`, again divided by their sum.
 //! `v` conflicts when the label with the largest share (ties: the lowest label id) is none
-//! of its seed labels and holds at least [`CONFLICT_MARGIN`] times the largest share of one of them.
-//! Leaving `v` out matters: with a few seeds in a large graph, each seed
-//! is most of the label mass its neighbours receive, and their own labels echo it (on SNIPS
+//! of its seed labels and holds at least [`CONFLICT_MARGIN`] times the largest share of one
+//! of them. Leaving `v` out matters: with a few seeds in a large graph, each seed is most of
+//! the label mass its neighbours receive, and their own labels echo it (on SNIPS
 //! with one seed in ten wrong, reading the neighbours' labels as they are found 29–43% of
 //! the wrong seeds; leaving the seed out, 43–100%, most of them first in the list). Paths
 //! longer than two edges still carry some of the seed's own label back. A node whose
@@ -26,7 +26,7 @@
 //! around it could carry that label).
 //!
 //! A seed listed is not always wrong: where classes overlap (HWU64's 64 intents), correct
-//! seeds whose neighbourhood leans to another intent are listed too (97 of 640 with every
+//! seeds whose neighbourhood leans to another intent are listed too (64 of 640 with every
 //! seed right). The list is for reading, most contradicted first.
 
 use rayon::prelude::*;
@@ -38,10 +38,11 @@ use crate::graph::{Graph, Seed};
 /// be listed: a seed on the border of two classes, whose neighbourhood is split about evenly,
 /// is not a conflict. Measured on SNIPS and HWU64 with one seed in ten or five given a wrong
 /// label, and on their true seeds (benches/README.md, thirty-second session): against no
-/// margin (1), 1.25 kept every wrong seed found on SNIPS while dropping its false ones (one
-/// of 70 true seeds listed, 0.71–0.89 of the list wrong → 1.0), listed a third fewer of
-/// HWU64's true seeds (97 → 64 of 640) for 3–9% of the wrong ones found; at 1.5 and 2 the
-/// wrong seeds found fell further (SNIPS 0.57 → 0.43 of them at one in five wrong).
+/// margin (1), 1.25 kept every wrong seed found on SNIPS and dropped the right ones listed
+/// (the share of the list that was wrong went from 0.71–0.89 to 1; with every seed right,
+/// one listed → none), and listed a third fewer of HWU64's right seeds (97 → 64 of 640)
+/// while finding 3–9 points fewer of its wrong ones; at 1.5 and 2 fewer wrong seeds were
+/// found still (SNIPS at one in five wrong: 57% → 43% → 7%).
 pub const CONFLICT_MARGIN: f32 = 1.25;
 
 /// A seeded node outvoted by its neighbours ([`seed_conflicts`]).
@@ -59,8 +60,8 @@ pub struct SeedConflict {
 }
 
 /// The seeded nodes of `seeds` whose neighbours in `graph` give the most label mass in
-/// `result` to a label they were not seeded with, by [`CONFLICT_MARGIN`], most contradicted first (smallest
-/// [`SeedConflict::seed_share`], then node id). See the module docs.
+/// `result` to a label they were not seeded with, by [`CONFLICT_MARGIN`]; most contradicted
+/// first (smallest [`SeedConflict::seed_share`], then node id). See the module docs.
 ///
 /// # Panics
 /// If `result` is not a propagation over `graph` (another node count), the graph does not

@@ -255,7 +255,8 @@ pub fn write_seed_conflicts(
                         .map_or_else(|| "null".to_owned(), |id| id.to_json().to_string());
                 let _ = write!(buf, "{{\"line\":{},\"id\":{id},", r.line);
             }
-            // A feature node seeded by a seed file: named by its key.
+            // A node with no record (a bipartite graph's feature node, which the library
+            // lets a caller seed): named by its key.
             None => {
                 let _ = write!(buf, "{{\"feature\":{},", json_string(&graph.keys()[node]));
             }
