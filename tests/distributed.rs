@@ -204,22 +204,20 @@ fn processes_with_other_worker_counts_fail_in_one_line() {
 }
 
 /// The one-line error of `sprig propagate` on the bundled graph with `--hosts FILE
-/// --process I` and `--out OUT`.
-fn refused(dir: &Path, hosts: &str, process: &str, out: &str) -> String {
-    fails(
-        dir,
-        &[
-            "propagate",
-            "--graph",
-            "r.graph",
-            "--out",
-            out,
-            "--hosts",
-            hosts,
-            "--process",
-            process,
-        ],
-    )
+/// --process I`, `--out OUT` and `extra`.
+fn refused(dir: &Path, hosts: &str, process: &str, out: &str, extra: &[&str]) -> String {
+    let args = [
+        "propagate",
+        "--graph",
+        "r.graph",
+        "--out",
+        out,
+        "--hosts",
+        hosts,
+        "--process",
+        process,
+    ];
+    fails(dir, &[&args[..], extra].concat())
 }
 
 #[test]
@@ -238,34 +236,27 @@ fn distributed_flags_are_checked() {
     ] {
         let hosts = format!("# hosts\nlocalhost:2101\n{bad}\n");
         std::fs::write(d.join("bad-hosts.txt"), hosts).unwrap();
-        let err = refused(d, "bad-hosts.txt", "0", "x.jsonl");
+        let err = refused(d, "bad-hosts.txt", "0", "x.jsonl", &[]);
         assert!(
             err.contains("bad-hosts.txt:3") && err.contains("host:port"),
             "{bad}: {err}"
         );
     }
     std::fs::write(d.join("hosts.txt"), "localhost:1\n").unwrap();
-    let err = refused(d, "hosts.txt", "1", "x.jsonl");
+    let err = refused(d, "hosts.txt", "1", "x.jsonl", &[]);
     assert!(err.contains("process"), "{err}");
     // timely writes its connection messages to stdout, where they would mix with the labels.
-    let err = refused(d, "hosts.txt", "0", "-");
+    let err = refused(d, "hosts.txt", "0", "-", &[]);
     assert!(err.contains("--out FILE"), "{err}");
     // A process holds only its rows: the seeds' check cannot run there, and is refused
     // rather than left unwritten.
-    let check = [
-        "propagate",
-        "--graph",
-        "r.graph",
-        "--out",
-        "x.jsonl",
-        "--hosts",
+    let err = refused(
+        d,
         "hosts.txt",
-        "--process",
         "0",
-        "--check-seeds",
-        "c.jsonl",
-    ];
-    let err = fails(d, &check);
+        "x.jsonl",
+        &["--check-seeds", "c.jsonl"],
+    );
     assert!(err.contains("--check-seeds needs the whole graph"), "{err}");
     // A process whose peers never start gives up after --connect-timeout, with exit code 2.
     let [p0, p1] = free_ports();
