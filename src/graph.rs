@@ -433,16 +433,30 @@ impl Graph {
         &self.seeds
     }
 
-    /// The seeds for a summary: `N seed nodes`, with the count of (node, label) seeds when
-    /// some node has several labels, as in `9 seed nodes (10 seed labels)`.
-    pub fn seeds_summary(&self) -> String {
+    /// The number of nodes that carry a seed (a node seeded with several labels counts once).
+    pub fn seed_nodes(&self) -> usize {
         // Sorted by node: a node's seeds are adjacent.
-        let nodes = self
-            .seeds
+        self.seeds
             .iter()
             .enumerate()
             .filter(|(i, s)| *i == 0 || self.seeds[i - 1].node != s.node)
-            .count();
+            .count()
+    }
+
+    /// The first record (in [`Graph::records`] order) of each node, `None` for a node with
+    /// no record (a feature node).
+    pub fn first_records(&self) -> Vec<Option<&RecordRef>> {
+        let mut first = vec![None; self.n_nodes()];
+        for r in &self.records {
+            first[r.node as usize].get_or_insert(r);
+        }
+        first
+    }
+
+    /// The seeds for a summary: `N seed nodes`, with the count of (node, label) seeds when
+    /// some node has several labels, as in `9 seed nodes (10 seed labels)`.
+    pub fn seeds_summary(&self) -> String {
+        let nodes = self.seed_nodes();
         // Nodes, not records: identical texts share a node, so `train`, which counts records,
         // can count more seeds.
         let seeds = if nodes == 1 {

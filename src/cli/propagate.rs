@@ -253,16 +253,10 @@ fn quiet_timely_panics() -> Arc<std::sync::Mutex<Option<String>>> {
 fn conflicts_note(
     graph: &Graph,
     conflicts: &[sprig::propagate::SeedConflict],
-    seeds: &[sprig::graph::Seed],
     listed: bool,
 ) -> String {
     const SHOWN: usize = 3;
-    let mut nodes: Vec<u32> = seeds.iter().map(|s| s.node).collect();
-    nodes.dedup();
-    let mut first = vec![None; graph.n_nodes()];
-    for r in graph.records() {
-        first[r.node as usize].get_or_insert(r);
-    }
+    let first = graph.first_records();
     let names = graph.labels();
     let mut shown: Vec<String> = conflicts
         .iter()
@@ -296,7 +290,7 @@ fn conflicts_note(
         "note: {} of {} seed nodes have a neighbourhood that gives another label the most \
          mass ({}): check their labels{}",
         conflicts.len(),
-        nodes.len(),
+        graph.seed_nodes(),
         shown.join("; "),
         if listed {
             ""
@@ -884,7 +878,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             bars.note(&conflicts_note(
                 &graph,
                 &conflicts,
-                seeds,
                 args.check_seeds.is_some(),
             ));
         }

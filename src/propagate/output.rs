@@ -208,15 +208,6 @@ pub fn write_jsonl(
     out.flush()
 }
 
-/// The first record (in [`Graph::records`] order) of each node that has one.
-fn first_records(graph: &Graph) -> Vec<Option<&crate::graph::RecordRef>> {
-    let mut first = vec![None; graph.n_nodes()];
-    for r in graph.records() {
-        first[r.node as usize].get_or_insert(r);
-    }
-    first
-}
-
 /// Writes the seed nodes of [`super::seed_conflicts`], one JSON object a line in their
 /// order (most contradicted first):
 ///
@@ -238,11 +229,8 @@ pub fn write_seed_conflicts(
     conflicts: &[super::SeedConflict],
 ) -> io::Result<()> {
     check(graph, result)?;
-    let first = first_records(graph);
-    let mut counts = vec![0u32; graph.n_nodes()];
-    for r in graph.records() {
-        counts[r.node as usize] += 1;
-    }
+    let first = graph.first_records();
+    let counts = graph.records_per_text_node();
     let names = graph.labels();
     let mut buf = String::new();
     for c in conflicts {
@@ -269,7 +257,8 @@ pub fn write_seed_conflicts(
         let _ = write!(
             buf,
             "\"records\":{},\"seed\":[{}],\"seed_share\":{},\"neighbourhood\":[",
-            counts[node],
+            // A feature node stands for no record.
+            counts.get(node).copied().unwrap_or(0),
             seeded.join(","),
             Micros(micros(c.seed_share))
         );
