@@ -2,7 +2,8 @@
 //! projected input. Each layer gets a [`Plan`] when the network is built: a quantized first
 //! layer sums precomputed pair columns of its weights ([`split_pairs`],
 //! [`ternary_columns`]), later quantized layers add transposed columns
-//! ([`float_columns`]), `f32` layers take row dot products.
+//! ([`float_columns`]), `f32` layers take row dot products. The plan is the only copy of a
+//! layer's weights: its stored form, a [`Layer`], is rebuilt from it when asked for.
 
 use super::kernel::Kernel;
 #[cfg(target_arch = "x86_64")]
@@ -12,18 +13,27 @@ use super::train::Mlp;
 use super::{dot, softmax};
 
 /// The inference network: layers of [`Layer`], input in {−1, 0, +1}.
-#[derive(Debug, Clone)]
+///
+/// Each layer's weights are held once, in the layout its forward pass reads, and its stored
+/// form is rebuilt from them when asked for ([`Network::layers`]). (Keeping the stored form
+/// as well cost a default model 143 KB of its 481 KB: its first layer's 4-bit weights, one
+/// to a byte, which no prediction reads.)
+///
+/// Two networks are equal when their layers are: a layer's plan is a function of the layer,
+/// and the layer is rebuilt from its plan, so comparing plans compares layers.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Network {
-    layers: Vec<Layer>,
-    /// Per layer, the weights in the layout the forward pass reads (derived from `layers`).
-    plans: Vec<Plan>,
+    layers: Vec<Planned>,
 }
 
-impl PartialEq for Network {
-    fn eq(&self, other: &Self) -> bool {
-        // The plans are a function of the layers.
-        self.layers == other.layers
-    }
+/// One layer as the forward pass reads it: its shape, its biases and its weights (with
+/// their scales) in the layout of its [`Plan`].
+#[derive(Debug, Clone, PartialEq)]
+struct Planned {
+    n_in: usize,
+    n_out: usize,
+    plan: Plan,
+    bias: Vec<f32>,
 }
 
 /// Buffers of [`Network::forward`].
@@ -73,12 +83,13 @@ impl Network {
     }
 
     fn with_plans(layers: Vec<Layer>) -> Self {
-        let plans = layers
-            .iter()
+        // Each layer is dropped as soon as it is planned.
+        let layers = layers
+            .into_iter()
             .enumerate()
-            .map(|(l, x)| Plan::of(l, x))
+            .map(|(l, x)| Planned::of(l, x))
             .collect();
-        Self { layers, plans }
+        Self { layers }
     }
 
     /// The inference form of a trained `Mlp`, its weights stored as `quantization` says.
@@ -102,7 +113,7 @@ impl Network {
     /// would have stored them (layers already quantized stay as they are): to compare
     /// quantizations of one trained network (`benches/quantize.rs`).
     pub fn quantized(&self, quantization: Quantization) -> Self {
-        Self::with_plans(quantize_layers(self.layers.clone(), quantization))
+        Self::with_plans(quantize_layers(self.layers(), quantization))
     }
 
     /// This network with its logits multiplied by `beta > 0`, a softmax temperature of
@@ -112,21 +123,25 @@ impl Network {
     /// (`crate::train::Calibration`).
     pub(crate) fn with_logits_scaled(&self, beta: f32) -> Self {
         debug_assert!(beta.is_finite() && beta > 0.0, "scale {beta}");
-        let mut layers = self.layers.clone();
-        let out = layers.last_mut().expect("a network has a layer");
-        match &mut out.weights {
-            Weights::F32(w) => w.iter_mut().for_each(|w| *w *= beta),
-            Weights::I8 { scale, .. } | Weights::I4 { scale, .. } => {
+        let mut net = self.clone();
+        let out = net.layers.last_mut().expect("a network has a layer");
+        // The plans hold the scales and the `f32` weights as the stored form does.
+        match &mut out.plan {
+            Plan::Rows { w } => w.iter_mut().for_each(|w| *w *= beta),
+            Plan::TernaryPairs { scale, .. } | Plan::Columns { scale, .. } => {
                 scale.iter_mut().for_each(|s| *s *= beta)
             }
         }
         out.bias.iter_mut().for_each(|b| *b *= beta);
-        Self::with_plans(layers)
+        net
     }
 
-    /// The layers.
-    pub fn layers(&self) -> &[Layer] {
-        &self.layers
+    /// The layers in their stored form (what a model file holds), rebuilt from the layout
+    /// the forward pass reads: each call allocates a copy of every weight (143 KB for a
+    /// default model's 4-bit first layer, one weight to a byte), which the network does not
+    /// keep.
+    pub fn layers(&self) -> Vec<Layer> {
+        self.layers.iter().map(Planned::layer).collect()
     }
 
     /// Input length.
@@ -139,9 +154,9 @@ impl Network {
         self.layers[self.layers.len() - 1].n_out
     }
 
-    /// Bytes of all weights, scales and biases.
+    /// Bytes of all weights, scales and biases, as stored ([`Layer::size_bytes`]).
     pub fn size_bytes(&self) -> usize {
-        self.layers.iter().map(Layer::size_bytes).sum()
+        self.layers.iter().map(Planned::size_bytes).sum()
     }
 
     /// Forward pass on a projected input (values in {−1, 0, +1}); the softmax is left in
@@ -163,7 +178,7 @@ impl Network {
             "input outside {{-1, 0, 1}}"
         );
         let n_layers = self.layers.len();
-        for (l, (layer, plan)) in self.layers.iter().zip(&self.plans).enumerate() {
+        for (l, layer) in self.layers.iter().enumerate() {
             let relu = l + 1 < n_layers;
             let (n_in, n_out) = (layer.n_in, layer.n_out);
             let finish = |i: usize, z: f32| {
@@ -175,11 +190,12 @@ impl Network {
                 }
             };
             s.b.clear();
-            match (&layer.weights, plan) {
-                (
-                    Weights::I8 { scale, .. } | Weights::I4 { scale, .. },
-                    Plan::TernaryPairs { cols, stride },
-                ) => {
+            match &layer.plan {
+                Plan::TernaryPairs {
+                    cols,
+                    stride,
+                    scale,
+                } => {
                     let (np, nm) = split_pairs(kernel, x, &mut s.plus, &mut s.minus);
                     s.totals.resize(*stride, 0);
                     let (plus, minus) = (&s.plus[..np], &s.minus[..nm]);
@@ -194,10 +210,9 @@ impl Network {
                     // The exact integer dot product, scaled as in the row form.
                     s.b.extend((0..n_out).map(|i| finish(i, s.totals[i] as f32 * scale[i])));
                 }
-                (
-                    Weights::I8 { scale, .. } | Weights::I4 { scale, .. },
-                    Plan::Columns { wt, stride },
-                ) => {
+                Plan::Columns {
+                    wt, stride, scale, ..
+                } => {
                     // Each output is the sum over k = 0, 1, … of `q[i][k] · a[k]` in `f32`,
                     // in the same order as the row form's `sum()` (which starts at −0.0), so
                     // the outputs are the same floats. Inputs that ReLU zeroed are skipped:
@@ -209,12 +224,7 @@ impl Network {
                         *z = finish(i, *z * scale[i]);
                     }
                 }
-                // `Plan::of` plans every quantized layer as columns; the row form lives on as
-                // the tests' reference (`forward_rows`).
-                (Weights::I8 { .. } | Weights::I4 { .. }, Plan::Rows) => {
-                    unreachable!("a quantized layer is planned as columns")
-                }
-                (Weights::F32(w), _) => {
+                Plan::Rows { w } => {
                     for i in 0..n_out {
                         let row = &w[i * n_in..(i + 1) * n_in];
                         let z = if l == 0 {
@@ -233,11 +243,14 @@ impl Network {
     }
 
     /// The forward pass as it was before the column kernels: one exact `i16`-lane dot
-    /// product per output row. The reference the fast path must match.
+    /// product per output row of the stored form. The reference the fast path must match
+    /// (the stored form is rebuilt from the plans, and
+    /// `tests::layers_are_rebuilt_as_they_were_given` checks that it comes back whole).
     #[cfg(test)]
     fn forward_rows(&self, x: &[i8], s: &mut NetScratch) {
-        let n_layers = self.layers.len();
-        for (l, layer) in self.layers.iter().enumerate() {
+        let layers = self.layers();
+        let n_layers = layers.len();
+        for (l, layer) in layers.iter().enumerate() {
             let relu = l + 1 < n_layers;
             let (n_in, n_out) = (layer.n_in, layer.n_out);
             s.b.clear();
@@ -266,30 +279,164 @@ impl Network {
     }
 }
 
-/// How the forward pass computes one layer.
-#[derive(Debug, Clone)]
+impl Planned {
+    /// Plans layer `l` (the first layer reads ternary inputs, the others ReLU outputs).
+    fn of(l: usize, layer: Layer) -> Self {
+        let Layer {
+            n_in,
+            n_out,
+            weights,
+            bias,
+        } = layer;
+        let four_bits = matches!(weights, Weights::I4 { .. });
+        let plan = match (weights, l) {
+            (Weights::I8 { q, scale } | Weights::I4 { q, scale }, 0) => {
+                let stride = n_out.div_ceil(COLUMN_UNIT) * COLUMN_UNIT;
+                let cols = if four_bits {
+                    // `validate` keeps 4-bit values in −8..=7, so |A ± B| ≤ 16.
+                    PairColumns::Narrow(pair_columns(&q, n_in, n_out, stride, |v| v as i8))
+                } else {
+                    PairColumns::Wide(pair_columns(&q, n_in, n_out, stride, |v| v))
+                };
+                Plan::TernaryPairs {
+                    cols,
+                    stride,
+                    scale,
+                }
+            }
+            (Weights::I8 { q, scale } | Weights::I4 { q, scale }, _) => {
+                let stride = n_out.div_ceil(FLOAT_LANES) * FLOAT_LANES;
+                let mut wt = vec![0.0f32; n_in * stride];
+                for i in 0..n_out {
+                    for k in 0..n_in {
+                        wt[k * stride + i] = f32::from(q[i * n_in + k]);
+                    }
+                }
+                Plan::Columns {
+                    wt,
+                    stride,
+                    scale,
+                    four_bits,
+                }
+            }
+            (Weights::F32(w), _) => Plan::Rows { w },
+        };
+        Self {
+            n_in,
+            n_out,
+            plan,
+            bias,
+        }
+    }
+
+    /// The stored form, rebuilt from the plan: the inverse of [`Planned::of`].
+    fn layer(&self) -> Layer {
+        let (n_in, n_out) = (self.n_in, self.n_out);
+        let weights = match &self.plan {
+            Plan::TernaryPairs {
+                cols: PairColumns::Wide(c),
+                stride,
+                scale,
+            } => Weights::I8 {
+                q: pair_weights(c, n_in, n_out, *stride, |v| v as i8),
+                scale: scale.clone(),
+            },
+            Plan::TernaryPairs {
+                cols: PairColumns::Narrow(c),
+                stride,
+                scale,
+            } => Weights::I4 {
+                q: pair_weights(c, n_in, n_out, *stride, |v| v),
+                scale: scale.clone(),
+            },
+            Plan::Columns {
+                wt,
+                stride,
+                scale,
+                four_bits,
+            } => {
+                // The columns hold each integer weight as an exact `f32`.
+                let q = (0..n_out)
+                    .flat_map(|i| (0..n_in).map(move |k| wt[k * stride + i] as i8))
+                    .collect();
+                let scale = scale.clone();
+                if *four_bits {
+                    Weights::I4 { q, scale }
+                } else {
+                    Weights::I8 { q, scale }
+                }
+            }
+            Plan::Rows { w } => Weights::F32(w.clone()),
+        };
+        Layer {
+            n_in,
+            n_out,
+            weights,
+            bias: self.bias.clone(),
+        }
+    }
+
+    /// [`Layer::size_bytes`] of the stored form, without rebuilding it.
+    fn size_bytes(&self) -> usize {
+        let n = self.n_in * self.n_out;
+        let weights = match &self.plan {
+            Plan::Rows { w } => w.len() * 4,
+            Plan::TernaryPairs {
+                cols: PairColumns::Narrow(_),
+                scale,
+                ..
+            }
+            | Plan::Columns {
+                four_bits: true,
+                scale,
+                ..
+            } => n.div_ceil(2) + scale.len() * 4,
+            Plan::TernaryPairs { scale, .. } | Plan::Columns { scale, .. } => n + scale.len() * 4,
+        };
+        weights + self.bias.len() * 4
+    }
+}
+
+/// How the forward pass computes one layer, with the layer's weights (and their scales) in
+/// the layout it reads: the only copy the network keeps ([`Planned::layer`] rebuilds the
+/// stored form).
+#[derive(Debug, Clone, PartialEq)]
 enum Plan {
-    /// The `i8` first layer, whose inputs are ternary, by pairs of inputs: for inputs
-    /// `2p, 2p + 1` with weight columns `A`, `B` of `W`, `cols` holds the four `i16` columns
+    /// A quantized first layer, whose inputs are ternary, by pairs of inputs: for inputs
+    /// `2p, 2p + 1` with weight columns `A`, `B` of `W`, `cols` holds the four columns
     /// `A`, `B`, `A + B`, `A − B` (column `4p + k` at `cols[(4p + k)·stride..][..n_out]`,
-    /// padded with zeros to `stride`, a multiple of [`COLUMN_UNIT`]). Whatever the two
-    /// ternary inputs are, their contribution `a·A + b·B` is ± one of these columns, or
-    /// nothing: one column operation per pair instead of up to two. The price is memory:
-    /// 4 · 2 bytes per pair of inputs and output, 573 KB for a 1,120 × 128 layer (whose
-    /// file section is 143 KB). A 4-bit layer's columns fit in `i8` (|A ± B| ≤ 16): half
-    /// the memory, and half the bytes each prediction reads (the columns of a text are
-    /// read from L2, not L1, so the bytes are most of the time).
-    TernaryPairs { cols: PairColumns, stride: usize },
-    /// A later `i8` layer: the quantized weights as `f32`, transposed (`wt[k·stride + i]` is
-    /// `q[i][k]`) and padded with zeros to `stride`, a multiple of [`FLOAT_LANES`], so that
-    /// all outputs advance together, input by input, in whole vectors.
-    Columns { wt: Vec<f32>, stride: usize },
-    /// Row-by-row dot products (`f32` layers).
-    Rows,
+    /// padded with zeros to `stride`, a multiple of [`COLUMN_UNIT`]; an odd last input's `B`
+    /// is zeros). Whatever the two ternary inputs are, their contribution `a·A + b·B` is ±
+    /// one of these columns, or nothing: one column operation per pair instead of up to
+    /// two. The price is memory: 4 · 2 bytes per pair of inputs and output for an `i8`
+    /// layer, 573 KB for a 1,120 × 128 layer (whose file section is 143 KB). A 4-bit
+    /// layer's columns fit in `i8` (|A ± B| ≤ 16): half the memory, 287 KB, and half the
+    /// bytes each prediction reads (the columns of a text are read from L2, not L1, so the
+    /// bytes are most of the time). Columns `A` and `B` are the weights themselves.
+    TernaryPairs {
+        cols: PairColumns,
+        stride: usize,
+        /// One per output row.
+        scale: Vec<f32>,
+    },
+    /// A later quantized layer: the integer weights as `f32` (exactly), transposed
+    /// (`wt[k·stride + i]` is `q[i][k]`) and padded with zeros to `stride`, a multiple of
+    /// [`FLOAT_LANES`], so that all outputs advance together, input by input, in whole
+    /// vectors.
+    Columns {
+        wt: Vec<f32>,
+        stride: usize,
+        /// One per output row.
+        scale: Vec<f32>,
+        /// Stored in 4 bits ([`Weights::I4`]), not 8.
+        four_bits: bool,
+    },
+    /// Row-by-row dot products over the row-major `out × in` weights (`f32` layers).
+    Rows { w: Vec<f32> },
 }
 
 /// The pair columns of [`Plan::TernaryPairs`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 enum PairColumns {
     /// `i8` layers.
     Wide(Vec<i16>),
@@ -385,36 +532,6 @@ const fn pair_code(a: i8, b: i8) -> usize {
     ((a as u8 & 3) | ((b as u8 & 3) << 2)) as usize
 }
 
-impl Plan {
-    fn of(l: usize, layer: &Layer) -> Self {
-        match (&layer.weights, l) {
-            (Weights::I8 { q, .. } | Weights::I4 { q, .. }, 0) => {
-                let (n_in, n_out) = (layer.n_in, layer.n_out);
-                let stride = n_out.div_ceil(COLUMN_UNIT) * COLUMN_UNIT;
-                let cols = match layer.weights {
-                    // `validate` keeps 4-bit values in −8..=7, so |A ± B| ≤ 16.
-                    Weights::I4 { .. } => {
-                        PairColumns::Narrow(pair_columns(q, n_in, n_out, stride, |v| v as i8))
-                    }
-                    _ => PairColumns::Wide(pair_columns(q, n_in, n_out, stride, |v| v)),
-                };
-                Plan::TernaryPairs { cols, stride }
-            }
-            (Weights::I8 { q, .. } | Weights::I4 { q, .. }, _) => {
-                let stride = layer.n_out.div_ceil(FLOAT_LANES) * FLOAT_LANES;
-                let mut wt = vec![0.0f32; layer.n_in * stride];
-                for i in 0..layer.n_out {
-                    for k in 0..layer.n_in {
-                        wt[k * stride + i] = f32::from(q[i * layer.n_in + k]);
-                    }
-                }
-                Plan::Columns { wt, stride }
-            }
-            (Weights::F32(_), _) => Plan::Rows,
-        }
-    }
-}
-
 /// The pair columns of [`Plan::TernaryPairs`] for the `n_out × n_in` weights `q`: column
 /// `4p + k`, lane `i`, is `A`, `B`, `A + B` or `A − B` for inputs `2p`, `2p + 1` of output
 /// `i`, converted by `to` (values within ±256, or ±16 for 4-bit weights).
@@ -444,6 +561,22 @@ fn pair_columns<T: Copy + Default>(
         }
     }
     cols
+}
+
+/// The `n_out × n_in` weights, row-major, that [`pair_columns`] laid out in `cols`: input
+/// `2p` of output `i` is column `A` (`4p`), input `2p + 1` column `B` (`4p + 1`), at lane
+/// `i`, converted back to `i8` by `from`.
+fn pair_weights<T: Copy>(
+    cols: &[T],
+    n_in: usize,
+    n_out: usize,
+    stride: usize,
+    from: impl Fn(T) -> i8,
+) -> Vec<i8> {
+    (0..n_out)
+        .flat_map(|i| (0..n_in).map(move |j| (4 * (j / 2) + j % 2) * stride + i))
+        .map(|at| from(cols[at]))
+        .collect()
 }
 
 /// Splits the input pairs `(x[2p], x[2p + 1])` into the pair columns the first layer adds
@@ -1055,27 +1188,125 @@ mod tests {
         for quantize in [Quantization::Int4, Quantization::Int8] {
             let net = Network::from_mlp(&m, quantize);
             // 20 pairs of inputs, four columns each; 70 outputs padded to two units of 64.
-            let (narrow, len) = match &net.plans[0] {
+            let (narrow, len) = match &net.layers[0].plan {
                 Plan::TernaryPairs {
                     cols: PairColumns::Narrow(c),
                     stride: 128,
+                    ..
                 } => (true, c.len()),
                 Plan::TernaryPairs {
                     cols: PairColumns::Wide(c),
                     stride: 128,
+                    ..
                 } => (false, c.len()),
                 plan => panic!("{quantize:?}: first layer planned as {plan:?}"),
             };
             assert_eq!(narrow, quantize == Quantization::Int4, "{quantize:?}");
             assert_eq!(len, 4 * 20 * 128);
             // 3 outputs padded to one vector of 8 lanes, for each of the 70 inputs.
-            match &net.plans[1] {
-                Plan::Columns { wt, stride: 8 } => assert_eq!(wt.len(), 70 * 8),
+            match &net.layers[1].plan {
+                Plan::Columns { wt, stride: 8, .. } => assert_eq!(wt.len(), 70 * 8),
                 plan => panic!("{quantize:?}: second layer planned as {plan:?}"),
             }
         }
         let float = Network::from_mlp(&m, Quantization::None);
-        assert!(matches!(float.plans[..], [Plan::Rows, Plan::Rows]));
+        assert!(matches!(
+            &float.layers[..],
+            [
+                Planned {
+                    plan: Plan::Rows { .. },
+                    ..
+                },
+                Planned {
+                    plan: Plan::Rows { .. },
+                    ..
+                }
+            ]
+        ));
+    }
+
+    #[test]
+    fn layers_are_rebuilt_as_they_were_given() {
+        // The network keeps each layer's weights only in its plan: the stored form (saved
+        // to a model file, and the tests' reference `forward_rows`) is rebuilt from it, and
+        // must come back whole. Odd inputs (the last pair's `B` is padding), outputs that
+        // are not a multiple of a stride, every weight type in every position a file may
+        // hold it (4 bits after the first layer too), and the extremes of each (−128).
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(8);
+        let mut draw = |n: usize, lo: i8, hi: i8| -> Vec<i8> {
+            let span = (i16::from(hi) - i16::from(lo) + 1) as u64;
+            let mut q: Vec<i8> = (0..n)
+                .map(|_| (i16::from(lo) + (rng.next_u64() % span) as i16) as i8)
+                .collect();
+            q[..2].copy_from_slice(&[lo, hi]);
+            q
+        };
+        for sizes in [
+            &[1121, 70, 9][..],
+            &[1120, 128, 14],
+            &[3, 1],
+            &[40, 65, 8, 3],
+        ] {
+            for kinds in [
+                [0, 0, 0],
+                [1, 1, 1],
+                [2, 2, 2],
+                [2, 1, 2],
+                [1, 2, 0],
+                [0, 1, 2],
+            ] {
+                let layers: Vec<Layer> = (0..sizes.len() - 1)
+                    .map(|l| {
+                        let (n_in, n_out) = (sizes[l], sizes[l + 1]);
+                        let n = n_in * n_out;
+                        let scale = (0..n_out).map(|i| i as f32 / 8.0).collect();
+                        let weights = match kinds[l] {
+                            0 => Weights::F32((0..n).map(|j| j as f32 - 0.5).collect()),
+                            1 => Weights::I8 {
+                                q: draw(n, i8::MIN, i8::MAX),
+                                scale,
+                            },
+                            _ => Weights::I4 {
+                                q: draw(n, -8, 7),
+                                scale,
+                            },
+                        };
+                        let bias = (0..n_out).map(|i| 0.25 - i as f32).collect();
+                        Layer {
+                            n_in,
+                            n_out,
+                            weights,
+                            bias,
+                        }
+                    })
+                    .collect();
+                let net = Network::from_layers(layers.clone()).unwrap();
+                assert_eq!(net.layers(), layers, "{sizes:?} {kinds:?}");
+                let stored: usize = layers.iter().map(Layer::size_bytes).sum();
+                assert_eq!(net.size_bytes(), stored, "{sizes:?} {kinds:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn scaled_logits_keep_the_weights_and_scale_the_rest() {
+        // `with_logits_scaled` scales the plan of the output layer in place: the stored
+        // form of that layer is the original one with its row scales (or `f32` weights)
+        // and biases times the factor, and its integer weights unchanged.
+        let m = mlp(&[37, 19, 5], 9);
+        for quantize in [Quantization::None, Quantization::Int8, Quantization::Int4] {
+            let net = Network::from_mlp(&m, quantize);
+            let mut want = net.layers();
+            let out = want.last_mut().unwrap();
+            match &mut out.weights {
+                Weights::F32(w) => w.iter_mut().for_each(|w| *w *= 2.5),
+                Weights::I8 { scale, .. } | Weights::I4 { scale, .. } => {
+                    scale.iter_mut().for_each(|s| *s *= 2.5)
+                }
+            }
+            out.bias.iter_mut().for_each(|b| *b *= 2.5);
+            assert_eq!(net.with_logits_scaled(2.5).layers(), want, "{quantize:?}");
+        }
     }
 
     #[test]

@@ -17,7 +17,8 @@ pub enum Weights {
     },
     /// As [`Weights::I8`] on a 4-bit grid: `q[i][j]` in −8..=7 (the quantizer writes
     /// −7..=7, `scale = max|w_row| / 7`), stored two to a byte ([`crate::format::Dtype::I4`]).
-    /// Held unpacked, one `i8` each, so the forward pass is that of `I8`.
+    /// Held unpacked, one `i8` each. (A [`Network`](super::Network) keeps them only in the
+    /// layout its forward pass reads, that of `I8` but in half the bytes.)
     I4 {
         /// Quantized weights, row-major `out × in`, each in −8..=7.
         q: Vec<i8>,
