@@ -187,8 +187,19 @@ fn json_seed(text: &str, path: &Path, line: u64) -> Result<SeedEntry> {
     {
         return Err(Error::parse(path, line, "field \"label\" is empty"));
     }
-    let label = label_value(label.as_ref(), "label", path, line)?
-        .ok_or_else(|| Error::parse(path, line, "missing field \"label\""))?;
+    let null = label.as_ref().is_some_and(serde_json::Value::is_null);
+    let label = label_value(label.as_ref(), "label", path, line)?.ok_or_else(|| {
+        Error::parse(
+            path,
+            line,
+            if null {
+                // What `sprig propagate --suggest` writes for the user to fill in.
+                "field \"label\" is null: fill in the label, or remove the line"
+            } else {
+                "missing field \"label\""
+            },
+        )
+    })?;
     let weight = match weight {
         None => 1.0,
         Some(w) => weight_value(

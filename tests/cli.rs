@@ -289,6 +289,172 @@ fn propagate_notes_the_seeds_their_neighbourhood_contradicts() {
     assert!(err.contains("g.graph"), "{err}");
 }
 
+/// `--suggest` lists unlabelled texts worth labelling, best first, in a file that is a seed
+/// file once each `"label": null` is filled in; the labels file is the same with or without
+/// it.
+#[test]
+fn propagate_suggests_texts_to_label_in_a_seed_file_to_fill_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let corpus = crate::util::tiny_graph(d, "t.graph");
+    let texts: std::collections::HashMap<String, (String, bool)> = std::fs::read_to_string(&corpus)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let id = v["id"].as_str().unwrap().to_owned();
+            (
+                id,
+                (
+                    v["text"].as_str().unwrap().to_owned(),
+                    v["label"].is_string(),
+                ),
+            )
+        })
+        .collect();
+    let propagate = |out: &str, extra: &[&str]| {
+        let args = [
+            &["propagate", "--graph", "t.graph", "--out", out][..],
+            extra,
+        ]
+        .concat();
+        ok_stderr(d, &args)
+    };
+    let err = propagate(
+        "l.jsonl",
+        &["--suggest", "next.jsonl", "--suggest-count", "5"],
+    );
+    assert!(
+        err.contains("next.jsonl: 5 texts to label next, settling about ")
+            && err.contains(
+                " uncertain records; fill in their \"label\" and pass the file to --seeds\n"
+            ),
+        "{err}"
+    );
+    let listed: Vec<serde_json::Value> = std::fs::read_to_string(d.join("next.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(listed.len(), 5);
+    let mut last = f64::INFINITY;
+    for v in &listed {
+        // Named by id (the corpus has ids), the text it stands for beside it, never a seed.
+        let (text, seeded) = &texts[v["id"].as_str().unwrap()];
+        assert_eq!(v["text"].as_str(), Some(text.as_str()), "{v}");
+        assert!(!seeded, "{v}");
+        assert!(v["label"].is_null() && v.get("line").is_none(), "{v}");
+        assert!(
+            v["guess"].is_string() && v["records"].as_u64() >= Some(1),
+            "{v}"
+        );
+        let gain = v["gain"].as_f64().unwrap();
+        assert!(gain > 0.0 && gain <= last, "{v}");
+        last = gain;
+    }
+    let with = std::fs::read(d.join("l.jsonl")).unwrap();
+    propagate("l.jsonl", &[]);
+    assert_eq!(std::fs::read(d.join("l.jsonl")).unwrap(), with);
+
+    // As written, the file names no label: refused, naming the line.
+    let seeds = ["--seeds", "next.jsonl"];
+    let err = fails(
+        d,
+        &[
+            &["propagate", "--graph", "t.graph", "--out", "x.jsonl"][..],
+            &seeds[..],
+        ]
+        .concat(),
+    );
+    assert!(
+        err.contains("next.jsonl:1") && err.contains("field \"label\" is null: fill in the label"),
+        "{err}"
+    );
+    // Filled in (here with one label throughout), its texts are seeds.
+    let filled = std::fs::read_to_string(d.join("next.jsonl"))
+        .unwrap()
+        .replace("\"label\":null", "\"label\":\"thanks\"");
+    std::fs::write(d.join("filled.jsonl"), filled).unwrap();
+    propagate("l2.jsonl", &["--seeds", "filled.jsonl"]);
+    let ids: Vec<&str> = listed.iter().map(|v| v["id"].as_str().unwrap()).collect();
+    let mut seen = 0;
+    for line in std::fs::read_to_string(d.join("l2.jsonl")).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if ids.contains(&v["id"].as_str().unwrap()) {
+            assert_eq!(
+                (v["seed"].as_bool(), v["label"].as_str()),
+                (Some(true), Some("thanks")),
+                "{v}"
+            );
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 5);
+
+    // Refused: the same file as --out; a count without --suggest; a bipartite graph (before
+    // it propagates).
+    let err = fails(
+        d,
+        &[
+            "propagate",
+            "--graph",
+            "t.graph",
+            "--out",
+            "o.jsonl",
+            "--suggest",
+            "o.jsonl",
+        ],
+    );
+    assert!(err.contains("--suggest names the same file"), "{err}");
+    let out = crate::util::sprig(
+        d,
+        &[
+            "propagate",
+            "--graph",
+            "t.graph",
+            "--out",
+            "o.jsonl",
+            "--suggest-count",
+            "3",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("required arguments were not provided"),
+        "{err}"
+    );
+    ok(
+        d,
+        &[
+            "graph",
+            "-q",
+            "--kind",
+            "bipartite",
+            "--corpus",
+            &corpus,
+            "--out",
+            "b.graph",
+        ],
+    );
+    let err = fails(
+        d,
+        &[
+            "propagate",
+            "--graph",
+            "b.graph",
+            "--out",
+            "o.jsonl",
+            "--suggest",
+            "s.jsonl",
+        ],
+    );
+    assert!(
+        err.contains("bipartite") && err.contains("kNN graph"),
+        "{err}"
+    );
+    assert!(!d.join("o.jsonl").exists() && !d.join("s.jsonl").exists());
+}
+
 /// The stderr of a `propagate` of `graph` that must fail on its `--prior-from sample`.
 fn prior_from_fails(d: &std::path::Path, graph: &str, sample: &str) -> String {
     let args = ["propagate", "--graph", graph, "--prior-from", sample];

@@ -258,6 +258,8 @@ fn distributed_flags_are_checked() {
         &["--check-seeds", "c.jsonl"],
     );
     assert!(err.contains("--check-seeds needs the whole graph"), "{err}");
+    let err = refused(d, "hosts.txt", "0", "x.jsonl", &["--suggest", "s.jsonl"]);
+    assert!(err.contains("--suggest needs the whole graph"), "{err}");
     // A process whose peers never start gives up after --connect-timeout, with exit code 2.
     let [p0, p1] = free_ports();
     std::fs::write(

@@ -269,7 +269,7 @@ enum Command {
     /// Describe a .graph or .sprig file: configs, counts, degrees, components, reachability.
     Inspect(inspect::Args),
     /// Spread seed labels over a .graph (Expander, MAD, LP, spreading) and write them per record.
-    Propagate(propagate::Args),
+    Propagate(Box<propagate::Args>),
     /// Train a projection model (.sprig) on seeds and propagated labels.
     Train(Box<train::Args>),
     /// Label texts with a .sprig model (arguments or stdin lines).
@@ -346,7 +346,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Graph(args) => graph::run(*args),
         Command::Inspect(args) => inspect::run(args),
-        Command::Propagate(args) => propagate::run(args),
+        Command::Propagate(args) => propagate::run(*args),
         Command::Train(args) => train::run(*args),
         Command::Predict(args) => predict::run(args),
         Command::Eval(args) => eval::run(args),

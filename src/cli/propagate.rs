@@ -9,9 +9,9 @@ use sprig::corpus::{CorpusFormat, CorpusOptions, CorpusReader};
 use sprig::error::Error;
 use sprig::graph::Graph;
 use sprig::propagate::{
-    check_tsv, propagate_with, seed_conflicts, write_jsonl, write_seed_conflicts, write_tsv,
-    Algorithm, ChangeNorm, ClassPrior, IterationStats, Nodes, OutputFormat, Propagation,
-    PropagationConfig,
+    check_tsv, propagate_with, seed_conflicts, suggest_labels, write_jsonl, write_seed_conflicts,
+    write_suggestions, write_tsv, Algorithm, ChangeNorm, ClassPrior, IterationStats, Nodes,
+    OutputFormat, Propagation, PropagationConfig,
 };
 use sprig::seeds::{apply_seed_file, read_seed_file};
 
@@ -116,6 +116,18 @@ pub struct Args {
     /// so are right ones where classes overlap. Their count is noted after every run.
     #[arg(long, value_name = "FILE")]
     check_seeds: Option<PathBuf>,
+    /// Also write the unlabelled texts worth labelling next, best first: where the
+    /// propagation is least sure, weighted by the records each text and its neighbours stand
+    /// for, spread so that no two cover the same records. One JSON object a line, a seed
+    /// file once each `"label": null` is filled in: `line` or `id`, `label`, `guess` (the
+    /// propagated label) and `guess_score`, `gain` (the uncertain records a label settles),
+    /// `records`, `text`. Not for bipartite graphs.
+    #[arg(long, value_name = "FILE")]
+    suggest: Option<PathBuf>,
+    /// How many texts --suggest lists (fewer when fewer texts are uncertain).
+    #[arg(long, value_name = "N", default_value_t = 100, requires = "suggest",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    suggest_count: u32,
     /// Output format: jsonl (one object per record) or tsv (Junto-style
     /// `key<TAB>label score … __DUMMY__ unknown`, one row per node; in labels a space is
     /// written `\s`, and in keys and labels `\`, TAB, LF, CR, NUL and `"` as `\\`, `\t`,
@@ -719,6 +731,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             bail!("--check-seeds and --out name the same file");
         }
     }
+    if let Some(suggest) = &args.suggest {
+        super::check_not_an_input(suggest, &inputs)?;
+        if suggest == &args.out || Some(suggest) == args.check_seeds.as_ref() {
+            bail!("--suggest names the same file as --out or --check-seeds");
+        }
+    }
     let mut config = args.config()?;
     let place = args.cluster.place()?;
     #[cfg(feature = "distributed")]
@@ -731,7 +749,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // Each process holds its own rows only, and a seed's check reads two steps of edges.
         bail!("--check-seeds needs the whole graph in one process: not with --hosts (--workers is fine)");
     }
+    #[cfg(feature = "distributed")]
+    if args.cluster.hosts.is_some() && args.suggest.is_some() {
+        // Each process holds its own rows only, and a text's gain reads its neighbours'.
+        bail!(
+            "--suggest needs the whole graph in one process: not with --hosts (--workers is fine)"
+        );
+    }
     let mut graph = load_graph(&args.graph, &place)?;
+    if args.suggest.is_some() && graph.kind() == sprig::graph::GraphKind::Bipartite {
+        // Before the propagation, which may be long, rather than after it.
+        bail!(
+            "--suggest reads a text's neighbours, and {} is bipartite (its neighbours are \
+             features): build a kNN graph (the default) to get suggestions",
+            args.graph.display()
+        );
+    }
     if let Some(seeds) = &args.seeds {
         let entries = read_seed_file(seeds)?;
         apply_seed_file(&mut graph, seeds, &entries)?;
@@ -879,6 +912,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 &graph,
                 &conflicts,
                 args.check_seeds.is_some(),
+            ));
+        }
+        if let Some(path) = &args.suggest {
+            let suggestions =
+                suggest_labels(&graph, seeds, &config, &result, args.suggest_count as usize)?;
+            sprig::format::write_atomic(path, |w| {
+                write_suggestions(w, &graph, &result, &suggestions).map_err(|e| Error::io(path, e))
+            })?;
+            let gain: f64 = suggestions.iter().map(|s| s.gain).sum();
+            bars.note(&format!(
+                "{}: {} to label next, settling about {gain:.0} uncertain records; fill in \
+                 their \"label\" and pass the file to --seeds",
+                path.display(),
+                super::count(suggestions.len() as u64, "text", "texts"),
             ));
         }
     }

@@ -188,7 +188,7 @@ fn conflict(
 mod tests {
     use super::*;
     use crate::graph::GraphKind;
-    use crate::propagate::testgraphs::build;
+    use crate::propagate::testgraphs::{build, two_labels};
     use crate::propagate::{propagate_with, PropagationConfig};
 
     /// Two cliques of four (nodes 0–3, 4–7) joined by one weak edge 3–4, and node 8 alone;
@@ -202,23 +202,7 @@ mod tests {
                 }
             }
         }
-        let keys = (0..9).map(|i| format!("n{i}")).collect();
-        let seeds = seeds
-            .iter()
-            .map(|&(node, label)| Seed {
-                node,
-                label,
-                weight: 1.0,
-            })
-            .collect();
-        build(
-            GraphKind::Edges,
-            keys,
-            9,
-            edges,
-            vec!["a".into(), "b".into()],
-            seeds,
-        )
+        two_labels(9, edges, seeds)
     }
 
     fn conflicts(seeds: &[(u32, u32)]) -> Vec<SeedConflict> {

@@ -84,6 +84,7 @@ pub(crate) mod output;
 mod prior;
 #[cfg(test)]
 mod properties;
+mod suggest;
 #[cfg(test)]
 pub(crate) mod testgraphs;
 #[cfg(test)]
@@ -103,9 +104,10 @@ pub use config::{
 pub use distributed::{propagate_distributed, Cluster};
 pub use labels::{LabelDistribution, LabelScore};
 pub use output::{
-    abstains_in_output, check_tsv, write_jsonl, write_seed_conflicts, write_tsv, Nodes,
-    OutputFormat, UNKNOWN_LABEL,
+    abstains_in_output, check_tsv, write_jsonl, write_seed_conflicts, write_suggestions, write_tsv,
+    Nodes, OutputFormat, UNKNOWN_LABEL,
 };
+pub use suggest::{suggest_labels, Suggestion};
 
 use crate::control::Flow;
 use crate::error::{Error, Result};

@@ -279,6 +279,73 @@ pub fn write_seed_conflicts(
     out.flush()
 }
 
+/// Writes the texts of [`super::suggest_labels`], one JSON object a line in their order
+/// (best first), in a shape that is a seed file once each `label` is filled in:
+///
+/// ```text
+/// {"line":57,"label":null,"guess":"PlayMusic","guess_score":0.412000,"gain":3.250000,"records":2,"text":"play some jazz"}
+/// ```
+///
+/// The node is named as a seed file names it: by its first record's `id` when it has one
+/// (an edge list's node name), else by that record's `line`. `guess` is its propagated top
+/// label (`null` when it abstains) and `guess_score` that label's score; `gain` the
+/// uncertain records its label settles (see [`super::suggest_labels`]); `records` how many
+/// records share the node; `text` its text (left out for edge-list graphs, whose `id` is
+/// the node's name).
+///
+/// # Errors
+/// Whatever `out` returns, or [`io::ErrorKind::InvalidInput`] if `result` was computed on a
+/// graph with a different number of nodes.
+pub fn write_suggestions(
+    out: &mut dyn Write,
+    graph: &Graph,
+    result: &Propagation,
+    suggestions: &[super::Suggestion],
+) -> io::Result<()> {
+    check(graph, result)?;
+    let first = graph.first_records();
+    let counts = graph.records_per_text_node();
+    let names = graph.labels();
+    let mut buf = String::new();
+    for s in suggestions {
+        buf.clear();
+        let node = s.node as usize;
+        match first[node].and_then(|r| r.id.as_ref().map(|id| (r, id))) {
+            Some((_, id)) => {
+                let _ = write!(buf, "{{\"id\":{},", id.to_json());
+            }
+            None => {
+                let line = first[node].map_or(0, |r| r.line);
+                let _ = write!(buf, "{{\"line\":{line},");
+            }
+        }
+        buf.push_str("\"label\":null,");
+        match result.distribution().top(node) {
+            Some(top) => {
+                let _ = write!(
+                    buf,
+                    "\"guess\":{},\"guess_score\":{},",
+                    json_string(&names[top.label as usize]),
+                    Micros(micros(top.score))
+                );
+            }
+            None => buf.push_str("\"guess\":null,\"guess_score\":0.000000,"),
+        }
+        let _ = write!(
+            buf,
+            "\"gain\":{:.6},\"records\":{}",
+            s.gain,
+            counts.get(node).copied().unwrap_or(0)
+        );
+        if graph.kind() != crate::graph::GraphKind::Edges {
+            let _ = write!(buf, ",\"text\":{}", json_string(&graph.keys()[node]));
+        }
+        buf.push_str("}\n");
+        out.write_all(buf.as_bytes())?;
+    }
+    out.flush()
+}
+
 /// Escapes a TSV field (see the module docs); `space` also escapes spaces.
 fn escape(s: &str, space: bool, buf: &mut String) {
     for c in s.chars() {
@@ -436,6 +503,69 @@ mod tests {
                 None => assert!(row["label"].is_null()),
             }
         }
+    }
+
+    #[test]
+    fn suggestions_name_their_node_as_a_seed_file_does() {
+        use crate::graph::{GraphKind, RecordRef};
+        use crate::propagate::Suggestion;
+        // A corpus-like graph: a path a — b — c seeded at a, and d alone (it abstains); b's
+        // record has no id, c's has one; d stands for two records.
+        let mut g = testgraphs::build(
+            GraphKind::Knn,
+            ["a", "b", "c", "d"].map(String::from).to_vec(),
+            4,
+            vec![(0, 1, 1.0), (1, 2, 1.0)],
+            vec!["x".into()],
+            vec![crate::graph::Seed {
+                node: 0,
+                label: 0,
+                weight: 1.0,
+            }],
+        );
+        g.records[1].id = None;
+        g.records.push(RecordRef {
+            line: 9,
+            id: None,
+            node: 3,
+            text_hash: None,
+        });
+        let p = propagate(&g, &PropagationConfig::default()).unwrap();
+        let picks = [1, 2, 3].map(|node| Suggestion { node, gain: 0.5 });
+        let mut out = Vec::new();
+        write_suggestions(&mut out, &g, &p, &picks).unwrap();
+        let rows: Vec<serde_json::Value> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(rows[0]["line"], 2);
+        assert!(rows[0].get("id").is_none());
+        assert_eq!(rows[1]["id"], "c");
+        assert!(rows[1].get("line").is_none());
+        assert_eq!(
+            (&rows[1]["guess"], &rows[1]["text"]),
+            (&"x".into(), &"c".into())
+        );
+        assert!(rows[1]["guess_score"].as_f64().unwrap() > 0.0);
+        // d abstains: no guess; its first record names it, and it stands for two.
+        assert!(rows[2]["guess"].is_null() && rows[2]["label"].is_null());
+        assert_eq!(
+            (rows[2]["id"].as_str(), rows[2]["records"].as_u64()),
+            (Some("d"), Some(2))
+        );
+        assert!(rows.iter().all(|r| r["gain"] == 0.5));
+        // An edge list's keys are its ids: no text.
+        g.kind = GraphKind::Edges;
+        let mut out = Vec::new();
+        write_suggestions(&mut out, &g, &p, &picks[1..2]).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!(
+                "{{\"id\":\"c\",\"label\":null,\"guess\":\"x\",\"guess_score\":{},\"gain\":0.500000,\"records\":1}}\n",
+                rows[1]["guess_score"]
+            )
+        );
     }
 
     #[test]

@@ -43,6 +43,28 @@ pub(crate) fn build(
     .unwrap()
 }
 
+/// An edge-list graph of `nodes` nodes named `n0`, `n1`, …, with labels `a` (0) and `b`
+/// (1) and `seeds` as (node, label) of weight 1.
+pub(crate) fn two_labels(nodes: usize, edges: Vec<(u32, u32, f32)>, seeds: &[(u32, u32)]) -> Graph {
+    let keys = (0..nodes).map(|i| format!("n{i}")).collect();
+    let seeds = seeds
+        .iter()
+        .map(|&(node, label)| Seed {
+            node,
+            label,
+            weight: 1.0,
+        })
+        .collect();
+    build(
+        GraphKind::Edges,
+        keys,
+        nodes,
+        edges,
+        vec!["a".into(), "b".into()],
+        seeds,
+    )
+}
+
 /// Parses Junto-style edges (`a<TAB>b<TAB>w`) and seeds (`node<TAB>label[<TAB>w]`) TSV; nodes
 /// are numbered in order of first appearance, labels sorted.
 pub(crate) fn from_tsv(edges: &str, seeds: &str) -> Graph {
