@@ -33,6 +33,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# The strategies whose texts are chosen, not drawn: given back as "suggested" seeds.
+CHOSEN = ("suggest", "margin")
+
+
 def run(cmd):
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
@@ -162,10 +166,22 @@ def main():
             labelled = set(seeds) | set(extra)
             s = os.path.join(d, label.replace(" ", "_").replace("(", "").replace(")", ""))
             os.makedirs(s, exist_ok=True)
+            seeds_args = []
+            if label in CHOSEN:
+                # Chosen texts go back as `sprig propagate --suggest` wrote them, their
+                # labels filled in: a seed file whose lines say "suggested", which the
+                # class priors leave out. Random ones are labelled in the corpus, as a
+                # user labels lines drawn at random.
+                with open(f"{s}/seeds.jsonl", "w") as out:
+                    for i in extra:
+                        out.write(json.dumps({"id": f"t{i}", "label": train[i]["label"],
+                                              "suggested": True}) + "\n")
+                seeds_args = ["--seeds", f"{s}/seeds.jsonl"]
+                labelled = set(seeds)
             write_corpus(f"{s}/corpus.jsonl", train, keep, labelled, test)
             run([sprig, "graph", "--corpus", f"{s}/corpus.jsonl", "--out", f"{s}/g.graph", "-q"])
             run([sprig, "propagate", "--graph", f"{s}/g.graph", "--out", f"{s}/labels.jsonl", "-q"]
-                + prop_args)
+                + prop_args + seeds_args)
             pred = {}
             for line in open(f"{s}/labels.jsonl"):
                 r = json.loads(line)
@@ -173,12 +189,12 @@ def main():
                     pred[int(r["id"][1:])] = r["label"]
             p = [pred[j] for j in range(len(test))]
             acc = sum(g == q for g, q in zip(gold, p)) / len(gold)
-            row = {"data": name, "strategy": label, "labelled": len(labelled),
+            row = {"data": name, "strategy": label, "labelled": len(set(seeds) | set(extra)),
                    "new_texts": len({train[i]["text"] for i in extra}),
                    "prop_acc": acc, "prop_f1": macro_f1(gold, p)}
             if args.model:
                 run([sprig, "train", "--corpus", f"{s}/corpus.jsonl", "--labels", f"{s}/labels.jsonl",
-                     "--out", f"{s}/m.sprig", "-q"])
+                     "--out", f"{s}/m.sprig", "-q"] + seeds_args)
                 out = subprocess.run([sprig, "eval", "--model", f"{s}/m.sprig", "--data",
                                       f"{data}/test.jsonl", "--json"], check=True,
                                      capture_output=True, text=True).stdout

@@ -7,6 +7,9 @@
 //!   "weight": 0.5}`. `line` is the 1-based line of a corpus record (as in error messages
 //!   and the propagation output); `id` (or `node`) is a record id, or a node name for
 //!   edge-list graphs. A line gives one of `line`, `id` and `node`, and each field once.
+//!   `"suggested": true` marks a text chosen for labelling (`sprig propagate --suggest`
+//!   writes it): its label is left out of the class priors estimated from the seeds. Other
+//!   fields (the suggestions' `text`, `guess`, …) are ignored.
 //! - TSV (Junto's seed format): `node<TAB>label[<TAB>weight]`. `node` is a record id or node
 //!   name; for a corpus without ids it is the 1-based record line.
 //!
@@ -48,6 +51,11 @@ pub struct SeedEntry {
     pub weight: f32,
     /// 1-based line in the seed file.
     pub source_line: u64,
+    /// The line says `"suggested": true` (as `sprig propagate --suggest` writes it): a text
+    /// chosen for labelling, not drawn at random, so its label says nothing of how common
+    /// its class is. `sprig propagate` leaves such seeds out of the class priors it
+    /// estimates from the seeds (see `propagate::suggest_labels`).
+    pub suggested: bool,
 }
 
 /// Reads a seed file (see the module docs for the formats).
@@ -126,7 +134,7 @@ fn weight_value(raw: Option<f64>, path: &Path, line: u64) -> Result<f32> {
 fn json_seed(text: &str, path: &Path, line: u64) -> Result<SeedEntry> {
     // Read field by field, as corpus records are: a field given twice is refused (a JSON
     // map would keep the last copy and seed another node or label without a word).
-    let [line_field, id, node, label, weight] = json_object_fields(
+    let [line_field, id, node, label, weight, suggested] = json_object_fields(
         text,
         [
             Some("line"),
@@ -134,10 +142,22 @@ fn json_seed(text: &str, path: &Path, line: u64) -> Result<SeedEntry> {
             Some("node"),
             Some("label"),
             Some("weight"),
+            Some("suggested"),
         ],
         path,
         line,
     )?;
+    let suggested = match suggested {
+        None | Some(serde_json::Value::Null) => false,
+        Some(serde_json::Value::Bool(b)) => b,
+        Some(other) => {
+            return Err(Error::parse(
+                path,
+                line,
+                format!("field \"suggested\": expected true or false, found {other}"),
+            ))
+        }
+    };
     // One way to name the node: with two, one would be ignored, and it may name another.
     let given: Vec<&str> = [("line", &line_field), ("id", &id), ("node", &node)]
         .iter()
@@ -219,6 +239,7 @@ fn json_seed(text: &str, path: &Path, line: u64) -> Result<SeedEntry> {
         label,
         weight,
         source_line: line,
+        suggested,
     })
 }
 
@@ -255,6 +276,7 @@ fn tsv_seed(text: &str, path: &Path, line: u64) -> Result<SeedEntry> {
         label: fields[1].trim().to_owned(),
         weight,
         source_line: line,
+        suggested: false,
     })
 }
 
@@ -477,6 +499,43 @@ mod tests {
     }
 
     #[test]
+    fn suggested_lines_are_marked_and_their_other_fields_ignored() {
+        // As `sprig propagate --suggest` writes them, once filled in.
+        let (_d, p) = write(
+            "next.jsonl",
+            "{\"id\":\"r7\",\"label\":\"x\",\"suggested\":true,\"guess\":\"y\",\"gain\":2.5,\"text\":\"hi\"}\n\
+             {\"line\":3,\"label\":\"x\",\"suggested\":false}\n\
+             {\"line\":4,\"label\":\"x\",\"suggested\":null}\n\
+             {\"line\":5,\"label\":\"x\"}\n",
+        );
+        let e = read_seed_file(&p).unwrap();
+        let marks: Vec<bool> = e.iter().map(|e| e.suggested).collect();
+        assert_eq!(marks, [true, false, false, false]);
+        assert_eq!(
+            (&e[0].target, e[0].label.as_str()),
+            (&SeedTarget::Name("r7".into()), "x")
+        );
+        let (_d, p) = write("t.tsv", "a\tx\n");
+        assert!(!read_seed_file(&p).unwrap()[0].suggested);
+        for (contents, needle) in [
+            (
+                "{\"line\":1,\"label\":\"x\",\"suggested\":\"yes\"}\n",
+                ":1: field \"suggested\": expected true or false, found \"yes\"",
+            ),
+            // Not filled in: named as such, not as a missing field.
+            (
+                "{\"line\":1,\"label\":\"x\"}\n{\"line\":2,\"label\":null,\"suggested\":true}\n",
+                ":2: field \"label\" is null: fill in the label, or remove the line",
+            ),
+            ("{\"line\":1}\n", ":1: missing field \"label\""),
+        ] {
+            let (_d, p) = write("s.jsonl", contents);
+            let e = read_seed_file(&p).unwrap_err().to_string();
+            assert!(e.contains(needle), "{contents:?}: {e}");
+        }
+    }
+
+    #[test]
     fn bad_weights_and_shapes_name_the_line() {
         for (contents, needle) in [
             ("a\tx\tnan\n", ":1: field \"weight\""),
@@ -694,6 +753,7 @@ mod tests {
             label: label.into(),
             weight,
             source_line: 9,
+            suggested: false,
         };
         for (e, why) in [
             (entry("x", f32::NAN), "field \"weight\""),

@@ -370,12 +370,76 @@ fn propagate_suggests_texts_to_label_in_a_seed_file_to_fill_in() {
         err.contains("next.jsonl:1") && err.contains("field \"label\" is null: fill in the label"),
         "{err}"
     );
-    // Filled in (here with one label throughout), its texts are seeds.
+    // Filled in (here with one label throughout), its texts are seeds, left out of the
+    // class priors estimated from the seeds.
     let filled = std::fs::read_to_string(d.join("next.jsonl"))
         .unwrap()
         .replace("\"label\":null", "\"label\":\"thanks\"");
-    std::fs::write(d.join("filled.jsonl"), filled).unwrap();
-    propagate("l2.jsonl", &["--seeds", "filled.jsonl"]);
+    std::fs::write(d.join("filled.jsonl"), &filled).unwrap();
+    let err = propagate("l2.jsonl", &["--seeds", "filled.jsonl"]);
+    assert!(
+        err.contains(
+            "note: the class priors leave out the 5 seeds of filled.jsonl marked \"suggested\""
+        ),
+        "{err}"
+    );
+    // Unmarked, the same labels count in the priors, five more "thanks" among eight seeds:
+    // other scores. Without class priors the mark changes nothing.
+    std::fs::write(
+        d.join("unmarked.jsonl"),
+        filled.replace("\"suggested\":true,", ""),
+    )
+    .unwrap();
+    let err = propagate("l3.jsonl", &["--seeds", "unmarked.jsonl"]);
+    assert!(!err.contains("leave out"), "{err}");
+    let read = |f: &str| std::fs::read(d.join(f)).unwrap();
+    assert_ne!(read("l2.jsonl"), read("l3.jsonl"));
+    for (out, seeds) in [("n2.jsonl", "filled.jsonl"), ("n3.jsonl", "unmarked.jsonl")] {
+        let err = propagate(out, &["--seeds", seeds, "--class-prior", "none"]);
+        assert!(!err.contains("leave out"), "{err}");
+    }
+    assert_eq!(read("n2.jsonl"), read("n3.jsonl"));
+    // A label that only suggested lines carry keeps their count as its prior, not 0 (which
+    // would take it off every other text).
+    std::fs::write(
+        d.join("new.jsonl"),
+        filled.replace("\"label\":\"thanks\"", "\"label\":\"brand_new\""),
+    )
+    .unwrap();
+    propagate("l4.jsonl", &["--seeds", "new.jsonl"]);
+    let spread = std::fs::read_to_string(d.join("l4.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["seed"] == false)
+        .filter(|v| {
+            v["scores"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s[0] == "brand_new")
+        })
+        .count();
+    assert!(spread > 0);
+    // Given to `sprig graph`, whose seeds keep no mark, the file is noted.
+    let err = ok_stderr(
+        d,
+        &[
+            "graph",
+            "--corpus",
+            &corpus,
+            "--seeds",
+            "filled.jsonl",
+            "--out",
+            "s.graph",
+        ],
+    );
+    assert!(
+        err.contains(
+            "note: 5 seeds of filled.jsonl marked \"suggested\" will count in the class priors"
+        ),
+        "{err}"
+    );
     let ids: Vec<&str> = listed.iter().map(|v| v["id"].as_str().unwrap()).collect();
     let mut seen = 0;
     for line in std::fs::read_to_string(d.join("l2.jsonl")).unwrap().lines() {

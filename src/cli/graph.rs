@@ -157,6 +157,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         apply_seed_file(&mut graph, seeds, &entries)?;
         // Otherwise a graph seeded from a file would look like one seeded by its corpus.
         graph.record_provenance("seeds", seeds.display().to_string().into());
+        let suggested = entries.iter().filter(|e| e.suggested).count();
+        if suggested > 0 {
+            // A graph's seeds carry no such mark: propagate would count them in the priors.
+            bars.note(&format!(
+                "note: {} of {} marked \"suggested\" will count in the class priors that \
+                 propagate estimates from the graph's seeds; give the file to `sprig \
+                 propagate --seeds` instead, which leaves them out",
+                super::count(suggested as u64, "seed", "seeds"),
+                seeds.display()
+            ));
+        }
     }
     // Its errors name the file.
     graph.save(&args.out)?;

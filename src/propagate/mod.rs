@@ -107,6 +107,7 @@ pub use output::{
     abstains_in_output, check_tsv, write_jsonl, write_seed_conflicts, write_suggestions, write_tsv,
     Nodes, OutputFormat, UNKNOWN_LABEL,
 };
+pub use prior::seed_class_counts;
 pub use suggest::{suggest_labels, Suggestion};
 
 use crate::control::Flow;

@@ -283,11 +283,13 @@ pub fn write_seed_conflicts(
 /// (best first), in a shape that is a seed file once each `label` is filled in:
 ///
 /// ```text
-/// {"line":57,"label":null,"guess":"PlayMusic","guess_score":0.412000,"gain":3.250000,"records":2,"text":"play some jazz"}
+/// {"line":57,"label":null,"suggested":true,"guess":"PlayMusic","guess_score":0.412000,"gain":3.250000,"records":2,"text":"play some jazz"}
 /// ```
 ///
 /// The node is named as a seed file names it: by its first record's `id` when it has one
-/// (an edge list's node name), else by that record's `line`. `guess` is its propagated top
+/// (an edge list's node name), else by that record's `line`. `suggested` tells `sprig
+/// propagate --seeds` to leave the label out of the class priors it estimates from the
+/// seeds (a chosen text is no sample of the classes). `guess` is its propagated top
 /// label (`null` when it abstains) and `guess_score` that label's score; `gain` the
 /// uncertain records its label settles (see [`super::suggest_labels`]); `records` how many
 /// records share the node; `text` its text (left out for edge-list graphs, whose `id` is
@@ -319,7 +321,7 @@ pub fn write_suggestions(
                 let _ = write!(buf, "{{\"line\":{line},");
             }
         }
-        buf.push_str("\"label\":null,");
+        buf.push_str("\"label\":null,\"suggested\":true,");
         match result.distribution().top(node) {
             Some(top) => {
                 let _ = write!(
@@ -562,7 +564,7 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             format!(
-                "{{\"id\":\"c\",\"label\":null,\"guess\":\"x\",\"guess_score\":{},\"gain\":0.500000,\"records\":1}}\n",
+                "{{\"id\":\"c\",\"label\":null,\"suggested\":true,\"guess\":\"x\",\"guess_score\":{},\"gain\":0.500000,\"records\":1}}\n",
                 rows[1]["guess_score"]
             )
         );

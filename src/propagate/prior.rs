@@ -45,16 +45,7 @@ pub(crate) fn resolve(
                 q[l] = p;
             }
         }
-        None => {
-            for node in seeds.chunk_by(|a, b| a.node == b.node) {
-                // With one label of weight w this adds w / w = 1 exactly: unit-weight,
-                // one-label seeds give the counts they always gave, bit for bit.
-                let total: f64 = node.iter().map(|s| f64::from(s.weight)).sum();
-                for s in node {
-                    q[s.label as usize] += f64::from(s.weight) / total;
-                }
-            }
-        }
+        None => q = seed_class_counts(labels.len(), seeds),
     }
     // Relative to the largest first, so that priors near f64's limits (1e308 each, whose
     // sum overflows) keep their ratios.
@@ -69,6 +60,27 @@ pub(crate) fn resolve(
     let total: f64 = q.iter().sum();
     q.iter_mut().for_each(|x| *x /= total);
     Ok(Some(q))
+}
+
+/// How many seeded nodes of `seeds` carry each of `n_labels` labels: what class mass
+/// normalization's priors are estimated from when none are given. Each seeded node counts
+/// once, split between its labels in proportion to their weights (see
+/// [`super::ClassPrior::Cmn`]). `seeds` must be merged ([`crate::graph::merge_seeds`]), as a
+/// graph's are.
+///
+/// # Panics
+/// If a seed's label is not below `n_labels`.
+pub fn seed_class_counts(n_labels: usize, seeds: &[Seed]) -> Vec<f64> {
+    let mut q = vec![0.0f64; n_labels];
+    for node in seeds.chunk_by(|a, b| a.node == b.node) {
+        // With one label of weight w this adds w / w = 1 exactly: unit-weight, one-label
+        // seeds give the counts they always gave, bit for bit.
+        let total: f64 = node.iter().map(|s| f64::from(s.weight)).sum();
+        for s in node {
+            q[s.label as usize] += f64::from(s.weight) / total;
+        }
+    }
+    q
 }
 
 /// Divides every node's labels and unknown by their total; an empty node gets `unknown = 1`.
