@@ -1014,6 +1014,60 @@ fn a_damaged_graph_is_refused_by_inspect() {
     assert!(err.contains("checksum mismatch"), "{err}");
 }
 
+/// `run` writes the texts worth labelling next and says so; filled in and given back with
+/// `--seeds`, they reach propagate and train as seeds.
+#[test]
+fn run_lists_texts_to_label_next_and_takes_them_back_as_seeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let corpus = repo("corpora/tiny/intents.jsonl");
+    let test = repo("corpora/tiny/test.jsonl");
+    let (corpus, test) = (corpus.to_str().unwrap(), test.to_str().unwrap());
+    let run = ["run", "--corpus", corpus, "--test", test, "-q", "--workdir"];
+    let out = ok(d, &[&run[..], &["one"]].concat());
+    let listed = std::fs::read_to_string(d.join("one/suggestions.jsonl")).unwrap();
+    let n = listed.lines().count();
+    assert!(n > 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "== to label next: {} lists {n} texts; fill in their \"label\"",
+            d.join("one/suggestions.jsonl").display()
+        )) || out.contains(&format!("one/suggestions.jsonl lists {n} texts")),
+        "{out}"
+    );
+    // Filled in, under another name, and given back.
+    std::fs::write(
+        d.join("labelled.jsonl"),
+        listed.replace("\"label\":null", "\"label\":\"thanks\""),
+    )
+    .unwrap();
+    let out = ok(
+        d,
+        &[&run[..], &["two", "--seeds", "labelled.jsonl"]].concat(),
+    );
+    for step in ["== 2/4 propagate", "== 3/4 train"] {
+        let line = out.lines().find(|l| l.starts_with(step)).unwrap();
+        assert!(line.contains("--seeds labelled.jsonl"), "{line}");
+    }
+    let seeded = std::fs::read_to_string(d.join("two/labels.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"seed\":true"))
+        .count();
+    let before = std::fs::read_to_string(d.join("one/labels.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"seed\":true"))
+        .count();
+    assert_eq!(seeded, before + n);
+    // The workdir's own list cannot be the seeds: it is an output.
+    let err = fails(
+        d,
+        &[&run[..], &["one", "--seeds", "one/suggestions.jsonl"]].concat(),
+    );
+    assert!(err.contains("--seeds"), "{err}");
+}
+
 #[test]
 fn run_chains_the_four_stages_like_the_readme_says() {
     let dir = tempfile::tempdir().unwrap();

@@ -25,9 +25,15 @@ pub struct Args {
     /// the repository root.
     #[arg(long, default_value = DEFAULT_TEST)]
     test: PathBuf,
-    /// Folder for the graph, the propagated labels and the model (created if missing).
+    /// Folder for the graph, the propagated labels, the texts to label next and the model
+    /// (created if missing).
     #[arg(long, default_value = "sprig-run")]
     workdir: PathBuf,
+    /// More labels, as a seed file (JSONL `{"line"|"id", "label"}` or TSV): the workdir's
+    /// suggestions.jsonl with its labels filled in, say, saved under another name. Passed on
+    /// to propagate and train, which read its labels as seeds.
+    #[arg(long, value_name = "FILE")]
+    seeds: Option<PathBuf>,
     /// No progress or informational notes on stderr: passed on to graph, propagate and
     /// train as --quiet. Warnings about input dropped or skipped are still printed.
     #[arg(long, short)]
@@ -42,13 +48,21 @@ pub struct Args {
     corpus_fields: super::CorpusArgs,
 }
 
-/// The files `run` writes into the workdir: the graph, the propagated labels, the model.
-const OUTPUTS: [&str; 3] = ["corpus.graph", "labels.jsonl", "model.sprig"];
+/// The files `run` writes into the workdir: the graph, the propagated labels, the texts
+/// worth labelling next (`propagate --suggest`), the model.
+const OUTPUTS: [&str; 4] = [
+    "corpus.graph",
+    "labels.jsonl",
+    "suggestions.jsonl",
+    "model.sprig",
+];
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     // Both inputs are checked before any work: a missing test file would otherwise surface
     // only after training, and a workdir holding the corpus would have it overwritten.
-    for (flag, input) in [("--corpus", &args.corpus), ("--test", &args.test)] {
+    let mut inputs = vec![("--corpus", &args.corpus), ("--test", &args.test)];
+    inputs.extend(args.seeds.as_ref().map(|s| ("--seeds", s)));
+    for (flag, input) in inputs {
         if input.as_os_str() == "-" {
             // The corpus is read by two steps, and a pipe only once.
             anyhow::bail!("{flag}: run needs a file, not standard input");
@@ -103,7 +117,12 @@ fn steps(args: &Args) -> anyhow::Result<()> {
     let path = |name: &str| args.workdir.join(name).display().to_string();
     let corpus = args.corpus.display().to_string();
     let test = args.test.display().to_string();
-    let [graph, labels, model] = OUTPUTS.map(path);
+    let [graph, labels, suggestions, model] = OUTPUTS.map(path);
+    let seeds = args.seeds.as_ref().map(|s| s.display().to_string());
+    let seeds: Vec<&str> = match &seeds {
+        Some(s) => vec!["--seeds", s],
+        None => vec![],
+    };
     let [format, fields, id] = args.corpus_fields.argv();
     let steps: [(&str, Vec<&str>); 4] = [
         (
@@ -112,13 +131,22 @@ fn steps(args: &Args) -> anyhow::Result<()> {
         ),
         (
             "2/4 propagate",
-            vec!["propagate", "--graph", &graph, "--out", &labels],
+            [
+                &["propagate", "--graph", &graph, "--out", &labels][..],
+                &seeds,
+                &["--suggest", &suggestions],
+            ]
+            .concat(),
         ),
         (
             "3/4 train",
-            vec![
-                "train", "--corpus", &corpus, "--labels", &labels, "--out", &model,
-            ],
+            [
+                &[
+                    "train", "--corpus", &corpus, "--labels", &labels, "--out", &model,
+                ][..],
+                &seeds,
+            ]
+            .concat(),
         ),
         ("4/4 eval", vec!["eval", "--model", &model, "--data", &test]),
     ];
@@ -140,6 +168,18 @@ fn steps(args: &Args) -> anyhow::Result<()> {
         let cli = Cli::try_parse_from(std::iter::once("sprig").chain(argv.iter().copied()))
             .with_context(|| format!("step {name}"))?;
         super::run(cli).with_context(|| format!("step {name}"))?;
+    }
+    // The next round: what a few more labels would do most for.
+    let listed = std::fs::read_to_string(&suggestions)
+        .map(|s| s.lines().count())
+        .unwrap_or(0);
+    if listed > 0 {
+        outln!(
+            "== to label next: {} lists {}; fill in their \"label\", save the file under \
+             another name and run again with --seeds FILE",
+            shell_words(&[&suggestions]),
+            super::count(listed as u64, "text", "texts"),
+        )?;
     }
     // An example from the test file, so that it suits whatever corpus the model learnt
     // (a fixed phrase would only suit the bundled one); none if the file gives no short one.
