@@ -421,6 +421,32 @@ fn propagate_suggests_texts_to_label_in_a_seed_file_to_fill_in() {
         })
         .count();
     assert!(spread > 0);
+    // With more labels than the default K, priors the seeds imply keep K and its notes as
+    // they are (those are for priors a user gives): 10 labels on a path, one more seed marked.
+    let path: String = (0..11).map(|i| format!("n{i}\tn{}\t1\n", i + 1)).collect();
+    std::fs::write(d.join("edges.tsv"), path).unwrap();
+    let ten: String = (0..10).map(|i| format!("n{i}\tl{i}\n")).collect();
+    std::fs::write(d.join("seeds.tsv"), ten).unwrap();
+    crate::util::edges_graph(d);
+    std::fs::write(
+        d.join("more.jsonl"),
+        "{\"id\":\"n11\",\"label\":\"l0\",\"suggested\":true}\n",
+    )
+    .unwrap();
+    let err = ok_stderr(
+        d,
+        &[
+            "propagate",
+            "--graph",
+            "g.graph",
+            "--out",
+            "p.jsonl",
+            "--seeds",
+            "more.jsonl",
+        ],
+    );
+    assert!(err.contains("leave out the 1 seed of more.jsonl"), "{err}");
+    assert!(!err.contains("--top-k"), "{err}");
     // Given to `sprig graph`, whose seeds keep no mark, the file is noted.
     let err = ok_stderr(
         d,

@@ -824,38 +824,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(k) = prior_top_k {
         config.top_k = k;
     }
-    // Texts chosen for labelling are no sample of the classes: the priors estimated from the
-    // seeds count the others only (a label that only chosen texts carry keeps its count among
-    // all the seeds, so that it is not zeroed). Set after the top-K default above, which is
-    // for priors a user gives: these are still the seeds' own. Measured
-    // (benches/README.md, thirty-third session): 35 chosen labels counted in the priors took
-    // SNIPS from 90.7% to 88.3%; left out, 91.7%.
-    let mut drawn_note = None;
-    if let Some((names, drawn, chosen)) = drawn_counts {
-        let all = seed_class_counts(graph.labels().len(), graph.seeds());
-        let priors: std::collections::BTreeMap<String, f64> = graph
-            .labels()
-            .iter()
-            .zip(&all)
-            .map(|(name, &count)| {
-                let kept = names.binary_search(name).map_or(0.0, |l| drawn[l]);
-                (name.clone(), if kept > 0.0 { kept } else { count })
-            })
-            .collect();
-        config.class_prior = ClassPrior::Cmn {
-            priors: Some(priors),
-        };
-        drawn_note = Some(format!(
-            "note: the class priors leave out the {} of {} marked \"suggested\" (chosen \
-             for labelling, not drawn at random)",
-            super::count(chosen as u64, "seed", "seeds"),
-            args.seeds
-                .as_ref()
-                .expect("chosen seeds come from --seeds")
-                .display()
-        ));
-    }
-
     let bars = Arc::new(Bars::new(args.job.quiet));
     bars.note(&format!(
         "{}: {}; {} for at most {}",
@@ -867,9 +835,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(warning) = prior_note {
         // Input ignored: a warning, which --quiet does not silence.
         bars.warn(&warning);
-    }
-    if let Some(note) = drawn_note {
-        bars.note(&note);
     }
     if let Some(warning) = weak_seeds_note(&graph, &config) {
         bars.warn(&warning);
@@ -923,6 +888,37 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ));
     }
     let graph = Arc::new(graph);
+    // Texts chosen for labelling are no sample of the classes: the priors estimated from the
+    // seeds count the others only (a label that only chosen texts carry keeps its count among
+    // all the seeds, so that it is not zeroed). Set after the top-K default and the notes
+    // above, which are for priors a user gives: these are still the seeds' own. Measured
+    // (benches/README.md, thirty-third session): 35 chosen labels counted in the priors took
+    // SNIPS from 90.7% to 88.3%; left out, 91.7%.
+    if let Some((names, drawn, chosen)) = drawn_counts {
+        let all = seed_class_counts(graph.labels().len(), graph.seeds());
+        let priors: std::collections::BTreeMap<String, f64> = graph
+            .labels()
+            .iter()
+            .zip(&all)
+            .map(|(name, &count)| {
+                let kept = names.binary_search(name).map_or(0.0, |l| drawn[l]);
+                (name.clone(), if kept > 0.0 { kept } else { count })
+            })
+            .collect();
+        config.class_prior = ClassPrior::Cmn {
+            priors: Some(priors),
+        };
+        bars.note(&format!(
+            "note: the class priors leave out the {} of {} marked \"suggested\" (chosen \
+             for labelling, not drawn at random)",
+            super::count(chosen as u64, "seed", "seeds"),
+            args.seeds
+                .as_ref()
+                .expect("chosen seeds come from --seeds")
+                .display()
+        ));
+    }
+
     bars.stage("propagate", Some(config.iterations as u64), "iterations");
     let progress = Arc::clone(&bars);
     let result = propagate_at(&place, &graph, &config, move |s| {

@@ -83,11 +83,13 @@ fn uncertainty(scores: &[LabelScore]) -> f64 {
 }
 
 /// Up to `count` unlabelled text nodes of `graph` to label next, best first, chosen from
-/// `result` as the module docs say. Fewer when fewer texts have any uncertain record near
-/// them. Deterministic: ties go to the lower node id.
+/// `result`, the propagation of `seeds` with `config` (whose class priors, or the seeds'
+/// shares, the choices keep), as the module docs say. Fewer when fewer texts have any
+/// uncertain record near them. Deterministic: ties go to the lower node id.
 ///
 /// # Errors
-/// [`Error::InvalidConfig`] for a bipartite graph (see the module docs).
+/// [`Error::InvalidConfig`] for a bipartite graph (see the module docs), or given priors
+/// that name a label the graph lacks (as [`super::propagate_with`] refuses them).
 ///
 /// # Panics
 /// If `result` is not a propagation over `graph` (another node count), or the graph does not
@@ -205,18 +207,20 @@ pub fn suggest_labels(
     Ok(chosen)
 }
 
-/// The class shares the suggestions keep: the class priors `config`'s class mass
-/// normalization uses (given, or estimated from the seeds), or the seeds' shares without it.
+/// The class shares the suggestions keep: the class priors `config` gives, or else the
+/// seeds' shares (what class mass normalization estimates its priors from); none, and no
+/// quotas, without a seed.
 fn shares(graph: &Graph, seeds: &[Seed], config: &PropagationConfig) -> Result<Vec<f64>> {
-    let labels = graph.labels();
-    let cmn = match &config.class_prior {
-        ClassPrior::Cmn { .. } => config.clone(),
-        ClassPrior::None => PropagationConfig {
-            class_prior: ClassPrior::Cmn { priors: None },
-            ..config.clone()
-        },
-    };
-    Ok(super::prior::resolve(&cmn, labels, seeds)?.unwrap_or_default())
+    if let ClassPrior::Cmn { priors: Some(_) } = &config.class_prior {
+        return Ok(super::prior::resolve(config, graph.labels(), seeds)?.unwrap_or_default());
+    }
+    let counts = super::prior::seed_class_counts(graph.labels().len(), seeds);
+    let total: f64 = counts.iter().sum();
+    Ok(if total > 0.0 {
+        counts.iter().map(|c| c / total).collect()
+    } else {
+        Vec::new()
+    })
 }
 
 /// `count` split between labels in proportion to `shares` (summing to 1): the floors, then
@@ -437,6 +441,18 @@ mod tests {
         let one = in_pool(1, || suggest(&g, 10));
         let two = in_pool(2, || suggest(&g, 10));
         assert_eq!(one, two);
+    }
+
+    #[test]
+    fn without_seeds_to_share_by_the_choices_go_by_gain_alone() {
+        // The propagation of the seeds, the choices asked with none (a library caller's
+        // slip, which must not fail for want of shares): no quotas, and the choices by gain
+        // (cliques 2 and 3, which no seed reaches, abstain: no quota would count them).
+        let g = cut_cliques(4, &[2, 3], &[(0, 0), (4, 1)]);
+        let config = PropagationConfig::default();
+        let p = propagate_with(&g, g.seeds(), &config, |_| {}).unwrap();
+        let none = suggest_labels(&g, &[], &config, &p, 3).unwrap();
+        assert_eq!(nodes(&none), [8, 12, 9]);
     }
 
     #[test]
