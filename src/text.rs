@@ -1179,6 +1179,15 @@ mod tests {
         out
     }
 
+    /// [`configs`], then each with variant folding off.
+    fn configs_folded_or_not() -> Vec<TextConfig> {
+        let unfolded = configs().into_iter().map(|c| TextConfig {
+            fold_variants: false,
+            ..c
+        });
+        configs().into_iter().chain(unfolded).collect()
+    }
+
     /// Tokens and features of the fast path equal those of the `tokenizers` path.
     fn check_fast_path(p: &TextPipeline, text: &str, tokens: &mut Tokens) {
         let want = p.tokenize_reference(text);
@@ -1238,11 +1247,7 @@ mod tests {
         );
         assert!(set.len() > 1800, "{}", set.len());
         let mut tokens = Tokens::default();
-        let mut unfolded = configs();
-        for c in &mut unfolded {
-            c.fold_variants = false;
-        }
-        for config in configs().into_iter().chain(unfolded) {
+        for config in configs_folded_or_not() {
             let p = TextPipeline::new(&config, &FeatureConfig::default()).unwrap();
             for &c in &set {
                 for text in [
@@ -1252,6 +1257,32 @@ mod tests {
                 ] {
                     check_fast_path(&p, &text, &mut tokens);
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn text_of_the_fast_paths_set_takes_it_and_other_text_does_not() {
+        // The set the docs of `tokenize_into` promise the allocation-free path: ASCII, the
+        // Latin-1 letters (unless accents are stripped), emoji and common symbols, quotes and
+        // dashes, and variation selectors and skin tones (when they are folded).
+        let mut out = Tokens::default();
+        for config in configs_folded_or_not() {
+            let p = TextPipeline::new(&config, &FeatureConfig::default()).unwrap();
+            let fast = |text: &str, out: &mut Tokens| {
+                out.clear();
+                p.tokenize_fast(text, out)
+            };
+            assert!(fast("Hello, World! r2d2 #1 ~ok~", &mut out), "{config:?}");
+            assert!(fast("“ok” — ×2 👍 ☀", &mut out), "{config:?}");
+            let latin = "Ça va, CAFÉ? Señor";
+            assert_eq!(fast(latin, &mut out), !config.strip_accents, "{config:?}");
+            for variant in ["❤\u{fe0f}", "👍\u{1f3fd}", "☀\u{fe0e}"] {
+                assert_eq!(fast(variant, &mut out), config.fold_variants, "{config:?}");
+            }
+            // Outside the set: NFKC changes it, it is a combining mark, or it is not Latin-1.
+            for other in ["wait…", "e\u{301}", "ok 官", "łódź", "σ"] {
+                assert!(!fast(other, &mut out), "{other:?} {config:?}");
             }
         }
     }
@@ -1299,6 +1330,7 @@ mod tests {
         );
         p.tokenize_into("café ok", &mut tokens);
         assert_eq!(tokens.to_vec(), ["café", "ok"]);
+        assert!(!tokens.is_empty());
         p.tokenize_into(" \x0b ", &mut tokens);
         assert!(tokens.is_empty());
         assert_eq!(p.tokenize("a\x01b\x0bc\td"), ["abc", "d"]);
@@ -1434,6 +1466,10 @@ mod tests {
         p.for_each_feature(&tokens, |f, d| shown.push((f.block, d())));
         let words = ["u:thank", "b:thank you", "u:you", "b:you !", "u:!"];
         assert_eq!(shown, words.map(|w| (Block::Word, w.to_owned())));
+        // Recorded as the CLI's `--features u,b` writes it: no char lengths in a header
+        // whose model uses none.
+        let w = FeatureConfig::word12();
+        assert_eq!((w.char_min, w.char_max), (0, 0));
     }
 
     #[test]
