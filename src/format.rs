@@ -86,6 +86,30 @@ pub struct SectionEntry {
     pub len: u64,
 }
 
+/// The values of a [`Dtype::I4`] section, still packed two to a byte (value `2k` in byte
+/// `k`'s low nibble, `2k + 1` in its high one): [`Artifact::nibbles`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Nibbles<'a> {
+    bytes: &'a [u8],
+    count: usize,
+}
+
+impl Nibbles<'_> {
+    /// How many values.
+    pub(crate) fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Value `at`, sign-extended from its nibble: shifted to the top of a byte, then
+    /// arithmetic-shifted back. Always within −8..=7.
+    #[inline]
+    pub(crate) fn get(&self, at: usize) -> i8 {
+        debug_assert!(at < self.count);
+        let b = self.bytes[at / 2];
+        ((if at % 2 == 1 { b } else { b << 4 }) as i8) >> 4
+    }
+}
+
 /// Builds an artifact: sections first, then [`ArtifactWriter::write_to`] (streams the file,
 /// hashing as it goes) or [`ArtifactWriter::finish`] (the bytes in memory). Sections borrow
 /// their values until then, so that a large graph is never copied into a buffer to be
@@ -561,22 +585,25 @@ impl Artifact {
     /// As [`Artifact::u8s`], and [`Error::BadHeader`] if an odd count's unused last nibble
     /// is not 0.
     pub fn i4s(&self, name: &str) -> Result<Vec<i8>> {
+        let q = self.nibbles(name)?;
+        Ok((0..q.len()).map(|at| q.get(at)).collect())
+    }
+
+    /// The values of an `i4` section left packed two to a byte, checked as [`Artifact::i4s`]
+    /// checks them: loading plans a 4-bit layer from these without unpacking it whole.
+    pub(crate) fn nibbles(&self, name: &str) -> Result<Nibbles<'_>> {
         let (entry, bytes) = self.section(name, Dtype::I4)?;
         let count = entry.shape.iter().product::<u64>() as usize;
-        // Sign-extends a nibble: shift it to the top of a byte, then arithmetic-shift back.
-        let nibble = |b: u8, high: bool| ((if high { b } else { b << 4 }) as i8) >> 4;
-        let mut out = Vec::with_capacity(count);
-        for &b in bytes {
-            out.push(nibble(b, false));
-            out.push(nibble(b, true));
-        }
-        if out.len() > count && out.pop() != Some(0) {
+        let q = Nibbles { bytes, count };
+        // `count` is at most the nibbles of `bytes`: the section's length was checked
+        // against its shape.
+        if count % 2 == 1 && bytes[count / 2] >> 4 != 0 {
             return Err(Error::BadHeader {
                 path: self.path.clone(),
                 message: format!("section {name:?}: the unused last nibble is not 0"),
             });
         }
-        Ok(out)
+        Ok(q)
     }
 
     /// The values of a `u32` section.

@@ -8,9 +8,10 @@
 use super::kernel::Kernel;
 #[cfg(target_arch = "x86_64")]
 use super::kernel::{entered, Entry};
-use super::quantize::{quantize_layers, Layer, Quantization, Weights};
+use super::quantize::{check_layer, quantize_layers, scales_fit, Layer, Quantization, Weights};
 use super::train::Mlp;
 use super::{dot, softmax};
+use crate::format::Nibbles;
 
 /// The inference network: layers of [`Layer`], input in {−1, 0, +1}.
 ///
@@ -65,21 +66,49 @@ impl Network {
     /// # Errors
     /// A message naming the first bad layer.
     pub fn from_layers(layers: Vec<Layer>) -> std::result::Result<Self, String> {
+        Self::from_sources(layers.into_iter().map(Source::Stored).collect())
+    }
+
+    /// [`Network::from_layers`] for a model file's layers, its 4-bit first layer still packed
+    /// in the file's bytes: loading never holds that layer one weight to a byte (143 KB for
+    /// a default model) beside the file and the columns it is planned into.
+    pub(crate) fn with_packed_first(
+        first: PackedLayer<'_>,
+        rest: Vec<Layer>,
+    ) -> std::result::Result<Self, String> {
+        let sources = std::iter::once(Source::Packed(first))
+            .chain(rest.into_iter().map(Source::Stored))
+            .collect();
+        Self::from_sources(sources)
+    }
+
+    fn from_sources(layers: Vec<Source<'_>>) -> std::result::Result<Self, String> {
         if layers.is_empty() {
             return Err("no layer".into());
         }
         for (l, layer) in layers.iter().enumerate() {
             layer.validate().map_err(|m| format!("layer {l}: {m}"))?;
-            if l > 0 && layers[l - 1].n_out != layer.n_in {
+            let (n_in, prev_out) = (
+                layer.shape().0,
+                l.checked_sub(1).map(|p| layers[p].shape().1),
+            );
+            if let Some(prev_out) = prev_out.filter(|&p| p != n_in) {
                 return Err(format!(
-                    "layer {l} takes {} inputs but layer {} gives {}",
-                    layer.n_in,
+                    "layer {l} takes {n_in} inputs but layer {} gives {prev_out}",
                     l - 1,
-                    layers[l - 1].n_out
                 ));
             }
         }
-        Ok(Self::with_plans(layers))
+        // Each layer is dropped as soon as it is planned.
+        let layers = layers
+            .into_iter()
+            .enumerate()
+            .map(|(l, x)| match x {
+                Source::Stored(x) => Planned::of(l, x),
+                Source::Packed(x) => Planned::packed(x),
+            })
+            .collect();
+        Ok(Self { layers })
     }
 
     fn with_plans(layers: Vec<Layer>) -> Self {
@@ -291,18 +320,7 @@ impl Planned {
         let four_bits = matches!(weights, Weights::I4 { .. });
         let plan = match (weights, l) {
             (Weights::I8 { q, scale } | Weights::I4 { q, scale }, 0) => {
-                let stride = n_out.div_ceil(COLUMN_UNIT) * COLUMN_UNIT;
-                let cols = if four_bits {
-                    // `validate` keeps 4-bit values in −8..=7, so |A ± B| ≤ 16.
-                    PairColumns::Narrow(pair_columns(&q, n_in, n_out, stride, |v| v as i8))
-                } else {
-                    PairColumns::Wide(pair_columns(&q, n_in, n_out, stride, |v| v))
-                };
-                Plan::TernaryPairs {
-                    cols,
-                    stride,
-                    scale,
-                }
+                ternary_pairs(n_in, n_out, |at| q[at], four_bits, scale)
             }
             (Weights::I8 { q, scale } | Weights::I4 { q, scale }, _) => {
                 let stride = n_out.div_ceil(FLOAT_LANES) * FLOAT_LANES;
@@ -325,6 +343,24 @@ impl Planned {
             n_in,
             n_out,
             plan,
+            bias,
+        }
+    }
+
+    /// Plans a first layer still packed in a model file's bytes, as [`Planned::of`] plans it
+    /// unpacked: reading each weight from its nibble.
+    fn packed(layer: PackedLayer<'_>) -> Self {
+        let PackedLayer {
+            n_in,
+            n_out,
+            q,
+            scale,
+            bias,
+        } = layer;
+        Self {
+            n_in,
+            n_out,
+            plan: ternary_pairs(n_in, n_out, |at| q.get(at), true, scale),
             bias,
         }
     }
@@ -394,6 +430,70 @@ impl Planned {
             Plan::TernaryPairs { scale, .. } | Plan::Columns { scale, .. } => n + scale.len() * 4,
         };
         weights + self.bias.len() * 4
+    }
+}
+
+/// A 4-bit layer as a model file holds it: its `n_out × n_in` weights still packed two to
+/// a byte in the file's bytes ([`Network::with_packed_first`]).
+#[derive(Debug)]
+pub(crate) struct PackedLayer<'a> {
+    pub(crate) n_in: usize,
+    pub(crate) n_out: usize,
+    /// Row-major, as [`Weights::I4`]'s `q`.
+    pub(crate) q: Nibbles<'a>,
+    /// One per output row.
+    pub(crate) scale: Vec<f32>,
+    pub(crate) bias: Vec<f32>,
+}
+
+/// A layer that [`Network::from_sources`] checks and plans.
+enum Source<'a> {
+    Stored(Layer),
+    Packed(PackedLayer<'a>),
+}
+
+impl Source<'_> {
+    /// `(n_in, n_out)`.
+    fn shape(&self) -> (usize, usize) {
+        match self {
+            Source::Stored(x) => (x.n_in, x.n_out),
+            Source::Packed(x) => (x.n_in, x.n_out),
+        }
+    }
+
+    /// [`Layer::validate`]; a nibble is always within the 4-bit range.
+    fn validate(&self) -> std::result::Result<(), String> {
+        match self {
+            Source::Stored(x) => x.validate(),
+            Source::Packed(x) => {
+                let ok = x.q.len() == x.n_in * x.n_out && scales_fit(&x.scale, x.n_out);
+                check_layer(x.n_in, x.n_out, ok, &x.bias)
+            }
+        }
+    }
+}
+
+/// The [`Plan::TernaryPairs`] of a first layer whose `n_out × n_in` weight at row-major
+/// index `at` is `weight(at)`: a closure, so that a layer still packed in a file's bytes
+/// is planned without unpacking it whole.
+fn ternary_pairs(
+    n_in: usize,
+    n_out: usize,
+    weight: impl Fn(usize) -> i8,
+    four_bits: bool,
+    scale: Vec<f32>,
+) -> Plan {
+    let stride = n_out.div_ceil(COLUMN_UNIT) * COLUMN_UNIT;
+    let cols = if four_bits {
+        // `validate` keeps 4-bit values in −8..=7, so |A ± B| ≤ 16.
+        PairColumns::Narrow(pair_columns(weight, n_in, n_out, stride, |v| v as i8))
+    } else {
+        PairColumns::Wide(pair_columns(weight, n_in, n_out, stride, |v| v))
+    };
+    Plan::TernaryPairs {
+        cols,
+        stride,
+        scale,
     }
 }
 
@@ -532,11 +632,12 @@ const fn pair_code(a: i8, b: i8) -> usize {
     ((a as u8 & 3) | ((b as u8 & 3) << 2)) as usize
 }
 
-/// The pair columns of [`Plan::TernaryPairs`] for the `n_out × n_in` weights `q`: column
-/// `4p + k`, lane `i`, is `A`, `B`, `A + B` or `A − B` for inputs `2p`, `2p + 1` of output
-/// `i`, converted by `to` (values within ±256, or ±16 for 4-bit weights).
+/// The pair columns of [`Plan::TernaryPairs`] for the `n_out × n_in` weights whose
+/// row-major index `at` is `weight(at)`: column `4p + k`, lane `i`, is `A`, `B`, `A + B` or
+/// `A − B` for inputs `2p`, `2p + 1` of output `i`, converted by `to` (values within ±256,
+/// or ±16 for 4-bit weights).
 fn pair_columns<T: Copy + Default>(
-    q: &[i8],
+    weight: impl Fn(usize) -> i8,
     n_in: usize,
     n_out: usize,
     stride: usize,
@@ -547,7 +648,7 @@ fn pair_columns<T: Copy + Default>(
     // An odd last input pairs with a column of zeros.
     let w = |i: usize, j: usize| {
         if j < n_in {
-            i16::from(q[i * n_in + j])
+            i16::from(weight(i * n_in + j))
         } else {
             0
         }

@@ -31,6 +31,7 @@ mod kernel;
 mod quantize;
 mod train;
 
+pub(crate) use infer::PackedLayer;
 pub use infer::{NetScratch, Network};
 #[cfg(target_arch = "x86_64")]
 pub(crate) use kernel::entered;

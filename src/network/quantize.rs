@@ -96,22 +96,12 @@ impl Layer {
             Weights::F32(w) => w.len() == n && w.iter().all(|x| x.is_finite()),
             Weights::I8 { q, scale } | Weights::I4 { q, scale } => {
                 q.len() == n
-                    && scale.len() == self.n_out
-                    && scale.iter().all(|s| s.is_finite() && *s >= 0.0)
+                    && scales_fit(scale, self.n_out)
                     && (matches!(self.weights, Weights::I8 { .. })
                         || q.iter().all(|v| (-8..=7).contains(v)))
             }
         };
-        if !ok {
-            return Err(format!(
-                "weights do not match {} × {} or are not finite",
-                self.n_out, self.n_in
-            ));
-        }
-        if self.bias.len() != self.n_out || !self.bias.iter().all(|b| b.is_finite()) {
-            return Err(format!("bias must hold {} finite values", self.n_out));
-        }
-        Ok(())
+        check_layer(self.n_in, self.n_out, ok, &self.bias)
     }
 
     /// Bytes of weights, scales and biases.
@@ -123,6 +113,32 @@ impl Layer {
         };
         w + self.bias.len() * 4
     }
+}
+
+/// Whether a quantized layer's row scales fit its `n_out` rows: one each, finite and
+/// non-negative (a row's max |w| over its levels).
+pub(super) fn scales_fit(scale: &[f32], n_out: usize) -> bool {
+    scale.len() == n_out && scale.iter().all(|s| s.is_finite() && *s >= 0.0)
+}
+
+/// [`Layer::validate`]'s verdict for an `n_out × n_in` layer whose weights (and scales)
+/// passed their checks or not (`weights_ok`), with biases `bias`: shared with a 4-bit layer
+/// still packed in a model file's bytes.
+pub(super) fn check_layer(
+    n_in: usize,
+    n_out: usize,
+    weights_ok: bool,
+    bias: &[f32],
+) -> std::result::Result<(), String> {
+    if !weights_ok {
+        return Err(format!(
+            "weights do not match {n_out} × {n_in} or are not finite"
+        ));
+    }
+    if bias.len() != n_out || !bias.iter().all(|b| b.is_finite()) {
+        return Err(format!("bias must hold {n_out} finite values"));
+    }
+    Ok(())
 }
 
 /// The `f32` layers of `layers` stored as `quantization` says: 4 bits for the first layer of
