@@ -34,8 +34,19 @@ fn propagate(dir: &Path, out: &str, extra: &[&str]) -> Vec<u8> {
     std::fs::read(dir.join(out)).unwrap()
 }
 
+/// Held by every test that starts processes on loopback ports, so that no two run at once:
+/// [`free_ports`] frees its ports before timely binds them, and a port one test freed and
+/// another then drew would join the two tests' processes into one cluster (the library's
+/// TCP tests saw it: "worker 1 has another graph").
+fn tcp_serial() -> std::sync::MutexGuard<'static, ()> {
+    static TCP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // A test that failed holding it poisons it; the next still runs alone.
+    TCP.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Two free loopback ports (a port could be taken between this and timely's bind; the test
-/// would then fail loudly, not pass).
+/// would then fail loudly, not pass). Callers hold [`tcp_serial`].
 fn free_ports() -> [u16; 2] {
     let a = TcpListener::bind("127.0.0.1:0").unwrap();
     let b = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -116,6 +127,7 @@ fn write_hosts(dir: &Path) {
 
 #[test]
 fn distributed_runs_write_the_bytes_of_a_single_process() {
+    let _tcp = tcp_serial();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     replies_graph(d);
@@ -159,6 +171,7 @@ fn distributed_runs_write_the_bytes_of_a_single_process() {
 /// that mean different things.
 #[test]
 fn distributed_processes_must_agree_on_their_inputs() {
+    let _tcp = tcp_serial();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     replies_graph(d);
@@ -178,6 +191,7 @@ fn distributed_processes_must_agree_on_their_inputs() {
 /// timely's threads panic, and each process says so in one line, not a screen of panics.
 #[test]
 fn processes_with_other_worker_counts_fail_in_one_line() {
+    let _tcp = tcp_serial();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     replies_graph(d);
@@ -222,6 +236,7 @@ fn refused(dir: &Path, hosts: &str, process: &str, out: &str, extra: &[&str]) ->
 
 #[test]
 fn distributed_flags_are_checked() {
+    let _tcp = tcp_serial();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     replies_graph(d);
@@ -297,6 +312,7 @@ fn distributed_flags_are_checked() {
 /// the panic quoted in it, not printed.
 #[test]
 fn a_stray_connection_at_start_up_fails_in_one_line() {
+    let _tcp = tcp_serial();
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

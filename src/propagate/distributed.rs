@@ -1013,8 +1013,19 @@ mod tests {
         .to_string()
     }
 
+    /// Held by every test that runs a cluster over loopback TCP, so that no two run at once:
+    /// [`loopback_hosts`] frees its ports before timely binds them, and a port one test
+    /// freed and another then drew joined the two tests' processes into one cluster (CI saw
+    /// "worker 1 has another graph" beside the test whose processes hold different graphs).
+    fn tcp_serial() -> std::sync::MutexGuard<'static, ()> {
+        static TCP: Mutex<()> = Mutex::new(());
+        // A test that failed holding it poisons it; the next still runs alone.
+        TCP.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// `n` free loopback `host:port`s (a port could be taken between this and timely's bind;
-    /// a test would then fail loudly, not pass).
+    /// a test would then fail loudly, not pass). Callers hold [`tcp_serial`].
     fn loopback_hosts(n: usize) -> Vec<String> {
         (0..n)
             .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
@@ -1105,6 +1116,7 @@ mod tests {
     /// result bit for bit. A process given a graph without its rows refuses to start.
     #[test]
     fn processes_that_load_only_their_rows_match_the_single_engine() {
+        let _tcp = tcp_serial();
         let g = testgraphs::random(3000, 12000, 12, 200, 7);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("g.graph");
@@ -1179,6 +1191,7 @@ mod tests {
 
     #[test]
     fn processes_with_graphs_that_differ_only_in_their_edges_refuse_to_run() {
+        let _tcp = tcp_serial();
         let n = 1200usize;
         let ring = |chords: [(u32, u32); 2]| {
             let mut edges: Vec<(u32, u32, f32)> = (0..n as u32)
@@ -1207,6 +1220,7 @@ mod tests {
     /// `process / workers` in place of `process * workers` went unnoticed).
     #[test]
     fn processes_over_tcp_report_everywhere_and_return_in_process_0() {
+        let _tcp = tcp_serial();
         let g = Arc::new(testgraphs::random(3000, 12000, 12, 200, 7));
         let config = PropagationConfig::default();
         let single = propagate_with(&g, g.seeds(), &config, |_| {}).unwrap();
@@ -1259,6 +1273,7 @@ mod tests {
     /// (Applied, a 1 ns limit fails the run at its first wait.)
     #[test]
     fn a_cluster_of_one_process_has_no_timeout() {
+        let _tcp = tcp_serial();
         let g = Arc::new(testgraphs::random(3000, 12000, 12, 200, 7));
         let config = PropagationConfig::default();
         let single = propagate_with(&g, g.seeds(), &config, |_| {}).unwrap();
@@ -1341,6 +1356,7 @@ mod tests {
     /// process 1 to connect, process 1 retries connecting to process 0.
     #[test]
     fn a_process_alone_gives_up_after_its_connect_timeout() {
+        let _tcp = tcp_serial();
         let g = Arc::new(testgraphs::karate());
         for process in 0..2 {
             let hosts = loopback_hosts(2);
@@ -1370,6 +1386,7 @@ mod tests {
     /// would if a connected peer froze, instead of waiting for ever.
     #[test]
     fn a_peer_that_never_speaks_stops_the_run_at_the_timeout() {
+        let _tcp = tcp_serial();
         let g = Arc::new(testgraphs::karate());
         let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let mut hosts = vec![format!(
