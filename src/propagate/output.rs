@@ -312,8 +312,8 @@ pub fn write_suggestions(
     for s in suggestions {
         buf.clear();
         let node = s.node as usize;
-        match first[node].and_then(|r| r.id.as_ref().map(|id| (r, id))) {
-            Some((_, id)) => {
+        match first[node].and_then(|r| r.id.as_ref()) {
+            Some(id) => {
                 let _ = write!(buf, "{{\"id\":{},", id.to_json());
             }
             None => {
