@@ -228,15 +228,10 @@ pub fn write_seed_conflicts(
     result: &Propagation,
     conflicts: &[super::SeedConflict],
 ) -> io::Result<()> {
-    check(graph, result)?;
-    let first = graph.first_records();
-    let counts = graph.records_per_text_node();
     let names = graph.labels();
-    let mut buf = String::new();
-    for c in conflicts {
-        buf.clear();
+    node_lines(out, graph, result, conflicts, |buf, c, facts| {
         let node = c.node as usize;
-        match first[node] {
+        match facts.first[node] {
             Some(r) => {
                 let id =
                     r.id.as_ref()
@@ -257,8 +252,7 @@ pub fn write_seed_conflicts(
         let _ = write!(
             buf,
             "\"records\":{},\"seed\":[{}],\"seed_share\":{},\"neighbourhood\":[",
-            // A feature node stands for no record.
-            counts.get(node).copied().unwrap_or(0),
+            facts.records(node),
             seeded.join(","),
             Micros(micros(c.seed_share))
         );
@@ -273,10 +267,8 @@ pub fn write_seed_conflicts(
                 Micros(micros(s.score))
             );
         }
-        buf.push_str("]}\n");
-        out.write_all(buf.as_bytes())?;
-    }
-    out.flush()
+        buf.push_str("]}");
+    })
 }
 
 /// Writes the texts of [`super::suggest_labels`], one JSON object a line in their order
@@ -304,20 +296,15 @@ pub fn write_suggestions(
     result: &Propagation,
     suggestions: &[super::Suggestion],
 ) -> io::Result<()> {
-    check(graph, result)?;
-    let first = graph.first_records();
-    let counts = graph.records_per_text_node();
     let names = graph.labels();
-    let mut buf = String::new();
-    for s in suggestions {
-        buf.clear();
+    node_lines(out, graph, result, suggestions, |buf, s, facts| {
         let node = s.node as usize;
-        match first[node].and_then(|r| r.id.as_ref()) {
+        match facts.first[node].and_then(|r| r.id.as_ref()) {
             Some(id) => {
                 let _ = write!(buf, "{{\"id\":{},", id.to_json());
             }
             None => {
-                let line = first[node].map_or(0, |r| r.line);
+                let line = facts.first[node].map_or(0, |r| r.line);
                 let _ = write!(buf, "{{\"line\":{line},");
             }
         }
@@ -337,12 +324,49 @@ pub fn write_suggestions(
             buf,
             "\"gain\":{:.6},\"records\":{}",
             s.gain,
-            counts.get(node).copied().unwrap_or(0)
+            facts.records(node)
         );
         if graph.kind() != crate::graph::GraphKind::Edges {
             let _ = write!(buf, ",\"text\":{}", json_string(&graph.keys()[node]));
         }
-        buf.push_str("}\n");
+        buf.push('}');
+    })
+}
+
+/// What the per-node JSONL writers name a node by: its first record (`None` for a node
+/// with no record, a bipartite graph's feature node) and how many records it stands for.
+struct NodeFacts<'g> {
+    first: Vec<Option<&'g crate::graph::RecordRef>>,
+    counts: Vec<u32>,
+}
+
+impl NodeFacts<'_> {
+    /// The records `node` stands for (0 for a feature node).
+    fn records(&self, node: usize) -> u32 {
+        self.counts.get(node).copied().unwrap_or(0)
+    }
+}
+
+/// Writes one JSON line per item of `items`, as `line` fills it (without the newline), after
+/// checking that `result` is a propagation over `graph`: the frame of the seed check's and
+/// the suggestions' writers.
+fn node_lines<T>(
+    out: &mut dyn Write,
+    graph: &Graph,
+    result: &Propagation,
+    items: &[T],
+    mut line: impl FnMut(&mut String, &T, &NodeFacts),
+) -> io::Result<()> {
+    check(graph, result)?;
+    let facts = NodeFacts {
+        first: graph.first_records(),
+        counts: graph.records_per_text_node(),
+    };
+    let mut buf = String::new();
+    for item in items {
+        buf.clear();
+        line(&mut buf, item, &facts);
+        buf.push('\n');
         out.write_all(buf.as_bytes())?;
     }
     out.flush()
